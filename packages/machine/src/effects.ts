@@ -1,0 +1,206 @@
+import type { MemoryLine } from './memory-line.js';
+import type { Task } from './task.js';
+import type { WaitQueue } from './wait-queue.js';
+
+/**
+ * Numeric kinds of the effects kernel code yields. Every operation that another CPU could observe, or
+ * that costs time, is one effect; the code between two effects runs atomically.
+ */
+export const EffectKind = {
+  Read: 0,
+  Write: 1,
+  Rmw: 2,
+  Spin: 3,
+  Fence: 4,
+  IrqDisable: 5,
+  IrqEnable: 6,
+  IrqRestore: 7,
+  Ipi: 8,
+  Block: 9,
+  Wake: 10,
+  WakeTask: 11,
+  Delay: 12,
+  Now: 13,
+  Self: 14,
+  Yield: 15,
+} as const;
+export type EffectKindValue = (typeof EffectKind)[keyof typeof EffectKind];
+
+/** Printable names of the effect kinds, indexed by {@link EffectKind} value. */
+export const effectKindNames: readonly string[] = [
+  'read',
+  'write',
+  'rmw',
+  'spin',
+  'fence',
+  'irq-disable',
+  'irq-enable',
+  'irq-restore',
+  'ipi',
+  'block',
+  'wake',
+  'wake-task',
+  'delay',
+  'now',
+  'self',
+  'yield',
+];
+
+/** A handler that runs on a CPU that received an IPI, in interrupt context (interrupts off). */
+export type IpiHandler = (cpu: number) => Kernel<void>;
+
+export type MemoryEffect = {
+  readonly kind: typeof EffectKind.Read | typeof EffectKind.Write | typeof EffectKind.Rmw;
+  readonly line: MemoryLine;
+  readonly label?: string;
+};
+export type IpiEffect = {
+  readonly kind: typeof EffectKind.Ipi;
+  readonly targets: readonly number[];
+  readonly handler: IpiHandler;
+  /** Whether the sender waits until every target has run the handler (smp_call_function's `wait`). */
+  readonly wait: boolean;
+  readonly label?: string;
+};
+export type BlockEffect = {
+  readonly kind: typeof EffectKind.Block;
+  readonly wq: WaitQueue;
+  /** Checked atomically when the effect is performed and again on every wake-up; true means proceed. */
+  readonly until?: () => boolean;
+  readonly label?: string;
+};
+export type WakeEffect = {
+  readonly kind: typeof EffectKind.Wake;
+  readonly wq: WaitQueue;
+  readonly count: number;
+};
+export type WakeTaskEffect = { readonly kind: typeof EffectKind.WakeTask; readonly task: Task };
+export type DelayEffect = {
+  readonly kind: typeof EffectKind.Delay;
+  readonly ns: number;
+  readonly label?: string;
+};
+export type IrqRestoreEffect = { readonly kind: typeof EffectKind.IrqRestore; readonly enabled: boolean };
+export type SimpleEffect = {
+  readonly kind:
+    | typeof EffectKind.Spin
+    | typeof EffectKind.Fence
+    | typeof EffectKind.IrqDisable
+    | typeof EffectKind.IrqEnable
+    | typeof EffectKind.Now
+    | typeof EffectKind.Self
+    | typeof EffectKind.Yield;
+  readonly label?: string;
+};
+
+/** Everything kernel code can yield to the machine. */
+export type Effect =
+  | MemoryEffect
+  | IpiEffect
+  | BlockEffect
+  | WakeEffect
+  | WakeTaskEffect
+  | DelayEffect
+  | IrqRestoreEffect
+  | SimpleEffect;
+
+/**
+ * Simulated kernel code: a generator that yields {@link Effect}s and returns `T`. Compose with `yield*`.
+ */
+export type Kernel<T = void> = Generator<Effect, T, unknown>;
+
+/** Where a task is running when it asks with {@link self}. */
+export type SelfInfo = { readonly cpu: number; readonly task: Task };
+
+/** A plain load from `line`. */
+export function* read(line: MemoryLine, label?: string): Kernel<void> {
+  yield { kind: EffectKind.Read, line, label };
+}
+/** A plain store to `line` (needs the line exclusive: invalidates other copies). */
+export function* write(line: MemoryLine, label?: string): Kernel<void> {
+  yield { kind: EffectKind.Write, line, label };
+}
+/** A locked read-modify-write on `line` (xchg, cmpxchg, lock xadd): exclusive and serialized per line. */
+export function* rmw(line: MemoryLine, label?: string): Kernel<void> {
+  yield { kind: EffectKind.Rmw, line, label };
+}
+/** One iteration of a spin-wait loop (`cpu_relax()`, the PAUSE instruction). */
+export function* cpuRelax(label?: string): Kernel<void> {
+  yield { kind: EffectKind.Spin, label };
+}
+/** A full memory barrier (`smp_mb()`, MFENCE). */
+export function* fence(): Kernel<void> {
+  yield { kind: EffectKind.Fence };
+}
+/** `local_irq_disable()`. */
+export function* localIrqDisable(): Kernel<void> {
+  yield { kind: EffectKind.IrqDisable };
+}
+/** `local_irq_enable()`: pending IPIs are delivered at the next step. */
+export function* localIrqEnable(): Kernel<void> {
+  yield { kind: EffectKind.IrqEnable };
+}
+/** `local_irq_save()`: disables interrupts and returns whether they were enabled. */
+export function* localIrqSave(): Kernel<boolean> {
+  return (yield { kind: EffectKind.IrqDisable }) as boolean;
+}
+/** `local_irq_restore(flags)`. */
+export function* localIrqRestore(enabled: boolean): Kernel<void> {
+  yield { kind: EffectKind.IrqRestore, enabled };
+}
+/**
+ * Sends an IPI to `targets` (`smp_call_function_many`). Each target runs `handler` the next time it has
+ * interrupts enabled; with `wait`, the sender spins until every target has acknowledged. The sender must
+ * not be among the targets.
+ */
+export function* sendIpi(
+  targets: readonly number[],
+  handler: IpiHandler,
+  wait = true,
+  label?: string,
+): Kernel<void> {
+  yield { kind: EffectKind.Ipi, targets, handler, wait, label };
+}
+/**
+ * Sleeps on `wq` until woken; with `until`, the check and the sleep are one atomic step (the
+ * prepare_to_wait / condition / schedule pattern), so a wake-up between them is never lost, and the task
+ * goes back to sleep if it is woken while `until()` is still false.
+ */
+export function* block(wq: WaitQueue, until?: () => boolean, label?: string): Kernel<void> {
+  yield { kind: EffectKind.Block, wq, until, label };
+}
+/** Wakes up to `count` tasks sleeping on `wq` in FIFO order (`Infinity` wakes all). */
+export function* wake(wq: WaitQueue, count = 1): Kernel<void> {
+  yield { kind: EffectKind.Wake, wq, count };
+}
+/** `wake_up_process(task)`: wakes one specific task if it is sleeping. */
+export function* wakeTask(task: Task): Kernel<void> {
+  yield { kind: EffectKind.WakeTask, task };
+}
+/** Spends `ns` of simulated time on this CPU without touching shared memory (I/O wait, zeroing a page). */
+export function* delay(ns: number, label?: string): Kernel<void> {
+  yield { kind: EffectKind.Delay, ns, label };
+}
+/** The current CPU's simulated clock in nanoseconds. */
+export function* now(): Kernel<number> {
+  return (yield { kind: EffectKind.Now }) as number;
+}
+/** The CPU and task this code is running on. */
+export function* self(): Kernel<SelfInfo> {
+  return (yield { kind: EffectKind.Self }) as SelfInfo;
+}
+/** `cond_resched()`/`schedule()`: lets another task on this CPU run if one is waiting. */
+export function* yieldCpu(): Kernel<void> {
+  yield { kind: EffectKind.Yield };
+}
+
+/** `preempt_disable()`: the tick will not switch this task out, and it must not sleep. */
+export function* preemptDisable(): Kernel<void> {
+  const s = (yield { kind: EffectKind.Self }) as SelfInfo;
+  s.task.preemptCount++;
+}
+/** `preempt_enable()`. */
+export function* preemptEnable(): Kernel<void> {
+  const s = (yield { kind: EffectKind.Self }) as SelfInfo;
+  s.task.preemptCount--;
+}

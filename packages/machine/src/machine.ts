@@ -1,0 +1,845 @@
+import { type CostModel, makeCostModel } from './cost-model.js';
+import {
+  type BlockEffect,
+  type Effect,
+  EffectKind,
+  effectKindNames,
+  type IpiEffect,
+  type IpiHandler,
+  type Kernel,
+  type MemoryEffect,
+} from './effects.js';
+import { KernelFault, MachineConfigError, ScheduleDivergenceError } from './errors.js';
+import type { CpuReport, EventRecord, FailureReport } from './failure.js';
+import { MemoryLine } from './memory-line.js';
+import type { Policy, SchedulerView } from './policy/policy.js';
+import { checkSeed } from './policy/random.js';
+import { timed } from './policy/timed.js';
+import { encodeSchedule } from './schedule.js';
+import { Task } from './task.js';
+import { type TraceEvent, TraceRecorder } from './trace.js';
+import type { WaitQueue } from './wait-queue.js';
+
+/** Most CPUs a machine may have. */
+export const MAX_CPUS = 1024;
+
+/** How a machine is built. */
+export type MachineConfig = {
+  /** Number of CPUs, 1 to 1024. */
+  readonly cpus: number;
+  /** Integer seed in [0, 2^32); default 1. Kernel code can read it through {@link Machine.seed}. */
+  readonly seed?: number;
+  /** Scheduling policy; default {@link timed}. */
+  readonly policy?: Policy;
+  /** Overrides of the default latencies. */
+  readonly cost?: Partial<CostModel>;
+  /** 1 (default) or 2 sockets. */
+  readonly sockets?: 1 | 2;
+  /** Steps after which the run stops with a `step-limit` failure (a livelock guard). Default 50 million. */
+  readonly maxSteps?: number;
+  /** Record a trace of every performed effect (default off), optionally with a cap on the number of events. */
+  readonly trace?: boolean | { readonly limit: number };
+  /** How many of the last events a failure report shows (default 24). */
+  readonly historyLength?: number;
+};
+
+/** The outcome of {@link Machine.run}. */
+export type RunResult = {
+  readonly ok: boolean;
+  readonly failure: FailureReport | null;
+  readonly steps: number;
+  /** Latest CPU clock when the run ended: the simulated duration in nanoseconds. */
+  readonly time: number;
+  /** Per-CPU clocks at the end. */
+  readonly clocks: readonly number[];
+  readonly schedule: string;
+  /** Hash of every step's (CPU, effect, line, clock): equal runs give equal hashes. */
+  readonly traceHash: string;
+  readonly trace: readonly TraceEvent[] | null;
+  /** Effects performed (memory accesses, spins, delays, ...), for throughput figures. */
+  readonly effects: number;
+};
+
+type IpiRequest = { remaining: number; ackTime: number; readonly label: string };
+type IpiMessage = {
+  readonly handler: IpiHandler;
+  readonly arrival: number;
+  readonly req: IpiRequest;
+  readonly from: number;
+};
+type IrqFrame = {
+  readonly gen: Kernel<void>;
+  pending: Effect | undefined;
+  resume: unknown;
+  readonly msg: IpiMessage;
+  readonly savedIrq: boolean;
+};
+
+class Cpu {
+  clock = 0;
+  irqEnabled = true;
+  current: Task | null = null;
+  readonly runqueue: Task[] = [];
+  readonly inbox: IpiMessage[] = [];
+  irq: IrqFrame | null = null;
+  /** IPI the current task waits on (its pending effect is that IPI, already sent). */
+  waitingIpi: IpiRequest | null = null;
+  nextTick: number;
+  constructor(
+    readonly id: number,
+    tick: number,
+  ) {
+    this.nextTick = tick;
+  }
+}
+
+let machineEpoch = 0;
+
+/** Internal signal that the run must stop (a failure was recorded). */
+class StopRun extends Error {}
+
+/**
+ * A simulated x86-64 SMP machine. Build one, {@link Machine.spawn} tasks onto its CPUs, then
+ * {@link Machine.run} it under a policy. Every run is reproducible from its configuration, seed and
+ * policy; a failing run reports a schedule string that {@link replay} turns back into the same run.
+ *
+ * Kernel code is a generator yielding {@link Effect}s. Between two yields it runs atomically; at each yield
+ * the policy may let another CPU step. The machine charges each effect's latency to the CPU's clock from the
+ * {@link CostModel}, tracking a MESI-like state per {@link MemoryLine}: a hit costs an L1 access, a line
+ * modified by another CPU costs a transfer, a write or locked RMW invalidates every other copy, and
+ * ownership transfers of one line are serialized, so contention emerges from the access pattern.
+ */
+export class Machine implements SchedulerView {
+  readonly cpuCount: number;
+  readonly seed: number;
+  readonly cost: CostModel;
+  readonly policy: Policy;
+  readonly maxSteps: number;
+  private readonly cpus: Cpu[];
+  private readonly tasks: Task[] = [];
+  private readonly epoch = ++machineEpoch;
+  private nextLineId = 0;
+  private readonly physLines = new Map<number, MemoryLine>();
+  private readonly checks: Array<() => void> = [];
+  private readonly recorder: TraceRecorder | null;
+  private readonly historyLength: number;
+  private readonly history: EventRecord[] = [];
+  private historyPos = 0;
+  private choices = new Uint16Array(1024);
+  private ran = false;
+  private live = 0;
+  private hash = 0x811c9dc5;
+  private effectsPerformed = 0;
+  private failure: FailureReport | null = null;
+  private readonly enabledBuf: Int32Array;
+  step = 0;
+  lastCpu = -1;
+
+  constructor(config: MachineConfig) {
+    if (config === null || typeof config !== 'object')
+      throw new MachineConfigError('a machine needs a configuration object');
+    const { cpus } = config;
+    if (typeof cpus !== 'number' || !Number.isInteger(cpus) || cpus < 1 || cpus > MAX_CPUS) {
+      throw new MachineConfigError(`cpus must be an integer from 1 to ${MAX_CPUS}, got ${String(cpus)}`);
+    }
+    const seed = config.seed ?? 1;
+    checkSeed(seed);
+    const maxSteps = config.maxSteps ?? 50_000_000;
+    if (!Number.isInteger(maxSteps) || maxSteps < 1) {
+      throw new MachineConfigError(`maxSteps must be a positive integer, got ${String(maxSteps)}`);
+    }
+    const policy = config.policy ?? timed();
+    if (!policy || typeof policy.choose !== 'function' || typeof policy.start !== 'function') {
+      throw new MachineConfigError(
+        `unknown policy ${JSON.stringify(policy)}; use timed(), random(seed), pct(seed, depth), replay(schedule) or an explorer`,
+      );
+    }
+    this.cpuCount = cpus;
+    this.seed = seed;
+    this.maxSteps = maxSteps;
+    this.policy = policy;
+    this.cost = makeCostModel(cpus, config.cost, config.sockets ?? 1);
+    this.cpus = Array.from({ length: cpus }, (_, i) => new Cpu(i, this.cost.tick));
+    this.enabledBuf = new Int32Array(cpus);
+    const t = config.trace;
+    this.recorder = t ? new TraceRecorder(typeof t === 'object' ? t.limit : 5_000_000) : null;
+    this.historyLength = config.historyLength ?? 24;
+  }
+
+  // ---- building -------------------------------------------------------------------------------------
+
+  /** A new memory line for an object of simulated kernel memory. */
+  line(label: string): MemoryLine {
+    return new MemoryLine(label);
+  }
+
+  /** The memory line that holds physical address `addr` (64-byte granules). */
+  physLine(addr: number): MemoryLine {
+    const key = Math.floor(addr / 64);
+    let l = this.physLines.get(key);
+    if (!l) {
+      l = new MemoryLine(`phys:0x${(key * 64).toString(16)}`);
+      this.physLines.set(key, l);
+    }
+    return l;
+  }
+
+  /**
+   * Creates a task running `body` on `cpu`. Several tasks on one CPU share it: one runs until it sleeps,
+   * yields or is preempted by the tick (every {@link CostModel.tick} ns of its clock). May also be called
+   * from running kernel code (as `clone()` would).
+   */
+  spawn(cpu: number, name: string, body: Kernel<unknown> | (() => Kernel<unknown>)): Task {
+    if (!Number.isInteger(cpu) || cpu < 0 || cpu >= this.cpuCount) {
+      throw new MachineConfigError(
+        `cannot spawn '${name}' on CPU ${cpu}: the machine has CPUs 0 to ${this.cpuCount - 1}`,
+      );
+    }
+    const gen = typeof body === 'function' ? body() : body;
+    if (!gen || typeof (gen as Kernel<unknown>).next !== 'function') {
+      throw new MachineConfigError(
+        `task '${name}' must be a generator (function* ... ) yielding machine effects`,
+      );
+    }
+    const task = new Task(this.tasks.length, name, cpu, gen);
+    this.tasks.push(task);
+    this.live++;
+    const c = this.cpus[cpu];
+    if (c.current === null) {
+      c.current = task;
+      if (this.ran) task.wokenAt = this.cpus[this.lastCpu >= 0 ? this.lastCpu : cpu].clock;
+    } else c.runqueue.push(task);
+    return task;
+  }
+
+  /** Registers a check that runs after every task has finished (for example an invariant checker). */
+  atEnd(check: () => void): void {
+    this.checks.push(check);
+  }
+
+  /** Every task spawned so far. */
+  allTasks(): readonly Task[] {
+    return this.tasks;
+  }
+
+  // ---- scheduler view --------------------------------------------------------------------------------
+
+  clock(cpu: number): number {
+    return this.cpus[cpu].clock;
+  }
+
+  isSpinning(cpu: number): boolean {
+    const c = this.cpus[cpu];
+    const e = c.irq ? c.irq.pending : c.current?.pending;
+    return e !== undefined && e.kind === EffectKind.Spin;
+  }
+
+  // ---- running ---------------------------------------------------------------------------------------
+
+  /** Runs until every task has finished, or a failure stops the run. Can be called once per machine. */
+  run(): RunResult {
+    if (this.ran) throw new MachineConfigError('a machine runs once; build a new one for another run');
+    this.ran = true;
+    this.policy.start(this);
+    const enabled = this.enabledBuf;
+    try {
+      for (;;) {
+        let count = 0;
+        for (let i = 0; i < this.cpuCount; i++) if (this.isEnabled(this.cpus[i])) enabled[count++] = i;
+        if (count === 0) {
+          if (this.live > 0) this.fail('deadlock', this.describeDeadlock(), -1, null);
+          break;
+        }
+        if (this.step >= this.maxSteps) {
+          this.fail(
+            'step-limit',
+            `no end after ${this.maxSteps} steps (a livelock, or raise maxSteps): ${this.describeSpinners()}`,
+            -1,
+            null,
+          );
+        }
+        const cpu = this.policy.choose(enabled, count, this);
+        if (this.step >= this.choices.length) {
+          const grown = new Uint16Array(this.choices.length * 2);
+          grown.set(this.choices);
+          this.choices = grown;
+        }
+        this.choices[this.step] = cpu;
+        this.stepCpu(this.cpus[cpu]);
+        this.step++;
+        this.lastCpu = cpu;
+      }
+      if (!this.failure) {
+        for (const check of this.checks) {
+          try {
+            check();
+          } catch (e) {
+            this.failFromError(e, -1, null);
+          }
+        }
+      }
+      this.policy.finish?.(this.step);
+    } catch (e) {
+      if (e instanceof ScheduleDivergenceError) throw e;
+      if (!(e instanceof StopRun)) throw e;
+    }
+    return this.result();
+  }
+
+  private result(): RunResult {
+    let time = 0;
+    for (const c of this.cpus) if (c.clock > time) time = c.clock;
+    return {
+      ok: this.failure === null,
+      failure: this.failure,
+      steps: this.step,
+      time,
+      clocks: this.cpus.map((c) => c.clock),
+      schedule: encodeSchedule(this.choices, this.step),
+      traceHash: (this.hash >>> 0).toString(16).padStart(8, '0'),
+      trace: this.recorder ? this.recorder.events : null,
+      effects: this.effectsPerformed,
+    };
+  }
+
+  private isEnabled(c: Cpu): boolean {
+    if (c.inbox.length > 0 && c.irqEnabled && c.irq === null) {
+      // Deliverable now if it has arrived, or if the CPU has nothing else to do.
+      if (c.inbox[0].arrival <= c.clock || !this.taskCanStep(c)) return true;
+    }
+    if (c.irq !== null) return true;
+    return this.taskCanStep(c);
+  }
+
+  private taskCanStep(c: Cpu): boolean {
+    const t = c.current;
+    if (t === null) return false;
+    if (c.waitingIpi !== null) return c.waitingIpi.remaining === 0;
+    return true;
+  }
+
+  private stepCpu(c: Cpu): void {
+    if (
+      c.inbox.length > 0 &&
+      c.irqEnabled &&
+      c.irq === null &&
+      (c.inbox[0].arrival <= c.clock || !this.taskCanStep(c))
+    ) {
+      this.deliverIpi(c);
+      return;
+    }
+    if (c.irq !== null) {
+      this.stepIrq(c);
+      return;
+    }
+    this.stepTask(c, c.current!);
+  }
+
+  private deliverIpi(c: Cpu): void {
+    const msg = c.inbox.shift()!;
+    if (msg.arrival > c.clock) c.clock = msg.arrival;
+    const start = c.clock;
+    c.clock += this.cost.exceptionEntryExit;
+    this.record(c, EffectKind.Ipi, null, `irq: ${msg.req.label} from CPU ${msg.from}`, start);
+    const frame: IrqFrame = {
+      gen: msg.handler(c.id),
+      pending: undefined,
+      resume: undefined,
+      msg,
+      savedIrq: c.irqEnabled,
+    };
+    c.irqEnabled = false;
+    c.irq = frame;
+    this.advanceIrq(c, frame);
+  }
+
+  private stepIrq(c: Cpu): void {
+    const frame = c.irq!;
+    const e = frame.pending!;
+    if (e.kind === EffectKind.Block) {
+      this.fail(
+        'might-sleep',
+        `IPI handler on CPU ${c.id} tried to sleep on '${e.wq.label}' in interrupt context`,
+        c.id,
+        'irq',
+      );
+    }
+    if (e.kind === EffectKind.Ipi) {
+      this.fail('ipi', `IPI handler on CPU ${c.id} tried to send an IPI from interrupt context`, c.id, 'irq');
+    }
+    frame.resume = this.perform(c, null, e);
+    this.advanceIrq(c, frame);
+  }
+
+  private advanceIrq(c: Cpu, frame: IrqFrame): void {
+    let r: IteratorResult<Effect, void>;
+    try {
+      r = frame.gen.next(frame.resume);
+    } catch (err) {
+      this.failFromError(err, c.id, 'irq');
+    }
+    if (r.done) {
+      const req = frame.msg.req;
+      req.remaining--;
+      if (c.clock > req.ackTime) req.ackTime = c.clock;
+      c.irq = null;
+      c.irqEnabled = frame.savedIrq;
+    } else frame.pending = r.value;
+  }
+
+  private stepTask(c: Cpu, t: Task): void {
+    if (t.wokenAt > c.clock) c.clock = t.wokenAt;
+    if (t.started) {
+      if (c.waitingIpi !== null) {
+        // The IPI was sent earlier; every target has acknowledged.
+        const ack = c.waitingIpi.ackTime + this.cost.lineTransfer;
+        if (ack > c.clock) c.clock = ack;
+        c.waitingIpi = null;
+        t.resume = undefined;
+      } else {
+        const e = t.pending!;
+        if (e.kind === EffectKind.Block) {
+          if (!this.performBlock(c, t, e)) return;
+          t.resume = undefined;
+        } else if (e.kind === EffectKind.Ipi) {
+          if (this.performIpi(c, e)) return;
+          t.resume = undefined;
+        } else {
+          t.resume = this.perform(c, t, e);
+        }
+      }
+    } else {
+      t.started = true;
+      this.record(c, EffectKind.Self, null, 'start', c.clock);
+    }
+    let r: IteratorResult<Effect, unknown>;
+    try {
+      r = t.gen.next(t.resume);
+    } catch (err) {
+      this.failFromError(err, c.id, t.name);
+    }
+    if (r.done) {
+      t.state = 'done';
+      t.result = r.value;
+      t.pending = undefined;
+      this.live--;
+      this.switchAway(c);
+      return;
+    }
+    t.pending = r.value;
+    if (c.runqueue.length > 0 && c.clock >= c.nextTick && c.irqEnabled && t.preemptCount === 0) {
+      c.nextTick = c.clock + this.cost.tick;
+      c.runqueue.push(t);
+      this.switchAway(c);
+    }
+  }
+
+  /** Makes the next queued task current (after the current one slept, exited or was preempted). */
+  private switchAway(c: Cpu): void {
+    const next = c.runqueue.shift();
+    c.current = next ?? null;
+    if (next) c.clock += this.cost.contextSwitch;
+  }
+
+  /** Returns true if the task went to sleep. */
+  private performBlock(c: Cpu, t: Task, e: BlockEffect): boolean {
+    if (!c.irqEnabled) {
+      this.fail(
+        'might-sleep',
+        `task ${t.name} on CPU ${c.id} sleeps on '${e.wq.label}' with interrupts disabled`,
+        c.id,
+        t.name,
+      );
+    }
+    if (t.preemptCount > 0) {
+      this.fail(
+        'might-sleep',
+        `task ${t.name} on CPU ${c.id} sleeps on '${e.wq.label}' in atomic context (preempt count ${t.preemptCount}, e.g. with a spinlock held)`,
+        c.id,
+        t.name,
+      );
+    }
+    const woken = t.woken;
+    t.woken = false;
+    const proceed = e.until ? e.until() : woken;
+    this.record(c, EffectKind.Block, null, e.label ?? e.wq.label, c.clock);
+    if (proceed) {
+      t.waitingOn = undefined;
+      t.blockEffect = undefined;
+      return false;
+    }
+    t.state = 'blocked';
+    t.waitingOn = e.wq;
+    t.blockEffect = e;
+    e.wq.sleepers.push(t);
+    this.switchAway(c);
+    return true;
+  }
+
+  /** Sends an IPI; returns true if the sender must now wait for acknowledgements. */
+  private performIpi(c: Cpu, e: IpiEffect): boolean {
+    const req: IpiRequest = { remaining: 0, ackTime: 0, label: e.label ?? 'ipi' };
+    const start = c.clock;
+    for (const target of e.targets) {
+      if (!Number.isInteger(target) || target < 0 || target >= this.cpuCount || target === c.id) {
+        this.fail(
+          'ipi',
+          `CPU ${c.id} sent an IPI to ${target}; targets must be other CPUs of this machine (0 to ${this.cpuCount - 1})`,
+          c.id,
+          c.current?.name ?? null,
+        );
+      }
+      c.clock += this.cost.ipiSend;
+      req.remaining++;
+      this.cpus[target].inbox.push({
+        handler: e.handler,
+        arrival: c.clock + this.cost.ipiLatency,
+        req,
+        from: c.id,
+      });
+    }
+    this.record(c, EffectKind.Ipi, null, `${req.label} -> ${e.targets.join(',')}`, start);
+    if (e.wait && req.remaining > 0) {
+      c.waitingIpi = req;
+      return true;
+    }
+    return false;
+  }
+
+  /** Performs a non-blocking effect for the task (or IRQ handler when `t` is null); returns its value. */
+  private perform(c: Cpu, t: Task | null, e: Effect): unknown {
+    const start = c.clock;
+    const cost = this.cost;
+    switch (e.kind) {
+      case EffectKind.Read:
+      case EffectKind.Write:
+      case EffectKind.Rmw:
+        this.access(c, e);
+        return undefined;
+      case EffectKind.Spin:
+        c.clock += cost.pause;
+        this.record(c, e.kind, null, e.label ?? '', start);
+        return undefined;
+      case EffectKind.Fence:
+        c.clock += cost.fence;
+        this.record(c, e.kind, null, '', start);
+        return undefined;
+      case EffectKind.IrqDisable: {
+        const was = c.irqEnabled;
+        c.irqEnabled = false;
+        c.clock += cost.irqToggle;
+        this.record(c, e.kind, null, '', start);
+        return was;
+      }
+      case EffectKind.IrqEnable:
+        if (t === null) this.fail('irq', `IPI handler on CPU ${c.id} enabled interrupts`, c.id, 'irq');
+        c.irqEnabled = true;
+        c.clock += cost.irqToggle;
+        this.record(c, e.kind, null, '', start);
+        return undefined;
+      case EffectKind.IrqRestore:
+        if (t === null && e.enabled)
+          this.fail('irq', `IPI handler on CPU ${c.id} enabled interrupts`, c.id, 'irq');
+        c.irqEnabled = e.enabled;
+        c.clock += cost.irqToggle;
+        this.record(c, e.kind, null, '', start);
+        return undefined;
+      case EffectKind.Wake: {
+        let n = 0;
+        while (n < e.count && e.wq.sleepers.length > 0) {
+          this.wakeOne(c, e.wq.sleepers.shift()!);
+          n++;
+        }
+        this.record(c, e.kind, null, `${e.wq.label} (${n})`, start);
+        return n;
+      }
+      case EffectKind.WakeTask: {
+        const w = e.task;
+        let woke = false;
+        if (w.state === 'blocked') {
+          const q = w.waitingOn!.sleepers;
+          q.splice(q.indexOf(w), 1);
+          this.wakeOne(c, w);
+          woke = true;
+        } else if (w.state === 'runnable') w.woken = true;
+        this.record(c, e.kind, null, w.name, start);
+        return woke;
+      }
+      case EffectKind.Delay:
+        if (!(e.ns >= 0) || !Number.isFinite(e.ns)) {
+          this.fail(
+            'exception',
+            `delay of ${e.ns} ns; a delay must be a finite number >= 0`,
+            c.id,
+            t?.name ?? 'irq',
+          );
+        }
+        c.clock += e.ns;
+        this.record(c, e.kind, null, e.label ?? '', start);
+        return undefined;
+      case EffectKind.Now:
+        return c.clock;
+      case EffectKind.Self:
+        return { cpu: c.id, task: t ?? c.current };
+      case EffectKind.Yield:
+        this.record(c, e.kind, null, '', start);
+        if (t !== null && c.runqueue.length > 0) {
+          c.runqueue.push(t);
+          this.switchAway(c);
+        }
+        return undefined;
+      default:
+        this.fail(
+          'exception',
+          `kernel code yielded ${JSON.stringify(e)}, which is not a machine effect; yield* the helpers (read, write, rmw, block, ...) instead of yielding values`,
+          c.id,
+          t?.name ?? 'irq',
+        );
+    }
+  }
+
+  private wakeOne(waker: Cpu, w: Task): void {
+    w.state = 'runnable';
+    w.woken = true;
+    w.waitingOn = undefined;
+    w.wokenAt = waker.clock + this.cost.lineTransfer;
+    waker.clock += this.cost.lineTransfer;
+    const target = this.cpus[w.cpu];
+    if (target.current === null) target.current = w;
+    else target.runqueue.push(w);
+  }
+
+  /** Charges a memory access under the MESI-like model and records it. */
+  private access(c: Cpu, e: MemoryEffect): void {
+    const line = e.line;
+    const cost = this.cost;
+    if (line.epoch !== this.epoch) {
+      line.epoch = this.epoch;
+      line.id = this.nextLineId++;
+      line.owner = -1;
+      line.dirty = false;
+      line.sharers = null;
+      line.sharerCount = 0;
+      line.busyUntil = 0;
+    }
+    const me = c.id;
+    const start = c.clock;
+    if (e.kind === EffectKind.Read) {
+      if (line.owner === me) {
+        c.clock += cost.l1Hit;
+      } else if (line.owner >= 0) {
+        const lat = line.dirty ? this.transferCost(me, line.owner) : cost.llcHit;
+        const s = start > line.busyUntil ? start : line.busyUntil;
+        line.busyUntil = s + lat;
+        c.clock = s + lat;
+        this.addSharer(line, line.owner);
+        this.addSharer(line, me);
+        line.owner = -1;
+        line.dirty = false;
+      } else if (line.sharers !== null && (line.sharers[me >>> 5] & (1 << (me & 31))) !== 0) {
+        c.clock += cost.l1Hit;
+      } else if (line.sharerCount > 0) {
+        c.clock += cost.llcHit;
+        this.addSharer(line, me);
+      } else {
+        c.clock += cost.dram;
+        line.owner = me;
+        line.dirty = false;
+      }
+    } else {
+      const extra = e.kind === EffectKind.Rmw ? cost.atomicExtra : 0;
+      if (line.owner === me) {
+        c.clock += cost.l1Hit + extra;
+      } else {
+        let lat: number;
+        if (line.owner >= 0) lat = this.transferCost(me, line.owner);
+        else if (line.sharerCount > 0) {
+          const onlyMe = line.sharerCount === 1 && (line.sharers![me >>> 5] & (1 << (me & 31))) !== 0;
+          lat = onlyMe ? cost.l1Hit : this.invalidateCost(me, line);
+        } else lat = cost.dram;
+        const s = start > line.busyUntil ? start : line.busyUntil;
+        line.busyUntil = s + lat;
+        c.clock = s + lat + extra;
+        if (line.sharers !== null) line.sharers.fill(0);
+        line.sharerCount = 0;
+      }
+      line.owner = me;
+      line.dirty = true;
+    }
+    this.record(c, e.kind, line, e.label ?? line.label, start);
+  }
+
+  private transferCost(a: number, b: number): number {
+    const per = this.cost.cpusPerSocket;
+    return Math.floor(a / per) === Math.floor(b / per)
+      ? this.cost.lineTransfer
+      : this.cost.crossSocketTransfer;
+  }
+
+  private invalidateCost(me: number, line: MemoryLine): number {
+    const per = this.cost.cpusPerSocket;
+    if (per >= this.cpuCount) return this.cost.lineTransfer;
+    const mySocket = Math.floor(me / per);
+    const s = line.sharers!;
+    for (let w = 0; w < s.length; w++) {
+      let bits = s[w];
+      while (bits !== 0) {
+        const b = 31 - Math.clz32(bits);
+        bits &= ~(1 << b);
+        if (Math.floor((w * 32 + b) / per) !== mySocket) return this.cost.crossSocketTransfer;
+      }
+    }
+    return this.cost.lineTransfer;
+  }
+
+  private addSharer(line: MemoryLine, cpu: number): void {
+    if (line.sharers === null) line.sharers = new Uint32Array((this.cpuCount + 31) >>> 5);
+    const w = cpu >>> 5;
+    const bit = 1 << (cpu & 31);
+    if ((line.sharers[w] & bit) === 0) {
+      line.sharers[w] |= bit;
+      line.sharerCount++;
+    }
+  }
+
+  private record(c: Cpu, kind: number, line: MemoryLine | null, label: string, start: number): void {
+    this.effectsPerformed++;
+    let h = this.hash;
+    h = Math.imul(h ^ c.id, 0x01000193);
+    h = Math.imul(h ^ kind, 0x01000193);
+    h = Math.imul(h ^ (line === null ? -1 : line.id), 0x01000193);
+    h = Math.imul(h ^ (c.clock | 0), 0x01000193);
+    this.hash = h;
+    if (this.historyLength > 0) {
+      const ev = { step: this.step, cpu: c.id, time: start, what: `${effectKindNames[kind]} ${label}` };
+      if (this.history.length < this.historyLength) this.history.push(ev);
+      else {
+        this.history[this.historyPos] = ev;
+        this.historyPos = (this.historyPos + 1) % this.historyLength;
+      }
+    }
+    if (this.recorder !== null) {
+      this.recorder.add({
+        cpu: c.id,
+        time: start,
+        dur: c.clock - start,
+        kind: effectKindNames[kind],
+        label,
+        task: c.irq !== null ? 'irq' : (c.current?.name ?? 'idle'),
+        step: this.step,
+      });
+    }
+  }
+
+  // ---- failures --------------------------------------------------------------------------------------
+
+  private failFromError(err: unknown, cpu: number, task: string | null): never {
+    if (err instanceof StopRun) throw err;
+    if (err instanceof ScheduleDivergenceError) throw err;
+    if (err instanceof KernelFault) this.fail(err.kind, err.message, cpu, task, err.stack);
+    const e = err instanceof Error ? err : new Error(String(err));
+    this.fail('exception', `${e.name}: ${e.message}`, cpu, task, e.stack);
+  }
+
+  /** Stops the run with a failure of `kind`. Usable by memory layers that detect a fault outside a task. */
+  fail(kind: string, message: string, cpu: number, task: string | null, stack?: string): never {
+    // The failing step counts: the schedule includes it so that replay stops at the same place.
+    const steps = cpu >= 0 ? this.step + 1 : this.step;
+    const history =
+      this.history.length < this.historyLength
+        ? [...this.history]
+        : [...this.history.slice(this.historyPos), ...this.history.slice(0, this.historyPos)];
+    this.failure = {
+      kind,
+      message,
+      cpu,
+      task,
+      step: steps,
+      time: cpu >= 0 ? this.cpus[cpu].clock : Math.max(...this.cpus.map((c) => c.clock)),
+      policy: this.policy.name,
+      seed: this.seed,
+      schedule: encodeSchedule(this.choices, steps),
+      cpus: this.cpus.map((c) => this.cpuReport(c)),
+      lastEvents: history,
+      ...(stack ? { stack } : {}),
+    };
+    if (cpu >= 0) this.step = steps;
+    throw new StopRun(message);
+  }
+
+  private cpuReport(c: Cpu): CpuReport {
+    const e = c.irq ? c.irq.pending : c.current?.pending;
+    let next = c.current === null && c.irq === null ? '-' : describeEffect(e);
+    if (c.current?.state === 'blocked') next = `sleeping on ${c.current.waitingOn?.label}`;
+    if (c.waitingIpi) next = `waiting for ${c.waitingIpi.remaining} IPI ack(s) of '${c.waitingIpi.label}'`;
+    return {
+      cpu: c.id,
+      clock: c.clock,
+      irqsEnabled: c.irqEnabled,
+      task: c.current?.name ?? null,
+      next,
+      inIrq: c.irq !== null,
+      queuedTasks: c.runqueue.map((t) => t.name),
+      pendingIpis: c.inbox.length,
+    };
+  }
+
+  private describeDeadlock(): string {
+    const parts: string[] = [];
+    for (const t of this.tasks) {
+      if (t.state === 'blocked') {
+        const wq = t.waitingOn!;
+        const holders = wq.describe ? ` (held by ${wq.describe()})` : '';
+        parts.push(`${t.name} on CPU ${t.cpu} sleeps on '${wq.label}'${holders}`);
+      }
+    }
+    for (const c of this.cpus) {
+      if (c.waitingIpi) {
+        const blockers = this.cpus
+          .filter((o) => o.inbox.some((m) => m.req === c.waitingIpi))
+          .map((o) => o.id);
+        parts.push(
+          `CPU ${c.id} waits for IPI acks of '${c.waitingIpi.label}' from CPU ${blockers.join(', ')} (interrupts off there)`,
+        );
+      }
+    }
+    return `every task is blocked: ${parts.join('; ')}`;
+  }
+
+  private describeSpinners(): string {
+    const parts: string[] = [];
+    for (const c of this.cpus) {
+      const e = c.irq ? c.irq.pending : c.current?.pending;
+      if (e) parts.push(`CPU ${c.id} next: ${describeEffect(e)}`);
+    }
+    return parts.join('; ');
+  }
+}
+
+/** A short human description of an effect, for reports. */
+export function describeEffect(e: Effect | undefined): string {
+  if (e === undefined) return 'start';
+  const name = effectKindNames[e.kind];
+  switch (e.kind) {
+    case EffectKind.Read:
+    case EffectKind.Write:
+    case EffectKind.Rmw:
+      return `${name} ${e.label ?? e.line.label}`;
+    case EffectKind.Block:
+      return `block on ${e.wq.label}`;
+    case EffectKind.Wake:
+      return `wake ${e.wq.label}`;
+    case EffectKind.WakeTask:
+      return `wake task ${e.task.name}`;
+    case EffectKind.Ipi:
+      return `ipi ${e.label ?? ''} -> ${e.targets.join(',')}`;
+    case EffectKind.Delay:
+      return `delay ${e.ns}ns ${e.label ?? ''}`.trim();
+    case EffectKind.IrqRestore:
+      return `irq-restore ${e.enabled ? 'on' : 'off'}`;
+    default:
+      return e.label ? `${name} ${e.label}` : name;
+  }
+}
+
+export type { WaitQueue };

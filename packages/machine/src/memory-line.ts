@@ -1,0 +1,31 @@
+/**
+ * A 64-byte coherence unit. Any simulated object that other CPUs can observe owns one (a lock word, a
+ * counter, a VMA's sequence count), and physical addresses map onto lines through
+ * {@link Machine.physLine}. The machine keeps a MESI-style state per line: which CPU holds it modified or
+ * exclusive, and which CPUs share it. The state is reset whenever the line is first touched by a new
+ * machine, so an object can be reused across runs.
+ */
+export class MemoryLine {
+  /** Identifier within the current machine, assigned on first access (deterministic per run). */
+  id = -1;
+  /** Which machine instance the state below belongs to. */
+  epoch = -1;
+  /** CPU holding the line in M or E state, or -1. */
+  owner = -1;
+  /** Whether the owner has written it (M) rather than only read it (E). */
+  dirty = false;
+  /** Bitset of CPUs holding the line in S state; allocated on the first shared read. */
+  sharers: Uint32Array | null = null;
+  /** Number of bits set in `sharers`. */
+  sharerCount = 0;
+  /** Simulated time until which an ownership transfer of this line is in flight (serializes RMWs). */
+  busyUntil = 0;
+  /** Whether the line lives on socket 1 (home node), for the two-socket cost model. */
+  constructor(
+    /** Human-readable name shown in traces and failure reports, e.g. `mm->mmap_lock.count`. */
+    readonly label: string,
+  ) {}
+}
+
+/** One cache line of memory cells: the value an object stores and the line that makes it observable. */
+export type LineOwner = { readonly line: MemoryLine };

@@ -1,0 +1,28 @@
+/**
+ * What a scheduling policy can see of the machine when it picks the next CPU.
+ */
+export interface SchedulerView {
+  readonly cpuCount: number;
+  /** Steps taken so far in this run. */
+  readonly step: number;
+  /** The CPU chosen at the previous step, or -1 before the first. */
+  readonly lastCpu: number;
+  /** Simulated clock of a CPU in nanoseconds. */
+  clock(cpu: number): number;
+  /** Whether the CPU's next step is a spin-wait iteration (it cannot progress on its own). */
+  isSpinning(cpu: number): boolean;
+}
+
+/**
+ * Decides which CPU takes the next step. Policies are interchangeable: kernel code never knows which one
+ * runs it. `choose` receives the enabled CPUs in increasing order (at least one) and returns one of them.
+ */
+export interface Policy {
+  /** Short description, e.g. `pct(seed=7,depth=3)`; shown in failure reports. */
+  readonly name: string;
+  /** Called once before the first step of a run. */
+  start(view: SchedulerView): void;
+  choose(enabled: Int32Array, count: number, view: SchedulerView): number;
+  /** Called after a run ends, with the number of steps it took. */
+  finish?(steps: number): void;
+}
