@@ -62,6 +62,7 @@ export { random } from './policy/random.js';
 export { replay } from './policy/replay.js';
 export { timed } from './policy/timed.js';
 export { mixSeed, Prng } from './prng.js';
+export { runSync, WouldBlockError } from './run-sync.js';
 export { decodeSchedule, encodeSchedule } from './schedule.js';
 export { Task, type TaskState } from './task.js';
 export { ExplorationFailure, exploreInTest, REPLAY_ENV } from './testing.js';
