@@ -64,9 +64,9 @@ write(
   `${JSON.stringify(
     {
       extends: '../../tsconfig.base.json',
-      compilerOptions: { noEmit: true, composite: false, incremental: false, rootDir: '.' },
+      compilerOptions: { noEmit: true, composite: false, incremental: false },
       include: ['src', 'bench', 'vitest.config.ts'],
-      references: [{ path: '.' }, ...refs],
+      references: refs,
     },
     null,
     2,

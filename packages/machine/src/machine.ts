@@ -399,8 +399,15 @@ export class Machine implements SchedulerView {
       } else {
         const e = t.pending!;
         if (e.kind === EffectKind.Block) {
-          if (!this.performBlock(c, t, e)) return;
+          if (this.performBlock(c, t, e)) return;
           t.resume = undefined;
+        } else if (e.kind === EffectKind.Yield && !t.yielded && c.runqueue.length > 0) {
+          // cond_resched(): go to the back of the runqueue; the yield completes when the task runs again.
+          this.record(c, e.kind, null, '', c.clock);
+          t.yielded = true;
+          c.runqueue.push(t);
+          this.switchAway(c);
+          return;
         } else if (e.kind === EffectKind.Ipi) {
           if (this.performIpi(c, e)) return;
           t.resume = undefined;
@@ -582,11 +589,7 @@ export class Machine implements SchedulerView {
       case EffectKind.Self:
         return { cpu: c.id, task: t ?? c.current };
       case EffectKind.Yield:
-        this.record(c, e.kind, null, '', start);
-        if (t !== null && c.runqueue.length > 0) {
-          c.runqueue.push(t);
-          this.switchAway(c);
-        }
+        if (t !== null) t.yielded = false;
         return undefined;
       default:
         this.fail(

@@ -26,6 +26,8 @@ export class Task {
   wokenAt = 0;
   /** Set by a wake-up, consumed by the next block (so a wake-up before the sleep is not lost). */
   woken = false;
+  /** Set while a `yieldCpu()` has moved the task to the back of its runqueue. */
+  yielded = false;
   /** `preempt_count()`: while above zero the tick does not preempt, and sleeping is a bug. */
   preemptCount = 0;
   constructor(
