@@ -1,4 +1,4 @@
-import { type Kernel, read, rmw, write } from './effects.js';
+import type { Kernel } from './effects.js';
 import { MemoryLine } from './memory-line.js';
 
 /**
@@ -20,31 +20,31 @@ export class Cell<T> {
   }
   /** A plain load (`READ_ONCE`). */
   *load(): Kernel<T> {
-    yield* read(this.line);
+    yield this.line.readEffect;
     return this.value;
   }
   /** A plain store (`WRITE_ONCE`). */
   *store(v: T): Kernel<void> {
-    yield* write(this.line);
+    yield this.line.writeEffect;
     this.value = v;
   }
   /** `xchg`: stores `v` and returns the old value, atomically. */
   *xchg(v: T): Kernel<T> {
-    yield* rmw(this.line);
+    yield this.line.rmwEffect;
     const old = this.value;
     this.value = v;
     return old;
   }
   /** `cmpxchg`: stores `next` if the value equals `expected`; returns the value seen, atomically. */
   *cmpxchg(expected: T, next: T): Kernel<T> {
-    yield* rmw(this.line);
+    yield this.line.rmwEffect;
     const old = this.value;
     if (old === expected) this.value = next;
     return old;
   }
   /** Applies `f` to the value atomically (a locked RMW) and returns the old value. */
   *update(f: (v: T) => T): Kernel<T> {
-    yield* rmw(this.line);
+    yield this.line.rmwEffect;
     const old = this.value;
     this.value = f(old);
     return old;
@@ -58,14 +58,14 @@ export class AtomicCell extends Cell<number> {
   }
   /** `atomic_fetch_add`: adds `d`, returns the old value. */
   *fetchAdd(d: number): Kernel<number> {
-    yield* rmw(this.line);
+    yield this.line.rmwEffect;
     const old = this.value;
     this.value = old + d;
     return old;
   }
   /** `atomic_add_return`. */
   *addReturn(d: number): Kernel<number> {
-    yield* rmw(this.line);
+    yield this.line.rmwEffect;
     this.value += d;
     return this.value;
   }

@@ -114,15 +114,15 @@ export type SelfInfo = { readonly cpu: number; readonly task: Task };
 
 /** A plain load from `line`. */
 export function* read(line: MemoryLine, label?: string): Kernel<void> {
-  yield { kind: EffectKind.Read, line, label };
+  yield label === undefined ? line.readEffect : { kind: EffectKind.Read, line, label };
 }
 /** A plain store to `line` (needs the line exclusive: invalidates other copies). */
 export function* write(line: MemoryLine, label?: string): Kernel<void> {
-  yield { kind: EffectKind.Write, line, label };
+  yield label === undefined ? line.writeEffect : { kind: EffectKind.Write, line, label };
 }
 /** A locked read-modify-write on `line` (xchg, cmpxchg, lock xadd): exclusive and serialized per line. */
 export function* rmw(line: MemoryLine, label?: string): Kernel<void> {
-  yield { kind: EffectKind.Rmw, line, label };
+  yield label === undefined ? line.rmwEffect : { kind: EffectKind.Rmw, line, label };
 }
 /** One iteration of a spin-wait loop (`cpu_relax()`, the PAUSE instruction). */
 export function* cpuRelax(label?: string): Kernel<void> {

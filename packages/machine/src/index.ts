@@ -4,6 +4,11 @@ export { type CostModel, costModelSources, defaultCostModel, makeCostModel } fro
 export {
   type BlockEffect,
   block,
+  type DelayEffect,
+  type IrqRestoreEffect,
+  type SimpleEffect,
+  type WakeEffect,
+  type WakeTaskEffect,
   cpuRelax,
   delay,
   type Effect,

@@ -123,8 +123,6 @@ export class Machine implements SchedulerView {
   private readonly checks: Array<() => void> = [];
   private readonly recorder: TraceRecorder | null;
   private readonly historyLength: number;
-  private readonly history: EventRecord[] = [];
-  private historyPos = 0;
   private choices = new Uint16Array(1024);
   private ran = false;
   private live = 0;
@@ -132,6 +130,22 @@ export class Machine implements SchedulerView {
   private effectsPerformed = 0;
   private failure: FailureReport | null = null;
   private readonly enabledBuf: Int32Array;
+  /** Whether each CPU can take a step, kept current incrementally (only CPUs a step touched change). */
+  private readonly en: Uint8Array;
+  private readonly dirty: Int32Array;
+  private readonly dirtyMark: Uint8Array;
+  private dirtyCount = 0;
+  /** Min-heap of enabled CPUs by ready time, used by discrete-event policies. */
+  private readonly heap: Int32Array;
+  private readonly heapPos: Int32Array;
+  private readonly heapKey: Float64Array;
+  private heapSize = 0;
+  private readonly histStep: Float64Array;
+  private readonly histCpu: Int32Array;
+  private readonly histTime: Float64Array;
+  private readonly histKind: Uint8Array;
+  private readonly histLabel: string[];
+  private histCount = 0;
   step = 0;
   lastCpu = -1;
 
@@ -161,9 +175,21 @@ export class Machine implements SchedulerView {
     this.cost = makeCostModel(cpus, config.cost, config.sockets ?? 1);
     this.cpus = Array.from({ length: cpus }, (_, i) => new Cpu(i, this.cost.tick));
     this.enabledBuf = new Int32Array(cpus);
+    this.en = new Uint8Array(cpus);
+    this.dirty = new Int32Array(cpus);
+    this.dirtyMark = new Uint8Array(cpus);
+    this.heap = new Int32Array(cpus);
+    this.heapPos = new Int32Array(cpus).fill(-1);
+    this.heapKey = new Float64Array(cpus);
     const t = config.trace;
     this.recorder = t ? new TraceRecorder(typeof t === 'object' ? t.limit : 5_000_000) : null;
     this.historyLength = config.historyLength ?? 24;
+    const h = this.historyLength;
+    this.histStep = new Float64Array(h);
+    this.histCpu = new Int32Array(h);
+    this.histTime = new Float64Array(h);
+    this.histKind = new Uint8Array(h);
+    this.histLabel = new Array<string>(h).fill('');
   }
 
   // ---- building -------------------------------------------------------------------------------------
@@ -205,6 +231,7 @@ export class Machine implements SchedulerView {
     this.tasks.push(task);
     this.live++;
     const c = this.cpus[cpu];
+    if (this.ran) this.markDirty(cpu);
     if (c.current === null) {
       c.current = task;
       if (this.ran) task.wokenAt = this.cpus[this.lastCpu >= 0 ? this.lastCpu : cpu].clock;
@@ -242,13 +269,29 @@ export class Machine implements SchedulerView {
     this.ran = true;
     this.policy.start(this);
     const enabled = this.enabledBuf;
+    const n = this.cpuCount;
+    const heapMode = this.policy.discreteEvent === true;
+    for (let i = 0; i < n; i++) this.markDirty(i);
     try {
       for (;;) {
-        let count = 0;
-        for (let i = 0; i < this.cpuCount; i++) if (this.isEnabled(this.cpus[i])) enabled[count++] = i;
-        if (count === 0) {
-          if (this.live > 0) this.fail('deadlock', this.describeDeadlock(), -1, null);
-          break;
+        this.flushDirty(heapMode);
+        let cpu: number;
+        if (heapMode) {
+          if (this.heapSize === 0) {
+            if (this.live > 0) this.fail('deadlock', this.describeDeadlock(), -1, null);
+            break;
+          }
+          cpu = this.heap[0];
+        } else {
+          let count = 0;
+          const en = this.en;
+          for (let i = 0; i < n; i++) if (en[i] !== 0) enabled[count++] = i;
+          if (count === 0) {
+            if (this.live > 0) this.fail('deadlock', this.describeDeadlock(), -1, null);
+            break;
+          }
+          cpu = -1;
+          if (this.step < this.maxSteps) cpu = this.policy.choose(enabled, count, this);
         }
         if (this.step >= this.maxSteps) {
           this.fail(
@@ -258,13 +301,13 @@ export class Machine implements SchedulerView {
             null,
           );
         }
-        const cpu = this.policy.choose(enabled, count, this);
         if (this.step >= this.choices.length) {
           const grown = new Uint16Array(this.choices.length * 2);
           grown.set(this.choices);
           this.choices = grown;
         }
         this.choices[this.step] = cpu;
+        this.markDirty(cpu);
         this.stepCpu(this.cpus[cpu]);
         this.step++;
         this.lastCpu = cpu;
@@ -289,17 +332,135 @@ export class Machine implements SchedulerView {
   private result(): RunResult {
     let time = 0;
     for (const c of this.cpus) if (c.clock > time) time = c.clock;
+    const choices = this.choices;
+    const steps = this.step;
+    let schedule: string | undefined;
     return {
       ok: this.failure === null,
       failure: this.failure,
-      steps: this.step,
+      steps,
       time,
       clocks: this.cpus.map((c) => c.clock),
-      schedule: encodeSchedule(this.choices, this.step),
+      // Encoded on first use: a long timed run has millions of steps and usually nobody asks.
+      get schedule(): string {
+        schedule ??= encodeSchedule(choices, steps);
+        return schedule;
+      },
       traceHash: (this.hash >>> 0).toString(16).padStart(8, '0'),
       trace: this.recorder ? this.recorder.events : null,
       effects: this.effectsPerformed,
     };
+  }
+
+  private markDirty(cpu: number): void {
+    if (this.dirtyMark[cpu] === 0) {
+      this.dirtyMark[cpu] = 1;
+      this.dirty[this.dirtyCount++] = cpu;
+    }
+  }
+
+  /** Recomputes whether the CPUs touched by the last step can run, and (timed policy) their heap keys. */
+  private flushDirty(heapMode: boolean): void {
+    for (let k = 0; k < this.dirtyCount; k++) {
+      const id = this.dirty[k];
+      this.dirtyMark[id] = 0;
+      const c = this.cpus[id];
+      const on = this.isEnabled(c);
+      this.en[id] = on ? 1 : 0;
+      if (heapMode) {
+        if (on) this.heapSet(id, this.readyAt(id));
+        else this.heapRemove(id);
+      }
+    }
+    this.dirtyCount = 0;
+  }
+
+  /** Simulated time at which the CPU's next step can begin (the key of the timed policy). */
+  readyAt(cpu: number): number {
+    const c = this.cpus[cpu];
+    if (c.inbox.length > 0 && c.irqEnabled && c.irq === null) {
+      const a = c.inbox[0].arrival;
+      if (a <= c.clock) return c.clock;
+      if (!this.taskCanStep(c)) return a;
+    }
+    if (c.irq !== null) return c.clock;
+    if (c.waitingIpi !== null) {
+      const ack = c.waitingIpi.ackTime + this.cost.lineTransfer;
+      return ack > c.clock ? ack : c.clock;
+    }
+    const t = c.current;
+    return t !== null && t.wokenAt > c.clock ? t.wokenAt : c.clock;
+  }
+
+  private heapLess(a: number, b: number): boolean {
+    const ka = this.heapKey[a];
+    const kb = this.heapKey[b];
+    return ka < kb || (ka === kb && a < b);
+  }
+
+  private heapSet(id: number, key: number): void {
+    const heap = this.heap;
+    const pos = this.heapPos;
+    let i = pos[id];
+    if (i < 0) {
+      i = this.heapSize++;
+      heap[i] = id;
+      pos[id] = i;
+      this.heapKey[id] = key;
+      this.siftUp(i);
+      return;
+    }
+    const old = this.heapKey[id];
+    this.heapKey[id] = key;
+    if (key < old) this.siftUp(i);
+    else if (key > old) this.siftDown(i);
+  }
+
+  private heapRemove(id: number): void {
+    const i = this.heapPos[id];
+    if (i < 0) return;
+    const last = this.heap[--this.heapSize];
+    this.heapPos[id] = -1;
+    if (i === this.heapSize) return;
+    this.heap[i] = last;
+    this.heapPos[last] = i;
+    this.siftUp(i);
+    this.siftDown(this.heapPos[last]);
+  }
+
+  private siftUp(i: number): void {
+    const heap = this.heap;
+    const pos = this.heapPos;
+    const id = heap[i];
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const pid = heap[p];
+      if (!this.heapLess(id, pid)) break;
+      heap[i] = pid;
+      pos[pid] = i;
+      i = p;
+    }
+    heap[i] = id;
+    pos[id] = i;
+  }
+
+  private siftDown(i: number): void {
+    const heap = this.heap;
+    const pos = this.heapPos;
+    const size = this.heapSize;
+    const id = heap[i];
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= size) break;
+      const r = l + 1;
+      const m = r < size && this.heapLess(heap[r], heap[l]) ? r : l;
+      if (!this.heapLess(heap[m], id)) break;
+      heap[i] = heap[m];
+      pos[heap[i]] = i;
+      i = m;
+    }
+    heap[i] = id;
+    pos[id] = i;
   }
 
   private isEnabled(c: Cpu): boolean {
@@ -381,6 +542,7 @@ export class Machine implements SchedulerView {
     if (r.done) {
       const req = frame.msg.req;
       req.remaining--;
+      this.markDirty(frame.msg.from);
       if (c.clock > req.ackTime) req.ackTime = c.clock;
       c.irq = null;
       c.irqEnabled = frame.savedIrq;
@@ -498,6 +660,7 @@ export class Machine implements SchedulerView {
       }
       c.clock += this.cost.ipiSend;
       req.remaining++;
+      this.markDirty(target);
       this.cpus[target].inbox.push({
         handler: e.handler,
         arrival: c.clock + this.cost.ipiLatency,
@@ -608,6 +771,7 @@ export class Machine implements SchedulerView {
     w.wokenAt = waker.clock + this.cost.lineTransfer;
     waker.clock += this.cost.lineTransfer;
     const target = this.cpus[w.cpu];
+    this.markDirty(w.cpu);
     if (target.current === null) target.current = w;
     else target.runqueue.push(w);
   }
@@ -714,12 +878,12 @@ export class Machine implements SchedulerView {
     h = Math.imul(h ^ (c.clock | 0), 0x01000193);
     this.hash = h;
     if (this.historyLength > 0) {
-      const ev = { step: this.step, cpu: c.id, time: start, what: `${effectKindNames[kind]} ${label}` };
-      if (this.history.length < this.historyLength) this.history.push(ev);
-      else {
-        this.history[this.historyPos] = ev;
-        this.historyPos = (this.historyPos + 1) % this.historyLength;
-      }
+      const i = this.histCount++ % this.historyLength;
+      this.histStep[i] = this.step;
+      this.histCpu[i] = c.id;
+      this.histTime[i] = start;
+      this.histKind[i] = kind;
+      this.histLabel[i] = label;
     }
     if (this.recorder !== null) {
       this.recorder.add({
@@ -748,10 +912,17 @@ export class Machine implements SchedulerView {
   fail(kind: string, message: string, cpu: number, task: string | null, stack?: string): never {
     // The failing step counts: the schedule includes it so that replay stops at the same place.
     const steps = cpu >= 0 ? this.step + 1 : this.step;
-    const history =
-      this.history.length < this.historyLength
-        ? [...this.history]
-        : [...this.history.slice(this.historyPos), ...this.history.slice(0, this.historyPos)];
+    const history: EventRecord[] = [];
+    const h = this.historyLength;
+    for (let k = Math.max(0, this.histCount - h); k < this.histCount; k++) {
+      const i = k % h;
+      history.push({
+        step: this.histStep[i],
+        cpu: this.histCpu[i],
+        time: this.histTime[i],
+        what: `${effectKindNames[this.histKind[i]]} ${this.histLabel[i]}`.trim(),
+      });
+    }
     this.failure = {
       kind,
       message,

@@ -1,3 +1,5 @@
+import type { MemoryEffect } from './effects.js';
+
 /**
  * A 64-byte coherence unit. Any simulated object that other CPUs can observe owns one (a lock word, a
  * counter, a VMA's sequence count), and physical addresses map onto lines through
@@ -20,11 +22,18 @@ export class MemoryLine {
   sharerCount = 0;
   /** Simulated time until which an ownership transfer of this line is in flight (serializes RMWs). */
   busyUntil = 0;
-  /** Whether the line lives on socket 1 (home node), for the two-socket cost model. */
+  /** Cached unlabelled effects on this line (effects are immutable, so one object serves every access). */
+  readonly readEffect: MemoryEffect;
+  readonly writeEffect: MemoryEffect;
+  readonly rmwEffect: MemoryEffect;
   constructor(
     /** Human-readable name shown in traces and failure reports, e.g. `mm->mmap_lock.count`. */
     readonly label: string,
-  ) {}
+  ) {
+    this.readEffect = { kind: 0, line: this };
+    this.writeEffect = { kind: 1, line: this };
+    this.rmwEffect = { kind: 2, line: this };
+  }
 }
 
 /** One cache line of memory cells: the value an object stores and the line that makes it observable. */

@@ -9,6 +9,8 @@ export interface SchedulerView {
   readonly lastCpu: number;
   /** Simulated clock of a CPU in nanoseconds. */
   clock(cpu: number): number;
+  /** Simulated time at which the CPU's next step can begin (its clock, or later if it waits for a wake-up or an ack). */
+  readyAt(cpu: number): number;
   /** Whether the CPU's next step is a spin-wait iteration (it cannot progress on its own). */
   isSpinning(cpu: number): boolean;
 }
@@ -20,6 +22,11 @@ export interface SchedulerView {
 export interface Policy {
   /** Short description, e.g. `pct(seed=7,depth=3)`; shown in failure reports. */
   readonly name: string;
+  /**
+   * Set by discrete-event policies that always pick the enabled CPU with the earliest ready time (ties by
+   * lowest id); the machine then keeps a heap instead of calling `choose` with the enabled set.
+   */
+  readonly discreteEvent?: boolean;
   /** Called once before the first step of a run. */
   start(view: SchedulerView): void;
   choose(enabled: Int32Array, count: number, view: SchedulerView): number;
