@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Create packages/<name> with the layout every @spf package shares. Usage:
 //   node scripts/new-package.mjs <name> "<description>" [dependency ...]
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,4 +103,6 @@ if (!rootTs.references.some((r) => r.path === `packages/${name}`)) {
   rootTs.references.push({ path: `packages/${name}` });
   writeFileSync(join(root, 'tsconfig.json'), `${JSON.stringify(rootTs, null, 2)}\n`);
 }
-console.log(`created packages/${name}; now run: pnpm install`);
+// Format what we generated the way CI checks it.
+spawnSync('npx', ['biome', 'format', '--write', dir, join(root, 'tsconfig.json')], { cwd: root, stdio: 'ignore' });
+console.log(`created packages/${name}; now run: npx -y pnpm@10.34.9 install`);
