@@ -1,0 +1,35 @@
+import type { GradeReport, TestResult } from './result.js';
+
+const LABEL: Record<TestResult['status'], string> = {
+  pass: 'OK',
+  fail: 'FAIL',
+  error: 'ERROR',
+  skipped: 'SKIPPED',
+  timeout: 'TIMEOUT',
+};
+
+/** One test as printed by the CLI grader (xv6 style), with its failure details indented below. */
+export function formatResult(r: TestResult): string {
+  const head = `== Test ${r.id}: ${r.title} == ${LABEL[r.status]} (${r.points}/${r.maxPoints})`;
+  const lines = [head];
+  if (r.status !== 'pass' && r.message) lines.push(`   ${r.message}`);
+  if (r.details.expected !== undefined) lines.push(`   expected: ${r.details.expected}`);
+  if (r.details.actual !== undefined) lines.push(`   actual:   ${r.details.actual}`);
+  if (r.details.schedule !== undefined) lines.push(`   schedule: ${r.details.schedule}`);
+  if (r.output) lines.push(...r.output.split('\n').map((l) => `   | ${l}`));
+  return lines.join('\n');
+}
+
+/** A whole report as printed by the CLI grader, ending with `Score: X/Y`. */
+export function formatReport(report: GradeReport): string {
+  const lines: string[] = [];
+  if (report.error) {
+    const where = report.error.file
+      ? ` (${report.error.file}${report.error.line ? `:${report.error.line}` : ''})`
+      : '';
+    lines.push(`${report.status}: ${report.error.message}${where}`);
+  }
+  for (const r of report.results) lines.push(formatResult(r));
+  lines.push(`Score: ${report.score}/${report.maxScore}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,115 @@
+import { LabDefinitionError, StudentLoadError, StudentSyntaxError } from './lab-errors.js';
+import type { Lab } from './lab.js';
+import { type GradeReport, type TestResult, totalPoints } from './result.js';
+import { type RunnerHooks, parentProblems, runTests, skippedResult } from './runner.js';
+import { loadStudentModules } from './student-module.js';
+import { transpileStudent } from './transpile.js';
+
+/** The student's files by name; a missing file is graded as its starter. */
+export type Sources = Readonly<Record<string, string>>;
+
+/** Throws {@link LabDefinitionError} if a lab's tests, files or buggy variants are inconsistent. */
+export function validateLab(lab: Lab): void {
+  const problems = parentProblems(lab);
+  const ids = new Set(lab.tests.map((t) => t.id));
+  const files = new Set(lab.files.map((f) => f.name));
+  for (const v of lab.buggyVariants) {
+    if (!ids.has(v.mustFail)) problems.push(`buggy variant '${v.id}' targets unknown test '${v.mustFail}'`);
+    if (!files.has(v.file)) problems.push(`buggy variant '${v.id}' patches unknown file '${v.file}'`);
+  }
+  if (problems.length > 0) throw new LabDefinitionError(`lab '${lab.id}': ${problems.join('; ')}`);
+}
+
+/** The maximum score of a lab. */
+export function maxScore(lab: Lab): number {
+  return lab.tests.reduce((s, t) => s + t.points, 0);
+}
+
+/** A report for a run that did not get to the tests (syntax or load error). */
+function failedReport(lab: Lab, status: GradeReport['status'], err: StudentSyntaxError | StudentLoadError) {
+  const results = lab.tests.map((t) => skippedResult(t, `not run: ${err.message}`));
+  return {
+    lab: lab.id,
+    version: lab.version,
+    status,
+    score: 0,
+    maxScore: maxScore(lab),
+    results,
+    error: { message: err.message, file: err.file, line: err.line },
+  } satisfies GradeReport;
+}
+
+/**
+ * Grades the student's sources: transpile each file, load them as modules, run every test. This is the
+ * whole pipeline behind `spf-grade` and the browser worker; it never throws for bad student code (that
+ * becomes a report with status `syntax-error` or `load-error`).
+ */
+export async function gradeSources(
+  lab: Lab,
+  sources: Sources,
+  hooks: RunnerHooks = {},
+): Promise<GradeReport> {
+  const js = new Map<string, string>();
+  try {
+    for (const f of lab.files) js.set(f.name, transpileStudent(f.name, sources[f.name] ?? f.starter));
+  } catch (err) {
+    if (err instanceof StudentSyntaxError) return failedReport(lab, 'syntax-error', err);
+    throw err;
+  }
+  let student: Awaited<ReturnType<typeof loadStudentModules>>;
+  try {
+    student = await loadStudentModules(js, lab.modules());
+  } catch (err) {
+    if (err instanceof StudentLoadError) return failedReport(lab, 'load-error', err);
+    throw err;
+  }
+  const results = await runTests(lab, student, hooks);
+  return {
+    lab: lab.id,
+    version: lab.version,
+    status: 'complete',
+    score: totalPoints(results),
+    maxScore: maxScore(lab),
+    results,
+    error: null,
+  };
+}
+
+/**
+ * The report of a run stopped by a watchdog: tests finished so far keep their results, the running test
+ * is `timeout`, the rest are skipped.
+ */
+export function timeoutReport(
+  lab: Lab,
+  finished: readonly TestResult[],
+  runningTest: string | null,
+  limitMs: number,
+): GradeReport {
+  const done = new Map(finished.map((r) => [r.id, r]));
+  const results = lab.tests.map((t) => {
+    const r = done.get(t.id);
+    if (r) return r;
+    if (t.id === runningTest) {
+      return skippedResult(
+        t,
+        `timeout: still running after ${limitMs} ms (an infinite loop?); the run was stopped`,
+        'timeout',
+      );
+    }
+    return skippedResult(t, 'not run: the run was stopped after a timeout');
+  });
+  return {
+    lab: lab.id,
+    version: lab.version,
+    status: 'timeout',
+    score: totalPoints(results),
+    maxScore: maxScore(lab),
+    results,
+    error:
+      runningTest === null
+        ? {
+            message: `loading your code did not finish within ${limitMs} ms (an infinite loop at top level?)`,
+          }
+        : null,
+  };
+}

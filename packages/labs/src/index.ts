@@ -1,0 +1,58 @@
+// @spf/labs: the course's graded labs and the machinery that grades them in Node and in browsers.
+export { formatReport, formatResult } from './format-report.js';
+export { gradeSources, maxScore, type Sources, timeoutReport, validateLab } from './grade.js';
+export type {
+  BuggyVariant,
+  InjectionPoint,
+  Lab,
+  LabFile,
+  LabTest,
+  StudentModules,
+  TestCategory,
+  TestContext,
+} from './lab.js';
+export {
+  type FailureDetails,
+  LabDefinitionError,
+  StudentLoadError,
+  StudentSyntaxError,
+  TestFailure,
+  UnknownLabError,
+} from './lab-errors.js';
+export { lab1 } from './lab1/lab1.js';
+export {
+  type MapOptions,
+  PageTableBuilder,
+  PTE_A,
+  PTE_D,
+  PTE_P,
+  PTE_PS,
+  PTE_RW,
+  PTE_US,
+  PTE_XD,
+  SIZE_1G,
+  SIZE_2M,
+  SIZE_4K,
+  TestMemory,
+  vaOf,
+} from './lab1/page-table-builder.js';
+export { getLab, labs } from './registry.js';
+export {
+  type GradeReport,
+  type GradeStatus,
+  type TestResult,
+  type TestStatus,
+  totalPoints,
+} from './result.js';
+export { type RunnerHooks, runTests } from './runner.js';
+export { serveGradeRequest } from './serve-grade-request.js';
+export { loadStudentModules, type ModuleMap, studentLocation } from './student-module.js';
+export { transpileStudent } from './transpile.js';
+export { referenceSources, starterSources, variantSources } from './variants.js';
+export {
+  type GradeRequest,
+  gradeWithWatchdog,
+  type WatchdogOptions,
+  type WorkerMessage,
+  type WorkerPort,
+} from './worker-protocol.js';

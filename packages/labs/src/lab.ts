@@ -1,0 +1,91 @@
+/**
+ * The lab format: everything a lab ships (files with starter and reference, hints, graded tests, known-buggy
+ * variants) as plain data plus test functions, so that the same definition drives the browser workbench,
+ * the command-line grader and the CI checks.
+ */
+
+/** What a test checks; categories follow Pintos' weighting of functionality, robustness and regressions. */
+export type TestCategory = 'functionality' | 'robustness' | 'concurrency' | 'regression';
+
+/** One file the student edits. */
+export type LabFile = {
+  /** File name as shown in the editor tab and used for relative imports (`./walk.js`). */
+  readonly name: string;
+  /** What the student starts from. */
+  readonly starter: string;
+  /** A correct solution, revealed after full marks. */
+  readonly reference: string;
+};
+
+/** The exports of every student file, keyed by file name. */
+export type StudentModules = Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+
+/** What a test function receives. */
+export interface TestContext {
+  /** The loaded student files' exports. */
+  readonly student: StudentModules;
+  /**
+   * The export `name` of student file `file`, checked to be a function (a clear failure otherwise).
+   * Tests use it instead of reading `student` directly.
+   */
+  fn<F>(file: string, name: string): F;
+  /** Appends a line to the test's output. */
+  log(line: string): void;
+}
+
+/** A graded test. Throw a `TestFailure` (or any error) to fail it; return to pass. */
+export type LabTest = {
+  /** Stable identifier, used by gating, buggy variants and `-t` on the command line. */
+  readonly id: string;
+  readonly title: string;
+  readonly points: number;
+  readonly category: TestCategory;
+  /** A test that must pass first (xv6-style gating): if it does not, this test is skipped with 0 points. */
+  readonly parent?: string;
+  /** One sentence telling the student what is being checked. */
+  readonly description: string;
+  readonly run: (ctx: TestContext) => void | Promise<void>;
+};
+
+/** A known-wrong solution: the reference with textual replacements, and the test it must fail. */
+export type BuggyVariant = {
+  readonly id: string;
+  readonly description: string;
+  /** The file to patch and the replacements (each `from` must occur exactly once in the reference). */
+  readonly file: string;
+  readonly patches: ReadonlyArray<readonly [from: string, to: string]>;
+  /** The id of the test aimed at this bug. */
+  readonly mustFail: string;
+};
+
+/** Where a lab plugs the student's code into a package. */
+export type InjectionPoint = {
+  /** The package, e.g. `@spf/pagetable`. */
+  readonly package: string;
+  /** The interface implemented and where it is accepted, e.g. "`Walker` (walker.ts), `new Mmu({ walker })`". */
+  readonly point: string;
+};
+
+/** A lab. */
+export type Lab = {
+  readonly id: string;
+  readonly title: string;
+  /**
+   * Bumped when tests, hints or starter change. Saved progress is keyed by id and version; a newer version
+   * refreshes tests and hints while keeping the student's code.
+   */
+  readonly version: number;
+  /** One paragraph for the lab index. */
+  readonly summary: string;
+  readonly injection: InjectionPoint;
+  readonly files: readonly LabFile[];
+  /** Progressive hints, revealed one at a time. */
+  readonly hints: readonly string[];
+  readonly tests: readonly LabTest[];
+  readonly buggyVariants: readonly BuggyVariant[];
+  /**
+   * The modules student code may import, by specifier (for example `@spf/pagetable`). Called once per
+   * grading run; the values are the module namespaces.
+   */
+  readonly modules: () => Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+};

@@ -1,0 +1,44 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+// @ts-expect-error: a plain .mjs script without types
+import { generate } from '../scripts/embed-sources.mjs';
+import { gradeSources, validateLab } from './grade.js';
+import { labs } from './registry.js';
+import { referenceSources, starterSources, variantSources } from './variants.js';
+
+// The CI checks every lab must pass: the starter scores below 30%, each known-buggy variant fails the test
+// aimed at it, and the reference solution scores full marks.
+describe.each(labs.map((l) => [l.id, l] as const))('%s', (_id, lab) => {
+  it('is a consistent definition', () => {
+    expect(() => validateLab(lab)).not.toThrow();
+    expect(lab.tests.reduce((s, t) => s + t.points, 0)).toBe(100);
+  });
+
+  it('embeds the current lab-files sources', () => {
+    const current = readFileSync(new URL(`./${lab.id}/files.gen.ts`, import.meta.url), 'utf8');
+    expect(current, 'run `pnpm run embed` in packages/labs').toBe(generate(lab.id));
+  });
+
+  it('reference solution scores 100%', async () => {
+    const report = await gradeSources(lab, referenceSources(lab));
+    const failed = report.results.filter((r) => r.status !== 'pass');
+    expect(failed.map((r) => `${r.id}: ${r.message} ${JSON.stringify(r.details)}`)).toEqual([]);
+    expect(report.score).toBe(report.maxScore);
+  });
+
+  it('starter scores below 30%', async () => {
+    const report = await gradeSources(lab, starterSources(lab));
+    expect(report.status).toBe('complete');
+    expect(report.score).toBeLessThan(0.3 * report.maxScore);
+  });
+
+  it.each(lab.buggyVariants.map((v) => [v.id, v] as const))(
+    'buggy variant %s fails its target test',
+    async (_v, v) => {
+      const report = await gradeSources(lab, variantSources(lab, v));
+      const target = report.results.find((r) => r.id === v.mustFail);
+      expect(target?.status, `${v.id} must fail ${v.mustFail}`).toBe('fail');
+      expect(report.score).toBeLessThan(report.maxScore);
+    },
+  );
+});

@@ -1,0 +1,13 @@
+import { UnknownLabError } from './lab-errors.js';
+import type { Lab } from './lab.js';
+import { lab1 } from './lab1/lab1.js';
+
+/** Every lab of the course, in course order. */
+export const labs: readonly Lab[] = [lab1];
+
+/** The lab with id `id`; throws {@link UnknownLabError} listing the known ids otherwise. */
+export function getLab(id: string): Lab {
+  const lab = labs.find((l) => l.id === id);
+  if (!lab) throw new UnknownLabError(`no lab '${id}'; the labs are ${labs.map((l) => l.id).join(', ')}`);
+  return lab;
+}

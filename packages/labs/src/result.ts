@@ -1,0 +1,44 @@
+import type { FailureDetails } from './lab-errors.js';
+import type { TestCategory } from './lab.js';
+
+/** Outcome of one test. `error` means the student's code threw; `fail` means it gave a wrong answer. */
+export type TestStatus = 'pass' | 'fail' | 'skipped' | 'timeout' | 'error';
+
+/** One test's result, in the stable JSON shape shared by the CLI, the browser worker and saved progress. */
+export type TestResult = {
+  readonly id: string;
+  readonly title: string;
+  readonly category: TestCategory;
+  readonly parent: string | null;
+  readonly status: TestStatus;
+  /** Points earned (0 unless `pass`). */
+  readonly points: number;
+  readonly maxPoints: number;
+  /** Empty when passed; otherwise what went wrong and what to look at. */
+  readonly message: string;
+  /** What the student's code printed with `console.*` during the test. */
+  readonly output: string;
+  readonly details: FailureDetails;
+  /** Wall-clock duration (host time, not simulated time). */
+  readonly durationMs: number;
+};
+
+/** How a grading run ended. */
+export type GradeStatus = 'complete' | 'syntax-error' | 'load-error' | 'timeout';
+
+/** A whole grading run. */
+export type GradeReport = {
+  readonly lab: string;
+  readonly version: number;
+  readonly status: GradeStatus;
+  readonly score: number;
+  readonly maxScore: number;
+  readonly results: readonly TestResult[];
+  /** Set when the code could not be transpiled or loaded. */
+  readonly error: { readonly message: string; readonly file?: string; readonly line?: number } | null;
+};
+
+/** Sum of points of results. */
+export function totalPoints(results: readonly TestResult[]): number {
+  return results.reduce((s, r) => s + r.points, 0);
+}

@@ -1,0 +1,20 @@
+import { gradeSources } from './grade.js';
+import { getLab } from './registry.js';
+import type { GradeRequest, WorkerMessage } from './worker-protocol.js';
+
+/**
+ * The worker side of a grading run (browser Web Worker or Node worker thread): grades the request with the
+ * bundled tests of the named lab and posts progress and the report through `post`.
+ */
+export async function serveGradeRequest(req: GradeRequest, post: (m: WorkerMessage) => void): Promise<void> {
+  try {
+    const lab = getLab(req.lab);
+    const report = await gradeSources(lab, req.sources, {
+      onStart: (t) => post({ type: 'start', test: t.id }),
+      onResult: (result) => post({ type: 'result', result }),
+    });
+    post({ type: 'done', report });
+  } catch (err) {
+    post({ type: 'crash', message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+  }
+}

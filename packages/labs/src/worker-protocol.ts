@@ -1,0 +1,94 @@
+import type { Sources } from './grade.js';
+import { timeoutReport } from './grade.js';
+import type { Lab } from './lab.js';
+import type { GradeReport, TestResult } from './result.js';
+
+/** Page (or CLI) to worker: grade these sources for this lab. */
+export type GradeRequest = { readonly type: 'grade'; readonly lab: string; readonly sources: Sources };
+
+/** Worker to page (or CLI): progress and the final report. */
+export type WorkerMessage =
+  | { readonly type: 'start'; readonly test: string }
+  | { readonly type: 'result'; readonly result: TestResult }
+  | { readonly type: 'done'; readonly report: GradeReport }
+  | { readonly type: 'crash'; readonly message: string };
+
+/** The little a watchdog needs from a worker: a browser `Worker` or a Node `worker_threads` Worker. */
+export interface WorkerPort {
+  post(msg: GradeRequest): void;
+  listen(onMessage: (m: WorkerMessage) => void, onError: (message: string) => void): void;
+  terminate(): void;
+}
+
+/** Time limits for a watched grading run. */
+export type WatchdogOptions = {
+  /** How long one test may run before the worker is terminated (default 3000 ms). */
+  readonly testTimeLimitMs?: number;
+  /** How long transpiling and loading may take before the first test starts (default 5000 ms). */
+  readonly loadTimeLimitMs?: number;
+  readonly onStart?: (testId: string) => void;
+  readonly onResult?: (result: TestResult) => void;
+};
+
+/**
+ * Grades in a fresh worker from `spawn` and terminates it if a test (or loading) exceeds its time limit,
+ * so an infinite loop in student code becomes a `timeout` result instead of a hung page or CLI. The worker
+ * is always terminated at the end: every run starts from a clean global state.
+ */
+export function gradeWithWatchdog(
+  lab: Lab,
+  sources: Sources,
+  spawn: () => WorkerPort,
+  opts: WatchdogOptions = {},
+): Promise<GradeReport> {
+  const testLimit = opts.testTimeLimitMs ?? 3000;
+  const loadLimit = opts.loadTimeLimitMs ?? 5000;
+  return new Promise((resolve) => {
+    const finished: TestResult[] = [];
+    let running: string | null = null;
+    let settled = false;
+    const worker = spawn();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const finish = (report: GradeReport) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      worker.terminate();
+      resolve(report);
+    };
+    const arm = (ms: number) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => finish(timeoutReport(lab, finished, running, ms)), ms);
+    };
+    worker.listen(
+      (m) => {
+        if (settled) return;
+        if (m.type === 'start') {
+          running = m.test;
+          opts.onStart?.(m.test);
+          arm(testLimit);
+        } else if (m.type === 'result') {
+          finished.push(m.result);
+          running = null;
+          opts.onResult?.(m.result);
+        } else if (m.type === 'done') {
+          finish(m.report);
+        } else {
+          finish({
+            ...timeoutReport(lab, finished, null, 0),
+            status: 'load-error',
+            error: { message: `the grading worker crashed: ${m.message}` },
+          });
+        }
+      },
+      (message) =>
+        finish({
+          ...timeoutReport(lab, finished, null, 0),
+          status: 'load-error',
+          error: { message: `the grading worker failed: ${message}` },
+        }),
+    );
+    arm(loadLimit);
+    worker.post({ type: 'grade', lab: lab.id, sources });
+  });
+}
