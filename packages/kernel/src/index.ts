@@ -1,2 +1,55 @@
 // Public API of this package.
-export {};
+
+// Replay format and real-kernel conformance harness.
+export { diffReplayOutputs, splitObservations, type DiffLabels } from './replay/diff.js';
+export { HarnessError, HostUnavailableError, ReplayParseError } from './replay/errors.js';
+export {
+  ARENA_BASE,
+  ARENA_PAGES,
+  arenaAddress,
+  formatOp,
+  formatProt,
+  formatScript,
+  MAX_PAGEMAP_PAGES,
+  PROT_NONE,
+  REPLAY_PAGE_SIZE,
+  TOUCH_STORE_VALUE,
+  type Access,
+  type AnonSource,
+  type MapsOp,
+  type MmapOp,
+  type MmapSource,
+  type MprotectOp,
+  type MunmapOp,
+  type PagemapOp,
+  type ParsedOp,
+  type Prot,
+  type ReplayOp,
+  type Share,
+  type TouchOp,
+} from './replay/format.js';
+export { generateScript, type GenerateOptions } from './replay/generate.js';
+export {
+  compileHarness,
+  harnessSourcePath,
+  probeHost,
+  runOnHost,
+  type HostProbe,
+  type RunOnHostOptions,
+} from './replay/host.js';
+export {
+  formatMapsEntry,
+  formatObservation,
+  formatObservations,
+  formatPerms,
+  type ErrnoName,
+  type MapsEntry,
+  type MapsObservation,
+  type Observation,
+  type PagemapObservation,
+  type PageState,
+  type SegvCode,
+  type SyscallObservation,
+  type TouchObservation,
+} from './replay/observation.js';
+export { parseLine, parseScript } from './replay/parse.js';

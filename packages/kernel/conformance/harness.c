@@ -1,0 +1,554 @@
+/*
+ * spf replay harness: runs an spf replay script (see ../README.md, "Replay format") on the host Linux
+ * kernel with real system calls and prints the same observation lines that `spf replay` prints for the
+ * simulator, so the two outputs can be compared line by line.
+ *
+ *   cc -O1 -o /tmp/h harness.c && /tmp/h < script       run a script
+ *   /tmp/h --probe                                       describe the host (zero page, PFN visibility)
+ *
+ * The arena is 16 TiB of address space from ARENA_BASE. The harness itself never allocates after start-up
+ * (static buffers only, no stdio on stdout, no malloc), so nothing of its own appears in the arena. It
+ * pre-faults and locks its own memory so that the getrusage() deltas around a touch count only the fault
+ * of the touched page.
+ *
+ * Exit status: 0 after running the script, 2 on a malformed script line (message on stderr, naming the
+ * line), 3 when the host cannot run the harness (message on stderr).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef PR_SET_THP_DISABLE
+#define PR_SET_THP_DISABLE 41
+#endif
+#ifndef SEGV_PKUERR
+#define SEGV_PKUERR 4
+#endif
+
+#define PAGE 4096UL
+#define ARENA_BASE 0x100000000000UL
+#define ARENA_PAGES (1UL << 32)
+#define ARENA_END (ARENA_BASE + ARENA_PAGES * PAGE)
+
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAP (1ULL << 62)
+#define PM_FILE (1ULL << 61)
+#define PM_PFN_MASK ((1ULL << 55) - 1)
+
+/* ---- static state: nothing below is allocated at run time ---- */
+
+static char in_buf[8 << 20];
+static char out_buf[1 << 16];
+static size_t out_len;
+static char maps_buf[1 << 20];
+static unsigned char alt_stack[64 * 1024] __attribute__((aligned(4096)));
+static uint64_t pm_buf[4096];
+
+static int pagemap_fd = -1;
+static int zero_pfn_known;
+static uint64_t zero_pfn;
+static int pfn_visible;
+
+static sigjmp_buf touch_jmp;
+static volatile sig_atomic_t touch_armed;
+static volatile int fault_signo;
+static volatile int fault_code;
+static volatile uintptr_t fault_addr;
+
+/* ---- output without stdio (no allocation, no faults on fresh heap) ---- */
+
+static void out_flush(void) {
+  size_t done = 0;
+  while (done < out_len) {
+    ssize_t n = write(1, out_buf + done, out_len - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      _exit(3);
+    }
+    done += (size_t)n;
+  }
+  out_len = 0;
+}
+
+static void out_str(const char *s) {
+  size_t n = strlen(s);
+  if (out_len + n > sizeof out_buf) out_flush();
+  memcpy(out_buf + out_len, s, n);
+  out_len += n;
+}
+
+static void out_u64(uint64_t v) {
+  char tmp[24];
+  int i = sizeof tmp;
+  tmp[--i] = 0;
+  do {
+    tmp[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  out_str(tmp + i);
+}
+
+static void out_char(char c) {
+  char s[2] = {c, 0};
+  out_str(s);
+}
+
+static void die(int status, const char *what, unsigned long line) {
+  out_flush();
+  if (line)
+    fprintf(stderr, "spf-harness: line %lu: %s\n", line, what);
+  else
+    fprintf(stderr, "spf-harness: %s\n", what);
+  _exit(status);
+}
+
+/* ---- errno names ---- */
+
+static const char *errno_name(int e) {
+  switch (e) {
+  case EINVAL: return "EINVAL";
+  case ENOMEM: return "ENOMEM";
+  case EEXIST: return "EEXIST";
+  case EACCES: return "EACCES";
+  case EPERM: return "EPERM";
+  case EAGAIN: return "EAGAIN";
+  case EFAULT: return "EFAULT";
+  case EBADF: return "EBADF";
+  case ENODEV: return "ENODEV";
+  case EOVERFLOW: return "EOVERFLOW";
+  case ENFILE: return "ENFILE";
+  case EMFILE: return "EMFILE";
+  case EBUSY: return "EBUSY";
+  case ETXTBSY: return "ETXTBSY";
+  default: return 0;
+  }
+}
+
+static void out_errno(int e) {
+  const char *name = errno_name(e);
+  if (name) {
+    out_str(name);
+  } else {
+    out_str("E");
+    out_u64((uint64_t)e);
+  }
+}
+
+/* ---- start-up: keep the harness's own faults out of the measurements ---- */
+
+static void __attribute__((noinline)) prefault_stack(void) {
+  volatile char pad[256 * 1024];
+  for (size_t i = 0; i < sizeof pad; i += 512) pad[i] = 0;
+}
+
+static void prefault_static(void) {
+  /* .bss pages are untouched until written; write every page of every buffer once. */
+  for (size_t i = 0; i < sizeof in_buf; i += PAGE) in_buf[i] = 0;
+  for (size_t i = 0; i < sizeof out_buf; i += PAGE) out_buf[i] = 0;
+  for (size_t i = 0; i < sizeof maps_buf; i += PAGE) maps_buf[i] = 0;
+  for (size_t i = 0; i < sizeof alt_stack; i += PAGE) alt_stack[i] = 0;
+  for (size_t i = 0; i < sizeof pm_buf / sizeof pm_buf[0]; i += PAGE / sizeof pm_buf[0]) pm_buf[i] = 0;
+}
+
+static void on_fault(int sig, siginfo_t *si, void *uc) {
+  (void)uc;
+  if (!touch_armed) {
+    /* A fault outside a touch is a bug in the harness: die loudly rather than report nonsense. */
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
+  touch_armed = 0;
+  fault_signo = sig;
+  fault_code = si->si_code;
+  fault_addr = (uintptr_t)si->si_addr;
+  siglongjmp(touch_jmp, 1);
+}
+
+static void install_handlers(void) {
+  stack_t ss;
+  ss.ss_sp = alt_stack;
+  ss.ss_size = sizeof alt_stack;
+  ss.ss_flags = 0;
+  if (sigaltstack(&ss, 0) != 0) die(3, "sigaltstack failed", 0);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_fault;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGSEGV, &sa, 0) != 0 || sigaction(SIGBUS, &sa, 0) != 0) die(3, "sigaction failed", 0);
+}
+
+/* ---- /proc/self/maps and /proc/self/pagemap ---- */
+
+static size_t read_maps(void) {
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die(3, "cannot open /proc/self/maps (is /proc mounted?)", 0);
+  size_t len = 0;
+  for (;;) {
+    if (len + 1 >= sizeof maps_buf) die(3, "/proc/self/maps is larger than the harness's 1 MiB buffer", 0);
+    ssize_t n = read(fd, maps_buf + len, sizeof maps_buf - 1 - len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      die(3, "reading /proc/self/maps failed", 0);
+    }
+    if (n == 0) break;
+    len += (size_t)n;
+  }
+  close(fd);
+  maps_buf[len] = 0;
+  return len;
+}
+
+static uint64_t parse_hex(const char **p) {
+  uint64_t v = 0;
+  for (;;) {
+    char c = **p;
+    int d;
+    if (c >= '0' && c <= '9') d = c - '0';
+    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    else break;
+    v = v * 16 + (uint64_t)d;
+    (*p)++;
+  }
+  return v;
+}
+
+/* Calls fn for every /proc/self/maps line: start, end, perms (4 chars), file offset in bytes. */
+typedef void (*maps_fn)(uint64_t start, uint64_t end, const char *perms, uint64_t offset);
+
+static void for_each_map(maps_fn fn) {
+  size_t len = read_maps();
+  const char *p = maps_buf;
+  const char *end = maps_buf + len;
+  while (p < end) {
+    uint64_t s = parse_hex(&p);
+    p++; /* '-' */
+    uint64_t e = parse_hex(&p);
+    p++; /* ' ' */
+    char perms[5];
+    memcpy(perms, p, 4);
+    perms[4] = 0;
+    p += 5;
+    uint64_t off = parse_hex(&p);
+    fn(s, e, perms, off);
+    while (p < end && *p != '\n') p++;
+    p++;
+  }
+}
+
+static void print_arena_map(uint64_t s, uint64_t e, const char *perms, uint64_t off) {
+  if (e <= ARENA_BASE || s >= ARENA_END) return;
+  out_u64((s - ARENA_BASE) / PAGE);
+  out_char('-');
+  out_u64((e - ARENA_BASE) / PAGE);
+  out_char(' ');
+  out_str(perms);
+  out_char(' ');
+  out_u64(off / PAGE);
+  out_str(" -\n");
+}
+
+static int arena_busy;
+static void check_arena_empty(uint64_t s, uint64_t e, const char *perms, uint64_t off) {
+  (void)perms;
+  (void)off;
+  if (e > ARENA_BASE && s < ARENA_END) arena_busy = 1;
+}
+
+static uint64_t pagemap_entry(uintptr_t addr) {
+  uint64_t v = 0;
+  if (pread(pagemap_fd, &v, sizeof v, (off_t)(addr / PAGE * sizeof v)) != (ssize_t)sizeof v)
+    die(3, "reading /proc/self/pagemap failed", 0);
+  return v;
+}
+
+/* ---- zero-page probe ---- */
+
+/*
+ * Reads two fresh private anonymous pages (outside the arena) and compares their PFNs. With a shared zero
+ * page both read faults map the same frame; without one (as on kernels built without it, or with
+ * mm_forbids_zeropage) each read allocates its own page.
+ */
+static void probe_zero_page(void) {
+  unsigned char *p = mmap(0, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) die(3, "probe mmap failed", 0);
+  volatile unsigned char sink = p[0];
+  sink = p[PAGE];
+  (void)sink;
+  uint64_t a = pagemap_entry((uintptr_t)p);
+  uint64_t b = pagemap_entry((uintptr_t)p + PAGE);
+  munmap(p, 2 * PAGE);
+  uint64_t pa = a & PM_PFN_MASK;
+  uint64_t pb = b & PM_PFN_MASK;
+  pfn_visible = (a & PM_PRESENT) && pa != 0;
+  if (pfn_visible && pa == pb) {
+    zero_pfn_known = 1;
+    zero_pfn = pa;
+  }
+}
+
+/* ---- the ops ---- */
+
+static int parse_prot(const char *t, int *prot) {
+  if (strcmp(t, "-") == 0) {
+    *prot = PROT_NONE;
+    return 1;
+  }
+  int v = 0;
+  if (!*t) return 0;
+  for (; *t; t++) {
+    int bit = *t == 'r' ? PROT_READ : *t == 'w' ? PROT_WRITE : *t == 'x' ? PROT_EXEC : 0;
+    if (!bit || (v & bit)) return 0;
+    v |= bit;
+  }
+  *prot = v;
+  return 1;
+}
+
+static int parse_num(const char *t, uint64_t *v) {
+  if (!*t) return 0;
+  uint64_t n = 0;
+  for (; *t; t++) {
+    if (*t < '0' || *t > '9') return 0;
+    n = n * 10 + (uint64_t)(*t - '0');
+    if (n > ARENA_PAGES) return 0;
+  }
+  *v = n;
+  return 1;
+}
+
+/* Offsets and lengths must keep the range inside the arena (the TypeScript parser checks the same). */
+static int in_arena(uint64_t off, uint64_t npages) { return off + npages <= ARENA_PAGES; }
+
+#define MAX_PAGEMAP_PAGES 65536
+
+static void op_result(const char *op, int rc) {
+  out_str(op);
+  if (rc == 0) {
+    out_str(" ok\n");
+  } else {
+    out_char(' ');
+    out_errno(errno);
+    out_char('\n');
+  }
+}
+
+static void do_mmap(uint64_t off, uint64_t npages, int prot, int shared, int fixed) {
+  uintptr_t want = ARENA_BASE + off * PAGE;
+  int flags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | (fixed ? MAP_FIXED : MAP_FIXED_NOREPLACE);
+  void *r = mmap((void *)want, npages * PAGE, prot, flags, -1, 0);
+  if (r == MAP_FAILED) {
+    op_result("mmap", -1);
+  } else if ((uintptr_t)r != want) {
+    /* A kernel older than 4.17 treats MAP_FIXED_NOREPLACE as a hint; undo and say so. */
+    munmap(r, npages * PAGE);
+    die(3, "mmap ignored MAP_FIXED_NOREPLACE (kernel older than 4.17?)", 0);
+  } else {
+    out_str("mmap ok\n");
+  }
+}
+
+static void __attribute__((noinline)) do_touch(uint64_t page, int write) {
+  volatile unsigned char *p = (volatile unsigned char *)(ARENA_BASE + page * PAGE);
+  static struct rusage before, after;
+  static volatile unsigned char val;
+  if (sigsetjmp(touch_jmp, 1) == 0) {
+    touch_armed = 1;
+    getrusage(RUSAGE_SELF, &before);
+    if (write)
+      *p = 0x5a;
+    else
+      val = *p;
+    getrusage(RUSAGE_SELF, &after);
+    touch_armed = 0;
+    out_str("touch ok min=");
+    out_u64((uint64_t)(after.ru_minflt - before.ru_minflt));
+    out_str(" maj=");
+    out_u64((uint64_t)(after.ru_majflt - before.ru_majflt));
+    if (!write) {
+      out_str(" val=");
+      out_u64(val);
+    }
+    out_char('\n');
+    return;
+  }
+  if (fault_addr != (uintptr_t)p) die(3, "a fault hit an address other than the touched page", 0);
+  if (fault_signo == SIGBUS) {
+    out_str("touch SIGBUS\n");
+    return;
+  }
+  out_str("touch SIGSEGV ");
+  if (fault_code == SEGV_MAPERR) out_str("MAPERR");
+  else if (fault_code == SEGV_ACCERR) out_str("ACCERR");
+  else if (fault_code == SEGV_PKUERR) out_str("PKUERR");
+  else {
+    out_str("CODE");
+    out_u64((uint64_t)fault_code);
+  }
+  out_char('\n');
+}
+
+static void do_pagemap(uint64_t off, uint64_t npages) {
+  out_str("pagemap ");
+  uint64_t done = 0;
+  while (done < npages) {
+    uint64_t n = npages - done;
+    if (n > sizeof pm_buf / sizeof pm_buf[0]) n = sizeof pm_buf / sizeof pm_buf[0];
+    off_t pos = (off_t)((ARENA_BASE / PAGE + off + done) * sizeof(uint64_t));
+    ssize_t got = pread(pagemap_fd, pm_buf, n * sizeof(uint64_t), pos);
+    if (got != (ssize_t)(n * sizeof(uint64_t))) die(3, "reading /proc/self/pagemap failed", 0);
+    for (uint64_t i = 0; i < n; i++) {
+      uint64_t e = pm_buf[i];
+      char c = '.';
+      if (e & PM_PRESENT) {
+        if (zero_pfn_known && (e & PM_PFN_MASK) == zero_pfn) c = 'Z';
+        else if (e & PM_FILE) c = 'F';
+        else c = 'A';
+      }
+      out_char(c);
+    }
+    done += n;
+  }
+  out_char('\n');
+}
+
+/* ---- the script ---- */
+
+#define MAX_TOKENS 8
+
+static void run_line(char *line, unsigned long lineno) {
+  char *hash = strchr(line, '#');
+  if (hash) *hash = 0;
+  char *tok[MAX_TOKENS + 1];
+  int nt = 0;
+  char *save = 0;
+  for (char *t = strtok_r(line, " \t\r", &save); t; t = strtok_r(0, " \t\r", &save)) {
+    if (nt == MAX_TOKENS) die(2, "too many fields", lineno);
+    tok[nt++] = t;
+  }
+  if (nt == 0) return;
+  uint64_t a, b;
+  int prot;
+  const char *op = tok[0];
+  if (strcmp(op, "mmap") == 0) {
+    int fixed = nt == 7 && strcmp(tok[6], "fixed") == 0;
+    if ((nt != 6 && !fixed) || !parse_num(tok[1], &a) || !parse_num(tok[2], &b) || !parse_prot(tok[3], &prot) ||
+        (strcmp(tok[4], "private") != 0 && strcmp(tok[4], "shared") != 0) || strcmp(tok[5], "anon") != 0 ||
+        !in_arena(a, b))
+      die(2, "mmap expects <off> <npages> <prot> <share> anon [fixed]", lineno);
+    do_mmap(a, b, prot, strcmp(tok[4], "shared") == 0, fixed);
+  } else if (strcmp(op, "munmap") == 0) {
+    if (nt != 3 || !parse_num(tok[1], &a) || !parse_num(tok[2], &b) || !in_arena(a, b))
+      die(2, "munmap expects <off> <npages>", lineno);
+    op_result("munmap", munmap((void *)(ARENA_BASE + a * PAGE), b * PAGE));
+  } else if (strcmp(op, "mprotect") == 0) {
+    if (nt != 4 || !parse_num(tok[1], &a) || !parse_num(tok[2], &b) || !parse_prot(tok[3], &prot) ||
+        !in_arena(a, b))
+      die(2, "mprotect expects <off> <npages> <prot>", lineno);
+    op_result("mprotect", mprotect((void *)(ARENA_BASE + a * PAGE), b * PAGE, prot));
+  } else if (strcmp(op, "touch") == 0) {
+    if (nt != 3 || !parse_num(tok[1], &a) || a >= ARENA_PAGES ||
+        (strcmp(tok[2], "r") != 0 && strcmp(tok[2], "w") != 0))
+      die(2, "touch expects <page> r|w", lineno);
+    do_touch(a, tok[2][0] == 'w');
+  } else if (strcmp(op, "maps") == 0) {
+    if (nt != 1) die(2, "maps takes no arguments", lineno);
+    out_str("maps\n");
+    for_each_map(print_arena_map);
+    out_str("end\n");
+  } else if (strcmp(op, "pagemap") == 0) {
+    if (nt != 3 || !parse_num(tok[1], &a) || !parse_num(tok[2], &b) || b == 0 || b > MAX_PAGEMAP_PAGES ||
+        !in_arena(a, b))
+      die(2, "pagemap expects <off> <npages> with 1 <= npages <= 65536", lineno);
+    do_pagemap(a, b);
+  } else {
+    die(2, "unknown op (expected mmap, munmap, mprotect, touch, maps or pagemap)", lineno);
+  }
+  if (out_len > sizeof out_buf / 2) out_flush();
+}
+
+static void setup(void) {
+  prefault_stack();
+  prefault_static();
+  if (prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0) die(3, "prctl(PR_SET_THP_DISABLE) failed", 0);
+  pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (pagemap_fd < 0) die(3, "cannot open /proc/self/pagemap", 0);
+  install_handlers();
+  arena_busy = 0;
+  for_each_map(check_arena_empty);
+  if (arena_busy) die(3, "something is already mapped in the arena 0x100000000000..0x200000000000", 0);
+  probe_zero_page();
+  /* Populate and lock everything mapped so far (text, data, stack, libc) so that touches count only the
+   * fault of the touched page. Failing (no privilege) is fine: the warm-up below covers the hot paths. */
+  (void)mlockall(MCL_CURRENT);
+  /* Warm up the touch and fault paths once on a scratch page outside the arena. */
+  unsigned char *scratch = mmap(0, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (scratch == MAP_FAILED) die(3, "scratch mmap failed", 0);
+  volatile unsigned char *sp = scratch;
+  struct rusage r;
+  getrusage(RUSAGE_SELF, &r);
+  sp[0] = 1;
+  (void)sp[0];
+  munmap(scratch, PAGE);
+  /* Fault path: touch the first arena page while nothing is mapped there (we checked above). */
+  size_t keep = out_len;
+  do_touch(0, 0);
+  do_touch(0, 1);
+  out_len = keep;
+}
+
+int main(int argc, char **argv) {
+  int probe = argc == 2 && strcmp(argv[1], "--probe") == 0;
+  if (argc > 1 && !probe) {
+    fprintf(stderr, "usage: %s < script   |   %s --probe\n", argv[0], argv[0]);
+    return 2;
+  }
+  setup();
+  if (probe) {
+    out_str("linux 1\n");
+    out_str("pfn-visible ");
+    out_u64((uint64_t)pfn_visible);
+    out_str("\nzero-page ");
+    out_str(!pfn_visible ? "unknown" : zero_pfn_known ? "yes" : "no");
+    out_str("\n");
+    out_flush();
+    return 0;
+  }
+  size_t len = 0;
+  for (;;) {
+    if (len + 1 >= sizeof in_buf) die(3, "script larger than 8 MiB", 0);
+    ssize_t n = read(0, in_buf + len, sizeof in_buf - 1 - len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      die(3, "reading stdin failed", 0);
+    }
+    if (n == 0) break;
+    len += (size_t)n;
+  }
+  in_buf[len] = 0;
+  unsigned long lineno = 0;
+  char *p = in_buf;
+  while (*p) {
+    char *nl = strchr(p, '\n');
+    if (nl) *nl = 0;
+    lineno++;
+    run_line(p, lineno);
+    if (!nl) break;
+    p = nl + 1;
+  }
+  out_flush();
+  return 0;
+}
