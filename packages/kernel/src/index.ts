@@ -2,7 +2,7 @@
 
 // Replay format and real-kernel conformance harness.
 export { diffReplayOutputs, splitObservations, type DiffLabels } from './replay/diff.js';
-export { HarnessError, HostUnavailableError, ReplayParseError } from './replay/errors.js';
+export { HarnessError, HostUnavailableError, ReplayOutputError, ReplayParseError } from './replay/errors.js';
 export {
   ARENA_BASE,
   ARENA_PAGES,
@@ -53,3 +53,4 @@ export {
   type TouchObservation,
 } from './replay/observation.js';
 export { parseLine, parseScript } from './replay/parse.js';
+export { parseObservations } from './replay/parse-output.js';

@@ -38,3 +38,18 @@ export class HarnessError extends Error {
     super(message);
   }
 }
+
+/** Replay output (from the harness or the simulator) that does not follow the observation format. */
+export class ReplayOutputError extends Error {
+  override readonly name = 'ReplayOutputError';
+  constructor(
+    /** 1-based line number in the output. */
+    readonly line: number,
+    /** The offending output line. */
+    readonly text: string,
+    /** What was expected there. */
+    readonly expected: string,
+  ) {
+    super(`output line ${line}: expected ${expected}; got "${text}"`);
+  }
+}

@@ -5,6 +5,7 @@ import { ReplayParseError } from './errors.js';
 import { generateScript } from './generate.js';
 import { compileHarness, probeHost, runOnHost } from './host.js';
 import { parseScript } from './parse.js';
+import { parseObservations } from './parse-output.js';
 
 const host = probeHost();
 const usable = host.linux && host.cc;
@@ -228,6 +229,10 @@ describe('runOnHost (the C harness on the real kernel)', () => {
       const out = runOnHost(script);
       const chunks = splitObservations(out);
       expect(chunks, `seed ${seed}`).toHaveLength(ops.length);
+      expect(
+        parseObservations(out).map((o) => o.op),
+        `seed ${seed}`,
+      ).toEqual(ops.map((o) => o.kind));
       ops.forEach((op, i) => {
         expect(chunks[i], `seed ${seed}, line ${op.line}`).toMatch(shapes[op.kind]);
       });
