@@ -104,5 +104,8 @@ if (!rootTs.references.some((r) => r.path === `packages/${name}`)) {
   writeFileSync(join(root, 'tsconfig.json'), `${JSON.stringify(rootTs, null, 2)}\n`);
 }
 // Format what we generated the way CI checks it.
-spawnSync('npx', ['biome', 'format', '--write', dir, join(root, 'tsconfig.json')], { cwd: root, stdio: 'ignore' });
+spawnSync('npx', ['biome', 'format', '--write', dir, join(root, 'tsconfig.json')], {
+  cwd: root,
+  stdio: 'ignore',
+});
 console.log(`created packages/${name}; now run: npx -y pnpm@10.34.9 install`);
