@@ -79,8 +79,8 @@ let compiled: string | undefined;
  * @throws HostUnavailableError when the host is not Linux, there is no `cc`, or compilation fails.
  */
 export function compileHarness(): string {
-  if (compiled !== undefined) return compiled;
   const n = requireNode();
+  if (compiled !== undefined && n.fs.existsSync(compiled)) return compiled;
   if (n.os.platform() !== 'linux') {
     throw new HostUnavailableError(`the harness runs only on Linux; this host is ${n.os.platform()}`);
   }
@@ -96,7 +96,8 @@ export function compileHarness(): string {
   const exe = n.path.join(dir, `harness-${hash}`);
   if (!n.fs.existsSync(exe)) {
     n.fs.mkdirSync(dir, { recursive: true });
-    const tmp = `${exe}.${process.pid}.tmp`;
+    // Worker threads share a pid, so the private name also carries random bytes.
+    const tmp = `${exe}.${process.pid}.${n.crypto.randomBytes(6).toString('hex')}.tmp`;
     const cc = n.cp.spawnSync('cc', ['-O1', '-std=gnu11', '-Wall', '-o', tmp, source], { encoding: 'utf8' });
     if (cc.error !== undefined) {
       throw new HostUnavailableError(
@@ -104,6 +105,7 @@ export function compileHarness(): string {
       );
     }
     if (cc.status !== 0) {
+      n.fs.rmSync(tmp, { force: true });
       throw new HostUnavailableError(`\`cc\` failed to compile ${source}:\n${cc.stderr}`);
     }
     n.fs.renameSync(tmp, exe);
