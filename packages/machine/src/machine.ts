@@ -447,16 +447,29 @@ export class Machine implements SchedulerView {
   private siftDown(i: number): void {
     const heap = this.heap;
     const pos = this.heapPos;
+    const keys = this.heapKey;
     const size = this.heapSize;
     const id = heap[i];
+    const k = keys[id];
     for (;;) {
       const l = 2 * i + 1;
       if (l >= size) break;
+      let m = l;
+      let mid = heap[l];
+      let mk = keys[mid];
       const r = l + 1;
-      const m = r < size && this.heapLess(heap[r], heap[l]) ? r : l;
-      if (!this.heapLess(heap[m], id)) break;
-      heap[i] = heap[m];
-      pos[heap[i]] = i;
+      if (r < size) {
+        const rid = heap[r];
+        const rk = keys[rid];
+        if (rk < mk || (rk === mk && rid < mid)) {
+          m = r;
+          mid = rid;
+          mk = rk;
+        }
+      }
+      if (mk > k || (mk === k && mid > id)) break;
+      heap[i] = mid;
+      pos[mid] = i;
       i = m;
     }
     heap[i] = id;
