@@ -1,2 +1,42 @@
-// Public API of this package.
-export {};
+// @spf/locks: the kernel's synchronization primitives, built on @spf/machine effects.
+export { smpMb, smpRmb, smpWmb } from './barriers.js';
+export { type Current, current, describeCurrent, irqsEnabled } from './current.js';
+export { IntervalNode, IntervalTree } from './interval-tree.js';
+export type {
+  RwsemPaths,
+  RwsemState,
+  RwsemWaiter,
+  SeqcountReadSide,
+  SeqcountState,
+} from './lab-interfaces.js';
+export { LockError } from './lock-error.js';
+export {
+  type AcquireMode,
+  activeLockdep,
+  defaultLockdep,
+  Lockdep,
+  LockdepError,
+  type LockdepMap,
+  type LockWaitKind,
+  resolveLockdep,
+} from './lockdep.js';
+export { Mutex, type MutexOptions, type MutexOwner } from './mutex.js';
+export { RangeLock, type RangeLockHandle, type RangeLockOptions } from './range-lock.js';
+export { Rcu, type RcuCallback, RcuError } from './rcu.js';
+export { type Poisonable, RcuBox, RcuObject } from './rcu-object.js';
+export { REFCOUNT_SATURATED, Refcount, RefcountError } from './refcount.js';
+export {
+  RWSEM_FLAG_HANDOFF,
+  RWSEM_FLAG_WAITERS,
+  RWSEM_READER_BIAS,
+  RWSEM_READER_SHIFT,
+  RWSEM_WAIT_TIMEOUT_NS,
+  RWSEM_WRITER_LOCKED,
+  RwSemaphore,
+  type RwSemaphoreOptions,
+} from './rwsem.js';
+export { SeqCount, type SeqCountOptions, seqcountReadSide } from './seqcount.js';
+export { SeqLock, type SeqLockOptions } from './seqlock.js';
+export { simpleRwsemPaths } from './simple-rwsem-paths.js';
+export type { SleepingRwLock } from './sleeping-rw-lock.js';
+export { RawSpinLock, SpinLock, type SpinLockOptions } from './spinlock.js';

@@ -1,9 +1,13 @@
 import type { AtomicCell, Kernel, WaitQueue } from '@spf/machine';
 
-/**
- * Injection points for the seqcount read side and the rw_semaphore paths (used by Lab 2 of the course).
- * `SeqCount` and `RwSemaphore` accept an implementation of these interfaces in their constructor options;
- * the package's own implementation is the default.
+/*
+ * Lab 2 contract. `SeqCount` takes `{ reader?: SeqcountReadSide }` and `RwSemaphore` takes
+ * `{ paths?: RwsemPaths }`; given one, the lock routes those operations through it, passing itself as the
+ * state (`SeqcountState` / `RwsemState`). Your code must do every shared-memory access through the state's
+ * cells (or `read`/`write`/`rmw` on their lines) so the explorer can interleave other CPUs there, sleep only
+ * with `block(sem.waitQueue, until)`, and wake with `wake`/`wakeTask`. The lock itself keeps lockdep,
+ * misuse checks (unlock without lock) and a mutual-exclusion checker around your paths. The package's
+ * reference solutions are `seqcountReadSide` and `simpleRwsemPaths`.
  */
 
 /** The state of a seqcount_t that a read-side implementation may use. */
@@ -23,8 +27,9 @@ export interface SeqcountReadSide {
 
 /**
  * The state of an rw_semaphore that a lab implementation may use: a count word, a FIFO of waiters and a
- * spinlock-free wait queue. The count encoding is the implementation's choice (the default follows
- * kernel/locking/rwsem.c: a writer-locked bit, a waiters bit, a handoff bit and a reader count).
+ * wait queue. The count encoding is the implementation's choice (the default follows
+ * kernel/locking/rwsem.c: a writer-locked bit, a waiters bit, a handoff bit and a reader count); it starts
+ * at 0. The waiter list needs no lock of its own: code between two yields runs atomically.
  */
 export interface RwsemState {
   readonly count: AtomicCell;
@@ -44,10 +49,16 @@ export type RwsemWaiter = {
   readonly task: unknown;
 };
 
-/** down_read / up_read / down_write / up_write. */
+/**
+ * down_read / up_read / down_write / up_write. The optional operations may be left out: then trylocks
+ * report failure and downgrade_write is done as up_write followed by down_read (not atomic).
+ */
 export interface RwsemPaths {
   downRead(sem: RwsemState): Kernel<void>;
   upRead(sem: RwsemState): Kernel<void>;
   downWrite(sem: RwsemState): Kernel<void>;
   upWrite(sem: RwsemState): Kernel<void>;
+  downReadTrylock?(sem: RwsemState): Kernel<boolean>;
+  downWriteTrylock?(sem: RwsemState): Kernel<boolean>;
+  downgradeWrite?(sem: RwsemState): Kernel<void>;
 }

@@ -1,0 +1,142 @@
+import { AtomicCell, cpuRelax, type Kernel, type MemoryLine, write } from '@spf/machine';
+import { smpRmb, smpWmb } from './barriers.js';
+import type { SeqcountReadSide, SeqcountState } from './lab-interfaces.js';
+import { LockError } from './lock-error.js';
+
+/** Options of {@link SeqCount}. */
+export type SeqCountOptions = {
+  /** Replace the read side by a lab implementation (see lab-interfaces.ts). */
+  readonly reader?: SeqcountReadSide;
+  /** Put the sequence on this line (a field of a larger struct, like `vma->vm_sequence`). */
+  readonly line?: MemoryLine;
+};
+
+/**
+ * The reference read side of a seqcount (include/linux/seqlock.h), written to be read by students:
+ * `read_seqcount_begin()` spins while the sequence is odd (a writer is inside) and returns it;
+ * `read_seqcount_retry()` re-reads it after the read section and says whether it changed. The smp_rmb()
+ * between the data loads and the sequence loads is a compiler barrier on x86.
+ */
+export const seqcountReadSide: SeqcountReadSide = {
+  *readBegin(s: SeqcountState): Kernel<number> {
+    for (;;) {
+      const seq = yield* s.sequence.load();
+      if ((seq & 1) === 0) {
+        yield* smpRmb();
+        return seq;
+      }
+      yield* cpuRelax(`${s.name} (read_seqcount_begin)`);
+    }
+  },
+  *readRetry(s: SeqcountState, start: number): Kernel<boolean> {
+    yield* smpRmb();
+    return (yield* s.sequence.load()) !== start;
+  },
+};
+
+/**
+ * `seqcount_t` (include/linux/seqlock.h): a sequence number that writers make odd for the duration of a
+ * write section, so lock-free readers can detect that they raced with one and retry. Writers must be
+ * serialized by the caller (a lock, as in {@link SeqLock}) and should not be preempted inside.
+ *
+ * The read side is routed through the `reader` option (default {@link seqcountReadSide}). A writer
+ * calling `writeEnd` without `writeBegin` stops the run with a {@link LockError}.
+ */
+export class SeqCount implements SeqcountState {
+  readonly sequence: AtomicCell;
+  private readonly reader: SeqcountReadSide;
+
+  constructor(
+    readonly name: string,
+    opts: SeqCountOptions = {},
+  ) {
+    this.sequence = new AtomicCell(0, opts.line ?? name);
+    this.reader = opts.reader ?? seqcountReadSide;
+  }
+
+  /** The line of the sequence. */
+  get line(): MemoryLine {
+    return this.sequence.line;
+  }
+
+  /** Whether a writer is inside its write section (plain read for assertions). */
+  isWriting(): boolean {
+    return (this.sequence.value & 1) === 1;
+  }
+
+  /** `read_seqcount_begin()`: waits for an even sequence and returns it. */
+  *readBegin(): Kernel<number> {
+    return yield* this.reader.readBegin(this);
+  }
+
+  /** `read_seqcount_retry()`: true if the section that began at `start` must be retried. */
+  *readRetry(start: number): Kernel<boolean> {
+    return yield* this.reader.readRetry(this, start);
+  }
+
+  /** `raw_read_seqcount_begin()`: as readBegin without lockdep; always the kernel's semantics. */
+  *rawReadBegin(): Kernel<number> {
+    return yield* seqcountReadSide.readBegin(this);
+  }
+
+  /**
+   * `raw_read_seqcount()`: reads the sequence without waiting for a writer to finish (the caller checks
+   * the low bit itself, as `raw_seqcount_begin()` users and the SPF patches do).
+   */
+  *rawReadSeqcount(): Kernel<number> {
+    const seq = yield* this.sequence.load();
+    yield* smpRmb();
+    return seq;
+  }
+
+  /** `read_seqcount_retry()` under its raw name. */
+  *rawReadRetry(start: number): Kernel<boolean> {
+    return yield* seqcountReadSide.readRetry(this, start);
+  }
+
+  /** `write_seqcount_begin()`: makes the sequence odd, then smp_wmb() before the data stores. */
+  *writeBegin(): Kernel<void> {
+    yield* this.rawWriteBegin();
+  }
+
+  /** `write_seqcount_end()`: smp_wmb() after the data stores, then makes the sequence even again. */
+  *writeEnd(): Kernel<void> {
+    yield* this.rawWriteEnd();
+  }
+
+  /** `raw_write_seqcount_begin()`: `s->sequence++; smp_wmb();` (a plain increment: writers are serialized). */
+  *rawWriteBegin(): Kernel<void> {
+    // `s->sequence++` is a non-locked add: one store effect (writers are serialized, so no update is lost).
+    yield* write(this.line);
+    const seq = this.sequence.value;
+    if (seq & 1) {
+      throw new LockError(
+        `write_seqcount_begin on '${this.name}' while another write section is open (sequence ${seq}); writers must be serialized by a lock`,
+      );
+    }
+    this.sequence.value = seq + 1;
+    yield* smpWmb();
+  }
+
+  /** `raw_write_seqcount_end()`: `smp_wmb(); s->sequence++;`. */
+  *rawWriteEnd(): Kernel<void> {
+    yield* smpWmb();
+    yield* write(this.line);
+    const seq = this.sequence.value;
+    if ((seq & 1) === 0) {
+      throw new LockError(
+        `write_seqcount_end on '${this.name}' without write_seqcount_begin (sequence ${seq} is even)`,
+      );
+    }
+    this.sequence.value = seq + 1;
+  }
+
+  /**
+   * `raw_write_seqcount_barrier()`: two increments with a barrier between, invalidating in-flight
+   * readers without an open write section.
+   */
+  *rawWriteSeqcountBarrier(): Kernel<void> {
+    yield* this.rawWriteBegin();
+    yield* this.rawWriteEnd();
+  }
+}
