@@ -1,0 +1,527 @@
+import { delay, type Kernel, read, rmw, self, write } from '@spf/machine';
+import { checkCanonical } from './canonical.js';
+import { CpuMask } from './cpu-mask.js';
+import {
+  _PAGE_PRESENT,
+  _PAGE_PSE,
+  _PAGE_RW,
+  _PAGE_TABLE,
+  _PAGE_USER,
+  type Level,
+  levelShift,
+  levelTableNames,
+  PTE_PFN_MASK,
+} from './entry-bits.js';
+import {
+  InvalidArgumentError,
+  MappingConflictError,
+  MisalignedAddressError,
+  OutOfMemoryError,
+  PhysicalAddressError,
+} from './errors.js';
+import { PG } from './page.js';
+import type { PhysicalMemory } from './physical-memory.js';
+import { pmdBad, pmdLeaf, pmdNone, pmdPresent, pteNone, pteSame } from './pte.js';
+import type { PageSize } from './walker.js';
+
+/** A virtual address: a non-negative safe integer, or a bigint (needed for kernel-half and >2^53 addresses). */
+export type VirtAddr = number | bigint;
+
+/** How {@link PageTables} are built. */
+export type PageTablesOptions = {
+  /** 5-level paging (LA57); default false (4-level). */
+  readonly la57?: boolean;
+  /** The PCID the address space runs under (0 to 4095, default 0). */
+  readonly pcid?: number;
+  /** Simulated nanoseconds charged for zeroing a new page-table page in the kernel form (default 0). */
+  readonly zeroCost?: number;
+};
+
+/** Options of {@link PageTables.map}. */
+export type MapOptions = {
+  /** Page size (default 4096). */
+  readonly size?: PageSize;
+  /** Leaf entry flags (default P RW US). PS is added for 2 MiB and 1 GiB pages. */
+  readonly flags?: bigint;
+  /** Flags of newly created intermediate entries (default `_PAGE_TABLE`: P RW US A D). */
+  readonly tableFlags?: bigint;
+  /** Replace an existing leaf entry instead of throwing {@link MappingConflictError}. */
+  readonly replace?: boolean;
+};
+
+/** One step of a software walk ({@link PageTables.lookup}). */
+export type WalkStep = {
+  readonly level: Level;
+  /** Physical address of the entry. */
+  readonly entryPa: number;
+  readonly entry: bigint;
+};
+
+const sizeLevel = (size: PageSize): Level => (size === 4096 ? 1 : size === 2097152 ? 2 : 3);
+
+/** Index of `addr` in the table at `level`. */
+export function tableIndex(addr: VirtAddr, level: Level): number {
+  if (typeof addr === 'number') return Math.floor(addr / 2 ** levelShift[level]) % 512;
+  return Number((addr >> BigInt(levelShift[level])) & 511n);
+}
+
+/** Physical address of the table an entry links to (bits 51:12). */
+export function entryTablePa(entry: bigint): number {
+  return Number(entry & PTE_PFN_MASK);
+}
+
+/**
+ * The page tables of one address space (the page-table half of `mm_struct`: `mm->pgd`, the counters,
+ * `mm_cpumask`) and the kernel's page-table API after include/linux/pgtable.h and arch/x86.
+ *
+ * Entry pointers (`pgd_t *`, `pte_t *` ...) are physical addresses of entries (numbers); entry values are
+ * bigints. Every read or write of an entry in a `*method` (kernel form) is a machine effect on the entry's
+ * memory line (`mem.lineOf(pa)`), so lockless walkers racing with updates or with the freeing of a table
+ * are visible on a Machine; freed table frames are poisoned, so a stale walk raises `UseAfterFreeError`.
+ * Drive a kernel form synchronously with `runSync(pt.setPteAt(...))`; {@link map}, {@link lookup} and the
+ * other plain methods are the synchronous API for building tables from the outside (tests, labs, the CLI).
+ *
+ * With 4-level paging, p4d is folded into pgd as in Linux: `p4dOffset()` returns the pgd pointer itself.
+ * Page-table locks are not modelled here: each table's {@link Page.ptl} is a slot for the kernel packages'
+ * spinlock; {@link pteAlloc} and friends install a new table with a cmpxchg on the parent entry instead of
+ * taking `pmd_lock()` (the same outcome: exactly one table is installed, a loser frees its own).
+ */
+export class PageTables {
+  readonly mem: PhysicalMemory;
+  readonly la57: boolean;
+  /** Number of levels (4 or 5). */
+  readonly levels: 4 | 5;
+  /** Physical address of the top-level table (`mm->pgd`; PML4, or PML5 with LA57). */
+  readonly pgd: number;
+  /** `mm_cpumask(mm)`: CPUs that may cache translations of this address space. */
+  readonly cpumask = new CpuMask();
+  /** The PCID this address space runs under. */
+  readonly pcid: number;
+  /** Page-table pages in use at each level (index = level; `mm->pgtables_bytes` split by level). */
+  readonly tables: number[] = [0, 0, 0, 0, 0, 0];
+  private readonly zeroCost: number;
+
+  constructor(mem: PhysicalMemory, opts: PageTablesOptions = {}) {
+    const pcid = opts.pcid ?? 0;
+    if (!Number.isInteger(pcid) || pcid < 0 || pcid > 4095) {
+      throw new InvalidArgumentError(`pcid must be an integer from 0 to 4095, got ${pcid}`);
+    }
+    this.mem = mem;
+    this.la57 = opts.la57 ?? false;
+    this.levels = this.la57 ? 5 : 4;
+    this.pcid = pcid;
+    this.zeroCost = opts.zeroCost ?? 0;
+    const pfn = mem.allocFrames(0);
+    mem.flagWords[pfn] |= PG.table;
+    this.pgd = pfn * 4096;
+    this.tables[this.levels] = 1;
+  }
+
+  // ---- entry access (kernel form) ----------------------------------------------------------------
+
+  /** `READ_ONCE(*p)`: one read effect on the entry's line, then the value (poison-checked). */
+  *readEntryK(p: number, label?: string): Kernel<bigint> {
+    yield* read(this.mem.lineOf(p), label);
+    return this.mem.read64(p);
+  }
+  /** `WRITE_ONCE(*p, v)`: one write effect. */
+  *writeEntryK(p: number, v: bigint, label?: string): Kernel<void> {
+    yield* write(this.mem.lineOf(p), label);
+    this.mem.write64(p, v);
+  }
+  /** `ptep_get()`. */
+  *ptepGet(ptep: number): Kernel<bigint> {
+    return yield* this.readEntryK(ptep, 'ptep_get');
+  }
+  /** `pmdp_get()` / `pmdp_get_lockless()`. */
+  *pmdpGet(pmdp: number): Kernel<bigint> {
+    return yield* this.readEntryK(pmdp, 'pmdp_get');
+  }
+  /** `pudp_get()`. */
+  *pudpGet(pudp: number): Kernel<bigint> {
+    return yield* this.readEntryK(pudp, 'pudp_get');
+  }
+  /** `p4dp_get()`. */
+  *p4dpGet(p4dp: number): Kernel<bigint> {
+    return yield* this.readEntryK(p4dp, 'p4dp_get');
+  }
+  /** `pgdp_get()`. */
+  *pgdpGet(pgdp: number): Kernel<bigint> {
+    return yield* this.readEntryK(pgdp, 'pgdp_get');
+  }
+
+  // ---- offsets --------------------------------------------------------------------------------
+
+  /** `pgd_offset(mm, addr)`: pointer to the top-level entry for `addr` (arithmetic only). */
+  pgdOffset(addr: VirtAddr): number {
+    return this.pgd + tableIndex(addr, this.levels) * 8;
+  }
+  /** `p4d_offset(pgd, addr)`: with 4-level paging the pgd pointer itself (folded); else reads `*pgd`. */
+  *p4dOffset(pgdp: number, addr: VirtAddr): Kernel<number> {
+    if (!this.la57) return pgdp;
+    const e = yield* this.readEntryK(pgdp, 'p4d_offset');
+    return entryTablePa(e) + tableIndex(addr, 4) * 8;
+  }
+  /** `pud_offset(p4d, addr)`: reads `*p4d` and points into the PDPT it links. */
+  *pudOffset(p4dp: number, addr: VirtAddr): Kernel<number> {
+    const e = yield* this.readEntryK(p4dp, 'pud_offset');
+    return entryTablePa(e) + tableIndex(addr, 3) * 8;
+  }
+  /** `pmd_offset(pud, addr)`: reads `*pud` and points into the page directory it links. */
+  *pmdOffset(pudp: number, addr: VirtAddr): Kernel<number> {
+    const e = yield* this.readEntryK(pudp, 'pmd_offset');
+    return entryTablePa(e) + tableIndex(addr, 2) * 8;
+  }
+  /**
+   * `pte_offset_map(pmd, addr)` (mm/pgtable-generic.c `__pte_offset_map()`): reads the PMD once and, if it
+   * links a page table, returns the PTE pointer; returns null when the PMD is none, a huge leaf or bad.
+   * Linux also enters an RCU read-side section here (ended by `pte_unmap()`); RCU is @spf/locks' business, so
+   * callers that need it take it themselves.
+   */
+  *pteOffsetMap(pmdp: number, addr: VirtAddr): Kernel<number | null> {
+    const pmd = yield* this.readEntryK(pmdp, 'pte_offset_map');
+    if (pmdNone(pmd) || !pmdPresent(pmd) || pmdLeaf(pmd) || pmdBad(pmd)) return null;
+    return entryTablePa(pmd) + tableIndex(addr, 1) * 8;
+  }
+  /** `pte_unmap()`: nothing to undo here (x86-64 has no highmem; see {@link pteOffsetMap} about RCU). */
+  pteUnmap(_ptep: number | null): void {}
+
+  // ---- updates ------------------------------------------------------------------------------
+
+  /** `set_pte_at(mm, addr, ptep, pte)`: a plain store of the entry. */
+  *setPteAt(_addr: VirtAddr, ptep: number, pte: bigint): Kernel<void> {
+    yield* this.writeEntryK(ptep, pte, 'set_pte_at');
+  }
+  /** `set_pmd_at()`. */
+  *setPmdAt(_addr: VirtAddr, pmdp: number, pmd: bigint): Kernel<void> {
+    yield* this.writeEntryK(pmdp, pmd, 'set_pmd_at');
+  }
+  /** `set_pud_at()`. */
+  *setPudAt(_addr: VirtAddr, pudp: number, pud: bigint): Kernel<void> {
+    yield* this.writeEntryK(pudp, pud, 'set_pud_at');
+  }
+  /** `pte_clear()`. */
+  *pteClear(_addr: VirtAddr, ptep: number): Kernel<void> {
+    yield* this.writeEntryK(ptep, 0n, 'pte_clear');
+  }
+  /** `pmd_clear()`. */
+  *pmdClear(pmdp: number): Kernel<void> {
+    yield* this.writeEntryK(pmdp, 0n, 'pmd_clear');
+  }
+  /** `pud_clear()`. */
+  *pudClear(pudp: number): Kernel<void> {
+    yield* this.writeEntryK(pudp, 0n, 'pud_clear');
+  }
+  /** `p4d_clear()`. */
+  *p4dClear(p4dp: number): Kernel<void> {
+    yield* this.writeEntryK(p4dp, 0n, 'p4d_clear');
+  }
+  /** `pgd_clear()`. */
+  *pgdClear(pgdp: number): Kernel<void> {
+    yield* this.writeEntryK(pgdp, 0n, 'pgd_clear');
+  }
+  /**
+   * `ptep_get_and_clear()` (arch/x86: `native_ptep_get_and_clear()` is an `xchg`): atomically reads and
+   * clears the entry, so a concurrent hardware A/D update cannot be lost.
+   */
+  *ptepGetAndClear(_addr: VirtAddr, ptep: number): Kernel<bigint> {
+    yield* rmw(this.mem.lineOf(ptep), 'ptep_get_and_clear');
+    const old = this.mem.read64(ptep);
+    this.mem.write64(ptep, 0n);
+    return old;
+  }
+  /** `pmdp_huge_get_and_clear()`. */
+  *pmdpHugeGetAndClear(addr: VirtAddr, pmdp: number): Kernel<bigint> {
+    return yield* this.ptepGetAndClear(addr, pmdp);
+  }
+  /**
+   * `ptep_set_access_flags()` in arch/x86/mm/pgtable.c: if `entry` differs from the current entry and
+   * `dirty` is set, store it; returns whether they differed. (The fault path only relaxes permissions here.)
+   */
+  *ptepSetAccessFlags(_addr: VirtAddr, ptep: number, entry: bigint, dirty: boolean): Kernel<boolean> {
+    const cur = yield* this.readEntryK(ptep, 'ptep_set_access_flags');
+    const changed = !pteSame(cur, entry);
+    if (changed && dirty) yield* this.writeEntryK(ptep, entry, 'ptep_set_access_flags');
+    return changed;
+  }
+  /** `ptep_set_wrprotect()`: atomically clears R/W (`clear_bit()`). */
+  *ptepSetWrprotect(_addr: VirtAddr, ptep: number): Kernel<void> {
+    yield* rmw(this.mem.lineOf(ptep), 'ptep_set_wrprotect');
+    this.mem.write64(ptep, this.mem.read64(ptep) & ~_PAGE_RW);
+  }
+  /** `ptep_test_and_clear_young()`: atomically clears A, returning whether it was set. */
+  *ptepTestAndClearYoung(_addr: VirtAddr, ptep: number): Kernel<boolean> {
+    yield* rmw(this.mem.lineOf(ptep), 'ptep_test_and_clear_young');
+    const v = this.mem.read64(ptep);
+    this.mem.write64(ptep, v & ~0x20n);
+    return (v & 0x20n) !== 0n;
+  }
+  /** A compare-and-exchange of an entry (a locked `cmpxchg`); returns the value seen. */
+  *cmpxchgEntry(p: number, expected: bigint, next: bigint): Kernel<bigint> {
+    yield* rmw(this.mem.lineOf(p), 'cmpxchg');
+    const old = this.mem.read64(p);
+    if (old === expected) this.mem.write64(p, next);
+    return old;
+  }
+
+  // ---- allocation and freeing of page-table pages --------------------------------------------------
+
+  /** `pte_alloc_one()` and friends: a zeroed page-table page marked PG_table, or null when out of memory. */
+  allocTablePage(level: Level): number | null {
+    let pfn: number;
+    try {
+      pfn = this.mem.allocFrames(0);
+    } catch (e) {
+      if (e instanceof OutOfMemoryError) return null;
+      throw e;
+    }
+    this.mem.flagWords[pfn] |= PG.table;
+    this.tables[level]++;
+    return pfn;
+  }
+
+  /**
+   * The common part of `__pte_alloc()`, `__pmd_alloc()`, `__pud_alloc()` and `__p4d_alloc()` in mm/memory.c:
+   * if `*parentp` is none, allocate a table for `level` and install it with a cmpxchg on the parent (Linux
+   * does the check-and-populate under `pmd_lock()`/`page_table_lock`; the cmpxchg gives the same outcome).
+   * A CPU that loses the race frees its table. Returns false only when out of memory.
+   */
+  *allocTableAt(parentp: number, level: Level): Kernel<boolean> {
+    const cur = yield* this.readEntryK(parentp, `${levelTableNames[level]} alloc check`);
+    if (!pteNone(cur)) return true;
+    const pfn = this.allocTablePage(level);
+    if (pfn === null) return false;
+    if (this.zeroCost > 0) yield* delay(this.zeroCost, 'clear_page (page table)');
+    const seen = yield* this.cmpxchgEntry(parentp, cur, BigInt(pfn * 4096) | _PAGE_TABLE);
+    if (seen !== cur) yield* this.freeTablePage(pfn, level);
+    return true;
+  }
+
+  /** `pte_alloc(mm, pmd)`: makes sure `*pmdp` links a page table; false when out of memory. */
+  *pteAlloc(pmdp: number): Kernel<boolean> {
+    return yield* this.allocTableAt(pmdp, 1);
+  }
+  /** `pte_alloc_map()`: {@link pteAlloc} then {@link pteOffsetMap}; null when out of memory or a huge PMD. */
+  *pteAllocMap(pmdp: number, addr: VirtAddr): Kernel<number | null> {
+    if (!(yield* this.pteAlloc(pmdp))) return null;
+    return yield* this.pteOffsetMap(pmdp, addr);
+  }
+  /** `pmd_alloc(mm, pud, addr)`: the PMD pointer, allocating the page directory if needed; null when OOM. */
+  *pmdAlloc(pudp: number, addr: VirtAddr): Kernel<number | null> {
+    if (!(yield* this.allocTableAt(pudp, 2))) return null;
+    return yield* this.pmdOffset(pudp, addr);
+  }
+  /** `pud_alloc(mm, p4d, addr)`. */
+  *pudAlloc(p4dp: number, addr: VirtAddr): Kernel<number | null> {
+    if (!(yield* this.allocTableAt(p4dp, 3))) return null;
+    return yield* this.pudOffset(p4dp, addr);
+  }
+  /** `p4d_alloc(mm, pgd, addr)`: with 4-level paging just the pgd pointer. */
+  *p4dAlloc(pgdp: number, addr: VirtAddr): Kernel<number | null> {
+    if (!this.la57) return pgdp;
+    if (!(yield* this.allocTableAt(pgdp, 4))) return null;
+    return yield* this.p4dOffset(pgdp, addr);
+  }
+
+  /**
+   * Frees a page-table page (`pte_free()`, `pmd_free()`, `pud_free()`, `p4d_free()`): the frame is poisoned,
+   * so a lockless walker that still reads it reports a use-after-free naming this task.
+   */
+  *freeTablePage(pfn: number, level: Level): Kernel<void> {
+    const page = this.mem.page(pfn);
+    yield* rmw(page.line, 'pagetable_free');
+    const s = yield* self();
+    this.mem.flagWords[pfn] &= ~PG.table;
+    this.tables[level]--;
+    this.mem.freeFrames(pfn, 0, `${levelTableNames[level]} free by task '${s.task.name}' on CPU ${s.cpu}`);
+  }
+  /** `pte_free(mm, table)`. */
+  *pteFree(tablePa: number): Kernel<void> {
+    yield* this.freeTablePage(Math.floor(tablePa / 4096), 1);
+  }
+  /** `pmd_free(mm, table)`. */
+  *pmdFree(tablePa: number): Kernel<void> {
+    yield* this.freeTablePage(Math.floor(tablePa / 4096), 2);
+  }
+  /** `pud_free(mm, table)`. */
+  *pudFree(tablePa: number): Kernel<void> {
+    yield* this.freeTablePage(Math.floor(tablePa / 4096), 3);
+  }
+  /** `p4d_free(mm, table)`. */
+  *p4dFree(tablePa: number): Kernel<void> {
+    yield* this.freeTablePage(Math.floor(tablePa / 4096), 4);
+  }
+  /**
+   * `free_pte_range()` (mm/memory.c): unlinks the page table under `*pmdp` and frees it. The caller must have
+   * emptied it and must flush the TLBs (hardware may cache paging-structure entries) before others can reuse
+   * the frame; here the frame is poisoned at once.
+   */
+  *freePteRange(pmdp: number): Kernel<void> {
+    const pmd = yield* this.readEntryK(pmdp, 'free_pte_range');
+    if (pmdNone(pmd) || pmdLeaf(pmd)) return;
+    yield* this.pmdClear(pmdp);
+    yield* this.pteFree(entryTablePa(pmd));
+  }
+
+  // ---- synchronous API -------------------------------------------------------------------------
+
+  /** Reads the entry at `p` without an effect. */
+  readEntry(p: number): bigint {
+    return this.mem.read64(p);
+  }
+  /** Writes the entry at `p` without an effect. */
+  writeEntry(p: number, v: bigint): void {
+    this.mem.write64(p, v);
+  }
+
+  /**
+   * A software walk of `va` (no permission checks, no A/D updates): the entries from the top level down to
+   * the leaf or the first entry that is not present.
+   */
+  lookup(va: VirtAddr): WalkStep[] {
+    checkCanonical(va, this.la57);
+    const steps: WalkStep[] = [];
+    let table = this.pgd;
+    for (let level = this.levels as Level; level >= 1; level--) {
+      const entryPa = table + tableIndex(va, level) * 8;
+      const entry = this.mem.read64(entryPa);
+      steps.push({ level, entryPa, entry });
+      if ((entry & _PAGE_PRESENT) === 0n) break;
+      if (level === 1 || ((level === 2 || level === 3) && (entry & _PAGE_PSE) !== 0n)) break;
+      table = entryTablePa(entry);
+      level = level as Level;
+    }
+    return steps;
+  }
+
+  /** The leaf (or last) step of {@link lookup}, when it is present. */
+  leaf(va: VirtAddr): WalkStep | null {
+    const steps = this.lookup(va);
+    const last = steps[steps.length - 1];
+    return (last.entry & _PAGE_PRESENT) !== 0n ? last : null;
+  }
+
+  /**
+   * Maps `va` to physical address `pa` with a 4 KiB, 2 MiB or 1 GiB page, creating intermediate tables as
+   * needed. Validates everything first and throws a typed error ({@link NonCanonicalAddressError},
+   * {@link MisalignedAddressError}, {@link PhysicalAddressError}, {@link MappingConflictError},
+   * {@link OutOfMemoryError}) leaving the tables unchanged. Returns the physical address of the leaf entry.
+   */
+  map(va: VirtAddr, pa: number | bigint, opts: MapOptions = {}): number {
+    const size = opts.size ?? 4096;
+    if (size !== 4096 && size !== 2097152 && size !== 1073741824) {
+      throw new InvalidArgumentError(`page size must be 4096, 2097152 or 1073741824, got ${String(size)}`);
+    }
+    const vaBig = checkCanonical(va, this.la57);
+    const paBig = BigInt(pa);
+    if (vaBig % BigInt(size) !== 0n) {
+      throw new MisalignedAddressError(
+        `virtual address 0x${vaBig.toString(16)} is not aligned to ${size} bytes`,
+      );
+    }
+    if (paBig < 0n || paBig % BigInt(size) !== 0n) {
+      throw new MisalignedAddressError(
+        `physical address 0x${paBig.toString(16)} is not aligned to ${size} bytes`,
+      );
+    }
+    if (paBig >= 1n << BigInt(this.mem.maxPhyAddr)) {
+      throw new PhysicalAddressError(
+        `physical address 0x${paBig.toString(16)} is beyond MAXPHYADDR (${this.mem.maxPhyAddr} bits)`,
+      );
+    }
+    const leafLevel = sizeLevel(size);
+    let flags = opts.flags ?? _PAGE_PRESENT | _PAGE_RW | _PAGE_USER;
+    flags &= ~PTE_PFN_MASK;
+    if (leafLevel > 1) flags |= _PAGE_PSE;
+    const tableFlags = (opts.tableFlags ?? _PAGE_TABLE) & ~PTE_PFN_MASK & ~_PAGE_PSE;
+    // Pass 1: find what exists and check for conflicts, counting the tables to create.
+    let table = this.pgd;
+    let missing = 0;
+    let level = this.levels as Level;
+    for (; level > leafLevel; level--) {
+      const e = this.mem.read64(table + tableIndex(va, level) * 8);
+      if (pteNone(e)) {
+        missing = level - leafLevel;
+        break;
+      }
+      if ((e & _PAGE_PRESENT) === 0n || ((level === 2 || level === 3) && (e & _PAGE_PSE) !== 0n)) {
+        throw new MappingConflictError(
+          `cannot map 0x${vaBig.toString(16)}: the ${levelTableNames[level]} entry is ${(e & _PAGE_PRESENT) === 0n ? 'not present but not empty' : 'a large-page leaf'}; unmap it first`,
+        );
+      }
+      table = entryTablePa(e);
+    }
+    if (missing === 0) {
+      const e = this.mem.read64(table + tableIndex(va, leafLevel) * 8);
+      if (!pteNone(e) && !opts.replace) {
+        throw new MappingConflictError(
+          `cannot map 0x${vaBig.toString(16)}: already mapped (${levelTableNames[leafLevel]} entry 0x${e.toString(16)}); pass replace: true or unmap it first`,
+        );
+      }
+    }
+    if (missing > this.mem.freeCount) {
+      throw new OutOfMemoryError(
+        `out of memory: mapping 0x${vaBig.toString(16)} needs ${missing} page-table pages, ${this.mem.freeCount} frames are free`,
+        0,
+      );
+    }
+    // Pass 2: create the missing tables and write the leaf.
+    table = this.pgd;
+    for (let l = this.levels as Level; l > leafLevel; l--) {
+      const p = table + tableIndex(va, l) * 8;
+      let e = this.mem.read64(p);
+      if (pteNone(e)) {
+        const pfn = this.allocTablePage((l - 1) as Level)!;
+        e = BigInt(pfn * 4096) | tableFlags;
+        this.mem.write64(p, e);
+      }
+      table = entryTablePa(e);
+    }
+    const leafPa = table + tableIndex(va, leafLevel) * 8;
+    this.mem.write64(leafPa, paBig | flags);
+    return leafPa;
+  }
+
+  /** Clears the leaf entry mapping `va` (any page size) and returns its old value (0n if nothing was mapped). */
+  unmap(va: VirtAddr): bigint {
+    const leaf = this.leaf(va);
+    if (leaf === null) return 0n;
+    this.mem.write64(leaf.entryPa, 0n);
+    return leaf.entry;
+  }
+
+  /**
+   * Software translation: the physical address `va` maps to, ignoring permissions, or null. A numeric
+   * result is exact because physical addresses are below 2^52.
+   */
+  translate(va: VirtAddr): number | null {
+    const leaf = this.leaf(va);
+    if (leaf === null) return null;
+    const size = 2 ** levelShift[leaf.level];
+    const off = typeof va === 'number' ? va % size : Number(BigInt(va) % BigInt(size));
+    const base = Number(leaf.entry & PTE_PFN_MASK & ~BigInt(size - 1));
+    return base + off;
+  }
+
+  /**
+   * Frees every page-table page of this address space, top level included (`free_pgtables()` plus
+   * `pgd_free()` at exit). Leaf data frames are not touched. Synchronous; the tables must not be used again.
+   */
+  destroy(who = 'PageTables.destroy'): void {
+    const walk = (tablePa: number, level: Level): void => {
+      if (level > 1) {
+        for (let i = 0; i < 512; i++) {
+          const e = this.mem.read64(tablePa + i * 8);
+          if ((e & _PAGE_PRESENT) === 0n) continue;
+          if ((level === 2 || level === 3) && (e & _PAGE_PSE) !== 0n) continue;
+          walk(entryTablePa(e), (level - 1) as Level);
+        }
+      }
+      const pfn = tablePa / 4096;
+      this.mem.flagWords[pfn] &= ~PG.table;
+      this.tables[level]--;
+      this.mem.freeFrames(pfn, 0, who);
+    };
+    walk(this.pgd, this.levels);
+  }
+}

@@ -1,0 +1,81 @@
+import type { PagingRegs, WalkAccess } from './walker.js';
+import { PF_INSTR, PF_PK, PF_USER, PF_WRITE } from './walker.js';
+
+/**
+ * The access-rights rules of Intel SDM Vol. 3A, 4.6 (and the error-code rules of 4.7), shared by the
+ * reference walk and the kernel-form walk. The fast walk in mmu.ts implements the same rules on numbers
+ * and is checked against these by property tests.
+ */
+
+/** Rights accumulated over a walk: the combination of every entry used (SDM 4.6.1). */
+export type Rights = {
+  /** U/S = 1 in every entry: a user-mode address. */
+  readonly user: boolean;
+  /** R/W = 1 in every entry. */
+  readonly writable: boolean;
+  /** XD = 1 in some entry (only meaningful when NXE = 1). */
+  readonly xd: boolean;
+  /** Protection key of the leaf (bits 62:59). */
+  readonly pkey: number;
+};
+
+/**
+ * Reserved bits of a present entry at `level` (SDM 4.5, tables 4-15 to 4-20): bits 51:MAXPHYADDR, XD when
+ * NXE = 0, PS in a PML5E/PML4E, and the bits between 12 and the page size in a large-page leaf (bits 29:13
+ * of a 1 GiB PDPTE, 20:13 of a 2 MiB PDE; bit 12 is PAT). Returns the mask of reserved bits that are set.
+ */
+export function reservedBitsSet(entry: bigint, level: number, regs: PagingRegs): bigint {
+  let mask = ((1n << 52n) - 1n) & ~((1n << BigInt(regs.maxPhyAddr)) - 1n);
+  if (!regs.nxe) mask |= 1n << 63n;
+  const ps = (entry & 0x80n) !== 0n;
+  if (level >= 4) mask |= 0x80n;
+  else if (level === 3 && ps) mask |= 0x3fff_e000n;
+  else if (level === 2 && ps) mask |= 0x1f_e000n;
+  return entry & mask;
+}
+
+/** Whether the access is allowed by the combined rights (SDM 4.6.1), protection keys aside. */
+export function rightsAllow(regs: PagingRegs, access: WalkAccess, r: Rights): boolean {
+  const write = access.kind === 'write';
+  if (access.kind === 'fetch') {
+    if (access.user) {
+      if (!r.user) return false;
+    } else if (r.user && regs.smep) return false;
+    return !(regs.nxe && r.xd);
+  }
+  if (access.user) {
+    if (!r.user) return false;
+    return !write || r.writable;
+  }
+  // Supervisor-mode data access. SMAP blocks user-mode addresses unless the access is explicit and AC = 1.
+  if (r.user && regs.smap && (access.implicit === true || !regs.ac)) return false;
+  // With CR0.WP = 0 a supervisor write ignores R/W; with WP = 1 it needs R/W = 1 everywhere.
+  return !write || !regs.wp || r.writable;
+}
+
+/**
+ * Whether protection keys deny the access (SDM 4.6.2): only with CR4.PKE, only for data accesses to
+ * user-mode addresses. AD denies every data access; WD denies writes, by user mode always and by supervisor
+ * mode only when CR0.WP = 1.
+ */
+export function pkeyDenies(regs: PagingRegs, access: WalkAccess, r: Rights): boolean {
+  if (!regs.pke || !r.user || access.kind === 'fetch') return false;
+  const ad = (regs.pkru >>> (2 * r.pkey)) & 1;
+  const wd = (regs.pkru >>> (2 * r.pkey + 1)) & 1;
+  if (ad) return true;
+  return wd === 1 && access.kind === 'write' && (access.user || regs.wp);
+}
+
+/**
+ * The error-code bits that describe the access itself (SDM 4.7): W/R for a write, U/S for a user-mode
+ * access, I/D for an instruction fetch when NXE = 1 or SMEP = 1.
+ */
+export function accessErrorBits(regs: PagingRegs, access: WalkAccess): number {
+  let code = 0;
+  if (access.kind === 'write') code |= PF_WRITE;
+  if (access.user) code |= PF_USER;
+  if (access.kind === 'fetch' && (regs.nxe || regs.smep)) code |= PF_INSTR;
+  return code;
+}
+
+export { PF_PK };

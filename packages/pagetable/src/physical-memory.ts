@@ -1,0 +1,517 @@
+import { KernelFault, MemoryLine, UseAfterFreeError, WaitQueue } from '@spf/machine';
+import {
+  DoubleFreeError,
+  InvalidArgumentError,
+  InvalidFreeError,
+  OutOfMemoryError,
+  PhysicalAddressError,
+  WildAccessError,
+  ZeroPageWriteError,
+} from './errors.js';
+import { Page, PG } from './page.js';
+
+/** Largest buddy order: 2^18 frames = 1 GiB (`MAX_PAGE_ORDER` is 10 in Linux; we allow gigantic blocks). */
+export const MAX_ORDER = 18;
+
+/** Frame states (one byte per frame). */
+export const FrameState = { free: 0, allocated: 1, reserved: 2 } as const;
+
+/** How physical memory is built. */
+export type PhysicalMemoryOptions = {
+  /** Installed RAM in bytes, a multiple of 4096 (default 1 GiB). */
+  readonly size?: number;
+  /** MAXPHYADDR, 36 to 52 (default 46). RAM must fit below 2^MAXPHYADDR. */
+  readonly maxPhyAddr?: number;
+  /** Reserve the shared zero page (default true). Switch off to model a kernel that maps none. */
+  readonly zeroPage?: boolean;
+  /**
+   * Where the memory line of a physical address comes from (default: lines owned by this object). Pass
+   * `(pa) => machine.physLine(pa)` to share lines with other code that uses the machine's physical lines.
+   */
+  readonly lineOf?: (pa: number) => MemoryLine;
+};
+
+const NO_ORDER = -1;
+
+/**
+ * Physical memory: 4 KiB frames with `struct page` state, a buddy allocator for orders 0 to 18, lazily
+ * allocated contents, poisoning of freed frames, and the shared zero page.
+ *
+ * Host cost: about 30 bytes of typed arrays per frame; a frame's 4 KiB of contents exist only once
+ * non-zero data has been written to it (a zero write to a frame without contents stores nothing).
+ *
+ * Poisoning (KASAN-like): freeing a frame drops its contents and records who freed it; any later access
+ * to the frame's bytes, to its entries through a page walk, or through a stale {@link Page} object throws
+ * `UseAfterFreeError` naming the frame and who freed it. Frames are handed out again in LIFO order, so a
+ * stale raw physical address is only caught while its frame is free; stale `Page` objects are always
+ * caught (they carry an allocation generation).
+ *
+ * Frame 0 is reserved (as the BIOS page is on a PC), so physical address 0 is never a valid allocation.
+ */
+export class PhysicalMemory {
+  readonly size: number;
+  readonly frames: number;
+  readonly maxPhyAddr: number;
+  /** Frame number of the shared zero page, or -1 when it is switched off. */
+  readonly zeroPfn: number;
+  /** Per-frame state ({@link FrameState}). */
+  readonly state: Uint8Array;
+  /** Per-frame contents as 1024 little-endian 32-bit words, or undefined (all zero). */
+  readonly words: Array<Uint32Array | undefined>;
+  /** `page_ref_count()` per frame. */
+  readonly refcounts: Int32Array;
+  /** `page_mapcount()` per frame. */
+  readonly mapcounts: Int32Array;
+  /** `struct page` flags per frame ({@link PG}). */
+  readonly flagWords: Uint16Array;
+  /** Order of the block a frame heads (free or allocated), or -1 for a frame inside a block. */
+  private readonly order: Int8Array;
+  /** Allocation generation of each frame (bumped on every allocation). */
+  private readonly gens: Uint32Array;
+  /** Who last freed each frame: an index into `freers` (0 = never freed). */
+  private readonly freedByIdx: Uint32Array;
+  private readonly freers: string[] = [''];
+  private readonly freerIds = new Map<string, number>();
+  /** Buddy free lists: head per order, next/prev per frame. */
+  private readonly freeHead = new Int32Array(MAX_ORDER + 1).fill(-1);
+  private readonly next: Int32Array;
+  private readonly prev: Int32Array;
+  private readonly freeCounts = new Float64Array(MAX_ORDER + 1);
+  private readonly pages = new Map<number, Page>();
+  private readonly lines = new Map<number, MemoryLine>();
+  private readonly lineOfFn: ((pa: number) => MemoryLine) | null;
+  /** Wait queue for `lock_page()` sleepers (one for all pages: the page_waitqueue hash collapsed to one). */
+  readonly pageWaitQueue = new WaitQueue('page_waitqueue');
+  private free = 0;
+
+  constructor(opts: PhysicalMemoryOptions = {}) {
+    const size = opts.size ?? 1024 * 1024 * 1024;
+    const maxPhyAddr = opts.maxPhyAddr ?? 46;
+    if (!Number.isInteger(maxPhyAddr) || maxPhyAddr < 36 || maxPhyAddr > 52) {
+      throw new InvalidArgumentError(`maxPhyAddr must be an integer from 36 to 52, got ${maxPhyAddr}`);
+    }
+    if (!Number.isSafeInteger(size) || size < 4 * 4096 || size % 4096 !== 0) {
+      throw new InvalidArgumentError(
+        `memory size must be a multiple of 4096 bytes and at least 4 frames, got ${size}`,
+      );
+    }
+    if (size > 2 ** maxPhyAddr) {
+      throw new PhysicalAddressError(
+        `memory size 0x${size.toString(16)} does not fit below MAXPHYADDR (2^${maxPhyAddr}); raise maxPhyAddr or shrink memory`,
+      );
+    }
+    if (size / 4096 > 2 ** 31) throw new InvalidArgumentError('at most 2^31 frames are supported');
+    this.size = size;
+    this.maxPhyAddr = maxPhyAddr;
+    const n = size / 4096;
+    this.frames = n;
+    this.state = new Uint8Array(n);
+    this.refcounts = new Int32Array(n);
+    this.mapcounts = new Int32Array(n);
+    this.flagWords = new Uint16Array(n);
+    this.order = new Int8Array(n).fill(NO_ORDER);
+    this.gens = new Uint32Array(n);
+    this.freedByIdx = new Uint32Array(n);
+    this.next = new Int32Array(n);
+    this.prev = new Int32Array(n);
+    this.words = [];
+    for (let i = 0; i < n; i++) this.words.push(undefined);
+    this.lineOfFn = opts.lineOf ?? null;
+    // Frame 0 reserved; the zero page (if any) is frame 1.
+    this.state[0] = FrameState.reserved;
+    this.flagWords[0] = PG.reserved;
+    this.refcounts[0] = 1;
+    let first = 1;
+    if (opts.zeroPage ?? true) {
+      this.zeroPfn = 1;
+      this.state[1] = FrameState.reserved;
+      this.flagWords[1] = PG.reserved | PG.zero | PG.uptodate;
+      this.refcounts[1] = 1;
+      first = 2;
+    } else this.zeroPfn = -1;
+    // Hand the rest to the buddy allocator in the largest naturally aligned blocks.
+    let pfn = first;
+    while (pfn < n) {
+      let o = 0;
+      while (o < MAX_ORDER && pfn % (1 << (o + 1)) === 0 && pfn + (1 << (o + 1)) <= n) o++;
+      this.pushFree(pfn, o);
+      pfn += 1 << o;
+    }
+  }
+
+  // ---- buddy allocator ----------------------------------------------------------------------------
+
+  private pushFree(pfn: number, o: number): void {
+    const h = this.freeHead[o];
+    this.next[pfn] = h;
+    this.prev[pfn] = -1;
+    if (h >= 0) this.prev[h] = pfn;
+    this.freeHead[o] = pfn;
+    this.order[pfn] = o;
+    this.freeCounts[o]++;
+    this.free += 1 << o;
+  }
+
+  private removeFree(pfn: number, o: number): void {
+    const nx = this.next[pfn];
+    const pv = this.prev[pfn];
+    if (pv >= 0) this.next[pv] = nx;
+    else this.freeHead[o] = nx;
+    if (nx >= 0) this.prev[nx] = pv;
+    this.order[pfn] = NO_ORDER;
+    this.freeCounts[o]--;
+    this.free -= 1 << o;
+  }
+
+  /** Free frames in total. */
+  get freeCount(): number {
+    return this.free;
+  }
+  /** Number of free blocks of each order (index = order), like /proc/buddyinfo. */
+  buddyInfo(): number[] {
+    return Array.from(this.freeCounts);
+  }
+
+  /**
+   * Allocates a naturally aligned block of 2^order frames and returns its first frame number, with
+   * refcount 1 on the head (`set_page_refcounted()`), zero contents and no flags. Models `__rmqueue_smallest()`
+   * and `expand()` in mm/page_alloc.c: take the smallest free block that is large enough, split it, and
+   * put the upper halves back on the free lists. Throws {@link OutOfMemoryError} (nothing changes).
+   */
+  allocFrames(order = 0): number {
+    if (!Number.isInteger(order) || order < 0 || order > MAX_ORDER) {
+      throw new InvalidArgumentError(`order must be an integer from 0 to ${MAX_ORDER}, got ${order}`);
+    }
+    let o = order;
+    while (o <= MAX_ORDER && this.freeHead[o] < 0) o++;
+    if (o > MAX_ORDER) {
+      throw new OutOfMemoryError(
+        `out of memory: no free block of order ${order} (${this.free} frames free, fragmented or exhausted); free memory or build a larger PhysicalMemory`,
+        order,
+      );
+    }
+    const pfn = this.freeHead[o];
+    this.removeFree(pfn, o);
+    while (o > order) {
+      o--;
+      this.pushFree(pfn + (1 << o), o);
+    }
+    const end = pfn + (1 << order);
+    this.state.fill(FrameState.allocated, pfn, end);
+    for (let p = pfn; p < end; p++) this.gens[p]++;
+    this.flagWords.fill(0, pfn, end);
+    this.refcounts.fill(0, pfn, end);
+    this.mapcounts.fill(0, pfn, end);
+    this.order[pfn] = order;
+    this.refcounts[pfn] = 1;
+    if (order > 0) this.flagWords[pfn] = PG.head;
+    this.pages.delete(pfn);
+    return pfn;
+  }
+
+  /** `alloc_pages()`: as {@link allocFrames}, returning the head's {@link Page}. */
+  allocPages(order = 0): Page {
+    return this.page(this.allocFrames(order));
+  }
+
+  /**
+   * Frees the block of 2^order frames at `pfn` (`__free_pages()` reaching `__free_one_page()` in
+   * mm/page_alloc.c): poisons the frames, then merges the block with its free buddies. `who` names the
+   * freer in later use-after-free reports. Throws {@link DoubleFreeError} or {@link InvalidFreeError}
+   * (nothing changes) when the block is not an allocated block of that order.
+   */
+  freeFrames(pfn: number, order = 0, who = 'an unnamed caller'): void {
+    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.frames) {
+      throw new PhysicalAddressError(
+        `cannot free frame ${pfn}: memory has frames 0 to 0x${(this.frames - 1).toString(16)}`,
+      );
+    }
+    const st = this.state[pfn];
+    if (st === FrameState.free) {
+      throw new DoubleFreeError(
+        `double free of frame 0x${pfn.toString(16)}: already freed by ${this.freedBy(pfn)}; now freed again by ${who}`,
+      );
+    }
+    if (st === FrameState.reserved) {
+      throw new InvalidFreeError(
+        `frame 0x${pfn.toString(16)} is reserved and can never be freed (by ${who})`,
+      );
+    }
+    if (this.order[pfn] !== order) {
+      const actual = this.order[pfn];
+      throw new InvalidFreeError(
+        actual === NO_ORDER
+          ? `frame 0x${pfn.toString(16)} is inside a larger allocated block; free the block's first frame with its order`
+          : `frame 0x${pfn.toString(16)} was allocated with order ${actual}, not ${order}; free it with the order it was allocated with`,
+      );
+    }
+    let id = this.freerIds.get(who);
+    if (id === undefined) {
+      id = this.freers.length;
+      this.freers.push(who);
+      this.freerIds.set(who, id);
+    }
+    const end = pfn + (1 << order);
+    this.state.fill(FrameState.free, pfn, end);
+    this.freedByIdx.fill(id, pfn, end);
+    for (let p = pfn; p < end; p++) {
+      this.words[p] = undefined;
+      this.pages.delete(p);
+    }
+    this.order[pfn] = NO_ORDER;
+    let head = pfn;
+    let o = order;
+    while (o < MAX_ORDER) {
+      const buddy = head ^ (1 << o);
+      if (buddy >= this.frames || this.state[buddy] !== FrameState.free || this.order[buddy] !== o) break;
+      this.removeFree(buddy, o);
+      head = Math.min(head, buddy);
+      o++;
+    }
+    this.pushFree(head, o);
+  }
+
+  /** `__free_pages(page, order)` for a {@link Page}. */
+  freePages(page: Page, order = 0, who?: string): void {
+    page.check();
+    this.freeFrames(page.pfn, order, who);
+  }
+
+  // ---- struct page ------------------------------------------------------------------------------
+
+  /** Whether frame `pfn` is in use (allocated or reserved) with allocation generation `gen`. */
+  isLive(pfn: number, gen: number): boolean {
+    return this.state[pfn] !== FrameState.free && this.gens[pfn] === gen;
+  }
+
+  /** Who freed frame `pfn` last (for reports). */
+  freedBy(pfn: number): string {
+    const i = this.freedByIdx[pfn];
+    return i === 0 ? 'nobody (never allocated)' : this.freers[i];
+  }
+
+  /** The allocation order of the block `pfn` heads, or 0 for a frame inside a block. */
+  blockOrder(pfn: number): number {
+    const o = this.order[pfn];
+    return o === NO_ORDER || this.state[pfn] !== FrameState.allocated ? 0 : o;
+  }
+
+  /**
+   * `pfn_to_page()`: the {@link Page} of an allocated or reserved frame (the same object until the frame is
+   * freed). Throws `UseAfterFreeError` for a freed frame and {@link WildAccessError} for one never allocated.
+   */
+  page(pfn: number): Page {
+    let p = this.pages.get(pfn);
+    if (p !== undefined) return p;
+    this.checkFrame(pfn, 'pfn_to_page');
+    p = new Page(this, pfn, this.gens[pfn]);
+    this.pages.set(pfn, p);
+    return p;
+  }
+
+  /** `compound_head()`: the head frame of the allocated block containing `pfn`. */
+  compoundHead(pfn: number): number {
+    this.checkFrame(pfn, 'compound_head');
+    for (let o = 0; o <= MAX_ORDER; o++) {
+      const h = pfn - (pfn % (1 << o));
+      if (this.order[h] >= o && this.state[h] === FrameState.allocated) return h;
+    }
+    return pfn;
+  }
+
+  /** The shared zero page (`ZERO_PAGE(0)`), or null when switched off. */
+  get zeroPage(): Page | null {
+    return this.zeroPfn < 0 ? null : this.page(this.zeroPfn);
+  }
+
+  /**
+   * Throws unless frame `pfn` may be accessed: `UseAfterFreeError` (with who freed it) for a freed frame,
+   * {@link WildAccessError} for one that was never allocated or lies beyond RAM.
+   */
+  checkFrame(pfn: number, what: string): void {
+    if (!(pfn >= 0 && pfn < this.frames)) {
+      throw new WildAccessError(
+        `${what}: frame 0x${pfn.toString(16)} lies beyond installed memory (0x${this.size.toString(16)} bytes)`,
+      );
+    }
+    if (this.state[pfn] === FrameState.free) {
+      if (this.freedByIdx[pfn] !== 0) {
+        throw new UseAfterFreeError(
+          `${what}: frame 0x${pfn.toString(16)} (pa 0x${(pfn * 4096).toString(16)}) was freed by ${this.freers[this.freedByIdx[pfn]]}; this access goes through a stale pointer or page-table entry`,
+        );
+      }
+      throw new WildAccessError(
+        `${what}: frame 0x${pfn.toString(16)} (pa 0x${(pfn * 4096).toString(16)}) was never allocated`,
+      );
+    }
+  }
+
+  // ---- contents ---------------------------------------------------------------------------------
+
+  private checkPa(pa: number, len: number): void {
+    if (!Number.isSafeInteger(pa) || pa < 0 || pa + len > this.size) {
+      throw new PhysicalAddressError(
+        `physical address ${typeof pa === 'number' ? `0x${pa.toString(16)}` : String(pa)} (+${len}) is outside memory (0x${this.size.toString(16)} bytes)`,
+      );
+    }
+  }
+
+  private writable(pfn: number, what: string): Uint32Array {
+    this.checkFrame(pfn, what);
+    if (pfn === this.zeroPfn) {
+      throw new ZeroPageWriteError(`${what}: write to the shared zero page (frame 0x${pfn.toString(16)})`);
+    }
+    let w = this.words[pfn];
+    if (w === undefined) {
+      w = new Uint32Array(1024);
+      this.words[pfn] = w;
+    }
+    return w;
+  }
+
+  /** Whether frame `pfn` holds host memory for contents (it was written with non-zero data). */
+  hasContents(pfn: number): boolean {
+    return this.words[pfn] !== undefined;
+  }
+
+  /** Reads one byte. */
+  read8(pa: number): number {
+    this.checkPa(pa, 1);
+    const pfn = Math.floor(pa / 4096);
+    this.checkFrame(pfn, 'read');
+    const w = this.words[pfn];
+    if (w === undefined) return 0;
+    const off = pa % 4096;
+    return (w[off >>> 2] >>> ((off & 3) * 8)) & 0xff;
+  }
+
+  /** Writes one byte (a zero byte to a frame without contents stores nothing). */
+  write8(pa: number, value: number): void {
+    this.checkPa(pa, 1);
+    const pfn = Math.floor(pa / 4096);
+    if (this.words[pfn] === undefined && (value & 0xff) === 0) {
+      this.checkFrame(pfn, 'write');
+      if (pfn === this.zeroPfn) throw new ZeroPageWriteError('write to the shared zero page');
+      return;
+    }
+    const w = this.writable(pfn, 'write');
+    const off = pa % 4096;
+    const sh = (off & 3) * 8;
+    w[off >>> 2] = (w[off >>> 2] & ~(0xff << sh)) | ((value & 0xff) << sh);
+  }
+
+  /** Reads `len` bytes starting at `pa` (may cross frames). */
+  readBytes(pa: number, len: number): Uint8Array {
+    this.checkPa(pa, len);
+    const out = new Uint8Array(len);
+    let done = 0;
+    while (done < len) {
+      const a = pa + done;
+      const pfn = Math.floor(a / 4096);
+      const off = a % 4096;
+      const n = Math.min(len - done, 4096 - off);
+      this.checkFrame(pfn, 'read');
+      const w = this.words[pfn];
+      if (w !== undefined) out.set(new Uint8Array(w.buffer, off, n), done);
+      done += n;
+    }
+    return out;
+  }
+
+  /** Writes `data` at `pa` (may cross frames); all-zero chunks to frames without contents store nothing. */
+  writeBytes(pa: number, data: Uint8Array): void {
+    this.checkPa(pa, data.length);
+    // Check every frame first so that a failed write changes nothing.
+    for (let a = pa; a < pa + data.length; a = (Math.floor(a / 4096) + 1) * 4096) {
+      const pfn = Math.floor(a / 4096);
+      this.checkFrame(pfn, 'write');
+      if (pfn === this.zeroPfn) throw new ZeroPageWriteError('write to the shared zero page');
+    }
+    let done = 0;
+    while (done < data.length) {
+      const a = pa + done;
+      const pfn = Math.floor(a / 4096);
+      const off = a % 4096;
+      const n = Math.min(data.length - done, 4096 - off);
+      const chunk = data.subarray(done, done + n);
+      if (this.words[pfn] !== undefined || chunk.some((b) => b !== 0)) {
+        new Uint8Array(this.writable(pfn, 'write').buffer, off, n).set(chunk);
+      }
+      done += n;
+    }
+  }
+
+  /** Reads the aligned 64-bit value at `pa` (an entry). */
+  read64(pa: number): bigint {
+    this.checkPa(pa, 8);
+    if (pa % 8 !== 0)
+      throw new InvalidArgumentError(`64-bit access at 0x${pa.toString(16)} is not 8-byte aligned`);
+    const pfn = Math.floor(pa / 4096);
+    this.checkFrame(pfn, 'read');
+    const w = this.words[pfn];
+    if (w === undefined) return 0n;
+    const i = (pa % 4096) >>> 2;
+    return (BigInt(w[i + 1]) << 32n) | BigInt(w[i]);
+  }
+
+  /** Writes the aligned 64-bit value at `pa`. */
+  write64(pa: number, value: bigint): void {
+    this.checkPa(pa, 8);
+    if (pa % 8 !== 0)
+      throw new InvalidArgumentError(`64-bit access at 0x${pa.toString(16)} is not 8-byte aligned`);
+    if (value < 0n || value > 0xffff_ffff_ffff_ffffn) {
+      throw new InvalidArgumentError(`value ${value} is not an unsigned 64-bit integer`);
+    }
+    const pfn = Math.floor(pa / 4096);
+    if (this.words[pfn] === undefined && value === 0n) {
+      this.checkFrame(pfn, 'write');
+      if (pfn === this.zeroPfn) throw new ZeroPageWriteError('write to the shared zero page');
+      return;
+    }
+    const w = this.writable(pfn, 'write');
+    const i = (pa % 4096) >>> 2;
+    w[i] = Number(value & 0xffff_ffffn);
+    w[i + 1] = Number(value >> 32n);
+  }
+
+  /** `clear_page()`: zeroes a frame (drops its contents). */
+  zeroFrame(pfn: number): void {
+    this.checkFrame(pfn, 'clear_page');
+    if (pfn === this.zeroPfn) return;
+    this.words[pfn] = undefined;
+  }
+
+  /** `copy_page()`: copies frame `src` to frame `dst`. */
+  copyFrame(dst: number, src: number): void {
+    this.checkFrame(src, 'copy_page (source)');
+    this.checkFrame(dst, 'copy_page (destination)');
+    const s = this.words[src];
+    if (s === undefined) {
+      if (dst !== this.zeroPfn) this.words[dst] = undefined;
+      return;
+    }
+    this.writable(dst, 'copy_page').set(s);
+  }
+
+  // ---- memory lines -----------------------------------------------------------------------------
+
+  /** The memory line (64-byte coherence unit) holding physical address `pa`. */
+  lineOf(pa: number): MemoryLine {
+    if (this.lineOfFn !== null) return this.lineOfFn(pa);
+    const key = Math.floor(pa / 64);
+    let l = this.lines.get(key);
+    if (l === undefined) {
+      l = new MemoryLine(`phys:0x${(key * 64).toString(16)}`);
+      this.lines.set(key, l);
+    }
+    return l;
+  }
+}
+
+/** Raised by kernel-form helpers on misuse of a page (for example unlocking a page that is not locked). */
+export class PageStateError extends KernelFault {
+  override name = 'PageStateError';
+  constructor(message: string) {
+    super('page-state', message);
+  }
+}

@@ -1,0 +1,63 @@
+import { type Kernel, self, sendIpi } from '@spf/machine';
+import type { Mmu } from './mmu.js';
+import { split } from './mmu.js';
+import type { PageTables, VirtAddr } from './page-tables.js';
+
+/**
+ * `tlb_single_page_flush_ceiling` (arch/x86/mm/tlb.c): above this many pages a range flush becomes a flush
+ * of the whole PCID.
+ */
+export const TLB_SINGLE_PAGE_FLUSH_CEILING = 33;
+
+/** Invalidates `[start, end)` of address space `mm` in `cpu`'s TLB (the body of `flush_tlb_func()`). */
+export function flushTlbRangeLocal(
+  mmu: Mmu,
+  cpu: number,
+  mm: PageTables,
+  start: VirtAddr,
+  end: VirtAddr,
+): void {
+  const st = mmu.cpu(cpu);
+  const pcid = st.pcide ? mm.pcid : 0;
+  const s = BigInt(start);
+  const e = BigInt(end);
+  const pages = (e - s + 4095n) / 4096n;
+  if (pages > BigInt(TLB_SINGLE_PAGE_FLUSH_CEILING)) {
+    st.tlb.flushPcid(pcid);
+    return;
+  }
+  for (let a = s; a < e; a += 4096n) {
+    const [hi, lo] = split(a);
+    st.tlb.invalidate(hi, lo, pcid, false);
+  }
+}
+
+/**
+ * `flush_tlb_mm_range()` (arch/x86/mm/tlb.c), kernel form: flushes `[start, end)` of `mm` on this CPU if it
+ * is in `mm_cpumask(mm)`, then sends an IPI to every other CPU in the mask and waits for all of them to
+ * acknowledge (`native_flush_tlb_multi()` → `on_each_cpu_cond_mask(..., wait=true)`); each target
+ * invalidates the range in its own TLB. Must be called with interrupts on (the sender spins for the acks).
+ *
+ * Simplification: Linux skips CPUs that are lazily in another mm and tracks TLB generations; here every CPU
+ * in the mask is interrupted (the mask is never cleared), which is correct and at worst costs extra IPIs.
+ */
+export function* flushTlbMmRange(mmu: Mmu, mm: PageTables, start: VirtAddr, end: VirtAddr): Kernel<void> {
+  const me = (yield* self()).cpu;
+  if (mm.cpumask.has(me)) flushTlbRangeLocal(mmu, me, mm, start, end);
+  const targets = mm.cpumask.cpus().filter((c) => c !== me);
+  if (targets.length === 0) return;
+  yield* sendIpi(
+    targets,
+    function* (cpu: number): Kernel<void> {
+      flushTlbRangeLocal(mmu, cpu, mm, start, end);
+    },
+    true,
+    'flush_tlb_mm_range',
+  );
+}
+
+/** `flush_tlb_page()`: one page. */
+export function* flushTlbPage(mmu: Mmu, mm: PageTables, addr: VirtAddr): Kernel<void> {
+  const a = BigInt(addr) & ~0xfffn;
+  yield* flushTlbMmRange(mmu, mm, a, a + 4096n);
+}
