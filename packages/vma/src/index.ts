@@ -1,2 +1,85 @@
-// Public API of this package.
-export {};
+// @spf/vma: mm_struct, the VMA tree and the mapping syscalls with Linux's semantics.
+export {
+  AnonVma,
+  AnonVmaChain,
+  anonVmaClone,
+  anonVmaCompatible,
+  anonVmaFork,
+  anonVmaPrepare,
+  findMergeableAnonVma,
+  unlinkAnonVmas,
+  vmaIsForkChild,
+} from './anon-vma.js';
+export { doBrk, sysBrk } from './brk.js';
+export { dupMmap } from './dup-mmap.js';
+export { Errno, type ErrnoValue, errnoName, fail, ok, type SysResult } from './errno.js';
+export { getUnmappedArea, unmappedArea, unmappedAreaTopdown, vmStartGap } from './get-unmapped-area.js';
+export { doMadvise, sysMadvise } from './madvise.js';
+export {
+  checkMmInvariants,
+  MmInvariantError,
+  mmInvariantProblems,
+  type PageStateReader,
+} from './mm-invariants.js';
+export {
+  createMmapLock,
+  createRcu,
+  createSeqCount,
+  createSpinLock,
+  type MmapLockKind,
+  type Poisonable,
+  type RcuLike,
+  type SeqCounter,
+  type SleepingRwLock,
+  type SpinLockLike,
+} from './mm-locks.js';
+export {
+  DEFAULT_MAX_MAP_COUNT,
+  DEFAULT_MMAP_BASE,
+  DEFAULT_MMAP_MIN_ADDR,
+  DEFAULT_STACK_GUARD_GAP,
+  DEFAULT_START_BRK,
+  getVmaNotZero,
+  MM_ANONPAGES,
+  MM_FILEPAGES,
+  MM_SHMEMPAGES,
+  MM_SWAPENTS,
+  type MmConfig,
+  MmStruct,
+  NR_MM_COUNTERS,
+  putVma,
+  TASK_SIZE_4LEVEL,
+} from './mm-struct.js';
+export { doMmap, type MmapArgs, type MmapFile, mmapRegion, type PopulateHook, sysMmap } from './mmap.js';
+export { doMprotect, mprotectFixup, sysMprotect } from './mprotect.js';
+export { doMremap, sysMremap } from './mremap.js';
+export { doMunmap, doVmiAlignMunmap, sysMunmap, unmapRegion } from './munmap.js';
+export { protectionMap, vmGetPageProt } from './page-prot.js';
+export {
+  type MmPageTableOps,
+  NoPageTables,
+  type PageTableFactory,
+  type PresentPte,
+} from './page-table-ops.js';
+export { procMaps, type SmapsEntry, showMapVma, smaps, vmaName } from './proc-maps.js';
+export * from './vm-flags.js';
+export {
+  assertVmWriting,
+  ShmemZeroFile,
+  VmArea,
+  type VmFault,
+  type VmFile,
+  type VmOperations,
+  vmWriteBegin,
+  vmWriteEnd,
+} from './vm-area.js';
+export {
+  splitVma,
+  splitVmaChecked,
+  type VmaMergeState,
+  vmAreaDup,
+  vmaMergeExistingRange,
+  vmaMergeNewRange,
+  vmaModify,
+} from './vma-merge.js';
+export { TREE_FANOUT, type TreeEntry, TreeNode, VmaTree, VmaTreeTx } from './vma-tree.js';

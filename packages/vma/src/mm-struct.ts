@@ -1,0 +1,336 @@
+import { AtomicCell, Cell, type Kernel, kassert, MemoryLine, write } from '@spf/machine';
+import { unlinkAnonVmas } from './anon-vma.js';
+import {
+  createMmapLock,
+  createRcu,
+  createSeqCount,
+  createSpinLock,
+  type MmapLockKind,
+  type RcuLike,
+  type SeqCounter,
+  type SleepingRwLock,
+  type SpinLockLike,
+} from './mm-locks.js';
+import { type MmPageTableOps, NoPageTables, type PageTableFactory } from './page-table-ops.js';
+import { PAGE_SIZE, VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_SHARED, VM_WRITE } from './vm-flags.js';
+import { type VmArea, vmWriteBegin, vmWriteEnd } from './vm-area.js';
+import { VmaTree, type VmaTreeTx } from './vma-tree.js';
+
+/** RSS counter indexes (enum of include/linux/mm_types_task.h). */
+export const MM_FILEPAGES = 0;
+export const MM_ANONPAGES = 1;
+export const MM_SWAPENTS = 2;
+export const MM_SHMEMPAGES = 3;
+export const NR_MM_COUNTERS = 4;
+
+/** x86-64 TASK_SIZE with 4-level paging (47-bit user space minus the guard page). */
+export const TASK_SIZE_4LEVEL = 0x7ffffffff000;
+/** mmap_base without address-space randomisation: TASK_SIZE - 128 MiB (mmap_base() in arch/x86/mm/mmap.c). */
+export const DEFAULT_MMAP_BASE = TASK_SIZE_4LEVEL - 128 * 1024 * 1024;
+/** The brk start of a non-randomised PIE (0x555555554000 plus a typical 20 KiB image). */
+export const DEFAULT_START_BRK = 0x555555559000;
+/** sysctl vm.max_map_count default (DEFAULT_MAX_MAP_COUNT). */
+export const DEFAULT_MAX_MAP_COUNT = 65530;
+/** sysctl vm.mmap_min_addr default on x86 (CONFIG_DEFAULT_MMAP_MIN_ADDR). */
+export const DEFAULT_MMAP_MIN_ADDR = 65536;
+/** stack_guard_gap default: 256 pages. */
+export const DEFAULT_STACK_GUARD_GAP = 256 * PAGE_SIZE;
+
+/** How to build an mm. Every field is optional. */
+export type MmConfig = {
+  /** rw_semaphore (Linux) or a range lock taken over the whole space (the SPF discussion's alternative). */
+  readonly mmapLock?: MmapLockKind;
+  /** RCU shared by every mm of a simulated system (a new one if absent). */
+  readonly rcu?: RcuLike;
+  readonly taskSize?: number;
+  readonly mmapBase?: number;
+  readonly mmapMinAddr?: number;
+  readonly maxMapCount?: number;
+  readonly stackGuardGap?: number;
+  readonly startBrk?: number;
+  /** Address inside the initial stack VMA (mm->start_stack), for the `[stack]` name; null if none. */
+  readonly startStack?: number | null;
+  /** RLIMIT_AS in bytes (default unlimited). */
+  readonly rlimitAs?: number;
+  /** Builds the page-table operations (default: {@link NoPageTables}). */
+  readonly pageTables?: PageTableFactory;
+  /**
+   * Free page tables under mm->page_table_lock (in addition to the mmap lock) instead of Linux's mmap
+   * lock alone, so that a speculative fault that takes page_table_lock could safely allocate page tables
+   * (Lespinasse's question 3).
+   */
+  readonly freePgtablesUnderPtl?: boolean;
+  /** A label for reports. */
+  readonly name?: string;
+};
+
+let mmIds = 0;
+
+/**
+ * struct mm_struct (include/linux/mm_types.h): an address space. Holds the VMA tree (an RCU-safe
+ * copy-on-write B-tree), map_count, the mmap lock, page_table_lock, mm_users/mm_count, the RSS counters,
+ * the sequence counts of the speculative designs (mm_seq of the 2021 SPF series; mm_lock_seq of per-VMA
+ * locks), the layout (task size, mmap_base, brk) and the page tables.
+ */
+export class MmStruct {
+  readonly id: number;
+  readonly name: string;
+  /** mm->mm_mt. */
+  readonly tree: VmaTree<VmArea>;
+  /** mm->map_count. */
+  mapCount = 0;
+  readonly maxMapCount: number;
+  readonly mmapLock: SleepingRwLock;
+  readonly mmapLockKind: MmapLockKind;
+  readonly pageTableLock: SpinLockLike;
+  readonly mmUsers: AtomicCell;
+  readonly mmCount: AtomicCell;
+  /** RSS counters, indexed by MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES. */
+  readonly rss: number[] = new Array(NR_MM_COUNTERS).fill(0);
+  readonly rssLine: MemoryLine;
+  /** mm->mm_seq (Lespinasse's mmap_seq): odd while a writer holds the mmap lock. */
+  readonly mmSeq: SeqCounter;
+  /** mm->mm_lock_seq (per-VMA locks): bumped when the mmap write lock is released. */
+  readonly mmLockSeq: Cell<number>;
+  readonly rcu: RcuLike;
+  readonly taskSize: number;
+  readonly mmapBase: number;
+  readonly mmapMinAddr: number;
+  readonly stackGuardGap: number;
+  readonly rlimitAs: number;
+  startBrk: number;
+  brk: number;
+  startStack: number | null;
+  /** Accounting of mm_struct: total_vm, locked_vm, data_vm, exec_vm, stack_vm (pages). */
+  totalVm = 0;
+  lockedVm = 0;
+  dataVm = 0;
+  execVm = 0;
+  stackVm = 0;
+  /** Committed pages of VM_ACCOUNT mappings (vm_committed_as contribution). */
+  committed = 0;
+  /** mm_cpumask(): CPUs that may hold TLB entries of this mm. */
+  readonly cpumask = new Set<number>();
+  readonly freePgtablesUnderPtl: boolean;
+  readonly pageTables: MmPageTableOps;
+  /** Bumped by every change of the tree, for tests that compare snapshots. */
+  generation = 0;
+
+  constructor(config: MmConfig = {}) {
+    this.id = mmIds++;
+    this.name = config.name ?? `mm#${this.id}`;
+    this.tree = new VmaTree<VmArea>(`${this.name}->mm_mt`);
+    this.maxMapCount = config.maxMapCount ?? DEFAULT_MAX_MAP_COUNT;
+    this.mmapLockKind = config.mmapLock ?? 'rwsem';
+    this.mmapLock = createMmapLock(this.mmapLockKind, `${this.name}->mmap_lock`);
+    this.pageTableLock = createSpinLock(`${this.name}->page_table_lock`);
+    this.mmUsers = new AtomicCell(1, `${this.name}->mm_users`);
+    this.mmCount = new AtomicCell(1, `${this.name}->mm_count`);
+    this.rssLine = new MemoryLine(`${this.name}->rss_stat`);
+    this.mmSeq = createSeqCount(`${this.name}->mm_seq`);
+    this.mmLockSeq = new Cell(0, `${this.name}->mm_lock_seq`);
+    this.rcu = config.rcu ?? createRcu();
+    this.taskSize = config.taskSize ?? TASK_SIZE_4LEVEL;
+    this.mmapBase = config.mmapBase ?? Math.min(DEFAULT_MMAP_BASE, this.taskSize);
+    this.mmapMinAddr = config.mmapMinAddr ?? DEFAULT_MMAP_MIN_ADDR;
+    this.stackGuardGap = config.stackGuardGap ?? DEFAULT_STACK_GUARD_GAP;
+    this.rlimitAs = config.rlimitAs ?? Number.POSITIVE_INFINITY;
+    this.startBrk = config.startBrk ?? DEFAULT_START_BRK;
+    this.brk = this.startBrk;
+    this.startStack = config.startStack ?? null;
+    this.freePgtablesUnderPtl = config.freePgtablesUnderPtl ?? false;
+    this.pageTables = (config.pageTables ?? (() => new NoPageTables()))(this);
+    for (const [k, v] of [
+      ['taskSize', this.taskSize],
+      ['mmapBase', this.mmapBase],
+      ['startBrk', this.startBrk],
+    ] as const) {
+      if (!Number.isSafeInteger(v) || v < 0 || v % PAGE_SIZE !== 0) {
+        throw new RangeError(`MmConfig.${k} must be a page-aligned non-negative integer, got ${v}`);
+      }
+    }
+  }
+
+  /** The config an mm created by fork should get (same layout and limits, same RCU). */
+  childConfig(pageTables?: PageTableFactory): MmConfig {
+    return {
+      mmapLock: this.mmapLockKind,
+      rcu: this.rcu,
+      taskSize: this.taskSize,
+      mmapBase: this.mmapBase,
+      mmapMinAddr: this.mmapMinAddr,
+      maxMapCount: this.maxMapCount,
+      stackGuardGap: this.stackGuardGap,
+      startBrk: this.startBrk,
+      startStack: this.startStack,
+      rlimitAs: this.rlimitAs,
+      pageTables,
+      freePgtablesUnderPtl: this.freePgtablesUnderPtl,
+      name: `${this.name}.child`,
+    };
+  }
+
+  // ---- lookups (callers hold the mmap lock, or accept a racy answer) ----
+
+  /** Models `find_vma()`: the first VMA with vm_end > addr, or null. Synchronous, O(log n). */
+  findVma(addr: number): VmArea | null {
+    return this.tree.find(addr)?.value ?? null;
+  }
+
+  /** Models `vma_lookup()`: the VMA containing `addr`, or null. */
+  vmaLookup(addr: number): VmArea | null {
+    return this.tree.lookup(addr)?.value ?? null;
+  }
+
+  /** The last VMA ending at or below `addr` (vma_prev() from a gap at `addr`). */
+  findVmaPrev(addr: number): VmArea | null {
+    return this.tree.findPrev(addr)?.value ?? null;
+  }
+
+  /** Models `find_vma_intersection()`: the first VMA overlapping [start, end). */
+  findVmaIntersection(start: number, end: number): VmArea | null {
+    const v = this.findVma(start);
+    return v !== null && v.vmStart < end ? v : null;
+  }
+
+  /** Every VMA in address order (for_each_vma). */
+  *vmas(from = 0): Generator<VmArea> {
+    for (const e of this.tree.entries(from)) yield e.value;
+  }
+
+  /** VMAs overlapping [start, end) (for_each_vma_range). */
+  *vmasIn(start: number, end: number): Generator<VmArea> {
+    for (const e of this.tree.entries(start)) {
+      if (e.start >= end) return;
+      yield e.value;
+    }
+  }
+
+  /**
+   * The lock-free lookup of the speculative designs (find_vma under rcu_read_lock, then a check of the
+   * VMA's vm_sequence). Each tree node visited is a machine read. The caller holds rcu_read_lock.
+   */
+  *findVmaRcu(addr: number): Kernel<VmArea | null> {
+    const e = yield* this.tree.findRcu(addr);
+    return e === null ? null : e.value;
+  }
+
+  // ---- the mmap lock, with the sequence counts the speculative designs read ----
+
+  /** mmap_read_lock(). */
+  *mmapReadLock(): Kernel<void> {
+    yield* this.mmapLock.downRead();
+  }
+  /** mmap_read_unlock(). */
+  *mmapReadUnlock(): Kernel<void> {
+    yield* this.mmapLock.upRead();
+  }
+  /** mmap_read_trylock(). */
+  *mmapReadTrylock(): Kernel<boolean> {
+    return yield* this.mmapLock.downReadTrylock();
+  }
+  /** mmap_write_lock(): takes the lock and opens mm_seq's write section (2021 SPF series). */
+  *mmapWriteLock(): Kernel<void> {
+    yield* this.mmapLock.downWrite();
+    yield* this.mmSeq.writeBegin();
+  }
+  /**
+   * mmap_write_unlock(): closes mm_seq's write section, ends every per-VMA write lock taken under it
+   * (vma_end_write_all: mm_lock_seq++), and releases the lock.
+   */
+  *mmapWriteUnlock(): Kernel<void> {
+    yield* this.mmSeq.writeEnd();
+    yield* this.mmLockSeq.update((v) => v + 1);
+    yield* this.mmapLock.upWrite();
+  }
+  /** mmap_write_downgrade(). */
+  *mmapWriteDowngrade(): Kernel<void> {
+    yield* this.mmSeq.writeEnd();
+    yield* this.mmLockSeq.update((v) => v + 1);
+    yield* this.mmapLock.downgradeWrite();
+  }
+
+  // ---- tree updates (callers hold the mmap lock for writing) ----
+
+  /** Starts a tree transaction. */
+  beginTree(): VmaTreeTx<VmArea> {
+    return this.tree.begin();
+  }
+
+  /**
+   * Publishes a tree transaction (one store readers can observe) and hands the replaced nodes to RCU.
+   */
+  *commitTree(tx: VmaTreeTx<VmArea>): Kernel<void> {
+    const retired = yield* tx.commitRcu();
+    this.generation++;
+    for (const n of retired) yield* this.rcu.kfreeRcu(n, 'maple node replaced by a tree update');
+  }
+
+  /** Updates the RSS counter `type` by `delta` (add_mm_counter). */
+  *addMmCounter(type: number, delta: number): Kernel<void> {
+    yield* write(this.rssLine, 'add_mm_counter');
+    this.rss[type] += delta;
+  }
+
+  /** Models `may_expand_vm()` in mm/mmap.c for RLIMIT_AS (RLIMIT_DATA is not modelled). */
+  mayExpandVm(npages: number): boolean {
+    return (this.totalVm + npages) * PAGE_SIZE <= this.rlimitAs;
+  }
+
+  /** Models `vm_stat_account()` in mm/mmap.c. */
+  vmStatAccount(flags: number, npages: number): void {
+    this.totalVm += npages;
+    if (flags & VM_LOCKED) this.lockedVm += npages;
+    if ((flags & (VM_EXEC | VM_WRITE)) === VM_EXEC) this.execVm += npages;
+    else if (flags & VM_GROWSDOWN) this.stackVm += npages;
+    else if ((flags & (VM_WRITE | VM_SHARED | VM_GROWSDOWN)) === VM_WRITE) this.dataVm += npages;
+    if (flags & VM_ACCOUNT) this.committed += npages;
+  }
+
+  /**
+   * Detaches `vma` from the tree inside its write section (so a speculative reader that sampled
+   * vm_sequence notices), within the caller's transaction.
+   */
+  *detachVma(tx: VmaTreeTx<VmArea>, vma: VmArea): Kernel<void> {
+    yield* vmWriteBegin(vma);
+    const found = tx.remove(vma.vmEnd);
+    kassert(found, () => `${vma} is not in the tree of ${this.name}`);
+    vma.detached = true;
+    yield* write(vma.line, 'vma_mark_detached');
+    yield* vmWriteEnd(vma);
+  }
+
+  /**
+   * Models `remove_vma()` in mm/vma.c with the SPF lifetime: calls vm_ops->close, drops the file and the
+   * anon_vma links, and puts the tree's reference; the VMA is freed after an RCU grace period once the
+   * last reference is gone (`__free_vma`).
+   */
+  *removeVma(vma: VmArea): Kernel<void> {
+    vma.vmOps?.close?.(vma);
+    vma.vmFile?.put?.();
+    unlinkAnonVmas(vma);
+    yield* putVma(vma);
+  }
+
+  /** Names the mm in reports. */
+  toString(): string {
+    return this.name;
+  }
+}
+
+/** Takes a reference on a VMA found under RCU, unless it is already being freed (vma refcount_inc_not_zero). */
+export function* getVmaNotZero(vma: VmArea): Kernel<boolean> {
+  for (;;) {
+    const c = yield* vma.refCount.load();
+    vma.checkLive('vma refcount');
+    if (c === 0) return false;
+    if ((yield* vma.refCount.cmpxchg(c, c + 1)) === c) return true;
+  }
+}
+
+/** Drops a VMA reference; the last one frees it after an RCU grace period (`put_vma` / `__free_vma`). */
+export function* putVma(vma: VmArea): Kernel<void> {
+  const n = yield* vma.refCount.addReturn(-1);
+  kassert(n >= 0, () => `${vma} reference count went negative`);
+  if (n === 0) yield* vma.vmMm.rcu.kfreeRcu(vma, `__free_vma of ${vma}`);
+}

@@ -1,0 +1,212 @@
+import type { Kernel } from '@spf/machine';
+import { Errno, type ErrnoValue, fail, ok, type SysResult } from './errno.js';
+import { getUnmappedArea } from './get-unmapped-area.js';
+import type { MmStruct } from './mm-struct.js';
+import { doMunmap, validArg } from './munmap.js';
+import {
+  MAP_FIXED,
+  MAP_SHARED,
+  MREMAP_DONTUNMAP,
+  MREMAP_FIXED,
+  MREMAP_MAYMOVE,
+  PAGE_SIZE,
+  pageAlign,
+  VM_DONTEXPAND,
+  VM_MAYSHARE,
+  VM_PFNMAP,
+  VM_SHARED,
+  VM_MAYWRITE,
+} from './vm-flags.js';
+import type { VmArea } from './vm-area.js';
+import { commitVmaChanges, vmAreaDup, vmaMergeNewRange } from './vma-merge.js';
+import { anonVmaClone } from './anon-vma.js';
+
+/**
+ * Models `copy_vma()` in mm/vma.c: a VMA for [addr, addr+len) with `vma`'s attributes, merged with the
+ * neighbours at the destination when possible. An unfaulted anonymous VMA takes the page offset of its new
+ * address, which helps it merge.
+ */
+function* copyVma(mm: MmStruct, vma: VmArea, addr: number, len: number, pgoff: number): Kernel<VmArea> {
+  if (vma.isAnonymous() && vma.anonVma === null) pgoff = addr / PAGE_SIZE;
+  const prev = mm.findVmaPrev(addr);
+  const next = mm.findVma(addr);
+  const merged = yield* vmaMergeNewRange(mm, {
+    prev,
+    middle: null,
+    next,
+    start: addr,
+    end: addr + len,
+    pgoff,
+    flags: vma.vmFlags,
+    file: vma.vmFile,
+    ops: vma.vmOps,
+    anonVma: vma.anonVma,
+    copiedFrom: vma,
+  });
+  if (merged) return merged;
+  const n = vmAreaDup(vma);
+  n.vmStart = addr;
+  n.vmEnd = addr + len;
+  n.vmPgoff = pgoff;
+  n.anonVmaChain = [];
+  anonVmaClone(n, vma);
+  n.vmFile?.get?.();
+  n.vmOps?.open?.(n);
+  yield* commitVmaChanges(mm, [], [], [n]);
+  return n;
+}
+
+/**
+ * Models `move_vma()` in mm/mremap.c: copies the VMA to `newAddr`, moves the page tables, and unmaps the
+ * old range (unless MREMAP_DONTUNMAP).
+ */
+function* moveVma(
+  mm: MmStruct,
+  vma: VmArea,
+  oldAddr: number,
+  oldLen: number,
+  newLen: number,
+  newAddr: number,
+  dontUnmap: boolean,
+): Kernel<SysResult<number>> {
+  if (mm.mapCount >= mm.maxMapCount - 3) return fail(Errno.ENOMEM);
+  const pgoff = vma.vmPgoff + (oldAddr - vma.vmStart) / PAGE_SIZE;
+  const newVma = yield* copyVma(mm, vma, newAddr, newLen, pgoff);
+  yield* mm.pageTables.movePageTables(vma, oldAddr, newVma, newAddr, Math.min(oldLen, newLen));
+  yield* mm.pageTables.flushTlbRange(oldAddr, oldAddr + oldLen);
+  mm.vmStatAccount(vma.vmFlags, newLen / PAGE_SIZE);
+  if (!dontUnmap) {
+    const r = yield* doMunmap(mm, oldAddr, oldLen);
+    if (!r.ok) return r;
+  }
+  return ok(newAddr);
+}
+
+/**
+ * Models `do_mremap()` in mm/mremap.c (Linux 6.16+ structure): shrink in place, grow in place when the
+ * range ends at the VMA's end and the space after it is free (merging with the next VMA as Linux does),
+ * otherwise move with MREMAP_MAYMOVE, or to `newAddr` with MREMAP_FIXED. Returns the new address.
+ * The caller holds the mmap lock for writing.
+ */
+export function* doMremap(
+  mm: MmStruct,
+  addr: number,
+  oldLen: number,
+  newLen: number,
+  flags: number,
+  newAddr = 0,
+): Kernel<SysResult<number>> {
+  if (![addr, oldLen, newLen, newAddr].every(validArg) || !Number.isInteger(flags)) return fail(Errno.EINVAL);
+  if (flags & ~(MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP)) return fail(Errno.EINVAL);
+  if (addr % PAGE_SIZE !== 0) return fail(Errno.EINVAL);
+  oldLen = pageAlign(oldLen);
+  newLen = pageAlign(newLen);
+  if (!newLen) return fail(Errno.EINVAL);
+  if (newLen > mm.taskSize) return fail(Errno.EINVAL);
+  const impliesNewAddr = (flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) !== 0;
+  if (impliesNewAddr) {
+    if (flags & MREMAP_FIXED && newAddr > mm.taskSize - newLen) return fail(Errno.EINVAL);
+    if (flags & MREMAP_FIXED && newAddr % PAGE_SIZE !== 0) return fail(Errno.EINVAL);
+    if (!(flags & MREMAP_MAYMOVE)) return fail(Errno.EINVAL);
+    if (flags & MREMAP_DONTUNMAP && oldLen !== newLen) return fail(Errno.EINVAL);
+    if (flags & MREMAP_FIXED && addr + oldLen > newAddr && newAddr + newLen > addr) return fail(Errno.EINVAL);
+  }
+  let vma = mm.vmaLookup(addr);
+  if (vma === null) return fail(Errno.EFAULT);
+  // check_prep_vma()
+  const sharedMaywrite = (vma.vmFlags & (VM_SHARED | VM_MAYWRITE)) === (VM_SHARED | VM_MAYWRITE);
+  if (!oldLen && !sharedMaywrite) return fail(Errno.EINVAL);
+  if (flags & MREMAP_DONTUNMAP && vma.vmFlags & (VM_DONTEXPAND | VM_PFNMAP)) return fail(Errno.EINVAL);
+  if (oldLen > vma.vmEnd - addr) return fail(Errno.EFAULT);
+  if (newLen > oldLen) {
+    if (vma.vmFlags & (VM_DONTEXPAND | VM_PFNMAP)) return fail(Errno.EFAULT);
+    if (!mm.mayExpandVm((newLen - oldLen) / PAGE_SIZE)) return fail(Errno.ENOMEM);
+  }
+  if (impliesNewAddr) {
+    // mremap_to()
+    if (flags & MREMAP_FIXED) {
+      if (mm.mapCount >= mm.maxMapCount - 3) return fail(Errno.ENOMEM);
+      const u = yield* doMunmap(mm, newAddr, newLen);
+      if (!u.ok) return u;
+      vma = mm.vmaLookup(addr);
+      if (vma === null) return fail(Errno.EFAULT);
+    }
+    if (newLen < oldLen) {
+      const s = yield* doMunmap(mm, addr + newLen, oldLen - newLen);
+      if (!s.ok) return s;
+      oldLen = newLen;
+      vma = mm.vmaLookup(addr) as VmArea;
+    }
+    const dest = newAddrFor(mm, vma, flags, newAddr, newLen);
+    if (typeof dest !== 'number') return fail(dest.errno);
+    return yield* moveVma(mm, vma, addr, oldLen, newLen, dest, (flags & MREMAP_DONTUNMAP) !== 0);
+  }
+  if (newLen === oldLen) return ok(addr);
+  if (newLen < oldLen) {
+    const s = yield* doMunmap(mm, addr + newLen, oldLen - newLen);
+    return s.ok ? ok(addr) : s;
+  }
+  // expand_vma()
+  const delta = newLen - oldLen;
+  if (vma.vmEnd - addr === oldLen && vmaExpandable(mm, vma, delta)) {
+    const grown = yield* vmaMergeNewRange(mm, {
+      prev: vma,
+      middle: null,
+      next: mm.findVma(vma.vmEnd),
+      start: vma.vmEnd,
+      end: vma.vmEnd + delta,
+      pgoff: vma.vmPgoff + vma.pages,
+      flags: vma.vmFlags,
+      file: vma.vmFile,
+      ops: vma.vmOps,
+      anonVma: vma.anonVma,
+    });
+    if (grown === null) return fail(Errno.ENOMEM);
+    mm.vmStatAccount(vma.vmFlags, delta / PAGE_SIZE);
+    return ok(addr);
+  }
+  if (!(flags & MREMAP_MAYMOVE)) return fail(Errno.ENOMEM);
+  const dest = newAddrFor(mm, vma, flags, 0, newLen);
+  if (typeof dest !== 'number') return fail(dest.errno);
+  return yield* moveVma(mm, vma, addr, oldLen, newLen, dest, false);
+}
+
+/** Models `vma_expandable()`: the range after the VMA is free and inside the address space. */
+function vmaExpandable(mm: MmStruct, vma: VmArea, delta: number): boolean {
+  const end = vma.vmEnd + delta;
+  if (mm.findVmaIntersection(vma.vmEnd, end) !== null) return false;
+  const r = getUnmappedArea(mm, vma.vmStart, end - vma.vmStart, MAP_FIXED);
+  return 'addr' in r;
+}
+
+/** Models `vrm_set_new_addr()`: the destination of a move. */
+function newAddrFor(
+  mm: MmStruct,
+  vma: VmArea,
+  flags: number,
+  newAddr: number,
+  newLen: number,
+): number | { errno: ErrnoValue } {
+  let mapFlags = 0;
+  if (flags & MREMAP_FIXED) mapFlags |= MAP_FIXED;
+  if (vma.vmFlags & VM_MAYSHARE) mapFlags |= MAP_SHARED;
+  const r = getUnmappedArea(mm, newAddr, newLen, mapFlags);
+  return 'addr' in r ? r.addr : r;
+}
+
+/** Models the mremap(2) system call: takes the mmap lock for writing. */
+export function* sysMremap(
+  mm: MmStruct,
+  addr: number,
+  oldLen: number,
+  newLen: number,
+  flags: number,
+  newAddr = 0,
+): Kernel<SysResult<number>> {
+  yield* mm.mmapWriteLock();
+  try {
+    return yield* doMremap(mm, addr, oldLen, newLen, flags, newAddr);
+  } finally {
+    yield* mm.mmapWriteUnlock();
+  }
+}

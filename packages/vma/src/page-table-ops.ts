@@ -1,0 +1,71 @@
+import type { Kernel } from '@spf/machine';
+import type { MmStruct } from './mm-struct.js';
+import type { VmArea } from './vm-area.js';
+
+/** A present user PTE as the mm invariant checker and smaps see it. */
+export type PresentPte = {
+  readonly addr: number;
+  /** The raw entry. */
+  readonly pte: bigint;
+  readonly writable: boolean;
+  readonly user: boolean;
+  readonly executable: boolean;
+  /** The mapped page (an object of @spf/pagetable), or null for special/PFN mappings. */
+  readonly page: unknown;
+  /** RSS counter the page is accounted in (MM_FILEPAGES, MM_ANONPAGES or MM_SHMEMPAGES). */
+  readonly rssType: number;
+};
+
+/**
+ * Everything @spf/vma needs from the page tables of an mm: the kernel functions that walk and change them
+ * on behalf of the VMA layer. All calls from this package into page-table code go through this interface,
+ * implemented over @spf/pagetable (or by {@link NoPageTables} for an mm that is never faulted in).
+ */
+export interface MmPageTableOps {
+  /**
+   * Models `unmap_page_range()`/`zap_pte_range()` in mm/memory.c: clears every PTE in [start, end) of
+   * `vma`, drops the pages' mapcounts and references and the mm's RSS counters. Returns the number of
+   * PTEs cleared. The caller flushes TLBs.
+   */
+  zapRange(vma: VmArea, start: number, end: number): Kernel<number>;
+  /**
+   * Models `change_protection()` in mm/mprotect.c: rewrites the protection of present PTEs in [start,
+   * end) to `newProt`, keeping them write-protected where a write fault must still happen (COW, dirty
+   * tracking). The caller flushes TLBs.
+   */
+  changeProtection(vma: VmArea, start: number, end: number, newProt: bigint): Kernel<void>;
+  /**
+   * Models `copy_page_range()` in mm/memory.c for fork: copies `src`'s PTEs into `dst` (another mm),
+   * write-protecting both for COW mappings and taking page references and mapcounts.
+   */
+  copyPageRange(dst: VmArea, src: VmArea): Kernel<void>;
+  /** Models `move_page_tables()` in mm/mremap.c: moves `len` bytes of PTEs from `oldAddr` to `newAddr`. */
+  movePageTables(vma: VmArea, oldAddr: number, newVma: VmArea, newAddr: number, len: number): Kernel<void>;
+  /**
+   * Models `free_pgtables()` in mm/memory.c: frees page-table pages that only covered [start, end), never
+   * touching tables still needed by addresses in [floor, start) or [end, ceiling).
+   */
+  freePgtables(floor: number, start: number, end: number, ceiling: number): Kernel<void>;
+  /** Models `flush_tlb_mm_range()` in arch/x86/mm/tlb.c: local flush plus a shootdown to mm_cpumask. */
+  flushTlbRange(start: number, end: number): Kernel<void>;
+  /** Every present user PTE in [start, end), in address order (no machine effects). */
+  presentPtes(start: number, end: number): Iterable<PresentPte>;
+}
+
+/** Page tables for an mm that never maps anything (before a fault handler is wired in). */
+export class NoPageTables implements MmPageTableOps {
+  *zapRange(): Kernel<number> {
+    return 0;
+  }
+  *changeProtection(): Kernel<void> {}
+  *copyPageRange(): Kernel<void> {}
+  *movePageTables(): Kernel<void> {}
+  *freePgtables(): Kernel<void> {}
+  *flushTlbRange(): Kernel<void> {}
+  presentPtes(): Iterable<PresentPte> {
+    return [];
+  }
+}
+
+/** Builds the page-table operations for a new mm. */
+export type PageTableFactory = (mm: MmStruct) => MmPageTableOps;

@@ -1,0 +1,223 @@
+import { AtomicCell, Cell, type Kernel, kassert, MemoryLine, UseAfterFreeError } from '@spf/machine';
+import type { AnonVma, AnonVmaChain } from './anon-vma.js';
+import { createMmapLock, createSeqCount, type SeqCounter, type SleepingRwLock } from './mm-locks.js';
+import type { MmStruct } from './mm-struct.js';
+import { vmGetPageProt } from './page-prot.js';
+import {
+  PAGE_SHIFT,
+  VM_ACCESS_FLAGS,
+  VM_EXEC,
+  VM_MAYSHARE,
+  VM_MAYWRITE,
+  VM_READ,
+  VM_SHARED,
+  VM_WRITE,
+} from './vm-flags.js';
+
+/**
+ * A mapped file as a VMA sees it (struct file, reduced to what the mm and /proc/PID/maps need).
+ * @spf/file-backed implements it; shared anonymous mappings use {@link ShmemZeroFile}.
+ */
+export interface VmFile {
+  /** The path /proc/PID/maps prints. */
+  readonly path: string;
+  /** Device of the inode's superblock (major, minor). */
+  readonly devMajor: number;
+  readonly devMinor: number;
+  readonly ino: number;
+  /** get_file(): a VMA now references the file. */
+  get?(): void;
+  /** fput(): a VMA dropped its reference. */
+  put?(): void;
+}
+
+/** The fault context handed to vm_ops (struct vm_fault, reduced). Fault handlers extend it. */
+export interface VmFault {
+  readonly vma: VmArea;
+  /** Faulting address, page aligned. */
+  readonly address: number;
+  /** Page offset in the mapping (linear_page_index). */
+  readonly pgoff: number;
+  /** FAULT_FLAG_* bits. */
+  readonly flags: number;
+  /** The page the handler returns (a struct page of @spf/pagetable). */
+  page?: unknown;
+}
+
+/**
+ * vm_operations_struct: how a file-backed (or special) mapping handles faults. Every hook is optional,
+ * as in Linux. Handlers returning a fault result return VM_FAULT_* bits.
+ */
+export interface VmOperations {
+  /** Name in /proc/PID/maps instead of the file (like [vdso]). */
+  name?(vma: VmArea): string | null;
+  open?(vma: VmArea): void;
+  close?(vma: VmArea): void;
+  /** May the VMA be split at `addr`? Returns 0 or a negative errno-like value (-EINVAL). */
+  maySplit?(vma: VmArea, addr: number): number;
+  fault?(vmf: VmFault): Kernel<number>;
+  mapPages?(vmf: VmFault, startPgoff: number, endPgoff: number): Kernel<number>;
+  pageMkwrite?(vmf: VmFault): Kernel<number>;
+}
+
+let vmaIds = 0;
+let shmemIno = 1;
+
+/**
+ * The file behind a shared anonymous mapping: shmem_zero_setup() in mm/shmem.c gives each MAP_SHARED |
+ * MAP_ANONYMOUS mapping its own shmem file, which /proc/PID/maps shows as `/dev/zero (deleted)` on device
+ * 00:01. Its pages (the page cache of that file) are kept here for the fault handler.
+ */
+export class ShmemZeroFile implements VmFile {
+  readonly path = '/dev/zero (deleted)';
+  readonly devMajor = 0;
+  readonly devMinor = 1;
+  readonly ino: number;
+  refs = 0;
+  /** Page cache: pgoff -> page (owned by the fault handler that fills it). */
+  readonly pages = new Map<number, unknown>();
+  constructor(readonly size: number) {
+    this.ino = shmemIno++;
+  }
+  get(): void {
+    this.refs++;
+  }
+  put(): void {
+    this.refs--;
+  }
+}
+
+/**
+ * vm_area_struct (include/linux/mm_types.h): one mapping of an address space, with the fields of the
+ * speculative-page-fault designs: `vmSequence` (Dufour's vm_sequence seqcount), a reference count whose
+ * last put frees the VMA after an RCU grace period (`__free_vma`), and the per-VMA lock (vm_lock and
+ * vm_lock_seq, Linux 6.4). Its fields share one memory line, `line`, as fields of one struct do.
+ *
+ * Writers change a VMA only between {@link vmWriteBegin} and {@link vmWriteEnd} while holding the mmap lock
+ * for writing, so a speculative reader that sampled `vmSequence` can detect the change.
+ */
+export class VmArea {
+  readonly id: number;
+  readonly line: MemoryLine;
+  vmStart: number;
+  vmEnd: number;
+  vmPgoff: number;
+  vmFlags: number;
+  /** vm_page_prot: the PTE protection bits new PTEs of this VMA get. */
+  vmPageProt: bigint;
+  vmFile: VmFile | null;
+  vmOps: VmOperations | null;
+  anonVma: AnonVma | null = null;
+  /** anon_vma_chain: one link per anon_vma this VMA's pages may belong to (own first, ancestors after). */
+  anonVmaChain: AnonVmaChain[] = [];
+  /** Private data of the vm_ops owner. */
+  vmPrivateData: unknown = null;
+  /** Dufour's vm_sequence: odd while a writer changes the VMA. */
+  readonly vmSequence: SeqCounter;
+  /** vm_ref_count: the tree holds one reference; speculative faults take more. */
+  readonly refCount: AtomicCell;
+  /** Per-VMA lock (struct vma_lock's rw_semaphore) and the mm_lock_seq value it was write-locked at. */
+  readonly vmLock: SleepingRwLock;
+  readonly vmLockSeq: Cell<number>;
+  /** Not in any mm's tree any more (vma_mark_detached). */
+  detached = false;
+  /** Set when the VMA has been freed; any access through a stale pointer is a use-after-free. */
+  poisoned: string | null = null;
+
+  constructor(
+    readonly vmMm: MmStruct,
+    start: number,
+    end: number,
+    flags: number,
+    pgoff: number,
+    file: VmFile | null = null,
+    ops: VmOperations | null = null,
+  ) {
+    this.id = vmaIds++;
+    this.line = new MemoryLine(`vma#${this.id}`);
+    this.vmStart = start;
+    this.vmEnd = end;
+    this.vmFlags = flags;
+    this.vmPgoff = pgoff;
+    this.vmFile = file;
+    this.vmOps = ops;
+    this.vmPageProt = vmGetPageProt(flags);
+    this.vmSequence = createSeqCount(new MemoryLine(`vma#${this.id}.vm_sequence`));
+    this.refCount = new AtomicCell(1, new MemoryLine(`vma#${this.id}.vm_ref_count`));
+    this.vmLock = createMmapLock('rwsem', `vma#${this.id}.vm_lock`);
+    this.vmLockSeq = new Cell(-1, this.line);
+  }
+
+  /** vma_pages(). */
+  get pages(): number {
+    return (this.vmEnd - this.vmStart) / 4096;
+  }
+
+  /** vma_is_anonymous(): no vm_ops. */
+  isAnonymous(): boolean {
+    return this.vmOps === null && this.vmFile === null;
+  }
+
+  /** linear_page_index(): the page offset of `addr` in the mapping. */
+  linearPageIndex(addr: number): number {
+    return this.vmPgoff + (addr - this.vmStart) / 2 ** PAGE_SHIFT;
+  }
+
+  /** is_cow_mapping(): private and may be written. */
+  isCowMapping(): boolean {
+    return (this.vmFlags & (VM_SHARED | VM_MAYWRITE)) === VM_MAYWRITE;
+  }
+
+  /** Whether the VMA allows the access kinds in `flags` (VM_READ/VM_WRITE/VM_EXEC). */
+  allows(flags: number): boolean {
+    return (this.vmFlags & flags & VM_ACCESS_FLAGS) === (flags & VM_ACCESS_FLAGS);
+  }
+
+  /** The VMA's permission string as /proc/PID/maps prints it (`rw-p`). */
+  perms(): string {
+    const f = this.vmFlags;
+    return (
+      (f & VM_READ ? 'r' : '-') +
+      (f & VM_WRITE ? 'w' : '-') +
+      (f & VM_EXEC ? 'x' : '-') +
+      (f & VM_MAYSHARE ? 's' : 'p')
+    );
+  }
+
+  /** Marks the VMA freed (the RCU callback of __free_vma). */
+  poison(reason: string): void {
+    this.poisoned = reason;
+  }
+
+  /** Throws a use-after-free report if the VMA was freed (KASAN's check on a VMA access). */
+  checkLive(what: string): void {
+    if (this.poisoned !== null) {
+      throw new UseAfterFreeError(`${what} accessed freed vma#${this.id} (${this.poisoned})`);
+    }
+  }
+
+  /** Recomputes vm_page_prot from vm_flags (vma_set_page_prot). */
+  setPageProt(): void {
+    this.vmPageProt = vmGetPageProt(this.vmFlags);
+  }
+
+  toString(): string {
+    return `vma#${this.id}[${this.vmStart.toString(16)}-${this.vmEnd.toString(16)} ${this.perms()}]`;
+  }
+}
+
+/** vm_write_begin() (Dufour's SPF series): opens a write section on the VMA's vm_sequence. */
+export function* vmWriteBegin(vma: VmArea): Kernel<void> {
+  vma.checkLive('vm_write_begin');
+  yield* vma.vmSequence.writeBegin();
+}
+
+/** vm_write_end(): closes the write section. */
+export function* vmWriteEnd(vma: VmArea): Kernel<void> {
+  yield* vma.vmSequence.writeEnd();
+}
+
+/** Asserts that `vma` is inside a write section (every writer must be). */
+export function assertVmWriting(vma: VmArea): void {
+  kassert((vma.vmSequence.peek() & 1) === 1, () => `${vma} changed outside vm_write_begin/vm_write_end`);
+}
