@@ -373,9 +373,9 @@ export class Mmu {
       }
     }
     const r = a.rights[s];
-    // A write through an entry whose D is clear must walk to set D (SDM 4.8).
-    if ((acc & ACCESS_WRITE) !== 0 && (r & TLB_D) === 0) return -1;
     const code = this.denied(st, acc, r);
+    // A permitted write through an entry whose D is clear must walk to set D (SDM 4.8).
+    if (code === 0 && (acc & ACCESS_WRITE) !== 0 && (r & TLB_D) === 0) return -1;
     if (code !== 0) {
       // The #PF invalidates the entry used (SDM 4.10.4.1).
       a.drop(s);

@@ -41,9 +41,12 @@ export type PageTablesOptions = {
 export type MapOptions = {
   /** Page size (default 4096). */
   readonly size?: PageSize;
-  /** Leaf entry flags (default P RW US). PS is added for 2 MiB and 1 GiB pages. */
+  /**
+   * Leaf entry bits (default P RW US), ORed with `pa` as given, so tests can also set address bits above
+   * MAXPHYADDR or PAT (bit 12 of a large page). PS is added for 2 MiB and 1 GiB pages.
+   */
   readonly flags?: bigint;
-  /** Flags of newly created intermediate entries (default `_PAGE_TABLE`: P RW US A D). */
+  /** Bits of newly created intermediate entries, ORed with the table address (default `_PAGE_TABLE`: P RW US A D). */
   readonly tableFlags?: bigint;
   /** Replace an existing leaf entry instead of throwing {@link MappingConflictError}. */
   readonly replace?: boolean;
@@ -431,9 +434,8 @@ export class PageTables {
     }
     const leafLevel = sizeLevel(size);
     let flags = opts.flags ?? _PAGE_PRESENT | _PAGE_RW | _PAGE_USER;
-    flags &= ~PTE_PFN_MASK;
     if (leafLevel > 1) flags |= _PAGE_PSE;
-    const tableFlags = (opts.tableFlags ?? _PAGE_TABLE) & ~PTE_PFN_MASK & ~_PAGE_PSE;
+    const tableFlags = opts.tableFlags ?? _PAGE_TABLE;
     // Pass 1: find what exists and check for conflicts, counting the tables to create.
     let table = this.pgd;
     let missing = 0;
