@@ -1,12 +1,13 @@
 import { LabDefinitionError, StudentLoadError, StudentSyntaxError } from './lab-errors.js';
 import type { Lab } from './lab.js';
-import { type GradeReport, type TestResult, totalPoints } from './result.js';
-import { type RunnerHooks, parentProblems, runTests, skippedResult } from './runner.js';
+import { type GradeReport, skippedResult, totalPoints } from './result.js';
+import { maxScore } from './timeout-report.js';
+import { type RunnerHooks, parentProblems, runTests } from './runner.js';
 import { loadStudentModules } from './student-module.js';
+import type { Sources } from './worker-protocol.js';
 import { transpileStudent } from './transpile.js';
 
-/** The student's files by name; a missing file is graded as its starter. */
-export type Sources = Readonly<Record<string, string>>;
+export type { Sources } from './worker-protocol.js';
 
 /** Throws {@link LabDefinitionError} if a lab's tests, files or buggy variants are inconsistent. */
 export function validateLab(lab: Lab): void {
@@ -18,11 +19,6 @@ export function validateLab(lab: Lab): void {
     if (!files.has(v.file)) problems.push(`buggy variant '${v.id}' patches unknown file '${v.file}'`);
   }
   if (problems.length > 0) throw new LabDefinitionError(`lab '${lab.id}': ${problems.join('; ')}`);
-}
-
-/** The maximum score of a lab. */
-export function maxScore(lab: Lab): number {
-  return lab.tests.reduce((s, t) => s + t.points, 0);
 }
 
 /** A report for a run that did not get to the tests (syntax or load error). */
@@ -72,44 +68,5 @@ export async function gradeSources(
     maxScore: maxScore(lab),
     results,
     error: null,
-  };
-}
-
-/**
- * The report of a run stopped by a watchdog: tests finished so far keep their results, the running test
- * is `timeout`, the rest are skipped.
- */
-export function timeoutReport(
-  lab: Lab,
-  finished: readonly TestResult[],
-  runningTest: string | null,
-  limitMs: number,
-): GradeReport {
-  const done = new Map(finished.map((r) => [r.id, r]));
-  const results = lab.tests.map((t) => {
-    const r = done.get(t.id);
-    if (r) return r;
-    if (t.id === runningTest) {
-      return skippedResult(
-        t,
-        `timeout: still running after ${limitMs} ms (an infinite loop?); the run was stopped`,
-        'timeout',
-      );
-    }
-    return skippedResult(t, 'not run: the run was stopped after a timeout');
-  });
-  return {
-    lab: lab.id,
-    version: lab.version,
-    status: 'timeout',
-    score: totalPoints(results),
-    maxScore: maxScore(lab),
-    results,
-    error:
-      runningTest === null
-        ? {
-            message: `loading your code did not finish within ${limitMs} ms (an infinite loop at top level?)`,
-          }
-        : null,
   };
 }

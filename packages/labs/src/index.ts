@@ -1,16 +1,20 @@
 // @spf/labs: the course's graded labs and the machinery that grades them in Node and in browsers.
 export { formatReport, formatResult } from './format-report.js';
-export { gradeSources, maxScore, type Sources, timeoutReport, validateLab } from './grade.js';
+export { gradeSources, validateLab } from './grade.js';
+export { maxScore, timeoutReport } from './timeout-report.js';
 export type {
   BuggyVariant,
   InjectionPoint,
   Lab,
   LabFile,
+  LabOutline,
   LabTest,
   StudentModules,
   TestCategory,
   TestContext,
+  TestOutline,
 } from './lab.js';
+export { labOutline } from './lab.js';
 export {
   type FailureDetails,
   LabDefinitionError,
@@ -52,6 +56,7 @@ export { referenceSources, starterSources, variantSources } from './variants.js'
 export {
   type GradeRequest,
   gradeWithWatchdog,
+  type Sources,
   type WatchdogOptions,
   type WorkerMessage,
   type WorkerPort,

@@ -66,6 +66,48 @@ export type InjectionPoint = {
   readonly point: string;
 };
 
+/** The data of a test without its code: what pages and reports need. */
+export type TestOutline = Pick<LabTest, 'id' | 'title' | 'points' | 'category' | 'parent' | 'description'>;
+
+/**
+ * A lab as plain JSON-able data (no test code, no modules): what the course page embeds, and all that a
+ * watchdog needs to build a report for a run it had to stop.
+ */
+export type LabOutline = {
+  readonly id: string;
+  readonly title: string;
+  readonly version: number;
+  readonly summary: string;
+  readonly injection: InjectionPoint;
+  readonly files: readonly LabFile[];
+  readonly hints: readonly string[];
+  readonly tests: readonly TestOutline[];
+  /** Ids and descriptions of the known-buggy variants. */
+  readonly buggyVariants: ReadonlyArray<Pick<BuggyVariant, 'id' | 'description' | 'mustFail'>>;
+};
+
+/** The outline of a lab (drops test code and module access). */
+export function labOutline(lab: Lab): LabOutline {
+  return {
+    id: lab.id,
+    title: lab.title,
+    version: lab.version,
+    summary: lab.summary,
+    injection: lab.injection,
+    files: lab.files,
+    hints: lab.hints,
+    tests: lab.tests.map(({ id, title, points, category, parent, description }) => ({
+      id,
+      title,
+      points,
+      category,
+      description,
+      ...(parent === undefined ? {} : { parent }),
+    })),
+    buggyVariants: lab.buggyVariants.map(({ id, description, mustFail }) => ({ id, description, mustFail })),
+  };
+}
+
 /** A lab. */
 export type Lab = {
   readonly id: string;

@@ -1,5 +1,5 @@
 import type { FailureDetails } from './lab-errors.js';
-import type { TestCategory } from './lab.js';
+import type { TestCategory, TestOutline } from './lab.js';
 
 /** Outcome of one test. `error` means the student's code threw; `fail` means it gave a wrong answer. */
 export type TestStatus = 'pass' | 'fail' | 'skipped' | 'timeout' | 'error';
@@ -41,4 +41,25 @@ export type GradeReport = {
 /** Sum of points of results. */
 export function totalPoints(results: readonly TestResult[]): number {
   return results.reduce((s, r) => s + r.points, 0);
+}
+
+/** A result for a test that did not run. */
+export function skippedResult(
+  t: TestOutline,
+  message: string,
+  status: 'skipped' | 'timeout' = 'skipped',
+): TestResult {
+  return {
+    id: t.id,
+    title: t.title,
+    category: t.category,
+    parent: t.parent ?? null,
+    status,
+    points: 0,
+    maxPoints: t.points,
+    message,
+    output: '',
+    details: {},
+    durationMs: 0,
+  };
 }

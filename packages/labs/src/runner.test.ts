@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { gradeSources, timeoutReport } from './grade.js';
+import { gradeSources } from './grade.js';
+import { timeoutReport } from './timeout-report.js';
 import type { Lab } from './lab.js';
 import { TestFailure } from './lab-errors.js';
 import { lab1 } from './lab1/lab1.js';

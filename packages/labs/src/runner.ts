@@ -1,6 +1,6 @@
 import { type FailureDetails, TestFailure } from './lab-errors.js';
 import type { Lab, LabTest, StudentModules, TestContext } from './lab.js';
-import type { TestResult } from './result.js';
+import { skippedResult, type TestResult } from './result.js';
 import { studentLocation } from './student-module.js';
 
 /** Callbacks for progress (the browser worker streams them to the page). */
@@ -71,27 +71,6 @@ export function parentProblems(lab: Lab): string[] {
     seen.add(t.id);
   }
   return problems;
-}
-
-/** A result for a test that did not run. */
-export function skippedResult(
-  t: LabTest,
-  message: string,
-  status: 'skipped' | 'timeout' = 'skipped',
-): TestResult {
-  return {
-    id: t.id,
-    title: t.title,
-    category: t.category,
-    parent: t.parent ?? null,
-    status,
-    points: 0,
-    maxPoints: t.points,
-    message,
-    output: '',
-    details: {},
-    durationMs: 0,
-  };
 }
 
 /**

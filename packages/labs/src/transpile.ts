@@ -11,7 +11,9 @@ export function transpileStudent(file: string, source: string): string {
     return transform(source, { transforms: ['typescript'], disableESTransforms: true, filePath: file }).code;
   } catch (err) {
     const e = err as { message?: string; loc?: { line: number; column: number } };
-    const reason = String(e.message ?? err).replace(/\s*\(\d+:\d+\)\s*$/, '');
+    const reason = String(e.message ?? err)
+      .replace(/^Error transforming [^:]*: /, '')
+      .replace(/\s*\(\d+:\d+\)\s*$/, '');
     throw new StudentSyntaxError(file, e.loc?.line ?? 1, (e.loc?.column ?? 0) + 1, reason);
   }
 }

@@ -1,7 +1,9 @@
-import type { Sources } from './grade.js';
-import { timeoutReport } from './grade.js';
-import type { Lab } from './lab.js';
+import type { LabOutline } from './lab.js';
 import type { GradeReport, TestResult } from './result.js';
+import { timeoutReport } from './timeout-report.js';
+
+/** The student's files by name; a missing file is graded as its starter. */
+export type Sources = Readonly<Record<string, string>>;
 
 /** Page (or CLI) to worker: grade these sources for this lab. */
 export type GradeRequest = { readonly type: 'grade'; readonly lab: string; readonly sources: Sources };
@@ -36,7 +38,7 @@ export type WatchdogOptions = {
  * is always terminated at the end: every run starts from a clean global state.
  */
 export function gradeWithWatchdog(
-  lab: Lab,
+  lab: LabOutline,
   sources: Sources,
   spawn: () => WorkerPort,
   opts: WatchdogOptions = {},

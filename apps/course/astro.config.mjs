@@ -1,0 +1,49 @@
+// @ts-check
+import starlight from '@astrojs/starlight';
+import { defineConfig } from 'astro/config';
+
+const packages = ['machine', 'pagetable', 'locks', 'vma', 'fault-classic', 'kernel', 'labs'];
+
+export default defineConfig({
+  site: 'http://localhost:4321',
+  telemetry: false,
+  integrations: [
+    starlight({
+      title: 'spf course',
+      description: 'The Linux page-fault path, rebuilt on a simulated SMP machine, measured and taught.',
+      favicon: '/favicon.svg',
+      sidebar: [
+        { label: 'The story', link: '/' },
+        {
+          label: 'Packages',
+          items: ['machine', 'pagetable', 'locks', 'vma', 'fault-classic', 'kernel'].map((p) => ({
+            label: `@spf/${p}`,
+            link: `/packages/${p}/`,
+          })),
+        },
+        {
+          label: 'Labs',
+          items: [
+            { label: 'All labs and your progress', link: '/labs/' },
+            { label: 'Lab 1: walk the page tables', link: '/labs/lab1/' },
+          ],
+        },
+        {
+          label: 'API reference',
+          items: packages.map((p) => ({
+            label: `@spf/${p}`,
+            link: `/api/${p}/index.html`,
+            attrs: { target: '_self' },
+          })),
+        },
+      ],
+    }),
+  ],
+  vite: {
+    // Workspace packages are consumed from their TypeScript sources, as in the packages' own tests.
+    resolve: { conditions: ['@spf/source', 'module', 'browser', 'development|production'] },
+    ssr: { resolve: { conditions: ['@spf/source', 'module', 'node', 'development|production'] } },
+    worker: { format: 'es' },
+    build: { chunkSizeWarningLimit: 2000 },
+  },
+});

@@ -1,0 +1,332 @@
+import {
+  type GradeReport,
+  gradeWithWatchdog,
+  type LabOutline,
+  type TestResult,
+  type WorkerPort,
+} from '@spf/labs';
+import type { LabEditor } from './editor.js';
+import {
+  exportProgress,
+  importProgress,
+  type KeyValueStore,
+  type LabProgress,
+  loadProgress,
+  saveProgress,
+} from './progress-store.js';
+import { renderTimelineSvg } from './timeline.js';
+
+/** Per-test time limit of a run in the page; an infinite loop is stopped after this. */
+export const TEST_TIME_LIMIT_MS = 2000;
+
+const STATUS_LABEL: Record<TestResult['status'], string> = {
+  pass: 'passed',
+  fail: 'failed',
+  error: 'error',
+  skipped: 'skipped',
+  timeout: 'timeout',
+};
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string> = {},
+  ...children: Array<Node | string>
+): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  e.append(...children);
+  return e;
+}
+
+/** Spawns the grading worker: a fresh module worker per run (Vite bundles it from this exact form). */
+function spawnWorker(): WorkerPort {
+  const w = new Worker(new URL('./grade-worker.ts', import.meta.url), { type: 'module' });
+  return {
+    post: (m) => w.postMessage(m),
+    listen(onMessage, onError) {
+      w.onmessage = (e) => onMessage(e.data);
+      w.onerror = (e) => {
+        e.preventDefault();
+        onError(e.message || 'the worker failed to start');
+      };
+    },
+    terminate: () => w.terminate(),
+  };
+}
+
+/** The workbench island of a lab page: editor, test runner, results, hints, reference, progress. */
+export class Workbench {
+  private readonly outline: LabOutline;
+  private progress: LabProgress;
+  private editor: LabEditor | null = null;
+  private readonly q = <T extends Element>(sel: string) => this.root.querySelector<T>(sel) as T;
+  private replayTimer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(
+    private readonly root: HTMLElement,
+    private readonly store: KeyValueStore = localStorage,
+  ) {
+    this.outline = JSON.parse(
+      this.q<HTMLScriptElement>('script.wb-outline').textContent ?? '{}',
+    ) as LabOutline;
+    this.progress = loadProgress(store, this.outline);
+  }
+
+  private code(file: string): string {
+    return this.progress.files[file] ?? this.outline.files.find((f) => f.name === file)?.starter ?? '';
+  }
+
+  private save(): void {
+    saveProgress(this.store, this.progress);
+  }
+
+  private setStatus(text: string): void {
+    this.q<HTMLElement>('[data-status-line]').textContent = text;
+  }
+
+  async start(): Promise<void> {
+    const first = this.outline.files[0].name;
+    this.q<HTMLElement>('[data-placeholder]').textContent = this.code(first);
+    if (this.progress.migratedFrom !== null && this.progress.lastReport === null) {
+      const n = this.q<HTMLElement>('[data-notice]');
+      n.textContent = `This lab was updated from version ${this.progress.migratedFrom} to ${this.outline.version}: your code was kept and the tests were refreshed. Run them again.`;
+      n.hidden = false;
+    }
+    this.renderHints();
+    this.renderReferenceButton();
+    if (this.progress.lastReport) this.renderReport(this.progress.lastReport);
+    this.bind();
+    const { LabEditor } = await import('./editor.js');
+    const files = Object.fromEntries(this.outline.files.map((f) => [f.name, this.code(f.name)]));
+    const host = this.q<HTMLElement>('[data-editor]');
+    host.replaceChildren();
+    this.editor = new LabEditor(host, files, first, (file, text) => {
+      this.progress.files[file] = text;
+      this.save();
+    });
+    this.selectTab(first);
+    this.q<HTMLButtonElement>('[data-action="run"]').disabled = false;
+    this.root.dataset.ready = 'true';
+    this.setStatus('Edit the code, then press Run tests.');
+  }
+
+  private bind(): void {
+    for (const b of this.root.querySelectorAll<HTMLButtonElement>('[data-file]')) {
+      b.addEventListener('click', () => this.selectTab(b.dataset.file ?? ''));
+    }
+    this.q('[data-action="run"]').addEventListener('click', () => void this.run());
+    this.q('[data-action="reset"]').addEventListener('click', () => this.resetFile());
+    this.q('[data-action="hint"]').addEventListener('click', () => {
+      this.progress.hintsShown = Math.min(this.progress.hintsShown + 1, this.outline.hints.length);
+      this.save();
+      this.renderHints();
+    });
+    this.q('[data-action="reference"]').addEventListener('click', () => this.showReference());
+    this.q('[data-action="export"]').addEventListener('click', () => this.exportAll());
+    this.q<HTMLInputElement>('[data-action="import"]').addEventListener('change', (e) => {
+      const input = e.target as HTMLInputElement;
+      const file = input.files?.[0];
+      if (file) void file.text().then((t) => this.importAll(t));
+      input.value = '';
+    });
+  }
+
+  private selectTab(file: string): void {
+    this.editor?.show(file);
+    for (const b of this.root.querySelectorAll<HTMLButtonElement>('[data-file]')) {
+      b.setAttribute('aria-selected', String(b.dataset.file === file));
+    }
+  }
+
+  private resetFile(): void {
+    const file = this.editor?.file ?? this.outline.files[0].name;
+    const starter = this.outline.files.find((f) => f.name === file)?.starter ?? '';
+    if (!window.confirm(`Reset ${file} to the starter code? Your changes to ${file} will be lost.`)) return;
+    this.editor?.setText(file, starter);
+    this.progress.files[file] = starter;
+    this.save();
+    this.setStatus(`${file} was reset to the starter code.`);
+  }
+
+  private async run(): Promise<void> {
+    const runBtn = this.q<HTMLButtonElement>('[data-action="run"]');
+    runBtn.disabled = true;
+    this.stopReplay();
+    const sources = Object.fromEntries(
+      this.outline.files.map((f) => [f.name, this.editor?.text(f.name) ?? '']),
+    );
+    const list = this.q<HTMLOListElement>('[data-results]');
+    list.replaceChildren();
+    this.q<HTMLElement>('[data-score]').textContent = '';
+    this.setStatus('Running the tests…');
+    const t0 = performance.now();
+    const report = await gradeWithWatchdog(this.outline, sources, spawnWorker, {
+      testTimeLimitMs: TEST_TIME_LIMIT_MS,
+      onResult: (r) => list.append(this.renderResult(r)),
+    });
+    const ms = Math.round(performance.now() - t0);
+    this.progress.lastReport = report;
+    this.progress.bestScore = Math.max(this.progress.bestScore, report.score);
+    this.progress.maxScore = report.maxScore;
+    this.save();
+    this.renderReport(report);
+    this.renderReferenceButton();
+    this.q<HTMLElement>('[data-notice]').hidden = true;
+    this.root.dataset.lastRunMs = String(ms);
+    const how =
+      report.status === 'complete'
+        ? ''
+        : report.status === 'timeout'
+          ? ' — stopped: a test ran too long (an infinite loop?)'
+          : ` — ${report.error?.message ?? report.status}`;
+    this.setStatus(`Graded in ${ms} ms${how}.`);
+    runBtn.disabled = false;
+  }
+
+  private renderReport(report: GradeReport): void {
+    const score = this.q<HTMLElement>('[data-score]');
+    score.textContent = `Score: ${report.score}/${report.maxScore}`;
+    score.dataset.full = String(report.score === report.maxScore);
+    const err = this.q<HTMLElement>('[data-error]');
+    err.replaceChildren();
+    err.hidden = !report.error;
+    if (report.error) {
+      const where = report.error.file
+        ? `${report.error.file}${report.error.line ? `:${report.error.line}` : ''}: `
+        : '';
+      err.append(el('strong', {}, report.status === 'syntax-error' ? 'Syntax error. ' : 'Could not run. '));
+      err.append(report.error.message.startsWith(`${report.error.file}:`) ? '' : where, report.error.message);
+      if (report.error.file && report.error.line)
+        err.append(' ', this.lineButton(report.error.file, report.error.line));
+    }
+    this.q<HTMLOListElement>('[data-results]').replaceChildren(
+      ...report.results.map((r) => this.renderResult(r)),
+    );
+  }
+
+  private lineButton(file: string, line: number): HTMLButtonElement {
+    const b = el('button', { type: 'button', class: 'wb-link' }, `go to ${file}:${line}`);
+    b.addEventListener('click', () => this.editor?.goToLine(file, line));
+    return b;
+  }
+
+  private renderResult(r: TestResult): HTMLLIElement {
+    const test = this.outline.tests.find((t) => t.id === r.id);
+    const head = el(
+      'div',
+      { class: 'wb-result-head' },
+      el('span', { class: `wb-badge wb-${r.status}` }, STATUS_LABEL[r.status]),
+      el('span', { class: 'wb-title' }, r.title),
+      el('code', {}, r.id),
+      el('span', { class: 'wb-points' }, `${r.points}/${r.maxPoints} pts`),
+      el('span', { class: 'wb-cat' }, r.category),
+    );
+    const li = el('li', { 'data-test': r.id, 'data-status': r.status }, head);
+    if (r.parent) li.append(el('div', { class: 'wb-parent' }, `needs ${r.parent} to pass first`));
+    if (r.status !== 'pass') {
+      if (test?.description) li.append(el('div', { class: 'wb-desc' }, test.description));
+      if (r.message) li.append(el('div', { class: 'wb-message' }, r.message));
+      const d = r.details;
+      if (d.expected !== undefined || d.actual !== undefined) {
+        li.append(
+          el(
+            'dl',
+            { class: 'wb-diff' },
+            el('dt', {}, 'expected'),
+            el('dd', { 'data-expected': '' }, d.expected ?? ''),
+            el('dt', {}, 'actual'),
+            el('dd', { 'data-actual': '' }, d.actual ?? ''),
+          ),
+        );
+      }
+      if (d.file && d.line) li.append(this.lineButton(d.file, d.line));
+      if (d.schedule) {
+        li.append(el('div', { class: 'wb-schedule' }, 'schedule: ', el('code', {}, d.schedule)));
+      }
+      if (d.trace) {
+        const box = el('div', { class: 'wb-timeline' });
+        box.innerHTML = renderTimelineSvg(d.trace);
+        const replay = el('button', { type: 'button', 'data-action': 'replay' }, 'Replay');
+        replay.addEventListener('click', () => this.replay(box));
+        li.append(replay, box);
+      }
+    }
+    if (r.output) li.append(el('pre', { class: 'wb-output' }, r.output));
+    return li;
+  }
+
+  /** Steps a highlight through the timeline's rows, as the schedule ran them. */
+  private replay(box: HTMLElement): void {
+    this.stopReplay();
+    const rows = [...box.querySelectorAll<SVGGElement>('g.row')];
+    let i = 0;
+    this.replayTimer = setInterval(() => {
+      rows.forEach((g) => {
+        g.classList.toggle('now', g.dataset.row === String(i));
+      });
+      rows[i]?.scrollIntoView({ block: 'nearest' });
+      if (++i > rows.length) this.stopReplay();
+    }, 250);
+  }
+
+  private stopReplay(): void {
+    clearInterval(this.replayTimer);
+    this.replayTimer = undefined;
+  }
+
+  private renderHints(): void {
+    const shown = this.progress.hintsShown;
+    const total = this.outline.hints.length;
+    this.q<HTMLOListElement>('[data-hints]').replaceChildren(
+      ...this.outline.hints.slice(0, shown).map((h) => el('li', {}, h)),
+    );
+    const b = this.q<HTMLButtonElement>('[data-action="hint"]');
+    b.textContent = shown < total ? `Show hint ${shown + 1} of ${total}` : 'All hints shown';
+    b.disabled = shown >= total;
+  }
+
+  private renderReferenceButton(): void {
+    const b = this.q<HTMLButtonElement>('[data-action="reference"]');
+    const unlocked = this.progress.bestScore >= this.progress.maxScore && this.progress.maxScore > 0;
+    b.disabled = !unlocked;
+    b.textContent = unlocked ? 'Show the reference solution' : 'Reference solution: unlocked at full marks';
+  }
+
+  private showReference(): void {
+    if (this.progress.bestScore < this.progress.maxScore) return;
+    const box = this.q<HTMLElement>('[data-reference]');
+    box.replaceChildren(
+      ...this.outline.files.flatMap((f) => [
+        el('h4', {}, f.name),
+        el('pre', { class: 'wb-ref-code' }, f.reference),
+      ]),
+    );
+    box.hidden = false;
+  }
+
+  private exportAll(): void {
+    const blob = new Blob([JSON.stringify(exportProgress(this.store), null, 2)], {
+      type: 'application/json',
+    });
+    const a = el('a', { href: URL.createObjectURL(blob), download: 'spf-course-progress.json' });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+    this.setStatus('Progress exported as spf-course-progress.json.');
+  }
+
+  private importAll(json: string): void {
+    try {
+      const n = importProgress(this.store, json);
+      this.progress = loadProgress(this.store, this.outline);
+      for (const f of this.outline.files) this.editor?.setText(f.name, this.code(f.name));
+      this.renderHints();
+      this.renderReferenceButton();
+      if (this.progress.lastReport) this.renderReport(this.progress.lastReport);
+      this.setStatus(`Imported ${n} saved lab record${n === 1 ? '' : 's'}.`);
+    } catch (err) {
+      this.setStatus(`Import failed: ${(err as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,226 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// @ts-expect-error: a plain .mjs script without types
+import { serve } from '../scripts/serve.mjs';
+import { ensureBuilt } from './site.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium) {
+  console.warn(
+    `\n*** SKIPPING the course's end-to-end tests: ${CHROMIUM} is missing. Install it with ` +
+      '`apt-get install -y chromium` (CI does). ***\n',
+  );
+}
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const reference = readFileSync(join(REPO, 'packages/labs/lab-files/lab1/reference/walk.ts'), 'utf8');
+const SCREENSHOT = join(REPO, 'docs/screenshots/lab1-graded.png');
+
+describe.skipIf(!hasChromium)('course site in Chromium', () => {
+  let server: Server;
+  let base: string;
+  let context: BrowserContext;
+  let page: Page;
+  let profile: string;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    ensureBuilt();
+    server = await serve({ port: 0 });
+    base = `http://localhost:${(server.address() as AddressInfo).port}`;
+    profile = mkdtempSync(join(tmpdir(), 'spf-chromium-'));
+    // A fresh profile per run (launchPersistentContext is how playwright takes --user-data-dir).
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      viewport: { width: 1280, height: 900 },
+      acceptDownloads: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await new Promise((r) => server?.close(r));
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  async function openLab1(): Promise<void> {
+    await page.goto(`${base}/labs/lab1/`);
+    await page.waitForSelector('[data-workbench][data-ready="true"]', { timeout: 20_000 });
+  }
+
+  /** Replaces the editor's text the way a student pasting code would. */
+  async function setCode(code: string): Promise<void> {
+    await page.click('.cm-content');
+    await page.keyboard.press('Control+A');
+    await page.keyboard.insertText(code);
+  }
+
+  async function runTests(): Promise<string> {
+    await page.click('[data-action="run"]');
+    await page.waitForFunction(
+      () => {
+        const b = document.querySelector<HTMLButtonElement>('[data-action="run"]');
+        const s = document.querySelector('[data-score]')?.textContent ?? '';
+        return b && !b.disabled && s.startsWith('Score');
+      },
+      null,
+      { timeout: 20_000 },
+    );
+    return (await page.textContent('[data-score]')) ?? '';
+  }
+
+  const savedCode = () =>
+    page.evaluate(() => {
+      const k = Object.keys(localStorage).find((x) => x.startsWith('spf-course:lab:lab1:'));
+      return k
+        ? (JSON.parse(localStorage.getItem(k) ?? '{}').files?.['walk.ts'] as string | undefined)
+        : undefined;
+    });
+
+  it('grades the starter low, and keeps the reference solution locked', async () => {
+    await openLab1();
+    expect(await page.isDisabled('[data-action="reference"]')).toBe(true);
+    const score = await runTests();
+    expect(score).toBe('Score: 0/100');
+    expect(await page.getAttribute('li[data-test="translate-4k"]', 'data-status')).toBe('fail');
+    expect(await page.getAttribute('li[data-test="translate-huge"]', 'data-status')).toBe('skipped');
+    expect(await page.textContent('li[data-test="translate-huge"]')).toContain(
+      "parent test 'translate-4k' did not pass",
+    );
+  });
+
+  it('gives full marks to a correct solution within 2 s and unlocks the reference', async () => {
+    await setCode(reference);
+    const score = await runTests();
+    expect(score).toBe('Score: 100/100');
+    const ms = Number(await page.getAttribute('[data-workbench]', 'data-last-run-ms'));
+    expect(ms).toBeLessThan(2000);
+    expect(await page.locator('li[data-status="pass"]').count()).toBe(14);
+    expect(await page.isDisabled('[data-action="reference"]')).toBe(false);
+    await page.click('[data-action="reference"]');
+    expect(await page.textContent('[data-reference]')).toContain('export function walk');
+  });
+
+  it('shows the named test failing with expected and actual for a buggy solution', async () => {
+    const buggy = reference.replace('if (regs.nxe && (e & XD) !== 0n) executable = false;', '');
+    await setCode(buggy);
+    const score = await runTests();
+    expect(score).toBe('Score: 90/100');
+    const li = page.locator('li[data-test="execute-disable"]');
+    expect(await li.getAttribute('data-status')).toBe('fail');
+    expect(await li.locator('[data-expected]').textContent()).toContain('#PF: errorCode=0x15 (P|U|I)');
+    expect(await li.locator('[data-actual]').textContent()).toContain('ok: pa=0x40000000');
+    expect(await li.textContent()).toContain('a user fetch from an XD page faults');
+    mkdirSync(join(REPO, 'docs/screenshots'), { recursive: true });
+    // A tall viewport with the workbench at the top: editor, score and the failing test's details.
+    await page.setViewportSize({ width: 1280, height: 1500 });
+    await page.evaluate(() => {
+      const top = document.querySelector('[data-workbench]')?.getBoundingClientRect().top ?? 0;
+      window.scrollBy(0, top - 80);
+    });
+    await page.screenshot({ path: SCREENSHOT });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    expect(existsSync(SCREENSHOT)).toBe(true);
+  });
+
+  it('shows an exception with its line', async () => {
+    await setCode('export function walk(): never {\n  const x = 1;\n  throw new Error(`broken ${x}`);\n}\n');
+    await runTests();
+    const li = page.locator('li[data-test="translate-4k"]');
+    expect(await li.getAttribute('data-status')).toBe('error');
+    expect(await li.textContent()).toContain('walk.ts:3: your code threw Error: broken 1');
+  });
+
+  it('reports a syntax error with its line', async () => {
+    await setCode('export function walk() {\n  let x = ;\n}\n');
+    await runTests();
+    expect(await page.textContent('[data-error]')).toMatch(
+      /^Syntax error\. walk\.ts:2:\d+: syntax error: Unexpected token/,
+    );
+  });
+
+  it('stops an infinite loop with a timeout and keeps the page and editor working', async () => {
+    await setCode('export function walk(): never {\n  for (;;) {}\n}\n');
+    const t0 = Date.now();
+    await runTests();
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(await page.getAttribute('li[data-test="translate-4k"]', 'data-status')).toBe('timeout');
+    expect(await page.textContent('[data-status-line]')).toContain('ran too long');
+    // The page is responsive and the editor still takes input.
+    expect(await page.evaluate(() => 6 * 7)).toBe(42);
+    await page.click('.cm-content');
+    await page.keyboard.press('Control+End');
+    await page.keyboard.type('// still editable');
+    expect(await savedCode()).toContain('// still editable');
+  });
+
+  it('keeps the code across a reload', async () => {
+    await setCode(`// my work in progress\n${reference}`);
+    await page.reload();
+    await page.waitForSelector('[data-workbench][data-ready="true"]');
+    expect(await page.locator('.cm-content').textContent()).toContain('// my work in progress');
+    expect(await savedCode()).toBe(`// my work in progress\n${reference}`);
+  });
+
+  it('resets a file to the starter after confirmation', async () => {
+    page.once('dialog', (d) => void d.dismiss());
+    await page.click('[data-action="reset"]');
+    expect(await savedCode()).toContain('// my work in progress');
+    page.once('dialog', (d) => void d.accept());
+    await page.click('[data-action="reset"]');
+    expect(await savedCode()).toContain('TODO: replace this with the walk');
+  });
+
+  it('exports progress and imports it back', async () => {
+    await setCode(`// exported version\n${reference}`);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.click('[data-action="export"]'),
+    ]);
+    const file = join(profile, 'progress.json');
+    await download.saveAs(file);
+    const doc = JSON.parse(readFileSync(file, 'utf8'));
+    expect(doc.format).toBe('spf-course-progress');
+    await setCode('// something else entirely\n');
+    await page.setInputFiles('[data-action="import"]', file);
+    await page.waitForFunction(() =>
+      document.querySelector('[data-status-line]')?.textContent?.startsWith('Imported'),
+    );
+    expect(await savedCode()).toBe(`// exported version\n${reference}`);
+    expect(await page.locator('.cm-content').textContent()).toContain('// exported version');
+  });
+
+  it('shows the lab status on the lab index', async () => {
+    await page.goto(`${base}/labs/`);
+    await page.waitForFunction(
+      () => document.querySelector('[data-lab="lab1"] [data-lab-status]')?.textContent !== 'not started',
+    );
+    expect(await page.textContent('[data-lab="lab1"] [data-lab-status]')).toContain('complete ✓ (100/100)');
+  });
+
+  it('has search and the API reference', async () => {
+    await page.goto(`${base}/`);
+    expect(await page.textContent('h1')).toContain('The page fault, taken apart');
+    expect(await page.locator('site-search').count()).toBe(1);
+    const api = await page.goto(`${base}/api/labs/index.html`);
+    expect(api?.status()).toBe(200);
+    expect(pageErrors).toEqual([]);
+  });
+});

@@ -1,0 +1,45 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DIST, ensureBuilt } from './site.js';
+
+/** The JavaScript a page loads before any lazy import: its module scripts and their static imports. */
+function initialScripts(html: string): string[] {
+  const seen = new Set<string>();
+  const queue = [
+    ...html.matchAll(/<script[^>]+src="([^"]+\.js)"/g),
+    ...html.matchAll(/<link[^>]+rel="modulepreload"[^>]+href="([^"]+)"/g),
+  ].map((m) => m[1]);
+  for (const inline of html.matchAll(/<script type="module">([\s\S]*?)<\/script>/g)) {
+    for (const m of inline[1].matchAll(/(?:import|from)\s*["']([^"']+\.js)["']/g)) queue.push(m[1]);
+  }
+  while (queue.length) {
+    const src = queue.shift() as string;
+    if (seen.has(src) || !src.startsWith('/')) continue;
+    seen.add(src);
+    const js = readFileSync(join(DIST, src), 'utf8');
+    // static imports only: `import"./x.js"` / `from"./x.js"` (dynamic `import("...")` is lazy)
+    for (const m of js.matchAll(/(?:^|[;}\s])(?:import|from)\s*["'](\.{1,2}\/[^"']+\.js)["']/g)) {
+      queue.push(new URL(m[1], `http://x${src}`).pathname);
+    }
+  }
+  return [...seen];
+}
+
+describe('page weight', () => {
+  beforeAll(() => ensureBuilt());
+
+  it('loads at most 300 KiB of gzipped JavaScript up front on the Lab 1 page (editor and grader are lazy)', () => {
+    const html = readFileSync(join(DIST, 'labs/lab1/index.html'), 'utf8');
+    const scripts = initialScripts(html);
+    const inline = [...html.matchAll(/<script(?![^>]*src)[^>]*>([\s\S]*?)<\/script>/g)]
+      .map((m) => m[1])
+      .join('');
+    const bytes =
+      scripts.reduce((s, f) => s + gzipSync(readFileSync(join(DIST, f))).length, 0) + gzipSync(inline).length;
+    console.log(`Lab 1 page initial JS: ${(bytes / 1024).toFixed(1)} KiB gzipped (${scripts.join(', ')})`);
+    expect(scripts.some((s) => s.includes('editor'))).toBe(false);
+    expect(bytes).toBeLessThanOrEqual(300 * 1024);
+  });
+});
