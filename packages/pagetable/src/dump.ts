@@ -2,6 +2,7 @@ import { canonicalize } from './canonical.js';
 import { _PAGE_PRESENT, _PAGE_PSE, type Level, levelShift, levelTableNames } from './entry-bits.js';
 import { entryFlagNames } from './entry-format.js';
 import { entryTablePa, type PageTables, type VirtAddr } from './page-tables.js';
+import { FrameState } from './physical-memory.js';
 import { ptePfn } from './pte.js';
 
 /** Options of {@link dumpPageTables}. */
@@ -70,8 +71,11 @@ export function dumpPageTables(
         const pa = (BigInt(ptePfn(entry)) * 4096n) & ~(span - 1n);
         emit(`${pad}${name} va ${va} -> pa ${hex(pa)} ${size} [${flags}]`);
       } else {
-        emit(`${pad}${name} -> table ${hex(entryTablePa(entry))} [${flags}]`);
-        if (level > 1) walk(entryTablePa(entry), (level - 1) as Level, lo, depth + 1);
+        const next = entryTablePa(entry);
+        const nextPfn = Math.floor(next / 4096);
+        const usable = next < pt.mem.size && pt.mem.state[nextPfn] !== FrameState.free;
+        emit(`${pad}${name} -> table ${hex(next)} [${flags}]${usable ? '' : ' (points outside allocated memory)'}`);
+        if (usable) walk(next, (level - 1) as Level, lo, depth + 1);
       }
     }
   };

@@ -47,7 +47,7 @@ export function* kernelWalk(
       const index = Number((va >> BigInt(12 + 9 * (level - 1))) & 511n);
       const pa = table + index * 8;
       yield* read(mem.lineOf(pa), 'page walk');
-      const entry = mem.read64(pa);
+      const entry = mem.walkRead(pa);
       if ((entry & 1n) === 0n) return fault(0);
       if (reservedBitsSet(entry, level, regs) !== 0n) return fault(PF_P | PF_RSVD);
       used.push({ pa, value: entry });

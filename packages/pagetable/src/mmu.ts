@@ -144,10 +144,10 @@ export class Mmu {
     this.walker = opts.walker ?? null;
     this.cpuStates = Array.from({ length: cpus }, (_, i) => new CpuPaging(i, opts.tlb ?? {}, mem.maxPhyAddr));
     this.walkMemory = {
-      readEntry: (pa: bigint): bigint => mem.read64(Number(pa)),
+      readEntry: (pa: bigint): bigint => mem.walkRead(Number(pa)),
       setBits: (pa: bigint, bits: bigint): void => {
         const p = Number(pa);
-        mem.write64(p, mem.read64(p) | bits);
+        mem.write64(p, mem.walkRead(p) | bits);
       },
     };
   }

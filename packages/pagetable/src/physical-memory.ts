@@ -454,6 +454,15 @@ export class PhysicalMemory {
     return (BigInt(w[i + 1]) << 32n) | BigInt(w[i]);
   }
 
+  /**
+   * Reads the entry at `pa` for a page walk: like {@link read64}, but a frame beyond RAM is a
+   * {@link WildAccessError} (a kernel bug: a table link points nowhere) rather than a bad argument.
+   */
+  walkRead(pa: number): bigint {
+    this.checkFrame(Math.floor(pa / 4096), 'page walk');
+    return this.read64(pa);
+  }
+
   /** Writes the aligned 64-bit value at `pa`. */
   write64(pa: number, value: bigint): void {
     this.checkPa(pa, 8);

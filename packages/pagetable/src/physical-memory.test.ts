@@ -1,0 +1,226 @@
+import { runSync, UseAfterFreeError } from '@spf/machine';
+import { describe, expect, it } from 'vitest';
+import {
+  DoubleFreeError,
+  InvalidArgumentError,
+  InvalidFreeError,
+  OutOfMemoryError,
+  PhysicalAddressError,
+  WildAccessError,
+  ZeroPageWriteError,
+} from './errors.js';
+import { getPage, lockPage, pageMapcountDec, pageMapcountInc, putPage, trylockPage, unlockPage } from './page-ref.js';
+import { MAX_ORDER, PhysicalMemory } from './physical-memory.js';
+
+const MiB = 1024 * 1024;
+
+describe('PhysicalMemory: buddy allocator (mm/page_alloc.c)', () => {
+  it('allocates naturally aligned blocks of every order up to 18 (1 GiB)', () => {
+    const mem = new PhysicalMemory({ size: 2052 * MiB });
+    for (let o = MAX_ORDER; o >= 0; o--) {
+      const pfn = mem.allocFrames(o);
+      expect(pfn % (1 << o), `order ${o}`).toBe(0);
+    }
+  });
+  it('freeing merges buddies back into the block they came from', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    const free0 = mem.freeCount;
+    const info0 = mem.buddyInfo();
+    const a = mem.allocFrames(0);
+    const b = mem.allocFrames(0);
+    const c = mem.allocFrames(3);
+    expect(mem.freeCount).toBe(free0 - 10);
+    mem.freeFrames(b, 0);
+    mem.freeFrames(a, 0);
+    mem.freeFrames(c, 3);
+    expect(mem.freeCount).toBe(free0);
+    expect(mem.buddyInfo()).toEqual(info0);
+  });
+  it('hands out distinct frames until memory runs out, then throws OutOfMemoryError and changes nothing', () => {
+    const mem = new PhysicalMemory({ size: 64 * 4096 });
+    const seen = new Set<number>();
+    for (;;) {
+      try {
+        const p = mem.allocFrames(0);
+        expect(seen.has(p)).toBe(false);
+        seen.add(p);
+      } catch (e) {
+        expect(e).toBeInstanceOf(OutOfMemoryError);
+        expect((e as Error).message).toMatch(/out of memory/);
+        break;
+      }
+    }
+    expect(seen.size).toBe(62); // frame 0 and the zero page are reserved
+    expect(mem.freeCount).toBe(0);
+    expect(() => mem.allocFrames(0)).toThrow(OutOfMemoryError);
+  });
+  it('a fragmented memory cannot satisfy a large order even with enough free frames', () => {
+    const mem = new PhysicalMemory({ size: 64 * 4096, zeroPage: false });
+    const all: number[] = [];
+    while (mem.freeCount > 0) all.push(mem.allocFrames(0));
+    for (const p of all) if (p % 2 === 0) mem.freeFrames(p, 0);
+    expect(mem.freeCount).toBeGreaterThan(8);
+    expect(() => mem.allocFrames(1)).toThrow(OutOfMemoryError);
+  });
+  it('double free is a typed error naming the first freer, and leaves the allocator unchanged', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    const p = mem.allocFrames(0);
+    mem.freeFrames(p, 0, 'first-freer');
+    const before = mem.buddyInfo();
+    expect(() => mem.freeFrames(p, 0, 'second')).toThrow(DoubleFreeError);
+    expect(() => mem.freeFrames(p, 0, 'second')).toThrow(/first-freer/);
+    expect(mem.buddyInfo()).toEqual(before);
+  });
+  it('freeing with the wrong order, a tail frame, or a reserved frame is an InvalidFreeError', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    const p = mem.allocFrames(2);
+    expect(() => mem.freeFrames(p, 1)).toThrow(InvalidFreeError);
+    expect(() => mem.freeFrames(p + 1, 0)).toThrow(InvalidFreeError);
+    expect(() => mem.freeFrames(0, 0)).toThrow(InvalidFreeError);
+    expect(() => mem.freeFrames(1 << 30, 0)).toThrow(PhysicalAddressError);
+    mem.freeFrames(p, 2);
+  });
+  it('rejects bad configuration with typed errors', () => {
+    expect(() => new PhysicalMemory({ size: 12345 })).toThrow(InvalidArgumentError);
+    expect(() => new PhysicalMemory({ maxPhyAddr: 60 })).toThrow(InvalidArgumentError);
+    expect(() => new PhysicalMemory({ size: 2 ** 37, maxPhyAddr: 36 })).toThrow(PhysicalAddressError);
+    expect(() => new PhysicalMemory().allocFrames(19)).toThrow(InvalidArgumentError);
+  });
+});
+
+describe('PhysicalMemory: contents', () => {
+  it('reads back what was written, across frame boundaries', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    const p = mem.allocFrames(1) * 4096;
+    const data = Uint8Array.from({ length: 100 }, (_, i) => i + 1);
+    mem.writeBytes(p + 4050, data);
+    expect(Array.from(mem.readBytes(p + 4050, 100))).toEqual(Array.from(data));
+    mem.write8(p + 3, 0xab);
+    expect(mem.read8(p + 3)).toBe(0xab);
+    mem.write64(p + 8, 0x8000_0000_dead_beefn);
+    expect(mem.read64(p + 8)).toBe(0x8000_0000_dead_beefn);
+  });
+  it('allocates host memory only on the first non-zero write', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    const pfn = mem.allocFrames(0);
+    mem.writeBytes(pfn * 4096, new Uint8Array(4096));
+    mem.write64(pfn * 4096, 0n);
+    mem.write8(pfn * 4096 + 7, 0);
+    expect(mem.hasContents(pfn)).toBe(false);
+    expect(mem.read8(pfn * 4096 + 5)).toBe(0);
+    mem.write8(pfn * 4096 + 7, 1);
+    expect(mem.hasContents(pfn)).toBe(true);
+  });
+  it('zeroFrame and copyFrame', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    const a = mem.allocFrames(0);
+    const b = mem.allocFrames(0);
+    mem.write8(a * 4096 + 100, 42);
+    mem.copyFrame(b, a);
+    expect(mem.read8(b * 4096 + 100)).toBe(42);
+    mem.zeroFrame(a);
+    expect(mem.read8(a * 4096 + 100)).toBe(0);
+    expect(mem.hasContents(a)).toBe(false);
+    expect(mem.read8(b * 4096 + 100)).toBe(42);
+  });
+  it('a failed multi-frame write (into a freed frame) changes nothing', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    const a = mem.allocFrames(1);
+    mem.freeFrames(a, 1);
+    const c = mem.allocFrames(0);
+    const d = mem.allocFrames(0);
+    mem.freeFrames(d, 0, 'test');
+    // c is allocated, d (next to it or not) is free: write across c's end only if d follows c.
+    const start = c * 4096 + 4000;
+    if (d === c + 1) {
+      expect(() => mem.writeBytes(start, new Uint8Array(200).fill(7))).toThrow(UseAfterFreeError);
+      expect(mem.hasContents(c)).toBe(false);
+    }
+  });
+  it('the zero page reads as zeroes and refuses writes; it can be switched off', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    const z = mem.zeroPage!;
+    expect(z.test('reserved')).toBe(true);
+    expect(mem.read8(z.pa + 10)).toBe(0);
+    expect(() => mem.write8(z.pa, 1)).toThrow(ZeroPageWriteError);
+    expect(() => mem.write8(z.pa, 0)).toThrow(ZeroPageWriteError);
+    const off = new PhysicalMemory({ size: 16 * MiB, zeroPage: false });
+    expect(off.zeroPage).toBeNull();
+    expect(off.zeroPfn).toBe(-1);
+  });
+  it('accesses outside memory are typed errors', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    expect(() => mem.read8(16 * MiB)).toThrow(PhysicalAddressError);
+    expect(() => mem.read64(4097)).toThrow(InvalidArgumentError);
+  });
+});
+
+describe('PhysicalMemory: poisoning (KASAN-like)', () => {
+  it('reading a freed frame is a use-after-free naming the frame and who freed it', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    const pfn = mem.allocFrames(0);
+    mem.write8(pfn * 4096, 9);
+    mem.freeFrames(pfn, 0, 'munmap by task A');
+    expect(() => mem.read8(pfn * 4096)).toThrow(UseAfterFreeError);
+    expect(() => mem.read8(pfn * 4096)).toThrow(new RegExp(`0x${pfn.toString(16)}.*munmap by task A`));
+  });
+  it('a never-allocated frame is a wild access', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    expect(() => mem.read8(8 * MiB)).toThrow(WildAccessError);
+  });
+  it('a stale Page object is caught even after its frame was reallocated', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    const page = mem.allocPages(0);
+    mem.freePages(page, 0, 'put_page in test');
+    const again = mem.allocPages(0);
+    expect(again.pfn).toBe(page.pfn); // LIFO reuse
+    expect(again.refcount).toBe(1);
+    expect(() => page.refcount).toThrow(UseAfterFreeError);
+    expect(() => page.refcount).toThrow(/put_page in test/);
+  });
+});
+
+describe('struct page and its kernel forms', () => {
+  it('get_page/put_page count references and the last put frees the block', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    const free0 = mem.freeCount;
+    const page = mem.allocPages(2);
+    expect(page.refcount).toBe(1);
+    expect(page.order).toBe(2);
+    runSync(getPage(page));
+    expect(page.refcount).toBe(2);
+    expect(runSync(putPage(page))).toBe(false);
+    expect(runSync(putPage(page))).toBe(true);
+    expect(mem.freeCount).toBe(free0);
+    expect(() => runSync(putPage(page))).toThrow(UseAfterFreeError);
+  });
+  it('mapcount increments report the first mapping and decrements the last unmapping', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    const page = mem.allocPages(0);
+    expect(runSync(pageMapcountInc(page))).toBe(true);
+    expect(runSync(pageMapcountInc(page))).toBe(false);
+    expect(runSync(pageMapcountDec(page))).toBe(false);
+    expect(runSync(pageMapcountDec(page))).toBe(true);
+    expect(() => runSync(pageMapcountDec(page))).toThrow(/below zero/);
+  });
+  it('page flags and the page lock', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    const page = mem.allocPages(0);
+    page.set('dirty');
+    page.set('uptodate');
+    expect(page.flagNames()).toEqual(['uptodate', 'dirty']);
+    expect(runSync(trylockPage(page))).toBe(true);
+    expect(runSync(trylockPage(page))).toBe(false);
+    runSync(unlockPage(page));
+    runSync(lockPage(page));
+    expect(page.test('locked')).toBe(true);
+    runSync(unlockPage(page));
+    expect(() => runSync(unlockPage(page))).toThrow(/not locked/);
+  });
+  it('compound_head finds the head of a high-order block', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    const head = mem.allocFrames(4);
+    expect(mem.compoundHead(head + 7)).toBe(head);
+    expect(mem.page(head).test('head')).toBe(true);
+  });
+});
