@@ -1,5 +1,6 @@
 import type { Kernel } from '@spf/machine';
 import { anonVmaFork } from './anon-vma.js';
+import { downWriteNested } from './mm-locks.js';
 import { MmStruct } from './mm-struct.js';
 import type { PageTableFactory } from './page-table-ops.js';
 import { VM_DONTCOPY, VM_LOCKED, VM_LOCKONFAULT, VM_MIXEDMAP, VM_PFNMAP, VM_WIPEONFORK } from './vm-flags.js';
@@ -16,7 +17,8 @@ export function* dupMmap(oldmm: MmStruct, pageTables?: PageTableFactory): Kernel
   yield* oldmm.mmapWriteLock();
   const mm = new MmStruct(oldmm.childConfig(pageTables));
   try {
-    yield* mm.mmapWriteLock();
+    yield* downWriteNested(mm.mmapLock);
+    yield* mm.mmSeq.writeBegin();
     mm.brk = oldmm.brk;
     mm.startBrk = oldmm.startBrk;
     const children = [];

@@ -26,6 +26,8 @@ export {
   createRcu,
   createSeqCount,
   createSpinLock,
+  createVmaLock,
+  downWriteNested,
   type MmapLockKind,
   type Poisonable,
   type RcuLike,
@@ -56,6 +58,13 @@ export { doMremap, sysMremap } from './mremap.js';
 export { doMunmap, doVmiAlignMunmap, sysMunmap, unmapRegion } from './munmap.js';
 export { protectionMap, vmGetPageProt } from './page-prot.js';
 export {
+  mmCounterOf,
+  PagetableOps,
+  type PagetableOpsOptions,
+  pageAnonExclusive,
+  pteLockptr,
+} from './pagetable-ops.js';
+export {
   type MmPageTableOps,
   NoPageTables,
   type PageTableFactory,
@@ -83,3 +92,4 @@ export {
   vmaModify,
 } from './vma-merge.js';
 export { TREE_FANOUT, type TreeEntry, TreeNode, VmaTree, VmaTreeTx } from './vma-tree.js';
+export { brkSync, forkSync, madviseSync, mmapSync, mprotectSync, mremapSync, munmapSync } from './sync-api.js';

@@ -68,7 +68,7 @@ export function mmInvariantProblems(mms: readonly MmStruct[], pages?: PageStateR
       if (pte.writable && !(v.vmFlags & VM_WRITE)) p(`${at} is writable in ${v}`);
       if (pte.user && !(v.vmFlags & (VM_READ | VM_WRITE | VM_EXEC))) p(`${at} is user-accessible in ${v}`);
       if (pte.executable && !(v.vmFlags & VM_EXEC)) p(`${at} is executable in ${v}`);
-      rss[pte.rssType]++;
+      if (pte.rssType >= 0) rss[pte.rssType]++;
       if (pte.page !== null) mapped.set(pte.page, (mapped.get(pte.page) ?? 0) + 1);
     }
     for (let i = 0; i < rss.length; i++) {

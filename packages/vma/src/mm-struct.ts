@@ -93,6 +93,8 @@ export class MmStruct {
   /** mm->mm_lock_seq (per-VMA locks): bumped when the mmap write lock is released. */
   readonly mmLockSeq: Cell<number>;
   readonly rcu: RcuLike;
+  /** The mm made its own single-CPU RCU (no `rcu` in the config): synchronous callers run its grace periods. */
+  readonly ownsSyncRcu: boolean;
   readonly taskSize: number;
   readonly mmapBase: number;
   readonly mmapMinAddr: number;
@@ -109,8 +111,6 @@ export class MmStruct {
   stackVm = 0;
   /** Committed pages of VM_ACCOUNT mappings (vm_committed_as contribution). */
   committed = 0;
-  /** mm_cpumask(): CPUs that may hold TLB entries of this mm. */
-  readonly cpumask = new Set<number>();
   readonly freePgtablesUnderPtl: boolean;
   readonly pageTables: MmPageTableOps;
   /** Bumped by every change of the tree, for tests that compare snapshots. */
@@ -123,13 +123,14 @@ export class MmStruct {
     this.maxMapCount = config.maxMapCount ?? DEFAULT_MAX_MAP_COUNT;
     this.mmapLockKind = config.mmapLock ?? 'rwsem';
     this.mmapLock = createMmapLock(this.mmapLockKind, `${this.name}->mmap_lock`);
-    this.pageTableLock = createSpinLock(`${this.name}->page_table_lock`);
+    this.pageTableLock = createSpinLock(`${this.name}->page_table_lock`, 'mm->page_table_lock');
     this.mmUsers = new AtomicCell(1, `${this.name}->mm_users`);
     this.mmCount = new AtomicCell(1, `${this.name}->mm_count`);
     this.rssLine = new MemoryLine(`${this.name}->rss_stat`);
     this.mmSeq = createSeqCount(`${this.name}->mm_seq`);
     this.mmLockSeq = new Cell(0, `${this.name}->mm_lock_seq`);
     this.rcu = config.rcu ?? createRcu();
+    this.ownsSyncRcu = config.rcu === undefined;
     this.taskSize = config.taskSize ?? TASK_SIZE_4LEVEL;
     this.mmapBase = config.mmapBase ?? Math.min(DEFAULT_MMAP_BASE, this.taskSize);
     this.mmapMinAddr = config.mmapMinAddr ?? DEFAULT_MMAP_MIN_ADDR;
@@ -155,7 +156,7 @@ export class MmStruct {
   childConfig(pageTables?: PageTableFactory): MmConfig {
     return {
       mmapLock: this.mmapLockKind,
-      rcu: this.rcu,
+      rcu: this.ownsSyncRcu ? undefined : this.rcu,
       taskSize: this.taskSize,
       mmapBase: this.mmapBase,
       mmapMinAddr: this.mmapMinAddr,

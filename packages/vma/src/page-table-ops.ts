@@ -12,7 +12,7 @@ export type PresentPte = {
   readonly executable: boolean;
   /** The mapped page (an object of @spf/pagetable), or null for special/PFN mappings. */
   readonly page: unknown;
-  /** RSS counter the page is accounted in (MM_FILEPAGES, MM_ANONPAGES or MM_SHMEMPAGES). */
+  /** RSS counter the page is accounted in (MM_FILEPAGES, MM_ANONPAGES or MM_SHMEMPAGES), -1 for none. */
   readonly rssType: number;
 };
 

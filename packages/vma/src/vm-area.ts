@@ -1,6 +1,6 @@
 import { AtomicCell, Cell, type Kernel, kassert, MemoryLine, UseAfterFreeError } from '@spf/machine';
 import type { AnonVma, AnonVmaChain } from './anon-vma.js';
-import { createMmapLock, createSeqCount, type SeqCounter, type SleepingRwLock } from './mm-locks.js';
+import { createSeqCount, createVmaLock, type SeqCounter, type SleepingRwLock } from './mm-locks.js';
 import type { MmStruct } from './mm-struct.js';
 import { vmGetPageProt } from './page-prot.js';
 import {
@@ -142,9 +142,9 @@ export class VmArea {
     this.vmFile = file;
     this.vmOps = ops;
     this.vmPageProt = vmGetPageProt(flags);
-    this.vmSequence = createSeqCount(new MemoryLine(`vma#${this.id}.vm_sequence`));
+    this.vmSequence = createSeqCount(`vma#${this.id}.vm_sequence`);
     this.refCount = new AtomicCell(1, new MemoryLine(`vma#${this.id}.vm_ref_count`));
-    this.vmLock = createMmapLock('rwsem', `vma#${this.id}.vm_lock`);
+    this.vmLock = createVmaLock(`vma#${this.id}.vm_lock`);
     this.vmLockSeq = new Cell(-1, this.line);
   }
 
@@ -196,9 +196,13 @@ export class VmArea {
     }
   }
 
-  /** Recomputes vm_page_prot from vm_flags (vma_set_page_prot). */
+  /** Recomputes vm_page_prot from vm_flags (models `vma_set_page_prot()` in mm/mmap.c). */
   setPageProt(): void {
-    this.vmPageProt = vmGetPageProt(this.vmFlags);
+    let flags = this.vmFlags;
+    // vma_wants_writenotify(): shared writable mappings whose file wants to hear of the first write
+    // (page_mkwrite) get read-only PTEs, so that write faults reach the file system.
+    if ((flags & (VM_WRITE | VM_SHARED)) === (VM_WRITE | VM_SHARED) && this.vmOps?.pageMkwrite) flags &= ~VM_SHARED;
+    this.vmPageProt = vmGetPageProt(flags);
   }
 
   toString(): string {
