@@ -2,7 +2,10 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain .mjs script without types
 import { generate } from '../scripts/embed-sources.mjs';
+import { referenceWalk } from '@spf/pagetable';
 import { gradeSources, validateLab } from './grade.js';
+import { lab1 } from './lab1/lab1.js';
+import { runTests } from './runner.js';
 import { labs } from './registry.js';
 import { referenceSources, starterSources, variantSources } from './variants.js';
 
@@ -41,4 +44,11 @@ describe.each(labs.map((l) => [l.id, l] as const))('%s', (_id, lab) => {
       expect(report.score).toBeLessThan(report.maxScore);
     },
   );
+});
+
+describe('lab1 against @spf/pagetable', () => {
+  it("the package's own referenceWalk passes every Lab 1 test (the tests demand nothing beyond the SDM)", async () => {
+    const results = await runTests(lab1, { 'walk.ts': { walk: referenceWalk } });
+    expect(results.filter((r) => r.status !== 'pass').map((r) => `${r.id}: ${r.message}`)).toEqual([]);
+  });
 });

@@ -1,3 +1,15 @@
+import {
+  _PAGE_ACCESSED,
+  _PAGE_DIRTY,
+  _PAGE_PRESENT,
+  _PAGE_RW,
+  _PAGE_USER,
+  ACCESS_READ,
+  ACCESS_USER,
+  Mmu,
+  PageTables,
+  PhysicalMemory,
+} from '@spf/pagetable';
 import type { LabTest, TestContext } from '../lab.js';
 import {
   PageTableBuilder,
@@ -230,7 +242,7 @@ export const lab1Tests: readonly LabTest[] = [
   {
     id: 'user-supervisor',
     title: 'User/supervisor pages',
-    points: 10,
+    points: 5,
     category: 'functionality',
     parent: 'not-present',
     description:
@@ -513,6 +525,47 @@ export const lab1Tests: readonly LabTest[] = [
         smap: true,
         ac: true,
       });
+    },
+  },
+  {
+    id: 'through-the-mmu',
+    title: 'Drive the simulated MMU',
+    points: 5,
+    category: 'functionality',
+    parent: 'dirty-on-write',
+    description:
+      "Your walker replaces @spf/pagetable's walk (`new Mmu(mem, { walker })`) over real page tables built by the kernel's page-table API.",
+    run(ctx) {
+      const walk = studentWalk(ctx);
+      const mem = new PhysicalMemory({ size: 16 * 1024 * 1024 });
+      const pt = new PageTables(mem);
+      const frame = mem.allocPages(0);
+      const va = 0x7f12_3456_7000;
+      const leafPa = pt.map(va, frame.pa, { flags: _PAGE_PRESENT | _PAGE_RW | _PAGE_USER });
+      const mmu = new Mmu(mem, { walker: walk });
+      mmu.switchMm(0, pt);
+      const got = mmu.translate(0, va + 0x18, { kind: 'write', user: true });
+      expectThat(
+        got.ok && got.pa === BigInt(frame.pa + 0x18),
+        `the MMU with your walker translates a user write of ${hex(BigInt(va + 0x18))}`,
+        `ok: pa=${hex(BigInt(frame.pa + 0x18))}`,
+        got.ok ? `ok: pa=${hex(got.pa)}` : JSON.stringify({ ...got, cr2: undefined }),
+      );
+      const leaf = pt.readEntry(leafPa);
+      expectThat(
+        (leaf & (_PAGE_ACCESSED | _PAGE_DIRTY)) === (_PAGE_ACCESSED | _PAGE_DIRTY),
+        'the write set A and D in the real PTE (through WalkMemory.setBits)',
+        'A=1 D=1',
+        `PTE ${hex(leaf)}`,
+      );
+      const missing = va + 0x1000;
+      const pa = mmu.access(0, missing, ACCESS_USER | ACCESS_READ);
+      expectThat(
+        pa === -1 && mmu.fault.kind === 'PF' && mmu.fault.errorCode === U,
+        `a user read of the unmapped ${hex(BigInt(missing))} is a not-present #PF through Mmu.access`,
+        '#PF errorCode=0x4',
+        pa === -1 ? `${String(mmu.fault.kind)} errorCode=0x${mmu.fault.errorCode.toString(16)}` : `pa=${pa}`,
+      );
     },
   },
 ];
