@@ -25,10 +25,11 @@ export function* unmapRegion(
   const start = vmas[0].vmStart;
   const end = vmas[vmas.length - 1].vmEnd;
   for (const v of vmas) yield* mm.pageTables.zapRange(v, v.vmStart, v.vmEnd);
-  yield* mm.pageTables.flushTlbRange(start, end);
   if (mm.freePgtablesUnderPtl) yield* mm.pageTableLock.lock();
   yield* mm.pageTables.freePgtables(floor, start, end, ceiling);
   if (mm.freePgtablesUnderPtl) yield* mm.pageTableLock.unlock();
+  // tlb_finish_mmu(): one shootdown, then the pages and page tables are really freed.
+  yield* mm.pageTables.flushTlbRange(start, end);
 }
 
 /**

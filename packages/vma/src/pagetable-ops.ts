@@ -82,6 +82,7 @@ export class PagetableOps implements MmPageTableOps {
   readonly mem: PhysicalMemory;
   readonly mmu: Mmu | null;
   private pendingTables: { pfn: number; level: Level }[] = [];
+  private pendingPages: Page[] = [];
 
   constructor(
     readonly mm: MmStruct,
@@ -144,7 +145,8 @@ export class PagetableOps implements MmPageTableOps {
         if (page === null) continue;
         yield* mm.addMmCounter(mmCounterOf(vma, page), -1);
         yield* pageMapcountDec(page);
-        yield* putPage(page);
+        // The reference is dropped after the TLB flush (tlb_remove_page + tlb_finish_mmu).
+        self.pendingPages.push(page);
       }
       yield* ptl.unlock();
     });
@@ -300,7 +302,10 @@ export class PagetableOps implements MmPageTableOps {
 
   *flushTlbRange(start: number, end: number): Kernel<void> {
     if (this.mmu) yield* flushTlbMmRange(this.mmu, this.pt, start, end);
-    // tlb_finish_mmu(): page-table pages unlinked before this flush can be freed now.
+    // tlb_finish_mmu(): pages and page-table pages unlinked before this flush can be freed now.
+    const pages = this.pendingPages;
+    this.pendingPages = [];
+    for (const p of pages) yield* putPage(p);
     const pending = this.pendingTables;
     this.pendingTables = [];
     for (const t of pending) yield* this.pt.freeTablePage(t.pfn, t.level);
