@@ -92,4 +92,12 @@ export {
   vmaModify,
 } from './vma-merge.js';
 export { TREE_FANOUT, type TreeEntry, TreeNode, VmaTree, VmaTreeTx } from './vma-tree.js';
-export { brkSync, forkSync, madviseSync, mmapSync, mprotectSync, mremapSync, munmapSync } from './sync-api.js';
+export {
+  brkSync,
+  forkSync,
+  madviseSync,
+  mmapSync,
+  mprotectSync,
+  mremapSync,
+  munmapSync,
+} from './sync-api.js';

@@ -63,13 +63,19 @@ describe('mmap', () => {
 
   it('raises a hint below mmap_min_addr to mmap_min_addr', () => {
     const mm = new MmStruct();
-    expect(mmapSync(mm, { addr: 0x1000, len: P, prot: RW, flags: PRIV })).toEqual({ ok: true, value: 0x10000 });
+    expect(mmapSync(mm, { addr: 0x1000, len: P, prot: RW, flags: PRIV })).toEqual({
+      ok: true,
+      value: 0x10000,
+    });
   });
 
   it('MAP_FIXED replaces what was there; MAP_FIXED_NOREPLACE refuses with EEXIST', () => {
     const mm = new MmStruct();
     map(mm, A, 4, RW);
-    expect(map(mm, A + P, 1, PROT_READ, PRIV | MAP_FIXED_NOREPLACE)).toEqual({ ok: false, errno: Errno.EEXIST });
+    expect(map(mm, A + P, 1, PROT_READ, PRIV | MAP_FIXED_NOREPLACE)).toEqual({
+      ok: false,
+      errno: Errno.EEXIST,
+    });
     expect(mm.mapCount).toBe(1);
     expect(map(mm, A + P, 1, PROT_READ, PRIV | MAP_FIXED)).toEqual({ ok: true, value: A + P });
     expect(procMaps(mm).split('\n').filter(Boolean)).toEqual([
@@ -144,7 +150,10 @@ describe('mmap', () => {
     if (!a.ok) throw new Error('mmap failed');
     expect(munmapSync(mm, a.value, 10 * P)).toEqual({ ok: true, value: 0 });
     expect(mm.mapCount).toBe(0);
-    expect(mmapSync(mm, { addr: 0, len: P, prot: RW, flags: PRIV })).toEqual({ ok: true, value: DEFAULT_MMAP_BASE - P });
+    expect(mmapSync(mm, { addr: 0, len: P, prot: RW, flags: PRIV })).toEqual({
+      ok: true,
+      value: DEFAULT_MMAP_BASE - P,
+    });
     checkMmInvariants([mm]);
   });
 });

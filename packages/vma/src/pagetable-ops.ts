@@ -167,7 +167,8 @@ export class PagetableOps implements MmPageTableOps {
         // MM_CP_TRY_CHANGE_WRITABLE: an exclusive anonymous page of a private writable VMA can be made
         // writable at once (can_change_private_pte_writable()); everything else keeps faulting for COW.
         const page = self.normalPage(old);
-        if (privateWritable && !pteWrite(pte) && page !== null && pageAnonExclusive(page)) pte = pteMkwrite(pte);
+        if (privateWritable && !pteWrite(pte) && page !== null && pageAnonExclusive(page))
+          pte = pteMkwrite(pte);
         yield* self.pt.setPteAt(a, ptep, pte);
       }
       yield* ptl.unlock();
@@ -230,7 +231,8 @@ export class PagetableOps implements MmPageTableOps {
     const moves: { from: number; to: number }[] = [];
     yield* this.forEachTable(oldAddr, oldAddr + len, function* (tablePa, s, e) {
       for (let a = s; a < e; a += 4096) {
-        if (ptePresent(self.mem.read64(tablePa + tableIndex(a, 1) * 8))) moves.push({ from: a, to: newAddr + (a - oldAddr) });
+        if (ptePresent(self.mem.read64(tablePa + tableIndex(a, 1) * 8)))
+          moves.push({ from: a, to: newAddr + (a - oldAddr) });
       }
     });
     for (const m of moves) {
@@ -265,39 +267,49 @@ export class PagetableOps implements MmPageTableOps {
    * (0 as ceiling means the top of the address space). The frames are freed after the next TLB flush.
    */
   *freePgtables(floor: number, start: number, end: number, ceiling: number): Kernel<void> {
-    const top = 2 ** 48;
-    const ceil = ceiling === 0 ? top : ceiling;
-    const self = this;
-    // Page tables (level 1), then page directories (2), then PDPTs (3), each only if its span is free.
-    for (let level = 2 as Level; level <= 4; level = (level + 1) as Level) {
-      const span = 2 ** levelShift[level];
-      let a = Math.floor(start / span) * span;
-      for (; a < end; a += span) {
-        if (a < floor || a + span > ceil) continue;
-        yield* self.unlinkTableAt(a, level);
-      }
-    }
+    const ceil = ceiling === 0 ? 2 ** 48 : ceiling;
+    yield* this.freeRange(this.pt.pgd, this.pt.levels, floor, start, end, ceil);
   }
 
-  /** Clears the entry at `level` covering `addr` if it links an empty table, queueing the table's frame. */
-  private *unlinkTableAt(addr: number, level: Level): Kernel<void> {
-    // Find the entry at `level` for addr.
-    let tablePa = this.pt.pgd;
-    for (let l = this.pt.levels as Level; l > level; l = (l - 1) as Level) {
-      const e = yield* this.pt.readEntryK(tablePa + tableIndex(addr, l) * 8, 'free_pgd_range');
-      if ((e & _PAGE_PRESENT) === 0n || (e & _PAGE_PSE) !== 0n) return;
-      tablePa = entryTablePa(e);
+  /**
+   * Walks the existing entries of the table at `level` overlapping [start, end), depth first, and unlinks
+   * each child table whose span lies inside [floor, ceiling) once it is empty (free_p*d_range()).
+   */
+  private *freeRange(
+    tablePa: number,
+    level: Level,
+    floor: number,
+    start: number,
+    end: number,
+    ceiling: number,
+  ): Kernel<void> {
+    const span = 2 ** levelShift[level];
+    let a = Math.floor(start / span) * span;
+    for (; a < end; a += span) {
+      const entryPa = tablePa + tableIndex(a, level) * 8;
+      const e = yield* this.pt.readEntryK(entryPa, 'free_pgd_range');
+      if ((e & _PAGE_PRESENT) === 0n || (level <= 3 && (e & _PAGE_PSE) !== 0n)) continue;
+      const child = entryTablePa(e);
+      if (level > 2) {
+        yield* this.freeRange(
+          child,
+          (level - 1) as Level,
+          floor,
+          Math.max(start, a),
+          Math.min(end, a + span),
+          ceiling,
+        );
+      }
+      if (a < floor || a + span > ceiling) continue;
+      let empty = true;
+      for (let i = 0; i < 512 && empty; i++) empty = pteNone(this.mem.read64(child + i * 8));
+      if (!empty) {
+        kassert(level > 2, () => `free_pgtables: page table at 0x${child.toString(16)} still maps pages`);
+        continue;
+      }
+      yield* this.pt.writeEntryK(entryPa, 0n, 'pmd_clear');
+      this.pendingTables.push({ pfn: child / 4096, level: (level - 1) as Level });
     }
-    const entryPa = tablePa + tableIndex(addr, level) * 8;
-    const e = yield* this.pt.readEntryK(entryPa, 'free_pgd_range');
-    if ((e & _PAGE_PRESENT) === 0n || (e & _PAGE_PSE) !== 0n) return;
-    const child = entryTablePa(e);
-    for (let i = 0; i < 512; i++) {
-      const ce = this.mem.read64(child + i * 8);
-      kassert(pteNone(ce), () => `free_pgtables: table at 0x${child.toString(16)} still has entry ${i} (0x${ce.toString(16)})`);
-    }
-    yield* this.pt.writeEntryK(entryPa, 0n, 'pmd_clear');
-    this.pendingTables.push({ pfn: child / 4096, level: (level - 1) as Level });
   }
 
   *flushTlbRange(start: number, end: number): Kernel<void> {

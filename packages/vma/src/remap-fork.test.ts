@@ -130,7 +130,12 @@ describe('brk', () => {
     expect(mm.findVma(0)?.vmEnd).toBe(0x55555555a000);
     expect(brkSync(mm, 0x555555558000)).toBe(0x555555559000 + P);
     // A mapping just above the break blocks growth into it (and its page of slack).
-    mmapSync(mm, { addr: 0x555555560000, len: P, prot: RW, flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE });
+    mmapSync(mm, {
+      addr: 0x555555560000,
+      len: P,
+      prot: RW,
+      flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+    });
     expect(brkSync(mm, 0x555555560000)).toBe(0x555555559000 + P);
     expect(brkSync(mm, 0x55555555f000)).toBe(0x55555555f000);
     expect(mm.mapCount).toBe(2);
@@ -182,10 +187,20 @@ describe('fork (dup_mmap)', () => {
     mprotectSync(child, A, P, RW);
     expect(maps(child)).toEqual(['0-2 rw-p']);
     // A fresh mapping next to the child's faulted VMA does not merge (case 2: the target is a fork child).
-    mmapSync(child, { addr: A + 2 * P, len: P, prot: RW, flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE });
+    mmapSync(child, {
+      addr: A + 2 * P,
+      len: P,
+      prot: RW,
+      flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+    });
     expect(maps(child)).toEqual(['0-2 rw-p', '2-3 rw-p']);
     // In the parent the same mapping merges.
-    mmapSync(mm, { addr: A + 2 * P, len: P, prot: RW, flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE });
+    mmapSync(mm, {
+      addr: A + 2 * P,
+      len: P,
+      prot: RW,
+      flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+    });
     expect(maps(mm)).toEqual(['0-3 rw-p']);
   });
 });

@@ -149,7 +149,14 @@ describe('mprotect', () => {
       ops: {},
       writable: false,
     };
-    const r = mmapSync(mm, { addr: A, len: 2 * P, prot: PROT_READ, flags: MAP_SHARED | MAP_FIXED_NOREPLACE, file, offset: P });
+    const r = mmapSync(mm, {
+      addr: A,
+      len: 2 * P,
+      prot: PROT_READ,
+      flags: MAP_SHARED | MAP_FIXED_NOREPLACE,
+      file,
+      offset: P,
+    });
     expect(r.ok).toBe(true);
     expect(mprotectSync(mm, A, P, RW)).toEqual({ ok: false, errno: Errno.EACCES });
     expect(mprotectSync(mm, A, P, PROT_READ | PROT_EXEC)).toEqual({ ok: true, value: 0 });

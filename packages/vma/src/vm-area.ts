@@ -201,7 +201,8 @@ export class VmArea {
     let flags = this.vmFlags;
     // vma_wants_writenotify(): shared writable mappings whose file wants to hear of the first write
     // (page_mkwrite) get read-only PTEs, so that write faults reach the file system.
-    if ((flags & (VM_WRITE | VM_SHARED)) === (VM_WRITE | VM_SHARED) && this.vmOps?.pageMkwrite) flags &= ~VM_SHARED;
+    if ((flags & (VM_WRITE | VM_SHARED)) === (VM_WRITE | VM_SHARED) && this.vmOps?.pageMkwrite)
+      flags &= ~VM_SHARED;
     this.vmPageProt = vmGetPageProt(flags);
   }
 
