@@ -1,2 +1,46 @@
-// Public API of this package.
-export {};
+// @spf/fault-classic: the classic x86-64 Linux page-fault path under mmap_lock.
+export { allocUserPage, allocZeroedUserPage, copyUserPage } from './alloc-page.js';
+export { ClassicFaultHandler, classicFaultHandler } from './classic-fault-handler.js';
+export { doAnonymousPage, vmfPteChanged } from './do-anonymous-page.js';
+export {
+  doCowFault,
+  doFault,
+  doFaultCall,
+  doPageMkwrite,
+  doReadFault,
+  doSharedFault,
+  faultOps,
+  finishFault,
+  setPteRange,
+} from './do-fault.js';
+export {
+  accessError,
+  doUserAddrFault,
+  errorCodeString,
+  PageTableCorruptionError,
+} from './do-user-addr-fault.js';
+export { doWpPage, maybeMkwrite, wpCanReuseAnonFolio, wpPageCopy, wpPageReuse } from './do-wp-page.js';
+export { DEFAULT_STACK_RLIMIT, type ExpandStackError, expandDownwards } from './expand-stack.js';
+export { TaskFaultCounters, VmStat } from './fault-counters.js';
+export { type FaultEnv, type FaultEnvOptions, makeFaultEnv } from './fault-env.js';
+export * from './fault-flags.js';
+export type {
+  FaultHandler,
+  FaultHandlerFactory,
+  FaultOutcome,
+  SegvCode,
+  UserFault,
+} from './fault-handler.js';
+export {
+  handleMmFault,
+  handleMmFaultLocked,
+  handlePteFault,
+  mmAccountFault,
+  sanitizeFaultFlags,
+} from './handle-mm-fault.js';
+export { p4dAllocFault, pmdAllocFault, pteAllocFault, pudAllocFault } from './page-table-alloc.js';
+export { type LockedPte, pmdLockptr, pteLockptr, pteOffsetMapLock, ptlockPtr } from './pte-lock.js';
+export { folioAddFileRmap, folioAddNewAnonRmap, folioRemoveRmap, mmCounter, mmCounterFile } from './rmap.js';
+export { shmemFault, shmemVmOps } from './shmem-fault.js';
+export { type ClassicVmFault, faultFlagAllowRetryFirst, releaseFaultLock } from './vm-fault.js';
+export { isZeroPfn, vmNormalPage } from './vm-normal-page.js';

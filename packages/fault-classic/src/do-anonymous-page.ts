@@ -1,0 +1,82 @@
+import type { Kernel } from '@spf/machine';
+import { putPage } from '@spf/pagetable';
+import { mkPte, pfnPte, pteMkdirty, pteMkspecial, pteMkwrite, pteMkyoung, pteNone } from '@spf/pagetable';
+import { anonVmaPrepare, MM_ANONPAGES, VM_SHARED, VM_WRITE } from '@spf/vma';
+import { allocZeroedUserPage } from './alloc-page.js';
+import { FAULT_FLAG_ORIG_PTE_VALID, FAULT_FLAG_WRITE, VM_FAULT_OOM, VM_FAULT_SIGBUS } from './fault-flags.js';
+import { pteAllocFault } from './page-table-alloc.js';
+import { pteOffsetMapLock } from './pte-lock.js';
+import { folioAddNewAnonRmap } from './rmap.js';
+import type { ClassicVmFault } from './vm-fault.js';
+
+/**
+ * Models `vmf_pte_changed()` in mm/memory.c: under the PTE lock, has the PTE changed since the handler
+ * looked at it without the lock? With FAULT_FLAG_ORIG_PTE_VALID it compares with `orig_pte`, otherwise it
+ * checks that the PTE is still none.
+ */
+export function* vmfPteChanged(vmf: ClassicVmFault, ptep: number): Kernel<boolean> {
+  const cur = yield* vmf.pt.ptepGet(ptep);
+  if ((vmf.flags & FAULT_FLAG_ORIG_PTE_VALID) !== 0) return cur !== vmf.origPte;
+  return !pteNone(cur);
+}
+
+/**
+ * Models `do_anonymous_page()` in mm/memory.c: the first touch of a page of private anonymous memory.
+ *
+ * - A read maps the shared zero page read-only (a special PTE), unless the zero page is switched off
+ *   (`env.useZeroPage`), in which case it is treated like a write, as on a kernel without one.
+ * - A write (or a read without a zero page) allocates a zeroed page (charging `cost.zeroPage`), gives the
+ *   VMA an anon_vma, and maps the page writable and dirty if the VMA is writable.
+ *
+ * Every path installs the PTE under the PTE lock only if the PTE is still none; a concurrent fault that
+ * got there first wins and this one frees its page and returns 0 (the access is simply retried).
+ *
+ * Simplifications: no large anonymous folios (mTHP), no userfaultfd, no memcg charge.
+ */
+export function* doAnonymousPage(vmf: ClassicVmFault): Kernel<number> {
+  const { vma, pt, env } = vmf;
+  const addr = vmf.address;
+  // A shared mapping without vm_ops cannot exist in Linux; @spf/vma's shared anonymous VMAs have a shmem file.
+  if ((vma.vmFlags & VM_SHARED) !== 0) return VM_FAULT_SIGBUS;
+  if (!(yield* pteAllocFault(env, pt, vmf.pmd))) return VM_FAULT_OOM;
+
+  if ((vmf.flags & FAULT_FLAG_WRITE) === 0 && env.useZeroPage) {
+    let entry = pfnPte(env.mem.zeroPfn, vma.vmPageProt);
+    if (env.pteSpecial) entry = pteMkspecial(entry);
+    const locked = yield* pteOffsetMapLock(pt, vmf.pmd, addr);
+    if (locked === null) return 0;
+    vmf.ptl = locked.ptl;
+    if (!(yield* vmfPteChanged(vmf, locked.ptep))) {
+      yield* pt.setPteAt(addr, locked.ptep, entry);
+    }
+    yield* locked.ptl.unlock();
+    vmf.ptl = null;
+    return 0;
+  }
+
+  yield* anonVmaPrepare(vma);
+  const page = yield* allocZeroedUserPage(env);
+  if (page === null) return VM_FAULT_OOM;
+  page.set('uptodate');
+  let entry = pteMkyoung(mkPte(page, vma.vmPageProt));
+  if ((vma.vmFlags & VM_WRITE) !== 0) entry = pteMkwrite(pteMkdirty(entry));
+
+  const locked = yield* pteOffsetMapLock(pt, vmf.pmd, addr);
+  if (locked === null) {
+    yield* putPage(page);
+    return 0;
+  }
+  vmf.ptl = locked.ptl;
+  if (yield* vmfPteChanged(vmf, locked.ptep)) {
+    yield* locked.ptl.unlock();
+    vmf.ptl = null;
+    yield* putPage(page);
+    return 0;
+  }
+  yield* vmf.mm.addMmCounter(MM_ANONPAGES, 1);
+  yield* folioAddNewAnonRmap(page, vma, addr);
+  yield* pt.setPteAt(addr, locked.ptep, entry);
+  yield* locked.ptl.unlock();
+  vmf.ptl = null;
+  return 0;
+}

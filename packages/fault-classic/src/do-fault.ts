@@ -1,0 +1,206 @@
+import type { Kernel } from '@spf/machine';
+import { lockPage, mkPte, Page, pteMkdirty, pteMkyoung, putPage, unlockPage } from '@spf/pagetable';
+import { anonVmaPrepare, MM_ANONPAGES, VM_SHARED, type VmArea, type VmOperations } from '@spf/vma';
+import { allocUserPage, copyUserPage } from './alloc-page.js';
+import { vmfPteChanged } from './do-anonymous-page.js';
+import { maybeMkwrite } from './do-wp-page.js';
+import {
+  FAULT_FLAG_MKWRITE,
+  FAULT_FLAG_WRITE,
+  VM_FAULT_DONE_COW,
+  VM_FAULT_ERROR,
+  VM_FAULT_LOCKED,
+  VM_FAULT_NOPAGE,
+  VM_FAULT_OOM,
+  VM_FAULT_RETRY,
+  VM_FAULT_SIGBUS,
+} from './fault-flags.js';
+import { pteAllocFault } from './page-table-alloc.js';
+import { pteOffsetMapLock } from './pte-lock.js';
+import { folioAddFileRmap, folioAddNewAnonRmap, mmCounterFile } from './rmap.js';
+import { shmemVmOps } from './shmem-fault.js';
+import type { ClassicVmFault } from './vm-fault.js';
+
+/**
+ * The vm_ops a fault on `vma` goes through: the VMA's own, or for a shared anonymous mapping (which
+ * @spf/vma backs with a {@link ShmemZeroFile} and no vm_ops) the built-in shmem operations, as
+ * `shmem_zero_setup()` installs `shmem_anon_vm_ops` in Linux. Null means an anonymous VMA
+ * (`vma_is_anonymous()`).
+ */
+export function faultOps(vma: VmArea): VmOperations | null {
+  if (vma.vmOps !== null) return vma.vmOps;
+  if (vma.vmFile !== null && (vma.vmFlags & VM_SHARED) !== 0) return shmemVmOps;
+  return null;
+}
+
+function faultPage(vmf: ClassicVmFault): Page | null {
+  const p = vmf.page;
+  return p instanceof Page ? p : null;
+}
+
+/**
+ * Models `__do_fault()` in mm/memory.c: calls `vm_ops->fault`, which returns the page in `vmf.page` with a
+ * reference; unless it says VM_FAULT_LOCKED, the page is locked here. Error, NOPAGE, RETRY and DONE_COW
+ * results are passed up unchanged (on RETRY the handler has already released the mmap lock).
+ */
+export function* doFaultCall(vmf: ClassicVmFault, ops: VmOperations): Kernel<number> {
+  if (ops.fault === undefined) return VM_FAULT_SIGBUS;
+  // Linux preallocates the PTE table here when the PMD is empty, so that finish_fault() does not
+  // allocate with the page locked; pteAllocFault in finishFault gives the same result.
+  const ret = yield* ops.fault(vmf);
+  if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY | VM_FAULT_DONE_COW)) !== 0) return ret;
+  const page = faultPage(vmf);
+  if (page === null) {
+    throw new TypeError(
+      `vm_ops->fault of ${vmf.vma} returned ${ret} without a page in vmf.page; return VM_FAULT_NOPAGE or set vmf.page to a @spf/pagetable Page`,
+    );
+  }
+  if ((ret & VM_FAULT_LOCKED) === 0) yield* lockPage(page);
+  return ret;
+}
+
+/**
+ * Models `set_pte_range()` in mm/memory.c for one page: build the PTE from `vm_page_prot` (dirty and
+ * writable for a write fault, if the VMA allows), add the reverse mapping (a new anonymous page for a COW
+ * copy, a file mapping otherwise) and store it. Called with the PTE lock held.
+ */
+export function* setPteRange(vmf: ClassicVmFault, page: Page, ptep: number): Kernel<void> {
+  const { vma } = vmf;
+  const write = (vmf.flags & FAULT_FLAG_WRITE) !== 0;
+  let entry = pteMkyoung(mkPte(page, vma.vmPageProt));
+  if (write) entry = maybeMkwrite(pteMkdirty(entry), vma);
+  if (write && (vma.vmFlags & VM_SHARED) === 0) yield* folioAddNewAnonRmap(page, vma, vmf.address);
+  else yield* folioAddFileRmap(page);
+  yield* vmf.pt.setPteAt(vmf.address, ptep, entry);
+}
+
+/**
+ * Models `finish_fault()` in mm/memory.c: map the page a file fault produced (`vmf.cowPage` for a private
+ * write, else `vmf.page`). Allocates the PTE table if needed, takes the PTE lock, and maps the page only if
+ * the PTE is still none; otherwise returns VM_FAULT_NOPAGE (a concurrent fault won). Updates the RSS
+ * counter the page belongs to. The page's reference passes to the page table on success.
+ */
+export function* finishFault(vmf: ClassicVmFault): Kernel<number> {
+  const cow = (vmf.flags & FAULT_FLAG_WRITE) !== 0 && (vmf.vma.vmFlags & VM_SHARED) === 0;
+  const page = cow ? vmf.cowPage : faultPage(vmf);
+  if (page === null) return VM_FAULT_SIGBUS;
+  if (!(yield* pteAllocFault(vmf.env, vmf.pt, vmf.pmd))) return VM_FAULT_OOM;
+  const locked = yield* pteOffsetMapLock(vmf.pt, vmf.pmd, vmf.address);
+  if (locked === null) return VM_FAULT_NOPAGE;
+  vmf.ptl = locked.ptl;
+  let ret = 0;
+  if (yield* vmfPteChanged(vmf, locked.ptep)) {
+    ret = VM_FAULT_NOPAGE;
+  } else {
+    yield* setPteRange(vmf, page, locked.ptep);
+    yield* vmf.mm.addMmCounter(cow ? MM_ANONPAGES : mmCounterFile(page), 1);
+  }
+  vmf.ptl = null;
+  yield* locked.ptl.unlock();
+  return ret;
+}
+
+/**
+ * Models `do_read_fault()` in mm/memory.c: a read of a file page that is not mapped. Gets the page from
+ * `->fault` and maps it. On failure to map, drops the fault's page reference.
+ *
+ * Simplification: fault-around (`do_fault_around()` through `->map_pages`) is not done here; the
+ * page-cache package may add it.
+ */
+export function* doReadFault(vmf: ClassicVmFault, ops: VmOperations): Kernel<number> {
+  let ret = yield* doFaultCall(vmf, ops);
+  if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY)) !== 0) return ret;
+  const page = faultPage(vmf) as Page;
+  ret |= yield* finishFault(vmf);
+  yield* unlockPage(page);
+  if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY)) !== 0) yield* putPage(page);
+  return ret;
+}
+
+/**
+ * Models `do_cow_fault()` in mm/memory.c: a write to a private file mapping whose page is not mapped.
+ * Allocates the private copy first, gets the file page from `->fault`, copies it (charging
+ * `cost.copyPage`), and maps the copy as an anonymous page; the file page's reference is dropped.
+ */
+export function* doCowFault(vmf: ClassicVmFault, ops: VmOperations): Kernel<number> {
+  yield* anonVmaPrepare(vmf.vma);
+  const cow = allocUserPage(vmf.env);
+  if (cow === null) return VM_FAULT_OOM;
+  vmf.cowPage = cow;
+  let ret = yield* doFaultCall(vmf, ops);
+  if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY)) !== 0) {
+    yield* putPage(cow);
+    vmf.cowPage = null;
+    return ret;
+  }
+  if ((ret & VM_FAULT_DONE_COW) !== 0) return ret;
+  const page = faultPage(vmf) as Page;
+  yield* copyUserPage(vmf.env, cow, page);
+  cow.set('uptodate');
+  ret |= yield* finishFault(vmf);
+  yield* unlockPage(page);
+  yield* putPage(page);
+  if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY)) !== 0) {
+    yield* putPage(cow);
+    vmf.cowPage = null;
+  }
+  return ret;
+}
+
+/**
+ * Models `do_page_mkwrite()` in mm/memory.c: tells the file that a page is about to become writable
+ * (`vm_ops->page_mkwrite`), with FAULT_FLAG_MKWRITE set for the call. Returns 0 when it may, or the
+ * handler's error bits.
+ */
+export function* doPageMkwrite(vmf: ClassicVmFault, page: Page): Kernel<number> {
+  const ops = faultOps(vmf.vma);
+  if (ops?.pageMkwrite === undefined) return 0;
+  const old = vmf.flags;
+  vmf.flags = old | FAULT_FLAG_MKWRITE;
+  vmf.page = page;
+  const ret = yield* ops.pageMkwrite(vmf);
+  vmf.flags = old;
+  if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE)) !== 0) return ret;
+  return 0;
+}
+
+/**
+ * Models `do_shared_fault()` in mm/memory.c: a write to a shared file mapping whose page is not mapped.
+ * Gets the page, lets the file know it will be written (`->page_mkwrite`), then maps it writable and
+ * dirty. (Linux also balances dirty pages afterwards, `fault_dirty_shared_page()`; not modelled.)
+ */
+export function* doSharedFault(vmf: ClassicVmFault, ops: VmOperations): Kernel<number> {
+  let ret = yield* doFaultCall(vmf, ops);
+  if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY)) !== 0) return ret;
+  const page = faultPage(vmf) as Page;
+  if (ops.pageMkwrite !== undefined) {
+    yield* unlockPage(page);
+    const tmp = yield* doPageMkwrite(vmf, page);
+    if (tmp !== 0) {
+      yield* putPage(page);
+      return tmp;
+    }
+    yield* lockPage(page);
+  }
+  ret |= yield* finishFault(vmf);
+  if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY)) !== 0) {
+    yield* unlockPage(page);
+    yield* putPage(page);
+    return ret;
+  }
+  page.set('dirty');
+  yield* unlockPage(page);
+  return ret;
+}
+
+/**
+ * Models `do_fault()` in mm/memory.c: a fault on a not-present PTE of a VMA with vm_ops. Without a
+ * `->fault` hook the access gets SIGBUS; otherwise reads go to {@link doReadFault}, private writes to
+ * {@link doCowFault} and shared writes to {@link doSharedFault}.
+ */
+export function* doFault(vmf: ClassicVmFault, ops: VmOperations): Kernel<number> {
+  if (ops.fault === undefined) return VM_FAULT_SIGBUS;
+  if ((vmf.flags & FAULT_FLAG_WRITE) === 0) return yield* doReadFault(vmf, ops);
+  if ((vmf.vma.vmFlags & VM_SHARED) === 0) return yield* doCowFault(vmf, ops);
+  return yield* doSharedFault(vmf, ops);
+}

@@ -1,0 +1,121 @@
+import { type Kernel, KernelFault } from '@spf/machine';
+import { PF_INSTR, PF_PK, PF_P, PF_RSVD, PF_USER, PF_WRITE } from '@spf/pagetable';
+import { VM_ACCESS_FLAGS, VM_GROWSDOWN, VM_WRITE, type VmArea } from '@spf/vma';
+import { expandDownwards } from './expand-stack.js';
+import type { FaultEnv } from './fault-env.js';
+import {
+  FAULT_FLAG_DEFAULT,
+  FAULT_FLAG_INSTRUCTION,
+  FAULT_FLAG_TRIED,
+  FAULT_FLAG_USER,
+  FAULT_FLAG_WRITE,
+  VM_FAULT_COMPLETED,
+  VM_FAULT_ERROR,
+  VM_FAULT_HWPOISON,
+  VM_FAULT_HWPOISON_LARGE,
+  VM_FAULT_OOM,
+  VM_FAULT_RETRY,
+  VM_FAULT_SIGBUS,
+  VM_FAULT_SIGSEGV,
+} from './fault-flags.js';
+import type { FaultOutcome, UserFault } from './fault-handler.js';
+import { handleMmFault } from './handle-mm-fault.js';
+
+/** A #PF with the RSVD bit: a corrupt page table (`pgtable_bad()` in arch/x86/mm/fault.c oopses). */
+export class PageTableCorruptionError extends KernelFault {
+  override name = 'PageTableCorruptionError';
+  constructor(message: string) {
+    super('pgtable-bad', message);
+  }
+}
+
+/**
+ * Models `access_error()` in arch/x86/mm/fault.c: does the VMA forbid this access outright? A protection
+ * key violation always does; a write needs VM_WRITE; a read of a present page can only have faulted for a
+ * protection reason, so it is an error; a read of a non-present page needs the VMA to be accessible at all
+ * (any of read, write, exec: x86 cannot map a page write-only or exec-only). An instruction fetch is
+ * treated like a read (`arch_vma_access_permitted()` only matters with protection keys).
+ */
+export function accessError(errorCode: number, vma: VmArea): boolean {
+  if ((errorCode & PF_PK) !== 0) return true;
+  if ((errorCode & PF_WRITE) !== 0) return (vma.vmFlags & VM_WRITE) === 0;
+  if ((errorCode & PF_P) !== 0) return true;
+  return (vma.vmFlags & VM_ACCESS_FLAGS) === 0;
+}
+
+/** The #PF error code bits as the kernel's fault messages print them (`[normal kernel read fault]`...). */
+export function errorCodeString(errorCode: number): string {
+  const who = (errorCode & PF_USER) !== 0 ? 'user' : 'supervisor';
+  const what =
+    (errorCode & PF_INSTR) !== 0 ? 'instruction fetch' : (errorCode & PF_WRITE) !== 0 ? 'write' : 'read';
+  const why = (errorCode & PF_P) !== 0 ? 'permissions violation' : 'not-present page';
+  return `${who} ${what} access, ${why}${(errorCode & PF_PK) !== 0 ? ', protection keys violation' : ''}`;
+}
+
+/**
+ * Models `do_user_addr_fault()` in arch/x86/mm/fault.c (Linux 5.7 to 6.4) for a fault from user mode:
+ *
+ * 1. error code to fault flags: FAULT_FLAG_DEFAULT (ALLOW_RETRY, KILLABLE, INTERRUPTIBLE) plus USER,
+ *    WRITE and INSTRUCTION;
+ * 2. `mmap_read_trylock()`, falling back to `mmap_read_lock()` (user faults may always sleep);
+ * 3. `find_vma()`; below a VM_GROWSDOWN VMA, `expand_stack()`; no VMA, or one above a gap that is not a
+ *    stack: SIGSEGV with SEGV_MAPERR (`bad_area()`);
+ * 4. `access_error()`: SIGSEGV with SEGV_ACCERR (`bad_area_access_error()`; SEGV_PKUERR for keys);
+ * 5. `handle_mm_fault()`; on VM_FAULT_RETRY the handler has released the mmap lock: set FAULT_FLAG_TRIED,
+ *    take the lock again (no trylock) and start over from `find_vma()`;
+ * 6. VM_FAULT_OOM: `pagefault_out_of_memory()`; VM_FAULT_SIGBUS / HWPOISON: SIGBUS (`do_sigbus()`);
+ *    VM_FAULT_SIGSEGV: SIGSEGV MAPERR (`bad_area_nosemaphore()`).
+ *
+ * Simplifications: no kprobes/kmmio/SMAP checks (user-mode faults only), no fatal-signal handling during
+ * retries, no per-VMA lock attempt (that is the @spf/fault-spec designs' job).
+ */
+export function* doUserAddrFault(env: FaultEnv, fault: UserFault): Kernel<FaultOutcome> {
+  const { mm, pt, address, errorCode } = fault;
+  if ((errorCode & PF_RSVD) !== 0) {
+    throw new PageTableCorruptionError(
+      `#PF with RSVD at 0x${address.toString(16)} (${errorCodeString(errorCode)}): a page-table entry has reserved bits set`,
+    );
+  }
+  let flags = FAULT_FLAG_DEFAULT;
+  if ((errorCode & PF_USER) !== 0) flags |= FAULT_FLAG_USER;
+  if ((errorCode & PF_WRITE) !== 0) flags |= FAULT_FLAG_WRITE;
+  if ((errorCode & PF_INSTR) !== 0) flags |= FAULT_FLAG_INSTRUCTION;
+  // fault_in_kernel_space(): a user access to a kernel address never looks at the VMAs.
+  if (address >= mm.taskSize) return { kind: 'sigsegv', code: 'MAPERR', address };
+
+  if (!(yield* mm.mmapReadTrylock())) yield* mm.mmapReadLock();
+  for (;;) {
+    let vma = mm.findVma(address);
+    if (vma === null) {
+      yield* mm.mmapReadUnlock();
+      return { kind: 'sigsegv', code: 'MAPERR', address };
+    }
+    if (vma.vmStart > address) {
+      if ((vma.vmFlags & VM_GROWSDOWN) === 0 || (yield* expandDownwards(env, mm, vma, address)) !== null) {
+        yield* mm.mmapReadUnlock();
+        return { kind: 'sigsegv', code: 'MAPERR', address };
+      }
+      vma = mm.findVma(address) as VmArea;
+    }
+    if (accessError(errorCode, vma)) {
+      yield* mm.mmapReadUnlock();
+      return { kind: 'sigsegv', code: (errorCode & PF_PK) !== 0 ? 'PKUERR' : 'ACCERR', address };
+    }
+    const ret = yield* handleMmFault(env, mm, pt, vma, address, flags, fault.task);
+    if ((ret & VM_FAULT_COMPLETED) !== 0) return { kind: 'handled' };
+    if ((ret & VM_FAULT_RETRY) !== 0) {
+      env.vmstat.retries++;
+      flags |= FAULT_FLAG_TRIED;
+      yield* mm.mmapReadLock();
+      continue;
+    }
+    yield* mm.mmapReadUnlock();
+    if ((ret & VM_FAULT_ERROR) === 0) return { kind: 'handled' };
+    if ((ret & VM_FAULT_OOM) !== 0) return { kind: 'oom', address };
+    if ((ret & (VM_FAULT_SIGBUS | VM_FAULT_HWPOISON | VM_FAULT_HWPOISON_LARGE)) !== 0) {
+      return { kind: 'sigbus', address };
+    }
+    if ((ret & VM_FAULT_SIGSEGV) !== 0) return { kind: 'sigsegv', code: 'MAPERR', address };
+    throw new KernelFault('bug', `handle_mm_fault returned unexpected bits 0x${ret.toString(16)}`);
+  }
+}

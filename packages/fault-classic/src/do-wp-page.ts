@@ -1,0 +1,167 @@
+import type { Kernel } from '@spf/machine';
+import {
+  getPage,
+  type Page,
+  ptePfn,
+  pteMkdirty,
+  pteMkwrite,
+  pteMkyoung,
+  mkPte,
+  putPage,
+} from '@spf/pagetable';
+import { anonVmaPrepare, MM_ANONPAGES, VM_MAYSHARE, VM_SHARED, VM_WRITE, type VmArea } from '@spf/vma';
+import { allocUserPage, allocZeroedUserPage, copyUserPage } from './alloc-page.js';
+import { VM_FAULT_OOM } from './fault-flags.js';
+import { pteOffsetMapLock } from './pte-lock.js';
+import { folioAddNewAnonRmap, folioRemoveRmap, mmCounterFile } from './rmap.js';
+import type { ClassicVmFault } from './vm-fault.js';
+import { isZeroPfn, vmNormalPage } from './vm-normal-page.js';
+import { doPageMkwrite } from './do-fault.js';
+
+/** `maybe_mkwrite()` in include/linux/mm.h: make the entry writable only if the VMA is. */
+export function maybeMkwrite(pte: bigint, vma: VmArea): bigint {
+  return (vma.vmFlags & VM_WRITE) !== 0 ? pteMkwrite(pte) : pte;
+}
+
+/**
+ * Models `wp_page_reuse()` in mm/memory.c: the faulting process may write the page it already maps, so the
+ * PTE is made young, dirty and writable in place (`ptep_set_access_flags()`). Called and returns with the
+ * PTE lock held by `vmf.ptl`; releases it.
+ */
+export function* wpPageReuse(vmf: ClassicVmFault, ptep: number): Kernel<number> {
+  const entry = maybeMkwrite(pteMkdirty(pteMkyoung(vmf.origPte)), vmf.vma);
+  yield* vmf.pt.ptepSetAccessFlags(vmf.address, ptep, entry, true);
+  yield* unlockPtl(vmf);
+  return 0;
+}
+
+function* unlockPtl(vmf: ClassicVmFault): Kernel<void> {
+  const ptl = vmf.ptl;
+  vmf.ptl = null;
+  if (ptl !== null) yield* ptl.unlock();
+}
+
+/**
+ * Models `wp_can_reuse_anon_folio()` in mm/memory.c for a small page: an anonymous page may be reused
+ * for writing when this mapping holds the only reference (refcount 1: no other process shares it after
+ * fork, and no one else, like GUP, pins it). Linux first checks `PageAnonExclusive`; we have no such bit
+ * and decide from the reference count alone, which gives the same answer in everything we model (no swap
+ * cache, no KSM, no GUP pins).
+ */
+export function wpCanReuseAnonFolio(page: Page): boolean {
+  return page.refcount === 1;
+}
+
+/**
+ * Models `wp_page_copy()` in mm/memory.c: break COW by copying. Allocate a new page (a zeroed one if the
+ * old PTE mapped the zero page, else a copy of the old page, charging `cost.copyPage`), then under the
+ * PTE lock, if the PTE is unchanged, clear it and flush the TLB (`ptep_clear_flush()`), map the new page
+ * writable and dirty, and drop the mapping of the old page. Called without the PTE lock; `old` carries a
+ * reference taken by the caller (or is null for the zero page), which is dropped here.
+ */
+export function* wpPageCopy(vmf: ClassicVmFault, old: Page | null): Kernel<number> {
+  const { vma, pt, env, mm } = vmf;
+  const addr = vmf.address;
+  yield* anonVmaPrepare(vma);
+  let fresh: Page | null;
+  if (isZeroPfn(env, ptePfn(vmf.origPte)) || old === null) {
+    fresh = yield* allocZeroedUserPage(env);
+  } else {
+    fresh = allocUserPage(env);
+    if (fresh !== null) yield* copyUserPage(env, fresh, old);
+  }
+  if (fresh === null) {
+    if (old !== null) yield* putPage(old);
+    return VM_FAULT_OOM;
+  }
+  fresh.set('uptodate');
+  const locked = yield* pteOffsetMapLock(pt, vmf.pmd, addr);
+  let toPut: Page | null = fresh;
+  if (locked !== null) {
+    vmf.ptl = locked.ptl;
+    const cur = yield* pt.ptepGet(locked.ptep);
+    if (cur === vmf.origPte) {
+      if (old !== null) {
+        if (!old.test('anon')) {
+          yield* mm.addMmCounter(mmCounterFile(old), -1);
+          yield* mm.addMmCounter(MM_ANONPAGES, 1);
+        }
+      } else {
+        yield* mm.addMmCounter(MM_ANONPAGES, 1);
+      }
+      const entry = maybeMkwrite(pteMkdirty(pteMkyoung(mkPte(fresh, vma.vmPageProt))), vma);
+      // ptep_clear_flush(): clear, then make every CPU drop the old translation before the new page is
+      // mapped, so no CPU keeps writing to the old page through a stale TLB entry.
+      yield* pt.ptepGetAndClear(addr, locked.ptep);
+      yield* mm.pageTables.flushTlbRange(addr, addr + 4096);
+      yield* folioAddNewAnonRmap(fresh, vma, addr);
+      yield* pt.setPteAt(addr, locked.ptep, entry);
+      if (old !== null) yield* folioRemoveRmap(old);
+      toPut = old;
+      env.vmstat.cowCopies++;
+      yield* unlockPtl(vmf);
+      if (toPut !== null) yield* putPage(toPut);
+      // The caller's reference on `old` (taken before copying) is dropped as well.
+      if (old !== null) yield* putPage(old);
+      return 0;
+    }
+    yield* unlockPtl(vmf);
+  }
+  yield* putPage(fresh);
+  if (old !== null) yield* putPage(old);
+  return 0;
+}
+
+/**
+ * Models `do_wp_page()` in mm/memory.c: a write to a present, write-protected PTE. Called with the PTE
+ * lock held (`vmf.ptl`) and `vmf.pte` pointing at the entry.
+ *
+ * - Shared mappings: make the PTE writable in place, after `vm_ops->page_mkwrite` if the file wants to
+ *   know (`wp_page_shared()`), or directly for a PFN mapping (`wp_pfn_shared()`).
+ * - Private mappings: reuse an anonymous page that no one else references (`wp_page_reuse()`), otherwise
+ *   copy it (`wp_page_copy()`): the page is shared with a parent or child after fork, is the zero page, or
+ *   is a page-cache page of a private file mapping.
+ *
+ * Simplifications: no userfaultfd write-protect, no KSM, no FAULT_FLAG_UNSHARE.
+ */
+export function* doWpPage(vmf: ClassicVmFault): Kernel<number> {
+  const { vma, env } = vmf;
+  const ptep = vmf.pte as number;
+  const page = vmNormalPage(env, vma, vmf.address, vmf.origPte);
+  vmf.page = page ?? undefined;
+  if ((vma.vmFlags & (VM_SHARED | VM_MAYSHARE)) !== 0) {
+    if (page !== null && vma.vmOps?.pageMkwrite !== undefined) {
+      // wp_page_shared(): tell the file before the page becomes writable.
+      yield* getPage(page);
+      yield* unlockPtl(vmf);
+      const ret = yield* doPageMkwrite(vmf, page);
+      if (ret !== 0) {
+        yield* putPage(page);
+        return ret;
+      }
+      const locked = yield* pteOffsetMapLock(vmf.pt, vmf.pmd, vmf.address);
+      if (locked === null) {
+        yield* putPage(page);
+        return 0;
+      }
+      vmf.ptl = locked.ptl;
+      const cur = yield* vmf.pt.ptepGet(locked.ptep);
+      if (cur !== vmf.origPte) {
+        yield* unlockPtl(vmf);
+        yield* putPage(page);
+        return 0;
+      }
+      const r = yield* wpPageReuse(vmf, locked.ptep);
+      yield* putPage(page);
+      return r;
+    }
+    return yield* wpPageReuse(vmf, ptep);
+  }
+  if (page !== null && page.test('anon') && wpCanReuseAnonFolio(page)) {
+    env.vmstat.cowReuses++;
+    return yield* wpPageReuse(vmf, ptep);
+  }
+  if (page !== null) yield* getPage(page);
+  yield* unlockPtl(vmf);
+  return yield* wpPageCopy(vmf, page);
+}

@@ -1,0 +1,49 @@
+import type { Kernel } from '@spf/machine';
+import type { PageTables } from '@spf/pagetable';
+import type { MmStruct } from '@spf/vma';
+import type { TaskFaultCounters } from './fault-counters.js';
+import type { FaultEnv } from './fault-env.js';
+
+/** si_code of a SIGSEGV from a page fault (include/uapi/asm-generic/siginfo.h). */
+export type SegvCode = 'MAPERR' | 'ACCERR' | 'PKUERR';
+
+/** One user-mode page fault as the hardware reports it: the #PF error code and CR2. */
+export interface UserFault {
+  /** The faulting task's address space. */
+  readonly mm: MmStruct;
+  /** Its page tables. */
+  readonly pt: PageTables;
+  /** CR2: the faulting linear address. */
+  readonly address: number;
+  /** The #PF error code (`X86_PF_*`: P, W, U, RSVD, I, PK bits of @spf/pagetable's PF_* constants). */
+  readonly errorCode: number;
+  /** The task's min_flt/maj_flt counters, or null to count only system-wide. */
+  readonly task: TaskFaultCounters | null;
+}
+
+/**
+ * What became of a fault: the page is now mapped (retry the access), or the task gets a signal
+ * (SIGSEGV with its si_code, SIGBUS), or the system is out of memory (`pagefault_out_of_memory()`: the OOM
+ * killer; here the task is killed).
+ */
+export type FaultOutcome =
+  | { readonly kind: 'handled' }
+  | { readonly kind: 'sigsegv'; readonly code: SegvCode; readonly address: number }
+  | { readonly kind: 'sigbus'; readonly address: number }
+  | { readonly kind: 'oom'; readonly address: number };
+
+/**
+ * A page-fault handler: the x86 `exc_page_fault()` entry for user-mode faults through to the mapped page.
+ * The classic handler ({@link ClassicFaultHandler}) is the default; the speculative designs implement the
+ * same interface (falling back to the classic path), and `boot({ faultHandler })` of @spf/kernel accepts a
+ * factory of any of them.
+ */
+export interface FaultHandler {
+  /** A short name for reports and benchmark tables (`classic`, `spf`, ...). */
+  readonly name: string;
+  /** Handles one user-mode #PF on the current CPU. Runs in the faulting task's context. */
+  handleUserFault(fault: UserFault): Kernel<FaultOutcome>;
+}
+
+/** Builds a fault handler for a booted system. */
+export type FaultHandlerFactory = (env: FaultEnv) => FaultHandler;

@@ -1,0 +1,180 @@
+import type { Kernel } from '@spf/machine';
+import {
+  type PageTables,
+  pmdNone,
+  pteMkdirty,
+  pteMkyoung,
+  pteNone,
+  ptePresent,
+  pteProtnone,
+  pteWrite,
+} from '@spf/pagetable';
+import { VM_ACCESS_FLAGS, VM_MAYWRITE, VM_WRITE, type MmStruct, type VmArea } from '@spf/vma';
+import { doAnonymousPage } from './do-anonymous-page.js';
+import { doFault, faultOps } from './do-fault.js';
+import { doWpPage } from './do-wp-page.js';
+import type { TaskFaultCounters } from './fault-counters.js';
+import type { FaultEnv } from './fault-env.js';
+import {
+  FAULT_FLAG_ORIG_PTE_VALID,
+  FAULT_FLAG_TRIED,
+  FAULT_FLAG_WRITE,
+  VM_FAULT_ERROR,
+  VM_FAULT_MAJOR,
+  VM_FAULT_OOM,
+  VM_FAULT_RETRY,
+  VM_FAULT_SIGBUS,
+  VM_FAULT_SIGSEGV,
+} from './fault-flags.js';
+import { p4dAllocFault, pmdAllocFault, pudAllocFault } from './page-table-alloc.js';
+import { pteLockptr } from './pte-lock.js';
+import type { ClassicVmFault } from './vm-fault.js';
+
+/**
+ * Models `handle_pte_fault()` in mm/memory.c: the PTE-level dispatch.
+ *
+ * The PTE is first read without the lock. None: the page was never mapped, so `do_anonymous_page()` or
+ * `do_fault()` maps it. Not present: a swap entry (`do_swap_page()`, not modelled: SIGBUS). PROT_NONE on an
+ * accessible VMA: a NUMA hinting fault (not modelled: SIGBUS). Otherwise the PTE is present: under the PTE
+ * lock, if it is unchanged, a write to a write-protected PTE goes to `do_wp_page()`; anything else (another
+ * CPU already fixed it, or only the accessed/dirty bits were missing) just updates A/D and returns.
+ */
+export function* handlePteFault(vmf: ClassicVmFault): Kernel<number> {
+  const { pt } = vmf;
+  const pmdval = yield* pt.pmdpGet(vmf.pmd);
+  let ptep: number | null = null;
+  if (pmdNone(pmdval)) {
+    vmf.flags &= ~FAULT_FLAG_ORIG_PTE_VALID;
+  } else {
+    ptep = yield* pt.pteOffsetMap(vmf.pmd, vmf.address);
+    if (ptep === null) return 0;
+    vmf.origPte = yield* pt.ptepGet(ptep);
+    vmf.flags |= FAULT_FLAG_ORIG_PTE_VALID;
+    if (pteNone(vmf.origPte)) ptep = null;
+  }
+  vmf.pte = ptep;
+  if (ptep === null) {
+    // do_pte_missing()
+    const ops = faultOps(vmf.vma);
+    return ops === null ? yield* doAnonymousPage(vmf) : yield* doFault(vmf, ops);
+  }
+  if (!ptePresent(vmf.origPte)) return VM_FAULT_SIGBUS; // do_swap_page(): no swap in this model
+  if (pteProtnone(vmf.origPte) && (vmf.vma.vmFlags & VM_ACCESS_FLAGS) !== 0) return VM_FAULT_SIGBUS; // do_numa_page()
+  const ptl = pteLockptr(pt, pmdval);
+  yield* ptl.lock();
+  vmf.ptl = ptl;
+  let entry = vmf.origPte;
+  const cur = yield* pt.ptepGet(ptep);
+  if (cur !== entry) {
+    vmf.ptl = null;
+    yield* ptl.unlock();
+    return 0;
+  }
+  if ((vmf.flags & FAULT_FLAG_WRITE) !== 0) {
+    if (!pteWrite(entry)) return yield* doWpPage(vmf);
+    entry = pteMkdirty(entry);
+  }
+  entry = pteMkyoung(entry);
+  // If nothing changed the fault was spurious (another CPU fixed the PTE first); Linux then calls
+  // flush_tlb_fix_spurious_fault(), a no-op on x86, so there is nothing more to do either way.
+  yield* pt.ptepSetAccessFlags(vmf.address, ptep, entry, (vmf.flags & FAULT_FLAG_WRITE) !== 0);
+  vmf.ptl = null;
+  yield* ptl.unlock();
+  return 0;
+}
+
+/**
+ * Models `__handle_mm_fault()` in mm/memory.c: walk down from the pgd, allocating the p4d, pud and pmd
+ * tables that are missing (under `mm->page_table_lock`, re-checking under the lock), then handle the fault
+ * at the PTE level. Transparent huge pages are not modelled (every fault maps 4 KiB).
+ */
+export function* handleMmFaultLocked(
+  env: FaultEnv,
+  mm: MmStruct,
+  pt: PageTables,
+  vma: VmArea,
+  address: number,
+  flags: number,
+): Kernel<number> {
+  const addr = address - (address % 4096);
+  const pgdp = pt.pgdOffset(addr);
+  const p4dp = yield* p4dAllocFault(env, mm, pt, pgdp, addr);
+  if (p4dp === null) return VM_FAULT_OOM;
+  const pudp = yield* pudAllocFault(env, mm, pt, p4dp, addr);
+  if (pudp === null) return VM_FAULT_OOM;
+  const pmdp = yield* pmdAllocFault(env, mm, pt, pudp, addr);
+  if (pmdp === null) return VM_FAULT_OOM;
+  const vmf: ClassicVmFault = {
+    env,
+    mm,
+    pt,
+    vma,
+    address: addr,
+    realAddress: address,
+    pgoff: vma.linearPageIndex(addr),
+    flags,
+    pmd: pmdp,
+    pte: null,
+    origPte: 0n,
+    ptl: null,
+    cowPage: null,
+  };
+  return yield* handlePteFault(vmf);
+}
+
+/**
+ * Models `sanitize_fault_flags()` in mm/memory.c: a write fault on a VMA that can never be written, or a
+ * forced write to a shared read-only mapping, is a bug of the caller and gets SIGSEGV.
+ */
+export function sanitizeFaultFlags(vma: VmArea, flags: number): number {
+  if ((flags & FAULT_FLAG_WRITE) !== 0) {
+    if ((vma.vmFlags & VM_MAYWRITE) === 0) return VM_FAULT_SIGSEGV;
+    if ((vma.vmFlags & VM_WRITE) === 0 && !vma.isCowMapping()) return VM_FAULT_SIGSEGV;
+  }
+  return 0;
+}
+
+/**
+ * Models `mm_account_fault()` in mm/memory.c: a retried fault is counted when it completes; every other
+ * fault counts in `pgfault`, even a failed one; a successful fault counts as major when it did I/O
+ * (VM_FAULT_MAJOR) or had been retried (FAULT_FLAG_TRIED), else minor, in the task's counters.
+ * Simplification: `pgmajfault` is counted here for major faults (Linux counts it where the I/O happens,
+ * in `filemap_fault()` and `do_swap_page()`).
+ */
+export function mmAccountFault(
+  env: FaultEnv,
+  task: TaskFaultCounters | null,
+  flags: number,
+  ret: number,
+): void {
+  if ((ret & VM_FAULT_RETRY) !== 0) return;
+  env.vmstat.pgfault++;
+  if ((ret & VM_FAULT_ERROR) !== 0) return;
+  const major = (ret & VM_FAULT_MAJOR) !== 0 || (flags & FAULT_FLAG_TRIED) !== 0;
+  if (major) {
+    env.vmstat.pgmajfault++;
+    if (task !== null) task.majflt++;
+  } else if (task !== null) {
+    task.minflt++;
+  }
+}
+
+/**
+ * Models `handle_mm_fault()` in mm/memory.c: check the flags, handle the fault, and account it
+ * ({@link mmAccountFault}). Called with the mmap lock held for reading; returns with it still held unless
+ * the result has VM_FAULT_RETRY or VM_FAULT_COMPLETED (then the handler released it).
+ */
+export function* handleMmFault(
+  env: FaultEnv,
+  mm: MmStruct,
+  pt: PageTables,
+  vma: VmArea,
+  address: number,
+  flags: number,
+  task: TaskFaultCounters | null,
+): Kernel<number> {
+  let ret = sanitizeFaultFlags(vma, flags);
+  if (ret === 0) ret = yield* handleMmFaultLocked(env, mm, pt, vma, address, flags);
+  mmAccountFault(env, task, flags, ret);
+  return ret;
+}

@@ -1,0 +1,172 @@
+import type { Kernel } from '@spf/machine';
+import {
+  errnoName,
+  MAP_ANONYMOUS,
+  MAP_FIXED,
+  MAP_FIXED_NOREPLACE,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  PROT_EXEC,
+  PROT_READ,
+  PROT_WRITE,
+  type SysResult,
+  VM_EXEC,
+  VM_MAYSHARE,
+  VM_READ,
+  VM_WRITE,
+} from '@spf/vma';
+import type { FaultHandlerFactory } from '@spf/fault-classic';
+import { pageStateAt } from './pagemap.js';
+import {
+  ARENA_BASE,
+  ARENA_PAGES,
+  arenaAddress,
+  type ParsedOp,
+  type Prot,
+  REPLAY_PAGE_SIZE,
+  TOUCH_STORE_VALUE,
+} from './replay/format.js';
+import {
+  type ErrnoName,
+  formatObservations,
+  type MapsEntry,
+  type Observation,
+  type PageState,
+} from './replay/observation.js';
+import { parseScript } from './replay/parse.js';
+import { UserSignal } from './signals.js';
+import { boot, type SystemRunResult } from './system.js';
+import type { UserContext } from './user-context.js';
+
+/** Options of {@link runReplay}. */
+export interface RunReplayOptions {
+  /** Map the shared zero page on read faults (default true; the Linux 6.18 development VM maps none). */
+  readonly zeroPage?: boolean;
+  /** The fault handler (default classic). */
+  readonly faultHandler?: FaultHandlerFactory;
+  /** Record a machine trace. */
+  readonly trace?: boolean;
+}
+
+/** The outcome of a replay run. */
+export interface ReplayRun {
+  /** The observations, one per op. */
+  readonly observations: readonly Observation[];
+  /** The printed output (`formatObservations`), exactly what `spf replay` prints. */
+  readonly output: string;
+  /** The simulator's run result (for traces and invariant failures). */
+  readonly result: SystemRunResult;
+}
+
+/** Thrown when the simulator itself failed while running a replay script (a kernel bug, not bad input). */
+export class ReplaySimulatorError extends Error {
+  override readonly name = 'ReplaySimulatorError';
+}
+
+function protBits(p: Prot): number {
+  return (p.read ? PROT_READ : 0) | (p.write ? PROT_WRITE : 0) | (p.exec ? PROT_EXEC : 0);
+}
+
+function errno(r: SysResult<unknown>): ErrnoName | null {
+  return r.ok ? null : (errnoName(r.errno) as ErrnoName);
+}
+
+const ARENA_END = ARENA_BASE + ARENA_PAGES * REPLAY_PAGE_SIZE;
+
+function* runOp(u: UserContext, op: ParsedOp): Kernel<Observation> {
+  const pages = (n: number) => n * REPLAY_PAGE_SIZE;
+  switch (op.kind) {
+    case 'mmap': {
+      const flags =
+        (op.share === 'shared' ? MAP_SHARED : MAP_PRIVATE) |
+        MAP_ANONYMOUS |
+        (op.fixed ? MAP_FIXED : MAP_FIXED_NOREPLACE);
+      const r = yield* u.mmap(arenaAddress(op.off), pages(op.npages), protBits(op.prot), flags);
+      return { op: 'mmap', errno: errno(r) };
+    }
+    case 'munmap':
+      return { op: 'munmap', errno: errno(yield* u.munmap(arenaAddress(op.off), pages(op.npages))) };
+    case 'mprotect': {
+      const r = yield* u.mprotect(arenaAddress(op.off), pages(op.npages), protBits(op.prot));
+      return { op: 'mprotect', errno: errno(r) };
+    }
+    case 'touch': {
+      const before = u.rusage();
+      const addr = arenaAddress(op.page);
+      try {
+        let value: number | undefined;
+        if (op.access === 'r') value = yield* u.load8(addr);
+        else yield* u.store8(addr, TOUCH_STORE_VALUE);
+        const after = u.rusage();
+        return {
+          op: 'touch',
+          result: 'ok',
+          minflt: after.minflt - before.minflt,
+          majflt: after.majflt - before.majflt,
+          ...(value === undefined ? {} : { value }),
+        };
+      } catch (e) {
+        if (!(e instanceof UserSignal)) throw e;
+        const { signal, code } = e.info;
+        if (signal === 'SIGBUS') return { op: 'touch', result: 'SIGBUS' };
+        if (signal === 'SIGSEGV' && (code === 'MAPERR' || code === 'ACCERR' || code === 'PKUERR')) {
+          return { op: 'touch', result: 'SIGSEGV', code };
+        }
+        throw e;
+      }
+    }
+    case 'maps': {
+      const vmas: MapsEntry[] = [];
+      for (const v of u.process.mm.vmasIn(ARENA_BASE, ARENA_END)) {
+        const f = v.vmFlags;
+        vmas.push({
+          start: (Math.max(v.vmStart, ARENA_BASE) - ARENA_BASE) / REPLAY_PAGE_SIZE,
+          end: (Math.min(v.vmEnd, ARENA_END) - ARENA_BASE) / REPLAY_PAGE_SIZE,
+          prot: { read: (f & VM_READ) !== 0, write: (f & VM_WRITE) !== 0, exec: (f & VM_EXEC) !== 0 },
+          shared: (f & VM_MAYSHARE) !== 0,
+          // show_map_vma() prints vm_pgoff only for VMAs with a file (shmem for shared anonymous memory).
+          pgoff: v.vmFile !== null ? v.vmPgoff : 0,
+        });
+      }
+      return { op: 'maps', vmas };
+    }
+    case 'pagemap': {
+      const states: PageState[] = [];
+      for (let i = 0; i < op.npages; i++)
+        states.push(pageStateAt(u.system, u.process, arenaAddress(op.off + i)));
+      return { op: 'pagemap', pages: states };
+    }
+  }
+}
+
+/**
+ * Runs a replay script on a freshly booted one-CPU simulator and returns the observations and the output
+ * `spf replay` prints. The script is parsed completely first: a malformed line throws `ReplayParseError`
+ * (naming the line and what was expected) and nothing runs. Like the host harness, the program catches
+ * SIGSEGV and SIGBUS, so a faulting touch prints the signal and the script goes on.
+ *
+ * @throws ReplaySimulatorError if the simulator failed (a kernel bug or a broken invariant).
+ */
+export function runReplay(script: string, opts: RunReplayOptions = {}): ReplayRun {
+  const ops = parseScript(script);
+  const system = boot({
+    cpus: 1,
+    zeroPage: opts.zeroPage ?? true,
+    faultHandler: opts.faultHandler,
+    trace: opts.trace,
+  });
+  const observations: Observation[] = [];
+  system.spawnProcess('replay', function* (u) {
+    u.catchSignal('SIGSEGV');
+    u.catchSignal('SIGBUS');
+    for (const op of ops) observations.push(yield* runOp(u, op));
+  });
+  const result = system.run();
+  if (!result.ok) {
+    const f = result.failure;
+    throw new ReplaySimulatorError(
+      `the simulator failed after ${observations.length} of ${ops.length} ops: ${f?.kind}: ${f?.message}`,
+    );
+  }
+  return { observations, output: formatObservations(observations), result };
+}

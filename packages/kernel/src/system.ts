@@ -1,0 +1,414 @@
+import {
+  classicFaultHandler,
+  type FaultEnv,
+  type FaultHandler,
+  type FaultHandlerFactory,
+  makeFaultEnv,
+  VmStat,
+} from '@spf/fault-classic';
+import { Rcu } from '@spf/locks';
+import {
+  block,
+  type CostModel,
+  delay,
+  type Kernel,
+  KernelFault,
+  Machine,
+  type Policy,
+  type RunResult,
+  read,
+  wake,
+  write,
+} from '@spf/machine';
+import { type AccessKind, Page, PF_USER, PF_WRITE, PhysicalMemory, Mmu, putPage } from '@spf/pagetable';
+import {
+  doMunmap,
+  dupMmap,
+  type MmapLockKind,
+  MmStruct,
+  mmInvariantProblems,
+  PagetableOps,
+  type PageStateReader,
+  ShmemZeroFile,
+} from '@spf/vma';
+import { type ExitStatus, Process, Thread } from './process.js';
+import { ProcessExiting, type SignalInfo, UserSignal } from './signals.js';
+import { UserContext, type UserProgram } from './user-context.js';
+
+/** How {@link boot} builds a system. Every field is optional. */
+export interface BootConfig {
+  /** Number of CPUs (default 1). */
+  readonly cpus?: number;
+  /** Scheduling policy (default `timed()`: discrete-event, for measurements). */
+  readonly policy?: Policy;
+  /** Seed of the machine (default 1). */
+  readonly seed?: number;
+  /** Overrides of the machine's cost model (latencies in ns). */
+  readonly cost?: Partial<CostModel>;
+  /** Installed RAM in bytes (default 256 MiB). */
+  readonly memory?: number;
+  /** The fault handler (default the classic one, `classicFaultHandler` from @spf/fault-classic). */
+  readonly faultHandler?: FaultHandlerFactory;
+  /** Map the shared zero page on read faults (default true). */
+  readonly zeroPage?: boolean;
+  /** `CONFIG_ARCH_HAS_PTE_SPECIAL` (default true, as on x86-64). */
+  readonly pteSpecial?: boolean;
+  /** The mmap lock of every mm: Linux's rw_semaphore (default) or a range lock. */
+  readonly mmapLock?: MmapLockKind;
+  /** Record a machine trace (for `toChromeTrace`). */
+  readonly trace?: boolean;
+  /** Step limit of the machine (a livelock guard). */
+  readonly maxSteps?: number;
+  /** Check the mm invariants of every live process at the end of the run (default true). */
+  readonly checkInvariants?: boolean;
+}
+
+/** The result of {@link System.run}: the machine's result plus what happened to the processes. */
+export interface SystemRunResult extends RunResult {
+  /** Every process with how it ended (null if it was still running when the run stopped). */
+  readonly processes: readonly {
+    readonly pid: number;
+    readonly name: string;
+    readonly status: ExitStatus | null;
+  }[];
+  /** Kernel log lines (processes killed by signals, OOM). */
+  readonly log: readonly string[];
+}
+
+/** A bug in how the simulated kernel was used or a broken invariant, found by the kernel itself. */
+export class SystemError extends KernelFault {
+  override name = 'SystemError';
+  constructor(message: string) {
+    super('system', message);
+  }
+}
+
+/** Most times one access may fault before the kernel declares a fault loop (a handler that maps nothing). */
+const MAX_FAULTS_PER_ACCESS = 64;
+
+/**
+ * A booted simulated system: a machine, physical memory, the MMU with per-CPU TLBs, RCU, the fault handler
+ * and the processes. Build one with {@link boot}, start processes with {@link spawnProcess}, then
+ * {@link run} it once.
+ */
+export class System {
+  readonly machine: Machine;
+  readonly mem: PhysicalMemory;
+  readonly mmu: Mmu;
+  readonly rcu: Rcu;
+  readonly env: FaultEnv;
+  readonly faultHandler: FaultHandler;
+  readonly vmstat: VmStat;
+  readonly cost: CostModel;
+  readonly processes: Process[] = [];
+  readonly log: string[] = [];
+  readonly mmapLock: MmapLockKind;
+  private nextPid = 1;
+  private nextTid = 1;
+  /** Free frames right after boot, to find leaks once every process has exited. */
+  readonly bootFreeFrames: number;
+
+  constructor(config: BootConfig = {}) {
+    const cpus = config.cpus ?? 1;
+    this.machine = new Machine({
+      cpus,
+      seed: config.seed,
+      policy: config.policy,
+      cost: config.cost,
+      maxSteps: config.maxSteps,
+      trace: config.trace,
+    });
+    this.cost = this.machine.cost;
+    const machine = this.machine;
+    this.mem = new PhysicalMemory({
+      size: config.memory ?? 256 * 1024 * 1024,
+      zeroPage: config.zeroPage ?? true,
+      lineOf: (pa) => machine.physLine(pa),
+    });
+    this.mmu = new Mmu(this.mem, { cpus });
+    this.rcu = new Rcu(this.machine);
+    this.vmstat = new VmStat();
+    this.env = makeFaultEnv({
+      mem: this.mem,
+      cost: this.cost,
+      useZeroPage: config.zeroPage ?? true,
+      pteSpecial: config.pteSpecial ?? true,
+      vmstat: this.vmstat,
+    });
+    this.faultHandler = (config.faultHandler ?? classicFaultHandler)(this.env);
+    this.mmapLock = config.mmapLock ?? 'rwsem';
+    this.bootFreeFrames = this.mem.freeCount;
+    if (config.checkInvariants ?? true) this.machine.atEnd(() => this.assertInvariants());
+  }
+
+  /** The page-table operations factory every mm of this system uses (@spf/vma's PagetableOps). */
+  private pageTables(pid: number): (mm: MmStruct) => PagetableOps {
+    return PagetableOps.factory({ mem: this.mem, mmu: this.mmu, pcid: pid % 4096 });
+  }
+
+  /**
+   * Creates a process with a fresh, empty address space whose main thread runs `program` on `cpu`.
+   * Callable before {@link run} or from kernel code while the system runs.
+   */
+  spawnProcess(name: string, program: UserProgram, opts: { readonly cpu?: number } = {}): Process {
+    const pid = this.nextPid++;
+    const mm = new MmStruct({
+      mmapLock: this.mmapLock,
+      rcu: this.rcu,
+      pageTables: this.pageTables(pid),
+      name: `mm[${pid}]`,
+    });
+    const proc = new Process(pid, name, mm, (mm.pageTables as PagetableOps).pt, null);
+    this.processes.push(proc);
+    this.spawnThread(proc, program, opts.cpu ?? 0);
+    return proc;
+  }
+
+  /** Starts another thread of `proc` on `cpu` running `program` (`clone(CLONE_VM | CLONE_THREAD)`). */
+  spawnThread(proc: Process, program: UserProgram, cpu: number): Thread {
+    if (proc.status !== null) throw new SystemError(`cannot add a thread to ${proc}: it has exited`);
+    const th = new Thread(this.nextTid++, proc, cpu);
+    proc.threads.push(th);
+    proc.live++;
+    th.task = this.machine.spawn(cpu, `${proc.name}[${proc.pid}.${th.tid}]`, this.threadMain(th, program));
+    return th;
+  }
+
+  /**
+   * Models `fork()` (kernel/fork.c `copy_process()` with `dup_mmap()`): a child process with a copy of the
+   * parent's address space (private pages shared copy-on-write) whose only thread runs `program` on `cpu`.
+   */
+  *fork(parent: Process, program: UserProgram, cpu: number): Kernel<Process> {
+    const pid = this.nextPid++;
+    const mm = yield* dupMmap(parent.mm, this.pageTables(pid));
+    const child = new Process(pid, `${parent.name}-child`, mm, (mm.pageTables as PagetableOps).pt, parent);
+    this.processes.push(child);
+    this.spawnThread(child, program, cpu);
+    return child;
+  }
+
+  private *threadMain(th: Thread, program: UserProgram): Kernel<void> {
+    const ctx = new UserContext(this, th);
+    try {
+      yield* program(ctx);
+    } catch (e) {
+      if (e instanceof UserSignal) this.markKilled(th.process, e.info);
+      else if (!(e instanceof ProcessExiting)) throw e;
+    }
+    yield* this.exitThread(th);
+  }
+
+  private markKilled(proc: Process, info: SignalInfo): void {
+    if (proc.exiting !== null) return;
+    proc.exiting = `killed by ${info.signal}`;
+    proc.killedBy = info;
+    this.log.push(`${proc}: killed by ${info.signal} (${info.code}) at 0x${info.address.toString(16)}`);
+  }
+
+  /**
+   * Delivers a fault signal to a thread: thrown into the program as a {@link UserSignal} if the process
+   * catches that signal, otherwise the process is killed and the thread unwinds with ProcessExiting.
+   */
+  raise(th: Thread, info: SignalInfo): never {
+    const proc = th.process;
+    if (info.signal !== 'SIGKILL' && proc.caught.has(info.signal)) throw new UserSignal(info);
+    this.markKilled(proc, info);
+    throw new ProcessExiting(proc.exiting as string);
+  }
+
+  /** Throws ProcessExiting if the thread's process is dying (checked at every access and syscall). */
+  checkAlive(th: Thread): void {
+    if (th.process.exiting !== null) throw new ProcessExiting(th.process.exiting);
+  }
+
+  /**
+   * A user-mode access as the hardware does it: translate through the TLB and page tables
+   * (`Mmu.translateKernel`); on #PF enter the kernel (charging `cost.exceptionEntryExit`), run the fault
+   * handler, and retry the instruction; a fault the handler cannot fix becomes a signal. Returns the
+   * physical address.
+   */
+  *translateUser(th: Thread, addr: number, kind: AccessKind): Kernel<number> {
+    const proc = th.process;
+    for (let tries = 0; ; tries++) {
+      this.checkAlive(th);
+      const st = this.mmu.cpu(th.cpu);
+      if (st.mm !== proc.pt) this.mmu.switchMm(th.cpu, proc.pt);
+      const r = yield* this.mmu.translateKernel(th.cpu, addr, { kind, user: true });
+      if (r.ok) return Number(r.pa);
+      if (r.fault === 'GP') this.raise(th, { signal: 'SIGSEGV', code: 'SI_KERNEL', address: addr });
+      if (tries >= MAX_FAULTS_PER_ACCESS) {
+        throw new SystemError(
+          `fault loop: ${kind} of 0x${addr.toString(16)} by ${proc} faulted ${tries} times (error code ${r.ok ? 0 : r.fault === 'PF' ? r.errorCode : 0}); the fault handler reports success without mapping the page`,
+        );
+      }
+      yield* delay(this.cost.exceptionEntryExit, 'page fault entry/exit');
+      const out = yield* this.faultHandler.handleUserFault({
+        mm: proc.mm,
+        pt: proc.pt,
+        address: addr,
+        errorCode: r.fault === 'PF' ? r.errorCode : 0,
+        task: th.counters,
+      });
+      switch (out.kind) {
+        case 'handled':
+          continue;
+        case 'sigsegv':
+          this.raise(th, { signal: 'SIGSEGV', code: out.code, address: addr });
+          break;
+        case 'sigbus':
+          this.raise(th, { signal: 'SIGBUS', code: 'ADRERR', address: addr });
+          break;
+        case 'oom':
+          this.raise(th, { signal: 'SIGKILL', code: 'OOM', address: addr });
+      }
+    }
+  }
+
+  /** One-byte user load: translate, then a read of the memory line; returns the byte. */
+  *load8(th: Thread, addr: number, kind: 'read' | 'fetch' = 'read'): Kernel<number> {
+    const pa = yield* this.translateUser(th, addr, kind);
+    yield* read(this.mem.lineOf(pa), kind === 'fetch' ? 'ifetch' : 'load');
+    return this.mem.read8(pa);
+  }
+
+  /** One-byte user store. */
+  *store8(th: Thread, addr: number, value: number): Kernel<void> {
+    const pa = yield* this.translateUser(th, addr, 'write');
+    yield* write(this.mem.lineOf(pa), 'store');
+    this.mem.write8(pa, value);
+  }
+
+  /**
+   * Models `mm_populate()` (mm/gup.c `populate_vma_page_range()`): faults in every page of [start, start+len)
+   * that is not mapped yet, for MAP_POPULATE and VM_LOCKED; a write fault for private writable mappings.
+   */
+  *populate(th: Thread, mm: MmStruct, start: number, len: number, writeFault: boolean): Kernel<void> {
+    const proc = th.process;
+    for (let a = start; a < start + len; a += 4096) {
+      if (proc.pt.leaf(a) !== null) continue;
+      const out = yield* this.faultHandler.handleUserFault({
+        mm,
+        pt: proc.pt,
+        address: a,
+        errorCode: PF_USER | (writeFault ? PF_WRITE : 0),
+        task: th.counters,
+      });
+      if (out.kind !== 'handled') return;
+    }
+  }
+
+  /** Shmem files of shared anonymous mappings that may still hold page-cache pages. */
+  private readonly shmemFiles = new Set<ShmemZeroFile>();
+
+  /** Remembers the shmem files of the VMAs in [start, end) (after mmap), to release their pages later. */
+  trackShmem(mm: MmStruct, start: number, end: number): void {
+    for (const v of mm.vmasIn(start, end))
+      if (v.vmFile instanceof ShmemZeroFile) this.shmemFiles.add(v.vmFile);
+  }
+
+  /**
+   * Drops the page cache of shmem files no VMA references any more (the final `iput()` of a deleted shmem
+   * inode truncating its pages, `shmem_evict_inode()`). Called after every syscall that can remove VMAs.
+   */
+  *releaseUnusedShmem(): Kernel<void> {
+    for (const f of [...this.shmemFiles]) {
+      if (f.refs > 0) continue;
+      this.shmemFiles.delete(f);
+      const pages = [...f.pages.values()];
+      f.pages.clear();
+      for (const p of pages) if (p instanceof Page && this.mem.isLive(p.pfn, p.gen)) yield* putPage(p);
+    }
+  }
+
+  /**
+   * Models `exit_mmap()` (mm/mmap.c): unmaps every VMA (zapping the pages, freeing the page tables), then
+   * frees the top-level table.
+   */
+  *exitMmap(proc: Process): Kernel<void> {
+    const mm = proc.mm;
+    yield* mm.mmapWriteLock();
+    const r = yield* doMunmap(mm, 0, mm.taskSize);
+    yield* mm.mmapWriteUnlock();
+    if (!r.ok) throw new SystemError(`exit_mmap of ${proc} failed with errno ${r.errno}`);
+    yield* this.releaseUnusedShmem();
+    for (let c = 0; c < this.mmu.cpuCount; c++) {
+      const st = this.mmu.cpu(c);
+      if (st.mm === proc.pt) {
+        this.mmu.flushAll(c);
+        st.mm = null;
+      }
+    }
+    proc.pt.destroy(`exit_mmap of ${proc}`);
+  }
+
+  private *exitThread(th: Thread): Kernel<void> {
+    const proc = th.process;
+    proc.deadMinflt += th.counters.minflt;
+    proc.deadMajflt += th.counters.majflt;
+    th.done = true;
+    proc.live--;
+    if (proc.live > 0) return;
+    if (proc.exiting === null) proc.exiting = 'exited';
+    yield* this.exitMmap(proc);
+    proc.status =
+      proc.killedBy !== null
+        ? { kind: 'killed', signal: proc.killedBy }
+        : { kind: 'exited', code: proc.exitCode };
+    yield* wake(proc.exitWait, Number.POSITIVE_INFINITY);
+  }
+
+  /** Models `wait4()`: sleeps until `child` has exited and returns how. */
+  *wait(child: Process): Kernel<ExitStatus> {
+    yield* block(child.exitWait, () => child.status !== null, `wait4(${child.pid})`);
+    return child.status as ExitStatus;
+  }
+
+  /** A {@link PageStateReader} over this system's pages, for @spf/vma's invariant checker. */
+  pageStateReader(): PageStateReader {
+    return {
+      mapcount: (p) => (p as Page).mapcount,
+      refcount: (p) => (p as Page).refcount,
+      extraRefs: (p) => ((p as Page).mapping instanceof ShmemZeroFile ? 1 : 0),
+    };
+  }
+
+  /**
+   * The mm invariants (@spf/vma's checker) of every live process, plus: once every process has exited,
+   * every frame allocated since boot has been freed. Returns the problems found.
+   */
+  invariantProblems(): string[] {
+    const live = this.processes.filter((p) => p.status === null).map((p) => p.mm);
+    const problems = mmInvariantProblems(live, this.pageStateReader());
+    if (live.length === 0 && this.processes.length > 0 && this.mem.freeCount !== this.bootFreeFrames) {
+      problems.push(
+        `every process has exited but ${this.bootFreeFrames - this.mem.freeCount} frames allocated since boot are still in use (a leak)`,
+      );
+    }
+    return problems;
+  }
+
+  /** Throws a SystemError listing every broken invariant (runs at the end of each run by default). */
+  assertInvariants(): void {
+    const problems = this.invariantProblems();
+    if (problems.length > 0) throw new SystemError(`invariants violated:\n  ${problems.join('\n  ')}`);
+  }
+
+  /** Runs the system until every task has finished (or a failure stops it). A system runs once. */
+  run(): SystemRunResult {
+    const r = this.machine.run();
+    return {
+      ...r,
+      processes: this.processes.map((p) => ({ pid: p.pid, name: p.name, status: p.status })),
+      log: this.log,
+    };
+  }
+}
+
+/**
+ * Boots a simulated system: a machine with `cpus` CPUs under `policy`, `memory` bytes of RAM (with or
+ * without the shared zero page), the MMU, RCU, and the fault handler (classic by default). Returns the
+ * {@link System}; add processes with `spawnProcess`, then `run()`.
+ */
+export function boot(config: BootConfig = {}): System {
+  return new System(config);
+}

@@ -1,0 +1,204 @@
+import { delay, type Kernel, now, yieldCpu } from '@spf/machine';
+import type { ExitStatus, Process, Thread } from './process.js';
+import { ProcessExiting, type SignalName } from './signals.js';
+import type { System } from './system.js';
+import {
+  type SysResult,
+  sysBrk,
+  sysMadvise,
+  sysMmap,
+  sysMprotect,
+  sysMremap,
+  sysMunmap,
+  procMaps,
+  PAGE_SIZE,
+} from '@spf/vma';
+import { type PageState, pageStateAt } from './pagemap.js';
+
+/** A user program: a generator function that gets the {@link UserContext} of its thread. */
+export type UserProgram = (u: UserContext) => Kernel<unknown>;
+
+/**
+ * What a user program can do, each call a kernel generator to `yield*`: loads, stores and instruction
+ * fetches at virtual addresses (through the MMU; a fault enters the kernel's fault handler and the access
+ * is retried), and system calls (each charging `cost.syscall`). Syscalls return Linux's results: a
+ * {@link SysResult} with the value or the errno.
+ *
+ * Faults the kernel cannot fix deliver SIGSEGV or SIGBUS: by default they kill the process (the run's
+ * log reports it); after {@link catchSignal} the faulting access throws a `UserSignal` instead.
+ */
+export class UserContext {
+  constructor(
+    readonly system: System,
+    readonly thread: Thread,
+  ) {}
+
+  /** The process this thread belongs to. */
+  get process(): Process {
+    return this.thread.process;
+  }
+  /** The process id. */
+  get pid(): number {
+    return this.thread.process.pid;
+  }
+
+  private *syscall(label: string): Kernel<void> {
+    this.system.checkAlive(this.thread);
+    yield* delay(this.system.cost.syscall, label);
+  }
+
+  // ---- memory accesses ------------------------------------------------------------------------
+
+  /** Loads the byte at `addr` (`movb (addr), %al`). */
+  load8(addr: number): Kernel<number> {
+    return this.system.load8(this.thread, addr, 'read');
+  }
+  /** Stores `value` (0 to 255) at `addr`. */
+  store8(addr: number, value: number): Kernel<void> {
+    return this.system.store8(this.thread, addr, value);
+  }
+  /** Fetches the instruction byte at `addr` (an execute access: needs an executable mapping). */
+  fetch8(addr: number): Kernel<number> {
+    return this.system.load8(this.thread, addr, 'fetch');
+  }
+  /** Loads `len` bytes starting at `addr` (one access per page touched). */
+  *loadBytes(addr: number, len: number): Kernel<Uint8Array> {
+    const out = new Uint8Array(len);
+    let done = 0;
+    while (done < len) {
+      const a = addr + done;
+      const n = Math.min(len - done, PAGE_SIZE - (a % PAGE_SIZE));
+      const pa = yield* this.system.translateUser(this.thread, a, 'read');
+      out.set(this.system.mem.readBytes(pa, n), done);
+      done += n;
+    }
+    return out;
+  }
+  /** Stores `data` at `addr` (one access per page touched). */
+  *storeBytes(addr: number, data: Uint8Array): Kernel<void> {
+    let done = 0;
+    while (done < data.length) {
+      const a = addr + done;
+      const n = Math.min(data.length - done, PAGE_SIZE - (a % PAGE_SIZE));
+      const pa = yield* this.system.translateUser(this.thread, a, 'write');
+      this.system.mem.writeBytes(pa, data.subarray(done, done + n));
+      done += n;
+    }
+  }
+
+  // ---- system calls ---------------------------------------------------------------------------
+
+  /** mmap(2) of anonymous memory (MAP_ANONYMOUS is up to the caller's `flags`). */
+  *mmap(addr: number, len: number, prot: number, flags: number): Kernel<SysResult<number>> {
+    yield* this.syscall('sys_mmap');
+    const sys = this.system;
+    const th = this.thread;
+    const mm = this.process.mm;
+    const r = yield* sysMmap(mm, {
+      addr,
+      len,
+      prot,
+      flags,
+      populate: (m, start, l, w) => sys.populate(th, m, start, l, w),
+    });
+    if (r.ok) sys.trackShmem(mm, r.value, r.value + len);
+    // MAP_FIXED may have replaced (unmapped) a shared mapping.
+    yield* sys.releaseUnusedShmem();
+    return r;
+  }
+  /** munmap(2). */
+  *munmap(addr: number, len: number): Kernel<SysResult<0>> {
+    yield* this.syscall('sys_munmap');
+    const r = yield* sysMunmap(this.process.mm, addr, len);
+    yield* this.system.releaseUnusedShmem();
+    return r;
+  }
+  /** mprotect(2). */
+  *mprotect(addr: number, len: number, prot: number): Kernel<SysResult<0>> {
+    yield* this.syscall('sys_mprotect');
+    return yield* sysMprotect(this.process.mm, addr, len, prot);
+  }
+  /** mremap(2). */
+  *mremap(
+    addr: number,
+    oldLen: number,
+    newLen: number,
+    flags: number,
+    newAddr = 0,
+  ): Kernel<SysResult<number>> {
+    yield* this.syscall('sys_mremap');
+    const r = yield* sysMremap(this.process.mm, addr, oldLen, newLen, flags, newAddr);
+    yield* this.system.releaseUnusedShmem();
+    return r;
+  }
+  /** brk(2): returns the new break (the old one if the request failed), as the raw syscall does. */
+  *brk(addr: number): Kernel<number> {
+    yield* this.syscall('sys_brk');
+    return yield* sysBrk(this.process.mm, addr);
+  }
+  /** madvise(2). */
+  *madvise(addr: number, len: number, advice: number): Kernel<SysResult<0>> {
+    yield* this.syscall('sys_madvise');
+    return yield* sysMadvise(this.process.mm, addr, len, advice);
+  }
+  /**
+   * fork(2): the child gets a copy-on-write copy of this address space and runs `child` (on `cpu`, default
+   * this thread's CPU). Returns the child's pid.
+   */
+  *fork(child: UserProgram, cpu = this.thread.cpu): Kernel<number> {
+    yield* this.syscall('sys_fork');
+    const p = yield* this.system.fork(this.process, child, cpu);
+    return p.pid;
+  }
+  /** wait4(2) for a child by pid: sleeps until it exits and returns how it ended. */
+  *wait(pid: number): Kernel<ExitStatus> {
+    yield* this.syscall('sys_wait4');
+    const child = this.system.processes.find((p) => p.pid === pid && p.parent === this.process);
+    if (child === undefined) throw new RangeError(`wait(${pid}): no child process ${pid} of ${this.process}`);
+    return yield* this.system.wait(child);
+  }
+  /** clone(CLONE_VM|CLONE_THREAD): another thread of this process running `program` on `cpu`. */
+  *spawnThread(program: UserProgram, cpu: number): Kernel<number> {
+    yield* this.syscall('sys_clone');
+    return this.system.spawnThread(this.process, program, cpu).tid;
+  }
+  /** exit_group(2): ends every thread of the process with `code`. Never returns. */
+  *exit(code = 0): Kernel<never> {
+    yield* this.syscall('sys_exit_group');
+    const p = this.process;
+    if (p.exiting === null) {
+      p.exiting = `exit(${code})`;
+      p.exitCode = code;
+    }
+    throw new ProcessExiting(p.exiting);
+  }
+  /** sigaction(2) with a handler: fault signals of this kind throw a UserSignal instead of killing. */
+  catchSignal(signal: SignalName): void {
+    this.process.caught.add(signal);
+  }
+  /** sigaction(2) with SIG_DFL: the signal kills the process again. */
+  defaultSignal(signal: SignalName): void {
+    this.process.caught.delete(signal);
+  }
+  /** getrusage(RUSAGE_SELF): the process's minor and major fault counts. */
+  rusage(): { minflt: number; majflt: number } {
+    return this.process.rusage();
+  }
+  /** sched_yield(2). */
+  *schedYield(): Kernel<void> {
+    yield* this.syscall('sys_sched_yield');
+    yield* yieldCpu();
+  }
+  /** clock_gettime(2): simulated nanoseconds on this CPU. */
+  *clock(): Kernel<number> {
+    return yield* now();
+  }
+  /** Reads this process's /proc/self/maps (optionally only VMAs overlapping [start, end)). */
+  maps(start = 0, end = Number.POSITIVE_INFINITY): string {
+    return procMaps(this.process.mm, start, end);
+  }
+  /** What /proc/self/pagemap says about the page at `addr` (`.`, `Z`, `A` or `F`). */
+  pagemap(addr: number): PageState {
+    return pageStateAt(this.system, this.process, addr);
+  }
+}
