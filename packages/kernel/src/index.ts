@@ -54,3 +54,11 @@ export {
 } from './replay/observation.js';
 export { parseLine, parseScript } from './replay/parse.js';
 export { parseObservations } from './replay/parse-output.js';
+
+// The simulated system: boot, processes, user programs, `spf replay`.
+export { pageStateAt } from './pagemap.js';
+export { type ExitStatus, Process, Thread } from './process.js';
+export { ReplaySimulatorError, type ReplayRun, type RunReplayOptions, runReplay } from './run-replay.js';
+export { ProcessExiting, type SignalCode, type SignalInfo, type SignalName, UserSignal } from './signals.js';
+export { type BootConfig, boot, System, SystemError, type SystemRunResult } from './system.js';
+export { UserContext, type UserProgram } from './user-context.js';
