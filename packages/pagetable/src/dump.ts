@@ -74,7 +74,9 @@ export function dumpPageTables(
         const next = entryTablePa(entry);
         const nextPfn = Math.floor(next / 4096);
         const usable = next < pt.mem.size && pt.mem.state[nextPfn] !== FrameState.free;
-        emit(`${pad}${name} -> table ${hex(next)} [${flags}]${usable ? '' : ' (points outside allocated memory)'}`);
+        emit(
+          `${pad}${name} -> table ${hex(next)} [${flags}]${usable ? '' : ' (points outside allocated memory)'}`,
+        );
         if (usable) walk(next, (level - 1) as Level, lo, depth + 1);
       }
     }

@@ -160,14 +160,18 @@ describe('swap entries (arch/x86/include/asm/pgtable_64.h)', () => {
   });
   it('property: every (type, offset) round-trips and is a swap PTE, with software bits preserved', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 31 }), fc.bigInt({ min: 0n, max: SWP_OFFSET_MAX }), (type, offset) => {
-        const pte = swpEntryToPte(swpEntry(type, offset));
-        expect(pteToSwpEntry(pte)).toEqual({ type, offset });
-        expect(isSwapPte(pte)).toBe(true);
-        const marked = pteSwpMkexclusive(pteSwpMksoftDirty(pte));
-        expect(pteSwpSoftDirty(marked) && pteSwpExclusive(marked)).toBe(true);
-        expect(pteToSwpEntry(marked)).toEqual({ type, offset });
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 31 }),
+        fc.bigInt({ min: 0n, max: SWP_OFFSET_MAX }),
+        (type, offset) => {
+          const pte = swpEntryToPte(swpEntry(type, offset));
+          expect(pteToSwpEntry(pte)).toEqual({ type, offset });
+          expect(isSwapPte(pte)).toBe(true);
+          const marked = pteSwpMkexclusive(pteSwpMksoftDirty(pte));
+          expect(pteSwpSoftDirty(marked) && pteSwpExclusive(marked)).toBe(true);
+          expect(pteToSwpEntry(marked)).toEqual({ type, offset });
+        },
+      ),
     );
   });
   it('rejects out-of-range fields', () => {
@@ -178,7 +182,15 @@ describe('swap entries (arch/x86/include/asm/pgtable_64.h)', () => {
 
 describe('printers', () => {
   it('names flags by level', () => {
-    expect(entryFlagNames(0x8000_0000_0000_0067n | (3n << 59n), 1)).toEqual(['P', 'RW', 'US', 'A', 'D', 'pkey=3', 'XD']);
+    expect(entryFlagNames(0x8000_0000_0000_0067n | (3n << 59n), 1)).toEqual([
+      'P',
+      'RW',
+      'US',
+      'A',
+      'D',
+      'pkey=3',
+      'XD',
+    ]);
     expect(entryFlagNames(0x1081n, 2)).toEqual(['P', 'PS', 'PAT']);
     expect(entryFlagNames(0x81n, 1)).toEqual(['P', 'PAT']);
     expect(formatEntry(pfnPte(0x42, PAGE_SHARED))).toBe('PTE 0x8000000000042027 pfn=0x42 [P RW US A XD]');

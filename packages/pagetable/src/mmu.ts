@@ -134,6 +134,8 @@ export class Mmu {
   private fillBase = 0;
   private fillShift = 12;
   private readonly walkMemory: WalkMemory;
+  /** Mask of the address bits of an entry's upper word (bits MAXPHYADDR-1:32). */
+  private readonly addrHi: number;
 
   constructor(mem: PhysicalMemory, opts: MmuOptions = {}) {
     const cpus = opts.cpus ?? 1;
@@ -142,6 +144,7 @@ export class Mmu {
     }
     this.mem = mem;
     this.walker = opts.walker ?? null;
+    this.addrHi = 2 ** (mem.maxPhyAddr - 32) - 1;
     this.cpuStates = Array.from({ length: cpus }, (_, i) => new CpuPaging(i, opts.tlb ?? {}, mem.maxPhyAddr));
     this.walkMemory = {
       readEntry: (pa: bigint): bigint => mem.walkRead(Number(pa)),
@@ -437,7 +440,7 @@ export class Mmu {
     const words = mem.words;
     const state = mem.state;
     const frames = mem.frames;
-    const addrHi = 2 ** (mem.maxPhyAddr - 32) - 1;
+    const addrHi = this.addrHi;
     let rsvdHi = 0xfffff & ~addrHi;
     if (!st.nxe) rsvdHi |= 0x80000000;
     let pfn = st.cr3 / 4096;
@@ -523,9 +526,18 @@ export class Mmu {
   private fill(st: CpuPaging, hi: number, lo: number): void {
     const tlb = st.tlb;
     const sh = this.fillShift;
-    const a = sh === 12 ? tlb.small : sh === 21 ? tlb.mid : tlb.huge;
-    const vpn = hi * 2 ** (32 - sh) + Math.floor(lo / 2 ** sh);
-    const s = vpn % a.entries;
+    let a: TlbArray;
+    let vpn: number;
+    let s: number;
+    if (sh === 12) {
+      a = tlb.small;
+      vpn = hi * 1048576 + (lo >>> 12);
+      s = (lo >>> 12) & a.mask;
+    } else {
+      a = sh === 21 ? tlb.mid : tlb.huge;
+      vpn = sh === 21 ? hi * 2048 + (lo >>> 21) : hi * 4 + (lo >>> 30);
+      s = vpn % a.entries;
+    }
     a.tag[s] = vpn;
     a.pcid[s] = st.pcid;
     a.base[s] = this.fillBase;

@@ -118,7 +118,10 @@ describe('kernel page-table API (include/linux/pgtable.h)', () => {
         }
         return () => {
           kassert(!pteNone(pt.readEntry(pmdp)), 'no table installed');
-          kassert(mem.freeCount === free0 - 1, `expected one table allocated, free went ${free0} -> ${mem.freeCount}`);
+          kassert(
+            mem.freeCount === free0 - 1,
+            `expected one table allocated, free went ${free0} -> ${mem.freeCount}`,
+          );
           kassert(pt.tables[1] === 2, `PTE table count ${pt.tables[1]}`);
         };
       },
@@ -230,7 +233,10 @@ describe('TLB shootdown (flush_tlb_mm_range)', () => {
           for (let i = 0; i < 4; i++) {
             const flushed = yield* done.load();
             const r = yield* mmu.translateKernel(cpu, VA, { kind: 'read', user: true });
-            kassert(!(flushed && r.ok), `CPU ${cpu} still reaches the unmapped page after the flush returned`);
+            kassert(
+              !(flushed && r.ok),
+              `CPU ${cpu} still reaches the unmapped page after the flush returned`,
+            );
             yield* seen.store(i);
           }
         });
@@ -306,7 +312,8 @@ describe('synchronous map/unmap and bad input', () => {
           const mapped = new Map<number, { pa: number; size: number }>();
           for (const op of ops) {
             // Spread slots over the address space: slot picks a GiB-aligned region, size picks the page.
-            const va = op.slot * 2 ** 39 + (op.size === 4096 ? 0x20_3000 : op.size === 2097152 ? 0x60_0000 : 0);
+            const va =
+              op.slot * 2 ** 39 + (op.size === 4096 ? 0x20_3000 : op.size === 2097152 ? 0x60_0000 : 0);
             const pa = op.frame * op.size;
             try {
               pt.map(va, pa, { size: op.size });
@@ -405,7 +412,10 @@ describe('property: the fast walk, referenceWalk and the kernel-form walk agree'
             // Overwrite each entry on the path with random bits (keeping its link).
             for (const [i, s] of w.pt.lookup(vaAligned).entries()) {
               const b = bits[i];
-              w.pt.writeEntry(s.entryPa, (s.entry & ((1n << 40n) - 1n) & ~0xfffn) | b.low | b.high | (s.entry & 0x80n));
+              w.pt.writeEntry(
+                s.entryPa,
+                (s.entry & ((1n << 40n) - 1n) & ~0xfffn) | b.low | b.high | (s.entry & 0x80n),
+              );
             }
             let r: unknown;
             try {

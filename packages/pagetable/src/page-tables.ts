@@ -19,7 +19,7 @@ import {
   OutOfMemoryError,
   PhysicalAddressError,
 } from './errors.js';
-import { PG } from './page.js';
+import { type Page, PG } from './page.js';
 import type { PhysicalMemory } from './physical-memory.js';
 import { pmdBad, pmdLeaf, pmdNone, pmdPresent, pteNone, pteSame } from './pte.js';
 import type { PageSize } from './walker.js';
@@ -366,6 +366,14 @@ export class PageTables {
     yield* this.pteFree(entryTablePa(pmd));
   }
 
+  /**
+   * The `struct page` of the page-table page holding entry pointer `p` (what `pte_lockptr()` and
+   * `pmd_lockptr()` reach: its {@link Page.ptl} slot holds the split page-table lock).
+   */
+  tablePageOf(p: number): Page {
+    return this.mem.page(Math.floor(p / 4096));
+  }
+
   // ---- synchronous API -------------------------------------------------------------------------
 
   /** Reads the entry at `p` without an effect. */
@@ -392,7 +400,6 @@ export class PageTables {
       if ((entry & _PAGE_PRESENT) === 0n) break;
       if (level === 1 || ((level === 2 || level === 3) && (entry & _PAGE_PSE) !== 0n)) break;
       table = entryTablePa(entry);
-      level = level as Level;
     }
     return steps;
   }

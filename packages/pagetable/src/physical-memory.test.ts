@@ -9,7 +9,15 @@ import {
   WildAccessError,
   ZeroPageWriteError,
 } from './errors.js';
-import { getPage, lockPage, pageMapcountDec, pageMapcountInc, putPage, trylockPage, unlockPage } from './page-ref.js';
+import {
+  getPage,
+  lockPage,
+  pageMapcountDec,
+  pageMapcountInc,
+  putPage,
+  trylockPage,
+  unlockPage,
+} from './page-ref.js';
 import { MAX_ORDER, PhysicalMemory } from './physical-memory.js';
 
 const MiB = 1024 * 1024;

@@ -418,11 +418,13 @@ describe('4.6 access rights', () => {
 });
 
 describe('4.6.2 protection keys', () => {
-  const keyed = (key: number, pkru: number, flags = P | RW | US) => (w: World) => {
-    w.cpu.pke = true;
-    w.cpu.pkru = pkru;
-    w.pt.map(VA, DATA, { flags: pteMkpkey(flags, key) });
-  };
+  const keyed =
+    (key: number, pkru: number, flags = P | RW | US) =>
+    (w: World) => {
+      w.cpu.pke = true;
+      w.cpu.pkru = pkru;
+      w.pt.map(VA, DATA, { flags: pteMkpkey(flags, key) });
+    };
   it('AD = 1 denies user reads with PK = 1', () => {
     check(keyed(5, 1 << 10), VA, UR, { pf: PF_P | PF_USER | PF_PK });
   });
