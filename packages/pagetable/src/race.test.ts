@@ -1,0 +1,83 @@
+import { Cell, exploreInTest, kassert, type Scenario } from '@spf/machine';
+import { describe, expect, it } from 'vitest';
+import { _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER } from './entry-bits.js';
+import { Mmu } from './mmu.js';
+import { PageTables } from './page-tables.js';
+import { PhysicalMemory } from './physical-memory.js';
+
+const VA = 0x7f00_0000_5000;
+const DATA = 0x40_0000;
+
+describe('hardware A/D updates racing with the kernel (SDM 4.8, ptep_get_and_clear)', () => {
+  const NAME = 'A/D update vs ptep_get_and_clear';
+  const scenario: Scenario = {
+    name: NAME,
+    cpus: 2,
+    setup(m) {
+      const mem = new PhysicalMemory({ size: 16 * 1024 * 1024 });
+      const pt = new PageTables(mem);
+      const ptep = pt.map(VA, DATA, { flags: _PAGE_PRESENT | _PAGE_RW | _PAGE_USER });
+      const mmu = new Mmu(mem, { cpus: 2 });
+      mmu.switchMm(0, pt);
+      const wrote = new Cell(false, 'wrote');
+      const old = new Cell(0n, 'old');
+      m.spawn(0, 'user-write', function* () {
+        const r = yield* mmu.translateKernel(0, VA, { kind: 'write', user: true });
+        yield* wrote.store(r.ok);
+      });
+      m.spawn(1, 'zap', function* () {
+        yield* old.store(yield* pt.ptepGetAndClear(VA, ptep));
+      });
+      return () => {
+        kassert(
+          pt.readEntry(ptep) === 0n,
+          `the walk resurrected a cleared PTE: 0x${pt.readEntry(ptep).toString(16)}`,
+        );
+        kassert(
+          !wrote.value || (old.value & _PAGE_DIRTY) !== 0n,
+          'a write succeeded but the dirty bit was lost: ptep_get_and_clear returned a clean entry',
+        );
+      };
+    },
+  };
+  it('never loses the dirty bit of a successful write nor resurrects a cleared entry', () => {
+    const res = exploreInTest(scenario, { policy: 'dfs', bound: 3 }, NAME);
+    expect(res.failure).toBeNull();
+    expect(res.runs).toBeGreaterThan(3);
+  });
+});
+
+describe('TLB with large pages (SDM 4.10.2)', () => {
+  it('caches 2 MiB and 1 GiB translations and INVLPG of any address inside drops them', () => {
+    const mem = new PhysicalMemory({ size: 64 * 1024 * 1024 });
+    const pt = new PageTables(mem);
+    const mmu = new Mmu(mem);
+    mmu.switchMm(0, pt);
+    pt.map(0x4000_0000, 0x20_0000, { size: 2097152 });
+    pt.map(0x80_0000_0000, 0x4000_0000, { size: 1073741824 });
+    const r = { kind: 'read', user: true } as const;
+    expect(mmu.translate(0, 0x4000_1234, r)).toMatchObject({ ok: true, pa: 0x20_1234n, pageSize: 2097152 });
+    expect(mmu.translate(0, 0x80_1234_5678, r)).toMatchObject({ ok: true, pageSize: 1073741824 });
+    pt.unmap(0x4000_0000);
+    pt.unmap(0x80_0000_0000);
+    expect(mmu.translate(0, 0x401f_f000, r).ok).toBe(true); // same 2 MiB entry, stale
+    expect(mmu.translate(0, 0x80_3fff_f000, r).ok).toBe(true);
+    mmu.invlpg(0, 0x4010_0000);
+    mmu.invlpg(0, 0x80_2000_0000);
+    expect(mmu.translate(0, 0x4000_1234, r).ok).toBe(false);
+    expect(mmu.translate(0, 0x80_1234_5678, r).ok).toBe(false);
+    expect(mmu.cpu(0).tlb.size()).toBe(0);
+  });
+  it('PhysicalMemory can share the machine physical lines (lineOf option)', () => {
+    const lines = new Map<number, string>();
+    const mem = new PhysicalMemory({
+      size: 16 * 1024 * 1024,
+      lineOf: (pa) => {
+        lines.set(pa, 'asked');
+        return { label: `x${pa}` } as never;
+      },
+    });
+    mem.lineOf(0x1234);
+    expect(lines.has(0x1234)).toBe(true);
+  });
+});
