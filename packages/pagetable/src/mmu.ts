@@ -298,6 +298,7 @@ export class Mmu {
       st.cr2 = big;
       return { ok: false, fault: 'PF', errorCode: this.fault.errorCode, cr2: big };
     }
+    st.tlb.misses++;
     const out = yield* kernelWalk(this.mem, st.regs(), big, access);
     if (!out.result.ok) {
       if (out.result.fault === 'PF') st.cr2 = big;

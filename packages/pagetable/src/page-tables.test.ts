@@ -269,6 +269,9 @@ describe('synchronous map/unmap and bad input', () => {
     expect(() => pt.map(VA, DATA)).toThrow(MappingConflictError);
     expect(() => pt.map(0x4000_1000, DATA)).toThrow(MappingConflictError);
     expect(() => pt.map(-4096, DATA)).toThrow(NonCanonicalAddressError);
+    expect(() => pt.map(VA - (VA % 2097152), 0, { size: 2097152, replace: true })).toThrow(
+      /page table is linked|PT is linked/,
+    );
     expect(dumpPageTables(pt)).toBe(before);
     expect(mem.freeCount).toBe(free);
   });

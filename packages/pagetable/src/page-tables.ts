@@ -462,6 +462,11 @@ export class PageTables {
     }
     if (missing === 0) {
       const e = this.mem.read64(table + tableIndex(va, leafLevel) * 8);
+      if (leafLevel > 1 && (e & _PAGE_PRESENT) !== 0n && (e & _PAGE_PSE) === 0n) {
+        throw new MappingConflictError(
+          `cannot map a ${size}-byte page at 0x${vaBig.toString(16)}: a ${levelTableNames[leafLevel - 1]} is linked there; unmap its pages and free it first`,
+        );
+      }
       if (!pteNone(e) && !opts.replace) {
         throw new MappingConflictError(
           `cannot map 0x${vaBig.toString(16)}: already mapped (${levelTableNames[leafLevel]} entry 0x${e.toString(16)}); pass replace: true or unmap it first`,
@@ -491,7 +496,10 @@ export class PageTables {
     return leafPa;
   }
 
-  /** Clears the leaf entry mapping `va` (any page size) and returns its old value (0n if nothing was mapped). */
+  /**
+   * Clears the leaf entry mapping `va` (any page size) and returns its old value (0n if nothing was mapped).
+   * Page-table pages are kept (free them with the kernel API or {@link destroy}); TLBs are not flushed.
+   */
   unmap(va: VirtAddr): bigint {
     const leaf = this.leaf(va);
     if (leaf === null) return 0n;
