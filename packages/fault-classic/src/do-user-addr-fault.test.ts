@@ -1,0 +1,95 @@
+import { PF_INSTR, PF_P, PF_USER, PF_WRITE } from '@spf/pagetable';
+import {
+  MAP_GROWSDOWN,
+  MAP_PRIVATE,
+  PROT_EXEC,
+  PROT_NONE,
+  PROT_READ,
+  PROT_WRITE,
+  type VmArea,
+} from '@spf/vma';
+import { afterEach, describe, expect, it } from 'vitest';
+import { accessError } from './do-user-addr-fault.js';
+import { fixtureProblems, makeFixture } from './test-support/fixture.js';
+
+const A = 0x1000_0000;
+
+afterEach(() => {
+  expect(fixtureProblems()).toEqual([]);
+});
+
+describe('do_user_addr_fault', () => {
+  it('an access to an unmapped address is SIGSEGV MAPERR and maps nothing', () => {
+    const fx = makeFixture();
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    expect(fx.touch(A + 8192, 'r')).toEqual({ kind: 'sigsegv', code: 'MAPERR', address: A + 8192 });
+    expect(fx.touch(A - 4096, 'w')).toEqual({ kind: 'sigsegv', code: 'MAPERR', address: A - 4096 });
+    expect(fx.touch(0x8000_0000_0000 - 4096, 'r')).toMatchObject({ kind: 'sigsegv', code: 'MAPERR' });
+    expect(fx.task.minflt).toBe(0);
+    expect(fx.env.vmstat.pgfault).toBe(0);
+    expect(fx.pt.tables[1]).toBe(0);
+    expect(fx.mm.mmapLock.isLocked()).toBe(false);
+  });
+
+  it('a write to a read-only VMA is SIGSEGV ACCERR, before and after the page is present', () => {
+    const fx = makeFixture();
+    fx.mmapAnon(A, 1, PROT_READ);
+    expect(fx.touch(A, 'w')).toEqual({ kind: 'sigsegv', code: 'ACCERR', address: A });
+    expect(fx.pte(A)).toBe(0n);
+    expect(fx.touch(A, 'r')).toMatchObject({ ok: true });
+    expect(fx.touch(A, 'w')).toEqual({ kind: 'sigsegv', code: 'ACCERR', address: A });
+    expect(fx.task.minflt).toBe(1);
+    expect(fx.mm.mmapLock.isLocked()).toBe(false);
+  });
+
+  it('PROT_NONE is ACCERR for reads and writes', () => {
+    const fx = makeFixture();
+    fx.mmapAnon(A, 1, PROT_NONE);
+    expect(fx.touch(A, 'r')).toMatchObject({ kind: 'sigsegv', code: 'ACCERR' });
+    expect(fx.touch(A, 'w')).toMatchObject({ kind: 'sigsegv', code: 'ACCERR' });
+  });
+
+  it('access_error follows arch/x86/mm/fault.c', () => {
+    const fx = makeFixture();
+    fx.mmapAnon(A, 1, PROT_WRITE);
+    fx.mmapAnon(A + 4096, 1, PROT_EXEC);
+    fx.mmapAnon(A + 8192, 1, PROT_READ);
+    const w = fx.mm.findVma(A) as VmArea;
+    const x = fx.mm.findVma(A + 4096) as VmArea;
+    const r = fx.mm.findVma(A + 8192) as VmArea;
+    // Write-only memory can be read on x86 (a read of a non-present page only needs an accessible VMA).
+    expect(accessError(PF_USER, w)).toBe(false);
+    expect(accessError(PF_USER | PF_WRITE, w)).toBe(false);
+    expect(accessError(PF_USER | PF_WRITE, r)).toBe(true);
+    expect(accessError(PF_USER | PF_P, r)).toBe(true); // read of a present page: a protection fault
+    expect(accessError(PF_USER | PF_INSTR, x)).toBe(false);
+    expect(accessError(PF_USER | PF_WRITE | PF_P, x)).toBe(true);
+  });
+
+  it('grows a VM_GROWSDOWN stack below its start, but not into the guard gap of the VMA below', () => {
+    const fx = makeFixture();
+    const stackTop = 0x7000_0000;
+    fx.mmapAnon(stackTop - 4 * 4096, 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_GROWSDOWN);
+    const before = fx.mm.findVma(stackTop - 4096) as VmArea;
+    const start = before.vmStart;
+    // Touch 3 pages below the stack's start: it grows down to that page.
+    expect(fx.touch(start - 3 * 4096 + 5, 'w', 9)).toMatchObject({ ok: true, faults: 1 });
+    expect(before.vmStart).toBe(start - 3 * 4096);
+    expect(fx.env.vmstat.stackExpansions).toBe(1);
+    expect(fx.touch(start - 3 * 4096 + 5, 'r')).toMatchObject({ value: 9 });
+    expect(fx.mm.totalVm).toBe(7);
+    // A mapping just below the stack: growing to within stack_guard_gap (256 pages) of it is refused.
+    const low = before.vmStart - 300 * 4096;
+    fx.mmapAnon(low - 4096, 1, PROT_READ | PROT_WRITE);
+    expect(fx.touch(before.vmStart - 100 * 4096, 'w')).toMatchObject({ kind: 'sigsegv', code: 'MAPERR' });
+    expect(fx.touch(before.vmStart - 40 * 4096, 'w')).toMatchObject({ ok: true });
+    expect(fx.invariantProblems()).toEqual([]);
+  });
+
+  it('a VMA above a gap that is not a stack does not grow', () => {
+    const fx = makeFixture();
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    expect(fx.touch(A - 4096, 'w')).toMatchObject({ kind: 'sigsegv', code: 'MAPERR' });
+    expect(fx.env.vmstat.stackExpansions).toBe(0);
+  });
+});

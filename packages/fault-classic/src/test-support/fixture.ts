@@ -1,0 +1,207 @@
+import { defaultCostModel, type Kernel, runSync } from '@spf/machine';
+import { ACCESS_USER, ACCESS_WRITE, Mmu, type Page, PhysicalMemory, getPage } from '@spf/pagetable';
+import {
+  MAP_ANONYMOUS,
+  MAP_FIXED_NOREPLACE,
+  MAP_PRIVATE,
+  type MmapFile,
+  MmStruct,
+  mmInvariantProblems,
+  mmapSync,
+  PagetableOps,
+  type VmFault,
+  type VmFile,
+  type VmOperations,
+} from '@spf/vma';
+import { doUserAddrFault } from '../do-user-addr-fault.js';
+import { TaskFaultCounters } from '../fault-counters.js';
+import { type FaultEnv, makeFaultEnv } from '../fault-env.js';
+import type { FaultOutcome } from '../fault-handler.js';
+import { VM_FAULT_RETRY } from '../fault-flags.js';
+import { type ClassicVmFault, faultFlagAllowRetryFirst, releaseFaultLock } from '../vm-fault.js';
+
+/** Options of {@link makeFixture}. */
+export interface FixtureOptions {
+  readonly zeroPage?: boolean;
+  readonly pteSpecial?: boolean;
+  readonly memory?: number;
+}
+
+/** The outcome of a simulated user access: the byte loaded (or 0 for a store), or the fault's outcome. */
+export type TouchResult =
+  | { readonly ok: true; readonly value: number; readonly faults: number }
+  | FaultOutcome;
+
+const live: { problems(): string[] }[] = [];
+
+/**
+ * The mm invariants of every fixture made since the last call (every mm each one tracks), for an
+ * `afterEach`: returns the problems found and forgets the fixtures.
+ */
+export function fixtureProblems(): string[] {
+  const out = live.flatMap((f) => f.problems());
+  live.length = 0;
+  return out;
+}
+
+/**
+ * One address space on @spf/pagetable with the classic handler, driven synchronously (runSync) by a
+ * one-CPU MMU: `touch()` does what the hardware does (translate; on #PF run the handler and retry).
+ */
+export function makeFixture(opts: FixtureOptions = {}) {
+  const mem = new PhysicalMemory({ size: opts.memory ?? 64 * 1024 * 1024, zeroPage: opts.zeroPage ?? true });
+  const env: FaultEnv = makeFaultEnv({ mem, cost: defaultCostModel, pteSpecial: opts.pteSpecial });
+  const mmu = new Mmu(mem, { cpus: 1 });
+  const newMm = () => new MmStruct({ pageTables: PagetableOps.factory({ mem, mmu }) });
+  const mm = newMm();
+  const ptOf = (m: MmStruct) => (m.pageTables as PagetableOps).pt;
+  const task = new TaskFaultCounters();
+  const bootFree = mem.freeCount;
+
+  function fault(address: number, errorCode: number, m = mm, t = task): FaultOutcome {
+    return runSync(doUserAddrFault(env, { mm: m, pt: ptOf(m), address, errorCode, task: t }));
+  }
+
+  function touch(address: number, kind: 'r' | 'w', value = 0x5a, m = mm, t = task): TouchResult {
+    mmu.switchMm(0, ptOf(m));
+    const acc = ACCESS_USER | (kind === 'w' ? ACCESS_WRITE : 0);
+    for (let faults = 0; faults < 8; faults++) {
+      const pa = mmu.access(0, address, acc);
+      if (pa >= 0) {
+        if (kind === 'w') mem.write8(pa, value);
+        return { ok: true, value: kind === 'r' ? mem.read8(pa) : 0, faults };
+      }
+      const out = fault(address, mmu.fault.errorCode, m, t);
+      if (out.kind !== 'handled') return out;
+    }
+    throw new Error(`fault loop at 0x${address.toString(16)}`);
+  }
+
+  function mmapAnon(addr: number, pages: number, prot: number, flags = MAP_PRIVATE, m = mm): number {
+    const r = mmapSync(m, {
+      addr,
+      len: pages * 4096,
+      prot,
+      flags: flags | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+    });
+    if (!r.ok) throw new Error(`mmap failed with errno ${r.errno}`);
+    return r.value;
+  }
+
+  function mmapFile(
+    addr: number,
+    pages: number,
+    prot: number,
+    flags: number,
+    file: MmapFile,
+    m = mm,
+  ): number {
+    const r = mmapSync(m, { addr, len: pages * 4096, prot, flags: flags | MAP_FIXED_NOREPLACE, file });
+    if (!r.ok) throw new Error(`mmap failed with errno ${r.errno}`);
+    return r.value;
+  }
+
+  /** The PTE mapping `address`, or 0n. */
+  function pte(address: number, m = mm): bigint {
+    const steps = ptOf(m).lookup(address);
+    const last = steps[steps.length - 1];
+    return last.level === 1 ? last.entry : 0n;
+  }
+
+  /** @spf/vma's invariant checker over the given mms, with page mapcounts and refcounts. */
+  function invariantProblems(
+    mms: readonly MmStruct[] = [mm],
+    extraRefs: (p: Page) => number = (p) => (p.mapping instanceof TestFile ? 1 : 0),
+  ): string[] {
+    return mmInvariantProblems(mms, {
+      mapcount: (p) => (p as Page).mapcount,
+      refcount: (p) => (p as Page).refcount,
+      extraRefs: (p) => extraRefs(p as Page),
+    });
+  }
+
+  const tracked: MmStruct[] = [mm];
+  /** Includes `m` (e.g. a fork child) in the end-of-test invariant check. */
+  function track(m: MmStruct): MmStruct {
+    tracked.push(m);
+    return m;
+  }
+  live.push({ problems: () => invariantProblems(tracked) });
+
+  return {
+    mem,
+    env,
+    mmu,
+    mm,
+    pt: ptOf(mm),
+    ptOf,
+    task,
+    bootFree,
+    newMm,
+    fault,
+    touch,
+    mmapAnon,
+    mmapFile,
+    pte,
+    invariantProblems,
+    track,
+  };
+}
+
+/** A tiny page-cache file for vm_ops tests: page `i` holds the byte `i + 1` everywhere it was written. */
+export class TestFile implements VmFile {
+  readonly path = '/test/file';
+  readonly devMajor = 8;
+  readonly devMinor = 1;
+  readonly ino = 42;
+  readonly pages = new Map<number, Page>();
+  faultCalls = 0;
+  mkwriteCalls = 0;
+  /** The first fault of each page returns VM_FAULT_RETRY after dropping the mmap lock (like waiting for I/O). */
+  retryFirst = false;
+  /** Pages beyond this many give SIGBUS (like a fault past EOF). */
+  size = Number.POSITIVE_INFINITY;
+
+  constructor(private readonly mem: PhysicalMemory) {}
+
+  /** The page-cache page at `pgoff`, created with its pattern on first use (the cache keeps one reference). */
+  cachePage(pgoff: number): Page {
+    let p = this.pages.get(pgoff);
+    if (p === undefined) {
+      p = this.mem.allocPages(0);
+      this.mem.write8(p.pa, pgoff + 1);
+      p.mapping = this;
+      p.index = pgoff;
+      p.set('uptodate');
+      this.pages.set(pgoff, p);
+    }
+    return p;
+  }
+
+  ops(): VmOperations {
+    const file = this;
+    return {
+      *fault(vmf: VmFault): Kernel<number> {
+        file.faultCalls++;
+        if (vmf.pgoff >= file.size) return 0x2; // VM_FAULT_SIGBUS
+        if (file.retryFirst && faultFlagAllowRetryFirst(vmf.flags)) {
+          yield* releaseFaultLock(vmf);
+          return VM_FAULT_RETRY;
+        }
+        const page = file.cachePage(vmf.pgoff);
+        yield* getPage(page);
+        (vmf as ClassicVmFault).page = page;
+        return 0;
+      },
+      // biome-ignore lint/correctness/useYield: nothing to wait for
+      *pageMkwrite(): Kernel<number> {
+        file.mkwriteCalls++;
+        return 0;
+      },
+    };
+  }
+
+  mmapFile(): MmapFile {
+    return { file: this, ops: this.ops(), readable: true, writable: true };
+  }
+}
