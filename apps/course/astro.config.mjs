@@ -6,7 +6,6 @@ const packages = ['machine', 'pagetable', 'locks', 'vma', 'fault-classic', 'kern
 
 export default defineConfig({
   site: 'http://localhost:4321',
-  telemetry: false,
   integrations: [
     starlight({
       title: 'spf course',
@@ -26,6 +25,7 @@ export default defineConfig({
           items: [
             { label: 'All labs and your progress', link: '/labs/' },
             { label: 'Lab 1: walk the page tables', link: '/labs/lab1/' },
+            { label: 'Lab 2: seqcount and rwsem', link: '/labs/lab2/' },
           ],
         },
         {

@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// @ts-expect-error: a plain .mjs script without types
 import { serve } from '../scripts/serve.mjs';
 import { ensureBuilt } from './site.js';
 
@@ -112,7 +111,7 @@ describe.skipIf(!hasChromium)('course site in Chromium', () => {
     expect(score).toBe('Score: 100/100');
     const ms = Number(await page.getAttribute('[data-workbench]', 'data-last-run-ms'));
     expect(ms).toBeLessThan(2000);
-    expect(await page.locator('li[data-status="pass"]').count()).toBe(14);
+    expect(await page.locator('li[data-status="pass"]').count()).toBe(15);
     expect(await page.isDisabled('[data-action="reference"]')).toBe(false);
     await page.click('[data-action="reference"]');
     expect(await page.textContent('[data-reference]')).toContain('export function walk');
@@ -205,6 +204,33 @@ describe.skipIf(!hasChromium)('course site in Chromium', () => {
     );
     expect(await savedCode()).toBe(`// exported version\n${reference}`);
     expect(await page.locator('.cm-content').textContent()).toContain('// exported version');
+  });
+
+  it('Lab 2: a buggy rwsem shows the failing schedule as a per-CPU timeline with Replay', async () => {
+    const lab2 = readFileSync(join(REPO, 'packages/labs/lab-files/lab2/reference/rwsem.ts'), 'utf8');
+    const buggy = lab2.replace(
+      'if (sem.count.value === 0 && grantHead(sem) > 0) yield* wake(sem.waitQueue, Number.POSITIVE_INFINITY);',
+      'if (sem.count.value === 0) grantHead(sem);',
+    );
+    expect(buggy).not.toBe(lab2);
+    await page.goto(`${base}/labs/lab2/`);
+    await page.waitForSelector('[data-workbench][data-ready="true"]', { timeout: 20_000 });
+    await page.click('[data-file="rwsem.ts"]');
+    await setCode(buggy);
+    await page.click('[data-file="seqcount.ts"]');
+    await setCode(readFileSync(join(REPO, 'packages/labs/lab-files/lab2/reference/seqcount.ts'), 'utf8'));
+    await runTests();
+    const li = page.locator('li[data-test="rwsem-up-read-wakes-writer"]');
+    expect(await li.getAttribute('data-status')).toBe('fail');
+    expect(await li.textContent()).toContain('deadlock');
+    expect(await li.locator('.wb-schedule code').textContent()).toMatch(/^s1:/);
+    const rows = await li.locator('svg g.row').count();
+    expect(rows).toBeGreaterThan(3);
+    expect(await li.locator('svg').textContent()).toContain('CPU 1');
+    await li.locator('[data-action="replay"]').click();
+    await page.waitForSelector('li[data-test="rwsem-up-read-wakes-writer"] svg g.row.now');
+    await li.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(REPO, 'docs/screenshots/lab2-timeline.png') });
   });
 
   it('shows the lab status on the lab index', async () => {

@@ -24,6 +24,8 @@ export {
   UnknownLabError,
 } from './lab-errors.js';
 export { lab1 } from './lab1/lab1.js';
+export { lab2 } from './lab2/lab2.js';
+export { checkSchedules, type SearchMode } from './lab2/explorer-check.js';
 export {
   type MapOptions,
   PageTableBuilder,

@@ -44,6 +44,8 @@ export type LabTest = {
   readonly parent?: string;
   /** One sentence telling the student what is being checked. */
   readonly description: string;
+  /** Time limit for this test under a watchdog (default: the watchdog's per-test limit). */
+  readonly timeoutMs?: number;
   readonly run: (ctx: TestContext) => void | Promise<void>;
 };
 
@@ -67,7 +69,10 @@ export type InjectionPoint = {
 };
 
 /** The data of a test without its code: what pages and reports need. */
-export type TestOutline = Pick<LabTest, 'id' | 'title' | 'points' | 'category' | 'parent' | 'description'>;
+export type TestOutline = Pick<
+  LabTest,
+  'id' | 'title' | 'points' | 'category' | 'parent' | 'description' | 'timeoutMs'
+>;
 
 /**
  * A lab as plain JSON-able data (no test code, no modules): what the course page embeds, and all that a
@@ -96,13 +101,14 @@ export function labOutline(lab: Lab): LabOutline {
     injection: lab.injection,
     files: lab.files,
     hints: lab.hints,
-    tests: lab.tests.map(({ id, title, points, category, parent, description }) => ({
+    tests: lab.tests.map(({ id, title, points, category, parent, description, timeoutMs }) => ({
       id,
       title,
       points,
       category,
       description,
       ...(parent === undefined ? {} : { parent }),
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
     })),
     buggyVariants: lab.buggyVariants.map(({ id, description, mustFail }) => ({ id, description, mustFail })),
   };

@@ -1,9 +1,10 @@
 import { UnknownLabError } from './lab-errors.js';
 import type { Lab } from './lab.js';
 import { lab1 } from './lab1/lab1.js';
+import { lab2 } from './lab2/lab2.js';
 
 /** Every lab of the course, in course order. */
-export const labs: readonly Lab[] = [lab1];
+export const labs: readonly Lab[] = [lab1, lab2];
 
 /** The lab with id `id`; throws {@link UnknownLabError} listing the known ids otherwise. */
 export function getLab(id: string): Lab {

@@ -178,6 +178,15 @@ describe('gradeWithWatchdog', () => {
     expect(port?.terminated).toBe(true);
   });
 
+  it("uses a test's own timeoutMs over the default limit", async () => {
+    const base = adderLab();
+    const lab = { ...base, tests: [base.tests[0], { ...base.tests[1], timeoutMs: 30 }] };
+    const t0 = performance.now();
+    const report = await gradeWithWatchdog(lab, {}, hangingWorker('child', []), { testTimeLimitMs: 60_000 });
+    expect(performance.now() - t0).toBeLessThan(5_000);
+    expect(report.results[1].message).toMatch(/still running after 30 ms/);
+  });
+
   it('timeoutReport skips tests after the hanging one', () => {
     const r = timeoutReport(lab1, [], 'translate-4k', 100);
     expect(r.results[0].status).toBe('timeout');

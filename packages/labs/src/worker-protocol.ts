@@ -24,7 +24,7 @@ export interface WorkerPort {
 
 /** Time limits for a watched grading run. */
 export type WatchdogOptions = {
-  /** How long one test may run before the worker is terminated (default 3000 ms). */
+  /** How long one test may run before the worker is terminated (default 3000 ms; a test's own `timeoutMs` wins). */
   readonly testTimeLimitMs?: number;
   /** How long transpiling and loading may take before the first test starts (default 5000 ms). */
   readonly loadTimeLimitMs?: number;
@@ -68,7 +68,7 @@ export function gradeWithWatchdog(
         if (m.type === 'start') {
           running = m.test;
           opts.onStart?.(m.test);
-          arm(testLimit);
+          arm(lab.tests.find((t) => t.id === m.test)?.timeoutMs ?? testLimit);
         } else if (m.type === 'result') {
           finished.push(m.result);
           running = null;
