@@ -75,10 +75,9 @@ function* moveVma(
   yield* mm.pageTables.movePageTables(vma, oldAddr, newVma, newAddr, Math.min(oldLen, newLen));
   yield* mm.pageTables.flushTlbRange(oldAddr, oldAddr + oldLen);
   mm.vmStatAccount(vma.vmFlags, newLen / PAGE_SIZE);
-  if (!dontUnmap) {
-    const r = yield* doMunmap(mm, oldAddr, oldLen);
-    if (!r.ok) return r;
-  }
+  // The old range is unmapped; as in Linux a failure here is ignored (the move has happened), and a
+  // zero old_len (duplicating a shared mapping) unmaps nothing.
+  if (!dontUnmap && oldLen > 0) yield* doMunmap(mm, oldAddr, oldLen);
   return ok(newAddr);
 }
 
@@ -86,7 +85,9 @@ function* moveVma(
  * Models `do_mremap()` in mm/mremap.c (Linux 6.16+ structure): shrink in place, grow in place when the
  * range ends at the VMA's end and the space after it is free (merging with the next VMA as Linux does),
  * otherwise move with MREMAP_MAYMOVE, or to `newAddr` with MREMAP_FIXED. Returns the new address.
- * The caller holds the mmap lock for writing.
+ * Like Linux, MREMAP_FIXED unmaps the destination first, so a request that then fails (EFAULT because the
+ * source was inside the destination's pages) has already unmapped it. The caller holds the mmap lock for
+ * writing.
  */
 export function* doMremap(
   mm: MmStruct,
@@ -110,6 +111,9 @@ export function* doMremap(
     if (!(flags & MREMAP_MAYMOVE)) return fail(Errno.EINVAL);
     if (flags & MREMAP_DONTUNMAP && oldLen !== newLen) return fail(Errno.EINVAL);
     if (flags & MREMAP_FIXED && addr + oldLen > newAddr && newAddr + newLen > addr) return fail(Errno.EINVAL);
+    // Both the destination and the source may be split in three before the move; stay four maps below
+    // the limit so move_vma() cannot fail after something was unmapped.
+    if (mm.mapCount + 2 >= mm.maxMapCount - 3) return fail(Errno.ENOMEM);
   }
   let vma = mm.vmaLookup(addr);
   if (vma === null) return fail(Errno.EFAULT);
@@ -125,7 +129,6 @@ export function* doMremap(
   if (impliesNewAddr) {
     // mremap_to()
     if (flags & MREMAP_FIXED) {
-      if (mm.mapCount >= mm.maxMapCount - 3) return fail(Errno.ENOMEM);
       const u = yield* doMunmap(mm, newAddr, newLen);
       if (!u.ok) return u;
       vma = mm.vmaLookup(addr);
