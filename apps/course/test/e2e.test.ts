@@ -206,6 +206,31 @@ describe.skipIf(!hasChromium)('course site in Chromium', () => {
     expect(await page.locator('.cm-content').textContent()).toContain('// exported version');
   });
 
+  it('migrates saved code from an older lab version and says the tests were refreshed', async () => {
+    await page.goto(`${base}/labs/lab2/`);
+    await page.evaluate(() => {
+      const old = {
+        lab: 'lab2',
+        version: 0,
+        files: { 'seqcount.ts': '// written against version 0\n' },
+        hintsShown: 1,
+        lastReport: null,
+        bestScore: 35,
+        maxScore: 100,
+        migratedFrom: null,
+      };
+      localStorage.setItem('spf-course:lab:lab2:v0', JSON.stringify(old));
+    });
+    await page.reload();
+    await page.waitForSelector('[data-workbench][data-ready="true"]', { timeout: 20_000 });
+    expect(await page.isVisible('[data-notice]')).toBe(true);
+    expect(await page.textContent('[data-notice]')).toContain(
+      'your code was kept and the tests were refreshed',
+    );
+    expect(await page.locator('.cm-content').textContent()).toContain('// written against version 0');
+    expect(await page.locator('[data-hints] li').count()).toBe(1);
+  });
+
   it('Lab 2: a buggy rwsem shows the failing schedule as a per-CPU timeline with Replay', async () => {
     const lab2 = readFileSync(join(REPO, 'packages/labs/lab-files/lab2/reference/rwsem.ts'), 'utf8');
     const buggy = lab2.replace(
@@ -241,10 +266,15 @@ describe.skipIf(!hasChromium)('course site in Chromium', () => {
     expect(await page.textContent('[data-lab="lab1"] [data-lab-status]')).toContain('complete ✓ (100/100)');
   });
 
-  it('has search and the API reference', async () => {
+  it('has offline search and the API reference', async () => {
     await page.goto(`${base}/`);
     expect(await page.textContent('h1')).toContain('The page fault, taken apart');
-    expect(await page.locator('site-search').count()).toBe(1);
+    await page.click('site-search button[data-open-modal]');
+    await page.fill('site-search input', 'seqcount');
+    await page.waitForSelector('site-search .pagefind-ui__result-link', { timeout: 10_000 });
+    const hits = await page.locator('site-search .pagefind-ui__result-link').allTextContents();
+    expect(hits.join(' | ')).toMatch(/Lab 2|locks/);
+    await page.keyboard.press('Escape');
     const api = await page.goto(`${base}/api/labs/index.html`);
     expect(api?.status()).toBe(200);
     expect(pageErrors).toEqual([]);

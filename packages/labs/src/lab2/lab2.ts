@@ -4,6 +4,9 @@ import type { Lab } from '../lab.js';
 import { files } from './files.gen.js';
 import { lab2Tests } from './tests.js';
 
+/** Editor tab order: the seqcount first, it is the smaller half. */
+const FILE_ORDER = ['seqcount.ts', 'rwsem.ts'];
+
 /**
  * Lab 2: seqcount and rwsem. The student writes the seqcount read side and the rw_semaphore paths behind
  * @spf/locks' `SeqcountReadSide` and `RwsemPaths` injection points; tests explore interleavings.
@@ -19,7 +22,7 @@ export const lab2: Lab = {
     point:
       '`SeqcountReadSide` via `new SeqCount(name, { reader })` and `RwsemPaths` via `new RwSemaphore(name, { paths })` (src/lab-interfaces.ts)',
   },
-  files,
+  files: [...files].sort((a, b) => FILE_ORDER.indexOf(a.name) - FILE_ORDER.indexOf(b.name)),
   hints: [
     'readBegin: load the sequence; while it is odd a writer is inside, so spin (yield* cpuRelax()) and load it again. readRetry: load it once more and compare with start.',
     "For the rwsem, do each check-and-update right after one `yield* rmw(sem.count.line)`: nothing can run between that yield and your next one, so the check and the update are atomic. A separate load and store can lose another CPU's update.",
