@@ -101,3 +101,4 @@ export {
   mremapSync,
   munmapSync,
 } from './sync-api.js';
+export { speculativeVmaLookup, speculativeVmaValidate, type VmaSnapshot } from './spf-lookup.js';

@@ -13,6 +13,8 @@ export interface SeqCounter {
   writeEnd(): Kernel<void>;
   readBegin(): Kernel<number>;
   readRetry(start: number): Kernel<boolean>;
+  /** raw_read_seqcount(): the sequence without waiting for an active writer (the caller checks bit 0). */
+  rawReadSeqcount(): Kernel<number>;
   /** The current sequence without an effect (assertions and reports only). */
   peek(): number;
   readonly line: MemoryLine;
