@@ -77,7 +77,14 @@ export class Workbench {
   }
 
   private save(): void {
-    saveProgress(this.store, this.progress);
+    try {
+      saveProgress(this.store, this.progress);
+    } catch (err) {
+      // Storage full or disabled (some private modes): say so instead of losing work silently.
+      this.setStatus(
+        `Could not save your progress in this browser (${(err as Error).message}); use Export progress.`,
+      );
+    }
   }
 
   private setStatus(text: string): void {
@@ -219,10 +226,13 @@ export class Workbench {
       el('span', { class: 'wb-title' }, r.title),
       el('code', {}, r.id),
       el('span', { class: 'wb-points' }, `${r.points}/${r.maxPoints} pts`),
-      el('span', { class: 'wb-cat' }, r.category),
+      el(
+        'span',
+        { class: 'wb-cat', title: r.parent ? `runs only if ${r.parent} passes` : '' },
+        r.category + (r.parent ? ` · after ${r.parent}` : ''),
+      ),
     );
     const li = el('li', { 'data-test': r.id, 'data-status': r.status }, head);
-    if (r.parent) li.append(el('div', { class: 'wb-parent' }, `needs ${r.parent} to pass first`));
     if (r.status !== 'pass') {
       if (test?.description) li.append(el('div', { class: 'wb-desc' }, test.description));
       if (r.message) li.append(el('div', { class: 'wb-message' }, r.message));
