@@ -357,20 +357,20 @@ export class Mmu {
   private tlbLookup(st: CpuPaging, hi: number, lo: number, acc: number): number {
     const tlb = st.tlb;
     let a: TlbArray = tlb.small;
-    let s = (lo >>> 12) & a.mask;
+    let s = ((hi << 20) | (lo >>> 12)) & a.mask;
     let vpn = hi * 1048576 + (lo >>> 12);
     let off = lo & 0xfff;
     let size: PageSize = 4096;
     if (a.tag[s] !== vpn || (a.pcid[s] !== st.pcid && (a.rights[s] & TLB_G) === 0)) {
       a = tlb.mid;
       vpn = hi * 2048 + (lo >>> 21);
-      s = vpn % a.entries;
+      s = ((hi << 11) | (lo >>> 21)) & a.mask;
       off = lo & 0x1fffff;
       size = 2097152;
       if (a.tag[s] !== vpn || (a.pcid[s] !== st.pcid && (a.rights[s] & TLB_G) === 0)) {
         a = tlb.huge;
         vpn = hi * 4 + (lo >>> 30);
-        s = vpn % a.entries;
+        s = ((hi << 2) | (lo >>> 30)) & a.mask;
         off = lo & 0x3fffffff;
         size = 1073741824;
         if (a.tag[s] !== vpn || (a.pcid[s] !== st.pcid && (a.rights[s] & TLB_G) === 0)) return -1;
@@ -533,11 +533,15 @@ export class Mmu {
     if (sh === 12) {
       a = tlb.small;
       vpn = hi * 1048576 + (lo >>> 12);
-      s = (lo >>> 12) & a.mask;
+      s = ((hi << 20) | (lo >>> 12)) & a.mask;
+    } else if (sh === 21) {
+      a = tlb.mid;
+      vpn = hi * 2048 + (lo >>> 21);
+      s = ((hi << 11) | (lo >>> 21)) & a.mask;
     } else {
-      a = sh === 21 ? tlb.mid : tlb.huge;
-      vpn = sh === 21 ? hi * 2048 + (lo >>> 21) : hi * 4 + (lo >>> 30);
-      s = vpn % a.entries;
+      a = tlb.huge;
+      vpn = hi * 4 + (lo >>> 30);
+      s = ((hi << 2) | (lo >>> 30)) & a.mask;
     }
     a.tag[s] = vpn;
     a.pcid[s] = st.pcid;

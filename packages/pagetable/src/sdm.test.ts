@@ -105,6 +105,10 @@ describe('4.5 4-level and 5-level paging: translation', () => {
     const [r] = check((w) => w.pt.map(va, DATA), va, UR, { pa: BigInt(DATA) }, { la57: true });
     expect(r.ok).toBe(true);
   });
+  it('4.5 a kernel-half (upper canonical) address translates through PML4 entry 0x1ff-range indices', () => {
+    const va = 0xffff_8880_0012_3000n;
+    check((w) => w.pt.map(va, DATA, { flags: P | RW }), va + 0x10n, W, { pa: BigInt(DATA + 0x10) });
+  });
   it('4.5.4 a physical address beyond RAM but below MAXPHYADDR is a valid translation', () => {
     check((w) => w.pt.map(VA, 2 ** 40), VA, UR, { pa: 2n ** 40n });
   });

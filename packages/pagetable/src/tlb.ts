@@ -8,7 +8,10 @@ export const TLB_XD = 8;
 export const TLB_D = 16;
 export const TLB_G = 32;
 
-/** One page-size class of a {@link Tlb}: a direct-mapped array of entries. */
+/**
+ * One page-size class of a {@link Tlb}: a direct-mapped array of entries. The slot of a page is its virtual
+ * page number modulo the number of entries.
+ */
 export class TlbArray {
   /** Virtual page number (address >> page shift) of each slot, or -1. */
   readonly tag: Float64Array;
@@ -24,8 +27,8 @@ export class TlbArray {
     /** log2 of the page size (12, 21 or 30). */
     readonly shift: number,
   ) {
-    if (!Number.isInteger(Math.log2(entries)) || entries < 1 || entries > 1 << 20) {
-      throw new InvalidArgumentError(`TLB sizes must be powers of two up to 2^20, got ${entries}`);
+    if (!Number.isInteger(Math.log2(entries)) || entries < 1 || entries > 1 << 16) {
+      throw new InvalidArgumentError(`TLB sizes must be powers of two up to 2^16, got ${entries}`);
     }
     this.tag = new Float64Array(entries).fill(-1);
     this.pcid = new Int16Array(entries);
@@ -88,7 +91,7 @@ export class Tlb {
     for (const a of [this.small, this.mid, this.huge]) {
       const sh = a.shift;
       const vpn = hi * 2 ** (32 - sh) + Math.floor(lo / 2 ** sh);
-      const s = vpn % a.entries;
+      const s = ((hi << (32 - sh)) | (lo >>> sh)) & a.mask;
       if (a.tag[s] !== vpn) continue;
       if (a.pcid[s] === pcid || (global && (a.rights[s] & TLB_G) !== 0)) a.drop(s);
     }
