@@ -1,3 +1,4 @@
+import { addMmCounterPercpu } from './mm-counter.js';
 import type { Kernel } from '@spf/machine';
 import { putPage } from '@spf/pagetable';
 import { mkPte, pfnPte, pteMkdirty, pteMkspecial, pteMkwrite, pteMkyoung, pteNone } from '@spf/pagetable';
@@ -73,7 +74,7 @@ export function* doAnonymousPage(vmf: ClassicVmFault): Kernel<number> {
     yield* putPage(page);
     return 0;
   }
-  yield* vmf.mm.addMmCounter(MM_ANONPAGES, 1);
+  yield* addMmCounterPercpu(vmf.mm, MM_ANONPAGES, 1);
   yield* folioAddNewAnonRmap(page, vma, addr);
   yield* pt.setPteAt(addr, locked.ptep, entry);
   yield* locked.ptl.unlock();

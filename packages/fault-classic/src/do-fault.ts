@@ -1,3 +1,4 @@
+import { addMmCounterPercpu } from './mm-counter.js';
 import type { Kernel } from '@spf/machine';
 import { lockPage, mkPte, Page, pteMkdirty, pteMkyoung, putPage, unlockPage } from '@spf/pagetable';
 import { anonVmaPrepare, MM_ANONPAGES, VM_SHARED, type VmArea, type VmOperations } from '@spf/vma';
@@ -93,7 +94,7 @@ export function* finishFault(vmf: ClassicVmFault): Kernel<number> {
     ret = VM_FAULT_NOPAGE;
   } else {
     yield* setPteRange(vmf, page, locked.ptep);
-    yield* vmf.mm.addMmCounter(cow ? MM_ANONPAGES : mmCounterFile(page), 1);
+    yield* addMmCounterPercpu(vmf.mm, cow ? MM_ANONPAGES : mmCounterFile(page), 1);
   }
   vmf.ptl = null;
   yield* locked.ptl.unlock();

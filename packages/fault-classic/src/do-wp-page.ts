@@ -1,3 +1,4 @@
+import { addMmCounterPercpu } from './mm-counter.js';
 import type { Kernel } from '@spf/machine';
 import {
   getPage,
@@ -83,11 +84,11 @@ export function* wpPageCopy(vmf: ClassicVmFault, old: Page | null): Kernel<numbe
     if (cur === vmf.origPte) {
       if (old !== null) {
         if (!old.test('anon')) {
-          yield* mm.addMmCounter(mmCounterFile(old), -1);
-          yield* mm.addMmCounter(MM_ANONPAGES, 1);
+          yield* addMmCounterPercpu(mm, mmCounterFile(old), -1);
+          yield* addMmCounterPercpu(mm, MM_ANONPAGES, 1);
         }
       } else {
-        yield* mm.addMmCounter(MM_ANONPAGES, 1);
+        yield* addMmCounterPercpu(mm, MM_ANONPAGES, 1);
       }
       const entry = maybeMkwrite(pteMkdirty(pteMkyoung(mkPte(fresh, vma.vmPageProt))), vma);
       // ptep_clear_flush(): clear, then make every CPU drop the old translation before the new page is

@@ -44,3 +44,4 @@ export { folioAddFileRmap, folioAddNewAnonRmap, folioRemoveRmap, mmCounter, mmCo
 export { shmemFault, shmemVmOps } from './shmem-fault.js';
 export { type ClassicVmFault, faultFlagAllowRetryFirst, releaseFaultLock } from './vm-fault.js';
 export { isZeroPfn, vmNormalPage } from './vm-normal-page.js';
+export { addMmCounterPercpu } from './mm-counter.js';

@@ -1,0 +1,156 @@
+import type { ChromeTrace, TraceEvent } from '@spf/machine';
+import { ReplayParseError } from './replay/errors.js';
+import { runReplay } from './run-replay.js';
+import { runCowFork } from './scenarios/cow-fork.js';
+import { runScaling } from './scenarios/scaling.js';
+import type { SystemRunResult } from './system.js';
+
+/** What the `spf` command needs from its host (so it can be tested without a process). */
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  /** Reads a file, or standard input for `-`. */
+  readFile(path: string): string;
+  writeFile(path: string, text: string): void;
+  chromeTrace(events: readonly TraceEvent[], cpus: number): ChromeTrace;
+}
+
+export const HELP = `spf — the Linux page-fault path on a simulated SMP machine
+
+usage:
+  spf replay [--no-zero-page] [file|-]
+      Run a replay script (default: standard input) on a freshly booted simulator and print one
+      observation per op, in the format the real-kernel harness prints. --no-zero-page boots a kernel
+      that maps no shared zero page on read faults (like the Linux 6.18 development VM may).
+  spf run <scenario> [options] [--trace out.json]
+      Run a named scenario and print what it measured; --trace writes a Chrome trace (open it in
+      https://ui.perfetto.dev or chrome://tracing).
+      scenarios:
+        scaling   N threads of one process fault in their own private regions (timed policy)
+                  --threads N (default 8)  --pages P per thread (default 64)  --churn (one more
+                  thread loops on mmap/munmap)  --seed S
+        cow-fork  a parent fills pages, forks, the child writes one (copy-on-write), the parent
+                  writes it again (reused)
+  spf --help
+
+exit status: 0 success, 1 the simulation failed, 2 bad usage or a malformed replay script.
+`;
+
+class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+function intOption(args: string[], name: string, fallback: number): number {
+  const i = args.indexOf(name);
+  if (i < 0) return fallback;
+  const v = args[i + 1];
+  if (v === undefined || !/^[0-9]+$/.test(v))
+    throw new UsageError(`${name} expects a whole number, got ${v ?? 'nothing'}`);
+  args.splice(i, 2);
+  return Number(v);
+}
+
+function stringOption(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const v = args[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new UsageError(`${name} expects a value`);
+  args.splice(i, 2);
+  return v;
+}
+
+function flag(args: string[], name: string): boolean {
+  const i = args.indexOf(name);
+  if (i < 0) return false;
+  args.splice(i, 1);
+  return true;
+}
+
+function noMoreArgs(args: readonly string[]): void {
+  if (args.length > 0) throw new UsageError(`unexpected argument ${args[0]}`);
+}
+
+function writeTrace(io: CliIo, path: string | undefined, run: SystemRunResult, cpus: number): void {
+  if (path === undefined) return;
+  io.writeFile(path, JSON.stringify(io.chromeTrace(run.trace ?? [], cpus)));
+  io.stderr(`wrote a Chrome trace of ${run.trace?.length ?? 0} events to ${path}\n`);
+}
+
+function replay(args: string[], io: CliIo): number {
+  const noZero = flag(args, '--no-zero-page');
+  const file = args.shift() ?? '-';
+  noMoreArgs(args);
+  let text: string;
+  try {
+    text = io.readFile(file);
+  } catch (e) {
+    io.stderr(`spf replay: cannot read ${file === '-' ? 'standard input' : file}: ${(e as Error).message}\n`);
+    return 2;
+  }
+  try {
+    io.stdout(runReplay(text, { zeroPage: !noZero }).output);
+    return 0;
+  } catch (e) {
+    if (e instanceof ReplayParseError) {
+      io.stderr(`spf replay: ${file === '-' ? '<stdin>' : file}: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+function run(args: string[], io: CliIo): number {
+  const scenario = args.shift();
+  const tracePath = stringOption(args, '--trace');
+  if (scenario === 'scaling') {
+    const threads = intOption(args, '--threads', 8);
+    const pages = intOption(args, '--pages', 64);
+    const seed = intOption(args, '--seed', 1);
+    const churn = flag(args, '--churn');
+    noMoreArgs(args);
+    const r = runScaling({ threads, pagesPerThread: pages, churn, seed, trace: tracePath !== undefined });
+    io.stdout(
+      `scaling: ${threads} faulting thread(s)${churn ? ' + 1 mmap/munmap thread' : ''}, ${pages} pages each, classic handler\n` +
+        `  faults: ${r.faults}\n  simulated time: ${(r.simNs / 1000).toFixed(1)} µs\n` +
+        `  faults per simulated second: ${Math.round(r.faultsPerSec)}\n` +
+        (churn ? `  mmap/munmap pairs meanwhile: ${r.churnOps}\n` : ''),
+    );
+    writeTrace(io, tracePath, r.run, threads + (churn ? 1 : 0));
+    return 0;
+  }
+  if (scenario === 'cow-fork') {
+    const pages = intOption(args, '--pages', 4);
+    noMoreArgs(args);
+    const r = runCowFork({ pages, trace: tracePath !== undefined });
+    io.stdout(`${r.lines.join('\n')}\n`);
+    writeTrace(io, tracePath, r.run, 2);
+    return 0;
+  }
+  throw new UsageError(
+    scenario === undefined
+      ? 'spf run needs a scenario: scaling or cow-fork'
+      : `unknown scenario ${scenario}; choose scaling or cow-fork`,
+  );
+}
+
+/** Runs the `spf` command with `argv` (without the program name) and returns the exit status. */
+export function runCli(argv: readonly string[], io: CliIo): number {
+  const args = [...argv];
+  const cmd = args.shift();
+  try {
+    if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+      io.stdout(HELP);
+      return cmd === undefined ? 2 : 0;
+    }
+    if (cmd === 'replay') return replay(args, io);
+    if (cmd === 'run') return run(args, io);
+    throw new UsageError(`unknown command ${cmd}`);
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof RangeError) {
+      io.stderr(`spf: ${e.message}\nrun spf --help for usage\n`);
+      return 2;
+    }
+    io.stderr(`spf: the simulation failed: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,123 @@
+import type { FaultHandlerFactory } from '@spf/fault-classic';
+import { type Kernel, now } from '@spf/machine';
+import { MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
+import { boot, type SystemRunResult } from '../system.js';
+import type { UserContext } from '../user-context.js';
+
+/** Options of {@link runScaling}. */
+export interface ScalingOptions {
+  /** Faulting threads, one per CPU (1 to 64 in the README's experiment). */
+  readonly threads: number;
+  /** Pages each thread faults in (default 64). */
+  readonly pagesPerThread?: number;
+  /** Add one more thread, on its own CPU, that loops on mmap/munmap while the others fault (default false). */
+  readonly churn?: boolean;
+  /** The fault handler (default classic). */
+  readonly faultHandler?: FaultHandlerFactory;
+  /** Record a machine trace (for `spf run --trace`). */
+  readonly trace?: boolean;
+  readonly seed?: number;
+}
+
+/** What {@link runScaling} measured. */
+export interface ScalingResult {
+  readonly threads: number;
+  readonly churn: boolean;
+  /** Page faults taken by the faulting threads. */
+  readonly faults: number;
+  /** Simulated nanoseconds from the moment every thread started until the last one finished. */
+  readonly simNs: number;
+  /** Faults per simulated second. */
+  readonly faultsPerSec: number;
+  /** mmap/munmap pairs the churn thread completed meanwhile. */
+  readonly churnOps: number;
+  readonly run: SystemRunResult;
+}
+
+/** Where thread i's private region starts: one 2 MiB page table per thread, so PTE locks never contend. */
+const REGION_BASE = 0x2000_0000_0000;
+const REGION_STRIDE = 2 * 1024 * 1024;
+const CHURN_BASE = 0x3000_0000_0000;
+
+/**
+ * The scaling experiment of the @spf/kernel README: one process whose N threads (one per CPU) each write
+ * once to every page of their own private, pre-mapped region, under the timed policy. Every write is a
+ * first-touch anonymous fault, which the classic handler handles with mmap_lock held for reading; the
+ * regions use separate page tables, so the only state the threads share is the mmap_lock's cache line
+ * (and the lock itself when a writer wants it). With `churn`, one more thread on its own CPU keeps
+ * mapping and unmapping a small region elsewhere, taking mmap_lock for writing each time.
+ */
+export function runScaling(opts: ScalingOptions): ScalingResult {
+  const n = opts.threads;
+  if (!Number.isInteger(n) || n < 1 || n > 512) {
+    throw new RangeError(`threads must be an integer from 1 to 512, got ${n}`);
+  }
+  const pages = opts.pagesPerThread ?? 64;
+  if (!Number.isInteger(pages) || pages < 1 || pages > 512) {
+    throw new RangeError(`pagesPerThread must be an integer from 1 to 512 (one page table), got ${pages}`);
+  }
+  const churn = opts.churn ?? false;
+  const cpus = n + (churn ? 1 : 0);
+  const system = boot({
+    cpus,
+    seed: opts.seed,
+    faultHandler: opts.faultHandler,
+    trace: opts.trace,
+    memory: Math.max(64, Math.ceil(((n * (pages + 8) + 4096) * 4096) / 2 ** 20)) * 2 ** 20,
+  });
+  const state = { start: 0, running: 0, end: 0, churnOps: 0, started: 0 };
+  const faulter = (i: number) =>
+    function* (u: UserContext): Kernel<void> {
+      const base = REGION_BASE + i * REGION_STRIDE;
+      state.started++;
+      const t0 = yield* now();
+      if (state.started === n) state.start = Math.max(state.start, t0);
+      for (let p = 0; p < pages; p++) yield* u.store8(base + p * 4096, 1);
+      const t1 = yield* now();
+      state.end = Math.max(state.end, t1);
+      state.running--;
+    };
+  system.spawnProcess('scaling', function* (u) {
+    // Map every region first (one mmap each, before any thread starts), so the measurement sees faults only.
+    for (let i = 0; i < n; i++) {
+      const r = yield* u.mmap(
+        REGION_BASE + i * REGION_STRIDE,
+        pages * 4096,
+        PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+      );
+      if (!r.ok) throw new Error(`scaling: mmap of region ${i} failed with errno ${r.errno}`);
+    }
+    state.running = n;
+    state.start = yield* now();
+    for (let i = 1; i < n; i++) yield* u.spawnThread(faulter(i), i);
+    if (churn) {
+      yield* u.spawnThread(function* (c: UserContext): Kernel<void> {
+        while (state.running > 0) {
+          const r = yield* c.mmap(
+            CHURN_BASE,
+            4 * 4096,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+          );
+          if (r.ok) yield* c.munmap(CHURN_BASE, 4 * 4096);
+          state.churnOps++;
+        }
+      }, n);
+    }
+    yield* faulter(0)(u);
+  });
+  const run = system.run();
+  if (!run.ok) throw new Error(`scaling run failed: ${run.failure?.kind}: ${run.failure?.message}`);
+  const faults = system.processes[0].rusage().minflt;
+  const simNs = state.end - state.start;
+  return {
+    threads: n,
+    churn,
+    faults,
+    simNs,
+    faultsPerSec: (n * pages) / (simNs / 1e9),
+    churnOps: state.churnOps,
+    run,
+  };
+}
