@@ -4,6 +4,7 @@ import { downWriteNested } from './mm-locks.js';
 import { MmStruct } from './mm-struct.js';
 import type { PageTableFactory } from './page-table-ops.js';
 import { VM_DONTCOPY, VM_LOCKED, VM_LOCKONFAULT, VM_MIXEDMAP, VM_PFNMAP, VM_WIPEONFORK } from './vm-flags.js';
+import { vmaStartWrite } from './vma-lock.js';
 import { commitVmaChanges, vmAreaDup } from './vma-merge.js';
 
 /**
@@ -23,6 +24,8 @@ export function* dupMmap(oldmm: MmStruct, pageTables?: PageTableFactory): Kernel
     mm.startBrk = oldmm.startBrk;
     const children = [];
     for (const mpnt of oldmm.vmas()) {
+      // The parent's PTEs are about to be write-protected: keep per-VMA-lock faults out (Linux 6.4+).
+      yield* vmaStartWrite(mpnt);
       if (mpnt.vmFlags & VM_DONTCOPY) continue;
       const tmp = vmAreaDup(mpnt, mm);
       if (tmp.vmFlags & VM_WIPEONFORK) {

@@ -102,3 +102,4 @@ export {
   munmapSync,
 } from './sync-api.js';
 export { speculativeVmaLookup, speculativeVmaValidate, type VmaSnapshot } from './spf-lookup.js';
+export { vmaEndRead, vmaIsWriteLocked, vmaStartRead, vmaStartWrite } from './vma-lock.js';

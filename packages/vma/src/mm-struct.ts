@@ -14,6 +14,7 @@ import {
 import { type MmPageTableOps, NoPageTables, type PageTableFactory } from './page-table-ops.js';
 import { PAGE_SIZE, VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_SHARED, VM_WRITE } from './vm-flags.js';
 import { type VmArea, vmWriteBegin, vmWriteEnd } from './vm-area.js';
+import { vmaStartWrite } from './vma-lock.js';
 import { VmaTree, type VmaTreeTx } from './vma-tree.js';
 
 /** RSS counter indexes (enum of include/linux/mm_types_task.h). */
@@ -293,6 +294,7 @@ export class MmStruct {
    * vm_sequence notices), within the caller's transaction.
    */
   *detachVma(tx: VmaTreeTx<VmArea>, vma: VmArea): Kernel<void> {
+    yield* vmaStartWrite(vma);
     yield* vmWriteBegin(vma);
     const found = tx.remove(vma.vmEnd);
     kassert(found, () => `${vma} is not in the tree of ${this.name}`);

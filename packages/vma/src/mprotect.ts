@@ -21,6 +21,7 @@ import {
   VM_WRITE,
 } from './vm-flags.js';
 import { type VmArea, vmWriteBegin, vmWriteEnd } from './vm-area.js';
+import { vmaStartWrite } from './vma-lock.js';
 import { vmaModify, vmgForExisting } from './vma-merge.js';
 
 /**
@@ -48,6 +49,7 @@ export function* mprotectFixup(
   if (typeof r === 'number') return r;
   const target = r;
   // vm_flags_reset_once() + vma_set_page_prot(), inside the VMA's write section.
+  yield* vmaStartWrite(target);
   yield* vmWriteBegin(target);
   yield* write(target.line, 'vm_flags_reset');
   target.vmFlags = newFlags;

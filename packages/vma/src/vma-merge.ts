@@ -3,6 +3,7 @@ import { type AnonVma, anonVmaClone, unlinkAnonVmas, vmaIsForkChild } from './an
 import { Errno, type ErrnoValue } from './errno.js';
 import { type MmStruct, putVma } from './mm-struct.js';
 import { PAGE_SIZE, VM_IGNORE_MERGE, VM_SPECIAL } from './vm-flags.js';
+import { vmaStartWrite } from './vma-lock.js';
 import { type VmFile, type VmOperations, VmArea, vmWriteBegin, vmWriteEnd } from './vm-area.js';
 
 /**
@@ -42,6 +43,7 @@ export function* commitVmaChanges(
   removes: readonly VmArea[],
   inserts: readonly VmArea[],
 ): Kernel<void> {
+  for (const v of [...changes.map((c) => c.vma), ...removes, ...inserts]) yield* vmaStartWrite(v);
   for (const c of changes) yield* vmWriteBegin(c.vma);
   for (const r of removes) yield* vmWriteBegin(r);
   const tx = mm.beginTree();

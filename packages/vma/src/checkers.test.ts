@@ -1,0 +1,162 @@
+import { Rcu } from '@spf/locks';
+import { exploreInTest, type Machine, runSync } from '@spf/machine';
+import { _PAGE_RW, mkPte } from '@spf/pagetable';
+import { describe, expect, it } from 'vitest';
+import { checkMmInvariants, MmInvariantError, mmInvariantProblems } from './mm-invariants.js';
+import { getVmaNotZero, MmStruct, putVma } from './mm-struct.js';
+import type { PagetableOps } from './pagetable-ops.js';
+import { procMaps, showMapVma, smaps } from './proc-maps.js';
+import { brkSync, mmapSync, mprotectSync, munmapSync } from './sync-api.js';
+import { makeSystem, touch } from './test-support/system.js';
+import {
+  MAP_ANONYMOUS,
+  MAP_FIXED_NOREPLACE,
+  MAP_PRIVATE,
+  PROT_EXEC,
+  PROT_READ,
+  PROT_WRITE,
+} from './vm-flags.js';
+import { vmaStartRead, vmaStartWrite } from './vma-lock.js';
+
+const P = 4096;
+const A = 0x100000000000;
+const RW = PROT_READ | PROT_WRITE;
+const FLAGS = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
+
+describe('the mm invariant checker', () => {
+  it('passes a sound mm and catches each deliberately broken one', () => {
+    const { mm, mem } = makeSystem();
+    mmapSync(mm, { addr: A, len: 2 * P, prot: PROT_READ, flags: FLAGS });
+    mmapSync(mm, { addr: A + 4 * P, len: P, prot: RW, flags: FLAGS });
+    touch(mm, A);
+    expect(mmInvariantProblems([mm])).toEqual([]);
+    const ops = mm.pageTables as PagetableOps;
+
+    // A PTE more permissive than its VMA: writable in a read-only VMA.
+    const leaf = ops.pt.leaf(A);
+    if (!leaf) throw new Error('no PTE');
+    ops.pt.writeEntry(leaf.entryPa, leaf.entry | _PAGE_RW);
+    expect(mmInvariantProblems([mm]).join()).toMatch(/writable/);
+    ops.pt.writeEntry(leaf.entryPa, leaf.entry);
+
+    // A present PTE outside every VMA.
+    const page = mem.allocPages(0);
+    ops.pt.map(A + 2 * P, page.pa, { flags: mkPte(page, 0n) | 0x5n });
+    expect(mmInvariantProblems([mm]).join()).toMatch(/outside every VMA/);
+    ops.pt.unmap(A + 2 * P);
+
+    // RSS counters that disagree with the page tables.
+    mm.rss[1]++;
+    expect(() => checkMmInvariants([mm])).toThrow(MmInvariantError);
+    mm.rss[1]--;
+
+    // map_count out of step with the tree.
+    mm.mapCount++;
+    expect(mmInvariantProblems([mm]).join()).toMatch(/map_count/);
+    mm.mapCount--;
+
+    // A VMA whose fields no longer match where the tree stores it.
+    const v = mm.vmaLookup(A + 4 * P);
+    if (!v) throw new Error('no vma');
+    v.vmEnd += P;
+    expect(mmInvariantProblems([mm]).join()).toMatch(/stored in the tree/);
+    v.vmEnd -= P;
+
+    // Page mapcounts that disagree with the PTEs.
+    const wrong = { mapcount: () => 7, refcount: () => 7 };
+    expect(mmInvariantProblems([mm], wrong).join()).toMatch(/mapcount 7/);
+    expect(mmInvariantProblems([mm])).toEqual([]);
+  });
+});
+
+describe('/proc/self/maps', () => {
+  it('prints show_map_vma lines: hex addresses, perms, offset, device, inode, padded names', () => {
+    const mm = new MmStruct({ startStack: 0x7ffffffde100 });
+    mmapSync(mm, { addr: 0x7ffffffdd000, len: 0x22000, prot: RW, flags: FLAGS });
+    mmapSync(mm, { addr: 0x10000, len: P, prot: PROT_READ | PROT_EXEC, flags: FLAGS });
+    brkSync(mm, mm.startBrk + P);
+    expect(procMaps(mm)).toBe(
+      [
+        '00010000-00011000 r-xp 00000000 00:00 0 ',
+        '555555559000-55555555a000 rw-p 00000000 00:00 0                          [heap]',
+        '7ffffffdd000-7ffffffff000 rw-p 00000000 00:00 0                          [stack]',
+        '',
+      ].join('\n'),
+    );
+    // Only the VMAs overlapping a range.
+    expect(procMaps(mm, 0x10000, 0x11000)).toBe('00010000-00011000 r-xp 00000000 00:00 0 \n');
+    const v = mm.findVma(0);
+    if (!v) throw new Error('no vma');
+    expect(showMapVma(v)).toBe('00010000-00011000 r-xp 00000000 00:00 0 ');
+  });
+
+  it('smaps reports Rss per VMA from the page tables', () => {
+    const { mm } = makeSystem();
+    mmapSync(mm, { addr: A, len: 4 * P, prot: RW, flags: FLAGS });
+    touch(mm, A, 3 * P);
+    const [e] = smaps(mm);
+    expect(e.sizeKb).toBe(16);
+    expect(e.rssKb).toBe(12);
+    expect(e.rssByType).toEqual([0, 3, 0, 0]);
+    mprotectSync(mm, A + P, P, PROT_READ);
+    expect(smaps(mm).map((x) => x.rssKb)).toEqual([4, 4, 4]);
+  });
+});
+
+describe('VMA lifetime and per-VMA locks', () => {
+  it('a VMA removed from the tree stays alive while a speculative reference is held, then is freed by RCU', () => {
+    const rcu = new Rcu(1);
+    const mm = new MmStruct({ rcu });
+    mmapSync(mm, { addr: A, len: P, prot: RW, flags: FLAGS });
+    const vma = mm.vmaLookup(A);
+    if (!vma) throw new Error('no vma');
+    expect(runSync(getVmaNotZero(vma))).toBe(true);
+    munmapSync(mm, A, P);
+    runSync(rcu.barrier());
+    expect(vma.detached).toBe(true);
+    expect(vma.poisoned).toBeNull();
+    runSync(putVma(vma));
+    runSync(rcu.barrier());
+    expect(vma.poisoned).toMatch(/__free_vma/);
+    expect(() => vma.checkLive('test')).toThrow(/freed/);
+    expect(runSync(rcu.barrier())).toBeUndefined();
+  });
+
+  it('vma_start_read fails while the VMA is write-locked in the current mmap write section', () => {
+    exploreInTest(
+      {
+        cpus: 2,
+        setup(m: Machine) {
+          const mm = new MmStruct({ rcu: new Rcu(m) });
+          mmapSync(mm, { addr: A, len: 2 * P, prot: RW, flags: FLAGS });
+          const vma = mm.vmaLookup(A);
+          if (!vma) throw new Error('no vma');
+          const seen: boolean[] = [];
+          m.spawn(0, 'writer', function* () {
+            yield* mm.mmapWriteLock();
+            yield* vmaStartWrite(vma);
+            seen.push(yield* vmaStartRead(vma));
+            yield* mm.mmapWriteUnlock();
+            seen.push(yield* vmaStartRead(vma));
+          });
+          return () => {
+            if (seen[0] !== false || seen[1] !== true) throw new Error(`vma_start_read results ${seen}`);
+          };
+        },
+      },
+      { policy: 'random', runs: 20 },
+      'vma_start_read fails while the VMA is write-locked in the current mmap write section',
+    );
+  });
+
+  it('munmap of a whole mapping with many VMAs leaves nothing behind', () => {
+    const mm = new MmStruct();
+    for (let i = 0; i < 200; i++) mmapSync(mm, { addr: A + i * 2 * P, len: P, prot: RW, flags: FLAGS });
+    expect(mm.mapCount).toBe(200);
+    expect(mm.tree.height()).toBeGreaterThan(1);
+    munmapSync(mm, A, 400 * P);
+    expect(mm.mapCount).toBe(0);
+    expect(mm.tree.root).toBeNull();
+    checkMmInvariants([mm]);
+  });
+});
