@@ -59,6 +59,11 @@ export interface BootConfig {
   readonly trace?: boolean;
   /** Step limit of the machine (a livelock guard). */
   readonly maxSteps?: number;
+  /**
+   * Boot onto this machine instead of building one (for the explorer: a Scenario's `setup(m)` boots a
+   * system on `m`); then `cpus`, `policy`, `seed`, `cost`, `trace` and `maxSteps` are the machine's.
+   */
+  readonly machine?: Machine;
   /** Check the mm invariants of every live process at the end of the run (default true). */
   readonly checkInvariants?: boolean;
 }
@@ -109,15 +114,17 @@ export class System {
   readonly bootFreeFrames: number;
 
   constructor(config: BootConfig = {}) {
-    const cpus = config.cpus ?? 1;
-    this.machine = new Machine({
-      cpus,
-      seed: config.seed,
-      policy: config.policy,
-      cost: config.cost,
-      maxSteps: config.maxSteps,
-      trace: config.trace,
-    });
+    this.machine =
+      config.machine ??
+      new Machine({
+        cpus: config.cpus ?? 1,
+        seed: config.seed,
+        policy: config.policy,
+        cost: config.cost,
+        maxSteps: config.maxSteps,
+        trace: config.trace,
+      });
+    const cpus = this.machine.cpuCount;
     this.cost = this.machine.cost;
     const machine = this.machine;
     this.mem = new PhysicalMemory({
