@@ -21,8 +21,12 @@ function* who(): Kernel<string> {
   return `task '${s.task.name}' on CPU ${s.cpu}`;
 }
 
-/** `get_page()` (include/linux/mm.h): takes a reference; the page must already have one. */
-export function* getPage(page: Page): Kernel<void> {
+/**
+ * `get_page()` (include/linux/mm.h): takes a reference; the page must already have one. A tail page of a
+ * high-order block counts on its head, as `folio_get(page_folio(page))` does.
+ */
+export function* getPage(tail: Page): Kernel<void> {
+  const page = tail.head;
   yield* rmw(page.line, 'get_page');
   const v = page.refcount;
   if (v <= 0) throw new PageRefError(`get_page on frame 0x${page.pfn.toString(16)} with refcount ${v}`);
@@ -30,7 +34,8 @@ export function* getPage(page: Page): Kernel<void> {
 }
 
 /** `page_ref_add_unless()`/`get_page_unless_zero()`: takes a reference unless the count is zero. */
-export function* getPageUnlessZero(page: Page): Kernel<boolean> {
+export function* getPageUnlessZero(tail: Page): Kernel<boolean> {
+  const page = tail.head;
   yield* rmw(page.line, 'get_page_unless_zero');
   const v = page.refcount;
   if (v === 0) return false;
@@ -39,10 +44,12 @@ export function* getPageUnlessZero(page: Page): Kernel<boolean> {
 }
 
 /**
- * `put_page()` (include/linux/mm.h, mm/swap.c `__folio_put()`): drops a reference; the last one frees the
- * page's block (its order is the order it was allocated with). Returns true when it freed the page.
+ * `put_page()` (include/linux/mm.h, mm/swap.c `__folio_put()`): drops a reference (on the head of a
+ * high-order block); the last one frees the whole block with the order it was allocated with. Returns true
+ * when it freed the page.
  */
-export function* putPage(page: Page): Kernel<boolean> {
+export function* putPage(tail: Page): Kernel<boolean> {
+  const page = tail.head;
   yield* rmw(page.line, 'put_page');
   const v = page.refcount;
   if (v <= 0) throw new PageRefError(`put_page on frame 0x${page.pfn.toString(16)} with refcount ${v}`);

@@ -116,6 +116,11 @@ export class Page {
     const f = this.flags;
     return (Object.keys(PG) as PageFlagName[]).filter((k) => (f & PG[k]) !== 0);
   }
+  /** `compound_head()` / `page_folio()`: the first page of the block this page belongs to (itself if a head). */
+  get head(): Page {
+    this.check();
+    return this.mem.isTail(this.pfn) ? this.mem.page(this.mem.compoundHead(this.pfn)) : this;
+  }
   /** The order of the block this page heads (`compound_order()`), 0 for a single page. */
   get order(): number {
     this.check();

@@ -225,6 +225,18 @@ describe('struct page and its kernel forms', () => {
     runSync(unlockPage(page));
     expect(() => runSync(unlockPage(page))).toThrow(/not locked/);
   });
+  it('get_page/put_page on a tail page count on the head and free the whole block', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    const free0 = mem.freeCount;
+    const head = mem.allocPages(3);
+    const tail = mem.page(head.pfn + 5);
+    runSync(getPage(tail));
+    expect(head.refcount).toBe(2);
+    expect(tail.refcount).toBe(0);
+    runSync(putPage(tail));
+    expect(runSync(putPage(head))).toBe(true);
+    expect(mem.freeCount).toBe(free0);
+  });
   it('compound_head finds the head of a high-order block', () => {
     const mem = new PhysicalMemory({ size: 16 * MiB });
     const head = mem.allocFrames(4);

@@ -309,6 +309,11 @@ export class PhysicalMemory {
     return p;
   }
 
+  /** `PageTail()`: whether `pfn` is an allocated frame inside a larger block (not its first frame). */
+  isTail(pfn: number): boolean {
+    return this.state[pfn] === FrameState.allocated && this.order[pfn] === NO_ORDER;
+  }
+
   /** `compound_head()`: the head frame of the allocated block containing `pfn`. */
   compoundHead(pfn: number): number {
     this.checkFrame(pfn, 'compound_head');
