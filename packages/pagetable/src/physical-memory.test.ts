@@ -172,6 +172,33 @@ describe('PhysicalMemory: poisoning (KASAN-like)', () => {
     expect(() => mem.read8(pfn * 4096)).toThrow(UseAfterFreeError);
     expect(() => mem.read8(pfn * 4096)).toThrow(new RegExp(`0x${pfn.toString(16)}.*munmap by task A`));
   });
+  it('with a quarantine, a freed frame is not reused at once, so a stale access after reallocation is caught', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB, quarantine: 64 });
+    const free0 = mem.freeCount;
+    const pfn = mem.allocFrames(0);
+    mem.freeFrames(pfn, 0, 'free_pte_range');
+    expect(mem.freeCount).toBe(free0);
+    expect(mem.quarantinedCount).toBe(1);
+    const other = mem.allocFrames(0);
+    expect(other).not.toBe(pfn);
+    expect(() => mem.read64(pfn * 4096)).toThrow(/free_pte_range/);
+    expect(() => mem.freeFrames(pfn, 0)).toThrow(DoubleFreeError);
+    for (let i = 0; i < 64; i++) mem.freeFrames(mem.allocFrames(0), 0);
+    expect(mem.quarantinedCount).toBe(64);
+    mem.drainQuarantine();
+    expect(mem.quarantinedCount).toBe(0);
+    mem.freeFrames(other, 0);
+    mem.drainQuarantine();
+    expect(mem.freeCount).toBe(free0);
+  });
+  it('an allocation that finds no block drains the quarantine', () => {
+    const mem = new PhysicalMemory({ size: 8 * 4096, quarantine: 1000 });
+    const all: number[] = [];
+    while (mem.freeCount > 0) all.push(mem.allocFrames(0));
+    for (const p of all) mem.freeFrames(p, 0);
+    expect(mem.quarantinedCount).toBe(all.length);
+    expect(mem.allocFrames(2) % 4).toBe(0);
+  });
   it('a never-allocated frame is a wild access', () => {
     const mem = new PhysicalMemory({ size: 16 * MiB });
     expect(() => mem.read8(8 * MiB)).toThrow(WildAccessError);

@@ -29,6 +29,13 @@ export type PhysicalMemoryOptions = {
    * `(pa) => machine.physLine(pa)` to share lines with other code that uses the machine's physical lines.
    */
   readonly lineOf?: (pa: number) => MemoryLine;
+  /**
+   * KASAN-style quarantine, in frames (default 0 = off): freed blocks stay poisoned in a FIFO until this many
+   * frames are waiting, before they go back to the buddy lists, so a stale entry or pointer keeps hitting a
+   * free frame for longer instead of a reallocated one. Quarantined frames count as free in `freeCount`, and
+   * an allocation that finds no block drains the quarantine first.
+   */
+  readonly quarantine?: number;
 };
 
 const NO_ORDER = -1;
@@ -83,6 +90,11 @@ export class PhysicalMemory {
   /** Wait queue for `lock_page()` sleepers (one for all pages: the page_waitqueue hash collapsed to one). */
   readonly pageWaitQueue = new WaitQueue('page_waitqueue');
   private free = 0;
+  private readonly quarantineLimit: number;
+  private readonly quarantinePfn: number[] = [];
+  private readonly quarantineOrder: number[] = [];
+  private quarantineHead = 0;
+  private quarantined = 0;
 
   constructor(opts: PhysicalMemoryOptions = {}) {
     const size = opts.size ?? 1024 * 1024 * 1024;
@@ -101,6 +113,13 @@ export class PhysicalMemory {
       );
     }
     if (size / 4096 > 2 ** 31) throw new InvalidArgumentError('at most 2^31 frames are supported');
+    const quarantine = opts.quarantine ?? 0;
+    if (!Number.isSafeInteger(quarantine) || quarantine < 0) {
+      throw new InvalidArgumentError(
+        `quarantine must be a non-negative integer number of frames, got ${quarantine}`,
+      );
+    }
+    this.quarantineLimit = quarantine;
     this.size = size;
     this.maxPhyAddr = maxPhyAddr;
     const n = size / 4096;
@@ -163,9 +182,29 @@ export class PhysicalMemory {
     this.free -= 1 << o;
   }
 
-  /** Free frames in total. */
+  /** Free frames in total (including frames waiting in the quarantine). */
   get freeCount(): number {
-    return this.free;
+    return this.free + this.quarantined;
+  }
+  /** Frames freed but still held in the quarantine. */
+  get quarantinedCount(): number {
+    return this.quarantined;
+  }
+  /** Returns every quarantined block to the buddy lists. */
+  drainQuarantine(): void {
+    while (this.quarantineHead < this.quarantinePfn.length) this.releaseOldest();
+  }
+  private releaseOldest(): void {
+    const i = this.quarantineHead++;
+    const pfn = this.quarantinePfn[i];
+    const order = this.quarantineOrder[i];
+    this.quarantined -= 1 << order;
+    if (this.quarantineHead === this.quarantinePfn.length) {
+      this.quarantinePfn.length = 0;
+      this.quarantineOrder.length = 0;
+      this.quarantineHead = 0;
+    }
+    this.mergeFree(pfn, order);
   }
   /** Number of free blocks of each order (index = order), like /proc/buddyinfo. */
   buddyInfo(): number[] {
@@ -184,6 +223,11 @@ export class PhysicalMemory {
     }
     let o = order;
     while (o <= MAX_ORDER && this.freeHead[o] < 0) o++;
+    if (o > MAX_ORDER && this.quarantined > 0) {
+      this.drainQuarantine();
+      o = order;
+      while (o <= MAX_ORDER && this.freeHead[o] < 0) o++;
+    }
     if (o > MAX_ORDER) {
       throw new OutOfMemoryError(
         `out of memory: no free block of order ${order} (${this.free} frames free, fragmented or exhausted); free memory or build a larger PhysicalMemory`,
@@ -259,6 +303,18 @@ export class PhysicalMemory {
       this.pages.delete(p);
     }
     this.order[pfn] = NO_ORDER;
+    if (this.quarantineLimit > 0) {
+      this.quarantinePfn.push(pfn);
+      this.quarantineOrder.push(order);
+      this.quarantined += 1 << order;
+      while (this.quarantined > this.quarantineLimit) this.releaseOldest();
+      return;
+    }
+    this.mergeFree(pfn, order);
+  }
+
+  /** `__free_one_page()`: puts a poisoned block back, merging it with free buddies. */
+  private mergeFree(pfn: number, order: number): void {
     let head = pfn;
     let o = order;
     while (o < MAX_ORDER) {

@@ -14,8 +14,12 @@ export const SWP_TYPE_BITS = 5;
 export const SWP_OFFSET_FIRST_BIT = 9;
 /** `SWP_OFFSET_SHIFT`. */
 export const SWP_OFFSET_SHIFT = SWP_OFFSET_FIRST_BIT + SWP_TYPE_BITS;
-/** Largest offset that fits (50 bits). */
-export const SWP_OFFSET_MAX = (1n << BigInt(64 - SWP_OFFSET_SHIFT)) - 1n;
+/**
+ * Largest offset accepted: the field has 50 bits, but the all-ones offset of type 0 would encode as an
+ * empty entry (`pte_none()`), so it is excluded. (Linux never gets near it: `max_swapfile_size()` in
+ * arch/x86/mm/init.c caps offsets far lower because of L1TF.)
+ */
+export const SWP_OFFSET_MAX = (1n << BigInt(64 - SWP_OFFSET_SHIFT)) - 2n;
 /** `_PAGE_SWP_SOFT_DIRTY`: soft-dirty of a swapped-out page, kept in R/W. */
 export const _PAGE_SWP_SOFT_DIRTY = _PAGE_RW;
 /** `_PAGE_SWP_UFFD_WP`: uffd-wp of a swapped-out page, kept in U/S. */
@@ -35,7 +39,7 @@ export function swpEntry(type: number, offset: number | bigint): SwapEntry {
     throw new InvalidArgumentError(`swap type must be an integer from 0 to 31, got ${type}`);
   }
   if (off < 0n || off > SWP_OFFSET_MAX) {
-    throw new InvalidArgumentError(`swap offset must be from 0 to 2^50-1, got ${off}`);
+    throw new InvalidArgumentError(`swap offset must be from 0 to 2^50-2, got ${off}`);
   }
   return { type, offset: off };
 }
