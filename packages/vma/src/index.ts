@@ -103,3 +103,5 @@ export {
 } from './sync-api.js';
 export { speculativeVmaLookup, speculativeVmaValidate, type VmaSnapshot } from './spf-lookup.js';
 export { vmaEndRead, vmaIsWriteLocked, vmaStartRead, vmaStartWrite } from './vma-lock.js';
+export { DEFAULT_RLIMIT_STACK, expandDownwards } from './expand-stack.js';
+export { exitMmap, mmget, mmput } from './exit-mmap.js';

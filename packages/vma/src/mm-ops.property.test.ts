@@ -16,8 +16,6 @@ import {
   MAP_SHARED,
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
-  PROT_READ,
-  PROT_WRITE,
 } from './vm-flags.js';
 
 const P = 4096;

@@ -226,7 +226,14 @@ export class PagetableOps implements MmPageTableOps {
     });
   }
 
-  *movePageTables(vma: VmArea, oldAddr: number, newVma: VmArea, newAddr: number, len: number): Kernel<void> {
+  *movePageTables(
+    _vma: VmArea,
+    oldAddr: number,
+    _newVma: VmArea,
+    newAddr: number,
+    len: number,
+  ): Kernel<void> {
+    // page->index of anonymous pages stays valid: copy_vma() keeps vm_pgoff for faulted VMAs.
     const self = this;
     const moves: { from: number; to: number }[] = [];
     yield* this.forEachTable(oldAddr, oldAddr + len, function* (tablePa, s, e) {
@@ -246,8 +253,6 @@ export class PagetableOps implements MmPageTableOps {
       yield* dptl.lock();
       yield* this.pt.setPteAt(m.to, dptep, pte);
       yield* dptl.unlock();
-      const page = this.normalPage(pte);
-      if (page !== null && page.test('anon') && vma !== newVma) page.index = newVma.linearPageIndex(m.to);
     }
   }
 

@@ -23,8 +23,11 @@ export type TreeEntry<V> = { readonly start: number; readonly end: number; reado
 /** A node of the tree (a maple node). */
 export class TreeNode<V> {
   readonly line: MemoryLine;
-  /** The highest `end` in the subtree, per slot (the maple tree's pivots). */
-  pivots: number[];
+  /**
+   * The highest `end` in the subtree, per slot (the maple tree's pivots); valid up to `slots.length`.
+   * A typed array, so a lookup reads contiguous doubles.
+   */
+  readonly pivots: Float64Array;
   /** Child nodes (internal) or entries (leaf). */
   slots: (TreeNode<V> | TreeEntry<V>)[];
   /** Reason the node was freed, or null while it is live. */
@@ -33,11 +36,12 @@ export class TreeNode<V> {
     readonly leaf: boolean,
     /** The transaction that created the node; only that transaction may modify it in place. */
     readonly owner: number,
-    pivots: number[],
+    pivots: ArrayLike<number>,
     slots: (TreeNode<V> | TreeEntry<V>)[],
     id: number,
   ) {
-    this.pivots = pivots;
+    this.pivots = new Float64Array(TREE_FANOUT + 1);
+    for (let i = 0; i < slots.length; i++) this.pivots[i] = pivots[i];
     this.slots = slots;
     this.line = new MemoryLine(`maple_node#${id}`);
   }
@@ -46,7 +50,20 @@ export class TreeNode<V> {
     this.poisoned = reason;
   }
   get max(): number {
-    return this.pivots[this.pivots.length - 1];
+    return this.pivots[this.slots.length - 1];
+  }
+  /** Inserts a slot and its pivot at `i`. */
+  insertAt(i: number, pivot: number, slot: TreeNode<V> | TreeEntry<V>): void {
+    const n = this.slots.length;
+    for (let j = n; j > i; j--) this.pivots[j] = this.pivots[j - 1];
+    this.pivots[i] = pivot;
+    this.slots.splice(i, 0, slot);
+  }
+  /** Removes slot `i`. */
+  removeAt(i: number): void {
+    const n = this.slots.length;
+    for (let j = i; j < n - 1; j++) this.pivots[j] = this.pivots[j + 1];
+    this.slots.splice(i, 1);
   }
 }
 
@@ -56,16 +73,11 @@ function checkLive<V>(n: TreeNode<V>): void {
   }
 }
 
-/** First slot whose pivot is greater than `addr` (the pivots are ascending), or pivots.length. */
-function firstAbove(pivots: number[], addr: number): number {
-  let lo = 0;
-  let hi = pivots.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (pivots[mid] > addr) hi = mid;
-    else lo = mid + 1;
-  }
-  return lo;
+/** First of the `n` slots whose pivot is greater than `addr` (the pivots are ascending), or `n`. */
+function firstAbove(pivots: Float64Array, n: number, addr: number): number {
+  let i = 0;
+  while (i < n && pivots[i] <= addr) i++;
+  return i;
 }
 
 /** The tree. `V` is the stored value (a VmArea for an mm). */
@@ -83,7 +95,7 @@ export class VmaTree<V> {
   newNode(
     leaf: boolean,
     owner: number,
-    pivots: number[],
+    pivots: ArrayLike<number>,
     slots: (TreeNode<V> | TreeEntry<V>)[],
   ): TreeNode<V> {
     return new TreeNode(leaf, owner, pivots, slots, this.nodeIds++);
@@ -102,8 +114,8 @@ export class VmaTree<V> {
     let n = this.root;
     if (n === null) return null;
     for (;;) {
-      const i = firstAbove(n.pivots, addr);
-      if (i === n.pivots.length) return null;
+      const i = firstAbove(n.pivots, n.slots.length, addr);
+      if (i === n.slots.length) return null;
       const s = n.slots[i];
       if (n.leaf) return s as TreeEntry<V>;
       n = s as TreeNode<V>;
@@ -133,8 +145,8 @@ export class VmaTree<V> {
     for (;;) {
       yield* read(n.line, 'mas_walk');
       checkLive(n);
-      const i = firstAbove(n.pivots, addr);
-      if (i === n.pivots.length) return null;
+      const i = firstAbove(n.pivots, n.slots.length, addr);
+      if (i === n.slots.length) return null;
       const s = n.slots[i];
       if (n.leaf) return s as TreeEntry<V>;
       n = s as TreeNode<V>;
@@ -197,7 +209,6 @@ export class VmaTree<V> {
     const visit = (n: TreeNode<V>, depth: number) => {
       if (n.poisoned) problems.push(`${n.line.label} is reachable but freed (${n.poisoned})`);
       if (n.slots.length === 0) problems.push(`${n.line.label} is empty`);
-      if (n.slots.length !== n.pivots.length) problems.push(`${n.line.label} has mismatched pivots`);
       if (n.slots.length > TREE_FANOUT) problems.push(`${n.line.label} overflows`);
       if (n.leaf) {
         if (leafDepth === -1) leafDepth = depth;
@@ -225,7 +236,7 @@ export class VmaTree<V> {
 }
 
 function* walk<V>(n: TreeNode<V>, from: number): Generator<TreeEntry<V>> {
-  for (let i = firstAbove(n.pivots, from); i < n.slots.length; i++) {
+  for (let i = firstAbove(n.pivots, n.slots.length, from); i < n.slots.length; i++) {
     const s = n.slots[i];
     if (n.leaf) yield s as TreeEntry<V>;
     else yield* walk(s as TreeNode<V>, from);
@@ -238,7 +249,7 @@ function rightmost<V>(n: TreeNode<V>): TreeEntry<V> {
 }
 
 function lastAtOrBelow<V>(n: TreeNode<V>, addr: number): TreeEntry<V> | null {
-  const i = firstAbove(n.pivots, addr);
+  const i = firstAbove(n.pivots, n.slots.length, addr);
   if (n.leaf) {
     return i > 0 ? (n.slots[i - 1] as TreeEntry<V>) : null;
   }
@@ -273,7 +284,7 @@ export class VmaTreeTx<V> {
   private own(n: TreeNode<V>): TreeNode<V> {
     if (n.owner === this.id) return n;
     this.retired.push(n);
-    return this.tree.newNode(n.leaf, this.id, n.pivots.slice(), n.slots.slice());
+    return this.tree.newNode(n.leaf, this.id, n.pivots, n.slots.slice());
   }
 
   /** Inserts `[start, end) -> value`; the range must not overlap a stored entry. */
@@ -292,25 +303,20 @@ export class VmaTreeTx<V> {
   }
 
   private ins(n: TreeNode<V>, e: TreeEntry<V>): TreeNode<V> | null {
-    let i = firstAbove(n.pivots, e.start);
+    let i = firstAbove(n.pivots, n.slots.length, e.start);
     if (n.leaf) {
-      n.slots.splice(i, 0, e);
-      n.pivots.splice(i, 0, e.end);
+      n.insertAt(i, e.end, e);
     } else {
       if (i === n.slots.length) i--;
       const child = this.own(n.slots[i] as TreeNode<V>);
       n.slots[i] = child;
       const split = this.ins(child, e);
       n.pivots[i] = child.max;
-      if (split) {
-        n.slots.splice(i + 1, 0, split);
-        n.pivots.splice(i + 1, 0, split.max);
-      }
+      if (split) n.insertAt(i + 1, split.max, split);
     }
     if (n.slots.length <= TREE_FANOUT) return null;
     const half = n.slots.length >> 1;
-    const right = this.tree.newNode(n.leaf, this.id, n.pivots.slice(half), n.slots.slice(half));
-    n.pivots.length = half;
+    const right = this.tree.newNode(n.leaf, this.id, n.pivots.subarray(half), n.slots.slice(half));
     n.slots.length = half;
     return right;
   }
@@ -334,12 +340,11 @@ export class VmaTreeTx<V> {
   }
 
   private rm(n: TreeNode<V>, end: number): boolean {
-    const i = firstAbove(n.pivots, end - 1);
+    const i = firstAbove(n.pivots, n.slots.length, end - 1);
     if (i === n.slots.length) return false;
     if (n.leaf) {
       if (n.pivots[i] !== end) return false;
-      n.slots.splice(i, 1);
-      n.pivots.splice(i, 1);
+      n.removeAt(i);
       return true;
     }
     const child = n.slots[i] as TreeNode<V>;
@@ -349,8 +354,7 @@ export class VmaTreeTx<V> {
       return false;
     }
     if (owned.slots.length === 0) {
-      n.slots.splice(i, 1);
-      n.pivots.splice(i, 1);
+      n.removeAt(i);
     } else {
       n.slots[i] = owned;
       n.pivots[i] = owned.max;
@@ -373,8 +377,8 @@ export class VmaTreeTx<V> {
     let n = this.root;
     if (n === null) return null;
     for (;;) {
-      const i = firstAbove(n.pivots, addr);
-      if (i === n.pivots.length) return null;
+      const i = firstAbove(n.pivots, n.slots.length, addr);
+      if (i === n.slots.length) return null;
       const s = n.slots[i];
       if (n.leaf) return s as TreeEntry<V>;
       n = s as TreeNode<V>;

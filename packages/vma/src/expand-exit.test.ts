@@ -1,0 +1,90 @@
+import { runSync } from '@spf/machine';
+import { describe, expect, it } from 'vitest';
+import { Errno } from './errno.js';
+import { exitMmap, mmget, mmput } from './exit-mmap.js';
+import { expandDownwards } from './expand-stack.js';
+import { checkMmInvariants } from './mm-invariants.js';
+import { MmStruct } from './mm-struct.js';
+import type { PagetableOps } from './pagetable-ops.js';
+import { mmapSync } from './sync-api.js';
+import { makeSystem, touch } from './test-support/system.js';
+import {
+  MAP_ANONYMOUS,
+  MAP_FIXED_NOREPLACE,
+  MAP_GROWSDOWN,
+  MAP_PRIVATE,
+  PROT_READ,
+  PROT_WRITE,
+} from './vm-flags.js';
+
+const P = 4096;
+const A = 0x100000000000;
+const RW = PROT_READ | PROT_WRITE;
+
+function withWriteLock<T>(
+  mm: MmStruct,
+  body: () => Generator<never, T, unknown> | ReturnType<typeof expandDownwards>,
+) {
+  return runSync(
+    (function* () {
+      yield* mm.mmapWriteLock();
+      try {
+        return yield* body();
+      } finally {
+        yield* mm.mmapWriteUnlock();
+      }
+    })(),
+  );
+}
+
+describe('stack expansion (expand_downwards)', () => {
+  it('grows a VM_GROWSDOWN VMA down, keeps the guard gap, and refuses non-stacks', () => {
+    const mm = new MmStruct({ stackGuardGap: 4 * P });
+    mmapSync(mm, { addr: A, len: P, prot: RW, flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE });
+    mmapSync(mm, {
+      addr: A + 20 * P,
+      len: 2 * P,
+      prot: RW,
+      flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_GROWSDOWN,
+    });
+    const stack = mm.vmaLookup(A + 20 * P);
+    const plain = mm.vmaLookup(A);
+    if (!stack || !plain) throw new Error('setup');
+    const pgoff = stack.vmPgoff;
+    expect(withWriteLock(mm, () => expandDownwards(mm, stack, A + 10 * P + 5))).toBe(0);
+    expect([stack.vmStart, stack.vmPgoff]).toEqual([A + 10 * P, pgoff - 10]);
+    expect(stack.anonVma).not.toBeNull();
+    // Within the guard gap (4 pages) of the VMA below: ENOMEM.
+    expect(withWriteLock(mm, () => expandDownwards(mm, stack, A + 3 * P))).toBe(Errno.ENOMEM);
+    expect(withWriteLock(mm, () => expandDownwards(mm, stack, A + 5 * P))).toBe(0);
+    expect(withWriteLock(mm, () => expandDownwards(mm, plain, A - P))).toBe(Errno.EFAULT);
+    expect(withWriteLock(mm, () => expandDownwards(mm, stack, A + 4 * P, 16 * P))).toBe(Errno.ENOMEM);
+    checkMmInvariants([mm]);
+  });
+});
+
+describe('exit_mmap and mmput', () => {
+  it('the last mmput releases every page and page table', () => {
+    const { mm, mem } = makeSystem();
+    const free0 = mem.freeCount;
+    mmapSync(mm, { addr: A, len: 8 * P, prot: RW, flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE });
+    mmapSync(mm, {
+      addr: 0x7f0000000000,
+      len: 2 * P,
+      prot: RW,
+      flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+    });
+    touch(mm, A, 8 * P);
+    touch(mm, 0x7f0000000000, 2 * P);
+    runSync(mmget(mm));
+    expect(runSync(mmput(mm))).toBe(false);
+    expect(mm.mapCount).toBe(2);
+    expect(runSync(mmput(mm))).toBe(true);
+    expect(mm.mapCount).toBe(0);
+    expect(mm.rss.every((x) => x === 0)).toBe(true);
+    // Only the PML4 itself remains.
+    expect(mem.freeCount).toBe(free0);
+    expect((mm.pageTables as PagetableOps).pt.tables.slice(1, 4)).toEqual([0, 0, 0]);
+    runSync(exitMmap(mm));
+  });
+});
