@@ -4,6 +4,7 @@ export { CpuMask } from './cpu-mask.js';
 export { type DumpOptions, dumpPageTables } from './dump.js';
 export * from './entry-bits.js';
 export { entryFlagNames, formatEntry, formatErrorCode } from './entry-format.js';
+export { explainWalk, type WalkExplanation } from './explain-walk.js';
 export {
   DoubleFreeError,
   InvalidArgumentError,

@@ -4,6 +4,7 @@ import {
   ACCESS_USER,
   ACCESS_WRITE,
   dumpPageTables,
+  explainWalk,
   formatErrorCode,
   Mmu,
   mkPte,
@@ -44,5 +45,26 @@ describe('README example', () => {
     expect(dumpPageTables(pt)).toContain(
       'PT[001] 0x8000000000007025 va 0x700000001000 -> pa 0x7000 4K [P US A XD]',
     );
+  });
+  it('explainWalk shows each entry read and the outcome without touching A/D', () => {
+    const mem = new PhysicalMemory({ size: 64 * 1024 * 1024 });
+    const pt = new PageTables(mem);
+    const mmu = new Mmu(mem);
+    mmu.switchMm(0, pt);
+    pt.map(0x7000_0000_0000, 0x40_0000, { flags: 0x5n, tableFlags: 0x7n });
+    const before = dumpPageTables(pt);
+    const { result, lines } = explainWalk(mem, mmu.cpu(0).regs(), 0x7000_0000_0008n, {
+      kind: 'write',
+      user: true,
+    });
+    expect(result).toMatchObject({ ok: false, errorCode: 7 });
+    expect(lines).toHaveLength(6);
+    expect(lines[0]).toBe('write va 0x700000000008 (user write, 4-level)');
+    expect(lines[1]).toMatch(/^ {2}PML4E\[0e0\] @ pa 0x2700 = 0x0000000000003007 \[P RW US\]$/);
+    expect(lines[4]).toMatch(/^ {2}PTE\[000\] @ pa 0x[0-9a-f]+ = 0x0000000000400005 \[P US\]$/);
+    expect(lines[5]).toBe('-> #PF error code 0x7 (P|W|U), CR2 0x700000000008');
+    expect(dumpPageTables(pt)).toBe(before);
+    const ok = explainWalk(mem, mmu.cpu(0).regs(), 0x7000_0000_0008n, { kind: 'read', user: true });
+    expect(ok.lines.at(-1)).toBe('-> pa 0x400008 (4K page)');
   });
 });

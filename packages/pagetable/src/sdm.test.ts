@@ -100,7 +100,7 @@ describe('4.5 4-level and 5-level paging: translation', () => {
   it('4.5.4 bit 7 of a PTE is PAT, not PS: a 4 KiB PTE with bit 7 set still maps 4 KiB', () => {
     check(map4k(P | US | 0x80n), VA + 8, UR, { pa: BigInt(DATA + 8) });
   });
-  it('4.5.1 LA57: the PML5 index comes from bits 56:48', () => {
+  it('4.5.4 LA57: the PML5 index comes from bits 56:48', () => {
     const va = (3n << 48n) + 0x1000n;
     const [r] = check((w) => w.pt.map(va, DATA), va, UR, { pa: BigInt(DATA) }, { la57: true });
     expect(r.ok).toBe(true);
@@ -114,7 +114,7 @@ describe('4.5 4-level and 5-level paging: translation', () => {
   });
 });
 
-describe('3.3.7.1 / 4.5 canonical addresses', () => {
+describe('canonical addresses (Vol. 1 3.3.7.1; Vol. 3A 4.5, 6.15 #GP)', () => {
   it('4-level: bit 47 set without bits 63:48 is non-canonical (#GP)', () => {
     check(() => {}, 0x0000_8000_0000_0000n, R, { gp: true });
   });
