@@ -277,6 +277,8 @@ describe.skipIf(!hasChromium)('course site in Chromium', () => {
     await page.keyboard.press('Escape');
     const api = await page.goto(`${base}/api/labs/index.html`);
     expect(api?.status()).toBe(200);
+    expect(await page.textContent('body')).toContain('gradeWithWatchdog');
+    expect(await page.locator('a[href="/"]', { hasText: 'spf course' }).count()).toBeGreaterThan(0);
     expect(pageErrors).toEqual([]);
   });
 });

@@ -223,16 +223,15 @@ export class Workbench {
       'div',
       { class: 'wb-result-head' },
       el('span', { class: `wb-badge wb-${r.status}` }, STATUS_LABEL[r.status]),
-      el('span', { class: 'wb-title' }, r.title),
-      el('code', {}, r.id),
+      el('span', { class: 'wb-name' }, el('span', { class: 'wb-title' }, r.title), ' ', el('code', {}, r.id)),
       el('span', { class: 'wb-points' }, `${r.points}/${r.maxPoints} pts`),
-      el(
-        'span',
-        { class: 'wb-cat', title: r.parent ? `runs only if ${r.parent} passes` : '' },
-        r.category + (r.parent ? ` · after ${r.parent}` : ''),
-      ),
     );
-    const li = el('li', { 'data-test': r.id, 'data-status': r.status }, head);
+    const meta = el(
+      'div',
+      { class: 'wb-cat', title: r.parent ? `runs only if ${r.parent} passes` : '' },
+      r.category + (r.parent ? ` · after ${r.parent}` : ''),
+    );
+    const li = el('li', { 'data-test': r.id, 'data-status': r.status }, head, meta);
     if (r.status !== 'pass') {
       if (test?.description) li.append(el('div', { class: 'wb-desc' }, test.description));
       if (r.message) li.append(el('div', { class: 'wb-message' }, r.message));
@@ -288,7 +287,10 @@ export class Workbench {
     const shown = this.progress.hintsShown;
     const total = this.outline.hints.length;
     this.q<HTMLOListElement>('[data-hints]').replaceChildren(
-      ...this.outline.hints.slice(0, shown).map((h) => el('li', {}, h)),
+      ...this.outline.hints.slice(0, shown).map((h) =>
+        // `code` spans in hints become <code>; everything else is text.
+        el('li', {}, ...h.split('`').map((part, i) => (i % 2 === 1 ? el('code', {}, part) : part))),
+      ),
     );
     const b = this.q<HTMLButtonElement>('[data-action="hint"]');
     b.textContent = shown < total ? `Show hint ${shown + 1} of ${total}` : 'All hints shown';
