@@ -13,7 +13,13 @@ export {
 export { doBrk, sysBrk } from './brk.js';
 export { dupMmap } from './dup-mmap.js';
 export { Errno, type ErrnoValue, errnoName, fail, ok, type SysResult } from './errno.js';
-export { getUnmappedArea, unmappedArea, unmappedAreaTopdown, vmStartGap } from './get-unmapped-area.js';
+export {
+  getUnmappedArea,
+  type UnmappedAreaKind,
+  unmappedArea,
+  unmappedAreaTopdown,
+  vmStartGap,
+} from './get-unmapped-area.js';
 export { doMadvise, sysMadvise } from './madvise.js';
 export {
   checkMmInvariants,

@@ -51,6 +51,11 @@ export type MmConfig = {
   readonly startBrk?: number;
   /** Address inside the initial stack VMA (mm->start_stack), for the `[stack]` name; null if none. */
   readonly startStack?: number | null;
+  /**
+   * The task may map below mmap_min_addr (CAP_SYS_RAWIO; root on the conformance host). Default false:
+   * such mappings fail with EPERM.
+   */
+  readonly capSysRawio?: boolean;
   /** RLIMIT_AS in bytes (default unlimited). */
   readonly rlimitAs?: number;
   /** Builds the page-table operations (default: {@link NoPageTables}). */
@@ -101,6 +106,7 @@ export class MmStruct {
   readonly mmapMinAddr: number;
   readonly stackGuardGap: number;
   readonly rlimitAs: number;
+  readonly capSysRawio: boolean;
   startBrk: number;
   brk: number;
   startStack: number | null;
@@ -137,6 +143,7 @@ export class MmStruct {
     this.mmapMinAddr = config.mmapMinAddr ?? DEFAULT_MMAP_MIN_ADDR;
     this.stackGuardGap = config.stackGuardGap ?? DEFAULT_STACK_GUARD_GAP;
     this.rlimitAs = config.rlimitAs ?? Number.POSITIVE_INFINITY;
+    this.capSysRawio = config.capSysRawio ?? false;
     this.startBrk = config.startBrk ?? DEFAULT_START_BRK;
     this.brk = this.startBrk;
     this.startStack = config.startStack ?? null;
@@ -166,6 +173,7 @@ export class MmStruct {
       startBrk: this.startBrk,
       startStack: this.startStack,
       rlimitAs: this.rlimitAs,
+      capSysRawio: this.capSysRawio,
       pageTables,
       freePgtablesUnderPtl: this.freePgtablesUnderPtl,
       name: `${this.name}.child`,

@@ -26,7 +26,7 @@ const RW = PROT_READ | PROT_WRITE;
 const PRIV = MAP_PRIVATE | MAP_ANONYMOUS;
 
 function map(mm: MmStruct, addr: number, pages: number, prot = RW, flags = PRIV | MAP_FIXED_NOREPLACE) {
-  return mmapSync(mm, { addr, len: pages * P, prot, flags });
+  return mmapSync(mm, { addr: addr < A ? addr * P : addr, len: pages * P, prot, flags });
 }
 
 describe('mmap', () => {
@@ -67,6 +67,27 @@ describe('mmap', () => {
       ok: true,
       value: 0x10000,
     });
+  });
+
+  it('aligns hint-less private anonymous mappings of a multiple of 2 MiB to 2 MiB (THP), not others', () => {
+    const mm = new MmStruct();
+    expect(mmapSync(mm, { addr: 0, len: P, prot: RW, flags: PRIV })).toEqual({ ok: true, value: DEFAULT_MMAP_BASE - P });
+    const r = mmapSync(mm, { addr: 0, len: 2 * 2 ** 20, prot: RW, flags: PRIV });
+    expect(r.ok && r.value % 2 ** 21).toBe(0);
+    // 4 MiB are searched below the first mapping, then the top 2 MiB boundary inside is used.
+    expect(r.ok && r.value).toBe(0x7ffff7c00000);
+    const s = mmapSync(mm, { addr: 0, len: 2 * 2 ** 20 + P, prot: RW, flags: PRIV });
+    expect(s.ok && s.value).toBe(0x7ffff7c00000 - 2 * 2 ** 20 - P);
+    const t = mmapSync(mm, { addr: 0, len: 2 * 2 ** 20, prot: RW, flags: MAP_SHARED | MAP_ANONYMOUS });
+    expect(t.ok && t.value).toBe(0x7ffff7c00000 - 4 * 2 ** 20 - P);
+  });
+
+  it('refuses addresses below mmap_min_addr with EPERM unless the task has CAP_SYS_RAWIO', () => {
+    const mm = new MmStruct();
+    expect(map(mm, 1, 1, RW, PRIV | MAP_FIXED)).toEqual({ ok: false, errno: Errno.EPERM });
+    expect(map(mm, 0, 1, RW, PRIV | MAP_FIXED)).toEqual({ ok: false, errno: Errno.EPERM });
+    const root = new MmStruct({ capSysRawio: true });
+    expect(map(root, 1, 1, RW, PRIV | MAP_FIXED)).toEqual({ ok: true, value: P });
   });
 
   it('MAP_FIXED replaces what was there; MAP_FIXED_NOREPLACE refuses with EEXIST', () => {

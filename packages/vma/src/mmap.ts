@@ -174,7 +174,7 @@ export function* doMmap(mm: MmStruct, args: MmapArgs): Kernel<SysResult<number>>
   const alen = pageAlign(len);
   if (alen > Number.MAX_SAFE_INTEGER || alen >= 2 ** 64) return fail(Errno.ENOMEM);
   if (mm.mapCount > mm.maxMapCount) return fail(Errno.ENOMEM);
-  const area = getUnmappedArea(mm, addr, alen, flags);
+  const area = getUnmappedArea(mm, addr, alen, flags, { file: file !== null });
   if ('errno' in area) return fail(area.errno);
   addr = area.addr;
   if (flags & MAP_FIXED_NOREPLACE && mm.findVmaIntersection(addr, addr + alen) !== null) {

@@ -193,7 +193,7 @@ function newAddrFor(
   let mapFlags = 0;
   if (flags & MREMAP_FIXED) mapFlags |= MAP_FIXED;
   if (vma.vmFlags & VM_MAYSHARE) mapFlags |= MAP_SHARED;
-  const r = getUnmappedArea(mm, newAddr, newLen, mapFlags);
+  const r = getUnmappedArea(mm, newAddr, newLen, mapFlags, { file: vma.vmFile !== null });
   return 'addr' in r ? r.addr : r;
 }
 
