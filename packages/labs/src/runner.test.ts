@@ -105,6 +105,14 @@ describe('gradeSources', () => {
     expect(r.results[1].output).toBe('adding -2 -3');
   });
 
+  it('keeps at most 20 000 characters of output per test', async () => {
+    const src =
+      'export function add(a: number, b: number) { for (let i = 0; i < 10000; i++) console.log("line", i); return a + b; }';
+    const r = await gradeSources(adderLab(), { 'add.ts': src });
+    expect(r.results[0].output.length).toBeLessThan(20_100);
+    expect(r.results[0].output).toMatch(/more characters of output dropped\)$/);
+  });
+
   it('reports a missing export clearly', async () => {
     const r = await gradeSources(adderLab(), { 'add.ts': 'export const plus = 1;' });
     expect(r.results[0].status).toBe('fail');

@@ -32,6 +32,15 @@ async function withCapturedConsole<T>(out: string[], f: () => Promise<T>): Promi
   }
 }
 
+/** At most this many characters of a test's output are kept (a print in a loop must not flood the page). */
+export const MAX_OUTPUT_CHARS = 20_000;
+
+function boundedOutput(lines: readonly string[]): string {
+  const all = lines.join('\n');
+  if (all.length <= MAX_OUTPUT_CHARS) return all;
+  return `${all.slice(0, MAX_OUTPUT_CHARS)}\n… (${all.length - MAX_OUTPUT_CHARS} more characters of output dropped)`;
+}
+
 function safeString(v: unknown): string {
   if (typeof v === 'bigint') return `${v}n`;
   try {
@@ -125,7 +134,7 @@ export async function runTests(
         points: st === 'pass' ? t.points : 0,
         maxPoints: t.points,
         message,
-        output: output.join('\n'),
+        output: boundedOutput(output),
         details,
         durationMs: Math.round((clock() - start) * 10) / 10,
       };
