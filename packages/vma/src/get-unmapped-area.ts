@@ -115,7 +115,8 @@ export function getUnmappedArea(
     result = addr;
   } else {
     result = -1;
-    if (!kind.file && !(flags & MAP_SHARED) && !addr && len % PMD_SIZE === 0) result = thpGetUnmappedArea(mm, len);
+    if (!kind.file && !(flags & MAP_SHARED) && !addr && len % PMD_SIZE === 0)
+      result = thpGetUnmappedArea(mm, len);
     if (result === -1) result = archGetUnmappedAreaTopdown(mm, addr, len);
     if (result === -1) return { errno: Errno.ENOMEM };
   }

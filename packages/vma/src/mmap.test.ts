@@ -71,7 +71,10 @@ describe('mmap', () => {
 
   it('aligns hint-less private anonymous mappings of a multiple of 2 MiB to 2 MiB (THP), not others', () => {
     const mm = new MmStruct();
-    expect(mmapSync(mm, { addr: 0, len: P, prot: RW, flags: PRIV })).toEqual({ ok: true, value: DEFAULT_MMAP_BASE - P });
+    expect(mmapSync(mm, { addr: 0, len: P, prot: RW, flags: PRIV })).toEqual({
+      ok: true,
+      value: DEFAULT_MMAP_BASE - P,
+    });
     const r = mmapSync(mm, { addr: 0, len: 2 * 2 ** 20, prot: RW, flags: PRIV });
     expect(r.ok && r.value % 2 ** 21).toBe(0);
     // 4 MiB are searched below the first mapping, then the top 2 MiB boundary inside is used.
