@@ -149,6 +149,15 @@ describe('VMA lifetime and per-VMA locks', () => {
     );
   });
 
+  it('works the same with a range lock as the mmap lock', () => {
+    const mm = new MmStruct({ mmapLock: 'range' });
+    mmapSync(mm, { addr: A, len: 3 * P, prot: RW, flags: FLAGS });
+    mprotectSync(mm, A + P, P, PROT_READ);
+    expect(mm.mapCount).toBe(3);
+    expect(mm.mmapLock.isLocked()).toBe(false);
+    expect(mm.mmapLockKind).toBe('range');
+  });
+
   it('munmap of a whole mapping with many VMAs leaves nothing behind', () => {
     const mm = new MmStruct();
     for (let i = 0; i < 200; i++) mmapSync(mm, { addr: A + i * 2 * P, len: P, prot: RW, flags: FLAGS });

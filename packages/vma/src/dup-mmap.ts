@@ -12,11 +12,12 @@ import { commitVmaChanges, vmAreaDup } from './vma-merge.js';
  * ones is duplicated with its anon_vma chain (`anon_vma_fork`), VM_LOCKED is dropped, and the page
  * tables are copied where needed (`copy_page_range`: private writable pages become copy-on-write in both
  * mms, pages gain a reference and a mapcount). Both mmap locks are held for writing; the parent's TLBs
- * are flushed at the end because its PTEs were write-protected.
+ * are flushed at the end because its PTEs were write-protected. The child's page tables are built with
+ * `pageTables`, or like the parent's (same physical memory and MMU) by default.
  */
 export function* dupMmap(oldmm: MmStruct, pageTables?: PageTableFactory): Kernel<MmStruct> {
   yield* oldmm.mmapWriteLock();
-  const mm = new MmStruct(oldmm.childConfig(pageTables));
+  const mm = new MmStruct(oldmm.childConfig(pageTables ?? oldmm.pageTables.forkFactory?.()));
   try {
     yield* downWriteNested(mm.mmapLock);
     yield* mm.mmSeq.writeBegin();

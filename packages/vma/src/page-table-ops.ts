@@ -50,6 +50,8 @@ export interface MmPageTableOps {
   flushTlbRange(start: number, end: number): Kernel<void>;
   /** Every present user PTE in [start, end), in address order (no machine effects). */
   presentPtes(start: number, end: number): Iterable<PresentPte>;
+  /** How a child created by fork builds its page tables (the same memory and MMU); absent: none. */
+  forkFactory?(): PageTableFactory;
 }
 
 /** Page tables for an mm that never maps anything (before a fault handler is wired in). */

@@ -81,6 +81,7 @@ export class PagetableOps implements MmPageTableOps {
   readonly pt: PageTables;
   readonly mem: PhysicalMemory;
   readonly mmu: Mmu | null;
+  private readonly opts: PagetableOpsOptions;
   private pendingTables: { pfn: number; level: Level }[] = [];
   private pendingPages: Page[] = [];
 
@@ -88,6 +89,7 @@ export class PagetableOps implements MmPageTableOps {
     readonly mm: MmStruct,
     opts: PagetableOpsOptions,
   ) {
+    this.opts = opts;
     this.mem = opts.mem;
     this.mmu = opts.mmu ?? null;
     this.pt = new PageTables(opts.mem, { pcid: opts.pcid ?? 0 });
@@ -96,6 +98,10 @@ export class PagetableOps implements MmPageTableOps {
   /** A {@link PageTableFactory} for {@link MmConfig.pageTables}. */
   static factory(opts: PagetableOpsOptions): (mm: MmStruct) => PagetableOps {
     return (mm) => new PagetableOps(mm, opts);
+  }
+
+  forkFactory(): (mm: MmStruct) => PagetableOps {
+    return PagetableOps.factory({ mem: this.opts.mem, mmu: this.opts.mmu });
   }
 
   /** Whether `pfn` holds a normal page (not the zero page or a special mapping): vm_normal_page(). */

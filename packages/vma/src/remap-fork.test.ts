@@ -179,7 +179,7 @@ describe('fork (dup_mmap)', () => {
     const { mm, mem } = makeSystem();
     map(mm, 0, 2);
     touch(mm, A, 2 * P);
-    const child = forkSync(mm, PagetableOps.factory({ mem }));
+    const child = forkSync(mm);
     // mprotect of the child's first page splits; restoring it cannot merge with a fork child's anon_vma
     // only when the neighbour has none; here both halves share it, so they merge back.
     mprotectSync(child, A, P, PROT_READ);
