@@ -9,7 +9,15 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 // listed as skipped.
 const DOCS = fileURLToPath(new URL('../src/content/docs/packages/', import.meta.url));
 const TMP = fileURLToPath(new URL('./.examples/', import.meta.url));
-const AVAILABLE = new Set(['@spf/machine', '@spf/pagetable', '@spf/locks', '@spf/labs']);
+const AVAILABLE = new Set([
+  '@spf/machine',
+  '@spf/pagetable',
+  '@spf/locks',
+  '@spf/labs',
+  '@spf/vma',
+  '@spf/fault-classic',
+  '@spf/kernel',
+]);
 
 type Example = { page: string; index: number; code: string; imports: string[] };
 const examples: Example[] = [];
