@@ -11,9 +11,11 @@ import {
   MAP_FIXED,
   MAP_FIXED_NOREPLACE,
   MAP_GROWSDOWN,
+  MAP_HUGETLB,
   MAP_POPULATE,
   MAP_PRIVATE,
   MAP_SHARED,
+  MAP_SHARED_VALIDATE,
   PROT_READ,
   PROT_WRITE,
   VM_ACCOUNT,
@@ -123,6 +125,8 @@ describe('mmap', () => {
       [{ addr: 0x7ffffffff000, len: 2 * P, prot: RW, flags: PRIV | MAP_FIXED }, Errno.ENOMEM],
       [{ addr: 0, len: P, prot: RW, flags: MAP_SHARED | MAP_ANONYMOUS | MAP_GROWSDOWN }, Errno.EINVAL],
       [{ addr: -4096, len: P, prot: RW, flags: PRIV }, Errno.EINVAL],
+      [{ addr: 0, len: P, prot: RW, flags: MAP_SHARED_VALIDATE | MAP_ANONYMOUS }, Errno.EINVAL],
+      [{ addr: 0, len: P, prot: RW, flags: PRIV | MAP_HUGETLB }, Errno.ENOMEM],
     ];
     for (const [args, errno] of cases) {
       expect(mmapSync(mm, args), JSON.stringify(args)).toEqual({ ok: false, errno });

@@ -9,6 +9,7 @@ import {
   LEGACY_MAP_MASK,
   MAP_FIXED,
   MAP_FIXED_NOREPLACE,
+  MAP_HUGETLB,
   MAP_NONBLOCK,
   MAP_NORESERVE,
   MAP_POPULATE,
@@ -198,6 +199,8 @@ export function* doMmap(mm: MmStruct, args: MmapArgs): Kernel<SysResult<number>>
     if (vmFlags & VM_GROWSDOWN) return fail(Errno.EINVAL);
     mapPgoff = pgoff;
   } else {
+    // MAP_HUGETLB: hugetlb_file_setup() finds no reserved huge pages here (none are modelled).
+    if (flags & MAP_HUGETLB) return fail(Errno.ENOMEM);
     const type = flags & MAP_TYPE;
     if (type === MAP_SHARED) {
       if (vmFlags & VM_GROWSDOWN) return fail(Errno.EINVAL);

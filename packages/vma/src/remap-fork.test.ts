@@ -176,7 +176,7 @@ describe('fork (dup_mmap)', () => {
   });
 
   it('a fork child VMA with pages does not lend its anon_vma to a merge (is_mergeable_anon_vma)', () => {
-    const { mm, mem } = makeSystem();
+    const { mm } = makeSystem();
     map(mm, 0, 2);
     touch(mm, A, 2 * P);
     const child = forkSync(mm);
