@@ -1,3 +1,6 @@
+import { faultFlagAllowRetryFirst, releaseFaultLock, VM_FAULT_RETRY } from '@spf/fault-classic';
+import { delay } from '@spf/machine';
+import { getPage, type Page, putPage } from '@spf/pagetable';
 import {
   MAP_ANONYMOUS,
   MAP_FIXED,
@@ -6,6 +9,8 @@ import {
   PROT_EXEC,
   PROT_READ,
   PROT_WRITE,
+  type VmFile,
+  type VmOperations,
 } from '@spf/vma';
 import { describe, expect, it } from 'vitest';
 import { UserSignal } from './signals.js';
@@ -86,5 +91,48 @@ describe('syscalls and access kinds from user programs', () => {
     });
     expect(sys.run().ok).toBe(true);
     expect(out).toEqual([false, { ok: false, errno: 22 }, { ok: false, errno: 12 }, '']);
+  });
+});
+
+describe('file mappings through vm_ops', () => {
+  it('a fault whose ->fault drops mmap_lock and asks for a retry completes on the retry and counts as major', () => {
+    const sys = boot();
+    const pages = new Map<number, Page>();
+    let calls = 0;
+    const ops: VmOperations = {
+      *fault(vmf) {
+        calls++;
+        if (faultFlagAllowRetryFirst(vmf.flags)) {
+          // Like filemap_fault starting I/O: drop the lock, wait, ask for a retry.
+          yield* releaseFaultLock(vmf);
+          yield* delay(sys.cost.diskRead, 'disk read');
+          return VM_FAULT_RETRY;
+        }
+        let p = pages.get(vmf.pgoff);
+        if (p === undefined) {
+          p = sys.mem.allocPages(0);
+          sys.mem.write8(p.pa, 0x40 + vmf.pgoff);
+          p.set('uptodate');
+          pages.set(vmf.pgoff, p);
+        }
+        yield* getPage(p);
+        vmf.page = p;
+        return 0;
+      },
+    };
+    const file: VmFile = { path: '/data', devMajor: 8, devMinor: 1, ino: 7 };
+    const out: unknown[] = [];
+    sys.spawnProcess('file', function* (u) {
+      const r = yield* u.mmap(A, 2 * 4096, PROT_READ, MAP_PRIVATE | MAP_FIXED, { file, ops }, 4096);
+      if (!r.ok) throw new Error(`mmap errno ${r.errno}`);
+      out.push(yield* u.load8(A), u.rusage(), yield* u.load8(A + 1), u.rusage());
+      yield* u.munmap(A, 2 * 4096);
+      for (const p of pages.values()) yield* putPage(p); // drop the "page cache"
+    });
+    const res = sys.run();
+    expect(res.ok).toBe(true);
+    expect(calls).toBe(2);
+    expect(out).toEqual([0x41, { minflt: 0, majflt: 1 }, 0, { minflt: 0, majflt: 1 }]);
+    expect(sys.vmstat).toMatchObject({ retries: 1, pgfault: 1, pgmajfault: 1 });
   });
 });

@@ -3,6 +3,7 @@ import type { ExitStatus, Process, Thread } from './process.js';
 import { ProcessExiting, type SignalName } from './signals.js';
 import type { System } from './system.js';
 import {
+  type MmapFile,
   type SysResult,
   sysBrk,
   sysMadvise,
@@ -88,8 +89,18 @@ export class UserContext {
 
   // ---- system calls ---------------------------------------------------------------------------
 
-  /** mmap(2) of anonymous memory (MAP_ANONYMOUS is up to the caller's `flags`). */
-  *mmap(addr: number, len: number, prot: number, flags: number): Kernel<SysResult<number>> {
+  /**
+   * mmap(2): anonymous memory with MAP_ANONYMOUS in `flags`, or a file (its `vm_ops` handle the faults)
+   * at byte `offset`.
+   */
+  *mmap(
+    addr: number,
+    len: number,
+    prot: number,
+    flags: number,
+    file: MmapFile | null = null,
+    offset = 0,
+  ): Kernel<SysResult<number>> {
     yield* this.syscall('sys_mmap');
     const sys = this.system;
     const th = this.thread;
@@ -99,6 +110,8 @@ export class UserContext {
       len,
       prot,
       flags,
+      file,
+      offset,
       populate: (m, start, l, w) => sys.populate(th, m, start, l, w),
     });
     if (r.ok) sys.trackShmem(mm, r.value, r.value + len);
