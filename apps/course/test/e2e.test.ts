@@ -127,6 +127,9 @@ describe.skipIf(!hasChromium)('course site in Chromium', () => {
     expect(await li.locator('[data-expected]').textContent()).toContain('#PF: errorCode=0x15 (P|U|I)');
     expect(await li.locator('[data-actual]').textContent()).toContain('ok: pa=0x40000000');
     expect(await li.textContent()).toContain('a user fetch from an XD page faults');
+    expect(await li.locator('.wb-notes').textContent()).toMatch(
+      /How the reference walk handles this access:[\s\S]*PTE\[003\].*XD/,
+    );
     mkdirSync(join(REPO, 'docs/screenshots'), { recursive: true });
     // A tall viewport with the workbench at the top: editor, score and the failing test's details.
     await page.setViewportSize({ width: 1280, height: 1500 });

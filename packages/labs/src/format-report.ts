@@ -16,6 +16,7 @@ export function formatResult(r: TestResult): string {
   if (r.details.expected !== undefined) lines.push(`   expected: ${r.details.expected}`);
   if (r.details.actual !== undefined) lines.push(`   actual:   ${r.details.actual}`);
   if (r.details.schedule !== undefined) lines.push(`   schedule: ${r.details.schedule}`);
+  if (r.details.notes) lines.push(...r.details.notes.map((l) => `   ${l}`));
   if (r.output) lines.push(...r.output.split('\n').map((l) => `   | ${l}`));
   return lines.join('\n');
 }

@@ -12,6 +12,8 @@ export type FailureDetails = {
   readonly line?: number;
   /** The student file that line refers to. */
   readonly file?: string;
+  /** Extra lines that help explain the failure (for example how the reference walk went). */
+  readonly notes?: readonly string[];
 };
 
 /** A test's check failed: the student's code gave a wrong answer. */

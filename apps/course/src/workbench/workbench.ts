@@ -248,6 +248,7 @@ export class Workbench {
           ),
         );
       }
+      if (d.notes?.length) li.append(el('pre', { class: 'wb-notes' }, d.notes.join('\n')));
       if (d.file && d.line) li.append(this.lineButton(d.file, d.line));
       if (d.schedule) {
         li.append(el('div', { class: 'wb-schedule' }, 'schedule: ', el('code', {}, d.schedule)));

@@ -1,5 +1,6 @@
+import { entryFlagNames, type Level, referenceWalk } from '@spf/pagetable';
 import { TestFailure } from '../lab-errors.js';
-import type { PageTableBuilder } from './page-table-builder.js';
+import { type PageTableBuilder, TestMemory } from './page-table-builder.js';
 import type { PagingRegs, WalkAccess, Walker, WalkResult } from './walk-types.js';
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
@@ -53,6 +54,44 @@ export const pf = (errorCode: number, cr2: bigint): WalkResult => ({
 });
 export const gp: WalkResult = { ok: false, fault: 'GP' };
 
+const LEVEL_NAMES = ['PML4E', 'PDPTE', 'PDE', 'PTE'];
+
+/**
+ * How @spf/pagetable's `referenceWalk` handles the access, one line per entry it reads, on a copy of the
+ * tables (so nothing is marked accessed): shown under a failing case to help find the difference.
+ */
+export function explainReference(
+  b: PageTableBuilder,
+  regs: PagingRegs,
+  va: bigint,
+  access: WalkAccess,
+): string[] {
+  const copy = new TestMemory();
+  for (const [k, v] of b.mem.entries) copy.entries.set(k, v);
+  const lines: string[] = ['How the reference walk handles this access:'];
+  let n = 0;
+  const result = referenceWalk(
+    {
+      readEntry(pa) {
+        const e = copy.readEntry(pa);
+        const name = LEVEL_NAMES[n] ?? `level ${n}`;
+        const level = (4 - n) as Level;
+        const idx = (pa & 0xfffn) / 8n;
+        const flags = entryFlagNames(e, level).join(' ');
+        lines.push(`  ${name}[${idx.toString(16).padStart(3, '0')}] @ pa ${hex(pa)} = ${hex(e)} [${flags}]`);
+        n++;
+        return e;
+      },
+      setBits: (pa, bits) => copy.setBits(pa, bits),
+    },
+    regs,
+    va,
+    access,
+  );
+  lines.push(`  -> ${describeWalkResult(result)}`);
+  return lines;
+}
+
 /**
  * Walks `va` with the student's walker and fails the test, with expected and actual, unless the result is
  * exactly `expected`. `why` says what the case checks.
@@ -76,6 +115,7 @@ export function expectWalk(
     throw new TestFailure(`${describeAccess(access)} of ${hex(va)}${regNote}: ${why}`, {
       expected: describeWalkResult(expected),
       actual: describeWalkResult(actual),
+      notes: explainReference(b, b.regs(regs), va, access),
     });
   }
 }
