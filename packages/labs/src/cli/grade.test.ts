@@ -1,0 +1,70 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// The command-line grader as users run it: the built bin in a child process (the worker thread it starts
+// needs compiled JavaScript), so the package is built first (incremental, quick when up to date).
+const pkg = fileURLToPath(new URL('../../', import.meta.url));
+const bin = join(pkg, 'dist/cli/grade.js');
+const dir = mkdtempSync(join(tmpdir(), 'spf-grade-'));
+
+function grade(...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('spf-grade', () => {
+  beforeAll(() => {
+    const b = spawnSync('npx', ['tsc', '-b'], { cwd: pkg, encoding: 'utf8' });
+    if (b.status !== 0) throw new Error(`tsc -b failed:\n${b.stdout}${b.stderr}`);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('prints each test and Score: 100/100, exit 0, for the reference', () => {
+    const r = grade('lab1', '--reference');
+    expect(r.out).toContain('== Test translate-4k: Translate a 4 KiB page == OK (10/10)');
+    expect(r.out.trim().endsWith('Score: 100/100')).toBe(true);
+    expect(r.code).toBe(0);
+  });
+
+  it('exits 1 below full marks, with the failing test details', () => {
+    const r = grade('lab1', '--variant', 'ignores-xd');
+    expect(r.out).toContain('== Test execute-disable: Execute-disable (XD) == FAIL (0/10)');
+    expect(r.out).toContain('expected: #PF: errorCode=0x15 (P|U|I)');
+    expect(r.out).toContain('Score: 90/100');
+    expect(r.code).toBe(1);
+  });
+
+  it('grades a solution file and turns an infinite loop into a timeout', () => {
+    const file = join(dir, 'loop.ts');
+    writeFileSync(file, 'export function walk(): never {\n  for (;;) {}\n}\n');
+    const r = grade('lab1', file, '--time-limit', '300');
+    expect(r.out).toContain('== Test translate-4k: Translate a 4 KiB page == TIMEOUT (0/10)');
+    expect(r.out).toContain('Score: 0/100');
+    expect(r.code).toBe(1);
+  });
+
+  it('reports a syntax error with its line', () => {
+    const file = join(dir, 'walk.ts');
+    writeFileSync(file, 'export function walk() {\n  let x = ;\n}\n');
+    const r = grade('lab1', file);
+    expect(r.out).toMatch(/syntax-error: walk\.ts:2:\d+: syntax error/);
+    expect(r.code).toBe(1);
+  });
+
+  it('grades a two-file lab, showing the failing schedule of a concurrency test', () => {
+    const r = grade('lab2', '--variant', 'no-wakeup-in-up-read');
+    expect(r.out).toMatch(/rwsem-up-read-wakes-writer.*FAIL[\s\S]*schedule: s1:/);
+    expect(r.code).toBe(1);
+  });
+
+  it('exits 2 with usage on bad arguments', () => {
+    const r = grade('nolab');
+    expect(r.err).toContain("no lab 'nolab'; the labs are lab1, lab2");
+    expect(r.code).toBe(2);
+    expect(grade('lab1', '--bogus').code).toBe(2);
+  });
+});
