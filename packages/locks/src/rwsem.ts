@@ -256,9 +256,9 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
     activeLockdep(this.ld)?.downgrade(this, c);
     if (this.paths) {
       if (this.paths.downgradeWrite) {
-        yield* this.paths.downgradeWrite(this);
         this.writer = null;
         this.readerCount++;
+        yield* this.paths.downgradeWrite(this);
       } else {
         this.writer = null;
         yield* this.paths.upWrite(this);
