@@ -108,6 +108,7 @@ export class System {
   readonly processes: Process[] = [];
   readonly log: string[] = [];
   readonly mmapLock: MmapLockKind;
+  private readonly checkInvariants: boolean;
   private nextPid = 1;
   private nextTid = 1;
   /** Free frames right after boot, to find leaks once every process has exited. */
@@ -145,7 +146,8 @@ export class System {
     this.faultHandler = (config.faultHandler ?? classicFaultHandler)(this.env);
     this.mmapLock = config.mmapLock ?? 'rwsem';
     this.bootFreeFrames = this.mem.freeCount;
-    if (config.checkInvariants ?? true) this.machine.atEnd(() => this.assertInvariants());
+    this.checkInvariants = config.checkInvariants ?? true;
+    if (this.checkInvariants) this.machine.atEnd(() => this.assertInvariants());
   }
 
   /** The page-table operations factory every mm of this system uses (@spf/vma's PagetableOps). */
@@ -356,6 +358,14 @@ export class System {
     proc.live--;
     if (proc.live > 0) return;
     if (proc.exiting === null) proc.exiting = 'exited';
+    if (this.checkInvariants) {
+      // The address space is quiescent now (no thread of it is left): check it before tearing it down. Page
+      // mapcounts and refcounts span every mm sharing the pages, so they are checked at the end of the run.
+      const problems = mmInvariantProblems([proc.mm]);
+      if (problems.length > 0) {
+        throw new SystemError(`invariants of ${proc} violated at exit:\n  ${problems.join('\n  ')}`);
+      }
+    }
     yield* this.exitMmap(proc);
     proc.status =
       proc.killedBy !== null
