@@ -83,7 +83,10 @@ describe('VmaTree', () => {
           }
         },
       ),
-      { numRuns: 60 },
+      {
+        numRuns: Number(process.env.SPF_PROPERTY_RUNS ?? 60),
+        seed: Number(process.env.SPF_PROPERTY_SEED ?? 20251125),
+      },
     );
   });
 
@@ -104,6 +107,23 @@ describe('VmaTree', () => {
     expect(oldTree.lookup(502)?.value).toBe(50);
     expect(t.lookup(502)).toBeNull();
     expect(t.height()).toBeGreaterThan(1);
+  });
+
+  it('stays shallow after most entries are removed', () => {
+    const t = new VmaTree<number>();
+    let tx = t.begin();
+    for (let i = 0; i < 5000; i++) tx.insert(i * 10, i * 10 + 5, i);
+    tx.commit();
+    expect(t.height()).toBe(4);
+    for (let i = 0; i < 5000; i++) {
+      if (i % 500 === 0) continue;
+      tx = t.begin();
+      tx.remove(i * 10 + 5);
+      tx.commit();
+    }
+    expect(t.count()).toBe(10);
+    expect(t.validate()).toEqual([]);
+    expect(t.height()).toBeLessThanOrEqual(2);
   });
 
   it('reports a walk through a freed node as a use-after-free', () => {

@@ -12,8 +12,8 @@ import { type Kernel, MemoryLine, read, UseAfterFreeError, write } from '@spf/ma
  * kfree_rcu) and poisoned when freed, so a reader that skipped RCU trips a use-after-free report.
  *
  * Simplifications against the maple tree: ranges without an entry (gaps) are not stored as nodes; gaps are
- * found by walking the entries, and a node that underflows is only removed when it becomes empty (no
- * rebalancing), which keeps the height logarithmic in the largest size the tree ever had.
+ * found by walking the entries, and deletion only merges an underfull node into a sibling when both fit
+ * (no borrowing), which keeps the height logarithmic.
  */
 export const TREE_FANOUT = 16;
 
@@ -355,9 +355,26 @@ export class VmaTreeTx<V> {
     }
     if (owned.slots.length === 0) {
       n.removeAt(i);
-    } else {
-      n.slots[i] = owned;
-      n.pivots[i] = owned.max;
+      return true;
+    }
+    n.slots[i] = owned;
+    n.pivots[i] = owned.max;
+    // Merge an underfull child into a sibling when both fit in one node, so the tree stays shallow.
+    if (owned.slots.length < TREE_FANOUT / 4 && n.slots.length > 1) {
+      const j = i > 0 ? i - 1 : i + 1;
+      const sib = n.slots[j] as TreeNode<V>;
+      if (sib.slots.length + owned.slots.length <= TREE_FANOUT) {
+        const li = Math.min(i, j);
+        const ri = Math.max(i, j);
+        const left = this.own(n.slots[li] as TreeNode<V>);
+        const right = n.slots[ri] as TreeNode<V>;
+        if (right.owner !== this.id) this.retired.push(right);
+        for (let k = 0; k < right.slots.length; k++)
+          left.insertAt(left.slots.length, right.pivots[k], right.slots[k]);
+        n.slots[li] = left;
+        n.pivots[li] = left.max;
+        n.removeAt(ri);
+      }
     }
     return true;
   }
