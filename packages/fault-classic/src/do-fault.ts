@@ -24,7 +24,7 @@ import type { ClassicVmFault } from './vm-fault.js';
 
 /**
  * The vm_ops a fault on `vma` goes through: the VMA's own, or for a shared anonymous mapping (which
- * @spf/vma backs with a {@link ShmemZeroFile} and no vm_ops) the built-in shmem operations, as
+ * @spf/vma backs with a `ShmemZeroFile` and no vm_ops) the built-in shmem operations, as
  * `shmem_zero_setup()` installs `shmem_anon_vm_ops` in Linux. Null means an anonymous VMA
  * (`vma_is_anonymous()`).
  */

@@ -5,7 +5,7 @@ import { entryTablePa, type PageTables, type PhysicalMemory } from '@spf/pagetab
 /**
  * The split page-table locks (`ptlock_ptr()` in include/linux/mm.h): each page-table page carries its own
  * spinlock in `ptdesc->ptl`, so faults on different 2 MiB regions do not contend. The lock lives in the
- * table page's {@link Page.ptl} slot and is created the first time anyone asks for it (Linux initialises it
+ * table page's `Page.ptl` slot and is created the first time anyone asks for it (Linux initialises it
  * in `pagetable_pte_ctor()`; creating it lazily is invisible to the simulation because the table page is
  * new either way). A freed and reallocated table page gets a fresh `Page` object and so a fresh lock.
  */

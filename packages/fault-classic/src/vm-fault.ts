@@ -6,7 +6,7 @@ import type { FaultEnv } from './fault-env.js';
 import { FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_TRIED, FAULT_FLAG_VMA_LOCK } from './fault-flags.js';
 
 /**
- * `struct vm_fault` (include/linux/mm.h) as the classic handler fills it: what @spf/vma's {@link VmFault}
+ * `struct vm_fault` (include/linux/mm.h) as the classic handler fills it: what @spf/vma's `VmFault`
  * hands to `vm_ops`, plus the page-table position and the pages the handler works with. A `vm_ops->fault`
  * receives this object (typed as VmFault) and may cast it to read the rest.
  */
@@ -29,7 +29,7 @@ export interface ClassicVmFault extends VmFault {
   ptl: SpinLock | null;
   /** The page a COW fault copies into (`vmf->cow_page`). */
   cowPage: Page | null;
-  /** The page `->fault` returned (`vmf->page`, a {@link Page}). */
+  /** The page `->fault` returned (`vmf->page`, a `Page` of @spf/pagetable). */
   page?: unknown;
 }
 

@@ -380,7 +380,7 @@ export class System {
     return child.status as ExitStatus;
   }
 
-  /** A {@link PageStateReader} over this system's pages, for @spf/vma's invariant checker. */
+  /** A `PageStateReader` over this system's pages, for @spf/vma's invariant checker. */
   pageStateReader(): PageStateReader {
     return {
       mapcount: (p) => (p as Page).mapcount,

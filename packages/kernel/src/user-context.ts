@@ -23,7 +23,7 @@ export type UserProgram = (u: UserContext) => Kernel<unknown>;
  * What a user program can do, each call a kernel generator to `yield*`: loads, stores and instruction
  * fetches at virtual addresses (through the MMU; a fault enters the kernel's fault handler and the access
  * is retried), and system calls (each charging `cost.syscall`). Syscalls return Linux's results: a
- * {@link SysResult} with the value or the errno.
+ * `SysResult` with the value or the errno.
  *
  * Faults the kernel cannot fix deliver SIGSEGV or SIGBUS: by default they kill the process (the run's
  * log reports it); after {@link catchSignal} the faulting access throws a `UserSignal` instead.
