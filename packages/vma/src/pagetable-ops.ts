@@ -72,7 +72,7 @@ export function pageAnonExclusive(page: Page): boolean {
 }
 
 /**
- * The page tables of one mm on @spf/pagetable ({@link PageTables}), with the kernel functions the VMA
+ * The page tables of one mm on @spf/pagetable (`PageTables`), with the kernel functions the VMA
  * layer runs on them: zap, change_protection, copy_page_range, move_page_tables, free_pgtables and
  * the TLB shootdown. Page-table pages are freed only after the TLB flush that follows their unlinking
  * (the mmu_gather order), so a CPU still walking them under a pending shootdown never sees freed memory.

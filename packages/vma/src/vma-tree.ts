@@ -2,7 +2,7 @@ import { type Kernel, MemoryLine, read, UseAfterFreeError, write } from '@spf/ma
 
 /**
  * The VMA tree of an mm: a copy-on-write B+tree in the spirit of the maple tree (lib/maple_tree.c), keyed
- * by address ranges. Each node is one {@link MemoryLine}; internal nodes hold "pivots" (the highest end
+ * by address ranges. Each node is one `MemoryLine`; internal nodes hold "pivots" (the highest end
  * address in each child), leaves hold the entries `[start, end) -> value` in address order.
  *
  * Writers (who hold the mmap lock for writing) never modify a node that a reader may see: a
