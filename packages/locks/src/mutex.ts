@@ -109,7 +109,6 @@ export class Mutex implements LockdepMap {
     }
     yield* this.waitLock.lock();
     const next = this.waitList[0];
-    if (next) next.woken = true;
     if (owner.handoff && next) {
       // __mutex_handoff(): give it to the first waiter, which picks it up when it runs.
       yield* rmw(this.owner.line);
@@ -119,7 +118,11 @@ export class Mutex implements LockdepMap {
       this.owner.value = { ...this.owner.value, task: null, handoff: false };
     }
     yield* this.waitLock.unlock();
-    if (next) yield* wakeTask(next.task);
+    if (next) {
+      // wake_up_q(): only now, after a handoff is visible, may the waiter stop waiting.
+      next.woken = true;
+      yield* wakeTask(next.task);
+    }
   }
 
   /** `__mutex_trylock_fast()` / `__mutex_trylock()`: take a free mutex, or pick up one handed to us. */
