@@ -158,7 +158,7 @@ export function* doWpPage(vmf: ClassicVmFault): Kernel<number> {
     }
     return yield* wpPageReuse(vmf, ptep);
   }
-  if (page !== null && page.test('anon') && wpCanReuseAnonFolio(page)) {
+  if (page?.test('anon') && wpCanReuseAnonFolio(page)) {
     env.vmstat.cowReuses++;
     return yield* wpPageReuse(vmf, ptep);
   }

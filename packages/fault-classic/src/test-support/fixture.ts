@@ -193,7 +193,6 @@ export class TestFile implements VmFile {
         (vmf as ClassicVmFault).page = page;
         return 0;
       },
-      // biome-ignore lint/correctness/useYield: nothing to wait for
       *pageMkwrite(): Kernel<number> {
         file.mkwriteCalls++;
         return 0;
