@@ -15,7 +15,6 @@ import {
   VM_MAYSHARE,
   VM_PFNMAP,
   VM_SHARED,
-  VM_MAYWRITE,
 } from './vm-flags.js';
 import type { VmArea } from './vm-area.js';
 import { commitVmaChanges, vmAreaDup, vmaMergeNewRange } from './vma-merge.js';
@@ -98,33 +97,34 @@ export function* doMremap(
   newAddr = 0,
 ): Kernel<SysResult<number>> {
   if (![addr, oldLen, newLen, newAddr].every(validArg) || !Number.isInteger(flags)) return fail(Errno.EINVAL);
-  if (flags & ~(MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP)) return fail(Errno.EINVAL);
-  if (addr % PAGE_SIZE !== 0) return fail(Errno.EINVAL);
   oldLen = pageAlign(oldLen);
   newLen = pageAlign(newLen);
+  // check_mremap_params()
+  if (flags & ~(MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP)) return fail(Errno.EINVAL);
+  if (addr % PAGE_SIZE !== 0) return fail(Errno.EINVAL);
   if (!newLen) return fail(Errno.EINVAL);
-  if (newLen > mm.taskSize) return fail(Errno.EINVAL);
+  if (newLen > mm.taskSize || newAddr > mm.taskSize - newLen) return fail(Errno.EINVAL);
   const impliesNewAddr = (flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) !== 0;
   if (impliesNewAddr) {
-    if (flags & MREMAP_FIXED && newAddr > mm.taskSize - newLen) return fail(Errno.EINVAL);
-    if (flags & MREMAP_FIXED && newAddr % PAGE_SIZE !== 0) return fail(Errno.EINVAL);
+    if (newAddr % PAGE_SIZE !== 0) return fail(Errno.EINVAL);
     if (!(flags & MREMAP_MAYMOVE)) return fail(Errno.EINVAL);
     if (flags & MREMAP_DONTUNMAP && oldLen !== newLen) return fail(Errno.EINVAL);
-    if (flags & MREMAP_FIXED && addr + oldLen > newAddr && newAddr + newLen > addr) return fail(Errno.EINVAL);
+    if (addr + oldLen > newAddr && newAddr + newLen > addr) return fail(Errno.EINVAL);
     // Both the destination and the source may be split in three before the move; stay four maps below
     // the limit so move_vma() cannot fail after something was unmapped.
     if (mm.mapCount + 2 >= mm.maxMapCount - 3) return fail(Errno.ENOMEM);
   }
   let vma = mm.vmaLookup(addr);
   if (vma === null) return fail(Errno.EFAULT);
-  // check_prep_vma()
-  const sharedMaywrite = (vma.vmFlags & (VM_SHARED | VM_MAYWRITE)) === (VM_SHARED | VM_MAYWRITE);
-  if (!oldLen && !sharedMaywrite) return fail(Errno.EINVAL);
-  if (flags & MREMAP_DONTUNMAP && vma.vmFlags & (VM_DONTEXPAND | VM_PFNMAP)) return fail(Errno.EINVAL);
-  if (oldLen > vma.vmEnd - addr) return fail(Errno.EFAULT);
-  if (newLen > oldLen) {
-    if (vma.vmFlags & (VM_DONTEXPAND | VM_PFNMAP)) return fail(Errno.EFAULT);
-    if (!mm.mayExpandVm((newLen - oldLen) / PAGE_SIZE)) return fail(Errno.ENOMEM);
+  // check_prep_vma(): the remaining checks only matter when the operation maps new address space.
+  if (newLen > oldLen || impliesNewAddr) {
+    if (!oldLen && !(vma.vmFlags & (VM_SHARED | VM_MAYSHARE))) return fail(Errno.EINVAL);
+    if (flags & MREMAP_DONTUNMAP && vma.vmFlags & (VM_DONTEXPAND | VM_PFNMAP)) return fail(Errno.EINVAL);
+    if (oldLen > vma.vmEnd - addr) return fail(Errno.EFAULT);
+    if (newLen > oldLen) {
+      if (vma.vmFlags & (VM_DONTEXPAND | VM_PFNMAP)) return fail(Errno.EFAULT);
+      if (!mm.mayExpandVm((newLen - oldLen) / PAGE_SIZE)) return fail(Errno.ENOMEM);
+    }
   }
   if (impliesNewAddr) {
     // mremap_to()

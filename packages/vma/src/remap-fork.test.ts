@@ -11,6 +11,7 @@ import {
   MAP_ANONYMOUS,
   MAP_FIXED_NOREPLACE,
   MAP_PRIVATE,
+  MAP_SHARED,
   MREMAP_DONTUNMAP,
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
@@ -49,6 +50,30 @@ describe('mremap', () => {
     expect(mremapSync(mm, A, 2 * P, 6 * P, 0)).toEqual({ ok: true, value: A });
     expect(maps(mm)).toEqual(['0-6 rw-p']);
     checkMmInvariants([mm]);
+  });
+
+  it('shrinking is an munmap of the tail, even across VMA boundaries; the same size is a no-op', () => {
+    const mm = new MmStruct();
+    map(mm, 0, 2);
+    map(mm, 4, 2);
+    expect(mremapSync(mm, A, 10 * P, 10 * P, 0)).toEqual({ ok: true, value: A });
+    expect(mremapSync(mm, A, 6 * P, P, 0)).toEqual({ ok: true, value: A });
+    expect(maps(mm)).toEqual(['0-1 rw-p']);
+  });
+
+  it('old_len 0 duplicates a shared mapping (and is refused for a private one)', () => {
+    const mm = new MmStruct();
+    const r = mmapSync(mm, {
+      addr: A,
+      len: 2 * P,
+      prot: RW,
+      flags: MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+    });
+    expect(r.ok).toBe(true);
+    const d = mremapSync(mm, A, 0, 2 * P, MREMAP_MAYMOVE);
+    expect(d.ok).toBe(true);
+    expect(mm.mapCount).toBe(2);
+    expect(d.ok && mm.vmaLookup(d.value)?.vmFile).toBe(mm.vmaLookup(A)?.vmFile);
   });
 
   it('growing into a compatible next VMA merges with it, as vma_merge_extend does', () => {
