@@ -11,6 +11,10 @@ import { ensureBuilt } from './site.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium && process.env.CI) {
+  // In CI the browser tests are part of the proof: a missing browser is a failure, not a skip.
+  throw new Error(`${CHROMIUM} is missing in CI; .ci/run installs Debian's chromium before the tests`);
+}
 if (!hasChromium) {
   console.warn(
     `\n*** SKIPPING the course's end-to-end tests: ${CHROMIUM} is missing. Install it with ` +
