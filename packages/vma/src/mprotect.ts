@@ -84,13 +84,13 @@ export function* doMprotect(mm: MmStruct, start: number, len: number, prot: numb
   if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) return fail(Errno.EINVAL);
   let vma = mm.findVma(start);
   if (vma === null || vma.vmStart >= end) return fail(Errno.ENOMEM);
-  if (grows & PROT_GROWSUP) return fail(Errno.EINVAL);
   if (grows & PROT_GROWSDOWN) {
-    if (vma.vmStart >= end) return fail(Errno.ENOMEM);
     start = vma.vmStart;
     if (!(vma.vmFlags & VM_GROWSDOWN)) return fail(Errno.EINVAL);
-  } else if (vma.vmStart > start) {
-    return fail(Errno.ENOMEM);
+  } else {
+    if (vma.vmStart > start) return fail(Errno.ENOMEM);
+    // PROT_GROWSUP needs a VM_GROWSUP VMA, which x86 does not have.
+    if (grows & PROT_GROWSUP) return fail(Errno.EINVAL);
   }
   let prev: VmArea | null = start > vma.vmStart ? vma : mm.findVmaPrev(vma.vmStart);
   let tmp = vma.vmStart;

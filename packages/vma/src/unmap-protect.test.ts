@@ -11,6 +11,7 @@ import {
   MADV_RANDOM,
   MAP_ANONYMOUS,
   MAP_FIXED_NOREPLACE,
+  MAP_GROWSDOWN,
   MAP_PRIVATE,
   MAP_SHARED,
   PROT_EXEC,
@@ -140,6 +141,23 @@ describe('mprotect', () => {
     expect(mprotectSync(mm, A, 0, PROT_READ)).toEqual({ ok: true, value: 0 });
     expect(mprotectSync(mm, A + 10 * P, P, PROT_READ)).toEqual({ ok: false, errno: Errno.ENOMEM });
     expect(maps(mm)).toEqual(['0-2 rw-p 0']);
+  });
+
+  it('PROT_GROWSDOWN extends the change down to the start of a VM_GROWSDOWN VMA', () => {
+    const mm = new MmStruct();
+    const r = mmapSync(mm, {
+      addr: A,
+      len: 4 * P,
+      prot: RW,
+      flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_GROWSDOWN,
+    });
+    expect(r.ok).toBe(true);
+    expect(mprotectSync(mm, A + 2 * P, P, PROT_READ | PROT_GROWSDOWN)).toEqual({ ok: true, value: 0 });
+    expect(maps(mm)).toEqual(['0-3 r--p 0', '3-4 rw-p 0']);
+    expect(mprotectSync(mm, A + 10 * P, P, PROT_READ | PROT_GROWSUP)).toEqual({
+      ok: false,
+      errno: Errno.ENOMEM,
+    });
   });
 
   it('refuses with EACCES to make a read-only shared file mapping writable', () => {
