@@ -12,6 +12,8 @@ import {
   MAP_FIXED_NOREPLACE,
   MAP_GROWSDOWN,
   MAP_HUGETLB,
+  MAP_LOCKED,
+  MAP_NONBLOCK,
   MAP_POPULATE,
   MAP_PRIVATE,
   MAP_SHARED,
@@ -170,6 +172,27 @@ describe('mmap', () => {
     );
     expect(r.ok).toBe(true);
     expect(calls).toEqual([[A, 3 * P, true, false]]);
+  });
+
+  it('MAP_LOCKED populates too (mm_populate for VM_LOCKED), MAP_POPULATE|MAP_NONBLOCK does not', () => {
+    const mm = new MmStruct();
+    const calls: number[] = [];
+    const populate = function* (_m: MmStruct, start: number) {
+      calls.push(start);
+    };
+    runSync(
+      sysMmap(mm, { addr: A, len: P, prot: PROT_READ, flags: PRIV | MAP_FIXED | MAP_LOCKED, populate }),
+    );
+    runSync(
+      sysMmap(mm, {
+        addr: A + 4 * P,
+        len: P,
+        prot: RW,
+        flags: PRIV | MAP_FIXED | MAP_POPULATE | MAP_NONBLOCK,
+        populate,
+      }),
+    );
+    expect(calls).toEqual([A]);
   });
 
   it('munmap then mmap reuses the space and invariants hold', () => {

@@ -12,6 +12,7 @@ import {
   MAP_ANONYMOUS,
   MAP_FIXED_NOREPLACE,
   MAP_GROWSDOWN,
+  MAP_LOCKED,
   MAP_PRIVATE,
   MAP_SHARED,
   PROT_EXEC,
@@ -199,5 +200,16 @@ describe('madvise', () => {
     expect(madviseSync(mm, A, P, MADV_RANDOM)).toEqual({ ok: false, errno: Errno.EINVAL });
     expect(madviseSync(mm, A, 0, MADV_DONTNEED)).toEqual({ ok: true, value: 0 });
     checkMmInvariants([mm]);
+  });
+
+  it('MADV_DONTNEED refuses VM_LOCKED mappings with EINVAL', () => {
+    const mm = new MmStruct();
+    mmapSync(mm, {
+      addr: A,
+      len: P,
+      prot: RW,
+      flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_LOCKED,
+    });
+    expect(madviseSync(mm, A, P, MADV_DONTNEED)).toEqual({ ok: false, errno: Errno.EINVAL });
   });
 });
