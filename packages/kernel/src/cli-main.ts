@@ -28,7 +28,7 @@ usage:
       scenarios:
         scaling   N threads of one process fault in their own private regions (timed policy)
                   --threads N (default 8)  --pages P per thread (default 64)  --churn (one more
-                  thread loops on mmap/munmap)  --seed S
+                  thread loops on mmap/munmap)  --mmap-lock rwsem|range  --seed S
         cow-fork  a parent fills pages, forks, the child writes one (copy-on-write), the parent
                   writes it again (reused)
   spf --help
@@ -107,10 +107,20 @@ function run(args: string[], io: CliIo): number {
     const pages = intOption(args, '--pages', 64);
     const seed = intOption(args, '--seed', 1);
     const churn = flag(args, '--churn');
+    const lock = stringOption(args, '--mmap-lock') ?? 'rwsem';
+    if (lock !== 'rwsem' && lock !== 'range')
+      throw new UsageError(`--mmap-lock must be rwsem or range, not ${lock}`);
     noMoreArgs(args);
-    const r = runScaling({ threads, pagesPerThread: pages, churn, seed, trace: tracePath !== undefined });
+    const r = runScaling({
+      threads,
+      pagesPerThread: pages,
+      churn,
+      seed,
+      mmapLock: lock,
+      trace: tracePath !== undefined,
+    });
     io.stdout(
-      `scaling: ${threads} faulting thread(s)${churn ? ' + 1 mmap/munmap thread' : ''}, ${pages} pages each, classic handler\n` +
+      `scaling: ${threads} faulting thread(s)${churn ? ' + 1 mmap/munmap thread' : ''}, ${pages} pages each, classic handler, mmap_lock ${lock}\n` +
         `  faults: ${r.faults}\n  simulated time: ${(r.simNs / 1000).toFixed(1)} µs\n` +
         `  faults per simulated second: ${Math.round(r.faultsPerSec)}\n` +
         (churn ? `  mmap/munmap pairs meanwhile: ${r.churnOps}\n` : ''),

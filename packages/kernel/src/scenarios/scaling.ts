@@ -1,6 +1,13 @@
 import type { FaultHandlerFactory } from '@spf/fault-classic';
 import { type Kernel, now } from '@spf/machine';
-import { MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
+import {
+  MAP_ANONYMOUS,
+  MAP_FIXED_NOREPLACE,
+  MAP_PRIVATE,
+  type MmapLockKind,
+  PROT_READ,
+  PROT_WRITE,
+} from '@spf/vma';
 import { boot, type SystemRunResult } from '../system.js';
 import type { UserContext } from '../user-context.js';
 
@@ -14,6 +21,8 @@ export interface ScalingOptions {
   readonly churn?: boolean;
   /** The fault handler (default classic). */
   readonly faultHandler?: FaultHandlerFactory;
+  /** The mmap lock: Linux's rw_semaphore (default) or a range lock taken over the whole space. */
+  readonly mmapLock?: MmapLockKind;
   /** Record a machine trace (for `spf run --trace`). */
   readonly trace?: boolean;
   readonly seed?: number;
@@ -62,6 +71,7 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
     cpus,
     seed: opts.seed,
     faultHandler: opts.faultHandler,
+    mmapLock: opts.mmapLock,
     trace: opts.trace,
     memory: Math.max(64, Math.ceil(((n * (pages + 8) + 4096) * 4096) / 2 ** 20)) * 2 ** 20,
   });
