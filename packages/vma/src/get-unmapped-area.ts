@@ -1,6 +1,6 @@
 import { type ErrnoValue, Errno } from './errno.js';
 import type { MmStruct } from './mm-struct.js';
-import { MAP_FIXED, MAP_SHARED, PAGE_SIZE, VM_GROWSDOWN } from './vm-flags.js';
+import { MAP_FIXED, MAP_SHARED, PAGE_SIZE, VM_GROWSDOWN, VM_STARTGAP_FLAGS } from './vm-flags.js';
 import type { VmArea } from './vm-area.js';
 
 /** x86-64 DEFAULT_MAP_WINDOW: the 47-bit user space (addresses above need an explicit hint with LA57). */
@@ -20,11 +20,33 @@ function hintValid(mm: MmStruct, addr: number, len: number): boolean {
 
 /**
  * Models `unmapped_area_topdown()` in mm/mmap.c: the highest address `a` with [a, a+len) free, inside
- * [low, high), and ending at or below the guard gap of the VMA above. Returns -1 if there is none.
- * Simplification: the maple tree finds the gap in O(log n) with per-node gap sizes; we walk the VMAs
- * downwards from `high`, which is linear in the number of VMAs above the gap found.
+ * [low, high), and ending at or below the guard gap of the VMA above. Returns -1 if there is none. As in
+ * Linux, the tree finds the highest raw gap that fits (skipping subtrees by their gap summaries); if the
+ * VMA above it is a stack whose guard gap reaches into the candidate, the search is retried below it.
  */
 export function unmappedAreaTopdown(mm: MmStruct, len: number, lowLimit: number, highLimit: number): number {
+  const low = Math.max(lowLimit, mm.mmapMinAddr);
+  let high = highLimit;
+  for (;;) {
+    if (high <= low) return -1;
+    const g = mm.tree.gapAreaRev(len, low, high);
+    if (g === null) return -1;
+    const next = g.next?.value ?? null;
+    if (next !== null && next.vmFlags & VM_STARTGAP_FLAGS && vmStartGap(mm, next) < g.end) {
+      high = vmStartGap(mm, next);
+      continue;
+    }
+    return g.end - len;
+  }
+}
+
+/** The same search by walking the VMAs one by one (the reference the tree search is tested against). */
+export function unmappedAreaTopdownLinear(
+  mm: MmStruct,
+  len: number,
+  lowLimit: number,
+  highLimit: number,
+): number {
   const low = Math.max(lowLimit, mm.mmapMinAddr);
   let next: VmArea | null = mm.findVma(highLimit - 1);
   let prev: VmArea | null = next === null ? mm.findVmaPrev(highLimit) : mm.findVmaPrev(next.vmStart);

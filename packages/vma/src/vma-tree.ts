@@ -32,6 +32,13 @@ export class TreeNode<V> {
   slots: (TreeNode<V> | TreeEntry<V>)[];
   /** Reason the node was freed, or null while it is live. */
   poisoned: string | null = null;
+  /** The lowest `start` in the subtree (+Infinity when empty). */
+  low = Number.POSITIVE_INFINITY;
+  /**
+   * The largest gap between two consecutive entries inside the subtree (the maple tree's per-node gap
+   * tracking), so a free-area search can skip subtrees whose gaps are all too small.
+   */
+  gap = 0;
   constructor(
     readonly leaf: boolean,
     /** The transaction that created the node; only that transaction may modify it in place. */
@@ -44,6 +51,29 @@ export class TreeNode<V> {
     for (let i = 0; i < slots.length; i++) this.pivots[i] = pivots[i];
     this.slots = slots;
     this.line = new MemoryLine(`maple_node#${id}`);
+    this.summarize();
+  }
+  /** Recomputes `low` and `gap` from the slots (the children's summaries must be current). */
+  summarize(): void {
+    const n = this.slots.length;
+    let gap = 0;
+    if (n === 0) {
+      this.low = Number.POSITIVE_INFINITY;
+    } else if (this.leaf) {
+      this.low = (this.slots[0] as TreeEntry<V>).start;
+      for (let i = 1; i < n; i++) {
+        const g = (this.slots[i] as TreeEntry<V>).start - this.pivots[i - 1];
+        if (g > gap) gap = g;
+      }
+    } else {
+      this.low = (this.slots[0] as TreeNode<V>).low;
+      for (let i = 0; i < n; i++) {
+        const c = this.slots[i] as TreeNode<V>;
+        if (c.gap > gap) gap = c.gap;
+        if (i > 0 && c.low - this.pivots[i - 1] > gap) gap = c.low - this.pivots[i - 1];
+      }
+    }
+    this.gap = gap;
   }
   /** Marks the node freed (called by RCU after a grace period). */
   poison(reason: string): void {
@@ -158,6 +188,26 @@ export class VmaTree<V> {
     if (this.root !== null) yield* walk(this.root, from);
   }
 
+  /**
+   * The highest free range of at least `length` inside [lowLimit, highLimit), as the maple tree's
+   * mas_empty_area_rev() finds it: returns the range's end (clipped to `highLimit`) and the entry just
+   * above it (null if none), or null when nothing fits. O(log n) thanks to the per-node gap summaries.
+   */
+  gapAreaRev(
+    length: number,
+    lowLimit: number,
+    highLimit: number,
+  ): { end: number; next: TreeEntry<V> | null } | null {
+    const fits = (a: number, b: number) => Math.min(b, highLimit) - Math.max(a, lowLimit) >= length;
+    const root = this.root;
+    if (root === null) return fits(0, Number.POSITIVE_INFINITY) ? { end: highLimit, next: null } : null;
+    if (fits(root.max, Number.POSITIVE_INFINITY)) return { end: highLimit, next: null };
+    const r = gapRev(root, length, lowLimit, highLimit);
+    if (r !== null) return r;
+    if (fits(0, root.low)) return { end: Math.min(root.low, highLimit), next: leftmost(root) };
+    return null;
+  }
+
   /** Entries in descending address order, starting with the last one whose start is below `before`. */
   *entriesReverse(before: number): Generator<TreeEntry<V>> {
     let e = this.findPrev(before);
@@ -210,6 +260,10 @@ export class VmaTree<V> {
       if (n.poisoned) problems.push(`${n.line.label} is reachable but freed (${n.poisoned})`);
       if (n.slots.length === 0) problems.push(`${n.line.label} is empty`);
       if (n.slots.length > TREE_FANOUT) problems.push(`${n.line.label} overflows`);
+      const low = n.low;
+      const gap = n.gap;
+      n.summarize();
+      if (n.low !== low || n.gap !== gap) problems.push(`${n.line.label} has a stale gap summary`);
       if (n.leaf) {
         if (leafDepth === -1) leafDepth = depth;
         else if (leafDepth !== depth)
@@ -241,6 +295,40 @@ function* walk<V>(n: TreeNode<V>, from: number): Generator<TreeEntry<V>> {
     if (n.leaf) yield s as TreeEntry<V>;
     else yield* walk(s as TreeNode<V>, from);
   }
+}
+
+function leftmost<V>(n: TreeNode<V>): TreeEntry<V> {
+  while (!n.leaf) n = n.slots[0] as TreeNode<V>;
+  return n.slots[0] as TreeEntry<V>;
+}
+
+/** The highest gap inside `n` that fits `length` within [lo, hi), searching right to left. */
+function gapRev<V>(
+  n: TreeNode<V>,
+  length: number,
+  lo: number,
+  hi: number,
+): { end: number; next: TreeEntry<V> | null } | null {
+  const count = n.slots.length;
+  for (let i = count - 1; i >= 0; i--) {
+    if (i < count - 1) {
+      // The gap between slot i and slot i+1.
+      const a = n.pivots[i];
+      const next = n.leaf ? (n.slots[i + 1] as TreeEntry<V>) : leftmost(n.slots[i + 1] as TreeNode<V>);
+      const b = next.start;
+      if (b <= lo) return null;
+      if (a < hi && Math.min(b, hi) - Math.max(a, lo) >= length) return { end: Math.min(b, hi), next };
+    }
+    if (!n.leaf) {
+      const c = n.slots[i] as TreeNode<V>;
+      if (c.gap >= length && c.low < hi && n.pivots[i] > lo) {
+        const r = gapRev(c, length, lo, hi);
+        if (r !== null) return r;
+      }
+      if (c.low <= lo) return null;
+    }
+  }
+  return null;
 }
 
 function rightmost<V>(n: TreeNode<V>): TreeEntry<V> {
@@ -314,10 +402,14 @@ export class VmaTreeTx<V> {
       n.pivots[i] = child.max;
       if (split) n.insertAt(i + 1, split.max, split);
     }
-    if (n.slots.length <= TREE_FANOUT) return null;
+    if (n.slots.length <= TREE_FANOUT) {
+      n.summarize();
+      return null;
+    }
     const half = n.slots.length >> 1;
     const right = this.tree.newNode(n.leaf, this.id, n.pivots.subarray(half), n.slots.slice(half));
     n.slots.length = half;
+    n.summarize();
     return right;
   }
 
@@ -345,6 +437,7 @@ export class VmaTreeTx<V> {
     if (n.leaf) {
       if (n.pivots[i] !== end) return false;
       n.removeAt(i);
+      n.summarize();
       return true;
     }
     const child = n.slots[i] as TreeNode<V>;
@@ -355,6 +448,7 @@ export class VmaTreeTx<V> {
     }
     if (owned.slots.length === 0) {
       n.removeAt(i);
+      n.summarize();
       return true;
     }
     n.slots[i] = owned;
@@ -371,11 +465,13 @@ export class VmaTreeTx<V> {
         if (right.owner !== this.id) this.retired.push(right);
         for (let k = 0; k < right.slots.length; k++)
           left.insertAt(left.slots.length, right.pivots[k], right.slots[k]);
+        left.summarize();
         n.slots[li] = left;
         n.pivots[li] = left.max;
         n.removeAt(ri);
       }
     }
+    n.summarize();
     return true;
   }
 
