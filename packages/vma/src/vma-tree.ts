@@ -11,9 +11,10 @@ import { type Kernel, MemoryLine, read, UseAfterFreeError, write } from '@spf/ma
  * old or the new tree; the replaced nodes are handed to a retire function (the mm passes them to RCU's
  * kfree_rcu) and poisoned when freed, so a reader that skipped RCU trips a use-after-free report.
  *
- * Simplifications against the maple tree: ranges without an entry (gaps) are not stored as nodes; gaps are
- * found by walking the entries, and deletion only merges an underfull node into a sibling when both fit
- * (no borrowing), which keeps the height logarithmic.
+ * Each node also keeps the lowest start and the largest gap between consecutive entries of its subtree
+ * (the maple tree's gap tracking), so the top-down free-area search skips subtrees without a big enough
+ * gap. Simplifications against the maple tree: gaps are not stored as NULL ranges, and deletion only merges
+ * an underfull node into a sibling when both fit (no borrowing), which keeps the height logarithmic.
  */
 export const TREE_FANOUT = 16;
 
