@@ -329,19 +329,16 @@ export class MmStruct {
   }
 }
 
-/** Takes a reference on a VMA found under RCU, unless it is already being freed (vma refcount_inc_not_zero). */
+/**
+ * Takes a reference on a VMA found under RCU unless it is already being freed (`refcount_inc_not_zero` on
+ * vm_ref_count in the SPF series). The caller holds rcu_read_lock.
+ */
 export function* getVmaNotZero(vma: VmArea): Kernel<boolean> {
-  for (;;) {
-    const c = yield* vma.refCount.load();
-    vma.checkLive('vma refcount');
-    if (c === 0) return false;
-    if ((yield* vma.refCount.cmpxchg(c, c + 1)) === c) return true;
-  }
+  vma.checkLive('vma refcount');
+  return yield* vma.refCount.incNotZero();
 }
 
 /** Drops a VMA reference; the last one frees it after an RCU grace period (`put_vma` / `__free_vma`). */
 export function* putVma(vma: VmArea): Kernel<void> {
-  const n = yield* vma.refCount.addReturn(-1);
-  kassert(n >= 0, () => `${vma} reference count went negative`);
-  if (n === 0) yield* vma.vmMm.rcu.kfreeRcu(vma, `__free_vma of ${vma}`);
+  if (yield* vma.refCount.decAndTest()) yield* vma.vmMm.rcu.kfreeRcu(vma, `__free_vma of ${vma}`);
 }

@@ -1,4 +1,5 @@
-import { AtomicCell, Cell, type Kernel, kassert, MemoryLine, UseAfterFreeError } from '@spf/machine';
+import { Refcount } from '@spf/locks';
+import { Cell, type Kernel, kassert, MemoryLine, UseAfterFreeError } from '@spf/machine';
 import type { AnonVma, AnonVmaChain } from './anon-vma.js';
 import { createSeqCount, createVmaLock, type SeqCounter, type SleepingRwLock } from './mm-locks.js';
 import type { MmStruct } from './mm-struct.js';
@@ -115,7 +116,7 @@ export class VmArea {
   /** Dufour's vm_sequence: odd while a writer changes the VMA. */
   readonly vmSequence: SeqCounter;
   /** vm_ref_count: the tree holds one reference; speculative faults take more. */
-  readonly refCount: AtomicCell;
+  readonly refCount: Refcount;
   /** Per-VMA lock (struct vma_lock's rw_semaphore) and the mm_lock_seq value it was write-locked at. */
   readonly vmLock: SleepingRwLock;
   readonly vmLockSeq: Cell<number>;
@@ -143,7 +144,7 @@ export class VmArea {
     this.vmOps = ops;
     this.vmPageProt = vmGetPageProt(flags);
     this.vmSequence = createSeqCount(`vma#${this.id}.vm_sequence`);
-    this.refCount = new AtomicCell(1, new MemoryLine(`vma#${this.id}.vm_ref_count`));
+    this.refCount = new Refcount(`vma#${this.id}.vm_ref_count`);
     this.vmLock = createVmaLock(`vma#${this.id}.vm_lock`);
     this.vmLockSeq = new Cell(-1, this.line);
   }
