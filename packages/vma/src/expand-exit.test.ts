@@ -1,8 +1,10 @@
-import { runSync } from '@spf/machine';
+import { type Kernel, runSync } from '@spf/machine';
 import { describe, expect, it } from 'vitest';
 import { Errno } from './errno.js';
 import { exitMmap, mmget, mmput } from './exit-mmap.js';
 import { expandDownwards } from './expand-stack.js';
+import { mapsEntries } from './proc-maps.js';
+import { setupStack } from './setup-stack.js';
 import { checkMmInvariants } from './mm-invariants.js';
 import { MmStruct } from './mm-struct.js';
 import type { PagetableOps } from './pagetable-ops.js';
@@ -21,10 +23,7 @@ const P = 4096;
 const A = 0x100000000000;
 const RW = PROT_READ | PROT_WRITE;
 
-function withWriteLock<T>(
-  mm: MmStruct,
-  body: () => Generator<never, T, unknown> | ReturnType<typeof expandDownwards>,
-) {
+function withWriteLock<T>(mm: MmStruct, body: () => Kernel<T>): T {
   return runSync(
     (function* () {
       yield* mm.mmapWriteLock();
@@ -60,6 +59,30 @@ describe('stack expansion (expand_downwards)', () => {
     expect(withWriteLock(mm, () => expandDownwards(mm, plain, A - P))).toBe(Errno.EFAULT);
     expect(withWriteLock(mm, () => expandDownwards(mm, stack, A + 4 * P, 16 * P))).toBe(Errno.ENOMEM);
     checkMmInvariants([mm]);
+  });
+});
+
+describe('the initial stack (setup_arg_pages)', () => {
+  it('creates a [stack] VMA that grows down and refuses overlaps', () => {
+    const mm = new MmStruct();
+    const stack = withWriteLock(mm, () => setupStack(mm));
+    if (typeof stack === 'number') throw new Error(`setupStack failed ${stack}`);
+    expect(mapsEntries(mm)).toEqual([
+      {
+        start: 0x7ffffffff000 - 132 * 1024,
+        end: 0x7ffffffff000,
+        perms: 'rw-p',
+        offset: 0,
+        devMajor: 0,
+        devMinor: 0,
+        ino: 0,
+        name: '[stack]',
+      },
+    ]);
+    expect(withWriteLock(mm, () => expandDownwards(mm, stack, stack.vmStart - 3 * P))).toBe(0);
+    expect(mm.vmaLookup(stack.vmStart)?.perms()).toBe('rw-p');
+    expect(withWriteLock(mm, () => setupStack(mm))).toBe(Errno.EEXIST);
+    expect(withWriteLock(mm, () => setupStack(mm, 0x7ffffffff001))).toBe(Errno.EINVAL);
   });
 });
 

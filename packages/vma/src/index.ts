@@ -76,7 +76,16 @@ export {
   type PageTableFactory,
   type PresentPte,
 } from './page-table-ops.js';
-export { procMaps, type SmapsEntry, showMapVma, smaps, vmaName } from './proc-maps.js';
+export {
+  type MapsEntry,
+  mapsEntries,
+  procMaps,
+  type SmapsEntry,
+  showMapVma,
+  smaps,
+  vmaName,
+} from './proc-maps.js';
+export { DEFAULT_STACK_SIZE, setupStack } from './setup-stack.js';
 export * from './vm-flags.js';
 export {
   assertVmWriting,

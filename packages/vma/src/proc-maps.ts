@@ -44,6 +44,40 @@ export function showMapVma(vma: VmArea): string {
   return line;
 }
 
+/** The fields of one /proc/PID/maps line, for callers that format them their own way (the replay format). */
+export type MapsEntry = {
+  readonly start: number;
+  readonly end: number;
+  /** `rw-p`. */
+  readonly perms: string;
+  /** The offset column in bytes: the file offset, 0 for anonymous memory. */
+  readonly offset: number;
+  readonly devMajor: number;
+  readonly devMinor: number;
+  readonly ino: number;
+  /** The name column, or null. */
+  readonly name: string | null;
+};
+
+/** The /proc/PID/maps fields of each VMA overlapping [start, end). */
+export function mapsEntries(mm: MmStruct, start = 0, end = Number.POSITIVE_INFINITY): MapsEntry[] {
+  const out: MapsEntry[] = [];
+  for (const v of mm.vmasIn(start, end)) {
+    const f = v.vmFile;
+    out.push({
+      start: v.vmStart,
+      end: v.vmEnd,
+      perms: v.perms(),
+      offset: f ? v.vmPgoff * PAGE_SIZE : 0,
+      devMajor: f?.devMajor ?? 0,
+      devMinor: f?.devMinor ?? 0,
+      ino: f?.ino ?? 0,
+      name: vmaName(v),
+    });
+  }
+  return out;
+}
+
 /**
  * The /proc/self/maps text of the VMAs overlapping [start, end) (the whole address space by default), one
  * line per VMA, each ending in a newline — the function the conformance suite prints.
