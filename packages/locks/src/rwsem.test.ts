@@ -13,6 +13,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { RwsemPaths } from './lab-interfaces.js';
 import { defaultLockdep } from './lockdep.js';
 import {
+  RWSEM_FLAG_HANDOFF,
   RWSEM_FLAG_WAITERS,
   RWSEM_READER_BIAS,
   RWSEM_WRITER_LOCKED,
@@ -190,6 +191,40 @@ describe('RwSemaphore', () => {
     expect(seen[0] & RWSEM_FLAG_WAITERS).toBe(RWSEM_FLAG_WAITERS);
     expect(seen[1]).toBe(RWSEM_WRITER_LOCKED);
     expect(sem.count.value).toBe(0);
+  });
+
+  it('a writer that waited past the timeout sets the handoff bit, and nobody steals the lock from it', () => {
+    const m = new Machine({ cpus: 4 });
+    const sem = new RwSemaphore('s', { lockdep: false, handoffTimeoutNs: 2_000 });
+    let writerDone = false;
+    let sawHandoff = false;
+    let stolenAfterHandoff = 0;
+    m.spawn(0, 'writer', function* () {
+      yield* delay(500);
+      expect(yield* sem.downWriteKillable()).toBe(0);
+      writerDone = true;
+      yield* sem.upWrite();
+    });
+    for (let i = 1; i < 4; i++) {
+      m.spawn(i, `r${i}`, function* () {
+        while (!writerDone) {
+          const before = yield* sem.count.load();
+          yield* sem.downRead();
+          if (before & RWSEM_FLAG_HANDOFF && !writerDone) stolenAfterHandoff++;
+          yield* delay(700);
+          yield* sem.upRead();
+        }
+      });
+    }
+    m.spawn(3, 'monitor', function* () {
+      while (!writerDone) {
+        if ((yield* sem.count.load()) & RWSEM_FLAG_HANDOFF) sawHandoff = true;
+        yield* delay(100);
+      }
+    });
+    expect(m.run().failure).toBeNull();
+    expect(sawHandoff).toBe(true);
+    expect(stolenAfterHandoff).toBe(0);
   });
 
   it('writers spin on a running owner instead of sleeping when optimistic spinning is on', () => {

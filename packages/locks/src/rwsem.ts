@@ -162,6 +162,21 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
     this.enteredRead(c);
   }
 
+  /**
+   * `down_read_killable()`: as {@link downRead}; returns 0 (or -EINTR in the kernel when a fatal signal
+   * arrives while waiting). The machine has no signals, so it always returns 0.
+   */
+  *downReadKillable(): Kernel<number> {
+    yield* this.downRead();
+    return 0;
+  }
+
+  /** `down_write_killable()`: as {@link downWrite}; always returns 0 (no signals on the machine). */
+  *downWriteKillable(): Kernel<number> {
+    yield* this.downWrite();
+    return 0;
+  }
+
   /** `down_read_trylock()`: takes a read hold only if no writer, waiter or handoff is there. */
   *downReadTrylock(): Kernel<boolean> {
     const c = yield* current();
