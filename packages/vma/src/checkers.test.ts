@@ -1,5 +1,5 @@
 import { Rcu } from '@spf/locks';
-import { exploreInTest, type Machine, runSync } from '@spf/machine';
+import { exploreInTest, kassert, type Machine, read, runSync, type Scenario, write } from '@spf/machine';
 import { _PAGE_RW, mkPte } from '@spf/pagetable';
 import { describe, expect, it } from 'vitest';
 import { checkMmInvariants, MmInvariantError, mmInvariantProblems } from './mm-invariants.js';
@@ -15,8 +15,9 @@ import {
   PROT_EXEC,
   PROT_READ,
   PROT_WRITE,
+  VM_SOFTDIRTY,
 } from './vm-flags.js';
-import { vmaStartRead, vmaStartWrite } from './vma-lock.js';
+import { vmaEndRead, vmaStartRead, vmaStartWrite } from './vma-lock.js';
 
 const P = 4096;
 const A = 0x100000000000;
@@ -147,6 +148,52 @@ describe('VMA lifetime and per-VMA locks', () => {
       { policy: 'random', runs: 20 },
       'vma_start_read fails while the VMA is write-locked in the current mmap write section',
     );
+  });
+
+  /** A per-VMA-lock fault on CPU 1 against a writer on CPU 0 that marks the VMA and changes it. */
+  function perVmaLockScenario(brokenWriter: boolean): Scenario {
+    return {
+      cpus: 2,
+      setup(m: Machine) {
+        const mm = new MmStruct({ rcu: new Rcu(m) });
+        mmapSync(mm, { addr: A, len: 2 * P, prot: RW, flags: FLAGS });
+        const vma = mm.vmaLookup(A);
+        if (!vma) throw new Error('no vma');
+        m.spawn(0, 'writer', function* () {
+          yield* mm.mmapWriteLock();
+          // The broken writer marks the VMA without waiting for its readers.
+          if (brokenWriter) yield* vma.vmLockSeq.store(mm.mmLockSeq.value);
+          else yield* vmaStartWrite(vma);
+          yield* write(vma.line, 'vm_flags change');
+          vma.vmFlags ^= VM_SOFTDIRTY;
+          yield* mm.mmapWriteUnlock();
+        });
+        m.spawn(1, 'per-vma-lock fault', function* () {
+          for (let i = 0; i < 3; i++) {
+            if (!(yield* vmaStartRead(vma))) continue;
+            const before = vma.vmFlags;
+            yield* read(vma.line, 'fault work');
+            yield* read(vma.line, 'fault work');
+            kassert(vma.vmFlags === before, 'the VMA changed while its per-VMA read lock was held');
+            yield* vmaEndRead(vma);
+          }
+        });
+      },
+    };
+  }
+
+  it('a VMA read-locked by a fault is never changed under it by a writer that marked it (explorer)', () => {
+    const name =
+      'a VMA read-locked by a fault is never changed under it by a writer that marked it (explorer)';
+    exploreInTest(perVmaLockScenario(false), { policy: 'random', runs: 300, seed: 4 }, name);
+    exploreInTest(perVmaLockScenario(false), { policy: 'pct', runs: 300, seed: 5, depth: 3 }, name);
+  });
+
+  it('a writer that marks the VMA without waiting for its readers is caught', () => {
+    const name = 'a writer that marks the VMA without waiting for its readers is caught';
+    expect(() =>
+      exploreInTest(perVmaLockScenario(true), { policy: 'random', runs: 300, seed: 4 }, name),
+    ).toThrow(/changed while its per-VMA read lock was held/);
   });
 
   it('works the same with a range lock as the mmap lock', () => {

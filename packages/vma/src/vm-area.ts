@@ -118,7 +118,7 @@ export class VmArea {
   /** vm_ref_count: the tree holds one reference; speculative faults take more. */
   readonly refCount: Refcount;
   /** Per-VMA lock (struct vma_lock's rw_semaphore) and the mm_lock_seq value it was write-locked at. */
-  readonly vmLock: SleepingRwLock;
+  private vmLockObj: SleepingRwLock | null = null;
   readonly vmLockSeq: Cell<number>;
   /** Not in any mm's tree any more (vma_mark_detached). */
   detached = false;
@@ -145,8 +145,21 @@ export class VmArea {
     this.vmPageProt = vmGetPageProt(flags);
     this.vmSequence = createSeqCount(`vma#${this.id}.vm_sequence`);
     this.refCount = new Refcount(`vma#${this.id}.vm_ref_count`);
-    this.vmLock = createVmaLock(`vma#${this.id}.vm_lock`);
     this.vmLockSeq = new Cell(-1, this.line);
+  }
+
+  /**
+   * The per-VMA lock (struct vma_lock's rw_semaphore), created on first use: a VMA nobody ever locked
+   * costs no lock object (vma_start_write() skips the lock while none exists; see vma-lock.ts).
+   */
+  get vmLock(): SleepingRwLock {
+    if (this.vmLockObj === null) this.vmLockObj = createVmaLock(`vma#${this.id}.vm_lock`);
+    return this.vmLockObj;
+  }
+
+  /** Whether the per-VMA lock has been created (someone took it). */
+  get hasVmLock(): boolean {
+    return this.vmLockObj !== null;
   }
 
   /** vma_pages(). */

@@ -15,8 +15,13 @@ import type { VmArea } from './vm-area.js';
 export function* vmaStartWrite(vma: VmArea): Kernel<void> {
   const mmSeq = vma.vmMm.mmLockSeq.value;
   if (vma.vmLockSeq.value === mmSeq) return;
-  yield* vma.vmLock.downWrite();
+  // Linux takes the lock, stores vm_lock_seq and releases it. We store first and then wait out the
+  // readers only if the lock exists at all: a reader that takes the lock later re-checks vm_lock_seq
+  // after acquiring it (vmaStartRead) and backs off, so the outcome is the same without a lock object
+  // for every VMA.
   yield* vma.vmLockSeq.store(mmSeq);
+  if (!vma.hasVmLock) return;
+  yield* vma.vmLock.downWrite();
   yield* vma.vmLock.upWrite();
 }
 
