@@ -110,7 +110,15 @@ export type Effect =
 export type Kernel<T = void> = Generator<Effect, T, unknown>;
 
 /** Where a task is running when it asks with {@link self}. */
-export type SelfInfo = { readonly cpu: number; readonly task: Task };
+export type SelfInfo = {
+  readonly cpu: number;
+  /** The task running (or, in an IPI handler, the task it interrupted). */
+  readonly task: Task;
+  /** Whether this code runs in an IPI handler (hard-irq context). */
+  readonly inIrq: boolean;
+  /** Whether interrupts are enabled on this CPU. */
+  readonly irqsEnabled: boolean;
+};
 
 /** A plain load from `line`. */
 export function* read(line: MemoryLine, label?: string): Kernel<void> {

@@ -389,7 +389,11 @@ export class Machine implements SchedulerView {
       return ack > c.clock ? ack : c.clock;
     }
     const t = c.current;
-    return t !== null && t.wokenAt > c.clock ? t.wokenAt : c.clock;
+    const base = t !== null && t.wokenAt > c.clock ? t.wokenAt : c.clock;
+    // A delay's effect (the code after it) happens when the delay ends, so order the CPU by that time: code
+    // after `delay(5000)` must see what other CPUs did during those 5 us.
+    const e = t?.pending;
+    return e !== undefined && e.kind === EffectKind.Delay && e.ns > 0 ? base + e.ns : base;
   }
 
   private heapLess(a: number, b: number): boolean {
@@ -763,7 +767,7 @@ export class Machine implements SchedulerView {
       case EffectKind.Now:
         return c.clock;
       case EffectKind.Self:
-        return { cpu: c.id, task: t ?? c.current };
+        return { cpu: c.id, task: t ?? c.current, inIrq: t === null, irqsEnabled: c.irqEnabled };
       case EffectKind.Yield:
         if (t !== null) t.yielded = false;
         return undefined;

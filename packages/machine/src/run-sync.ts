@@ -42,7 +42,7 @@ export function runSync<T>(code: Kernel<T>): T {
         resume = clock;
         break;
       case EffectKind.Self:
-        resume = { cpu: 0, task: syncTask };
+        resume = { cpu: 0, task: syncTask, inIrq: false, irqsEnabled: irqs };
         break;
       case EffectKind.Block:
         if (!e.until || !e.until()) {

@@ -16,7 +16,8 @@ type Frame = {
 /**
  * Systematic exploration bounded by the number of preemptions (iterative context bounding, Musuvathi and
  * Qadeer, PLDI 2007, as in CHESS). A switch away from a CPU that could have continued costs one preemption;
- * a switch forced by a CPU blocking, finishing or spin-waiting (a yield) is free. Each call to
+ * a switch forced by a CPU blocking, finishing or spin-waiting (a yield) is free, and a spin-waiting CPU is
+ * only chosen when every enabled CPU spins. Each call to
  * {@link DfsExplorer.nextRun} returns the policy for the next unexplored schedule, until the bounded tree
  * is exhausted. Stateless: every run replays a prefix from the start.
  */
@@ -47,15 +48,20 @@ export class DfsExplorer {
       choose(enabled: Int32Array, count: number, view: SchedulerView): number {
         const step = view.step;
         const prev = view.lastCpu;
+        // A CPU whose next step is a spin-wait iteration changes nothing another CPU can observe: it is only
+        // worth running when every enabled CPU spins (CHESS's fair scheduling of yielding threads). Without
+        // this rule dfs would spend its budget on ever longer spin sequences.
+        const candidates = nonSpinning(enabled, count, view);
+        const n = candidates.length;
         let prevRunnable = false;
-        for (let i = 0; i < count; i++) if (enabled[i] === prev) prevRunnable = !view.isSpinning(prev);
+        for (let i = 0; i < n; i++) if (candidates[i] === prev) prevRunnable = !view.isSpinning(prev);
         let c: number;
         if (step < frames.length) {
           c = frames[step].chosen;
         } else {
-          c = defaultChoice(enabled, count, prev, prevRunnable);
+          c = defaultChoice(candidates, n, prev, prevRunnable);
           frames.push({
-            enabled: enabled.slice(0, count),
+            enabled: candidates,
             tried: new Set([c]),
             chosen: c,
             prev,
@@ -85,6 +91,17 @@ export class DfsExplorer {
     }
     return false;
   }
+}
+
+/** The enabled CPUs that are not spin-waiting, or all of them if every one spins. */
+function nonSpinning(enabled: Int32Array, count: number, view: SchedulerView): Int32Array {
+  let k = 0;
+  for (let i = 0; i < count; i++) if (!view.isSpinning(enabled[i])) k++;
+  if (k === 0 || k === count) return enabled.slice(0, count);
+  const out = new Int32Array(k);
+  k = 0;
+  for (let i = 0; i < count; i++) if (!view.isSpinning(enabled[i])) out[k++] = enabled[i];
+  return out;
 }
 
 /** Keep running the previous CPU if it can run; otherwise take the next CPU after it in id order. */
