@@ -170,11 +170,10 @@ describe('SpinLock', () => {
 
   it('catches the broken test-and-set lock built from a plain read and write', () => {
     const scenario = counterScenario(() => new PlainTestAndSetLock('tas'));
-    // Not dfs: the machine's dfs treats every re-choice of a spinning CPU as free, so it explores ever
-    // longer spin sequences at the last frames and never backtracks to the early preemption this bug needs.
     for (const opts of [
       { policy: 'random', runs: 500, seed: 3 },
       { policy: 'pct', runs: 3000, seed: 1, depth: 3 },
+      { policy: 'dfs', runs: 20_000, bound: 2 },
     ] as const) {
       const f = expectCaught(scenario, opts, 'assertion');
       expect(f.message).toMatch(/inside the critical section|counter/);
