@@ -1,4 +1,4 @@
-import { delay, type Kernel } from '@spf/machine';
+import { type Kernel, delayEffect } from '@spf/machine';
 import { OutOfMemoryError, type Page } from '@spf/pagetable';
 import type { FaultEnv } from './fault-env.js';
 
@@ -11,7 +11,7 @@ export function* allocZeroedUserPage(env: FaultEnv): Kernel<Page | null> {
   const page = allocUserPage(env);
   if (page === null) return null;
   env.mem.zeroFrame(page.pfn);
-  yield* delay(env.cost.zeroPage, 'clear_page');
+  yield delayEffect(env.cost.zeroPage, 'clear_page');
   return page;
 }
 
@@ -36,5 +36,5 @@ export function allocUserPage(env: FaultEnv): Page | null {
  */
 export function* copyUserPage(env: FaultEnv, dst: Page, src: Page): Kernel<void> {
   env.mem.copyFrame(dst.pfn, src.pfn);
-  yield* delay(env.cost.copyPage, 'copy_page');
+  yield delayEffect(env.cost.copyPage, 'copy_page');
 }

@@ -1,4 +1,4 @@
-import { type Kernel, MemoryLine, self, write } from '@spf/machine';
+import { type Kernel, MemoryLine, self, writeEffect } from '@spf/machine';
 import type { MmStruct } from '@spf/vma';
 
 const percpuLines = new WeakMap<MmStruct, MemoryLine[]>();
@@ -23,6 +23,6 @@ export function* addMmCounterPercpu(mm: MmStruct, type: number, delta: number): 
     line = new MemoryLine(`${mm.name}->rss_stat[cpu${cpu}]`);
     lines[cpu] = line;
   }
-  yield* write(line, 'add_mm_counter');
+  yield writeEffect(line, 'add_mm_counter');
   mm.rss[type] += delta;
 }

@@ -1,4 +1,4 @@
-import { delay, type Kernel } from '@spf/machine';
+import { type Kernel, delayEffect } from '@spf/machine';
 import {
   _PAGE_TABLE,
   type PageTables,
@@ -23,7 +23,7 @@ function* allocTable(env: FaultEnv, pt: PageTables, level: TableLevel): Kernel<n
   const pfn = pt.allocTablePage(level);
   if (pfn === null) return null;
   env.vmstat.pgtableAlloc++;
-  yield* delay(env.cost.zeroPage, 'clear_page (page table)');
+  yield delayEffect(env.cost.zeroPage, 'clear_page (page table)');
   return pfn;
 }
 

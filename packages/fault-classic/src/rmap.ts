@@ -1,4 +1,4 @@
-import { type Kernel, write } from '@spf/machine';
+import { type Kernel, writeEffect } from '@spf/machine';
 import { type Page, pageMapcountDec, pageMapcountInc } from '@spf/pagetable';
 import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, type VmArea } from '@spf/vma';
 
@@ -8,7 +8,7 @@ import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, type VmArea } from '@spf/vma
  * is not yet visible to anyone else, so the updates are one plain write of its `struct page`.
  */
 export function* folioAddNewAnonRmap(page: Page, vma: VmArea, addr: number): Kernel<void> {
-  yield* write(page.line, 'folio_add_new_anon_rmap');
+  yield writeEffect(page.line, 'folio_add_new_anon_rmap');
   page.mapping = vma.anonVma;
   page.index = vma.linearPageIndex(addr);
   page.mapcount = 1;

@@ -1,4 +1,4 @@
-import { delay, type Kernel } from '@spf/machine';
+import { type Kernel, delayEffect } from '@spf/machine';
 import { getPage, Page } from '@spf/pagetable';
 import { ShmemZeroFile, type VmFault, type VmOperations } from '@spf/vma';
 import { allocUserPage } from './alloc-page.js';
@@ -33,7 +33,7 @@ export function* shmemFault(vmf: VmFault): Kernel<number> {
     fresh.set('uptodate');
     file.pages.set(vmf.pgoff, fresh);
     page = fresh;
-    yield* delay(env.cost.zeroPage, 'clear_page (shmem)');
+    yield delayEffect(env.cost.zeroPage, 'clear_page (shmem)');
   }
   yield* getPage(page);
   vmf.page = page;

@@ -10,15 +10,15 @@ import { Rcu } from '@spf/locks';
 import {
   block,
   type CostModel,
-  delay,
   type Kernel,
   KernelFault,
   Machine,
   type Policy,
   type RunResult,
-  read,
   wake,
-  write,
+  readEffect,
+  writeEffect,
+  delayEffect,
 } from '@spf/machine';
 import { type AccessKind, Page, PF_USER, PF_WRITE, PhysicalMemory, Mmu, putPage } from '@spf/pagetable';
 import {
@@ -250,7 +250,7 @@ export class System {
           `fault loop: ${kind} of 0x${addr.toString(16)} by ${proc} faulted ${tries} times (error code ${r.ok ? 0 : r.fault === 'PF' ? r.errorCode : 0}); the fault handler reports success without mapping the page`,
         );
       }
-      yield* delay(this.cost.exceptionEntryExit, 'page fault entry/exit');
+      yield delayEffect(this.cost.exceptionEntryExit, 'page fault entry/exit');
       const out = yield* this.faultHandler.handleUserFault({
         mm: proc.mm,
         pt: proc.pt,
@@ -276,14 +276,14 @@ export class System {
   /** One-byte user load: translate, then a read of the memory line; returns the byte. */
   *load8(th: Thread, addr: number, kind: 'read' | 'fetch' = 'read'): Kernel<number> {
     const pa = yield* this.translateUser(th, addr, kind);
-    yield* read(this.mem.lineOf(pa), kind === 'fetch' ? 'ifetch' : 'load');
+    yield readEffect(this.mem.lineOf(pa), kind === 'fetch' ? 'ifetch' : 'load');
     return this.mem.read8(pa);
   }
 
   /** One-byte user store. */
   *store8(th: Thread, addr: number, value: number): Kernel<void> {
     const pa = yield* this.translateUser(th, addr, 'write');
-    yield* write(this.mem.lineOf(pa), 'store');
+    yield writeEffect(this.mem.lineOf(pa), 'store');
     this.mem.write8(pa, value);
   }
 

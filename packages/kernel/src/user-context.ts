@@ -1,4 +1,4 @@
-import { delay, type Kernel, now, yieldCpu } from '@spf/machine';
+import { type Kernel, now, yieldCpu, delayEffect } from '@spf/machine';
 import type { ExitStatus, Process, Thread } from './process.js';
 import { ProcessExiting, type SignalName } from './signals.js';
 import type { System } from './system.js';
@@ -45,7 +45,7 @@ export class UserContext {
 
   private *syscall(label: string): Kernel<void> {
     this.system.checkAlive(this.thread);
-    yield* delay(this.system.cost.syscall, label);
+    yield delayEffect(this.system.cost.syscall, label);
   }
 
   // ---- memory accesses ------------------------------------------------------------------------

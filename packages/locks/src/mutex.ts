@@ -1,4 +1,13 @@
-import { block, Cell, type Kernel, MemoryLine, rmw, type Task, WaitQueue, wakeTask } from '@spf/machine';
+import {
+  block,
+  Cell,
+  type Kernel,
+  MemoryLine,
+  type Task,
+  WaitQueue,
+  wakeTask,
+  rmwEffect,
+} from '@spf/machine';
 import { type Current, current, describeCurrent, irqsEnabled } from './current.js';
 import { LockError } from './lock-error.js';
 import { activeLockdep, type Lockdep, type LockdepMap, resolveLockdep } from './lockdep.js';
@@ -101,7 +110,7 @@ export class Mutex implements LockdepMap {
     activeLockdep(this.ld)?.release(this, c);
     this.holder = null;
     // __mutex_unlock_fast() and the first half of __mutex_unlock_slowpath() as one cmpxchg loop.
-    yield* rmw(this.owner.line);
+    yield rmwEffect(this.owner.line);
     const owner = this.owner.value;
     if (!owner.handoff) {
       this.owner.value = { ...owner, task: null };
@@ -111,10 +120,10 @@ export class Mutex implements LockdepMap {
     const next = this.waitList[0];
     if (owner.handoff && next) {
       // __mutex_handoff(): give it to the first waiter, which picks it up when it runs.
-      yield* rmw(this.owner.line);
+      yield rmwEffect(this.owner.line);
       this.owner.value = { ...this.owner.value, task: next.task, handoff: false, pickup: true };
     } else if (owner.handoff) {
-      yield* rmw(this.owner.line);
+      yield rmwEffect(this.owner.line);
       this.owner.value = { ...this.owner.value, task: null, handoff: false };
     }
     yield* this.waitLock.unlock();
@@ -127,7 +136,7 @@ export class Mutex implements LockdepMap {
 
   /** `__mutex_trylock_fast()` / `__mutex_trylock()`: take a free mutex, or pick up one handed to us. */
   private *trylockFast(me: Task, setHandoff = false): Kernel<boolean> {
-    yield* rmw(this.owner.line);
+    yield rmwEffect(this.owner.line);
     const o = this.owner.value;
     if (o.task === null) {
       this.owner.value = { ...o, task: me, handoff: false, pickup: false };
@@ -146,7 +155,7 @@ export class Mutex implements LockdepMap {
     const w: Waiter = { task: me, woken: false };
     yield* this.waitLock.lock();
     this.waitList.push(w);
-    yield* rmw(this.owner.line);
+    yield rmwEffect(this.owner.line);
     this.owner.value = { ...this.owner.value, waiters: true };
     if (!(yield* this.trylockFast(me))) {
       for (;;) {
@@ -161,7 +170,7 @@ export class Mutex implements LockdepMap {
     }
     this.waitList.splice(this.waitList.indexOf(w), 1);
     if (this.waitList.length === 0) {
-      yield* rmw(this.owner.line);
+      yield rmwEffect(this.owner.line);
       this.owner.value = { ...this.owner.value, waiters: false, handoff: false };
     }
     yield* this.waitLock.unlock();

@@ -1,4 +1,4 @@
-import { block, type Kernel, kassert, type Task, WaitQueue, wakeTask, write } from '@spf/machine';
+import { block, type Kernel, kassert, type Task, WaitQueue, wakeTask, writeEffect } from '@spf/machine';
 import { type Current, current, describeCurrent, irqsEnabled } from './current.js';
 import { IntervalTree, type IntervalNode } from './interval-tree.js';
 import { LockError } from './lock-error.js';
@@ -146,7 +146,7 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
     r.released = true;
     this.lockdepRelease(c);
     const flags = yield* this.treeLock.lockIrqsave();
-    yield* write(this.treeLock.line);
+    yield writeEffect(this.treeLock.line);
     const node = r.node;
     this.tree.remove(node);
     r.node = null;
@@ -173,7 +173,7 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
       );
     }
     const flags = yield* this.treeLock.lockIrqsave();
-    yield* write(this.treeLock.line);
+    yield writeEffect(this.treeLock.line);
     r.kind = 'read';
     const wake: Task[] = [];
     this.tree.forEachOverlap(r.start, r.end, (n) => {
@@ -241,7 +241,7 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
     if (ld) ld.mightSleep(this.name, c, yield* irqsEnabled());
     this.lockdepAcquire(c, kind, false);
     const flags = yield* this.treeLock.lockIrqsave();
-    yield* write(this.treeLock.line);
+    yield writeEffect(this.treeLock.line);
     const r = this.newRequest(start, end, kind, c);
     this.tree.forEachOverlap(start, end, (n) => {
       if (conflicts(n.value, r)) r.blocking++;
@@ -258,7 +258,7 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
     checkRange(this.name, start, end);
     const c = yield* current();
     const flags = yield* this.treeLock.lockIrqsave();
-    yield* write(this.treeLock.line);
+    yield writeEffect(this.treeLock.line);
     const r = this.newRequest(start, end, kind, c);
     this.tree.forEachOverlap(start, end, (n) => {
       if (conflicts(n.value, r)) r.blocking++;

@@ -1,4 +1,4 @@
-import { type Kernel, MemoryLine, read, UseAfterFreeError, write } from '@spf/machine';
+import { type Kernel, MemoryLine, UseAfterFreeError, readEffect, writeEffect } from '@spf/machine';
 
 /** Anything that can be freed through RCU: it is poisoned when its grace period ends. */
 export interface Poisonable {
@@ -53,7 +53,7 @@ export class RcuObject implements Poisonable {
 
   /** A checked load from the object: a read of its line, then the poison check. */
   *touch(what = 'read'): Kernel<void> {
-    yield* read(this.line);
+    yield readEffect(this.line);
     this.checkAlive(what);
   }
 }
@@ -70,14 +70,14 @@ export class RcuBox<T> extends RcuObject {
 
   /** A checked load of the value. */
   *get(): Kernel<T> {
-    yield* read(this.line);
+    yield readEffect(this.line);
     this.checkAlive('read');
     return this.value;
   }
 
   /** A checked store of the value. */
   *set(v: T): Kernel<void> {
-    yield* write(this.line);
+    yield writeEffect(this.line);
     this.checkAlive('write');
     this.value = v;
   }

@@ -5,10 +5,10 @@ import {
   KernelFault,
   type Machine,
   MemoryLine,
-  read,
-  rmw,
-  write,
   yieldCpu,
+  readEffect,
+  writeEffect,
+  rmwEffect,
 } from '@spf/machine';
 import { current, describeCurrent } from './current.js';
 import type { Poisonable } from './rcu-object.js';
@@ -101,7 +101,7 @@ export class Rcu {
     const c = yield* current();
     if (c.task) c.task.preemptCount++;
     const p = this.percpu[c.cpu];
-    yield* write(p.nesting.line);
+    yield writeEffect(p.nesting.line);
     p.nesting.value++;
   }
 
@@ -114,7 +114,7 @@ export class Rcu {
         `rcu_read_unlock by ${describeCurrent(c)} without a matching rcu_read_lock on CPU ${c.cpu}`,
       );
     }
-    yield* write(p.nesting.line);
+    yield writeEffect(p.nesting.line);
     p.nesting.value--;
     if (p.nesting.value === 0) p.ctr++;
     if (c.task) c.task.preemptCount--;
@@ -131,33 +131,33 @@ export class Rcu {
         `synchronize_rcu by ${describeCurrent(c)} inside an RCU read-side critical section on CPU ${c.cpu}: it would wait for itself`,
       );
     }
-    yield* rmw(this.gpLine);
+    yield rmwEffect(this.gpLine);
     const gp = ++this.gpStarted;
     const waitFor: Array<{ cpu: number; ctr: number }> = [];
     for (let i = 0; i < this.cpuCount; i++) {
       if (i === c.cpu) continue;
       const p = this.percpu[i];
-      yield* read(p.nesting.line);
+      yield readEffect(p.nesting.line);
       if (p.nesting.value > 0) waitFor.push({ cpu: i, ctr: p.ctr });
     }
     while (waitFor.length > 0) {
       for (let j = waitFor.length - 1; j >= 0; j--) {
         const p = this.percpu[waitFor[j].cpu];
-        yield* read(p.nesting.line);
+        yield readEffect(p.nesting.line);
         if (p.nesting.value === 0 || p.ctr !== waitFor[j].ctr) waitFor.splice(j, 1);
       }
       if (waitFor.length === 0) break;
       yield* yieldCpu();
       yield* cpuRelax('synchronize_rcu');
     }
-    yield* rmw(this.gpLine);
+    yield rmwEffect(this.gpLine);
     if (gp > this.gpCompleted) this.gpCompleted = gp;
     yield* this.invokeCallbacks(gp);
   }
 
   /** `call_rcu()`: runs `cb` after a grace period that starts after this call. */
   *callRcu(cb: RcuCallback): Kernel<void> {
-    yield* rmw(this.gpLine);
+    yield rmwEffect(this.gpLine);
     this.pending.push({ cb, after: this.gpStarted });
     if (this.machine && !this.kthreadAlive) {
       const c = yield* current();

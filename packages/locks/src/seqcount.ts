@@ -1,4 +1,4 @@
-import { AtomicCell, cpuRelax, type Kernel, type MemoryLine, write } from '@spf/machine';
+import { AtomicCell, cpuRelax, type Kernel, type MemoryLine, writeEffect } from '@spf/machine';
 import { smpRmb, smpWmb } from './barriers.js';
 import type { SeqcountReadSide, SeqcountState } from './lab-interfaces.js';
 import { LockError } from './lock-error.js';
@@ -107,7 +107,7 @@ export class SeqCount implements SeqcountState {
   /** `raw_write_seqcount_begin()`: `s->sequence++; smp_wmb();` (a plain increment: writers are serialized). */
   *rawWriteBegin(): Kernel<void> {
     // `s->sequence++` is a non-locked add: one store effect (writers are serialized, so no update is lost).
-    yield* write(this.line);
+    yield writeEffect(this.line);
     const seq = this.sequence.value;
     if (seq & 1) {
       throw new LockError(
@@ -121,7 +121,7 @@ export class SeqCount implements SeqcountState {
   /** `raw_write_seqcount_end()`: `smp_wmb(); s->sequence++;`. */
   *rawWriteEnd(): Kernel<void> {
     yield* smpWmb();
-    yield* write(this.line);
+    yield writeEffect(this.line);
     const seq = this.sequence.value;
     if ((seq & 1) === 0) {
       throw new LockError(

@@ -1,4 +1,4 @@
-import { block, type Kernel, rmw, self, wake } from '@spf/machine';
+import { block, type Kernel, self, wake, rmwEffect } from '@spf/machine';
 import type { RwsemPaths, RwsemState, RwsemWaiter } from './lab-interfaces.js';
 
 /*
@@ -45,7 +45,7 @@ function* waitForGrant(sem: RwsemState, w: RwsemWaiter): Kernel<void> {
 export const simpleRwsemPaths: Required<RwsemPaths> = {
   *downRead(sem) {
     const { task } = yield* self();
-    yield* rmw(sem.count.line);
+    yield rmwEffect(sem.count.line);
     if (sem.count.value >= 0 && sem.waiters.length === 0) {
       sem.count.value++;
       return;
@@ -56,14 +56,14 @@ export const simpleRwsemPaths: Required<RwsemPaths> = {
   },
 
   *upRead(sem) {
-    yield* rmw(sem.count.line);
+    yield rmwEffect(sem.count.line);
     sem.count.value--;
     if (sem.count.value === 0 && grantFromHead(sem) > 0) yield* wake(sem.waitQueue, Number.POSITIVE_INFINITY);
   },
 
   *downWrite(sem) {
     const { task } = yield* self();
-    yield* rmw(sem.count.line);
+    yield rmwEffect(sem.count.line);
     if (sem.count.value === 0 && sem.waiters.length === 0) {
       sem.count.value = -1;
       return;
@@ -74,27 +74,27 @@ export const simpleRwsemPaths: Required<RwsemPaths> = {
   },
 
   *upWrite(sem) {
-    yield* rmw(sem.count.line);
+    yield rmwEffect(sem.count.line);
     sem.count.value = 0;
     if (grantFromHead(sem) > 0) yield* wake(sem.waitQueue, Number.POSITIVE_INFINITY);
   },
 
   *downReadTrylock(sem) {
-    yield* rmw(sem.count.line);
+    yield rmwEffect(sem.count.line);
     if (sem.count.value < 0 || sem.waiters.length > 0) return false;
     sem.count.value++;
     return true;
   },
 
   *downWriteTrylock(sem) {
-    yield* rmw(sem.count.line);
+    yield rmwEffect(sem.count.line);
     if (sem.count.value !== 0) return false;
     sem.count.value = -1;
     return true;
   },
 
   *downgradeWrite(sem) {
-    yield* rmw(sem.count.line);
+    yield rmwEffect(sem.count.line);
     sem.count.value = 1;
     if (grantFromHead(sem) > 0) yield* wake(sem.waitQueue, Number.POSITIVE_INFINITY);
   },

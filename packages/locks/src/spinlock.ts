@@ -8,8 +8,8 @@ import {
   localIrqRestore,
   localIrqSave,
   MemoryLine,
-  rmw,
-  write,
+  writeEffect,
+  rmwEffect,
 } from '@spf/machine';
 import { type Current, current, describeCurrent, irqsEnabled } from './current.js';
 import { LockError } from './lock-error.js';
@@ -157,7 +157,7 @@ export class RawSpinLock implements LockdepMap {
 
   /** `arch_spin_trylock()`: a cmpxchg that takes a ticket only if it would be served at once. */
   *archSpinTrylock(): Kernel<boolean> {
-    yield* rmw(this.line);
+    yield rmwEffect(this.line);
     if (this.owner.value !== this.next.value) return false;
     this.next.value++;
     return true;
@@ -165,7 +165,7 @@ export class RawSpinLock implements LockdepMap {
 
   /** `arch_spin_unlock()`: `head++` (a plain add on x86, as only the holder writes `head`). */
   *archSpinUnlock(): Kernel<void> {
-    yield* write(this.line);
+    yield writeEffect(this.line);
     this.owner.value++;
   }
 

@@ -1,4 +1,4 @@
-import { type Kernel, read, rmw } from '@spf/machine';
+import { type Kernel, readEffect, rmwEffect } from '@spf/machine';
 import { isCanonical } from './canonical.js';
 import { accessErrorBits, pkeyDenies, type Rights, reservedBitsSet, rightsAllow } from './paging-rules.js';
 import type { PhysicalMemory } from './physical-memory.js';
@@ -13,6 +13,12 @@ export type KernelWalkOutcome = {
 };
 
 const NO_RIGHTS: Rights = { user: false, writable: false, xd: false, pkey: 0 };
+/** Bits 51:0 (hoisted: BigInt constants built per call cost an allocation each). */
+const ADDR_MASK = (1n << 52n) - 1n;
+/** Bits 51:12: the frame address of an entry. */
+const FRAME_MASK = ADDR_MASK & ~0xfffn;
+/** Shift of the index bits of the table at each level (index = level). */
+const LEVEL_SHIFT: readonly bigint[] = [0n, 12n, 21n, 30n, 39n, 48n];
 
 /**
  * The hardware page walk as kernel code for a Machine: the same rules as `referenceWalk` (Intel SDM Vol. 3A,
@@ -36,21 +42,23 @@ export function* kernelWalk(
     rights: NO_RIGHTS,
   });
   restart: for (;;) {
-    let table = Number(regs.cr3 & ~0xfffn & ((1n << 52n) - 1n));
+    let table = Number(regs.cr3 & FRAME_MASK);
     let user = true;
     let writable = true;
     let xd = false;
-    const used: Array<{ pa: number; value: bigint }> = [];
+    const usedPa: number[] = [];
+    const usedValue: bigint[] = [];
     let leaf = 0n;
     let leafLevel = 1;
     for (let level = regs.la57 ? 5 : 4; level >= 1; level--) {
-      const index = Number((va >> BigInt(12 + 9 * (level - 1))) & 511n);
+      const index = Number((va >> LEVEL_SHIFT[level]) & 511n);
       const pa = table + index * 8;
-      yield* read(mem.lineOf(pa), 'page walk');
+      yield readEffect(mem.lineOf(pa), 'page walk');
       const entry = mem.walkRead(pa);
       if ((entry & 1n) === 0n) return fault(0);
       if (reservedBitsSet(entry, level, regs) !== 0n) return fault(PF_P | PF_RSVD);
-      used.push({ pa, value: entry });
+      usedPa.push(pa);
+      usedValue.push(entry);
       user &&= (entry & 4n) !== 0n;
       writable &&= (entry & 2n) !== 0n;
       xd ||= entry >> 63n === 1n;
@@ -59,24 +67,26 @@ export function* kernelWalk(
         leafLevel = level;
         break;
       }
-      table = Number(entry & ((1n << 52n) - 1n) & ~0xfffn);
+      table = Number(entry & FRAME_MASK);
     }
     const rights: Rights = { user, writable, xd, pkey: Number((leaf >> 59n) & 0xfn) };
     const allowed = rightsAllow(regs, access, rights);
     const pk = pkeyDenies(regs, access, rights);
     if (!allowed || pk) return fault(PF_P | (pk ? PF_PK : 0));
-    for (let i = 0; i < used.length; i++) {
-      const u = used[i];
-      const bits = 0x20n | (i === used.length - 1 && access.kind === 'write' ? 0x40n : 0n);
-      if ((u.value & bits) === bits) continue;
-      yield* rmw(mem.lineOf(u.pa), 'page walk A/D');
-      const now = mem.read64(u.pa);
-      if (now !== u.value) continue restart;
-      mem.write64(u.pa, now | bits);
-      if (i === used.length - 1) leaf = now | bits;
+    const last = usedPa.length - 1;
+    for (let i = 0; i <= last; i++) {
+      const bits = i === last && access.kind === 'write' ? 0x60n : 0x20n;
+      const value = usedValue[i];
+      if ((value & bits) === bits) continue;
+      const upa = usedPa[i];
+      yield rmwEffect(mem.lineOf(upa), 'page walk A/D');
+      const now = mem.read64(upa);
+      if (now !== value) continue restart;
+      mem.write64(upa, now | bits);
+      if (i === last) leaf = now | bits;
     }
     const pageSize = (leafLevel === 1 ? 4096 : leafLevel === 2 ? 2097152 : 1073741824) as PageSize;
-    const frame = leaf & ((1n << 52n) - 1n) & ~BigInt(pageSize - 1);
+    const frame = leaf & ADDR_MASK & ~BigInt(pageSize - 1);
     return { result: { ok: true, pa: frame | (va & BigInt(pageSize - 1)), pageSize }, leaf, rights };
   }
 }

@@ -1,4 +1,4 @@
-import { block, type Kernel, KernelFault, rmw, self, wake } from '@spf/machine';
+import { block, type Kernel, KernelFault, self, wake, rmwEffect } from '@spf/machine';
 import type { Page } from './page.js';
 import { PageStateError } from './physical-memory.js';
 
@@ -27,7 +27,7 @@ function* who(): Kernel<string> {
  */
 export function* getPage(tail: Page): Kernel<void> {
   const page = tail.head;
-  yield* rmw(page.line, 'get_page');
+  yield rmwEffect(page.line, 'get_page');
   const v = page.refcount;
   if (v <= 0) throw new PageRefError(`get_page on frame 0x${page.pfn.toString(16)} with refcount ${v}`);
   page.refcount = v + 1;
@@ -36,7 +36,7 @@ export function* getPage(tail: Page): Kernel<void> {
 /** `page_ref_add_unless()`/`get_page_unless_zero()`: takes a reference unless the count is zero. */
 export function* getPageUnlessZero(tail: Page): Kernel<boolean> {
   const page = tail.head;
-  yield* rmw(page.line, 'get_page_unless_zero');
+  yield rmwEffect(page.line, 'get_page_unless_zero');
   const v = page.refcount;
   if (v === 0) return false;
   page.refcount = v + 1;
@@ -50,7 +50,7 @@ export function* getPageUnlessZero(tail: Page): Kernel<boolean> {
  */
 export function* putPage(tail: Page): Kernel<boolean> {
   const page = tail.head;
-  yield* rmw(page.line, 'put_page');
+  yield rmwEffect(page.line, 'put_page');
   const v = page.refcount;
   if (v <= 0) throw new PageRefError(`put_page on frame 0x${page.pfn.toString(16)} with refcount ${v}`);
   page.refcount = v - 1;
@@ -62,7 +62,7 @@ export function* putPage(tail: Page): Kernel<boolean> {
 
 /** `atomic_inc(&page->_mapcount)`: one more PTE maps the page; returns true if it was the first. */
 export function* pageMapcountInc(page: Page): Kernel<boolean> {
-  yield* rmw(page.line, 'mapcount_inc');
+  yield rmwEffect(page.line, 'mapcount_inc');
   const v = page.mapcount;
   page.mapcount = v + 1;
   return v === 0;
@@ -70,7 +70,7 @@ export function* pageMapcountInc(page: Page): Kernel<boolean> {
 
 /** `atomic_add_negative(-1, &page->_mapcount)`: one PTE fewer; returns true when the page became unmapped. */
 export function* pageMapcountDec(page: Page): Kernel<boolean> {
-  yield* rmw(page.line, 'mapcount_dec');
+  yield rmwEffect(page.line, 'mapcount_dec');
   const v = page.mapcount;
   if (v <= 0) throw new PageRefError(`mapcount of frame 0x${page.pfn.toString(16)} would go below zero`);
   page.mapcount = v - 1;
@@ -79,7 +79,7 @@ export function* pageMapcountDec(page: Page): Kernel<boolean> {
 
 /** `trylock_page()`: test-and-set of PG_locked; true if this call took the lock. */
 export function* trylockPage(page: Page): Kernel<boolean> {
-  yield* rmw(page.line, 'trylock_page');
+  yield rmwEffect(page.line, 'trylock_page');
   if (page.test('locked')) return false;
   page.set('locked');
   return true;
@@ -95,7 +95,7 @@ export function* lockPage(page: Page): Kernel<void> {
 
 /** `unlock_page()`: clears PG_locked and wakes the sleepers (they re-check; one of them wins). */
 export function* unlockPage(page: Page): Kernel<void> {
-  yield* rmw(page.line, 'unlock_page');
+  yield rmwEffect(page.line, 'unlock_page');
   if (!page.test('locked')) {
     throw new PageStateError(`unlock_page on frame 0x${page.pfn.toString(16)}, which is not locked`);
   }

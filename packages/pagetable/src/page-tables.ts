@@ -1,4 +1,4 @@
-import { delay, type Kernel, read, rmw, self, write } from '@spf/machine';
+import { type Kernel, self, readEffect, writeEffect, rmwEffect, delayEffect } from '@spf/machine';
 import { checkCanonical } from './canonical.js';
 import { CpuMask } from './cpu-mask.js';
 import {
@@ -124,33 +124,38 @@ export class PageTables {
 
   /** `READ_ONCE(*p)`: one read effect on the entry's line, then the value (poison-checked). */
   *readEntryK(p: number, label?: string): Kernel<bigint> {
-    yield* read(this.mem.lineOf(p), label);
+    yield readEffect(this.mem.lineOf(p), label);
     return this.mem.read64(p);
   }
   /** `WRITE_ONCE(*p, v)`: one write effect. */
   *writeEntryK(p: number, v: bigint, label?: string): Kernel<void> {
-    yield* write(this.mem.lineOf(p), label);
+    yield writeEffect(this.mem.lineOf(p), label);
     this.mem.write64(p, v);
   }
   /** `ptep_get()`. */
   *ptepGet(ptep: number): Kernel<bigint> {
-    return yield* this.readEntryK(ptep, 'ptep_get');
+    yield readEffect(this.mem.lineOf(ptep), 'ptep_get');
+    return this.mem.read64(ptep);
   }
   /** `pmdp_get()` / `pmdp_get_lockless()`. */
   *pmdpGet(pmdp: number): Kernel<bigint> {
-    return yield* this.readEntryK(pmdp, 'pmdp_get');
+    yield readEffect(this.mem.lineOf(pmdp), 'pmdp_get');
+    return this.mem.read64(pmdp);
   }
   /** `pudp_get()`. */
   *pudpGet(pudp: number): Kernel<bigint> {
-    return yield* this.readEntryK(pudp, 'pudp_get');
+    yield readEffect(this.mem.lineOf(pudp), 'pudp_get');
+    return this.mem.read64(pudp);
   }
   /** `p4dp_get()`. */
   *p4dpGet(p4dp: number): Kernel<bigint> {
-    return yield* this.readEntryK(p4dp, 'p4dp_get');
+    yield readEffect(this.mem.lineOf(p4dp), 'p4dp_get');
+    return this.mem.read64(p4dp);
   }
   /** `pgdp_get()`. */
   *pgdpGet(pgdp: number): Kernel<bigint> {
-    return yield* this.readEntryK(pgdp, 'pgdp_get');
+    yield readEffect(this.mem.lineOf(pgdp), 'pgdp_get');
+    return this.mem.read64(pgdp);
   }
 
   // ---- offsets --------------------------------------------------------------------------------
@@ -162,17 +167,20 @@ export class PageTables {
   /** `p4d_offset(pgd, addr)`: with 4-level paging the pgd pointer itself (folded); else reads `*pgd`. */
   *p4dOffset(pgdp: number, addr: VirtAddr): Kernel<number> {
     if (!this.la57) return pgdp;
-    const e = yield* this.readEntryK(pgdp, 'p4d_offset');
+    yield readEffect(this.mem.lineOf(pgdp), 'p4d_offset');
+    const e = this.mem.read64(pgdp);
     return entryTablePa(e) + tableIndex(addr, 4) * 8;
   }
   /** `pud_offset(p4d, addr)`: reads `*p4d` and points into the PDPT it links. */
   *pudOffset(p4dp: number, addr: VirtAddr): Kernel<number> {
-    const e = yield* this.readEntryK(p4dp, 'pud_offset');
+    yield readEffect(this.mem.lineOf(p4dp), 'pud_offset');
+    const e = this.mem.read64(p4dp);
     return entryTablePa(e) + tableIndex(addr, 3) * 8;
   }
   /** `pmd_offset(pud, addr)`: reads `*pud` and points into the page directory it links. */
   *pmdOffset(pudp: number, addr: VirtAddr): Kernel<number> {
-    const e = yield* this.readEntryK(pudp, 'pmd_offset');
+    yield readEffect(this.mem.lineOf(pudp), 'pmd_offset');
+    const e = this.mem.read64(pudp);
     return entryTablePa(e) + tableIndex(addr, 2) * 8;
   }
   /**
@@ -182,7 +190,8 @@ export class PageTables {
    * callers that need it take it themselves.
    */
   *pteOffsetMap(pmdp: number, addr: VirtAddr): Kernel<number | null> {
-    const pmd = yield* this.readEntryK(pmdp, 'pte_offset_map');
+    yield readEffect(this.mem.lineOf(pmdp), 'pte_offset_map');
+    const pmd = this.mem.read64(pmdp);
     if (pmdNone(pmd) || !pmdPresent(pmd) || pmdLeaf(pmd) || pmdBad(pmd)) return null;
     return entryTablePa(pmd) + tableIndex(addr, 1) * 8;
   }
@@ -193,42 +202,50 @@ export class PageTables {
 
   /** `set_pte_at(mm, addr, ptep, pte)`: a plain store of the entry. */
   *setPteAt(_addr: VirtAddr, ptep: number, pte: bigint): Kernel<void> {
-    yield* this.writeEntryK(ptep, pte, 'set_pte_at');
+    yield writeEffect(this.mem.lineOf(ptep), 'set_pte_at');
+    this.mem.write64(ptep, pte);
   }
   /** `set_pmd_at()`. */
   *setPmdAt(_addr: VirtAddr, pmdp: number, pmd: bigint): Kernel<void> {
-    yield* this.writeEntryK(pmdp, pmd, 'set_pmd_at');
+    yield writeEffect(this.mem.lineOf(pmdp), 'set_pmd_at');
+    this.mem.write64(pmdp, pmd);
   }
   /** `set_pud_at()`. */
   *setPudAt(_addr: VirtAddr, pudp: number, pud: bigint): Kernel<void> {
-    yield* this.writeEntryK(pudp, pud, 'set_pud_at');
+    yield writeEffect(this.mem.lineOf(pudp), 'set_pud_at');
+    this.mem.write64(pudp, pud);
   }
   /** `pte_clear()`. */
   *pteClear(_addr: VirtAddr, ptep: number): Kernel<void> {
-    yield* this.writeEntryK(ptep, 0n, 'pte_clear');
+    yield writeEffect(this.mem.lineOf(ptep), 'pte_clear');
+    this.mem.write64(ptep, 0n);
   }
   /** `pmd_clear()`. */
   *pmdClear(pmdp: number): Kernel<void> {
-    yield* this.writeEntryK(pmdp, 0n, 'pmd_clear');
+    yield writeEffect(this.mem.lineOf(pmdp), 'pmd_clear');
+    this.mem.write64(pmdp, 0n);
   }
   /** `pud_clear()`. */
   *pudClear(pudp: number): Kernel<void> {
-    yield* this.writeEntryK(pudp, 0n, 'pud_clear');
+    yield writeEffect(this.mem.lineOf(pudp), 'pud_clear');
+    this.mem.write64(pudp, 0n);
   }
   /** `p4d_clear()`. */
   *p4dClear(p4dp: number): Kernel<void> {
-    yield* this.writeEntryK(p4dp, 0n, 'p4d_clear');
+    yield writeEffect(this.mem.lineOf(p4dp), 'p4d_clear');
+    this.mem.write64(p4dp, 0n);
   }
   /** `pgd_clear()`. */
   *pgdClear(pgdp: number): Kernel<void> {
-    yield* this.writeEntryK(pgdp, 0n, 'pgd_clear');
+    yield writeEffect(this.mem.lineOf(pgdp), 'pgd_clear');
+    this.mem.write64(pgdp, 0n);
   }
   /**
    * `ptep_get_and_clear()` (arch/x86: `native_ptep_get_and_clear()` is an `xchg`): atomically reads and
    * clears the entry, so a concurrent hardware A/D update cannot be lost.
    */
   *ptepGetAndClear(_addr: VirtAddr, ptep: number): Kernel<bigint> {
-    yield* rmw(this.mem.lineOf(ptep), 'ptep_get_and_clear');
+    yield rmwEffect(this.mem.lineOf(ptep), 'ptep_get_and_clear');
     const old = this.mem.read64(ptep);
     this.mem.write64(ptep, 0n);
     return old;
@@ -242,26 +259,27 @@ export class PageTables {
    * `dirty` is set, store it; returns whether they differed. (The fault path only relaxes permissions here.)
    */
   *ptepSetAccessFlags(_addr: VirtAddr, ptep: number, entry: bigint, dirty: boolean): Kernel<boolean> {
-    const cur = yield* this.readEntryK(ptep, 'ptep_set_access_flags');
+    yield readEffect(this.mem.lineOf(ptep), 'ptep_set_access_flags');
+    const cur = this.mem.read64(ptep);
     const changed = !pteSame(cur, entry);
     if (changed && dirty) yield* this.writeEntryK(ptep, entry, 'ptep_set_access_flags');
     return changed;
   }
   /** `ptep_set_wrprotect()`: atomically clears R/W (`clear_bit()`). */
   *ptepSetWrprotect(_addr: VirtAddr, ptep: number): Kernel<void> {
-    yield* rmw(this.mem.lineOf(ptep), 'ptep_set_wrprotect');
+    yield rmwEffect(this.mem.lineOf(ptep), 'ptep_set_wrprotect');
     this.mem.write64(ptep, this.mem.read64(ptep) & ~_PAGE_RW);
   }
   /** `ptep_test_and_clear_young()`: atomically clears A, returning whether it was set. */
   *ptepTestAndClearYoung(_addr: VirtAddr, ptep: number): Kernel<boolean> {
-    yield* rmw(this.mem.lineOf(ptep), 'ptep_test_and_clear_young');
+    yield rmwEffect(this.mem.lineOf(ptep), 'ptep_test_and_clear_young');
     const v = this.mem.read64(ptep);
     this.mem.write64(ptep, v & ~0x20n);
     return (v & 0x20n) !== 0n;
   }
   /** A compare-and-exchange of an entry (a locked `cmpxchg`); returns the value seen. */
   *cmpxchgEntry(p: number, expected: bigint, next: bigint): Kernel<bigint> {
-    yield* rmw(this.mem.lineOf(p), 'cmpxchg');
+    yield rmwEffect(this.mem.lineOf(p), 'cmpxchg');
     const old = this.mem.read64(p);
     if (old === expected) this.mem.write64(p, next);
     return old;
@@ -294,7 +312,7 @@ export class PageTables {
     if (!pteNone(cur)) return true;
     const pfn = this.allocTablePage(level);
     if (pfn === null) return false;
-    if (this.zeroCost > 0) yield* delay(this.zeroCost, 'clear_page (page table)');
+    if (this.zeroCost > 0) yield delayEffect(this.zeroCost, 'clear_page (page table)');
     const seen = yield* this.cmpxchgEntry(parentp, cur, BigInt(pfn * 4096) | _PAGE_TABLE);
     if (seen !== cur) yield* this.freeTablePage(pfn, level);
     return true;
@@ -332,7 +350,7 @@ export class PageTables {
    */
   *freeTablePage(pfn: number, level: Level): Kernel<void> {
     const page = this.mem.page(pfn);
-    yield* rmw(page.line, 'pagetable_free');
+    yield rmwEffect(page.line, 'pagetable_free');
     const s = yield* self();
     this.mem.flagWords[pfn] &= ~PG.table;
     this.tables[level]--;
@@ -360,7 +378,8 @@ export class PageTables {
    * the frame; here the frame is poisoned at once.
    */
   *freePteRange(pmdp: number): Kernel<void> {
-    const pmd = yield* this.readEntryK(pmdp, 'free_pte_range');
+    yield readEffect(this.mem.lineOf(pmdp), 'free_pte_range');
+    const pmd = this.mem.read64(pmdp);
     if (pmdNone(pmd) || pmdLeaf(pmd)) return;
     yield* this.pmdClear(pmdp);
     yield* this.pteFree(entryTablePa(pmd));

@@ -19,14 +19,28 @@ export type Rights = {
   readonly pkey: number;
 };
 
+/** Memo of the level-independent reserved bits, by MAXPHYADDR and NXE (the walk asks for every entry). */
+const baseMasks = new Map<number, bigint>();
+
+/** Bits 51:MAXPHYADDR, and XD when NXE = 0. */
+function baseReservedMask(maxPhyAddr: number, nxe: boolean): bigint {
+  const key = maxPhyAddr * 2 + (nxe ? 1 : 0);
+  let mask = baseMasks.get(key);
+  if (mask === undefined) {
+    mask = ((1n << 52n) - 1n) & ~((1n << BigInt(maxPhyAddr)) - 1n);
+    if (!nxe) mask |= 1n << 63n;
+    baseMasks.set(key, mask);
+  }
+  return mask;
+}
+
 /**
  * Reserved bits of a present entry at `level` (SDM 4.5, tables 4-15 to 4-20): bits 51:MAXPHYADDR, XD when
  * NXE = 0, PS in a PML5E/PML4E, and the bits between 12 and the page size in a large-page leaf (bits 29:13
  * of a 1 GiB PDPTE, 20:13 of a 2 MiB PDE; bit 12 is PAT). Returns the mask of reserved bits that are set.
  */
 export function reservedBitsSet(entry: bigint, level: number, regs: PagingRegs): bigint {
-  let mask = ((1n << 52n) - 1n) & ~((1n << BigInt(regs.maxPhyAddr)) - 1n);
-  if (!regs.nxe) mask |= 1n << 63n;
+  let mask = baseReservedMask(regs.maxPhyAddr, regs.nxe);
   const ps = (entry & 0x80n) !== 0n;
   if (level >= 4) mask |= 0x80n;
   else if (level === 3 && ps) mask |= 0x3fff_e000n;

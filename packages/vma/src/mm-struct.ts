@@ -1,4 +1,4 @@
-import { AtomicCell, Cell, type Kernel, kassert, MemoryLine, write } from '@spf/machine';
+import { AtomicCell, Cell, type Kernel, kassert, MemoryLine, writeEffect } from '@spf/machine';
 import { unlinkAnonVmas } from './anon-vma.js';
 import {
   createMmapLock,
@@ -278,7 +278,7 @@ export class MmStruct {
 
   /** Updates the RSS counter `type` by `delta` (add_mm_counter). */
   *addMmCounter(type: number, delta: number): Kernel<void> {
-    yield* write(this.rssLine, 'add_mm_counter');
+    yield writeEffect(this.rssLine, 'add_mm_counter');
     this.rss[type] += delta;
   }
 
@@ -307,7 +307,7 @@ export class MmStruct {
     const found = tx.remove(vma.vmEnd);
     kassert(found, () => `${vma} is not in the tree of ${this.name}`);
     vma.detached = true;
-    yield* write(vma.line, 'vma_mark_detached');
+    yield writeEffect(vma.line, 'vma_mark_detached');
     yield* vmWriteEnd(vma);
   }
 

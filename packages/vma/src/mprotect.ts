@@ -1,4 +1,4 @@
-import { type Kernel, write } from '@spf/machine';
+import { type Kernel, writeEffect } from '@spf/machine';
 import { Errno, fail, ok, type SysResult } from './errno.js';
 import type { MmStruct } from './mm-struct.js';
 import { validArg } from './munmap.js';
@@ -51,7 +51,7 @@ export function* mprotectFixup(
   // vm_flags_reset_once() + vma_set_page_prot(), inside the VMA's write section.
   yield* vmaStartWrite(target);
   yield* vmWriteBegin(target);
-  yield* write(target.line, 'vm_flags_reset');
+  yield writeEffect(target.line, 'vm_flags_reset');
   target.vmFlags = newFlags;
   target.setPageProt();
   yield* vmWriteEnd(target);

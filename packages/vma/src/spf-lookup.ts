@@ -1,4 +1,4 @@
-import { type Kernel, read } from '@spf/machine';
+import { type Kernel, readEffect } from '@spf/machine';
 import type { MmStruct } from './mm-struct.js';
 import type { VmArea } from './vm-area.js';
 
@@ -25,7 +25,7 @@ export function* speculativeVmaLookup(mm: MmStruct, addr: number): Kernel<VmaSna
   if (vma === null) return null;
   const seq = yield* vma.vmSequence.rawReadSeqcount();
   if (seq & 1) return null;
-  yield* read(vma.line, 'spf: read vma');
+  yield readEffect(vma.line, 'spf: read vma');
   vma.checkLive('speculative fault');
   if (vma.detached || addr < vma.vmStart || addr >= vma.vmEnd) return null;
   return {

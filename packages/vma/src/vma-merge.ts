@@ -1,4 +1,4 @@
-import { type Kernel, write } from '@spf/machine';
+import { type Kernel, writeEffect } from '@spf/machine';
 import { type AnonVma, anonVmaClone, unlinkAnonVmas, vmaIsForkChild } from './anon-vma.js';
 import { Errno, type ErrnoValue } from './errno.js';
 import { type MmStruct, putVma } from './mm-struct.js';
@@ -50,7 +50,7 @@ export function* commitVmaChanges(
   for (const r of removes) tx.remove(r.vmEnd);
   for (const c of changes) tx.remove(c.vma.vmEnd);
   for (const c of changes) {
-    yield* write(c.vma.line, 'vma_set_range');
+    yield writeEffect(c.vma.line, 'vma_set_range');
     c.vma.vmStart = c.start;
     c.vma.vmEnd = c.end;
     c.vma.vmPgoff = c.pgoff;
@@ -59,7 +59,7 @@ export function* commitVmaChanges(
   for (const v of inserts) tx.insert(v.vmStart, v.vmEnd, v);
   for (const r of removes) {
     r.detached = true;
-    yield* write(r.line, 'vma_mark_detached');
+    yield writeEffect(r.line, 'vma_mark_detached');
   }
   yield* mm.commitTree(tx);
   mm.mapCount += inserts.length - removes.length;

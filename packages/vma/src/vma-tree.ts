@@ -1,4 +1,4 @@
-import { type Kernel, MemoryLine, read, UseAfterFreeError, write } from '@spf/machine';
+import { type Kernel, MemoryLine, UseAfterFreeError, readEffect, writeEffect } from '@spf/machine';
 
 /**
  * The VMA tree of an mm: a copy-on-write B+tree in the spirit of the maple tree (lib/maple_tree.c), keyed
@@ -170,11 +170,11 @@ export class VmaTree<V> {
    * interleavings are visible, and reports a use-after-free if it reaches a freed node.
    */
   *findRcu(addr: number): Kernel<TreeEntry<V> | null> {
-    yield* read(this.rootLine, 'mas_root');
+    yield readEffect(this.rootLine, 'mas_root');
     let n = this.root;
     if (n === null) return null;
     for (;;) {
-      yield* read(n.line, 'mas_walk');
+      yield readEffect(n.line, 'mas_walk');
       checkLive(n);
       const i = firstAbove(n.pivots, n.slots.length, addr);
       if (i === n.slots.length) return null;
@@ -504,7 +504,7 @@ export class VmaTreeTx<V> {
    * returns the nodes to free after a grace period.
    */
   *commitRcu(): Kernel<TreeNode<V>[]> {
-    yield* write(this.tree.rootLine, 'rcu_assign_pointer(ma_root)');
+    yield writeEffect(this.tree.rootLine, 'rcu_assign_pointer(ma_root)');
     return this.commit();
   }
 
