@@ -1,11 +1,15 @@
-import { type Kernel, localIrqRestore, localIrqSave, type SelfInfo, self } from '@spf/machine';
+import { irqDisableEffect, irqRestoreEffect, type Kernel, type SelfInfo, selfEffect } from '@spf/machine';
 
 /** Who is running: the CPU and task `self()` reported (the task is absent in an IPI on an idle CPU). */
 export type Current = { readonly cpu: number; readonly task: SelfInfo['task'] | null };
 
 /** `current` and `smp_processor_id()` in one step. */
 export function* current(): Kernel<Current> {
-  const s = yield* self();
+  return currentOf((yield selfEffect) as SelfInfo);
+}
+
+/** The {@link Current} of what `self()` reported (for hot paths that yield `selfEffect` themselves). */
+export function currentOf(s: SelfInfo): Current {
   return { cpu: s.cpu, task: s.task ?? null };
 }
 
@@ -19,7 +23,7 @@ export function describeCurrent(c: Current): string {
  * machine has no effect that only reads the flag. Used by lockdep's irq-state tracking.
  */
 export function* irqsEnabled(): Kernel<boolean> {
-  const was = yield* localIrqSave();
-  yield* localIrqRestore(was);
+  const was = (yield irqDisableEffect) as boolean;
+  yield irqRestoreEffect(was);
   return was;
 }

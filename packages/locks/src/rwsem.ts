@@ -10,8 +10,10 @@ import {
   type Task,
   WaitQueue,
   wakeTask,
+  type SelfInfo,
+  selfEffect,
 } from '@spf/machine';
-import { type Current, current, describeCurrent, irqsEnabled } from './current.js';
+import { type Current, current, currentOf, describeCurrent, irqsEnabled } from './current.js';
 import type { RwsemPaths, RwsemState, RwsemWaiter } from './lab-interfaces.js';
 import { LockError } from './lock-error.js';
 import { activeLockdep, type Lockdep, type LockdepMap, resolveLockdep } from './lockdep.js';
@@ -179,17 +181,26 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
 
   /** `down_read_trylock()`: takes a read hold only if no writer, waiter or handoff is there. */
   *downReadTrylock(): Kernel<boolean> {
-    const c = yield* current();
+    const c = currentOf((yield selfEffect) as SelfInfo);
     let ok: boolean;
     if (this.paths) ok = this.paths.downReadTrylock ? yield* this.paths.downReadTrylock(this) : false;
     else {
+      // The Cell operations are inlined here (`count.load()`, `count.cmpxchg()`, `setReaderOwned()`): the
+      // same effects in the same order, without a generator per operation on the fault path.
       ok = false;
-      let tmp = yield* this.count.load();
+      const count = this.count;
+      yield count.line.readEffect;
+      let tmp = count.value;
       while (!(tmp & READ_FAILED_MASK)) {
-        const old = yield* this.count.cmpxchg(tmp, tmp + RWSEM_READER_BIAS);
+        const next = tmp + RWSEM_READER_BIAS;
+        yield count.line.rmwEffect;
+        const old = count.value;
+        if (old === tmp) count.value = next;
         if (old === tmp) {
           ok = true;
-          yield* this.setReaderOwned(c);
+          const owner: Owner = { task: c.task, readerOwned: true };
+          yield this.owner.line.writeEffect;
+          this.owner.value = owner;
           break;
         }
         tmp = old;
@@ -204,7 +215,7 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
 
   /** `up_read()`: drops a read hold; the last reader wakes a waiting writer. */
   *upRead(): Kernel<void> {
-    const c = yield* current();
+    const c = currentOf((yield selfEffect) as SelfInfo);
     if (this.readerCount === 0) {
       throw new LockError(
         `up_read of '${this.name}' by ${describeCurrent(c)}, but no reader holds it (${this.describeHolders()}); every up_read needs a matching down_read`,
@@ -216,7 +227,8 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
       yield* this.paths.upRead(this);
       return;
     }
-    const tmp = yield* this.count.addReturn(-RWSEM_READER_BIAS);
+    yield this.count.line.rmwEffect; // count.addReturn(-RWSEM_READER_BIAS), inlined
+    const tmp = (this.count.value -= RWSEM_READER_BIAS);
     if ((tmp & (LOCK_MASK | RWSEM_FLAG_WAITERS)) === RWSEM_FLAG_WAITERS) yield* this.rwsemWake();
   }
 

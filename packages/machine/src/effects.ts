@@ -141,6 +141,17 @@ export function delayEffect(ns: number, label?: string): DelayEffect {
   return { kind: EffectKind.Delay, ns, label };
 }
 
+/** The effect object of {@link self} (one shared object: effects are immutable), for hot paths. */
+export const selfEffect: SimpleEffect = { kind: EffectKind.Self };
+/** The effect object of {@link localIrqDisable} and {@link localIrqSave}, for hot paths. */
+export const irqDisableEffect: SimpleEffect = { kind: EffectKind.IrqDisable };
+const irqRestoreOn: IrqRestoreEffect = { kind: EffectKind.IrqRestore, enabled: true };
+const irqRestoreOff: IrqRestoreEffect = { kind: EffectKind.IrqRestore, enabled: false };
+/** The effect object of {@link localIrqRestore}, for hot paths. */
+export function irqRestoreEffect(enabled: boolean): IrqRestoreEffect {
+  return enabled ? irqRestoreOn : irqRestoreOff;
+}
+
 /** A plain load from `line`. */
 export function* read(line: MemoryLine, label?: string): Kernel<void> {
   yield label === undefined ? line.readEffect : { kind: EffectKind.Read, line, label };

@@ -227,17 +227,20 @@ export class MmStruct {
 
   // ---- the mmap lock, with the sequence counts the speculative designs read ----
 
-  /** mmap_read_lock(). */
-  *mmapReadLock(): Kernel<void> {
-    yield* this.mmapLock.downRead();
+  /**
+   * mmap_read_lock(). The read-side methods return the lock's own kernel code instead of wrapping it in a
+   * generator of their own: the same effects, one generator fewer on the fault path.
+   */
+  mmapReadLock(): Kernel<void> {
+    return this.mmapLock.downRead();
   }
   /** mmap_read_unlock(). */
-  *mmapReadUnlock(): Kernel<void> {
-    yield* this.mmapLock.upRead();
+  mmapReadUnlock(): Kernel<void> {
+    return this.mmapLock.upRead();
   }
   /** mmap_read_trylock(). */
-  *mmapReadTrylock(): Kernel<boolean> {
-    return yield* this.mmapLock.downReadTrylock();
+  mmapReadTrylock(): Kernel<boolean> {
+    return this.mmapLock.downReadTrylock();
   }
   /** mmap_write_lock(): takes the lock and opens mm_seq's write section (2021 SPF series). */
   *mmapWriteLock(): Kernel<void> {
