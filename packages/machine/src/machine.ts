@@ -98,6 +98,9 @@ let machineEpoch = 0;
 /** Internal signal that the run must stop (a failure was recorded). */
 class StopRun extends Error {}
 
+/** Entries of {@link Machine.physLine}'s direct-mapped cache (a power of two). */
+const PHYS_CACHE_SIZE = 1024;
+
 /**
  * A simulated x86-64 SMP machine. Build one, {@link Machine.spawn} tasks onto its CPUs, then
  * {@link Machine.run} it under a policy. Every run is reproducible from its configuration, seed and
@@ -120,6 +123,8 @@ export class Machine implements SchedulerView {
   private readonly epoch = ++machineEpoch;
   private nextLineId = 0;
   private readonly physLines = new Map<number, MemoryLine>();
+  private readonly physCacheKey = new Float64Array(PHYS_CACHE_SIZE).fill(-1);
+  private readonly physCacheLine: MemoryLine[] = new Array<MemoryLine>(PHYS_CACHE_SIZE);
   private readonly checks: Array<() => void> = [];
   private readonly recorder: TraceRecorder | null;
   private readonly historyLength: number;
@@ -202,11 +207,16 @@ export class Machine implements SchedulerView {
   /** The memory line that holds physical address `addr` (64-byte granules). */
   physLine(addr: number): MemoryLine {
     const key = Math.floor(addr / 64);
+    // A direct-mapped cache in front of the map (lines are never dropped, so a hit is the map's answer).
+    const slot = key & (PHYS_CACHE_SIZE - 1);
+    if (this.physCacheKey[slot] === key) return this.physCacheLine[slot];
     let l = this.physLines.get(key);
     if (!l) {
       l = new MemoryLine(`phys:0x${(key * 64).toString(16)}`);
       this.physLines.set(key, l);
     }
+    this.physCacheKey[slot] = key;
+    this.physCacheLine[slot] = l;
     return l;
   }
 

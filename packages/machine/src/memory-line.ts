@@ -22,17 +22,30 @@ export class MemoryLine {
   sharerCount = 0;
   /** Simulated time until which an ownership transfer of this line is in flight (serializes RMWs). */
   busyUntil = 0;
-  /** Cached unlabelled effects on this line (effects are immutable, so one object serves every access). */
-  readonly readEffect: MemoryEffect;
-  readonly writeEffect: MemoryEffect;
-  readonly rmwEffect: MemoryEffect;
+  private readCache: MemoryEffect | null = null;
+  private writeCache: MemoryEffect | null = null;
+  private rmwCache: MemoryEffect | null = null;
   constructor(
     /** Human-readable name shown in traces and failure reports, e.g. `mm->mmap_lock.count`. */
     readonly label: string,
-  ) {
-    this.readEffect = { kind: 0, line: this };
-    this.writeEffect = { kind: 1, line: this };
-    this.rmwEffect = { kind: 2, line: this };
+  ) {}
+  /**
+   * The unlabelled read effect on this line, made on first use and then shared (effects are immutable, so
+   * one object serves every access; lines that are only ever accessed with labels never make one).
+   */
+  get readEffect(): MemoryEffect {
+    if (this.readCache === null) this.readCache = { kind: 0, line: this };
+    return this.readCache;
+  }
+  /** The unlabelled write effect on this line (see {@link readEffect}). */
+  get writeEffect(): MemoryEffect {
+    if (this.writeCache === null) this.writeCache = { kind: 1, line: this };
+    return this.writeCache;
+  }
+  /** The unlabelled locked-RMW effect on this line (see {@link readEffect}). */
+  get rmwEffect(): MemoryEffect {
+    if (this.rmwCache === null) this.rmwCache = { kind: 2, line: this };
+    return this.rmwCache;
   }
 }
 

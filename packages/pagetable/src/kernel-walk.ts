@@ -1,6 +1,12 @@
 import { type Kernel, readEffect, rmwEffect } from '@spf/machine';
 import { isCanonical } from './canonical.js';
-import { accessErrorBits, pkeyDenies, type Rights, reservedBitsSet, rightsAllow } from './paging-rules.js';
+import {
+  accessErrorBits,
+  pkeyDenies,
+  type Rights,
+  reservedBitsSetHalves,
+  rightsAllow,
+} from './paging-rules.js';
 import type { PhysicalMemory } from './physical-memory.js';
 import type { PageSize, PagingRegs, WalkAccess, WalkResult } from './walker.js';
 import { PF_P, PF_PK, PF_RSVD } from './walker.js';
@@ -17,8 +23,20 @@ const NO_RIGHTS: Rights = { user: false, writable: false, xd: false, pkey: 0 };
 const ADDR_MASK = (1n << 52n) - 1n;
 /** Bits 51:12: the frame address of an entry. */
 const FRAME_MASK = ADDR_MASK & ~0xfffn;
-/** Shift of the index bits of the table at each level (index = level). */
-const LEVEL_SHIFT: readonly bigint[] = [0n, 12n, 21n, 30n, 39n, 48n];
+
+/** The #PF outcome of a walk (a function, not a closure allocated on every walk). */
+function walkFault(va: bigint, accessBits: number, bits: number): KernelWalkOutcome {
+  return {
+    result: { ok: false, fault: 'PF', errorCode: accessBits | bits, cr2: va },
+    leaf: 0n,
+    rights: NO_RIGHTS,
+  };
+}
+
+/** The 64-bit entry with halves `hi`:`lo` as a bigint. */
+function entryOf(hi: number, lo: number): bigint {
+  return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
+}
 
 /**
  * The hardware page walk as kernel code for a Machine: the same rules as `referenceWalk` (Intel SDM Vol. 3A,
@@ -27,6 +45,9 @@ const LEVEL_SHIFT: readonly bigint[] = [0n, 12n, 21n, 30n, 39n, 48n];
  * CPU changed it in between, the walk starts again from CR3 (the SDM requires A/D updates to be atomic with
  * respect to other accesses to the entry; restarting is how we keep the update from resurrecting a cleared
  * entry). A table frame freed under the walker raises `UseAfterFreeError` at the read.
+ *
+ * Entries are examined as two 32-bit halves (no BigInt per entry on this hot path); the property test in
+ * page-tables.test.ts checks it against `referenceWalk` and the MMU's fast walk.
  */
 export function* kernelWalk(
   mem: PhysicalMemory,
@@ -36,55 +57,70 @@ export function* kernelWalk(
 ): Kernel<KernelWalkOutcome> {
   if (!isCanonical(va, regs.la57)) return { result: { ok: false, fault: 'GP' }, leaf: 0n, rights: NO_RIGHTS };
   const accessBits = accessErrorBits(regs, access);
-  const fault = (bits: number): KernelWalkOutcome => ({
-    result: { ok: false, fault: 'PF', errorCode: accessBits | bits, cr2: va },
-    leaf: 0n,
-    rights: NO_RIGHTS,
-  });
+  const vaLo = Number(va & 0xffff_ffffn);
+  const vaHi = Number(va >> 32n);
+  const isWrite = access.kind === 'write';
   restart: for (;;) {
     let table = Number(regs.cr3 & FRAME_MASK);
     let user = true;
     let writable = true;
     let xd = false;
     const usedPa: number[] = [];
-    const usedValue: bigint[] = [];
-    let leaf = 0n;
+    const usedLo: number[] = [];
+    const usedHi: number[] = [];
+    let leafLo = 0;
+    let leafHi = 0;
     let leafLevel = 1;
     for (let level = regs.la57 ? 5 : 4; level >= 1; level--) {
-      const index = Number((va >> LEVEL_SHIFT[level]) & 511n);
+      // Bits 12 + 9 * (level - 1) up of the address: the index into this level's table.
+      const index =
+        level === 1
+          ? (vaLo >>> 12) & 511
+          : level === 2
+            ? (vaLo >>> 21) & 511
+            : level === 3
+              ? ((vaLo >>> 30) | (vaHi << 2)) & 511
+              : level === 4
+                ? (vaHi >>> 7) & 511
+                : (vaHi >>> 16) & 511;
       const pa = table + index * 8;
       yield readEffect(mem.lineOf(pa), 'page walk');
-      const entry = mem.walkRead(pa);
-      if ((entry & 1n) === 0n) return fault(0);
-      if (reservedBitsSet(entry, level, regs) !== 0n) return fault(PF_P | PF_RSVD);
+      const lo = mem.walkReadLow(pa);
+      const hi = mem.walkHigh;
+      if ((lo & 1) === 0) return walkFault(va, accessBits, 0);
+      if (reservedBitsSetHalves(lo, hi, level, regs)) return walkFault(va, accessBits, PF_P | PF_RSVD);
       usedPa.push(pa);
-      usedValue.push(entry);
-      user &&= (entry & 4n) !== 0n;
-      writable &&= (entry & 2n) !== 0n;
-      xd ||= entry >> 63n === 1n;
-      if (level === 1 || ((level === 2 || level === 3) && (entry & 0x80n) !== 0n)) {
-        leaf = entry;
+      usedLo.push(lo);
+      usedHi.push(hi);
+      user &&= (lo & 4) !== 0;
+      writable &&= (lo & 2) !== 0;
+      xd ||= hi >>> 31 === 1;
+      if (level === 1 || ((level === 2 || level === 3) && (lo & 0x80) !== 0)) {
+        leafLo = lo;
+        leafHi = hi;
         leafLevel = level;
         break;
       }
-      table = Number(entry & FRAME_MASK);
+      // Bits 51:12 of the entry.
+      table = (hi & 0xf_ffff) * 4294967296 + ((lo & 0xffff_f000) >>> 0);
     }
-    const rights: Rights = { user, writable, xd, pkey: Number((leaf >> 59n) & 0xfn) };
+    const rights: Rights = { user, writable, xd, pkey: (leafHi >>> 27) & 0xf };
     const allowed = rightsAllow(regs, access, rights);
     const pk = pkeyDenies(regs, access, rights);
-    if (!allowed || pk) return fault(PF_P | (pk ? PF_PK : 0));
+    if (!allowed || pk) return walkFault(va, accessBits, PF_P | (pk ? PF_PK : 0));
+    let leaf: bigint | null = null;
     const last = usedPa.length - 1;
     for (let i = 0; i <= last; i++) {
-      const bits = i === last && access.kind === 'write' ? 0x60n : 0x20n;
-      const value = usedValue[i];
-      if ((value & bits) === bits) continue;
+      const bits = i === last && isWrite ? 0x60 : 0x20;
+      if ((usedLo[i] & bits) === bits) continue;
       const upa = usedPa[i];
       yield rmwEffect(mem.lineOf(upa), 'page walk A/D');
       const now = mem.read64(upa);
-      if (now !== value) continue restart;
-      mem.write64(upa, now | bits);
-      if (i === last) leaf = now | bits;
+      if (now !== entryOf(usedHi[i], usedLo[i])) continue restart;
+      mem.write64(upa, now | BigInt(bits));
+      if (i === last) leaf = now | BigInt(bits);
     }
+    leaf ??= entryOf(leafHi, leafLo);
     const pageSize = (leafLevel === 1 ? 4096 : leafLevel === 2 ? 2097152 : 1073741824) as PageSize;
     const frame = leaf & ADDR_MASK & ~BigInt(pageSize - 1);
     return { result: { ok: true, pa: frame | (va & BigInt(pageSize - 1)), pageSize }, leaf, rights };

@@ -34,6 +34,29 @@ function baseReservedMask(maxPhyAddr: number, nxe: boolean): bigint {
   return mask;
 }
 
+/** Memo of {@link baseReservedMask} split into 32-bit halves: [low, high], by MAXPHYADDR and NXE. */
+const baseMaskHalves = new Map<number, readonly [number, number]>();
+
+/**
+ * Whether a present entry at `level`, given as its 32-bit halves, has a reserved bit set: the same rule as
+ * {@link reservedBitsSet} (`reservedBitsSet(entry, level, regs) !== 0n`) without BigInt arithmetic.
+ */
+export function reservedBitsSetHalves(lo: number, hi: number, level: number, regs: PagingRegs): boolean {
+  const key = regs.maxPhyAddr * 2 + (regs.nxe ? 1 : 0);
+  let halves = baseMaskHalves.get(key);
+  if (halves === undefined) {
+    const mask = baseReservedMask(regs.maxPhyAddr, regs.nxe);
+    halves = [Number(mask & 0xffff_ffffn), Number(mask >> 32n)];
+    baseMaskHalves.set(key, halves);
+  }
+  let maskLo = halves[0];
+  const ps = (lo & 0x80) !== 0;
+  if (level >= 4) maskLo |= 0x80;
+  else if (level === 3 && ps) maskLo |= 0x3fff_e000;
+  else if (level === 2 && ps) maskLo |= 0x1f_e000;
+  return (lo & maskLo) !== 0 || (hi & halves[1]) !== 0;
+}
+
 /**
  * Reserved bits of a present entry at `level` (SDM 4.5, tables 4-15 to 4-20): bits 51:MAXPHYADDR, XD when
  * NXE = 0, PS in a PML5E/PML4E, and the bits between 12 and the page size in a large-page leaf (bits 29:13

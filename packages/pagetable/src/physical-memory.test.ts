@@ -97,6 +97,21 @@ describe('PhysicalMemory: buddy allocator (mm/page_alloc.c)', () => {
 });
 
 describe('PhysicalMemory: contents', () => {
+  it('keeps the contents of many frames apart (byte, word and block accesses)', () => {
+    const mem = new PhysicalMemory({ size: 4 * MiB });
+    const pfns = Array.from({ length: 40 }, () => mem.allocFrames(0));
+    pfns.forEach((pfn, i) => {
+      mem.write8(pfn * 4096 + 5, i + 1);
+      mem.write64(pfn * 4096 + 8, BigInt(i) << 40n);
+      mem.writeBytes(pfn * 4096 + 4094, new Uint8Array([i, i + 100]));
+    });
+    pfns.forEach((pfn, i) => {
+      expect(mem.read8(pfn * 4096 + 5)).toBe(i + 1);
+      expect(mem.read64(pfn * 4096 + 8)).toBe(BigInt(i) << 40n);
+      expect([...mem.readBytes(pfn * 4096, 8)]).toEqual([0, 0, 0, 0, 0, i + 1, 0, 0]);
+      expect([...mem.readBytes(pfn * 4096 + 4094, 2)]).toEqual([i, i + 100]);
+    });
+  });
   it('reads back what was written, across frame boundaries', () => {
     const mem = new PhysicalMemory({ size: 16 * MiB });
     const p = mem.allocFrames(1) * 4096;

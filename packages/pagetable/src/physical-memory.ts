@@ -40,6 +40,9 @@ export type PhysicalMemoryOptions = {
 
 const NO_ORDER = -1;
 
+/** Frames of contents per host allocation (see `newContents`). */
+const CONTENTS_SLAB_FRAMES = 16;
+
 /**
  * Physical memory: 4 KiB frames with `struct page` state, a buddy allocator for orders 0 to 18, lazily
  * allocated contents, poisoning of freed frames, and the shared zero page.
@@ -424,11 +427,26 @@ export class PhysicalMemory {
     }
     let w = this.words[pfn];
     if (w === undefined) {
-      w = new Uint32Array(1024);
+      w = this.newContents();
       this.words[pfn] = w;
     }
     return w;
   }
+
+  /**
+   * Fresh zeroed contents for one frame: a view into a shared slab of {@link CONTENTS_SLAB_FRAMES} frames
+   * (one host allocation per slab instead of one per frame, which dominated write faults with data).
+   * Views are never reused: a slab is reclaimed by the host GC once none of its frames holds contents.
+   */
+  private newContents(): Uint32Array {
+    if (this.slab === null || this.slabUsed === CONTENTS_SLAB_FRAMES) {
+      this.slab = new ArrayBuffer(CONTENTS_SLAB_FRAMES * 4096);
+      this.slabUsed = 0;
+    }
+    return new Uint32Array(this.slab, 4096 * this.slabUsed++, 1024);
+  }
+  private slab: ArrayBuffer | null = null;
+  private slabUsed = 0;
 
   /** Whether frame `pfn` holds host memory for contents (it was written with non-zero data). */
   hasContents(pfn: number): boolean {
@@ -473,7 +491,7 @@ export class PhysicalMemory {
       const n = Math.min(len - done, 4096 - off);
       this.checkFrame(pfn, 'read');
       const w = this.words[pfn];
-      if (w !== undefined) out.set(new Uint8Array(w.buffer, off, n), done);
+      if (w !== undefined) out.set(new Uint8Array(w.buffer, w.byteOffset + off, n), done);
       done += n;
     }
     return out;
@@ -496,7 +514,8 @@ export class PhysicalMemory {
       const n = Math.min(data.length - done, 4096 - off);
       const chunk = data.subarray(done, done + n);
       if (this.words[pfn] !== undefined || chunk.some((b) => b !== 0)) {
-        new Uint8Array(this.writable(pfn, 'write').buffer, off, n).set(chunk);
+        const w = this.writable(pfn, 'write');
+        new Uint8Array(w.buffer, w.byteOffset + off, n).set(chunk);
       }
       done += n;
     }
@@ -512,7 +531,8 @@ export class PhysicalMemory {
     const w = this.words[pfn];
     if (w === undefined) return 0n;
     const i = (pa % 4096) >>> 2;
-    return (BigInt(w[i + 1]) << 32n) | BigInt(w[i]);
+    const hi = w[i + 1];
+    return hi === 0 ? BigInt(w[i]) : (BigInt(hi) << 32n) | BigInt(w[i]);
   }
 
   /**
@@ -522,6 +542,30 @@ export class PhysicalMemory {
   walkRead(pa: number): bigint {
     this.checkFrame(Math.floor(pa / 4096), 'page walk');
     return this.read64(pa);
+  }
+
+  /** High 32 bits of the entry the last {@link walkReadLow} read (set by it; read it right after). */
+  walkHigh = 0;
+
+  /**
+   * {@link walkRead} without a BigInt: returns bits 31:0 of the entry at `pa` and leaves bits 63:32 in
+   * {@link walkHigh}. The same checks, in the same order, with the same errors.
+   */
+  walkReadLow(pa: number): number {
+    this.checkFrame(Math.floor(pa / 4096), 'page walk');
+    this.checkPa(pa, 8);
+    if (pa % 8 !== 0)
+      throw new InvalidArgumentError(`64-bit access at 0x${pa.toString(16)} is not 8-byte aligned`);
+    const pfn = Math.floor(pa / 4096);
+    this.checkFrame(pfn, 'read');
+    const w = this.words[pfn];
+    if (w === undefined) {
+      this.walkHigh = 0;
+      return 0;
+    }
+    const i = (pa % 4096) >>> 2;
+    this.walkHigh = w[i + 1];
+    return w[i];
   }
 
   /** Writes the aligned 64-bit value at `pa`. */
