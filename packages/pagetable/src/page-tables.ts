@@ -62,9 +62,12 @@ export type WalkStep = {
 
 const sizeLevel = (size: PageSize): Level => (size === 4096 ? 1 : size === 2097152 ? 2 : 3);
 
+/** `2 ** levelShift[level]`, precomputed (tableIndex runs several times per fault). */
+const levelSpan: readonly number[] = levelShift.map((s) => 2 ** s);
+
 /** Index of `addr` in the table at `level`. */
 export function tableIndex(addr: VirtAddr, level: Level): number {
-  if (typeof addr === 'number') return Math.floor(addr / 2 ** levelShift[level]) % 512;
+  if (typeof addr === 'number') return Math.floor(addr / levelSpan[level]) % 512;
   return Number((addr >> BigInt(levelShift[level])) & 511n);
 }
 
