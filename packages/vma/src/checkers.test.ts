@@ -4,7 +4,7 @@ import { _PAGE_RW, mkPte } from '@spf/pagetable';
 import { describe, expect, it } from 'vitest';
 import { checkMmInvariants, MmInvariantError, mmInvariantProblems } from './mm-invariants.js';
 import { getVmaNotZero, MmStruct, putVma } from './mm-struct.js';
-import type { PagetableOps } from './pagetable-ops.js';
+import type { PagetableOps } from './pagetable-backed-ops.js';
 import { procMaps, showMapVma, smaps } from './proc-maps.js';
 import { brkSync, mmapSync, mprotectSync, munmapSync } from './sync-api.js';
 import { makeSystem, touch } from './test-support/system.js';

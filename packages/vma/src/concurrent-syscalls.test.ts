@@ -9,7 +9,7 @@ import { sysMmap } from './mmap.js';
 import { sysMprotect } from './mprotect.js';
 import { sysMremap } from './mremap.js';
 import { sysMunmap } from './munmap.js';
-import { PagetableOps } from './pagetable-ops.js';
+import { PagetableOps } from './pagetable-backed-ops.js';
 import { speculativeVmaLookup } from './spf-lookup.js';
 import { testFault } from './test-support/system.js';
 import {

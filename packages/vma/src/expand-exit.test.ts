@@ -7,7 +7,7 @@ import { mapsEntries } from './proc-maps.js';
 import { setupStack } from './setup-stack.js';
 import { checkMmInvariants } from './mm-invariants.js';
 import { MmStruct } from './mm-struct.js';
-import type { PagetableOps } from './pagetable-ops.js';
+import type { PagetableOps } from './pagetable-backed-ops.js';
 import { mmapSync } from './sync-api.js';
 import { makeSystem, touch } from './test-support/system.js';
 import {

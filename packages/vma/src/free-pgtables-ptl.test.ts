@@ -4,7 +4,7 @@ import { PhysicalMemory } from '@spf/pagetable';
 import { describe, expect, it } from 'vitest';
 import { MmStruct } from './mm-struct.js';
 import { sysMunmap } from './munmap.js';
-import { PagetableOps } from './pagetable-ops.js';
+import { PagetableOps } from './pagetable-backed-ops.js';
 import { mmapSync } from './sync-api.js';
 import { touch } from './test-support/system.js';
 import { MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_READ, PROT_WRITE } from './vm-flags.js';

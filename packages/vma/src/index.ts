@@ -69,7 +69,7 @@ export {
   type PagetableOpsOptions,
   pageAnonExclusive,
   pteLockptr,
-} from './pagetable-ops.js';
+} from './pagetable-backed-ops.js';
 export {
   type MmPageTableOps,
   NoPageTables,

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { SysResult } from './errno.js';
 import { mmInvariantProblems, type PageStateReader } from './mm-invariants.js';
 import type { MmStruct } from './mm-struct.js';
-import { PagetableOps } from './pagetable-ops.js';
+import { PagetableOps } from './pagetable-backed-ops.js';
 import { procMaps } from './proc-maps.js';
 import { forkSync, madviseSync, mmapSync, mprotectSync, mremapSync, munmapSync } from './sync-api.js';
 import { makeSystem, touch } from './test-support/system.js';

@@ -3,7 +3,7 @@ import { vmaIsForkChild } from './anon-vma.js';
 import { Errno } from './errno.js';
 import { checkMmInvariants } from './mm-invariants.js';
 import { MM_ANONPAGES, MmStruct } from './mm-struct.js';
-import { PagetableOps } from './pagetable-ops.js';
+import { PagetableOps } from './pagetable-backed-ops.js';
 import { procMaps } from './proc-maps.js';
 import { brkSync, forkSync, mmapSync, mprotectSync, mremapSync, munmapSync } from './sync-api.js';
 import { makeSystem, touch } from './test-support/system.js';

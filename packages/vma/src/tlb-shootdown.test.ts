@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { checkMmInvariants } from './mm-invariants.js';
 import { MmStruct } from './mm-struct.js';
 import { sysMunmap } from './munmap.js';
-import { PagetableOps } from './pagetable-ops.js';
+import { PagetableOps } from './pagetable-backed-ops.js';
 import { sysMprotect } from './mprotect.js';
 import { mmapSync } from './sync-api.js';
 import { touch } from './test-support/system.js';

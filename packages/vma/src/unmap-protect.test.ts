@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Errno } from './errno.js';
 import { checkMmInvariants } from './mm-invariants.js';
 import { MM_ANONPAGES, MmStruct } from './mm-struct.js';
-import type { PagetableOps } from './pagetable-ops.js';
+import type { PagetableOps } from './pagetable-backed-ops.js';
 import { procMaps } from './proc-maps.js';
 import { madviseSync, mmapSync, mprotectSync, munmapSync } from './sync-api.js';
 import { makeSystem, touch } from './test-support/system.js';

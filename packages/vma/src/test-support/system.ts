@@ -2,7 +2,7 @@ import { type Kernel, kassert, runSync } from '@spf/machine';
 import { _PAGE_DIRTY, mkPte, PhysicalMemory, pteMkwrite } from '@spf/pagetable';
 import { anonVmaPrepare } from '../anon-vma.js';
 import { type MmConfig, MmStruct } from '../mm-struct.js';
-import { mmCounterOf, PagetableOps, pteLockptr } from '../pagetable-ops.js';
+import { mmCounterOf, PagetableOps, pteLockptr } from '../pagetable-backed-ops.js';
 import { VM_SHARED, VM_WRITE } from '../vm-flags.js';
 
 /** A small system for tests: physical memory and an mm on real page tables. */
