@@ -11,6 +11,5 @@ export const sharedConfig = defineConfig({
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 60_000,
     pool: 'threads',
-    passWithNoTests: true,
   },
 });
