@@ -388,10 +388,10 @@ export class Machine implements SchedulerView {
   /** Simulated time at which the CPU's next step can begin (the key of the timed policy). */
   readyAt(cpu: number): number {
     const c = this.cpus[cpu];
-    if (c.inbox.length > 0 && c.irqEnabled && c.irq === null) {
+    if (this.ipiDeliverable(c)) {
+      // Delivery waits for the IPI to arrive (it is only deliverable early when the CPU is otherwise idle).
       const a = c.inbox[0].arrival;
-      if (a <= c.clock) return c.clock;
-      if (!this.taskCanStep(c)) return a;
+      return a > c.clock ? a : c.clock;
     }
     if (c.irq !== null) return c.clock;
     if (c.waitingIpi !== null) {
@@ -490,13 +490,21 @@ export class Machine implements SchedulerView {
     pos[id] = i;
   }
 
+  /**
+   * Whether the CPU's next step delivers a pending IPI: interrupts are on, no handler is running, and the
+   * oldest IPI has arrived or the CPU has nothing else to do.
+   */
+  private ipiDeliverable(c: Cpu): boolean {
+    return (
+      c.inbox.length > 0 &&
+      c.irqEnabled &&
+      c.irq === null &&
+      (c.inbox[0].arrival <= c.clock || !this.taskCanStep(c))
+    );
+  }
+
   private isEnabled(c: Cpu): boolean {
-    if (c.inbox.length > 0 && c.irqEnabled && c.irq === null) {
-      // Deliverable now if it has arrived, or if the CPU has nothing else to do.
-      if (c.inbox[0].arrival <= c.clock || !this.taskCanStep(c)) return true;
-    }
-    if (c.irq !== null) return true;
-    return this.taskCanStep(c);
+    return this.ipiDeliverable(c) || c.irq !== null || this.taskCanStep(c);
   }
 
   private taskCanStep(c: Cpu): boolean {
@@ -507,12 +515,7 @@ export class Machine implements SchedulerView {
   }
 
   private stepCpu(c: Cpu): void {
-    if (
-      c.inbox.length > 0 &&
-      c.irqEnabled &&
-      c.irq === null &&
-      (c.inbox[0].arrival <= c.clock || !this.taskCanStep(c))
-    ) {
+    if (this.ipiDeliverable(c)) {
       this.deliverIpi(c);
       return;
     }

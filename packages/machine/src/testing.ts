@@ -1,4 +1,5 @@
 import {
+  describeExploreFailure,
   type ExploreOptions,
   type ExploreResult,
   explore,
@@ -33,9 +34,7 @@ export function exploreInTest(scenario: Scenario, opts: ExploreOptions, testName
   if (res.failure) {
     const name = testName ?? scenario.name ?? '<test name>';
     const hint = `${REPLAY_ENV}='${res.failure.schedule}' npx vitest run -t ${JSON.stringify(name)}`;
-    throw new ExplorationFailure(
-      `${res.policy} found a failure after ${res.runs} schedule(s):\n${formatFailure(res.failure, { replayHint: hint })}`,
-    );
+    throw new ExplorationFailure(describeExploreFailure(res, hint));
   }
   return res;
 }
