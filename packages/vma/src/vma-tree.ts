@@ -142,15 +142,7 @@ export class VmaTree<V> {
    * above it), without any machine effects: the synchronous lookup for benchmarks and for writers.
    */
   find(addr: number): TreeEntry<V> | null {
-    let n = this.root;
-    if (n === null) return null;
-    for (;;) {
-      const i = firstAbove(n.pivots, n.slots.length, addr);
-      if (i === n.slots.length) return null;
-      const s = n.slots[i];
-      if (n.leaf) return s as TreeEntry<V>;
-      n = s as TreeNode<V>;
-    }
+    return findIn(this.root, addr);
   }
 
   /** The entry containing `addr` (vma_lookup()), or null. */
@@ -287,6 +279,19 @@ export class VmaTree<V> {
     };
     if (this.root) visit(this.root, 0);
     return problems;
+  }
+}
+
+/** The lowest entry under `root` whose end is above `addr` (find_vma() semantics), with no machine effects. */
+function findIn<V>(root: TreeNode<V> | null, addr: number): TreeEntry<V> | null {
+  let n = root;
+  if (n === null) return null;
+  for (;;) {
+    const i = firstAbove(n.pivots, n.slots.length, addr);
+    if (i === n.slots.length) return null;
+    const s = n.slots[i];
+    if (n.leaf) return s as TreeEntry<V>;
+    n = s as TreeNode<V>;
   }
 }
 
@@ -488,15 +493,7 @@ export class VmaTreeTx<V> {
 
   /** The entry whose end is above `addr`, as this transaction sees the tree. */
   find(addr: number): TreeEntry<V> | null {
-    let n = this.root;
-    if (n === null) return null;
-    for (;;) {
-      const i = firstAbove(n.pivots, n.slots.length, addr);
-      if (i === n.slots.length) return null;
-      const s = n.slots[i];
-      if (n.leaf) return s as TreeEntry<V>;
-      n = s as TreeNode<V>;
-    }
+    return findIn(this.root, addr);
   }
 
   /**
