@@ -1,13 +1,25 @@
+import {
+  _PAGE_ACCESSED,
+  _PAGE_DIRTY,
+  _PAGE_NX,
+  _PAGE_PRESENT,
+  _PAGE_PSE,
+  _PAGE_RW,
+  _PAGE_USER,
+} from '@spf/pagetable';
 import type { PagingRegs, WalkMemory } from './walk-types.js';
 
-/** Entry bits used to build page tables in Lab 1's tests (Intel SDM Vol. 3A, 4.5). */
-export const PTE_P = 1n << 0n;
-export const PTE_RW = 1n << 1n;
-export const PTE_US = 1n << 2n;
-export const PTE_A = 1n << 5n;
-export const PTE_D = 1n << 6n;
-export const PTE_PS = 1n << 7n;
-export const PTE_XD = 1n << 63n;
+/**
+ * Entry bits used to build page tables in Lab 1's tests, under the Intel SDM's names (Vol. 3A, 4.5); the
+ * values are @spf/pagetable's.
+ */
+export const PTE_P = _PAGE_PRESENT;
+export const PTE_RW = _PAGE_RW;
+export const PTE_US = _PAGE_USER;
+export const PTE_A = _PAGE_ACCESSED;
+export const PTE_D = _PAGE_DIRTY;
+export const PTE_PS = _PAGE_PSE;
+export const PTE_XD = _PAGE_NX;
 
 /** A sparse physical memory of 8-byte entries; every `setBits` is recorded so tests can check A/D updates. */
 export class TestMemory implements WalkMemory {
