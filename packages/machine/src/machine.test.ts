@@ -293,6 +293,30 @@ describe('lines, time and traces', () => {
     expect(m.physLine(0x1040).label).toBe('phys:0x1040');
   });
 
+  it('effectCount counts the effects performed so far, as run() reports them at the end', () => {
+    const m = new Machine({ cpus: 2 });
+    const c = new Cell(0, 'c');
+    const around: number[] = [];
+    m.spawn(0, 'counted', function* () {
+      const before = m.effectCount;
+      yield* c.store(1);
+      yield* c.load();
+      yield* delay(10);
+      around.push(m.effectCount - before);
+    });
+    m.spawn(1, 'other', function* () {
+      yield* c.load();
+    });
+    const res = m.run();
+    expect(res.ok).toBe(true);
+    // Between its two reads the counting task performed three effects; the other CPU's start and load
+    // (the machine records a task's start as a step too) may land in between under the timed policy.
+    expect(around[0]).toBeGreaterThanOrEqual(3);
+    expect(around[0]).toBeLessThanOrEqual(5);
+    expect(m.effectCount).toBe(res.effects);
+    expect(res.effects).toBe(6); // two starts, store, load, delay and the other task's load
+  });
+
   it('self() and now() report the CPU and its clock', () => {
     const m = new Machine({ cpus: 3 });
     const seen: Array<[number, number]> = [];

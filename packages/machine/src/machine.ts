@@ -259,6 +259,14 @@ export class Machine implements SchedulerView {
     return this.tasks;
   }
 
+  /**
+   * Steps recorded so far in this run (effects plus each task's start: the figure `run()` reports as
+   * `effects`), readable while the run is in progress: a task can take the difference around a piece of code to count what it costs.
+   */
+  get effectCount(): number {
+    return this.effectsPerformed;
+  }
+
   // ---- scheduler view --------------------------------------------------------------------------------
 
   clock(cpu: number): number {
