@@ -68,6 +68,7 @@ export {
   flushTlbMmRange,
   flushTlbPage,
   flushTlbRangeLocal,
+  pteNeedsFlush,
   TLB_SINGLE_PAGE_FLUSH_CEILING,
 } from './shootdown.js';
 export * from './swap-entry.js';

@@ -15,7 +15,7 @@ import {
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { dumpPageTables } from './dump.js';
-import { _PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, PAGE_SHARED } from './entry-bits.js';
+import { _PAGE_ACCESSED, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, PAGE_SHARED } from './entry-bits.js';
 import {
   MappingConflictError,
   MisalignedAddressError,
@@ -27,8 +27,21 @@ import { ACCESS_USER, ACCESS_WRITE, Mmu } from './mmu.js';
 import { PG } from './page.js';
 import { PageTables } from './page-tables.js';
 import { PhysicalMemory } from './physical-memory.js';
-import { mkPte, pteNone, ptePfn } from './pte.js';
-import { flushTlbMmRange, flushTlbRangeLocal } from './shootdown.js';
+import {
+  mkPte,
+  pfnPte,
+  pteMkclean,
+  pteMkdirty,
+  pteMkexec,
+  pteMkold,
+  pteMkspecial,
+  pteMkwrite,
+  pteMkyoung,
+  pteNone,
+  ptePfn,
+  pteWrprotect,
+} from './pte.js';
+import { flushTlbMmRange, flushTlbRangeLocal, pteNeedsFlush } from './shootdown.js';
 import { makeWorld, runWalk, WALKS } from './test-support/world.js';
 import type { PageSize, WalkAccess } from './walker.js';
 
@@ -203,6 +216,29 @@ describe('a lockless walker racing with the freeing of a page table', () => {
     const res = explore(scenario, { policy: 'random', runs: 500, seed: 3 });
     expect(res.failure?.kind).toBe('use-after-free');
     expect(res.failure?.message).toMatch(/page walk|read/);
+  });
+});
+
+describe('pte_needs_flush: which PTE rewrites leave a stale TLB entry', () => {
+  const ro = pteMkyoung(pfnPte(0x1234, _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED));
+  const rw = pteMkdirty(pteMkwrite(ro));
+  it('a non-present old entry was never cached', () => {
+    expect(pteNeedsFlush(0n, rw)).toBe(false);
+    expect(pteNeedsFlush(pfnPte(0x1234, _PAGE_USER), rw)).toBe(false);
+  });
+  it('removing or granting write, clearing dirty or present, a new frame or exec change: flush', () => {
+    expect(pteNeedsFlush(rw, pteWrprotect(rw))).toBe(true); // mprotect(PROT_READ)
+    expect(pteNeedsFlush(ro, pteMkwrite(ro))).toBe(true); // RW is a flush-on-change bit on x86
+    expect(pteNeedsFlush(rw, pteMkclean(rw))).toBe(true);
+    expect(pteNeedsFlush(rw, 0n)).toBe(true);
+    expect(pteNeedsFlush(rw, pfnPte(0x4321, rw & 0xfffn))).toBe(true);
+    expect(pteNeedsFlush(ro | _PAGE_NX, pteMkexec(ro | _PAGE_NX))).toBe(true);
+  });
+  it('setting dirty, clearing accessed or changing software bits: no flush', () => {
+    expect(pteNeedsFlush(ro, pteMkdirty(ro))).toBe(false);
+    expect(pteNeedsFlush(ro, pteMkold(ro))).toBe(false);
+    expect(pteNeedsFlush(ro, pteMkspecial(ro))).toBe(false);
+    expect(pteNeedsFlush(ro, ro)).toBe(false);
   });
 });
 

@@ -1,6 +1,28 @@
 import { type Kernel, self, sendIpi } from '@spf/machine';
 import type { Mmu } from './mmu.js';
 import { split } from './mmu.js';
+import {
+  _PAGE_ACCESSED,
+  _PAGE_DIRTY,
+  _PAGE_GLOBAL,
+  _PAGE_NX,
+  _PAGE_PAT,
+  _PAGE_PAT_LARGE,
+  _PAGE_PCD,
+  _PAGE_PKEY_MASK,
+  _PAGE_PRESENT,
+  _PAGE_PSE,
+  _PAGE_PWT,
+  _PAGE_RW,
+  _PAGE_SAVED_DIRTY,
+  _PAGE_SOFTW1,
+  _PAGE_SOFTW2,
+  _PAGE_SOFTW3,
+  _PAGE_SOFTW4,
+  _PAGE_USER,
+  PTE_FLAGS_MASK,
+  PTE_PFN_MASK,
+} from './entry-bits.js';
 import type { PageTables, VirtAddr } from './page-tables.js';
 
 /**
@@ -8,6 +30,38 @@ import type { PageTables, VirtAddr } from './page-tables.js';
  * of the whole PCID.
  */
 export const TLB_SINGLE_PAGE_FLUSH_CEILING = 33;
+
+/** Flags whose clearing needs a flush; setting them does not (the CPU sets A and D itself; P was not cached). */
+const FLUSH_ON_CLEAR = _PAGE_DIRTY | _PAGE_PRESENT | _PAGE_ACCESSED;
+/** Flags a TLB never looks at. */
+const SOFTWARE_FLAGS = _PAGE_SOFTW1 | _PAGE_SOFTW2 | _PAGE_SOFTW3 | _PAGE_SOFTW4 | _PAGE_SAVED_DIRTY;
+/** Flags whose change in either direction needs a flush. */
+const FLUSH_ON_CHANGE =
+  _PAGE_RW |
+  _PAGE_USER |
+  _PAGE_PWT |
+  _PAGE_PCD |
+  _PAGE_PSE |
+  _PAGE_GLOBAL |
+  _PAGE_PAT |
+  _PAGE_PAT_LARGE |
+  _PAGE_PKEY_MASK |
+  _PAGE_NX;
+
+/**
+ * Whether rewriting a PTE from `oldPte` to `newPte` leaves a translation in some TLB that must be flushed.
+ * Models `pte_needs_flush()` with `pte_flags_need_flush(..., ignore_access = true)` in
+ * arch/x86/include/asm/tlbflush.h: a non-present old entry was never cached; a new frame always needs a
+ * flush; otherwise a flush is needed when D (or P) is cleared or when any permission, caching, size,
+ * global or protection-key bit changes. Software bits and A never need one.
+ */
+export function pteNeedsFlush(oldPte: bigint, newPte: bigint): boolean {
+  if ((oldPte & _PAGE_PRESENT) === 0n) return false;
+  if ((oldPte & PTE_PFN_MASK) !== (newPte & PTE_PFN_MASK)) return true;
+  const oldFlags = oldPte & PTE_FLAGS_MASK;
+  const diff = (oldFlags ^ (newPte & PTE_FLAGS_MASK)) & ~SOFTWARE_FLAGS & ~_PAGE_ACCESSED;
+  return (diff & oldFlags & FLUSH_ON_CLEAR) !== 0n || (diff & FLUSH_ON_CHANGE) !== 0n;
+}
 
 /** Invalidates `[start, end)` of address space `mm` in `cpu`'s TLB (the body of `flush_tlb_func()`). */
 export function flushTlbRangeLocal(
