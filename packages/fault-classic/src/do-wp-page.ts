@@ -94,7 +94,7 @@ export function* wpPageCopy(vmf: ClassicVmFault, old: Page | null): Kernel<numbe
       // ptep_clear_flush(): clear, then make every CPU drop the old translation before the new page is
       // mapped, so no CPU keeps writing to the old page through a stale TLB entry.
       yield* pt.ptepGetAndClear(addr, locked.ptep);
-      yield* mm.pageTables.flushTlbRange(addr, addr + 4096);
+      yield* mm.pageTables.flushTlbPage(addr);
       yield* folioAddNewAnonRmap(fresh, vma, addr);
       yield* pt.setPteAt(addr, locked.ptep, entry);
       if (old !== null) yield* folioRemoveRmap(old);

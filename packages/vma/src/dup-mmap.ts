@@ -53,7 +53,7 @@ export function* dupMmap(oldmm: MmStruct, pageTables?: PageTableFactory): Kernel
       }
     }
     yield* mm.mmapWriteUnlock();
-    yield* oldmm.pageTables.flushTlbRange(0, oldmm.taskSize);
+    yield* oldmm.pageTables.flushTlbMm();
   } finally {
     yield* oldmm.mmapWriteUnlock();
   }

@@ -46,8 +46,24 @@ export interface MmPageTableOps {
    * touching tables still needed by addresses in [floor, start) or [end, ceiling).
    */
   freePgtables(floor: number, start: number, end: number, ceiling: number): Kernel<void>;
-  /** Models `flush_tlb_mm_range()` in arch/x86/mm/tlb.c: local flush plus a shootdown to mm_cpumask. */
+  /**
+   * Models `tlb_finish_mmu()` (mm/mmu_gather.c) for the calls since the last flush: if they removed or
+   * changed a translation a TLB may hold (a present PTE zapped, moved or rewritten as `pte_needs_flush()`
+   * says, or a page table unlinked), `flush_tlb_mm_range()` in arch/x86/mm/tlb.c flushes [start, end)
+   * locally and shoots it down on the other CPUs of mm_cpumask; with nothing gathered it sends no IPIs.
+   * Then the pages and page tables the calls released are freed.
+   */
   flushTlbRange(start: number, end: number): Kernel<void>;
+  /**
+   * Models `flush_tlb_mm()`: flushes the whole address space on every CPU of mm_cpumask whatever was
+   * gathered (dup_mmap() does this after write-protecting the parent's PTEs for copy-on-write).
+   */
+  flushTlbMm(): Kernel<void>;
+  /**
+   * Models `flush_tlb_page()` as `ptep_clear_flush()` in mm/pgtable-generic.c calls it after clearing a
+   * present PTE: flushes the one page here and on every other CPU of mm_cpumask, whatever was gathered.
+   */
+  flushTlbPage(addr: number): Kernel<void>;
   /** Every present user PTE in [start, end), in address order (no machine effects). */
   presentPtes(start: number, end: number): Iterable<PresentPte>;
   /** How a child created by fork builds its page tables (the same memory and MMU); absent: none. */
@@ -64,6 +80,8 @@ export class NoPageTables implements MmPageTableOps {
   *movePageTables(): Kernel<void> {}
   *freePgtables(): Kernel<void> {}
   *flushTlbRange(): Kernel<void> {}
+  *flushTlbMm(): Kernel<void> {}
+  *flushTlbPage(): Kernel<void> {}
   presentPtes(): Iterable<PresentPte> {
     return [];
   }

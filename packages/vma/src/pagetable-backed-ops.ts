@@ -19,6 +19,7 @@ import {
   pteMkold,
   pteModify,
   pteMkwrite,
+  pteNeedsFlush,
   pteNone,
   ptePfn,
   ptePresent,
@@ -84,6 +85,12 @@ export class PagetableOps implements MmPageTableOps {
   private readonly opts: PagetableOpsOptions;
   private pendingTables: { pfn: number; level: Level }[] = [];
   private pendingPages: Page[] = [];
+  /**
+   * Whether a translation some TLB may hold was removed or changed since the last flush: the
+   * `cleared_ptes`/`freed_tables` bits of Linux's `struct mmu_gather`. A flush with nothing gathered sends
+   * no IPIs (`tlb_flush_mmu_tlbonly()` returns early), as for munmap of a range that was never touched.
+   */
+  private gathered = false;
 
   constructor(
     readonly mm: MmStruct,
@@ -147,6 +154,7 @@ export class PagetableOps implements MmPageTableOps {
         const old = yield* self.pt.ptepGetAndClear(a, ptep);
         if (!ptePresent(old)) continue;
         cleared++;
+        self.gathered = true; // tlb_remove_tlb_entry()
         const page = self.normalPage(old);
         if (page === null) continue;
         yield* mm.addMmCounter(mmCounterOf(vma, page), -1);
@@ -175,6 +183,7 @@ export class PagetableOps implements MmPageTableOps {
         const page = self.normalPage(old);
         if (privateWritable && !pteWrite(pte) && page !== null && pageAnonExclusive(page))
           pte = pteMkwrite(pte);
+        if (pteNeedsFlush(old, pte)) self.gathered = true; // tlb_flush_pte_range()
         yield* self.pt.setPteAt(a, ptep, pte);
       }
       yield* ptl.unlock();
@@ -254,6 +263,7 @@ export class PagetableOps implements MmPageTableOps {
       const ptl = pteLockptr(this.mem, ptep);
       yield* ptl.lock();
       const pte = yield* this.pt.ptepGetAndClear(m.from, ptep);
+      if (ptePresent(pte)) this.gathered = true; // move_ptes(): force_flush
       yield* ptl.unlock();
       const dptl = pteLockptr(this.mem, dptep);
       yield* dptl.lock();
@@ -320,11 +330,27 @@ export class PagetableOps implements MmPageTableOps {
       }
       yield* this.pt.writeEntryK(entryPa, 0n, 'pmd_clear');
       this.pendingTables.push({ pfn: child / 4096, level: (level - 1) as Level });
+      this.gathered = true; // pte_free_tlb() and friends set freed_tables
     }
   }
 
   *flushTlbRange(start: number, end: number): Kernel<void> {
-    if (this.mmu) yield* flushTlbMmRange(this.mmu, this.pt, start, end);
+    if (this.gathered && this.mmu) yield* flushTlbMmRange(this.mmu, this.pt, start, end);
+    yield* this.finishGather();
+  }
+
+  *flushTlbMm(): Kernel<void> {
+    if (this.mmu) yield* flushTlbMmRange(this.mmu, this.pt, 0, this.mm.taskSize);
+    yield* this.finishGather();
+  }
+
+  *flushTlbPage(addr: number): Kernel<void> {
+    if (this.mmu) yield* flushTlbMmRange(this.mmu, this.pt, addr, addr + 4096);
+    yield* this.finishGather();
+  }
+
+  private *finishGather(): Kernel<void> {
+    this.gathered = false;
     // tlb_finish_mmu(): pages and page-table pages unlinked before this flush can be freed now.
     const pages = this.pendingPages;
     this.pendingPages = [];

@@ -6,16 +6,29 @@ import { checkMmInvariants } from './mm-invariants.js';
 import { MmStruct } from './mm-struct.js';
 import { sysMunmap } from './munmap.js';
 import { PagetableOps } from './pagetable-backed-ops.js';
+import { sysMadvise } from './madvise.js';
 import { sysMprotect } from './mprotect.js';
+import { sysMremap } from './mremap.js';
 import { mmapSync } from './sync-api.js';
 import { touch } from './test-support/system.js';
-import { MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_READ, PROT_WRITE } from './vm-flags.js';
+import {
+  MADV_DONTNEED,
+  MAP_ANONYMOUS,
+  MAP_FIXED_NOREPLACE,
+  MAP_PRIVATE,
+  MREMAP_FIXED,
+  MREMAP_MAYMOVE,
+  PROT_READ,
+  PROT_WRITE,
+} from './vm-flags.js';
 
 const P = 4096;
 const A = 0x100000000000;
 
-function setup(op: 'munmap' | 'mprotect', freeUnderPtl = false, shootdown = true) {
-  const m = new Machine({ cpus: 2 });
+type Op = 'munmap' | 'mprotect' | 'mprotect-same' | 'mremap' | 'madvise';
+
+function setup(op: Op, freeUnderPtl = false, shootdown = true, touched = true) {
+  const m = new Machine({ cpus: 2, trace: true });
   const mem = new PhysicalMemory({ size: 16 * 1024 * 1024, zeroPage: false });
   const mmu = new Mmu(mem, { cpus: 2 });
   const mm = new MmStruct({
@@ -29,17 +42,29 @@ function setup(op: 'munmap' | 'mprotect', freeUnderPtl = false, shootdown = true
     prot: PROT_READ | PROT_WRITE,
     flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
   });
-  touch(mm, A, 2 * P);
   const pt = (mm.pageTables as PagetableOps).pt;
   mmu.switchMm(0, pt);
   mmu.switchMm(1, pt);
-  // CPU 1 caches a writable translation of A.
-  expect(mmu.access(1, A, ACCESS_USER | ACCESS_WRITE)).toBeGreaterThan(0);
+  if (touched) {
+    touch(mm, A, 2 * P);
+    // CPU 1 caches a writable translation of A.
+    expect(mmu.access(1, A, ACCESS_USER | ACCESS_WRITE)).toBeGreaterThan(0);
+  }
   m.spawn(0, op, function* () {
     if (op === 'munmap') yield* sysMunmap(mm, A, 2 * P);
-    else yield* sysMprotect(mm, A, 2 * P, PROT_READ);
+    else if (op === 'mprotect') yield* sysMprotect(mm, A, 2 * P, PROT_READ);
+    else if (op === 'mprotect-same') yield* sysMprotect(mm, A, 2 * P, PROT_READ | PROT_WRITE);
+    else if (op === 'mremap')
+      yield* sysMremap(mm, A, 2 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED, A + 64 * P);
+    else yield* sysMadvise(mm, A, 2 * P, MADV_DONTNEED);
   });
   return { m, mm, mmu, mem };
+}
+
+/** How many TLB-shootdown IPIs a run sent. */
+function shootdowns(res: { trace: readonly { kind: string; label: string }[] | null }): number {
+  return (res.trace ?? []).filter((e) => e.kind === 'ipi' && e.label.startsWith('flush_tlb_mm_range ->'))
+    .length;
 }
 
 describe('TLB shootdown', () => {
@@ -67,5 +92,33 @@ describe('TLB shootdown', () => {
     expect(mmu.access(1, A, ACCESS_USER | ACCESS_WRITE)).toBe(-1);
     expect(mmu.access(1, A, ACCESS_USER)).toBeGreaterThan(0);
     checkMmInvariants([mm]);
+  });
+
+  it('an operation that removed or changed no cached translation sends no IPI (tlb_flush_mmu_tlbonly)', () => {
+    for (const op of ['munmap', 'mprotect', 'mremap', 'madvise'] as const) {
+      const { m, mm } = setup(op, false, true, false);
+      const res = m.run();
+      expect(res.failure).toBeNull();
+      expect(shootdowns(res), `${op} of an untouched range`).toBe(0);
+      checkMmInvariants([mm]);
+    }
+    // The same operations over pages CPU 1 has cached shoot its TLB down once.
+    for (const op of ['munmap', 'mprotect', 'mremap', 'madvise'] as const) {
+      const { m, mm, mmu } = setup(op);
+      const res = m.run();
+      expect(res.failure).toBeNull();
+      expect(shootdowns(res), `${op} of a touched range`).toBeGreaterThan(0);
+      if (op !== 'mprotect') expect(mmu.access(1, A, ACCESS_USER)).toBe(-1);
+      checkMmInvariants([mm]);
+    }
+  });
+
+  it('mprotect to the protection the pages already have sends no IPI', () => {
+    // mprotect_fixup() returns early when the flags do not change: no PTE is rewritten, nothing to flush.
+    const { m, mmu } = setup('mprotect-same');
+    const res = m.run();
+    expect(res.failure).toBeNull();
+    expect(shootdowns(res)).toBe(0);
+    expect(mmu.access(1, A, ACCESS_USER | ACCESS_WRITE)).toBeGreaterThan(0);
   });
 });
