@@ -104,4 +104,30 @@ describe('do_fault through vm_ops', () => {
     expect(fx.task).toMatchObject({ minflt: 0, majflt: 1 });
     expect(fx.mm.mmapLock.isLocked()).toBe(false);
   });
+
+  it('a fault that must retry while a signal is pending gives up (fault_signal_pending); the access faults again later', () => {
+    let pending = true;
+    const fx = makeFixture({ signalPending: () => pending });
+    const file = new TestFile(fx.mem);
+    file.retryFirst = true;
+    fx.mmapFile(A, 1, PROT_READ, MAP_PRIVATE, file.mmapFile());
+    expect(fx.touch(A, 'r')).toEqual({ kind: 'signal-pending' });
+    expect(file.faultCalls).toBe(1);
+    expect(fx.env.vmstat.retries).toBe(0); // not retried with FAULT_FLAG_TRIED
+    expect(fx.pte(A)).toBe(0n);
+    expect(fx.mm.mmapLock.isLocked()).toBe(false); // ->fault released it; nobody took it again
+    // The signal was delivered and the task survived it: the instruction runs again and faults again.
+    pending = false;
+    expect(fx.touch(A, 'r')).toMatchObject({ ok: true, value: 1, faults: 1 });
+    // A new fault from the start: ->fault asks for a retry again, and this time it is retried.
+    expect(file.faultCalls).toBe(3);
+    expect(fx.env.vmstat.retries).toBe(1);
+  });
+
+  it('a pending signal does not abandon a fault that completes without retrying', () => {
+    const fx = makeFixture({ signalPending: () => true });
+    const file = new TestFile(fx.mem);
+    fx.mmapFile(A, 1, PROT_READ, MAP_PRIVATE, file.mmapFile());
+    expect(fx.touch(A, 'r')).toMatchObject({ ok: true, value: 1, faults: 1 });
+  });
 });

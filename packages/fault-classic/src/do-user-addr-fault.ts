@@ -61,13 +61,15 @@ export function errorCodeString(errorCode: number): string {
  * 3. `find_vma()`; below a VM_GROWSDOWN VMA, `expand_stack()`; no VMA, or one above a gap that is not a
  *    stack: SIGSEGV with SEGV_MAPERR (`bad_area()`);
  * 4. `access_error()`: SIGSEGV with SEGV_ACCERR (`bad_area_access_error()`; SEGV_PKUERR for keys);
- * 5. `handle_mm_fault()`; on VM_FAULT_RETRY the handler has released the mmap lock: set FAULT_FLAG_TRIED,
- *    take the lock again (no trylock) and start over from `find_vma()`;
+ * 5. `handle_mm_fault()`; on VM_FAULT_RETRY the handler has released the mmap lock: if a signal is
+ *    pending for the task (`fault_signal_pending()`: the KILLABLE/INTERRUPTIBLE part of the protocol),
+ *    give up and return to user mode; otherwise set FAULT_FLAG_TRIED, take the lock again (no trylock)
+ *    and start over from `find_vma()`;
  * 6. VM_FAULT_OOM: `pagefault_out_of_memory()`; VM_FAULT_SIGBUS / HWPOISON: SIGBUS (`do_sigbus()`);
  *    VM_FAULT_SIGSEGV: SIGSEGV MAPERR (`bad_area_nosemaphore()`).
  *
- * Simplifications: no kprobes/kmmio/SMAP checks (user-mode faults only), no fatal-signal handling during
- * retries, no per-VMA lock attempt (that is the @spf/fault-spec designs' job).
+ * Simplifications: no kprobes/kmmio/SMAP checks (user-mode faults only), no per-VMA lock attempt (that is
+ * the @spf/fault-spec designs' job).
  */
 export function* doUserAddrFault(env: FaultEnv, fault: UserFault): Kernel<FaultOutcome> {
   const { mm, pt, address, errorCode } = fault;
@@ -102,6 +104,8 @@ export function* doUserAddrFault(env: FaultEnv, fault: UserFault): Kernel<FaultO
       return { kind: 'sigsegv', code: (errorCode & PF_PK) !== 0 ? 'PKUERR' : 'ACCERR', address };
     }
     const ret = yield* handleMmFault(env, mm, pt, vma, address, flags, fault.task);
+    // fault_signal_pending(): the handler already dropped the lock; leave the signal to user mode.
+    if ((ret & VM_FAULT_RETRY) !== 0 && fault.signalPending?.() === true) return { kind: 'signal-pending' };
     if ((ret & VM_FAULT_COMPLETED) !== 0) return { kind: 'handled' };
     if ((ret & VM_FAULT_RETRY) !== 0) {
       env.vmstat.retries++;

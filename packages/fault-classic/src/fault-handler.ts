@@ -19,15 +19,24 @@ export interface UserFault {
   readonly errorCode: number;
   /** The task's min_flt/maj_flt counters, or null to count only system-wide. */
   readonly task: TaskFaultCounters | null;
+  /**
+   * Whether a signal is pending for the faulting task (`signal_pending(current)`; for a user-mode fault
+   * any pending signal counts, fatal or not). Asked only after the handler dropped the mmap lock with
+   * VM_FAULT_RETRY; absent means never.
+   */
+  readonly signalPending?: () => boolean;
 }
 
 /**
  * What became of a fault: the page is now mapped (retry the access), or the task gets a signal
  * (SIGSEGV with its si_code, SIGBUS), or the system is out of memory (`pagefault_out_of_memory()`: the OOM
- * killer; here the task is killed).
+ * killer; here the task is killed), or the fault was abandoned because a signal is pending
+ * (`fault_signal_pending()`): go back to user mode, where the signal is delivered; a task that survives it
+ * runs the access again, and it faults again.
  */
 export type FaultOutcome =
   | { readonly kind: 'handled' }
+  | { readonly kind: 'signal-pending' }
   | { readonly kind: 'sigsegv'; readonly code: SegvCode; readonly address: number }
   | { readonly kind: 'sigbus'; readonly address: number }
   | { readonly kind: 'oom'; readonly address: number };

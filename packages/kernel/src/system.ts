@@ -257,9 +257,12 @@ export class System {
         address: addr,
         errorCode: r.fault === 'PF' ? r.errorCode : 0,
         task: th.counters,
+        // The only signals a thread can have pending here are fatal: its process is being killed.
+        signalPending: () => proc.exiting !== null,
       });
       switch (out.kind) {
         case 'handled':
+        case 'signal-pending': // back to user mode: checkAlive() above delivers the kill
           continue;
         case 'sigsegv':
           this.raise(th, { signal: 'SIGSEGV', code: out.code, address: addr });

@@ -25,6 +25,8 @@ export interface FixtureOptions {
   readonly zeroPage?: boolean;
   readonly pteSpecial?: boolean;
   readonly memory?: number;
+  /** The faulting task's `signal_pending()` (see {@link UserFault.signalPending}); default: never. */
+  readonly signalPending?: () => boolean;
 }
 
 /** The outcome of a simulated user access: the byte loaded (or 0 for a store), or the fault's outcome. */
@@ -59,7 +61,16 @@ export function makeFixture(opts: FixtureOptions = {}) {
   const bootFree = mem.freeCount;
 
   function fault(address: number, errorCode: number, m = mm, t = task): FaultOutcome {
-    return runSync(doUserAddrFault(env, { mm: m, pt: ptOf(m), address, errorCode, task: t }));
+    return runSync(
+      doUserAddrFault(env, {
+        mm: m,
+        pt: ptOf(m),
+        address,
+        errorCode,
+        task: t,
+        signalPending: opts.signalPending,
+      }),
+    );
   }
 
   function touch(address: number, kind: 'r' | 'w', value = 0x5a, m = mm, t = task): TouchResult {
