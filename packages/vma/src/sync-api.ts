@@ -2,7 +2,7 @@ import { type Kernel, runSync } from '@spf/machine';
 import { doBrk } from './brk.js';
 import { dupMmap } from './dup-mmap.js';
 import type { SysResult } from './errno.js';
-import { doMadvise } from './madvise.js';
+import { doMadvise, madviseNeedMmapWrite } from './madvise.js';
 import type { MmStruct } from './mm-struct.js';
 import { doMmap, type MmapArgs } from './mmap.js';
 import { doMprotect } from './mprotect.js';
@@ -60,11 +60,11 @@ export function mremapSync(
 export function brkSync(mm: MmStruct, brk: number): number {
   return run(mm, true, () => doBrk(mm, brk));
 }
-/** madvise(2), synchronously. */
+/** madvise(2), synchronously (the mmap lock for writing for the advice values that change vm_flags). */
 export function madviseSync(mm: MmStruct, addr: number, len: number, advice: number): SysResult<0> {
-  return run(mm, false, () => doMadvise(mm, addr, len, advice));
+  return run(mm, madviseNeedMmapWrite(advice), () => doMadvise(mm, addr, len, advice));
 }
-/** fork's dup_mmap, synchronously: the child's mm. */
+/** fork's dup_mmap, synchronously: the child's mm. Throws `ForkOutOfMemoryError` when memory runs out. */
 export function forkSync(mm: MmStruct, pageTables?: PageTableFactory): MmStruct {
   const child = runSync(dupMmap(mm, pageTables));
   if (mm.ownsSyncRcu) runSync(mm.rcu.synchronize());
