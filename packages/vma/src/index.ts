@@ -11,7 +11,7 @@ export {
   vmaIsForkChild,
 } from './anon-vma.js';
 export { doBrk, sysBrk } from './brk.js';
-export { dupMmap } from './dup-mmap.js';
+export { dupMmap, ForkOutOfMemoryError } from './dup-mmap.js';
 export { Errno, type ErrnoValue, errnoName, fail, ok, type SysResult } from './errno.js';
 export {
   getUnmappedArea,
