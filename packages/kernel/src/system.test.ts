@@ -91,7 +91,8 @@ describe('a booted system running user programs', () => {
         yield* c.store8(A, 10);
         out.push(`child sees ${yield* c.load8(A)}, faults ${c.rusage().minflt - before}`);
       }, 1);
-      const st = yield* u.wait(pid);
+      if (!pid.ok) throw new Error(`fork: errno ${pid.errno}`);
+      const st = yield* u.wait(pid.value);
       out.push(`child ${st.kind}`);
       out.push(`parent sees ${yield* u.load8(A)} ${yield* u.load8(A + 4096)}`);
     });
@@ -124,7 +125,8 @@ describe('a booted system running user programs', () => {
       const pid = yield* u.fork(function* (c) {
         yield* c.store8(A, 6);
       }, 1);
-      yield* u.wait(pid);
+      if (!pid.ok) throw new Error(`fork: errno ${pid.errno}`);
+      yield* u.wait(pid.value);
       seen = yield* u.load8(A);
       expect(u.pagemap(A)).toBe('F');
     });
@@ -203,7 +205,8 @@ describe('copy-on-write in a multi-threaded process', () => {
           }, 2);
           yield* u.store8(A, 0x11); // COW break: copy, clear the PTE, flush every CPU, map the copy
           stop = true;
-          yield* u.wait(pid);
+          if (!pid.ok) throw new Error(`fork: errno ${pid.errno}`);
+          yield* u.wait(pid.value);
         });
         return () => {
           // The child saw the pre-fork contents whatever the interleaving.

@@ -24,12 +24,17 @@ import { type AccessKind, Page, PF_USER, PF_WRITE, PhysicalMemory, Mmu, putPage 
 import {
   doMunmap,
   dupMmap,
+  Errno,
+  ForkOutOfMemoryError,
+  fail,
   type MmapLockKind,
   MmStruct,
   mmInvariantProblems,
+  ok,
   PagetableOps,
   type PageStateReader,
   ShmemZeroFile,
+  type SysResult,
 } from '@spf/vma';
 import { type ExitStatus, Process, Thread } from './process.js';
 import { ProcessExiting, type SignalInfo, UserSignal } from './signals.js';
@@ -186,14 +191,26 @@ export class System {
   /**
    * Models `fork()` (kernel/fork.c `copy_process()` with `dup_mmap()`): a child process with a copy of the
    * parent's address space (private pages shared copy-on-write) whose only thread runs `program` on `cpu`.
+   *
+   * Out of memory while copying the address space (`dup_mmap()` returning -ENOMEM): @spf/vma has already
+   * torn the partial child mm down, so no frame or page reference leaks and the parent is unchanged;
+   * `copy_process()` unwinds and fork returns ENOMEM. No pid is consumed then (Linux allocates the pid
+   * after `copy_mm()`), unless another fork took the next one meanwhile.
    */
-  *fork(parent: Process, program: UserProgram, cpu: number): Kernel<Process> {
+  *fork(parent: Process, program: UserProgram, cpu: number): Kernel<SysResult<Process>> {
     const pid = this.nextPid++;
-    const mm = yield* dupMmap(parent.mm, this.pageTables(pid));
+    let mm: MmStruct;
+    try {
+      mm = yield* dupMmap(parent.mm, this.pageTables(pid));
+    } catch (e) {
+      if (!(e instanceof ForkOutOfMemoryError)) throw e;
+      if (this.nextPid === pid + 1) this.nextPid = pid;
+      return fail(Errno.ENOMEM);
+    }
     const child = new Process(pid, `${parent.name}-child`, mm, (mm.pageTables as PagetableOps).pt, parent);
     this.processes.push(child);
     this.spawnThread(child, program, cpu);
-    return child;
+    return ok(child);
   }
 
   private *threadMain(th: Thread, program: UserProgram): Kernel<void> {

@@ -4,6 +4,7 @@ import { ProcessExiting, type SignalName } from './signals.js';
 import type { System } from './system.js';
 import {
   type MmapFile,
+  ok,
   type SysResult,
   sysBrk,
   sysMadvise,
@@ -156,12 +157,13 @@ export class UserContext {
   }
   /**
    * fork(2): the child gets a copy-on-write copy of this address space and runs `child` (on `cpu`, default
-   * this thread's CPU). Returns the child's pid.
+   * this thread's CPU). Returns the child's pid, or ENOMEM when memory for the child's page tables ran
+   * out (this process is unchanged then).
    */
-  *fork(child: UserProgram, cpu = this.thread.cpu): Kernel<number> {
+  *fork(child: UserProgram, cpu = this.thread.cpu): Kernel<SysResult<number>> {
     yield* this.syscall('sys_fork');
-    const p = yield* this.system.fork(this.process, child, cpu);
-    return p.pid;
+    const r = yield* this.system.fork(this.process, child, cpu);
+    return r.ok ? ok(r.value.pid) : r;
   }
   /** wait4(2) for a child by pid: sleeps until it exits and returns how it ended. */
   *wait(pid: number): Kernel<ExitStatus> {

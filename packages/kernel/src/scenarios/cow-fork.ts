@@ -33,7 +33,7 @@ export function runCowFork(opts: CowForkOptions = {}): CowForkResult {
     lines.push(
       `parent: filled ${pages} pages at 0x${base.toString(16)}; faults so far min=${u.rusage().minflt}`,
     );
-    const child = yield* u.fork(function* (c) {
+    const forked = yield* u.fork(function* (c) {
       const before = c.rusage().minflt;
       const seen: number[] = [];
       for (let p = 0; p < pages; p++) seen.push(yield* c.load8(base + p * 4096));
@@ -45,6 +45,8 @@ export function runCowFork(opts: CowForkOptions = {}): CowForkResult {
       lines.push(`child:  page 0 now reads 0x${(yield* c.load8(base)).toString(16)}`);
       yield* c.exit(0);
     }, 1);
+    if (!forked.ok) throw new Error(`fork failed with errno ${forked.errno}`);
+    const child = forked.value;
     const status = yield* u.wait(child);
     const before = u.rusage().minflt;
     lines.push(
