@@ -1,4 +1,4 @@
-import { type Kernel, KernelAssertionError } from '@spf/machine';
+import type { Kernel } from '@spf/machine';
 import { OutOfMemoryError } from '@spf/pagetable';
 import { anonVmaFork } from './anon-vma.js';
 import { Errno } from './errno.js';
@@ -30,14 +30,11 @@ export class ForkOutOfMemoryError extends Error {
 }
 
 /**
- * Whether `e` is a failed allocation of simulated memory: @spf/pagetable's typed OutOfMemoryError (the
- * child's top-level table), or the assertion PagetableOps' table allocation for copy_page_range raises
- * today when a table cannot be allocated (its message starts with "out of simulated memory"). Anything
- * else is a real bug and propagates.
+ * Whether `e` is a failed allocation of simulated memory (@spf/pagetable's OutOfMemoryError, from the
+ * child's top-level table or a page table for copy_page_range). Anything else is a real bug and propagates.
  */
 function isOutOfMemory(e: unknown): e is Error {
-  if (e instanceof OutOfMemoryError) return true;
-  return e instanceof KernelAssertionError && e.message.startsWith('out of simulated memory');
+  return e instanceof OutOfMemoryError;
 }
 
 /**

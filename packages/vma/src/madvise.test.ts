@@ -252,6 +252,15 @@ describe('madvise: vm_flags advice splits and merges VMAs like mprotect', () => 
     checkMmInvariants([mm]);
   });
 
+  it('SEQUENTIAL and RANDOM show in smaps VmFlags as sr and rr, in bit order after io', () => {
+    const { mm } = makeSystem();
+    map(mm, 0, 2);
+    expect(madviseSync(mm, A, P, MADV_SEQUENTIAL)).toEqual(OK);
+    expect(madviseSync(mm, A + P, P, MADV_RANDOM)).toEqual(OK);
+    expect(vmFlagsString(mm.vmaLookup(A)?.vmFlags ?? 0)).toBe('rd wr mr mw me sr ac sd');
+    expect(vmFlagsString(mm.vmaLookup(A + P)?.vmFlags ?? 0)).toBe('rd wr mr mw me rr ac sd');
+  });
+
   it('applies to every VMA of the range, and a hole gives ENOMEM after the mapped parts were advised', () => {
     const { mm } = makeSystem();
     map(mm, 0, 2);

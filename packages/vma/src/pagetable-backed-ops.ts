@@ -9,6 +9,7 @@ import {
   type Level,
   levelShift,
   type Mmu,
+  OutOfMemoryError,
   type Page,
   PageTables,
   type PhysicalMemory,
@@ -190,17 +191,23 @@ export class PagetableOps implements MmPageTableOps {
     });
   }
 
-  /** Allocates the tables down to the PTE for `addr` (pte_alloc_map and the upper-level allocs). */
+  /**
+   * Allocates the tables down to the PTE for `addr` (pte_alloc_map and the upper-level allocs). Throws
+   * @spf/pagetable's OutOfMemoryError when a table cannot be allocated (Linux returns -ENOMEM up the
+   * chain; fork turns it into ENOMEM, see dupMmap).
+   */
   private *pteAllocMap(addr: number): Kernel<number> {
+    const oom = (what: string) =>
+      new OutOfMemoryError(`out of simulated memory allocating a ${what} for 0x${addr.toString(16)}`, 0);
     const pgdp = this.pt.pgdOffset(addr);
     const p4dp = yield* this.pt.p4dAlloc(pgdp, addr);
-    kassert(p4dp !== null, 'out of simulated memory allocating a p4d table');
+    if (p4dp === null) throw oom('p4d table');
     const pudp = yield* this.pt.pudAlloc(p4dp, addr);
-    kassert(pudp !== null, 'out of simulated memory allocating a pud table');
+    if (pudp === null) throw oom('pud table');
     const pmdp = yield* this.pt.pmdAlloc(pudp, addr);
-    kassert(pmdp !== null, 'out of simulated memory allocating a pmd table');
+    if (pmdp === null) throw oom('pmd table');
     const ptep = yield* this.pt.pteAllocMap(pmdp, addr);
-    kassert(ptep !== null, 'out of simulated memory allocating a page table');
+    if (ptep === null) throw oom('page table');
     return ptep;
   }
 

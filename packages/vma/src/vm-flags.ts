@@ -142,6 +142,8 @@ const flagNames: readonly [number, string][] = [
   [VM_PFNMAP, 'pf'],
   [VM_LOCKED, 'lo'],
   [VM_IO, 'io'],
+  [VM_SEQ_READ, 'sr'],
+  [VM_RAND_READ, 'rr'],
   [VM_DONTCOPY, 'dc'],
   [VM_DONTEXPAND, 'de'],
   [VM_ACCOUNT, 'ac'],
