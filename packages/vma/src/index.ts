@@ -101,6 +101,7 @@ export {
 } from './pagetable-backed-ops.js';
 export {
   type MmPageTableOps,
+  MmuGather,
   NoPageTables,
   type PageTableFactory,
   type PresentPte,

@@ -1,6 +1,7 @@
 import { type Kernel, writeEffect } from '@spf/machine';
 import { Errno, type ErrnoValue, fail, ok, type SysResult } from './errno.js';
 import type { MmStruct } from './mm-struct.js';
+import { MmuGather } from './page-table-ops.js';
 import { validArg } from './munmap.js';
 import { type VmArea, vmWriteBegin, vmWriteEnd } from './vm-area.js';
 import {
@@ -327,7 +328,7 @@ function* madviseVmaBehavior(
       return vma;
     case MADV_FREE:
     case MADV_DONTNEED:
-    case MADV_DONTNEED_LOCKED:
+    case MADV_DONTNEED_LOCKED: {
       // madvise_dontneed_free().
       if (!dontneedFreeValid(vma, advice)) return Errno.EINVAL;
       if (advice === MADV_FREE) {
@@ -336,9 +337,11 @@ function* madviseVmaBehavior(
         if (!vma.isAnonymous()) return Errno.EINVAL;
         return vma;
       }
-      yield* mm.pageTables.zapRange(vma, start, end);
-      yield* mm.pageTables.flushTlbRange(start, end);
+      const tlb = new MmuGather(); // zap_page_range_single()
+      yield* mm.pageTables.zapRange(tlb, vma, start, end);
+      yield* mm.pageTables.tlbFinishMmu(tlb, start, end);
       return vma;
+    }
     case MADV_NORMAL:
       newFlags &= ~(VM_RAND_READ | VM_SEQ_READ);
       break;

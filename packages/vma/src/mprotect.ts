@@ -1,6 +1,7 @@
 import { type Kernel, writeEffect } from '@spf/machine';
 import { Errno, fail, ok, type SysResult } from './errno.js';
 import type { MmStruct } from './mm-struct.js';
+import { MmuGather } from './page-table-ops.js';
 import { validArg } from './munmap.js';
 import {
   calcVmProtBits,
@@ -55,8 +56,9 @@ export function* mprotectFixup(
   target.vmFlags = newFlags;
   target.setPageProt();
   yield* vmWriteEnd(target);
-  yield* mm.pageTables.changeProtection(target, start, end, target.vmPageProt);
-  yield* mm.pageTables.flushTlbRange(start, end);
+  const tlb = new MmuGather();
+  yield* mm.pageTables.changeProtection(tlb, target, start, end, target.vmPageProt);
+  yield* mm.pageTables.tlbFinishMmu(tlb, start, end);
   if (oldFlags & VM_ACCOUNT && !(newFlags & VM_ACCOUNT)) mm.committed -= nrpages;
   if (!(oldFlags & VM_ACCOUNT) && newFlags & VM_ACCOUNT) mm.committed += nrpages;
   mm.vmStatAccount(oldFlags & ~VM_ACCOUNT, -nrpages);

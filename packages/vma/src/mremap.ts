@@ -2,6 +2,7 @@ import type { Kernel } from '@spf/machine';
 import { Errno, type ErrnoValue, fail, ok, type SysResult } from './errno.js';
 import { getUnmappedArea } from './get-unmapped-area.js';
 import type { MmStruct } from './mm-struct.js';
+import { MmuGather } from './page-table-ops.js';
 import { doMunmap, validArg } from './munmap.js';
 import {
   MAP_FIXED,
@@ -71,8 +72,9 @@ function* moveVma(
   if (mm.mapCount >= mm.maxMapCount - 3) return fail(Errno.ENOMEM);
   const pgoff = vma.vmPgoff + (oldAddr - vma.vmStart) / PAGE_SIZE;
   const newVma = yield* copyVma(mm, vma, newAddr, newLen, pgoff);
-  yield* mm.pageTables.movePageTables(vma, oldAddr, newVma, newAddr, Math.min(oldLen, newLen));
-  yield* mm.pageTables.flushTlbRange(oldAddr, oldAddr + oldLen);
+  const tlb = new MmuGather();
+  yield* mm.pageTables.movePageTables(tlb, vma, oldAddr, newVma, newAddr, Math.min(oldLen, newLen));
+  yield* mm.pageTables.tlbFinishMmu(tlb, oldAddr, oldAddr + oldLen);
   mm.vmStatAccount(vma.vmFlags, newLen / PAGE_SIZE);
   // The old range is unmapped; as in Linux a failure here is ignored (the move has happened), and a
   // zero old_len (duplicating a shared mapping) unmaps nothing.

@@ -1,6 +1,7 @@
 import type { Kernel } from '@spf/machine';
 import { Errno, type ErrnoValue, fail, ok, type SysResult } from './errno.js';
 import type { MmStruct } from './mm-struct.js';
+import { MmuGather } from './page-table-ops.js';
 import { PAGE_SIZE, pageAlign } from './vm-flags.js';
 import type { VmArea } from './vm-area.js';
 import { splitVma } from './vma-merge.js';
@@ -24,12 +25,13 @@ export function* unmapRegion(
   if (vmas.length === 0) return;
   const start = vmas[0].vmStart;
   const end = vmas[vmas.length - 1].vmEnd;
-  for (const v of vmas) yield* mm.pageTables.zapRange(v, v.vmStart, v.vmEnd);
+  const tlb = new MmuGather(); // tlb_gather_mmu()
+  for (const v of vmas) yield* mm.pageTables.zapRange(tlb, v, v.vmStart, v.vmEnd);
   if (mm.freePgtablesUnderPtl) yield* mm.pageTableLock.lock();
-  yield* mm.pageTables.freePgtables(floor, start, end, ceiling);
+  yield* mm.pageTables.freePgtables(tlb, floor, start, end, ceiling);
   if (mm.freePgtablesUnderPtl) yield* mm.pageTableLock.unlock();
-  // tlb_finish_mmu(): one shootdown, then the pages and page tables are really freed.
-  yield* mm.pageTables.flushTlbRange(start, end);
+  // tlb_finish_mmu(): at most one shootdown, then the pages and page tables are really freed.
+  yield* mm.pageTables.tlbFinishMmu(tlb, start, end);
 }
 
 /**

@@ -33,7 +33,7 @@ import {
 } from '@spf/pagetable';
 import type { SpinLockLike } from './mm-locks.js';
 import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, type MmStruct } from './mm-struct.js';
-import type { MmPageTableOps, PresentPte } from './page-table-ops.js';
+import type { MmPageTableOps, MmuGather, PresentPte } from './page-table-ops.js';
 import { ShmemZeroFile, type VmArea } from './vm-area.js';
 import { VM_SHARED, VM_WRITE } from './vm-flags.js';
 
@@ -84,14 +84,6 @@ export class PagetableOps implements MmPageTableOps {
   readonly mem: PhysicalMemory;
   readonly mmu: Mmu | null;
   private readonly opts: PagetableOpsOptions;
-  private pendingTables: { pfn: number; level: Level }[] = [];
-  private pendingPages: Page[] = [];
-  /**
-   * Whether a translation some TLB may hold was removed or changed since the last flush: the
-   * `cleared_ptes`/`freed_tables` bits of Linux's `struct mmu_gather`. A flush with nothing gathered sends
-   * no IPIs (`tlb_flush_mmu_tlbonly()` returns early), as for munmap of a range that was never touched.
-   */
-  private gathered = false;
 
   constructor(
     readonly mm: MmStruct,
@@ -142,7 +134,7 @@ export class PagetableOps implements MmPageTableOps {
     }
   }
 
-  *zapRange(vma: VmArea, start: number, end: number): Kernel<number> {
+  *zapRange(tlb: MmuGather, vma: VmArea, start: number, end: number): Kernel<number> {
     let cleared = 0;
     const mm = this.mm;
     const self = this;
@@ -155,20 +147,20 @@ export class PagetableOps implements MmPageTableOps {
         const old = yield* self.pt.ptepGetAndClear(a, ptep);
         if (!ptePresent(old)) continue;
         cleared++;
-        self.gathered = true; // tlb_remove_tlb_entry()
+        tlb.needFlush = true; // tlb_remove_tlb_entry()
         const page = self.normalPage(old);
         if (page === null) continue;
         yield* mm.addMmCounter(mmCounterOf(vma, page), -1);
         yield* pageMapcountDec(page);
         // The reference is dropped after the TLB flush (tlb_remove_page + tlb_finish_mmu).
-        self.pendingPages.push(page);
+        tlb.defer(() => putPage(page));
       }
       yield* ptl.unlock();
     });
     return cleared;
   }
 
-  *changeProtection(vma: VmArea, start: number, end: number, newProt: bigint): Kernel<void> {
+  *changeProtection(tlb: MmuGather, vma: VmArea, start: number, end: number, newProt: bigint): Kernel<void> {
     const self = this;
     const privateWritable = (vma.vmFlags & (VM_WRITE | VM_SHARED)) === VM_WRITE;
     yield* this.forEachTable(start, end, function* (tablePa, s, e) {
@@ -184,7 +176,7 @@ export class PagetableOps implements MmPageTableOps {
         const page = self.normalPage(old);
         if (privateWritable && !pteWrite(pte) && page !== null && pageAnonExclusive(page))
           pte = pteMkwrite(pte);
-        if (pteNeedsFlush(old, pte)) self.gathered = true; // tlb_flush_pte_range()
+        if (pteNeedsFlush(old, pte)) tlb.needFlush = true; // tlb_flush_pte_range()
         yield* self.pt.setPteAt(a, ptep, pte);
       }
       yield* ptl.unlock();
@@ -249,6 +241,7 @@ export class PagetableOps implements MmPageTableOps {
   }
 
   *movePageTables(
+    tlb: MmuGather,
     _vma: VmArea,
     oldAddr: number,
     _newVma: VmArea,
@@ -270,7 +263,7 @@ export class PagetableOps implements MmPageTableOps {
       const ptl = pteLockptr(this.mem, ptep);
       yield* ptl.lock();
       const pte = yield* this.pt.ptepGetAndClear(m.from, ptep);
-      if (ptePresent(pte)) this.gathered = true; // move_ptes(): force_flush
+      if (ptePresent(pte)) tlb.needFlush = true; // move_ptes(): force_flush
       yield* ptl.unlock();
       const dptl = pteLockptr(this.mem, dptep);
       yield* dptl.lock();
@@ -294,9 +287,9 @@ export class PagetableOps implements MmPageTableOps {
    * page directory and PDPT) that only served [start, end) — its whole span lies inside [floor, ceiling)
    * (0 as ceiling means the top of the address space). The frames are freed after the next TLB flush.
    */
-  *freePgtables(floor: number, start: number, end: number, ceiling: number): Kernel<void> {
+  *freePgtables(tlb: MmuGather, floor: number, start: number, end: number, ceiling: number): Kernel<void> {
     const ceil = ceiling === 0 ? 2 ** 48 : ceiling;
-    yield* this.freeRange(this.pt.pgd, this.pt.levels, floor, start, end, ceil);
+    yield* this.freeRange(tlb, this.pt.pgd, this.pt.levels, floor, start, end, ceil);
   }
 
   /**
@@ -304,6 +297,7 @@ export class PagetableOps implements MmPageTableOps {
    * each child table whose span lies inside [floor, ceiling) once it is empty (free_p*d_range()).
    */
   private *freeRange(
+    tlb: MmuGather,
     tablePa: number,
     level: Level,
     floor: number,
@@ -320,6 +314,7 @@ export class PagetableOps implements MmPageTableOps {
       const child = entryTablePa(e);
       if (level > 2) {
         yield* this.freeRange(
+          tlb,
           child,
           (level - 1) as Level,
           floor,
@@ -336,35 +331,25 @@ export class PagetableOps implements MmPageTableOps {
         continue;
       }
       yield* this.pt.writeEntryK(entryPa, 0n, 'pmd_clear');
-      this.pendingTables.push({ pfn: child / 4096, level: (level - 1) as Level });
-      this.gathered = true; // pte_free_tlb() and friends set freed_tables
+      const childLevel = (level - 1) as Level;
+      tlb.needFlush = true; // pte_free_tlb() and friends set freed_tables
+      tlb.defer(() => this.pt.freeTablePage(child / 4096, childLevel));
     }
   }
 
-  *flushTlbRange(start: number, end: number): Kernel<void> {
-    if (this.gathered && this.mmu) yield* flushTlbMmRange(this.mmu, this.pt, start, end);
-    yield* this.finishGather();
+  *tlbFinishMmu(tlb: MmuGather, start: number, end: number): Kernel<void> {
+    if (tlb.needFlush && this.mmu) yield* flushTlbMmRange(this.mmu, this.pt, start, end);
+    tlb.needFlush = false;
+    // Pages and page-table pages unlinked before this flush can be freed now.
+    yield* tlb.release();
   }
 
   *flushTlbMm(): Kernel<void> {
     if (this.mmu) yield* flushTlbMmRange(this.mmu, this.pt, 0, this.mm.taskSize);
-    yield* this.finishGather();
   }
 
   *flushTlbPage(addr: number): Kernel<void> {
     if (this.mmu) yield* flushTlbMmRange(this.mmu, this.pt, addr, addr + 4096);
-    yield* this.finishGather();
-  }
-
-  private *finishGather(): Kernel<void> {
-    this.gathered = false;
-    // tlb_finish_mmu(): pages and page-table pages unlinked before this flush can be freed now.
-    const pages = this.pendingPages;
-    this.pendingPages = [];
-    for (const p of pages) yield* putPage(p);
-    const pending = this.pendingTables;
-    this.pendingTables = [];
-    for (const t of pending) yield* this.pt.freeTablePage(t.pfn, t.level);
   }
 
   *presentPtes(start: number, end: number): Generator<PresentPte> {

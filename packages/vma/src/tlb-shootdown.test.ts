@@ -1,5 +1,5 @@
 import { Rcu } from '@spf/locks';
-import { Machine } from '@spf/machine';
+import { cpuRelax, exploreInTest, Machine, type Scenario } from '@spf/machine';
 import { ACCESS_USER, ACCESS_WRITE, Mmu, PhysicalMemory } from '@spf/pagetable';
 import { describe, expect, it } from 'vitest';
 import { checkMmInvariants } from './mm-invariants.js';
@@ -120,5 +120,54 @@ describe('TLB shootdown', () => {
     expect(res.failure).toBeNull();
     expect(shootdowns(res)).toBe(0);
     expect(mmu.access(1, A, ACCESS_USER | ACCESS_WRITE)).toBeGreaterThan(0);
+  });
+
+  it('concurrent unmappers under the read lock keep their own gathers: one flush never frees the other’s pages (explored)', () => {
+    // madvise(MADV_DONTNEED) of page 0 on CPU 0 and a ptep_clear_flush()-style single-page flush of page 1
+    // on CPU 1 both run under mmap_lock held for reading; CPU 2 keeps reading page 0 through its TLB. If the
+    // page-1 flush freed the pages the madvise had gathered (or cancelled its shootdown), CPU 2 would read
+    // a freed frame through its stale translation.
+    const name =
+      'concurrent unmappers under the read lock keep their own gathers: one flush never frees the other’s pages (explored)';
+    const scenario: Scenario = {
+      name,
+      cpus: 3,
+      setup(m) {
+        const mem = new PhysicalMemory({ size: 16 * 1024 * 1024, zeroPage: false });
+        const mmu = new Mmu(mem, { cpus: 3 });
+        const mm = new MmStruct({ rcu: new Rcu(m), pageTables: PagetableOps.factory({ mem, mmu }) });
+        mmapSync(mm, {
+          addr: A,
+          len: 2 * P,
+          prot: PROT_READ | PROT_WRITE,
+          flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+        });
+        touch(mm, A, 2 * P);
+        const pt = (mm.pageTables as PagetableOps).pt;
+        for (const cpu of [0, 1, 2]) mmu.switchMm(cpu, pt);
+        expect(mmu.access(2, A, ACCESS_USER)).toBeGreaterThan(0);
+        let running = 2;
+        m.spawn(0, 'madvise', function* () {
+          yield* sysMadvise(mm, A, P, MADV_DONTNEED);
+          running--;
+        });
+        m.spawn(1, 'cow-flush', function* () {
+          yield* mm.mmapReadLock();
+          yield* mm.pageTables.flushTlbPage(A + P);
+          yield* mm.mmapReadUnlock();
+          running--;
+        });
+        m.spawn(2, 'reader', function* () {
+          while (running > 0) {
+            const pa = mmu.access(2, A, ACCESS_USER);
+            if (pa >= 0) mem.read8(pa); // a freed frame is poisoned: UseAfterFreeError
+            yield* cpuRelax();
+          }
+        });
+        return () => checkMmInvariants([mm]);
+      },
+    };
+    exploreInTest(scenario, { policy: 'random', runs: 200, seed: 11 }, name);
+    exploreInTest(scenario, { policy: 'pct', runs: 200, seed: 12, depth: 3 }, name);
   });
 });
