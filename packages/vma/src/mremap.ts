@@ -58,7 +58,9 @@ function* copyVma(mm: MmStruct, vma: VmArea, addr: number, len: number, pgoff: n
 
 /**
  * Models `move_vma()` in mm/mremap.c: copies the VMA to `newAddr`, moves the page tables, and unmaps the
- * old range (unless MREMAP_DONTUNMAP).
+ * old range (unless MREMAP_DONTUNMAP). If a page table at the destination cannot be allocated, the PTEs
+ * moved so far are moved back (the old tables are still there, so this needs no memory), the new range
+ * is unmapped instead of the old one, and the call fails with ENOMEM, leaving the old mapping as it was.
  */
 function* moveVma(
   mm: MmStruct,
@@ -72,10 +74,19 @@ function* moveVma(
   if (mm.mapCount >= mm.maxMapCount - 3) return fail(Errno.ENOMEM);
   const pgoff = vma.vmPgoff + (oldAddr - vma.vmStart) / PAGE_SIZE;
   const newVma = yield* copyVma(mm, vma, newAddr, newLen, pgoff);
+  const len = Math.min(oldLen, newLen);
   const tlb = new MmuGather();
-  yield* mm.pageTables.movePageTables(tlb, vma, oldAddr, newVma, newAddr, Math.min(oldLen, newLen));
+  const moved = yield* mm.pageTables.movePageTables(tlb, vma, oldAddr, newVma, newAddr, len);
   yield* mm.pageTables.tlbFinishMmu(tlb, oldAddr, oldAddr + oldLen);
   mm.vmStatAccount(vma.vmFlags, newLen / PAGE_SIZE);
+  if (moved < len) {
+    const back = new MmuGather();
+    yield* mm.pageTables.movePageTables(back, newVma, newAddr, vma, oldAddr, moved);
+    yield* mm.pageTables.tlbFinishMmu(back, newAddr, newAddr + moved);
+    // do_munmap() of the new range, which also takes back the vm_stat_account() above.
+    yield* doMunmap(mm, newAddr, newLen);
+    return fail(Errno.ENOMEM);
+  }
   // The old range is unmapped; as in Linux a failure here is ignored (the move has happened), and a
   // zero old_len (duplicating a shared mapping) unmaps nothing.
   if (!dontUnmap && oldLen > 0) yield* doMunmap(mm, oldAddr, oldLen);

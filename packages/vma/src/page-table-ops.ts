@@ -66,7 +66,9 @@ export interface MmPageTableOps {
   copyPageRange(dst: VmArea, src: VmArea): Kernel<void>;
   /**
    * Models `move_page_tables()` in mm/mremap.c: moves `len` bytes of PTEs from `oldAddr` to `newAddr`; a
-   * present PTE moved is recorded in `tlb` (`move_ptes()`'s force_flush).
+   * present PTE moved is recorded in `tlb` (`move_ptes()`'s force_flush). Returns how many bytes from
+   * `oldAddr` were moved: `len`, or less when a page table at the destination could not be allocated
+   * (everything before that point has moved, nothing after it).
    */
   movePageTables(
     tlb: MmuGather,
@@ -75,7 +77,7 @@ export interface MmPageTableOps {
     newVma: VmArea,
     newAddr: number,
     len: number,
-  ): Kernel<void>;
+  ): Kernel<number>;
   /**
    * Models `free_pgtables()` in mm/memory.c: frees page-table pages that only covered [start, end), never
    * touching tables still needed by addresses in [floor, start) or [end, ceiling). The tables are unlinked
@@ -113,7 +115,16 @@ export class NoPageTables implements MmPageTableOps {
   }
   *changeProtection(): Kernel<void> {}
   *copyPageRange(): Kernel<void> {}
-  *movePageTables(): Kernel<void> {}
+  *movePageTables(
+    _tlb: MmuGather,
+    _vma: VmArea,
+    _oldAddr: number,
+    _newVma: VmArea,
+    _newAddr: number,
+    len: number,
+  ): Kernel<number> {
+    return len;
+  }
   *freePgtables(): Kernel<void> {}
   *tlbFinishMmu(tlb: MmuGather): Kernel<void> {
     yield* tlb.release();

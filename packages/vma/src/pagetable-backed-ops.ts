@@ -247,7 +247,7 @@ export class PagetableOps implements MmPageTableOps {
     _newVma: VmArea,
     newAddr: number,
     len: number,
-  ): Kernel<void> {
+  ): Kernel<number> {
     // page->index of anonymous pages stays valid: copy_vma() keeps vm_pgoff for faulted VMAs.
     const self = this;
     const moves: { from: number; to: number }[] = [];
@@ -258,7 +258,14 @@ export class PagetableOps implements MmPageTableOps {
       }
     });
     for (const m of moves) {
-      const dptep = yield* this.pteAllocMap(m.to);
+      let dptep: number;
+      try {
+        dptep = yield* this.pteAllocMap(m.to);
+      } catch (e) {
+        // alloc_new_pmd() / pte_alloc() failed: stop here and report how far the move got.
+        if (e instanceof OutOfMemoryError) return m.from - oldAddr;
+        throw e;
+      }
       const ptep = (yield* this.lookupPtep(m.from)) as number;
       const ptl = pteLockptr(this.mem, ptep);
       yield* ptl.lock();
@@ -270,6 +277,7 @@ export class PagetableOps implements MmPageTableOps {
       yield* this.pt.setPteAt(m.to, dptep, pte);
       yield* dptl.unlock();
     }
+    return len;
   }
 
   private *lookupPtep(addr: number): Kernel<number | null> {
