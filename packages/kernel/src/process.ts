@@ -33,6 +33,11 @@ export class Process {
   readonly caught = new Set<SignalName>();
   /** Set once the process is dying; its threads stop at their next access or syscall. */
   exiting: string | null = null;
+  /**
+   * `fatal_signal_pending()` for any of its threads: the process is dying. The only signals a thread can
+   * have pending while it faults are fatal ones. One function per process, handed to every fault.
+   */
+  readonly fatalSignalPending = (): boolean => this.exiting !== null;
   /** The signal that killed the process, once one did. */
   killedBy: SignalInfo | null = null;
   /** The code passed to `exit()`. */

@@ -274,8 +274,7 @@ export class System {
         address: addr,
         errorCode: r.fault === 'PF' ? r.errorCode : 0,
         task: th.counters,
-        // The only signals a thread can have pending here are fatal: its process is being killed.
-        signalPending: () => proc.exiting !== null,
+        signalPending: proc.fatalSignalPending,
       });
       switch (out.kind) {
         case 'handled':

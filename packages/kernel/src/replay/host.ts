@@ -69,31 +69,32 @@ export function harnessSourcePath(): string {
   return n.url.fileURLToPath(new URL('../../conformance/harness.c', import.meta.url));
 }
 
-let compiled: string | undefined;
+const compiled = new Map<string, string>();
 
 /**
- * Compiles the harness with the system's `cc` into a cache directory under the OS temp dir, keyed by a hash
- * of the source, and returns the executable's path. Concurrent callers (parallel test workers) each build
- * to a private file and rename it into place, so nobody runs a half-written binary.
+ * Compiles the C program `source` with the system's `cc` into a cache directory under the OS temp dir
+ * (`spf-<cacheName>`), keyed by a hash of the source, and returns the executable's path. Concurrent callers
+ * (parallel test workers) each build to a private file and rename it into place, so nobody runs a
+ * half-written binary.
  *
  * @throws HostUnavailableError when the host is not Linux, there is no `cc`, or compilation fails.
  */
-export function compileHarness(): string {
+export function compileC(source: string, cacheName: string): string {
   const n = requireNode();
-  if (compiled !== undefined && n.fs.existsSync(compiled)) return compiled;
+  const known = compiled.get(source);
+  if (known !== undefined && n.fs.existsSync(known)) return known;
   if (n.os.platform() !== 'linux') {
-    throw new HostUnavailableError(`the harness runs only on Linux; this host is ${n.os.platform()}`);
+    throw new HostUnavailableError(`${source} runs only on Linux; this host is ${n.os.platform()}`);
   }
-  const source = harnessSourcePath();
   let text: string;
   try {
     text = n.fs.readFileSync(source, 'utf8');
   } catch {
-    throw new HostUnavailableError(`cannot read the harness source at ${source}`);
+    throw new HostUnavailableError(`cannot read the C source at ${source}`);
   }
   const hash = n.crypto.createHash('sha256').update(text).digest('hex').slice(0, 16);
-  const dir = n.path.join(n.os.tmpdir(), 'spf-replay-harness');
-  const exe = n.path.join(dir, `harness-${hash}`);
+  const dir = n.path.join(n.os.tmpdir(), `spf-${cacheName}`);
+  const exe = n.path.join(dir, `${n.path.basename(source, '.c')}-${hash}`);
   if (!n.fs.existsSync(exe)) {
     n.fs.mkdirSync(dir, { recursive: true });
     // Worker threads share a pid, so the private name also carries random bytes.
@@ -110,8 +111,18 @@ export function compileHarness(): string {
     }
     n.fs.renameSync(tmp, exe);
   }
-  compiled = exe;
+  compiled.set(source, exe);
   return exe;
+}
+
+/**
+ * Compiles the conformance harness ({@link harnessSourcePath}) with {@link compileC} and returns the
+ * executable's path.
+ *
+ * @throws HostUnavailableError when the host is not Linux, there is no `cc`, or compilation fails.
+ */
+export function compileHarness(): string {
+  return compileC(harnessSourcePath(), 'replay-harness');
 }
 
 /** Options of {@link runOnHost}. */
