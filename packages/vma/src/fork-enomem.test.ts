@@ -3,21 +3,16 @@ import type { Page } from '@spf/pagetable';
 import { describe, expect, it } from 'vitest';
 import { ForkOutOfMemoryError } from './dup-mmap.js';
 import { Errno } from './errno.js';
-import { checkMmInvariants, type PageStateReader } from './mm-invariants.js';
+import { checkMmInvariants } from './mm-invariants.js';
 import type { MmStruct } from './mm-struct.js';
 import { PagetableOps } from './pagetable-backed-ops.js';
 import { procMaps } from './proc-maps.js';
 import { forkSync, mmapSync } from './sync-api.js';
-import { makeSystem, touch } from './test-support/system.js';
+import { makeSystem, touch, pageStates } from './test-support/system.js';
 import { MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_READ, PROT_WRITE } from './vm-flags.js';
 
 const P = 4096;
 const A = 0x100000000000;
-
-const pages: PageStateReader = {
-  mapcount: (p) => (p as Page).mapcount,
-  refcount: (p) => (p as Page).refcount,
-};
 
 function map(mm: MmStruct, page: number, n: number) {
   const flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
@@ -67,7 +62,7 @@ describe('fork out of memory (dup_mmap returns -ENOMEM)', () => {
       if (child === null) {
         expect(mem.freeCount, `${left} frames left`).toBe(free);
         expect({ ...snapshot(mm), refs: refs(), rss: [...mm.rss] }).toEqual(before);
-        checkMmInvariants([mm], pages);
+        checkMmInvariants([mm], pageStates);
       } else {
         // Six page-table pages are enough.
         expect(left).toBe(6);

@@ -29,13 +29,13 @@ import {
   madviseNeedMmapWrite,
   sysMadvise,
 } from './madvise.js';
-import { checkMmInvariants, type PageStateReader } from './mm-invariants.js';
+import { checkMmInvariants } from './mm-invariants.js';
 import { MM_ANONPAGES, type MmStruct } from './mm-struct.js';
 import type { MmapFile } from './mmap.js';
 import { PagetableOps } from './pagetable-backed-ops.js';
 import { procMaps } from './proc-maps.js';
 import { forkSync, madviseSync, mmapSync } from './sync-api.js';
-import { makeSystem, touch } from './test-support/system.js';
+import { makeSystem, touch, pageStates } from './test-support/system.js';
 import {
   MADV_DONTNEED,
   MADV_NORMAL,
@@ -65,11 +65,6 @@ const A = 0x100000000000;
 const RW = PROT_READ | PROT_WRITE;
 const OK = { ok: true, value: 0 };
 const err = (errno: number) => ({ ok: false, errno });
-
-const pages: PageStateReader = {
-  mapcount: (p) => (p as Page).mapcount,
-  refcount: (p) => (p as Page).refcount,
-};
 
 function map(mm: MmStruct, page: number, n: number, opts: { prot?: number; flags?: number } = {}) {
   const flags = (opts.flags ?? MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
@@ -337,7 +332,7 @@ describe('madvise and fork', () => {
     expect(present(mm)).toEqual([0, 1, 2, 3]);
     expect([pageAt(mm, A + P).refcount, pageAt(mm, A + P).mapcount]).toEqual([1, 1]);
     expect([pageAt(mm, A).refcount, pageAt(mm, A).mapcount]).toEqual([2, 2]);
-    checkMmInvariants([mm, child], pages);
+    checkMmInvariants([mm, child], pageStates);
     // MADV_DOFORK undoes it for the next fork.
     expect(madviseSync(mm, A, 4 * P, MADV_DOFORK)).toEqual(OK);
     expect(vmas(mm)).toEqual(['0-4']);
@@ -359,7 +354,7 @@ describe('madvise and fork', () => {
     expect(child.rss[MM_ANONPAGES]).toBe(1);
     expect(mem.read8(pageAt(mm, A).pfn * P)).toBe(0x5a);
     expect([pageAt(mm, A).refcount, pageAt(mm, A).mapcount]).toEqual([1, 1]);
-    checkMmInvariants([mm, child], pages);
+    checkMmInvariants([mm, child], pageStates);
   });
 });
 

@@ -1,11 +1,11 @@
 import type { Page } from '@spf/pagetable';
 import { describe, expect, it } from 'vitest';
 import { Errno } from './errno.js';
-import { checkMmInvariants, type PageStateReader } from './mm-invariants.js';
+import { checkMmInvariants } from './mm-invariants.js';
 import type { MmStruct } from './mm-struct.js';
 import { procMaps } from './proc-maps.js';
 import { mmapSync, mremapSync } from './sync-api.js';
-import { makeSystem, touch } from './test-support/system.js';
+import { makeSystem, touch, pageStates } from './test-support/system.js';
 import {
   MAP_ANONYMOUS,
   MAP_FIXED_NOREPLACE,
@@ -22,11 +22,6 @@ const A = 0x100000000000;
 const SRC = A + 0x200000 - P;
 /** The destination, 1 GiB away: it needs a new page directory and two new page tables. */
 const DST = A + 0x40000000 + 0x200000 - P;
-
-const pages: PageStateReader = {
-  mapcount: (p) => (p as Page).mapcount,
-  refcount: (p) => (p as Page).refcount,
-};
 
 function present(mm: MmStruct): number[] {
   return [...mm.pageTables.presentPtes(0, 2 ** 47)].map((p) => p.addr);
@@ -61,7 +56,7 @@ describe('mremap out of memory (move_vma moves the PTEs back and unmaps the new 
         // The page tables allocated for the new range were freed with it.
         expect(mem.freeCount, `${left} frames left`).toBe(left);
       }
-      checkMmInvariants([mm], pages);
+      checkMmInvariants([mm], pageStates);
       for (const pfn of taken) mem.freeFrames(pfn);
     }
     // 0 or 1 frames: the first PTE cannot move; 2: the first moved (page directory + page table) and was

@@ -1,9 +1,16 @@
 import { type Kernel, kassert, runSync } from '@spf/machine';
-import { _PAGE_DIRTY, mkPte, PhysicalMemory, pteMkwrite } from '@spf/pagetable';
+import { _PAGE_DIRTY, mkPte, type Page, PhysicalMemory, pteMkwrite } from '@spf/pagetable';
 import { anonVmaPrepare } from '../anon-vma.js';
+import type { PageStateReader } from '../mm-invariants.js';
 import { type MmConfig, MmStruct } from '../mm-struct.js';
 import { mmCounterOf, PagetableOps, pteLockptr } from '../pagetable-backed-ops.js';
 import { VM_SHARED, VM_WRITE } from '../vm-flags.js';
+
+/** Reads mapcounts and refcounts of @spf/pagetable pages, for the invariant checker's page checks. */
+export const pageStates: PageStateReader = {
+  mapcount: (p) => (p as Page).mapcount,
+  refcount: (p) => (p as Page).refcount,
+};
 
 /** A small system for tests: physical memory and an mm on real page tables. */
 export function makeSystem(config: MmConfig = {}): { mem: PhysicalMemory; mm: MmStruct } {
