@@ -58,6 +58,11 @@ export function pteLockptr(mem: PhysicalMemory, ptep: number): SpinLockLike {
   return page.ptl as SpinLockLike;
 }
 
+/** The error of a page-table allocation for `addr` that found no free frame. */
+function tableOom(what: string, addr: number): OutOfMemoryError {
+  return new OutOfMemoryError(`out of simulated memory allocating a ${what} for 0x${addr.toString(16)}`, 0);
+}
+
 /** Which RSS counter a page mapped in `vma` is accounted in (mm_counter()). */
 export function mmCounterOf(vma: VmArea, page: Page): number {
   if (page.test('anon')) return MM_ANONPAGES;
@@ -189,17 +194,15 @@ export class PagetableOps implements MmPageTableOps {
    * chain; fork turns it into ENOMEM, see dupMmap).
    */
   private *pteAllocMap(addr: number): Kernel<number> {
-    const oom = (what: string) =>
-      new OutOfMemoryError(`out of simulated memory allocating a ${what} for 0x${addr.toString(16)}`, 0);
     const pgdp = this.pt.pgdOffset(addr);
     const p4dp = yield* this.pt.p4dAlloc(pgdp, addr);
-    if (p4dp === null) throw oom('p4d table');
+    if (p4dp === null) throw tableOom('p4d table', addr);
     const pudp = yield* this.pt.pudAlloc(p4dp, addr);
-    if (pudp === null) throw oom('pud table');
+    if (pudp === null) throw tableOom('pud table', addr);
     const pmdp = yield* this.pt.pmdAlloc(pudp, addr);
-    if (pmdp === null) throw oom('pmd table');
+    if (pmdp === null) throw tableOom('pmd table', addr);
     const ptep = yield* this.pt.pteAllocMap(pmdp, addr);
-    if (ptep === null) throw oom('page table');
+    if (ptep === null) throw tableOom('page table', addr);
     return ptep;
   }
 
