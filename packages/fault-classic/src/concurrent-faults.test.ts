@@ -24,8 +24,8 @@ function world(m: Machine, zeroPage: boolean) {
   const mem = new PhysicalMemory({ size: 2 * 1024 * 1024, zeroPage, lineOf: (pa) => m.physLine(pa) });
   const env = makeFaultEnv({ mem, cost: m.cost });
   const mmu = new Mmu(mem, { cpus: m.cpuCount });
-  const mm = new MmStruct({ rcu: new Rcu(m), pageTables: PagetableOps.factory({ mem, mmu }) });
-  const pt = (mm.pageTables as PagetableOps).pt;
+  const mm = new MmStruct({ rcu: new Rcu(m), pageTables: PagetableOps.factory({ env, mmu }) });
+  const pt = mm.pgd;
   const r = mmapSync(mm, {
     addr: A,
     len: 4 * 4096,
@@ -58,7 +58,6 @@ describe('concurrent faults (explored schedules)', () => {
                 if (w.mmu.access(cpu, A + 8, ACCESS_USER | ACCESS_WRITE) >= 0) return;
                 const out = yield* doUserAddrFault(w.env, {
                   mm: w.mm,
-                  pt: w.pt,
                   address: A + 8,
                   errorCode: w.mmu.fault.errorCode,
                   task: tasks[cpu],
@@ -101,7 +100,6 @@ describe('concurrent faults (explored schedules)', () => {
               if (w.mmu.access(0, a, ACCESS_USER | ACCESS_WRITE) >= 0) continue;
               const out = yield* doUserAddrFault(w.env, {
                 mm: w.mm,
-                pt: w.pt,
                 address: a,
                 errorCode: PF_USER | PF_WRITE,
                 task,

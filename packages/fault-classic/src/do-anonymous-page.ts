@@ -1,13 +1,18 @@
-import { addMmCounterPercpu } from './mm-counter.js';
 import type { Kernel } from '@spf/machine';
 import { putPage } from '@spf/pagetable';
 import { mkPte, pfnPte, pteMkdirty, pteMkspecial, pteMkwrite, pteMkyoung, pteNone } from '@spf/pagetable';
-import { anonVmaPrepare, MM_ANONPAGES, VM_SHARED, VM_WRITE } from '@spf/vma';
+import {
+  addMmCounter,
+  anonVmaPrepare,
+  folioAddNewAnonRmap,
+  MM_ANONPAGES,
+  pteAlloc,
+  pteOffsetMapLock,
+  VM_SHARED,
+  VM_WRITE,
+} from '@spf/vma';
 import { allocZeroedUserPage } from './alloc-page.js';
 import { FAULT_FLAG_ORIG_PTE_VALID, FAULT_FLAG_WRITE, VM_FAULT_OOM, VM_FAULT_SIGBUS } from './fault-flags.js';
-import { pteAllocFault } from './page-table-alloc.js';
-import { pteOffsetMapLock } from './pte-lock.js';
-import { folioAddNewAnonRmap } from './rmap.js';
 import type { ClassicVmFault } from './vm-fault.js';
 
 /**
@@ -16,7 +21,7 @@ import type { ClassicVmFault } from './vm-fault.js';
  * checks that the PTE is still none.
  */
 export function* vmfPteChanged(vmf: ClassicVmFault, ptep: number): Kernel<boolean> {
-  const cur = yield* vmf.pt.ptepGet(ptep);
+  const cur = yield* vmf.mm.pgd.ptepGet(ptep);
   if ((vmf.flags & FAULT_FLAG_ORIG_PTE_VALID) !== 0) return cur !== vmf.origPte;
   return !pteNone(cur);
 }
@@ -35,11 +40,12 @@ export function* vmfPteChanged(vmf: ClassicVmFault, ptep: number): Kernel<boolea
  * Simplifications: no large anonymous folios (mTHP), no userfaultfd, no memcg charge.
  */
 export function* doAnonymousPage(vmf: ClassicVmFault): Kernel<number> {
-  const { vma, pt, env } = vmf;
+  const { vma, env } = vmf;
+  const pt = vmf.mm.pgd;
   const addr = vmf.address;
   // A shared mapping without vm_ops cannot exist in Linux; @spf/vma's shared anonymous VMAs have a shmem file.
   if ((vma.vmFlags & VM_SHARED) !== 0) return VM_FAULT_SIGBUS;
-  if (!(yield* pteAllocFault(env, pt, vmf.pmd))) return VM_FAULT_OOM;
+  if (!(yield* pteAlloc(env, vmf.mm, vmf.pmd))) return VM_FAULT_OOM;
 
   if ((vmf.flags & FAULT_FLAG_WRITE) === 0 && env.useZeroPage) {
     let entry = pfnPte(env.mem.zeroPfn, vma.vmPageProt);
@@ -74,7 +80,7 @@ export function* doAnonymousPage(vmf: ClassicVmFault): Kernel<number> {
     yield* putPage(page);
     return 0;
   }
-  yield* addMmCounterPercpu(vmf.mm, MM_ANONPAGES, 1);
+  yield* addMmCounter(vmf.mm, MM_ANONPAGES, 1);
   yield* folioAddNewAnonRmap(page, vma, addr);
   yield* pt.setPteAt(addr, locked.ptep, entry);
   yield* locked.ptl.unlock();

@@ -1,7 +1,18 @@
-import { addMmCounterPercpu } from './mm-counter.js';
 import type { Kernel } from '@spf/machine';
 import { lockPage, mkPte, Page, pteMkdirty, pteMkyoung, putPage, unlockPage } from '@spf/pagetable';
-import { anonVmaPrepare, MM_ANONPAGES, VM_SHARED, type VmArea, type VmOperations } from '@spf/vma';
+import {
+  addMmCounter,
+  anonVmaPrepare,
+  folioAddFileRmap,
+  folioAddNewAnonRmap,
+  MM_ANONPAGES,
+  mmCounterFile,
+  pteAlloc,
+  pteOffsetMapLock,
+  VM_SHARED,
+  type VmArea,
+  type VmOperations,
+} from '@spf/vma';
 import { allocUserPage, copyUserPage } from './alloc-page.js';
 import { vmfPteChanged } from './do-anonymous-page.js';
 import { maybeMkwrite } from './do-wp-page.js';
@@ -16,9 +27,6 @@ import {
   VM_FAULT_RETRY,
   VM_FAULT_SIGBUS,
 } from './fault-flags.js';
-import { pteAllocFault } from './page-table-alloc.js';
-import { pteOffsetMapLock } from './pte-lock.js';
-import { folioAddFileRmap, folioAddNewAnonRmap, mmCounterFile } from './rmap.js';
 import { shmemVmOps } from './shmem-fault.js';
 import type { ClassicVmFault } from './vm-fault.js';
 
@@ -35,8 +43,7 @@ export function faultOps(vma: VmArea): VmOperations | null {
 }
 
 function faultPage(vmf: ClassicVmFault): Page | null {
-  const p = vmf.page;
-  return p instanceof Page ? p : null;
+  return vmf.page ?? null;
 }
 
 /**
@@ -72,7 +79,7 @@ export function* setPteRange(vmf: ClassicVmFault, page: Page, ptep: number): Ker
   if (write) entry = maybeMkwrite(pteMkdirty(entry), vma);
   if (write && (vma.vmFlags & VM_SHARED) === 0) yield* folioAddNewAnonRmap(page, vma, vmf.address);
   else yield* folioAddFileRmap(page);
-  yield* vmf.pt.setPteAt(vmf.address, ptep, entry);
+  yield* vmf.mm.pgd.setPteAt(vmf.address, ptep, entry);
 }
 
 /**
@@ -85,8 +92,8 @@ export function* finishFault(vmf: ClassicVmFault): Kernel<number> {
   const cow = (vmf.flags & FAULT_FLAG_WRITE) !== 0 && (vmf.vma.vmFlags & VM_SHARED) === 0;
   const page = cow ? vmf.cowPage : faultPage(vmf);
   if (page === null) return VM_FAULT_SIGBUS;
-  if (!(yield* pteAllocFault(vmf.env, vmf.pt, vmf.pmd))) return VM_FAULT_OOM;
-  const locked = yield* pteOffsetMapLock(vmf.pt, vmf.pmd, vmf.address);
+  if (!(yield* pteAlloc(vmf.env, vmf.mm, vmf.pmd))) return VM_FAULT_OOM;
+  const locked = yield* pteOffsetMapLock(vmf.mm.pgd, vmf.pmd, vmf.address);
   if (locked === null) return VM_FAULT_NOPAGE;
   vmf.ptl = locked.ptl;
   let ret = 0;
@@ -94,7 +101,7 @@ export function* finishFault(vmf: ClassicVmFault): Kernel<number> {
     ret = VM_FAULT_NOPAGE;
   } else {
     yield* setPteRange(vmf, page, locked.ptep);
-    yield* addMmCounterPercpu(vmf.mm, cow ? MM_ANONPAGES : mmCounterFile(page), 1);
+    yield* addMmCounter(vmf.mm, cow ? MM_ANONPAGES : mmCounterFile(page), 1);
   }
   vmf.ptl = null;
   yield* locked.ptl.unlock();

@@ -1,7 +1,6 @@
 import { type Kernel, KernelFault } from '@spf/machine';
-import { PF_INSTR, PF_PK, PF_P, PF_RSVD, PF_USER, PF_WRITE } from '@spf/pagetable';
-import { VM_ACCESS_FLAGS, VM_GROWSDOWN, VM_WRITE, type VmArea } from '@spf/vma';
-import { expandDownwards } from './expand-stack.js';
+import { formatErrorCode, PF_INSTR, PF_PK, PF_P, PF_RSVD, PF_USER, PF_WRITE } from '@spf/pagetable';
+import { expandDownwards, VM_ACCESS_FLAGS, VM_GROWSDOWN, VM_WRITE, type VmArea } from '@spf/vma';
 import type { FaultEnv } from './fault-env.js';
 import {
   FAULT_FLAG_DEFAULT,
@@ -43,15 +42,6 @@ export function accessError(errorCode: number, vma: VmArea): boolean {
   return (vma.vmFlags & VM_ACCESS_FLAGS) === 0;
 }
 
-/** The #PF error code bits as the kernel's fault messages print them (`[normal kernel read fault]`...). */
-export function errorCodeString(errorCode: number): string {
-  const who = (errorCode & PF_USER) !== 0 ? 'user' : 'supervisor';
-  const what =
-    (errorCode & PF_INSTR) !== 0 ? 'instruction fetch' : (errorCode & PF_WRITE) !== 0 ? 'write' : 'read';
-  const why = (errorCode & PF_P) !== 0 ? 'permissions violation' : 'not-present page';
-  return `${who} ${what} access, ${why}${(errorCode & PF_PK) !== 0 ? ', protection keys violation' : ''}`;
-}
-
 /**
  * Models `do_user_addr_fault()` in arch/x86/mm/fault.c (Linux 5.7 to 6.4) for a fault from user mode:
  *
@@ -72,10 +62,10 @@ export function errorCodeString(errorCode: number): string {
  * the @spf/fault-spec designs' job).
  */
 export function* doUserAddrFault(env: FaultEnv, fault: UserFault): Kernel<FaultOutcome> {
-  const { mm, pt, address, errorCode } = fault;
+  const { mm, address, errorCode } = fault;
   if ((errorCode & PF_RSVD) !== 0) {
     throw new PageTableCorruptionError(
-      `#PF with RSVD at 0x${address.toString(16)} (${errorCodeString(errorCode)}): a page-table entry has reserved bits set`,
+      `#PF with RSVD at 0x${address.toString(16)} (${formatErrorCode(errorCode)}): a page-table entry has reserved bits set`,
     );
   }
   let flags = FAULT_FLAG_DEFAULT;
@@ -93,17 +83,18 @@ export function* doUserAddrFault(env: FaultEnv, fault: UserFault): Kernel<FaultO
       return { kind: 'sigsegv', code: 'MAPERR', address };
     }
     if (vma.vmStart > address) {
-      if ((vma.vmFlags & VM_GROWSDOWN) === 0 || (yield* expandDownwards(env, mm, vma, address)) !== null) {
+      if ((vma.vmFlags & VM_GROWSDOWN) === 0 || (yield* expandDownwards(mm, vma, address)) !== 0) {
         yield* mm.mmapReadUnlock();
         return { kind: 'sigsegv', code: 'MAPERR', address };
       }
+      env.vmstat.stackExpansions++;
       vma = mm.findVma(address) as VmArea;
     }
     if (accessError(errorCode, vma)) {
       yield* mm.mmapReadUnlock();
       return { kind: 'sigsegv', code: (errorCode & PF_PK) !== 0 ? 'PKUERR' : 'ACCERR', address };
     }
-    const ret = yield* handleMmFault(env, mm, pt, vma, address, flags, fault.task);
+    const ret = yield* handleMmFault(env, mm, vma, address, flags, fault.task);
     // fault_signal_pending(): the handler already dropped the lock; leave the signal to user mode.
     if ((ret & VM_FAULT_RETRY) !== 0 && fault.signalPending?.() === true) return { kind: 'signal-pending' };
     if ((ret & VM_FAULT_COMPLETED) !== 0) return { kind: 'handled' };

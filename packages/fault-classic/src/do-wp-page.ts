@@ -1,4 +1,3 @@
-import { addMmCounterPercpu } from './mm-counter.js';
 import type { Kernel } from '@spf/machine';
 import {
   getPage,
@@ -10,13 +9,25 @@ import {
   mkPte,
   putPage,
 } from '@spf/pagetable';
-import { anonVmaPrepare, MM_ANONPAGES, VM_MAYSHARE, VM_SHARED, VM_WRITE, type VmArea } from '@spf/vma';
+import {
+  addMmCounter,
+  anonVmaPrepare,
+  folioAddNewAnonRmap,
+  folioRemoveRmap,
+  isZeroPfn,
+  MM_ANONPAGES,
+  mmCounterFile,
+  pageAnonExclusive,
+  pteOffsetMapLock,
+  VM_MAYSHARE,
+  VM_SHARED,
+  VM_WRITE,
+  type VmArea,
+  vmNormalPage,
+} from '@spf/vma';
 import { allocUserPage, allocZeroedUserPage, copyUserPage } from './alloc-page.js';
 import { VM_FAULT_OOM } from './fault-flags.js';
-import { pteOffsetMapLock } from './pte-lock.js';
-import { folioAddNewAnonRmap, folioRemoveRmap, mmCounterFile } from './rmap.js';
 import type { ClassicVmFault } from './vm-fault.js';
-import { isZeroPfn, vmNormalPage } from './vm-normal-page.js';
 import { doPageMkwrite } from './do-fault.js';
 
 /** `maybe_mkwrite()` in include/linux/mm.h: make the entry writable only if the VMA is. */
@@ -31,7 +42,7 @@ export function maybeMkwrite(pte: bigint, vma: VmArea): bigint {
  */
 export function* wpPageReuse(vmf: ClassicVmFault, ptep: number): Kernel<number> {
   const entry = maybeMkwrite(pteMkdirty(pteMkyoung(vmf.origPte)), vmf.vma);
-  yield* vmf.pt.ptepSetAccessFlags(vmf.address, ptep, entry, true);
+  yield* vmf.mm.pgd.ptepSetAccessFlags(vmf.address, ptep, entry, true);
   yield* unlockPtl(vmf);
   return 0;
 }
@@ -43,17 +54,6 @@ function* unlockPtl(vmf: ClassicVmFault): Kernel<void> {
 }
 
 /**
- * Models `wp_can_reuse_anon_folio()` in mm/memory.c for a small page: an anonymous page may be reused
- * for writing when this mapping holds the only reference (refcount 1: no other process shares it after
- * fork, and no one else, like GUP, pins it). Linux first checks `PageAnonExclusive`; we have no such bit
- * and decide from the reference count alone, which gives the same answer in everything we model (no swap
- * cache, no KSM, no GUP pins).
- */
-export function wpCanReuseAnonFolio(page: Page): boolean {
-  return page.refcount === 1;
-}
-
-/**
  * Models `wp_page_copy()` in mm/memory.c: break COW by copying. Allocate a new page (a zeroed one if the
  * old PTE mapped the zero page, else a copy of the old page, charging `cost.copyPage`), then under the
  * PTE lock, if the PTE is unchanged, clear it and flush the TLB (`ptep_clear_flush()`), map the new page
@@ -61,11 +61,12 @@ export function wpCanReuseAnonFolio(page: Page): boolean {
  * reference taken by the caller (or is null for the zero page), which is dropped here.
  */
 export function* wpPageCopy(vmf: ClassicVmFault, old: Page | null): Kernel<number> {
-  const { vma, pt, env, mm } = vmf;
+  const { vma, env, mm } = vmf;
+  const pt = mm.pgd;
   const addr = vmf.address;
   yield* anonVmaPrepare(vma);
   let fresh: Page | null;
-  if (isZeroPfn(env, ptePfn(vmf.origPte)) || old === null) {
+  if (isZeroPfn(env.mem, ptePfn(vmf.origPte)) || old === null) {
     fresh = yield* allocZeroedUserPage(env);
   } else {
     fresh = allocUserPage(env);
@@ -84,11 +85,11 @@ export function* wpPageCopy(vmf: ClassicVmFault, old: Page | null): Kernel<numbe
     if (cur === vmf.origPte) {
       if (old !== null) {
         if (!old.test('anon')) {
-          yield* addMmCounterPercpu(mm, mmCounterFile(old), -1);
-          yield* addMmCounterPercpu(mm, MM_ANONPAGES, 1);
+          yield* addMmCounter(mm, mmCounterFile(old), -1);
+          yield* addMmCounter(mm, MM_ANONPAGES, 1);
         }
       } else {
-        yield* addMmCounterPercpu(mm, MM_ANONPAGES, 1);
+        yield* addMmCounter(mm, MM_ANONPAGES, 1);
       }
       const entry = maybeMkwrite(pteMkdirty(pteMkyoung(mkPte(fresh, vma.vmPageProt))), vma);
       // ptep_clear_flush(): clear, then make every CPU drop the old translation before the new page is
@@ -140,13 +141,13 @@ export function* doWpPage(vmf: ClassicVmFault): Kernel<number> {
         yield* putPage(page);
         return ret;
       }
-      const locked = yield* pteOffsetMapLock(vmf.pt, vmf.pmd, vmf.address);
+      const locked = yield* pteOffsetMapLock(vmf.mm.pgd, vmf.pmd, vmf.address);
       if (locked === null) {
         yield* putPage(page);
         return 0;
       }
       vmf.ptl = locked.ptl;
-      const cur = yield* vmf.pt.ptepGet(locked.ptep);
+      const cur = yield* vmf.mm.pgd.ptepGet(locked.ptep);
       if (cur !== vmf.origPte) {
         yield* unlockPtl(vmf);
         yield* putPage(page);
@@ -158,7 +159,8 @@ export function* doWpPage(vmf: ClassicVmFault): Kernel<number> {
     }
     return yield* wpPageReuse(vmf, ptep);
   }
-  if (page?.test('anon') && wpCanReuseAnonFolio(page)) {
+  // The PageAnonExclusive() test of do_wp_page() and wp_can_reuse_anon_folio().
+  if (page !== null && pageAnonExclusive(page)) {
     env.vmstat.cowReuses++;
     return yield* wpPageReuse(vmf, ptep);
   }

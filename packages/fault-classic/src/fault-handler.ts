@@ -1,5 +1,4 @@
 import type { Kernel } from '@spf/machine';
-import type { PageTables } from '@spf/pagetable';
 import type { MmStruct } from '@spf/vma';
 import type { TaskFaultCounters } from './fault-counters.js';
 import type { FaultEnv } from './fault-env.js';
@@ -9,10 +8,8 @@ export type SegvCode = 'MAPERR' | 'ACCERR' | 'PKUERR';
 
 /** One user-mode page fault as the hardware reports it: the #PF error code and CR2. */
 export interface UserFault {
-  /** The faulting task's address space. */
+  /** The faulting task's address space (its page tables are `mm.pgd`). */
   readonly mm: MmStruct;
-  /** Its page tables. */
-  readonly pt: PageTables;
   /** CR2: the faulting linear address. */
   readonly address: number;
   /** The #PF error code (`X86_PF_*`: P, W, U, RSVD, I, PK bits of @spf/pagetable's PF_* constants). */

@@ -1,6 +1,6 @@
 import type { Kernel } from '@spf/machine';
 import {
-  type PageTables,
+  PAGE_SIZE,
   pmdNone,
   pteMkdirty,
   pteMkyoung,
@@ -9,7 +9,17 @@ import {
   pteProtnone,
   pteWrite,
 } from '@spf/pagetable';
-import { VM_ACCESS_FLAGS, VM_MAYWRITE, VM_WRITE, type MmStruct, type VmArea } from '@spf/vma';
+import {
+  type MmStruct,
+  p4dAlloc,
+  pmdAlloc,
+  pteLockptr,
+  pudAlloc,
+  VM_ACCESS_FLAGS,
+  VM_MAYWRITE,
+  VM_WRITE,
+  type VmArea,
+} from '@spf/vma';
 import { doAnonymousPage } from './do-anonymous-page.js';
 import { doFault, faultOps } from './do-fault.js';
 import { doWpPage } from './do-wp-page.js';
@@ -26,8 +36,6 @@ import {
   VM_FAULT_SIGBUS,
   VM_FAULT_SIGSEGV,
 } from './fault-flags.js';
-import { p4dAllocFault, pmdAllocFault, pudAllocFault } from './page-table-alloc.js';
-import { pteLockptr } from './pte-lock.js';
 import type { ClassicVmFault } from './vm-fault.js';
 
 /**
@@ -40,7 +48,7 @@ import type { ClassicVmFault } from './vm-fault.js';
  * CPU already fixed it, or only the accessed/dirty bits were missing) just updates A/D and returns.
  */
 export function* handlePteFault(vmf: ClassicVmFault): Kernel<number> {
-  const { pt } = vmf;
+  const pt = vmf.mm.pgd;
   const pmdval = yield* pt.pmdpGet(vmf.pmd);
   let ptep: number | null = null;
   if (pmdNone(pmdval)) {
@@ -91,23 +99,21 @@ export function* handlePteFault(vmf: ClassicVmFault): Kernel<number> {
 export function* handleMmFaultLocked(
   env: FaultEnv,
   mm: MmStruct,
-  pt: PageTables,
   vma: VmArea,
   address: number,
   flags: number,
 ): Kernel<number> {
-  const addr = address - (address % 4096);
-  const pgdp = pt.pgdOffset(addr);
-  const p4dp = yield* p4dAllocFault(env, mm, pt, pgdp, addr);
+  const addr = address - (address % PAGE_SIZE);
+  const pgdp = mm.pgd.pgdOffset(addr);
+  const p4dp = yield* p4dAlloc(env, mm, pgdp, addr);
   if (p4dp === null) return VM_FAULT_OOM;
-  const pudp = yield* pudAllocFault(env, mm, pt, p4dp, addr);
+  const pudp = yield* pudAlloc(env, mm, p4dp, addr);
   if (pudp === null) return VM_FAULT_OOM;
-  const pmdp = yield* pmdAllocFault(env, mm, pt, pudp, addr);
+  const pmdp = yield* pmdAlloc(env, mm, pudp, addr);
   if (pmdp === null) return VM_FAULT_OOM;
   const vmf: ClassicVmFault = {
     env,
     mm,
-    pt,
     vma,
     address: addr,
     realAddress: address,
@@ -167,14 +173,13 @@ export function mmAccountFault(
 export function* handleMmFault(
   env: FaultEnv,
   mm: MmStruct,
-  pt: PageTables,
   vma: VmArea,
   address: number,
   flags: number,
   task: TaskFaultCounters | null,
 ): Kernel<number> {
   let ret = sanitizeFaultFlags(vma, flags);
-  if (ret === 0) ret = yield* handleMmFaultLocked(env, mm, pt, vma, address, flags);
+  if (ret === 0) ret = yield* handleMmFaultLocked(env, mm, vma, address, flags);
   mmAccountFault(env, task, flags, ret);
   return ret;
 }

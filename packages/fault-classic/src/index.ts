@@ -13,14 +13,8 @@ export {
   finishFault,
   setPteRange,
 } from './do-fault.js';
-export {
-  accessError,
-  doUserAddrFault,
-  errorCodeString,
-  PageTableCorruptionError,
-} from './do-user-addr-fault.js';
-export { doWpPage, maybeMkwrite, wpCanReuseAnonFolio, wpPageCopy, wpPageReuse } from './do-wp-page.js';
-export { DEFAULT_STACK_RLIMIT, type ExpandStackError, expandDownwards } from './expand-stack.js';
+export { accessError, doUserAddrFault, PageTableCorruptionError } from './do-user-addr-fault.js';
+export { doWpPage, maybeMkwrite, wpPageCopy, wpPageReuse } from './do-wp-page.js';
 export { TaskFaultCounters, VmStat } from './fault-counters.js';
 export { type FaultEnv, type FaultEnvOptions, makeFaultEnv } from './fault-env.js';
 export * from './fault-flags.js';
@@ -38,10 +32,5 @@ export {
   mmAccountFault,
   sanitizeFaultFlags,
 } from './handle-mm-fault.js';
-export { p4dAllocFault, pmdAllocFault, pteAllocFault, pudAllocFault } from './page-table-alloc.js';
-export { type LockedPte, pmdLockptr, pteLockptr, pteOffsetMapLock, ptlockPtr } from './pte-lock.js';
-export { folioAddFileRmap, folioAddNewAnonRmap, folioRemoveRmap, mmCounter, mmCounterFile } from './rmap.js';
 export { shmemFault, shmemVmOps } from './shmem-fault.js';
 export { type ClassicVmFault, faultFlagAllowRetryFirst, releaseFaultLock } from './vm-fault.js';
-export { isZeroPfn, vmNormalPage } from './vm-normal-page.js';
-export { addMmCounterPercpu } from './mm-counter.js';

@@ -16,8 +16,8 @@ import { doUserAddrFault, makeFaultEnv, TaskFaultCounters } from './index.js';
 it('README example', () => {
   const mem = new PhysicalMemory({ size: 64 * 1024 * 1024 });
   const env = makeFaultEnv({ mem, cost: defaultCostModel });
-  const mm = new MmStruct({ pageTables: PagetableOps.factory({ mem }) });
-  const pt = (mm.pageTables as PagetableOps).pt;
+  const mm = new MmStruct({ pageTables: PagetableOps.factory({ env }) });
+  const pt = mm.pgd;
   const task = new TaskFaultCounters();
 
   const map = mmapSync(mm, {
@@ -30,12 +30,12 @@ it('README example', () => {
   const addr = map.value;
 
   // A user-mode write to a page that is not present: #PF error code U|W.
-  const out = runSync(doUserAddrFault(env, { mm, pt, address: addr, errorCode: PF_USER | PF_WRITE, task }));
+  const out = runSync(doUserAddrFault(env, { mm, address: addr, errorCode: PF_USER | PF_WRITE, task }));
   console.log(out, task.minflt, pt.translate(addr) !== null); // { kind: 'handled' } 1 true
 
   // A write below the mapping: no VMA there.
   const bad = runSync(
-    doUserAddrFault(env, { mm, pt, address: addr - 4096, errorCode: PF_USER | PF_WRITE, task }),
+    doUserAddrFault(env, { mm, address: addr - 4096, errorCode: PF_USER | PF_WRITE, task }),
   );
   console.log(bad); // { kind: 'sigsegv', code: 'MAPERR', address: ... }
 

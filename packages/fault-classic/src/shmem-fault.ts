@@ -1,9 +1,8 @@
 import { type Kernel, delayEffect } from '@spf/machine';
-import { getPage, Page } from '@spf/pagetable';
+import { getPage, type Page } from '@spf/pagetable';
 import { ShmemZeroFile, type VmFault, type VmOperations } from '@spf/vma';
 import { allocUserPage } from './alloc-page.js';
 import { VM_FAULT_OOM, VM_FAULT_SIGBUS } from './fault-flags.js';
-import type { ClassicVmFault } from './vm-fault.js';
 
 /**
  * Models `shmem_fault()` in mm/shmem.c for the shmem file behind a shared anonymous mapping
@@ -18,10 +17,10 @@ import type { ClassicVmFault } from './vm-fault.js';
 export function* shmemFault(vmf: VmFault): Kernel<number> {
   const file = vmf.vma.vmFile;
   if (!(file instanceof ShmemZeroFile)) return VM_FAULT_SIGBUS;
-  const env = (vmf as ClassicVmFault).env;
+  const env = vmf.env;
   const cached = file.pages.get(vmf.pgoff);
   let page: Page;
-  if (cached instanceof Page && env.mem.isLive(cached.pfn, cached.gen)) {
+  if (cached !== undefined) {
     page = cached;
   } else {
     const fresh = allocUserPage(env);

@@ -1,6 +1,6 @@
 import type { Kernel } from '@spf/machine';
 import type { SpinLock } from '@spf/locks';
-import type { Page, PageTables } from '@spf/pagetable';
+import type { Page } from '@spf/pagetable';
 import type { MmStruct, VmArea, VmFault } from '@spf/vma';
 import type { FaultEnv } from './fault-env.js';
 import { FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_TRIED, FAULT_FLAG_VMA_LOCK } from './fault-flags.js';
@@ -8,12 +8,11 @@ import { FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_TRIED, FAULT_FLAG_VMA_LOCK } from '.
 /**
  * `struct vm_fault` (include/linux/mm.h) as the classic handler fills it: what @spf/vma's `VmFault`
  * hands to `vm_ops`, plus the page-table position and the pages the handler works with. A `vm_ops->fault`
- * receives this object (typed as VmFault) and may cast it to read the rest.
+ * receives it typed as VmFault. The page tables are the mm's (`vmf.mm.pgd`).
  */
 export interface ClassicVmFault extends VmFault {
   readonly env: FaultEnv;
   readonly mm: MmStruct;
-  readonly pt: PageTables;
   readonly vma: VmArea;
   /** The faulting address, not page aligned (`vmf->real_address`). */
   readonly realAddress: number;
@@ -29,8 +28,6 @@ export interface ClassicVmFault extends VmFault {
   ptl: SpinLock | null;
   /** The page a COW fault copies into (`vmf->cow_page`). */
   cowPage: Page | null;
-  /** The page `->fault` returned (`vmf->page`, a `Page` of @spf/pagetable). */
-  page?: unknown;
 }
 
 /**

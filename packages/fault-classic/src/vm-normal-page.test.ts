@@ -1,8 +1,8 @@
 import { pfnPte, pteMkspecial, ptePfn, pteSpecial } from '@spf/pagetable';
-import { MAP_PRIVATE, PROT_READ, PROT_WRITE, VM_PFNMAP, type VmArea } from '@spf/vma';
+import { MAP_PRIVATE, PROT_READ, PROT_WRITE, VM_PFNMAP, type VmArea, vmNormalPage } from '@spf/vma';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fixtureProblems, makeFixture } from './test-support/fixture.js';
-import { vmNormalPage } from './vm-normal-page.js';
+
 
 const A = 0x3000_0000;
 

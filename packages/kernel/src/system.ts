@@ -20,11 +20,11 @@ import {
   writeEffect,
   delayEffect,
 } from '@spf/machine';
-import { type AccessKind, Page, PF_USER, PF_WRITE, PhysicalMemory, Mmu, putPage } from '@spf/pagetable';
+import { type AccessKind, PAGE_SIZE, PF_USER, PF_WRITE, PhysicalMemory, Mmu } from '@spf/pagetable';
 import {
-  doMunmap,
   dupMmap,
   Errno,
+  exitMmap,
   ForkOutOfMemoryError,
   fail,
   type MmapLockKind,
@@ -33,7 +33,8 @@ import {
   ok,
   PagetableOps,
   type PageStateReader,
-  ShmemZeroFile,
+  pageStates,
+  type RssCounting,
   type SysResult,
 } from '@spf/vma';
 import { type ExitStatus, Process, Thread } from './process.js';
@@ -60,6 +61,11 @@ export interface BootConfig {
   readonly pteSpecial?: boolean;
   /** The mmap lock of every mm: Linux's rw_semaphore (default) or a range lock. */
   readonly mmapLock?: MmapLockKind;
+  /**
+   * How `add_mm_counter()` updates the RSS counters, for faults and syscalls alike: Linux 6.2+'s per-CPU
+   * counters (default `percpu`) or one atomic counter per mm (`atomic`, older kernels).
+   */
+  readonly rssCounting?: RssCounting;
   /** Record a machine trace (for `toChromeTrace`). */
   readonly trace?: boolean;
   /** Step limit of the machine (a livelock guard). */
@@ -113,6 +119,7 @@ export class System {
   readonly processes: Process[] = [];
   readonly log: string[] = [];
   readonly mmapLock: MmapLockKind;
+  readonly rssCounting: RssCounting;
   private readonly checkInvariants: boolean;
   private nextPid = 1;
   private nextTid = 1;
@@ -150,14 +157,18 @@ export class System {
     });
     this.faultHandler = (config.faultHandler ?? classicFaultHandler)(this.env);
     this.mmapLock = config.mmapLock ?? 'rwsem';
+    this.rssCounting = config.rssCounting ?? 'percpu';
     this.bootFreeFrames = this.mem.freeCount;
     this.checkInvariants = config.checkInvariants ?? true;
     if (this.checkInvariants) this.machine.atEnd(() => this.assertInvariants());
   }
 
-  /** The page-table operations factory every mm of this system uses (@spf/vma's PagetableOps). */
+  /**
+   * The page tables every mm of this system gets (@spf/vma's PagetableOps), sharing the fault handler's
+   * environment so syscalls and faults charge the same costs.
+   */
   private pageTables(pid: number): (mm: MmStruct) => PagetableOps {
-    return PagetableOps.factory({ mem: this.mem, mmu: this.mmu, pcid: pid % 4096 });
+    return PagetableOps.factory({ env: this.env, mmu: this.mmu, pcid: pid % 4096 });
   }
 
   /**
@@ -170,9 +181,10 @@ export class System {
       mmapLock: this.mmapLock,
       rcu: this.rcu,
       pageTables: this.pageTables(pid),
+      rssCounting: this.rssCounting,
       name: `mm[${pid}]`,
     });
-    const proc = new Process(pid, name, mm, (mm.pageTables as PagetableOps).pt, null);
+    const proc = new Process(pid, name, mm, mm.pgd, null);
     this.processes.push(proc);
     this.spawnThread(proc, program, opts.cpu ?? 0);
     return proc;
@@ -207,7 +219,7 @@ export class System {
       if (this.nextPid === pid + 1) this.nextPid = pid;
       return fail(Errno.ENOMEM);
     }
-    const child = new Process(pid, `${parent.name}-child`, mm, (mm.pageTables as PagetableOps).pt, parent);
+    const child = new Process(pid, `${parent.name}-child`, mm, mm.pgd, parent);
     this.processes.push(child);
     this.spawnThread(child, program, cpu);
     return ok(child);
@@ -270,7 +282,6 @@ export class System {
       yield delayEffect(this.cost.exceptionEntryExit, 'page fault entry/exit');
       const out = yield* this.faultHandler.handleUserFault({
         mm: proc.mm,
-        pt: proc.pt,
         address: addr,
         errorCode: r.fault === 'PF' ? r.errorCode : 0,
         task: th.counters,
@@ -312,61 +323,16 @@ export class System {
    */
   *populate(th: Thread, mm: MmStruct, start: number, len: number, writeFault: boolean): Kernel<void> {
     const proc = th.process;
-    for (let a = start; a < start + len; a += 4096) {
-      if (proc.pt.leaf(a) !== null) continue;
+    for (let a = start; a < start + len; a += PAGE_SIZE) {
+      if (mm.pgd.leaf(a) !== null) continue;
       const out = yield* this.faultHandler.handleUserFault({
         mm,
-        pt: proc.pt,
         address: a,
         errorCode: PF_USER | (writeFault ? PF_WRITE : 0),
         task: th.counters,
       });
       if (out.kind !== 'handled') return;
     }
-  }
-
-  /** Shmem files of shared anonymous mappings that may still hold page-cache pages. */
-  private readonly shmemFiles = new Set<ShmemZeroFile>();
-
-  /** Remembers the shmem files of the VMAs in [start, end) (after mmap), to release their pages later. */
-  trackShmem(mm: MmStruct, start: number, end: number): void {
-    for (const v of mm.vmasIn(start, end))
-      if (v.vmFile instanceof ShmemZeroFile) this.shmemFiles.add(v.vmFile);
-  }
-
-  /**
-   * Drops the page cache of shmem files no VMA references any more (the final `iput()` of a deleted shmem
-   * inode truncating its pages, `shmem_evict_inode()`). Called after every syscall that can remove VMAs.
-   */
-  *releaseUnusedShmem(): Kernel<void> {
-    for (const f of [...this.shmemFiles]) {
-      if (f.refs > 0) continue;
-      this.shmemFiles.delete(f);
-      const pages = [...f.pages.values()];
-      f.pages.clear();
-      for (const p of pages) if (p instanceof Page && this.mem.isLive(p.pfn, p.gen)) yield* putPage(p);
-    }
-  }
-
-  /**
-   * Models `exit_mmap()` (mm/mmap.c): unmaps every VMA (zapping the pages, freeing the page tables), then
-   * frees the top-level table.
-   */
-  *exitMmap(proc: Process): Kernel<void> {
-    const mm = proc.mm;
-    yield* mm.mmapWriteLock();
-    const r = yield* doMunmap(mm, 0, mm.taskSize);
-    yield* mm.mmapWriteUnlock();
-    if (!r.ok) throw new SystemError(`exit_mmap of ${proc} failed with errno ${r.errno}`);
-    yield* this.releaseUnusedShmem();
-    for (let c = 0; c < this.mmu.cpuCount; c++) {
-      const st = this.mmu.cpu(c);
-      if (st.mm === proc.pt) {
-        this.mmu.flushAll(c);
-        st.mm = null;
-      }
-    }
-    proc.pt.destroy(`exit_mmap of ${proc}`);
   }
 
   private *exitThread(th: Thread): Kernel<void> {
@@ -385,7 +351,7 @@ export class System {
         throw new SystemError(`invariants of ${proc} violated at exit:\n  ${problems.join('\n  ')}`);
       }
     }
-    yield* this.exitMmap(proc);
+    yield* exitMmap(proc.mm);
     proc.status =
       proc.killedBy !== null
         ? { kind: 'killed', signal: proc.killedBy }
@@ -399,13 +365,9 @@ export class System {
     return child.status as ExitStatus;
   }
 
-  /** A `PageStateReader` over this system's pages, for @spf/vma's invariant checker. */
+  /** The `PageStateReader` @spf/vma's invariant checker uses for this system's pages. */
   pageStateReader(): PageStateReader {
-    return {
-      mapcount: (p) => (p as Page).mapcount,
-      refcount: (p) => (p as Page).refcount,
-      extraRefs: (p) => ((p as Page).mapping instanceof ShmemZeroFile ? 1 : 0),
-    };
+    return pageStates;
   }
 
   /**

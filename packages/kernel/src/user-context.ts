@@ -115,17 +115,12 @@ export class UserContext {
       offset,
       populate: (m, start, l, w) => sys.populate(th, m, start, l, w),
     });
-    if (r.ok) sys.trackShmem(mm, r.value, r.value + len);
-    // MAP_FIXED may have replaced (unmapped) a shared mapping.
-    yield* sys.releaseUnusedShmem();
     return r;
   }
   /** munmap(2). */
   *munmap(addr: number, len: number): Kernel<SysResult<0>> {
     yield* this.syscall('sys_munmap');
-    const r = yield* sysMunmap(this.process.mm, addr, len);
-    yield* this.system.releaseUnusedShmem();
-    return r;
+    return yield* sysMunmap(this.process.mm, addr, len);
   }
   /** mprotect(2). */
   *mprotect(addr: number, len: number, prot: number): Kernel<SysResult<0>> {
@@ -141,9 +136,7 @@ export class UserContext {
     newAddr = 0,
   ): Kernel<SysResult<number>> {
     yield* this.syscall('sys_mremap');
-    const r = yield* sysMremap(this.process.mm, addr, oldLen, newLen, flags, newAddr);
-    yield* this.system.releaseUnusedShmem();
-    return r;
+    return yield* sysMremap(this.process.mm, addr, oldLen, newLen, flags, newAddr);
   }
   /** brk(2): returns the new break (the old one if the request failed), as the raw syscall does. */
   *brk(addr: number): Kernel<number> {

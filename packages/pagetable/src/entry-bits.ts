@@ -102,6 +102,8 @@ export const levelEntryNames = ['', 'PTE', 'PDE', 'PDPTE', 'PML4E', 'PML5E'] as 
 /** Linux's names of the levels (with 4-level paging, p4d is folded into pgd). */
 export const linuxLevelNames = ['', 'pte', 'pmd', 'pud', 'p4d', 'pgd'] as const;
 
+/** log2 of {@link PAGE_SIZE} (`PAGE_SHIFT`). */
+export const PAGE_SHIFT = 12;
 /** Page sizes in bytes. */
 export const PAGE_SIZE = 4096;
 export const PMD_SIZE = 2 * 1024 * 1024;

@@ -1,4 +1,4 @@
-import { type Kernel, self, readEffect, writeEffect, rmwEffect, delayEffect } from '@spf/machine';
+import { type Kernel, self, readEffect, writeEffect, rmwEffect } from '@spf/machine';
 import { checkCanonical } from './canonical.js';
 import { CpuMask } from './cpu-mask.js';
 import {
@@ -33,8 +33,6 @@ export type PageTablesOptions = {
   readonly la57?: boolean;
   /** The PCID the address space runs under (0 to 4095, default 0). */
   readonly pcid?: number;
-  /** Simulated nanoseconds charged for zeroing a new page-table page in the kernel form (default 0). */
-  readonly zeroCost?: number;
 };
 
 /** Options of {@link PageTables.map}. */
@@ -88,9 +86,9 @@ export function entryTablePa(entry: bigint): number {
  * other plain methods are the synchronous API for building tables from the outside (tests, labs, the CLI).
  *
  * With 4-level paging, p4d is folded into pgd as in Linux: `p4dOffset()` returns the pgd pointer itself.
- * Page-table locks are not modelled here: each table's {@link Page.ptl} is a slot for the kernel packages'
- * spinlock; {@link pteAlloc} and friends install a new table with a cmpxchg on the parent entry instead of
- * taking `pmd_lock()` (the same outcome: exactly one table is installed, a loser frees its own).
+ * Page-table locks and the allocation of page tables under them (`__pte_alloc()` and friends) are not here:
+ * they belong to the kernel (@spf/vma's memory area); each table's {@link Page.ptl} is the slot for its
+ * split lock, and {@link allocTablePage}/{@link freeTablePage} are the frame allocator they use.
  */
 export class PageTables {
   readonly mem: PhysicalMemory;
@@ -105,7 +103,6 @@ export class PageTables {
   readonly pcid: number;
   /** Page-table pages in use at each level (index = level; `mm->pgtables_bytes` split by level). */
   readonly tables: number[] = [0, 0, 0, 0, 0, 0];
-  private readonly zeroCost: number;
 
   constructor(mem: PhysicalMemory, opts: PageTablesOptions = {}) {
     const pcid = opts.pcid ?? 0;
@@ -116,7 +113,6 @@ export class PageTables {
     this.la57 = opts.la57 ?? false;
     this.levels = this.la57 ? 5 : 4;
     this.pcid = pcid;
-    this.zeroCost = opts.zeroCost ?? 0;
     const pfn = mem.allocFrames(0);
     mem.flagWords[pfn] |= PG.table;
     this.pgd = pfn * 4096;
@@ -280,12 +276,22 @@ export class PageTables {
     this.mem.write64(ptep, v & ~0x20n);
     return (v & 0x20n) !== 0n;
   }
-  /** A compare-and-exchange of an entry (a locked `cmpxchg`); returns the value seen. */
-  *cmpxchgEntry(p: number, expected: bigint, next: bigint): Kernel<bigint> {
-    yield rmwEffect(this.mem.lineOf(p), 'cmpxchg');
-    const old = this.mem.read64(p);
-    if (old === expected) this.mem.write64(p, next);
-    return old;
+  /**
+   * `ptep_modify_prot_start()` (include/linux/pgtable.h, the generic `__ptep_modify_prot_start()` x86-64
+   * uses): takes the PTE for a protection change by clearing it atomically (`ptep_get_and_clear()`), so that
+   * no CPU's MMU can set Accessed or Dirty in it while the new value is computed: a CPU that needs the entry
+   * meanwhile walks to a none PTE and faults. Returns the old value, A/D bits included. The caller holds the
+   * PTE lock and must end with {@link ptepModifyProtCommit}.
+   */
+  *ptepModifyProtStart(addr: VirtAddr, ptep: number): Kernel<bigint> {
+    return yield* this.ptepGetAndClear(addr, ptep);
+  }
+  /**
+   * `ptep_modify_prot_commit()`: installs `pte`, the new value computed from `oldPte` (what
+   * {@link ptepModifyProtStart} returned), with `set_pte_at()`.
+   */
+  *ptepModifyProtCommit(addr: VirtAddr, ptep: number, _oldPte: bigint, pte: bigint): Kernel<void> {
+    yield* this.setPteAt(addr, ptep, pte);
   }
 
   // ---- allocation and freeing of page-table pages --------------------------------------------------
@@ -302,49 +308,6 @@ export class PageTables {
     this.mem.flagWords[pfn] |= PG.table;
     this.tables[level]++;
     return pfn;
-  }
-
-  /**
-   * The common part of `__pte_alloc()`, `__pmd_alloc()`, `__pud_alloc()` and `__p4d_alloc()` in mm/memory.c:
-   * if `*parentp` is none, allocate a table for `level` and install it with a cmpxchg on the parent (Linux
-   * does the check-and-populate under `pmd_lock()`/`page_table_lock`; the cmpxchg gives the same outcome).
-   * A CPU that loses the race frees its table. Returns false only when out of memory.
-   */
-  *allocTableAt(parentp: number, level: Level): Kernel<boolean> {
-    const cur = yield* this.readEntryK(parentp, `${levelTableNames[level]} alloc check`);
-    if (!pteNone(cur)) return true;
-    const pfn = this.allocTablePage(level);
-    if (pfn === null) return false;
-    if (this.zeroCost > 0) yield delayEffect(this.zeroCost, 'clear_page (page table)');
-    const seen = yield* this.cmpxchgEntry(parentp, cur, BigInt(pfn * 4096) | _PAGE_TABLE);
-    if (seen !== cur) yield* this.freeTablePage(pfn, level);
-    return true;
-  }
-
-  /** `pte_alloc(mm, pmd)`: makes sure `*pmdp` links a page table; false when out of memory. */
-  *pteAlloc(pmdp: number): Kernel<boolean> {
-    return yield* this.allocTableAt(pmdp, 1);
-  }
-  /** `pte_alloc_map()`: {@link pteAlloc} then {@link pteOffsetMap}; null when out of memory or a huge PMD. */
-  *pteAllocMap(pmdp: number, addr: VirtAddr): Kernel<number | null> {
-    if (!(yield* this.pteAlloc(pmdp))) return null;
-    return yield* this.pteOffsetMap(pmdp, addr);
-  }
-  /** `pmd_alloc(mm, pud, addr)`: the PMD pointer, allocating the page directory if needed; null when OOM. */
-  *pmdAlloc(pudp: number, addr: VirtAddr): Kernel<number | null> {
-    if (!(yield* this.allocTableAt(pudp, 2))) return null;
-    return yield* this.pmdOffset(pudp, addr);
-  }
-  /** `pud_alloc(mm, p4d, addr)`. */
-  *pudAlloc(p4dp: number, addr: VirtAddr): Kernel<number | null> {
-    if (!(yield* this.allocTableAt(p4dp, 3))) return null;
-    return yield* this.pudOffset(p4dp, addr);
-  }
-  /** `p4d_alloc(mm, pgd, addr)`: with 4-level paging just the pgd pointer. */
-  *p4dAlloc(pgdp: number, addr: VirtAddr): Kernel<number | null> {
-    if (!this.la57) return pgdp;
-    if (!(yield* this.allocTableAt(pgdp, 4))) return null;
-    return yield* this.p4dOffset(pgdp, addr);
   }
 
   /**

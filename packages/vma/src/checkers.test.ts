@@ -4,7 +4,6 @@ import { _PAGE_RW, mkPte } from '@spf/pagetable';
 import { describe, expect, it } from 'vitest';
 import { checkMmInvariants, MmInvariantError, mmInvariantProblems } from './mm-invariants.js';
 import { getVmaNotZero, MmStruct, putVma } from './mm-struct.js';
-import type { PagetableOps } from './pagetable-backed-ops.js';
 import { procMaps, showMapVma, smaps } from './proc-maps.js';
 import { brkSync, mmapSync, mprotectSync, munmapSync } from './sync-api.js';
 import { makeSystem, touch } from './test-support/system.js';
@@ -31,20 +30,20 @@ describe('the mm invariant checker', () => {
     mmapSync(mm, { addr: A + 4 * P, len: P, prot: RW, flags: FLAGS });
     touch(mm, A);
     expect(mmInvariantProblems([mm])).toEqual([]);
-    const ops = mm.pageTables as PagetableOps;
+    const pt = mm.pgd;
 
     // A PTE more permissive than its VMA: writable in a read-only VMA.
-    const leaf = ops.pt.leaf(A);
+    const leaf = pt.leaf(A);
     if (!leaf) throw new Error('no PTE');
-    ops.pt.writeEntry(leaf.entryPa, leaf.entry | _PAGE_RW);
+    pt.writeEntry(leaf.entryPa, leaf.entry | _PAGE_RW);
     expect(mmInvariantProblems([mm]).join()).toMatch(/writable/);
-    ops.pt.writeEntry(leaf.entryPa, leaf.entry);
+    pt.writeEntry(leaf.entryPa, leaf.entry);
 
     // A present PTE outside every VMA.
     const page = mem.allocPages(0);
-    ops.pt.map(A + 2 * P, page.pa, { flags: mkPte(page, 0n) | 0x5n });
+    pt.map(A + 2 * P, page.pa, { flags: mkPte(page, 0n) | 0x5n });
     expect(mmInvariantProblems([mm]).join()).toMatch(/outside every VMA/);
-    ops.pt.unmap(A + 2 * P);
+    pt.unmap(A + 2 * P);
 
     // RSS counters that disagree with the page tables.
     mm.rss[1]++;

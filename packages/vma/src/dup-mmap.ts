@@ -3,10 +3,9 @@ import { OutOfMemoryError } from '@spf/pagetable';
 import { anonVmaFork } from './anon-vma.js';
 import { Errno } from './errno.js';
 import { downWriteNested } from './mm-locks.js';
+import { exitMmap } from './exit-mmap.js';
 import { MmStruct } from './mm-struct.js';
-import { doMunmap } from './munmap.js';
 import type { PageTableFactory } from './page-table-ops.js';
-import { PagetableOps } from './pagetable-backed-ops.js';
 import type { VmArea } from './vm-area.js';
 import { VM_DONTCOPY, VM_LOCKED, VM_LOCKONFAULT, VM_MIXEDMAP, VM_PFNMAP, VM_WIPEONFORK } from './vm-flags.js';
 import { vmaStartWrite } from './vma-lock.js';
@@ -38,17 +37,6 @@ function isOutOfMemory(e: unknown): e is Error {
 }
 
 /**
- * Models the failure path of `dup_mm()` in kernel/fork.c: `mmput()` of the half-built child, i.e.
- * `exit_mmap()` (every VMA unmapped: the PTEs copied so far are zapped, dropping the page references and
- * mapcounts they took; file references and anon_vma links dropped; page tables freed) and `mm_free_pgd()`.
- * The caller holds the child's mmap lock for writing.
- */
-function* teardownChild(mm: MmStruct): Kernel<void> {
-  if (mm.mapCount > 0) yield* doMunmap(mm, 0, mm.taskSize);
-  if (mm.pageTables instanceof PagetableOps) mm.pageTables.destroy();
-}
-
-/**
  * Models `dup_mm()` and `dup_mmap()` in kernel/fork.c: builds the child's address space. Every VMA except
  * VM_DONTCOPY ones is duplicated with its anon_vma chain (`anon_vma_fork`), VM_LOCKED is dropped, and the
  * page tables are copied where needed (`copy_page_range`: private writable pages become copy-on-write in
@@ -58,8 +46,9 @@ function* teardownChild(mm: MmStruct): Kernel<void> {
  * `pageTables`, or like the parent's (same physical memory and MMU) by default.
  *
  * Out of memory (the child's top-level table in `mm_init()`, or a page table for `copy_page_range()`):
- * the partial child is torn down (see {@link teardownChild}; nothing leaks: every frame and page reference
- * the child took is released), the parent's TLBs are still flushed (some of its PTEs may have been
+ * the partial child is torn down after both mmap locks are released, as `dup_mm()`'s `mmput()` does, by
+ * {@link exitMmap} (nothing leaks: every frame, page reference, file reference and page table the child took
+ * is released), the parent's TLBs are still flushed (some of its PTEs may have been
  * write-protected; they stay so, as in Linux, and the next write fault reuses the now exclusive page),
  * and {@link ForkOutOfMemoryError} is thrown for the caller to return ENOMEM. Simplification: Linux
  * stops copying at the failing VMA and marks the rest of the child's tree with XA_ZERO_ENTRY; here every
@@ -115,7 +104,6 @@ export function* dupMmap(oldmm: MmStruct, pageTables?: PageTableFactory): Kernel
     } catch (e) {
       if (!isOutOfMemory(e)) throw e;
       failure = e;
-      yield* teardownChild(mm);
     }
     yield* mm.mmapWriteUnlock();
     yield* oldmm.pageTables.flushTlbMm();
@@ -123,6 +111,7 @@ export function* dupMmap(oldmm: MmStruct, pageTables?: PageTableFactory): Kernel
     yield* oldmm.mmapWriteUnlock();
   }
   if (failure !== null) {
+    yield* exitMmap(mm);
     throw new ForkOutOfMemoryError(
       `fork: out of memory copying the page tables of ${oldmm} (${failure.message}); the child was torn down`,
       failure,

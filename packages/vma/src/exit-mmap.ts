@@ -1,18 +1,25 @@
-import type { Kernel } from '@spf/machine';
+import { type Kernel, kassert } from '@spf/machine';
 import type { MmStruct } from './mm-struct.js';
 import { doMunmap } from './munmap.js';
 
 /**
- * Models `exit_mmap()` in mm/mmap.c: unmaps every VMA (pages released, RSS back to zero, page tables
- * freed) when the last user of the address space goes away. Takes the mmap lock for writing.
+ * Models `exit_mmap()` in mm/mmap.c (with `mm_free_pgd()`): when the last user of the address space goes
+ * away, unmaps every VMA under the mmap write lock (pages zapped and released, RSS back to zero, VMAs and
+ * their files released, so a shared anonymous mapping's shmem pages go with its last VMA), then frees every
+ * page-table page, the top level included, after each CPU has dropped the address space. Used by the
+ * kernel's process exit and by fork's failure path; the mm must not be used afterwards.
  */
 export function* exitMmap(mm: MmStruct): Kernel<void> {
   yield* mm.mmapWriteLock();
   try {
-    if (mm.mapCount > 0) yield* doMunmap(mm, 0, mm.taskSize);
+    if (mm.mapCount > 0) {
+      const r = yield* doMunmap(mm, 0, mm.taskSize);
+      kassert(r.ok, () => `exit_mmap of ${mm}: unmapping everything failed with errno ${r.ok ? 0 : r.errno}`);
+    }
   } finally {
     yield* mm.mmapWriteUnlock();
   }
+  mm.pageTables.destroy();
 }
 
 /**

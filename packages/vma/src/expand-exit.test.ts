@@ -7,7 +7,6 @@ import { mapsEntries } from './proc-maps.js';
 import { setupStack } from './setup-stack.js';
 import { checkMmInvariants } from './mm-invariants.js';
 import { MmStruct } from './mm-struct.js';
-import type { PagetableOps } from './pagetable-backed-ops.js';
 import { mmapSync } from './sync-api.js';
 import { makeSystem, touch } from './test-support/system.js';
 import {
@@ -107,7 +106,7 @@ describe('exit_mmap and mmput', () => {
     expect(mm.rss.every((x) => x === 0)).toBe(true);
     // Only the PML4 itself remains.
     expect(mem.freeCount).toBe(free0);
-    expect((mm.pageTables as PagetableOps).pt.tables.slice(1, 4)).toEqual([0, 0, 0]);
+    expect(mm.pgd.tables.slice(1, 4)).toEqual([0, 0, 0]);
     runSync(exitMmap(mm));
   });
 });

@@ -35,7 +35,7 @@ function scenario(underPtl: boolean): Scenario {
         flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
       });
       touch(mm, A);
-      const pt = (mm.pageTables as PagetableOps).pt;
+      const pt = mm.pgd;
       const pmdp = pt.lookup(A).find((s) => s.level === 2)?.entryPa as number;
       m.spawn(0, 'munmap', () => sysMunmap(mm, A, P));
       m.spawn(1, 'spf-with-ptl', function* () {

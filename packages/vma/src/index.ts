@@ -55,6 +55,7 @@ export {
   MmInvariantError,
   mmInvariantProblems,
   type PageStateReader,
+  pageStates,
 } from './mm-invariants.js';
 export {
   createMmapLock,
@@ -83,6 +84,7 @@ export {
   MM_SWAPENTS,
   type MmConfig,
   MmStruct,
+  NoPageTablesError,
   NR_MM_COUNTERS,
   putVma,
   TASK_SIZE_4LEVEL,
@@ -92,13 +94,8 @@ export { doMprotect, mprotectFixup, sysMprotect } from './mprotect.js';
 export { doMremap, sysMremap } from './mremap.js';
 export { doMunmap, doVmiAlignMunmap, sysMunmap, unmapRegion } from './munmap.js';
 export { protectionMap, vmGetPageProt } from './page-prot.js';
-export {
-  mmCounterOf,
-  PagetableOps,
-  type PagetableOpsOptions,
-  pageAnonExclusive,
-  pteLockptr,
-} from './pagetable-backed-ops.js';
+export { PagetableOps, type PagetableOpsOptions } from './pagetable-backed-ops.js';
+export * from './memory/index.js';
 export {
   type MmPageTableOps,
   MmuGather,

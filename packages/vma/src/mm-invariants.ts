@@ -1,5 +1,7 @@
 import { KernelFault } from '@spf/machine';
+import type { Page } from '@spf/pagetable';
 import type { MmStruct } from './mm-struct.js';
+import { ShmemZeroFile } from './vm-area.js';
 import { PAGE_SIZE, VM_EXEC, VM_READ, VM_WRITE } from './vm-flags.js';
 
 /** An mm invariant does not hold: the report lists every violation found. */
@@ -10,14 +12,24 @@ export class MmInvariantError extends KernelFault {
   }
 }
 
-/** How the checker reads page state owned by another package (struct page of @spf/pagetable). */
+/** How the checker reads the state of a mapped page (a test may substitute a broken reader). */
 export type PageStateReader = {
   /** The page's mapcount (number of PTEs mapping it across all mms). */
-  mapcount(page: unknown): number;
+  mapcount(page: Page): number;
   /** The page's reference count. */
-  refcount(page: unknown): number;
+  refcount(page: Page): number;
   /** References held by something other than PTEs (page cache, swap cache...), to subtract. */
-  extraRefs?(page: unknown): number;
+  extraRefs?(page: Page): number;
+};
+
+/**
+ * The page state as it is: `struct page`'s mapcount and refcount, and the one reference a shmem file's
+ * page cache holds on each of its pages.
+ */
+export const pageStates: PageStateReader = {
+  mapcount: (p) => p.mapcount,
+  refcount: (p) => p.refcount,
+  extraRefs: (p) => (p.mapping instanceof ShmemZeroFile ? 1 : 0),
 };
 
 /**
@@ -32,7 +44,7 @@ export type PageStateReader = {
  */
 export function mmInvariantProblems(mms: readonly MmStruct[], pages?: PageStateReader): string[] {
   const problems: string[] = [];
-  const mapped = new Map<unknown, number>();
+  const mapped = new Map<Page, number>();
   for (const mm of mms) {
     const p = (s: string) => problems.push(`${mm.name}: ${s}`);
     for (const t of mm.tree.validate()) p(`tree: ${t}`);

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { SysResult } from './errno.js';
-import { mmInvariantProblems, type PageStateReader } from './mm-invariants.js';
+import { mmInvariantProblems, pageStates } from './mm-invariants.js';
 import type { MmStruct } from './mm-struct.js';
 import { PagetableOps } from './pagetable-backed-ops.js';
 import { procMaps } from './proc-maps.js';
@@ -86,10 +86,7 @@ function snapshot(mm: MmStruct): string {
 }
 const addr = (o: number) => (o < 0 ? 2 ** 47 + 5 : A + o * P);
 
-const pages: PageStateReader = {
-  mapcount: (p) => (p as { mapcount: number }).mapcount,
-  refcount: (p) => (p as { refcount: number }).refcount,
-};
+const pages = pageStates;
 
 describe('random sequences of mapping syscalls', () => {
   it('keep the mm invariants after every op, match the per-page model, and fail without changing anything', () => {

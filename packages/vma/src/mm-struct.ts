@@ -1,4 +1,5 @@
-import { AtomicCell, Cell, type Kernel, kassert, MemoryLine, writeEffect } from '@spf/machine';
+import { AtomicCell, Cell, type Kernel, KernelFault, kassert, MemoryLine, writeEffect } from '@spf/machine';
+import type { PageTables } from '@spf/pagetable';
 import { unlinkAnonVmas } from './anon-vma.js';
 import {
   createMmapLock,
@@ -11,6 +12,7 @@ import {
   type SleepingRwLock,
   type SpinLockLike,
 } from './mm-locks.js';
+import type { RssCounting } from './memory/mm-counter.js';
 import { type MmPageTableOps, NoPageTables, type PageTableFactory } from './page-table-ops.js';
 import { PAGE_SIZE, VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_SHARED, VM_WRITE } from './vm-flags.js';
 import { type VmArea, vmWriteBegin, vmWriteEnd } from './vm-area.js';
@@ -58,8 +60,10 @@ export type MmConfig = {
   readonly capSysRawio?: boolean;
   /** RLIMIT_AS in bytes (default unlimited). */
   readonly rlimitAs?: number;
-  /** Builds the page-table operations (default: {@link NoPageTables}). */
+  /** Builds the page tables and their operations (default: {@link NoPageTables}, a test double). */
   readonly pageTables?: PageTableFactory;
+  /** How `add_mm_counter()` updates the RSS counters, for faults and syscalls alike (default `percpu`). */
+  readonly rssCounting?: RssCounting;
   /**
    * Free page tables under mm->page_table_lock (in addition to the mmap lock) instead of Linux's mmap
    * lock alone, so that a speculative fault that takes page_table_lock could safely allocate page tables
@@ -71,6 +75,17 @@ export type MmConfig = {
 };
 
 let mmIds = 0;
+
+/** Code asked for the page tables (`mm.pgd`) of an mm built without them (with the NoPageTables test double). */
+export class NoPageTablesError extends KernelFault {
+  override name = 'NoPageTablesError';
+  constructor(mm: string) {
+    super(
+      'no-page-tables',
+      `${mm} has no page tables (it was built with the NoPageTables test double); build it with MmConfig.pageTables = PagetableOps.factory(...) to fault or copy pages`,
+    );
+  }
+}
 
 /**
  * struct mm_struct (include/linux/mm_types.h): an address space. Holds the VMA tree (an RCU-safe
@@ -93,7 +108,12 @@ export class MmStruct {
   readonly mmCount: AtomicCell;
   /** RSS counters, indexed by MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES. */
   readonly rss: number[] = new Array(NR_MM_COUNTERS).fill(0);
+  /** How the RSS counters are updated (see `addMmCounter`). */
+  readonly rssCounting: RssCounting;
+  /** The shared line of the atomic RSS counters (`rssCounting: 'atomic'`). */
   readonly rssLine: MemoryLine;
+  /** Each CPU's line of the per-CPU RSS counters (`rssCounting: 'percpu'`), created on first use. */
+  readonly rssCpuLines: (MemoryLine | undefined)[] = [];
   /** mm->mm_seq (Lespinasse's mmap_seq): odd while a writer holds the mmap lock. */
   readonly mmSeq: SeqCounter;
   /** mm->mm_lock_seq (per-VMA locks): bumped when the mmap write lock is released. */
@@ -133,6 +153,7 @@ export class MmStruct {
     this.pageTableLock = createSpinLock(`${this.name}->page_table_lock`, 'mm->page_table_lock');
     this.mmUsers = new AtomicCell(1, `${this.name}->mm_users`);
     this.mmCount = new AtomicCell(1, `${this.name}->mm_count`);
+    this.rssCounting = config.rssCounting ?? 'percpu';
     this.rssLine = new MemoryLine(`${this.name}->rss_stat`);
     this.mmSeq = createSeqCount(`${this.name}->mm_seq`);
     this.mmLockSeq = new Cell(0, `${this.name}->mm_lock_seq`);
@@ -175,9 +196,20 @@ export class MmStruct {
       rlimitAs: this.rlimitAs,
       capSysRawio: this.capSysRawio,
       pageTables,
+      rssCounting: this.rssCounting,
       freePgtablesUnderPtl: this.freePgtablesUnderPtl,
       name: `${this.name}.child`,
     };
+  }
+
+  /**
+   * `mm->pgd`: the page tables of this address space. Throws {@link NoPageTablesError} for an mm built with
+   * the NoPageTables test double.
+   */
+  get pgd(): PageTables {
+    const pgd = this.pageTables.pgd;
+    if (pgd === null) throw new NoPageTablesError(this.name);
+    return pgd;
   }
 
   // ---- lookups (callers hold the mmap lock, or accept a racy answer) ----
@@ -279,12 +311,6 @@ export class MmStruct {
     for (const n of retired) yield* this.rcu.kfreeRcu(n, 'maple node replaced by a tree update');
   }
 
-  /** Updates the RSS counter `type` by `delta` (add_mm_counter). */
-  *addMmCounter(type: number, delta: number): Kernel<void> {
-    yield writeEffect(this.rssLine, 'add_mm_counter');
-    this.rss[type] += delta;
-  }
-
   /** Models `may_expand_vm()` in mm/mmap.c for RLIMIT_AS (RLIMIT_DATA is not modelled). */
   mayExpandVm(npages: number): boolean {
     return (this.totalVm + npages) * PAGE_SIZE <= this.rlimitAs;
@@ -321,7 +347,7 @@ export class MmStruct {
    */
   *removeVma(vma: VmArea): Kernel<void> {
     vma.vmOps?.close?.(vma);
-    vma.vmFile?.put?.();
+    if (vma.vmFile?.put) yield* vma.vmFile.put();
     unlinkAnonVmas(vma);
     yield* putVma(vma);
   }

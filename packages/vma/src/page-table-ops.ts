@@ -1,4 +1,5 @@
 import type { Kernel } from '@spf/machine';
+import type { Page, PageTables } from '@spf/pagetable';
 import type { MmStruct } from './mm-struct.js';
 import type { VmArea } from './vm-area.js';
 
@@ -10,8 +11,8 @@ export type PresentPte = {
   readonly writable: boolean;
   readonly user: boolean;
   readonly executable: boolean;
-  /** The mapped page (an object of @spf/pagetable), or null for special/PFN mappings. */
-  readonly page: unknown;
+  /** The mapped page (`vm_normal_page()`), or null for the zero page, special/PFN mappings, or outside every VMA. */
+  readonly page: Page | null;
   /** RSS counter the page is accounted in (MM_FILEPAGES, MM_ANONPAGES or MM_SHMEMPAGES), -1 for none. */
   readonly rssType: number;
 };
@@ -47,6 +48,8 @@ export class MmuGather {
  * implemented over @spf/pagetable (or by {@link NoPageTables} for an mm that is never faulted in).
  */
 export interface MmPageTableOps {
+  /** The page tables themselves (`mm->pgd`), or null for {@link NoPageTables}, a test double. */
+  readonly pgd: PageTables | null;
   /**
    * Models `unmap_page_range()`/`zap_pte_range()` in mm/memory.c: clears every PTE in [start, end) of
    * `vma`, drops the pages' mapcounts and references and the mm's RSS counters. Returns the number of
@@ -102,14 +105,24 @@ export interface MmPageTableOps {
    * present PTE: flushes the one page here and on every other CPU of mm_cpumask. Frees nothing.
    */
   flushTlbPage(addr: number): Kernel<void>;
+  /**
+   * The end of `exit_mmap()`: frees every page-table page, the top level included (`free_pgtables()` of what
+   * is left and `pgd_free()`), after every CPU has dropped the address space. The pages must be zapped.
+   */
+  destroy(): void;
   /** Every present user PTE in [start, end), in address order (no machine effects). */
   presentPtes(start: number, end: number): Iterable<PresentPte>;
   /** How a child created by fork builds its page tables (the same memory and MMU); absent: none. */
   forkFactory?(): PageTableFactory;
 }
 
-/** Page tables for an mm that never maps anything (before a fault handler is wired in). */
+/**
+ * A test double: the page tables of an mm that never maps anything, for tests of the VMA layer alone. A
+ * booted system always uses real page tables (`PagetableOps`); asking such an mm for `mm.pgd` throws.
+ */
 export class NoPageTables implements MmPageTableOps {
+  readonly pgd = null;
+  destroy(): void {}
   *zapRange(): Kernel<number> {
     return 0;
   }

@@ -1,4 +1,3 @@
-import { SpinLock } from '@spf/locks';
 import { type Kernel, kassert } from '@spf/machine';
 import {
   _PAGE_PRESENT,
@@ -10,11 +9,11 @@ import {
   levelShift,
   type Mmu,
   OutOfMemoryError,
-  type Page,
+  PAGE_SIZE,
   PageTables,
   type PhysicalMemory,
-  pageMapcountDec,
   pageMapcountInc,
+  pmdNone,
   pteExec,
   pteMkclean,
   pteMkold,
@@ -22,82 +21,87 @@ import {
   pteMkwrite,
   pteNeedsFlush,
   pteNone,
-  ptePfn,
   ptePresent,
-  pteSpecial,
   pteUser,
   pteWrite,
   pteWrprotect,
   putPage,
   tableIndex,
 } from '@spf/pagetable';
-import type { SpinLockLike } from './mm-locks.js';
-import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, type MmStruct } from './mm-struct.js';
+import { pageAnonExclusive } from './memory/anon-exclusive.js';
+import { type MemoryEnv, makeMemoryEnv } from './memory/memory-env.js';
+import { addMmCounter, mmCounter } from './memory/mm-counter.js';
+import { pmdAllocWalk, pteAlloc } from './memory/page-table-alloc.js';
+import { pteLockptr, pteOffsetMapLock } from './memory/pte-lock.js';
+import { folioRemoveRmap } from './memory/rmap.js';
+import { vmNormalPage } from './memory/vm-normal-page.js';
+import { NR_MM_COUNTERS, type MmStruct } from './mm-struct.js';
 import type { MmPageTableOps, MmuGather, PresentPte } from './page-table-ops.js';
-import { ShmemZeroFile, type VmArea } from './vm-area.js';
+import type { VmArea } from './vm-area.js';
 import { VM_SHARED, VM_WRITE } from './vm-flags.js';
 
-/** How the page tables of an mm are built on @spf/pagetable. */
-export type PagetableOpsOptions = {
-  /** Physical memory shared by every mm of the system. */
-  readonly mem: PhysicalMemory;
+/**
+ * How the page tables of an mm are built on @spf/pagetable: the system's {@link MemoryEnv} (a booted
+ * system passes the one its fault handler uses, so faults and syscalls share costs and counters), or just
+ * the physical memory for a test (then a default environment), plus the MMU and the PCID.
+ */
+export type PagetableOpsOptions = ({ readonly env: MemoryEnv } | { readonly mem: PhysicalMemory }) & {
   /** The MMU whose per-CPU TLBs are shot down; without one, TLB flushes do nothing. */
   readonly mmu?: Mmu;
   /** PCID of the address space. */
   readonly pcid?: number;
 };
 
+/** `SINGLE_DEPTH_NESTING` (include/linux/lockdep.h): the second PTE lock of fork's and mremap's copies. */
+const SINGLE_DEPTH_NESTING = 1;
+
 /**
- * `pte_lockptr()` (include/linux/mm.h, split PTE locks): the spinlock of the page-table page that holds
- * `ptep`, kept in that page's `ptl` slot and created on first use. Fault handlers must take this lock
- * around PTE updates, as zap, mprotect and fork here do.
+ * Calls `fn` for every PMD entry of `pt` that links a PTE table overlapping [start, end), with the sub-range
+ * that table covers (the `*_pmd_range()` loops of mm/memory.c). Entries are read with effects.
  */
-export function pteLockptr(mem: PhysicalMemory, ptep: number): SpinLockLike {
-  const page = mem.page(Math.floor(ptep / 4096));
-  if (page.ptl === null) page.ptl = new SpinLock(`ptl:0x${page.pfn.toString(16)}`, { lockClass: 'ptlock' });
-  return page.ptl as SpinLockLike;
-}
-
-/** The error of a page-table allocation for `addr` that found no free frame. */
-function tableOom(what: string, addr: number): OutOfMemoryError {
-  return new OutOfMemoryError(`out of simulated memory allocating a ${what} for 0x${addr.toString(16)}`, 0);
-}
-
-/** Which RSS counter a page mapped in `vma` is accounted in (mm_counter()). */
-export function mmCounterOf(vma: VmArea, page: Page): number {
-  if (page.test('anon')) return MM_ANONPAGES;
-  if (vma.vmFile instanceof ShmemZeroFile || page.test('swapbacked')) return MM_SHMEMPAGES;
-  return MM_FILEPAGES;
-}
-
-/**
- * A page "exclusive to this mapping" (PageAnonExclusive in Linux): anonymous, mapped once and referenced
- * once. Simplification: Linux keeps an explicit flag that fork clears and a write fault sets again.
- */
-export function pageAnonExclusive(page: Page): boolean {
-  return page.test('anon') && page.mapcount === 1 && page.refcount === 1;
+function* forEachPmd(
+  pt: PageTables,
+  start: number,
+  end: number,
+  fn: (pmdp: number, s: number, e: number) => Kernel<void>,
+  tablePa = pt.pgd,
+  level: Level = pt.levels,
+): Kernel<void> {
+  const span = 2 ** levelShift[level];
+  let a = start;
+  while (a < end) {
+    const regionEnd = Math.min(end, (Math.floor(a / span) + 1) * span);
+    const entryPa = tablePa + tableIndex(a, level) * 8;
+    const e = yield* pt.readEntryK(entryPa, 'walk');
+    if ((e & _PAGE_PRESENT) !== 0n && !(level <= 3 && (e & _PAGE_PSE) !== 0n)) {
+      if (level === 2) yield* fn(entryPa, a, regionEnd);
+      else yield* forEachPmd(pt, a, regionEnd, fn, entryTablePa(e), (level - 1) as Level);
+    }
+    a = regionEnd;
+  }
 }
 
 /**
- * The page tables of one mm on @spf/pagetable (`PageTables`), with the kernel functions the VMA
- * layer runs on them: zap, change_protection, copy_page_range, move_page_tables, free_pgtables and
- * the TLB shootdown. Page-table pages are freed only after the TLB flush that follows their unlinking
- * (the mmu_gather order), so a CPU still walking them under a pending shootdown never sees freed memory.
+ * The page tables of one mm on @spf/pagetable (`mm->pgd`, a `PageTables`), with the kernel functions the
+ * VMA layer runs on them: zap, change_protection, copy_page_range, move_page_tables, free_pgtables and the
+ * TLB shootdown. Every PTE is read and written through @spf/pagetable's kernel API under the split PTE lock
+ * (`pte_offset_map_lock()`), and every page table is allocated with Linux's locks (`__pte_alloc()` and
+ * friends in ./memory), exactly as the fault path does. Page-table pages are freed only after the TLB flush
+ * that follows their unlinking (the mmu_gather order), so a CPU still walking them under a pending
+ * shootdown never sees freed memory.
  */
 export class PagetableOps implements MmPageTableOps {
-  readonly pt: PageTables;
-  readonly mem: PhysicalMemory;
+  readonly pgd: PageTables;
+  readonly env: MemoryEnv;
   readonly mmu: Mmu | null;
-  private readonly opts: PagetableOpsOptions;
 
   constructor(
     readonly mm: MmStruct,
-    opts: PagetableOpsOptions,
+    private readonly opts: PagetableOpsOptions,
   ) {
-    this.opts = opts;
-    this.mem = opts.mem;
+    this.env = 'env' in opts ? opts.env : makeMemoryEnv({ mem: opts.mem });
     this.mmu = opts.mmu ?? null;
-    this.pt = new PageTables(opts.mem, { pcid: opts.pcid ?? 0 });
+    this.pgd = new PageTables(this.env.mem, { pcid: opts.pcid ?? 0 });
   }
 
   /** A {@link PageTableFactory} for {@link MmConfig.pageTables}. */
@@ -106,143 +110,138 @@ export class PagetableOps implements MmPageTableOps {
   }
 
   forkFactory(): (mm: MmStruct) => PagetableOps {
-    return PagetableOps.factory({ mem: this.opts.mem, mmu: this.opts.mmu });
+    return PagetableOps.factory({ env: this.env, mmu: this.opts.mmu });
   }
 
-  /** Whether `pfn` holds a normal page (not the zero page or a special mapping): vm_normal_page(). */
-  private normalPage(pte: bigint): Page | null {
-    if (pteSpecial(pte)) return null;
-    const pfn = ptePfn(pte);
-    if (pfn === this.mem.zeroPfn) return null;
-    return this.mem.page(pfn);
+  private get mem(): PhysicalMemory {
+    return this.env.mem;
   }
 
-  /** Calls `fn` for every existing page table (level 1) overlapping [start, end), with its range. */
-  private *forEachTable(
-    start: number,
-    end: number,
-    fn: (tablePa: number, s: number, e: number) => Kernel<void>,
-    tablePa = this.pt.pgd,
-    level: Level = this.pt.levels,
-  ): Kernel<void> {
-    const span = 2 ** levelShift[level];
-    let a = start;
-    while (a < end) {
-      const regionEnd = Math.min(end, (Math.floor(a / span) + 1) * span);
-      const entryPa = tablePa + tableIndex(a, level) * 8;
-      const e = yield* this.pt.readEntryK(entryPa, 'walk');
-      if ((e & _PAGE_PRESENT) !== 0n && !(level <= 3 && (e & _PAGE_PSE) !== 0n)) {
-        if (level === 2) yield* fn(entryTablePa(e), a, regionEnd);
-        else yield* this.forEachTable(a, regionEnd, fn, entryTablePa(e), (level - 1) as Level);
-      }
-      a = regionEnd;
-    }
-  }
-
+  /**
+   * Models `zap_pte_range()` and `unmap_page_range()` in mm/memory.c: under the PTE lock, each PTE is
+   * cleared with `ptep_get_and_clear()` (so a hardware Dirty/Accessed update cannot be lost), its page's
+   * mapcount dropped, and its reference handed to `tlb`; the RSS counters are updated once per table
+   * (`add_mm_rss_vec()`).
+   */
   *zapRange(tlb: MmuGather, vma: VmArea, start: number, end: number): Kernel<number> {
     let cleared = 0;
-    const mm = this.mm;
-    const self = this;
-    yield* this.forEachTable(start, end, function* (tablePa, s, e) {
-      const ptl = pteLockptr(self.mem, tablePa);
-      yield* ptl.lock();
-      for (let a = s; a < e; a += 4096) {
-        const ptep = tablePa + tableIndex(a, 1) * 8;
-        if (pteNone(self.mem.read64(ptep))) continue;
-        const old = yield* self.pt.ptepGetAndClear(a, ptep);
+    const { mm, pgd: pt, env } = this;
+    yield* forEachPmd(pt, start, end, function* (pmdp, s, e) {
+      const locked = yield* pteOffsetMapLock(pt, pmdp, s);
+      if (locked === null) return;
+      const rss = new Array<number>(NR_MM_COUNTERS).fill(0);
+      for (let a = s, ptep = locked.ptep; a < e; a += PAGE_SIZE, ptep += 8) {
+        if (pteNone(yield* pt.ptepGet(ptep))) continue;
+        const old = yield* pt.ptepGetAndClear(a, ptep);
         if (!ptePresent(old)) continue;
         cleared++;
         tlb.needFlush = true; // tlb_remove_tlb_entry()
-        const page = self.normalPage(old);
+        const page = vmNormalPage(env, vma, a, old);
         if (page === null) continue;
-        yield* mm.addMmCounter(mmCounterOf(vma, page), -1);
-        yield* pageMapcountDec(page);
+        rss[mmCounter(page)]--;
+        yield* folioRemoveRmap(page);
         // The reference is dropped after the TLB flush (tlb_remove_page + tlb_finish_mmu).
         tlb.defer(() => putPage(page));
       }
-      yield* ptl.unlock();
+      for (let i = 0; i < NR_MM_COUNTERS; i++) if (rss[i] !== 0) yield* addMmCounter(mm, i, rss[i]);
+      yield* locked.ptl.unlock();
     });
     return cleared;
   }
 
+  /**
+   * Models `change_pte_range()` in mm/mprotect.c: under the PTE lock, each present PTE is taken with
+   * `ptep_modify_prot_start()` (cleared atomically, so no CPU's MMU can set Accessed or Dirty in it while it
+   * is rewritten), given the new protection (`pte_modify()`), made writable at once where
+   * `can_change_pte_writable()` allows (an exclusive anonymous page of a private writable VMA), and put back
+   * with `ptep_modify_prot_commit()`. PTEs whose change a TLB must see (`pte_needs_flush()`) are recorded
+   * in `tlb`.
+   */
   *changeProtection(tlb: MmuGather, vma: VmArea, start: number, end: number, newProt: bigint): Kernel<void> {
-    const self = this;
+    const { pgd: pt, env } = this;
     const privateWritable = (vma.vmFlags & (VM_WRITE | VM_SHARED)) === VM_WRITE;
-    yield* this.forEachTable(start, end, function* (tablePa, s, e) {
-      const ptl = pteLockptr(self.mem, tablePa);
-      yield* ptl.lock();
-      for (let a = s; a < e; a += 4096) {
-        const ptep = tablePa + tableIndex(a, 1) * 8;
-        const old = self.mem.read64(ptep);
-        if (!ptePresent(old)) continue;
+    yield* forEachPmd(pt, start, end, function* (pmdp, s, e) {
+      const locked = yield* pteOffsetMapLock(pt, pmdp, s);
+      if (locked === null) return;
+      for (let a = s, ptep = locked.ptep; a < e; a += PAGE_SIZE, ptep += 8) {
+        if (!ptePresent(yield* pt.ptepGet(ptep))) continue;
+        const old = yield* pt.ptepModifyProtStart(a, ptep);
         let pte = pteModify(old, newProt);
         // MM_CP_TRY_CHANGE_WRITABLE: an exclusive anonymous page of a private writable VMA can be made
         // writable at once (can_change_private_pte_writable()); everything else keeps faulting for COW.
-        const page = self.normalPage(old);
-        if (privateWritable && !pteWrite(pte) && page !== null && pageAnonExclusive(page))
-          pte = pteMkwrite(pte);
+        if (privateWritable && !pteWrite(pte)) {
+          const page = vmNormalPage(env, vma, a, old);
+          if (page !== null && pageAnonExclusive(page)) pte = pteMkwrite(pte);
+        }
+        yield* pt.ptepModifyProtCommit(a, ptep, old, pte);
         if (pteNeedsFlush(old, pte)) tlb.needFlush = true; // tlb_flush_pte_range()
-        yield* self.pt.setPteAt(a, ptep, pte);
       }
-      yield* ptl.unlock();
+      yield* locked.ptl.unlock();
     });
   }
 
   /**
-   * Allocates the tables down to the PTE for `addr` (pte_alloc_map and the upper-level allocs). Throws
-   * @spf/pagetable's OutOfMemoryError when a table cannot be allocated (Linux returns -ENOMEM up the
-   * chain; fork turns it into ENOMEM, see dupMmap).
+   * Models `copy_pte_range()` / `copy_present_pte()` in mm/memory.c for fork: for each PTE table of `src`,
+   * the child's table is allocated with Linux's locks (`pte_alloc_map_lock()`), its lock taken, then the
+   * parent's (`spin_lock_nested()`); each present PTE is copied, write-protected in both mms for COW
+   * mappings (`ptep_set_wrprotect()` on the parent's), cleaned for shared ones and made old, and its page
+   * gains a reference and a mapcount; the child's RSS counters are updated once per table. Throws
+   * OutOfMemoryError when a child table cannot be allocated (dup_mmap turns it into ENOMEM).
    */
-  private *pteAllocMap(addr: number): Kernel<number> {
-    const pgdp = this.pt.pgdOffset(addr);
-    const p4dp = yield* this.pt.p4dAlloc(pgdp, addr);
-    if (p4dp === null) throw tableOom('p4d table', addr);
-    const pudp = yield* this.pt.pudAlloc(p4dp, addr);
-    if (pudp === null) throw tableOom('pud table', addr);
-    const pmdp = yield* this.pt.pmdAlloc(pudp, addr);
-    if (pmdp === null) throw tableOom('pmd table', addr);
-    const ptep = yield* this.pt.pteAllocMap(pmdp, addr);
-    if (ptep === null) throw tableOom('page table', addr);
-    return ptep;
-  }
-
-  *copyPageRange(dst: VmArea, src: VmArea): Kernel<void> {
-    const srcOps = src.vmMm.pageTables as PagetableOps;
-    kassert(srcOps instanceof PagetableOps, 'copy_page_range needs both mms on @spf/pagetable');
-    const self = this;
-    const dstMm = this.mm;
+  *copyPageRange(_dst: VmArea, src: VmArea): Kernel<void> {
+    const spt = src.vmMm.pgd;
+    const { pgd: dpt, env, mm: dstMm } = this;
     const cow = src.isCowMapping();
     const shared = (src.vmFlags & VM_SHARED) !== 0;
-    yield* srcOps.forEachTable(src.vmStart, src.vmEnd, function* (tablePa, s, e) {
-      for (let a = s; a < e; a += 4096) {
-        const sptep = tablePa + tableIndex(a, 1) * 8;
-        let pte = srcOps.mem.read64(sptep);
+    kassert(spt !== dpt, 'copy_page_range: source and destination are the same mm');
+    yield* forEachPmd(spt, src.vmStart, src.vmEnd, function* (spmdp, s, e) {
+      // copy_pmd_range() skips what has nothing to copy; so does this (no child table for an empty one).
+      const first = (yield* spt.pteOffsetMap(spmdp, s)) as number;
+      let any = false;
+      for (let p = first; p < first + ((e - s) / PAGE_SIZE) * 8 && !any; p += 8) any = ptePresent(yield* spt.ptepGet(p));
+      if (!any) return;
+      const dpmdp = yield* pmdAllocWalk(env, dstMm, s);
+      if (dpmdp === null || !(yield* pteAlloc(env, dstMm, dpmdp))) {
+        throw new OutOfMemoryError(`out of simulated memory allocating a page table for 0x${s.toString(16)}`, 0);
+      }
+      const dlocked = yield* pteOffsetMapLock(dpt, dpmdp, s);
+      kassert(dlocked !== null, 'copy_page_range: the new page table vanished');
+      const sptl = pteLockptr(spt, yield* spt.pmdpGet(spmdp));
+      yield* sptl.lockNested(SINGLE_DEPTH_NESTING);
+      const sptep0 = (yield* spt.pteOffsetMap(spmdp, s)) as number;
+      const rss = new Array<number>(NR_MM_COUNTERS).fill(0);
+      for (let a = s, i = 0; a < e; a += PAGE_SIZE, i++) {
+        const sptep = sptep0 + i * 8;
+        let pte = yield* spt.ptepGet(sptep);
         if (!ptePresent(pte)) continue;
-        const dptep = yield* self.pteAllocMap(a);
-        const sptl = pteLockptr(srcOps.mem, sptep);
-        yield* sptl.lock();
-        pte = yield* srcOps.pt.ptepGet(sptep);
-        const page = srcOps.normalPage(pte);
+        const page = vmNormalPage(env, src, a, pte);
+        if (page !== null) {
+          yield* getPage(page);
+          yield* pageMapcountInc(page); // folio_try_dup_anon_rmap_pte() / folio_dup_file_rmap_pte()
+          rss[mmCounter(page)]++;
+        }
         if (cow && pteWrite(pte)) {
-          yield* srcOps.pt.ptepSetWrprotect(a, sptep);
+          yield* spt.ptepSetWrprotect(a, sptep);
           pte = pteWrprotect(pte);
         }
         if (shared) pte = pteMkclean(pte);
         pte = pteMkold(pte);
-        if (page !== null) {
-          yield* getPage(page);
-          yield* pageMapcountInc(page);
-          yield* dstMm.addMmCounter(mmCounterOf(dst, page), 1);
-        }
-        yield* sptl.unlock();
-        const dptl = pteLockptr(self.mem, dptep);
-        yield* dptl.lock();
-        yield* self.pt.setPteAt(a, dptep, pte);
-        yield* dptl.unlock();
+        yield* dpt.setPteAt(a, dlocked.ptep + i * 8, pte);
       }
+      for (let t = 0; t < NR_MM_COUNTERS; t++) if (rss[t] !== 0) yield* addMmCounter(dstMm, t, rss[t]);
+      yield* sptl.unlock();
+      yield* dlocked.ptl.unlock();
     });
   }
 
+  /**
+   * Models `move_page_tables()` and `move_ptes()` in mm/mremap.c: moves the PTEs of [oldAddr, oldAddr+len)
+   * to newAddr, one extent (the part inside one PMD at both ends) at a time: `get_old_pmd()` (an extent with
+   * no old table is skipped), `alloc_new_pmd()` and `pte_alloc()` with Linux's locks, then under the old
+   * table's lock and the new one's (nested when different) each PTE is taken with `ptep_get_and_clear()` and
+   * set at the new address; a present one is recorded in `tlb` (force_flush). Returns how many bytes were
+   * moved: `len`, or the extents before the first table that could not be allocated.
+   */
   *movePageTables(
     tlb: MmuGather,
     _vma: VmArea,
@@ -252,45 +251,53 @@ export class PagetableOps implements MmPageTableOps {
     len: number,
   ): Kernel<number> {
     // page->index of anonymous pages stays valid: copy_vma() keeps vm_pgoff for faulted VMAs.
-    const self = this;
-    const moves: { from: number; to: number }[] = [];
-    yield* this.forEachTable(oldAddr, oldAddr + len, function* (tablePa, s, e) {
-      for (let a = s; a < e; a += 4096) {
-        if (ptePresent(self.mem.read64(tablePa + tableIndex(a, 1) * 8)))
-          moves.push({ from: a, to: newAddr + (a - oldAddr) });
+    const { pgd: pt, env, mm } = this;
+    const pmdSpan = 2 ** levelShift[2];
+    for (let done = 0; done < len; ) {
+      const oldA = oldAddr + done;
+      const newA = newAddr + done;
+      const extent = Math.min(
+        len - done,
+        (Math.floor(oldA / pmdSpan) + 1) * pmdSpan - oldA,
+        (Math.floor(newA / pmdSpan) + 1) * pmdSpan - newA,
+      );
+      const oldPmd = yield* this.getOldPmd(oldA);
+      if (oldPmd !== null) {
+        const newPmd = yield* pmdAllocWalk(env, mm, newA);
+        if (newPmd === null || !(yield* pteAlloc(env, mm, newPmd))) return done;
+        const olocked = yield* pteOffsetMapLock(pt, oldPmd, oldA);
+        if (olocked !== null) {
+          const nptl = pteLockptr(pt, yield* pt.pmdpGet(newPmd));
+          const nested = nptl !== olocked.ptl;
+          if (nested) yield* nptl.lockNested(SINGLE_DEPTH_NESTING);
+          const nptep = (yield* pt.pteOffsetMap(newPmd, newA)) as number;
+          for (let off = 0; off < extent; off += PAGE_SIZE) {
+            const i = off / PAGE_SIZE;
+            if (pteNone(yield* pt.ptepGet(olocked.ptep + i * 8))) continue;
+            const pte = yield* pt.ptepGetAndClear(oldA + off, olocked.ptep + i * 8);
+            if (ptePresent(pte)) tlb.needFlush = true; // move_ptes(): force_flush
+            yield* pt.setPteAt(newA + off, nptep + i * 8, pte);
+          }
+          if (nested) yield* nptl.unlock();
+          yield* olocked.ptl.unlock();
+        }
       }
-    });
-    for (const m of moves) {
-      let dptep: number;
-      try {
-        dptep = yield* this.pteAllocMap(m.to);
-      } catch (e) {
-        // alloc_new_pmd() / pte_alloc() failed: stop here and report how far the move got.
-        if (e instanceof OutOfMemoryError) return m.from - oldAddr;
-        throw e;
-      }
-      const ptep = (yield* this.lookupPtep(m.from)) as number;
-      const ptl = pteLockptr(this.mem, ptep);
-      yield* ptl.lock();
-      const pte = yield* this.pt.ptepGetAndClear(m.from, ptep);
-      if (ptePresent(pte)) tlb.needFlush = true; // move_ptes(): force_flush
-      yield* ptl.unlock();
-      const dptl = pteLockptr(this.mem, dptep);
-      yield* dptl.lock();
-      yield* this.pt.setPteAt(m.to, dptep, pte);
-      yield* dptl.unlock();
+      done += extent;
     }
     return len;
   }
 
-  private *lookupPtep(addr: number): Kernel<number | null> {
-    const pgdp = this.pt.pgdOffset(addr);
-    const p4dp = yield* this.pt.p4dOffset(pgdp, addr);
-    if (((yield* this.pt.readEntryK(p4dp)) & _PAGE_PRESENT) === 0n) return null;
-    const pudp = yield* this.pt.pudOffset(p4dp, addr);
-    if (((yield* this.pt.readEntryK(pudp)) & _PAGE_PRESENT) === 0n) return null;
-    const pmdp = yield* this.pt.pmdOffset(pudp, addr);
-    return yield* this.pt.pteOffsetMap(pmdp, addr);
+  /** Models `get_old_pmd()` in mm/mremap.c: the PMD pointer for `addr` if every level above exists and it links a table. */
+  private *getOldPmd(addr: number): Kernel<number | null> {
+    const pt = this.pgd;
+    const pgdp = pt.pgdOffset(addr);
+    const p4dp = yield* pt.p4dOffset(pgdp, addr);
+    if (((yield* pt.p4dpGet(p4dp)) & _PAGE_PRESENT) === 0n) return null;
+    const pudp = yield* pt.pudOffset(p4dp, addr);
+    if (((yield* pt.pudpGet(pudp)) & _PAGE_PRESENT) === 0n) return null;
+    const pmdp = yield* pt.pmdOffset(pudp, addr);
+    if (pmdNone(yield* pt.pmdpGet(pmdp))) return null;
+    return pmdp;
   }
 
   /**
@@ -300,7 +307,7 @@ export class PagetableOps implements MmPageTableOps {
    */
   *freePgtables(tlb: MmuGather, floor: number, start: number, end: number, ceiling: number): Kernel<void> {
     const ceil = ceiling === 0 ? 2 ** 48 : ceiling;
-    yield* this.freeRange(tlb, this.pt.pgd, this.pt.levels, floor, start, end, ceil);
+    yield* this.freeRange(tlb, this.pgd.pgd, this.pgd.levels, floor, start, end, ceil);
   }
 
   /**
@@ -316,11 +323,12 @@ export class PagetableOps implements MmPageTableOps {
     end: number,
     ceiling: number,
   ): Kernel<void> {
+    const pt = this.pgd;
     const span = 2 ** levelShift[level];
     let a = Math.floor(start / span) * span;
     for (; a < end; a += span) {
       const entryPa = tablePa + tableIndex(a, level) * 8;
-      const e = yield* this.pt.readEntryK(entryPa, 'free_pgd_range');
+      const e = yield* pt.readEntryK(entryPa, 'free_pgd_range');
       if ((e & _PAGE_PRESENT) === 0n || (level <= 3 && (e & _PAGE_PSE) !== 0n)) continue;
       const child = entryTablePa(e);
       if (level > 2) {
@@ -335,38 +343,41 @@ export class PagetableOps implements MmPageTableOps {
         );
       }
       if (a < floor || a + span > ceiling) continue;
+      // Whether the child table is empty: an inspection of table contents the caller already emptied (Linux
+      // frees without looking; a non-empty PTE table here is a bug, an upper one is still used elsewhere).
       let empty = true;
       for (let i = 0; i < 512 && empty; i++) empty = pteNone(this.mem.read64(child + i * 8));
       if (!empty) {
         kassert(level > 2, () => `free_pgtables: page table at 0x${child.toString(16)} still maps pages`);
         continue;
       }
-      yield* this.pt.writeEntryK(entryPa, 0n, 'pmd_clear');
+      if (level === 2) yield* pt.pmdClear(entryPa);
+      else if (level === 3) yield* pt.pudClear(entryPa);
+      else if (level === 4) yield* pt.p4dClear(entryPa);
+      else yield* pt.pgdClear(entryPa);
       const childLevel = (level - 1) as Level;
       tlb.needFlush = true; // pte_free_tlb() and friends set freed_tables
-      tlb.defer(() => this.pt.freeTablePage(child / 4096, childLevel));
+      tlb.defer(() => pt.freeTablePage(child / PAGE_SIZE, childLevel));
     }
   }
 
   *tlbFinishMmu(tlb: MmuGather, start: number, end: number): Kernel<void> {
-    if (tlb.needFlush && this.mmu) yield* flushTlbMmRange(this.mmu, this.pt, start, end);
+    if (tlb.needFlush && this.mmu) yield* flushTlbMmRange(this.mmu, this.pgd, start, end);
     tlb.needFlush = false;
     // Pages and page-table pages unlinked before this flush can be freed now.
     yield* tlb.release();
   }
 
   *flushTlbMm(): Kernel<void> {
-    if (this.mmu) yield* flushTlbMmRange(this.mmu, this.pt, 0, this.mm.taskSize);
+    if (this.mmu) yield* flushTlbMmRange(this.mmu, this.pgd, 0, this.mm.taskSize);
   }
 
   *flushTlbPage(addr: number): Kernel<void> {
-    if (this.mmu) yield* flushTlbMmRange(this.mmu, this.pt, addr, addr + 4096);
+    if (this.mmu) yield* flushTlbMmRange(this.mmu, this.pgd, addr, addr + PAGE_SIZE);
   }
 
   *presentPtes(start: number, end: number): Generator<PresentPte> {
-    const mm = this.mm;
-    const mem = this.mem;
-    const self = this;
+    const { mm, mem, env } = this;
     function* walk(tablePa: number, level: Level, s: number, e: number): Generator<PresentPte> {
       const span = 2 ** levelShift[level];
       let a = s;
@@ -375,8 +386,8 @@ export class PagetableOps implements MmPageTableOps {
         const entry = mem.read64(tablePa + tableIndex(a, level) * 8);
         if (level === 1) {
           if (ptePresent(entry)) {
-            const page = self.normalPage(entry);
             const vma = mm.vmaLookup(a);
+            const page = vma === null ? null : vmNormalPage(env, vma, a, entry);
             yield {
               addr: a,
               pte: entry,
@@ -384,7 +395,7 @@ export class PagetableOps implements MmPageTableOps {
               user: pteUser(entry) && (entry & _PAGE_PRESENT) !== 0n,
               executable: pteExec(entry) && (entry & _PAGE_PRESENT) !== 0n,
               page,
-              rssType: page === null || vma === null ? -1 : mmCounterOf(vma, page),
+              rssType: page === null ? -1 : mmCounter(page),
             };
           }
         } else if ((entry & _PAGE_PRESENT) !== 0n && (entry & _PAGE_PSE) === 0n) {
@@ -393,11 +404,24 @@ export class PagetableOps implements MmPageTableOps {
         a = regionEnd;
       }
     }
-    yield* walk(this.pt.pgd, this.pt.levels, start, Math.min(end, 2 ** 47));
+    yield* walk(this.pgd.pgd, this.pgd.levels, start, Math.min(end, 2 ** 47));
   }
 
-  /** Frees every page-table page (exit_mmap's final free_pgtables + pgd_free). Pages must be zapped. */
+  /**
+   * The end of `exit_mmap()`'s teardown (`free_pgtables()` of what is left, then `pgd_free()`): every CPU
+   * that still has this address space loaded drops it and its TLB (the exiting task's final `switch_mm()`),
+   * then every page-table page is freed. The pages must have been zapped.
+   */
   destroy(): void {
-    this.pt.destroy(`exit_mmap of ${this.mm.name}`);
+    if (this.mmu !== null) {
+      for (let c = 0; c < this.mmu.cpuCount; c++) {
+        const st = this.mmu.cpu(c);
+        if (st.mm === this.pgd) {
+          this.mmu.flushAll(c);
+          st.mm = null;
+        }
+      }
+    }
+    this.pgd.destroy(`exit_mmap of ${this.mm.name}`);
   }
 }

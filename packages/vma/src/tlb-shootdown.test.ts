@@ -42,7 +42,7 @@ function setup(op: Op, freeUnderPtl = false, shootdown = true, touched = true) {
     prot: PROT_READ | PROT_WRITE,
     flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
   });
-  const pt = (mm.pageTables as PagetableOps).pt;
+  const pt = mm.pgd;
   mmu.switchMm(0, pt);
   mmu.switchMm(1, pt);
   if (touched) {
@@ -143,7 +143,7 @@ describe('TLB shootdown', () => {
           flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
         });
         touch(mm, A, 2 * P);
-        const pt = (mm.pageTables as PagetableOps).pt;
+        const pt = mm.pgd;
         for (const cpu of [0, 1, 2]) mmu.switchMm(cpu, pt);
         expect(mmu.access(2, A, ACCESS_USER)).toBeGreaterThan(0);
         let running = 2;

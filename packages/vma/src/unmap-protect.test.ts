@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { Errno } from './errno.js';
 import { checkMmInvariants } from './mm-invariants.js';
 import { MM_ANONPAGES, MmStruct } from './mm-struct.js';
-import type { PagetableOps } from './pagetable-backed-ops.js';
 import { procMaps } from './proc-maps.js';
 import { madviseSync, mmapSync, mprotectSync, munmapSync } from './sync-api.js';
 import { makeSystem, touch } from './test-support/system.js';
@@ -59,7 +58,7 @@ describe('munmap', () => {
     expect(mm.mapCount).toBe(0);
     expect(mm.rss[MM_ANONPAGES]).toBe(0);
     // The page table, page directory and PDPT that only served the arena are gone too.
-    expect((mm.pageTables as PagetableOps).pt.tables.slice(1, 4)).toEqual([0, 0, 0]);
+    expect(mm.pgd.tables.slice(1, 4)).toEqual([0, 0, 0]);
   });
 
   it('rejects unaligned starts, zero lengths and ranges past TASK_SIZE with EINVAL; holes are fine', () => {

@@ -1,6 +1,8 @@
 import { Refcount } from '@spf/locks';
+import { type Page, putPage } from '@spf/pagetable';
 import { Cell, type Kernel, kassert, MemoryLine, UseAfterFreeError } from '@spf/machine';
 import type { AnonVma, AnonVmaChain } from './anon-vma.js';
+import type { MemoryEnv } from './memory/memory-env.js';
 import { createSeqCount, createVmaLock, type SeqCounter, type SleepingRwLock } from './mm-locks.js';
 import type { MmStruct } from './mm-struct.js';
 import { vmGetPageProt } from './page-prot.js';
@@ -28,8 +30,8 @@ export interface VmFile {
   readonly ino: number;
   /** get_file(): a VMA now references the file. */
   get?(): void;
-  /** fput(): a VMA dropped its reference. */
-  put?(): void;
+  /** fput(): a VMA dropped its reference; the last one may release what the file owns (kernel code). */
+  put?(): Kernel<void>;
 }
 
 /** The fault context handed to vm_ops (struct vm_fault, reduced). Fault handlers extend it. */
@@ -41,8 +43,10 @@ export interface VmFault {
   readonly pgoff: number;
   /** FAULT_FLAG_* bits. */
   readonly flags: number;
-  /** The page the handler returns (a struct page of @spf/pagetable). */
-  page?: unknown;
+  /** The system the fault runs in (physical memory, costs): what a `->fault` allocates pages from. */
+  readonly env: MemoryEnv;
+  /** The page the handler returns (`vmf->page`). */
+  page?: Page;
 }
 
 /**
@@ -67,24 +71,36 @@ let shmemIno = 1;
 /**
  * The file behind a shared anonymous mapping: shmem_zero_setup() in mm/shmem.c gives each MAP_SHARED |
  * MAP_ANONYMOUS mapping its own shmem file, which /proc/PID/maps shows as `/dev/zero (deleted)` on device
- * 00:01. Its pages (the page cache of that file) are kept here for the fault handler.
+ * 00:01. Its pages (the page cache of that unlinked file, filled by the shmem fault handler) are owned
+ * here: each holds one reference, dropped when the last VMA referencing the file goes ({@link put}).
  */
 export class ShmemZeroFile implements VmFile {
   readonly path = '/dev/zero (deleted)';
   readonly devMajor = 0;
   readonly devMinor = 1;
   readonly ino: number;
+  /** References: one per VMA (`f_count`). */
   refs = 0;
-  /** Page cache: pgoff -> page (owned by the fault handler that fills it). */
-  readonly pages = new Map<number, unknown>();
+  /** Page cache: pgoff -> page, each holding one reference of the file's. */
+  readonly pages = new Map<number, Page>();
   constructor(readonly size: number) {
     this.ino = shmemIno++;
   }
   get(): void {
     this.refs++;
   }
-  put(): void {
+  /**
+   * `fput()`. The last reference evicts the inode (`__fput()` -> `iput()` -> `shmem_evict_inode()`, which
+   * truncates the page cache): every page the file holds loses the file's reference, so a page no PTE maps
+   * any more is freed. Runs when the VMA that held it is removed (munmap, mremap, exit, a failed fork),
+   * whichever thread does it, so nothing polls for unused files.
+   */
+  *put(): Kernel<void> {
     this.refs--;
+    if (this.refs > 0) return;
+    const pages = [...this.pages.values()];
+    this.pages.clear();
+    for (const p of pages) yield* putPage(p);
   }
 }
 

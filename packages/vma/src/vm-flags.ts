@@ -1,3 +1,4 @@
+import { PAGE_SHIFT, PAGE_SIZE } from '@spf/pagetable';
 /**
  * vm_flags bits with the values of include/linux/mm.h (x86-64, CONFIG_MEM_SOFT_DIRTY, 64-bit), and the
  * uapi constants of the mapping syscalls (include/uapi/asm-generic/mman-common.h, mman.h, linux/mman.h).
@@ -103,9 +104,8 @@ export const MADV_SEQUENTIAL = 2;
 export const MADV_WILLNEED = 3;
 export const MADV_DONTNEED = 4;
 
-/** x86-64 page size and helpers. */
-export const PAGE_SHIFT = 12;
-export const PAGE_SIZE = 4096;
+/** x86-64 page size (defined once, in @spf/pagetable) and helpers. */
+export { PAGE_SHIFT, PAGE_SIZE };
 /** True if `addr` is a multiple of the page size. */
 export function pageAligned(addr: number): boolean {
   return addr % PAGE_SIZE === 0;

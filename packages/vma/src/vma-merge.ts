@@ -66,7 +66,7 @@ export function* commitVmaChanges(
   for (const r of removes) yield* vmWriteEnd(r);
   for (const c of changes) yield* vmWriteEnd(c.vma);
   for (const r of removes) {
-    r.vmFile?.put?.();
+    if (r.vmFile?.put) yield* r.vmFile.put();
     unlinkAnonVmas(r);
     yield* putVma(r);
   }

@@ -54,9 +54,9 @@ export function makeFixture(opts: FixtureOptions = {}) {
   const mem = new PhysicalMemory({ size: opts.memory ?? 64 * 1024 * 1024, zeroPage: opts.zeroPage ?? true });
   const env: FaultEnv = makeFaultEnv({ mem, cost: defaultCostModel, pteSpecial: opts.pteSpecial });
   const mmu = new Mmu(mem, { cpus: 1 });
-  const newMm = () => new MmStruct({ pageTables: PagetableOps.factory({ mem, mmu }) });
+  const newMm = () => new MmStruct({ pageTables: PagetableOps.factory({ env, mmu }) });
   const mm = newMm();
-  const ptOf = (m: MmStruct) => (m.pageTables as PagetableOps).pt;
+  const ptOf = (m: MmStruct) => m.pgd;
   const task = new TaskFaultCounters();
   const bootFree = mem.freeCount;
 
@@ -64,7 +64,6 @@ export function makeFixture(opts: FixtureOptions = {}) {
     return runSync(
       doUserAddrFault(env, {
         mm: m,
-        pt: ptOf(m),
         address,
         errorCode,
         task: t,

@@ -1,6 +1,6 @@
 import { type Kernel, writeEffect } from '@spf/machine';
 import { type Page, pageMapcountDec, pageMapcountInc } from '@spf/pagetable';
-import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, type VmArea } from '@spf/vma';
+import type { VmArea } from '../vm-area.js';
 
 /**
  * Models `folio_add_new_anon_rmap()` in mm/rmap.c for a single new page: it becomes an anonymous page of
@@ -25,14 +25,4 @@ export function* folioAddFileRmap(page: Page): Kernel<void> {
 /** Models `folio_remove_rmap_pte()` in mm/rmap.c: one PTE fewer maps the page. */
 export function* folioRemoveRmap(page: Page): Kernel<void> {
   yield* pageMapcountDec(page);
-}
-
-/** Models `mm_counter_file()` in include/linux/mm.h: shmem pages (swap-backed) vs. ordinary file pages. */
-export function mmCounterFile(page: Page): number {
-  return page.test('swapbacked') ? MM_SHMEMPAGES : MM_FILEPAGES;
-}
-
-/** Models `mm_counter()` in include/linux/mm.h: which RSS counter a mapped page is accounted in. */
-export function mmCounter(page: Page): number {
-  return page.test('anon') ? MM_ANONPAGES : mmCounterFile(page);
 }
