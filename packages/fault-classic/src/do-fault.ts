@@ -1,5 +1,5 @@
 import type { Kernel } from '@spf/machine';
-import { lockPage, mkPte, Page, pteMkdirty, pteMkyoung, putPage, unlockPage } from '@spf/pagetable';
+import { lockPage, mkPte, type Page, pteMkdirty, pteMkyoung, putPage, unlockPage } from '@spf/pagetable';
 import {
   addMmCounter,
   anonVmaPrepare,

@@ -3,7 +3,6 @@ import { MAP_PRIVATE, PROT_READ, PROT_WRITE, VM_PFNMAP, type VmArea, vmNormalPag
 import { afterEach, describe, expect, it } from 'vitest';
 import { fixtureProblems, makeFixture } from './test-support/fixture.js';
 
-
 const A = 0x3000_0000;
 
 afterEach(() => {

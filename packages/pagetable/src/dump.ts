@@ -1,5 +1,12 @@
 import { canonicalize } from './canonical.js';
-import { _PAGE_PRESENT, _PAGE_PSE, type Level, levelShift, levelTableNames } from './entry-bits.js';
+import {
+  type Level,
+  levelShift,
+  levelTableNames,
+  _PAGE_PRESENT,
+  _PAGE_PSE,
+  PAGE_SIZE,
+} from './entry-bits.js';
 import { entryFlagNames } from './entry-format.js';
 import { entryTablePa, type PageTables, type VirtAddr } from './page-tables.js';
 import { FrameState } from './physical-memory.js';
@@ -68,11 +75,11 @@ export function dumpPageTables(
       }
       if (isLeaf) {
         const size = level === 1 ? '4K' : level === 2 ? '2M' : '1G';
-        const pa = (BigInt(ptePfn(entry)) * 4096n) & ~(span - 1n);
+        const pa = (BigInt(ptePfn(entry)) * BigInt(PAGE_SIZE)) & ~(span - 1n);
         emit(`${pad}${name} va ${va} -> pa ${hex(pa)} ${size} [${flags}]`);
       } else {
         const next = entryTablePa(entry);
-        const nextPfn = Math.floor(next / 4096);
+        const nextPfn = Math.floor(next / PAGE_SIZE);
         const usable = next < pt.mem.size && pt.mem.state[nextPfn] !== FrameState.free;
         emit(
           `${pad}${name} -> table ${hex(next)} [${flags}]${usable ? '' : ' (points outside allocated memory)'}`,

@@ -1,4 +1,4 @@
-import { type Level, levelEntryNames } from './entry-bits.js';
+import { type Level, levelEntryNames, PAGE_SIZE } from './entry-bits.js';
 import { entryFlagNames, formatErrorCode } from './entry-format.js';
 import type { PhysicalMemory } from './physical-memory.js';
 import { referenceWalk } from './reference-walk.js';
@@ -36,7 +36,7 @@ export function explainWalk(
     {
       readEntry(pa: bigint): bigint {
         const e = mem.walkRead(Number(pa));
-        const index = Number((pa % 4096n) / 8n);
+        const index = Number((pa % BigInt(PAGE_SIZE)) / 8n);
         lines.push(
           `  ${levelEntryNames[level]}[${index.toString(16).padStart(3, '0')}] @ pa ${hex(pa)} = ${hex(e, 16)} [${entryFlagNames(e, level).join(' ')}]`,
         );
@@ -50,7 +50,7 @@ export function explainWalk(
     access,
   );
   if (result.ok) {
-    const size = result.pageSize === 4096 ? '4K' : result.pageSize === 2097152 ? '2M' : '1G';
+    const size = result.pageSize === PAGE_SIZE ? '4K' : result.pageSize === 2097152 ? '2M' : '1G';
     lines.push(`-> pa ${hex(result.pa)} (${size} page)`);
   } else if (result.fault === 'GP') {
     lines.push('-> #GP: the address is not canonical');

@@ -2,14 +2,15 @@ import { type Kernel, self, readEffect, writeEffect, rmwEffect } from '@spf/mach
 import { checkCanonical } from './canonical.js';
 import { CpuMask } from './cpu-mask.js';
 import {
-  _PAGE_PRESENT,
-  _PAGE_PSE,
-  _PAGE_RW,
-  _PAGE_TABLE,
-  _PAGE_USER,
   type Level,
   levelShift,
   levelTableNames,
+  _PAGE_PRESENT,
+  _PAGE_PSE,
+  _PAGE_RW,
+  PAGE_SIZE,
+  _PAGE_TABLE,
+  _PAGE_USER,
   PTE_PFN_MASK,
 } from './entry-bits.js';
 import {
@@ -58,7 +59,7 @@ export type WalkStep = {
   readonly entry: bigint;
 };
 
-const sizeLevel = (size: PageSize): Level => (size === 4096 ? 1 : size === 2097152 ? 2 : 3);
+const sizeLevel = (size: PageSize): Level => (size === PAGE_SIZE ? 1 : size === 2097152 ? 2 : 3);
 
 /** `2 ** levelShift[level]`, precomputed (tableIndex runs several times per fault). */
 const levelSpan: readonly number[] = levelShift.map((s) => 2 ** s);
@@ -115,7 +116,7 @@ export class PageTables {
     this.pcid = pcid;
     const pfn = mem.allocFrames(0);
     mem.flagWords[pfn] |= PG.table;
-    this.pgd = pfn * 4096;
+    this.pgd = pfn * PAGE_SIZE;
     this.tables[this.levels] = 1;
   }
 
@@ -324,19 +325,19 @@ export class PageTables {
   }
   /** `pte_free(mm, table)`. */
   *pteFree(tablePa: number): Kernel<void> {
-    yield* this.freeTablePage(Math.floor(tablePa / 4096), 1);
+    yield* this.freeTablePage(Math.floor(tablePa / PAGE_SIZE), 1);
   }
   /** `pmd_free(mm, table)`. */
   *pmdFree(tablePa: number): Kernel<void> {
-    yield* this.freeTablePage(Math.floor(tablePa / 4096), 2);
+    yield* this.freeTablePage(Math.floor(tablePa / PAGE_SIZE), 2);
   }
   /** `pud_free(mm, table)`. */
   *pudFree(tablePa: number): Kernel<void> {
-    yield* this.freeTablePage(Math.floor(tablePa / 4096), 3);
+    yield* this.freeTablePage(Math.floor(tablePa / PAGE_SIZE), 3);
   }
   /** `p4d_free(mm, table)`. */
   *p4dFree(tablePa: number): Kernel<void> {
-    yield* this.freeTablePage(Math.floor(tablePa / 4096), 4);
+    yield* this.freeTablePage(Math.floor(tablePa / PAGE_SIZE), 4);
   }
   /**
    * `free_pte_range()` (mm/memory.c): unlinks the page table under `*pmdp` and frees it. The caller must have
@@ -356,7 +357,7 @@ export class PageTables {
    * `pmd_lockptr()` reach: its {@link Page.ptl} slot holds the split page-table lock).
    */
   tablePageOf(p: number): Page {
-    return this.mem.page(Math.floor(p / 4096));
+    return this.mem.page(Math.floor(p / PAGE_SIZE));
   }
 
   // ---- synchronous API -------------------------------------------------------------------------
@@ -403,8 +404,8 @@ export class PageTables {
    * {@link OutOfMemoryError}) leaving the tables unchanged. Returns the physical address of the leaf entry.
    */
   map(va: VirtAddr, pa: number | bigint, opts: MapOptions = {}): number {
-    const size = opts.size ?? 4096;
-    if (size !== 4096 && size !== 2097152 && size !== 1073741824) {
+    const size = opts.size ?? PAGE_SIZE;
+    if (size !== PAGE_SIZE && size !== 2097152 && size !== 1073741824) {
       throw new InvalidArgumentError(`page size must be 4096, 2097152 or 1073741824, got ${String(size)}`);
     }
     const vaBig = checkCanonical(va, this.la57);
@@ -471,7 +472,7 @@ export class PageTables {
       let e = this.mem.read64(p);
       if (pteNone(e)) {
         const pfn = this.allocTablePage((l - 1) as Level)!;
-        e = BigInt(pfn * 4096) | tableFlags;
+        e = BigInt(pfn * PAGE_SIZE) | tableFlags;
         this.mem.write64(p, e);
       }
       table = entryTablePa(e);
@@ -519,7 +520,7 @@ export class PageTables {
           walk(entryTablePa(e), (level - 1) as Level);
         }
       }
-      const pfn = tablePa / 4096;
+      const pfn = tablePa / PAGE_SIZE;
       this.mem.flagWords[pfn] &= ~PG.table;
       this.tables[level]--;
       this.mem.freeFrames(pfn, 0, who);

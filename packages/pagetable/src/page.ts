@@ -1,3 +1,4 @@
+import { PAGE_SIZE } from './entry-bits.js';
 import { MemoryLine, UseAfterFreeError } from '@spf/machine';
 import type { PhysicalMemory } from './physical-memory.js';
 
@@ -64,7 +65,7 @@ export class Page {
   }
   /** Physical address of the frame. */
   get pa(): number {
-    return this.pfn * 4096;
+    return this.pfn * PAGE_SIZE;
   }
   /** Throws `UseAfterFreeError` if this page has been freed since the object was made. */
   check(): void {

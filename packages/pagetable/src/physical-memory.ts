@@ -1,3 +1,4 @@
+import { PAGE_SIZE } from './entry-bits.js';
 import { KernelFault, MemoryLine, UseAfterFreeError, WaitQueue } from '@spf/machine';
 import {
   DoubleFreeError,
@@ -105,7 +106,7 @@ export class PhysicalMemory {
     if (!Number.isInteger(maxPhyAddr) || maxPhyAddr < 36 || maxPhyAddr > 52) {
       throw new InvalidArgumentError(`maxPhyAddr must be an integer from 36 to 52, got ${maxPhyAddr}`);
     }
-    if (!Number.isSafeInteger(size) || size < 4 * 4096 || size % 4096 !== 0) {
+    if (!Number.isSafeInteger(size) || size < 4 * PAGE_SIZE || size % PAGE_SIZE !== 0) {
       throw new InvalidArgumentError(
         `memory size must be a multiple of 4096 bytes and at least 4 frames, got ${size}`,
       );
@@ -115,7 +116,7 @@ export class PhysicalMemory {
         `memory size 0x${size.toString(16)} does not fit below MAXPHYADDR (2^${maxPhyAddr}); raise maxPhyAddr or shrink memory`,
       );
     }
-    if (size / 4096 > 2 ** 31) throw new InvalidArgumentError('at most 2^31 frames are supported');
+    if (size / PAGE_SIZE > 2 ** 31) throw new InvalidArgumentError('at most 2^31 frames are supported');
     const quarantine = opts.quarantine ?? 0;
     if (!Number.isSafeInteger(quarantine) || quarantine < 0) {
       throw new InvalidArgumentError(
@@ -125,7 +126,7 @@ export class PhysicalMemory {
     this.quarantineLimit = quarantine;
     this.size = size;
     this.maxPhyAddr = maxPhyAddr;
-    const n = size / 4096;
+    const n = size / PAGE_SIZE;
     this.frames = n;
     this.state = new Uint8Array(n);
     this.refcounts = new Int32Array(n);
@@ -401,11 +402,11 @@ export class PhysicalMemory {
     if (this.state[pfn] === FrameState.free) {
       if (this.freedByIdx[pfn] !== 0) {
         throw new UseAfterFreeError(
-          `${what}: frame 0x${pfn.toString(16)} (pa 0x${(pfn * 4096).toString(16)}) was freed by ${this.freers[this.freedByIdx[pfn]]}; this access goes through a stale pointer or page-table entry`,
+          `${what}: frame 0x${pfn.toString(16)} (pa 0x${(pfn * PAGE_SIZE).toString(16)}) was freed by ${this.freers[this.freedByIdx[pfn]]}; this access goes through a stale pointer or page-table entry`,
         );
       }
       throw new WildAccessError(
-        `${what}: frame 0x${pfn.toString(16)} (pa 0x${(pfn * 4096).toString(16)}) was never allocated`,
+        `${what}: frame 0x${pfn.toString(16)} (pa 0x${(pfn * PAGE_SIZE).toString(16)}) was never allocated`,
       );
     }
   }
@@ -440,10 +441,10 @@ export class PhysicalMemory {
    */
   private newContents(): Uint32Array {
     if (this.slab === null || this.slabUsed === CONTENTS_SLAB_FRAMES) {
-      this.slab = new ArrayBuffer(CONTENTS_SLAB_FRAMES * 4096);
+      this.slab = new ArrayBuffer(CONTENTS_SLAB_FRAMES * PAGE_SIZE);
       this.slabUsed = 0;
     }
-    return new Uint32Array(this.slab, 4096 * this.slabUsed++, 1024);
+    return new Uint32Array(this.slab, PAGE_SIZE * this.slabUsed++, 1024);
   }
   private slab: ArrayBuffer | null = null;
   private slabUsed = 0;
@@ -456,25 +457,25 @@ export class PhysicalMemory {
   /** Reads one byte. */
   read8(pa: number): number {
     this.checkPa(pa, 1);
-    const pfn = Math.floor(pa / 4096);
+    const pfn = Math.floor(pa / PAGE_SIZE);
     this.checkFrame(pfn, 'read');
     const w = this.words[pfn];
     if (w === undefined) return 0;
-    const off = pa % 4096;
+    const off = pa % PAGE_SIZE;
     return (w[off >>> 2] >>> ((off & 3) * 8)) & 0xff;
   }
 
   /** Writes one byte (a zero byte to a frame without contents stores nothing). */
   write8(pa: number, value: number): void {
     this.checkPa(pa, 1);
-    const pfn = Math.floor(pa / 4096);
+    const pfn = Math.floor(pa / PAGE_SIZE);
     if (this.words[pfn] === undefined && (value & 0xff) === 0) {
       this.checkFrame(pfn, 'write');
       if (pfn === this.zeroPfn) throw new ZeroPageWriteError('write to the shared zero page');
       return;
     }
     const w = this.writable(pfn, 'write');
-    const off = pa % 4096;
+    const off = pa % PAGE_SIZE;
     const sh = (off & 3) * 8;
     w[off >>> 2] = (w[off >>> 2] & ~(0xff << sh)) | ((value & 0xff) << sh);
   }
@@ -486,9 +487,9 @@ export class PhysicalMemory {
     let done = 0;
     while (done < len) {
       const a = pa + done;
-      const pfn = Math.floor(a / 4096);
-      const off = a % 4096;
-      const n = Math.min(len - done, 4096 - off);
+      const pfn = Math.floor(a / PAGE_SIZE);
+      const off = a % PAGE_SIZE;
+      const n = Math.min(len - done, PAGE_SIZE - off);
       this.checkFrame(pfn, 'read');
       const w = this.words[pfn];
       if (w !== undefined) out.set(new Uint8Array(w.buffer, w.byteOffset + off, n), done);
@@ -501,17 +502,17 @@ export class PhysicalMemory {
   writeBytes(pa: number, data: Uint8Array): void {
     this.checkPa(pa, data.length);
     // Check every frame first so that a failed write changes nothing.
-    for (let a = pa; a < pa + data.length; a = (Math.floor(a / 4096) + 1) * 4096) {
-      const pfn = Math.floor(a / 4096);
+    for (let a = pa; a < pa + data.length; a = (Math.floor(a / PAGE_SIZE) + 1) * PAGE_SIZE) {
+      const pfn = Math.floor(a / PAGE_SIZE);
       this.checkFrame(pfn, 'write');
       if (pfn === this.zeroPfn) throw new ZeroPageWriteError('write to the shared zero page');
     }
     let done = 0;
     while (done < data.length) {
       const a = pa + done;
-      const pfn = Math.floor(a / 4096);
-      const off = a % 4096;
-      const n = Math.min(data.length - done, 4096 - off);
+      const pfn = Math.floor(a / PAGE_SIZE);
+      const off = a % PAGE_SIZE;
+      const n = Math.min(data.length - done, PAGE_SIZE - off);
       const chunk = data.subarray(done, done + n);
       if (this.words[pfn] !== undefined || chunk.some((b) => b !== 0)) {
         const w = this.writable(pfn, 'write');
@@ -526,11 +527,11 @@ export class PhysicalMemory {
     this.checkPa(pa, 8);
     if (pa % 8 !== 0)
       throw new InvalidArgumentError(`64-bit access at 0x${pa.toString(16)} is not 8-byte aligned`);
-    const pfn = Math.floor(pa / 4096);
+    const pfn = Math.floor(pa / PAGE_SIZE);
     this.checkFrame(pfn, 'read');
     const w = this.words[pfn];
     if (w === undefined) return 0n;
-    const i = (pa % 4096) >>> 2;
+    const i = (pa % PAGE_SIZE) >>> 2;
     const hi = w[i + 1];
     return hi === 0 ? BigInt(w[i]) : (BigInt(hi) << 32n) | BigInt(w[i]);
   }
@@ -540,7 +541,7 @@ export class PhysicalMemory {
    * {@link WildAccessError} (a kernel bug: a table link points nowhere) rather than a bad argument.
    */
   walkRead(pa: number): bigint {
-    this.checkFrame(Math.floor(pa / 4096), 'page walk');
+    this.checkFrame(Math.floor(pa / PAGE_SIZE), 'page walk');
     return this.read64(pa);
   }
 
@@ -552,18 +553,18 @@ export class PhysicalMemory {
    * {@link walkHigh}. The same checks, in the same order, with the same errors.
    */
   walkReadLow(pa: number): number {
-    this.checkFrame(Math.floor(pa / 4096), 'page walk');
+    this.checkFrame(Math.floor(pa / PAGE_SIZE), 'page walk');
     this.checkPa(pa, 8);
     if (pa % 8 !== 0)
       throw new InvalidArgumentError(`64-bit access at 0x${pa.toString(16)} is not 8-byte aligned`);
-    const pfn = Math.floor(pa / 4096);
+    const pfn = Math.floor(pa / PAGE_SIZE);
     this.checkFrame(pfn, 'read');
     const w = this.words[pfn];
     if (w === undefined) {
       this.walkHigh = 0;
       return 0;
     }
-    const i = (pa % 4096) >>> 2;
+    const i = (pa % PAGE_SIZE) >>> 2;
     this.walkHigh = w[i + 1];
     return w[i];
   }
@@ -576,14 +577,14 @@ export class PhysicalMemory {
     if (value < 0n || value > 0xffff_ffff_ffff_ffffn) {
       throw new InvalidArgumentError(`value ${value} is not an unsigned 64-bit integer`);
     }
-    const pfn = Math.floor(pa / 4096);
+    const pfn = Math.floor(pa / PAGE_SIZE);
     if (this.words[pfn] === undefined && value === 0n) {
       this.checkFrame(pfn, 'write');
       if (pfn === this.zeroPfn) throw new ZeroPageWriteError('write to the shared zero page');
       return;
     }
     const w = this.writable(pfn, 'write');
-    const i = (pa % 4096) >>> 2;
+    const i = (pa % PAGE_SIZE) >>> 2;
     w[i] = Number(value & 0xffff_ffffn);
     w[i + 1] = Number(value >> 32n);
   }

@@ -15,6 +15,7 @@ import {
   _PAGE_PWT,
   _PAGE_RW,
   _PAGE_SAVED_DIRTY,
+  PAGE_SIZE,
   _PAGE_SOFTW1,
   _PAGE_SOFTW2,
   _PAGE_SOFTW3,
@@ -75,12 +76,12 @@ export function flushTlbRangeLocal(
   const pcid = st.pcide ? mm.pcid : 0;
   const s = BigInt(start);
   const e = BigInt(end);
-  const pages = (e - s + 4095n) / 4096n;
+  const pages = (e - s + 4095n) / BigInt(PAGE_SIZE);
   if (pages > BigInt(TLB_SINGLE_PAGE_FLUSH_CEILING)) {
     st.tlb.flushPcid(pcid);
     return;
   }
-  for (let a = s; a < e; a += 4096n) {
+  for (let a = s; a < e; a += BigInt(PAGE_SIZE)) {
     const [hi, lo] = split(a);
     st.tlb.invalidate(hi, lo, pcid, false);
   }
@@ -113,5 +114,5 @@ export function* flushTlbMmRange(mmu: Mmu, mm: PageTables, start: VirtAddr, end:
 /** `flush_tlb_page()`: one page. */
 export function* flushTlbPage(mmu: Mmu, mm: PageTables, addr: VirtAddr): Kernel<void> {
   const a = BigInt(addr) & ~0xfffn;
-  yield* flushTlbMmRange(mmu, mm, a, a + 4096n);
+  yield* flushTlbMmRange(mmu, mm, a, a + BigInt(PAGE_SIZE));
 }

@@ -7,7 +7,14 @@ import { sysMprotect } from './mprotect.js';
 import { PagetableOps } from './pagetable-backed-ops.js';
 import { mmapSync } from './sync-api.js';
 import { touch } from './test-support/system.js';
-import { MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE } from './vm-flags.js';
+import {
+  MAP_ANONYMOUS,
+  MAP_FIXED_NOREPLACE,
+  MAP_PRIVATE,
+  PROT_EXEC,
+  PROT_READ,
+  PROT_WRITE,
+} from './vm-flags.js';
 
 const P = 4096;
 const A = 0x100000000000;
@@ -23,7 +30,11 @@ function scenario(name: string): Scenario {
     name,
     cpus: 2,
     setup(m) {
-      const mem = new PhysicalMemory({ size: 16 * 1024 * 1024, zeroPage: false, lineOf: (pa) => m.physLine(pa) });
+      const mem = new PhysicalMemory({
+        size: 16 * 1024 * 1024,
+        zeroPage: false,
+        lineOf: (pa) => m.physLine(pa),
+      });
       const mmu = new Mmu(mem, { cpus: 2 });
       const mm = new MmStruct({ rcu: new Rcu(m), pageTables: PagetableOps.factory({ mem, mmu }) });
       mmapSync(mm, {

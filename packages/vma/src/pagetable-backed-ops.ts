@@ -198,11 +198,15 @@ export class PagetableOps implements MmPageTableOps {
       // copy_pmd_range() skips what has nothing to copy; so does this (no child table for an empty one).
       const first = (yield* spt.pteOffsetMap(spmdp, s)) as number;
       let any = false;
-      for (let p = first; p < first + ((e - s) / PAGE_SIZE) * 8 && !any; p += 8) any = ptePresent(yield* spt.ptepGet(p));
+      for (let p = first; p < first + ((e - s) / PAGE_SIZE) * 8 && !any; p += 8)
+        any = ptePresent(yield* spt.ptepGet(p));
       if (!any) return;
       const dpmdp = yield* pmdAllocWalk(env, dstMm, s);
       if (dpmdp === null || !(yield* pteAlloc(env, dstMm, dpmdp))) {
-        throw new OutOfMemoryError(`out of simulated memory allocating a page table for 0x${s.toString(16)}`, 0);
+        throw new OutOfMemoryError(
+          `out of simulated memory allocating a page table for 0x${s.toString(16)}`,
+          0,
+        );
       }
       const dlocked = yield* pteOffsetMapLock(dpt, dpmdp, s);
       kassert(dlocked !== null, 'copy_page_range: the new page table vanished');

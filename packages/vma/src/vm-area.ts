@@ -8,6 +8,7 @@ import type { MmStruct } from './mm-struct.js';
 import { vmGetPageProt } from './page-prot.js';
 import {
   PAGE_SHIFT,
+  PAGE_SIZE,
   VM_ACCESS_FLAGS,
   VM_EXEC,
   VM_MAYSHARE,
@@ -180,7 +181,7 @@ export class VmArea {
 
   /** vma_pages(). */
   get pages(): number {
-    return (this.vmEnd - this.vmStart) / 4096;
+    return (this.vmEnd - this.vmStart) / PAGE_SIZE;
   }
 
   /** vma_is_anonymous(): no vm_ops. */

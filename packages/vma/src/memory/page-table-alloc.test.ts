@@ -31,7 +31,10 @@ describe('page-table allocation with Linux locks (__pte_alloc, __pmd_alloc, ...)
           const steps = mm.pgd.lookup(VA);
           kassert(steps.length === 4 && steps[3].level === 1, 'no PTE table installed');
           // PDPT, PD and PT: one each, whoever won each race.
-          kassert(mem.freeCount === free0 - 3, `expected 3 tables allocated, free went ${free0} -> ${mem.freeCount}`);
+          kassert(
+            mem.freeCount === free0 - 3,
+            `expected 3 tables allocated, free went ${free0} -> ${mem.freeCount}`,
+          );
           kassert(mm.pgd.tables[1] === 1 && mm.pgd.tables[2] === 1 && mm.pgd.tables[3] === 1, 'table counts');
           kassert(env.vmstat.pgtableAlloc >= 3, 'allocations not counted');
         };

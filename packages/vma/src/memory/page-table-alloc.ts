@@ -134,5 +134,8 @@ export function* pteAllocMap(env: MemoryEnv, mm: MmStruct, addr: number): Kernel
 
 /** The error of a page-table allocation for `addr` that found no free frame. */
 function tableOom(addr: number): OutOfMemoryError {
-  return new OutOfMemoryError(`out of simulated memory allocating a page table for 0x${addr.toString(16)}`, 0);
+  return new OutOfMemoryError(
+    `out of simulated memory allocating a page table for 0x${addr.toString(16)}`,
+    0,
+  );
 }

@@ -1,5 +1,5 @@
 import { type Kernel, kassert, runSync } from '@spf/machine';
-import { _PAGE_DIRTY, mkPte, type Page, PhysicalMemory, pteMkwrite } from '@spf/pagetable';
+import { _PAGE_DIRTY, mkPte, PhysicalMemory, pteMkwrite } from '@spf/pagetable';
 import { anonVmaPrepare } from '../anon-vma.js';
 import { type MmConfig, MmStruct } from '../mm-struct.js';
 import { addMmCounter, mmCounter } from '../memory/mm-counter.js';
