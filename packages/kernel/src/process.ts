@@ -56,11 +56,15 @@ export class Process {
     readonly pid: number,
     readonly name: string,
     readonly mm: MmStruct,
-    readonly pt: PageTables,
     readonly parent: Process | null,
   ) {
     this.exitWait = new WaitQueue(`wait4(${pid})`);
     this.exitWait.describe = () => `process ${pid} (${name}) has not exited`;
+  }
+
+  /** The address space's page tables: `mm.pgd` (Linux's `current->mm->pgd`), not a copy of its own. */
+  get pt(): PageTables {
+    return this.mm.pgd;
   }
 
   /** getrusage(RUSAGE_SELF): minor and major faults of every thread, live or ended. */

@@ -184,7 +184,7 @@ export class System {
       rssCounting: this.rssCounting,
       name: `mm[${pid}]`,
     });
-    const proc = new Process(pid, name, mm, mm.pgd, null);
+    const proc = new Process(pid, name, mm, null);
     this.processes.push(proc);
     this.spawnThread(proc, program, opts.cpu ?? 0);
     return proc;
@@ -219,7 +219,7 @@ export class System {
       if (this.nextPid === pid + 1) this.nextPid = pid;
       return fail(Errno.ENOMEM);
     }
-    const child = new Process(pid, `${parent.name}-child`, mm, mm.pgd, parent);
+    const child = new Process(pid, `${parent.name}-child`, mm, parent);
     this.processes.push(child);
     this.spawnThread(child, program, cpu);
     return ok(child);
