@@ -8,7 +8,6 @@ import {
   type Level,
   levelShift,
   type Mmu,
-  OutOfMemoryError,
   PAGE_SIZE,
   PageTables,
   type PhysicalMemory,
@@ -31,8 +30,8 @@ import {
 import { pageAnonExclusive } from './memory/anon-exclusive.js';
 import { type MemoryEnv, makeMemoryEnv } from './memory/memory-env.js';
 import { addMmCounter, mmCounter } from './memory/mm-counter.js';
-import { pmdAllocWalk, pteAlloc } from './memory/page-table-alloc.js';
-import { pteLockptr, pteOffsetMapLock } from './memory/pte-lock.js';
+import { pmdAllocWalk, pteAlloc, pteAllocMap } from './memory/page-table-alloc.js';
+import { pteLockptr, pteOffsetMapLock, ptlockPtr } from './memory/pte-lock.js';
 import { folioRemoveRmap } from './memory/rmap.js';
 import { vmNormalPage } from './memory/vm-normal-page.js';
 import { NR_MM_COUNTERS, type MmStruct } from './mm-struct.js';
@@ -201,15 +200,11 @@ export class PagetableOps implements MmPageTableOps {
       for (let p = first; p < first + ((e - s) / PAGE_SIZE) * 8 && !any; p += 8)
         any = ptePresent(yield* spt.ptepGet(p));
       if (!any) return;
-      const dpmdp = yield* pmdAllocWalk(env, dstMm, s);
-      if (dpmdp === null || !(yield* pteAlloc(env, dstMm, dpmdp))) {
-        throw new OutOfMemoryError(
-          `out of simulated memory allocating a page table for 0x${s.toString(16)}`,
-          0,
-        );
-      }
-      const dlocked = yield* pteOffsetMapLock(dpt, dpmdp, s);
-      kassert(dlocked !== null, 'copy_page_range: the new page table vanished');
+      // pte_alloc_map_lock(): the child's table (throws OutOfMemoryError) and its lock; the child mm is not
+      // visible to anyone else yet, so its PMD cannot change under us.
+      const dptep0 = yield* pteAllocMap(env, dstMm, s);
+      const dptl = ptlockPtr(env.mem, Math.floor(dptep0 / PAGE_SIZE));
+      yield* dptl.lock();
       const sptl = pteLockptr(spt, yield* spt.pmdpGet(spmdp));
       yield* sptl.lockNested(SINGLE_DEPTH_NESTING);
       const sptep0 = (yield* spt.pteOffsetMap(spmdp, s)) as number;
@@ -230,11 +225,11 @@ export class PagetableOps implements MmPageTableOps {
         }
         if (shared) pte = pteMkclean(pte);
         pte = pteMkold(pte);
-        yield* dpt.setPteAt(a, dlocked.ptep + i * 8, pte);
+        yield* dpt.setPteAt(a, dptep0 + i * 8, pte);
       }
       for (let t = 0; t < NR_MM_COUNTERS; t++) if (rss[t] !== 0) yield* addMmCounter(dstMm, t, rss[t]);
       yield* sptl.unlock();
-      yield* dlocked.ptl.unlock();
+      yield* dptl.unlock();
     });
   }
 
