@@ -124,9 +124,9 @@ export function makeFixture(opts: FixtureOptions = {}) {
     extraRefs: (p: Page) => number = (p) => (p.mapping instanceof TestFile ? 1 : 0),
   ): string[] {
     return mmInvariantProblems(mms, {
-      mapcount: (p) => (p as Page).mapcount,
-      refcount: (p) => (p as Page).refcount,
-      extraRefs: (p) => extraRefs(p as Page),
+      mapcount: (p) => p.mapcount,
+      refcount: (p) => p.refcount,
+      extraRefs,
     });
   }
 
