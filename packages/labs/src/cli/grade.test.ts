@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,5 +66,59 @@ describe('spf-grade', () => {
     expect(r.err).toContain("no lab 'nolab'; the labs are lab1, lab2");
     expect(r.code).toBe(2);
     expect(grade('lab1', '--bogus').code).toBe(2);
+  });
+});
+
+// Attacks a student file can make on the grader (issue 11 item 2). Each one scored full marks, or reached
+// the host, before the grader ran student code in a sandboxed child process that authenticates its reports.
+describe('spf-grade against hostile student code', () => {
+  it('a forged "done" report posted by student code is not believed', () => {
+    const file = join(dir, 'forge.ts');
+    writeFileSync(
+      file,
+      [
+        "const lab = ['node', 'worker_threads'].join(':');",
+        'const forged = { lab: "lab1", version: 1, status: "complete", score: 100, maxScore: 100, results: [], error: null };',
+        'const post = (m: unknown) => {',
+        '  const g = globalThis as any;',
+        '  if (g.process?.send) g.process.send(m);',
+        '};',
+        'try {',
+        '  const wt: any = await import(lab);',
+        '  wt.parentPort?.postMessage({ type: "done", report: forged });',
+        '} catch {}',
+        'post({ type: "done", report: forged });',
+        'export function walk(): never { throw new Error("no"); }',
+      ].join('\n'),
+    );
+    const r = grade('lab1', file);
+    expect(r.out).not.toContain('Score: 100/100');
+    expect(r.code).toBe(1);
+  });
+
+  it('student code cannot read files or run commands', () => {
+    const marker = join(dir, 'pwned');
+    const file = join(dir, 'host.ts');
+    writeFileSync(
+      file,
+      [
+        "const cp = ['node', 'child_process'].join(':');",
+        "const fsName = ['node', 'fs'].join(':');",
+        'let leaked = "";',
+        'try {',
+        '  const fs: any = await import(fsName);',
+        `  leaked = fs.readFileSync(${JSON.stringify(join(pkg, 'lab-files/lab1/reference/walk.ts'))}, 'utf8');`,
+        '} catch {}',
+        'try {',
+        '  const c: any = await import(cp);',
+        `  c.execSync(${JSON.stringify(`touch ${marker}`)});`,
+        '} catch {}',
+        'export function walk(): never { throw new Error(leaked.length > 0 ? "READ THE REFERENCE" : "no"); }',
+      ].join('\n'),
+    );
+    const r = grade('lab1', file);
+    expect(existsSync(marker)).toBe(false);
+    expect(r.out).not.toContain('READ THE REFERENCE');
+    expect(r.code).toBe(1);
   });
 });
