@@ -1,4 +1,5 @@
 import * as pagetable from '@spf/pagetable';
+import { constantsOf } from '../allowed-imports.js';
 import type { Lab } from '../lab.js';
 import { files } from './files.gen.js';
 import { lab1Tests } from './tests.js';
@@ -78,5 +79,7 @@ export const lab1: Lab = {
       mustFail: 'translate-huge',
     },
   ],
-  modules: () => ({ '@spf/pagetable': pagetable }),
+  // Constants only: @spf/pagetable also holds correct walks (referenceWalk, the MMU, explainWalk), which stay
+  // library code but must not be importable as an answer.
+  modules: () => ({ '@spf/pagetable': constantsOf(pagetable) }),
 };
