@@ -156,7 +156,9 @@ export async function loadStudentModules(
       out[name] = (await import(/* @vite-ignore */ url)) as Record<string, unknown>;
     } catch (err) {
       if (err instanceof StudentLoadError) throw err;
-      const missing = /does not provide an export named '([^']+)'/.exec(err instanceof Error ? err.message : '');
+      const missing = /does not provide an export named '([^']+)'/.exec(
+        err instanceof Error ? err.message : '',
+      );
       if (missing) {
         throw new StudentLoadError(
           `${name}: cannot import '${missing[1]}': it is not an export this lab allows (from a package that also holds an answer, lab code may import only types and constants)`,

@@ -192,7 +192,8 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
   *downReadTrylock(): Kernel<boolean> {
     const c = currentOf((yield selfEffect) as SelfInfo);
     let ok: boolean;
-    if (this.paths) ok = this.paths.downReadTrylock ? yield* this.paths.downReadTrylock(this.pathState) : false;
+    if (this.paths)
+      ok = this.paths.downReadTrylock ? yield* this.paths.downReadTrylock(this.pathState) : false;
     else {
       // The Cell operations are inlined here (`count.load()`, `count.cmpxchg()`, `setReaderOwned()`): the
       // same effects in the same order, without a generator per operation on the fault path.
@@ -255,7 +256,8 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
   *downWriteTrylock(): Kernel<boolean> {
     const c = yield* current();
     let ok: boolean;
-    if (this.paths) ok = this.paths.downWriteTrylock ? yield* this.paths.downWriteTrylock(this.pathState) : false;
+    if (this.paths)
+      ok = this.paths.downWriteTrylock ? yield* this.paths.downWriteTrylock(this.pathState) : false;
     else {
       ok = (yield* this.count.cmpxchg(0, RWSEM_WRITER_LOCKED)) === 0;
       if (ok) yield* this.owner.store({ task: c.task, readerOwned: false });

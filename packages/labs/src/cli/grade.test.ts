@@ -16,12 +16,13 @@ function grade(...args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
 describe('spf-grade', () => {
   beforeAll(() => {
     const b = spawnSync('npx', ['tsc', '-b'], { cwd: pkg, encoding: 'utf8' });
     if (b.status !== 0) throw new Error(`tsc -b failed:\n${b.stdout}${b.stderr}`);
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('prints each test and Score: 100/100, exit 0, for the reference', () => {
     const r = grade('lab1', '--reference');

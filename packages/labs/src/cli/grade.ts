@@ -6,7 +6,7 @@ import type { Sources } from '../grade.js';
 import type { Lab } from '../lab.js';
 import { getLab, labs } from '../registry.js';
 import { referenceSources, starterSources, variantSources } from '../variants.js';
-import { gradeInNodeWorker } from './node-grader.js';
+import { gradeInSandbox } from './sandbox.js';
 
 const USAGE = `usage: spf-grade <lab> [solution-file ...]   grade files (default: the starter)
        spf-grade <lab> --reference | --variant <id>
@@ -89,7 +89,7 @@ async function main(argv: string[]): Promise<number> {
   else sources = files.length > 0 ? readSources(lab, files) : starterSources(lab);
   if (!json) console.log(`${lab.title} (${lab.id} v${lab.version})`);
   const printed = new Set<string>();
-  const report = await gradeInNodeWorker(lab, sources, {
+  const report = await gradeInSandbox(lab, sources, {
     testTimeLimitMs,
     onResult: json
       ? undefined
