@@ -60,7 +60,8 @@ export function gradeWithWatchdog(
     };
     const arm = (ms: number) => {
       clearTimeout(timer);
-      timer = setTimeout(() => finish(timeoutReport(lab, finished, running, ms)), ms);
+      // A timer longer than 2^31 - 1 ms fires at once: clamp (that is still about 24.8 days).
+      timer = setTimeout(() => finish(timeoutReport(lab, finished, running, ms)), Math.min(ms, 2 ** 31 - 1));
     };
     worker.listen(
       (m) => {

@@ -58,3 +58,14 @@ describe('no host access from student code', () => {
     expect(r.error?.message).toMatch(/dynamic import/);
   });
 });
+
+describe('bounded input', () => {
+  it('a student file over 256 KiB is refused before transpiling (a 12 MB file once took 2.6 GB)', async () => {
+    const r = await gradeSources(lab1, {
+      'walk.ts': `// ${'x'.repeat(300 * 1024)}\nexport const walk = 1;\n`,
+    });
+    expect(r.status).toBe('load-error');
+    expect(r.error?.message).toContain('walk.ts is 301 KiB; a lab file may have at most 256 KiB of text');
+    expect(r.results.every((t) => t.status === 'skipped')).toBe(true);
+  });
+});

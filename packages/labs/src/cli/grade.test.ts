@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -121,5 +121,51 @@ describe('spf-grade against hostile student code', () => {
     expect(existsSync(marker)).toBe(false);
     expect(r.out).not.toContain('READ THE REFERENCE');
     expect(r.code).toBe(1);
+  });
+});
+
+describe('spf-grade arguments and paths (issue 17 items 7 and 8, issue 11 item 8)', () => {
+  it('resolves solution paths against the directory pnpm was run from (INIT_CWD), not the root', () => {
+    const sub = join(dir, 'sub');
+    mkdirSync(sub, { recursive: true });
+    writeFileSync(join(sub, 'mine.ts'), 'export function walk() {\n  let x = ;\n}\n');
+    // What `pnpm grade lab1 mine.ts` in `sub` does: the script runs in the root with INIT_CWD = sub.
+    const r = spawnSync(process.execPath, [bin, 'lab1', 'mine.ts'], {
+      cwd: pkg,
+      encoding: 'utf8',
+      env: { ...process.env, INIT_CWD: sub, npm_lifecycle_event: 'grade' },
+    });
+    expect(r.stderr).not.toContain('ENOENT');
+    expect(r.stdout).toMatch(/syntax-error: walk\.ts:2:\d+: syntax error/);
+    expect(r.status).toBe(1);
+  });
+
+  it('an unknown --variant is a usage error before the run, without a stack trace', () => {
+    const r = grade('lab1', '--variant', 'nope');
+    expect(r.err).toContain("lab1 has no buggy variant 'nope'; its variants are ignores-us-upper");
+    expect(r.err).not.toMatch(/\n\s+at /);
+    expect(r.out).toBe('');
+    expect(r.code).toBe(2);
+  });
+
+  it('--time-limit of 2^31 ms or more is refused instead of becoming 1 ms', () => {
+    const r = grade('lab1', '--reference', '--time-limit', String(2 ** 31));
+    expect(r.err).toContain('--time-limit must be a whole number of ms from 1 to 2147483647');
+    expect(r.code).toBe(2);
+    const ok = grade('lab1', '--reference', '--time-limit', String(2 ** 31 - 1));
+    expect(ok.out).toContain('Score: 100/100');
+  });
+
+  it('reads at most a bounded amount of a solution file (/dev/zero, a huge file)', () => {
+    const big = join(dir, 'big.ts');
+    writeFileSync(big, `// ${'x'.repeat(2 * 1024 * 1024)}\n`);
+    const r = grade('lab1', big);
+    expect(r.err).toMatch(/big\.ts is larger than 1024 KiB/);
+    expect(r.code).toBe(2);
+    if (existsSync('/dev/zero')) {
+      const z = grade('lab1', '/dev/zero');
+      expect(z.err).toMatch(/\/dev\/zero is larger than 1024 KiB/);
+      expect(z.code).toBe(2);
+    }
   });
 });

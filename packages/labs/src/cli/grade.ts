@@ -1,32 +1,69 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import { formatReport, formatResult } from '../format-report.js';
-import type { Sources } from '../grade.js';
+import { MAX_SOURCE_CHARS, type Sources } from '../grade.js';
 import type { Lab } from '../lab.js';
 import { getLab, labs } from '../registry.js';
 import { referenceSources, starterSources, variantSources } from '../variants.js';
 import { gradeInSandbox } from './sandbox.js';
 
+/** The longest delay a JavaScript timer can wait (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The most bytes read from one solution file: UTF-8 of the largest file the grader accepts. */
+const MAX_FILE_BYTES = MAX_SOURCE_CHARS * 4;
+
 const USAGE = `usage: spf-grade <lab> [solution-file ...]   grade files (default: the starter)
        spf-grade <lab> --reference | --variant <id>
        spf-grade --list
-options: --json  print the report as JSON;  --time-limit <ms>  per-test limit (default 3000)`;
+options: --json  print the report as JSON;  --time-limit <ms>  per-test limit (default 3000, at most ${MAX_TIMER_MS})
+paths are relative to the directory you ran the command in`;
 
 function fail(msg: string): never {
   console.error(`spf-grade: ${msg}\n${USAGE}`);
   process.exit(2);
 }
 
+/**
+ * The directory relative paths are resolved against: the one the user ran the command in. A package script
+ * (`pnpm grade`, `npm run grade`) runs in the repository root, and pnpm and npm then name the user's
+ * directory in INIT_CWD.
+ */
+function userDirectory(env: NodeJS.ProcessEnv = process.env): string {
+  return env.npm_lifecycle_event && env.INIT_CWD ? env.INIT_CWD : process.cwd();
+}
+
+/** Reads a solution file, refusing anything larger than the grader accepts without reading it whole. */
+function readBounded(path: string): string {
+  const fd = openSync(path, 'r');
+  try {
+    if (fstatSync(fd).isDirectory()) fail(`${path} is a directory; name a solution file`);
+    const buf = Buffer.alloc(MAX_FILE_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n > MAX_FILE_BYTES) {
+        fail(`${path} is larger than ${MAX_FILE_BYTES / 1024} KiB; a lab file is a few KiB of TypeScript`);
+      }
+    }
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Maps solution files to lab files by base name; a single file for a one-file lab may have any name. */
 function readSources(lab: Lab, paths: string[]): Sources {
   const sources: Record<string, string> = {};
+  const dir = userDirectory();
   for (const p of paths) {
     let text: string;
     try {
-      text = readFileSync(p, 'utf8');
+      text = readBounded(resolve(dir, p));
     } catch (err) {
-      fail(`cannot read ${p}: ${(err as Error).message}`);
+      fail(`cannot read ${p} (in ${dir}): ${(err as Error).message}`);
     }
     const name = basename(p);
     const target = lab.files.some((f) => f.name === name)
@@ -71,8 +108,11 @@ async function main(argv: string[]): Promise<number> {
   const variant = option('--variant');
   const limit = option('--time-limit');
   const testTimeLimitMs = limit === undefined ? undefined : Number(limit);
-  if (testTimeLimitMs !== undefined && !(testTimeLimitMs > 0))
-    fail(`--time-limit must be a positive number of ms`);
+  if (
+    testTimeLimitMs !== undefined &&
+    !(Number.isInteger(testTimeLimitMs) && testTimeLimitMs >= 1 && testTimeLimitMs <= MAX_TIMER_MS)
+  )
+    fail(`--time-limit must be a whole number of ms from 1 to ${MAX_TIMER_MS} (got ${limit})`);
   const unknown = args.find((a) => a.startsWith('--'));
   if (unknown) fail(`unknown option ${unknown}`);
   const [labId, ...files] = args;
@@ -82,6 +122,13 @@ async function main(argv: string[]): Promise<number> {
     lab = getLab(labId);
   } catch (err) {
     fail((err as Error).message);
+  }
+  if ((reference || variant !== undefined) && files.length > 0)
+    fail(`--reference and --variant grade the lab's own files; do not name solution files too`);
+  if (reference && variant !== undefined) fail('choose --reference or --variant, not both');
+  if (variant !== undefined && !lab.buggyVariants.some((v) => v.id === variant)) {
+    const known = lab.buggyVariants.map((v) => v.id).join(', ');
+    fail(`${lab.id} has no buggy variant '${variant}'; its variants are ${known}`);
   }
   let sources: Sources;
   if (reference) sources = referenceSources(lab);
@@ -107,7 +154,9 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
-    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
-    process.exit(2);
+    console.error(
+      `spf-grade: internal error (please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+    );
+    process.exit(3);
   },
 );
