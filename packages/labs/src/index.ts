@@ -54,7 +54,7 @@ export { type RunnerHooks, runTests } from './runner.js';
 export { serveGradeRequest } from './serve-grade-request.js';
 export { loadStudentModules, type ModuleMap, studentLocation } from './student-module.js';
 export { transpileStudent } from './transpile.js';
-export { referenceSources, starterSources, variantSources } from './variants.js';
+export { starterSources } from './variants.js';
 export {
   type GradeRequest,
   gradeWithWatchdog,

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { gradeSources } from '../grade.js';
 import { lab1 } from '../lab1/lab1.js';
 import { lab2 } from '../lab2/lab2.js';
-import { referenceSources } from '../variants.js';
+import { referenceSources } from '../reference-solutions.js';
 
 // Attacks on the grader by a student file, run in-process (the same pipeline as the browser worker and
 // the sandboxed Node child). Each must leave the student with no points for work they did not do. The

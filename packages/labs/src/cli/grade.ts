@@ -5,7 +5,8 @@ import { formatReport, formatResult } from '../format-report.js';
 import { MAX_SOURCE_CHARS, type Sources } from '../grade.js';
 import type { Lab } from '../lab.js';
 import { getLab, labs } from '../registry.js';
-import { referenceSources, starterSources, variantSources } from '../variants.js';
+import { referenceSources } from '../reference-solutions.js';
+import { starterSources, variantSources } from '../variants.js';
 import { gradeInSandbox } from './sandbox.js';
 
 /** The longest delay a JavaScript timer can wait (a longer one fires at once). */

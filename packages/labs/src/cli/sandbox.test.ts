@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lab1 } from '../lab1/lab1.js';
-import { referenceSources } from '../variants.js';
+import { referenceSources } from '../reference-solutions.js';
 import { gradeInSandbox } from './sandbox.js';
 
 // The sandboxed grading process on its own: the authentication of its messages, the limits of the process
