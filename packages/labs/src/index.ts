@@ -1,6 +1,7 @@
 // @spf/labs: the course's graded labs and the machinery that grades them in Node and in browsers.
 export { formatReport, formatResult } from './format-report.js';
-export { gradeSources, validateLab } from './grade.js';
+export { gradeSources, MAX_SOURCE_CHARS, transpileSources, validateLab } from './grade.js';
+export { gradeTranspiled } from './grade-transpiled.js';
 export { maxScore, timeoutReport } from './timeout-report.js';
 export type {
   BuggyVariant,
