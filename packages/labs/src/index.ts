@@ -43,7 +43,9 @@ export {
   TestMemory,
   vaOf,
 } from './lab1/page-table-builder.js';
+export { type GradescopeResults, type GradescopeTest, gradescopeResults } from './gradescope.js';
 export { getLab, labs } from './registry.js';
+export { withAncestors } from './test-chain.js';
 export {
   type GradeReport,
   type GradeStatus,

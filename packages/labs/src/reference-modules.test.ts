@@ -6,6 +6,7 @@ import type { Lab, StudentModules } from './lab.js';
 import { lab1 } from './lab1/lab1.js';
 import { lab2 } from './lab2/lab2.js';
 import { runTests } from './runner.js';
+import { withAncestors } from './test-chain.js';
 
 // Every lab test against the reference solution imported as an ordinary module (not through the student
 // loader), one vitest test per lab test. This is what mutation testing runs (mutation/run.mjs): Stryker
@@ -17,19 +18,11 @@ const cases: ReadonlyArray<readonly [Lab, StudentModules]> = [
   [lab2, { 'seqcount.ts': lab2Seqcount, 'rwsem.ts': lab2Rwsem }],
 ];
 
-/** The test `id` and its ancestors, parents first: what must run for its result to mean something. */
-function chain(lab: Lab, id: string): Lab {
-  const byId = new Map(lab.tests.map((t) => [t.id, t]));
-  const tests = [];
-  for (let t = byId.get(id); t; t = t.parent === undefined ? undefined : byId.get(t.parent)) tests.unshift(t);
-  return { ...lab, tests };
-}
-
 describe.each(cases.map(([lab, modules]) => [lab.id, lab, modules] as const))(
   '%s reference solution as modules',
   (_id, lab, modules) => {
     it.each(lab.tests.map((t) => [t.id] as const))('passes %s', async (id) => {
-      const results = await runTests(chain(lab, id), modules);
+      const results = await runTests(withAncestors(lab, id), modules);
       const r = results.find((x) => x.id === id);
       expect(r?.status, `${id}: ${r?.message}`).toBe('pass');
     });

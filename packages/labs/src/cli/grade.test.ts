@@ -169,3 +169,41 @@ describe('spf-grade arguments and paths (issue 17 items 7 and 8, issue 11 item 8
     }
   });
 });
+
+describe('spf-grade --test, --hint and --format gradescope', () => {
+  it('--test runs one test and the tests it depends on', () => {
+    const r = grade('lab1', '--variant', 'ignores-xd', '--test', 'execute-disable');
+    expect(r.out).toContain('== Test execute-disable: Execute-disable (XD) == FAIL (0/10)');
+    expect(r.out).not.toContain('== Test canonical');
+    expect(r.code).toBe(1);
+    const bad = grade('lab1', '--test', 'nope');
+    expect(bad.err).toContain("lab1 has no test 'nope'; its tests are translate-4k");
+    expect(bad.code).toBe(2);
+  });
+
+  it('--hint shows the next hint each time, then all of them', () => {
+    const state = join(dir, 'hints.json');
+    const env = { ...process.env, SPF_GRADE_STATE: state };
+    const run = () => spawnSync(process.execPath, [bin, 'lab1', '--hint'], { encoding: 'utf8', env }).stdout;
+    expect(run()).toMatch(/^Hint 1 of 4 \(Lab 1: walk the page tables\):\nStart with the happy path/);
+    expect(run()).toMatch(/^Hint 2 of 4 .*\nRights combine across levels/);
+    run();
+    run();
+    expect(run()).toMatch(/^All 4 hints of lab1 have been shown:\n1\. Start with/);
+  });
+
+  it('--format gradescope prints the results.json Gradescope expects', () => {
+    const r = grade('lab1', '--variant', 'ignores-xd', '--format', 'gradescope');
+    const results = JSON.parse(r.out) as {
+      score: number;
+      tests: Array<{ name: string; score: number; max_score: number; status: string; output: string }>;
+    };
+    expect(results.score).toBe(90);
+    expect(results.tests).toHaveLength(15);
+    const xd = results.tests.find((t) => t.name.startsWith('execute-disable'));
+    expect(xd).toMatchObject({ score: 0, max_score: 10, status: 'failed' });
+    expect(xd?.output).toContain('expected: #PF: errorCode=0x15');
+    expect(results.tests.filter((t) => t.status === 'passed').reduce((a, t) => a + t.score, 0)).toBe(90);
+    expect(grade('lab1', '--format', 'xml').code).toBe(2);
+  });
+});

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
 import { formatReport, formatResult } from '../format-report.js';
 import { MAX_SOURCE_CHARS, type Sources } from '../grade.js';
+import { gradescopeResults } from '../gradescope.js';
 import type { Lab } from '../lab.js';
 import { getLab, labs } from '../registry.js';
 import { referenceSources } from '../reference-solutions.js';
@@ -16,8 +18,10 @@ const MAX_FILE_BYTES = MAX_SOURCE_CHARS * 4;
 
 const USAGE = `usage: spf-grade <lab> [solution-file ...]   grade files (default: the starter)
        spf-grade <lab> --reference | --variant <id>
+       spf-grade <lab> --hint          show the next hint (remembered per lab in ~/.spf-grade/hints.json)
        spf-grade --list
-options: --json  print the report as JSON;  --time-limit <ms>  per-test limit (default 3000, at most ${MAX_TIMER_MS})
+options: --test <id>  run one test (and the tests it depends on);  --format text|json|gradescope
+         (gradescope: the results.json of Gradescope's autograder);  --json  same as --format json;  --time-limit <ms>  per-test limit (default 3000, at most ${MAX_TIMER_MS})
 paths are relative to the directory you ran the command in`;
 
 function fail(msg: string): never {
@@ -79,6 +83,39 @@ function readSources(lab: Lab, paths: string[]): Sources {
   return sources;
 }
 
+/** Where `--hint` remembers how many hints were shown ($SPF_GRADE_STATE overrides it). */
+function hintStateFile(): string {
+  return process.env.SPF_GRADE_STATE ?? join(homedir(), '.spf-grade', 'hints.json');
+}
+
+/** Prints the next hint of `lab` and remembers that it was shown. */
+function showNextHint(lab: Lab): void {
+  const file = hintStateFile();
+  let state: Record<string, number> = {};
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    if (parsed && typeof parsed === 'object') state = parsed as Record<string, number>;
+  } catch {
+    // no state yet, or unreadable: start from the first hint
+  }
+  const key = `${lab.id}@${lab.version}`;
+  const shown = Number.isInteger(state[key]) ? Math.max(0, state[key]) : 0;
+  const n = lab.hints.length;
+  if (shown >= n) {
+    console.log(`All ${n} hints of ${lab.id} have been shown:`);
+    lab.hints.forEach((h, i) => console.log(`${i + 1}. ${h}`));
+    return;
+  }
+  console.log(`Hint ${shown + 1} of ${n} (${lab.title}):\n${lab.hints[shown]}`);
+  state[key] = shown + 1;
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, `${JSON.stringify(state, null, 2)}\n`);
+  } catch (err) {
+    console.error(`spf-grade: could not remember the hint in ${file}: ${(err as Error).message}`);
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const args = [...argv];
   const flag = (name: string) => {
@@ -104,7 +141,13 @@ async function main(argv: string[]): Promise<number> {
       console.log(`${l.id}\t${l.title} (v${l.version}): ${l.files.map((f) => f.name).join(', ')}`);
     return 0;
   }
-  const json = flag('--json');
+  const jsonFlag = flag('--json');
+  const hint = flag('--hint');
+  const only = option('--test');
+  const format = option('--format') ?? (jsonFlag ? 'json' : 'text');
+  if (!['text', 'json', 'gradescope'].includes(format))
+    fail(`--format must be text, json or gradescope (got ${format})`);
+  const json = format !== 'text';
   const reference = flag('--reference');
   const variant = option('--variant');
   const limit = option('--time-limit');
@@ -124,6 +167,13 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     fail((err as Error).message);
   }
+  if (hint) {
+    showNextHint(lab);
+    return 0;
+  }
+  if (only !== undefined && !lab.tests.some((t) => t.id === only)) {
+    fail(`${lab.id} has no test '${only}'; its tests are ${lab.tests.map((t) => t.id).join(', ')}`);
+  }
   if ((reference || variant !== undefined) && files.length > 0)
     fail(`--reference and --variant grade the lab's own files; do not name solution files too`);
   if (reference && variant !== undefined) fail('choose --reference or --variant, not both');
@@ -139,6 +189,7 @@ async function main(argv: string[]): Promise<number> {
   const printed = new Set<string>();
   const report = await gradeInSandbox(lab, sources, {
     testTimeLimitMs,
+    only,
     onResult: json
       ? undefined
       : (r) => {
@@ -146,7 +197,8 @@ async function main(argv: string[]): Promise<number> {
           console.log(formatResult(r));
         },
   });
-  if (json) console.log(JSON.stringify(report, (_k, v) => (typeof v === 'bigint' ? String(v) : v), 2));
+  const shown = format === 'gradescope' ? gradescopeResults(report) : report;
+  if (json) console.log(JSON.stringify(shown, (_k, v) => (typeof v === 'bigint' ? String(v) : v), 2));
   // Results already streamed are not repeated; the rest (skipped after a timeout or load error) and the score.
   else console.log(formatReport({ ...report, results: report.results.filter((r) => !printed.has(r.id)) }));
   return report.score === report.maxScore ? 0 : 1;

@@ -1,5 +1,6 @@
 import { gradeTranspiled } from '../grade-transpiled.js';
 import { getLab } from '../registry.js';
+import { withAncestors } from '../test-chain.js';
 import type { WorkerMessage } from '../worker-protocol.js';
 import type { SandboxRequest } from './sandbox-protocol.js';
 
@@ -33,6 +34,7 @@ process.once('message', (raw: SandboxRequest) => {
   let lab: ReturnType<typeof getLab>;
   try {
     lab = getLab(String(raw.lab));
+    if (raw.only !== undefined) lab = withAncestors(lab, String(raw.only));
   } catch (err) {
     post({ type: 'crash', message: (err as Error).message }, () => exit(0));
     return;

@@ -6,6 +6,8 @@ export type SandboxRequest = {
   readonly lab: string;
   readonly js: ReadonlyArray<readonly [file: string, code: string]>;
   readonly secret: string;
+  /** Run only this test (and its ancestors). */
+  readonly only?: string;
 };
 
 /** Sandbox to parent: a worker message with the run's secret. */

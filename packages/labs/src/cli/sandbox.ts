@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { type Sources, transpileSources } from '../grade.js';
 import type { Lab } from '../lab.js';
 import type { GradeReport } from '../result.js';
+import { withAncestors } from '../test-chain.js';
 import {
   gradeWithWatchdog,
   type WatchdogOptions,
@@ -23,6 +24,8 @@ export type SandboxOptions = WatchdogOptions & {
   readonly memoryMiB?: number;
   /** The child's entry file (tests replace it with a misbehaving child). */
   readonly entry?: string;
+  /** Run only this test and its ancestors (`spf-grade --test <id>`). */
+  readonly only?: string;
 };
 
 const DEFAULT_HEAP_MIB = 512;
@@ -112,7 +115,7 @@ function sandboxPort(
   let watch: ReturnType<typeof setInterval> | undefined;
   return {
     post(req) {
-      const msg: SandboxRequest = { type: 'grade', lab: req.lab, js: [...js], secret };
+      const msg: SandboxRequest = { type: 'grade', lab: req.lab, js: [...js], secret, only: opts.only };
       child.send(msg);
     },
     listen(onMessage: (m: WorkerMessage) => void, onError: (message: string) => void) {
@@ -163,7 +166,8 @@ export async function gradeInSandbox(
   const t = transpileSources(lab, sources);
   if ('report' in t) return t.report;
   const forged = { n: 0 };
-  const report = await gradeWithWatchdog(lab, sources, () => sandboxPort(t.js, opts, forged), opts);
+  const graded = opts.only === undefined ? lab : withAncestors(lab, opts.only);
+  const report = await gradeWithWatchdog(graded, sources, () => sandboxPort(t.js, opts, forged), opts);
   if (forged.n === 0 || report.error) return report;
   return {
     ...report,
