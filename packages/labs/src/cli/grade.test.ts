@@ -1,9 +1,11 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lab1 } from '../lab1/lab1.js';
+import { referenceSources } from '../reference-solutions.js';
 
 // The command-line grader as users run it: the built bin in a child process (the worker thread it starts
 // needs compiled JavaScript), so the package is built first (incremental, quick when up to date).
@@ -205,5 +207,41 @@ describe('spf-grade --test, --hint and --format gradescope', () => {
     expect(xd?.output).toContain('expected: #PF: errorCode=0x15');
     expect(results.tests.filter((t) => t.status === 'passed').reduce((a, t) => a + t.score, 0)).toBe(90);
     expect(grade('lab1', '--format', 'xml').code).toBe(2);
+  });
+});
+
+describe('spf-grade --watch', () => {
+  it('grades again when the solution file is saved', async () => {
+    const file = join(dir, 'watched.ts');
+    writeFileSync(file, 'export function walk() {\n  let x = ;\n}\n');
+    const child = spawn(process.execPath, [bin, 'lab1', file, '--watch'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const seen = (text: string) =>
+      new Promise<void>((res, rej) => {
+        const check = () => {
+          if (out.includes(text)) {
+            child.stdout.off('data', onData);
+            res();
+          }
+        };
+        const onData = (d: Buffer) => {
+          out += d.toString();
+          check();
+        };
+        child.stdout.on('data', onData);
+        child.once('exit', () => rej(new Error(`spf-grade exited before printing ${text}:\n${out}`)));
+        check();
+      });
+    try {
+      await seen('Ctrl-C to stop');
+      expect(out).toMatch(/syntax-error: walk\.ts:2/);
+      writeFileSync(file, referenceSources(lab1)['walk.ts']);
+      await seen('Score: 100/100');
+      expect(out).toContain('watched.ts changed: grading again');
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });

@@ -1,5 +1,15 @@
 #!/usr/bin/env node
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  watchFile,
+  writeFileSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { formatReport, formatResult } from '../format-report.js';
@@ -18,6 +28,7 @@ const MAX_FILE_BYTES = MAX_SOURCE_CHARS * 4;
 
 const USAGE = `usage: spf-grade <lab> [solution-file ...]   grade files (default: the starter)
        spf-grade <lab> --reference | --variant <id>
+       spf-grade <lab> files... --watch  grade again on every save
        spf-grade <lab> --hint          show the next hint (remembered per lab in ~/.spf-grade/hints.json)
        spf-grade --list
 options: --test <id>  run one test (and the tests it depends on);  --format text|json|gradescope
@@ -143,6 +154,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const jsonFlag = flag('--json');
   const hint = flag('--hint');
+  const watch = flag('--watch');
   const only = option('--test');
   const format = option('--format') ?? (jsonFlag ? 'json' : 'text');
   if (!['text', 'json', 'gradescope'].includes(format))
@@ -174,6 +186,7 @@ async function main(argv: string[]): Promise<number> {
   if (only !== undefined && !lab.tests.some((t) => t.id === only)) {
     fail(`${lab.id} has no test '${only}'; its tests are ${lab.tests.map((t) => t.id).join(', ')}`);
   }
+  if (watch && files.length === 0) fail('--watch needs the solution files to watch');
   if ((reference || variant !== undefined) && files.length > 0)
     fail(`--reference and --variant grade the lab's own files; do not name solution files too`);
   if (reference && variant !== undefined) fail('choose --reference or --variant, not both');
@@ -185,23 +198,64 @@ async function main(argv: string[]): Promise<number> {
   if (reference) sources = referenceSources(lab);
   else if (variant !== undefined) sources = variantSources(lab, variant);
   else sources = files.length > 0 ? readSources(lab, files) : starterSources(lab);
-  if (!json) console.log(`${lab.title} (${lab.id} v${lab.version})`);
-  const printed = new Set<string>();
-  const report = await gradeInSandbox(lab, sources, {
-    testTimeLimitMs,
-    only,
-    onResult: json
-      ? undefined
-      : (r) => {
-          printed.add(r.id);
-          console.log(formatResult(r));
-        },
-  });
-  const shown = format === 'gradescope' ? gradescopeResults(report) : report;
-  if (json) console.log(JSON.stringify(shown, (_k, v) => (typeof v === 'bigint' ? String(v) : v), 2));
-  // Results already streamed are not repeated; the rest (skipped after a timeout or load error) and the score.
-  else console.log(formatReport({ ...report, results: report.results.filter((r) => !printed.has(r.id)) }));
-  return report.score === report.maxScore ? 0 : 1;
+  const run = async (src: Sources): Promise<number> => {
+    if (!json) console.log(`${lab.title} (${lab.id} v${lab.version})`);
+    const printed = new Set<string>();
+    const report = await gradeInSandbox(lab, src, {
+      testTimeLimitMs,
+      only,
+      onResult: json
+        ? undefined
+        : (r) => {
+            printed.add(r.id);
+            console.log(formatResult(r));
+          },
+    });
+    const shown = format === 'gradescope' ? gradescopeResults(report) : report;
+    if (json) console.log(JSON.stringify(shown, (_k, v) => (typeof v === 'bigint' ? String(v) : v), 2));
+    // Results already streamed are not repeated; the rest (skipped after a timeout or load error) and the score.
+    else console.log(formatReport({ ...report, results: report.results.filter((r) => !printed.has(r.id)) }));
+    return report.score === report.maxScore ? 0 : 1;
+  };
+  const code = await run(sources);
+  if (!watch) return code;
+  return watchAndRegrade(lab, files, run);
+}
+
+/**
+ * `--watch`: re-grades whenever a solution file changes (polled, so editors that replace the file on save
+ * are seen too), one run at a time; runs until interrupted.
+ */
+function watchAndRegrade(lab: Lab, files: string[], run: (s: Sources) => Promise<number>): Promise<number> {
+  const dir = userDirectory();
+  const paths = files.map((p) => resolve(dir, p));
+  let running = false;
+  let again = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const regrade = async () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    do {
+      again = false;
+      if (paths.every((p) => existsSync(p))) {
+        console.log(`\n--- ${files.join(', ')} changed: grading again ---`);
+        await run(readSources(lab, files));
+      }
+    } while (again);
+    running = false;
+    console.log(`--- watching ${files.join(', ')} (Ctrl-C to stop) ---`);
+  };
+  for (const p of paths) {
+    watchFile(p, { interval: 200 }, () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => void regrade(), 100);
+    });
+  }
+  console.log(`--- watching ${files.join(', ')} (Ctrl-C to stop) ---`);
+  return new Promise<number>(() => {});
 }
 
 main(process.argv.slice(2)).then(
