@@ -31,6 +31,10 @@ export type SandboxOptions = WatchdogOptions & {
 const DEFAULT_HEAP_MIB = 512;
 const DEFAULT_MEMORY_MIB = 1024;
 const POLL_MS = 50;
+/** Node 20 calls the permission model experimental; Node 22.13 and later name the flag `--permission`. */
+const PERMISSION_FLAG = process.allowedNodeEnvironmentFlags.has('--permission')
+  ? '--permission'
+  : '--experimental-permission';
 const require = createRequire(import.meta.url);
 
 /** The directory of the package.json above `file`. */
@@ -97,7 +101,7 @@ function sandboxPort(
   const child: ChildProcess = spawn(
     process.execPath,
     [
-      '--experimental-permission',
+      PERMISSION_FLAG,
       ...readablePaths(entry).map((p) => `--allow-fs-read=${p}`),
       '--disallow-code-generation-from-strings',
       '--frozen-intrinsics',
