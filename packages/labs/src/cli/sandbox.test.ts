@@ -86,6 +86,10 @@ describe('gradeInSandbox', () => {
       /ran out of memory: the grading process exceeded its 64 MiB JavaScript heap/,
     );
     expect(r.error?.message).not.toMatch(/infinite loop/);
+    const first = r.results[0];
+    expect(first.status).toBe('error');
+    expect(first.message).toMatch(/ran out of memory/);
+    expect(r.results.slice(1).every((t) => t.status === 'skipped' && !/timeout/.test(t.message))).toBe(true);
   });
 
   it('bounds off-heap memory (buffers) too', async () => {
@@ -93,7 +97,7 @@ describe('gradeInSandbox', () => {
       'const keep: Uint8Array[] = [];\nexport function walk(): never {\n  for (;;) keep.push(new Uint8Array(8 << 20).fill(1));\n}\n';
     const r = await gradeInSandbox(lab1, { 'walk.ts': walk }, { entry: realChild, memoryMiB: 200 });
     expect(r.score).toBe(0);
-    expect(r.error?.message).toMatch(/used more than 200 MiB of memory/);
+    expect(r.error?.message, JSON.stringify(r.results[0])).toMatch(/used more than 200 MiB of memory/);
   });
 
   it('hides process and the network from student code', async () => {

@@ -30,7 +30,7 @@ export type SandboxOptions = WatchdogOptions & {
 
 const DEFAULT_HEAP_MIB = 512;
 const DEFAULT_MEMORY_MIB = 1024;
-const POLL_MS = 50;
+const POLL_MS = 25;
 /** Node 20 calls the permission model experimental; Node 22.13 and later name the flag `--permission`. */
 const PERMISSION_FLAG = process.allowedNodeEnvironmentFlags.has('--permission')
   ? '--permission'
