@@ -2,7 +2,7 @@
 export { formatReport, formatResult } from './format-report.js';
 export { gradeSources, MAX_SOURCE_CHARS, transpileSources, validateLab } from './grade.js';
 export { gradeTranspiled } from './grade-transpiled.js';
-export { maxScore, timeoutReport } from './timeout-report.js';
+export { maxScore, stoppedReport, timeoutReport } from './timeout-report.js';
 export type {
   BuggyVariant,
   InjectionPoint,

@@ -114,7 +114,7 @@ function showNextHint(lab: Lab): void {
   const n = lab.hints.length;
   if (shown >= n) {
     console.log(`All ${n} hints of ${lab.id} have been shown:`);
-    lab.hints.forEach((h, i) => console.log(`${i + 1}. ${h}`));
+    for (const [i, h] of lab.hints.entries()) console.log(`${i + 1}. ${h}`);
     return;
   }
   console.log(`Hint ${shown + 1} of ${n} (${lab.title}):\n${lab.hints[shown]}`);

@@ -104,7 +104,7 @@ describe('gradeInSandbox', () => {
     const walk = [
       'const g = globalThis as any;',
       'export function walk(): never {',
-      '  throw new Error(`process=${typeof g.process} fetch=${typeof g.fetch}`);',
+      "  throw new Error('process=' + typeof g.process + ' fetch=' + typeof g.fetch);",
       '}',
     ].join('\n');
     const r = await gradeInSandbox(lab1, { 'walk.ts': walk }, { entry: realChild });
