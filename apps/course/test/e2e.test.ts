@@ -100,6 +100,8 @@ describe.skipIf(!hasChromium)('course site in Chromium', () => {
   it('grades the starter low, and keeps the reference solution locked', async () => {
     await openLab1();
     expect(await page.isDisabled('[data-action="reference"]')).toBe(true);
+    // The reference is not shipped before it is earned: neither in the page nor in what it has loaded.
+    expect(await page.content()).not.toContain('Lab 1 reference solution');
     const score = await runTests();
     expect(score).toBe('Score: 0/100');
     expect(await page.getAttribute('li[data-test="translate-4k"]', 'data-status')).toBe('fail');
@@ -118,7 +120,9 @@ describe.skipIf(!hasChromium)('course site in Chromium', () => {
     expect(await page.locator('li[data-status="pass"]').count()).toBe(15);
     expect(await page.isDisabled('[data-action="reference"]')).toBe(false);
     await page.click('[data-action="reference"]');
-    expect(await page.textContent('[data-reference]')).toContain('export function walk');
+    // Fetched on demand (a separate chunk), so wait for it.
+    await page.waitForSelector('[data-reference] pre.wb-ref-code');
+    expect(await page.textContent('[data-reference]')).toContain('Lab 1 reference solution');
   });
 
   it('shows the named test failing with expected and actual for a buggy solution', async () => {

@@ -2,7 +2,8 @@
 // starter. Run: npx tsx bench/grade.ts (or pnpm run bench). Prints figures; asserts nothing.
 import { gradeSources } from '../src/grade.js';
 import { labs } from '../src/registry.js';
-import { referenceSources, starterSources } from '../src/variants.js';
+import { referenceSources } from '../src/reference-solutions.js';
+import { starterSources } from '../src/variants.js';
 
 for (const lab of labs) {
   for (const [what, sources] of [

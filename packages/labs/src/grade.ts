@@ -1,9 +1,8 @@
+import { failedReport, gradeTranspiled } from './grade-transpiled.js';
 import { LabDefinitionError, StudentLoadError, StudentSyntaxError } from './lab-errors.js';
 import type { Lab } from './lab.js';
-import { type GradeReport, skippedResult, totalPoints } from './result.js';
-import { maxScore } from './timeout-report.js';
-import { type RunnerHooks, parentProblems, runTests } from './runner.js';
-import { loadStudentModules } from './student-module.js';
+import type { GradeReport } from './result.js';
+import { parentProblems, type RunnerHooks } from './runner.js';
 import type { Sources } from './worker-protocol.js';
 import { transpileStudent } from './transpile.js';
 
@@ -21,18 +20,36 @@ export function validateLab(lab: Lab): void {
   if (problems.length > 0) throw new LabDefinitionError(`lab '${lab.id}': ${problems.join('; ')}`);
 }
 
-/** A report for a run that did not get to the tests (syntax or load error). */
-function failedReport(lab: Lab, status: GradeReport['status'], err: StudentSyntaxError | StudentLoadError) {
-  const results = lab.tests.map((t) => skippedResult(t, `not run: ${err.message}`));
-  return {
-    lab: lab.id,
-    version: lab.version,
-    status,
-    score: 0,
-    maxScore: maxScore(lab),
-    results,
-    error: { message: err.message, file: err.file, line: err.line },
-  } satisfies GradeReport;
+/** The largest student file graded, in UTF-16 code units (a lab file is a few KiB; 256 Ki is generous). */
+export const MAX_SOURCE_CHARS = 256 * 1024;
+
+/**
+ * Transpiles the student's sources (a missing file is graded as its starter). Returns the JavaScript of
+ * each file, or the report of a run that cannot start: a file that is too large or does not parse.
+ */
+export function transpileSources(
+  lab: Lab,
+  sources: Sources,
+): { readonly js: ReadonlyMap<string, string> } | { readonly report: GradeReport } {
+  const js = new Map<string, string>();
+  try {
+    for (const f of lab.files) {
+      const text = sources[f.name] ?? f.starter;
+      if (typeof text !== 'string' || text.length > MAX_SOURCE_CHARS) {
+        const size = typeof text === 'string' ? `${Math.ceil(text.length / 1024)} KiB` : `a ${typeof text}`;
+        throw new StudentLoadError(
+          `${f.name} is ${size}; a lab file may have at most ${MAX_SOURCE_CHARS / 1024} KiB of text. Grade the file you edited, not a generated or binary one.`,
+          f.name,
+        );
+      }
+      js.set(f.name, transpileStudent(f.name, text));
+    }
+  } catch (err) {
+    if (err instanceof StudentSyntaxError) return { report: failedReport(lab, 'syntax-error', err) };
+    if (err instanceof StudentLoadError) return { report: failedReport(lab, 'load-error', err) };
+    throw err;
+  }
+  return { js };
 }
 
 /**
@@ -45,28 +62,7 @@ export async function gradeSources(
   sources: Sources,
   hooks: RunnerHooks = {},
 ): Promise<GradeReport> {
-  const js = new Map<string, string>();
-  try {
-    for (const f of lab.files) js.set(f.name, transpileStudent(f.name, sources[f.name] ?? f.starter));
-  } catch (err) {
-    if (err instanceof StudentSyntaxError) return failedReport(lab, 'syntax-error', err);
-    throw err;
-  }
-  let student: Awaited<ReturnType<typeof loadStudentModules>>;
-  try {
-    student = await loadStudentModules(js, lab.modules());
-  } catch (err) {
-    if (err instanceof StudentLoadError) return failedReport(lab, 'load-error', err);
-    throw err;
-  }
-  const results = await runTests(lab, student, hooks);
-  return {
-    lab: lab.id,
-    version: lab.version,
-    status: 'complete',
-    score: totalPoints(results),
-    maxScore: maxScore(lab),
-    results,
-    error: null,
-  };
+  const t = transpileSources(lab, sources);
+  if ('report' in t) return t.report;
+  return gradeTranspiled(lab, t.js, hooks);
 }

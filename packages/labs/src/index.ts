@@ -1,7 +1,8 @@
 // @spf/labs: the course's graded labs and the machinery that grades them in Node and in browsers.
 export { formatReport, formatResult } from './format-report.js';
-export { gradeSources, validateLab } from './grade.js';
-export { maxScore, timeoutReport } from './timeout-report.js';
+export { gradeSources, MAX_SOURCE_CHARS, transpileSources, validateLab } from './grade.js';
+export { gradeTranspiled } from './grade-transpiled.js';
+export { maxScore, stoppedReport, timeoutReport } from './timeout-report.js';
 export type {
   BuggyVariant,
   InjectionPoint,
@@ -42,7 +43,9 @@ export {
   TestMemory,
   vaOf,
 } from './lab1/page-table-builder.js';
+export { type GradescopeResults, type GradescopeTest, gradescopeResults } from './gradescope.js';
 export { getLab, labs } from './registry.js';
+export { withAncestors } from './test-chain.js';
 export {
   type GradeReport,
   type GradeStatus,
@@ -54,7 +57,7 @@ export { type RunnerHooks, runTests } from './runner.js';
 export { serveGradeRequest } from './serve-grade-request.js';
 export { loadStudentModules, type ModuleMap, studentLocation } from './student-module.js';
 export { transpileStudent } from './transpile.js';
-export { referenceSources, starterSources, variantSources } from './variants.js';
+export { starterSources } from './variants.js';
 export {
   type GradeRequest,
   gradeWithWatchdog,

@@ -7,14 +7,15 @@
 /** What a test checks; categories follow Pintos' weighting of functionality, robustness and regressions. */
 export type TestCategory = 'functionality' | 'robustness' | 'concurrency' | 'regression';
 
-/** One file the student edits. */
+/**
+ * One file the student edits. Its reference solution is not part of the lab (nor of its outline, which
+ * pages embed): it is in the `@spf/labs/reference` entry, loaded only where it is needed.
+ */
 export type LabFile = {
   /** File name as shown in the editor tab and used for relative imports (`./walk.js`). */
   readonly name: string;
   /** What the student starts from. */
   readonly starter: string;
-  /** A correct solution, revealed after full marks. */
-  readonly reference: string;
 };
 
 /** The exports of every student file, keyed by file name. */

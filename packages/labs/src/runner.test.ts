@@ -4,7 +4,7 @@ import { timeoutReport } from './timeout-report.js';
 import type { Lab } from './lab.js';
 import { TestFailure } from './lab-errors.js';
 import { lab1 } from './lab1/lab1.js';
-import { referenceSources } from './variants.js';
+import { referenceSources } from './reference-solutions.js';
 import { gradeWithWatchdog, type WorkerMessage, type WorkerPort } from './worker-protocol.js';
 
 /** A small lab around one function `add(a, b)` to test the runner itself. */
@@ -15,7 +15,7 @@ function adderLab(extra: Partial<Lab> = {}): Lab {
     version: 1,
     summary: 'add two numbers',
     injection: { package: '@spf/none', point: 'add' },
-    files: [{ name: 'add.ts', starter: 'export const add = (a: number, b: number) => 0;\n', reference: '' }],
+    files: [{ name: 'add.ts', starter: 'export const add = (a: number, b: number) => 0;\n' }],
     hints: [],
     buggyVariants: [],
     modules: () => ({ '@spf/helpers': { twice: (x: number) => 2 * x } }),

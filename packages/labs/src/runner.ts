@@ -14,21 +14,27 @@ export type RunnerHooks = {
 
 const CONSOLE_METHODS = ['log', 'info', 'warn', 'error', 'debug'] as const;
 
-/** Runs `f` with `console.*` appending to `out` (student printing becomes the test's output). */
+/**
+ * Runs `f` with `console.*` appending to `out` (student printing becomes the test's output). The global
+ * `console` is swapped for a capturing one rather than patched: under frozen intrinsics (the Node sandbox)
+ * the console's methods cannot be reassigned.
+ */
 async function withCapturedConsole<T>(out: string[], f: () => Promise<T>): Promise<T> {
-  const c = console as unknown as Record<string, (...args: unknown[]) => void>;
-  const saved = CONSOLE_METHODS.map((k) => c[k]);
+  const g = globalThis as unknown as { console: Console };
+  const saved = g.console;
+  const capturing = Object.create(saved) as Console;
   for (const k of CONSOLE_METHODS) {
-    c[k] = (...args: unknown[]) => {
-      out.push(args.map((a) => (typeof a === 'string' ? a : safeString(a))).join(' '));
-    };
+    Object.defineProperty(capturing, k, {
+      value: (...args: unknown[]) => {
+        out.push(args.map((a) => (typeof a === 'string' ? a : safeString(a))).join(' '));
+      },
+    });
   }
+  g.console = capturing;
   try {
     return await f();
   } finally {
-    CONSOLE_METHODS.forEach((k, i) => {
-      c[k] = saved[i];
-    });
+    g.console = saved;
   }
 }
 

@@ -37,6 +37,26 @@ function shimSource(runId: string, specifier: string, ns: Readonly<Record<string
   return lines.join('\n');
 }
 
+const SKIP = /^(?:\s|\/\*[\s\S]*?\*\/|\/\/[^\n]*(?:\n|$))*/;
+const REWRITTEN_IMPORT = /^\(\s*(['"])data:text\/javascript;base64,[A-Za-z0-9+/=]+\1\s*\)/;
+
+/**
+ * The first `import(...)` or `import.meta` in transpiled code that is not a rewritten literal import, if
+ * any. A computed import (`import('node:' + name)`) would reach the host's module loader: files, commands,
+ * the network, or a package's full namespace; only literal specifiers, which the rewriter checks, may load.
+ * (It can misfire on the text `import(` inside a string or comment; the message says so.)
+ */
+export function dynamicImportAt(js: string): number | undefined {
+  for (const m of js.matchAll(/(^|[^.\w$])import\b/g)) {
+    const at = (m.index ?? 0) + m[1].length;
+    const rest = js.slice(at + 6);
+    const after = rest.slice(SKIP.exec(rest)?.[0].length ?? 0);
+    if (after.startsWith('.')) return at;
+    if (after.startsWith('(') && !REWRITTEN_IMPORT.test(after)) return at;
+  }
+  return undefined;
+}
+
 /** Finds the student file a relative specifier (`./walk.js`, `./walk`, `./walk.ts`) names. */
 function resolveRelative(spec: string, files: ReadonlyMap<string, string>): string | undefined {
   const base = spec.replace(/^\.\//, '').replace(/\.(js|ts|mjs)$/, '');
@@ -107,6 +127,15 @@ export async function loadStudentModules(
         return `${lead}${q}${target}${q}`;
       },
     );
+    const dyn = dynamicImportAt(rewritten);
+    if (dyn !== undefined) {
+      const line = rewritten.slice(0, dyn).split('\n').length;
+      throw new StudentLoadError(
+        `${name}:${line}: a dynamic import (import(...) with a computed specifier, or import.meta) is not allowed in lab code; import the allowed packages with ordinary import statements (if the text is in a string or comment, reword it)`,
+        name,
+        line,
+      );
+    }
     const url = dataUrl(`${rewritten}\n//# sourceURL=${STUDENT_URL_PREFIX}${runId}/${name}`);
     loading.delete(name);
     urls.set(name, url);
@@ -127,6 +156,15 @@ export async function loadStudentModules(
       out[name] = (await import(/* @vite-ignore */ url)) as Record<string, unknown>;
     } catch (err) {
       if (err instanceof StudentLoadError) throw err;
+      const missing = /does not provide an export named '([^']+)'/.exec(
+        err instanceof Error ? err.message : '',
+      );
+      if (missing) {
+        throw new StudentLoadError(
+          `${name}: cannot import '${missing[1]}': it is not an export this lab allows (from a package that also holds an answer, lab code may import only types and constants)`,
+          name,
+        );
+      }
       const loc = studentLocation(err);
       const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
       throw new StudentLoadError(

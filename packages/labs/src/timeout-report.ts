@@ -44,3 +44,32 @@ export function timeoutReport(
         : null,
   };
 }
+
+/**
+ * The report of a run whose worker crashed or ended before reporting (out of memory, a crash): tests
+ * finished so far keep their results, the running test is an `error` carrying the reason, the rest are
+ * skipped saying why. Nothing about it suggests a timeout.
+ */
+export function stoppedReport(
+  lab: LabOutline,
+  finished: readonly TestResult[],
+  runningTest: string | null,
+  reason: string,
+): GradeReport {
+  const done = new Map(finished.map((r) => [r.id, r]));
+  const results = lab.tests.map((t): TestResult => {
+    const r = done.get(t.id);
+    if (r) return r;
+    if (t.id === runningTest) return { ...skippedResult(t, reason), status: 'error' };
+    return skippedResult(t, `not run: the grading run stopped (${reason})`);
+  });
+  return {
+    lab: lab.id,
+    version: lab.version,
+    status: 'load-error',
+    score: totalPoints(results),
+    maxScore: maxScore(lab),
+    results,
+    error: { message: reason },
+  };
+}

@@ -1,11 +1,7 @@
 import { LabDefinitionError } from './lab-errors.js';
 import type { BuggyVariant, Lab } from './lab.js';
 import type { Sources } from './grade.js';
-
-/** The reference solution's sources. */
-export function referenceSources(lab: Lab): Sources {
-  return Object.fromEntries(lab.files.map((f) => [f.name, f.reference]));
-}
+import { referenceSources } from './reference-solutions.js';
 
 /** The starter sources. */
 export function starterSources(lab: Lab): Sources {

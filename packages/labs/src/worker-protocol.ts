@@ -1,6 +1,6 @@
 import type { LabOutline } from './lab.js';
 import type { GradeReport, TestResult } from './result.js';
-import { timeoutReport } from './timeout-report.js';
+import { stoppedReport, timeoutReport } from './timeout-report.js';
 
 /** The student's files by name; a missing file is graded as its starter. */
 export type Sources = Readonly<Record<string, string>>;
@@ -60,7 +60,8 @@ export function gradeWithWatchdog(
     };
     const arm = (ms: number) => {
       clearTimeout(timer);
-      timer = setTimeout(() => finish(timeoutReport(lab, finished, running, ms)), ms);
+      // A timer longer than 2^31 - 1 ms fires at once: clamp (that is still about 24.8 days).
+      timer = setTimeout(() => finish(timeoutReport(lab, finished, running, ms)), Math.min(ms, 2 ** 31 - 1));
     };
     worker.listen(
       (m) => {
@@ -76,19 +77,10 @@ export function gradeWithWatchdog(
         } else if (m.type === 'done') {
           finish(m.report);
         } else {
-          finish({
-            ...timeoutReport(lab, finished, null, 0),
-            status: 'load-error',
-            error: { message: `the grading worker crashed: ${m.message}` },
-          });
+          finish(stoppedReport(lab, finished, running, `the grading worker crashed: ${m.message}`));
         }
       },
-      (message) =>
-        finish({
-          ...timeoutReport(lab, finished, null, 0),
-          status: 'load-error',
-          error: { message: `the grading worker failed: ${message}` },
-        }),
+      (message) => finish(stoppedReport(lab, finished, running, `the grading worker failed: ${message}`)),
     );
     arm(loadLimit);
     worker.post({ type: 'grade', lab: lab.id, sources });

@@ -2,13 +2,6 @@
 export { smpMb, smpRmb, smpWmb } from './barriers.js';
 export { type Current, current, describeCurrent, irqsEnabled } from './current.js';
 export { IntervalNode, IntervalTree } from './interval-tree.js';
-export type {
-  RwsemPaths,
-  RwsemState,
-  RwsemWaiter,
-  SeqcountReadSide,
-  SeqcountState,
-} from './lab-interfaces.js';
 export { LockError } from './lock-error.js';
 export {
   type AcquireMode,
@@ -35,8 +28,9 @@ export {
   RwSemaphore,
   type RwSemaphoreOptions,
 } from './rwsem.js';
-export { SeqCount, type SeqCountOptions, seqcountReadSide } from './seqcount.js';
+export type { RwsemPaths, RwsemState, RwsemWaiter } from './rwsem-paths.js';
+export { SeqCount, type SeqCountOptions } from './seqcount.js';
+export type { SeqcountReadSide, SeqcountState } from './seqcount-read-side.js';
 export { SeqLock, type SeqLockOptions } from './seqlock.js';
-export { simpleRwsemPaths } from './simple-rwsem-paths.js';
 export type { SleepingRwLock } from './sleeping-rw-lock.js';
 export { RawSpinLock, SpinLock, type SpinLockOptions } from './spinlock.js';

@@ -10,7 +10,7 @@ import {
   timed,
 } from '@spf/machine';
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { RwsemPaths } from './lab-interfaces.js';
+import type { RwsemPaths } from './rwsem-paths.js';
 import { defaultLockdep } from './lockdep.js';
 import {
   RWSEM_FLAG_HANDOFF,
@@ -20,7 +20,7 @@ import {
   RwSemaphore,
   type RwSemaphoreOptions,
 } from './rwsem.js';
-import { simpleRwsemPaths } from './simple-rwsem-paths.js';
+import { fifoRwsemPaths } from './test-support/fifo-rwsem-paths.js';
 import { forgetfulUpReadPaths, readerPreferencePaths } from './test-support/broken.js';
 import { expectCaught, exploreAll } from './test-support/expect-caught.js';
 
@@ -29,7 +29,7 @@ beforeEach(() => defaultLockdep.reset());
 const variants: Array<[string, RwSemaphoreOptions]> = [
   ['kernel rwsem', {}],
   ['kernel rwsem without spinning, immediate handoff', { optimisticSpin: false, handoffTimeoutNs: 0 }],
-  ['simpleRwsemPaths', { paths: simpleRwsemPaths }],
+  ['fifoRwsemPaths', { paths: fifoRwsemPaths }],
 ];
 
 /**
@@ -301,19 +301,19 @@ describe('RwSemaphore', () => {
     const spy: RwsemPaths = {
       *downRead(s) {
         calls.push('downRead');
-        yield* simpleRwsemPaths.downRead(s);
+        yield* fifoRwsemPaths.downRead(s);
       },
       *upRead(s) {
         calls.push('upRead');
-        yield* simpleRwsemPaths.upRead(s);
+        yield* fifoRwsemPaths.upRead(s);
       },
       *downWrite(s) {
         calls.push('downWrite');
-        yield* simpleRwsemPaths.downWrite(s);
+        yield* fifoRwsemPaths.downWrite(s);
       },
       *upWrite(s) {
         calls.push('upWrite');
-        yield* simpleRwsemPaths.upWrite(s);
+        yield* fifoRwsemPaths.upWrite(s);
       },
     };
     const sem = new RwSemaphore('lab', { paths: spy, lockdep: false });

@@ -14,7 +14,7 @@ import {
   selfEffect,
 } from '@spf/machine';
 import { type Current, current, currentOf, describeCurrent, irqsEnabled } from './current.js';
-import type { RwsemPaths, RwsemState, RwsemWaiter } from './lab-interfaces.js';
+import type { RwsemPaths, RwsemState, RwsemWaiter } from './rwsem-paths.js';
 import { LockError } from './lock-error.js';
 import { activeLockdep, type Lockdep, type LockdepMap, resolveLockdep } from './lockdep.js';
 import type { SleepingRwLock } from './sleeping-rw-lock.js';
@@ -39,7 +39,7 @@ export const RWSEM_WAIT_TIMEOUT_NS = 4_000_000;
 
 /** Options of {@link RwSemaphore}. */
 export type RwSemaphoreOptions = {
-  /** Replace down_read/up_read/down_write/up_write by a lab implementation (see lab-interfaces.ts). */
+  /** Replace down_read/up_read/down_write/up_write by pluggable paths (see rwsem-paths.ts). */
   readonly paths?: RwsemPaths;
   /** Writers spin on a running writer owner before sleeping (CONFIG_RWSEM_SPIN_ON_OWNER); default true. */
   readonly optimisticSpin?: boolean;
@@ -95,6 +95,7 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
   private readonly waitLock: RawSpinLock;
   private readonly waitList: Waiter[] = [];
   private readonly paths: RwsemPaths | null;
+  private readonly pathState: RwsemState;
   private readonly spin: boolean;
   private readonly ld: Lockdep | null;
   private readonly timeoutNs: number;
@@ -112,6 +113,14 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
     this.waitQueue.describe = () => this.describeHolders();
     this.waitLock = new RawSpinLock(`${name}.wait_lock`, { line, lockdep: false });
     this.paths = opts.paths ?? null;
+    // Pluggable paths get a view of the state, never the lock itself: its own built-in paths must not be
+    // reachable from theirs (a lab could otherwise hand back the kernel's implementation).
+    this.pathState = Object.freeze({
+      count: this.count,
+      waitQueue: this.waitQueue,
+      waiters: this.waitList,
+      name,
+    });
     this.spin = opts.optimisticSpin ?? true;
     this.ld = resolveLockdep(opts.lockdep);
     this.lockClass = opts.lockClass ?? name;
@@ -155,7 +164,7 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
   /** `down_read()`: shared acquisition; sleeps while a writer holds it or a waiter is queued. */
   *downRead(): Kernel<void> {
     const c = yield* this.lockdepAcquire(true, false);
-    if (this.paths) yield* this.paths.downRead(this);
+    if (this.paths) yield* this.paths.downRead(this.pathState);
     else {
       const count = yield* this.count.addReturn(RWSEM_READER_BIAS);
       if (count & READ_FAILED_MASK) yield* this.downReadSlowpath(count, c);
@@ -183,7 +192,8 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
   *downReadTrylock(): Kernel<boolean> {
     const c = currentOf((yield selfEffect) as SelfInfo);
     let ok: boolean;
-    if (this.paths) ok = this.paths.downReadTrylock ? yield* this.paths.downReadTrylock(this) : false;
+    if (this.paths)
+      ok = this.paths.downReadTrylock ? yield* this.paths.downReadTrylock(this.pathState) : false;
     else {
       // The Cell operations are inlined here (`count.load()`, `count.cmpxchg()`, `setReaderOwned()`): the
       // same effects in the same order, without a generator per operation on the fault path.
@@ -224,7 +234,7 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
     activeLockdep(this.ld)?.release(this, c);
     this.readerCount--;
     if (this.paths) {
-      yield* this.paths.upRead(this);
+      yield* this.paths.upRead(this.pathState);
       return;
     }
     yield this.count.line.rmwEffect; // count.addReturn(-RWSEM_READER_BIAS), inlined
@@ -246,7 +256,8 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
   *downWriteTrylock(): Kernel<boolean> {
     const c = yield* current();
     let ok: boolean;
-    if (this.paths) ok = this.paths.downWriteTrylock ? yield* this.paths.downWriteTrylock(this) : false;
+    if (this.paths)
+      ok = this.paths.downWriteTrylock ? yield* this.paths.downWriteTrylock(this.pathState) : false;
     else {
       ok = (yield* this.count.cmpxchg(0, RWSEM_WRITER_LOCKED)) === 0;
       if (ok) yield* this.owner.store({ task: c.task, readerOwned: false });
@@ -265,7 +276,7 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
     activeLockdep(this.ld)?.release(this, c);
     this.writer = null;
     if (this.paths) {
-      yield* this.paths.upWrite(this);
+      yield* this.paths.upWrite(this.pathState);
       return;
     }
     yield* this.owner.store(NO_OWNER);
@@ -285,11 +296,11 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
       if (this.paths.downgradeWrite) {
         this.writer = null;
         this.readerCount++;
-        yield* this.paths.downgradeWrite(this);
+        yield* this.paths.downgradeWrite(this.pathState);
       } else {
         this.writer = null;
-        yield* this.paths.upWrite(this);
-        yield* this.paths.downRead(this);
+        yield* this.paths.upWrite(this.pathState);
+        yield* this.paths.downRead(this.pathState);
         this.enteredRead(c);
       }
       return;
@@ -321,7 +332,7 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
 
   private *downWriteCommon(subclass: number): Kernel<void> {
     const c = yield* this.lockdepAcquire(false, false, subclass);
-    if (this.paths) yield* this.paths.downWrite(this);
+    if (this.paths) yield* this.paths.downWrite(this.pathState);
     else {
       if ((yield* this.count.cmpxchg(0, RWSEM_WRITER_LOCKED)) !== 0) yield* this.downWriteSlowpath(c);
       yield* this.owner.store({ task: c.task, readerOwned: false });

@@ -1,6 +1,6 @@
 import { Cell, delay, kassert, Machine, runSync, type Scenario } from '@spf/machine';
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { SeqcountReadSide } from './lab-interfaces.js';
+import type { SeqcountReadSide } from './seqcount-read-side.js';
 import { defaultLockdep } from './lockdep.js';
 import { SeqCount, seqcountReadSide } from './seqcount.js';
 import { SeqLock } from './seqlock.js';

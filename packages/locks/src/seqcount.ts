@@ -1,18 +1,19 @@
 import { AtomicCell, cpuRelax, type Kernel, type MemoryLine, writeEffect } from '@spf/machine';
 import { smpRmb, smpWmb } from './barriers.js';
-import type { SeqcountReadSide, SeqcountState } from './lab-interfaces.js';
+import type { SeqcountReadSide, SeqcountState } from './seqcount-read-side.js';
 import { LockError } from './lock-error.js';
 
 /** Options of {@link SeqCount}. */
 export type SeqCountOptions = {
-  /** Replace the read side by a lab implementation (see lab-interfaces.ts). */
+  /** Replace the read side by a pluggable one (see seqcount-read-side.ts). */
   readonly reader?: SeqcountReadSide;
   /** Put the sequence on this line (a field of a larger struct, like `vma->vm_sequence`). */
   readonly line?: MemoryLine;
 };
 
 /**
- * The reference read side of a seqcount (include/linux/seqlock.h), written to be read by students:
+ * The kernel's read side of a seqcount (include/linux/seqlock.h), the default of every {@link SeqCount}
+ * and what its raw_* operations always use (not exported from the package: course code does not get it):
  * `read_seqcount_begin()` spins while the sequence is odd (a writer is inside) and returns it;
  * `read_seqcount_retry()` re-reads it after the read section and says whether it changed. The smp_rmb()
  * between the data loads and the sequence loads is a compiler barrier on x86.
@@ -45,6 +46,8 @@ export const seqcountReadSide: SeqcountReadSide = {
 export class SeqCount implements SeqcountState {
   readonly sequence: AtomicCell;
   private readonly reader: SeqcountReadSide;
+  /** What a pluggable read side is handed: the sequence and the name, never the seqcount itself. */
+  private readonly readState: SeqcountState;
 
   constructor(
     readonly name: string,
@@ -52,6 +55,7 @@ export class SeqCount implements SeqcountState {
   ) {
     this.sequence = new AtomicCell(0, opts.line ?? name);
     this.reader = opts.reader ?? seqcountReadSide;
+    this.readState = Object.freeze({ sequence: this.sequence, name });
   }
 
   /** The line of the sequence. */
@@ -66,12 +70,12 @@ export class SeqCount implements SeqcountState {
 
   /** `read_seqcount_begin()`: waits for an even sequence and returns it. */
   *readBegin(): Kernel<number> {
-    return yield* this.reader.readBegin(this);
+    return yield* this.reader.readBegin(this.readState);
   }
 
   /** `read_seqcount_retry()`: true if the section that began at `start` must be retried. */
   *readRetry(start: number): Kernel<boolean> {
-    return yield* this.reader.readRetry(this, start);
+    return yield* this.reader.readRetry(this.readState, start);
   }
 
   /** `raw_read_seqcount_begin()`: as readBegin without lockdep; always the kernel's semantics. */

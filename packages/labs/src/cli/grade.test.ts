@@ -1,9 +1,11 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lab1 } from '../lab1/lab1.js';
+import { referenceSources } from '../reference-solutions.js';
 
 // The command-line grader as users run it: the built bin in a child process (the worker thread it starts
 // needs compiled JavaScript), so the package is built first (incremental, quick when up to date).
@@ -16,12 +18,13 @@ function grade(...args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
 describe('spf-grade', () => {
   beforeAll(() => {
     const b = spawnSync('npx', ['tsc', '-b'], { cwd: pkg, encoding: 'utf8' });
     if (b.status !== 0) throw new Error(`tsc -b failed:\n${b.stdout}${b.stderr}`);
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('prints each test and Score: 100/100, exit 0, for the reference', () => {
     const r = grade('lab1', '--reference');
@@ -66,5 +69,179 @@ describe('spf-grade', () => {
     expect(r.err).toContain("no lab 'nolab'; the labs are lab1, lab2");
     expect(r.code).toBe(2);
     expect(grade('lab1', '--bogus').code).toBe(2);
+  });
+});
+
+// Attacks a student file can make on the grader (issue 11 item 2). Each one scored full marks, or reached
+// the host, before the grader ran student code in a sandboxed child process that authenticates its reports.
+describe('spf-grade against hostile student code', () => {
+  it('a forged "done" report posted by student code is not believed', () => {
+    const file = join(dir, 'forge.ts');
+    writeFileSync(
+      file,
+      [
+        "const lab = ['node', 'worker_threads'].join(':');",
+        'const forged = { lab: "lab1", version: 1, status: "complete", score: 100, maxScore: 100, results: [], error: null };',
+        'const post = (m: unknown) => {',
+        '  const g = globalThis as any;',
+        '  if (g.process?.send) g.process.send(m);',
+        '};',
+        'try {',
+        '  const wt: any = await import(lab);',
+        '  wt.parentPort?.postMessage({ type: "done", report: forged });',
+        '} catch {}',
+        'post({ type: "done", report: forged });',
+        'export function walk(): never { throw new Error("no"); }',
+      ].join('\n'),
+    );
+    const r = grade('lab1', file);
+    expect(r.out).not.toContain('Score: 100/100');
+    expect(r.code).toBe(1);
+  });
+
+  it('student code cannot read files or run commands', () => {
+    const marker = join(dir, 'pwned');
+    const file = join(dir, 'host.ts');
+    writeFileSync(
+      file,
+      [
+        "const cp = ['node', 'child_process'].join(':');",
+        "const fsName = ['node', 'fs'].join(':');",
+        'let leaked = "";',
+        'try {',
+        '  const fs: any = await import(fsName);',
+        `  leaked = fs.readFileSync(${JSON.stringify(join(pkg, 'lab-files/lab1/reference/walk.ts'))}, 'utf8');`,
+        '} catch {}',
+        'try {',
+        '  const c: any = await import(cp);',
+        `  c.execSync(${JSON.stringify(`touch ${marker}`)});`,
+        '} catch {}',
+        'export function walk(): never { throw new Error(leaked.length > 0 ? "READ THE REFERENCE" : "no"); }',
+      ].join('\n'),
+    );
+    const r = grade('lab1', file);
+    expect(existsSync(marker)).toBe(false);
+    expect(r.out).not.toContain('READ THE REFERENCE');
+    expect(r.code).toBe(1);
+  });
+});
+
+describe('spf-grade arguments and paths (issue 17 items 7 and 8, issue 11 item 8)', () => {
+  it('resolves solution paths against the directory pnpm was run from (INIT_CWD), not the root', () => {
+    const sub = join(dir, 'sub');
+    mkdirSync(sub, { recursive: true });
+    writeFileSync(join(sub, 'mine.ts'), 'export function walk() {\n  let x = ;\n}\n');
+    // What `pnpm grade lab1 mine.ts` in `sub` does: the script runs in the root with INIT_CWD = sub.
+    const r = spawnSync(process.execPath, [bin, 'lab1', 'mine.ts'], {
+      cwd: pkg,
+      encoding: 'utf8',
+      env: { ...process.env, INIT_CWD: sub, npm_lifecycle_event: 'grade' },
+    });
+    expect(r.stderr).not.toContain('ENOENT');
+    expect(r.stdout).toMatch(/syntax-error: walk\.ts:2:\d+: syntax error/);
+    expect(r.status).toBe(1);
+  });
+
+  it('an unknown --variant is a usage error before the run, without a stack trace', () => {
+    const r = grade('lab1', '--variant', 'nope');
+    expect(r.err).toContain("lab1 has no buggy variant 'nope'; its variants are ignores-us-upper");
+    expect(r.err).not.toMatch(/\n\s+at /);
+    expect(r.out).toBe('');
+    expect(r.code).toBe(2);
+  });
+
+  it('--time-limit of 2^31 ms or more is refused instead of becoming 1 ms', () => {
+    const r = grade('lab1', '--reference', '--time-limit', String(2 ** 31));
+    expect(r.err).toContain('--time-limit must be a whole number of ms from 1 to 2147483647');
+    expect(r.code).toBe(2);
+    const ok = grade('lab1', '--reference', '--time-limit', String(2 ** 31 - 1));
+    expect(ok.out).toContain('Score: 100/100');
+  });
+
+  it('reads at most a bounded amount of a solution file (/dev/zero, a huge file)', () => {
+    const big = join(dir, 'big.ts');
+    writeFileSync(big, `// ${'x'.repeat(2 * 1024 * 1024)}\n`);
+    const r = grade('lab1', big);
+    expect(r.err).toMatch(/big\.ts is larger than 1024 KiB/);
+    expect(r.code).toBe(2);
+    if (existsSync('/dev/zero')) {
+      const z = grade('lab1', '/dev/zero');
+      expect(z.err).toMatch(/\/dev\/zero is larger than 1024 KiB/);
+      expect(z.code).toBe(2);
+    }
+  });
+});
+
+describe('spf-grade --test, --hint and --format gradescope', () => {
+  it('--test runs one test and the tests it depends on', () => {
+    const r = grade('lab1', '--variant', 'ignores-xd', '--test', 'execute-disable');
+    expect(r.out).toContain('== Test execute-disable: Execute-disable (XD) == FAIL (0/10)');
+    expect(r.out).not.toContain('== Test canonical');
+    expect(r.code).toBe(1);
+    const bad = grade('lab1', '--test', 'nope');
+    expect(bad.err).toContain("lab1 has no test 'nope'; its tests are translate-4k");
+    expect(bad.code).toBe(2);
+  });
+
+  it('--hint shows the next hint each time, then all of them', () => {
+    const state = join(dir, 'hints.json');
+    const env = { ...process.env, SPF_GRADE_STATE: state };
+    const run = () => spawnSync(process.execPath, [bin, 'lab1', '--hint'], { encoding: 'utf8', env }).stdout;
+    expect(run()).toMatch(/^Hint 1 of 4 \(Lab 1: walk the page tables\):\nStart with the happy path/);
+    expect(run()).toMatch(/^Hint 2 of 4 .*\nRights combine across levels/);
+    run();
+    run();
+    expect(run()).toMatch(/^All 4 hints of lab1 have been shown:\n1\. Start with/);
+  });
+
+  it('--format gradescope prints the results.json Gradescope expects', () => {
+    const r = grade('lab1', '--variant', 'ignores-xd', '--format', 'gradescope');
+    const results = JSON.parse(r.out) as {
+      score: number;
+      tests: Array<{ name: string; score: number; max_score: number; status: string; output: string }>;
+    };
+    expect(results.score).toBe(90);
+    expect(results.tests).toHaveLength(15);
+    const xd = results.tests.find((t) => t.name.startsWith('execute-disable'));
+    expect(xd).toMatchObject({ score: 0, max_score: 10, status: 'failed' });
+    expect(xd?.output).toContain('expected: #PF: errorCode=0x15');
+    expect(results.tests.filter((t) => t.status === 'passed').reduce((a, t) => a + t.score, 0)).toBe(90);
+    expect(grade('lab1', '--format', 'xml').code).toBe(2);
+  });
+});
+
+describe('spf-grade --watch', () => {
+  it('grades again when the solution file is saved', async () => {
+    const file = join(dir, 'watched.ts');
+    writeFileSync(file, 'export function walk() {\n  let x = ;\n}\n');
+    const child = spawn(process.execPath, [bin, 'lab1', file, '--watch'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const seen = (text: string) =>
+      new Promise<void>((res, rej) => {
+        const check = () => {
+          if (out.includes(text)) {
+            child.stdout.off('data', onData);
+            res();
+          }
+        };
+        const onData = (d: Buffer) => {
+          out += d.toString();
+          check();
+        };
+        child.stdout.on('data', onData);
+        child.once('exit', () => rej(new Error(`spf-grade exited before printing ${text}:\n${out}`)));
+        check();
+      });
+    try {
+      await seen('Ctrl-C to stop');
+      expect(out).toMatch(/syntax-error: walk\.ts:2/);
+      writeFileSync(file, referenceSources(lab1)['walk.ts']);
+      await seen('Score: 100/100');
+      expect(out).toContain('watched.ts changed: grading again');
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });

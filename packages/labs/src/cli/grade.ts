@@ -1,32 +1,85 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  watchFile,
+  writeFileSync,
+} from 'node:fs';
+import { homedir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
 import { formatReport, formatResult } from '../format-report.js';
-import type { Sources } from '../grade.js';
+import { MAX_SOURCE_CHARS, type Sources } from '../grade.js';
+import { gradescopeResults } from '../gradescope.js';
 import type { Lab } from '../lab.js';
 import { getLab, labs } from '../registry.js';
-import { referenceSources, starterSources, variantSources } from '../variants.js';
-import { gradeInNodeWorker } from './node-grader.js';
+import { referenceSources } from '../reference-solutions.js';
+import { starterSources, variantSources } from '../variants.js';
+import { gradeInSandbox } from './sandbox.js';
+
+/** The longest delay a JavaScript timer can wait (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The most bytes read from one solution file: UTF-8 of the largest file the grader accepts. */
+const MAX_FILE_BYTES = MAX_SOURCE_CHARS * 4;
 
 const USAGE = `usage: spf-grade <lab> [solution-file ...]   grade files (default: the starter)
        spf-grade <lab> --reference | --variant <id>
+       spf-grade <lab> files... --watch  grade again on every save
+       spf-grade <lab> --hint          show the next hint (remembered per lab in ~/.spf-grade/hints.json)
        spf-grade --list
-options: --json  print the report as JSON;  --time-limit <ms>  per-test limit (default 3000)`;
+options: --test <id>  run one test (and the tests it depends on);  --format text|json|gradescope
+         (gradescope: the results.json of Gradescope's autograder);  --json  same as --format json;  --time-limit <ms>  per-test limit (default 3000, at most ${MAX_TIMER_MS})
+paths are relative to the directory you ran the command in`;
 
 function fail(msg: string): never {
   console.error(`spf-grade: ${msg}\n${USAGE}`);
   process.exit(2);
 }
 
+/**
+ * The directory relative paths are resolved against: the one the user ran the command in. A package script
+ * (`pnpm grade`, `npm run grade`) runs in the repository root, and pnpm and npm then name the user's
+ * directory in INIT_CWD.
+ */
+function userDirectory(env: NodeJS.ProcessEnv = process.env): string {
+  return env.npm_lifecycle_event && env.INIT_CWD ? env.INIT_CWD : process.cwd();
+}
+
+/** Reads a solution file, refusing anything larger than the grader accepts without reading it whole. */
+function readBounded(path: string): string {
+  const fd = openSync(path, 'r');
+  try {
+    if (fstatSync(fd).isDirectory()) fail(`${path} is a directory; name a solution file`);
+    const buf = Buffer.alloc(MAX_FILE_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n > MAX_FILE_BYTES) {
+        fail(`${path} is larger than ${MAX_FILE_BYTES / 1024} KiB; a lab file is a few KiB of TypeScript`);
+      }
+    }
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Maps solution files to lab files by base name; a single file for a one-file lab may have any name. */
 function readSources(lab: Lab, paths: string[]): Sources {
   const sources: Record<string, string> = {};
+  const dir = userDirectory();
   for (const p of paths) {
     let text: string;
     try {
-      text = readFileSync(p, 'utf8');
+      text = readBounded(resolve(dir, p));
     } catch (err) {
-      fail(`cannot read ${p}: ${(err as Error).message}`);
+      fail(`cannot read ${p} (in ${dir}): ${(err as Error).message}`);
     }
     const name = basename(p);
     const target = lab.files.some((f) => f.name === name)
@@ -39,6 +92,39 @@ function readSources(lab: Lab, paths: string[]): Sources {
     sources[target] = text;
   }
   return sources;
+}
+
+/** Where `--hint` remembers how many hints were shown ($SPF_GRADE_STATE overrides it). */
+function hintStateFile(): string {
+  return process.env.SPF_GRADE_STATE ?? join(homedir(), '.spf-grade', 'hints.json');
+}
+
+/** Prints the next hint of `lab` and remembers that it was shown. */
+function showNextHint(lab: Lab): void {
+  const file = hintStateFile();
+  let state: Record<string, number> = {};
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    if (parsed && typeof parsed === 'object') state = parsed as Record<string, number>;
+  } catch {
+    // no state yet, or unreadable: start from the first hint
+  }
+  const key = `${lab.id}@${lab.version}`;
+  const shown = Number.isInteger(state[key]) ? Math.max(0, state[key]) : 0;
+  const n = lab.hints.length;
+  if (shown >= n) {
+    console.log(`All ${n} hints of ${lab.id} have been shown:`);
+    for (const [i, h] of lab.hints.entries()) console.log(`${i + 1}. ${h}`);
+    return;
+  }
+  console.log(`Hint ${shown + 1} of ${n} (${lab.title}):\n${lab.hints[shown]}`);
+  state[key] = shown + 1;
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, `${JSON.stringify(state, null, 2)}\n`);
+  } catch (err) {
+    console.error(`spf-grade: could not remember the hint in ${file}: ${(err as Error).message}`);
+  }
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -66,13 +152,23 @@ async function main(argv: string[]): Promise<number> {
       console.log(`${l.id}\t${l.title} (v${l.version}): ${l.files.map((f) => f.name).join(', ')}`);
     return 0;
   }
-  const json = flag('--json');
+  const jsonFlag = flag('--json');
+  const hint = flag('--hint');
+  const watch = flag('--watch');
+  const only = option('--test');
+  const format = option('--format') ?? (jsonFlag ? 'json' : 'text');
+  if (!['text', 'json', 'gradescope'].includes(format))
+    fail(`--format must be text, json or gradescope (got ${format})`);
+  const json = format !== 'text';
   const reference = flag('--reference');
   const variant = option('--variant');
   const limit = option('--time-limit');
   const testTimeLimitMs = limit === undefined ? undefined : Number(limit);
-  if (testTimeLimitMs !== undefined && !(testTimeLimitMs > 0))
-    fail(`--time-limit must be a positive number of ms`);
+  if (
+    testTimeLimitMs !== undefined &&
+    !(Number.isInteger(testTimeLimitMs) && testTimeLimitMs >= 1 && testTimeLimitMs <= MAX_TIMER_MS)
+  )
+    fail(`--time-limit must be a whole number of ms from 1 to ${MAX_TIMER_MS} (got ${limit})`);
   const unknown = args.find((a) => a.startsWith('--'));
   if (unknown) fail(`unknown option ${unknown}`);
   const [labId, ...files] = args;
@@ -83,31 +179,91 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     fail((err as Error).message);
   }
+  if (hint) {
+    showNextHint(lab);
+    return 0;
+  }
+  if (only !== undefined && !lab.tests.some((t) => t.id === only)) {
+    fail(`${lab.id} has no test '${only}'; its tests are ${lab.tests.map((t) => t.id).join(', ')}`);
+  }
+  if (watch && files.length === 0) fail('--watch needs the solution files to watch');
+  if ((reference || variant !== undefined) && files.length > 0)
+    fail(`--reference and --variant grade the lab's own files; do not name solution files too`);
+  if (reference && variant !== undefined) fail('choose --reference or --variant, not both');
+  if (variant !== undefined && !lab.buggyVariants.some((v) => v.id === variant)) {
+    const known = lab.buggyVariants.map((v) => v.id).join(', ');
+    fail(`${lab.id} has no buggy variant '${variant}'; its variants are ${known}`);
+  }
   let sources: Sources;
   if (reference) sources = referenceSources(lab);
   else if (variant !== undefined) sources = variantSources(lab, variant);
   else sources = files.length > 0 ? readSources(lab, files) : starterSources(lab);
-  if (!json) console.log(`${lab.title} (${lab.id} v${lab.version})`);
-  const printed = new Set<string>();
-  const report = await gradeInNodeWorker(lab, sources, {
-    testTimeLimitMs,
-    onResult: json
-      ? undefined
-      : (r) => {
-          printed.add(r.id);
-          console.log(formatResult(r));
-        },
-  });
-  if (json) console.log(JSON.stringify(report, (_k, v) => (typeof v === 'bigint' ? String(v) : v), 2));
-  // Results already streamed are not repeated; the rest (skipped after a timeout or load error) and the score.
-  else console.log(formatReport({ ...report, results: report.results.filter((r) => !printed.has(r.id)) }));
-  return report.score === report.maxScore ? 0 : 1;
+  const run = async (src: Sources): Promise<number> => {
+    if (!json) console.log(`${lab.title} (${lab.id} v${lab.version})`);
+    const printed = new Set<string>();
+    const report = await gradeInSandbox(lab, src, {
+      testTimeLimitMs,
+      only,
+      onResult: json
+        ? undefined
+        : (r) => {
+            printed.add(r.id);
+            console.log(formatResult(r));
+          },
+    });
+    const shown = format === 'gradescope' ? gradescopeResults(report) : report;
+    if (json) console.log(JSON.stringify(shown, (_k, v) => (typeof v === 'bigint' ? String(v) : v), 2));
+    // Results already streamed are not repeated; the rest (skipped after a timeout or load error) and the score.
+    else console.log(formatReport({ ...report, results: report.results.filter((r) => !printed.has(r.id)) }));
+    return report.score === report.maxScore ? 0 : 1;
+  };
+  const code = await run(sources);
+  if (!watch) return code;
+  return watchAndRegrade(lab, files, run);
+}
+
+/**
+ * `--watch`: re-grades whenever a solution file changes (polled, so editors that replace the file on save
+ * are seen too), one run at a time; runs until interrupted.
+ */
+function watchAndRegrade(lab: Lab, files: string[], run: (s: Sources) => Promise<number>): Promise<number> {
+  const dir = userDirectory();
+  const paths = files.map((p) => resolve(dir, p));
+  let running = false;
+  let again = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const regrade = async () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    do {
+      again = false;
+      if (paths.every((p) => existsSync(p))) {
+        console.log(`\n--- ${files.join(', ')} changed: grading again ---`);
+        await run(readSources(lab, files));
+      }
+    } while (again);
+    running = false;
+    console.log(`--- watching ${files.join(', ')} (Ctrl-C to stop) ---`);
+  };
+  for (const p of paths) {
+    watchFile(p, { interval: 200 }, () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => void regrade(), 100);
+    });
+  }
+  console.log(`--- watching ${files.join(', ')} (Ctrl-C to stop) ---`);
+  return new Promise<number>(() => {});
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
-    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
-    process.exit(2);
+    console.error(
+      `spf-grade: internal error (please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+    );
+    process.exit(3);
   },
 );

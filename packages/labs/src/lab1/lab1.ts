@@ -1,4 +1,5 @@
 import * as pagetable from '@spf/pagetable';
+import { constantsOf } from '../allowed-imports.js';
 import type { Lab } from '../lab.js';
 import { files } from './files.gen.js';
 import { lab1Tests } from './tests.js';
@@ -10,7 +11,7 @@ import { lab1Tests } from './tests.js';
 export const lab1: Lab = {
   id: 'lab1',
   title: 'Lab 1: walk the page tables',
-  version: 1,
+  version: 2,
   summary:
     'Implement the x86-64 4-level page walk that the MMU performs on every TLB miss: translate a virtual address, check R/W, U/S and XD at every level (with CR0.WP, SMEP and SMAP), compute the exact #PF error code, and set the accessed and dirty bits.',
   injection: {
@@ -71,12 +72,47 @@ export const lab1: Lab = {
       mustFail: 'write-protect',
     },
     {
+      id: 'user-write-needs-wp',
+      description:
+        'Lets CR0.WP=0 switch off write protection for user mode too (it only concerns the kernel).',
+      file: 'walk.ts',
+      patches: [
+        ['if (write && !writable) allowed = false;', 'if (write && regs.wp && !writable) allowed = false;'],
+      ],
+      mustFail: 'write-protect',
+    },
+    {
+      id: 'fetch-i-bit-needs-nxe',
+      description: 'Sets the I bit of the error code only when NXE is on, forgetting SMEP.',
+      file: 'walk.ts',
+      patches: [
+        ["(access.kind === 'fetch' && (regs.nxe || regs.smep))", "(access.kind === 'fetch' && regs.nxe)"],
+      ],
+      mustFail: 'not-present',
+    },
+    {
       id: 'huge-page-offset',
       description: 'Keeps only 12 offset bits, which is wrong for 2 MiB and 1 GiB pages.',
       file: 'walk.ts',
       patches: [['pa: base | (va & (pageSize - 1n))', 'pa: base | (va & 0xfffn)']],
       mustFail: 'translate-huge',
     },
+    {
+      id: 'huge-reserved-ignored',
+      description: 'Does not check the reserved low address bits (20:13) of a 2 MiB page.',
+      file: 'walk.ts',
+      patches: [['if (level === 2 && (e & PS) !== 0n && (e & 0x1fe000n) !== 0n) return true;', '']],
+      mustFail: 'reserved-bits',
+    },
+    {
+      id: 'pat-taken-for-ps',
+      description: 'Treats bit 7 of a PTE (PAT) as PS and checks 2 MiB reserved bits there too.',
+      file: 'walk.ts',
+      patches: [['if (level === 2 && (e & PS) !== 0n', 'if (level >= 2 && (e & PS) !== 0n']],
+      mustFail: 'reserved-bits',
+    },
   ],
-  modules: () => ({ '@spf/pagetable': pagetable }),
+  // Constants only: @spf/pagetable also holds correct walks (referenceWalk, the MMU, explainWalk), which stay
+  // library code but must not be importable as an answer.
+  modules: () => ({ '@spf/pagetable': constantsOf(pagetable) }),
 };

@@ -123,7 +123,7 @@ export const lab1Tests: readonly LabTest[] = [
     category: 'functionality',
     parent: 'translate-4k',
     description:
-      'A clear P bit at any level is a #PF with P=0 in the error code, W/U/I describing the access, and CR2 = the address.',
+      'A clear P bit at any level is a #PF with P=0 in the error code, W/U/I describing the access (I for fetches when NXE or SMEP is on), and CR2 = the address.',
     run(ctx) {
       const walk = studentWalk(ctx);
       const b = new PageTableBuilder();
@@ -151,6 +151,23 @@ export const lab1Tests: readonly LabTest[] = [
         );
         b.edit(va, level, (e) => e | PTE_P);
       }
+      const absent = vaOf(4, 0, 0, 0);
+      expectWalk(
+        walk,
+        b,
+        absent,
+        kernFetch,
+        pf(I, absent),
+        'I is set for fetches when SMEP=1, even with NXE=0',
+        {
+          nxe: false,
+          smep: true,
+        },
+      );
+      expectWalk(walk, b, absent, userFetch, pf(U, absent), 'I is clear for fetches when NXE=0 and SMEP=0', {
+        nxe: false,
+        smep: false,
+      });
     },
   },
   {
@@ -235,6 +252,15 @@ export const lab1Tests: readonly LabTest[] = [
         kernWrite,
         ok(GiB, 4096),
         'with CR0.WP=0 the kernel may write a read-only page',
+        { wp: false },
+      );
+      expectWalk(
+        walk,
+        b,
+        ro,
+        userWrite,
+        pf(P | W | U, ro),
+        'CR0.WP only concerns the kernel: with WP=0 a user write to a read-only page still faults',
         { wp: false },
       );
     },
@@ -443,7 +469,7 @@ export const lab1Tests: readonly LabTest[] = [
     category: 'robustness',
     parent: 'not-present',
     description:
-      'A present entry with a reserved bit set (above MAXPHYADDR, XD when NXE=0, PS in a PML4E) is a #PF with P and RSVD.',
+      'A present entry with a reserved bit set (above MAXPHYADDR, XD when NXE=0, PS in a PML4E, the low address bits of a 2 MiB or 1 GiB page) is a #PF with P and RSVD.',
     run(ctx) {
       const walk = studentWalk(ctx);
       const b = new PageTableBuilder();
@@ -475,6 +501,24 @@ export const lab1Tests: readonly LabTest[] = [
         kernWrite,
         pf(P | W | RSVD, ps),
         'PS is reserved in a PML4E (there are no 512 GiB pages)',
+      );
+      const big = vaOf(11, 1, 3, 0);
+      b.map(big, 4n * GiB, { size: SIZE_2M });
+      b.edit(big, 2, (e) => e | (1n << 13n));
+      expectWalk(walk, b, big, userRead, pf(P | U | RSVD, big), 'bits 20:13 of a 2 MiB PDE are reserved');
+      const huge = vaOf(11, 2, 0, 0);
+      b.map(huge, 8n * GiB, { size: SIZE_1G });
+      b.edit(huge, 1, (e) => e | (1n << 13n));
+      expectWalk(walk, b, huge, userRead, pf(P | U | RSVD, huge), 'bits 29:13 of a 1 GiB PDPTE are reserved');
+      const pat = vaOf(11, 3, 1, 1);
+      b.map(pat, GiB + 0x3000n + (0x7fn << 13n), { leaf: USER_RW | PTE_PS });
+      expectWalk(
+        walk,
+        b,
+        pat,
+        userRead,
+        ok(GiB + 0x3000n + (0x7fn << 13n), 4096),
+        'bit 7 of a PTE is PAT, not PS: a 4 KiB frame may use address bits 20:13',
       );
     },
   },

@@ -1,5 +1,6 @@
 import * as locks from '@spf/locks';
 import * as machine from '@spf/machine';
+import { constantsOf } from '../allowed-imports.js';
 import type { Lab } from '../lab.js';
 import { files } from './files.gen.js';
 import { lab2Tests } from './tests.js';
@@ -14,7 +15,7 @@ const FILE_ORDER = ['seqcount.ts', 'rwsem.ts'];
 export const lab2: Lab = {
   id: 'lab2',
   title: 'Lab 2: seqcount and rwsem',
-  version: 1,
+  version: 2,
   summary:
     'Implement the read side of a seqcount (begin and retry) and the four paths of a reader-writer semaphore (down/up for read and write). Graded under the explorer: mutual exclusion, readers sharing, wake-ups, no lost count updates, no writer starvation, and readers that notice concurrent writers. A failing test shows the schedule that broke it as a per-CPU timeline.',
   injection: {
@@ -99,6 +100,25 @@ export const lab2: Lab = {
       patches: [['if (sem.count.value >= 0 && sem.waiters.length === 0) {', 'if (sem.count.value >= 0) {']],
       mustFail: 'rwsem-no-writer-starvation',
     },
+    {
+      id: 'grants-one-reader',
+      description:
+        'Releasing hands the lock to one queued reader at a time, so readers that waited behind a writer no longer share it.',
+      file: 'rwsem.ts',
+      patches: [["if (head.kind === 'write') break;", 'break;']],
+      mustFail: 'rwsem-readers-woken-together',
+    },
+    {
+      id: 'writer-ignores-holders',
+      description: 'down_write takes the lock whenever nobody is queued, even while it is held.',
+      file: 'rwsem.ts',
+      patches: [
+        ['if (sem.count.value === 0 && sem.waiters.length === 0) {', 'if (sem.waiters.length === 0) {'],
+      ],
+      mustFail: 'rwsem-mutual-exclusion',
+    },
   ],
-  modules: () => ({ '@spf/machine': machine, '@spf/locks': locks }),
+  // @spf/locks holds working locks (RwSemaphore, SeqCount): only its constants may be imported. The machine
+  // has no lock of its own, so all of it is allowed (the effects the paths are written with).
+  modules: () => ({ '@spf/machine': machine, '@spf/locks': constantsOf(locks) }),
 };

@@ -86,7 +86,7 @@ export const lab2Tests: readonly LabTest[] = [
   {
     id: 'seq-readers-notice-writers',
     title: 'seqcount: readers notice concurrent writers',
-    points: 20,
+    points: 15,
     category: 'concurrency',
     parent: 'seq-uncontended',
     timeoutMs: 8000,
@@ -136,7 +136,7 @@ export const lab2Tests: readonly LabTest[] = [
     points: 5,
     category: 'functionality',
     description:
-      'down_read/up_read, down_write/up_write and two nested read holds work with nobody else around, and leave the lock free.',
+      'down_read/up_read, down_write/up_write and two nested read holds work with nobody else around; the count is non-zero while the lock is held and back to 0 (free) after each release.',
     run(ctx) {
       const p = paths(ctx);
       checkSchedules(
@@ -145,17 +145,31 @@ export const lab2Tests: readonly LabTest[] = [
           maxSteps: 10_000,
           setup(m: Machine) {
             const sem = studentSem(p);
+            const held = (what: string) =>
+              kassert(
+                sem.count.value !== 0,
+                `the count is 0 while ${what}: your paths did not record the hold`,
+              );
+            const free = (what: string) =>
+              kassert(sem.count.value === 0, `the count is ${sem.count.value} after ${what}; 0 means free`);
             m.spawn(0, 'solo', function* () {
               yield* sem.downRead();
+              held('one reader holds the lock');
               yield* sem.upRead();
+              free('up_read');
               yield* sem.downWrite();
+              held('a writer holds the lock');
               yield* sem.upWrite();
+              free('up_write');
               yield* sem.downRead();
               yield* sem.downRead();
               yield* sem.upRead();
+              held('one of two readers is still inside');
               yield* sem.upRead();
+              free('both up_reads');
               yield* sem.downWrite();
               yield* sem.upWrite();
+              free('the last up_write');
             });
             return () => kassert(!sem.isLocked(), 'the lock is still held at the end');
           },
@@ -216,12 +230,20 @@ export const lab2Tests: readonly LabTest[] = [
           setup(m: Machine) {
             const sem = studentSem(p);
             const counter = new Cell(0, 'counter');
+            let writers = 0;
+            let readers = 0;
             for (const cpu of [0, 1]) {
               m.spawn(cpu, `writer${cpu}`, function* () {
                 for (let i = 0; i < 2; i++) {
                   yield* sem.downWrite();
+                  writers++;
+                  kassert(
+                    writers === 1 && readers === 0,
+                    `writer${cpu} got the lock while ${writers - 1} other writer(s) and ${readers} reader(s) were inside`,
+                  );
                   const v = yield* counter.load();
                   yield* counter.store(v + 1);
+                  writers--;
                   yield* sem.upWrite();
                 }
               });
@@ -229,9 +251,12 @@ export const lab2Tests: readonly LabTest[] = [
             m.spawn(2, 'reader', function* () {
               for (let i = 0; i < 2; i++) {
                 yield* sem.downRead();
+                readers++;
+                kassert(writers === 0, 'the reader got the lock while a writer was inside');
                 const a = yield* counter.load();
                 const b = yield* counter.load();
                 kassert(a === b, `a writer changed the counter (${a} -> ${b}) while a reader held the lock`);
+                readers--;
                 yield* sem.upRead();
               }
             });
@@ -280,6 +305,48 @@ export const lab2Tests: readonly LabTest[] = [
         },
         { policy: 'random', runs: 40, seed: 2 },
         'the writer gets the lock after the reader leaves',
+      );
+    },
+  },
+  {
+    id: 'rwsem-readers-woken-together',
+    title: 'rwsem: readers queued behind a writer enter together',
+    points: 5,
+    category: 'concurrency',
+    parent: 'rwsem-uncontended',
+    timeoutMs: 8000,
+    description:
+      'Two readers that queued behind a writer are both let in when it calls up_write: the lock is shared again, not handed to one reader at a time.',
+    run(ctx) {
+      const p = paths(ctx);
+      checkSchedules(
+        {
+          cpus: 3,
+          maxSteps: 20_000,
+          setup(m: Machine) {
+            const sem = studentSem(p);
+            let writerIn = false;
+            const inside = [false, false];
+            m.spawn(0, 'writer', function* () {
+              yield* sem.downWrite();
+              writerIn = true;
+              yield* delay(2000, 'write section');
+              yield* sem.upWrite();
+            });
+            for (const r of [0, 1]) {
+              m.spawn(r + 1, `reader${r}`, function* () {
+                while (!writerIn) yield* cpuRelax('waiting for the writer to be inside');
+                yield* sem.downRead();
+                inside[r] = true;
+                while (!inside[1 - r]) yield* cpuRelax('waiting for the other reader');
+                yield* sem.upRead();
+              });
+            }
+            return () => kassert(inside[0] && inside[1], 'the readers never held the lock together');
+          },
+        },
+        { policy: 'random', runs: 30, seed: 17 },
+        'both queued readers are inside at once after up_write',
       );
     },
   },

@@ -1,7 +1,8 @@
 import { block, Cell, cpuRelax, type Kernel, MemoryLine, read, rmw, self, write } from '@spf/machine';
-import type { RwsemPaths, SeqcountReadSide } from '../lab-interfaces.js';
+import type { RwsemPaths } from '../rwsem-paths.js';
+import type { SeqcountReadSide } from '../seqcount-read-side.js';
 import { seqcountReadSide } from '../seqcount.js';
-import { simpleRwsemPaths } from '../simple-rwsem-paths.js';
+import { fifoRwsemPaths } from './fifo-rwsem-paths.js';
 
 /** Broken: a seqcount reader that never retries (read_seqcount_retry always says "fine"). */
 export const noRetrySeqcountReader: SeqcountReadSide = {
@@ -13,7 +14,7 @@ export const noRetrySeqcountReader: SeqcountReadSide = {
 
 /** Broken: up_read drops the reader but never hands the lock to (or wakes) a waiting writer. */
 export const forgetfulUpReadPaths: RwsemPaths = {
-  ...simpleRwsemPaths,
+  ...fifoRwsemPaths,
   *upRead(sem) {
     yield* rmw(sem.count.line);
     sem.count.value--;
@@ -44,7 +45,7 @@ export class PlainTestAndSetLock {
 
 /** Broken (for the fairness test): readers never queue behind a waiting writer, so readers can starve it. */
 export const readerPreferencePaths: RwsemPaths = {
-  ...simpleRwsemPaths,
+  ...fifoRwsemPaths,
   *downRead(sem) {
     const { task } = yield* self();
     yield* rmw(sem.count.line);

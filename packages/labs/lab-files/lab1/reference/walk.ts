@@ -17,7 +17,6 @@ const PF_WRITE = 2;
 const PF_USER = 4;
 const PF_RSVD = 8;
 const PF_INSTR = 16;
-const PF_PK = 32;
 
 // The four levels: the shift of the index each one takes from the address.
 const LEVELS = [
@@ -105,15 +104,8 @@ export function walk(mem: WalkMemory, regs: PagingRegs, va: bigint, access: Walk
       if (user && regs.smap && (access.implicit || !regs.ac)) allowed = false;
       if (write && regs.wp && !writable) allowed = false;
     }
-    // Protection keys: data accesses to user-mode addresses, key in bits 62:59 of the leaf.
-    let pk = false;
-    if (regs.pke && user && access.kind !== 'fetch') {
-      const key = Number((e >> 59n) & 0xfn);
-      const ad = (regs.pkru >> (2 * key)) & 1;
-      const wd = (regs.pkru >> (2 * key + 1)) & 1;
-      if (ad || (wd && write && (access.user || regs.wp))) pk = true;
-    }
-    if (!allowed || pk) return fault(PF_P | (pk ? PF_PK : 0));
+    // (Protection keys, CR4.PKE, are off in this lab, so the PK bit of the error code never appears.)
+    if (!allowed) return fault(PF_P);
 
     // Success: mark every entry used as accessed, and the leaf dirty on a write.
     for (const u of used) mem.setBits(u, A);

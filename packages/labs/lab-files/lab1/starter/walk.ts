@@ -9,6 +9,7 @@ import type { PagingRegs, WalkAccess, WalkMemory, WalkResult } from '@spf/pageta
 //   3. Stop with a #PF when an entry is not present, or has a reserved bit set.
 //   4. A PDPTE or PDE with PS set maps a 1 GiB or 2 MiB page; the PTE always maps a 4 KiB page.
 //   5. Check the access against the rights of *all* levels (R/W, U/S, XD, plus CR0.WP, SMEP and SMAP).
+//      Protection keys (CR4.PKE) stay off in this lab.
 //   6. On success set the accessed bit in every entry you used (mem.setBits), and the dirty bit in the
 //      leaf entry on a write; then return { ok: true, pa, pageSize }.
 // A #PF result is { ok: false, fault: 'PF', errorCode, cr2: va } with the error-code bits below.
@@ -38,7 +39,7 @@ export function walk(mem: WalkMemory, regs: PagingRegs, va: bigint, access: Walk
     errorCode:
       (access.kind === 'write' ? PF_WRITE : 0) |
       (access.user ? PF_USER : 0) |
-      (access.kind === 'fetch' && regs.nxe ? PF_INSTR : 0),
+      (access.kind === 'fetch' && (regs.nxe || regs.smep) ? PF_INSTR : 0),
     cr2: va,
   };
 }

@@ -4,7 +4,8 @@ import { block, type Kernel, rmw, self, wake } from '@spf/machine';
 // Lab 2, part 2: a reader-writer semaphore (kernel/locking/rwsem.c, simplified).
 //
 // What you have (see RwsemState in @spf/locks):
-//   sem.count      an AtomicCell, 0 at the start; the encoding is yours (e.g. n > 0 readers, -1 a writer).
+//   sem.count      an AtomicCell, 0 at the start and whenever the lock is free; the rest of the encoding is
+//                  yours (e.g. n > 0 readers, -1 a writer).
 //                  `yield* rmw(sem.count.line)` performs a locked read-modify-write of its cache line: the
 //                  plain JavaScript you run right after it, up to the next yield, is atomic with it.
 //   sem.waiters    an array you maintain: who waits, in arrival order, with `granted` set by the waker.

@@ -1,32 +1,17 @@
 import type { AtomicCell, Kernel, WaitQueue } from '@spf/machine';
 
 /*
- * Lab 2 contract. `SeqCount` takes `{ reader?: SeqcountReadSide }` and `RwSemaphore` takes
- * `{ paths?: RwsemPaths }`; given one, the lock routes those operations through it, passing itself as the
- * state (`SeqcountState` / `RwsemState`). Your code must do every shared-memory access through the state's
- * cells (or `read`/`write`/`rmw` on their lines) so the explorer can interleave other CPUs there, sleep only
- * with `block(sem.waitQueue, until)`, and wake with `wake`/`wakeTask`. The lock itself keeps lockdep,
- * misuse checks (unlock without lock) and a mutual-exclusion checker around your paths. The package's
- * reference solutions are `seqcountReadSide` and `simpleRwsemPaths`.
+ * The pluggable paths of an rw_semaphore: `new RwSemaphore(name, { paths })` routes down_read, up_read,
+ * down_write and up_write (and the optional trylocks and downgrade) through `paths`, handing them an
+ * RwsemState (count, wait queue, waiter list, name; never the semaphore itself). The paths must do every
+ * shared-memory access through the count cell (or `read`/`write`/`rmw` on its line), sleep only with
+ * `block(sem.waitQueue, until)` and wake with `wake`/`wakeTask`. The semaphore keeps lockdep, misuse checks
+ * (unlock without lock) and a mutual-exclusion checker around them. Without paths it runs the kernel's
+ * slow paths (rwsem.ts).
  */
 
-/** The state of a seqcount_t that a read-side implementation may use. */
-export interface SeqcountState {
-  /** The sequence number: odd while a writer is inside its write section. */
-  readonly sequence: AtomicCell;
-  readonly name: string;
-}
-
-/** read_seqcount_begin / read_seqcount_retry (include/linux/seqlock.h). */
-export interface SeqcountReadSide {
-  /** Waits until no writer is active and returns the (even) sequence to validate against later. */
-  readBegin(s: SeqcountState): Kernel<number>;
-  /** True if a writer ran since `start` was read, so the read section must be retried. */
-  readRetry(s: SeqcountState, start: number): Kernel<boolean>;
-}
-
 /**
- * The state of an rw_semaphore that a lab implementation may use: a count word, a FIFO of waiters and a
+ * The state of an rw_semaphore that pluggable paths may use: a count word, a FIFO of waiters and a
  * wait queue. The count encoding is the implementation's choice (the default follows
  * kernel/locking/rwsem.c: a writer-locked bit, a waiters bit, a handoff bit and a reader count); it starts
  * at 0. The waiter list needs no lock of its own: code between two yields runs atomically.

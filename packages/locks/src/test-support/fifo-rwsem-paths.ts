@@ -1,8 +1,8 @@
 import { block, type Kernel, self, wake, rmwEffect } from '@spf/machine';
-import type { RwsemPaths, RwsemState, RwsemWaiter } from './lab-interfaces.js';
+import type { RwsemPaths, RwsemState, RwsemWaiter } from '../rwsem-paths.js';
 
 /*
- * Count encoding of this reference solution: 0 = free, n > 0 = n readers, -1 = one writer.
+ * Count encoding of this test double: 0 = free, n > 0 = n readers, -1 = one writer.
  * Every decision is made in the same atomic step as a locked RMW on the count's line, so the check
  * and the update (and queueing) can never be split by another CPU.
  */
@@ -33,7 +33,7 @@ function* waitForGrant(sem: RwsemState, w: RwsemWaiter): Kernel<void> {
 }
 
 /**
- * A deliberately simple, fair rw_semaphore (the Lab 2 reference solution): one count, a FIFO of waiters,
+ * A test double for the pluggable paths: a deliberately simple, fair rw_semaphore: one count, a FIFO of waiters,
  * and no fast path that could overtake a queued waiter. A reader or writer that cannot have the lock, or
  * finds anyone queued, queues; releasers hand the lock to the head of the queue (a writer, or all the
  * readers up to the next writer) and wake the sleepers, who go back to sleep unless granted. Because
@@ -42,7 +42,7 @@ function* waitForGrant(sem: RwsemState, w: RwsemWaiter): Kernel<void> {
  * Compared with kernel/locking/rwsem.c it has no lock stealing, no optimistic spinning, no handoff bit
  * (it always hands off) and wakes every sleeper instead of only the granted ones.
  */
-export const simpleRwsemPaths: Required<RwsemPaths> = {
+export const fifoRwsemPaths: Required<RwsemPaths> = {
   *downRead(sem) {
     const { task } = yield* self();
     yield rmwEffect(sem.count.line);

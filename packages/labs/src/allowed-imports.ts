@@ -1,0 +1,23 @@
+/** A module namespace as student code sees it. */
+export type Namespace = Readonly<Record<string, unknown>>;
+
+/**
+ * The constants of a module namespace (numbers, bigints, strings, booleans), frozen: what student code may
+ * import from a package that also holds an answer. A package like @spf/pagetable is both the lab's target
+ * and the home of a correct walk (`referenceWalk`, the MMU's own walk, `explainWalk`); functions, classes
+ * and objects could compute the answer, constants cannot. Types are erased before loading, so every
+ * `import type` still works.
+ */
+export function constantsOf(ns: Namespace): Namespace {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(ns)) {
+    const t = typeof value;
+    if (t === 'number' || t === 'bigint' || t === 'string' || t === 'boolean') out[name] = value;
+  }
+  return Object.freeze(out);
+}
+
+/** The names of a namespace's exports that student code may not import, for error messages. */
+export function withheldNames(full: Namespace, allowed: Namespace): string[] {
+  return Object.keys(full).filter((k) => !(k in allowed));
+}

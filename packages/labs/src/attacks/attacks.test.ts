@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { gradeSources } from '../grade.js';
+import { lab1 } from '../lab1/lab1.js';
+import { lab2 } from '../lab2/lab2.js';
+import { referenceSources } from '../reference-solutions.js';
+
+// Attacks on the grader by a student file, run in-process (the same pipeline as the browser worker and
+// the sandboxed Node child). Each must leave the student with no points for work they did not do. The
+// attacks that need the whole CLI (a forged report to the parent, files and commands) are in
+// cli/grade.test.ts.
+
+describe('answers are not importable', () => {
+  it('re-exporting @spf/pagetable’s referenceWalk as the Lab 1 walk scores nothing', async () => {
+    const r = await gradeSources(lab1, {
+      'walk.ts': "export { referenceWalk as walk } from '@spf/pagetable';\n",
+    });
+    expect(r.score).toBe(0);
+    expect(r.status).toBe('load-error');
+    expect(r.error?.message).toContain("'referenceWalk'");
+  });
+
+  it('re-exporting @spf/locks’ own seqcount read side and rwsem paths as Lab 2 scores nothing', async () => {
+    const r = await gradeSources(lab2, {
+      'seqcount.ts': "export { seqcountReadSide } from '@spf/locks';\n",
+      'rwsem.ts': "export { simpleRwsemPaths as rwsemPaths } from '@spf/locks';\n",
+    });
+    expect(r.score).toBe(0);
+  });
+
+  it('Lab 2 paths that call back into the lock they were handed (its built-in paths) score nothing', async () => {
+    const sources = referenceSources(lab2);
+    const r = await gradeSources(lab2, {
+      'seqcount.ts': [
+        'export const seqcountReadSide = {',
+        '  *readBegin(s: any) { return yield* s.rawReadBegin(); },',
+        '  *readRetry(s: any, start: number) { return yield* s.rawReadRetry(start); },',
+        '};',
+      ].join('\n'),
+      'rwsem.ts': sources['rwsem.ts'],
+    });
+    const seq = r.results.filter((t) => t.id.startsWith('seq'));
+    expect(seq.length).toBeGreaterThan(0);
+    expect(seq.every((t) => t.points === 0)).toBe(true);
+  });
+});
+
+describe('no host access from student code', () => {
+  it('a computed dynamic import (node:os) is refused before the code runs', async () => {
+    const r = await gradeSources(lab1, {
+      'walk.ts': [
+        "const name = ['node', 'os'].join(':');",
+        'const os = await import(name);',
+        'export const host = os.hostname();',
+        'export function walk(): never { throw new Error(host); }',
+      ].join('\n'),
+    });
+    expect(r.status).toBe('load-error');
+    expect(r.error?.message).toMatch(/dynamic import/);
+  });
+});
+
+describe('bounded input', () => {
+  it('a student file over 256 KiB is refused before transpiling (a 12 MB file once took 2.6 GB)', async () => {
+    const r = await gradeSources(lab1, {
+      'walk.ts': `// ${'x'.repeat(300 * 1024)}\nexport const walk = 1;\n`,
+    });
+    expect(r.status).toBe('load-error');
+    expect(r.error?.message).toContain('walk.ts is 301 KiB; a lab file may have at most 256 KiB of text');
+    expect(r.results.every((t) => t.status === 'skipped')).toBe(true);
+  });
+});

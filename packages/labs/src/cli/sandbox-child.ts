@@ -1,0 +1,55 @@
+import { gradeTranspiled } from '../grade-transpiled.js';
+import { getLab } from '../registry.js';
+import { withAncestors } from '../test-chain.js';
+import type { WorkerMessage } from '../worker-protocol.js';
+import type { SandboxRequest } from './sandbox-protocol.js';
+
+// The sandboxed child process behind `spf-grade` (started by sandbox.ts): it grades one request and exits.
+// Node runs it with the permission model (no file writes, reads only of the packages it loads, no child
+// processes, no workers), with code generation from strings disabled and with frozen intrinsics, so
+// student code can neither reach the host nor patch the builtins the grader relies on. Before any student
+// code loads, this file keeps what it needs (the IPC channel, the secret in a closure) and removes from the
+// global scope what student code could misuse: `process` (IPC, exit, kill, getBuiltinModule) and the
+// network APIs, which Node 20's permission model does not cover.
+
+const send = process.send?.bind(process);
+const exit = process.exit.bind(process);
+const HIDDEN_GLOBALS = ['process', 'fetch', 'WebSocket', 'EventSource', 'Request', 'Response', 'navigator'];
+
+function hideHostGlobals(): void {
+  for (const name of HIDDEN_GLOBALS) {
+    Object.defineProperty(globalThis, name, { value: undefined, writable: false, configurable: false });
+  }
+}
+
+if (!send) {
+  console.error('sandbox-child: start me through spf-grade (I need an IPC channel)');
+  exit(2);
+}
+
+process.once('message', (raw: SandboxRequest) => {
+  const secret = String(raw.secret);
+  const post = (message: WorkerMessage, then?: () => void) =>
+    send?.({ secret, message }, undefined, {}, () => then?.());
+  let lab: ReturnType<typeof getLab>;
+  try {
+    lab = getLab(String(raw.lab));
+    if (raw.only !== undefined) lab = withAncestors(lab, String(raw.only));
+  } catch (err) {
+    post({ type: 'crash', message: (err as Error).message }, () => exit(0));
+    return;
+  }
+  const js = new Map(raw.js.map(([f, code]) => [String(f), String(code)]));
+  hideHostGlobals();
+  gradeTranspiled(lab, js, {
+    onStart: (t) => post({ type: 'start', test: t.id }),
+    onResult: (result) => post({ type: 'result', result }),
+  }).then(
+    (report) => post({ type: 'done', report }, () => exit(0)),
+    (err) =>
+      post(
+        { type: 'crash', message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) },
+        () => exit(0),
+      ),
+  );
+});

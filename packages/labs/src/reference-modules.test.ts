@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import * as lab1Walk from '../lab-files/lab1/reference/walk.js';
+import * as lab2Rwsem from '../lab-files/lab2/reference/rwsem.js';
+import * as lab2Seqcount from '../lab-files/lab2/reference/seqcount.js';
+import type { Lab, StudentModules } from './lab.js';
+import { lab1 } from './lab1/lab1.js';
+import { lab2 } from './lab2/lab2.js';
+import { runTests } from './runner.js';
+import { withAncestors } from './test-chain.js';
+
+// Every lab test against the reference solution imported as an ordinary module (not through the student
+// loader), one vitest test per lab test. This is what mutation testing runs (mutation/run.mjs): Stryker
+// mutates lab-files/<lab>/reference/*.ts, and a mutant is killed when a lab test fails on it. Children of a
+// failed parent are skipped by the runner's gating, which counts as failing here. Each vitest test runs
+// its lab test with its ancestors only, so that Stryker's per-test coverage points at the right tests.
+const cases: ReadonlyArray<readonly [Lab, StudentModules]> = [
+  [lab1, { 'walk.ts': lab1Walk }],
+  [lab2, { 'seqcount.ts': lab2Seqcount, 'rwsem.ts': lab2Rwsem }],
+];
+
+describe.each(cases.map(([lab, modules]) => [lab.id, lab, modules] as const))(
+  '%s reference solution as modules',
+  (_id, lab, modules) => {
+    it.each(lab.tests.map((t) => [t.id] as const))('passes %s', async (id) => {
+      const results = await runTests(withAncestors(lab, id), modules);
+      const r = results.find((x) => x.id === id);
+      expect(r?.status, `${id}: ${r?.message}`).toBe('pass');
+    });
+  },
+);
