@@ -1,9 +1,16 @@
 import { javascript } from '@codemirror/lang-javascript';
-import { EditorState } from '@codemirror/state';
-import { EditorView } from '@codemirror/view';
+import { EditorState, Prec } from '@codemirror/state';
+import { EditorView, keymap } from '@codemirror/view';
 import { basicSetup } from 'codemirror';
+import { editorTheme } from './editor-theme.js';
 
-/** A CodeMirror 6 editor with TypeScript highlighting and one document (state) per lab file. */
+/** The keys that run the tests from the editor (Mod is Ctrl, or Cmd on a Mac). */
+export const RUN_KEYS = ['Mod-Enter'] as const;
+
+/**
+ * A CodeMirror 6 editor with TypeScript highlighting, one document (state) per lab file, long lines
+ * wrapped, colours that follow the site's theme, and Ctrl-Enter (Cmd-Enter on a Mac) to run the tests.
+ */
 export class LabEditor {
   private readonly view: EditorView;
   private readonly states = new Map<string, EditorState>();
@@ -14,6 +21,7 @@ export class LabEditor {
     files: Record<string, string>,
     first: string,
     private readonly onChange: (file: string, text: string) => void,
+    private readonly onRun: () => void = () => {},
   ) {
     for (const [name, text] of Object.entries(files)) this.states.set(name, this.makeState(name, text));
     this.current = first;
@@ -26,6 +34,19 @@ export class LabEditor {
       extensions: [
         basicSetup,
         javascript({ typescript: true }),
+        editorTheme,
+        EditorView.lineWrapping,
+        Prec.highest(
+          keymap.of(
+            RUN_KEYS.map((key) => ({
+              key,
+              run: () => {
+                this.onRun();
+                return true;
+              },
+            })),
+          ),
+        ),
         EditorView.updateListener.of((u) => {
           if (u.docChanged) this.onChange(name, u.state.doc.toString());
         }),

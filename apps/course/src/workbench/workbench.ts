@@ -8,6 +8,7 @@ import {
 import type { LabEditor } from './editor.js';
 import {
   exportProgress,
+  importOverwrites,
   importProgress,
   type KeyValueStore,
   type LabProgress,
@@ -107,14 +108,22 @@ export class Workbench {
     const files = Object.fromEntries(this.outline.files.map((f) => [f.name, this.code(f.name)]));
     const host = this.q<HTMLElement>('[data-editor]');
     host.replaceChildren();
-    this.editor = new LabEditor(host, files, first, (file, text) => {
-      this.progress.files[file] = text;
-      this.save();
-    });
+    this.editor = new LabEditor(
+      host,
+      files,
+      first,
+      (file, text) => {
+        this.progress.files[file] = text;
+        this.save();
+      },
+      () => {
+        if (!this.q<HTMLButtonElement>('[data-action="run"]').disabled) void this.run();
+      },
+    );
     this.selectTab(first);
     this.q<HTMLButtonElement>('[data-action="run"]').disabled = false;
     this.root.dataset.ready = 'true';
-    this.setStatus('Edit the code, then press Run tests.');
+    this.setStatus('Edit the code, then press Run tests (or Ctrl-Enter in the editor).');
   }
 
   private bind(): void {
@@ -331,6 +340,19 @@ export class Workbench {
 
   private importAll(json: string): void {
     try {
+      const overwrites = importOverwrites(this.store, json);
+      if (overwrites.length > 0) {
+        const what = overwrites
+          .map((o) => `${o.lab} (version ${o.version}): ${o.files.join(', ')}`)
+          .join('\n');
+        const ok = window.confirm(
+          `Importing this file replaces the code saved in this browser for:\n${what}\n\nExport your progress first if you want to keep it. Import anyway?`,
+        );
+        if (!ok) {
+          this.setStatus('Import cancelled: nothing was changed.');
+          return;
+        }
+      }
       const n = importProgress(this.store, json);
       this.progress = loadProgress(this.store, this.outline);
       for (const f of this.outline.files) this.editor?.setText(f.name, this.code(f.name));
