@@ -425,4 +425,56 @@ describe.skipIf(!hasChromium)('course site in Chromium', () => {
     expect(hrefs.some((h) => h.startsWith('/api/machine/'))).toBe(true);
     await page.keyboard.press('Escape');
   });
+
+  it('the editor shows type errors as you type, completes the lab API and shows types on hover', async () => {
+    await page.emulateMedia({ colorScheme: 'light' });
+    await openLab1();
+    await setCode(reference);
+    // The reference type-checks: no error marker once the language service has answered.
+    await page.waitForFunction(
+      () => document.querySelector('[data-workbench]')?.getAttribute('data-types') === 'checked',
+      null,
+      { timeout: 20_000 },
+    );
+    expect(await page.locator('.cm-lintRange-error').count()).toBe(0);
+    // A typo in an API call is underlined, with TypeScript's message on hover.
+    await setCode(reference.replace('mem.readEntry(', 'mem.readEntri('));
+    const mark = page.locator('.cm-lintRange-error').first();
+    await mark.waitFor({ timeout: 20_000 });
+    expect(await mark.textContent()).toBe('readEntri');
+    await mark.hover();
+    await page.waitForSelector('.cm-tooltip-lint');
+    expect(await page.textContent('.cm-tooltip-lint')).toContain(
+      "Property 'readEntri' does not exist on type 'WalkMemory'",
+    );
+    // Completion after `mem.` offers the WalkMemory methods.
+    await setCode(`${reference}\nfunction probe(mem: WalkMemory) {\n  mem.`);
+    await page.keyboard.type('re');
+    await page.waitForSelector('.cm-tooltip-autocomplete', { timeout: 10_000 });
+    expect(await page.textContent('.cm-tooltip-autocomplete')).toContain('readEntry');
+    await page.keyboard.press('Escape');
+    // Hover over a parameter shows its type.
+    await setCode(reference);
+    // The middle of the first `regs` token in the editor (a parameter of walk).
+    const at = await page.evaluate(() => {
+      const content = document.querySelector('.cm-content') as Element;
+      const walker = document.createTreeWalker(content, NodeFilter.SHOW_TEXT);
+      for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        const i = n.textContent?.indexOf('regs: PagingRegs') ?? -1;
+        const j = n.textContent === 'regs' ? 0 : i;
+        if (j < 0) continue;
+        const r = document.createRange();
+        r.setStart(n, j);
+        r.setEnd(n, j + 4);
+        r.startContainer.parentElement?.scrollIntoView({ block: 'center' });
+        const rect = r.getBoundingClientRect();
+        return { x: rect.x + rect.width / 2, y: rect.y + rect.height / 2 };
+      }
+      return null;
+    });
+    expect(at).not.toBeNull();
+    if (at) await page.mouse.move(at.x, at.y);
+    await page.waitForSelector('.cm-tooltip-hover .cm-type-info', { timeout: 10_000 });
+    expect(await page.textContent('.cm-type-info')).toContain('PagingRegs');
+  });
 });

@@ -36,6 +36,14 @@ const chrome = EditorView.theme({
     border: `1px solid ${v('border')}`,
   },
   '.cm-tooltip-autocomplete > ul > li[aria-selected]': { backgroundColor: v('selection-bg'), color: v('fg') },
+  '.cm-type-info': { padding: '0.3rem 0.5rem', maxWidth: '40rem', whiteSpace: 'pre-wrap' },
+  '.cm-type-info code': {
+    fontFamily: 'var(--__sl-font-mono, monospace)',
+    background: 'none',
+    color: v('fg'),
+  },
+  '.cm-type-doc': { marginTop: '0.3rem', borderTop: `1px solid ${v('border')}`, paddingTop: '0.3rem' },
+  '.cm-diagnostic': { color: v('fg') },
   '.cm-foldPlaceholder': {
     backgroundColor: v('gutter-bg'),
     color: v('fg'),

@@ -3,13 +3,15 @@ import { EditorState, Prec } from '@codemirror/state';
 import { EditorView, keymap } from '@codemirror/view';
 import { basicSetup } from 'codemirror';
 import { editorTheme } from './editor-theme.js';
+import { typeChecking } from './type-check.js';
 
 /** The keys that run the tests from the editor (Mod is Ctrl, or Cmd on a Mac). */
 export const RUN_KEYS = ['Mod-Enter'] as const;
 
 /**
- * A CodeMirror 6 editor with TypeScript highlighting, one document (state) per lab file, long lines
- * wrapped, colours that follow the site's theme, and Ctrl-Enter (Cmd-Enter on a Mac) to run the tests.
+ * A CodeMirror 6 editor with TypeScript highlighting, one document (state) per lab file, type errors as you
+ * type, completion and hover types (the TypeScript language service in a worker, see type-check.ts), long
+ * lines wrapped, colours that follow the site's theme, and Ctrl-Enter (Cmd-Enter on a Mac) to run the tests.
  */
 export class LabEditor {
   private readonly view: EditorView;
@@ -36,6 +38,7 @@ export class LabEditor {
         javascript({ typescript: true }),
         editorTheme,
         EditorView.lineWrapping,
+        typeChecking(name, () => this.allTexts()),
         Prec.highest(
           keymap.of(
             RUN_KEYS.map((key) => ({
@@ -61,6 +64,11 @@ export class LabEditor {
     this.current = file;
     const next = this.states.get(file);
     if (next) this.view.setState(next);
+  }
+
+  /** Every file's current text. */
+  private allTexts(): Record<string, string> {
+    return Object.fromEntries([...this.states.keys()].map((f) => [f, this.text(f)]));
   }
 
   get file(): string {

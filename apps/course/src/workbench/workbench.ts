@@ -16,6 +16,7 @@ import {
   saveProgress,
 } from './progress-store.js';
 import { renderTimelineSvg } from './timeline.js';
+import type { TypeStatus } from './type-check.js';
 
 /** Per-test time limit of a run in the page; an infinite loop is stopped after this. */
 export const TEST_TIME_LIMIT_MS = 2000;
@@ -127,6 +128,18 @@ export class Workbench {
   }
 
   private bind(): void {
+    this.root.addEventListener('spf-types', (e) => {
+      const { file, errors } = (e as CustomEvent<TypeStatus>).detail;
+      const out = this.q<HTMLElement>('[data-type-status]');
+      out.textContent =
+        errors === null
+          ? 'types: not checked (the checker failed to load)'
+          : errors === 0
+            ? `${file}: no type errors`
+            : `${file}: ${errors} type error${errors === 1 ? '' : 's'}`;
+      out.dataset.errors = String(errors ?? '');
+      this.root.dataset.types = 'checked';
+    });
     for (const b of this.root.querySelectorAll<HTMLButtonElement>('[data-file]')) {
       b.addEventListener('click', () => this.selectTab(b.dataset.file ?? ''));
     }
