@@ -391,7 +391,7 @@ describe.skipIf(!hasChromium)('course site in Chromium', () => {
       // The editor follows the theme: a dark background in the dark theme, a light one in the light theme.
       if (scheme === 'dark') expect(editorLuminance).toBeLessThan(0.1);
       else expect(editorLuminance).toBeGreaterThan(0.8);
-      await page.locator('[data-workbench]').scrollIntoViewIfNeeded();
+      await page.locator('[data-editor]').evaluate((e) => e.scrollIntoView({ block: 'center' }));
       await page.screenshot({ path: join(SHOTS, `lab1-editor-${scheme}.png`) });
     });
   }
@@ -468,7 +468,7 @@ describe.skipIf(!hasChromium)('course site in Chromium', () => {
     await param.first().hover();
     await page.waitForSelector('.cm-tooltip-hover .cm-type-info', { timeout: 20_000 });
     expect(await page.textContent('.cm-type-info')).toContain('mem: WalkMemory');
-    await page.locator('[data-workbench]').scrollIntoViewIfNeeded();
+    await page.locator('[data-editor]').evaluate((e) => e.scrollIntoView({ block: 'center' }));
     await page.screenshot({ path: join(SHOTS, 'lab1-editor-types.png') });
   });
 });
