@@ -11,6 +11,8 @@ export default defineConfig({
       title: 'spf course',
       description: 'The Linux page-fault path, rebuilt on a simulated SMP machine, measured and taught.',
       favicon: '/favicon.svg',
+      // Every page starts with what runs today and what is planned (src/components/ProjectStatus.astro).
+      components: { MarkdownContent: './src/components/MarkdownContent.astro' },
       sidebar: [
         { label: 'The story', link: '/' },
         {
@@ -32,7 +34,7 @@ export default defineConfig({
           label: 'API reference',
           items: packages.map((p) => ({
             label: `@spf/${p}`,
-            link: `/api/${p}/index.html`,
+            link: `/api/${p}/`,
             attrs: { target: '_self' },
           })),
         },

@@ -2,8 +2,22 @@
 // Generates the API reference of every @spf package with typedoc into public/api/<package>/, before
 // `astro build` copies public/ into the site. A package typedoc cannot document gets a page that says why,
 // so one broken package never breaks the course build.
+//
+// Afterwards every generated page is adjusted for the course:
+// - its main column gets `data-pagefind-body`, so Starlight's search (pagefind indexes only marked pages
+//   once any page is marked) finds the API reference too;
+// - a README link to a sibling package's directory (`../machine`, which typedoc turns into a missing
+//   `media/machine`) goes to that package's API reference instead.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,10 +58,26 @@ for (const p of packages) {
     writeFileSync(join(out, 'index.html'), page(p, `typedoc failed:\n${why}`));
     console.warn(`api-docs: @spf/${p}: typedoc failed; wrote a placeholder page`);
   } else {
+    for (const file of htmlFiles(out)) writeFileSync(file, forCourse(readFileSync(file, 'utf8')));
     console.log(`api-docs: @spf/${p} -> public/api/${p}/`);
   }
 }
 rmSync(tmp, { recursive: true, force: true });
+
+function htmlFiles(dir) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? htmlFiles(join(dir, e.name)) : e.name.endsWith('.html') ? [join(dir, e.name)] : [],
+  );
+}
+
+/** One typedoc page, made searchable and with sibling-package links pointing at their API reference. */
+function forCourse(html) {
+  return html
+    .replace('<div class="col-content">', '<div class="col-content" data-pagefind-body>')
+    .replace(/href="(?:\.\.\/)*media\/([a-z-]+)\/?"/g, (m, name) =>
+      packages.includes(name) ? `href="/api/${name}/"` : m,
+    );
+}
 
 function page(p, why) {
   const esc = (s) => s.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]);

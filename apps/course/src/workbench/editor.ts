@@ -1,9 +1,18 @@
 import { javascript } from '@codemirror/lang-javascript';
-import { EditorState } from '@codemirror/state';
-import { EditorView } from '@codemirror/view';
+import { EditorState, Prec } from '@codemirror/state';
+import { EditorView, keymap } from '@codemirror/view';
 import { basicSetup } from 'codemirror';
+import { editorTheme } from './editor-theme.js';
+import { typeChecking } from './type-check.js';
 
-/** A CodeMirror 6 editor with TypeScript highlighting and one document (state) per lab file. */
+/** The keys that run the tests from the editor (Mod is Ctrl, or Cmd on a Mac). */
+export const RUN_KEYS = ['Mod-Enter'] as const;
+
+/**
+ * A CodeMirror 6 editor with TypeScript highlighting, one document (state) per lab file, type errors as you
+ * type, completion and hover types (the TypeScript language service in a worker, see type-check.ts), long
+ * lines wrapped, colours that follow the site's theme, and Ctrl-Enter (Cmd-Enter on a Mac) to run the tests.
+ */
 export class LabEditor {
   private readonly view: EditorView;
   private readonly states = new Map<string, EditorState>();
@@ -14,6 +23,7 @@ export class LabEditor {
     files: Record<string, string>,
     first: string,
     private readonly onChange: (file: string, text: string) => void,
+    private readonly onRun: () => void = () => {},
   ) {
     for (const [name, text] of Object.entries(files)) this.states.set(name, this.makeState(name, text));
     this.current = first;
@@ -26,6 +36,20 @@ export class LabEditor {
       extensions: [
         basicSetup,
         javascript({ typescript: true }),
+        editorTheme,
+        EditorView.lineWrapping,
+        typeChecking(name, () => this.allTexts()),
+        Prec.highest(
+          keymap.of(
+            RUN_KEYS.map((key) => ({
+              key,
+              run: () => {
+                this.onRun();
+                return true;
+              },
+            })),
+          ),
+        ),
         EditorView.updateListener.of((u) => {
           if (u.docChanged) this.onChange(name, u.state.doc.toString());
         }),
@@ -40,6 +64,11 @@ export class LabEditor {
     this.current = file;
     const next = this.states.get(file);
     if (next) this.view.setState(next);
+  }
+
+  /** Every file's current text. */
+  private allTexts(): Record<string, string> {
+    return Object.fromEntries([...this.states.keys()].map((f) => [f, this.text(f)]));
   }
 
   get file(): string {

@@ -2,6 +2,7 @@ import { labOutline, lab1 } from '@spf/labs';
 import { describe, expect, it } from 'vitest';
 import {
   exportProgress,
+  importOverwrites,
   importProgress,
   type KeyValueStore,
   latestProgress,
@@ -95,5 +96,21 @@ describe('progress store', () => {
     };
     expect(() => importProgress(s, JSON.stringify(bad))).toThrow(/malformed; nothing was imported/);
     expect(loadProgress(s, v1).files['walk.ts']).toBe('keep me');
+  });
+
+  it('says which saved code an import would replace, before writing anything', () => {
+    const a = new MemoryStore();
+    saveProgress(a, { ...loadProgress(a, v1), files: { 'walk.ts': 'exported code' } });
+    const json = JSON.stringify(exportProgress(a));
+    // Same code stored: nothing would be lost.
+    expect(importOverwrites(a, json)).toEqual([]);
+    // Nothing stored: nothing would be lost.
+    expect(importOverwrites(new MemoryStore(), json)).toEqual([]);
+    // Different code stored: the import would replace walk.ts, and asking changes nothing.
+    const b = new MemoryStore();
+    saveProgress(b, { ...loadProgress(b, v1), files: { 'walk.ts': 'newer work' } });
+    expect(importOverwrites(b, json)).toEqual([{ lab: 'lab1', version: v1.version, files: ['walk.ts'] }]);
+    expect(loadProgress(b, v1).files['walk.ts']).toBe('newer work');
+    expect(() => importOverwrites(b, 'not json')).toThrow(ProgressImportError);
   });
 });

@@ -134,12 +134,8 @@ export class ProgressImportError extends Error {
   override name = 'ProgressImportError';
 }
 
-/**
- * Restores exported progress: every record in the file replaces the stored one with the same key (other
- * labs are left alone). Validates everything before writing anything, so a bad file changes nothing.
- * Returns how many records were restored.
- */
-export function importProgress(store: KeyValueStore, json: string): number {
+/** Parses and validates an exported progress file; throws ProgressImportError if it is not one. */
+function parseExport(json: string): Array<[string, LabProgress]> {
   let doc: ProgressExport;
   try {
     doc = JSON.parse(json) as ProgressExport;
@@ -152,7 +148,8 @@ export function importProgress(store: KeyValueStore, json: string): number {
     !doc ||
     doc.format !== 'spf-course-progress' ||
     doc.formatVersion !== 1 ||
-    typeof doc.entries !== 'object'
+    typeof doc.entries !== 'object' ||
+    doc.entries === null
   ) {
     throw new ProgressImportError(
       'the file is not spf course progress (format "spf-course-progress", version 1)',
@@ -160,7 +157,13 @@ export function importProgress(store: KeyValueStore, json: string): number {
   }
   const entries = Object.entries(doc.entries);
   for (const [k, p] of entries) {
-    if (!k.startsWith(PREFIX) || !p || typeof p.files !== 'object' || k !== progressKey(p.lab, p.version)) {
+    if (
+      !k.startsWith(PREFIX) ||
+      !p ||
+      typeof p.files !== 'object' ||
+      p.files === null ||
+      k !== progressKey(p.lab, p.version)
+    ) {
       throw new ProgressImportError(`the entry ${JSON.stringify(k)} is malformed; nothing was imported`);
     }
     for (const [name, code] of Object.entries(p.files)) {
@@ -169,6 +172,41 @@ export function importProgress(store: KeyValueStore, json: string): number {
       }
     }
   }
+  return entries;
+}
+
+/** Saved work an import would replace: one lab version whose stored code differs from the file's. */
+export type ImportOverwrite = {
+  readonly lab: string;
+  readonly version: number;
+  /** The files whose saved code the import would replace or remove. */
+  readonly files: string[];
+};
+
+/**
+ * What importing `json` would overwrite, without writing anything: every stored lab record whose code
+ * differs from the file's record for the same lab version. Throws ProgressImportError for a bad file.
+ */
+export function importOverwrites(store: KeyValueStore, json: string): ImportOverwrite[] {
+  const out: ImportOverwrite[] = [];
+  for (const [k, incoming] of parseExport(json)) {
+    const stored = parse(store.getItem(k));
+    if (!stored) continue;
+    const names = new Set([...Object.keys(stored.files), ...Object.keys(incoming.files)]);
+    const files = [...names].filter((n) => n in stored.files && stored.files[n] !== incoming.files[n]);
+    if (files.length > 0) out.push({ lab: incoming.lab, version: incoming.version, files: files.sort() });
+  }
+  return out;
+}
+
+/**
+ * Restores exported progress: every record in the file replaces the stored one with the same key (other
+ * labs are left alone). Validates everything before writing anything, so a bad file changes nothing.
+ * The page asks first when `importOverwrites` finds saved work that would be replaced.
+ * Returns how many records were restored.
+ */
+export function importProgress(store: KeyValueStore, json: string): number {
+  const entries = parseExport(json);
   for (const [k, p] of entries) store.setItem(k, JSON.stringify(p));
   return entries.length;
 }

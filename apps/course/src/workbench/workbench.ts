@@ -8,6 +8,7 @@ import {
 import type { LabEditor } from './editor.js';
 import {
   exportProgress,
+  importOverwrites,
   importProgress,
   type KeyValueStore,
   type LabProgress,
@@ -15,6 +16,7 @@ import {
   saveProgress,
 } from './progress-store.js';
 import { renderTimelineSvg } from './timeline.js';
+import type { TypeStatus } from './type-check.js';
 
 /** Per-test time limit of a run in the page; an infinite loop is stopped after this. */
 export const TEST_TIME_LIMIT_MS = 2000;
@@ -107,17 +109,37 @@ export class Workbench {
     const files = Object.fromEntries(this.outline.files.map((f) => [f.name, this.code(f.name)]));
     const host = this.q<HTMLElement>('[data-editor]');
     host.replaceChildren();
-    this.editor = new LabEditor(host, files, first, (file, text) => {
-      this.progress.files[file] = text;
-      this.save();
-    });
+    this.editor = new LabEditor(
+      host,
+      files,
+      first,
+      (file, text) => {
+        this.progress.files[file] = text;
+        this.save();
+      },
+      () => {
+        if (!this.q<HTMLButtonElement>('[data-action="run"]').disabled) void this.run();
+      },
+    );
     this.selectTab(first);
     this.q<HTMLButtonElement>('[data-action="run"]').disabled = false;
     this.root.dataset.ready = 'true';
-    this.setStatus('Edit the code, then press Run tests.');
+    this.setStatus('Edit the code, then press Run tests (or Ctrl-Enter in the editor).');
   }
 
   private bind(): void {
+    this.root.addEventListener('spf-types', (e) => {
+      const { file, errors } = (e as CustomEvent<TypeStatus>).detail;
+      const out = this.q<HTMLElement>('[data-type-status]');
+      out.textContent =
+        errors === null
+          ? 'types: not checked (the checker failed to load)'
+          : errors === 0
+            ? `${file}: no type errors`
+            : `${file}: ${errors} type error${errors === 1 ? '' : 's'}`;
+      out.dataset.errors = String(errors ?? '');
+      this.root.dataset.types = 'checked';
+    });
     for (const b of this.root.querySelectorAll<HTMLButtonElement>('[data-file]')) {
       b.addEventListener('click', () => this.selectTab(b.dataset.file ?? ''));
     }
@@ -337,6 +359,19 @@ export class Workbench {
 
   private importAll(json: string): void {
     try {
+      const overwrites = importOverwrites(this.store, json);
+      if (overwrites.length > 0) {
+        const what = overwrites
+          .map((o) => `${o.lab} (version ${o.version}): ${o.files.join(', ')}`)
+          .join('\n');
+        const ok = window.confirm(
+          `Importing this file replaces the code saved in this browser for:\n${what}\n\nExport your progress first if you want to keep it. Import anyway?`,
+        );
+        if (!ok) {
+          this.setStatus('Import cancelled: nothing was changed.');
+          return;
+        }
+      }
       const n = importProgress(this.store, json);
       this.progress = loadProgress(this.store, this.outline);
       for (const f of this.outline.files) this.editor?.setText(f.name, this.code(f.name));
