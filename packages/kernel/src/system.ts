@@ -292,18 +292,42 @@ export class System {
     }
   }
 
-  /** One-byte user load: translate, then a read of the memory line; returns the byte. */
+  /**
+   * One-byte user load: translate, then a read of the memory line; returns the byte. The translation and the
+   * read are one instruction: see {@link store8}.
+   */
   *load8(th: Thread, addr: number, kind: 'read' | 'fetch' = 'read'): Kernel<number> {
-    const pa = yield* this.translateUser(th, addr, kind);
-    yield readEffect(this.mem.lineOf(pa), kind === 'fetch' ? 'ifetch' : 'load');
-    return this.mem.read8(pa);
+    const tlb = this.mmu.cpu(th.cpu).tlb;
+    for (;;) {
+      const pa = yield* this.translateUser(th, addr, kind);
+      const gen = tlb.flushGeneration;
+      yield readEffect(this.mem.lineOf(pa), kind === 'fetch' ? 'ifetch' : 'load');
+      if (tlb.flushGeneration === gen) return this.mem.read8(pa);
+    }
   }
 
-  /** One-byte user store. */
+  /**
+   * One-byte user store: translate, then a write of the memory line.
+   *
+   * On hardware the translation and the data access belong to one instruction, and interrupts are taken
+   * only between instructions: the store completes before a TLB-shootdown IPI is acknowledged, or it is
+   * executed again after the handler (and then walks the updated page tables, and may fault). Here the data
+   * access is a machine step of its own, so this CPU may run an IPI handler between the translation and the
+   * write. If its TLB was flushed meanwhile (`Tlb.flushGeneration` changed), the access is restarted instead
+   * of going through a translation the completed shootdown invalidated (whose frame the unmapping CPU may
+   * have freed). The copies of {@link UserContext.loadBytes} and `storeBytes` have no such window: they copy
+   * in the same step as the translation's last effect.
+   */
   *store8(th: Thread, addr: number, value: number): Kernel<void> {
-    const pa = yield* this.translateUser(th, addr, 'write');
-    yield writeEffect(this.mem.lineOf(pa), 'store');
-    this.mem.write8(pa, value);
+    const tlb = this.mmu.cpu(th.cpu).tlb;
+    for (;;) {
+      const pa = yield* this.translateUser(th, addr, 'write');
+      const gen = tlb.flushGeneration;
+      yield writeEffect(this.mem.lineOf(pa), 'store');
+      if (tlb.flushGeneration !== gen) continue;
+      this.mem.write8(pa, value);
+      return;
+    }
   }
 
   /**
