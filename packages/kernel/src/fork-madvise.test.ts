@@ -100,7 +100,9 @@ describe('madvise advice seen by a fork child', () => {
         out.push('not reached');
       }, 1);
       if (!f.ok) throw new Error(`fork errno ${f.errno}`);
-      const st = yield* u.wait(f.value);
+      const w = yield* u.wait(f.value);
+      if (!w.ok) throw new Error(`wait errno ${w.errno}`);
+      const st = w.value;
       out.push(st.kind === 'killed' ? `child killed by ${st.signal.signal} ${st.signal.code}` : st.kind);
       out.push(`parent reads ${yield* u.load8(A + P)}`);
     });

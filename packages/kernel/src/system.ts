@@ -38,6 +38,7 @@ import {
 } from '@spf/vma';
 import { type ExitStatus, Process, Thread } from './process.js';
 import { ProcessExiting, type SignalInfo, UserSignal } from './signals.js';
+import { checkByte, checkUserAddress } from './user-access-error.js';
 import { UserContext, type UserProgram } from './user-context.js';
 
 /** How {@link boot} builds a system. Every field is optional. */
@@ -50,7 +51,7 @@ export interface BootConfig {
   readonly seed?: number;
   /** Overrides of the machine's cost model (latencies in ns). */
   readonly cost?: Partial<CostModel>;
-  /** Installed RAM in bytes (default 256 MiB). */
+  /** Installed RAM in bytes: a multiple of 4096 from 64 KiB to {@link MAX_MEMORY} (default 256 MiB). */
   readonly memory?: number;
   /** The fault handler (default the classic one, `classicFaultHandler` from @spf/fault-classic). */
   readonly faultHandler?: FaultHandlerFactory;
@@ -93,6 +94,20 @@ export class SystemError extends KernelFault {
   }
 }
 
+/**
+ * The most RAM {@link boot} accepts: 64 GiB (2^24 frames). The simulator keeps a few bytes of `struct page`
+ * state for every frame up front; at this size that is about 350 MB of host memory and 5 s to boot, and
+ * much beyond it the host's typed arrays or heap give out.
+ */
+export const MAX_MEMORY = 2 ** 36;
+/** The least RAM {@link boot} accepts: 64 KiB (16 frames). */
+export const MIN_MEMORY = 2 ** 16;
+
+/** A {@link BootConfig} value that cannot describe a machine; nothing was built. */
+export class BootConfigError extends Error {
+  override name = 'BootConfigError';
+}
+
 /** Most times one access may fault before the kernel declares a fault loop (a handler that maps nothing). */
 const MAX_FAULTS_PER_ACCESS = 64;
 
@@ -120,6 +135,18 @@ export class System {
   readonly bootFreeFrames: number;
 
   constructor(config: BootConfig = {}) {
+    const memory = config.memory ?? 256 * 1024 * 1024;
+    if (
+      typeof memory !== 'number' ||
+      !Number.isSafeInteger(memory) ||
+      memory % 4096 !== 0 ||
+      memory < MIN_MEMORY ||
+      memory > MAX_MEMORY
+    ) {
+      throw new BootConfigError(
+        `memory must be a multiple of 4096 bytes from ${MIN_MEMORY} (64 KiB) to ${MAX_MEMORY} (64 GiB, the limit of the simulator's per-frame state), got ${String(memory)}`,
+      );
+    }
     this.machine =
       config.machine ??
       new Machine({
@@ -134,7 +161,7 @@ export class System {
     this.cost = this.machine.cost;
     const machine = this.machine;
     this.mem = new PhysicalMemory({
-      size: config.memory ?? 256 * 1024 * 1024,
+      size: memory,
       zeroPage: config.zeroPage ?? true,
       lineOf: (pa) => machine.physLine(pa),
     });
@@ -254,6 +281,7 @@ export class System {
    * physical address.
    */
   *translateUser(th: Thread, addr: number, kind: AccessKind): Kernel<number> {
+    checkUserAddress(addr, kind);
     const proc = th.process;
     for (let tries = 0; ; tries++) {
       this.checkAlive(th);
@@ -319,6 +347,7 @@ export class System {
    * in the same step as the translation's last effect.
    */
   *store8(th: Thread, addr: number, value: number): Kernel<void> {
+    checkByte(value, `store8(0x${Number.isSafeInteger(addr) ? addr.toString(16) : addr})`);
     const tlb = this.mmu.cpu(th.cpu).tlb;
     for (;;) {
       const pa = yield* this.translateUser(th, addr, 'write');
@@ -417,10 +446,18 @@ export class System {
     yield* wake(proc.exitWait, Number.POSITIVE_INFINITY);
   }
 
-  /** Models `wait4()`: sleeps until `child` has exited and returns how. */
-  *wait(child: Process): Kernel<ExitStatus> {
+  /**
+   * Models `wait4()` for one pid (kernel/exit.c `do_wait()`): ECHILD unless `pid` is a child of `parent`
+   * that has not been reaped yet; otherwise sleeps until the child has exited, reaps it and returns how it
+   * ended. Simplified: no options (WNOHANG, WUNTRACED), no rusage of the child.
+   */
+  *wait(parent: Process, pid: number): Kernel<SysResult<ExitStatus>> {
+    const child = this.processes.find((p) => p.pid === pid && p.parent === parent && !p.reaped);
+    if (child === undefined) return fail(Errno.ECHILD);
     yield* block(child.exitWait, () => child.status !== null, `wait4(${child.pid})`);
-    return child.status as ExitStatus;
+    if (child.reaped) return fail(Errno.ECHILD); // another thread of the parent reaped it meanwhile
+    child.reaped = true;
+    return ok(child.status as ExitStatus);
   }
 
   /** A `PageStateReader` over this system's pages, for @spf/vma's invariant checker. */

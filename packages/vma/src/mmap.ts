@@ -7,6 +7,7 @@ import {
   calcVmFlagBits,
   calcVmProtBits,
   LEGACY_MAP_MASK,
+  MAP_ANONYMOUS,
   MAP_FIXED,
   MAP_FIXED_NOREPLACE,
   MAP_HUGETLB,
@@ -58,7 +59,7 @@ export type MmapArgs = {
   readonly len: number;
   readonly prot: number;
   readonly flags: number;
-  /** For a file mapping; absent (or MAP_ANONYMOUS) maps anonymous memory. */
+  /** For a file mapping (without MAP_ANONYMOUS); absent without MAP_ANONYMOUS is EBADF (no open file). */
   readonly file?: MmapFile | null;
   /** Byte offset into the file (must be page aligned). */
   readonly offset?: number;
@@ -164,6 +165,8 @@ export function* doMmap(mm: MmStruct, args: MmapArgs): Kernel<SysResult<number>>
   }
   // sys_mmap (arch/x86/kernel/sys_x86_64.c): the offset must be page aligned.
   if (offset % PAGE_SIZE !== 0) return fail(Errno.EINVAL);
+  // ksys_mmap_pgoff(): without MAP_ANONYMOUS the fd must name an open file (fget() fails: EBADF).
+  if (!(flags & MAP_ANONYMOUS) && file === null) return fail(Errno.EBADF);
   const pgoff = offset / PAGE_SIZE;
   if (!len) return fail(Errno.EINVAL);
   if (flags & MAP_FIXED_NOREPLACE) flags |= MAP_FIXED;

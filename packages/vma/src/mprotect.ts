@@ -73,7 +73,11 @@ export function* mprotectFixup(
  * The caller holds the mmap lock for writing.
  */
 export function* doMprotect(mm: MmStruct, start: number, len: number, prot: number): Kernel<SysResult<0>> {
-  if (!validArg(start) || !validArg(len) || !Number.isInteger(prot)) return fail(Errno.EINVAL);
+  if (!validArg(start) || !validArg(len) || !Number.isSafeInteger(prot)) return fail(Errno.EINVAL);
+  // prot is an unsigned long: bits 63:32 (and a negative value's sign bits) exist in Linux but not in a
+  // 32-bit JavaScript bitwise operation, so they are kept aside for arch_validate_prot() below.
+  const highProtBits = prot < 0 || prot >= 2 ** 32;
+  prot >>>= 0;
   const grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
   prot &= ~(PROT_GROWSDOWN | PROT_GROWSUP);
   if (grows === (PROT_GROWSDOWN | PROT_GROWSUP)) return fail(Errno.EINVAL);
@@ -83,7 +87,7 @@ export function* doMprotect(mm: MmStruct, start: number, len: number, prot: numb
   const end = start + len;
   if (end <= start) return fail(Errno.ENOMEM);
   // arch_validate_prot(): only r/w/x and PROT_SEM.
-  if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) return fail(Errno.EINVAL);
+  if (highProtBits || prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) return fail(Errno.EINVAL);
   let vma = mm.findVma(start);
   if (vma === null || vma.vmStart >= end) return fail(Errno.ENOMEM);
   if (grows & PROT_GROWSDOWN) {

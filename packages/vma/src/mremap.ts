@@ -113,7 +113,10 @@ export function* doMremap(
   oldLen = pageAlign(oldLen);
   newLen = pageAlign(newLen);
   // check_mremap_params()
-  if (flags & ~(MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP)) return fail(Errno.EINVAL);
+  // flags is an unsigned long: any bit outside the three, bits 63:32 included, is EINVAL.
+  if (flags < 0 || flags >= 2 ** 32 || flags & ~(MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP)) {
+    return fail(Errno.EINVAL);
+  }
   if (addr % PAGE_SIZE !== 0) return fail(Errno.EINVAL);
   if (!newLen) return fail(Errno.EINVAL);
   if (newLen > mm.taskSize || newAddr > mm.taskSize - newLen) return fail(Errno.EINVAL);

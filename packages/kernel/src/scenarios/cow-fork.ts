@@ -47,7 +47,9 @@ export function runCowFork(opts: CowForkOptions = {}): CowForkResult {
     }, 1);
     if (!forked.ok) throw new Error(`fork failed with errno ${forked.errno}`);
     const child = forked.value;
-    const status = yield* u.wait(child);
+    const waited = yield* u.wait(child);
+    if (!waited.ok) throw new Error(`wait for child ${child} failed with errno ${waited.errno}`);
+    const status = waited.value;
     const before = u.rusage().minflt;
     lines.push(
       `parent: child ${child} ${status.kind === 'exited' ? `exited with ${status.code}` : 'was killed'}`,
