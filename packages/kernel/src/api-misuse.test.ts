@@ -29,9 +29,9 @@ describe('misuse of the user-access API stops the run with a typed report, never
     ['a negative address', (u) => u.fetch8(-4096), 'got -4096'],
     ['a bigint byte', (u, b) => u.store8(b, 5n as unknown as number), 'got the bigint 5n (pass a number)'],
     [
-      'a byte above 255',
-      (u, b) => u.store8(b, 256),
-      'the value must be a whole number from 0 to 255, got 256',
+      'a fractional value',
+      (u, b) => u.store8(b, 1.5),
+      'the value must be a whole number (its low 8 bits are stored), got 1.5',
     ],
     [
       'a negative length',

@@ -145,9 +145,29 @@ function* runOp(u: UserContext, op: ParsedOp): Kernel<Observation> {
  * (naming the line and what was expected) and nothing runs. Like the host harness, the program catches
  * SIGSEGV and SIGBUS, so a faulting touch prints the signal and the script goes on.
  *
+ * Keeps every observation and the whole output in memory; {@link streamReplay} hands each one over as it
+ * is made instead (what `spf replay` uses, so a long script's output is never held whole).
+ *
  * @throws ReplaySimulatorError if the simulator failed (a kernel bug or a broken invariant).
  */
 export function runReplay(script: string, opts: RunReplayOptions = {}): ReplayRun {
+  const observations: Observation[] = [];
+  const result = streamReplay(script, (o) => observations.push(o), opts);
+  return { observations, output: formatObservations(observations), result };
+}
+
+/**
+ * {@link runReplay} without keeping the observations: parses the whole script first (a malformed line
+ * throws `ReplayParseError` and nothing runs), then calls `emit` with each observation as its op completes.
+ * If the simulator fails, the observations of the ops before the failure have been emitted already.
+ *
+ * @throws ReplaySimulatorError if the simulator failed (a kernel bug or a broken invariant).
+ */
+export function streamReplay(
+  script: string,
+  emit: (observation: Observation) => void,
+  opts: RunReplayOptions = {},
+): SystemRunResult {
   const ops = parseScript(script);
   const system = boot({
     cpus: 1,
@@ -155,18 +175,21 @@ export function runReplay(script: string, opts: RunReplayOptions = {}): ReplayRu
     faultHandler: opts.faultHandler,
     trace: opts.trace,
   });
-  const observations: Observation[] = [];
+  let done = 0;
   system.spawnProcess('replay', function* (u) {
     u.catchSignal('SIGSEGV');
     u.catchSignal('SIGBUS');
-    for (const op of ops) observations.push(yield* runOp(u, op));
+    for (const op of ops) {
+      emit(yield* runOp(u, op));
+      done++;
+    }
   });
   const result = system.run();
   if (!result.ok) {
     const f = result.failure;
     throw new ReplaySimulatorError(
-      `the simulator failed after ${observations.length} of ${ops.length} ops: ${f?.kind}: ${f?.message}`,
+      `the simulator failed after ${done} of ${ops.length} ops: ${f?.kind}: ${f?.message}`,
     );
   }
-  return { observations, output: formatObservations(observations), result };
+  return result;
 }

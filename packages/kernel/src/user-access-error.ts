@@ -2,8 +2,8 @@ import { KernelFault } from '@spf/machine';
 
 /**
  * A user program asked for an access no instruction could make: an address that is not a whole number
- * from 0 to 2^53 - 1 (NaN, a fraction, a negative number), a stored byte that is not a number from 0 to
- * 255, or a negative length. A bug in the program, not something Linux would see: the run stops with this
+ * from 0 to 2^53 - 1 (NaN, a fraction, a negative number), a stored value that is not a whole number (a
+ * bigint, NaN), or a negative length. A bug in the program, not something Linux would see: the run stops with this
  * report instead of a host exception.
  */
 export class InvalidUserAccessError extends KernelFault {
@@ -22,11 +22,14 @@ export function checkUserAddress(addr: unknown, what: string): void {
   }
 }
 
-/** Throws {@link InvalidUserAccessError} unless `value` is a byte (a whole number from 0 to 255). */
+/**
+ * Throws {@link InvalidUserAccessError} unless `value` is a whole number (a safe integer); a store keeps its
+ * low 8 bits, as `movb` stores the low byte of a register.
+ */
 export function checkByte(value: unknown, what: string): void {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 255) {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
     throw new InvalidUserAccessError(
-      `${what}: the value must be a whole number from 0 to 255, got ${describe(value)}`,
+      `${what}: the value must be a whole number (its low 8 bits are stored), got ${describe(value)}`,
     );
   }
 }

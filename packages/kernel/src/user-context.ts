@@ -56,7 +56,7 @@ export class UserContext {
   load8(addr: number): Kernel<number> {
     return this.system.load8(this.thread, addr, 'read');
   }
-  /** Stores `value` (0 to 255) at `addr`. */
+  /** Stores the low 8 bits of `value` (a whole number) at `addr` (`movb %al, (addr)`). */
   store8(addr: number, value: number): Kernel<void> {
     return this.system.store8(this.thread, addr, value);
   }
