@@ -35,7 +35,7 @@ import {
 } from './replay/observation.js';
 import { parseScript } from './replay/parse.js';
 import { UserSignal } from './signals.js';
-import { boot, type SystemRunResult } from './system.js';
+import { type BootConfig, boot, type SystemRunResult } from './system.js';
 import type { UserContext } from './user-context.js';
 
 /** Options of {@link runReplay}. */
@@ -46,6 +46,10 @@ export interface RunReplayOptions {
   readonly faultHandler?: FaultHandlerFactory;
   /** Record a machine trace. */
   readonly trace?: boolean;
+  /** RAM of the simulated machine in bytes (`BootConfig.memory`; default 256 MiB). */
+  readonly memory?: number;
+  /** Overcommit accounting (`BootConfig.overcommit`); with `memory`, match the host's (`probeHost().memory`). */
+  readonly overcommit?: BootConfig['overcommit'];
 }
 
 /** The outcome of a replay run. */
@@ -174,6 +178,8 @@ export function streamReplay(
     zeroPage: opts.zeroPage ?? true,
     faultHandler: opts.faultHandler,
     trace: opts.trace,
+    memory: opts.memory,
+    overcommit: opts.overcommit,
   });
   let done = 0;
   system.spawnProcess('replay', function* (u) {

@@ -31,6 +31,9 @@ import {
   MmStruct,
   mmInvariantProblems,
   ok,
+  OvercommitConfigError,
+  type OvercommitMode,
+  OvercommitPolicy,
   PagetableOps,
   type PageStateReader,
   ShmemZeroFile,
@@ -72,6 +75,20 @@ export interface BootConfig {
   readonly machine?: Machine;
   /** Check the mm invariants of every live process at the end of the run (default true). */
   readonly checkInvariants?: boolean;
+  /**
+   * Overcommit accounting (`vm.overcommit_memory` and friends, @spf/vma's `OvercommitPolicy`) against this
+   * machine's `memory` and `swapPages` (default 0: no swap). Default mode `guess`, Linux's default: a
+   * private writable or shared mapping larger than RAM plus swap fails with ENOMEM.
+   */
+  readonly overcommit?: {
+    readonly mode?: OvercommitMode;
+    /** `total_swap_pages` (default 0). */
+    readonly swapPages?: number;
+    /** `vm.overcommit_ratio` (default 50). */
+    readonly ratio?: number;
+    /** `vm.overcommit_kbytes` (default 0: use the ratio). */
+    readonly kbytes?: number;
+  };
 }
 
 /** The result of {@link System.run}: the machine's result plus what happened to the processes. */
@@ -128,6 +145,8 @@ export class System {
   readonly processes: Process[] = [];
   readonly log: string[] = [];
   readonly mmapLock: MmapLockKind;
+  /** The overcommit policy every address space of this system is charged against. */
+  readonly overcommit: OvercommitPolicy;
   private readonly checkInvariants: boolean;
   private nextPid = 1;
   private nextTid = 1;
@@ -177,6 +196,26 @@ export class System {
     });
     this.faultHandler = (config.faultHandler ?? classicFaultHandler)(this.env);
     this.mmapLock = config.mmapLock ?? 'rwsem';
+    const oc = config.overcommit ?? {};
+    try {
+      this.overcommit = new OvercommitPolicy({
+        mode: oc.mode,
+        totalRamPages: memory / 4096,
+        totalSwapPages: oc.swapPages,
+        overcommitRatio: oc.ratio,
+        overcommitKbytes: oc.kbytes,
+        // vm_committed_as: the accounted pages of every live address space. Simplified: shared anonymous
+        // (shmem) memory is checked when mapped but not counted here afterwards.
+        committedPages: () => {
+          let n = 0;
+          for (const p of this.processes) if (p.status === null) n += p.mm.committed;
+          return n;
+        },
+      });
+    } catch (e) {
+      if (e instanceof OvercommitConfigError) throw new BootConfigError(`overcommit: ${e.message}`);
+      throw e;
+    }
     this.bootFreeFrames = this.mem.freeCount;
     this.checkInvariants = config.checkInvariants ?? true;
     if (this.checkInvariants) this.machine.atEnd(() => this.assertInvariants());
@@ -195,6 +234,7 @@ export class System {
     const pid = this.nextPid++;
     const mm = new MmStruct({
       mmapLock: this.mmapLock,
+      overcommit: this.overcommit,
       rcu: this.rcu,
       pageTables: this.pageTables(pid),
       name: `mm[${pid}]`,

@@ -1,6 +1,7 @@
 import { type Kernel, writeEffect } from '@spf/machine';
 import { Errno, fail, ok, type SysResult } from './errno.js';
 import type { MmStruct } from './mm-struct.js';
+import { securityVmEnoughMemoryMm } from './overcommit.js';
 import { MmuGather } from './page-table-ops.js';
 import { validArg } from './munmap.js';
 import {
@@ -42,7 +43,11 @@ export function* mprotectFixup(
   if (newFlags === oldFlags) return vma;
   const nrpages = (end - start) / PAGE_SIZE;
   if (newFlags & VM_WRITE) {
-    if (!(oldFlags & (VM_ACCOUNT | VM_WRITE | VM_HUGETLB | VM_SHARED | VM_NORESERVE))) newFlags |= VM_ACCOUNT;
+    // Private memory turning writable is charged now (security_vm_enough_memory_mm()), before any change.
+    if (!(oldFlags & (VM_ACCOUNT | VM_WRITE | VM_HUGETLB | VM_SHARED | VM_NORESERVE))) {
+      if (!securityVmEnoughMemoryMm(mm, nrpages)) return Errno.ENOMEM;
+      newFlags |= VM_ACCOUNT;
+    }
   } else if (oldFlags & VM_ACCOUNT && vma.isAnonymous() && vma.anonVma === null) {
     newFlags &= ~VM_ACCOUNT;
   }
