@@ -89,6 +89,13 @@ describe('the spf command', () => {
     expect(out.stderr).toContain('spf run cow-fork: process 1 (parent) was killed by SIGKILL (OOM)\n');
   });
 
+  it('run cow-fork larger than the machine fails at mmap (overcommit heuristic) and exits 1', () => {
+    const { out, impl } = io();
+    expect(runCli(['run', 'cow-fork', '--pages', '100000'], impl)).toBe(1);
+    expect(out.stdout).toBe('parent: mmap of 100000 pages failed with ENOMEM\n');
+    expect(out.stderr).toBe('spf run cow-fork: process 1 (parent) exited with 1\n');
+  });
+
   it('usage errors are found before the run and exit 2: a seed out of range, an unwritable trace path', () => {
     const bad = io();
     expect(runCli(['run', 'scaling', '--threads', '1', '--seed', '4294967296'], bad.impl)).toBe(2);

@@ -1,3 +1,4 @@
+import type { Kernel } from '@spf/machine';
 import {
   Errno,
   MAP_ANONYMOUS,
@@ -18,10 +19,7 @@ const PRIV = MAP_PRIVATE | MAP_ANONYMOUS;
 const ENOMEM = { ok: false, errno: Errno.ENOMEM };
 
 /** Runs `program` in a process of a machine booted with `config` and returns what it recorded. */
-function run(
-  config: BootConfig,
-  program: (u: UserContext, out: unknown[]) => Generator<unknown, void, unknown>,
-) {
+function run(config: BootConfig, program: (u: UserContext, out: unknown[]) => Kernel<void>) {
   const sys = boot(config);
   const out: unknown[] = [];
   sys.spawnProcess('oc', (u) => program(u, out));
