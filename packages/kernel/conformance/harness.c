@@ -4,7 +4,8 @@
  * simulator, so the two outputs can be compared line by line.
  *
  *   cc -O1 -o /tmp/h harness.c && /tmp/h < script       run a script
- *   /tmp/h --probe                                       describe the host (zero page, PFN visibility)
+ *   /tmp/h --probe                                       describe the host (zero page, PFN visibility,
+ *                                                        RAM and swap in pages, overcommit settings)
  *
  * The arena is 16 TiB of address space from ARENA_BASE. The harness itself never allocates after start-up
  * (static buffers only, no stdio on stdout, no malloc), so nothing of its own appears in the arena. It
@@ -25,6 +26,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #ifndef MAP_FIXED_NOREPLACE
@@ -510,6 +512,18 @@ static void setup(void) {
   out_len = keep;
 }
 
+/* A small non-negative number from a /proc/sys file; 0 if it cannot be read. */
+static uint64_t read_sysctl(const char *path) {
+  char buf[32];
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  uint64_t v = 0;
+  for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) v = v * 10 + (uint64_t)(buf[i] - '0');
+  return v;
+}
+
 int main(int argc, char **argv) {
   int probe = argc == 2 && strcmp(argv[1], "--probe") == 0;
   if (argc > 1 && !probe) {
@@ -523,6 +537,17 @@ int main(int argc, char **argv) {
     out_u64((uint64_t)pfn_visible);
     out_str("\nzero-page ");
     out_str(!pfn_visible ? "unknown" : zero_pfn_known ? "yes" : "no");
+    /* totalram_pages() and total_swap_pages, which __vm_enough_memory() compares requests with. */
+    struct sysinfo si;
+    if (sysinfo(&si) != 0) die(3, "sysinfo failed", 0);
+    out_str("\nram-pages ");
+    out_u64((uint64_t)si.totalram * si.mem_unit / PAGE);
+    out_str("\nswap-pages ");
+    out_u64((uint64_t)si.totalswap * si.mem_unit / PAGE);
+    out_str("\novercommit-memory ");
+    out_u64(read_sysctl("/proc/sys/vm/overcommit_memory"));
+    out_str("\novercommit-ratio ");
+    out_u64(read_sysctl("/proc/sys/vm/overcommit_ratio"));
     out_str("\n");
     out_flush();
     return 0;

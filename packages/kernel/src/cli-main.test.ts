@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { type CliIo, runCli } from './cli-main.js';
+import { type CliIo, MAX_SCRIPT_BYTES, runCli } from './cli-main.js';
+import { nodeCliIo } from './node-cli-io.js';
+import { runReplay } from './run-replay.js';
 
 function io(files: Record<string, string> = {}) {
-  const out = { stdout: '', stderr: '', written: new Map<string, string>() };
+  const out = { stdout: '', stderr: '', stdoutCalls: 0, written: new Map<string, string>() };
   const impl: CliIo = {
     stdout: (s) => {
       out.stdout += s;
+      out.stdoutCalls++;
     },
     stderr: (s) => {
       out.stderr += s;
@@ -16,6 +19,7 @@ function io(files: Record<string, string> = {}) {
       return f;
     },
     writeFile: (p, t) => {
+      if (p.startsWith('/nonexistent/')) throw new Error(`ENOENT: no such file or directory, open '${p}'`);
       out.written.set(p, t);
     },
     chromeTrace: (events, cpus) => ({
@@ -76,4 +80,62 @@ describe('the spf command', () => {
     expect(out.stdout).toContain('faults: 16\n');
     expect(out.stdout).toMatch(/mmap\/munmap pairs meanwhile: [1-9]/);
   });
+
+  it('run cow-fork whose parent is OOM-killed prints the kernel log and exits 1', () => {
+    const { out, impl } = io();
+    // 65,500 pages fit the 256 MiB machine's overcommit limit but not its free frames.
+    expect(runCli(['run', 'cow-fork', '--pages', '65500'], impl)).toBe(1);
+    expect(out.stderr).toMatch(/kernel: parent\[1\]: killed by SIGKILL \(OOM\) at 0x/);
+    expect(out.stderr).toContain('spf run cow-fork: process 1 (parent) was killed by SIGKILL (OOM)\n');
+  });
+
+  it('run cow-fork larger than the machine fails at mmap (overcommit heuristic) and exits 1', () => {
+    const { out, impl } = io();
+    expect(runCli(['run', 'cow-fork', '--pages', '100000'], impl)).toBe(1);
+    expect(out.stdout).toBe('parent: mmap of 100000 pages failed with ENOMEM\n');
+    expect(out.stderr).toBe('spf run cow-fork: process 1 (parent) exited with 1\n');
+  });
+
+  it('usage errors are found before the run and exit 2: a seed out of range, an unwritable trace path', () => {
+    const bad = io();
+    expect(runCli(['run', 'scaling', '--threads', '1', '--seed', '4294967296'], bad.impl)).toBe(2);
+    expect(bad.out.stderr).toBe(
+      'spf: --seed must be from 0 to 4294967295, got 4294967296\nrun spf --help for usage\n',
+    );
+    const trace = io();
+    expect(runCli(['run', 'cow-fork', '--trace', '/nonexistent/dir/t.json'], trace.impl)).toBe(2);
+    expect(trace.out.stdout).toBe(''); // nothing ran
+    expect(trace.out.stderr).toContain('spf: cannot write the trace to /nonexistent/dir/t.json: ENOENT');
+    const pages = io();
+    expect(runCli(['run', 'cow-fork', '--pages', '0'], pages.impl)).toBe(2);
+    expect(pages.out.stderr).toContain('pages must be an integer from 1 to 1048576, got 0');
+  });
+
+  it('replay streams its output in chunks, the same text runReplay builds', () => {
+    const script = `mmap 0 4 rw private anon\n${'touch 1 w\ntouch 2 r\n'.repeat(3000)}`;
+    const { out, impl } = io({ 's.txt': script });
+    expect(runCli(['replay', 's.txt'], impl)).toBe(0);
+    expect(out.stdout).toBe(runReplay(script).output);
+    expect(out.stdoutCalls).toBeGreaterThan(1);
+  });
+
+  it('a malformed 10 MB line is quoted cut short in the error', () => {
+    const { out, impl } = io({ 'big.txt': `mmap 0 1 rw private anon\ntouch ${'9'.repeat(10_000_000)} r\n` });
+    expect(runCli(['replay', 'big.txt'], impl)).toBe(2);
+    expect(out.stderr.length).toBeLessThan(1000);
+    expect(out.stderr).toContain('line 2: touch expects <page> r|w; got "touch 9999');
+    expect(out.stderr).toContain('… (9999808 more characters)');
+  });
+
+  it.runIf(process.platform === 'linux')(
+    `replay stops reading an endless input after ${MAX_SCRIPT_BYTES} bytes and exits 2`,
+    () => {
+      let stderr = '';
+      const impl: CliIo = { ...nodeCliIo, stdout: () => {}, stderr: (s) => (stderr += s) };
+      expect(runCli(['replay', '/dev/zero'], impl)).toBe(2);
+      expect(stderr).toBe(
+        `spf replay: /dev/zero holds more than ${MAX_SCRIPT_BYTES} bytes, the most a replay script may hold; split the script\n`,
+      );
+    },
+  );
 });

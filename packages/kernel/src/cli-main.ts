@@ -1,16 +1,20 @@
 import type { ChromeTrace, TraceEvent } from '@spf/machine';
 import { ReplayParseError } from './replay/errors.js';
-import { runReplay } from './run-replay.js';
-import { runCowFork } from './scenarios/cow-fork.js';
-import { runScaling } from './scenarios/scaling.js';
+import { formatObservation } from './replay/observation.js';
+import { streamReplay } from './run-replay.js';
+import { checkCowForkOptions, runCowFork } from './scenarios/cow-fork.js';
+import { checkScalingOptions, runScaling } from './scenarios/scaling.js';
 import type { SystemRunResult } from './system.js';
 
 /** What the `spf` command needs from its host (so it can be tested without a process). */
 export interface CliIo {
   stdout(text: string): void;
   stderr(text: string): void;
-  /** Reads a file, or standard input for `-`. */
-  readFile(path: string): string;
+  /**
+   * Reads a file, or standard input for `-`; throws {@link InputTooLargeError} once it has seen more than
+   * `maxBytes` bytes (without reading the rest).
+   */
+  readFile(path: string, maxBytes: number): string;
   writeFile(path: string, text: string): void;
   chromeTrace(events: readonly TraceEvent[], cpus: number): ChromeTrace;
 }
@@ -19,8 +23,8 @@ export const HELP = `spf — the Linux page-fault path on a simulated SMP machin
 
 usage:
   spf replay [--no-zero-page] [file|-]
-      Run a replay script (default: standard input) on a freshly booted simulator and print one
-      observation per op, in the format the real-kernel harness prints. --no-zero-page boots a kernel
+      Run a replay script (default: standard input, at most 16 MiB) on a freshly booted simulator and
+      print one observation per op as it runs, in the format the real-kernel harness prints. --no-zero-page boots a kernel
       that maps no shared zero page on read faults (like the Linux 6.18 development VM may).
   spf run <scenario> [options] [--trace out.json]
       Run a named scenario and print what it measured; --trace writes a Chrome trace (open it in
@@ -33,12 +37,36 @@ usage:
                   writes it again (reused)
   spf --help
 
-exit status: 0 success, 1 the simulation failed, 2 bad usage or a malformed replay script.
+exit status: 0 success; 1 the simulation failed, or a scenario's process was killed (the kernel log,
+such as an OOM kill, goes to stderr) or exited non-zero; 2 bad usage (checked before anything runs), a
+malformed replay script, or a script larger than 16 MiB.
 `;
 
 class UsageError extends Error {
   override readonly name = 'UsageError';
 }
+
+/** The most bytes `spf replay` reads from a script: 16 MiB (about 1.6 million ops). */
+export const MAX_SCRIPT_BYTES = 16 * 1024 * 1024;
+
+/** `spf replay` writes its output in chunks of about this many characters. */
+const OUTPUT_CHUNK = 65536;
+
+/** An input file was larger than the command accepts; it was not read further. */
+export class InputTooLargeError extends Error {
+  override readonly name = 'InputTooLargeError';
+  constructor(
+    readonly path: string,
+    readonly maxBytes: number,
+  ) {
+    super(
+      `${path === '-' ? 'standard input' : path} holds more than ${maxBytes} bytes, the most a replay script may hold; split the script`,
+    );
+  }
+}
+
+/** The largest seed the machine takes (seeds are in [0, 2^32)). */
+const MAX_SEED = 0xffffffff;
 
 function intOption(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(name);
@@ -70,31 +98,85 @@ function noMoreArgs(args: readonly string[]): void {
   if (args.length > 0) throw new UsageError(`unexpected argument ${args[0]}`);
 }
 
+/**
+ * Checks before the run that the trace file can be written (by creating it empty), so a bad path is a usage
+ * error found at once, not a failure after a long simulation.
+ */
+function checkTracePath(io: CliIo, path: string | undefined): void {
+  if (path === undefined) return;
+  try {
+    io.writeFile(path, '');
+  } catch (e) {
+    throw new UsageError(`cannot write the trace to ${path}: ${(e as Error).message}`);
+  }
+}
+
 function writeTrace(io: CliIo, path: string | undefined, run: SystemRunResult, cpus: number): void {
   if (path === undefined) return;
   io.writeFile(path, JSON.stringify(io.chromeTrace(run.trace ?? [], cpus)));
   io.stderr(`wrote a Chrome trace of ${run.trace?.length ?? 0} events to ${path}\n`);
 }
 
+/**
+ * Whether every process of a scenario ended normally with exit code 0. Otherwise prints the kernel log (an
+ * OOM kill, a fatal signal) and how each such process ended on stderr, and returns false.
+ */
+function reportAbnormalEnds(io: CliIo, scenario: string, run: SystemRunResult): boolean {
+  const bad = run.processes.filter(
+    (p) => p.status === null || p.status.kind !== 'exited' || p.status.code !== 0,
+  );
+  if (bad.length === 0) return true;
+  for (const line of run.log) io.stderr(`kernel: ${line}\n`);
+  for (const p of bad) {
+    const how =
+      p.status === null
+        ? 'did not finish'
+        : p.status.kind === 'killed'
+          ? `was killed by ${p.status.signal.signal} (${p.status.signal.code})`
+          : `exited with ${p.status.code}`;
+    io.stderr(`spf run ${scenario}: process ${p.pid} (${p.name}) ${how}\n`);
+  }
+  return false;
+}
+
 function replay(args: string[], io: CliIo): number {
   const noZero = flag(args, '--no-zero-page');
   const file = args.shift() ?? '-';
   noMoreArgs(args);
+  const name = file === '-' ? '<stdin>' : file;
   let text: string;
   try {
-    text = io.readFile(file);
+    text = io.readFile(file, MAX_SCRIPT_BYTES);
   } catch (e) {
-    io.stderr(`spf replay: cannot read ${file === '-' ? 'standard input' : file}: ${(e as Error).message}\n`);
+    if (e instanceof InputTooLargeError) io.stderr(`spf replay: ${e.message}\n`);
+    else
+      io.stderr(
+        `spf replay: cannot read ${file === '-' ? 'standard input' : file}: ${(e as Error).message}\n`,
+      );
     return 2;
   }
+  // The output goes out in chunks as the ops run; it is never held whole.
+  let pending = '';
   try {
-    io.stdout(runReplay(text, { zeroPage: !noZero }).output);
+    streamReplay(
+      text,
+      (o) => {
+        pending += `${formatObservation(o)}\n`;
+        if (pending.length >= OUTPUT_CHUNK) {
+          io.stdout(pending);
+          pending = '';
+        }
+      },
+      { zeroPage: !noZero },
+    );
+    if (pending !== '') io.stdout(pending);
     return 0;
   } catch (e) {
     if (e instanceof ReplayParseError) {
-      io.stderr(`spf replay: ${file === '-' ? '<stdin>' : file}: ${e.message}\n`);
+      io.stderr(`spf replay: ${name}: ${e.message}\n`);
       return 2;
     }
+    if (pending !== '') io.stdout(pending);
     throw e;
   }
 }
@@ -106,11 +188,14 @@ function run(args: string[], io: CliIo): number {
     const threads = intOption(args, '--threads', 8);
     const pages = intOption(args, '--pages', 64);
     const seed = intOption(args, '--seed', 1);
+    if (seed > MAX_SEED) throw new UsageError(`--seed must be from 0 to ${MAX_SEED}, got ${seed}`);
     const churn = flag(args, '--churn');
     const lock = stringOption(args, '--mmap-lock') ?? 'rwsem';
     if (lock !== 'rwsem' && lock !== 'range')
       throw new UsageError(`--mmap-lock must be rwsem or range, not ${lock}`);
     noMoreArgs(args);
+    checkScalingOptions(threads, pages);
+    checkTracePath(io, tracePath);
     const r = runScaling({
       threads,
       pagesPerThread: pages,
@@ -126,15 +211,17 @@ function run(args: string[], io: CliIo): number {
         (churn ? `  mmap/munmap pairs meanwhile: ${r.churnOps}\n` : ''),
     );
     writeTrace(io, tracePath, r.run, threads + (churn ? 1 : 0));
-    return 0;
+    return reportAbnormalEnds(io, scenario, r.run) ? 0 : 1;
   }
   if (scenario === 'cow-fork') {
     const pages = intOption(args, '--pages', 4);
     noMoreArgs(args);
+    checkCowForkOptions(pages);
+    checkTracePath(io, tracePath);
     const r = runCowFork({ pages, trace: tracePath !== undefined });
-    io.stdout(`${r.lines.join('\n')}\n`);
+    if (r.lines.length > 0) io.stdout(`${r.lines.join('\n')}\n`);
     writeTrace(io, tracePath, r.run, 2);
-    return 0;
+    return reportAbnormalEnds(io, scenario, r.run) ? 0 : 1;
   }
   throw new UsageError(
     scenario === undefined

@@ -3,6 +3,7 @@ import { diffReplayOutputs } from './replay/diff.js';
 import { generateScript } from './replay/generate.js';
 import { probeHost, runOnHost } from './replay/host.js';
 import { runReplay } from './run-replay.js';
+import { MAX_MEMORY } from './system.js';
 
 /**
  * Conformance with the real kernel: seeded generated scripts (mmap, munmap, mprotect, touch, maps and
@@ -52,6 +53,39 @@ describe.skipIf(!available)('conformance with the host Linux kernel', () => {
       expect(failures, failures.join('\n\n')).toEqual([]);
     }, 120_000);
   }
+
+  const mem = probe.memory;
+  const matchable = mem !== undefined && mem.ramPages * 4096 <= MAX_MEMORY && mem.ramPages >= 16;
+  it.runIf(matchable)(
+    "overcommit: mappings around the host's RAM size get the host's errno when the simulator has its RAM and mode",
+    () => {
+      if (mem === undefined) return;
+      const ram = mem.ramPages + (mem.overcommitMode === 'guess' ? mem.swapPages : 0);
+      const script = [
+        `mmap 0 ${ram + 1} rw private anon`,
+        `mmap 0 ${ram} rw private anon`,
+        `munmap 0 ${ram}`,
+        `mmap 0 ${ram + 1} r private anon`,
+        `mprotect 0 ${ram + 1} rw`,
+        `munmap 0 ${ram + 1}`,
+        `mmap 0 ${ram + 1} r shared anon`,
+        '',
+      ].join('\n');
+      const host = runOnHost(script);
+      const sim = runReplay(script, {
+        zeroPage: probe.zeroPage,
+        memory: mem.ramPages * 4096,
+        overcommit: { mode: mem.overcommitMode, swapPages: mem.swapPages, ratio: mem.overcommitRatio },
+      }).output;
+      expect(diffReplayOutputs(script, host, sim)).toBeNull();
+      if (mem.overcommitMode === 'guess') {
+        expect(sim).toBe(
+          'mmap ENOMEM\nmmap ok\nmunmap ok\nmmap ok\nmprotect ENOMEM\nmunmap ok\nmmap ENOMEM\n',
+        );
+      }
+    },
+    120_000,
+  );
 
   it('catches a simulator that disagrees with the host (the zero page switched the wrong way)', () => {
     const script = 'mmap 0 2 rw private anon\ntouch 0 r\ntouch 0 w\npagemap 0 2\n';

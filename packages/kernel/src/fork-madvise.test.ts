@@ -33,8 +33,9 @@ describe('fork out of memory', () => {
   // PMD table for copy_page_range. (@spf/vma's fork-enomem test covers a failure after PTEs were copied.)
   for (const left of [0, 2]) {
     it(`returns ENOMEM with ${left} free frames; the parent keeps running with its memory intact`, () => {
-      // 1 MiB: fewer frames than the 512 pages of the region, so the parent can fill memory exactly.
-      const sys = boot({ cpus: 2, memory: 1024 * 1024 });
+      // 1 MiB: fewer frames than the 512 pages of the region, so the parent can fill memory exactly (which
+      // needs overcommit: under the default heuristic a 2 MiB writable mapping on a 1 MiB machine is ENOMEM).
+      const sys = boot({ cpus: 2, memory: 1024 * 1024, overcommit: { mode: 'always' } });
       const out: string[] = [];
       sys.spawnProcess('hog', function* (u) {
         const r = yield* u.mmap(A, 512 * P, RW, ANON);
@@ -100,7 +101,9 @@ describe('madvise advice seen by a fork child', () => {
         out.push('not reached');
       }, 1);
       if (!f.ok) throw new Error(`fork errno ${f.errno}`);
-      const st = yield* u.wait(f.value);
+      const w = yield* u.wait(f.value);
+      if (!w.ok) throw new Error(`wait errno ${w.errno}`);
+      const st = w.value;
       out.push(st.kind === 'killed' ? `child killed by ${st.signal.signal} ${st.signal.code}` : st.kind);
       out.push(`parent reads ${yield* u.load8(A + P)}`);
     });

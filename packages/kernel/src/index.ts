@@ -58,7 +58,23 @@ export { parseObservations } from './replay/parse-output.js';
 // The simulated system: boot, processes, user programs, `spf replay`.
 export { pageStateAt } from './pagemap.js';
 export { type ExitStatus, Process, Thread } from './process.js';
-export { ReplaySimulatorError, type ReplayRun, type RunReplayOptions, runReplay } from './run-replay.js';
+export {
+  ReplaySimulatorError,
+  type ReplayRun,
+  type RunReplayOptions,
+  runReplay,
+  streamReplay,
+} from './run-replay.js';
 export { ProcessExiting, type SignalCode, type SignalInfo, type SignalName, UserSignal } from './signals.js';
-export { type BootConfig, boot, System, SystemError, type SystemRunResult } from './system.js';
+export {
+  type BootConfig,
+  BootConfigError,
+  boot,
+  MAX_MEMORY,
+  MIN_MEMORY,
+  System,
+  SystemError,
+  type SystemRunResult,
+} from './system.js';
+export { InvalidUserAccessError } from './user-access-error.js';
 export { UserContext, type UserProgram } from './user-context.js';

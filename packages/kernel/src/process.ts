@@ -44,6 +44,8 @@ export class Process {
   exitCode = 0;
   /** Set when the last thread ended and the address space was torn down. */
   status: ExitStatus | null = null;
+  /** Its parent collected the exit status with `wait()` (the zombie was reaped). */
+  reaped = false;
   /** Woken when the process exits (`wait4`). */
   readonly exitWait: WaitQueue;
   /** Fault counts of threads that already ended (`signal->cmin_flt`-like accumulation for RUSAGE_SELF). */

@@ -35,7 +35,7 @@ import {
 } from './replay/observation.js';
 import { parseScript } from './replay/parse.js';
 import { UserSignal } from './signals.js';
-import { boot, type SystemRunResult } from './system.js';
+import { type BootConfig, boot, type SystemRunResult } from './system.js';
 import type { UserContext } from './user-context.js';
 
 /** Options of {@link runReplay}. */
@@ -46,6 +46,10 @@ export interface RunReplayOptions {
   readonly faultHandler?: FaultHandlerFactory;
   /** Record a machine trace. */
   readonly trace?: boolean;
+  /** RAM of the simulated machine in bytes (`BootConfig.memory`; default 256 MiB). */
+  readonly memory?: number;
+  /** Overcommit accounting (`BootConfig.overcommit`); with `memory`, match the host's (`probeHost().memory`). */
+  readonly overcommit?: BootConfig['overcommit'];
 }
 
 /** The outcome of a replay run. */
@@ -145,28 +149,53 @@ function* runOp(u: UserContext, op: ParsedOp): Kernel<Observation> {
  * (naming the line and what was expected) and nothing runs. Like the host harness, the program catches
  * SIGSEGV and SIGBUS, so a faulting touch prints the signal and the script goes on.
  *
+ * Keeps every observation and the whole output in memory; {@link streamReplay} hands each one over as it
+ * is made instead (what `spf replay` uses, so a long script's output is never held whole).
+ *
  * @throws ReplaySimulatorError if the simulator failed (a kernel bug or a broken invariant).
  */
 export function runReplay(script: string, opts: RunReplayOptions = {}): ReplayRun {
+  const observations: Observation[] = [];
+  const result = streamReplay(script, (o) => observations.push(o), opts);
+  return { observations, output: formatObservations(observations), result };
+}
+
+/**
+ * {@link runReplay} without keeping the observations: parses the whole script first (a malformed line
+ * throws `ReplayParseError` and nothing runs), then calls `emit` with each observation as its op completes.
+ * If the simulator fails, the observations of the ops before the failure have been emitted already.
+ *
+ * @throws ReplaySimulatorError if the simulator failed (a kernel bug or a broken invariant).
+ */
+export function streamReplay(
+  script: string,
+  emit: (observation: Observation) => void,
+  opts: RunReplayOptions = {},
+): SystemRunResult {
   const ops = parseScript(script);
   const system = boot({
     cpus: 1,
     zeroPage: opts.zeroPage ?? true,
     faultHandler: opts.faultHandler,
     trace: opts.trace,
+    memory: opts.memory,
+    overcommit: opts.overcommit,
   });
-  const observations: Observation[] = [];
+  let done = 0;
   system.spawnProcess('replay', function* (u) {
     u.catchSignal('SIGSEGV');
     u.catchSignal('SIGBUS');
-    for (const op of ops) observations.push(yield* runOp(u, op));
+    for (const op of ops) {
+      emit(yield* runOp(u, op));
+      done++;
+    }
   });
   const result = system.run();
   if (!result.ok) {
     const f = result.failure;
     throw new ReplaySimulatorError(
-      `the simulator failed after ${observations.length} of ${ops.length} ops: ${f?.kind}: ${f?.message}`,
+      `the simulator failed after ${done} of ${ops.length} ops: ${f?.kind}: ${f?.message}`,
     );
   }
-  return { observations, output: formatObservations(observations), result };
+  return result;
 }

@@ -93,7 +93,7 @@ describe('a booted system running user programs', () => {
       }, 1);
       if (!pid.ok) throw new Error(`fork: errno ${pid.errno}`);
       const st = yield* u.wait(pid.value);
-      out.push(`child ${st.kind}`);
+      out.push(`child ${st.ok ? st.value.kind : `errno ${st.errno}`}`);
       out.push(`parent sees ${yield* u.load8(A)} ${yield* u.load8(A + 4096)}`);
     });
     const res = sys.run();

@@ -31,6 +31,9 @@ import {
   MmStruct,
   mmInvariantProblems,
   ok,
+  OvercommitConfigError,
+  type OvercommitMode,
+  OvercommitPolicy,
   PagetableOps,
   type PageStateReader,
   pageStates,
@@ -39,6 +42,7 @@ import {
 } from '@spf/vma';
 import { type ExitStatus, Process, Thread } from './process.js';
 import { ProcessExiting, type SignalInfo, UserSignal } from './signals.js';
+import { checkByte, checkUserAddress } from './user-access-error.js';
 import { UserContext, type UserProgram } from './user-context.js';
 
 /** How {@link boot} builds a system. Every field is optional. */
@@ -51,7 +55,7 @@ export interface BootConfig {
   readonly seed?: number;
   /** Overrides of the machine's cost model (latencies in ns). */
   readonly cost?: Partial<CostModel>;
-  /** Installed RAM in bytes (default 256 MiB). */
+  /** Installed RAM in bytes: a multiple of 4096 from 64 KiB to {@link MAX_MEMORY} (default 256 MiB). */
   readonly memory?: number;
   /** The fault handler (default the classic one, `classicFaultHandler` from @spf/fault-classic). */
   readonly faultHandler?: FaultHandlerFactory;
@@ -77,6 +81,20 @@ export interface BootConfig {
   readonly machine?: Machine;
   /** Check the mm invariants of every live process at the end of the run (default true). */
   readonly checkInvariants?: boolean;
+  /**
+   * Overcommit accounting (`vm.overcommit_memory` and friends, @spf/vma's `OvercommitPolicy`) against this
+   * machine's `memory` and `swapPages` (default 0: no swap). Default mode `guess`, Linux's default: a
+   * private writable or shared mapping larger than RAM plus swap fails with ENOMEM.
+   */
+  readonly overcommit?: {
+    readonly mode?: OvercommitMode;
+    /** `total_swap_pages` (default 0). */
+    readonly swapPages?: number;
+    /** `vm.overcommit_ratio` (default 50). */
+    readonly ratio?: number;
+    /** `vm.overcommit_kbytes` (default 0: use the ratio). */
+    readonly kbytes?: number;
+  };
 }
 
 /** The result of {@link System.run}: the machine's result plus what happened to the processes. */
@@ -97,6 +115,20 @@ export class SystemError extends KernelFault {
   constructor(message: string) {
     super('system', message);
   }
+}
+
+/**
+ * The most RAM {@link boot} accepts: 64 GiB (2^24 frames). The simulator keeps a few bytes of `struct page`
+ * state for every frame up front; at this size that is about 350 MB of host memory and 5 s to boot, and
+ * much beyond it the host's typed arrays or heap give out.
+ */
+export const MAX_MEMORY = 2 ** 36;
+/** The least RAM {@link boot} accepts: 64 KiB (16 frames). */
+export const MIN_MEMORY = 2 ** 16;
+
+/** A {@link BootConfig} value that cannot describe a machine; nothing was built. */
+export class BootConfigError extends Error {
+  override name = 'BootConfigError';
 }
 
 /** Most times one access may fault before the kernel declares a fault loop (a handler that maps nothing). */
@@ -120,6 +152,8 @@ export class System {
   readonly log: string[] = [];
   readonly mmapLock: MmapLockKind;
   readonly rssCounting: RssCounting;
+  /** The overcommit policy every address space of this system is charged against. */
+  readonly overcommit: OvercommitPolicy;
   private readonly checkInvariants: boolean;
   private nextPid = 1;
   private nextTid = 1;
@@ -127,6 +161,18 @@ export class System {
   readonly bootFreeFrames: number;
 
   constructor(config: BootConfig = {}) {
+    const memory = config.memory ?? 256 * 1024 * 1024;
+    if (
+      typeof memory !== 'number' ||
+      !Number.isSafeInteger(memory) ||
+      memory % 4096 !== 0 ||
+      memory < MIN_MEMORY ||
+      memory > MAX_MEMORY
+    ) {
+      throw new BootConfigError(
+        `memory must be a multiple of 4096 bytes from ${MIN_MEMORY} (64 KiB) to ${MAX_MEMORY} (64 GiB, the limit of the simulator's per-frame state), got ${String(memory)}`,
+      );
+    }
     this.machine =
       config.machine ??
       new Machine({
@@ -141,7 +187,7 @@ export class System {
     this.cost = this.machine.cost;
     const machine = this.machine;
     this.mem = new PhysicalMemory({
-      size: config.memory ?? 256 * 1024 * 1024,
+      size: memory,
       zeroPage: config.zeroPage ?? true,
       lineOf: (pa) => machine.physLine(pa),
     });
@@ -158,6 +204,26 @@ export class System {
     this.faultHandler = (config.faultHandler ?? classicFaultHandler)(this.env);
     this.mmapLock = config.mmapLock ?? 'rwsem';
     this.rssCounting = config.rssCounting ?? 'percpu';
+    const oc = config.overcommit ?? {};
+    try {
+      this.overcommit = new OvercommitPolicy({
+        mode: oc.mode,
+        totalRamPages: memory / PAGE_SIZE,
+        totalSwapPages: oc.swapPages,
+        overcommitRatio: oc.ratio,
+        overcommitKbytes: oc.kbytes,
+        // vm_committed_as: the accounted pages of every live address space. Simplified: shared anonymous
+        // (shmem) memory is checked when mapped but not counted here afterwards.
+        committedPages: () => {
+          let n = 0;
+          for (const p of this.processes) if (p.status === null) n += p.mm.committed;
+          return n;
+        },
+      });
+    } catch (e) {
+      if (e instanceof OvercommitConfigError) throw new BootConfigError(`overcommit: ${e.message}`);
+      throw e;
+    }
     this.bootFreeFrames = this.mem.freeCount;
     this.checkInvariants = config.checkInvariants ?? true;
     if (this.checkInvariants) this.machine.atEnd(() => this.assertInvariants());
@@ -179,6 +245,7 @@ export class System {
     const pid = this.nextPid++;
     const mm = new MmStruct({
       mmapLock: this.mmapLock,
+      overcommit: this.overcommit,
       rcu: this.rcu,
       pageTables: this.pageTables(pid),
       rssCounting: this.rssCounting,
@@ -266,6 +333,7 @@ export class System {
    * physical address.
    */
   *translateUser(th: Thread, addr: number, kind: AccessKind): Kernel<number> {
+    checkUserAddress(addr, kind);
     const proc = th.process;
     for (let tries = 0; ; tries++) {
       this.checkAlive(th);
@@ -303,18 +371,43 @@ export class System {
     }
   }
 
-  /** One-byte user load: translate, then a read of the memory line; returns the byte. */
+  /**
+   * One-byte user load: translate, then a read of the memory line; returns the byte. The translation and the
+   * read are one instruction: see {@link store8}.
+   */
   *load8(th: Thread, addr: number, kind: 'read' | 'fetch' = 'read'): Kernel<number> {
-    const pa = yield* this.translateUser(th, addr, kind);
-    yield readEffect(this.mem.lineOf(pa), kind === 'fetch' ? 'ifetch' : 'load');
-    return this.mem.read8(pa);
+    const tlb = this.mmu.cpu(th.cpu).tlb;
+    for (;;) {
+      const pa = yield* this.translateUser(th, addr, kind);
+      const gen = tlb.flushGeneration;
+      yield readEffect(this.mem.lineOf(pa), kind === 'fetch' ? 'ifetch' : 'load');
+      if (tlb.flushGeneration === gen) return this.mem.read8(pa);
+    }
   }
 
-  /** One-byte user store. */
+  /**
+   * One-byte user store: translate, then a write of the memory line.
+   *
+   * On hardware the translation and the data access belong to one instruction, and interrupts are taken
+   * only between instructions: the store completes before a TLB-shootdown IPI is acknowledged, or it is
+   * executed again after the handler (and then walks the updated page tables, and may fault). Here the data
+   * access is a machine step of its own, so this CPU may run an IPI handler between the translation and the
+   * write. If its TLB was flushed meanwhile (`Tlb.flushGeneration` changed), the access is restarted instead
+   * of going through a translation the completed shootdown invalidated (whose frame the unmapping CPU may
+   * have freed). The copies of {@link UserContext.loadBytes} and `storeBytes` have no such window: they copy
+   * in the same step as the translation's last effect.
+   */
   *store8(th: Thread, addr: number, value: number): Kernel<void> {
-    const pa = yield* this.translateUser(th, addr, 'write');
-    yield writeEffect(this.mem.lineOf(pa), 'store');
-    this.mem.write8(pa, value);
+    checkByte(value, `store8(0x${Number.isSafeInteger(addr) ? addr.toString(16) : addr})`);
+    const tlb = this.mmu.cpu(th.cpu).tlb;
+    for (;;) {
+      const pa = yield* this.translateUser(th, addr, 'write');
+      const gen = tlb.flushGeneration;
+      yield writeEffect(this.mem.lineOf(pa), 'store');
+      if (tlb.flushGeneration !== gen) continue;
+      this.mem.write8(pa, value);
+      return;
+    }
   }
 
   /**
@@ -359,10 +452,18 @@ export class System {
     yield* wake(proc.exitWait, Number.POSITIVE_INFINITY);
   }
 
-  /** Models `wait4()`: sleeps until `child` has exited and returns how. */
-  *wait(child: Process): Kernel<ExitStatus> {
+  /**
+   * Models `wait4()` for one pid (kernel/exit.c `do_wait()`): ECHILD unless `pid` is a child of `parent`
+   * that has not been reaped yet; otherwise sleeps until the child has exited, reaps it and returns how it
+   * ended. Simplified: no options (WNOHANG, WUNTRACED), no rusage of the child.
+   */
+  *wait(parent: Process, pid: number): Kernel<SysResult<ExitStatus>> {
+    const child = this.processes.find((p) => p.pid === pid && p.parent === parent && !p.reaped);
+    if (child === undefined) return fail(Errno.ECHILD);
     yield* block(child.exitWait, () => child.status !== null, `wait4(${child.pid})`);
-    return child.status as ExitStatus;
+    if (child.reaped) return fail(Errno.ECHILD); // another thread of the parent reaped it meanwhile
+    child.reaped = true;
+    return ok(child.status as ExitStatus);
   }
 
   /** The `PageStateReader` @spf/vma's invariant checker uses for this system's pages. */

@@ -16,6 +16,7 @@ import {
   PAGE_SIZE,
 } from '@spf/vma';
 import { type PageState, pageStateAt } from './pagemap.js';
+import { checkLength, InvalidUserAccessError } from './user-access-error.js';
 
 /** A user program: a generator function that gets the {@link UserContext} of its thread. */
 export type UserProgram = (u: UserContext) => Kernel<unknown>;
@@ -55,7 +56,7 @@ export class UserContext {
   load8(addr: number): Kernel<number> {
     return this.system.load8(this.thread, addr, 'read');
   }
-  /** Stores `value` (0 to 255) at `addr`. */
+  /** Stores the low 8 bits of `value` (a whole number) at `addr` (`movb %al, (addr)`). */
   store8(addr: number, value: number): Kernel<void> {
     return this.system.store8(this.thread, addr, value);
   }
@@ -65,6 +66,7 @@ export class UserContext {
   }
   /** Loads `len` bytes starting at `addr` (one access per page touched). */
   *loadBytes(addr: number, len: number): Kernel<Uint8Array> {
+    checkLength(len, 'loadBytes');
     const out = new Uint8Array(len);
     let done = 0;
     while (done < len) {
@@ -78,6 +80,9 @@ export class UserContext {
   }
   /** Stores `data` at `addr` (one access per page touched). */
   *storeBytes(addr: number, data: Uint8Array): Kernel<void> {
+    if (!(data instanceof Uint8Array)) {
+      throw new InvalidUserAccessError(`storeBytes: the data must be a Uint8Array, got ${typeof data}`);
+    }
     let done = 0;
     while (done < data.length) {
       const a = addr + done;
@@ -158,12 +163,13 @@ export class UserContext {
     const r = yield* this.system.fork(this.process, child, cpu);
     return r.ok ? ok(r.value.pid) : r;
   }
-  /** wait4(2) for a child by pid: sleeps until it exits and returns how it ended. */
-  *wait(pid: number): Kernel<ExitStatus> {
+  /**
+   * wait4(2) for a child by pid: sleeps until it exits, reaps it and returns how it ended; ECHILD if `pid`
+   * is not a child of this process or was already reaped.
+   */
+  *wait(pid: number): Kernel<SysResult<ExitStatus>> {
     yield* this.syscall('sys_wait4');
-    const child = this.system.processes.find((p) => p.pid === pid && p.parent === this.process);
-    if (child === undefined) throw new RangeError(`wait(${pid}): no child process ${pid} of ${this.process}`);
-    return yield* this.system.wait(child);
+    return yield* this.system.wait(this.process, pid);
   }
   /** clone(CLONE_VM|CLONE_THREAD): another thread of this process running `program` on `cpu`. */
   *spawnThread(program: UserProgram, cpu: number): Kernel<number> {

@@ -46,6 +46,14 @@ function entryOf(hi: number, lo: number): bigint {
  * respect to other accesses to the entry; restarting is how we keep the update from resurrecting a cleared
  * entry). A table frame freed under the walker raises `UseAfterFreeError` at the read.
  *
+ * The walk is part of one instruction, and the hardware takes interrupts only between instructions. In the
+ * simulator the CPU may run an interrupt handler (a TLB-shootdown IPI) between two of the walk's effects;
+ * with `flushGeneration` (the CPU's `Tlb.flushGeneration`), the walk checks after every effect whether a
+ * flush happened since it started and, if so, starts again from CR3 before using what it read, as the
+ * instruction would be re-executed after the interrupt. Without it, a shootdown that completed (and let the
+ * unmapping CPU free a page table) in the middle of the walk would make the walk read a freed table or fill
+ * the TLB with a translation the shootdown removed: something real hardware cannot do.
+ *
  * Entries are examined as two 32-bit halves (no BigInt per entry on this hot path); the property test in
  * page-tables.test.ts checks it against `referenceWalk` and the MMU's fast walk.
  */
@@ -54,6 +62,7 @@ export function* kernelWalk(
   regs: PagingRegs,
   va: bigint,
   access: WalkAccess,
+  flushGeneration?: () => number,
 ): Kernel<KernelWalkOutcome> {
   if (!isCanonical(va, regs.la57)) return { result: { ok: false, fault: 'GP' }, leaf: 0n, rights: NO_RIGHTS };
   const accessBits = accessErrorBits(regs, access);
@@ -61,6 +70,7 @@ export function* kernelWalk(
   const vaHi = Number(va >> 32n);
   const isWrite = access.kind === 'write';
   restart: for (;;) {
+    const gen = flushGeneration?.() ?? 0;
     let table = Number(regs.cr3 & FRAME_MASK);
     let user = true;
     let writable = true;
@@ -85,6 +95,7 @@ export function* kernelWalk(
                 : (vaHi >>> 16) & 511;
       const pa = table + index * 8;
       yield readEffect(mem.lineOf(pa), 'page walk');
+      if (flushGeneration !== undefined && flushGeneration() !== gen) continue restart;
       const lo = mem.walkReadLow(pa);
       const hi = mem.walkHigh;
       if ((lo & 1) === 0) return walkFault(va, accessBits, 0);
@@ -115,6 +126,7 @@ export function* kernelWalk(
       if ((usedLo[i] & bits) === bits) continue;
       const upa = usedPa[i];
       yield rmwEffect(mem.lineOf(upa), 'page walk A/D');
+      if (flushGeneration !== undefined && flushGeneration() !== gen) continue restart;
       const now = mem.read64(upa);
       if (now !== entryOf(usedHi[i], usedLo[i])) continue restart;
       mem.write64(upa, now | BigInt(bits));

@@ -283,7 +283,9 @@ export class Mmu {
   /**
    * Kernel form of {@link translate}: a TLB hit costs no memory effect; a miss walks with a read effect per
    * entry and a locked RMW per A/D update (restarting the walk if an entry changed in between, as the
-   * hardware's locked update would), then fills the TLB.
+   * hardware's locked update would), then fills the TLB. A walk during which this CPU's TLB was flushed (it
+   * took a shootdown IPI between two of the walk's effects) starts over, so the fill never caches a
+   * translation a completed shootdown removed (see `kernelWalk`).
    */
   *translateKernel(cpu: number, va: VirtAddr, access: WalkAccess): Kernel<WalkResult> {
     const st = this.cpu(cpu);
@@ -299,7 +301,8 @@ export class Mmu {
       return { ok: false, fault: 'PF', errorCode: this.fault.errorCode, cr2: big };
     }
     st.tlb.misses++;
-    const out = yield* kernelWalk(this.mem, st.regs(), big, access);
+    const tlb = st.tlb;
+    const out = yield* kernelWalk(this.mem, st.regs(), big, access, () => tlb.flushGeneration);
     if (!out.result.ok) {
       if (out.result.fault === 'PF') st.cr2 = big;
       return out.result;

@@ -4,6 +4,7 @@ import { _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER } from './entry-bits.j
 import { Mmu } from './mmu.js';
 import { PageTables } from './page-tables.js';
 import { PhysicalMemory } from './physical-memory.js';
+import { flushTlbMmRange } from './shootdown.js';
 
 const VA = 0x7f00_0000_5000;
 const DATA = 0x40_0000;
@@ -41,6 +42,54 @@ describe('hardware A/D updates racing with the kernel (SDM 4.8, ptep_get_and_cle
     },
   };
   it('never loses the dirty bit of a successful write nor resurrects a cleared entry', () => {
+    const res = exploreInTest(scenario, { policy: 'dfs', bound: 3 }, NAME);
+    expect(res.failure).toBeNull();
+    expect(res.runs).toBeGreaterThan(3);
+  });
+});
+
+describe('a page walk is part of one instruction: a shootdown is taken before or after it, never inside', () => {
+  const NAME = 'page walk vs free of its page table after a shootdown';
+  const scenario: Scenario = {
+    name: NAME,
+    cpus: 2,
+    // Shootdown IPIs arrive at once, so they can land between any two of the walk's entry reads.
+    cost: { ipiSend: 0, ipiLatency: 0 },
+    setup(m) {
+      const mem = new PhysicalMemory({ size: 16 * 1024 * 1024 });
+      const pt = new PageTables(mem);
+      pt.map(VA, DATA, { flags: _PAGE_PRESENT | _PAGE_RW | _PAGE_USER });
+      const mmu = new Mmu(mem, { cpus: 2 });
+      mmu.switchMm(0, pt);
+      const steps = pt.lookup(VA);
+      const pmdp = steps[2].entryPa;
+      const ptePfn = Math.floor(steps[3].entryPa / 4096);
+      const result = new Cell<string>('none', 'result');
+      m.spawn(0, 'user-read', function* () {
+        const r = yield* mmu.translateKernel(0, VA, { kind: 'read', user: true });
+        yield* result.store(r.ok ? `pa 0x${r.pa.toString(16)}` : r.fault);
+      });
+      // free_pgtables(): clear the PMD entry, shoot the range down, then free the PTE table.
+      m.spawn(1, 'unmap', function* () {
+        yield* pt.pmdClear(pmdp);
+        yield* flushTlbMmRange(mmu, pt, VA, VA + 4096);
+        yield* pt.freeTablePage(ptePfn, 1);
+      });
+      return () => {
+        // Either the walk finished before the IPI was taken (and used the old table), or it ran after it.
+        kassert(
+          result.value === `pa 0x${(DATA + (VA % 4096)).toString(16)}` || result.value === 'PF',
+          `unexpected walk result ${result.value}`,
+        );
+        // Whatever it found, the TLB holds no translation the completed shootdown removed.
+        kassert(
+          !mmu.translate(0, VA, { kind: 'read', user: true }).ok,
+          'the TLB kept a translation that the shootdown removed',
+        );
+      };
+    },
+  };
+  it('never reads a freed page table nor fills the TLB with a translation a completed shootdown removed', () => {
     const res = exploreInTest(scenario, { policy: 'dfs', bound: 3 }, NAME);
     expect(res.failure).toBeNull();
     expect(res.runs).toBeGreaterThan(3);

@@ -81,6 +81,15 @@ export class Tlb {
   readonly huge: TlbArray;
   hits = 0;
   misses = 0;
+  /**
+   * The flush generation: incremented by every invalidation request (INVLPG, INVPCID, a CR3 load that
+   * flushes, a full flush), whether or not it dropped an entry. A user access reads it when its translation
+   * is done and again when its data access happens: a change means this CPU took a flush (a shootdown IPI)
+   * in between, so the access is restarted, as the hardware restarts an instruction interrupted before it
+   * completed. Like Linux's per-CPU `tlb_gen` in `cpu_tlbstate` (arch/x86/mm/tlb.c), but counted per CPU
+   * rather than per mm.
+   */
+  flushGeneration = 0;
   constructor(opts: TlbOptions = {}) {
     this.small = new TlbArray(opts.entries4k ?? 1024, 12);
     this.mid = new TlbArray(opts.entries2m ?? 32, 21);
@@ -88,6 +97,7 @@ export class Tlb {
   }
   /** Drops the entries for the page containing the address (hi:lo) that match `pcid`, or are global if `global`. */
   invalidate(hi: number, lo: number, pcid: number, global: boolean): void {
+    this.flushGeneration++;
     for (const a of [this.small, this.mid, this.huge]) {
       const sh = a.shift;
       const vpn = hi * 2 ** (32 - sh) + Math.floor(lo / 2 ** sh);
@@ -98,16 +108,19 @@ export class Tlb {
   }
   /** Drops the non-global entries of `pcid`. */
   flushPcid(pcid: number): void {
+    this.flushGeneration++;
     for (const a of [this.small, this.mid, this.huge]) {
       a.filter((p, r) => (r & TLB_G) !== 0 || p !== pcid);
     }
   }
   /** Drops every non-global entry, of every PCID. */
   flushNonGlobal(): void {
+    this.flushGeneration++;
     for (const a of [this.small, this.mid, this.huge]) a.filter((_p, r) => (r & TLB_G) !== 0);
   }
   /** Drops everything, global entries included. */
   flushAll(): void {
+    this.flushGeneration++;
     for (const a of [this.small, this.mid, this.huge]) a.filter(() => false);
   }
   /** Number of valid entries. */

@@ -6,6 +6,7 @@ export const Errno = {
   EPERM: 1,
   EINTR: 4,
   EBADF: 9,
+  ECHILD: 10,
   EAGAIN: 11,
   ENOMEM: 12,
   EACCES: 13,

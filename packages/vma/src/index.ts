@@ -14,6 +14,13 @@ export { doBrk, sysBrk } from './brk.js';
 export { dupMmap, ForkOutOfMemoryError } from './dup-mmap.js';
 export { Errno, type ErrnoValue, errnoName, fail, ok, type SysResult } from './errno.js';
 export {
+  OvercommitConfigError,
+  type OvercommitMode,
+  type OvercommitOptions,
+  OvercommitPolicy,
+  securityVmEnoughMemoryMm,
+} from './overcommit.js';
+export {
   getUnmappedArea,
   type UnmappedAreaKind,
   unmappedArea,

@@ -14,6 +14,7 @@ import {
 } from './mm-locks.js';
 import type { RssCounting } from './memory/mm-counter.js';
 import { type MmPageTableOps, NoPageTables, type PageTableFactory } from './page-table-ops.js';
+import type { OvercommitPolicy } from './overcommit.js';
 import { PAGE_SIZE, VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_SHARED, VM_WRITE } from './vm-flags.js';
 import { type VmArea, vmWriteBegin, vmWriteEnd } from './vm-area.js';
 import { vmaStartWrite } from './vma-lock.js';
@@ -70,6 +71,12 @@ export type MmConfig = {
    * (Lespinasse's question 3).
    */
   readonly freePgtablesUnderPtl?: boolean;
+  /**
+   * The machine's overcommit policy (`__vm_enough_memory()`), shared by every mm of a system and inherited
+   * by fork. Default none: accounted mappings are never refused (an mm outside a booted system has no
+   * memory size to compare with).
+   */
+  readonly overcommit?: OvercommitPolicy | null;
   /** A label for reports. */
   readonly name?: string;
 };
@@ -138,6 +145,8 @@ export class MmStruct {
   stackVm = 0;
   /** Committed pages of VM_ACCOUNT mappings (vm_committed_as contribution). */
   committed = 0;
+  /** The overcommit policy that accounted mappings are checked against (see {@link MmConfig.overcommit}). */
+  readonly overcommit: OvercommitPolicy | null;
   readonly freePgtablesUnderPtl: boolean;
   readonly pageTables: MmPageTableOps;
   /** Bumped by every change of the tree, for tests that compare snapshots. */
@@ -169,6 +178,7 @@ export class MmStruct {
     this.brk = this.startBrk;
     this.startStack = config.startStack ?? null;
     this.freePgtablesUnderPtl = config.freePgtablesUnderPtl ?? false;
+    this.overcommit = config.overcommit ?? null;
     this.pageTables = (config.pageTables ?? (() => new NoPageTables()))(this);
     for (const [k, v] of [
       ['taskSize', this.taskSize],
@@ -198,6 +208,7 @@ export class MmStruct {
       pageTables,
       rssCounting: this.rssCounting,
       freePgtablesUnderPtl: this.freePgtablesUnderPtl,
+      overcommit: this.overcommit,
       name: `${this.name}.child`,
     };
   }

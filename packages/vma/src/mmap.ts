@@ -1,12 +1,14 @@
 import type { Kernel } from '@spf/machine';
 import { Errno, type ErrnoValue, fail, ok, type SysResult } from './errno.js';
 import { getUnmappedArea } from './get-unmapped-area.js';
+import { securityVmEnoughMemoryMm } from './overcommit.js';
 import type { MmStruct } from './mm-struct.js';
 import { doVmiAlignMunmap, validArg } from './munmap.js';
 import {
   calcVmFlagBits,
   calcVmProtBits,
   LEGACY_MAP_MASK,
+  MAP_ANONYMOUS,
   MAP_FIXED,
   MAP_FIXED_NOREPLACE,
   MAP_HUGETLB,
@@ -58,7 +60,7 @@ export type MmapArgs = {
   readonly len: number;
   readonly prot: number;
   readonly flags: number;
-  /** For a file mapping; absent (or MAP_ANONYMOUS) maps anonymous memory. */
+  /** For a file mapping (without MAP_ANONYMOUS); absent without MAP_ANONYMOUS is EBADF (no open file). */
   readonly file?: MmapFile | null;
   /** Byte offset into the file (must be page aligned). */
   readonly offset?: number;
@@ -78,6 +80,15 @@ function countVmaPagesRange(mm: MmStruct, start: number, end: number): number {
   return n;
 }
 
+/** Pages of VM_ACCOUNT mappings in [start, end) (`vms->nr_accounted`: the charge MAP_FIXED takes over). */
+function accountedPagesIn(mm: MmStruct, start: number, end: number): number {
+  let n = 0;
+  for (const v of mm.vmasIn(start, end)) {
+    if (v.vmFlags & VM_ACCOUNT) n += (Math.min(end, v.vmEnd) - Math.max(start, v.vmStart)) / PAGE_SIZE;
+  }
+  return n;
+}
+
 /**
  * Models `mmap_region()`/`__mmap_region()` in mm/vma.c: unmaps what MAP_FIXED replaces, tries to merge the
  * new range with its neighbours, otherwise inserts a new VMA. `addr`/`len` are page aligned and checked.
@@ -94,6 +105,15 @@ export function* mmapRegion(
   const pglen = len / PAGE_SIZE;
   if (!mm.mayExpandVm(pglen)) {
     if (!mm.mayExpandVm(pglen - countVmaPagesRange(mm, addr, end))) return fail(Errno.ENOMEM);
+  }
+  // Accounting (__mmap_setup(): accountable_mapping() and security_vm_enough_memory_mm(); shmem_zero_setup()
+  // -> shmem_acct_size() for shared anonymous memory), checked before anything changes; Linux aborts the
+  // gathered munmap and restores the replaced VMAs when it fails here.
+  if (accountableMapping(vmFlags)) {
+    const charged = pglen - accountedPagesIn(mm, addr, end);
+    if (charged > 0 && !securityVmEnoughMemoryMm(mm, charged)) return fail(Errno.ENOMEM);
+  } else if (file === null && vmFlags & VM_SHARED && !(vmFlags & VM_NORESERVE)) {
+    if (!securityVmEnoughMemoryMm(mm, pglen)) return fail(Errno.ENOMEM);
   }
   const existing = mm.findVmaIntersection(addr, end);
   if (existing !== null) {
@@ -164,6 +184,8 @@ export function* doMmap(mm: MmStruct, args: MmapArgs): Kernel<SysResult<number>>
   }
   // sys_mmap (arch/x86/kernel/sys_x86_64.c): the offset must be page aligned.
   if (offset % PAGE_SIZE !== 0) return fail(Errno.EINVAL);
+  // ksys_mmap_pgoff(): without MAP_ANONYMOUS the fd must name an open file (fget() fails: EBADF).
+  if (!(flags & MAP_ANONYMOUS) && file === null) return fail(Errno.EBADF);
   const pgoff = offset / PAGE_SIZE;
   if (!len) return fail(Errno.EINVAL);
   if (flags & MAP_FIXED_NOREPLACE) flags |= MAP_FIXED;
@@ -212,7 +234,8 @@ export function* doMmap(mm: MmStruct, args: MmapArgs): Kernel<SysResult<number>>
       return fail(Errno.EINVAL);
     }
   }
-  if (flags & MAP_NORESERVE) vmFlags |= VM_NORESERVE;
+  // do_mmap() honours MAP_NORESERVE only when overcommit is allowed (not vm.overcommit_memory = 2).
+  if (flags & MAP_NORESERVE && mm.overcommit?.mode !== 'never') vmFlags |= VM_NORESERVE;
   const r = yield* mmapRegion(mm, addr, alen, vmFlags, mapPgoff, file);
   if (!r.ok) return r;
   return ok(addr);

@@ -1,6 +1,7 @@
 import { type Kernel, writeEffect } from '@spf/machine';
 import { Errno, fail, ok, type SysResult } from './errno.js';
 import type { MmStruct } from './mm-struct.js';
+import { securityVmEnoughMemoryMm } from './overcommit.js';
 import { MmuGather } from './page-table-ops.js';
 import { validArg } from './munmap.js';
 import {
@@ -42,7 +43,11 @@ export function* mprotectFixup(
   if (newFlags === oldFlags) return vma;
   const nrpages = (end - start) / PAGE_SIZE;
   if (newFlags & VM_WRITE) {
-    if (!(oldFlags & (VM_ACCOUNT | VM_WRITE | VM_HUGETLB | VM_SHARED | VM_NORESERVE))) newFlags |= VM_ACCOUNT;
+    // Private memory turning writable is charged now (security_vm_enough_memory_mm()), before any change.
+    if (!(oldFlags & (VM_ACCOUNT | VM_WRITE | VM_HUGETLB | VM_SHARED | VM_NORESERVE))) {
+      if (!securityVmEnoughMemoryMm(mm, nrpages)) return Errno.ENOMEM;
+      newFlags |= VM_ACCOUNT;
+    }
   } else if (oldFlags & VM_ACCOUNT && vma.isAnonymous() && vma.anonVma === null) {
     newFlags &= ~VM_ACCOUNT;
   }
@@ -73,7 +78,11 @@ export function* mprotectFixup(
  * The caller holds the mmap lock for writing.
  */
 export function* doMprotect(mm: MmStruct, start: number, len: number, prot: number): Kernel<SysResult<0>> {
-  if (!validArg(start) || !validArg(len) || !Number.isInteger(prot)) return fail(Errno.EINVAL);
+  if (!validArg(start) || !validArg(len) || !Number.isSafeInteger(prot)) return fail(Errno.EINVAL);
+  // prot is an unsigned long: bits 63:32 (and a negative value's sign bits) exist in Linux but not in a
+  // 32-bit JavaScript bitwise operation, so they are kept aside for arch_validate_prot() below.
+  const highProtBits = prot < 0 || prot >= 2 ** 32;
+  prot >>>= 0;
   const grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
   prot &= ~(PROT_GROWSDOWN | PROT_GROWSUP);
   if (grows === (PROT_GROWSDOWN | PROT_GROWSUP)) return fail(Errno.EINVAL);
@@ -83,7 +92,7 @@ export function* doMprotect(mm: MmStruct, start: number, len: number, prot: numb
   const end = start + len;
   if (end <= start) return fail(Errno.ENOMEM);
   // arch_validate_prot(): only r/w/x and PROT_SEM.
-  if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) return fail(Errno.EINVAL);
+  if (highProtBits || prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) return fail(Errno.EINVAL);
   let vma = mm.findVma(start);
   if (vma === null || vma.vmStart >= end) return fail(Errno.ENOMEM);
   if (grows & PROT_GROWSDOWN) {

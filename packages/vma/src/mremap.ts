@@ -4,6 +4,7 @@ import { getUnmappedArea } from './get-unmapped-area.js';
 import type { MmStruct } from './mm-struct.js';
 import { MmuGather } from './page-table-ops.js';
 import { doMunmap, validArg } from './munmap.js';
+import { securityVmEnoughMemoryMm } from './overcommit.js';
 import {
   MAP_FIXED,
   MAP_SHARED,
@@ -12,6 +13,7 @@ import {
   MREMAP_MAYMOVE,
   PAGE_SIZE,
   pageAlign,
+  VM_ACCOUNT,
   VM_DONTEXPAND,
   VM_MAYSHARE,
   VM_PFNMAP,
@@ -72,6 +74,7 @@ function* moveVma(
   dontUnmap: boolean,
 ): Kernel<SysResult<number>> {
   if (mm.mapCount >= mm.maxMapCount - 3) return fail(Errno.ENOMEM);
+  if (!vrmCharge(mm, vma, oldLen, newLen, dontUnmap)) return fail(Errno.ENOMEM);
   const pgoff = vma.vmPgoff + (oldAddr - vma.vmStart) / PAGE_SIZE;
   const newVma = yield* copyVma(mm, vma, newAddr, newLen, pgoff);
   const len = Math.min(oldLen, newLen);
@@ -113,7 +116,10 @@ export function* doMremap(
   oldLen = pageAlign(oldLen);
   newLen = pageAlign(newLen);
   // check_mremap_params()
-  if (flags & ~(MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP)) return fail(Errno.EINVAL);
+  // flags is an unsigned long: any bit outside the three, bits 63:32 included, is EINVAL.
+  if (flags < 0 || flags >= 2 ** 32 || flags & ~(MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP)) {
+    return fail(Errno.EINVAL);
+  }
   if (addr % PAGE_SIZE !== 0) return fail(Errno.EINVAL);
   if (!newLen) return fail(Errno.EINVAL);
   if (newLen > mm.taskSize || newAddr > mm.taskSize - newLen) return fail(Errno.EINVAL);
@@ -165,6 +171,7 @@ export function* doMremap(
   // expand_vma()
   const delta = newLen - oldLen;
   if (vma.vmEnd - addr === oldLen && vmaExpandable(mm, vma, delta)) {
+    if (!vrmCharge(mm, vma, oldLen, newLen, false)) return fail(Errno.ENOMEM);
     const grown = yield* vmaMergeNewRange(mm, {
       prev: vma,
       middle: null,
@@ -185,6 +192,17 @@ export function* doMremap(
   const dest = newAddrFor(mm, vma, flags, 0, newLen);
   if (typeof dest !== 'number') return fail(dest.errno);
   return yield* moveVma(mm, vma, addr, oldLen, newLen, dest, false);
+}
+
+/**
+ * Models `vrm_calc_charge()` in mm/mremap.c: an accounted (VM_ACCOUNT) mapping that grows is charged the
+ * growth, or the whole new length with MREMAP_DONTUNMAP (the old range stays mapped); whether the overcommit
+ * policy allows it (`security_vm_enough_memory_mm()`).
+ */
+function vrmCharge(mm: MmStruct, vma: VmArea, oldLen: number, newLen: number, dontUnmap: boolean): boolean {
+  if (!(vma.vmFlags & VM_ACCOUNT)) return true;
+  const charged = (dontUnmap ? newLen : Math.max(0, newLen - oldLen)) / PAGE_SIZE;
+  return charged === 0 || securityVmEnoughMemoryMm(mm, charged);
 }
 
 /** Models `vma_expandable()`: the range after the VMA is free and inside the address space. */

@@ -1,6 +1,16 @@
+/** Most characters of a line (or of a detail quoting it) that a {@link ReplayParseError} message repeats. */
+export const MAX_QUOTED_CHARS = 200;
+
+/** `s` cut to {@link MAX_QUOTED_CHARS} characters, saying how many were left out. */
+function clip(s: string): string {
+  if (s.length <= MAX_QUOTED_CHARS) return s;
+  return `${s.slice(0, MAX_QUOTED_CHARS)}… (${s.length - MAX_QUOTED_CHARS} more characters)`;
+}
+
 /**
  * A replay script line that does not follow the format. Nothing of the script has run when this is thrown:
  * scripts are parsed completely before the first op executes.
+ * Its message quotes at most {@link MAX_QUOTED_CHARS} characters of the line; `text` keeps all of it.
  */
 export class ReplayParseError extends Error {
   override readonly name = 'ReplayParseError';
@@ -16,7 +26,9 @@ export class ReplayParseError extends Error {
     /** True when the line is well-formed but names a feature that is not implemented yet. */
     readonly unsupported = false,
   ) {
-    super(`line ${line}: ${expected}; got "${text}"${detail === undefined ? '' : ` (${detail})`}`);
+    super(
+      `line ${line}: ${expected}; got "${clip(text)}"${detail === undefined ? '' : ` (${clip(detail)})`}`,
+    );
   }
 }
 

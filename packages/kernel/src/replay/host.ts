@@ -59,6 +59,17 @@ export interface HostProbe {
   readonly zeroPage: boolean;
   /** /proc/self/pagemap shows PFNs (needs CAP_SYS_ADMIN); without them `zeroPage` cannot be detected. */
   readonly pfnVisible: boolean;
+  /**
+   * The host's RAM and swap in 4 KiB pages (`totalram_pages()`, `total_swap_pages` from sysinfo(2)), its
+   * `vm.overcommit_memory` mode and `vm.overcommit_ratio`: what boot's `memory` and `overcommit` need to
+   * refuse the same mappings the host refuses. Absent when the harness could not run.
+   */
+  readonly memory?: {
+    readonly ramPages: number;
+    readonly swapPages: number;
+    readonly overcommitMode: 'guess' | 'always' | 'never';
+    readonly overcommitRatio: number;
+  };
   /** Why the harness cannot run here, when `linux` or `cc` is false or the harness would not build. */
   readonly reason?: string;
 }
@@ -194,7 +205,21 @@ function probeOnce(): HostProbe {
   try {
     const out = runHarness(['--probe'], '', 30_000);
     const field = (k: string) => new RegExp(`^${k} (\\S+)$`, 'm').exec(out)?.[1];
-    return { linux, cc, zeroPage: field('zero-page') === 'yes', pfnVisible: field('pfn-visible') === '1' };
+    const num = (k: string) => Number(field(k) ?? Number.NaN);
+    const modes = ['guess', 'always', 'never'] as const;
+    const memory = {
+      ramPages: num('ram-pages'),
+      swapPages: num('swap-pages'),
+      overcommitMode: modes[num('overcommit-memory')] ?? 'guess',
+      overcommitRatio: num('overcommit-ratio'),
+    };
+    return {
+      linux,
+      cc,
+      zeroPage: field('zero-page') === 'yes',
+      pfnVisible: field('pfn-visible') === '1',
+      ...(Number.isSafeInteger(memory.ramPages) && Number.isSafeInteger(memory.swapPages) ? { memory } : {}),
+    };
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
     return { linux, cc: false, zeroPage: false, pfnVisible: false, reason };

@@ -1,4 +1,4 @@
-import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
+import { errnoName, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
 import { boot, type SystemRunResult } from '../system.js';
 
 /** Options of {@link runCowFork}. */
@@ -15,19 +15,35 @@ export interface CowForkResult {
   readonly run: SystemRunResult;
 }
 
+/** The most pages {@link runCowFork} fills: 2^20 (4 GiB). */
+export const MAX_COW_FORK_PAGES = 2 ** 20;
+
+/** Throws a RangeError unless `pages` is a page count {@link runCowFork} accepts (1 to 2^20). */
+export function checkCowForkOptions(pages: number): void {
+  if (!Number.isInteger(pages) || pages < 1 || pages > MAX_COW_FORK_PAGES) {
+    throw new RangeError(`pages must be an integer from 1 to ${MAX_COW_FORK_PAGES}, got ${pages}`);
+  }
+}
+
 /**
  * The copy-on-write demo: a parent fills some pages, forks; the child reads them (no faults: they are
  * shared), writes one (a COW copy), and exits; the parent then finds its own contents unchanged and writes
  * the same page again, which is now exclusive to it and reused in place. Prints what each side saw and
- * the fault counts.
+ * the fault counts. If the parent cannot map or fill its pages (ENOMEM, or the OOM killer), the lines stop
+ * there and the run's process list and log say how it ended.
  */
 export function runCowFork(opts: CowForkOptions = {}): CowForkResult {
   const pages = opts.pages ?? 4;
+  checkCowForkOptions(pages);
   const lines: string[] = [];
   const system = boot({ cpus: 2, zeroPage: opts.zeroPage, trace: opts.trace });
   system.spawnProcess('parent', function* (u) {
     const r = yield* u.mmap(0, pages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-    if (!r.ok) throw new Error(`mmap failed with errno ${r.errno}`);
+    if (!r.ok) {
+      lines.push(`parent: mmap of ${pages} pages failed with ${errnoName(r.errno)}`);
+      yield* u.exit(1);
+      return;
+    }
     const base = r.value;
     for (let p = 0; p < pages; p++) yield* u.store8(base + p * 4096, 0x10 + p);
     lines.push(
@@ -47,7 +63,9 @@ export function runCowFork(opts: CowForkOptions = {}): CowForkResult {
     }, 1);
     if (!forked.ok) throw new Error(`fork failed with errno ${forked.errno}`);
     const child = forked.value;
-    const status = yield* u.wait(child);
+    const waited = yield* u.wait(child);
+    if (!waited.ok) throw new Error(`wait for child ${child} failed with errno ${waited.errno}`);
+    const status = waited.value;
     const before = u.rusage().minflt;
     lines.push(
       `parent: child ${child} ${status.kind === 'exited' ? `exited with ${status.code}` : 'was killed'}`,

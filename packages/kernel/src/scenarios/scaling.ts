@@ -48,6 +48,18 @@ const REGION_BASE = 0x2000_0000_0000;
 const REGION_STRIDE = 2 * 1024 * 1024;
 const CHURN_BASE = 0x3000_0000_0000;
 
+/** Throws a RangeError unless `threads` and `pagesPerThread` are what {@link runScaling} accepts. */
+export function checkScalingOptions(threads: number, pagesPerThread: number): void {
+  if (!Number.isInteger(threads) || threads < 1 || threads > 512) {
+    throw new RangeError(`threads must be an integer from 1 to 512, got ${threads}`);
+  }
+  if (!Number.isInteger(pagesPerThread) || pagesPerThread < 1 || pagesPerThread > 512) {
+    throw new RangeError(
+      `pagesPerThread must be an integer from 1 to 512 (one page table), got ${pagesPerThread}`,
+    );
+  }
+}
+
 /**
  * The scaling experiment of the @spf/kernel README: one process whose N threads (one per CPU) each write
  * once to every page of their own private, pre-mapped region, under the timed policy. Every write is a
@@ -58,13 +70,8 @@ const CHURN_BASE = 0x3000_0000_0000;
  */
 export function runScaling(opts: ScalingOptions): ScalingResult {
   const n = opts.threads;
-  if (!Number.isInteger(n) || n < 1 || n > 512) {
-    throw new RangeError(`threads must be an integer from 1 to 512, got ${n}`);
-  }
   const pages = opts.pagesPerThread ?? 64;
-  if (!Number.isInteger(pages) || pages < 1 || pages > 512) {
-    throw new RangeError(`pagesPerThread must be an integer from 1 to 512 (one page table), got ${pages}`);
-  }
+  checkScalingOptions(n, pages);
   const churn = opts.churn ?? false;
   const cpus = n + (churn ? 1 : 0);
   const system = boot({
