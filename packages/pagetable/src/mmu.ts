@@ -285,7 +285,9 @@ export class Mmu {
    * entry and a locked RMW per A/D update (restarting the walk if an entry changed in between, as the
    * hardware's locked update would), then fills the TLB. A walk during which this CPU's TLB was flushed (it
    * took a shootdown IPI between two of the walk's effects) starts over, so the fill never caches a
-   * translation a completed shootdown removed (see `kernelWalk`).
+   * translation a completed shootdown removed (see `kernelWalk`). A walk during which CR3 was reloaded (the
+   * task was preempted and another one switched address spaces) returns its result without caching it: the
+   * caller must check that its address space is still current before using it.
    */
   *translateKernel(cpu: number, va: VirtAddr, access: WalkAccess): Kernel<WalkResult> {
     const st = this.cpu(cpu);
@@ -302,7 +304,12 @@ export class Mmu {
     }
     st.tlb.misses++;
     const tlb = st.tlb;
+    const cr3 = st.cr3;
+    const pcid = st.pcid;
     const out = yield* kernelWalk(this.mem, st.regs(), big, access, () => tlb.flushGeneration);
+    // A context switch (another task's CR3 load) while the walk was in flight: the result belongs to the
+    // instruction that started it, not to the address space now current, so it is returned but not cached.
+    if (st.cr3 !== cr3 || st.pcid !== pcid) return out.result;
     if (!out.result.ok) {
       if (out.result.fault === 'PF') st.cr2 = big;
       return out.result;

@@ -130,3 +130,28 @@ describe('TLB with large pages (SDM 4.10.2)', () => {
     expect(lines.has(0x1234)).toBe(true);
   });
 });
+
+describe('a page walk is part of one instruction: a context switch never splits it', () => {
+  // The scheduler tick can preempt a user thread between two of its walk's entry reads, and the next task
+  // on the CPU may load another CR3. On hardware the walk belongs to one instruction of the first thread,
+  // so its result must never be cached for the address space that is current when the walk finishes.
+  it('does not fill the TLB for the CR3 loaded while the walk was in flight', () => {
+    const mem = new PhysicalMemory({ size: 16 * 1024 * 1024 });
+    const a = new PageTables(mem);
+    const b = new PageTables(mem);
+    a.map(VA, DATA, { flags: _PAGE_PRESENT | _PAGE_RW | _PAGE_USER });
+    b.map(VA, DATA + 0x1000, { flags: _PAGE_PRESENT | _PAGE_RW | _PAGE_USER });
+    const mmu = new Mmu(mem, { cpus: 1 });
+    mmu.switchMm(0, a);
+    const walk = mmu.translateKernel(0, VA, { kind: 'read', user: true });
+    walk.next(); // the first entry read of A's walk
+    mmu.switchMm(0, b); // another task runs and switches to B
+    let step = walk.next();
+    while (!step.done) step = walk.next();
+    // A's walk still yields A's translation, for A's instruction...
+    expect(step.value).toMatchObject({ ok: true, pa: BigInt(DATA) });
+    // ...but B, now current, must translate VA through its own tables, not through A's cached result.
+    const inB = mmu.translate(0, VA, { kind: 'read', user: true });
+    expect(inB).toMatchObject({ ok: true, pa: BigInt(DATA + 0x1000) });
+  });
+});
