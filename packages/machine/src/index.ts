@@ -68,6 +68,7 @@ export { type CpuReport, type EventRecord, type FailureReport, formatFailure } f
 export { describeEffect, MAX_CPUS, Machine, type MachineConfig, type RunResult } from './machine.js';
 export { MemoryLine } from './memory-line.js';
 export { DfsExplorer } from './policy/dfs.js';
+export { type FingerprintOptions, policyFingerprints, runFingerprint } from './policy-fingerprint.js';
 export { pct } from './policy/pct.js';
 export type { Policy, SchedulerView } from './policy/policy.js';
 export { random } from './policy/random.js';

@@ -1,5 +1,5 @@
 import type { FaultHandlerFactory } from '@spf/fault-classic';
-import { type Kernel, now } from '@spf/machine';
+import { type Kernel, now, type Policy } from '@spf/machine';
 import {
   MAP_ANONYMOUS,
   MAP_FIXED_NOREPLACE,
@@ -26,6 +26,8 @@ export interface ScalingOptions {
   /** Record a machine trace (for `spf run --trace`). */
   readonly trace?: boolean;
   readonly seed?: number;
+  /** Scheduling policy (default `timed()`); another policy runs the same scenario as a test would. */
+  readonly policy?: Policy;
 }
 
 /** What {@link runScaling} measured. */
@@ -70,6 +72,7 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
   const system = boot({
     cpus,
     seed: opts.seed,
+    policy: opts.policy,
     faultHandler: opts.faultHandler,
     mmapLock: opts.mmapLock,
     trace: opts.trace,
