@@ -105,7 +105,7 @@ function run(args: string[], io: CliIo): number {
   if (scenario === 'scaling') {
     const threads = intOption(args, '--threads', 8);
     const pages = intOption(args, '--pages', 64);
-    const seed = intOption(args, '--seed', 1);
+    const seed = intOption(args, '--seed', 0);
     const churn = flag(args, '--churn');
     const lock = stringOption(args, '--mmap-lock') ?? 'rwsem';
     if (lock !== 'rwsem' && lock !== 'range')

@@ -254,3 +254,19 @@ describe('trace hashes under every policy (nothing lost for speed)', () => {
     );
   });
 });
+
+describe('the seed of a timed run (issue 11 item 7)', () => {
+  it('boot({ seed }) varies the scaling run, seed 0 is the default run, and each seed reproduces', () => {
+    const run = (seed?: number) => runScaling({ threads: 4, pagesPerThread: 4, seed });
+    const base = run();
+    expect(run(0).run.traceHash).toBe(base.run.traceHash);
+    const sims = new Set<number>();
+    for (const seed of [1, 2, 3, 4]) {
+      const a = run(seed);
+      expect(run(seed).run.traceHash).toBe(a.run.traceHash);
+      expect(a.run.traceHash).not.toBe(base.run.traceHash);
+      sims.add(a.simNs);
+    }
+    expect(sims.size).toBeGreaterThan(1);
+  });
+});

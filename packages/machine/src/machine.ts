@@ -14,6 +14,7 @@ import type { CpuReport, EventRecord, FailureReport } from './failure.js';
 import { MemoryLine } from './memory-line.js';
 import type { Policy, SchedulerView } from './policy/policy.js';
 import { checkSeed } from './policy/random.js';
+import { mixSeed, Prng } from './prng.js';
 import { timed } from './policy/timed.js';
 import { encodeSchedule } from './schedule.js';
 import { Task } from './task.js';
@@ -27,7 +28,12 @@ export const MAX_CPUS = 1024;
 export type MachineConfig = {
   /** Number of CPUs, 1 to 1024. */
   readonly cpus: number;
-  /** Integer seed in [0, 2^32); default 1. Kernel code can read it through {@link Machine.seed}. */
+  /**
+   * Integer seed in [0, 2^32); default 0. A seed other than 0 varies the run (see {@link timed}): a small
+   * latency jitter on memory accesses that miss the L1, and under timed a seeded tie-break between CPUs ready
+   * at the same time. Seed 0 is the unvaried run. random, pct and dfs choose CPUs from their own seeds.
+   * Kernel code can read it through {@link Machine.seed}.
+   */
   readonly seed?: number;
   /** Scheduling policy; default {@link timed}. */
   readonly policy?: Policy;
@@ -144,6 +150,10 @@ export class Machine implements SchedulerView {
   private readonly heap: Int32Array;
   private readonly heapPos: Int32Array;
   private readonly heapKey: Float64Array;
+  /** Tie-break order of the heap: CPU ids, or a seeded permutation of them under a varied timed run. */
+  private readonly tieRank: Int32Array;
+  /** Source of the latency jitter of a machine seeded with other than 0 (null: seed 0, no jitter). */
+  private readonly jitter: Prng | null;
   private heapSize = 0;
   private readonly histStep: Float64Array;
   private readonly histCpu: Int32Array;
@@ -161,7 +171,7 @@ export class Machine implements SchedulerView {
     if (typeof cpus !== 'number' || !Number.isInteger(cpus) || cpus < 1 || cpus > MAX_CPUS) {
       throw new MachineConfigError(`cpus must be an integer from 1 to ${MAX_CPUS}, got ${String(cpus)}`);
     }
-    const seed = config.seed ?? 1;
+    const seed = config.seed ?? 0;
     checkSeed(seed);
     const maxSteps = config.maxSteps ?? 50_000_000;
     if (!Number.isInteger(maxSteps) || maxSteps < 1) {
@@ -186,6 +196,20 @@ export class Machine implements SchedulerView {
     this.heap = new Int32Array(cpus);
     this.heapPos = new Int32Array(cpus).fill(-1);
     this.heapKey = new Float64Array(cpus);
+    this.tieRank = Int32Array.from({ length: cpus }, (_, i) => i);
+    if (policy.discreteEvent === true && seed !== 0) {
+      // A varied timed run: ties go by a seeded order of the CPUs instead of by id (see timed()).
+      const order = new Prng(mixSeed(seed, 0x71e5));
+      for (let i = cpus - 1; i > 0; i--) {
+        const j = order.below(i + 1);
+        const t = this.tieRank[i];
+        this.tieRank[i] = this.tieRank[j];
+        this.tieRank[j] = t;
+      }
+    }
+    // The jitter applies under every policy with a seed other than 0, so that a replayed schedule of a
+    // varied run reproduces its timing (explorations run with machine seed 0 and see no jitter).
+    this.jitter = seed !== 0 ? new Prng(mixSeed(seed, 0x7177e2)) : null;
     const t = config.trace;
     this.recorder = t ? new TraceRecorder(typeof t === 'object' ? t.limit : 5_000_000) : null;
     this.historyLength = config.historyLength ?? 24;
@@ -417,7 +441,7 @@ export class Machine implements SchedulerView {
   private heapLess(a: number, b: number): boolean {
     const ka = this.heapKey[a];
     const kb = this.heapKey[b];
-    return ka < kb || (ka === kb && a < b);
+    return ka < kb || (ka === kb && this.tieRank[a] < this.tieRank[b]);
   }
 
   private heapSet(id: number, key: number): void {
@@ -470,6 +494,7 @@ export class Machine implements SchedulerView {
     const heap = this.heap;
     const pos = this.heapPos;
     const keys = this.heapKey;
+    const rank = this.tieRank;
     const size = this.heapSize;
     const id = heap[i];
     const k = keys[id];
@@ -483,13 +508,13 @@ export class Machine implements SchedulerView {
       if (r < size) {
         const rid = heap[r];
         const rk = keys[rid];
-        if (rk < mk || (rk === mk && rid < mid)) {
+        if (rk < mk || (rk === mk && rank[rid] < rank[mid])) {
           m = r;
           mid = rid;
           mk = rk;
         }
       }
-      if (mk > k || (mk === k && mid > id)) break;
+      if (mk > k || (mk === k && rank[mid] > rank[id])) break;
       heap[i] = mid;
       pos[mid] = i;
       i = m;
@@ -833,7 +858,7 @@ export class Machine implements SchedulerView {
       if (line.owner === me) {
         c.clock += cost.l1Hit;
       } else if (line.owner >= 0) {
-        const lat = line.dirty ? this.transferCost(me, line.owner) : cost.llcHit;
+        const lat = this.jittered(line.dirty ? this.transferCost(me, line.owner) : cost.llcHit);
         const s = start > line.busyUntil ? start : line.busyUntil;
         line.busyUntil = s + lat;
         c.clock = s + lat;
@@ -844,10 +869,10 @@ export class Machine implements SchedulerView {
       } else if (line.sharers !== null && (line.sharers[me >>> 5] & (1 << (me & 31))) !== 0) {
         c.clock += cost.l1Hit;
       } else if (line.sharerCount > 0) {
-        c.clock += cost.llcHit;
+        c.clock += this.jittered(cost.llcHit);
         this.addSharer(line, me);
       } else {
-        c.clock += cost.dram;
+        c.clock += this.jittered(cost.dram);
         line.owner = me;
         line.dirty = false;
       }
@@ -862,6 +887,7 @@ export class Machine implements SchedulerView {
           const onlyMe = line.sharerCount === 1 && (line.sharers![me >>> 5] & (1 << (me & 31))) !== 0;
           lat = onlyMe ? cost.l1Hit : this.invalidateCost(me, line);
         } else lat = cost.dram;
+        if (this.jitter !== null && lat > cost.l1Hit) lat = this.jittered(lat);
         const s = start > line.busyUntil ? start : line.busyUntil;
         line.busyUntil = s + lat;
         c.clock = s + lat + extra;
@@ -872,6 +898,15 @@ export class Machine implements SchedulerView {
       line.dirty = true;
     }
     this.record(c, e.kind, line, e.label ?? line.label, start);
+  }
+
+  /**
+   * `lat` plus the seeded jitter: a uniform integer from 0 to lat/8 ns, drawn in the order the accesses are
+   * performed. With seed 0 exactly `lat`.
+   */
+  private jittered(lat: number): number {
+    const j = this.jitter;
+    return j === null ? lat : lat + j.below((lat >>> 3) + 1);
   }
 
   private transferCost(a: number, b: number): number {
