@@ -65,7 +65,8 @@ export {
   type Scenario,
 } from './explore.js';
 export { type CpuReport, type EventRecord, type FailureReport, formatFailure } from './failure.js';
-export { describeEffect, MAX_CPUS, Machine, type MachineConfig, type RunResult } from './machine.js';
+export { describeEffect } from './failure-report.js';
+export { MAX_CPUS, Machine, type MachineConfig, type RunResult } from './machine.js';
 export { MemoryLine } from './memory-line.js';
 export { DfsExplorer } from './policy/dfs.js';
 export { type FingerprintOptions, policyFingerprints, runFingerprint } from './policy-fingerprint.js';
