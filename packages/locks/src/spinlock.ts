@@ -1,7 +1,6 @@
 import {
   AtomicCell,
   Cell,
-  cpuRelax,
   type Kernel,
   localIrqDisable,
   localIrqEnable,
@@ -11,7 +10,9 @@ import {
   writeEffect,
   rmwEffect,
   type SelfInfo,
+  type SpinWaitEffect,
   selfEffect,
+  spinWaitEffect,
   irqDisableEffect,
   irqRestoreEffect,
 } from '@spf/machine';
@@ -50,6 +51,8 @@ export class RawSpinLock implements LockdepMap {
   /** Task holding the lock and its CPU (`lock->owner`, `lock->owner_cpu` of spinlock debugging). */
   private holder: Current | null = null;
   private readonly ld: Lockdep | null;
+  /** One iteration of the waiters' loop: PAUSE, then re-read the lock word (a pure spin-wait). */
+  private readonly waitEffect: SpinWaitEffect;
 
   constructor(
     readonly name: string,
@@ -60,6 +63,7 @@ export class RawSpinLock implements LockdepMap {
     this.owner = new Cell(0, line);
     this.lockClass = opts.lockClass ?? name;
     this.ld = resolveLockdep(opts.lockdep);
+    this.waitEffect = spinWaitEffect(line, name);
   }
 
   /** The cache line of the lock word. */
@@ -94,11 +98,8 @@ export class RawSpinLock implements LockdepMap {
     const ticket = next.value;
     next.value = ticket + 1;
     const owner = this.owner;
-    for (;;) {
-      yield owner.line.readEffect;
-      if (owner.value === ticket) break;
-      yield* cpuRelax(this.name);
-    }
+    yield owner.line.readEffect;
+    while (owner.value !== ticket) yield this.waitEffect;
     this.holder = c;
   }
 
@@ -175,13 +176,12 @@ export class RawSpinLock implements LockdepMap {
     yield next.line.rmwEffect;
     const ticket = next.value;
     next.value = ticket + 1;
+    // Spin until `head` reaches the ticket: a pure spin-wait (each iteration is `cpu_relax()` and a re-read
+    // of the lock word, and nothing else), so the machine runs this code again only when the word changes.
     const owner = this.owner;
-    for (;;) {
-      yield owner.line.readEffect;
-      const head = owner.value;
-      if (head === ticket) return ticket;
-      yield* cpuRelax(this.name);
-    }
+    yield owner.line.readEffect;
+    while (owner.value !== ticket) yield this.waitEffect;
+    return ticket;
   }
 
   /** `arch_spin_trylock()`: a cmpxchg that takes a ticket only if it would be served at once. */

@@ -68,6 +68,7 @@ export class Coherence {
       line.dirty = false;
       return start + this.jittered(cost.dram);
     }
+    line.version++;
     const extra = e.kind === EffectKind.Rmw ? cost.atomicExtra : 0;
     let end: number;
     if (line.owner === me) {

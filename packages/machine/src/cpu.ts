@@ -1,4 +1,4 @@
-import type { Effect, IpiHandler, Kernel } from './effects.js';
+import type { Effect, IpiHandler, Kernel, SpinWaitEffect } from './effects.js';
 import type { Task } from './task.js';
 
 /** An IPI sent to several CPUs: how many have still to run the handler, and when the last one finished. */
@@ -19,6 +19,8 @@ export type IrqFrame = {
   resume: unknown;
   readonly msg: IpiMessage;
   readonly savedIrq: boolean;
+  /** A spin-wait iteration in progress in the handler (performed step by step, never skipped). */
+  spinWait: SpinWaitEffect | null;
 };
 
 /** One simulated CPU: its clock, interrupt state, current task, runqueue, IPI inbox and running handler. */

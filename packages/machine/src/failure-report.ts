@@ -24,6 +24,8 @@ export function describeEffect(e: Effect | undefined): string {
       return `delay ${e.ns}ns ${e.label ?? ''}`.trim();
     case EffectKind.IrqRestore:
       return `irq-restore ${e.enabled ? 'on' : 'off'}`;
+    case EffectKind.SpinWait:
+      return `${name} ${e.spin.label ?? e.line.label}`;
     default:
       return e.label ? `${name} ${e.label}` : name;
   }

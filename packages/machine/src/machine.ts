@@ -8,10 +8,11 @@ import {
   type IpiEffect,
   type Kernel,
   type MemoryEffect,
+  type SpinWaitEffect,
 } from './effects.js';
 import { KernelFault, MachineConfigError, ScheduleDivergenceError } from './errors.js';
 import type { FailureReport } from './failure.js';
-import { cpuReport, describeDeadlock, describeSpinners } from './failure-report.js';
+import { cpuReport, describeDeadlock, describeEffect, describeSpinners } from './failure-report.js';
 import { History } from './history.js';
 import { MemoryLine } from './memory-line.js';
 import type { Policy, SchedulerView } from './policy/policy.js';
@@ -67,6 +68,11 @@ export type RunResult = {
   readonly trace: readonly TraceEvent[] | null;
   /** Effects performed (memory accesses, spins, delays, ...), for throughput figures. */
   readonly effects: number;
+  /**
+   * Iterations of pure spin-wait loops ({@link spinWaitEffect}) whose code the machine did not run because
+   * the line was unchanged: host work saved, nothing simulated changes.
+   */
+  readonly spinsSkipped: number;
 };
 
 let machineEpoch = 0;
@@ -106,6 +112,12 @@ export class Machine implements SchedulerView {
   private ran = false;
   private live = 0;
   private failure: FailureReport | null = null;
+  /** Whether the step in progress was a pure spin-wait step that ran no kernel code. */
+  private spinStep = false;
+  /** Consecutive steps that ran no kernel code (pure spin-wait steps), to detect a spin nobody can end. */
+  private spinStreak = 0;
+  /** Pure spin-wait iterations whose code the machine did not need to run. */
+  private spinsSkipped = 0;
   private readonly enabledBuf: Int32Array;
   /** Whether each CPU can take a step, kept current incrementally (only CPUs a step touched change). */
   private readonly en: Uint8Array;
@@ -293,9 +305,16 @@ export class Machine implements SchedulerView {
         }
         this.choices[this.step] = cpu;
         this.markDirty(cpu);
+        this.spinStep = false;
         this.stepCpu(this.cpus[cpu]);
         this.step++;
         this.lastCpu = cpu;
+        if (this.spinStep) {
+          if (++this.spinStreak > 64 + 8 * n) {
+            this.spinStreak = 0;
+            this.checkSpinForever();
+          }
+        } else this.spinStreak = 0;
       }
       if (!this.failure) {
         for (const check of this.checks) {
@@ -334,6 +353,7 @@ export class Machine implements SchedulerView {
       traceHash: this.history.traceHash,
       trace: this.history.recorder ? this.history.recorder.events : null,
       effects: this.history.effects,
+      spinsSkipped: this.spinsSkipped,
     };
   }
 
@@ -429,6 +449,7 @@ export class Machine implements SchedulerView {
       resume: undefined,
       msg,
       savedIrq: c.irqEnabled,
+      spinWait: null,
     };
     c.irqEnabled = false;
     c.irq = frame;
@@ -450,6 +471,15 @@ export class Machine implements SchedulerView {
       this.fail('ipi', `IPI handler on CPU ${c.id} tried to send an IPI from interrupt context`, c.id, 'irq');
     }
     frame.resume = this.perform(c, null, e);
+    const w = frame.spinWait;
+    if (w !== null) {
+      // A spin-wait in interrupt context is performed step by step; its code runs after every iteration.
+      if (e === w.spin) {
+        frame.pending = w.read;
+        return;
+      }
+      frame.spinWait = null;
+    }
     this.advanceIrq(c, frame);
   }
 
@@ -467,6 +497,9 @@ export class Machine implements SchedulerView {
       if (c.clock > req.ackTime) req.ackTime = c.clock;
       c.irq = null;
       c.irqEnabled = frame.savedIrq;
+    } else if (r.value.kind === EffectKind.SpinWait) {
+      frame.spinWait = r.value;
+      frame.pending = r.value.spin;
     } else frame.pending = r.value;
   }
 
@@ -496,6 +529,8 @@ export class Machine implements SchedulerView {
           t.resume = undefined;
         } else {
           t.resume = this.perform(c, t, e);
+          const w = t.spinWait;
+          if (w !== null && this.continueSpin(c, t, w, e)) return;
         }
       }
     } else {
@@ -516,12 +551,98 @@ export class Machine implements SchedulerView {
       this.switchAway(c);
       return;
     }
-    t.pending = r.value;
+    const next = r.value;
+    if (t.spinWait !== null) this.spinResumed(c, t, t.spinWait, next);
+    if (next.kind === EffectKind.SpinWait) {
+      if (t.spinWait === null) t.spinChecked = false;
+      t.spinWait = next;
+      t.spinVersion = next.line.version;
+      t.pending = next.spin;
+    } else {
+      t.spinWait = null;
+      t.pending = next;
+    }
+    this.maybePreempt(c, t);
+  }
+
+  /** The tick: a task that ran past its slice goes to the back of a non-empty runqueue. */
+  private maybePreempt(c: Cpu, t: Task): void {
     if (c.runqueue.length > 0 && c.clock >= c.nextTick && c.irqEnabled && t.preemptCount === 0) {
       c.nextTick = c.clock + this.cost.tick;
       c.runqueue.push(t);
       this.switchAway(c);
     }
+  }
+
+  /**
+   * After a step `e` of the pure spin-wait `w` was performed: moves to the iteration's next step without
+   * running the task's code, and returns true, when that code cannot decide anything new: after the spin
+   * (the read follows), or after the read when the line is unchanged since the code last ran and the code
+   * has shown it only spins again. Otherwise returns false and the code runs.
+   */
+  private continueSpin(c: Cpu, t: Task, w: SpinWaitEffect, e: Effect): boolean {
+    if (e === w.spin) t.pending = w.read;
+    else if (t.spinChecked && w.line.version === t.spinVersion) {
+      t.pending = w.spin;
+      this.spinsSkipped++;
+    } else return false;
+    this.spinStep = true;
+    this.maybePreempt(c, t);
+    return true;
+  }
+
+  /**
+   * The task's code ran after an iteration of the pure spin-wait `w` and asked for `next`. With the line
+   * unchanged since the code last ran, a pure loop can only spin again on the same line: then the machine
+   * may skip the code from now on until the line is written; anything else is an `impure-spin` failure.
+   */
+  private spinResumed(c: Cpu, t: Task, w: SpinWaitEffect, next: Effect): void {
+    const unchanged = w.line.version === t.spinVersion;
+    if (next.kind === EffectKind.SpinWait && next.line === w.line) {
+      t.spinChecked = unchanged;
+      return;
+    }
+    if (unchanged) {
+      this.fail(
+        'impure-spin',
+        `task ${t.name} on CPU ${c.id} declared a pure spin-wait on '${w.line.label}', but with the line unchanged its code went on to ${describeEffect(next.kind === EffectKind.SpinWait ? next.read : next)} instead of spinning again; a pure spin loop may only look at the line and spin again (use cpuRelax() for a loop that does more)`,
+        c.id,
+        t.name,
+      );
+    }
+  }
+
+  /**
+   * Called after a long run of steps that ran no kernel code: if every CPU that can still step is in a
+   * pure spin-wait on a line that nobody has written since its code last ran, and nothing else can happen
+   * (no IPI on its way, no other task the tick could switch to), no CPU is left to write any of those
+   * lines, and the run stops with a `spin-forever` failure instead of spinning to the step limit.
+   */
+  private checkSpinForever(): void {
+    const parts: string[] = [];
+    for (const c of this.cpus) {
+      if (!this.isEnabled(c)) continue;
+      const t = c.current;
+      if (
+        c.irq !== null ||
+        c.inbox.length > 0 ||
+        t === null ||
+        t.spinWait === null ||
+        !t.spinChecked ||
+        t.spinWait.line.version !== t.spinVersion ||
+        (c.runqueue.length > 0 && c.irqEnabled && t.preemptCount === 0)
+      ) {
+        return;
+      }
+      parts.push(`${t.name} on CPU ${c.id} spins on '${t.spinWait.line.label}'`);
+    }
+    if (parts.length === 0) return;
+    this.fail(
+      'spin-forever',
+      `no CPU is left to write the lines these pure spin-waits wait for (every other task has finished or sleeps): ${parts.join('; ')}`,
+      -1,
+      null,
+    );
   }
 
   /** Makes the next queued task current (after the current one slept, exited or was preempted). */

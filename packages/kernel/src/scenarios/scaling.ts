@@ -42,6 +42,8 @@ export interface ScalingResult {
   readonly faultsPerSec: number;
   /** mmap/munmap pairs the churn thread completed meanwhile. */
   readonly churnOps: number;
+  /** Host milliseconds spent running the machine (boot excluded), for host-speed figures. */
+  readonly runHostMs: number;
   readonly run: SystemRunResult;
 }
 
@@ -120,7 +122,9 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
     }
     yield* faulter(0)(u);
   });
+  const h0 = performance.now();
   const run = system.run();
+  const runHostMs = performance.now() - h0;
   if (!run.ok) throw new Error(`scaling run failed: ${run.failure?.kind}: ${run.failure?.message}`);
   const faults = system.processes[0].rusage().minflt;
   const simNs = state.end - state.start;
@@ -131,6 +135,7 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
     simNs,
     faultsPerSec: (n * pages) / (simNs / 1e9),
     churnOps: state.churnOps,
+    runHostMs,
     run,
   };
 }
