@@ -4,7 +4,9 @@
  * then the same with one more thread looping on mmap/munmap, and with a range lock as the mmap lock. Prints faults per simulated second and where
  * the simulated time of a fault goes (the mmap_lock's cache line).
  *
- * Run: npx tsx bench/scaling.ts [pagesPerThread]   (from packages/kernel)
+ * Run: npx tsx bench/scaling.ts [pagesPerThread]   (from packages/kernel; for the host figures on stderr,
+ *      node --expose-gc --conditions=@spf/source --import tsx/esm bench/scaling.ts 256 runs the sources
+ *      with a GC before each measured run)
  *
  * Standard error gets each row's host time, and its host time per simulated fault (the mean over the row's
  * three runs of the marginal host time per fault, see `timedRun`; the quiet run records a trace for the RMW
@@ -22,8 +24,16 @@ rows.push(
 rows.push(
   '| ------: | -------------------: | -------: | -----------------------------: | ----------------: | -----------------------: | -----------------------------: |',
 );
-// One throwaway run first, so that the one-thread row is not charged the JIT's warm-up.
-runScaling({ threads: 2, pagesPerThread: pages, churn: true });
+// Warm-up: the first runs load modules and compile the fault path, which would be charged to the
+// one-thread row. Each measured run starts after a full GC when node runs with --expose-gc.
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
+for (let k = 0; k < 3; k++) {
+  for (const n of [1, 4]) {
+    runScaling({ threads: n, pagesPerThread: 64, trace: true });
+    runScaling({ threads: n, pagesPerThread: 64, churn: true });
+    runScaling({ threads: n, pagesPerThread: 64, mmapLock: 'range' });
+  }
+}
 let base = 0;
 let hostBase = 0;
 for (const n of counts) {
@@ -33,7 +43,9 @@ for (const n of counts) {
   // minus that of the same configuration with one page per thread, over the extra faults, so that fixed
   // costs (mmap, thread start, the end-of-run checks) do not count.
   const timedRun = (o: Parameters<typeof runScaling>[0]) => {
+    gc();
     const r = runScaling(o);
+    gc();
     const small = runScaling({ ...o, pagesPerThread: 1, trace: false });
     host.push(((r.runHostMs - small.runHostMs) * 1000) / (r.faults - small.faults));
     effects.push(r.run.effects / r.faults);
