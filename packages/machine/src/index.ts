@@ -58,9 +58,11 @@ export {
 } from './errors.js';
 export {
   describeExploreFailure,
+  type ExplorationRecord,
   type ExploreOptions,
   type ExploreResult,
   explore,
+  observeExplorations,
   parsePolicy,
   replaySchedule,
   runScenario,
