@@ -8,8 +8,8 @@
  *      node --expose-gc --conditions=@spf/source --import tsx/esm bench/scaling.ts 256 runs the sources
  *      with a GC before each measured run)
  *
- * Standard error gets each row's host time, and its host time per simulated fault (the mean over the row's
- * three runs of the marginal host time per fault, see `timedRun`; the quiet run records a trace for the RMW
+ * Standard error gets each row's host time, and its host CPU time per simulated fault (the mean over the row's
+ * three runs of the marginal CPU time per fault, see `timedRun`; the quiet run records a trace for the RMW
  * column) relative to the one-thread row, with the machine effects and the skipped pure spin-wait
  * iterations per fault of each run.
  */
@@ -39,15 +39,21 @@ let hostBase = 0;
 for (const n of counts) {
   const t0 = performance.now();
   const host: number[] = [];
-  // Host time per simulated fault: the machine's run time (boot excluded) of this row's configuration
-  // minus that of the same configuration with one page per thread, over the extra faults, so that fixed
-  // costs (mmap, thread start, the end-of-run checks) do not count.
+  // Host time per simulated fault: the CPU time this process spends on the row's configuration minus that
+  // of the same configuration with one page per thread, over the extra faults, so that fixed costs (boot,
+  // mmap, thread start, the end-of-run checks) do not count. CPU time, not wall time, so that other jobs on
+  // a shared host change the figure less.
   const timedRun = (o: Parameters<typeof runScaling>[0]) => {
     gc();
+    const c0 = process.cpuUsage();
     const r = runScaling(o);
+    const c1 = process.cpuUsage(c0);
     gc();
+    const c2 = process.cpuUsage();
     const small = runScaling({ ...o, pagesPerThread: 1, trace: false });
-    host.push(((r.runHostMs - small.runHostMs) * 1000) / (r.faults - small.faults));
+    const c3 = process.cpuUsage(c2);
+    const cpu = (u: NodeJS.CpuUsage) => u.user + u.system;
+    host.push((cpu(c1) - cpu(c3)) / (r.faults - small.faults));
     effects.push(r.run.effects / r.faults);
     skipped.push(r.run.spinsSkipped / r.faults);
     return r;
