@@ -1,7 +1,7 @@
 import type { Cpu } from './cpu.js';
 import { effectKindNames } from './effects.js';
 import type { EventRecord } from './failure.js';
-import { type TraceEvent, TraceRecorder } from './trace.js';
+import { TraceRecorder } from './trace.js';
 
 /**
  * What a run remembers of its steps: the trace hash (FNV-1a over every recorded step's CPU, effect kind,
