@@ -10,7 +10,6 @@ import {
   writeEffect,
   rmwEffect,
   type SelfInfo,
-  type SpinWaitEffect,
   selfEffect,
   spinWaitEffect,
   irqDisableEffect,
@@ -51,8 +50,6 @@ export class RawSpinLock implements LockdepMap {
   /** Task holding the lock and its CPU (`lock->owner`, `lock->owner_cpu` of spinlock debugging). */
   private holder: Current | null = null;
   private readonly ld: Lockdep | null;
-  /** One iteration of the waiters' loop: PAUSE, then re-read the lock word (a pure spin-wait). */
-  private readonly waitEffect: SpinWaitEffect;
 
   constructor(
     readonly name: string,
@@ -63,7 +60,6 @@ export class RawSpinLock implements LockdepMap {
     this.owner = new Cell(0, line);
     this.lockClass = opts.lockClass ?? name;
     this.ld = resolveLockdep(opts.lockdep);
-    this.waitEffect = spinWaitEffect(line, name);
   }
 
   /** The cache line of the lock word. */
@@ -99,7 +95,7 @@ export class RawSpinLock implements LockdepMap {
     next.value = ticket + 1;
     const owner = this.owner;
     yield owner.line.readEffect;
-    while (owner.value !== ticket) yield this.waitEffect;
+    if (owner.value !== ticket) yield* this.waitForTicket(ticket);
     this.holder = c;
   }
 
@@ -176,12 +172,23 @@ export class RawSpinLock implements LockdepMap {
     yield next.line.rmwEffect;
     const ticket = next.value;
     next.value = ticket + 1;
-    // Spin until `head` reaches the ticket: a pure spin-wait (each iteration is `cpu_relax()` and a re-read
-    // of the lock word, and nothing else), so the machine runs this code again only when the word changes.
     const owner = this.owner;
     yield owner.line.readEffect;
-    while (owner.value !== ticket) yield this.waitEffect;
+    if (owner.value !== ticket) yield* this.waitForTicket(ticket);
     return ticket;
+  }
+
+  /**
+   * The waiters' loop of `arch_spin_lock()` after a first look found `head` short of `ticket`: PAUSE and
+   * re-read the lock word until `head` reaches the ticket. A pure spin-wait with its exit condition stated,
+   * so the machine performs the iterations itself (the same steps as the plain loop) and resumes this code
+   * only when the ticket is served.
+   */
+  private *waitForTicket(ticket: number): Kernel<void> {
+    const owner = this.owner;
+    const served = () => owner.value === ticket;
+    const wait = spinWaitEffect(owner.line, this.name, undefined, served);
+    while (!served()) yield wait;
   }
 
   /** `arch_spin_trylock()`: a cmpxchg that takes a ticket only if it would be served at once. */

@@ -108,6 +108,12 @@ export type SpinWaitEffect = {
   readonly spin: SimpleEffect;
   /** The iteration's second step: the re-read of `line`. */
   readonly read: MemoryEffect;
+  /**
+   * The loop's exit condition, if the loop states it: a side-effect-free test of values on `line`. The
+   * machine then evaluates it itself after a re-read that follows a write of the line, and resumes the code
+   * only once it holds.
+   */
+  readonly until?: () => boolean;
 };
 
 /** Everything kernel code can yield to the machine. */
@@ -205,14 +211,32 @@ export function* cpuRelax(label?: string): Kernel<void> {
  * iteration count) is not pure: the machine stops the run with an `impure-spin` failure. A CPU spinning
  * on a line no CPU is left to write fails with `spin-forever` instead of running to the step limit.
  *
+ * With `until`, the loop states its exit condition (a side-effect-free test of values on `line`, the same
+ * test the loop makes): the machine evaluates it after each re-read that follows a write of the line and
+ * resumes the code only when it holds, so a waiter whose turn has not come costs no resumption at all:
+ *
+ * ```ts
+ * yield readEffect(line);
+ * if (!ready()) {
+ *   const wait = spinWaitEffect(line, 'name', undefined, ready);
+ *   while (!ready()) yield wait;
+ * }
+ * ```
+ *
  * One object may be made once and yielded many times (effects are immutable).
  */
-export function spinWaitEffect(line: MemoryLine, label?: string, readLabel?: string): SpinWaitEffect {
+export function spinWaitEffect(
+  line: MemoryLine,
+  label?: string,
+  readLabel?: string,
+  until?: () => boolean,
+): SpinWaitEffect {
   return {
     kind: EffectKind.SpinWait,
     line,
     spin: { kind: EffectKind.Spin, label },
     read: readLabel === undefined ? line.readEffect : { kind: EffectKind.Read, line, label: readLabel },
+    until,
   };
 }
 /** One iteration of a pure spin-wait loop on `line` (see {@link spinWaitEffect}). */

@@ -554,7 +554,9 @@ export class Machine implements SchedulerView {
     const next = r.value;
     if (t.spinWait !== null) this.spinResumed(c, t, t.spinWait, next);
     if (next.kind === EffectKind.SpinWait) {
-      if (t.spinWait === null) t.spinChecked = false;
+      // A loop that states its exit condition needs no check that its code only spins: the code does not run.
+      if (next.until !== undefined) t.spinChecked = true;
+      else if (t.spinWait === null) t.spinChecked = false;
       t.spinWait = next;
       t.spinVersion = next.line.version;
       t.pending = next.spin;
@@ -585,6 +587,12 @@ export class Machine implements SchedulerView {
     else if (t.spinChecked && w.line.version === t.spinVersion) {
       t.pending = w.spin;
       this.spinsSkipped++;
+    } else if (w.until !== undefined && !w.until()) {
+      // The line changed, but the loop's stated exit condition still fails: the code would spin again.
+      t.spinVersion = w.line.version;
+      t.spinChecked = true;
+      t.pending = w.spin;
+      this.spinsSkipped++;
     } else return false;
     this.spinStep = true;
     this.maybePreempt(c, t);
@@ -597,6 +605,7 @@ export class Machine implements SchedulerView {
    * may skip the code from now on until the line is written; anything else is an `impure-spin` failure.
    */
   private spinResumed(c: Cpu, t: Task, w: SpinWaitEffect, next: Effect): void {
+    if (w.until !== undefined) return; // resumed because the exit condition held: the code may do anything
     const unchanged = w.line.version === t.spinVersion;
     if (next.kind === EffectKind.SpinWait && next.line === w.line) {
       t.spinChecked = unchanged;

@@ -22,7 +22,7 @@ import { random } from './policy/random.js';
  * loop (read, check, `cpuRelax()`) or with the pure spin-wait effect. With `sharedCpu`, CPU 0 also runs a
  * second task, so the tick preempts spinners.
  */
-function ticketScenario(pure: boolean, cpus = 3, rounds = 3, sharedCpu = false): Scenario {
+function ticketScenario(pure: boolean | 'until', cpus = 3, rounds = 3, sharedCpu = false): Scenario {
   return {
     name: `ticket lock (${pure ? 'pure spin-wait' : 'plain loop'})`,
     cpus,
@@ -37,7 +37,13 @@ function ticketScenario(pure: boolean, cpus = 3, rounds = 3, sharedCpu = false):
         function* (): Kernel<void> {
           for (let r = 0; r < rounds; r++) {
             const ticket = yield* next.fetchAdd(1);
-            if (pure) {
+            if (pure === 'until') {
+              // The exit condition stated: the machine resumes this code only when the ticket is served.
+              const served = () => head.value === ticket;
+              const waitFor = spinWaitEffect(line, 'ticket', undefined, served);
+              yield readEffect(line);
+              while (!served()) yield waitFor;
+            } else if (pure) {
               yield readEffect(line);
               while (head.value !== ticket) yield wait;
             } else {
@@ -71,6 +77,10 @@ describe('pure spin-wait (spinning at the price of one event)', () => {
         dfsRuns: 30,
       });
       expect(pure).toEqual(plain);
+      const until = policyFingerprints((p) => runScenario(ticketScenario('until', cpus, rounds, shared), p), {
+        dfsRuns: 30,
+      });
+      expect(until).toEqual(plain);
     }
   });
 
@@ -79,8 +89,12 @@ describe('pure spin-wait (spinning at the price of one event)', () => {
     const plain = runTimed(ticketScenario(false, 6, 2));
     expect(pure.traceHash).toBe(plain.traceHash);
     expect(plain.spinsSkipped).toBe(0);
-    // Most iterations ran no kernel code: each waiter re-ran its loop only when the ticket line changed.
+    // Most iterations ran no kernel code: each waiter re-ran its loop only when the ticket line changed,
+    // and, with its exit condition stated, only when its ticket was served.
     expect(pure.spinsSkipped).toBeGreaterThan(100);
+    const until = runTimed(ticketScenario('until', 6, 2));
+    expect(until.traceHash).toBe(plain.traceHash);
+    expect(until.spinsSkipped).toBeGreaterThan(pure.spinsSkipped);
     for (let seed = 1; seed <= 20; seed++) {
       const a = runScenario(ticketScenario(true, 3, 2), random(seed));
       const b = runScenario(ticketScenario(false, 3, 2), random(seed));
