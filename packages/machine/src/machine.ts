@@ -8,17 +8,17 @@ import {
   type IpiEffect,
   type Kernel,
   type MemoryEffect,
-  type SpinWaitEffect,
 } from './effects.js';
 import { KernelFault, MachineConfigError, ScheduleDivergenceError } from './errors.js';
 import type { FailureReport } from './failure.js';
-import { cpuReport, describeDeadlock, describeEffect, describeSpinners } from './failure-report.js';
+import { cpuReport, describeDeadlock, describeSpinners } from './failure-report.js';
 import { History } from './history.js';
 import { MemoryLine } from './memory-line.js';
 import type { Policy, SchedulerView } from './policy/policy.js';
 import { checkSeed } from './policy/random.js';
 import { mixSeed, Prng } from './prng.js';
 import { timed } from './policy/timed.js';
+import { advanceSpin, checkResumed, describeStuckSpinner, enterYielded } from './pure-spin.js';
 import { ReadyHeap } from './ready-heap.js';
 import { encodeSchedule } from './schedule.js';
 import { Task } from './task.js';
@@ -530,7 +530,16 @@ export class Machine implements SchedulerView {
         } else {
           t.resume = this.perform(c, t, e);
           const w = t.spinWait;
-          if (w !== null && this.continueSpin(c, t, w, e)) return;
+          if (w !== null) {
+            // A pure spin-wait's next step, without running the task's code when it cannot decide anything new.
+            const step = advanceSpin(t, w, e);
+            if (step !== null) {
+              if (step === 'skipped') this.spinsSkipped++;
+              this.spinStep = true;
+              this.maybePreempt(c, t);
+              return;
+            }
+          }
         }
       }
     } else {
@@ -552,18 +561,11 @@ export class Machine implements SchedulerView {
       return;
     }
     const next = r.value;
-    if (t.spinWait !== null) this.spinResumed(c, t, t.spinWait, next);
-    if (next.kind === EffectKind.SpinWait) {
-      // A loop that states its exit condition needs no check that its code only spins: the code does not run.
-      if (next.until !== undefined) t.spinChecked = true;
-      else if (t.spinWait === null) t.spinChecked = false;
-      t.spinWait = next;
-      t.spinVersion = next.line.version;
-      t.pending = next.spin;
-    } else {
-      t.spinWait = null;
-      t.pending = next;
+    if (t.spinWait !== null) {
+      const impure = checkResumed(c, t, t.spinWait, next);
+      if (impure !== null) this.fail('impure-spin', impure, c.id, t.name);
     }
+    enterYielded(t, next);
     this.maybePreempt(c, t);
   }
 
@@ -577,73 +579,17 @@ export class Machine implements SchedulerView {
   }
 
   /**
-   * After a step `e` of the pure spin-wait `w` was performed: moves to the iteration's next step without
-   * running the task's code, and returns true, when that code cannot decide anything new: after the spin
-   * (the read follows), or after the read when the line is unchanged since the code last ran and the code
-   * has shown it only spins again. Otherwise returns false and the code runs.
-   */
-  private continueSpin(c: Cpu, t: Task, w: SpinWaitEffect, e: Effect): boolean {
-    if (e === w.spin) t.pending = w.read;
-    else if (t.spinChecked && w.line.version === t.spinVersion) {
-      t.pending = w.spin;
-      this.spinsSkipped++;
-    } else if (w.until !== undefined && !w.until()) {
-      // The line changed, but the loop's stated exit condition still fails: the code would spin again.
-      t.spinVersion = w.line.version;
-      t.spinChecked = true;
-      t.pending = w.spin;
-      this.spinsSkipped++;
-    } else return false;
-    this.spinStep = true;
-    this.maybePreempt(c, t);
-    return true;
-  }
-
-  /**
-   * The task's code ran after an iteration of the pure spin-wait `w` and asked for `next`. With the line
-   * unchanged since the code last ran, a pure loop can only spin again on the same line: then the machine
-   * may skip the code from now on until the line is written; anything else is an `impure-spin` failure.
-   */
-  private spinResumed(c: Cpu, t: Task, w: SpinWaitEffect, next: Effect): void {
-    if (w.until !== undefined) return; // resumed because the exit condition held: the code may do anything
-    const unchanged = w.line.version === t.spinVersion;
-    if (next.kind === EffectKind.SpinWait && next.line === w.line) {
-      t.spinChecked = unchanged;
-      return;
-    }
-    if (unchanged) {
-      this.fail(
-        'impure-spin',
-        `task ${t.name} on CPU ${c.id} declared a pure spin-wait on '${w.line.label}', but with the line unchanged its code went on to ${describeEffect(next.kind === EffectKind.SpinWait ? next.read : next)} instead of spinning again; a pure spin loop may only look at the line and spin again (use cpuRelax() for a loop that does more)`,
-        c.id,
-        t.name,
-      );
-    }
-  }
-
-  /**
-   * Called after a long run of steps that ran no kernel code: if every CPU that can still step is in a
-   * pure spin-wait on a line that nobody has written since its code last ran, and nothing else can happen
-   * (no IPI on its way, no other task the tick could switch to), no CPU is left to write any of those
-   * lines, and the run stops with a `spin-forever` failure instead of spinning to the step limit.
+   * Called after a long run of steps that ran no kernel code: if every CPU that can still step is stuck in a
+   * pure spin-wait (see `describeStuckSpinner`), no CPU is left to write any of those lines, and the run
+   * stops with a `spin-forever` failure instead of spinning to the step limit.
    */
   private checkSpinForever(): void {
     const parts: string[] = [];
     for (const c of this.cpus) {
       if (!this.isEnabled(c)) continue;
-      const t = c.current;
-      if (
-        c.irq !== null ||
-        c.inbox.length > 0 ||
-        t === null ||
-        t.spinWait === null ||
-        !t.spinChecked ||
-        t.spinWait.line.version !== t.spinVersion ||
-        (c.runqueue.length > 0 && c.irqEnabled && t.preemptCount === 0)
-      ) {
-        return;
-      }
-      parts.push(`${t.name} on CPU ${c.id} spins on '${t.spinWait.line.label}'`);
+      const stuck = describeStuckSpinner(c);
+      if (stuck === null) return;
+      parts.push(stuck);
     }
     if (parts.length === 0) return;
     this.fail(
