@@ -4,7 +4,14 @@
  * then the same with one more thread looping on mmap/munmap, and with a range lock as the mmap lock. Prints faults per simulated second and where
  * the simulated time of a fault goes (the mmap_lock's cache line).
  *
- * Run: npx tsx bench/scaling.ts [pagesPerThread]   (from packages/kernel)
+ * Run: npx tsx bench/scaling.ts [pagesPerThread]   (from packages/kernel; for the host figures on stderr,
+ *      node --expose-gc --conditions=@spf/source --import tsx/esm bench/scaling.ts 256 runs the sources
+ *      with a GC before each measured run)
+ *
+ * Standard error gets each row's host time, and its host CPU time per simulated fault (the mean over the row's
+ * three runs of the marginal CPU time per fault, see `timedRun`; the quiet run records a trace for the RMW
+ * column) relative to the one-thread row, with the machine effects and the skipped pure spin-wait
+ * iterations per fault of each run.
  */
 import { runScaling } from '../src/scenarios/scaling.js';
 
@@ -17,18 +24,55 @@ rows.push(
 rows.push(
   '| ------: | -------------------: | -------: | -----------------------------: | ----------------: | -----------------------: | -----------------------------: |',
 );
+// Warm-up: the first runs load modules and compile the fault path, which would be charged to the
+// one-thread row. Each measured run starts after a full GC when node runs with --expose-gc.
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
+for (let k = 0; k < 3; k++) {
+  for (const n of [1, 4]) {
+    runScaling({ threads: n, pagesPerThread: 64, trace: true });
+    runScaling({ threads: n, pagesPerThread: 64, churn: true });
+    runScaling({ threads: n, pagesPerThread: 64, mmapLock: 'range' });
+  }
+}
 let base = 0;
+let hostBase = 0;
 for (const n of counts) {
   const t0 = performance.now();
-  const quiet = runScaling({ threads: n, pagesPerThread: pages, trace: true });
+  const host: number[] = [];
+  // Host time per simulated fault: the CPU time this process spends on the row's configuration minus that
+  // of the same configuration with one page per thread, over the extra faults, so that fixed costs (boot,
+  // mmap, thread start, the end-of-run checks) do not count. CPU time, not wall time, so that other jobs on
+  // a shared host change the figure less.
+  const timedRun = (o: Parameters<typeof runScaling>[0]) => {
+    gc();
+    const c0 = process.cpuUsage();
+    const r = runScaling(o);
+    const c1 = process.cpuUsage(c0);
+    gc();
+    const c2 = process.cpuUsage();
+    const small = runScaling({ ...o, pagesPerThread: 1, trace: false });
+    const c3 = process.cpuUsage(c2);
+    const cpu = (u: NodeJS.CpuUsage) => u.user + u.system;
+    host.push((cpu(c1) - cpu(c3)) / (r.faults - small.faults));
+    effects.push(r.run.effects / r.faults);
+    skipped.push(r.run.spinsSkipped / r.faults);
+    return r;
+  };
+  const skipped: number[] = [];
+  const effects: number[] = [];
+  const quiet = timedRun({ threads: n, pagesPerThread: pages, trace: true });
   let rmw = 0;
   for (const e of quiet.run.trace ?? []) if (e.kind === 'rmw' && e.label?.endsWith('->mmap_lock')) rmw++;
-  const churn = runScaling({ threads: n, pagesPerThread: pages, churn: true });
-  const range = runScaling({ threads: n, pagesPerThread: pages, mmapLock: 'range' });
+  const churn = timedRun({ threads: n, pagesPerThread: pages, churn: true });
+  const range = timedRun({ threads: n, pagesPerThread: pages, mmapLock: 'range' });
+  const hostPerFault = (host[0] + host[1] + host[2]) / 3;
+  if (n === 1) hostBase = hostPerFault;
   if (n === 1) base = quiet.faultsPerSec;
   rows.push(
     `| ${n} | ${(quiet.faultsPerSec / 1e6).toFixed(2)} M | ${(quiet.faultsPerSec / base).toFixed(2)}× | ${(churn.faultsPerSec / 1e6).toFixed(2)} M | ${churn.churnOps} | ${(rmw / quiet.faults).toFixed(1)} | ${(range.faultsPerSec / 1e6).toFixed(2)} M |`,
   );
-  console.error(`N=${n} done in ${((performance.now() - t0) / 1000).toFixed(1)} s host`);
+  console.error(
+    `N=${n} done in ${((performance.now() - t0) / 1000).toFixed(1)} s host; host µs per simulated fault ${hostPerFault.toFixed(1)} (${(hostPerFault / hostBase).toFixed(2)}× the 1-thread row; quiet/churn/range ${host.map((h) => h.toFixed(1)).join('/')}); effects per fault ${effects.map((e) => e.toFixed(0)).join('/')}; spin iterations skipped per fault ${skipped.map((e) => e.toFixed(0)).join('/')}`,
+  );
 }
 console.log(rows.join('\n'));

@@ -187,7 +187,7 @@ function run(args: string[], io: CliIo): number {
   if (scenario === 'scaling') {
     const threads = intOption(args, '--threads', 8);
     const pages = intOption(args, '--pages', 64);
-    const seed = intOption(args, '--seed', 1);
+    const seed = intOption(args, '--seed', 0);
     if (seed > MAX_SEED) throw new UsageError(`--seed must be from 0 to ${MAX_SEED}, got ${seed}`);
     const churn = flag(args, '--churn');
     const lock = stringOption(args, '--mmap-lock') ?? 'rwsem';

@@ -1,7 +1,6 @@
 import {
   AtomicCell,
   Cell,
-  cpuRelax,
   type Kernel,
   localIrqDisable,
   localIrqEnable,
@@ -12,6 +11,7 @@ import {
   rmwEffect,
   type SelfInfo,
   selfEffect,
+  spinWaitEffect,
   irqDisableEffect,
   irqRestoreEffect,
 } from '@spf/machine';
@@ -94,11 +94,8 @@ export class RawSpinLock implements LockdepMap {
     const ticket = next.value;
     next.value = ticket + 1;
     const owner = this.owner;
-    for (;;) {
-      yield owner.line.readEffect;
-      if (owner.value === ticket) break;
-      yield* cpuRelax(this.name);
-    }
+    yield owner.line.readEffect;
+    if (owner.value !== ticket) yield* this.waitForTicket(ticket);
     this.holder = c;
   }
 
@@ -176,12 +173,22 @@ export class RawSpinLock implements LockdepMap {
     const ticket = next.value;
     next.value = ticket + 1;
     const owner = this.owner;
-    for (;;) {
-      yield owner.line.readEffect;
-      const head = owner.value;
-      if (head === ticket) return ticket;
-      yield* cpuRelax(this.name);
-    }
+    yield owner.line.readEffect;
+    if (owner.value !== ticket) yield* this.waitForTicket(ticket);
+    return ticket;
+  }
+
+  /**
+   * The waiters' loop of `arch_spin_lock()` after a first look found `head` short of `ticket`: PAUSE and
+   * re-read the lock word until `head` reaches the ticket. A pure spin-wait with its exit condition stated,
+   * so the machine performs the iterations itself (the same steps as the plain loop) and resumes this code
+   * only when the ticket is served.
+   */
+  private *waitForTicket(ticket: number): Kernel<void> {
+    const owner = this.owner;
+    const served = () => owner.value === ticket;
+    const wait = spinWaitEffect(owner.line, this.name, undefined, served);
+    while (!served()) yield wait;
   }
 
   /** `arch_spin_trylock()`: a cmpxchg that takes a ticket only if it would be served at once. */

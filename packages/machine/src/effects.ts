@@ -23,6 +23,7 @@ export const EffectKind = {
   Now: 13,
   Self: 14,
   Yield: 15,
+  SpinWait: 16,
 } as const;
 export type EffectKindValue = (typeof EffectKind)[keyof typeof EffectKind];
 
@@ -44,6 +45,7 @@ export const effectKindNames: readonly string[] = [
   'now',
   'self',
   'yield',
+  'spin-wait',
 ];
 
 /** A handler that runs on a CPU that received an IPI, in interrupt context (interrupts off). */
@@ -93,6 +95,27 @@ export type SimpleEffect = {
   readonly label?: string;
 };
 
+/**
+ * One iteration of a pure spin-wait loop on `line`: `cpu_relax()` then a re-read of the line, performed by
+ * the machine as the two steps `spin` and `read` (the same steps, costs and trace as yielding those two
+ * effects). Made by {@link spinWaitEffect}; see there for the contract that lets the machine skip the
+ * loop's code while the line is unchanged.
+ */
+export type SpinWaitEffect = {
+  readonly kind: typeof EffectKind.SpinWait;
+  readonly line: MemoryLine;
+  /** The iteration's first step: the PAUSE. */
+  readonly spin: SimpleEffect;
+  /** The iteration's second step: the re-read of `line`. */
+  readonly read: MemoryEffect;
+  /**
+   * The loop's exit condition, if the loop states it: a side-effect-free test of values on `line`. The
+   * machine then evaluates it itself after a re-read that follows a write of the line, and resumes the code
+   * only once it holds.
+   */
+  readonly until?: () => boolean;
+};
+
 /** Everything kernel code can yield to the machine. */
 export type Effect =
   | MemoryEffect
@@ -102,7 +125,8 @@ export type Effect =
   | WakeTaskEffect
   | DelayEffect
   | IrqRestoreEffect
-  | SimpleEffect;
+  | SimpleEffect
+  | SpinWaitEffect;
 
 /**
  * Simulated kernel code: a generator that yields {@link Effect}s and returns `T`. Compose with `yield*`.
@@ -167,6 +191,57 @@ export function* rmw(line: MemoryLine, label?: string): Kernel<void> {
 /** One iteration of a spin-wait loop (`cpu_relax()`, the PAUSE instruction). */
 export function* cpuRelax(label?: string): Kernel<void> {
   yield { kind: EffectKind.Spin, label };
+}
+/**
+ * The effect of one iteration of a **pure** spin-wait loop on `line`: `cpu_relax()` (a spin step labelled
+ * `label`) then a re-read of `line` (a read step labelled `readLabel`, default the line's label). Yield it
+ * where a loop would yield `cpuRelax(label)` and then re-read the line:
+ *
+ * ```ts
+ * yield readEffect(line);                              // the first look
+ * while (!ready()) yield spinWaitEffect(line, 'name'); // cpu_relax(); look again
+ * ```
+ *
+ * The steps, their costs and the trace are exactly those of the plain loop, under every policy. The
+ * declaration of purity is what the machine gains: between two iterations the loop's code only looks at
+ * values on `line` and decides to spin again, so while no CPU has written `line` since the code last ran,
+ * its outcome cannot change and the machine performs the iterations without running the code (it runs it
+ * again once after each write of the line, and once more to check the loop is pure). A loop whose code
+ * does anything else between two iterations of an unchanged line (stores, reads another line, exits on an
+ * iteration count) is not pure: the machine stops the run with an `impure-spin` failure. A CPU spinning
+ * on a line no CPU is left to write fails with `spin-forever` instead of running to the step limit.
+ *
+ * With `until`, the loop states its exit condition (a side-effect-free test of values on `line`, the same
+ * test the loop makes): the machine evaluates it after each re-read that follows a write of the line and
+ * resumes the code only when it holds, so a waiter whose turn has not come costs no resumption at all:
+ *
+ * ```ts
+ * yield readEffect(line);
+ * if (!ready()) {
+ *   const wait = spinWaitEffect(line, 'name', undefined, ready);
+ *   while (!ready()) yield wait;
+ * }
+ * ```
+ *
+ * One object may be made once and yielded many times (effects are immutable).
+ */
+export function spinWaitEffect(
+  line: MemoryLine,
+  label?: string,
+  readLabel?: string,
+  until?: () => boolean,
+): SpinWaitEffect {
+  return {
+    kind: EffectKind.SpinWait,
+    line,
+    spin: { kind: EffectKind.Spin, label },
+    read: readLabel === undefined ? line.readEffect : { kind: EffectKind.Read, line, label: readLabel },
+    until,
+  };
+}
+/** One iteration of a pure spin-wait loop on `line` (see {@link spinWaitEffect}). */
+export function* spinWait(line: MemoryLine, label?: string): Kernel<void> {
+  yield spinWaitEffect(line, label);
 }
 /** A full memory barrier (`smp_mb()`, MFENCE). */
 export function* fence(): Kernel<void> {

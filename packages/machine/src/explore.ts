@@ -23,7 +23,7 @@ export type Scenario = {
   readonly cost?: Partial<CostModel>;
   readonly sockets?: 1 | 2;
   readonly maxSteps?: number;
-  /** Seed passed to the machine (not the exploration seed); default 1. */
+  /** Seed passed to the machine (not the exploration seed; it varies timed runs); default 0. */
   readonly machineSeed?: number;
 };
 
@@ -58,7 +58,7 @@ export function runScenario(scenario: Scenario, policy: Policy, opts: { trace?: 
   checkScenario(scenario);
   const m = new Machine({
     cpus: scenario.cpus,
-    seed: scenario.machineSeed ?? 1,
+    seed: scenario.machineSeed ?? 0,
     policy,
     cost: scenario.cost,
     sockets: scenario.sockets,
@@ -90,6 +90,43 @@ export function replaySchedule(
  * bound (reporting `exhausted`), which proves the absence of bugs reachable within that many preemptions.
  */
 export function explore(scenario: Scenario, opts: ExploreOptions): ExploreResult {
+  if (observers.size === 0) return exploreRuns(scenario, opts);
+  const t0 = performance.now();
+  const result = exploreRuns(scenario, opts);
+  const record: ExplorationRecord = {
+    scenario: scenario.name,
+    options: opts,
+    result,
+    hostMs: performance.now() - t0,
+  };
+  for (const o of observers) o(record);
+  return result;
+}
+
+/** One finished {@link explore} call, as {@link observeExplorations} listeners receive it. */
+export type ExplorationRecord = {
+  readonly scenario: string | undefined;
+  readonly options: ExploreOptions;
+  readonly result: ExploreResult;
+  /** Host milliseconds the exploration took. */
+  readonly hostMs: number;
+};
+
+const observers = new Set<(record: ExplorationRecord) => void>();
+
+/**
+ * Calls `listener` after every {@link explore} (and so every `exploreInTest`) in this module instance, with
+ * its result and host time; returns a function that stops it. For benchmarks that time how long the
+ * existing tests' explorations take to find their seeded races (`bench/explorer.ts`); nothing else changes.
+ */
+export function observeExplorations(listener: (record: ExplorationRecord) => void): () => void {
+  observers.add(listener);
+  return () => {
+    observers.delete(listener);
+  };
+}
+
+function exploreRuns(scenario: Scenario, opts: ExploreOptions): ExploreResult {
   checkScenario(scenario);
   const seed = opts.seed ?? 1;
   checkSeed(seed);

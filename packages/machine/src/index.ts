@@ -7,6 +7,9 @@ export {
   type DelayEffect,
   type IrqRestoreEffect,
   type SimpleEffect,
+  type SpinWaitEffect,
+  spinWait,
+  spinWaitEffect,
   type WakeEffect,
   type WakeTaskEffect,
   cpuRelax,
@@ -55,9 +58,11 @@ export {
 } from './errors.js';
 export {
   describeExploreFailure,
+  type ExplorationRecord,
   type ExploreOptions,
   type ExploreResult,
   explore,
+  observeExplorations,
   parsePolicy,
   replaySchedule,
   runScenario,
@@ -65,9 +70,11 @@ export {
   type Scenario,
 } from './explore.js';
 export { type CpuReport, type EventRecord, type FailureReport, formatFailure } from './failure.js';
-export { describeEffect, MAX_CPUS, Machine, type MachineConfig, type RunResult } from './machine.js';
+export { describeEffect } from './failure-report.js';
+export { MAX_CPUS, Machine, type MachineConfig, type RunResult } from './machine.js';
 export { MemoryLine } from './memory-line.js';
 export { DfsExplorer } from './policy/dfs.js';
+export { type FingerprintOptions, policyFingerprints, runFingerprint } from './policy-fingerprint.js';
 export { pct } from './policy/pct.js';
 export type { Policy, SchedulerView } from './policy/policy.js';
 export { random } from './policy/random.js';

@@ -1,23 +1,28 @@
+import { Coherence } from './coherence.js';
 import { type CostModel, makeCostModel } from './cost-model.js';
+import { Cpu, type IpiRequest, type IrqFrame } from './cpu.js';
 import {
   type BlockEffect,
   type Effect,
   EffectKind,
-  effectKindNames,
   type IpiEffect,
-  type IpiHandler,
   type Kernel,
   type MemoryEffect,
 } from './effects.js';
 import { KernelFault, MachineConfigError, ScheduleDivergenceError } from './errors.js';
-import type { CpuReport, EventRecord, FailureReport } from './failure.js';
+import type { FailureReport } from './failure.js';
+import { cpuReport, describeDeadlock, describeSpinners } from './failure-report.js';
+import { History } from './history.js';
 import { MemoryLine } from './memory-line.js';
 import type { Policy, SchedulerView } from './policy/policy.js';
 import { checkSeed } from './policy/random.js';
+import { mixSeed, Prng } from './prng.js';
 import { timed } from './policy/timed.js';
+import { advanceSpin, checkResumed, describeStuckSpinner, enterYielded } from './pure-spin.js';
+import { ReadyHeap } from './ready-heap.js';
 import { encodeSchedule } from './schedule.js';
 import { Task } from './task.js';
-import { type TraceEvent, TraceRecorder } from './trace.js';
+import type { TraceEvent } from './trace.js';
 import type { WaitQueue } from './wait-queue.js';
 
 /** Most CPUs a machine may have. */
@@ -27,7 +32,12 @@ export const MAX_CPUS = 1024;
 export type MachineConfig = {
   /** Number of CPUs, 1 to 1024. */
   readonly cpus: number;
-  /** Integer seed in [0, 2^32); default 1. Kernel code can read it through {@link Machine.seed}. */
+  /**
+   * Integer seed in [0, 2^32); default 0. A seed other than 0 varies the run (see {@link timed}): a small
+   * latency jitter on memory accesses that miss the L1, and under timed a seeded tie-break between CPUs ready
+   * at the same time. Seed 0 is the unvaried run. random, pct and dfs choose CPUs from their own seeds.
+   * Kernel code can read it through {@link Machine.seed}.
+   */
   readonly seed?: number;
   /** Scheduling policy; default {@link timed}. */
   readonly policy?: Policy;
@@ -58,40 +68,12 @@ export type RunResult = {
   readonly trace: readonly TraceEvent[] | null;
   /** Effects performed (memory accesses, spins, delays, ...), for throughput figures. */
   readonly effects: number;
+  /**
+   * Iterations of pure spin-wait loops ({@link spinWaitEffect}) whose code the machine did not run because
+   * the line was unchanged: host work saved, nothing simulated changes.
+   */
+  readonly spinsSkipped: number;
 };
-
-type IpiRequest = { remaining: number; ackTime: number; readonly label: string };
-type IpiMessage = {
-  readonly handler: IpiHandler;
-  readonly arrival: number;
-  readonly req: IpiRequest;
-  readonly from: number;
-};
-type IrqFrame = {
-  readonly gen: Kernel<void>;
-  pending: Effect | undefined;
-  resume: unknown;
-  readonly msg: IpiMessage;
-  readonly savedIrq: boolean;
-};
-
-class Cpu {
-  clock = 0;
-  irqEnabled = true;
-  current: Task | null = null;
-  readonly runqueue: Task[] = [];
-  readonly inbox: IpiMessage[] = [];
-  irq: IrqFrame | null = null;
-  /** IPI the current task waits on (its pending effect is that IPI, already sent). */
-  waitingIpi: IpiRequest | null = null;
-  nextTick: number;
-  constructor(
-    readonly id: number,
-    tick: number,
-  ) {
-    this.nextTick = tick;
-  }
-}
 
 let machineEpoch = 0;
 
@@ -120,37 +102,30 @@ export class Machine implements SchedulerView {
   readonly maxSteps: number;
   private readonly cpus: Cpu[];
   private readonly tasks: Task[] = [];
-  private readonly epoch = ++machineEpoch;
-  private nextLineId = 0;
+  private readonly coherence: Coherence;
   private readonly physLines = new Map<number, MemoryLine>();
   private readonly physCacheKey = new Float64Array(PHYS_CACHE_SIZE).fill(-1);
   private readonly physCacheLine: MemoryLine[] = new Array<MemoryLine>(PHYS_CACHE_SIZE);
   private readonly checks: Array<() => void> = [];
-  private readonly recorder: TraceRecorder | null;
-  private readonly historyLength: number;
+  private readonly history: History;
   private choices = new Uint16Array(1024);
   private ran = false;
   private live = 0;
-  private hash = 0x811c9dc5;
-  private effectsPerformed = 0;
   private failure: FailureReport | null = null;
+  /** Whether the step in progress was a pure spin-wait step that ran no kernel code. */
+  private spinStep = false;
+  /** Consecutive steps that ran no kernel code (pure spin-wait steps), to detect a spin nobody can end. */
+  private spinStreak = 0;
+  /** Pure spin-wait iterations whose code the machine did not need to run. */
+  private spinsSkipped = 0;
   private readonly enabledBuf: Int32Array;
   /** Whether each CPU can take a step, kept current incrementally (only CPUs a step touched change). */
   private readonly en: Uint8Array;
   private readonly dirty: Int32Array;
   private readonly dirtyMark: Uint8Array;
   private dirtyCount = 0;
-  /** Min-heap of enabled CPUs by ready time, used by discrete-event policies. */
-  private readonly heap: Int32Array;
-  private readonly heapPos: Int32Array;
-  private readonly heapKey: Float64Array;
-  private heapSize = 0;
-  private readonly histStep: Float64Array;
-  private readonly histCpu: Int32Array;
-  private readonly histTime: Float64Array;
-  private readonly histKind: Uint8Array;
-  private readonly histLabel: string[];
-  private histCount = 0;
+  /** Enabled CPUs by ready time, used by discrete-event policies. */
+  private readonly heap: ReadyHeap;
   step = 0;
   lastCpu = -1;
 
@@ -161,7 +136,7 @@ export class Machine implements SchedulerView {
     if (typeof cpus !== 'number' || !Number.isInteger(cpus) || cpus < 1 || cpus > MAX_CPUS) {
       throw new MachineConfigError(`cpus must be an integer from 1 to ${MAX_CPUS}, got ${String(cpus)}`);
     }
-    const seed = config.seed ?? 1;
+    const seed = config.seed ?? 0;
     checkSeed(seed);
     const maxSteps = config.maxSteps ?? 50_000_000;
     if (!Number.isInteger(maxSteps) || maxSteps < 1) {
@@ -183,18 +158,23 @@ export class Machine implements SchedulerView {
     this.en = new Uint8Array(cpus);
     this.dirty = new Int32Array(cpus);
     this.dirtyMark = new Uint8Array(cpus);
-    this.heap = new Int32Array(cpus);
-    this.heapPos = new Int32Array(cpus).fill(-1);
-    this.heapKey = new Float64Array(cpus);
-    const t = config.trace;
-    this.recorder = t ? new TraceRecorder(typeof t === 'object' ? t.limit : 5_000_000) : null;
-    this.historyLength = config.historyLength ?? 24;
-    const h = this.historyLength;
-    this.histStep = new Float64Array(h);
-    this.histCpu = new Int32Array(h);
-    this.histTime = new Float64Array(h);
-    this.histKind = new Uint8Array(h);
-    this.histLabel = new Array<string>(h).fill('');
+    const tieRank = Int32Array.from({ length: cpus }, (_, i) => i);
+    if (policy.discreteEvent === true && seed !== 0) {
+      // A varied timed run: ties go by a seeded order of the CPUs instead of by id (see timed()).
+      const order = new Prng(mixSeed(seed, 0x71e5));
+      for (let i = cpus - 1; i > 0; i--) {
+        const j = order.below(i + 1);
+        const t = tieRank[i];
+        tieRank[i] = tieRank[j];
+        tieRank[j] = t;
+      }
+    }
+    this.heap = new ReadyHeap(cpus, tieRank);
+    // The jitter applies under every policy with a seed other than 0, so that a replayed schedule of a
+    // varied run reproduces its timing (explorations run with machine seed 0 and see no jitter).
+    const jitter = seed !== 0 ? new Prng(mixSeed(seed, 0x7177e2)) : null;
+    this.coherence = new Coherence(this.cost, cpus, ++machineEpoch, jitter);
+    this.history = new History(config.historyLength ?? 24, config.trace);
   }
 
   // ---- building -------------------------------------------------------------------------------------
@@ -264,7 +244,7 @@ export class Machine implements SchedulerView {
    * `effects`), readable while the run is in progress: a task can take the difference around a piece of code to count what it costs.
    */
   get effectCount(): number {
-    return this.effectsPerformed;
+    return this.history.effects;
   }
 
   // ---- scheduler view --------------------------------------------------------------------------------
@@ -274,8 +254,7 @@ export class Machine implements SchedulerView {
   }
 
   isSpinning(cpu: number): boolean {
-    const c = this.cpus[cpu];
-    const e = c.irq ? c.irq.pending : c.current?.pending;
+    const e = this.cpus[cpu].pendingEffect;
     return e !== undefined && e.kind === EffectKind.Spin;
   }
 
@@ -295,17 +274,17 @@ export class Machine implements SchedulerView {
         this.flushDirty(heapMode);
         let cpu: number;
         if (heapMode) {
-          if (this.heapSize === 0) {
-            if (this.live > 0) this.fail('deadlock', this.describeDeadlock(), -1, null);
+          if (this.heap.size === 0) {
+            if (this.live > 0) this.fail('deadlock', describeDeadlock(this.tasks, this.cpus), -1, null);
             break;
           }
-          cpu = this.heap[0];
+          cpu = this.heap.top();
         } else {
           let count = 0;
           const en = this.en;
           for (let i = 0; i < n; i++) if (en[i] !== 0) enabled[count++] = i;
           if (count === 0) {
-            if (this.live > 0) this.fail('deadlock', this.describeDeadlock(), -1, null);
+            if (this.live > 0) this.fail('deadlock', describeDeadlock(this.tasks, this.cpus), -1, null);
             break;
           }
           cpu = -1;
@@ -314,7 +293,7 @@ export class Machine implements SchedulerView {
         if (this.step >= this.maxSteps) {
           this.fail(
             'step-limit',
-            `no end after ${this.maxSteps} steps (a livelock, or raise maxSteps): ${this.describeSpinners()}`,
+            `no end after ${this.maxSteps} steps (a livelock, or raise maxSteps): ${describeSpinners(this.cpus)}`,
             -1,
             null,
           );
@@ -326,9 +305,16 @@ export class Machine implements SchedulerView {
         }
         this.choices[this.step] = cpu;
         this.markDirty(cpu);
+        this.spinStep = false;
         this.stepCpu(this.cpus[cpu]);
         this.step++;
         this.lastCpu = cpu;
+        if (this.spinStep) {
+          if (++this.spinStreak > 64 + 8 * n) {
+            this.spinStreak = 0;
+            this.checkSpinForever();
+          }
+        } else this.spinStreak = 0;
       }
       if (!this.failure) {
         for (const check of this.checks) {
@@ -364,9 +350,10 @@ export class Machine implements SchedulerView {
         schedule ??= encodeSchedule(choices, steps);
         return schedule;
       },
-      traceHash: (this.hash >>> 0).toString(16).padStart(8, '0'),
-      trace: this.recorder ? this.recorder.events : null,
-      effects: this.effectsPerformed,
+      traceHash: this.history.traceHash,
+      trace: this.history.recorder ? this.history.recorder.events : null,
+      effects: this.history.effects,
+      spinsSkipped: this.spinsSkipped,
     };
   }
 
@@ -386,8 +373,8 @@ export class Machine implements SchedulerView {
       const on = this.isEnabled(c);
       this.en[id] = on ? 1 : 0;
       if (heapMode) {
-        if (on) this.heapSet(id, this.readyAt(id));
-        else this.heapRemove(id);
+        if (on) this.heap.set(id, this.readyAt(id));
+        else this.heap.remove(id);
       }
     }
     this.dirtyCount = 0;
@@ -412,90 +399,6 @@ export class Machine implements SchedulerView {
     // after `delay(5000)` must see what other CPUs did during those 5 us.
     const e = t?.pending;
     return e !== undefined && e.kind === EffectKind.Delay && e.ns > 0 ? base + e.ns : base;
-  }
-
-  private heapLess(a: number, b: number): boolean {
-    const ka = this.heapKey[a];
-    const kb = this.heapKey[b];
-    return ka < kb || (ka === kb && a < b);
-  }
-
-  private heapSet(id: number, key: number): void {
-    const heap = this.heap;
-    const pos = this.heapPos;
-    let i = pos[id];
-    if (i < 0) {
-      i = this.heapSize++;
-      heap[i] = id;
-      pos[id] = i;
-      this.heapKey[id] = key;
-      this.siftUp(i);
-      return;
-    }
-    const old = this.heapKey[id];
-    this.heapKey[id] = key;
-    if (key < old) this.siftUp(i);
-    else if (key > old) this.siftDown(i);
-  }
-
-  private heapRemove(id: number): void {
-    const i = this.heapPos[id];
-    if (i < 0) return;
-    const last = this.heap[--this.heapSize];
-    this.heapPos[id] = -1;
-    if (i === this.heapSize) return;
-    this.heap[i] = last;
-    this.heapPos[last] = i;
-    this.siftUp(i);
-    this.siftDown(this.heapPos[last]);
-  }
-
-  private siftUp(i: number): void {
-    const heap = this.heap;
-    const pos = this.heapPos;
-    const id = heap[i];
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      const pid = heap[p];
-      if (!this.heapLess(id, pid)) break;
-      heap[i] = pid;
-      pos[pid] = i;
-      i = p;
-    }
-    heap[i] = id;
-    pos[id] = i;
-  }
-
-  private siftDown(i: number): void {
-    const heap = this.heap;
-    const pos = this.heapPos;
-    const keys = this.heapKey;
-    const size = this.heapSize;
-    const id = heap[i];
-    const k = keys[id];
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= size) break;
-      let m = l;
-      let mid = heap[l];
-      let mk = keys[mid];
-      const r = l + 1;
-      if (r < size) {
-        const rid = heap[r];
-        const rk = keys[rid];
-        if (rk < mk || (rk === mk && rid < mid)) {
-          m = r;
-          mid = rid;
-          mk = rk;
-        }
-      }
-      if (mk > k || (mk === k && mid > id)) break;
-      heap[i] = mid;
-      pos[mid] = i;
-      i = m;
-    }
-    heap[i] = id;
-    pos[id] = i;
   }
 
   /**
@@ -546,6 +449,7 @@ export class Machine implements SchedulerView {
       resume: undefined,
       msg,
       savedIrq: c.irqEnabled,
+      spinWait: null,
     };
     c.irqEnabled = false;
     c.irq = frame;
@@ -567,6 +471,15 @@ export class Machine implements SchedulerView {
       this.fail('ipi', `IPI handler on CPU ${c.id} tried to send an IPI from interrupt context`, c.id, 'irq');
     }
     frame.resume = this.perform(c, null, e);
+    const w = frame.spinWait;
+    if (w !== null) {
+      // A spin-wait in interrupt context is performed step by step; its code runs after every iteration.
+      if (e === w.spin) {
+        frame.pending = w.read;
+        return;
+      }
+      frame.spinWait = null;
+    }
     this.advanceIrq(c, frame);
   }
 
@@ -584,6 +497,9 @@ export class Machine implements SchedulerView {
       if (c.clock > req.ackTime) req.ackTime = c.clock;
       c.irq = null;
       c.irqEnabled = frame.savedIrq;
+    } else if (r.value.kind === EffectKind.SpinWait) {
+      frame.spinWait = r.value;
+      frame.pending = r.value.spin;
     } else frame.pending = r.value;
   }
 
@@ -613,6 +529,17 @@ export class Machine implements SchedulerView {
           t.resume = undefined;
         } else {
           t.resume = this.perform(c, t, e);
+          const w = t.spinWait;
+          if (w !== null) {
+            // A pure spin-wait's next step, without running the task's code when it cannot decide anything new.
+            const step = advanceSpin(t, w, e);
+            if (step !== null) {
+              if (step === 'skipped') this.spinsSkipped++;
+              this.spinStep = true;
+              this.maybePreempt(c, t);
+              return;
+            }
+          }
         }
       }
     } else {
@@ -633,12 +560,44 @@ export class Machine implements SchedulerView {
       this.switchAway(c);
       return;
     }
-    t.pending = r.value;
+    const next = r.value;
+    if (t.spinWait !== null) {
+      const impure = checkResumed(c, t, t.spinWait, next);
+      if (impure !== null) this.fail('impure-spin', impure, c.id, t.name);
+    }
+    enterYielded(t, next);
+    this.maybePreempt(c, t);
+  }
+
+  /** The tick: a task that ran past its slice goes to the back of a non-empty runqueue. */
+  private maybePreempt(c: Cpu, t: Task): void {
     if (c.runqueue.length > 0 && c.clock >= c.nextTick && c.irqEnabled && t.preemptCount === 0) {
       c.nextTick = c.clock + this.cost.tick;
       c.runqueue.push(t);
       this.switchAway(c);
     }
+  }
+
+  /**
+   * Called after a long run of steps that ran no kernel code: if every CPU that can still step is stuck in a
+   * pure spin-wait (see `describeStuckSpinner`), no CPU is left to write any of those lines, and the run
+   * stops with a `spin-forever` failure instead of spinning to the step limit.
+   */
+  private checkSpinForever(): void {
+    const parts: string[] = [];
+    for (const c of this.cpus) {
+      if (!this.isEnabled(c)) continue;
+      const stuck = describeStuckSpinner(c);
+      if (stuck === null) return;
+      parts.push(stuck);
+    }
+    if (parts.length === 0) return;
+    this.fail(
+      'spin-forever',
+      `no CPU is left to write the lines these pure spin-waits wait for (every other task has finished or sleeps): ${parts.join('; ')}`,
+      -1,
+      null,
+    );
   }
 
   /** Makes the next queued task current (after the current one slept, exited or was preempted). */
@@ -814,126 +773,15 @@ export class Machine implements SchedulerView {
     else target.runqueue.push(w);
   }
 
-  /** Charges a memory access under the MESI-like model and records it. */
+  /** Charges a memory access under the coherence model and records it. */
   private access(c: Cpu, e: MemoryEffect): void {
-    const line = e.line;
-    const cost = this.cost;
-    if (line.epoch !== this.epoch) {
-      line.epoch = this.epoch;
-      line.id = this.nextLineId++;
-      line.owner = -1;
-      line.dirty = false;
-      line.sharers = null;
-      line.sharerCount = 0;
-      line.busyUntil = 0;
-    }
-    const me = c.id;
     const start = c.clock;
-    if (e.kind === EffectKind.Read) {
-      if (line.owner === me) {
-        c.clock += cost.l1Hit;
-      } else if (line.owner >= 0) {
-        const lat = line.dirty ? this.transferCost(me, line.owner) : cost.llcHit;
-        const s = start > line.busyUntil ? start : line.busyUntil;
-        line.busyUntil = s + lat;
-        c.clock = s + lat;
-        this.addSharer(line, line.owner);
-        this.addSharer(line, me);
-        line.owner = -1;
-        line.dirty = false;
-      } else if (line.sharers !== null && (line.sharers[me >>> 5] & (1 << (me & 31))) !== 0) {
-        c.clock += cost.l1Hit;
-      } else if (line.sharerCount > 0) {
-        c.clock += cost.llcHit;
-        this.addSharer(line, me);
-      } else {
-        c.clock += cost.dram;
-        line.owner = me;
-        line.dirty = false;
-      }
-    } else {
-      const extra = e.kind === EffectKind.Rmw ? cost.atomicExtra : 0;
-      if (line.owner === me) {
-        c.clock += cost.l1Hit + extra;
-      } else {
-        let lat: number;
-        if (line.owner >= 0) lat = this.transferCost(me, line.owner);
-        else if (line.sharerCount > 0) {
-          const onlyMe = line.sharerCount === 1 && (line.sharers![me >>> 5] & (1 << (me & 31))) !== 0;
-          lat = onlyMe ? cost.l1Hit : this.invalidateCost(me, line);
-        } else lat = cost.dram;
-        const s = start > line.busyUntil ? start : line.busyUntil;
-        line.busyUntil = s + lat;
-        c.clock = s + lat + extra;
-        if (line.sharers !== null) line.sharers.fill(0);
-        line.sharerCount = 0;
-      }
-      line.owner = me;
-      line.dirty = true;
-    }
-    this.record(c, e.kind, line, e.label ?? line.label, start);
-  }
-
-  private transferCost(a: number, b: number): number {
-    const per = this.cost.cpusPerSocket;
-    return Math.floor(a / per) === Math.floor(b / per)
-      ? this.cost.lineTransfer
-      : this.cost.crossSocketTransfer;
-  }
-
-  private invalidateCost(me: number, line: MemoryLine): number {
-    const per = this.cost.cpusPerSocket;
-    if (per >= this.cpuCount) return this.cost.lineTransfer;
-    const mySocket = Math.floor(me / per);
-    const s = line.sharers!;
-    for (let w = 0; w < s.length; w++) {
-      let bits = s[w];
-      while (bits !== 0) {
-        const b = 31 - Math.clz32(bits);
-        bits &= ~(1 << b);
-        if (Math.floor((w * 32 + b) / per) !== mySocket) return this.cost.crossSocketTransfer;
-      }
-    }
-    return this.cost.lineTransfer;
-  }
-
-  private addSharer(line: MemoryLine, cpu: number): void {
-    if (line.sharers === null) line.sharers = new Uint32Array((this.cpuCount + 31) >>> 5);
-    const w = cpu >>> 5;
-    const bit = 1 << (cpu & 31);
-    if ((line.sharers[w] & bit) === 0) {
-      line.sharers[w] |= bit;
-      line.sharerCount++;
-    }
+    c.clock = this.coherence.access(c.id, start, e);
+    this.history.record(c, e.kind, e.line.id, e.label ?? e.line.label, start, this.step);
   }
 
   private record(c: Cpu, kind: number, line: MemoryLine | null, label: string, start: number): void {
-    this.effectsPerformed++;
-    let h = this.hash;
-    h = Math.imul(h ^ c.id, 0x01000193);
-    h = Math.imul(h ^ kind, 0x01000193);
-    h = Math.imul(h ^ (line === null ? -1 : line.id), 0x01000193);
-    h = Math.imul(h ^ (c.clock | 0), 0x01000193);
-    this.hash = h;
-    if (this.historyLength > 0) {
-      const i = this.histCount++ % this.historyLength;
-      this.histStep[i] = this.step;
-      this.histCpu[i] = c.id;
-      this.histTime[i] = start;
-      this.histKind[i] = kind;
-      this.histLabel[i] = label;
-    }
-    if (this.recorder !== null) {
-      this.recorder.add({
-        cpu: c.id,
-        time: start,
-        dur: c.clock - start,
-        kind: effectKindNames[kind],
-        label,
-        task: c.irq !== null ? 'irq' : (c.current?.name ?? 'idle'),
-        step: this.step,
-      });
-    }
+    this.history.record(c, kind, line === null ? -1 : line.id, label, start, this.step);
   }
 
   // ---- failures --------------------------------------------------------------------------------------
@@ -950,17 +798,6 @@ export class Machine implements SchedulerView {
   fail(kind: string, message: string, cpu: number, task: string | null, stack?: string): never {
     // The failing step counts: the schedule includes it so that replay stops at the same place.
     const steps = cpu >= 0 ? this.step + 1 : this.step;
-    const history: EventRecord[] = [];
-    const h = this.historyLength;
-    for (let k = Math.max(0, this.histCount - h); k < this.histCount; k++) {
-      const i = k % h;
-      history.push({
-        step: this.histStep[i],
-        cpu: this.histCpu[i],
-        time: this.histTime[i],
-        what: `${effectKindNames[this.histKind[i]]} ${this.histLabel[i]}`.trim(),
-      });
-    }
     this.failure = {
       kind,
       message,
@@ -971,86 +808,12 @@ export class Machine implements SchedulerView {
       policy: this.policy.name,
       seed: this.seed,
       schedule: encodeSchedule(this.choices, steps),
-      cpus: this.cpus.map((c) => this.cpuReport(c)),
-      lastEvents: history,
+      cpus: this.cpus.map(cpuReport),
+      lastEvents: this.history.lastEvents(),
       ...(stack ? { stack } : {}),
     };
     if (cpu >= 0) this.step = steps;
     throw new StopRun(message);
-  }
-
-  private cpuReport(c: Cpu): CpuReport {
-    const e = c.irq ? c.irq.pending : c.current?.pending;
-    let next = c.current === null && c.irq === null ? '-' : describeEffect(e);
-    if (c.current?.state === 'blocked') next = `sleeping on ${c.current.waitingOn?.label}`;
-    if (c.waitingIpi) next = `waiting for ${c.waitingIpi.remaining} IPI ack(s) of '${c.waitingIpi.label}'`;
-    return {
-      cpu: c.id,
-      clock: c.clock,
-      irqsEnabled: c.irqEnabled,
-      task: c.current?.name ?? null,
-      next,
-      inIrq: c.irq !== null,
-      queuedTasks: c.runqueue.map((t) => t.name),
-      pendingIpis: c.inbox.length,
-    };
-  }
-
-  private describeDeadlock(): string {
-    const parts: string[] = [];
-    for (const t of this.tasks) {
-      if (t.state === 'blocked') {
-        const wq = t.waitingOn!;
-        const holders = wq.describe ? ` (held by ${wq.describe()})` : '';
-        parts.push(`${t.name} on CPU ${t.cpu} sleeps on '${wq.label}'${holders}`);
-      }
-    }
-    for (const c of this.cpus) {
-      if (c.waitingIpi) {
-        const blockers = this.cpus
-          .filter((o) => o.inbox.some((m) => m.req === c.waitingIpi))
-          .map((o) => o.id);
-        parts.push(
-          `CPU ${c.id} waits for IPI acks of '${c.waitingIpi.label}' from CPU ${blockers.join(', ')} (interrupts off there)`,
-        );
-      }
-    }
-    return `every task is blocked: ${parts.join('; ')}`;
-  }
-
-  private describeSpinners(): string {
-    const parts: string[] = [];
-    for (const c of this.cpus) {
-      const e = c.irq ? c.irq.pending : c.current?.pending;
-      if (e) parts.push(`CPU ${c.id} next: ${describeEffect(e)}`);
-    }
-    return parts.join('; ');
-  }
-}
-
-/** A short human description of an effect, for reports. */
-export function describeEffect(e: Effect | undefined): string {
-  if (e === undefined) return 'start';
-  const name = effectKindNames[e.kind];
-  switch (e.kind) {
-    case EffectKind.Read:
-    case EffectKind.Write:
-    case EffectKind.Rmw:
-      return `${name} ${e.label ?? e.line.label}`;
-    case EffectKind.Block:
-      return `block on ${e.wq.label}`;
-    case EffectKind.Wake:
-      return `wake ${e.wq.label}`;
-    case EffectKind.WakeTask:
-      return `wake task ${e.task.name}`;
-    case EffectKind.Ipi:
-      return `ipi ${e.label ?? ''} -> ${e.targets.join(',')}`;
-    case EffectKind.Delay:
-      return `delay ${e.ns}ns ${e.label ?? ''}`.trim();
-    case EffectKind.IrqRestore:
-      return `irq-restore ${e.enabled ? 'on' : 'off'}`;
-    default:
-      return e.label ? `${name} ${e.label}` : name;
   }
 }
 

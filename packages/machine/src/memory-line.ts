@@ -22,6 +22,11 @@ export class MemoryLine {
   sharerCount = 0;
   /** Simulated time until which an ownership transfer of this line is in flight (serializes RMWs). */
   busyUntil = 0;
+  /**
+   * Stores and locked RMWs performed on this line so far (by any machine): a pure spin loop on the line
+   * needs to run its code again only when this has changed.
+   */
+  version = 0;
   private readCache: MemoryEffect | null = null;
   private writeCache: MemoryEffect | null = null;
   private rmwCache: MemoryEffect | null = null;

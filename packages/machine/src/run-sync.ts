@@ -59,6 +59,7 @@ export function runSync<T>(code: Kernel<T>): T {
         }
         break;
       case EffectKind.Spin:
+      case EffectKind.SpinWait:
         throw new WouldBlockError('would spin waiting for another CPU (use a Machine)');
       case EffectKind.Wake:
         resume = 0;

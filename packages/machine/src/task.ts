@@ -1,4 +1,4 @@
-import type { BlockEffect, Effect, Kernel } from './effects.js';
+import type { BlockEffect, Effect, Kernel, SpinWaitEffect } from './effects.js';
 import type { WaitQueue } from './wait-queue.js';
 
 /** Life cycle of a task on the machine. */
@@ -30,6 +30,12 @@ export class Task {
   yielded = false;
   /** `preempt_count()`: while above zero the tick does not preempt, and sleeping is a bug. */
   preemptCount = 0;
+  /** The pure spin-wait whose iteration is in progress (`pending` is its spin or its read), or null. */
+  spinWait: SpinWaitEffect | null = null;
+  /** The spun-on line's `version` when the task's code last ran. */
+  spinVersion = 0;
+  /** Whether the code, run again with the line unchanged, went straight back to the same spin-wait. */
+  spinChecked = false;
   constructor(
     /** Machine-wide task id, in spawn order. */
     readonly id: number,

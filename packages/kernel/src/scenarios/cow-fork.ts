@@ -1,3 +1,4 @@
+import type { Policy } from '@spf/machine';
 import { errnoName, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
 import { boot, type SystemRunResult } from '../system.js';
 
@@ -7,6 +8,8 @@ export interface CowForkOptions {
   readonly pages?: number;
   readonly zeroPage?: boolean;
   readonly trace?: boolean;
+  /** Scheduling policy (default `timed()`). */
+  readonly policy?: Policy;
 }
 
 /** What the COW demo printed and the run it came from. */
@@ -36,7 +39,7 @@ export function runCowFork(opts: CowForkOptions = {}): CowForkResult {
   const pages = opts.pages ?? 4;
   checkCowForkOptions(pages);
   const lines: string[] = [];
-  const system = boot({ cpus: 2, zeroPage: opts.zeroPage, trace: opts.trace });
+  const system = boot({ cpus: 2, zeroPage: opts.zeroPage, trace: opts.trace, policy: opts.policy });
   system.spawnProcess('parent', function* (u) {
     const r = yield* u.mmap(0, pages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
     if (!r.ok) {

@@ -1,5 +1,5 @@
 import type { FaultHandlerFactory } from '@spf/fault-classic';
-import { type Kernel, now } from '@spf/machine';
+import { type Kernel, now, type Policy } from '@spf/machine';
 import {
   MAP_ANONYMOUS,
   MAP_FIXED_NOREPLACE,
@@ -26,6 +26,8 @@ export interface ScalingOptions {
   /** Record a machine trace (for `spf run --trace`). */
   readonly trace?: boolean;
   readonly seed?: number;
+  /** Scheduling policy (default `timed()`); another policy runs the same scenario as a test would. */
+  readonly policy?: Policy;
 }
 
 /** What {@link runScaling} measured. */
@@ -40,6 +42,8 @@ export interface ScalingResult {
   readonly faultsPerSec: number;
   /** mmap/munmap pairs the churn thread completed meanwhile. */
   readonly churnOps: number;
+  /** Host milliseconds spent running the machine (boot excluded), for host-speed figures. */
+  readonly runHostMs: number;
   readonly run: SystemRunResult;
 }
 
@@ -77,6 +81,7 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
   const system = boot({
     cpus,
     seed: opts.seed,
+    policy: opts.policy,
     faultHandler: opts.faultHandler,
     mmapLock: opts.mmapLock,
     trace: opts.trace,
@@ -124,7 +129,9 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
     }
     yield* faulter(0)(u);
   });
+  const h0 = performance.now();
   const run = system.run();
+  const runHostMs = performance.now() - h0;
   if (!run.ok) throw new Error(`scaling run failed: ${run.failure?.kind}: ${run.failure?.message}`);
   const faults = system.processes[0].rusage().minflt;
   const simNs = state.end - state.start;
@@ -135,6 +142,7 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
     simNs,
     faultsPerSec: (n * pages) / (simNs / 1e9),
     churnOps: state.churnOps,
+    runHostMs,
     run,
   };
 }

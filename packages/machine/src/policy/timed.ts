@@ -1,8 +1,17 @@
 import type { Policy, SchedulerView } from './policy.js';
 
 /**
- * Discrete-event policy for benchmarks: the enabled CPU whose next step can begin earliest steps next, ties
- * broken by the lowest CPU id. Fully deterministic; the seed plays no part.
+ * Discrete-event policy for benchmarks: the enabled CPU whose next step can begin earliest steps next.
+ *
+ * The machine's seed varies the run, so that an experiment repeated over seeds has a spread:
+ * - seed 0 (the default): ties go to the lowest CPU id and every latency is the cost model's; this is the
+ *   run the engine has always made.
+ * - any other seed: ties go by a seeded permutation of the CPU ids, and every memory access that is not an
+ *   L1 hit takes a uniform 0 to 1/8 of its latency longer (integer ns, e.g. 0–7 ns on a 60 ns transfer), drawn
+ *   from a PRNG seeded by the machine's seed in the order accesses are performed (the jitter applies under
+ *   every policy, so replaying the schedule of a varied run with the same seed reproduces it exactly).
+ * Either way the run is a pure function of the configuration and the seed. (`choose` below is the
+ * unvaried rule; the machine applies the seeded one in its ready heap.)
  */
 export function timed(): Policy {
   return {

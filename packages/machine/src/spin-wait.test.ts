@@ -1,0 +1,254 @@
+import { describe, expect, it } from 'vitest';
+import { AtomicCell, Cell } from './cell.js';
+import {
+  cpuRelax,
+  delay,
+  type Kernel,
+  localIrqDisable,
+  localIrqEnable,
+  readEffect,
+  sendIpi,
+  spinWaitEffect,
+  write,
+} from './effects.js';
+import { kassert } from './errors.js';
+import { explore, replaySchedule, runScenario, runTimed, type Scenario } from './explore.js';
+import { MemoryLine } from './memory-line.js';
+import { policyFingerprints } from './policy-fingerprint.js';
+import { random } from './policy/random.js';
+
+/**
+ * A ticket lock taken `rounds` times by each of `cpus` CPUs, its waiters spinning either with the plain
+ * loop (read, check, `cpuRelax()`) or with the pure spin-wait effect. With `sharedCpu`, CPU 0 also runs a
+ * second task, so the tick preempts spinners.
+ */
+function ticketScenario(pure: boolean | 'until', cpus = 3, rounds = 3, sharedCpu = false): Scenario {
+  return {
+    name: `ticket lock (${pure ? 'pure spin-wait' : 'plain loop'})`,
+    cpus,
+    cost: sharedCpu ? { tick: 1500 } : undefined,
+    setup(m) {
+      const line = new MemoryLine('ticket');
+      const next = new AtomicCell(0, line);
+      const head = new Cell(0, line);
+      const wait = spinWaitEffect(line, 'ticket');
+      const data = new AtomicCell(0, 'data');
+      const body = (i: number) =>
+        function* (): Kernel<void> {
+          for (let r = 0; r < rounds; r++) {
+            const ticket = yield* next.fetchAdd(1);
+            if (pure === 'until') {
+              // The exit condition stated: the machine resumes this code only when the ticket is served.
+              const served = () => head.value === ticket;
+              const waitFor = spinWaitEffect(line, 'ticket', undefined, served);
+              yield readEffect(line);
+              while (!served()) yield waitFor;
+            } else if (pure) {
+              yield readEffect(line);
+              while (head.value !== ticket) yield wait;
+            } else {
+              while ((yield* head.load()) !== ticket) yield* cpuRelax('ticket');
+            }
+            const v = yield* data.load();
+            yield* delay(50 + 10 * i);
+            yield* data.store(v + 1);
+            yield* head.store(ticket + 1);
+          }
+        };
+      for (let i = 0; i < cpus; i++) m.spawn(i, `t${i}`, body(i));
+      if (sharedCpu) m.spawn(0, 'second', body(cpus));
+      const total = (cpus + (sharedCpu ? 1 : 0)) * rounds;
+      return () => kassert(data.value === total, `data is ${data.value}`);
+    },
+  };
+}
+
+describe('pure spin-wait (spinning at the price of one event)', () => {
+  it('runs exactly as the plain loop under every policy: trace hash, time, schedule, failures', () => {
+    for (const [cpus, rounds, shared] of [
+      [3, 3, false],
+      [2, 4, true],
+      [6, 2, false],
+    ] as const) {
+      const plain = policyFingerprints((p) => runScenario(ticketScenario(false, cpus, rounds, shared), p), {
+        dfsRuns: 30,
+      });
+      const pure = policyFingerprints((p) => runScenario(ticketScenario(true, cpus, rounds, shared), p), {
+        dfsRuns: 30,
+      });
+      expect(pure).toEqual(plain);
+      const until = policyFingerprints((p) => runScenario(ticketScenario('until', cpus, rounds, shared), p), {
+        dfsRuns: 30,
+      });
+      expect(until).toEqual(plain);
+    }
+  });
+
+  it('skips the loop code while the line is unchanged (timed), and the random explorer replays the same schedules', () => {
+    const pure = runTimed(ticketScenario(true, 6, 2));
+    const plain = runTimed(ticketScenario(false, 6, 2));
+    expect(pure.traceHash).toBe(plain.traceHash);
+    expect(plain.spinsSkipped).toBe(0);
+    // Most iterations ran no kernel code: each waiter re-ran its loop only when the ticket line changed,
+    // and, with its exit condition stated, only when its ticket was served.
+    expect(pure.spinsSkipped).toBeGreaterThan(100);
+    const until = runTimed(ticketScenario('until', 6, 2));
+    expect(until.traceHash).toBe(plain.traceHash);
+    expect(until.spinsSkipped).toBeGreaterThan(pure.spinsSkipped);
+    for (let seed = 1; seed <= 20; seed++) {
+      const a = runScenario(ticketScenario(true, 3, 2), random(seed));
+      const b = runScenario(ticketScenario(false, 3, 2), random(seed));
+      expect(a.schedule).toBe(b.schedule);
+      expect(replaySchedule(ticketScenario(false, 3, 2), a.schedule).traceHash).toBe(a.traceHash);
+      expect(replaySchedule(ticketScenario(true, 3, 2), b.schedule).traceHash).toBe(b.traceHash);
+    }
+  });
+
+  it('explorers find the same lost update with pure and plain spinning', () => {
+    // A broken lock: the waiter stops spinning as soon as the head moves at all, not at its own ticket.
+    const broken = (pure: boolean): Scenario => ({
+      cpus: 3,
+      setup(m) {
+        const line = new MemoryLine('ticket');
+        const next = new AtomicCell(0, line);
+        const head = new Cell(0, line);
+        const data = new Cell(0, 'data');
+        const wait = spinWaitEffect(line, 'ticket');
+        for (let i = 0; i < 3; i++) {
+          m.spawn(i, `t${i}`, function* () {
+            const ticket = yield* next.fetchAdd(1);
+            const seen = head.value;
+            if (pure) {
+              yield readEffect(line);
+              while (head.value === seen && seen !== ticket) yield wait;
+            } else {
+              while ((yield* head.load()) === seen && seen !== ticket) yield* cpuRelax('ticket');
+            }
+            const v = yield* data.load();
+            yield* data.store(v + 1);
+            yield* head.store(head.value + 1);
+          });
+        }
+        return () => kassert(data.value === 3, `data is ${data.value}`);
+      },
+    });
+    const found = new Set<string>();
+    for (const policy of ['random', 'pct', 'dfs'] as const) {
+      const a = explore(broken(true), { policy, runs: 300, seed: 5 });
+      const b = explore(broken(false), { policy, runs: 300, seed: 5 });
+      if (a.failure) found.add(policy);
+      expect(a.failure?.kind).toBe(b.failure?.kind);
+      expect(a.runs).toBe(b.runs);
+      expect(a.failure?.schedule).toBe(b.failure?.schedule);
+    }
+    expect(found.has('random')).toBe(true);
+  });
+
+  it('a spin-wait in an IPI handler and a spinner interrupted by an IPI run as their plain loops do', () => {
+    const scenario = (pure: boolean): Scenario => ({
+      cpus: 3,
+      setup(m) {
+        const flag = new Cell(0, 'flag');
+        const wait = spinWaitEffect(flag.line, 'flag');
+        const spinOnFlag = function* (): Kernel<void> {
+          if (pure) {
+            yield readEffect(flag.line);
+            while (flag.value === 0) yield wait;
+          } else {
+            while ((yield* flag.load()) === 0) yield* cpuRelax('flag');
+          }
+        };
+        m.spawn(0, 'sender', function* () {
+          yield* sendIpi([1], spinOnFlag, false);
+          yield* delay(700);
+          yield* sendIpi([2], function* () {
+            yield* write(flag.line);
+          });
+          yield* delay(300);
+          yield* flag.store(1);
+        });
+        m.spawn(1, 'waiter', function* () {
+          yield* delay(100);
+          yield* spinOnFlag();
+        });
+        m.spawn(2, 'irqoff', function* () {
+          yield* localIrqDisable();
+          yield* delay(400);
+          yield* localIrqEnable();
+          yield* spinOnFlag();
+        });
+      },
+    });
+    expect(policyFingerprints((p) => runScenario(scenario(true), p))).toEqual(
+      policyFingerprints((p) => runScenario(scenario(false), p)),
+    );
+  });
+});
+
+describe('pure spin-wait: bad input is reported, not a hang', () => {
+  it('a loop declared pure that writes memory fails with impure-spin and a replayable schedule', () => {
+    const scenario: Scenario = {
+      cpus: 2,
+      setup(m) {
+        const flag = new Cell(0, 'flag');
+        const other = new Cell(0, 'other');
+        const wait = spinWaitEffect(flag.line, 'flag');
+        m.spawn(0, 'impure', function* () {
+          yield readEffect(flag.line);
+          while (flag.value === 0) {
+            yield wait;
+            yield* other.store(other.value + 1); // not pure: a store between two looks
+          }
+        });
+        m.spawn(1, 'setter', function* () {
+          yield* delay(5000);
+          yield* flag.store(1);
+        });
+      },
+    };
+    const r = runTimed(scenario);
+    expect(r.failure?.kind).toBe('impure-spin');
+    expect(r.failure?.message).toMatch(
+      /task impure on CPU 0 declared a pure spin-wait on 'flag', but with the line unchanged its code went on to write other/,
+    );
+    expect(r.failure?.cpu).toBe(0);
+    expect(r.steps).toBeLessThan(20);
+    const again = replaySchedule(scenario, r.failure!.schedule);
+    expect(again.failure?.kind).toBe('impure-spin');
+    expect(again.traceHash).toBe(r.traceHash);
+    // The random explorer finds it too, in a schedule where the spinner looks twice before the setter
+    // stores (pct lets the setter run first: it treats a spinning CPU as yielding).
+    expect(explore(scenario, { policy: 'random', runs: 50 }).failure?.kind).toBe('impure-spin');
+  });
+
+  it('a spin on a line nobody will write fails with spin-forever, naming the spinners, with a replayable schedule', () => {
+    const scenario: Scenario = {
+      cpus: 3,
+      setup(m) {
+        const flag = new Cell(0, 'never written');
+        const wait = spinWaitEffect(flag.line, 'flag');
+        for (const cpu of [0, 2]) {
+          m.spawn(cpu, `spinner${cpu}`, function* () {
+            yield readEffect(flag.line);
+            while (flag.value === 0) yield wait;
+          });
+        }
+        m.spawn(1, 'worker', function* () {
+          yield* delay(20_000); // spinning meanwhile is fine: this CPU could still write the line
+          yield* write(new MemoryLine('elsewhere'));
+        });
+      },
+    };
+    const r = runTimed(scenario);
+    expect(r.failure?.kind).toBe('spin-forever');
+    expect(r.failure?.message).toMatch(/spinner0 on CPU 0 spins on 'never written'; spinner2 on CPU 2 spins/);
+    // It stopped soon after the worker finished (20 µs of spinning is about 1,100 iterations per CPU),
+    // not at the step limit.
+    expect(r.steps).toBeLessThan(6000);
+    expect(r.failure!.time).toBeGreaterThan(20_000);
+    const again = replaySchedule(scenario, r.failure!.schedule);
+    expect(again.failure?.kind).toBe('spin-forever');
+    expect(again.traceHash).toBe(r.traceHash);
+    expect(explore(scenario, { policy: 'random', runs: 3 }).failure?.kind).toBe('spin-forever');
+  });
+});
