@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+// Mutation testing of one package with StrykerJS: `pnpm mutation <package> [stryker options]`, for example
+// `pnpm mutation locks --mutate src/spinlock.ts`. The package needs a stryker.config.json. Runs are
+// incremental: results are kept in the package's reports/stryker-incremental.json (not in git), so a second
+// run only tests mutants whose code or tests changed. Not part of CI (a whole package takes hours on 2 cores).
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const [name, ...rest] = process.argv.slice(2);
+if (name === undefined || name.startsWith('-')) {
+  console.error('usage: pnpm mutation <package> [stryker options], e.g. pnpm mutation locks --mutate src/spinlock.ts');
+  process.exit(2);
+}
+const dir = join(root, 'packages', name);
+const config = join(dir, 'stryker.config.json');
+if (!existsSync(config)) {
+  console.error(`packages/${name}/stryker.config.json does not exist: add one (see packages/locks) to mutation-test ${name}`);
+  process.exit(2);
+}
+const bin = join(root, 'node_modules', '.bin', process.platform === 'win32' ? 'stryker.cmd' : 'stryker');
+const r = spawnSync(bin, ['run', 'stryker.config.json', ...rest], { cwd: dir, stdio: 'inherit' });
+if (r.error) {
+  console.error(`could not start Stryker (${r.error.message}); run pnpm install first`);
+  process.exit(2);
+}
+process.exit(r.status ?? 1);
