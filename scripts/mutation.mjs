@@ -5,9 +5,9 @@
 //
 // With one `--mutate src/<name>.ts`, only that file's own tests run (src/<name>.test.ts and
 // src/<name>-*.test.ts): each primitive's tests must kill its own mutants. `--all-tests` runs the package's
-// whole suite instead. Runs are incremental: results are kept in the package's
-// reports/stryker-incremental.json (not in git), so a second run only tests mutants whose code or tests
-// changed. Not part of CI (a whole package takes hours on 2 cores).
+// whole suite instead, and `--tests <globs>` a chosen set (comma-separated). Runs are incremental: results
+// are kept in the package's reports/stryker-incremental-*.json (not in git), so a second run only tests
+// mutants whose code or tests changed. Not part of CI (a whole package takes hours on 2 cores).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -32,10 +32,18 @@ if (!existsSync(config)) {
 const allTests = rest.includes('--all-tests');
 const args = rest.filter((a) => a !== '--all-tests');
 const env = { ...process.env };
+const t = args.indexOf('--tests');
+const tests = t >= 0 ? args.splice(t, 2)[1] : undefined;
 const m = args.indexOf('--mutate');
 const target = m >= 0 ? args[m + 1] : undefined;
 const own = target?.match(/^src\/([\w.-]+)\.ts$/);
-if (!allTests && own) {
+if (tests !== undefined) {
+  // An explicit selection (comma-separated globs), e.g. one new test file against a file's survivors.
+  env.SPF_MUTATION_TESTS = tests;
+  const tag = tests.replace(/[^\w.-]+/g, '_');
+  args.push('--incrementalFile', `reports/stryker-incremental-${own ? own[1] : 'all'}-${tag}.json`);
+  console.log(`mutation: ${target ?? 'every file'} judged by ${tests}`);
+} else if (!allTests && own) {
   env.SPF_MUTATION_TESTS = `src/${own[1]}.test.ts,src/${own[1]}-*.test.ts`;
   // The incremental file is per test selection: results from another selection would be reused wrongly.
   args.push('--incrementalFile', `reports/stryker-incremental-${own[1]}.json`);
