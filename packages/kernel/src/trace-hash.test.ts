@@ -167,6 +167,9 @@ const lockScenarios: Record<string, Scenario> = {
   rcu: rcuScenario(),
 };
 
+// The scaling and cow-fork lines were re-recorded when the syscalls moved onto the fault path's page-table
+// code (issue 12: one __pte_alloc() under Linux's locks, PTE updates under pte_offset_map_lock(), exit_mmap()
+// freeing the page tables): those runs now perform the locking Linux does, so their effects changed on purpose.
 const expected: Record<string, Record<string, string>> = {
   spinlock: {
     timed: '567a66ac t=2603 steps=189 sched=4a7f8a52 ok',
@@ -204,21 +207,21 @@ const expected: Record<string, Record<string, string>> = {
     replay: '056043d5 t=1872 steps=67 sched=be99aec6 ok',
   },
   scaling: {
-    timed: '5d3d5bc4 t=12210 steps=538 sched=eda69773 ok',
-    random: 'fb701cfb t=12955 steps=562 sched=85effdce ok',
-    pct: '30fbe043 t=10867 steps=486 sched=8767d721 ok',
-    dfs: '4 runs 2f7753bd',
-    replay: '30fbe043 t=10867 steps=486 sched=8767d721 ok',
+    timed: '461a6ec4 t=12256 steps=553 sched=a8026eb7 ok',
+    random: 'f40d7320 t=13001 steps=577 sched=84e98f80 ok',
+    pct: '090ba723 t=10931 steps=501 sched=8ee74f52 ok',
+    dfs: '4 runs 03042910',
+    replay: '090ba723 t=10931 steps=501 sched=8ee74f52 ok',
   },
   'scaling 16': {
-    timed: 'eb8335bf t=71824 steps=4415 sched=7c612ce2 ok',
+    timed: 'e1ed2b3d t=72689 steps=4495 sched=dec508a1 ok',
   },
   'cow-fork': {
-    timed: '2b2c5df4 t=12149 steps=588 sched=7ac80da2 ok',
-    random: 'c00549b3 t=13402 steps=594 sched=89019ff0 ok',
-    pct: '5ef4a758 t=12030 steps=593 sched=2cf092e4 ok',
-    dfs: '4 runs b03702cf',
-    replay: '5ef4a758 t=12030 steps=593 sched=2cf092e4 ok',
+    timed: 'd14b022b t=13487 steps=567 sched=cb4e7556 ok',
+    random: '21acaa4b t=14660 steps=573 sched=0b23cd2a ok',
+    pct: 'f58de605 t=13368 steps=572 sched=e6659a6d ok',
+    dfs: '4 runs 67a89923',
+    replay: 'f58de605 t=13368 steps=572 sched=e6659a6d ok',
   },
 };
 
