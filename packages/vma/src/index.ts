@@ -133,6 +133,7 @@ export {
   vmaMergeExistingRange,
   vmaMergeNewRange,
   vmaModify,
+  vmaModifyFlags,
 } from './vma-merge.js';
 export { TREE_FANOUT, type TreeEntry, TreeNode, VmaTree, VmaTreeTx } from './vma-tree.js';
 export {

@@ -28,7 +28,7 @@ import {
   VM_SPECIAL,
   VM_WIPEONFORK,
 } from './vm-flags.js';
-import { vmaModify, vmgForExisting } from './vma-merge.js';
+import { vmaModifyFlags } from './vma-merge.js';
 
 // The advice values after MADV_DONTNEED (include/uapi/asm-generic/mman-common.h); MADV_NORMAL to
 // MADV_DONTNEED are in vm-flags.ts.
@@ -274,7 +274,7 @@ function* madviseUpdateVma(
   newFlags: number,
 ): Kernel<VmArea | ErrnoValue> {
   if (newFlags === vma.vmFlags) return vma;
-  const r = yield* vmaModify(mm, vmgForExisting(prev, vma, start, end, newFlags));
+  const r = yield* vmaModifyFlags(mm, prev, vma, start, end, newFlags);
   if (typeof r === 'number') return r === Errno.ENOMEM ? Errno.EAGAIN : r;
   yield* vmFlagsReset(r, newFlags);
   return r;

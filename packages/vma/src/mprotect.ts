@@ -23,7 +23,7 @@ import {
 } from './vm-flags.js';
 import type { VmArea } from './vm-area.js';
 import { vmFlagsReset } from './vm-flags-reset.js';
-import { vmaModify, vmgForExisting } from './vma-merge.js';
+import { vmaModifyFlags } from './vma-merge.js';
 
 /**
  * Models `mprotect_fixup()` in mm/mprotect.c: gives [start, end) of `vma` the flags `newFlags`, merging or
@@ -46,7 +46,7 @@ export function* mprotectFixup(
   } else if (oldFlags & VM_ACCOUNT && vma.isAnonymous() && vma.anonVma === null) {
     newFlags &= ~VM_ACCOUNT;
   }
-  const r = yield* vmaModify(mm, vmgForExisting(prev, vma, start, end, newFlags));
+  const r = yield* vmaModifyFlags(mm, prev, vma, start, end, newFlags);
   if (typeof r === 'number') return r;
   const target = r;
   // vm_flags_reset_once() + vma_set_page_prot().
