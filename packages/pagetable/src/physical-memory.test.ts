@@ -176,6 +176,45 @@ describe('PhysicalMemory: contents', () => {
     expect(() => mem.read8(16 * MiB)).toThrow(PhysicalAddressError);
     expect(() => mem.read64(4097)).toThrow(InvalidArgumentError);
   });
+  it('walkReadLow reads and refuses exactly what walkRead does, with the same errors', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    const written = mem.allocFrames(0);
+    mem.write64(written * 4096 + 8, 0x8000_0001_2345_6067n);
+    const untouched = mem.allocFrames(0);
+    const freed = mem.allocFrames(0);
+    mem.freeFrames(freed, 0, 'the test');
+    const cases = [
+      written * 4096 + 8, // an entry with high bits
+      written * 4096 + 16, // a zero entry in a frame with contents
+      untouched * 4096, // a frame without contents
+      written * 4096 + 4, // misaligned
+      freed * 4096, // use after free
+      (mem.frames - 1) * 4096, // never allocated
+      16 * MiB, // beyond memory
+      -8, // not an address
+    ];
+    const outcome = (f: () => bigint) => {
+      try {
+        return f();
+      } catch (e) {
+        return `${(e as Error).name}: ${(e as Error).message}`;
+      }
+    };
+    for (const pa of cases) {
+      const low = outcome(() => {
+        const lo = mem.walkReadLow(pa);
+        return (BigInt(mem.walkHigh) << 32n) | BigInt(lo);
+      });
+      expect(low, `pa ${pa}`).toEqual(outcome(() => mem.walkRead(pa)));
+    }
+    expect(mem.walkRead(written * 4096 + 8)).toBe(0x8000_0001_2345_6067n);
+    expect(outcome(() => mem.walkRead(written * 4096 + 4))).toMatch(
+      /^InvalidArgumentError: .*not 8-byte aligned/,
+    );
+    expect(outcome(() => mem.walkRead(freed * 4096))).toMatch(
+      /^UseAfterFreeError: page walk: .*freed by the test/,
+    );
+  });
 });
 
 describe('PhysicalMemory: poisoning (KASAN-like)', () => {

@@ -522,14 +522,28 @@ export class PhysicalMemory {
     }
   }
 
-  /** Reads the aligned 64-bit value at `pa` (an entry). */
-  read64(pa: number): bigint {
+  /** Throws unless `pa` starts an 8-byte-aligned 64-bit access (an entry) inside memory. */
+  private checkEntryPa(pa: number): void {
     this.checkPa(pa, 8);
     if (pa % 8 !== 0)
       throw new InvalidArgumentError(`64-bit access at 0x${pa.toString(16)} is not 8-byte aligned`);
+  }
+
+  /**
+   * The checks of every 64-bit read ({@link read64}, {@link walkReadLow}), in their order: `pa` is an
+   * aligned entry inside memory, and its frame may be read. Returns the frame's contents, undefined when
+   * the frame holds only zeroes. Host bookkeeping: it models no kernel function.
+   */
+  private entryWords(pa: number): Uint32Array | undefined {
+    this.checkEntryPa(pa);
     const pfn = Math.floor(pa / PAGE_SIZE);
     this.checkFrame(pfn, 'read');
-    const w = this.words[pfn];
+    return this.words[pfn];
+  }
+
+  /** Reads the aligned 64-bit value at `pa` (an entry). */
+  read64(pa: number): bigint {
+    const w = this.entryWords(pa);
     if (w === undefined) return 0n;
     const i = (pa % PAGE_SIZE) >>> 2;
     const hi = w[i + 1];
@@ -554,12 +568,7 @@ export class PhysicalMemory {
    */
   walkReadLow(pa: number): number {
     this.checkFrame(Math.floor(pa / PAGE_SIZE), 'page walk');
-    this.checkPa(pa, 8);
-    if (pa % 8 !== 0)
-      throw new InvalidArgumentError(`64-bit access at 0x${pa.toString(16)} is not 8-byte aligned`);
-    const pfn = Math.floor(pa / PAGE_SIZE);
-    this.checkFrame(pfn, 'read');
-    const w = this.words[pfn];
+    const w = this.entryWords(pa);
     if (w === undefined) {
       this.walkHigh = 0;
       return 0;
@@ -571,9 +580,7 @@ export class PhysicalMemory {
 
   /** Writes the aligned 64-bit value at `pa`. */
   write64(pa: number, value: bigint): void {
-    this.checkPa(pa, 8);
-    if (pa % 8 !== 0)
-      throw new InvalidArgumentError(`64-bit access at 0x${pa.toString(16)} is not 8-byte aligned`);
+    this.checkEntryPa(pa);
     if (value < 0n || value > 0xffff_ffff_ffff_ffffn) {
       throw new InvalidArgumentError(`value ${value} is not an unsigned 64-bit integer`);
     }

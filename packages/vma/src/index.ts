@@ -98,7 +98,7 @@ export {
 } from './mm-struct.js';
 export { doMmap, type MmapArgs, type MmapFile, mmapRegion, type PopulateHook, sysMmap } from './mmap.js';
 export { doMprotect, mprotectFixup, sysMprotect } from './mprotect.js';
-export { doMremap, sysMremap } from './mremap.js';
+export { doMremap, type MremapArgs, sysMremap } from './mremap.js';
 export { doMunmap, doVmiAlignMunmap, sysMunmap, unmapRegion } from './munmap.js';
 export { protectionMap, vmGetPageProt } from './page-prot.js';
 export { PagetableOps, type PagetableOpsOptions } from './pagetable-backed-ops.js';
@@ -121,6 +121,7 @@ export {
 } from './proc-maps.js';
 export { DEFAULT_STACK_SIZE, setupStack } from './setup-stack.js';
 export * from './vm-flags.js';
+export { vmFlagsReset } from './vm-flags-reset.js';
 export {
   assertVmWriting,
   ShmemZeroFile,
@@ -139,6 +140,7 @@ export {
   vmaMergeExistingRange,
   vmaMergeNewRange,
   vmaModify,
+  vmaModifyFlags,
 } from './vma-merge.js';
 export { TREE_FANOUT, type TreeEntry, TreeNode, VmaTree, VmaTreeTx } from './vma-tree.js';
 export {

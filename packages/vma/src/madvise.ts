@@ -1,9 +1,10 @@
-import { type Kernel, writeEffect } from '@spf/machine';
+import type { Kernel } from '@spf/machine';
 import { Errno, type ErrnoValue, fail, ok, type SysResult } from './errno.js';
 import type { MmStruct } from './mm-struct.js';
 import { MmuGather } from './page-table-ops.js';
 import { validArg } from './munmap.js';
-import { type VmArea, vmWriteBegin, vmWriteEnd } from './vm-area.js';
+import type { VmArea } from './vm-area.js';
+import { vmFlagsReset } from './vm-flags-reset.js';
 import {
   MADV_DONTNEED,
   MADV_NORMAL,
@@ -27,8 +28,7 @@ import {
   VM_SPECIAL,
   VM_WIPEONFORK,
 } from './vm-flags.js';
-import { vmaStartWrite } from './vma-lock.js';
-import { vmaModify, vmgForExisting } from './vma-merge.js';
+import { vmaModifyFlags } from './vma-merge.js';
 
 // The advice values after MADV_DONTNEED (include/uapi/asm-generic/mman-common.h); MADV_NORMAL to
 // MADV_DONTNEED are in vm-flags.ts.
@@ -274,14 +274,9 @@ function* madviseUpdateVma(
   newFlags: number,
 ): Kernel<VmArea | ErrnoValue> {
   if (newFlags === vma.vmFlags) return vma;
-  const r = yield* vmaModify(mm, vmgForExisting(prev, vma, start, end, newFlags));
+  const r = yield* vmaModifyFlags(mm, prev, vma, start, end, newFlags);
   if (typeof r === 'number') return r === Errno.ENOMEM ? Errno.EAGAIN : r;
-  // vma_start_write() + vm_flags_reset(), inside the VMA's write section for speculative readers.
-  yield* vmaStartWrite(r);
-  yield* vmWriteBegin(r);
-  yield writeEffect(r.line, 'vm_flags_reset');
-  r.vmFlags = newFlags;
-  yield* vmWriteEnd(r);
+  yield* vmFlagsReset(r, newFlags);
   return r;
 }
 

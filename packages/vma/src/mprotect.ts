@@ -1,4 +1,4 @@
-import { type Kernel, writeEffect } from '@spf/machine';
+import type { Kernel } from '@spf/machine';
 import { Errno, fail, ok, type SysResult } from './errno.js';
 import type { MmStruct } from './mm-struct.js';
 import { securityVmEnoughMemoryMm } from './overcommit.js';
@@ -22,9 +22,9 @@ import {
   VM_SHARED,
   VM_WRITE,
 } from './vm-flags.js';
-import { type VmArea, vmWriteBegin, vmWriteEnd } from './vm-area.js';
-import { vmaStartWrite } from './vma-lock.js';
-import { vmaModify, vmgForExisting } from './vma-merge.js';
+import type { VmArea } from './vm-area.js';
+import { vmFlagsReset } from './vm-flags-reset.js';
+import { vmaModifyFlags } from './vma-merge.js';
 
 /**
  * Models `mprotect_fixup()` in mm/mprotect.c: gives [start, end) of `vma` the flags `newFlags`, merging or
@@ -51,16 +51,11 @@ export function* mprotectFixup(
   } else if (oldFlags & VM_ACCOUNT && vma.isAnonymous() && vma.anonVma === null) {
     newFlags &= ~VM_ACCOUNT;
   }
-  const r = yield* vmaModify(mm, vmgForExisting(prev, vma, start, end, newFlags));
+  const r = yield* vmaModifyFlags(mm, prev, vma, start, end, newFlags);
   if (typeof r === 'number') return r;
   const target = r;
-  // vm_flags_reset_once() + vma_set_page_prot(), inside the VMA's write section.
-  yield* vmaStartWrite(target);
-  yield* vmWriteBegin(target);
-  yield writeEffect(target.line, 'vm_flags_reset');
-  target.vmFlags = newFlags;
-  target.setPageProt();
-  yield* vmWriteEnd(target);
+  // vm_flags_reset_once() + vma_set_page_prot().
+  yield* vmFlagsReset(target, newFlags, true);
   const tlb = new MmuGather();
   yield* mm.pageTables.changeProtection(tlb, target, start, end, target.vmPageProt);
   yield* mm.pageTables.tlbFinishMmu(tlb, start, end);

@@ -24,6 +24,14 @@ import { commitVmaChanges, vmAreaDup, vmaMergeNewRange } from './vma-merge.js';
 import { anonVmaClone } from './anon-vma.js';
 
 /**
+ * The arguments of mremap(2) after the mm, in the order of `SYSCALL_DEFINE5(mremap, ...)` in mm/mremap.c:
+ * old address, old length, new length, MREMAP_* flags and (with MREMAP_FIXED or MREMAP_DONTUNMAP) the new
+ * address, 0 when left out. Every mremap entry point (doMremap, sysMremap, mremapSync, a task's syscall
+ * wrapper) takes them as `...args: MremapArgs` and passes them on unchanged.
+ */
+export type MremapArgs = [addr: number, oldLen: number, newLen: number, flags: number, newAddr?: number];
+
+/**
  * Models `copy_vma()` in mm/vma.c: a VMA for [addr, addr+len) with `vma`'s attributes, merged with the
  * neighbours at the destination when possible. An unfaulted anonymous VMA takes the page offset of its new
  * address, which helps it merge.
@@ -104,14 +112,8 @@ function* moveVma(
  * source was inside the destination's pages) has already unmapped it. The caller holds the mmap lock for
  * writing.
  */
-export function* doMremap(
-  mm: MmStruct,
-  addr: number,
-  oldLen: number,
-  newLen: number,
-  flags: number,
-  newAddr = 0,
-): Kernel<SysResult<number>> {
+export function* doMremap(mm: MmStruct, ...args: MremapArgs): Kernel<SysResult<number>> {
+  let [addr, oldLen, newLen, flags, newAddr = 0] = args;
   if (![addr, oldLen, newLen, newAddr].every(validArg) || !Number.isInteger(flags)) return fail(Errno.EINVAL);
   oldLen = pageAlign(oldLen);
   newLen = pageAlign(newLen);
@@ -229,17 +231,10 @@ function newAddrFor(
 }
 
 /** Models the mremap(2) system call: takes the mmap lock for writing. */
-export function* sysMremap(
-  mm: MmStruct,
-  addr: number,
-  oldLen: number,
-  newLen: number,
-  flags: number,
-  newAddr = 0,
-): Kernel<SysResult<number>> {
+export function* sysMremap(mm: MmStruct, ...args: MremapArgs): Kernel<SysResult<number>> {
   yield* mm.mmapWriteLock();
   try {
-    return yield* doMremap(mm, addr, oldLen, newLen, flags, newAddr);
+    return yield* doMremap(mm, ...args);
   } finally {
     yield* mm.mmapWriteUnlock();
   }

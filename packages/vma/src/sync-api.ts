@@ -6,7 +6,7 @@ import { doMadvise, madviseNeedMmapWrite } from './madvise.js';
 import type { MmStruct } from './mm-struct.js';
 import { doMmap, type MmapArgs } from './mmap.js';
 import { doMprotect } from './mprotect.js';
-import { doMremap } from './mremap.js';
+import { doMremap, type MremapArgs } from './mremap.js';
 import { doMunmap } from './munmap.js';
 import type { PageTableFactory } from './page-table-ops.js';
 
@@ -46,15 +46,8 @@ export function mprotectSync(mm: MmStruct, addr: number, len: number, prot: numb
   return run(mm, true, () => doMprotect(mm, addr, len, prot));
 }
 /** mremap(2), synchronously. */
-export function mremapSync(
-  mm: MmStruct,
-  addr: number,
-  oldLen: number,
-  newLen: number,
-  flags: number,
-  newAddr = 0,
-): SysResult<number> {
-  return run(mm, true, () => doMremap(mm, addr, oldLen, newLen, flags, newAddr));
+export function mremapSync(mm: MmStruct, ...args: MremapArgs): SysResult<number> {
+  return run(mm, true, () => doMremap(mm, ...args));
 }
 /** brk(2), synchronously: returns the new break, or the old one on failure. */
 export function brkSync(mm: MmStruct, brk: number): number {

@@ -309,6 +309,23 @@ export function* vmaModify(mm: MmStruct, vmg: VmaMergeState): Kernel<VmArea | Er
   return vma;
 }
 
+/**
+ * Models `vma_modify_flags()` in mm/vma.c: {@link vmaModify} for giving [start, end) of `vma` (whose
+ * predecessor is `prev`) the flags `flags`, the step mprotect_fixup() and madvise_update_vma() share.
+ * Returns the VMA that covers exactly the range, whose flags the caller then resets (vmFlagsReset), or an
+ * errno.
+ */
+export function* vmaModifyFlags(
+  mm: MmStruct,
+  prev: VmArea | null,
+  vma: VmArea,
+  start: number,
+  end: number,
+  flags: number,
+): Kernel<VmArea | ErrnoValue> {
+  return yield* vmaModify(mm, vmgForExisting(prev, vma, start, end, flags));
+}
+
 /** Builds the merge state for changing [start, end) of `vma` to `flags` (VMG_VMA_STATE). */
 export function vmgForExisting(
   prev: VmArea | null,
