@@ -14,6 +14,7 @@ import {
   sysMunmap,
   procMaps,
   PAGE_SIZE,
+  type MremapArgs,
 } from '@spf/vma';
 import { type PageState, pageStateAt } from './pagemap.js';
 import { checkLength, InvalidUserAccessError } from './user-access-error.js';
@@ -132,16 +133,10 @@ export class UserContext {
     yield* this.syscall('sys_mprotect');
     return yield* sysMprotect(this.process.mm, addr, len, prot);
   }
-  /** mremap(2). */
-  *mremap(
-    addr: number,
-    oldLen: number,
-    newLen: number,
-    flags: number,
-    newAddr = 0,
-  ): Kernel<SysResult<number>> {
+  /** mremap(2): `(addr, oldLen, newLen, flags, newAddr?)`, @spf/vma's `MremapArgs`. */
+  *mremap(...args: MremapArgs): Kernel<SysResult<number>> {
     yield* this.syscall('sys_mremap');
-    return yield* sysMremap(this.process.mm, addr, oldLen, newLen, flags, newAddr);
+    return yield* sysMremap(this.process.mm, ...args);
   }
   /** brk(2): returns the new break (the old one if the request failed), as the raw syscall does. */
   *brk(addr: number): Kernel<number> {
