@@ -75,18 +75,28 @@ export type TestOutline = Pick<
   'id' | 'title' | 'points' | 'category' | 'parent' | 'description' | 'timeoutMs'
 >;
 
+/** What a lab and its outline share: identity, handout, files and hints. */
+export type LabHeader = {
+  readonly id: string;
+  readonly title: string;
+  /**
+   * Bumped when tests, hints or starter change. Saved progress is keyed by id and version; a newer version
+   * refreshes tests and hints while keeping the student's code.
+   */
+  readonly version: number;
+  /** One paragraph for the lab index. */
+  readonly summary: string;
+  readonly injection: InjectionPoint;
+  readonly files: readonly LabFile[];
+  /** Progressive hints, revealed one at a time. */
+  readonly hints: readonly string[];
+};
+
 /**
  * A lab as plain JSON-able data (no test code, no modules): what the course page embeds, and all that a
  * watchdog needs to build a report for a run it had to stop.
  */
-export type LabOutline = {
-  readonly id: string;
-  readonly title: string;
-  readonly version: number;
-  readonly summary: string;
-  readonly injection: InjectionPoint;
-  readonly files: readonly LabFile[];
-  readonly hints: readonly string[];
+export type LabOutline = LabHeader & {
   readonly tests: readonly TestOutline[];
   /** Ids and descriptions of the known-buggy variants. */
   readonly buggyVariants: ReadonlyArray<Pick<BuggyVariant, 'id' | 'description' | 'mustFail'>>;
@@ -116,20 +126,7 @@ export function labOutline(lab: Lab): LabOutline {
 }
 
 /** A lab. */
-export type Lab = {
-  readonly id: string;
-  readonly title: string;
-  /**
-   * Bumped when tests, hints or starter change. Saved progress is keyed by id and version; a newer version
-   * refreshes tests and hints while keeping the student's code.
-   */
-  readonly version: number;
-  /** One paragraph for the lab index. */
-  readonly summary: string;
-  readonly injection: InjectionPoint;
-  readonly files: readonly LabFile[];
-  /** Progressive hints, revealed one at a time. */
-  readonly hints: readonly string[];
+export type Lab = LabHeader & {
   readonly tests: readonly LabTest[];
   readonly buggyVariants: readonly BuggyVariant[];
   /**

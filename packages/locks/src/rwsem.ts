@@ -391,15 +391,7 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
       }
       return;
     }
-    const t0 = yield* now();
-    const waiter: Waiter = {
-      kind: 'read',
-      granted: false,
-      task: c.task!,
-      woken: false,
-      timeout: t0 + this.timeoutNs,
-      handoffSet: false,
-    };
+    const waiter = yield* this.newWaiter('read', c);
     yield* this.waitLock.lockIrq();
     if (this.waitList.length === 0) {
       // Nobody queued and no writer now: our bias is in the count, so we hold it.
@@ -419,18 +411,26 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
     yield* block(this.waitQueue, () => waiter.granted, `${this.name} (down_read)`);
   }
 
-  /** `rwsem_down_write_slowpath()`. */
-  private *downWriteSlowpath(c: Current): Kernel<void> {
-    if (this.spin && (yield* this.optimisticSpin(c))) return;
+  /**
+   * The on-stack `struct rwsem_waiter` of `rwsem_down_read_slowpath()`/`rwsem_down_write_slowpath()`: the
+   * caller's task and the handoff deadline (`jiffies + RWSEM_WAIT_TIMEOUT`).
+   */
+  private *newWaiter(kind: 'read' | 'write', c: Current): Kernel<Waiter> {
     const t0 = yield* now();
-    const waiter: Waiter = {
-      kind: 'write',
+    return {
+      kind,
       granted: false,
       task: c.task!,
       woken: false,
       timeout: t0 + this.timeoutNs,
       handoffSet: false,
     };
+  }
+
+  /** `rwsem_down_write_slowpath()`. */
+  private *downWriteSlowpath(c: Current): Kernel<void> {
+    if (this.spin && (yield* this.optimisticSpin(c))) return;
+    const waiter = yield* this.newWaiter('write', c);
     yield* this.waitLock.lockIrq();
     this.waitList.push(waiter);
     if (this.waitList[0] !== waiter) {
