@@ -144,7 +144,9 @@ function exploreRuns(scenario: Scenario, opts: ExploreOptions): ExploreResult {
       name = opts.policy === 'random' ? `random(seed=${seed})` : `pct(seed=${seed},depth=${depth})`;
       const res = runScenario(scenario, p);
       if (res.steps > maxSteps) maxSteps = res.steps;
-      estimate = Math.max(estimate, res.steps);
+      // PCT draws its change points from the run's length (k in Burckhardt et al.): after the first run, the
+      // longest run seen so far, so that short scenarios get change points inside the run.
+      estimate = maxSteps;
       if (res.failure) return { policy: name, runs: r + 1, exhausted: false, failure: res.failure, maxSteps };
     }
     return { policy: name, runs, exhausted: false, failure: null, maxSteps };
