@@ -189,7 +189,7 @@ export class System {
     if (
       typeof memory !== 'number' ||
       !Number.isSafeInteger(memory) ||
-      memory % 4096 !== 0 ||
+      memory % PAGE_SIZE !== 0 ||
       memory < MIN_MEMORY ||
       memory > MAX_MEMORY
     ) {

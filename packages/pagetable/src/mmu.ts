@@ -7,6 +7,7 @@ import {
   MODERN_CPU_FEATURES,
   resolveCpuFeatures,
 } from './cpu-features.js';
+import { PAGE_SIZE } from './entry-bits.js';
 import { InvalidArgumentError } from './errors.js';
 import { kernelWalk } from './kernel-walk.js';
 import type { PageTables, VirtAddr } from './page-tables.js';
@@ -276,7 +277,7 @@ export class Mmu {
    */
   loadCr3(cpu: number, pa: number, opts: { pcid?: number; noFlush?: boolean } = {}): void {
     const st = this.cpu(cpu);
-    if (!Number.isSafeInteger(pa) || pa < 0 || pa % 4096 !== 0 || pa >= 2 ** this.mem.maxPhyAddr) {
+    if (!Number.isSafeInteger(pa) || pa < 0 || pa % PAGE_SIZE !== 0 || pa >= 2 ** this.mem.maxPhyAddr) {
       throw new InvalidArgumentError(
         `CR3 must be a 4 KiB-aligned physical address below MAXPHYADDR, got ${pa}`,
       );

@@ -17,11 +17,13 @@
  * `mmap` uses MAP_FIXED_NOREPLACE unless `fixed` asks for MAP_FIXED.
  */
 
+import { PAGE_SIZE } from '@spf/pagetable';
+
 /** Virtual address of page 0 of the replay arena (16 TiB into the address space, far from any default mmap). */
 export const ARENA_BASE = 0x1000_0000_0000;
 
 /** Bytes in one replay page (the x86-64 base page). */
-export const REPLAY_PAGE_SIZE = 4096;
+export const REPLAY_PAGE_SIZE = PAGE_SIZE;
 
 /** Pages in the arena: every op's range must end at or before this page (2^32 pages, 16 TiB). */
 export const ARENA_PAGES = 2 ** 32;

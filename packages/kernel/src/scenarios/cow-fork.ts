@@ -1,3 +1,4 @@
+import { PAGE_SIZE } from '@spf/pagetable';
 import type { Policy } from '@spf/machine';
 import { errnoName, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
 import { boot, type SystemRunResult } from '../system.js';
@@ -41,21 +42,21 @@ export function runCowFork(opts: CowForkOptions = {}): CowForkResult {
   const lines: string[] = [];
   const system = boot({ cpus: 2, zeroPage: opts.zeroPage, trace: opts.trace, policy: opts.policy });
   system.spawnProcess('parent', function* (u) {
-    const r = yield* u.mmap(0, pages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    const r = yield* u.mmap(0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
     if (!r.ok) {
       lines.push(`parent: mmap of ${pages} pages failed with ${errnoName(r.errno)}`);
       yield* u.exit(1);
       return;
     }
     const base = r.value;
-    for (let p = 0; p < pages; p++) yield* u.store8(base + p * 4096, 0x10 + p);
+    for (let p = 0; p < pages; p++) yield* u.store8(base + p * PAGE_SIZE, 0x10 + p);
     lines.push(
       `parent: filled ${pages} pages at 0x${base.toString(16)}; faults so far min=${u.rusage().minflt}`,
     );
     const forked = yield* u.fork(function* (c) {
       const before = c.rusage().minflt;
       const seen: number[] = [];
-      for (let p = 0; p < pages; p++) seen.push(yield* c.load8(base + p * 4096));
+      for (let p = 0; p < pages; p++) seen.push(yield* c.load8(base + p * PAGE_SIZE));
       lines.push(
         `child:  reads ${seen.map((v) => `0x${v.toString(16)}`).join(' ')} with ${c.rusage().minflt - before} faults (pages shared)`,
       );

@@ -1,3 +1,4 @@
+import { PAGE_SIZE } from '@spf/pagetable';
 import type { FaultHandlerFactory } from '@spf/fault-classic';
 import { type Kernel, now, type Policy } from '@spf/machine';
 import {
@@ -85,7 +86,7 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
     faultHandler: opts.faultHandler,
     mmapLock: opts.mmapLock,
     trace: opts.trace,
-    memory: Math.max(64, Math.ceil(((n * (pages + 8) + 4096) * 4096) / 2 ** 20)) * 2 ** 20,
+    memory: Math.max(64, Math.ceil(((n * (pages + 8) + 4096) * PAGE_SIZE) / 2 ** 20)) * 2 ** 20,
   });
   const state = { start: 0, running: 0, end: 0, churnOps: 0, started: 0 };
   const faulter = (i: number) =>
@@ -94,7 +95,7 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
       state.started++;
       const t0 = yield* now();
       if (state.started === n) state.start = Math.max(state.start, t0);
-      for (let p = 0; p < pages; p++) yield* u.store8(base + p * 4096, 1);
+      for (let p = 0; p < pages; p++) yield* u.store8(base + p * PAGE_SIZE, 1);
       const t1 = yield* now();
       state.end = Math.max(state.end, t1);
       state.running--;
@@ -104,7 +105,7 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
     for (let i = 0; i < n; i++) {
       const r = yield* u.mmap(
         REGION_BASE + i * REGION_STRIDE,
-        pages * 4096,
+        pages * PAGE_SIZE,
         PROT_READ | PROT_WRITE,
         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
       );
@@ -118,11 +119,11 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
         while (state.running > 0) {
           const r = yield* c.mmap(
             CHURN_BASE,
-            4 * 4096,
+            4 * PAGE_SIZE,
             PROT_READ | PROT_WRITE,
             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
           );
-          if (r.ok) yield* c.munmap(CHURN_BASE, 4 * 4096);
+          if (r.ok) yield* c.munmap(CHURN_BASE, 4 * PAGE_SIZE);
           state.churnOps++;
         }
       }, n);
