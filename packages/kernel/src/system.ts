@@ -20,7 +20,16 @@ import {
   writeEffect,
   delayEffect,
 } from '@spf/machine';
-import { type AccessKind, PAGE_SIZE, PF_USER, PF_WRITE, PhysicalMemory, Mmu } from '@spf/pagetable';
+import {
+  type AccessKind,
+  type CpuFeatures,
+  Mmu,
+  PAGE_SIZE,
+  PF_USER,
+  PF_WRITE,
+  PhysicalMemory,
+  UnsupportedCpuFeatureError,
+} from '@spf/pagetable';
 import {
   dupMmap,
   Errno,
@@ -77,6 +86,13 @@ export interface BootConfig {
   readonly machine?: Machine;
   /** Check the mm invariants of every live process at the end of the run (default true). */
   readonly checkInvariants?: boolean;
+  /**
+   * The paging features the CPUs enumerate (CPUID; @spf/pagetable's `CpuFeatures`), passed to the MMU.
+   * Default: a modern CPU with all of them. `nx: false` is refused with `UnsupportedCpuFeatureError`: the
+   * kernel's page protections always carry _PAGE_NX (Linux drops it from `__supported_pte_mask` on such a
+   * CPU, which is not modelled), so every user access would end in a reserved-bit fault.
+   */
+  readonly cpuFeatures?: Partial<CpuFeatures>;
 }
 
 /** The result of {@link System.run}: the machine's result plus what happened to the processes. */
@@ -127,6 +143,14 @@ export class System {
   readonly bootFreeFrames: number;
 
   constructor(config: BootConfig = {}) {
+    if (config.cpuFeatures?.nx === false) {
+      throw new UnsupportedCpuFeatureError(
+        'boot: cpuFeatures.nx = false is not supported by the simulated kernel: its page protections always set ' +
+          '_PAGE_NX (bit 63), which is a reserved bit without NX (Linux clears it from __supported_pte_mask, not ' +
+          'modelled here); to study a CPU without NX use new Mmu(mem, { cpuFeatures: { nx: false } }) from @spf/pagetable',
+        'nx',
+      );
+    }
     this.machine =
       config.machine ??
       new Machine({
@@ -145,7 +169,7 @@ export class System {
       zeroPage: config.zeroPage ?? true,
       lineOf: (pa) => machine.physLine(pa),
     });
-    this.mmu = new Mmu(this.mem, { cpus });
+    this.mmu = new Mmu(this.mem, { cpus, cpuFeatures: config.cpuFeatures });
     this.rcu = new Rcu(this.machine);
     this.vmstat = new VmStat();
     this.env = makeFaultEnv({

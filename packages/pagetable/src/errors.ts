@@ -30,6 +30,22 @@ export class InvalidArgumentError extends PagetableError {
   override name = 'InvalidArgumentError';
 }
 
+/**
+ * Software set a control bit (CR4.LA57, CR4.SMEP, IA32_EFER.NXE, ...) or used an instruction (INVPCID) that the
+ * CPU's features (`Mmu({ cpuFeatures })`) do not include. Real hardware raises #GP(0) (or #UD for INVPCID)
+ * and leaves the register unchanged; here the write throws this error and changes nothing.
+ */
+export class UnsupportedCpuFeatureError extends PagetableError {
+  override name = 'UnsupportedCpuFeatureError';
+  constructor(
+    message: string,
+    /** The missing feature (a key of `CpuFeatures`). */
+    readonly feature: string,
+  ) {
+    super(message);
+  }
+}
+
 /** A mapping request collides with an existing mapping (or a huge page covers the range). */
 export class MappingConflictError extends PagetableError {
   override name = 'MappingConflictError';

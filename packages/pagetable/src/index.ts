@@ -1,5 +1,14 @@
 // @spf/pagetable: x86-64 paging hardware and physical memory.
 export { canonicalize, checkCanonical, isCanonical } from './canonical.js';
+export {
+  CPU_FEATURE_NAMES,
+  type CpuFeatures,
+  checkControlBit,
+  checkInvpcid,
+  type FeatureControlBit,
+  MODERN_CPU_FEATURES,
+  resolveCpuFeatures,
+} from './cpu-features.js';
 export { CpuMask } from './cpu-mask.js';
 export { type DumpOptions, dumpPageTables } from './dump.js';
 export * from './entry-bits.js';
@@ -15,6 +24,7 @@ export {
   OutOfMemoryError,
   PagetableError,
   PhysicalAddressError,
+  UnsupportedCpuFeatureError,
   WildAccessError,
   ZeroPageWriteError,
 } from './errors.js';
@@ -54,7 +64,14 @@ export {
   type VirtAddr,
   type WalkStep,
 } from './page-tables.js';
-export { accessErrorBits, pkeyDenies, type Rights, reservedBitsSet, rightsAllow } from './paging-rules.js';
+export {
+  accessErrorBits,
+  checkPagingRegs,
+  pkeyDenies,
+  type Rights,
+  reservedBitsSet,
+  rightsAllow,
+} from './paging-rules.js';
 export {
   FrameState,
   MAX_ORDER,

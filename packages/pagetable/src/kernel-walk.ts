@@ -2,6 +2,7 @@ import { type Kernel, readEffect, rmwEffect } from '@spf/machine';
 import { isCanonical } from './canonical.js';
 import {
   accessErrorBits,
+  checkPagingRegs,
   pkeyDenies,
   type Rights,
   reservedBitsSetHalves,
@@ -55,6 +56,7 @@ export function* kernelWalk(
   va: bigint,
   access: WalkAccess,
 ): Kernel<KernelWalkOutcome> {
+  checkPagingRegs(regs);
   if (!isCanonical(va, regs.la57)) return { result: { ok: false, fault: 'GP' }, leaf: 0n, rights: NO_RIGHTS };
   const accessBits = accessErrorBits(regs, access);
   const vaLo = Number(va & 0xffff_ffffn);

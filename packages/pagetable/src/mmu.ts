@@ -1,5 +1,12 @@
 import type { Kernel } from '@spf/machine';
 import { isCanonical } from './canonical.js';
+import {
+  type CpuFeatures,
+  checkControlBit,
+  checkInvpcid,
+  MODERN_CPU_FEATURES,
+  resolveCpuFeatures,
+} from './cpu-features.js';
 import { InvalidArgumentError } from './errors.js';
 import { kernelWalk } from './kernel-walk.js';
 import type { PageTables, VirtAddr } from './page-tables.js';
@@ -30,58 +37,134 @@ export function accessFromBits(b: number): WalkAccess {
 }
 
 /**
- * The paging state of one CPU: CR3 (with its PCID), the control bits that affect translation, PKRU, CR2,
- * and the CPU's {@link Tlb}. Change control bits directly (`cpu.smap = true`); change CR3 through
+ * The paging state of one CPU: CR3 (with its PCID), the control bits that affect translation, PKRU, IA32_PKRS,
+ * CR2, and the CPU's {@link Tlb}. Change control bits directly (`cpu.smap = true`); change CR3 through
  * {@link Mmu.loadCr3} or {@link Mmu.switchMm} so the TLB is flushed as the SDM says.
+ *
+ * Setting a CR4 or EFER bit whose feature the CPU lacks ({@link features}, SDM 4.1.4) throws
+ * `UnsupportedCpuFeatureError` and leaves the bit clear: on hardware that MOV to CR4 or WRMSR is a #GP(0).
  */
 export class CpuPaging {
   /** CR3's page-table base (physical address, 4 KiB aligned). */
   cr3 = 0;
   /** The current PCID (CR3 bits 11:0 when CR4.PCIDE = 1; 0 otherwise). */
   pcid = 0;
-  /** CR4.PCIDE. */
-  pcide = false;
   /** CR0.WP (Linux sets it). */
   wp = true;
-  /** CR4.SMEP. */
-  smep = false;
-  /** CR4.SMAP. */
-  smap = false;
-  /** CR4.PKE. */
-  pke = false;
-  /** CR4.LA57. */
-  la57 = false;
-  /** EFER.NXE (Linux sets it). */
-  nxe = true;
   /** EFLAGS.AC. */
   ac = false;
   /** PKRU. */
   pkru = 0;
+  /** IA32_PKRS (MSR 6E1H): the supervisor keys' AD and WD bits, laid out as in PKRU; used when CR4.PKS = 1. */
+  pkrs = 0;
   /** CR2: the linear address of the last #PF. */
   cr2: bigint = 0n;
   /** The address space last switched to with {@link Mmu.switchMm}. */
   mm: PageTables | null = null;
   readonly tlb: Tlb;
+  private cr4Pcide = false;
+  private cr4Smep = false;
+  private cr4Smap = false;
+  private cr4Pke = false;
+  private cr4Pks = false;
+  private cr4La57 = false;
+  private cr4Pge: boolean;
+  private eferNxe: boolean;
   constructor(
     readonly id: number,
     tlb: TlbOptions,
     private readonly maxPhyAddr: number,
+    /** What this CPU enumerates through CPUID (SDM 4.1.4); every CPU of an {@link Mmu} has the same. */
+    readonly features: CpuFeatures = MODERN_CPU_FEATURES,
   ) {
     this.tlb = new Tlb(tlb);
+    // Linux turns both on when the CPU has them (x86_configure_nx(), cr4_set_bits(X86_CR4_PGE)).
+    this.eferNxe = features.nx;
+    this.cr4Pge = features.pge;
+  }
+  /** CR4.PCIDE (needs `features.pcid`). */
+  get pcide(): boolean {
+    return this.cr4Pcide;
+  }
+  set pcide(v: boolean) {
+    checkControlBit(this.features, 'pcide', v);
+    this.cr4Pcide = v;
+  }
+  /** CR4.SMEP (needs `features.smep`). */
+  get smep(): boolean {
+    return this.cr4Smep;
+  }
+  set smep(v: boolean) {
+    checkControlBit(this.features, 'smep', v);
+    this.cr4Smep = v;
+  }
+  /** CR4.SMAP (needs `features.smap`). */
+  get smap(): boolean {
+    return this.cr4Smap;
+  }
+  set smap(v: boolean) {
+    checkControlBit(this.features, 'smap', v);
+    this.cr4Smap = v;
+  }
+  /** CR4.PKE (needs `features.pku`). */
+  get pke(): boolean {
+    return this.cr4Pke;
+  }
+  set pke(v: boolean) {
+    checkControlBit(this.features, 'pke', v);
+    this.cr4Pke = v;
+  }
+  /** CR4.PKS (needs `features.pks`). */
+  get pks(): boolean {
+    return this.cr4Pks;
+  }
+  set pks(v: boolean) {
+    checkControlBit(this.features, 'pks', v);
+    this.cr4Pks = v;
+  }
+  /** CR4.LA57 (needs `features.la57`). */
+  get la57(): boolean {
+    return this.cr4La57;
+  }
+  set la57(v: boolean) {
+    checkControlBit(this.features, 'la57', v);
+    this.cr4La57 = v;
+  }
+  /**
+   * CR4.PGE (needs `features.pge`; on by default when the CPU has it, as Linux sets it). With PGE = 0 the G bit
+   * of an entry is ignored: the TLB caches no global translations (SDM 4.10.2.4).
+   */
+  get pge(): boolean {
+    return this.cr4Pge;
+  }
+  set pge(v: boolean) {
+    checkControlBit(this.features, 'pge', v);
+    this.cr4Pge = v;
+  }
+  /** IA32_EFER.NXE (needs `features.nx`; on by default when the CPU has NX, as Linux sets it). */
+  get nxe(): boolean {
+    return this.eferNxe;
+  }
+  set nxe(v: boolean) {
+    checkControlBit(this.features, 'nxe', v);
+    this.eferNxe = v;
   }
   /** The state as {@link PagingRegs} (what a {@link Walker} receives). */
   regs(): PagingRegs {
     return {
       cr3: BigInt(this.cr3),
       wp: this.wp,
-      smep: this.smep,
-      smap: this.smap,
-      pke: this.pke,
-      la57: this.la57,
-      nxe: this.nxe,
+      smep: this.cr4Smep,
+      smap: this.cr4Smap,
+      pke: this.cr4Pke,
+      pks: this.cr4Pks,
+      la57: this.cr4La57,
+      nxe: this.eferNxe,
       ac: this.ac,
       pkru: this.pkru,
+      pkrs: this.pkrs,
       maxPhyAddr: this.maxPhyAddr,
+      features: this.features,
     };
   }
 }
@@ -98,6 +181,11 @@ export type MmuOptions = {
   readonly walker?: Walker;
   /** TLB sizes. */
   readonly tlb?: TlbOptions;
+  /**
+   * The paging features every CPU enumerates (SDM 4.1.4); features left out are present. Default: a modern
+   * CPU with all of them ({@link MODERN_CPU_FEATURES}). MAXPHYADDR comes from `mem.maxPhyAddr`.
+   */
+  readonly cpuFeatures?: Partial<CpuFeatures>;
 };
 
 /** The last fault reported by {@link Mmu.access}. */
@@ -125,6 +213,8 @@ const MAX_LEVELS = 5;
 export class Mmu {
   readonly mem: PhysicalMemory;
   readonly walker: Walker | null;
+  /** What the CPUs enumerate (SDM 4.1.4). */
+  readonly features: CpuFeatures;
   private readonly cpuStates: CpuPaging[];
   /** Details of the last fault returned by {@link access}. */
   readonly fault: FaultInfo = { kind: null, errorCode: 0, cr2: 0 };
@@ -142,10 +232,14 @@ export class Mmu {
     if (!Number.isInteger(cpus) || cpus < 1 || cpus > 1024) {
       throw new InvalidArgumentError(`cpus must be an integer from 1 to 1024, got ${cpus}`);
     }
+    this.features = resolveCpuFeatures(opts.cpuFeatures);
     this.mem = mem;
     this.walker = opts.walker ?? null;
     this.addrHi = 2 ** (mem.maxPhyAddr - 32) - 1;
-    this.cpuStates = Array.from({ length: cpus }, (_, i) => new CpuPaging(i, opts.tlb ?? {}, mem.maxPhyAddr));
+    this.cpuStates = Array.from(
+      { length: cpus },
+      (_, i) => new CpuPaging(i, opts.tlb ?? {}, mem.maxPhyAddr, this.features),
+    );
     this.walkMemory = {
       readEntry: (pa: bigint): bigint => mem.walkRead(Number(pa)),
       setBits: (pa: bigint, bits: bigint): void => {
@@ -218,10 +312,12 @@ export class Mmu {
   }
   /**
    * INVPCID: type 0 drops one address of `pcid` (not global entries), 1 all non-global entries of `pcid`,
-   * 2 everything including global entries, 3 every non-global entry.
+   * 2 everything including global entries, 3 every non-global entry. Without `features.invpcid` it throws
+   * `UnsupportedCpuFeatureError` (#UD on hardware).
    */
   invpcid(cpu: number, type: 0 | 1 | 2 | 3, pcid = 0, va: VirtAddr = 0): void {
     const st = this.cpu(cpu);
+    checkInvpcid(this.features);
     if (type === 0) {
       const [hi, lo] = split(va);
       st.tlb.invalidate(hi, lo, pcid, false);
@@ -310,7 +406,7 @@ export class Mmu {
     if (r.user) rights |= TLB_U;
     if (r.xd) rights |= TLB_XD;
     if ((out.leaf & 0x40n) !== 0n) rights |= TLB_D;
-    if ((out.leaf & 0x100n) !== 0n) rights |= TLB_G;
+    if ((out.leaf & 0x100n) !== 0n && st.pge) rights |= TLB_G;
     const size = out.result.pageSize;
     this.fillRights = rights;
     this.fillShift = size === 4096 ? 12 : size === 2097152 ? 21 : 30;
@@ -410,10 +506,13 @@ export class Mmu {
         if (uaddr && st.smap && ((acc & ACCESS_IMPLICIT) !== 0 || !st.ac)) bad = true;
         else if (write && st.wp && (r & TLB_W) === 0) bad = true;
       }
-      if (st.pke && uaddr) {
+      // Protection keys (SDM 4.6.2): PKRU for user-mode addresses with CR4.PKE, IA32_PKRS for
+      // supervisor-mode addresses with CR4.PKS.
+      if (uaddr ? st.pke : st.pks) {
+        const keys = uaddr ? st.pkru : st.pkrs;
         const k = (r >>> 8) & 15;
-        if ((st.pkru >>> (2 * k)) & 1) pk = true;
-        else if ((st.pkru >>> (2 * k + 1)) & 1 && write && (userAcc || st.wp)) pk = true;
+        if ((keys >>> (2 * k)) & 1) pk = true;
+        else if ((keys >>> (2 * k + 1)) & 1 && write && (userAcc || st.wp)) pk = true;
       }
     }
     if (!bad && !pk) return 0;
@@ -442,6 +541,7 @@ export class Mmu {
     const state = mem.state;
     const frames = mem.frames;
     const addrHi = this.addrHi;
+    const pdpe1gb = this.features.pdpe1gb;
     let rsvdHi = 0xfffff & ~addrHi;
     if (!st.nxe) rsvdHi |= 0x80000000;
     let pfn = st.cr3 / 4096;
@@ -463,7 +563,8 @@ export class Mmu {
       elo = w[idx * 2];
       ehi = w[idx * 2 + 1];
       if ((elo & 1) === 0) return this.pageFault(st, acc, 0);
-      if ((ehi & rsvdHi) !== 0 || (level >= 4 && (elo & 0x80) !== 0))
+      // PS is reserved in a PML5E/PML4E, and in a PDPTE on a CPU without 1 GiB pages (SDM 4.1.4, 4.5).
+      if ((ehi & rsvdHi) !== 0 || ((level >= 4 || (level === 3 && !pdpe1gb)) && (elo & 0x80) !== 0))
         return this.pageFault(st, acc, PF_P | PF_RSVD);
       this.usedPfn[n] = pfn;
       this.usedIdx[n] = idx;
@@ -500,7 +601,8 @@ export class Mmu {
       elo |= 0x40;
     }
     if ((elo & 0x40) !== 0) rights |= TLB_D;
-    if ((elo & 0x100) !== 0) rights |= TLB_G;
+    // G counts only with CR4.PGE (SDM 4.10.2.4).
+    if ((elo & 0x100) !== 0 && st.pge) rights |= TLB_G;
     rights |= TLB_VALID | (pkey << 8);
     this.fillRights = rights;
     const hiBase = (ehi & addrHi) * 4294967296;

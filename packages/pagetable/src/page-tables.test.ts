@@ -14,6 +14,7 @@ import {
 } from '@spf/machine';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { CPU_FEATURE_NAMES, type CpuFeatures } from './cpu-features.js';
 import { dumpPageTables } from './dump.js';
 import {
   _PAGE_ACCESSED,
@@ -405,35 +406,53 @@ describe('property: the fast walk, referenceWalk and the kernel-form walk agree'
     { kind: 'fetch', user: true },
     { kind: 'read', user: false, implicit: true },
   ];
-  it('on random layouts, entry bits, control registers and accesses (results and A/D state)', () => {
-    const entryBits = fc.bigInt({ min: 0n, max: 0xfffn }).chain((low) =>
-      fc.record({
-        low: fc.constant(low),
-        high: fc.constantFrom(0n, 1n << 63n, 1n << 47n, 5n << 59n, 1n << 13n, 1n << 51n),
-      }),
-    );
+  it('on random CPU features, layouts, entry bits, control registers and accesses (results and A/D state)', () => {
+    // Low bits: P is set in 7 of 8 entries, so that most walks get past the upper levels.
+    const entryBits = fc.record({
+      low: fc
+        .tuple(fc.bigInt({ min: 0n, max: 0xfffn }), fc.integer({ min: 0, max: 7 }))
+        .map(([low, k]) => (k === 0 ? low & ~1n : low | 1n)),
+      high: fc.constantFrom(0n, 0n, 1n << 63n, 1n << 47n, 5n << 59n, 1n << 13n, 1n << 51n),
+    });
+    // Every CPU feature on or off; the control bits that need a feature are set only when it is there
+    // (setting one without it throws, as the MOV to CR4 would #GP).
+    const featuresAndRegs = fc
+      .record(
+        Object.fromEntries(CPU_FEATURE_NAMES.map((n) => [n, fc.boolean()])) as Record<
+          keyof CpuFeatures,
+          fc.Arbitrary<boolean>
+        >,
+      )
+      .chain((features) =>
+        fc.record({
+          features: fc.constant(features),
+          regs: fc.record({
+            la57: fc.boolean().map((b) => b && features.la57),
+            maxPhyAddr: fc.constantFrom(40, 46, 52),
+            wp: fc.boolean(),
+            smep: fc.boolean().map((b) => b && features.smep),
+            smap: fc.boolean().map((b) => b && features.smap),
+            pke: fc.boolean().map((b) => b && features.pku),
+            pks: fc.boolean().map((b) => b && features.pks),
+            nxe: fc.boolean().map((b) => b && features.nx),
+            ac: fc.boolean(),
+            pkru: fc.integer({ min: 0, max: 0xffff }),
+            pkrs: fc.integer({ min: 0, max: 0xffff }),
+          }),
+        }),
+      );
     fc.assert(
       fc.property(
-        fc.record({
-          la57: fc.boolean(),
-          maxPhyAddr: fc.constantFrom(40, 46, 52),
-          wp: fc.boolean(),
-          smep: fc.boolean(),
-          smap: fc.boolean(),
-          pke: fc.boolean(),
-          nxe: fc.boolean(),
-          ac: fc.boolean(),
-          pkru: fc.integer({ min: 0, max: 0xffff }),
-        }),
+        featuresAndRegs,
         fc.constantFrom<PageSize>(4096, 2097152, 1073741824),
         fc.array(entryBits, { minLength: 5, maxLength: 5 }),
         fc.constantFrom(...accesses),
         fc.integer({ min: 0, max: 2 ** 20 }),
-        (regs, size, bits, access, off) => {
+        ({ features, regs }, size, bits, access, off) => {
           const va = 0x12_3440_0000_0000 % (regs.la57 ? 2 ** 56 : 2 ** 47);
           const vaAligned = va - (va % size);
           const results = WALKS.map((kind) => {
-            const w = makeWorld({ la57: regs.la57, maxPhyAddr: regs.maxPhyAddr });
+            const w = makeWorld({ la57: regs.la57, maxPhyAddr: regs.maxPhyAddr, cpuFeatures: features });
             Object.assign(w.cpu, regs);
             w.pt.map(vaAligned, size, { size });
             // Overwrite each entry on the path with random bits (keeping its link).

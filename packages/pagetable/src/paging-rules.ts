@@ -1,3 +1,4 @@
+import { checkControlBits } from './cpu-features.js';
 import type { PagingRegs, WalkAccess } from './walker.js';
 import { PF_INSTR, PF_PK, PF_USER, PF_WRITE } from './walker.js';
 
@@ -51,7 +52,7 @@ export function reservedBitsSetHalves(lo: number, hi: number, level: number, reg
   }
   let maskLo = halves[0];
   const ps = (lo & 0x80) !== 0;
-  if (level >= 4) maskLo |= 0x80;
+  if (level >= 4 || (level === 3 && regs.features?.pdpe1gb === false)) maskLo |= 0x80;
   else if (level === 3 && ps) maskLo |= 0x3fff_e000;
   else if (level === 2 && ps) maskLo |= 0x1f_e000;
   return (lo & maskLo) !== 0 || (hi & halves[1]) !== 0;
@@ -59,13 +60,14 @@ export function reservedBitsSetHalves(lo: number, hi: number, level: number, reg
 
 /**
  * Reserved bits of a present entry at `level` (SDM 4.5, tables 4-15 to 4-20): bits 51:MAXPHYADDR, XD when
- * NXE = 0, PS in a PML5E/PML4E, and the bits between 12 and the page size in a large-page leaf (bits 29:13
- * of a 1 GiB PDPTE, 20:13 of a 2 MiB PDE; bit 12 is PAT). Returns the mask of reserved bits that are set.
+ * NXE = 0, PS in a PML5E/PML4E, PS in a PDPTE when the CPU has no 1 GiB pages (`features.pdpe1gb` false;
+ * table 4-15 and 4.1.4), and the bits between 12 and the page size in a large-page leaf (bits 29:13 of a
+ * 1 GiB PDPTE, 20:13 of a 2 MiB PDE; bit 12 is PAT). Returns the mask of reserved bits that are set.
  */
 export function reservedBitsSet(entry: bigint, level: number, regs: PagingRegs): bigint {
   let mask = baseReservedMask(regs.maxPhyAddr, regs.nxe);
   const ps = (entry & 0x80n) !== 0n;
-  if (level >= 4) mask |= 0x80n;
+  if (level >= 4 || (level === 3 && regs.features?.pdpe1gb === false)) mask |= 0x80n;
   else if (level === 3 && ps) mask |= 0x3fff_e000n;
   else if (level === 2 && ps) mask |= 0x1f_e000n;
   return entry & mask;
@@ -91,14 +93,23 @@ export function rightsAllow(regs: PagingRegs, access: WalkAccess, r: Rights): bo
 }
 
 /**
- * Whether protection keys deny the access (SDM 4.6.2): only with CR4.PKE, only for data accesses to
- * user-mode addresses. AD denies every data access; WD denies writes, by user mode always and by supervisor
- * mode only when CR0.WP = 1.
+ * Whether protection keys deny the access (SDM 4.6.2), for data accesses only: a user-mode address is
+ * checked against PKRU when CR4.PKE = 1, a supervisor-mode address against IA32_PKRS when CR4.PKS = 1. AD
+ * denies every data access; WD denies writes, by user mode always and by supervisor mode only when
+ * CR0.WP = 1.
  */
 export function pkeyDenies(regs: PagingRegs, access: WalkAccess, r: Rights): boolean {
-  if (!regs.pke || !r.user || access.kind === 'fetch') return false;
-  const ad = (regs.pkru >>> (2 * r.pkey)) & 1;
-  const wd = (regs.pkru >>> (2 * r.pkey + 1)) & 1;
+  if (access.kind === 'fetch') return false;
+  let keys: number;
+  if (r.user) {
+    if (!regs.pke) return false;
+    keys = regs.pkru;
+  } else {
+    if (regs.pks !== true) return false;
+    keys = regs.pkrs ?? 0;
+  }
+  const ad = (keys >>> (2 * r.pkey)) & 1;
+  const wd = (keys >>> (2 * r.pkey + 1)) & 1;
   if (ad) return true;
   return wd === 1 && access.kind === 'write' && (access.user || regs.wp);
 }
@@ -113,6 +124,27 @@ export function accessErrorBits(regs: PagingRegs, access: WalkAccess): number {
   if (access.user) code |= PF_USER;
   if (access.kind === 'fetch' && (regs.nxe || regs.smep)) code |= PF_INSTR;
   return code;
+}
+
+/**
+ * Throws `UnsupportedCpuFeatureError` when `regs` sets a control bit that `regs.features` does not allow
+ * (CR4.LA57/SMEP/SMAP/PKE/PKS or EFER.NXE without LA57/SMEP/SMAP/PKU/PKS/NX): a state hardware never reaches,
+ * because the MOV to CR4 or WRMSR that would create it raises #GP. Without `regs.features` (a modern CPU)
+ * every setting is allowed.
+ */
+export function checkPagingRegs(regs: PagingRegs): void {
+  const f = regs.features;
+  if (f === undefined) return;
+  if (
+    (regs.la57 && !f.la57) ||
+    (regs.smep && !f.smep) ||
+    (regs.smap && !f.smap) ||
+    (regs.pke && !f.pku) ||
+    (regs.pks === true && !f.pks) ||
+    (regs.nxe && !f.nx)
+  ) {
+    checkControlBits(f, regs);
+  }
 }
 
 export { PF_PK };

@@ -1,5 +1,11 @@
 import { isCanonical } from './canonical.js';
-import { accessErrorBits, pkeyDenies, reservedBitsSet, rightsAllow } from './paging-rules.js';
+import {
+  accessErrorBits,
+  checkPagingRegs,
+  pkeyDenies,
+  reservedBitsSet,
+  rightsAllow,
+} from './paging-rules.js';
 import type { PageSize, PagingRegs, WalkAccess, WalkMemory, WalkResult, Walker } from './walker.js';
 import { PF_P, PF_PK, PF_RSVD } from './walker.js';
 
@@ -8,14 +14,17 @@ import { PF_P, PF_PK, PF_RSVD } from './walker.js';
  * walk, 4.6 for access rights, 4.7 for the error code, 4.8 for A/D). Lab 1's solutions are compared to it,
  * and the MMU's fast walk is property-tested against it.
  *
+ * 0. The control bits must be ones the CPU can have set (`regs.features`, SDM 4.1.4): CR4.LA57 without LA57,
+ *    say, throws `UnsupportedCpuFeatureError`, since hardware refuses the MOV to CR4 with #GP.
  * 1. A non-canonical address is a #GP, before any table is read.
  * 2. From CR3, read the entry selected by each 9-bit slice of the address (bits 56:48 for the PML5 with LA57,
  *    then 47:39, 38:30, 29:21, 20:12). An entry with P = 0 ends the walk with #PF (error-code P = 0). A
- *    present entry with a reserved bit set ends it with #PF (P = 1, RSVD = 1). A PDPTE or PDE with PS = 1 is
- *    the leaf of a 1 GiB or 2 MiB page; a PTE is always a leaf.
+ *    present entry with a reserved bit set ends it with #PF (P = 1, RSVD = 1); which bits are reserved
+ *    depends on MAXPHYADDR, EFER.NXE and, for PS in a PDPTE, on 1 GiB page support. A PDPTE or PDE with
+ *    PS = 1 is the leaf of a 1 GiB or 2 MiB page; a PTE is always a leaf.
  * 3. The rights are combined over all entries (U/S and R/W must be 1 in every entry, XD in any entry), then
- *    checked against the access and CR0.WP, CR4.SMEP/SMAP/PKE, EFER.NXE, EFLAGS.AC and PKRU. A violation is
- *    #PF with P = 1 and the PK bit when protection keys denied the access.
+ *    checked against the access and CR0.WP, CR4.SMEP/SMAP/PKE/PKS, EFER.NXE, EFLAGS.AC, PKRU and IA32_PKRS.
+ *    A violation is #PF with P = 1 and the PK bit when protection keys denied the access.
  * 4. A/D policy (the SDM allows several): the walk sets A in every entry used, and D in the leaf for a
  *    write, only when the translation succeeds, each with an atomic OR (`mem.setBits`).
  */
@@ -25,6 +34,7 @@ export const referenceWalk: Walker = (
   va: bigint,
   access: WalkAccess,
 ): WalkResult => {
+  checkPagingRegs(regs);
   if (!isCanonical(va, regs.la57)) return { ok: false, fault: 'GP' };
   const accessBits = accessErrorBits(regs, access);
   const pageFault = (bits: number): WalkResult => ({

@@ -10,7 +10,13 @@ import {
   _PAGE_RW,
   _PAGE_USER,
 } from './entry-bits.js';
+import { runSync } from '@spf/machine';
+import { CPU_FEATURE_NAMES, type CpuFeatures, MODERN_CPU_FEATURES } from './cpu-features.js';
+import { InvalidArgumentError, UnsupportedCpuFeatureError } from './errors.js';
+import { explainWalk } from './explain-walk.js';
+import { kernelWalk } from './kernel-walk.js';
 import { Mmu } from './mmu.js';
+import { PageTables } from './page-tables.js';
 import { pteMkpkey } from './pte.js';
 import { referenceWalk } from './reference-walk.js';
 import {
@@ -595,5 +601,266 @@ describe('walker injection', () => {
     mmu.translate(0, VA, UR);
     mmu.translate(0, VA, UR);
     expect(calls).toBe(2);
+  });
+});
+
+describe('4.1.4 paging features enumerated by CPUID', () => {
+  const without = (...names: (keyof CpuFeatures)[]): WorldOptions => ({
+    cpuFeatures: Object.fromEntries(names.map((n) => [n, false])),
+  });
+  const map1g = (w: World) => w.pt.map(0x80_0000_0000, 0x4000_0000, { size: 1073741824 });
+
+  it('the default CPU is a modern one: every feature, NXE and PGE on, the other CR4 bits off', () => {
+    const w = makeWorld();
+    expect(w.mmu.features).toEqual(MODERN_CPU_FEATURES);
+    expect(CPU_FEATURE_NAMES.every((n) => MODERN_CPU_FEATURES[n])).toBe(true);
+    expect([w.cpu.nxe, w.cpu.pge]).toEqual([true, true]);
+    expect([w.cpu.smep, w.cpu.smap, w.cpu.pke, w.cpu.pks, w.cpu.pcide]).toEqual([
+      false,
+      false,
+      false,
+      false,
+      false,
+    ]);
+  });
+
+  describe('Page1GB: 1 GiB pages', () => {
+    it('without it, PS = 1 in a PDPTE is a reserved bit: #PF with P and RSVD, in all three walks', () => {
+      check(map1g, 0x80_1234_5678, UR, { pf: PF_P | PF_RSVD | PF_USER }, without('pdpe1gb'));
+      check(map1g, 0x80_1234_5678, W, { pf: PF_P | PF_RSVD | PF_WRITE }, without('pdpe1gb'));
+    });
+    it('without it, the faulting walk changes no entry (no A bit in the PDPTE)', () => {
+      const w = makeWorld(without('pdpe1gb'));
+      map1g(w);
+      const before = w.pt.lookup(0x80_0000_0000).map((s) => s.entry);
+      expect(before[1] & _PAGE_ACCESSED).toBe(0n);
+      w.mmu.translate(0, 0x80_0000_0000, UR);
+      expect(w.pt.lookup(0x80_0000_0000).map((s) => s.entry)).toEqual(before);
+    });
+    it('without it, 2 MiB pages and PDPTEs that point to a page directory still work', () => {
+      check(
+        (w) => w.pt.map(0x4000_0000, 0x20_0000 * 3, { size: 2097152 }),
+        0x4001_2345,
+        UR,
+        { pa: BigInt(0x60_0000 + 0x1_2345) },
+        without('pdpe1gb'),
+      );
+      check(map4k(P | RW | US), VA + 8, UW, { pa: BigInt(DATA + 8) }, without('pdpe1gb'));
+    });
+  });
+
+  describe('NX: execute-disable', () => {
+    it('without it, EFER.NXE starts clear and cannot be set (#GP on hardware): a typed error, nothing changes', () => {
+      const w = makeWorld(without('nx'));
+      expect(w.cpu.nxe).toBe(false);
+      expect(() => {
+        w.cpu.nxe = true;
+      }).toThrow(UnsupportedCpuFeatureError);
+      expect(() => {
+        w.cpu.nxe = true;
+      }).toThrow(/IA32_EFER\.NXE cannot be set.*#GP/);
+      expect(w.cpu.nxe).toBe(false);
+      w.cpu.nxe = false; // clearing is always allowed
+    });
+    it('without it, bit 63 of a present entry is reserved', () => {
+      check(map4k(P | US | _PAGE_NX), VA, UR, { pf: PF_P | PF_RSVD | PF_USER }, without('nx'));
+    });
+    it('without it, no fetch is blocked and a fetch fault does not report I/D (SMEP off)', () => {
+      check(map4k(P | US), VA, UX, { pa: BigInt(DATA) }, without('nx'));
+      check(map4k(P), VA, X, { pa: BigInt(DATA) }, without('nx'));
+      check(() => {}, VA, UX, { pf: PF_USER }, without('nx'));
+    });
+  });
+
+  describe('LA57: 5-level paging', () => {
+    it('without it, CR4.LA57 cannot be set, and switchMm to a 5-level address space changes nothing', () => {
+      const w = makeWorld(without('la57'));
+      expect(() => {
+        w.cpu.la57 = true;
+      }).toThrow(UnsupportedCpuFeatureError);
+      const pt5 = new PageTables(w.mem, { la57: true });
+      const before = { cr3: w.cpu.cr3, mm: w.cpu.mm, la57: w.cpu.la57 };
+      expect(() => w.mmu.switchMm(0, pt5)).toThrow(/CR4\.LA57 cannot be set/);
+      expect({ cr3: w.cpu.cr3, mm: w.cpu.mm, la57: w.cpu.la57 }).toEqual(before);
+      expect(pt5.cpumask.has(0)).toBe(false);
+    });
+    it('without it, 4-level paging works and bit 47 must be sign-extended (#GP otherwise)', () => {
+      check(map4k(P | US), VA, UR, { pa: BigInt(DATA) }, without('la57'));
+      check(() => {}, 0x0000_8000_0000_0000n, R, { gp: true }, without('la57'));
+    });
+  });
+
+  describe('SMEP, SMAP, PKU, PKS, PCID: the control bits they allow', () => {
+    const cases = [
+      ['smep', 'smep', 'CR4.SMEP'],
+      ['smap', 'smap', 'CR4.SMAP'],
+      ['pku', 'pke', 'CR4.PKE'],
+      ['pks', 'pks', 'CR4.PKS'],
+      ['pcid', 'pcide', 'CR4.PCIDE'],
+      ['pge', 'pge', 'CR4.PGE'],
+    ] as const;
+    for (const [feature, bit, name] of cases) {
+      it(`without ${feature.toUpperCase()}, setting ${name} throws and leaves it clear; with it, it can be set`, () => {
+        const w = makeWorld(without(feature));
+        w.cpu[bit] = false;
+        expect(() => {
+          w.cpu[bit] = true;
+        }).toThrow(UnsupportedCpuFeatureError);
+        expect(w.cpu[bit]).toBe(false);
+        const m = makeWorld();
+        m.cpu[bit] = true;
+        expect(m.cpu[bit]).toBe(true);
+      });
+    }
+    it('without SMEP a supervisor fetch from a user page is allowed (the bit stays clear)', () => {
+      check(map4k(P | US), VA, X, { pa: BigInt(DATA) }, without('smep'));
+    });
+    it('without SMAP a supervisor read of a user page is allowed, implicit or not', () => {
+      check(map4k(P | US), VA, IMPLICIT_R, { pa: BigInt(DATA) }, without('smap'));
+    });
+    it('without PKU the key bits of a user page are ignored whatever PKRU says', () => {
+      const setup = (w: World) => {
+        w.cpu.pkru = 0xffff_ffff;
+        w.pt.map(VA, DATA, { flags: pteMkpkey(P | RW | US, 5) });
+      };
+      check(setup, VA, UW, { pa: BigInt(DATA) }, without('pku'));
+    });
+  });
+
+  describe('4.6.2 PKS: protection keys for supervisor-mode addresses', () => {
+    const keyed =
+      (key: number, pkrs: number, flags = P | RW) =>
+      (w: World) => {
+        w.cpu.pks = true;
+        w.cpu.pkrs = pkrs;
+        w.pt.map(VA, DATA, { flags: pteMkpkey(flags, key) });
+      };
+    it('AD = 1 in IA32_PKRS denies supervisor reads of a supervisor page with PK = 1', () => {
+      check(keyed(5, 1 << 10), VA, R, { pf: PF_P | PF_PK });
+    });
+    it('AD = 1 also marks a user-mode access to the supervisor page with PK', () => {
+      check(keyed(5, 1 << 10), VA, UR, { pf: PF_P | PF_USER | PF_PK });
+    });
+    it('WD = 1 denies supervisor writes when CR0.WP = 1, not when WP = 0; reads pass', () => {
+      check(keyed(3, 1 << 7), VA, W, { pf: PF_P | PF_WRITE | PF_PK });
+      check(keyed(3, 1 << 7), VA, R, { pa: BigInt(DATA) });
+      const noWp = (w: World) => {
+        keyed(3, 1 << 7)(w);
+        w.cpu.wp = false;
+      };
+      check(noWp, VA, W, { pa: BigInt(DATA) });
+    });
+    it('fetches are not checked against PKRS', () => {
+      check(keyed(4, 0b11 << 8, P), VA, X, { pa: BigInt(DATA) });
+    });
+    it('user-mode addresses are checked against PKRU, not PKRS', () => {
+      check(keyed(6, 0b11 << 12, P | RW | US), VA, W, { pa: BigInt(DATA) });
+    });
+    it('with CR4.PKS = 0 the key bits of a supervisor page are ignored', () => {
+      const setup = (w: World) => {
+        keyed(7, 0xffff_ffff)(w);
+        w.cpu.pks = false;
+      };
+      check(setup, VA, W, { pa: BigInt(DATA) });
+    });
+    it('a TLB hit applies PKRS too: a key denied after the fill faults without a walk', () => {
+      const w = makeWorld();
+      keyed(2, 0)(w);
+      expect(w.mmu.translate(0, VA, R).ok).toBe(true);
+      const misses = w.cpu.tlb.misses;
+      w.cpu.pkrs = 1 << 4; // WRMSR: AD for key 2; the TLB caches the key, not its rights (SDM 4.10.2.2)
+      expect(w.mmu.translate(0, VA, R)).toMatchObject({ ok: false, errorCode: PF_P | PF_PK });
+      expect(w.cpu.tlb.misses).toBe(misses);
+    });
+  });
+
+  describe('PGE: global pages', () => {
+    const globalStaysAfterCr3Load = (w: World): boolean => {
+      w.pt.map(VA, DATA, { flags: P | RW | US | _PAGE_GLOBAL });
+      w.mmu.translate(0, VA, UR);
+      w.pt.unmap(VA);
+      w.mmu.loadCr3(0, w.pt.pgd);
+      return w.mmu.translate(0, VA, UR).ok;
+    };
+    it('with CR4.PGE = 1 (the default) a global translation survives a CR3 load', () => {
+      expect(globalStaysAfterCr3Load(makeWorld())).toBe(true);
+    });
+    it('with CR4.PGE = 0 the G bit is ignored: a CR3 load flushes it (4.10.2.4)', () => {
+      const w = makeWorld();
+      w.cpu.pge = false;
+      expect(globalStaysAfterCr3Load(w)).toBe(false);
+      expect(globalStaysAfterCr3Load(makeWorld(without('pge')))).toBe(false);
+    });
+    it('the kernel-form walk fills the TLB the same way', () => {
+      for (const pge of [true, false]) {
+        const w = makeWorld();
+        w.cpu.pge = pge;
+        w.pt.map(VA, DATA, { flags: P | RW | US | _PAGE_GLOBAL });
+        expect(runSync(w.mmu.translateKernel(0, VA, UR)).ok).toBe(true);
+        w.pt.unmap(VA);
+        w.mmu.loadCr3(0, w.pt.pgd);
+        expect(w.mmu.translate(0, VA, UR).ok).toBe(pge);
+      }
+    });
+  });
+
+  it('INVPCID: without it the instruction is #UD (a typed error) and the TLB keeps its entries', () => {
+    const w = makeWorld(without('invpcid'));
+    w.pt.map(VA, DATA);
+    w.mmu.translate(0, VA, UR);
+    w.pt.unmap(VA);
+    expect(() => w.mmu.invpcid(0, 2)).toThrow(/INVPCID does not exist.*#UD/);
+    expect(w.mmu.translate(0, VA, UR).ok).toBe(true);
+  });
+
+  it('MAXPHYADDR = 36 (the smallest): bit 36 of an entry is reserved', () => {
+    check(map4k(P | US | (1n << 36n)), VA, UR, { pf: PF_P | PF_RSVD | PF_USER }, { maxPhyAddr: 36 });
+    check(map4k(P | US | (1n << 35n)), VA, UR, { pa: BigInt(DATA) | (1n << 35n) }, { maxPhyAddr: 36 });
+  });
+
+  it('walks given an impossible register state (a control bit without its feature) throw a typed error', () => {
+    const w = makeWorld();
+    w.pt.map(VA, DATA);
+    const base = w.cpu.regs();
+    for (const [bit, feature] of [
+      ['la57', 'la57'],
+      ['smep', 'smep'],
+      ['smap', 'smap'],
+      ['pke', 'pku'],
+      ['pks', 'pks'],
+      ['nxe', 'nx'],
+    ] as const) {
+      const regs = { ...base, [bit]: true, features: { ...MODERN_CPU_FEATURES, [feature]: false } };
+      expect(() => referenceWalk(w.mmu.memoryView, regs, BigInt(VA), UR), bit).toThrow(
+        UnsupportedCpuFeatureError,
+      );
+      expect(() => runSync(kernelWalk(w.mem, regs, BigInt(VA), UR)), bit).toThrow(UnsupportedCpuFeatureError);
+    }
+    // Without `features` (as Lab 1's tests build registers) every setting is allowed.
+    const { features: _, ...bare } = { ...base, smep: true, nxe: false };
+    expect(referenceWalk(w.mmu.memoryView, bare, BigInt(VA), UR).ok).toBe(true);
+  });
+
+  it('cpuFeatures is checked: an unknown name or a non-boolean value is an InvalidArgumentError', () => {
+    const mem = makeWorld().mem;
+    expect(() => new Mmu(mem, { cpuFeatures: { la58: true } as Partial<CpuFeatures> })).toThrow(
+      InvalidArgumentError,
+    );
+    expect(() => new Mmu(mem, { cpuFeatures: { nx: 0 } as unknown as Partial<CpuFeatures> })).toThrow(
+      /'nx' must be true or false/,
+    );
+    expect(new Mmu(mem, { cpuFeatures: { smap: false } }).features).toEqual({
+      ...MODERN_CPU_FEATURES,
+      smap: false,
+    });
+  });
+
+  it('explainWalk names the reserved bits and the features the CPU lacks', () => {
+    const w = makeWorld(without('pdpe1gb', 'pks'));
+    map1g(w);
+    const { result, lines } = explainWalk(w.mem, w.cpu.regs(), 0x80_0000_0000n, UR);
+    expect(result).toMatchObject({ ok: false, errorCode: PF_P | PF_RSVD | PF_USER });
+    expect(lines[0]).toContain('CPU without pdpe1gb, pks');
+    expect(lines.at(-1)).toBe('   reserved bits set in the PDPTE: 0x80 (PS: this CPU has no 1 GiB pages)');
   });
 });

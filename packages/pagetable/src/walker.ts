@@ -5,6 +5,7 @@
  *
  * Addresses and entries are `bigint` so that every bit of a 64-bit entry (XD is bit 63) is exact.
  */
+import type { CpuFeatures } from './cpu-features.js';
 
 /** The three kinds of memory access the MMU translates. */
 export type AccessKind = 'read' | 'write' | 'fetch';
@@ -43,6 +44,16 @@ export type PagingRegs = {
   readonly pkru: number;
   /** MAXPHYADDR, the number of physical address bits (default 46). */
   readonly maxPhyAddr: number;
+  /** CR4.PKS: protection keys for supervisor-mode addresses, checked against {@link pkrs} (absent: 0). */
+  readonly pks?: boolean;
+  /** IA32_PKRS: the supervisor keys' AD and WD bits, laid out as in PKRU (absent: 0). */
+  readonly pkrs?: number;
+  /**
+   * What the CPU enumerates (SDM 4.1.4). Absent: a modern CPU with every feature. A walk throws
+   * `UnsupportedCpuFeatureError` when a control bit above is set without its feature (hardware would have
+   * refused that setting with #GP), and treats PS in a PDPTE as reserved without `pdpe1gb`.
+   */
+  readonly features?: CpuFeatures;
 };
 
 /** Physical memory as the walker sees it: 8-byte entries at physical addresses. */

@@ -1,4 +1,5 @@
 import { runSync } from '@spf/machine';
+import type { CpuFeatures } from '../cpu-features.js';
 import { kernelWalk } from '../kernel-walk.js';
 import { type CpuPaging, Mmu } from '../mmu.js';
 import { PageTables } from '../page-tables.js';
@@ -9,12 +10,18 @@ import type { WalkAccess, WalkResult } from '../walker.js';
 /** A small machine for paging tests: 64 MiB of RAM, one address space loaded on CPU 0. */
 export type World = { mem: PhysicalMemory; pt: PageTables; mmu: Mmu; cpu: CpuPaging };
 
-export type WorldOptions = { la57?: boolean; maxPhyAddr?: number; size?: number; cpus?: number };
+export type WorldOptions = {
+  la57?: boolean;
+  maxPhyAddr?: number;
+  size?: number;
+  cpus?: number;
+  cpuFeatures?: Partial<CpuFeatures>;
+};
 
 export function makeWorld(opts: WorldOptions = {}): World {
   const mem = new PhysicalMemory({ size: opts.size ?? 64 * 1024 * 1024, maxPhyAddr: opts.maxPhyAddr });
   const pt = new PageTables(mem, { la57: opts.la57 });
-  const mmu = new Mmu(mem, { cpus: opts.cpus ?? 1 });
+  const mmu = new Mmu(mem, { cpus: opts.cpus ?? 1, cpuFeatures: opts.cpuFeatures });
   mmu.switchMm(0, pt);
   return { mem, pt, mmu, cpu: mmu.cpu(0) };
 }
