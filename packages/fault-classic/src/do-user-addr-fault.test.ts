@@ -2,6 +2,7 @@ import { PF_INSTR, PF_P, PF_USER, PF_WRITE } from '@spf/pagetable';
 import {
   MAP_GROWSDOWN,
   MAP_PRIVATE,
+  MAP_SHARED,
   PROT_EXEC,
   PROT_NONE,
   PROT_READ,
@@ -10,7 +11,7 @@ import {
 } from '@spf/vma';
 import { afterEach, describe, expect, it } from 'vitest';
 import { accessError } from './do-user-addr-fault.js';
-import { fixtureProblems, makeFixture } from './test-support/fixture.js';
+import { FaultLivelockError, fixtureProblems, makeFixture, TestFile } from './test-support/fixture.js';
 
 const A = 0x1000_0000;
 
@@ -91,5 +92,30 @@ describe('do_user_addr_fault', () => {
     fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
     expect(fx.touch(A - 4096, 'w')).toMatchObject({ kind: 'sigsegv', code: 'MAPERR' });
     expect(fx.env.vmstat.stackExpansions).toBe(0);
+  });
+
+  it('a handler that answers VM_FAULT_RETRY forever fails the synchronous fixture with a livelock error instead of hanging', () => {
+    const fx = makeFixture({ maxSteps: 5_000 });
+    const file = new TestFile(fx.mem);
+    file.retryAlways = true;
+    fx.mmapFile(A, 1, PROT_READ, MAP_SHARED, file.mmapFile());
+    expect(() => fx.fault(A, PF_USER)).toThrow(FaultLivelockError);
+    expect(() => fx.fault(A, PF_USER)).toThrow(/fault at 0x10000000 did not finish within 5000 kernel steps/);
+    // Every retry went back to ->fault with FAULT_FLAG_TRIED: far more than the one retry a real I/O wait takes.
+    expect(fx.env.vmstat.retries).toBeGreaterThan(100);
+    // The same file with a pending signal gives up after the first VM_FAULT_RETRY.
+    const fy = makeFixture({ signalPending: () => true });
+    const again = new TestFile(fy.mem);
+    again.retryAlways = true;
+    fy.mmapFile(A, 1, PROT_READ, MAP_SHARED, again.mmapFile());
+    expect(fy.touch(A, 'r')).toEqual({ kind: 'signal-pending' });
+    expect(again.faultCalls).toBe(1);
+    fixtureProblems(); // the livelocked fault left the mm mid-fault (mmap_lock held): nothing to check
+  });
+
+  it('an ordinary fault stays far below the fixture step limit', () => {
+    const fx = makeFixture({ maxSteps: 2_000 });
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    expect(fx.touch(A, 'w', 7)).toMatchObject({ ok: true, faults: 1 });
   });
 });
