@@ -36,17 +36,19 @@ const t = args.indexOf('--tests');
 const tests = t >= 0 ? args.splice(t, 2)[1] : undefined;
 const m = args.indexOf('--mutate');
 const target = m >= 0 ? args[m + 1] : undefined;
-const own = target?.match(/^src\/([\w.-]+)\.ts$/);
+const own = target?.match(/^src\/([\w./-]+)\.ts$/);
+// A file in a folder (src/memory/pte-lock.ts) keeps its tests beside it; its incremental file is flattened.
+const flat = own?.[1].replace(/\//g, '_');
 if (tests !== undefined) {
   // An explicit selection (comma-separated globs), e.g. one new test file against a file's survivors.
   env.SPF_MUTATION_TESTS = tests;
   const tag = tests.replace(/[^\w.-]+/g, '_');
-  args.push('--incrementalFile', `reports/stryker-incremental-${own ? own[1] : 'all'}-${tag}.json`);
+  args.push('--incrementalFile', `reports/stryker-incremental-${flat ?? 'all'}-${tag}.json`);
   console.log(`mutation: ${target ?? 'every file'} judged by ${tests}`);
 } else if (!allTests && own) {
   env.SPF_MUTATION_TESTS = `src/${own[1]}.test.ts,src/${own[1]}-*.test.ts`;
   // The incremental file is per test selection: results from another selection would be reused wrongly.
-  args.push('--incrementalFile', `reports/stryker-incremental-${own[1]}.json`);
+  args.push('--incrementalFile', `reports/stryker-incremental-${flat}.json`);
   console.log(
     `mutation: ${target} judged by its own tests (${env.SPF_MUTATION_TESTS}); --all-tests for the whole suite`,
   );
