@@ -10,6 +10,8 @@ import {
   mmInvariantProblems,
   mmapSync,
   PagetableOps,
+  pmdAllocWalk,
+  type VmArea,
   type VmFault,
   type VmFile,
   type VmOperations,
@@ -148,6 +150,30 @@ export function makeFixture(opts: FixtureOptions = {}) {
     return r.value;
   }
 
+  /**
+   * A `struct vm_fault` for `address` in its VMA, as `__handle_mm_fault()` builds it (the PMD allocated, no
+   * PTE looked at yet), for calling a handler stage directly.
+   */
+  function vmfAt(address: number, flags: number, m = mm): ClassicVmFault {
+    const vma = m.findVma(address) as VmArea;
+    const addr = address - (address % 4096);
+    const pmd = runSync(pmdAllocWalk(env, m, addr)) as number;
+    return {
+      env,
+      mm: m,
+      vma,
+      address: addr,
+      realAddress: address,
+      pgoff: vma.linearPageIndex(addr),
+      flags,
+      pmd,
+      pte: null,
+      origPte: 0n,
+      ptl: null,
+      cowPage: null,
+    };
+  }
+
   /** The PTE mapping `address`, or 0n. */
   function pte(address: number, m = mm): bigint {
     const steps = ptOf(m).lookup(address);
@@ -190,6 +216,7 @@ export function makeFixture(opts: FixtureOptions = {}) {
     mmapAnon,
     mmapFile,
     pte,
+    vmfAt,
     invariantProblems,
     track,
   };
