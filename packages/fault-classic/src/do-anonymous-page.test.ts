@@ -28,6 +28,15 @@ describe('do_anonymous_page', () => {
     expect(fx.env.vmstat.pgfault).toBe(1);
   });
 
+  it('without pte_special the zero-page PTE is an ordinary read-only PTE (vm_normal_page reads the VMA instead)', () => {
+    fx = makeFixture({ pteSpecial: false });
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    expect(fx.touch(A, 'r')).toEqual({ ok: true, value: 0, faults: 1 });
+    expect(ptePfn(fx.pte(A))).toBe(fx.mem.zeroPfn);
+    expect(pteSpecial(fx.pte(A))).toBe(false);
+    expect(pteWrite(fx.pte(A))).toBe(false);
+  });
+
   it('allocates a zeroed, writable page on a first-touch read when the zero page is off', () => {
     fx = makeFixture({ zeroPage: false });
     fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
