@@ -45,6 +45,11 @@ describe('vm_normal_page', () => {
     const anon = vma(VM_READ | VM_WRITE | VM_MAYWRITE);
     expect(vmNormalPage(env, anon, START, pfnPte(mem.zeroPfn, anon.vmPageProt))).toBeNull();
     expect(vmNormalPage(env, anon, START + 4096, pfnPte(page.pfn, anon.vmPageProt))?.pfn).toBe(page.pfn);
+    // Outside PFN maps the VMA kind does not matter: a shared or a never-writable mapping has normal pages too.
+    const shared = vma(VM_READ | VM_WRITE | VM_MAYWRITE | VM_SHARED);
+    expect(vmNormalPage(env, shared, START, pfnPte(page.pfn, shared.vmPageProt))?.pfn).toBe(page.pfn);
+    const readonly = vma(VM_READ, page.pfn);
+    expect(vmNormalPage(env, readonly, START, pfnPte(page.pfn, readonly.vmPageProt))?.pfn).toBe(page.pfn);
   });
 
   it('without pte_special, VM_PFNMAP: the PFN at vm_pgoff + offset is a raw remap, others are COW copies only in a COW mapping', () => {
