@@ -65,13 +65,17 @@ describe('handle_mm_fault', () => {
   it('maps a first touch at the page of the address (not page aligned) and counts a minor fault', () => {
     const fx = makeFixture();
     fx.mmapAnon(A, 2, PROT_READ | PROT_WRITE);
-    expect(handle(fx, A + 4096 + 123, WRITE)).toBe(0);
+    expect(handle(fx, A + 4096 + 0xc00, WRITE)).toBe(0);
     expect(fx.pte(A)).toBe(0n);
     expect(pteWrite(fx.pte(A + 4096))).toBe(true);
     expect(fx.mm.rss[MM_ANONPAGES]).toBe(1);
     expect(fx.task).toMatchObject({ minflt: 1, majflt: 0 });
     expect(fx.env.vmstat).toMatchObject({ pgfault: 1, pgmajfault: 0 });
-    expect(fx.touch(A + 4096 + 123, 'r')).toMatchObject({ ok: true, faults: 0 });
+    expect(fx.touch(A + 4096 + 0xc00, 'r')).toMatchObject({ ok: true, faults: 0 });
+    // A none PTE in a table that exists now (ORIG_PTE_VALID, orig_pte none): also do_anonymous_page.
+    expect(handle(fx, A, WRITE)).toBe(0);
+    expect(pteWrite(fx.pte(A))).toBe(true);
+    expect(fx.mm.rss[MM_ANONPAGES]).toBe(2);
   });
 
   it('dispatches a VMA with vm_ops to do_fault and a write to a write-protected PTE to do_wp_page', () => {
@@ -105,6 +109,54 @@ describe('handle_mm_fault', () => {
     expect(ptePfn(fx.pte(A))).toBe(ptePfn(clean));
     expect(fx.env.vmstat.cowCopies + fx.env.vmstat.cowReuses).toBe(0);
     expect(pteLockptr(fx.pt, fx.pt.readEntry(fx.vmfAt(A, 0).pmd)).isLocked()).toBe(false);
+  });
+
+  it('a read fault on a present read-only PTE (spurious) changes nothing: no copy-on-write on a read', () => {
+    const fx = makeFixture();
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    handle(fx, A, READ);
+    const zero = fx.pte(A);
+    expect(handle(fx, A, READ)).toBe(0);
+    expect(fx.pte(A)).toBe(zero);
+    expect(fx.env.vmstat.cowCopies).toBe(0);
+    expect(fx.mm.rss[MM_ANONPAGES]).toBe(0);
+  });
+
+  it('a PTE replaced by another CPU before the PTE lock was taken is left alone, not overwritten from the stale copy', () => {
+    const fx = makeFixture({ zeroPage: false });
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    handle(fx, A, READ);
+    const ptep = runSync(pteAllocMap(fx.env, fx.mm, A));
+    const clean = pteMkold(fx.pte(A)) & ~(1n << 6n);
+    fx.pt.writeEntry(ptep, clean);
+    const ptl = pteLockptr(fx.pt, fx.pt.readEntry(fx.vmfAt(A, 0).pmd));
+    const other = pfnPte(fx.mem.allocPages(0).pfn, (fx.mm.findVma(A) as VmArea).vmPageProt);
+    const lock = ptl.lock.bind(ptl);
+    ptl.lock = function* () {
+      yield* lock();
+      fx.pt.writeEntry(ptep, other);
+    };
+    expect(handle(fx, A, WRITE)).toBe(0);
+    ptl.lock = lock;
+    expect(fx.pte(A)).toBe(other);
+    expect(ptl.isLocked()).toBe(false);
+    fx.pt.writeEntry(ptep, clean);
+    runSync(fx.mm.pageTables.flushTlbPage(A));
+  });
+
+  it('the PTE table vanished between reading the PMD and mapping it: nothing is done, the access is retried', () => {
+    const fx = makeFixture();
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    runSync(pteAllocMap(fx.env, fx.mm, A));
+    const pt = fx.mm.pgd;
+    const real = pt.pteOffsetMap.bind(pt);
+    pt.pteOffsetMap = function* () {
+      return null;
+    };
+    expect(handle(fx, A, WRITE)).toBe(0);
+    pt.pteOffsetMap = real;
+    expect(fx.pte(A)).toBe(0n);
+    expect(fx.mm.rss[MM_ANONPAGES]).toBe(0);
   });
 
   it('a PTE changed by another CPU before the PTE lock was taken: nothing is done, the access is retried', () => {
