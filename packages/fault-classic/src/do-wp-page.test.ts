@@ -4,8 +4,11 @@ import {
   PF_P,
   PF_USER,
   PF_WRITE,
+  pfnPte,
+  putPage,
   pteDirty,
   pteMkold,
+  pteMkspecial,
   ptePfn,
   pteWrite,
   pteWrprotect,
@@ -21,6 +24,9 @@ import {
   PROT_READ,
   PROT_WRITE,
   pteAllocMap,
+  type MmapFile,
+  VM_PFNMAP,
+  type VmArea,
 } from '@spf/vma';
 import { wpPageCopy } from './do-wp-page.js';
 import { FAULT_FLAG_WRITE, VM_FAULT_SIGBUS } from './fault-flags.js';
@@ -262,3 +268,90 @@ describe('wp_page_copy', () => {
     expect(fx.mem.read8(fx.mem.zeroPfn * 4096)).toBe(0);
   });
 });
+
+describe('do_wp_page on PFN mappings and at the edges', () => {
+  /** Maps `pfn` read-only and special at A in a VM_PFNMAP VMA (as remap_pfn_range would). */
+  function pfnMap(fx: ReturnType<typeof makeFixture>, flags: number, pfn: number, file?: MmapFile): VmArea {
+    if (file) fx.mmapFile(A, 1, PROT_READ | PROT_WRITE, flags, file);
+    else fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE, flags);
+    const vma = fx.mm.findVma(A) as VmArea;
+    vma.vmFlags |= VM_PFNMAP;
+    const ptep = runSync(pteAllocMap(fx.env, fx.mm, A));
+    fx.pt.writeEntry(ptep, pteMkspecial(pfnPte(pfn, pteWrprotect(vma.vmPageProt))));
+    return vma;
+  }
+
+  it('a write to a private PFN mapping (no struct page behind the PTE) gets a fresh anonymous page', () => {
+    const fx = makeFixture();
+    const raw = fx.mem.allocPages(0);
+    const vma = pfnMap(fx, MAP_PRIVATE, raw.pfn);
+    expect(fx.touch(A, 'w', 6)).toMatchObject({ ok: true, faults: 1 });
+    const copy = fx.mem.page(ptePfn(fx.pte(A)));
+    expect(copy.pfn).not.toBe(raw.pfn);
+    expect(copy.test('anon')).toBe(true);
+    expect(pteWrite(fx.pte(A))).toBe(true);
+    expect(fx.mm.rss[MM_ANONPAGES]).toBe(1);
+    expect(raw.refcount).toBe(1);
+    zapAll(fx, vma);
+  });
+
+  it('a write to a shared PFN mapping makes the same PTE writable without ->page_mkwrite (wp_pfn_shared)', () => {
+    const fx = makeFixture();
+    const raw = fx.mem.allocPages(0);
+    const file = new TestFile(fx.mem);
+    const vma = pfnMap(fx, MAP_SHARED, raw.pfn, file.mmapFile());
+    expect(fx.touch(A, 'w', 6)).toMatchObject({ ok: true, faults: 1 });
+    expect(ptePfn(fx.pte(A))).toBe(raw.pfn);
+    expect(pteWrite(fx.pte(A))).toBe(true);
+    expect(file.mkwriteCalls).toBe(0);
+    expect(raw.refcount).toBe(1);
+    zapAll(fx, vma);
+  });
+
+  it('out of memory breaking COW of the zero page: VM_FAULT_OOM, the zero page stays mapped', () => {
+    const fx = makeFixture({ memory: 64 * 4096 });
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    fx.touch(A, 'r');
+    while (fx.mem.freeCount > 0) fx.mem.allocPages(0);
+    expect(fx.touch(A, 'w')).toEqual({ kind: 'oom', address: A });
+    expect(ptePfn(fx.pte(A))).toBe(fx.mem.zeroPfn);
+    expect(fx.mm.rss[MM_ANONPAGES]).toBe(0);
+  });
+
+  it('the PTE table vanished while ->page_mkwrite ran: nothing is mapped and the reference is dropped', () => {
+    const fx = makeFixture();
+    const file = new TestFile(fx.mem);
+    const ops = file.ops();
+    const pt = fx.mm.pgd;
+    const real = pt.pteOffsetMap.bind(pt);
+    ops.pageMkwrite = function* () {
+      pt.pteOffsetMap = function* () {
+        return null;
+      };
+      return 0;
+    };
+    fx.mmapFile(A, 1, PROT_READ | PROT_WRITE, MAP_SHARED, { file, ops, readable: true, writable: true });
+    fx.touch(A, 'r');
+    const page = file.cachePage(0);
+    const refs = page.refcount;
+    const before = fx.pte(A);
+    expect(fx.fault(A, PF_USER | PF_WRITE | PF_P)).toEqual({ kind: 'handled' });
+    pt.pteOffsetMap = real;
+    expect(fx.pte(A)).toBe(before);
+    expect(page.refcount).toBe(refs);
+  });
+});
+
+/** Unmaps A by hand (a raw PFN PTE, or the anonymous copy that replaced it) for the end-of-test checks. */
+function zapAll(fx: ReturnType<typeof makeFixture>, vma: VmArea): void {
+  const ptep = runSync(pteAllocMap(fx.env, fx.mm, A));
+  const page = fx.mem.page(ptePfn(fx.pt.readEntry(ptep)));
+  if (page.test('anon')) {
+    page.mapcount = 0;
+    fx.mm.rss[MM_ANONPAGES] -= 1;
+    runSync(putPage(page));
+  }
+  fx.pt.writeEntry(ptep, 0n);
+  vma.vmFlags &= ~VM_PFNMAP;
+  runSync(fx.mm.pageTables.flushTlbPage(A));
+}
