@@ -190,6 +190,7 @@ describe('do_user_addr_fault: flags, retries and results', () => {
     const fx = makeFixture();
     fx.mmapFile(A, 1, PROT_READ, MAP_SHARED, fileReturning(fx, VM_FAULT_FALLBACK));
     expect(() => fx.fault(A, PF_USER)).toThrow(/handle_mm_fault returned unexpected bits 0x800/);
+    expect(() => fx.fault(A, PF_USER)).toThrow(expect.objectContaining({ name: 'KernelFault', kind: 'bug' }));
     fixtureProblems();
   });
 
@@ -198,6 +199,9 @@ describe('do_user_addr_fault: flags, retries and results', () => {
     fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
     expect(() => fx.fault(A, PF_USER | PF_RSVD | PF_P)).toThrow(PageTableCorruptionError);
     expect(() => fx.fault(A, PF_USER | PF_RSVD | PF_P)).toThrow(/reserved bits/);
+    expect(() => fx.fault(A, PF_USER | PF_RSVD | PF_P)).toThrow(
+      expect.objectContaining({ name: 'PageTableCorruptionError', kind: 'pgtable-bad' }),
+    );
     expect(fx.mm.mmapLock.isLocked()).toBe(false);
     expect(fx.env.vmstat.pgfault).toBe(0);
   });
@@ -233,6 +237,14 @@ describe('do_user_addr_fault: flags, retries and results', () => {
     expect(file.faultCalls).toBe(1);
     expect(fx.env.vmstat.retries).toBe(0);
     expect(fx.env.vmstat.pgfault).toBe(0);
+    expect(fx.mm.mmapLock.isLocked()).toBe(false);
+  });
+
+  it('a pending signal does not abandon a fault that completed without VM_FAULT_RETRY', () => {
+    const fx = makeFixture({ signalPending: () => true });
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    expect(fx.fault(A, PF_USER | PF_WRITE)).toEqual({ kind: 'handled' });
+    expect(fx.task.minflt).toBe(1);
     expect(fx.mm.mmapLock.isLocked()).toBe(false);
   });
 });
