@@ -16,7 +16,11 @@ describe('rmap', () => {
     const page = mem.allocPages(0);
     const code = folioAddNewAnonRmap(page, vma, 0x40_3000);
     const first = code.next();
-    expect(first.value).toMatchObject({ kind: EffectKind.Write, line: page.line });
+    expect(first.value).toMatchObject({
+      kind: EffectKind.Write,
+      line: page.line,
+      label: 'folio_add_new_anon_rmap',
+    });
     expect(code.next().done).toBe(true);
     expect(page.mapping).toBe(vma.anonVma);
     expect(page.index).toBe(0x77 + 3);
