@@ -226,6 +226,8 @@ describe('sanitize_fault_flags', () => {
     expect(shared.vmFlags & VM_MAYWRITE).not.toBe(0);
     expect(sanitizeFaultFlags(shared, WRITE)).toBe(VM_FAULT_SIGSEGV);
     expect(sanitizeFaultFlags(shared, READ)).toBe(0);
+    fx.mmapFile(A + 8192, 1, PROT_READ | PROT_WRITE, MAP_SHARED, file.mmapFile());
+    expect(sanitizeFaultFlags(fx.mm.findVma(A + 8192) as VmArea, WRITE)).toBe(0); // a writable shared mapping
     priv.vmFlags &= ~VM_MAYWRITE;
     expect(sanitizeFaultFlags(priv, WRITE)).toBe(VM_FAULT_SIGSEGV);
     expect(sanitizeFaultFlags(priv, READ)).toBe(0);
