@@ -20,6 +20,7 @@ import {
   PROT_WRITE,
   pteAllocMap,
   pteLockptr,
+  VM_ACCESS_FLAGS,
   VM_MAYWRITE,
   type VmArea,
 } from '@spf/vma';
@@ -194,6 +195,21 @@ describe('handle_mm_fault', () => {
     fx.pt.writeEntry(numa, 0n);
     expect(fx.env.vmstat.pgfault).toBe(2);
     expect(fx.task.minflt).toBe(0);
+  });
+
+  it('a PROT_NONE PTE in a VMA that is not accessible is no NUMA hint (vma_is_accessible): not SIGBUS, left as it is', () => {
+    const fx = makeFixture();
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    const ptep = runSync(pteAllocMap(fx.env, fx.mm, A));
+    const vma = fx.mm.findVma(A) as VmArea;
+    const flags = vma.vmFlags;
+    vma.vmFlags &= ~VM_ACCESS_FLAGS; // as PROT_NONE leaves it; only a forced fault gets past access_error()
+    const none = pfnPte(fx.mem.zeroPfn, PAGE_NONE);
+    fx.pt.writeEntry(ptep, none);
+    expect(handle(fx, A, READ)).toBe(0);
+    expect(fx.pt.readEntry(ptep)).toBe(none);
+    fx.pt.writeEntry(ptep, 0n);
+    vma.vmFlags = flags;
   });
 
   it('OOM while allocating a missing page directory or PUD table: VM_FAULT_OOM, counted in pgfault only', () => {
