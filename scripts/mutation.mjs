@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-// Mutation testing of one package with StrykerJS: `pnpm mutation <package> [stryker options]`, for example
-// `pnpm mutation locks --mutate src/spinlock.ts`. The package needs a stryker.config.json (see packages/locks).
-// Stryker runs the test files that import the mutated file (vitest `related`) and, with per-test coverage,
-// only the tests that reach each mutant. Runs are incremental: results are kept per mutated file in the
-// package's reports/stryker-incremental-<file>.json (not in git), so a second run only tests mutants whose
-// code or tests changed. Never run two at once in one package: the sources are mutated in place, and two
-// instrumented files in one test process switch each other's mutants on. Not part of CI (a whole package
-// takes hours on 2 cores).
+// Mutation testing of one package with StrykerJS: `pnpm mutation <package> [--all-tests] [stryker options]`,
+// for example `pnpm mutation locks --mutate src/spinlock.ts`. The package needs a stryker.config.json whose
+// vitest config honours SPF_MUTATION_TESTS (see packages/locks/vitest.mutation.config.ts).
+//
+// With one `--mutate src/<name>.ts`, only that file's own tests run (src/<name>.test.ts and
+// src/<name>-*.test.ts): each primitive's tests must kill its own mutants. `--all-tests` runs the package's
+// whole suite instead, and `--tests <globs>` a chosen set (comma-separated). Runs are incremental: results
+// are kept in the package's reports/stryker-incremental-*.json (not in git), so a second run only tests
+// mutants whose code or tests changed. Not part of CI (a whole package takes hours on 2 cores).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -28,12 +29,32 @@ if (!existsSync(config)) {
   );
   process.exit(2);
 }
-const args = [...rest];
+const allTests = rest.includes('--all-tests');
+const args = rest.filter((a) => a !== '--all-tests');
+const env = { ...process.env };
+const t = args.indexOf('--tests');
+const tests = t >= 0 ? args.splice(t, 2)[1] : undefined;
 const m = args.indexOf('--mutate');
-const own = (m >= 0 ? args[m + 1] : undefined)?.match(/^src\/([\w.-]+)\.ts$/);
-if (own) args.push('--incrementalFile', `reports/stryker-incremental-${own[1]}.json`);
+const target = m >= 0 ? args[m + 1] : undefined;
+const own = target?.match(/^src\/([\w./-]+)\.ts$/);
+// A file in a folder (src/memory/pte-lock.ts) keeps its tests beside it; its incremental file is flattened.
+const flat = own?.[1].replace(/\//g, '_');
+if (tests !== undefined) {
+  // An explicit selection (comma-separated globs), e.g. one new test file against a file's survivors.
+  env.SPF_MUTATION_TESTS = tests;
+  const tag = tests.replace(/[^\w.-]+/g, '_');
+  args.push('--incrementalFile', `reports/stryker-incremental-${flat ?? 'all'}-${tag}.json`);
+  console.log(`mutation: ${target ?? 'every file'} judged by ${tests}`);
+} else if (!allTests && own) {
+  env.SPF_MUTATION_TESTS = `src/${own[1]}.test.ts,src/${own[1]}-*.test.ts`;
+  // The incremental file is per test selection: results from another selection would be reused wrongly.
+  args.push('--incrementalFile', `reports/stryker-incremental-${flat}.json`);
+  console.log(
+    `mutation: ${target} judged by its own tests (${env.SPF_MUTATION_TESTS}); --all-tests for the whole suite`,
+  );
+}
 const bin = join(root, 'node_modules', '.bin', process.platform === 'win32' ? 'stryker.cmd' : 'stryker');
-const r = spawnSync(bin, ['run', 'stryker.config.json', ...args], { cwd: dir, stdio: 'inherit' });
+const r = spawnSync(bin, ['run', 'stryker.config.json', ...args], { cwd: dir, stdio: 'inherit', env });
 if (r.error) {
   console.error(`could not start Stryker (${r.error.message}); run pnpm install first`);
   process.exit(2);

@@ -1,7 +1,9 @@
-import { PF_INSTR, PF_P, PF_USER, PF_WRITE } from '@spf/pagetable';
+import { PF_INSTR, PF_P, PF_PK, PF_RSVD, PF_USER, PF_WRITE } from '@spf/pagetable';
 import {
   MAP_GROWSDOWN,
   MAP_PRIVATE,
+  MAP_SHARED,
+  type MmapFile,
   PROT_EXEC,
   PROT_NONE,
   PROT_READ,
@@ -9,8 +11,20 @@ import {
   type VmArea,
 } from '@spf/vma';
 import { afterEach, describe, expect, it } from 'vitest';
-import { accessError } from './do-user-addr-fault.js';
-import { fixtureProblems, makeFixture } from './test-support/fixture.js';
+import { accessError, PageTableCorruptionError } from './do-user-addr-fault.js';
+import {
+  FAULT_FLAG_DEFAULT,
+  FAULT_FLAG_INSTRUCTION,
+  FAULT_FLAG_USER,
+  FAULT_FLAG_WRITE,
+  VM_FAULT_FALLBACK,
+  VM_FAULT_HWPOISON,
+  VM_FAULT_HWPOISON_LARGE,
+  VM_FAULT_OOM,
+  VM_FAULT_SIGBUS,
+  VM_FAULT_SIGSEGV,
+} from './fault-flags.js';
+import { FaultLivelockError, fixtureProblems, makeFixture, TestFile } from './test-support/fixture.js';
 
 const A = 0x1000_0000;
 
@@ -91,5 +105,146 @@ describe('do_user_addr_fault', () => {
     fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
     expect(fx.touch(A - 4096, 'w')).toMatchObject({ kind: 'sigsegv', code: 'MAPERR' });
     expect(fx.env.vmstat.stackExpansions).toBe(0);
+  });
+
+  it('a handler that answers VM_FAULT_RETRY forever fails the synchronous fixture with a livelock error instead of hanging', () => {
+    const fx = makeFixture({ maxSteps: 5_000 });
+    const file = new TestFile(fx.mem);
+    file.retryAlways = true;
+    fx.mmapFile(A, 1, PROT_READ, MAP_SHARED, file.mmapFile());
+    expect(() => fx.fault(A, PF_USER)).toThrow(FaultLivelockError);
+    expect(() => fx.fault(A, PF_USER)).toThrow(/fault at 0x10000000 did not finish within 5000 kernel steps/);
+    // Every retry went back to ->fault with FAULT_FLAG_TRIED: far more than the one retry a real I/O wait takes.
+    expect(fx.env.vmstat.retries).toBeGreaterThan(100);
+    // The same file with a pending signal gives up after the first VM_FAULT_RETRY.
+    const fy = makeFixture({ signalPending: () => true });
+    const again = new TestFile(fy.mem);
+    again.retryAlways = true;
+    fy.mmapFile(A, 1, PROT_READ, MAP_SHARED, again.mmapFile());
+    expect(fy.touch(A, 'r')).toEqual({ kind: 'signal-pending' });
+    expect(again.faultCalls).toBe(1);
+    fixtureProblems(); // the livelocked fault left the mm mid-fault (mmap_lock held): nothing to check
+  });
+
+  it('an ordinary fault stays far below the fixture step limit', () => {
+    const fx = makeFixture({ maxSteps: 2_000 });
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    expect(fx.touch(A, 'w', 7)).toMatchObject({ ok: true, faults: 1 });
+  });
+});
+
+/** A file mapping whose ->fault records the flags it sees and returns `ret` (VM_FAULT_* bits). */
+function fileReturning(fx: ReturnType<typeof makeFixture>, ret: number, seen: number[] = []): MmapFile {
+  const file = new TestFile(fx.mem);
+  const ops = file.ops();
+  ops.fault = function* (vmf) {
+    seen.push(vmf.flags);
+    return ret;
+  };
+  return { file, ops, readable: true, writable: true };
+}
+
+describe('do_user_addr_fault: flags, retries and results', () => {
+  it('turns the error code into fault flags: default retry flags plus USER, WRITE and INSTRUCTION', () => {
+    const fx = makeFixture();
+    const seen: number[] = [];
+    fx.mmapFile(
+      A,
+      1,
+      PROT_READ | PROT_WRITE | PROT_EXEC,
+      MAP_SHARED,
+      fileReturning(fx, VM_FAULT_SIGBUS, seen),
+    );
+    fx.fault(A, PF_USER | PF_INSTR);
+    fx.fault(A, PF_USER | PF_WRITE);
+    fx.fault(A, 0);
+    expect(seen).toEqual([
+      FAULT_FLAG_DEFAULT | FAULT_FLAG_USER | FAULT_FLAG_INSTRUCTION,
+      FAULT_FLAG_DEFAULT | FAULT_FLAG_USER | FAULT_FLAG_WRITE,
+      FAULT_FLAG_DEFAULT,
+    ]);
+  });
+
+  it('maps each VM_FAULT_* error to its signal and releases mmap_lock every time', () => {
+    const fx = makeFixture();
+    const cases: [number, unknown][] = [
+      [VM_FAULT_OOM, { kind: 'oom', address: A }],
+      [VM_FAULT_SIGBUS, { kind: 'sigbus', address: A }],
+      [VM_FAULT_HWPOISON, { kind: 'sigbus', address: A }],
+      [VM_FAULT_HWPOISON_LARGE, { kind: 'sigbus', address: A }],
+      [VM_FAULT_SIGSEGV, { kind: 'sigsegv', code: 'MAPERR', address: A }],
+      [VM_FAULT_OOM | VM_FAULT_SIGBUS, { kind: 'oom', address: A }],
+    ];
+    let at = A;
+    for (const [ret, outcome] of cases) {
+      fx.mmapFile(at, 1, PROT_READ, MAP_SHARED, fileReturning(fx, ret));
+      expect(fx.fault(at, PF_USER)).toEqual({ ...(outcome as object), address: at });
+      expect(fx.mm.mmapLock.isLocked()).toBe(false);
+      at += 2 * 4096;
+    }
+    expect(fx.env.vmstat.pgfault).toBe(cases.length);
+    expect(fx.task.minflt).toBe(0);
+  });
+
+  it('an error bit it does not know (VM_FAULT_FALLBACK alone) is a kernel bug, not a signal', () => {
+    const fx = makeFixture();
+    fx.mmapFile(A, 1, PROT_READ, MAP_SHARED, fileReturning(fx, VM_FAULT_FALLBACK));
+    expect(() => fx.fault(A, PF_USER)).toThrow(/handle_mm_fault returned unexpected bits 0x800/);
+    expect(() => fx.fault(A, PF_USER)).toThrow(expect.objectContaining({ name: 'KernelFault', kind: 'bug' }));
+    fixtureProblems();
+  });
+
+  it('a #PF with the RSVD bit is a corrupt page table: an oops, before any lock is taken', () => {
+    const fx = makeFixture();
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    expect(() => fx.fault(A, PF_USER | PF_RSVD | PF_P)).toThrow(PageTableCorruptionError);
+    expect(() => fx.fault(A, PF_USER | PF_RSVD | PF_P)).toThrow(/reserved bits/);
+    expect(() => fx.fault(A, PF_USER | PF_RSVD | PF_P)).toThrow(
+      expect.objectContaining({ name: 'PageTableCorruptionError', kind: 'pgtable-bad' }),
+    );
+    expect(fx.mm.mmapLock.isLocked()).toBe(false);
+    expect(fx.env.vmstat.pgfault).toBe(0);
+  });
+
+  it('a protection-key violation is SEGV_PKUERR, even on an accessible VMA', () => {
+    const fx = makeFixture();
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    fx.touch(A, 'w');
+    expect(fx.fault(A, PF_USER | PF_P | PF_PK)).toEqual({ kind: 'sigsegv', code: 'PKUERR', address: A });
+    expect(fx.fault(A, PF_USER | PF_P | PF_WRITE | PF_PK)).toMatchObject({ code: 'PKUERR' });
+    expect(fx.mm.mmapLock.isLocked()).toBe(false);
+  });
+
+  it('VM_FAULT_RETRY: retried once with FAULT_FLAG_TRIED under a freshly taken mmap_lock, then counted as major', () => {
+    const fx = makeFixture();
+    const file = new TestFile(fx.mem);
+    file.retryFirst = true;
+    fx.mmapFile(A, 1, PROT_READ, MAP_SHARED, file.mmapFile());
+    expect(fx.fault(A, PF_USER)).toEqual({ kind: 'handled' });
+    expect(file.faultCalls).toBe(2);
+    expect(fx.env.vmstat.retries).toBe(1);
+    expect(fx.task).toMatchObject({ minflt: 0, majflt: 1 });
+    expect(fx.mm.mmapLock.isLocked()).toBe(false);
+    expect(fx.touch(A, 'r')).toMatchObject({ ok: true, value: 1, faults: 0 });
+  });
+
+  it('VM_FAULT_RETRY with a signal pending returns to user mode without retrying or unlocking twice', () => {
+    const fx = makeFixture({ signalPending: () => true });
+    const file = new TestFile(fx.mem);
+    file.retryFirst = true;
+    fx.mmapFile(A, 1, PROT_READ, MAP_SHARED, file.mmapFile());
+    expect(fx.fault(A, PF_USER)).toEqual({ kind: 'signal-pending' });
+    expect(file.faultCalls).toBe(1);
+    expect(fx.env.vmstat.retries).toBe(0);
+    expect(fx.env.vmstat.pgfault).toBe(0);
+    expect(fx.mm.mmapLock.isLocked()).toBe(false);
+  });
+
+  it('a pending signal does not abandon a fault that completed without VM_FAULT_RETRY', () => {
+    const fx = makeFixture({ signalPending: () => true });
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    expect(fx.fault(A, PF_USER | PF_WRITE)).toEqual({ kind: 'handled' });
+    expect(fx.task.minflt).toBe(1);
+    expect(fx.mm.mmapLock.isLocked()).toBe(false);
   });
 });

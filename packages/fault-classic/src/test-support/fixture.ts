@@ -1,4 +1,5 @@
 import { defaultCostModel, type Kernel, runSync } from '@spf/machine';
+import { defaultLockdep } from '@spf/locks';
 import { ACCESS_USER, ACCESS_WRITE, Mmu, type Page, PhysicalMemory, getPage } from '@spf/pagetable';
 import {
   MAP_ANONYMOUS,
@@ -9,6 +10,8 @@ import {
   mmInvariantProblems,
   mmapSync,
   PagetableOps,
+  pmdAllocWalk,
+  type VmArea,
   type VmFault,
   type VmFile,
   type VmOperations,
@@ -27,6 +30,41 @@ export interface FixtureOptions {
   readonly memory?: number;
   /** The faulting task's `signal_pending()` (see {@link UserFault.signalPending}); default: never. */
   readonly signalPending?: () => boolean;
+  /** Most effects one `fault()` may perform before it is declared a livelock; default {@link FAULT_STEP_LIMIT}. */
+  readonly maxSteps?: number;
+}
+
+/**
+ * Effects one synchronous fault may take before the fixture gives up: a single fault (even one that retries
+ * once, allocates four page-table levels and copies a page) performs a few hundred; a handler that answers
+ * VM_FAULT_RETRY forever performs unboundedly many.
+ */
+export const FAULT_STEP_LIMIT = 100_000;
+
+/** Thrown by the fixture's `fault()` when one fault does not finish within its step limit. */
+export class FaultLivelockError extends Error {
+  override readonly name = 'FaultLivelockError';
+}
+
+/**
+ * Runs `code` like `runSync`, but throws {@link FaultLivelockError} once it has performed `limit` effects,
+ * so that a handler that retries forever fails the test instead of hanging the suite. The abandoned fault
+ * may hold locks: lockdep is reset so that they are not reported against the tests that run after it.
+ */
+function* stepLimited<T>(code: Kernel<T>, limit: number, what: () => string): Kernel<T> {
+  let resume: unknown;
+  for (let steps = 0; ; steps++) {
+    const r = code.next(resume);
+    if (r.done) return r.value;
+    if (steps >= limit) {
+      defaultLockdep.reset();
+      throw new FaultLivelockError(
+        `${what()} did not finish within ${limit} kernel steps: the fault path is looping ` +
+          "(a VM_FAULT_RETRY livelock?); raise the fixture's maxSteps only if the fault is really that long",
+      );
+    }
+    resume = yield r.value;
+  }
 }
 
 /** The outcome of a simulated user access: the byte loaded (or 0 for a store), or the fault's outcome. */
@@ -61,14 +99,15 @@ export function makeFixture(opts: FixtureOptions = {}) {
   const bootFree = mem.freeCount;
 
   function fault(address: number, errorCode: number, m = mm, t = task): FaultOutcome {
+    const code = doUserAddrFault(env, {
+      mm: m,
+      address,
+      errorCode,
+      task: t,
+      signalPending: opts.signalPending,
+    });
     return runSync(
-      doUserAddrFault(env, {
-        mm: m,
-        address,
-        errorCode,
-        task: t,
-        signalPending: opts.signalPending,
-      }),
+      stepLimited(code, opts.maxSteps ?? FAULT_STEP_LIMIT, () => `the fault at 0x${address.toString(16)}`),
     );
   }
 
@@ -109,6 +148,30 @@ export function makeFixture(opts: FixtureOptions = {}) {
     const r = mmapSync(m, { addr, len: pages * 4096, prot, flags: flags | MAP_FIXED_NOREPLACE, file });
     if (!r.ok) throw new Error(`mmap failed with errno ${r.errno}`);
     return r.value;
+  }
+
+  /**
+   * A `struct vm_fault` for `address` in its VMA, as `__handle_mm_fault()` builds it (the PMD allocated, no
+   * PTE looked at yet), for calling a handler stage directly.
+   */
+  function vmfAt(address: number, flags: number, m = mm): ClassicVmFault {
+    const vma = m.findVma(address) as VmArea;
+    const addr = address - (address % 4096);
+    const pmd = runSync(pmdAllocWalk(env, m, addr)) as number;
+    return {
+      env,
+      mm: m,
+      vma,
+      address: addr,
+      realAddress: address,
+      pgoff: vma.linearPageIndex(addr),
+      flags,
+      pmd,
+      pte: null,
+      origPte: 0n,
+      ptl: null,
+      cowPage: null,
+    };
   }
 
   /** The PTE mapping `address`, or 0n. */
@@ -153,6 +216,7 @@ export function makeFixture(opts: FixtureOptions = {}) {
     mmapAnon,
     mmapFile,
     pte,
+    vmfAt,
     invariantProblems,
     track,
   };
@@ -169,6 +233,8 @@ export class TestFile implements VmFile {
   mkwriteCalls = 0;
   /** The first fault of each page returns VM_FAULT_RETRY after dropping the mmap lock (like waiting for I/O). */
   retryFirst = false;
+  /** Every fault returns VM_FAULT_RETRY after dropping the mmap lock, even with FAULT_FLAG_TRIED: a livelock. */
+  retryAlways = false;
   /** Pages beyond this many give SIGBUS (like a fault past EOF). */
   size = Number.POSITIVE_INFINITY;
 
@@ -194,7 +260,7 @@ export class TestFile implements VmFile {
       *fault(vmf: VmFault): Kernel<number> {
         file.faultCalls++;
         if (vmf.pgoff >= file.size) return 0x2; // VM_FAULT_SIGBUS
-        if (file.retryFirst && faultFlagAllowRetryFirst(vmf.flags)) {
+        if (file.retryAlways || (file.retryFirst && faultFlagAllowRetryFirst(vmf.flags))) {
           yield* releaseFaultLock(vmf);
           return VM_FAULT_RETRY;
         }

@@ -1,12 +1,12 @@
-import { Rcu } from '@spf/locks';
-import { exploreInTest, kassert, runSync, type Scenario } from '@spf/machine';
-import { PhysicalMemory, pmdNone } from '@spf/pagetable';
+import { Rcu, SpinLock } from '@spf/locks';
+import { EffectKind, exploreInTest, kassert, runSync, type Scenario } from '@spf/machine';
+import { OutOfMemoryError, PageTables, PhysicalMemory, pgdNone, pmdNone } from '@spf/pagetable';
 import { describe, expect, it } from 'vitest';
 import { MmStruct, NoPageTablesError } from '../mm-struct.js';
 import { PagetableOps } from '../pagetable-backed-ops.js';
 import { makeMemoryEnv } from './memory-env.js';
 import { addMmCounter } from './mm-counter.js';
-import { pmdAllocWalk, pteAlloc, pteAllocMap } from './page-table-alloc.js';
+import { p4dAlloc, pmdAllocWalk, pteAlloc, pteAllocMap } from './page-table-alloc.js';
 
 const MiB = 1024 * 1024;
 const VA = 0x7f00_0020_3000;
@@ -71,5 +71,86 @@ describe('add_mm_counter', () => {
       expect(mm.rss[1]).toBe(2);
       expect(mm.rssCpuLines.length).toBe(rssCounting === 'percpu' ? 1 : 0);
     }
+  });
+});
+
+describe('page-table allocation: each level on its own', () => {
+  it('out of memory for a missing PUD or page directory: null, nothing installed, nothing counted', () => {
+    const mem = new PhysicalMemory({ size: 2 * MiB });
+    const env = makeMemoryEnv({ mem });
+    const mm = new MmStruct({ pageTables: PagetableOps.factory({ env }) });
+    while (mem.freeCount > 0) mem.allocPages(0);
+    expect(runSync(pmdAllocWalk(env, mm, VA))).toBeNull();
+    expect(pgdNone(mm.pgd.readEntry(mm.pgd.pgdOffset(VA)))).toBe(true);
+    expect(mm.pgd.tables.slice(1, 4)).toEqual([0, 0, 0]);
+    expect(env.vmstat.pgtableAlloc).toBe(0);
+    expect(mm.pageTableLock.isLocked()).toBe(false);
+    expect(() => runSync(pteAllocMap(env, mm, VA))).toThrow(OutOfMemoryError);
+    expect(() => runSync(pteAllocMap(env, mm, VA))).toThrow(`for 0x${VA.toString(16)}`);
+  });
+
+  it('a PUD exists but the page directory cannot be allocated: pmd_alloc fails alone', () => {
+    const mem = new PhysicalMemory({ size: 2 * MiB });
+    const env = makeMemoryEnv({ mem });
+    const mm = new MmStruct({ pageTables: PagetableOps.factory({ env }) });
+    expect(runSync(pmdAllocWalk(env, mm, VA))).not.toBeNull();
+    while (mem.freeCount > 0) mem.allocPages(0);
+    const other = VA + 2 ** 30; // the same PUD table, another 1 GiB entry
+    expect(runSync(pmdAllocWalk(env, mm, other))).toBeNull();
+    expect(mm.pgd.tables.slice(1, 4)).toEqual([0, 1, 1]);
+    expect(env.vmstat.pgtableAlloc).toBe(2);
+  });
+
+  it('allocates each missing table once, counts it and charges clearing it; present tables cost nothing', () => {
+    const mem = new PhysicalMemory({ size: 4 * MiB });
+    const env = makeMemoryEnv({ mem });
+    const mm = new MmStruct({ pageTables: PagetableOps.factory({ env }) });
+    const delays: number[] = [];
+    const ptep = runSync(
+      (function* () {
+        const code = pteAllocMap(env, mm, VA);
+        let resume: unknown;
+        for (;;) {
+          const r = code.next(resume);
+          if (r.done) return r.value;
+          if (r.value.kind === EffectKind.Delay) delays.push(r.value.ns);
+          resume = yield r.value;
+        }
+      })(),
+    );
+    expect(env.vmstat.pgtableAlloc).toBe(3);
+    expect(delays).toEqual([env.cost.zeroPage, env.cost.zeroPage, env.cost.zeroPage]);
+    const free = mem.freeCount;
+    const pmdp = runSync(pmdAllocWalk(env, mm, VA)) as number;
+    expect(runSync(pteAlloc(env, mm, pmdp))).toBe(true);
+    expect(runSync(pteAllocMap(env, mm, VA + 4096))).toBe(ptep + 8);
+    expect(env.vmstat.pgtableAlloc).toBe(3);
+    expect(mem.freeCount).toBe(free);
+  });
+
+  it('with 5-level paging p4d_alloc allocates the P4D table under page_table_lock; with 4 levels it is the pgd entry', () => {
+    const mem = new PhysicalMemory({ size: 4 * MiB });
+    const env = makeMemoryEnv({ mem });
+    const four = new MmStruct({ pageTables: PagetableOps.factory({ env }) });
+    const pgdp4 = four.pgd.pgdOffset(VA);
+    expect(runSync(p4dAlloc(env, four, pgdp4, VA))).toBe(pgdp4);
+    expect(env.vmstat.pgtableAlloc).toBe(0);
+    // An mm-shaped object on LA57 page tables (PagetableOps builds 4-level ones only).
+    const pgd = new PageTables(mem, { la57: true });
+    const mm = { pgd, pageTableLock: new SpinLock('page_table_lock') } as unknown as MmStruct;
+    const pgdp = pgd.pgdOffset(VA);
+    const p4dp = runSync(p4dAlloc(env, mm, pgdp, VA));
+    expect(p4dp).not.toBe(pgdp);
+    expect(pgdNone(pgd.readEntry(pgdp))).toBe(false);
+    expect(pgd.tables[4]).toBe(1);
+    expect(p4dp).toBe(runSync(pgd.p4dOffset(pgdp, VA)));
+    expect(runSync(p4dAlloc(env, mm, pgdp, VA))).toBe(p4dp);
+    expect(pgd.tables[4]).toBe(1);
+    expect(env.vmstat.pgtableAlloc).toBe(1);
+    // Out of memory for the P4D table of another pgd entry.
+    while (mem.freeCount > 0) mem.allocPages(0);
+    const far = VA + 2 ** 48;
+    expect(runSync(p4dAlloc(env, mm, pgd.pgdOffset(far), far))).toBeNull();
+    expect(mm.pageTableLock.isLocked()).toBe(false);
   });
 });
