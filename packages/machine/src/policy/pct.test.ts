@@ -82,6 +82,17 @@ describe('pct priorities', () => {
     expect(order.slice().sort()).toEqual([0, 1, 2, 3]);
   });
 
+  it('looks only at the first `count` entries of the enabled array (the machine reuses a longer one)', () => {
+    const p = pct(9, 1);
+    const v = new View(3);
+    p.start(v);
+    const all = Int32Array.from([0, 1, 2]);
+    const top = p.choose(all, 3, v);
+    const rest = [0, 1, 2].filter((c) => c !== top);
+    // The top CPU sits past `count`: it is not enabled and must not be chosen.
+    expect(p.choose(Int32Array.from([...rest, top]), 2, v)).not.toBe(top);
+  });
+
   it('the same seed gives the same schedule after start(); another seed a different one', () => {
     const p = pct(5, 3, 20);
     const a = schedule(p, 3, 40);
@@ -137,6 +148,22 @@ describe('pct change points', () => {
       }
     }
     expect(back).toBeGreaterThan(0);
+  });
+  it('the change points drop CPUs below every initial priority, in order: three CPUs run in turn', () => {
+    let twice = 0;
+    for (let seed = 0; seed < 200; seed++) {
+      const s = schedule(pct(seed, 3, 10), 3, 30);
+      const sw = switches(s);
+      expect(sw.length).toBeGreaterThanOrEqual(1);
+      expect(sw.length).toBeLessThanOrEqual(2);
+      if (sw.length === 2) {
+        // Whatever the order of the two change points, the CPU never dropped runs last.
+        expect(new Set([s[0], s[sw[0]], s[sw[1]]]).size).toBe(3);
+        twice++;
+      }
+    }
+    // Only when both change points fall on one step is there a single switch (about 1 seed in 10).
+    expect(twice).toBeGreaterThan(160);
   });
 });
 
