@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { runSync } from '@spf/machine';
-import { _PAGE_RW } from '@spf/pagetable';
+import { _PAGE_NX, _PAGE_RW } from '@spf/pagetable';
 import { Errno } from './errno.js';
 import { checkMmInvariants } from './mm-invariants.js';
 import { MmStruct } from './mm-struct.js';
@@ -348,7 +348,11 @@ describe('mprotect: limits and paths the first tests left open', () => {
     expect(mprotectSync(mm, A, 2 * P, PROT_READ)).toEqual(OK);
     expect((mm.pgd.leaf(A)?.entry ?? 0n) & _PAGE_RW).toBe(0n);
     expect((mm.pgd.leaf(A + P)?.entry ?? 0n) & _PAGE_RW).toBe(0n);
-    expect(mm.findVma(A)?.vmPageProt ?? 0n).toBe(mm.findVma(A)?.vmPageProt);
+    // Private writable and read-only share a page protection (COW); exec changes it: NX goes.
+    expect((mm.pgd.leaf(A)?.entry ?? 0n) & _PAGE_NX).not.toBe(0n);
+    expect(mprotectSync(mm, A, 2 * P, PROT_READ | PROT_EXEC)).toEqual(OK);
+    expect((mm.pgd.leaf(A)?.entry ?? 0n) & _PAGE_NX).toBe(0n);
+    expect((mm.findVma(A)?.vmPageProt ?? _PAGE_NX) & _PAGE_NX).toBe(0n);
   });
 
   it('keeps the charge of memory that has pages (anon_vma) or is a file when it turns read-only', () => {
