@@ -3,7 +3,8 @@ import { runSync } from '@spf/machine';
 import { Errno } from './errno.js';
 import { checkMmInvariants } from './mm-invariants.js';
 import { MmStruct } from './mm-struct.js';
-import { doMunmap, validArg } from './munmap.js';
+import { doMunmap, sysMunmap, unmapRegion, validArg } from './munmap.js';
+import type { MmapFile } from './mmap.js';
 import { procMaps } from './proc-maps.js';
 import { mmapSync, munmapSync } from './sync-api.js';
 import { makeSystem, touch } from './test-support/system.js';
@@ -190,5 +191,89 @@ describe('do_vmi_align_munmap: splitting, detaching and max_map_count', () => {
     );
     expect(r).toEqual(OK);
     expect(mm.mapCount).toBe(0);
+  });
+});
+
+describe('munmap: splits refused by vm_ops->may_split, closing, the page_table_lock option, the lock', () => {
+  function fileWith(maySplit: boolean, closed: number[]): MmapFile {
+    return {
+      file: { path: '/dev/special', devMajor: 8, devMinor: 1, ino: 9 },
+      ops: { maySplit: () => (maySplit ? 0 : -22), close: (v) => closed.push(v.vmStart) },
+    };
+  }
+
+  it('a VMA whose may_split refuses cannot be cut at the start or at the end of the range: EINVAL, no change', () => {
+    const mm = new MmStruct();
+    const file = fileWith(false, []);
+    expect(
+      mmapSync(mm, { addr: A, len: 4 * P, prot: PROT_READ, flags: MAP_PRIVATE | MAP_FIXED, file }).ok,
+    ).toBe(true);
+    const before = state(mm);
+    expect(munmapSync(mm, A + P, P)).toEqual(err(Errno.EINVAL));
+    expect(munmapSync(mm, A, P)).toEqual(err(Errno.EINVAL));
+    expect(state(mm)).toEqual(before);
+    expect(munmapSync(mm, A, 4 * P)).toEqual(OK);
+    expect(mm.mapCount).toBe(0);
+  });
+
+  it('closes each removed VMA (vm_ops->close) once, and the cut-off part is a new VMA, the old one detached', () => {
+    const mm = new MmStruct();
+    const closed: number[] = [];
+    const file = fileWith(true, closed);
+    expect(
+      mmapSync(mm, { addr: A, len: 4 * P, prot: PROT_READ, flags: MAP_PRIVATE | MAP_FIXED, file }).ok,
+    ).toBe(true);
+    const original = mm.findVma(A);
+    expect(munmapSync(mm, A + 2 * P, 2 * P)).toEqual(OK);
+    expect(closed).toEqual([A + 2 * P]);
+    // __split_vma(new_below): the kept part below is the new VMA; a speculative reader of the old one sees it go.
+    expect(original?.detached).toBe(true);
+    expect(mm.findVma(A)).not.toBe(original);
+    expect(mm.findVma(A)?.detached).toBe(false);
+  });
+
+  it('unmapRegion of no VMAs does nothing', () => {
+    const { mem, mm } = makeSystem();
+    map(mm, A, 1);
+    touch(mm, A);
+    const free = mem.freeCount;
+    runSync(unmapRegion(mm, [], 0, 0));
+    expect(mem.freeCount).toBe(free);
+    expect(mm.pgd.leaf(A)).not.toBeNull();
+  });
+
+  it('with freePgtablesUnderPtl, free_pgtables runs under mm->page_table_lock, released afterwards', () => {
+    for (const under of [true, false]) {
+      const { mm } = makeSystem({ freePgtablesUnderPtl: under });
+      map(mm, A, 1);
+      touch(mm, A);
+      const ops = mm.pageTables;
+      const orig = ops.freePgtables.bind(ops);
+      const held: boolean[] = [];
+      ops.freePgtables = function* (...args: Parameters<typeof orig>) {
+        held.push(mm.pageTableLock.isLocked());
+        yield* orig(...args);
+      };
+      expect(munmapSync(mm, A, P)).toEqual(OK);
+      expect(held).toEqual([under]);
+      expect(mm.pageTableLock.isLocked()).toBe(false);
+    }
+  });
+
+  it('sysMunmap takes and releases the mmap lock around the unmap', () => {
+    const mm = new MmStruct();
+    map(mm, A, 2);
+    const r = runSync(
+      (function* () {
+        const first = yield* sysMunmap(mm, A, P);
+        const second = yield* sysMunmap(mm, A + P, P);
+        yield* mm.mmapWriteLock();
+        yield* mm.mmapWriteUnlock();
+        return [first, second];
+      })(),
+    );
+    expect(r).toEqual([OK, OK]);
+    expect(mm.mapCount).toBe(0);
+    expect(runSync(sysMunmap(mm, A + 1, P))).toEqual(err(Errno.EINVAL));
   });
 });
