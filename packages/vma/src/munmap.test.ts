@@ -216,6 +216,22 @@ describe('munmap: splits refused by vm_ops->may_split, closing, the page_table_l
     expect(mm.mapCount).toBe(0);
   });
 
+  it('a refused split at the start of the range fails the whole call, even when no other split is needed', () => {
+    const mm = new MmStruct();
+    const file: MmapFile = {
+      file: { path: '/dev/special', devMajor: 8, devMinor: 1, ino: 9 },
+      ops: { maySplit: (_v, addr) => (addr === A + P ? -22 : 0) },
+    };
+    expect(
+      mmapSync(mm, { addr: A, len: 4 * P, prot: PROT_READ, flags: MAP_PRIVATE | MAP_FIXED, file }).ok,
+    ).toBe(true);
+    const before = state(mm);
+    expect(munmapSync(mm, A + P, 3 * P)).toEqual(err(Errno.EINVAL));
+    expect(state(mm)).toEqual(before);
+    expect(munmapSync(mm, A + 2 * P, 2 * P)).toEqual(OK);
+    expect(mm.totalVm).toBe(2);
+  });
+
   it('closes each removed VMA (vm_ops->close) once, and the cut-off part is a new VMA, the old one detached', () => {
     const mm = new MmStruct();
     const closed: number[] = [];
