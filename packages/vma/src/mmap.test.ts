@@ -3,9 +3,9 @@ import { runSync } from '@spf/machine';
 import { Errno } from './errno.js';
 import { checkMmInvariants } from './mm-invariants.js';
 import { DEFAULT_MMAP_BASE, MmStruct } from './mm-struct.js';
-import { sysMmap } from './mmap.js';
+import { type MmapFile, sysMmap } from './mmap.js';
 import { procMaps } from './proc-maps.js';
-import { mmapSync, munmapSync } from './sync-api.js';
+import { mmapSync, mprotectSync, munmapSync } from './sync-api.js';
 import {
   MAP_ANONYMOUS,
   MAP_FIXED,
@@ -206,5 +206,49 @@ describe('mmap', () => {
       value: DEFAULT_MMAP_BASE - P,
     });
     checkMmInvariants([mm]);
+  });
+});
+
+describe("mmap of a file: do_mmap's checks of the open file and the map type (nothing changes on failure)", () => {
+  const f = (readable?: boolean, writable?: boolean): MmapFile => ({
+    file: { path: '/data', devMajor: 8, devMinor: 1, ino: 7 },
+    ops: {},
+    readable,
+    writable,
+  });
+  const fmap = (mm: MmStruct, prot: number, flags: number, file: MmapFile) =>
+    mmapSync(mm, { addr: A, len: 2 * P, prot, flags: flags | MAP_FIXED, file });
+
+  it.each([
+    ['MAP_SHARED_VALIDATE with an unknown flag', RW, MAP_SHARED_VALIDATE | 0x40000000, f(), Errno.EOPNOTSUPP],
+    ['a file not opened for reading', PROT_READ, MAP_PRIVATE, f(false), Errno.EACCES],
+    ['MAP_SHARED|PROT_WRITE of a file not opened for writing', RW, MAP_SHARED, f(true, false), Errno.EACCES],
+    [
+      'MAP_SHARED_VALIDATE|PROT_WRITE of a read-only file',
+      RW,
+      MAP_SHARED_VALIDATE,
+      f(true, false),
+      Errno.EACCES,
+    ],
+    ['map type 0 (neither shared nor private)', PROT_READ, 0, f(), Errno.EINVAL],
+    ['MAP_GROWSDOWN of a file', PROT_READ, MAP_PRIVATE | MAP_GROWSDOWN, f(), Errno.EINVAL],
+  ])('%s fails', (_name, prot, flags, file, errno) => {
+    const mm = new MmStruct();
+    expect(fmap(mm, prot, flags, file)).toEqual({ ok: false, errno });
+    expect(mm.mapCount).toBe(0);
+    expect(mm.totalVm).toBe(0);
+  });
+
+  it('maps shared files as shared (s), a read-only file shared without VM_MAYWRITE, private files as p', () => {
+    const mm = new MmStruct();
+    expect(fmap(mm, RW, MAP_SHARED_VALIDATE, f(true, true)).ok).toBe(true);
+    expect(procMaps(mm)).toMatch(/^100000000000-100000002000 rw-s 00000000 08:01 7 +\/data\n$/);
+    const ro = new MmStruct();
+    expect(fmap(ro, PROT_READ, MAP_SHARED, f(true, false)).ok).toBe(true);
+    // Linux shows a read-only shared file mapping as "r--s" but it has no VM_SHARED and cannot gain PROT_WRITE.
+    expect(mprotectSync(ro, A, 2 * P, RW)).toEqual({ ok: false, errno: Errno.EACCES });
+    const priv = new MmStruct();
+    expect(fmap(priv, RW, MAP_PRIVATE, f(true, false)).ok).toBe(true);
+    expect(procMaps(priv)).toMatch(/^100000000000-100000002000 rw-p 00000000 08:01 7 +\/data\n$/);
   });
 });
