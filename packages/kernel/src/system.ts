@@ -439,7 +439,6 @@ export class System {
    * that is not mapped yet, for MAP_POPULATE and VM_LOCKED; a write fault for private writable mappings.
    */
   *populate(th: Thread, mm: MmStruct, start: number, len: number, writeFault: boolean): Kernel<void> {
-    const _proc = th.process;
     for (let a = start; a < start + len; a += PAGE_SIZE) {
       if (mm.pgd.leaf(a) !== null) continue;
       const out = yield* this.faultHandler.handleUserFault({

@@ -29,7 +29,7 @@ import {
 } from '@spf/pagetable';
 import { pageAnonExclusive } from './memory/anon-exclusive.js';
 import { type MemoryEnv, makeMemoryEnv } from './memory/memory-env.js';
-import { addMmCounter, mmCounter } from './memory/mm-counter.js';
+import { addMmRssVec, mmCounter } from './memory/mm-counter.js';
 import { pmdAllocWalk, pteAlloc, pteAllocMap } from './memory/page-table-alloc.js';
 import { pteLockptr, pteOffsetMapLock, ptlockPtr } from './memory/pte-lock.js';
 import { folioRemoveRmap } from './memory/rmap.js';
@@ -142,7 +142,7 @@ export class PagetableOps implements MmPageTableOps {
         // The reference is dropped after the TLB flush (tlb_remove_page + tlb_finish_mmu).
         tlb.defer(() => putPage(page));
       }
-      for (let i = 0; i < NR_MM_COUNTERS; i++) if (rss[i] !== 0) yield* addMmCounter(mm, i, rss[i]);
+      yield* addMmRssVec(mm, rss);
       yield* locked.ptl.unlock();
     });
     return cleared;
@@ -227,7 +227,7 @@ export class PagetableOps implements MmPageTableOps {
         pte = pteMkold(pte);
         yield* dpt.setPteAt(a, dptep0 + i * 8, pte);
       }
-      for (let t = 0; t < NR_MM_COUNTERS; t++) if (rss[t] !== 0) yield* addMmCounter(dstMm, t, rss[t]);
+      yield* addMmRssVec(dstMm, rss);
       yield* sptl.unlock();
       yield* dptl.unlock();
     });

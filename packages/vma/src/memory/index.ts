@@ -2,7 +2,7 @@
 // syscalls of this package. Each kernel concept is defined here once; both sides import it.
 export { pageAnonExclusive } from './anon-exclusive.js';
 export { type MemoryEnv, type MemoryEnvOptions, type MemoryEvents, makeMemoryEnv } from './memory-env.js';
-export { addMmCounter, mmCounter, mmCounterFile, type RssCounting } from './mm-counter.js';
+export { addMmCounter, addMmRssVec, mmCounter, mmCounterFile, type RssCounting } from './mm-counter.js';
 export { p4dAlloc, pmdAlloc, pmdAllocWalk, pteAlloc, pteAllocMap, pudAlloc } from './page-table-alloc.js';
 export { type LockedPte, pmdLockptr, pteLockptr, pteOffsetMapLock, ptlockPtr } from './pte-lock.js';
 export { folioAddFileRmap, folioAddNewAnonRmap, folioRemoveRmap } from './rmap.js';

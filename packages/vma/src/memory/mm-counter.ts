@@ -1,6 +1,6 @@
 import { type Kernel, MemoryLine, rmwEffect, self, writeEffect } from '@spf/machine';
 import type { Page } from '@spf/pagetable';
-import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, type MmStruct } from '../mm-struct.js';
+import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, type MmStruct, NR_MM_COUNTERS } from '../mm-struct.js';
 
 /**
  * How `add_mm_counter()` updates `mm->rss_stat`:
@@ -40,4 +40,12 @@ export function* addMmCounter(mm: MmStruct, type: number, delta: number): Kernel
     yield writeEffect(line, 'add_mm_counter');
   }
   mm.rss[type] += delta;
+}
+
+/**
+ * Models `add_mm_rss_vec()` in mm/memory.c: applies the per-counter deltas a page-table walk gathered in
+ * `rss` (indexed like `mm.rss`) with one {@link addMmCounter} per counter that changed.
+ */
+export function* addMmRssVec(mm: MmStruct, rss: readonly number[]): Kernel<void> {
+  for (let i = 0; i < NR_MM_COUNTERS; i++) if (rss[i] !== 0) yield* addMmCounter(mm, i, rss[i]);
 }
