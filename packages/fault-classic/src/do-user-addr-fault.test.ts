@@ -11,10 +11,16 @@ import {
   type VmArea,
 } from '@spf/vma';
 import { afterEach, describe, expect, it } from 'vitest';
-import { accessError, PageTableCorruptionError } from './do-user-addr-fault.js';
+import {
+  accessError,
+  type LocklessFaultAttempt,
+  type LocklessFaultResult,
+  PageTableCorruptionError,
+} from './do-user-addr-fault.js';
 import {
   FAULT_FLAG_DEFAULT,
   FAULT_FLAG_INSTRUCTION,
+  FAULT_FLAG_TRIED,
   FAULT_FLAG_USER,
   FAULT_FLAG_WRITE,
   VM_FAULT_FALLBACK,
@@ -246,5 +252,76 @@ describe('do_user_addr_fault: flags, retries and results', () => {
     expect(fx.fault(A, PF_USER | PF_WRITE)).toEqual({ kind: 'handled' });
     expect(fx.task.minflt).toBe(1);
     expect(fx.mm.mmapLock.isLocked()).toBe(false);
+  });
+});
+
+describe('do_user_addr_fault: the lockless attempt before mmap_lock', () => {
+  /** An attempt that records what it was given and answers `result`, checking mmap_lock is not held. */
+  function attempt(fx: () => ReturnType<typeof makeFixture>, result: LocklessFaultResult) {
+    const seen: { address: number; flags: number; locked: boolean }[] = [];
+    const fn: LocklessFaultAttempt = function* (fault, flags) {
+      seen.push({ address: fault.address, flags, locked: fx().mm.mmapLock.isLocked() });
+      return result;
+    };
+    return { fn, seen };
+  }
+
+  it('runs before mmap_lock with the flags from the error code; "done" finishes without the classic path', () => {
+    let fx!: ReturnType<typeof makeFixture>;
+    const a = attempt(() => fx, { kind: 'done', ret: 0 });
+    fx = makeFixture({ lockless: a.fn });
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    expect(fx.fault(A, PF_USER | PF_WRITE)).toEqual({ kind: 'handled' });
+    expect(a.seen).toEqual([
+      { address: A, flags: FAULT_FLAG_DEFAULT | FAULT_FLAG_USER | FAULT_FLAG_WRITE, locked: false },
+    ]);
+    // The classic path never ran: nothing mapped, nothing counted, the lock never taken.
+    expect(fx.pte(A)).toBe(0n);
+    expect(fx.env.vmstat.pgfault).toBe(0);
+    expect(fx.mm.mmapLock.isLocked()).toBe(false);
+  });
+
+  it('"done" with an error bit becomes the same signal the classic path gives', () => {
+    for (const [ret, kind] of [
+      [VM_FAULT_SIGBUS, 'sigbus'],
+      [VM_FAULT_OOM, 'oom'],
+    ] as const) {
+      let fx!: ReturnType<typeof makeFixture>;
+      const a = attempt(() => fx, { kind: 'done', ret });
+      fx = makeFixture({ lockless: a.fn });
+      fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+      expect(fx.fault(A, PF_USER)).toEqual({ kind, address: A });
+    }
+    let fx!: ReturnType<typeof makeFixture>;
+    const a = attempt(() => fx, { kind: 'done', ret: VM_FAULT_SIGSEGV });
+    fx = makeFixture({ lockless: a.fn });
+    expect(fx.fault(A, PF_USER)).toEqual({ kind: 'sigsegv', code: 'MAPERR', address: A });
+  });
+
+  it('"fallback" runs the classic path under mmap_lock with the flags the attempt returned', () => {
+    let fx!: ReturnType<typeof makeFixture>;
+    const a = attempt(() => fx, {
+      kind: 'fallback',
+      flags: FAULT_FLAG_DEFAULT | FAULT_FLAG_USER | FAULT_FLAG_TRIED,
+    });
+    fx = makeFixture({ lockless: a.fn });
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    expect(fx.touch(A, 'r')).toMatchObject({ ok: true, value: 0, faults: 1 });
+    expect(a.seen).toHaveLength(1);
+    // FAULT_FLAG_TRIED from the attempt reached mm_account_fault(): the fault counts as major.
+    expect(fx.task).toMatchObject({ minflt: 0, majflt: 1 });
+  });
+
+  it('"outcome" is returned as it is, and kernel addresses never reach the attempt', () => {
+    let fx!: ReturnType<typeof makeFixture>;
+    const a = attempt(() => fx, {
+      kind: 'outcome',
+      outcome: { kind: 'sigsegv', code: 'ACCERR', address: A },
+    });
+    fx = makeFixture({ lockless: a.fn });
+    fx.mmapAnon(A, 1, PROT_READ);
+    expect(fx.fault(A, PF_USER | PF_WRITE)).toEqual({ kind: 'sigsegv', code: 'ACCERR', address: A });
+    expect(fx.fault(0x8000_0000_0000, PF_USER)).toMatchObject({ kind: 'sigsegv', code: 'MAPERR' });
+    expect(a.seen).toHaveLength(1);
   });
 });

@@ -58,10 +58,18 @@ export function accessError(errorCode: number, vma: VmArea): boolean {
  * 6. VM_FAULT_OOM: `pagefault_out_of_memory()`; VM_FAULT_SIGBUS / HWPOISON: SIGBUS (`do_sigbus()`);
  *    VM_FAULT_SIGSEGV: SIGSEGV MAPERR (`bad_area_nosemaphore()`).
  *
- * Simplifications: no kprobes/kmmio/SMAP checks (user-mode faults only), no per-VMA lock attempt (that is
- * the @spf/fault-spec designs' job).
+ * Between steps 1 and 2 a {@link LocklessFaultAttempt} may run: the hook where the speculative designs of
+ * @spf/fault-spec try the fault without mmap_lock (`handle_speculative_fault()` of the SPF series,
+ * `lock_vma_under_rcu()` of Linux 6.4), falling back to step 2 when they cannot finish it. The classic
+ * handler passes none.
+ *
+ * Simplifications: no kprobes/kmmio/SMAP checks (user-mode faults only).
  */
-export function* doUserAddrFault(env: FaultEnv, fault: UserFault): Kernel<FaultOutcome> {
+export function* doUserAddrFault(
+  env: FaultEnv,
+  fault: UserFault,
+  lockless?: LocklessFaultAttempt,
+): Kernel<FaultOutcome> {
   const { mm, address, errorCode } = fault;
   if ((errorCode & PF_RSVD) !== 0) {
     throw new PageTableCorruptionError(
@@ -74,6 +82,13 @@ export function* doUserAddrFault(env: FaultEnv, fault: UserFault): Kernel<FaultO
   if ((errorCode & PF_INSTR) !== 0) flags |= FAULT_FLAG_INSTRUCTION;
   // fault_in_kernel_space(): a user access to a kernel address never looks at the VMAs.
   if (address >= mm.taskSize) return { kind: 'sigsegv', code: 'MAPERR', address };
+
+  if (lockless !== undefined) {
+    const attempt = yield* lockless(fault, flags);
+    if (attempt.kind === 'outcome') return attempt.outcome;
+    if (attempt.kind === 'done') return mmFaultOutcome(attempt.ret, address);
+    flags = attempt.flags;
+  }
 
   if (!(yield* mm.mmapReadTrylock())) yield* mm.mmapReadLock();
   for (;;) {
@@ -105,12 +120,44 @@ export function* doUserAddrFault(env: FaultEnv, fault: UserFault): Kernel<FaultO
       continue;
     }
     yield* mm.mmapReadUnlock();
-    if ((ret & VM_FAULT_ERROR) === 0) return { kind: 'handled' };
-    if ((ret & VM_FAULT_OOM) !== 0) return { kind: 'oom', address };
-    if ((ret & (VM_FAULT_SIGBUS | VM_FAULT_HWPOISON | VM_FAULT_HWPOISON_LARGE)) !== 0) {
-      return { kind: 'sigbus', address };
-    }
-    if ((ret & VM_FAULT_SIGSEGV) !== 0) return { kind: 'sigsegv', code: 'MAPERR', address };
-    throw new KernelFault('bug', `handle_mm_fault returned unexpected bits 0x${ret.toString(16)}`);
+    return mmFaultOutcome(ret, address);
   }
 }
+
+/**
+ * What a finished fault (one whose `handle_mm_fault()` result has no VM_FAULT_RETRY) means for the task:
+ * the tail of `do_user_addr_fault()` with `mm_fault_error()` in arch/x86/mm/fault.c. No error bit: handled.
+ * VM_FAULT_OOM: `pagefault_out_of_memory()`; SIGBUS or HWPOISON: `do_sigbus()`; SIGSEGV: `bad_area_nosemaphore()`
+ * with SEGV_MAPERR.
+ */
+export function mmFaultOutcome(ret: number, address: number): FaultOutcome {
+  if ((ret & VM_FAULT_ERROR) === 0) return { kind: 'handled' };
+  if ((ret & VM_FAULT_OOM) !== 0) return { kind: 'oom', address };
+  if ((ret & (VM_FAULT_SIGBUS | VM_FAULT_HWPOISON | VM_FAULT_HWPOISON_LARGE)) !== 0) {
+    return { kind: 'sigbus', address };
+  }
+  if ((ret & VM_FAULT_SIGSEGV) !== 0) return { kind: 'sigsegv', code: 'MAPERR', address };
+  throw new KernelFault('bug', `handle_mm_fault returned unexpected bits 0x${ret.toString(16)}`);
+}
+
+/**
+ * What a {@link LocklessFaultAttempt} decided:
+ * - `fallback`: it could not finish the fault; take mmap_lock and run the classic path with `flags` (the
+ *   attempt's flags, e.g. with FAULT_FLAG_TRIED added after a major fault asked for a retry, as 6.4 does);
+ * - `done`: it finished the fault without mmap_lock; `ret` is the `handle_mm_fault()` result (no
+ *   VM_FAULT_RETRY), mapped to the task's outcome by {@link mmFaultOutcome};
+ * - `outcome`: it decided the outcome itself (6.4 sends SIGSEGV ACCERR from under the VMA lock through
+ *   `bad_area_access_error()`; a pending signal after a retry).
+ */
+export type LocklessFaultResult =
+  | { readonly kind: 'fallback'; readonly flags: number }
+  | { readonly kind: 'done'; readonly ret: number }
+  | { readonly kind: 'outcome'; readonly outcome: FaultOutcome };
+
+/**
+ * A fault attempt made before `do_user_addr_fault()` takes mmap_lock: Dufour's and Lespinasse's
+ * `handle_speculative_fault()`, or 6.4's `lock_vma_under_rcu()` block. It receives the user fault and the
+ * FAULT_FLAG_* bits computed from the error code, and runs in the faulting task's context. It must leave
+ * no lock held whatever it returns, and it accounts the faults it finishes itself (`mmAccountFault`).
+ */
+export type LocklessFaultAttempt = (fault: UserFault, flags: number) => Kernel<LocklessFaultResult>;

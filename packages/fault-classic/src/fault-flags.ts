@@ -29,6 +29,13 @@ export const FAULT_FLAG_UNSHARE = 1 << 10;
 export const FAULT_FLAG_ORIG_PTE_VALID = 1 << 11;
 /** The fault holds a per-VMA lock instead of mmap_lock (`FAULT_FLAG_VMA_LOCK`). */
 export const FAULT_FLAG_VMA_LOCK = 1 << 12;
+/**
+ * The fault runs speculatively, without mmap_lock and without a per-VMA lock (`FAULT_FLAG_SPECULATIVE` of the
+ * SPF series: Dufour's v12 and Lespinasse's 2021-22 series). Such a fault never sleeps and never retries
+ * itself: whatever it cannot finish it abandons with VM_FAULT_RETRY, and the classic path takes over.
+ * Mainline never had this bit; its value here is one above FAULT_FLAG_VMA_LOCK.
+ */
+export const FAULT_FLAG_SPECULATIVE = 1 << 13;
 /** `FAULT_FLAG_DEFAULT`: what every user fault starts with. */
 export const FAULT_FLAG_DEFAULT = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE | FAULT_FLAG_INTERRUPTIBLE;
 
@@ -79,6 +86,7 @@ const faultFlagNames: readonly [number, string][] = [
   [FAULT_FLAG_UNSHARE, 'UNSHARE'],
   [FAULT_FLAG_ORIG_PTE_VALID, 'ORIG_PTE_VALID'],
   [FAULT_FLAG_VMA_LOCK, 'VMA_LOCK'],
+  [FAULT_FLAG_SPECULATIVE, 'SPECULATIVE'],
 ];
 
 const vmFaultNames: readonly [number, string][] = [

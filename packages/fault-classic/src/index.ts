@@ -13,7 +13,14 @@ export {
   finishFault,
   setPteRange,
 } from './do-fault.js';
-export { accessError, doUserAddrFault, PageTableCorruptionError } from './do-user-addr-fault.js';
+export {
+  accessError,
+  doUserAddrFault,
+  type LocklessFaultAttempt,
+  type LocklessFaultResult,
+  mmFaultOutcome,
+  PageTableCorruptionError,
+} from './do-user-addr-fault.js';
 export { doWpPage, maybeMkwrite, wpPageCopy, wpPageReuse } from './do-wp-page.js';
 export { TaskFaultCounters, VmStat } from './fault-counters.js';
 export { type FaultEnv, type FaultEnvOptions, makeFaultEnv } from './fault-env.js';

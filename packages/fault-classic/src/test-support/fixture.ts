@@ -16,7 +16,7 @@ import {
   type VmFile,
   type VmOperations,
 } from '@spf/vma';
-import { doUserAddrFault } from '../do-user-addr-fault.js';
+import { doUserAddrFault, type LocklessFaultAttempt } from '../do-user-addr-fault.js';
 import { TaskFaultCounters } from '../fault-counters.js';
 import { type FaultEnv, makeFaultEnv } from '../fault-env.js';
 import type { FaultOutcome } from '../fault-handler.js';
@@ -32,6 +32,8 @@ export interface FixtureOptions {
   readonly signalPending?: () => boolean;
   /** Most effects one `fault()` may perform before it is declared a livelock; default {@link FAULT_STEP_LIMIT}. */
   readonly maxSteps?: number;
+  /** A lockless attempt `fault()` passes to `doUserAddrFault()` (the speculative designs' hook); default none. */
+  readonly lockless?: LocklessFaultAttempt;
 }
 
 /**
@@ -99,13 +101,11 @@ export function makeFixture(opts: FixtureOptions = {}) {
   const bootFree = mem.freeCount;
 
   function fault(address: number, errorCode: number, m = mm, t = task): FaultOutcome {
-    const code = doUserAddrFault(env, {
-      mm: m,
-      address,
-      errorCode,
-      task: t,
-      signalPending: opts.signalPending,
-    });
+    const code = doUserAddrFault(
+      env,
+      { mm: m, address, errorCode, task: t, signalPending: opts.signalPending },
+      opts.lockless,
+    );
     return runSync(
       stepLimited(code, opts.maxSteps ?? FAULT_STEP_LIMIT, () => `the fault at 0x${address.toString(16)}`),
     );
