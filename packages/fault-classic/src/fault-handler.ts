@@ -45,10 +45,28 @@ export type FaultOutcome =
  * factory of any of them.
  */
 export interface FaultHandler {
-  /** A short name for reports and benchmark tables (`classic`, `spf`, ...). */
+  /** A short name for reports and benchmark tables (`classic`, `dufour`, `lespinasse`, `pervma`). */
   readonly name: string;
+  /**
+   * The design's own event counters, named as the original names them (v12's `spf_vma_changed`, 6.4's
+   * `VMA_LOCK_SUCCESS`, ...). Absent for the classic handler.
+   */
+  readonly counters?: Readonly<Record<string, number>>;
+  /** How the lockless attempts went so far (absent for the classic handler, which makes none). */
+  speculativeStats?(): SpeculativeStats;
   /** Handles one user-mode #PF on the current CPU. Runs in the faulting task's context. */
   handleUserFault(fault: UserFault): Kernel<FaultOutcome>;
+}
+
+/**
+ * A summary every lockless design gives in the same shape, for tables that compare designs: how many faults
+ * tried the lockless path, how many it finished, and why the others fell back to mmap_lock (reason names are
+ * the design's own counter names).
+ */
+export interface SpeculativeStats {
+  readonly attempts: number;
+  readonly handled: number;
+  readonly aborts: Readonly<Record<string, number>>;
 }
 
 /** Builds a fault handler for a booted system. */

@@ -30,6 +30,7 @@ export type {
   FaultHandlerFactory,
   FaultOutcome,
   SegvCode,
+  SpeculativeStats,
   UserFault,
 } from './fault-handler.js';
 export {
