@@ -34,7 +34,9 @@ describe('the spf command', () => {
   it('--help prints the usage and exits 0', () => {
     const { out, impl } = io();
     expect(runCli(['--help'], impl)).toBe(0);
-    expect(out.stdout).toContain('spf replay [--no-zero-page] [file|-]');
+    expect(out.stdout).toContain(
+      'spf replay [--no-zero-page] [--fault-handler NAME [--spec-option KEY=VALUE]...] [file|-]',
+    );
     expect(out.stdout).toContain('spf run <scenario>');
   });
 

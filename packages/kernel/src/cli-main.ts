@@ -1,4 +1,13 @@
+import type { FaultHandlerFactory, SpeculativeStats } from '@spf/fault-classic';
+import { FaultSpecConfigError } from '@spf/fault-spec';
 import type { ChromeTrace, TraceEvent } from '@spf/machine';
+import {
+  FaultHandlerOptionError,
+  faultHandlerByName,
+  faultHandlerNames,
+  parseSpecOptions,
+  UnknownFaultHandlerError,
+} from './fault-handlers.js';
 import { ReplayParseError } from './replay/errors.js';
 import { formatObservation } from './replay/observation.js';
 import { streamReplay } from './run-replay.js';
@@ -19,10 +28,11 @@ export interface CliIo {
   chromeTrace(events: readonly TraceEvent[], cpus: number): ChromeTrace;
 }
 
+/** The usage text of the `spf` command (lists the registered fault handlers). */
 export const HELP = `spf — the Linux page-fault path on a simulated SMP machine
 
 usage:
-  spf replay [--no-zero-page] [file|-]
+  spf replay [--no-zero-page] [--fault-handler NAME [--spec-option KEY=VALUE]...] [file|-]
       Run a replay script (default: standard input, at most 16 MiB) on a freshly booted simulator and
       print one observation per op as it runs, in the format the real-kernel harness prints. --no-zero-page boots a kernel
       that maps no shared zero page on read faults (like the Linux 6.18 development VM may).
@@ -33,14 +43,21 @@ usage:
         scaling   N threads of one process fault in their own private regions (timed policy)
                   --threads N (default 8)  --pages P per thread (default 64)  --churn (one more
                   thread loops on mmap/munmap)  --mmap-lock rwsem|range  --seed S
+                  --fault-handler NAME [--spec-option KEY=VALUE]...; with a speculative handler it
+                  also prints the share of faults handled without mmap_lock and the abort reasons
         cow-fork  a parent fills pages, forks, the child writes one (copy-on-write), the parent
                   writes it again (reused)
   spf --help
 
+fault handlers (--fault-handler, default classic): FAULT_HANDLER_LIST
+  --spec-option KEY=VALUE passes one option to the handler's factory (repeatable): true/false and integers
+  are typed, a dotted key sets a member of a nested object (checks.ptlTrylock=false); the handler refuses
+  unsafe or contradictory combinations (exit 2).
+
 exit status: 0 success; 1 the simulation failed, or a scenario's process was killed (the kernel log,
 such as an OOM kill, goes to stderr) or exited non-zero; 2 bad usage (checked before anything runs), a
 malformed replay script, or a script larger than 16 MiB.
-`;
+`.replace('FAULT_HANDLER_LIST', faultHandlerNames().join(', '));
 
 class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -94,6 +111,57 @@ function flag(args: string[], name: string): boolean {
   return true;
 }
 
+/** Every value of a repeatable option, removed from `args`. */
+function repeatedOption(args: string[], name: string): string[] {
+  const values: string[] = [];
+  for (let v = stringOption(args, name); v !== undefined; v = stringOption(args, name)) values.push(v);
+  return values;
+}
+
+/**
+ * `--fault-handler NAME` and its `--spec-option`s: the factory to boot with, or undefined for boot()'s
+ * default (classic). Checked before anything runs; a bad name or option is a usage error (exit 2).
+ */
+function faultHandlerOption(args: string[]): FaultHandlerFactory | undefined {
+  const name = stringOption(args, '--fault-handler');
+  const specOptions = repeatedOption(args, '--spec-option');
+  if (name === undefined) {
+    if (specOptions.length > 0) {
+      throw new UsageError(
+        `--spec-option needs --fault-handler: choose the handler the option is for (${faultHandlerNames().join(', ')})`,
+      );
+    }
+    return undefined;
+  }
+  try {
+    return faultHandlerByName(name, parseSpecOptions(specOptions));
+  } catch (e) {
+    if (e instanceof UnknownFaultHandlerError) {
+      throw new UsageError(`--fault-handler must be one of ${e.known.join(', ')}, not ${name}`);
+    }
+    if (e instanceof FaultHandlerOptionError || e instanceof FaultSpecConfigError)
+      throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+/**
+ * The lines `spf run scaling` prints about a speculative handler: the share of faults it finished without
+ * mmap_lock and its abort reasons (most frequent first). Empty for a handler without `speculativeStats()`.
+ */
+export function formatSpeculativeStats(stats: SpeculativeStats | null, faults: number): string {
+  if (stats === null) return '';
+  const share = faults === 0 ? 0 : (100 * stats.handled) / faults;
+  const aborts = Object.entries(stats.aborts)
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    .map(([r, n]) => `${r} ${n}`);
+  return (
+    `  handled speculatively: ${stats.handled} of ${faults} faults (${share.toFixed(1)}%), ${stats.attempts} attempts\n` +
+    `  aborts (fell back to mmap_lock): ${aborts.length === 0 ? 'none' : aborts.join(', ')}\n`
+  );
+}
+
 function noMoreArgs(args: readonly string[]): void {
   if (args.length > 0) throw new UsageError(`unexpected argument ${args[0]}`);
 }
@@ -141,6 +209,7 @@ function reportAbnormalEnds(io: CliIo, scenario: string, run: SystemRunResult): 
 
 function replay(args: string[], io: CliIo): number {
   const noZero = flag(args, '--no-zero-page');
+  const faultHandler = faultHandlerOption(args);
   const file = args.shift() ?? '-';
   noMoreArgs(args);
   const name = file === '-' ? '<stdin>' : file;
@@ -167,7 +236,7 @@ function replay(args: string[], io: CliIo): number {
           pending = '';
         }
       },
-      { zeroPage: !noZero },
+      { zeroPage: !noZero, faultHandler },
     );
     if (pending !== '') io.stdout(pending);
     return 0;
@@ -193,6 +262,7 @@ function run(args: string[], io: CliIo): number {
     const lock = stringOption(args, '--mmap-lock') ?? 'rwsem';
     if (lock !== 'rwsem' && lock !== 'range')
       throw new UsageError(`--mmap-lock must be rwsem or range, not ${lock}`);
+    const faultHandler = faultHandlerOption(args);
     noMoreArgs(args);
     checkScalingOptions(threads, pages);
     checkTracePath(io, tracePath);
@@ -202,13 +272,15 @@ function run(args: string[], io: CliIo): number {
       churn,
       seed,
       mmapLock: lock,
+      faultHandler,
       trace: tracePath !== undefined,
     });
     io.stdout(
-      `scaling: ${threads} faulting thread(s)${churn ? ' + 1 mmap/munmap thread' : ''}, ${pages} pages each, classic handler, mmap_lock ${lock}\n` +
+      `scaling: ${threads} faulting thread(s)${churn ? ' + 1 mmap/munmap thread' : ''}, ${pages} pages each, ${r.handler} handler, mmap_lock ${lock}\n` +
         `  faults: ${r.faults}\n  simulated time: ${(r.simNs / 1000).toFixed(1)} µs\n` +
         `  faults per simulated second: ${Math.round(r.faultsPerSec)}\n` +
-        (churn ? `  mmap/munmap pairs meanwhile: ${r.churnOps}\n` : ''),
+        (churn ? `  mmap/munmap pairs meanwhile: ${r.churnOps}\n` : '') +
+        formatSpeculativeStats(r.speculative, r.faults),
     );
     writeTrace(io, tracePath, r.run, threads + (churn ? 1 : 0));
     return reportAbnormalEnds(io, scenario, r.run) ? 0 : 1;
@@ -243,7 +315,8 @@ export function runCli(argv: readonly string[], io: CliIo): number {
     if (cmd === 'run') return run(args, io);
     throw new UsageError(`unknown command ${cmd}`);
   } catch (e) {
-    if (e instanceof UsageError || e instanceof RangeError) {
+    // A speculative handler refusing its options at boot (FaultSpecConfigError) is bad usage too: nothing ran.
+    if (e instanceof UsageError || e instanceof RangeError || e instanceof FaultSpecConfigError) {
       io.stderr(`spf: ${e.message}\nrun spf --help for usage\n`);
       return 2;
     }

@@ -1,5 +1,4 @@
 import {
-  classicFaultHandler,
   type FaultEnv,
   type FaultHandler,
   type FaultHandlerFactory,
@@ -49,6 +48,7 @@ import {
   type RssCounting,
   type SysResult,
 } from '@spf/vma';
+import { defaultFaultHandler } from './default-fault-handler.js';
 import { type ExitStatus, Process, Thread } from './process.js';
 import { ProcessExiting, type SignalInfo, UserSignal } from './signals.js';
 import { checkByte, checkUserAddress } from './user-access-error.js';
@@ -66,7 +66,10 @@ export interface BootConfig {
   readonly cost?: Partial<CostModel>;
   /** Installed RAM in bytes: a multiple of 4096 from 64 KiB to {@link MAX_MEMORY} (default 256 MiB). */
   readonly memory?: number;
-  /** The fault handler (default the classic one, `classicFaultHandler` from @spf/fault-classic). */
+  /**
+   * The fault handler (default the classic one, `classicFaultHandler` from @spf/fault-classic; the kernel's
+   * test matrix swaps the default, see docs/ARCHITECTURE.md "Fault handlers"). By name: `faultHandlerByName()`.
+   */
   readonly faultHandler?: FaultHandlerFactory;
   /** Map the shared zero page on read faults (default true). */
   readonly zeroPage?: boolean;
@@ -225,7 +228,7 @@ export class System {
       pteSpecial: config.pteSpecial ?? true,
       vmstat: this.vmstat,
     });
-    this.faultHandler = (config.faultHandler ?? classicFaultHandler)(this.env);
+    this.faultHandler = (config.faultHandler ?? defaultFaultHandler())(this.env);
     this.mmapLock = config.mmapLock ?? 'rwsem';
     this.rssCounting = config.rssCounting ?? 'percpu';
     const oc = config.overcommit ?? {};

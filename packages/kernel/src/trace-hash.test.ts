@@ -4,6 +4,7 @@ import {
   delay,
   type Kernel,
   kassert,
+  type Policy,
   policyFingerprints,
   runFingerprint,
   runScenario,
@@ -13,6 +14,12 @@ import { Mutex, RangeLock, Rcu, RcuBox, RwSemaphore, SpinLock } from '@spf/locks
 import { describe, expect, it } from 'vitest';
 import { runCowFork } from './scenarios/cow-fork.js';
 import { runScaling } from './scenarios/scaling.js';
+import { itClassicOnly } from './test-support/classic-only.js';
+import { matrixHandlerName } from './test-support/handler-matrix.js';
+
+/** Why the kernel fingerprints below hold for the classic handler only (see the kernel's test matrix). */
+const CLASSIC_TRACE =
+  'the recorded fingerprint is the classic fault path’s exact sequence of machine effects';
 
 /**
  * "Nothing lost for speed" (issue 16 item 6): trace hash, simulated end time, step count, schedule and
@@ -240,21 +247,42 @@ describe('trace hashes under every policy (nothing lost for speed)', () => {
       ),
     );
   }
-  it('scaling, 3 threads of 2 pages', () => {
+  itClassicOnly(CLASSIC_TRACE, 'scaling, 3 threads of 2 pages', () => {
     check(
       'scaling',
       policyFingerprints((p) => runScaling({ threads: 3, pagesPerThread: 2, policy: p }).run, { dfsRuns: 4 }),
     );
   });
-  it('scaling, 16 threads of 4 pages, timed only (the spin-heavy contended read side)', () => {
-    const r = runScaling({ threads: 16, pagesPerThread: 4 }).run;
-    check('scaling 16', { timed: runFingerprint(r) });
-  });
-  it('cow-fork', () => {
+  itClassicOnly(
+    CLASSIC_TRACE,
+    'scaling, 16 threads of 4 pages, timed only (the spin-heavy contended read side)',
+    () => {
+      const r = runScaling({ threads: 16, pagesPerThread: 4 }).run;
+      check('scaling 16', { timed: runFingerprint(r) });
+    },
+  );
+  itClassicOnly(CLASSIC_TRACE, 'cow-fork', () => {
     check(
       'cow-fork',
       policyFingerprints((p) => runCowFork({ policy: p }).run, { dfsRuns: 4 }),
     );
+  });
+});
+
+describe(`kernel scenarios reproduce under the ${matrixHandlerName()} fault handler`, () => {
+  // What the pinned fingerprints above prove for the classic handler, without pinning values: every handler
+  // of the test matrix runs deterministically and its explored schedules replay exactly.
+  it('scaling and cow-fork: the same timed run twice gives the same trace, and replaying the PCT schedule reproduces it', () => {
+    for (const run of [
+      (policy: Policy) => runScaling({ threads: 3, pagesPerThread: 2, policy }).run,
+      (policy: Policy) => runCowFork({ policy }).run,
+    ]) {
+      const a = policyFingerprints(run, { dfsRuns: 2 });
+      const b = policyFingerprints(run, { dfsRuns: 2 });
+      expect(a.replay).toBe(a.pct);
+      expect(b).toEqual(a);
+      expect(a.timed).toMatch(/ ok$/);
+    }
   });
 });
 

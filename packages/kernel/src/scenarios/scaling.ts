@@ -1,5 +1,5 @@
 import { PAGE_SIZE } from '@spf/pagetable';
-import type { FaultHandlerFactory } from '@spf/fault-classic';
+import type { FaultHandlerFactory, SpeculativeStats } from '@spf/fault-classic';
 import { type Kernel, now, type Policy } from '@spf/machine';
 import {
   MAP_ANONYMOUS,
@@ -20,7 +20,7 @@ export interface ScalingOptions {
   readonly pagesPerThread?: number;
   /** Add one more thread, on its own CPU, that loops on mmap/munmap while the others fault (default false). */
   readonly churn?: boolean;
-  /** The fault handler (default classic). */
+  /** The fault handler (default `boot()`'s: classic). */
   readonly faultHandler?: FaultHandlerFactory;
   /** The mmap lock: Linux's rw_semaphore (default) or a range lock taken over the whole space. */
   readonly mmapLock?: MmapLockKind;
@@ -35,6 +35,13 @@ export interface ScalingOptions {
 export interface ScalingResult {
   readonly threads: number;
   readonly churn: boolean;
+  /** The fault handler's name (`FaultHandler.name`). */
+  readonly handler: string;
+  /**
+   * How the handler's lockless attempts went (`FaultHandler.speculativeStats()`: attempts, handled, aborts by
+   * reason), over the whole run; null for a handler that makes none (classic).
+   */
+  readonly speculative: SpeculativeStats | null;
   /** Page faults taken by the faulting threads. */
   readonly faults: number;
   /** Simulated nanoseconds from the moment every thread started until the last one finished. */
@@ -139,6 +146,8 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
   return {
     threads: n,
     churn,
+    handler: system.faultHandler.name,
+    speculative: system.faultHandler.speculativeStats?.() ?? null,
     faults,
     simNs,
     faultsPerSec: (n * pages) / (simNs / 1e9),
