@@ -2,6 +2,8 @@ import type { FaultHandlerFactory, SpeculativeStats } from '@spf/fault-classic';
 import { FaultSpecConfigError } from '@spf/fault-spec';
 import type { ChromeTrace, TraceEvent } from '@spf/machine';
 import {
+  FAULT_HANDLERS,
+  type FaultHandlerEntry,
   FaultHandlerOptionError,
   faultHandlerByName,
   faultHandlerNames,
@@ -122,19 +124,22 @@ function repeatedOption(args: string[], name: string): string[] {
  * `--fault-handler NAME` and its `--spec-option`s: the factory to boot with, or undefined for boot()'s
  * default (classic). Checked before anything runs; a bad name or option is a usage error (exit 2).
  */
-function faultHandlerOption(args: string[]): FaultHandlerFactory | undefined {
+function faultHandlerOption(
+  args: string[],
+  handlers: readonly FaultHandlerEntry[],
+): FaultHandlerFactory | undefined {
   const name = stringOption(args, '--fault-handler');
   const specOptions = repeatedOption(args, '--spec-option');
   if (name === undefined) {
     if (specOptions.length > 0) {
       throw new UsageError(
-        `--spec-option needs --fault-handler: choose the handler the option is for (${faultHandlerNames().join(', ')})`,
+        `--spec-option needs --fault-handler: choose the handler the option is for (${faultHandlerNames(handlers).join(', ')})`,
       );
     }
     return undefined;
   }
   try {
-    return faultHandlerByName(name, parseSpecOptions(specOptions));
+    return faultHandlerByName(name, parseSpecOptions(specOptions), handlers);
   } catch (e) {
     if (e instanceof UnknownFaultHandlerError) {
       throw new UsageError(`--fault-handler must be one of ${e.known.join(', ')}, not ${name}`);
@@ -207,9 +212,9 @@ function reportAbnormalEnds(io: CliIo, scenario: string, run: SystemRunResult): 
   return false;
 }
 
-function replay(args: string[], io: CliIo): number {
+function replay(args: string[], io: CliIo, handlers: readonly FaultHandlerEntry[]): number {
   const noZero = flag(args, '--no-zero-page');
-  const faultHandler = faultHandlerOption(args);
+  const faultHandler = faultHandlerOption(args, handlers);
   const file = args.shift() ?? '-';
   noMoreArgs(args);
   const name = file === '-' ? '<stdin>' : file;
@@ -250,7 +255,7 @@ function replay(args: string[], io: CliIo): number {
   }
 }
 
-function run(args: string[], io: CliIo): number {
+function run(args: string[], io: CliIo, handlers: readonly FaultHandlerEntry[]): number {
   const scenario = args.shift();
   const tracePath = stringOption(args, '--trace');
   if (scenario === 'scaling') {
@@ -262,7 +267,7 @@ function run(args: string[], io: CliIo): number {
     const lock = stringOption(args, '--mmap-lock') ?? 'rwsem';
     if (lock !== 'rwsem' && lock !== 'range')
       throw new UsageError(`--mmap-lock must be rwsem or range, not ${lock}`);
-    const faultHandler = faultHandlerOption(args);
+    const faultHandler = faultHandlerOption(args, handlers);
     noMoreArgs(args);
     checkScalingOptions(threads, pages);
     checkTracePath(io, tracePath);
@@ -302,8 +307,15 @@ function run(args: string[], io: CliIo): number {
   );
 }
 
-/** Runs the `spf` command with `argv` (without the program name) and returns the exit status. */
-export function runCli(argv: readonly string[], io: CliIo): number {
+/**
+ * Runs the `spf` command with `argv` (without the program name) and returns the exit status. `handlers` is
+ * the registry `--fault-handler` chooses from (default {@link FAULT_HANDLERS}; tests pass their own).
+ */
+export function runCli(
+  argv: readonly string[],
+  io: CliIo,
+  handlers: readonly FaultHandlerEntry[] = FAULT_HANDLERS,
+): number {
   const args = [...argv];
   const cmd = args.shift();
   try {
@@ -311,8 +323,8 @@ export function runCli(argv: readonly string[], io: CliIo): number {
       io.stdout(HELP);
       return cmd === undefined ? 2 : 0;
     }
-    if (cmd === 'replay') return replay(args, io);
-    if (cmd === 'run') return run(args, io);
+    if (cmd === 'replay') return replay(args, io, handlers);
+    if (cmd === 'run') return run(args, io, handlers);
     throw new UsageError(`unknown command ${cmd}`);
   } catch (e) {
     // A speculative handler refusing its options at boot (FaultSpecConfigError) is bad usage too: nothing ran.

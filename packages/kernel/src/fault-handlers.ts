@@ -73,21 +73,26 @@ const classicEntry: FaultHandlerEntry = {
  */
 export const FAULT_HANDLERS: readonly FaultHandlerEntry[] = [classicEntry];
 
-/** The registered handler names, classic first. */
-export function faultHandlerNames(): string[] {
-  return FAULT_HANDLERS.map((h) => h.name);
+/** The handler names of a registry (default {@link FAULT_HANDLERS}), classic first. */
+export function faultHandlerNames(handlers: readonly FaultHandlerEntry[] = FAULT_HANDLERS): string[] {
+  return handlers.map((h) => h.name);
 }
 
 /**
- * The factory of the handler called `name`, built with `options` (default none).
+ * The factory of the handler called `name` in `handlers` (default {@link FAULT_HANDLERS}), built with
+ * `options` (default none).
  *
  * @throws UnknownFaultHandlerError if no handler has that name (the message lists the known ones)
  * @throws FaultHandlerOptionError if the handler takes no options and some were given
  * @throws FaultSpecConfigError (from the design's factory) for unsafe or contradictory options
  */
-export function faultHandlerByName(name: string, options: FaultHandlerOptions = {}): FaultHandlerFactory {
-  const entry = FAULT_HANDLERS.find((h) => h.name === name);
-  if (entry === undefined) throw new UnknownFaultHandlerError(name, faultHandlerNames());
+export function faultHandlerByName(
+  name: string,
+  options: FaultHandlerOptions = {},
+  handlers: readonly FaultHandlerEntry[] = FAULT_HANDLERS,
+): FaultHandlerFactory {
+  const entry = handlers.find((h) => h.name === name);
+  if (entry === undefined) throw new UnknownFaultHandlerError(name, faultHandlerNames(handlers));
   return entry.create(options);
 }
 
