@@ -1,5 +1,9 @@
+import type { FaultHandlerFactory } from '@spf/fault-classic';
+import { FaultSpecConfigError } from '@spf/fault-spec';
 import { describe, expect, it } from 'vitest';
-import { type CliIo, MAX_SCRIPT_BYTES, runCli } from './cli-main.js';
+import { type CliIo, formatSpeculativeStats, MAX_SCRIPT_BYTES, runCli } from './cli-main.js';
+import { designEntry, FAULT_HANDLERS } from './fault-handlers.js';
+import { testLocklessFactory } from './test-support/test-lockless-handler.js';
 import { nodeCliIo } from './node-cli-io.js';
 import { runReplay } from './run-replay.js';
 
@@ -140,4 +144,141 @@ describe('the spf command', () => {
       );
     },
   );
+});
+
+/**
+ * A registry with one more, test-only design: the lockless test handler, whose options say to refuse at
+ * once (`refuse=true`, like a contradictory combination) or at boot (`refuseWithoutZeroPage=true` with
+ * --no-zero-page, like Dufour's SPF without pte_special).
+ */
+const seenOptions: unknown[] = [];
+const handlers = [
+  ...FAULT_HANDLERS,
+  designEntry(
+    'test-lockless',
+    'test only',
+    (o?: { refuse?: boolean; refuseWithoutZeroPage?: boolean }): FaultHandlerFactory => {
+      seenOptions.push(o);
+      if (o?.refuse === true) throw new FaultSpecConfigError('test-lockless', ['refuse'], 'asked to refuse');
+      return (env) => {
+        if (o?.refuseWithoutZeroPage === true && !env.useZeroPage) {
+          throw new FaultSpecConfigError(
+            'test-lockless',
+            ['refuseWithoutZeroPage', 'no zero page'],
+            'asked to',
+          );
+        }
+        return testLocklessFactory(env);
+      };
+    },
+  ),
+];
+
+describe('spf --fault-handler', () => {
+  it('--help lists the registered handlers', () => {
+    const { out, impl } = io();
+    expect(runCli(['--help'], impl)).toBe(0);
+    expect(out.stdout).toContain(
+      `fault handlers (--fault-handler, default classic): ${FAULT_HANDLERS.map((h) => h.name).join(', ')}\n`,
+    );
+  });
+
+  it('replay runs the script under the named handler and prints what classic prints', () => {
+    const script = 'mmap 0 4 rw private anon\ntouch 0 w\ntouch 1 w\ntouch 1 r\ntouch 9 r\npagemap 0 4\n';
+    const a = io({ 's.txt': script });
+    expect(runCli(['replay', '--fault-handler', 'classic', 's.txt'], a.impl, handlers)).toBe(0);
+    const b = io({ 's.txt': script });
+    expect(runCli(['replay', '--fault-handler', 'test-lockless', 's.txt'], b.impl, handlers)).toBe(0);
+    expect(b.out.stdout).toBe(a.out.stdout);
+    expect(b.out.stdout).toBe(runReplay(script).output);
+  });
+
+  it('run scaling names the handler and prints the share handled speculatively and the abort reasons', () => {
+    const { out, impl } = io();
+    const argv = ['run', 'scaling', '--threads', '2', '--pages', '8', '--fault-handler', 'test-lockless'];
+    expect(runCli(argv, impl, handlers)).toBe(0);
+    expect(out.stdout).toContain(
+      '2 faulting thread(s), 8 pages each, test-lockless handler, mmap_lock rwsem\n',
+    );
+    expect(out.stdout).toContain('  faults: 16\n');
+    expect(out.stdout).toContain('  handled speculatively: 14 of 16 faults (87.5%), 16 attempts\n');
+    expect(out.stdout).toContain('  aborts (fell back to mmap_lock): no_anon_vma 2\n');
+    const classic = io();
+    expect(runCli(['run', 'scaling', '--threads', '2', '--pages', '8'], classic.impl, handlers)).toBe(0);
+    expect(classic.out.stdout).toContain('classic handler');
+    expect(classic.out.stdout).not.toContain('speculatively');
+  });
+
+  it('passes --spec-option values to the design, typed and nested', () => {
+    seenOptions.length = 0;
+    const { impl } = io({ 's.txt': 'mmap 0 1 rw private anon\n' });
+    const argv = ['replay', '--fault-handler', 'test-lockless', '--spec-option', 'x=true'];
+    expect(runCli([...argv, '--spec-option', 'checks.a.b=false', 's.txt'], impl, handlers)).toBe(0);
+    expect(seenOptions).toEqual([{ x: true, checks: { 'a.b': false } }]);
+  });
+
+  it('bad handler names and options exit 2 before anything runs, naming the value and the choices', () => {
+    const cases: [string[], string][] = [
+      [
+        ['replay', '--fault-handler', 'dufuor', 's.txt'],
+        `spf: --fault-handler must be one of ${[...FAULT_HANDLERS.map((h) => h.name), 'test-lockless'].join(', ')}, not dufuor\n`,
+      ],
+      [['run', 'scaling', '--fault-handler'], 'spf: --fault-handler expects a value\n'],
+      [
+        ['run', 'scaling', '--spec-option', 'x=1'],
+        `spf: --spec-option needs --fault-handler: choose the handler the option is for (${[...FAULT_HANDLERS.map((h) => h.name), 'test-lockless'].join(', ')})\n`,
+      ],
+      [
+        ['replay', '--fault-handler', 'classic', '--spec-option', 'x=1', 's.txt'],
+        'spf: the classic fault handler takes no options, got x; drop them or choose a speculative handler\n',
+      ],
+      [
+        ['run', 'scaling', '--fault-handler', 'test-lockless', '--spec-option', 'x'],
+        'spf: --spec-option expects key=value (for example specPgtableAlloc=true or checks.ptlTrylock=false), got "x"\n',
+      ],
+      [
+        ['replay', '--fault-handler', 'test-lockless', '--spec-option', 'refuse=true', 's.txt'],
+        'spf: test-lockless fault handler: refuse is refused: asked to refuse\n',
+      ],
+      [
+        [
+          'replay',
+          '--no-zero-page',
+          '--fault-handler',
+          'test-lockless',
+          '--spec-option',
+          'refuseWithoutZeroPage=true',
+          's.txt',
+        ],
+        'spf: test-lockless fault handler: refuseWithoutZeroPage with no zero page is refused: asked to\n',
+      ],
+      [
+        [
+          'run',
+          'scaling',
+          '--threads',
+          '1',
+          '--fault-handler',
+          'test-lockless',
+          '--spec-option',
+          'refuse=true',
+        ],
+        'spf: test-lockless fault handler: refuse is refused: asked to refuse\n',
+      ],
+    ];
+    for (const [argv, message] of cases) {
+      const { out, impl } = io({ 's.txt': 'mmap 0 1 rw private anon\ntouch 0 w\n' });
+      expect(runCli(argv, impl, handlers), argv.join(' ')).toBe(2);
+      expect(out.stdout, argv.join(' ')).toBe('');
+      expect(out.stderr, argv.join(' ')).toBe(`${message}run spf --help for usage\n`);
+    }
+  });
+
+  it('formatSpeculativeStats: nothing for classic, reasons most frequent first', () => {
+    expect(formatSpeculativeStats(null, 10)).toBe('');
+    expect(formatSpeculativeStats({ attempts: 10, handled: 6, aborts: { b: 1, a: 1, c: 2, d: 0 } }, 10)).toBe(
+      '  handled speculatively: 6 of 10 faults (60.0%), 10 attempts\n  aborts (fell back to mmap_lock): c 2, a 1, b 1\n',
+    );
+    expect(formatSpeculativeStats({ attempts: 0, handled: 0, aborts: {} }, 0)).toContain('(0.0%)');
+  });
 });
