@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The two README commands on a fresh machine that has only Node >= 20.19 and npm.
 //   npm start  -> install what is missing, build, run the main job
-//   npm test   -> install what is missing, build, typecheck, lint, run every test
+//   npm test   -> install what is missing, build, typecheck, lint, run every test (and @spf/kernel's suite
+//                 under every non-classic fault handler: its test:handlers script)
 // pnpm is taken from the PATH when it is the pinned version, otherwise through npx (no global install).
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -49,7 +50,18 @@ if (mode !== 'start' && mode !== 'test') {
 p('install', '--frozen-lockfile');
 if (mode === 'test') {
   p('exec', 'biome', 'ci', '.');
-  p('exec', 'turbo', 'run', 'build', 'typecheck', 'lint', 'test', '--concurrency=2', ...extra);
+  p(
+    'exec',
+    'turbo',
+    'run',
+    'build',
+    'typecheck',
+    'lint',
+    'test',
+    'test:handlers',
+    '--concurrency=2',
+    ...extra,
+  );
 } else {
   p('exec', 'turbo', 'run', 'build', '--concurrency=2');
   p('run', '--silent', 'main', ...extra);

@@ -10,6 +10,8 @@
  * Exit status: 0 if the suite passed under every handler, otherwise 1 (after running all of them).
  */
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { matrixHandlerNames } from '../src/test-support/handler-matrix.js';
 
 const only = process.env.SPF_MATRIX_HANDLERS?.split(',').filter((s) => s !== '');
@@ -22,12 +24,16 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 const names = only ?? all;
+// vitest's own entry point, run by this node: no npx (and none of its warnings) in between.
+const vitest = join(dirname(createRequire(import.meta.url).resolve('vitest/package.json')), 'vitest.mjs');
+// pnpm passes a leading `--` through.
+const vitestArgs = process.argv.slice(2).filter((a, i) => i > 0 || a !== '--');
 const results: string[] = [];
 let failed = 0;
 for (const name of names) {
   console.log(`\n=== @spf/kernel tests under the ${name} fault handler (SPF_FAULT_HANDLER=${name}) ===`);
   const t0 = performance.now();
-  const r = spawnSync('npx', ['vitest', 'run', ...process.argv.slice(2)], {
+  const r = spawnSync(process.execPath, [vitest, 'run', ...vitestArgs], {
     stdio: 'inherit',
     env: { ...process.env, SPF_FAULT_HANDLER: name },
   });
