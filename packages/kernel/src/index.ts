@@ -56,6 +56,17 @@ export { parseLine, parseScript } from './replay/parse.js';
 export { parseObservations } from './replay/parse-output.js';
 
 // The simulated system: boot, processes, user programs, `spf replay`.
+export {
+  designEntry,
+  FAULT_HANDLERS,
+  type FaultHandlerEntry,
+  FaultHandlerOptionError,
+  type FaultHandlerOptions,
+  faultHandlerByName,
+  faultHandlerNames,
+  parseSpecOptions,
+  UnknownFaultHandlerError,
+} from './fault-handlers.js';
 export { pageStateAt } from './pagemap.js';
 export { type ExitStatus, Process, Thread } from './process.js';
 export {
