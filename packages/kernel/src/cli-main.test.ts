@@ -152,6 +152,8 @@ describe('the spf command', () => {
  * --no-zero-page, like Dufour's SPF without pte_special).
  */
 const seenOptions: unknown[] = [];
+/** How many systems booted with the test design. */
+const booted = { count: 0 };
 const handlers = [
   ...FAULT_HANDLERS,
   designEntry(
@@ -168,6 +170,7 @@ const handlers = [
             'asked to',
           );
         }
+        booted.count++;
         return testLocklessFactory(env);
       };
     },
@@ -188,7 +191,9 @@ describe('spf --fault-handler', () => {
     const a = io({ 's.txt': script });
     expect(runCli(['replay', '--fault-handler', 'classic', 's.txt'], a.impl, handlers)).toBe(0);
     const b = io({ 's.txt': script });
+    const before = booted.count;
     expect(runCli(['replay', '--fault-handler', 'test-lockless', 's.txt'], b.impl, handlers)).toBe(0);
+    expect(booted.count).toBe(before + 1);
     expect(b.out.stdout).toBe(a.out.stdout);
     expect(b.out.stdout).toBe(runReplay(script).output);
   });
@@ -204,7 +209,8 @@ describe('spf --fault-handler', () => {
     expect(out.stdout).toContain('  handled speculatively: 14 of 16 faults (87.5%), 16 attempts\n');
     expect(out.stdout).toContain('  aborts (fell back to mmap_lock): no_anon_vma 2\n');
     const classic = io();
-    expect(runCli(['run', 'scaling', '--threads', '2', '--pages', '8'], classic.impl, handlers)).toBe(0);
+    const classicArgv = ['run', 'scaling', '--threads', '2', '--pages', '8', '--fault-handler', 'classic'];
+    expect(runCli(classicArgv, classic.impl, handlers)).toBe(0);
     expect(classic.out.stdout).toContain('classic handler');
     expect(classic.out.stdout).not.toContain('speculatively');
   });
