@@ -17,6 +17,12 @@ export interface FaultEnv extends MemoryEnv {
   readonly useZeroPage: boolean;
   /** Event counters (pgfault, pgmajfault, ...). */
   readonly vmstat: VmStat;
+  /**
+   * Every mm of the system frees its page tables under `mm->page_table_lock` (@spf/vma's
+   * `MmConfig.freePgtablesUnderPtl`, Lespinasse's question 3), so a fault holding that lock may allocate
+   * page tables without mmap_lock. Default false, as in Linux.
+   */
+  readonly freePgtablesUnderPtl: boolean;
 }
 
 /** Options of {@link makeFaultEnv}. */
@@ -28,6 +34,8 @@ export interface FaultEnvOptions {
   /** Default true, as on x86-64. */
   readonly pteSpecial?: boolean;
   readonly vmstat?: VmStat;
+  /** Default false. */
+  readonly freePgtablesUnderPtl?: boolean;
 }
 
 /** Builds a {@link FaultEnv} with Linux's x86-64 defaults. */
@@ -38,5 +46,6 @@ export function makeFaultEnv(opts: FaultEnvOptions): FaultEnv {
     useZeroPage: (opts.useZeroPage ?? true) && opts.mem.zeroPfn >= 0,
     pteSpecial: opts.pteSpecial ?? true,
     vmstat: opts.vmstat ?? new VmStat(),
+    freePgtablesUnderPtl: opts.freePgtablesUnderPtl ?? false,
   };
 }

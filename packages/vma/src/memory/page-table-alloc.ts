@@ -139,3 +139,43 @@ function tableOom(addr: number): OutOfMemoryError {
     0,
   );
 }
+
+/**
+ * The allocation Lespinasse's question 3 proposes for a speculative fault (no mmap_lock): with
+ * `mm->page_table_lock` already held by the caller, who has re-validated the VMA under it, install every
+ * missing table on the way to `addr`'s PTE table: p4d (5-level paging), pud and pmd directly (the lock
+ * `__p4d_alloc()`/`__pud_alloc()`/`__pmd_alloc()` take is the one held), and the PTE table as `pmd_install()`
+ * does, under the split PMD lock nested inside. Only safe when unmapping frees page tables under the same
+ * lock (`MmConfig.freePgtablesUnderPtl`). Simplification: the tables are allocated with the lock held (the
+ * allocator never sleeps here). Returns false when out of memory (what was installed stays, as in Linux).
+ */
+export function* pgtableAllocUnderPtl(env: MemoryEnv, mm: MmStruct, addr: number): Kernel<boolean> {
+  const pt = mm.pgd;
+  const install = function* (parentp: number, level: Level, present: boolean): Kernel<boolean> {
+    if (present) return true;
+    const pfn = yield* allocTable(env, pt, level);
+    if (pfn === null) return false;
+    yield* pt.writeEntryK(parentp, BigInt(pfn * PAGE_SIZE) | _PAGE_TABLE, 'populate (speculative)');
+    return true;
+  };
+  const pgdp = pt.pgdOffset(addr);
+  let p4dp = pgdp;
+  if (pt.la57) {
+    if (!(yield* install(pgdp, 4, !pgdNone(yield* pt.pgdpGet(pgdp))))) return false;
+    p4dp = yield* pt.p4dOffset(pgdp, addr);
+  }
+  if (!(yield* install(p4dp, 3, !pudNone(yield* pt.p4dpGet(p4dp))))) return false;
+  const pudp = yield* pt.pudOffset(p4dp, addr);
+  if (!(yield* install(pudp, 2, !pudNone(yield* pt.pudpGet(pudp))))) return false;
+  const pmdp = yield* pt.pmdOffset(pudp, addr);
+  if (!pmdNone(yield* pt.pmdpGet(pmdp))) return true;
+  const pfn = yield* allocTable(env, pt, 1);
+  if (pfn === null) return false;
+  const ptl = pmdLockptr(pt, pmdp);
+  yield* ptl.lock();
+  const ok = pmdNone(yield* pt.pmdpGet(pmdp));
+  if (ok) yield* pt.writeEntryK(pmdp, BigInt(pfn * PAGE_SIZE) | _PAGE_TABLE, 'pmd_populate (speculative)');
+  yield* ptl.unlock();
+  if (!ok) yield* pt.freeTablePage(pfn, 1);
+  return true;
+}
