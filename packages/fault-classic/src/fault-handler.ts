@@ -1,5 +1,5 @@
 import type { Kernel } from '@spf/machine';
-import type { MmStruct } from '@spf/vma';
+import type { MmStruct, VmaLockingOptions } from '@spf/vma';
 import type { TaskFaultCounters } from './fault-counters.js';
 import type { FaultEnv } from './fault-env.js';
 
@@ -52,6 +52,12 @@ export interface FaultHandler {
    * `VMA_LOCK_SUCCESS`, ...). Absent for the classic handler.
    */
   readonly counters?: Readonly<Record<string, number>>;
+  /**
+   * The per-VMA lock switches every mm of the system must be built with for this handler (@spf/vma's
+   * `MmConfig.vmaLocking`): a per-VMA-lock design that removes a `vma_start_write()` site for an experiment
+   * says so here, and `boot()` builds each address space with it. Absent: Linux's (every site on).
+   */
+  readonly vmaLocking?: VmaLockingOptions;
   /** How the lockless attempts went so far (absent for the classic handler, which makes none). */
   speculativeStats?(): SpeculativeStats;
   /** Handles one user-mode #PF on the current CPU. Runs in the faulting task's context. */

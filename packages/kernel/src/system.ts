@@ -273,6 +273,8 @@ export class System {
       rcu: this.rcu,
       pageTables: this.pageTables(pid),
       rssCounting: this.rssCounting,
+      // The fault handler's per-VMA lock switches (a fork's child inherits them through childConfig()).
+      vmaLocking: this.faultHandler.vmaLocking,
       name: `mm[${pid}]`,
     });
     const proc = new Process(pid, name, mm, null);
