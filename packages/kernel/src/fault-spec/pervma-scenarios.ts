@@ -55,6 +55,19 @@ function* thread(
   return () => block(q, () => done, 'join');
 }
 
+/** A one-shot event between threads of a scenario: `wait()` sleeps until `set()` (no spinning). */
+function event(what: string): { set(): Kernel<void>; wait(): Kernel<void> } {
+  let on = false;
+  const q = new WaitQueue(what);
+  return {
+    *set() {
+      on = true;
+      yield* wake(q);
+    },
+    wait: () => block(q, () => on, what),
+  };
+}
+
 /** Stores `value` at `addr`; false if the access got SIGSEGV (the handler is installed). */
 function* tryStore(t: UserContext, addr: number, value: number): Kernel<boolean> {
   try {
@@ -345,10 +358,11 @@ export const twoWritersVsWriteFault: PervmaScenario = (name, options) => ({
 
 /**
  * Two writers and a faulting thread: CPU 0 mprotects an unrelated VMA C (taking and releasing mmap_lock for
- * writing), CPU 1 moves the 4-page VMA A to B with mremap, and CPU 2 stores a distinct value into each page
- * of A. A store that completed must be found at B afterwards. With vma_end_write_all() after up_write(),
- * CPU 1 may take mmap_lock between CPU 0's up_write() and its late mm_lock_seq bump, write-lock A with the
- * old sequence number, and have that bump end A's write lock while it moves A's page tables.
+ * writing); CPU 1, once CPU 0 has entered mprotect, moves the 4-page VMA A to B with mremap; CPU 2, once
+ * CPU 0's mprotect has returned, stores a distinct value into each page of A. A store that completed must be
+ * found at B afterwards. With vma_end_write_all() after up_write(), CPU 1 may take mmap_lock between CPU 0's
+ * up_write() and its late mm_lock_seq bump and write-lock A with the old sequence number; the bump then ends
+ * that write lock while CPU 1 is still moving A's page tables, and CPU 2's fault locks A.
  */
 export const twoWritersVsMremap: PervmaScenario = (name, options) => ({
   name,
@@ -361,14 +375,20 @@ export const twoWritersVsMremap: PervmaScenario = (name, options) => ({
       yield* u.mmap(C, P, RW, ANON);
       yield* u.store8(A, 1);
       const stored: boolean[] = [];
+      const entered = event('mprotect entered');
+      const returned = event('mprotect returned');
       const writer = yield* thread(u, 1, function* (t) {
+        yield* entered.wait();
         const r = yield* t.mremap(A, 4 * P, 4 * P, MREMAP_MAYMOVE | MREMAP_FIXED, B);
         check(r.ok, () => 'mremap failed');
       });
       const faulter = yield* thread(u, 2, function* (t) {
+        yield* returned.wait();
         for (let p = 1; p < 4; p++) stored[p] = yield* tryStore(t, A + p * P, 10 + p);
       });
+      yield* entered.set();
       check((yield* u.mprotect(C, P, PROT_READ)).ok, () => 'mprotect failed');
+      yield* returned.set();
       yield* writer();
       yield* faulter();
       for (let p = 1; p < 4; p++) {

@@ -10,6 +10,7 @@ import {
   munmapVsWriteFault,
   type PervmaScenario,
   splitLowerVsWriteFault,
+  twoWritersVsMremap,
 } from './pervma-scenarios.js';
 
 /**
@@ -89,6 +90,13 @@ const cases: readonly Case[] = [
     expect: /invariants violated/,
   },
   {
+    check: 'vmaEndWriteAllBeforeUnlock',
+    options: { checks: { vmaEndWriteAllBeforeUnlock: false } },
+    scenario: twoWritersVsMremap,
+    scenarioName: 'mprotect, then mremap on another CPU, vs stores after the mprotect returned',
+    expect: /the write was lost/,
+  },
+  {
     check: 'vmaTrylock',
     options: { checks: { vmaTrylock: false } },
     scenario: mprotectVsWriteFault,
@@ -137,6 +145,17 @@ describe('per-VMA locks with every check on: the same scenarios explore clean at
       expect(res.runs).toBe(BUDGET.runs);
     });
   }
+
+  it('pervma without mmLockSeqEarlyOut: mremap vs stores stays correct (the re-check under the lock covers it)', () => {
+    const name =
+      'pervma without mmLockSeqEarlyOut: mremap vs stores stays correct (the re-check under the lock covers it)';
+    const res = exploreInTest(
+      mremapVsWriteFault(name, { checks: { mmLockSeqEarlyOut: false } }),
+      BUDGET,
+      name,
+    );
+    expect(res.failure).toBeNull();
+  });
 
   it('pervma, all checks on: munmap without shootdown vs write faults, bounded DFS (one preemption)', () => {
     const name =
