@@ -7,6 +7,7 @@ import {
   MAP_PRIVATE,
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
+  PROT_EXEC,
   PROT_READ,
   PROT_WRITE,
 } from '@spf/vma';
@@ -232,6 +233,34 @@ export const munmapQuietVsWriteFault: PervmaScenario = (name, options) => ({
         yield* tryStore(t, A + 2 * P, 2);
       });
       check((yield* u.munmap(A + P, 4 * P)).ok, () => 'munmap failed');
+      yield* join();
+      sys.assertInvariants();
+    });
+    return () => {};
+  },
+});
+
+/**
+ * A fresh 3-page VMA X (no anon_vma yet) right above a 1-page VMA N that differs from it only in its access
+ * bits (so the two do not merge, but X may reuse N's anon_vma: `find_mergeable_anon_vma()`). N has an
+ * anon_vma and no present page (dropped with MADV_DONTNEED, so unmapping it sends no shootdown). CPU 1
+ * write-faults X while CPU 0 unmaps N, which frees N's anon_vma. X must never be linked to a freed
+ * anon_vma (mm invariant; in Linux a use-after-free).
+ */
+export const anonVmaPrepareVsMunmap: PervmaScenario = (name, options) => ({
+  name,
+  cpus: 2,
+  setup(m) {
+    const sys = bootWith(m, options);
+    sys.spawnProcess('anon-vma', function* (u) {
+      yield* u.mmap(A, P, RW | PROT_EXEC, ANON);
+      yield* u.store8(A, 1);
+      check((yield* u.madvise(A, P, MADV_DONTNEED)).ok, () => 'madvise failed');
+      yield* u.mmap(A + P, 3 * P, RW, ANON);
+      const join = yield* thread(u, 1, function* (t) {
+        yield* tryStore(t, A + 2 * P, 2);
+      });
+      check((yield* u.munmap(A, P)).ok, () => 'munmap failed');
       yield* join();
       sys.assertInvariants();
     });

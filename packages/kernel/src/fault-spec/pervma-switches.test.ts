@@ -2,6 +2,7 @@ import type { PerVmaLockOptions } from '@spf/fault-spec';
 import { ExplorationFailure, type ExploreOptions, exploreInTest } from '@spf/machine';
 import { describe, expect, it } from 'vitest';
 import {
+  anonVmaPrepareVsMunmap,
   forkVsCowFault,
   mergeVsWriteFault,
   mprotectVsWriteFault,
@@ -95,6 +96,13 @@ const cases: readonly Case[] = [
     scenario: twoWritersVsMremap,
     scenarioName: 'mprotect, then mremap on another CPU, vs stores after the mprotect returned',
     expect: /the write was lost/,
+  },
+  {
+    check: 'anonVmaCheck',
+    options: { checks: { anonVmaCheck: false } },
+    scenario: anonVmaPrepareVsMunmap,
+    scenarioName: "a first fault reusing a neighbour's anon_vma vs munmap of the neighbour",
+    expect: /linked to anon_vma#\d+, which was freed/,
   },
   {
     check: 'vmaTrylock',
