@@ -1,6 +1,15 @@
-import { makeFaultEnv, TaskFaultCounters, type FaultOutcome } from '@spf/fault-classic';
+import {
+  type ClassicVmFault,
+  type FaultOutcome,
+  faultFlagAllowRetryFirst,
+  makeFaultEnv,
+  releaseFaultLock,
+  TaskFaultCounters,
+  VM_FAULT_MAJOR,
+  VM_FAULT_RETRY,
+} from '@spf/fault-classic';
 import { defaultCostModel, runSync } from '@spf/machine';
-import { Mmu, PF_USER, PF_WRITE, PhysicalMemory } from '@spf/pagetable';
+import { getPage, Mmu, PF_USER, PF_WRITE, type Page, PhysicalMemory } from '@spf/pagetable';
 import {
   MAP_ANONYMOUS,
   MAP_FIXED_NOREPLACE,
@@ -11,6 +20,8 @@ import {
   PagetableOps,
   PROT_READ,
   PROT_WRITE,
+  type VmFault,
+  type VmFile,
   vmaStartWrite,
 } from '@spf/vma';
 import { describe, expect, it } from 'vitest';
@@ -132,6 +143,61 @@ describe('perVmaLock: the fault side (lock_vma_under_rcu)', () => {
       ]),
     );
   });
+});
+
+describe('perVmaLock: VM_FAULT_RETRY under the VMA lock', () => {
+  /** A file whose `->fault` drops the fault's lock and asks for a retry the first time (as if for I/O). */
+  function retryingFile(mem: PhysicalMemory, major: boolean) {
+    const file: VmFile = { path: '/retry', devMajor: 8, devMinor: 1, ino: 7 };
+    const pages = new Map<number, Page>();
+    const calls: { flags: number; vmaLock: boolean }[] = [];
+    const ops = {
+      *fault(vmf: VmFault) {
+        calls.push({ flags: vmf.flags, vmaLock: vmf.vma.vmLock.isLocked() });
+        if (faultFlagAllowRetryFirst(vmf.flags)) {
+          yield* releaseFaultLock(vmf);
+          return VM_FAULT_RETRY | (major ? VM_FAULT_MAJOR : 0);
+        }
+        let page = pages.get(vmf.pgoff);
+        if (page === undefined) {
+          page = mem.allocPages(0);
+          page.mapping = file;
+          page.index = vmf.pgoff;
+          page.set('uptodate');
+          pages.set(vmf.pgoff, page);
+        }
+        yield* getPage(page);
+        (vmf as ClassicVmFault).page = page;
+        return 0;
+      },
+    };
+    return { file, ops, calls };
+  }
+
+  for (const major of [false, true]) {
+    it(`drops the VMA lock once, counts VMA_LOCK_RETRY and redoes the fault under mmap_lock${major ? ' with FAULT_FLAG_TRIED after a major fault' : ''}`, () => {
+      // 6.4 keeps file VMAs off the VMA lock; without that limit a ->fault can return RETRY under it.
+      const w = world({ checks: { anonVmaCheck: false } });
+      const f = retryingFile(w.mem, major);
+      const F = 0x2000_0000;
+      const r = mmapSync(w.mm, {
+        addr: F,
+        len: PAGE,
+        prot: PROT_READ,
+        flags: MAP_PRIVATE | MAP_FIXED_NOREPLACE,
+        file: { file: f.file, ops: f.ops, readable: true, writable: false },
+      });
+      expect(r.ok).toBe(true);
+      expect(w.fault(F, false)).toEqual({ kind: 'handled' });
+      expect(w.handler.counters).toMatchObject({ VMA_LOCK_RETRY: 1, VMA_LOCK_SUCCESS: 0 });
+      // First call under the VMA lock; the redo under mmap_lock (TRIED after a major fault: it must finish).
+      expect(f.calls[0].vmaLock).toBe(true);
+      expect(f.calls.length).toBe(major ? 2 : 3);
+      expect(w.mm.vmaLookup(F)?.vmLock.isLocked()).toBe(false);
+      expect(w.mm.mmapLock.isLocked()).toBe(false);
+      expect(w.env.vmstat.pgfault).toBe(1);
+    });
+  }
 });
 
 describe('perVmaLock: bad options are refused when the factory is called', () => {
