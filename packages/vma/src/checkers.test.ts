@@ -62,6 +62,14 @@ describe('the mm invariant checker', () => {
     expect(mmInvariantProblems([mm]).join()).toMatch(/stored in the tree/);
     v.vmEnd -= P;
 
+    // A VMA still linked to an anon_vma that was freed (a use-after-free in Linux).
+    const faulted = mm.vmaLookup(A);
+    const av = faulted?.anonVma;
+    if (!av) throw new Error('no anon_vma');
+    av.freed = true;
+    expect(mmInvariantProblems([mm]).join()).toMatch(/linked to anon_vma#\d+, which was freed/);
+    av.freed = false;
+
     // Page mapcounts that disagree with the PTEs.
     const wrong = { mapcount: () => 7, refcount: () => 7 };
     expect(mmInvariantProblems([mm], wrong).join()).toMatch(/mapcount 7/);

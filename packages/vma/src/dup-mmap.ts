@@ -74,7 +74,7 @@ export function* dupMmap(oldmm: MmStruct, pageTables?: PageTableFactory): Kernel
     const children: (readonly [VmArea, VmArea])[] = [];
     for (const mpnt of oldmm.vmas()) {
       // The parent's PTEs are about to be write-protected: keep per-VMA-lock faults out (Linux 6.4+).
-      yield* vmaStartWrite(mpnt);
+      yield* vmaStartWrite(mpnt, 'dupMmap');
       if (mpnt.vmFlags & VM_DONTCOPY) continue;
       const tmp = vmAreaDup(mpnt, mm);
       if (tmp.vmFlags & VM_WIPEONFORK) {

@@ -3,6 +3,7 @@ import { anonVmaPrepare } from './anon-vma.js';
 import { Errno, type ErrnoValue } from './errno.js';
 import type { MmStruct } from './mm-struct.js';
 import { type VmArea, vmWriteBegin, vmWriteEnd } from './vm-area.js';
+import { vmaStartWrite } from './vma-lock.js';
 import { PAGE_SIZE, VM_ACCESS_FLAGS, VM_GROWSDOWN } from './vm-flags.js';
 
 /** RLIMIT_STACK's default soft limit (8 MiB, `_STK_LIM` in include/uapi/linux/resource.h). */
@@ -46,6 +47,9 @@ export function* expandDownwards(
     }
   }
   yield* anonVmaPrepare(vma);
+  // 6.4 write-locks the stack VMA before growing it, although only the mmap read lock is held: the mark
+  // then lasts until the next mmap_write_unlock() of this mm (faults on it use mmap_lock until then).
+  yield* vmaStartWrite(vma, 'expandStack');
   yield* mm.pageTableLock.lock();
   try {
     if (addr >= vma.vmStart) return 0; // another thread expanded it meanwhile

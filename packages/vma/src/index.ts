@@ -156,6 +156,20 @@ export {
   munmapSync,
 } from './sync-api.js';
 export { speculativeVmaLookup, speculativeVmaValidate, type VmaSnapshot } from './spf-lookup.js';
-export { vmaEndRead, vmaIsWriteLocked, vmaStartRead, vmaStartWrite } from './vma-lock.js';
+export {
+  LINUX_VMA_LOCKING,
+  resolveVmaLocking,
+  VMA_START_WRITE_SITES,
+  type VmaEndWriteAllOrder,
+  vmaEndRead,
+  vmaIsWriteLocked,
+  type VmaLocking,
+  VmaLockingConfigError,
+  type VmaLockingOptions,
+  vmaStartRead,
+  type VmaStartReadSteps,
+  vmaStartWrite,
+  type VmaStartWriteSite,
+} from './vma-lock.js';
 export { DEFAULT_RLIMIT_STACK, expandDownwards } from './expand-stack.js';
 export { exitMmap, mmget, mmput } from './exit-mmap.js';

@@ -36,7 +36,7 @@ export const pageStates: PageStateReader = {
  * Checks the invariants of a set of mms that share physical memory (a whole simulated system):
  * - the VMA tree is a sound B-tree, sorted and non-overlapping, and agrees with every VMA's fields;
  * - map_count equals the number of VMAs, each VMA page aligned, non-empty, inside the address space,
- *   live (not freed or detached);
+ *   live (not freed or detached), and linked only to anon_vmas that have not been freed;
  * - every present PTE lies inside a VMA and never grants more than it (write, user access, execute);
  * - the RSS counters equal the present PTEs of each type;
  * - with `pages`, each page's mapcount equals the PTEs mapping it, and its refcount is at least that.
@@ -65,6 +65,9 @@ export function mmInvariantProblems(mms: readonly MmStruct[], pages?: PageStateR
       if (v.vmMm !== mm) p(`${v} belongs to another mm`);
       if (v.anonVma !== null && !v.anonVmaChain.some((c) => c.anonVma === v.anonVma)) {
         p(`${v} has an anon_vma it is not linked to`);
+      }
+      for (const c of v.anonVmaChain) {
+        if (c.anonVma.freed) p(`${v} is linked to anon_vma#${c.anonVma.id}, which was freed`);
       }
       prevEnd = v.vmEnd;
     }

@@ -17,7 +17,7 @@ import { type MmPageTableOps, NoPageTables, type PageTableFactory } from './page
 import type { OvercommitPolicy } from './overcommit.js';
 import { PAGE_SIZE, VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_SHARED, VM_WRITE } from './vm-flags.js';
 import { type VmArea, vmWriteBegin, vmWriteEnd } from './vm-area.js';
-import { vmaStartWrite } from './vma-lock.js';
+import { resolveVmaLocking, type VmaLocking, type VmaLockingOptions, vmaStartWrite } from './vma-lock.js';
 import { VmaTree, type VmaTreeTx } from './vma-tree.js';
 
 /** RSS counter indexes (enum of include/linux/mm_types_task.h). */
@@ -87,6 +87,13 @@ export type MmConfig = {
    * memory size to compare with).
    */
   readonly overcommit?: OvercommitPolicy | null;
+  /**
+   * How writers use the per-VMA locks of Linux 6.4: which `vma_start_write()` sites are on and when
+   * `mmap_write_unlock()` ends the VMA write locks (default: Linux's, every site on). Inherited by fork.
+   * A booted system takes it from its fault handler (`FaultHandler.mmConfig.vmaLocking`), so an experiment that
+   * removes a site is one option of the per-VMA-lock handler.
+   */
+  readonly vmaLocking?: VmaLockingOptions;
   /** A label for reports. */
   readonly name?: string;
 };
@@ -172,6 +179,8 @@ export class MmStruct {
    * odd for the whole time the mmap lock is held for writing.
    */
   readonly spfTreeSeq: SeqCounter;
+  /** The per-VMA lock switches of this mm (see {@link MmConfig.vmaLocking}). */
+  readonly vmaLocking: VmaLocking;
   readonly pageTables: MmPageTableOps;
   /** Bumped by every change of the tree, for tests that compare snapshots. */
   generation = 0;
@@ -205,6 +214,7 @@ export class MmStruct {
     this.spfV12 = config.spfV12 ?? null;
     this.spfTreeSeq = createSeqCount(`${this.name}->mm_seq(v12)`);
     this.overcommit = config.overcommit ?? null;
+    this.vmaLocking = resolveVmaLocking(config.vmaLocking);
     this.pageTables = (config.pageTables ?? (() => new NoPageTables()))(this);
     for (const [k, v] of [
       ['taskSize', this.taskSize],
@@ -236,6 +246,7 @@ export class MmStruct {
       freePgtablesUnderPtl: this.freePgtablesUnderPtl,
       spfV12: this.spfV12,
       overcommit: this.overcommit,
+      vmaLocking: this.vmaLocking,
       name: `${this.name}.child`,
     };
   }
@@ -318,18 +329,31 @@ export class MmStruct {
     yield* this.mmSeq.writeBegin();
   }
   /**
-   * mmap_write_unlock(): closes mm_seq's write section, ends every per-VMA write lock taken under it
-   * (vma_end_write_all: mm_lock_seq++), and releases the lock.
+   * mmap_write_unlock() (include/linux/mmap_lock.h): closes mm_seq's write section, ends every per-VMA
+   * write lock taken under it (`vma_end_write_all()`: mm_lock_seq++), and releases the lock. With
+   * `vmaLocking.endWriteAll: 'after-unlock'` the bump comes after the release (an experiment's broken order).
    */
   *mmapWriteUnlock(): Kernel<void> {
     yield* this.mmSeq.writeEnd();
-    yield* this.mmLockSeq.update((v) => v + 1);
+    if (this.vmaLocking.endWriteAll === 'after-unlock') {
+      yield* this.mmapLock.upWrite();
+      yield* this.vmaEndWriteAll();
+      return;
+    }
+    yield* this.vmaEndWriteAll();
     yield* this.mmapLock.upWrite();
+  }
+  /**
+   * Models `vma_end_write_all()` in include/linux/mmap_lock.h: bumps mm_lock_seq, which ends the write lock
+   * of every VMA `vma_start_write()` marked since the mmap lock was taken for writing.
+   */
+  *vmaEndWriteAll(): Kernel<void> {
+    yield* this.mmLockSeq.update((v) => v + 1);
   }
   /** mmap_write_downgrade(). */
   *mmapWriteDowngrade(): Kernel<void> {
     yield* this.mmSeq.writeEnd();
-    yield* this.mmLockSeq.update((v) => v + 1);
+    yield* this.vmaEndWriteAll();
     yield* this.mmapLock.downgradeWrite();
   }
 
@@ -372,7 +396,7 @@ export class MmStruct {
    * vm_sequence notices), within the caller's transaction.
    */
   *detachVma(tx: VmaTreeTx<VmArea>, vma: VmArea): Kernel<void> {
-    yield* vmaStartWrite(vma);
+    yield* vmaStartWrite(vma, 'munmap');
     yield* vmWriteBegin(vma);
     const found = tx.remove(vma.vmEnd);
     kassert(found, () => `${vma} is not in the tree of ${this.name}`);

@@ -55,7 +55,7 @@ export function* mprotectFixup(
   if (typeof r === 'number') return r;
   const target = r;
   // vm_flags_reset_once() + vma_set_page_prot().
-  yield* vmFlagsReset(target, newFlags, true);
+  yield* vmFlagsReset(target, newFlags, true, 'mprotect');
   const tlb = new MmuGather();
   yield* mm.pageTables.changeProtection(tlb, target, start, end, target.vmPageProt);
   yield* mm.pageTables.tlbFinishMmu(tlb, start, end);

@@ -21,6 +21,7 @@ import {
 } from './vm-flags.js';
 import type { VmArea } from './vm-area.js';
 import { commitVmaChanges, vmAreaDup, vmaMergeNewRange } from './vma-merge.js';
+import { vmaStartWrite } from './vma-lock.js';
 import { anonVmaClone } from './anon-vma.js';
 
 /**
@@ -84,6 +85,10 @@ function* moveVma(
   if (mm.mapCount >= mm.maxMapCount - 3) return fail(Errno.ENOMEM);
   if (!vrmCharge(mm, vma, oldLen, newLen, dontUnmap)) return fail(Errno.ENOMEM);
   const pgoff = vma.vmPgoff + (oldAddr - vma.vmStart) / PAGE_SIZE;
+  // The source VMA is write-locked before its page tables move ("mm/mremap: write-lock VMA while
+  // remapping it to a new address range", 6.4.y): a fault under its VMA lock must not map a page behind
+  // move_page_tables().
+  yield* vmaStartWrite(vma, 'mremap');
   const newVma = yield* copyVma(mm, vma, newAddr, newLen, pgoff);
   const len = Math.min(oldLen, newLen);
   const tlb = new MmuGather();

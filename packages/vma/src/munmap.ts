@@ -4,6 +4,7 @@ import type { MmStruct } from './mm-struct.js';
 import { MmuGather } from './page-table-ops.js';
 import { PAGE_SIZE, pageAlign } from './vm-flags.js';
 import type { VmArea } from './vm-area.js';
+import { vmaStartWrite } from './vma-lock.js';
 import { splitVma } from './vma-merge.js';
 
 /** FIRST_USER_ADDRESS and USER_PGTABLES_CEILING on x86-64. */
@@ -27,6 +28,8 @@ export function* unmapRegion(
   const end = vmas[vmas.length - 1].vmEnd;
   const tlb = new MmuGather(); // tlb_gather_mmu()
   for (const v of vmas) yield* mm.pageTables.zapRange(tlb, v, v.vmStart, v.vmEnd);
+  // free_pgtables() write-locks each VMA whose tables it frees (6.4, with the mmap lock held for writing).
+  for (const v of vmas) yield* vmaStartWrite(v, 'freePgtables');
   if (mm.freePgtablesUnderPtl) yield* mm.pageTableLock.lock();
   yield* mm.pageTables.freePgtables(tlb, floor, start, end, ceiling);
   if (mm.freePgtablesUnderPtl) yield* mm.pageTableLock.unlock();

@@ -9,10 +9,102 @@ import type { VmArea } from './vm-area.js';
  */
 
 /**
- * Models `vma_start_write()`: waits for readers of the VMA to leave, then marks it write-locked for the
- * rest of this mmap write-lock section. The caller holds the mmap lock for writing.
+ * The places where Linux 6.4 (with its 6.4.y fixes) write-locks a VMA, each a switch of the mm
+ * ({@link VmaLocking}) so an experiment can remove one and watch what breaks. Off, the site skips
+ * `vma_start_write()`; every other site and the vm_sequence sections of the SPF designs are unchanged.
  */
-export function* vmaStartWrite(vma: VmArea): Kernel<void> {
+export const VMA_START_WRITE_SITES = {
+  vmaPrepare:
+    'vma_prepare() in mm/mmap.c: the VMAs a split, merge or expansion changes or removes, before the tree update',
+  newVma:
+    'a VMA about to become visible in the tree (mmap_region(), __split_vma(), copy_vma(): "mm: lock newly mapped VMA which can be modified after it becomes visible")',
+  mprotect: "mprotect_fixup() in mm/mprotect.c, before vm_flags_reset_once() changes the VMA's flags",
+  vmFlags: 'vm_flags_reset() in include/linux/mm.h for the other flag changes (madvise_update_vma())',
+  mremap: 'move_vma() in mm/mremap.c, before the page tables move to the new range',
+  munmap:
+    'do_vmi_align_munmap() in mm/mmap.c, before the VMAs are removed from the tree (vma_mark_detached())',
+  freePgtables: 'free_pgtables() in mm/memory.c, before the page tables of a VMA are freed (mm write-locked)',
+  expandStack:
+    'expand_downwards() in mm/mmap.c, before a stack VMA grows (6.4 does it under the mmap read lock)',
+  dupMmap:
+    'dup_mmap() in kernel/fork.c, on every parent VMA before its PTEs are write-protected ("fork: lock VMAs of the parent process when forking")',
+} as const;
+
+/** A site of {@link VMA_START_WRITE_SITES}. */
+export type VmaStartWriteSite = keyof typeof VMA_START_WRITE_SITES;
+
+/**
+ * When `mmap_write_unlock()` ends the VMA write locks of its section (`vma_end_write_all()`: mm_lock_seq++):
+ * `before-unlock`, as Linux does, or `after-unlock` (the broken order an experiment can pick: a writer that
+ * takes the mmap lock in between marks its VMAs with the old sequence, and the late bump unlocks them).
+ */
+export type VmaEndWriteAllOrder = 'before-unlock' | 'after-unlock';
+
+/** How an mm's writers use the per-VMA locks: every field optional, Linux's behaviour by default. */
+export interface VmaLockingOptions {
+  /** Per site: call `vma_start_write()` there (default true everywhere). */
+  readonly startWrite?: Partial<Readonly<Record<VmaStartWriteSite, boolean>>>;
+  /** Default `before-unlock`. */
+  readonly endWriteAll?: VmaEndWriteAllOrder;
+}
+
+/** {@link VmaLockingOptions} with every default filled in, as an mm holds them. */
+export interface VmaLocking {
+  readonly startWrite: Readonly<Record<VmaStartWriteSite, boolean>>;
+  readonly endWriteAll: VmaEndWriteAllOrder;
+}
+
+/** Linux's per-VMA locking: every site on, vma_end_write_all() before the mmap lock is released. */
+export const LINUX_VMA_LOCKING: VmaLocking = Object.freeze({
+  startWrite: Object.freeze(
+    Object.fromEntries(Object.keys(VMA_START_WRITE_SITES).map((k) => [k, true])) as Record<
+      VmaStartWriteSite,
+      boolean
+    >,
+  ),
+  endWriteAll: 'before-unlock',
+});
+
+/** A {@link VmaLockingOptions} value that names no known site or order. */
+export class VmaLockingConfigError extends Error {
+  override name = 'VmaLockingConfigError';
+}
+
+/**
+ * Fills in the defaults of {@link VmaLockingOptions}. Throws {@link VmaLockingConfigError} for an unknown
+ * site, a non-boolean switch or an unknown order, so a typo never silently keeps a site on.
+ */
+export function resolveVmaLocking(opts: VmaLockingOptions | undefined): VmaLocking {
+  if (opts === undefined) return LINUX_VMA_LOCKING;
+  const startWrite = { ...LINUX_VMA_LOCKING.startWrite };
+  for (const [k, v] of Object.entries(opts.startWrite ?? {})) {
+    if (!(k in VMA_START_WRITE_SITES)) {
+      throw new VmaLockingConfigError(
+        `vmaLocking.startWrite.${k}: no such vma_start_write() site; the sites are ${Object.keys(VMA_START_WRITE_SITES).join(', ')}`,
+      );
+    }
+    if (typeof v !== 'boolean') {
+      throw new VmaLockingConfigError(`vmaLocking.startWrite.${k} must be true or false, got ${String(v)}`);
+    }
+    startWrite[k as VmaStartWriteSite] = v;
+  }
+  const endWriteAll = opts.endWriteAll ?? 'before-unlock';
+  if (endWriteAll !== 'before-unlock' && endWriteAll !== 'after-unlock') {
+    throw new VmaLockingConfigError(
+      `vmaLocking.endWriteAll must be 'before-unlock' or 'after-unlock', got ${String(endWriteAll)}`,
+    );
+  }
+  return Object.freeze({ startWrite: Object.freeze(startWrite), endWriteAll });
+}
+
+/**
+ * Models `vma_start_write()` in include/linux/mm.h (6.4): waits for readers of the VMA to leave, then marks
+ * it write-locked for the rest of this mmap write-lock section. The caller holds the mmap lock for writing
+ * (or, at `expandStack`, for reading, as 6.4 did). `site` names the call site: when the mm's
+ * {@link VmaLocking} switches it off, nothing happens; a call without a site always locks.
+ */
+export function* vmaStartWrite(vma: VmArea, site?: VmaStartWriteSite): Kernel<void> {
+  if (site !== undefined && !vma.vmMm.vmaLocking.startWrite[site]) return;
   const mmSeq = vma.vmMm.mmLockSeq.value;
   if (vma.vmLockSeq.value === mmSeq) return;
   // Linux takes the lock, stores vm_lock_seq and releases it. We store first and then wait out the
@@ -26,15 +118,38 @@ export function* vmaStartWrite(vma: VmArea): Kernel<void> {
 }
 
 /**
- * Models `vma_start_read()`: takes the VMA's read lock without sleeping, failing (so the caller falls back
- * to the mmap lock) if a writer has marked the VMA in the current mmap write section.
+ * The three steps of `vma_start_read()`, each a switch for experiments (all true in Linux):
+ * - `earlyOut`: give up before touching the lock when vm_lock_seq equals mm_lock_seq (a writer marked the VMA);
+ * - `trylock`: take the lock with `down_read_trylock()`; off, with `down_read()`, which may sleep, inside the
+ *   caller's RCU read section;
+ * - `recheck`: compare vm_lock_seq with mm_lock_seq again once the lock is held (a writer may have marked the
+ *   VMA and released the lock between the first look and the trylock).
  */
-export function* vmaStartRead(vma: VmArea): Kernel<boolean> {
+export interface VmaStartReadSteps {
+  readonly earlyOut: boolean;
+  readonly trylock: boolean;
+  readonly recheck: boolean;
+}
+
+const LINUX_START_READ: VmaStartReadSteps = { earlyOut: true, trylock: true, recheck: true };
+
+/**
+ * Models `vma_start_read()` in include/linux/mm.h (6.4): takes the VMA's read lock without sleeping,
+ * failing (so the caller falls back to the mmap lock) if a writer has marked the VMA in the current mmap
+ * write section. `steps` switches the individual steps off for experiments (default: Linux's).
+ */
+export function* vmaStartRead(vma: VmArea, steps: VmaStartReadSteps = LINUX_START_READ): Kernel<boolean> {
   vma.checkLive('vma_start_read');
-  const mmSeq = yield* vma.vmMm.mmLockSeq.load();
-  if ((yield* vma.vmLockSeq.load()) === mmSeq) return false;
-  if (!(yield* vma.vmLock.downReadTrylock())) return false;
-  if ((yield* vma.vmLockSeq.load()) === (yield* vma.vmMm.mmLockSeq.load())) {
+  if (steps.earlyOut) {
+    const mmSeq = yield* vma.vmMm.mmLockSeq.load();
+    if ((yield* vma.vmLockSeq.load()) === mmSeq) return false;
+  }
+  if (steps.trylock) {
+    if (!(yield* vma.vmLock.downReadTrylock())) return false;
+  } else {
+    yield* vma.vmLock.downRead();
+  }
+  if (steps.recheck && (yield* vma.vmLockSeq.load()) === (yield* vma.vmMm.mmLockSeq.load())) {
     yield* vma.vmLock.upRead();
     return false;
   }

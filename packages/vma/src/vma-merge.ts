@@ -43,7 +43,8 @@ export function* commitVmaChanges(
   removes: readonly VmArea[],
   inserts: readonly VmArea[],
 ): Kernel<void> {
-  for (const v of [...changes.map((c) => c.vma), ...removes, ...inserts]) yield* vmaStartWrite(v);
+  for (const v of [...changes.map((c) => c.vma), ...removes]) yield* vmaStartWrite(v, 'vmaPrepare');
+  for (const v of inserts) yield* vmaStartWrite(v, 'newVma');
   for (const c of changes) yield* vmWriteBegin(c.vma);
   for (const r of removes) yield* vmWriteBegin(r);
   const tx = mm.beginTree();
