@@ -28,6 +28,10 @@ export interface FaultEnvOptions {
   /** Default true, as on x86-64. */
   readonly pteSpecial?: boolean;
   readonly vmstat?: VmStat;
+  /** How the system's mms free page tables (@spf/vma's MemoryEnv); default false. */
+  readonly freePgtablesUnderPtl?: boolean;
+  /** Default false. */
+  readonly pgtableFreeRcu?: boolean;
 }
 
 /** Builds a {@link FaultEnv} with Linux's x86-64 defaults. */
@@ -38,5 +42,7 @@ export function makeFaultEnv(opts: FaultEnvOptions): FaultEnv {
     useZeroPage: (opts.useZeroPage ?? true) && opts.mem.zeroPfn >= 0,
     pteSpecial: opts.pteSpecial ?? true,
     vmstat: opts.vmstat ?? new VmStat(),
+    freePgtablesUnderPtl: opts.freePgtablesUnderPtl ?? false,
+    pgtableFreeRcu: opts.pgtableFreeRcu ?? false,
   };
 }

@@ -72,6 +72,17 @@ export interface BootConfig {
   readonly zeroPage?: boolean;
   /** `CONFIG_ARCH_HAS_PTE_SPECIAL` (default true, as on x86-64). */
   readonly pteSpecial?: boolean;
+  /**
+   * Free page tables under `mm->page_table_lock` as well as the mmap lock (@spf/vma's
+   * `MmConfig.freePgtablesUnderPtl`; default false, as Linux). Speculative page-table allocation
+   * (`specPgtableAlloc` of the SPF designs) needs it.
+   */
+  readonly freePgtablesUnderPtl?: boolean;
+  /**
+   * Free page-table pages by RCU after the TLB shootdown (`CONFIG_MMU_GATHER_RCU_TABLE_FREE`, @spf/vma's
+   * `MmConfig.pgtableFreeRcu`; default false). Lespinasse's SPF then walks page tables under rcu_read_lock.
+   */
+  readonly pgtableFreeRcu?: boolean;
   /** The mmap lock of every mm: Linux's rw_semaphore (default) or a range lock. */
   readonly mmapLock?: MmapLockKind;
   /**
@@ -224,6 +235,8 @@ export class System {
       useZeroPage: config.zeroPage ?? true,
       pteSpecial: config.pteSpecial ?? true,
       vmstat: this.vmstat,
+      freePgtablesUnderPtl: config.freePgtablesUnderPtl ?? false,
+      pgtableFreeRcu: config.pgtableFreeRcu ?? false,
     });
     this.faultHandler = (config.faultHandler ?? classicFaultHandler)(this.env);
     this.mmapLock = config.mmapLock ?? 'rwsem';
@@ -273,6 +286,8 @@ export class System {
       rcu: this.rcu,
       pageTables: this.pageTables(pid),
       rssCounting: this.rssCounting,
+      freePgtablesUnderPtl: this.env.freePgtablesUnderPtl,
+      pgtableFreeRcu: this.env.pgtableFreeRcu,
       name: `mm[${pid}]`,
     });
     const proc = new Process(pid, name, mm, null);

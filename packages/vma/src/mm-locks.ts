@@ -38,6 +38,8 @@ export interface RcuLike {
   readUnlock(): Kernel<void>;
   /** kfree_rcu(): poisons `obj` after a grace period. */
   kfreeRcu(obj: Poisonable, label?: string): Kernel<void>;
+  /** call_rcu(): runs `cb` (plain or kernel code) after a grace period that starts after this call. */
+  callRcu(cb: () => void | Kernel<void>): Kernel<void>;
   /** synchronize_rcu(). */
   synchronize(): Kernel<void>;
 }

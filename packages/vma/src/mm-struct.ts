@@ -72,6 +72,13 @@ export type MmConfig = {
    */
   readonly freePgtablesUnderPtl?: boolean;
   /**
+   * Free page-table pages after an RCU grace period (`CONFIG_MMU_GATHER_RCU_TABLE_FREE`,
+   * `tlb_remove_table()`), after the TLB shootdown as always, instead of right after the shootdown. A
+   * lockless walker then only needs rcu_read_lock (Lespinasse's `speculative_page_walk_begin()` in that
+   * configuration) rather than interrupts off. Default false.
+   */
+  readonly pgtableFreeRcu?: boolean;
+  /**
    * The machine's overcommit policy (`__vm_enough_memory()`), shared by every mm of a system and inherited
    * by fork. Default none: accounted mappings are never refused (an mm outside a booted system has no
    * memory size to compare with).
@@ -148,6 +155,8 @@ export class MmStruct {
   /** The overcommit policy that accounted mappings are checked against (see {@link MmConfig.overcommit}). */
   readonly overcommit: OvercommitPolicy | null;
   readonly freePgtablesUnderPtl: boolean;
+  /** Page-table pages are freed after an RCU grace period (see {@link MmConfig.pgtableFreeRcu}). */
+  readonly pgtableFreeRcu: boolean;
   readonly pageTables: MmPageTableOps;
   /** Bumped by every change of the tree, for tests that compare snapshots. */
   generation = 0;
@@ -178,6 +187,7 @@ export class MmStruct {
     this.brk = this.startBrk;
     this.startStack = config.startStack ?? null;
     this.freePgtablesUnderPtl = config.freePgtablesUnderPtl ?? false;
+    this.pgtableFreeRcu = config.pgtableFreeRcu ?? false;
     this.overcommit = config.overcommit ?? null;
     this.pageTables = (config.pageTables ?? (() => new NoPageTables()))(this);
     for (const [k, v] of [
@@ -208,6 +218,7 @@ export class MmStruct {
       pageTables,
       rssCounting: this.rssCounting,
       freePgtablesUnderPtl: this.freePgtablesUnderPtl,
+      pgtableFreeRcu: this.pgtableFreeRcu,
       overcommit: this.overcommit,
       name: `${this.name}.child`,
     };

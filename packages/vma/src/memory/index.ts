@@ -3,7 +3,16 @@
 export { pageAnonExclusive } from './anon-exclusive.js';
 export { type MemoryEnv, type MemoryEnvOptions, type MemoryEvents, makeMemoryEnv } from './memory-env.js';
 export { addMmCounter, addMmRssVec, mmCounter, mmCounterFile, type RssCounting } from './mm-counter.js';
-export { p4dAlloc, pmdAlloc, pmdAllocWalk, pteAlloc, pteAllocMap, pudAlloc } from './page-table-alloc.js';
+export {
+  p4dAlloc,
+  pmdAlloc,
+  pmdAllocWalk,
+  pteAlloc,
+  pteAllocMap,
+  pudAlloc,
+  type SpeculativePgtableAllocResult,
+  speculativePgtableAlloc,
+} from './page-table-alloc.js';
 export { type LockedPte, pmdLockptr, pteLockptr, pteOffsetMapLock, ptlockPtr } from './pte-lock.js';
 export { folioAddFileRmap, folioAddNewAnonRmap, folioRemoveRmap } from './rmap.js';
 export { isZeroPfn, vmNormalPage } from './vm-normal-page.js';

@@ -1,6 +1,8 @@
-import { delayEffect, type Kernel } from '@spf/machine';
+import { delayEffect, type Kernel, kassert } from '@spf/machine';
 import {
+  _PAGE_PRESENT,
   _PAGE_TABLE,
+  entryTablePa,
   type Level,
   OutOfMemoryError,
   PAGE_SIZE,
@@ -10,6 +12,7 @@ import {
   pmdNone,
   pudNone,
   pudPresent,
+  tableIndex,
 } from '@spf/pagetable';
 import type { MmStruct } from '../mm-struct.js';
 import type { MemoryEnv } from './memory-env.js';
@@ -138,4 +141,79 @@ function tableOom(addr: number): OutOfMemoryError {
     `out of simulated memory allocating a page table for 0x${addr.toString(16)}`,
     0,
   );
+}
+
+/** What {@link speculativePgtableAlloc} did. */
+export type SpeculativePgtableAllocResult = 'ok' | 'changed' | 'oom';
+
+/**
+ * Speculative page-table allocation, the answer to question 3 of Lespinasse's review of SPF: a fault that
+ * holds no mmap lock finds a level of the walk to `addr` missing and installs it itself. The frames are
+ * allocated first (allocation may sleep); then, under `mm->page_table_lock`, `revalidate` re-checks what the
+ * caller's speculation rests on (the mmap_seq snapshot for Lespinasse's SPF, `vma_has_changed()` for
+ * Dufour's), and only if it still holds is every missing level from the pgd down to the PTE table installed
+ * while the lock is held (the PTE table under the split PMD lock as well, nested inside, so the classic
+ * `pmd_install()` is excluded too). Unused frames are freed after the lock is dropped.
+ *
+ * This is only sound when unmapping frees page tables under the same lock (`mm.freePgtablesUnderPtl`): a
+ * writer changes the mmap sequence before it frees, and it cannot free while we hold page_table_lock, so
+ * a successful re-check under the lock means every table we walk and extend is live. The function refuses
+ * to run otherwise (a kassert): the fault handlers refuse that configuration when they are built.
+ *
+ * Returns `ok` (every level exists now), `changed` (`revalidate` failed: the caller aborts) or `oom`. No
+ * kernel function models this: neither SPF series allocated page tables speculatively.
+ */
+export function* speculativePgtableAlloc(
+  env: MemoryEnv,
+  mm: MmStruct,
+  addr: number,
+  revalidate: () => Kernel<boolean>,
+): Kernel<SpeculativePgtableAllocResult> {
+  kassert(
+    mm.freePgtablesUnderPtl,
+    () =>
+      `speculative page-table allocation in ${mm.name}, whose page tables are not freed under page_table_lock`,
+  );
+  const pt = mm.pgd;
+  // One spare frame per level that may be missing (p4d with LA57, pud, pmd, pte).
+  const levels: Level[] = pt.la57 ? [4, 3, 2, 1] : [3, 2, 1];
+  const spare = new Map<Level, number>();
+  for (const level of levels) {
+    const pfn = yield* allocTable(env, pt, level);
+    if (pfn === null) {
+      for (const [l, f] of spare) yield* pt.freeTablePage(f, l);
+      return 'oom';
+    }
+    spare.set(level, pfn);
+  }
+  yield* mm.pageTableLock.lock();
+  let result: SpeculativePgtableAllocResult = 'changed';
+  if (yield* revalidate()) {
+    result = 'ok';
+    let entryp = pt.pgdOffset(addr);
+    for (const level of levels) {
+      // entryp is the entry (in the table one level up) that should link a table of `level`.
+      const install = function* (): Kernel<void> {
+        const cur = yield* pt.readEntryK(entryp, 'speculative populate check');
+        if ((cur & _PAGE_PRESENT) === 0n) {
+          const pfn = spare.get(level) as number;
+          spare.delete(level);
+          yield* pt.writeEntryK(entryp, BigInt(pfn * PAGE_SIZE) | _PAGE_TABLE, 'speculative populate');
+        }
+      };
+      if (level === 1) {
+        const pmdl = pmdLockptr(pt, entryp);
+        yield* pmdl.lock();
+        yield* install();
+        yield* pmdl.unlock();
+        break;
+      }
+      yield* install();
+      const e = yield* pt.readEntryK(entryp, 'speculative walk');
+      entryp = entryTablePa(e) + tableIndex(addr, level) * 8;
+    }
+  }
+  yield* mm.pageTableLock.unlock();
+  for (const [l, f] of spare) yield* pt.freeTablePage(f, l);
+  return result;
 }
