@@ -1,2 +1,3 @@
 // @spf/fault-spec: the speculative page-fault designs, each a FaultHandlerFactory for @spf/kernel's boot().
 export { FaultSpecConfigError } from './fault-spec-config-error.js';
+export * from './lespinasse/index.js';
