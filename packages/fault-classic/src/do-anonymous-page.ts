@@ -7,13 +7,12 @@ import {
   folioAddNewAnonRmap,
   MM_ANONPAGES,
   pteAlloc,
-  pteOffsetMapLock,
   VM_SHARED,
   VM_WRITE,
 } from '@spf/vma';
 import { allocZeroedUserPage } from './alloc-page.js';
 import { FAULT_FLAG_ORIG_PTE_VALID, FAULT_FLAG_WRITE, VM_FAULT_OOM, VM_FAULT_SIGBUS } from './fault-flags.js';
-import type { ClassicVmFault } from './vm-fault.js';
+import { type ClassicVmFault, faultIsSpeculative, pteMapLock, vmfLockFailed } from './vm-fault.js';
 
 /**
  * Models `vmf_pte_changed()` in mm/memory.c: under the PTE lock, has the PTE changed since the handler
@@ -37,6 +36,12 @@ export function* vmfPteChanged(vmf: ClassicVmFault, ptep: number): Kernel<boolea
  * Every path installs the PTE under the PTE lock only if the PTE is still none; a concurrent fault that
  * got there first wins and this one frees its page and returns 0 (the access is simply retried).
  *
+ * Speculative faults (FAULT_FLAG_SPECULATIVE, as the SPF series changed this function): the flags and
+ * page protection come from the copies in the vm_fault (`vmf->vma_flags`, `vmf->vma_page_prot`); no PTE
+ * table is allocated (the design's page walk found one, or it did not start); the PTE is locked through the
+ * design's `pte_map_lock()`, and when that fails the page is freed and the result is VM_FAULT_RETRY. The
+ * anon_vma already exists (the designs abort before, when it does not), so `anon_vma_prepare()` only reads it.
+ *
  * Simplifications: no large anonymous folios (mTHP), no userfaultfd, no memcg charge.
  */
 export function* doAnonymousPage(vmf: ClassicVmFault): Kernel<number> {
@@ -44,14 +49,14 @@ export function* doAnonymousPage(vmf: ClassicVmFault): Kernel<number> {
   const pt = vmf.mm.pgd;
   const addr = vmf.address;
   // A shared mapping without vm_ops cannot exist in Linux; @spf/vma's shared anonymous VMAs have a shmem file.
-  if ((vma.vmFlags & VM_SHARED) !== 0) return VM_FAULT_SIGBUS;
-  if (!(yield* pteAlloc(env, vmf.mm, vmf.pmd))) return VM_FAULT_OOM;
+  if ((vmf.vmaFlags & VM_SHARED) !== 0) return VM_FAULT_SIGBUS;
+  if (!faultIsSpeculative(vmf) && !(yield* pteAlloc(env, vmf.mm, vmf.pmd))) return VM_FAULT_OOM;
 
   if ((vmf.flags & FAULT_FLAG_WRITE) === 0 && env.useZeroPage) {
-    let entry = pfnPte(env.mem.zeroPfn, vma.vmPageProt);
+    let entry = pfnPte(env.mem.zeroPfn, vmf.vmaPageProt);
     if (env.pteSpecial) entry = pteMkspecial(entry);
-    const locked = yield* pteOffsetMapLock(pt, vmf.pmd, addr);
-    if (locked === null) return 0;
+    const locked = yield* pteMapLock(vmf);
+    if (locked === null) return vmfLockFailed(vmf);
     vmf.ptl = locked.ptl;
     if (!(yield* vmfPteChanged(vmf, locked.ptep))) {
       yield* pt.setPteAt(addr, locked.ptep, entry);
@@ -65,13 +70,13 @@ export function* doAnonymousPage(vmf: ClassicVmFault): Kernel<number> {
   const page = yield* allocZeroedUserPage(env);
   if (page === null) return VM_FAULT_OOM;
   page.set('uptodate');
-  let entry = pteMkyoung(mkPte(page, vma.vmPageProt));
-  if ((vma.vmFlags & VM_WRITE) !== 0) entry = pteMkwrite(pteMkdirty(entry));
+  let entry = pteMkyoung(mkPte(page, vmf.vmaPageProt));
+  if ((vmf.vmaFlags & VM_WRITE) !== 0) entry = pteMkwrite(pteMkdirty(entry));
 
-  const locked = yield* pteOffsetMapLock(pt, vmf.pmd, addr);
+  const locked = yield* pteMapLock(vmf);
   if (locked === null) {
     yield* putPage(page);
-    return 0;
+    return vmfLockFailed(vmf);
   }
   vmf.ptl = locked.ptl;
   if (yield* vmfPteChanged(vmf, locked.ptep)) {

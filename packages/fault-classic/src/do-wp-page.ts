@@ -27,12 +27,16 @@ import {
 } from '@spf/vma';
 import { allocUserPage, allocZeroedUserPage, copyUserPage } from './alloc-page.js';
 import { VM_FAULT_OOM } from './fault-flags.js';
-import type { ClassicVmFault } from './vm-fault.js';
+import { type ClassicVmFault, faultIsSpeculative, pteMapLock, vmfLockFailed } from './vm-fault.js';
 import { doPageMkwrite } from './do-fault.js';
 
-/** `maybe_mkwrite()` in include/linux/mm.h: make the entry writable only if the VMA is. */
-export function maybeMkwrite(pte: bigint, vma: VmArea): bigint {
-  return (vma.vmFlags & VM_WRITE) !== 0 ? pteMkwrite(pte) : pte;
+/**
+ * `maybe_mkwrite()` in include/linux/mm.h: make the entry writable only if the VMA is. Takes the VMA or, as
+ * the SPF series changed it to, the vm_flags the fault copied (`vmf->vma_flags`).
+ */
+export function maybeMkwrite(pte: bigint, vma: VmArea | number): bigint {
+  const flags = typeof vma === 'number' ? vma : vma.vmFlags;
+  return (flags & VM_WRITE) !== 0 ? pteMkwrite(pte) : pte;
 }
 
 /**
@@ -41,7 +45,7 @@ export function maybeMkwrite(pte: bigint, vma: VmArea): bigint {
  * PTE lock held by `vmf.ptl`; releases it.
  */
 export function* wpPageReuse(vmf: ClassicVmFault, ptep: number): Kernel<number> {
-  const entry = maybeMkwrite(pteMkdirty(pteMkyoung(vmf.origPte)), vmf.vma);
+  const entry = maybeMkwrite(pteMkdirty(pteMkyoung(vmf.origPte)), vmf.vmaFlags);
   yield* vmf.mm.pgd.ptepSetAccessFlags(vmf.address, ptep, entry, true);
   yield* unlockPtl(vmf);
   return 0;
@@ -59,6 +63,10 @@ function* unlockPtl(vmf: ClassicVmFault): Kernel<void> {
  * PTE lock, if the PTE is unchanged, clear it and flush the TLB (`ptep_clear_flush()`), map the new page
  * writable and dirty, and drop the mapping of the old page. Called without the PTE lock; `old` carries a
  * reference taken by the caller (or is null for the zero page), which is dropped here.
+ *
+ * A speculative fault (the SPF series' version) builds the new PTE from `vmf->vma_page_prot` and
+ * `vmf->vma_flags`, locks through the design's `pte_map_lock()`, and when that fails frees the new page,
+ * drops `old` and returns VM_FAULT_RETRY. Its anon_vma already exists (the designs check before).
  */
 export function* wpPageCopy(vmf: ClassicVmFault, old: Page | null): Kernel<number> {
   const { vma, env, mm } = vmf;
@@ -77,7 +85,12 @@ export function* wpPageCopy(vmf: ClassicVmFault, old: Page | null): Kernel<numbe
     return VM_FAULT_OOM;
   }
   fresh.set('uptodate');
-  const locked = yield* pteOffsetMapLock(pt, vmf.pmd, addr);
+  const locked = yield* pteMapLock(vmf);
+  if (locked === null && faultIsSpeculative(vmf)) {
+    yield* putPage(fresh);
+    if (old !== null) yield* putPage(old);
+    return vmfLockFailed(vmf);
+  }
   let toPut: Page | null = fresh;
   if (locked !== null) {
     vmf.ptl = locked.ptl;
@@ -91,7 +104,7 @@ export function* wpPageCopy(vmf: ClassicVmFault, old: Page | null): Kernel<numbe
       } else {
         yield* addMmCounter(mm, MM_ANONPAGES, 1);
       }
-      const entry = maybeMkwrite(pteMkdirty(pteMkyoung(mkPte(fresh, vma.vmPageProt))), vma);
+      const entry = maybeMkwrite(pteMkdirty(pteMkyoung(mkPte(fresh, vmf.vmaPageProt))), vmf.vmaFlags);
       // ptep_clear_flush(): clear, then make every CPU drop the old translation before the new page is
       // mapped, so no CPU keeps writing to the old page through a stale TLB entry.
       yield* pt.ptepGetAndClear(addr, locked.ptep);
@@ -124,6 +137,10 @@ export function* wpPageCopy(vmf: ClassicVmFault, old: Page | null): Kernel<numbe
  *   copy it (`wp_page_copy()`): the page is shared with a parent or child after fork, is the zero page, or
  *   is a page-cache page of a private file mapping.
  *
+ * A speculative fault (FAULT_FLAG_SPECULATIVE) decides on the vm_flags it copied (`vmf->vma_flags`);
+ * a shared mapping has vm_ops, which the speculative designs never start on, so it gives up there
+ * (VM_FAULT_RETRY) rather than call into a file.
+ *
  * Simplifications: no userfaultfd write-protect, no KSM, no FAULT_FLAG_UNSHARE.
  */
 export function* doWpPage(vmf: ClassicVmFault): Kernel<number> {
@@ -131,7 +148,11 @@ export function* doWpPage(vmf: ClassicVmFault): Kernel<number> {
   const ptep = vmf.pte as number;
   const page = vmNormalPage(env, vma, vmf.address, vmf.origPte);
   vmf.page = page ?? undefined;
-  if ((vma.vmFlags & (VM_SHARED | VM_MAYSHARE)) !== 0) {
+  if ((vmf.vmaFlags & (VM_SHARED | VM_MAYSHARE)) !== 0) {
+    if (faultIsSpeculative(vmf)) {
+      yield* unlockPtl(vmf);
+      return vmfLockFailed(vmf);
+    }
     if (page !== null && vma.vmOps?.pageMkwrite !== undefined) {
       // wp_page_shared(): tell the file before the page becomes writable.
       yield* getPage(page);

@@ -1,4 +1,5 @@
 import type { Kernel } from '@spf/machine';
+import type { SpinLock } from '@spf/locks';
 import {
   PAGE_SIZE,
   pmdNone,
@@ -36,7 +37,7 @@ import {
   VM_FAULT_SIGBUS,
   VM_FAULT_SIGSEGV,
 } from './fault-flags.js';
-import type { ClassicVmFault } from './vm-fault.js';
+import { type ClassicVmFault, faultIsSpeculative, pteMapLock } from './vm-fault.js';
 
 /**
  * Models `handle_pte_fault()` in mm/memory.c: the PTE-level dispatch.
@@ -46,30 +47,54 @@ import type { ClassicVmFault } from './vm-fault.js';
  * accessible VMA: a NUMA hinting fault (not modelled: SIGBUS). Otherwise the PTE is present: under the PTE
  * lock, if it is unchanged, a write to a write-protected PTE goes to `do_wp_page()`; anything else (another
  * CPU already fixed it, or only the accessed/dirty bits were missing) just updates A/D and returns.
+ *
+ * A speculative fault (FAULT_FLAG_SPECULATIVE, the SPF series' version) arrives with `vmf.pte`,
+ * `vmf.origPte` and `vmf.origPmd` already read by the design's page walk (with interrupts off or under RCU):
+ * re-reading the PMD here, with nothing that keeps the tables alive, would not be safe. It handles only what
+ * the series handles speculatively (anonymous first touch, write-protect faults, A/D updates); a file
+ * VMA, a swap entry or a NUMA hinting PTE returns VM_FAULT_RETRY, and the PTE lock is taken through the
+ * design's `pte_spinlock()` ({@link pteMapLock}), which may fail with VM_FAULT_RETRY as well.
  */
 export function* handlePteFault(vmf: ClassicVmFault): Kernel<number> {
   const pt = vmf.mm.pgd;
-  const pmdval = yield* pt.pmdpGet(vmf.pmd);
-  let ptep: number | null = null;
-  if (pmdNone(pmdval)) {
-    vmf.flags &= ~FAULT_FLAG_ORIG_PTE_VALID;
-  } else {
-    ptep = yield* pt.pteOffsetMap(vmf.pmd, vmf.address);
-    if (ptep === null) return 0;
-    vmf.origPte = yield* pt.ptepGet(ptep);
-    vmf.flags |= FAULT_FLAG_ORIG_PTE_VALID;
-    if (pteNone(vmf.origPte)) ptep = null;
+  const speculative = faultIsSpeculative(vmf);
+  let ptep: number | null = vmf.pte;
+  let pmdval = vmf.origPmd;
+  if (!speculative) {
+    pmdval = yield* pt.pmdpGet(vmf.pmd);
+    ptep = null;
+    if (pmdNone(pmdval)) {
+      vmf.flags &= ~FAULT_FLAG_ORIG_PTE_VALID;
+    } else {
+      ptep = yield* pt.pteOffsetMap(vmf.pmd, vmf.address);
+      if (ptep === null) return 0;
+      vmf.origPte = yield* pt.ptepGet(ptep);
+      vmf.flags |= FAULT_FLAG_ORIG_PTE_VALID;
+      if (pteNone(vmf.origPte)) ptep = null;
+    }
+    vmf.pte = ptep;
   }
-  vmf.pte = ptep;
   if (ptep === null) {
     // do_pte_missing()
     const ops = faultOps(vmf.vma);
-    return ops === null ? yield* doAnonymousPage(vmf) : yield* doFault(vmf, ops);
+    if (ops === null) return yield* doAnonymousPage(vmf);
+    return speculative ? VM_FAULT_RETRY : yield* doFault(vmf, ops);
   }
-  if (!ptePresent(vmf.origPte)) return VM_FAULT_SIGBUS; // do_swap_page(): no swap in this model
-  if (pteProtnone(vmf.origPte) && (vmf.vma.vmFlags & VM_ACCESS_FLAGS) !== 0) return VM_FAULT_SIGBUS; // do_numa_page()
-  const ptl = pteLockptr(pt, pmdval);
-  yield* ptl.lock();
+  if (!ptePresent(vmf.origPte)) return speculative ? VM_FAULT_RETRY : VM_FAULT_SIGBUS; // do_swap_page(): no swap in this model
+  if (pteProtnone(vmf.origPte) && (vmf.vmaFlags & VM_ACCESS_FLAGS) !== 0) {
+    return speculative ? VM_FAULT_RETRY : VM_FAULT_SIGBUS; // do_numa_page()
+  }
+  let ptl: SpinLock;
+  if (speculative) {
+    const locked = yield* pteMapLock(vmf);
+    if (locked === null) return VM_FAULT_RETRY;
+    ptl = locked.ptl;
+    ptep = locked.ptep;
+    vmf.pte = ptep;
+  } else {
+    ptl = pteLockptr(pt, pmdval);
+    yield* ptl.lock();
+  }
   vmf.ptl = ptl;
   let entry = vmf.origPte;
   const cur = yield* pt.ptepGet(ptep);
@@ -124,6 +149,10 @@ export function* handleMmFaultLocked(
     origPte: 0n,
     ptl: null,
     cowPage: null,
+    vmaFlags: vma.vmFlags,
+    vmaPageProt: vma.vmPageProt,
+    origPmd: 0n,
+    speculative: null,
   };
   return yield* handlePteFault(vmf);
 }

@@ -41,4 +41,12 @@ export {
   sanitizeFaultFlags,
 } from './handle-mm-fault.js';
 export { shmemFault, shmemVmOps } from './shmem-fault.js';
-export { type ClassicVmFault, faultFlagAllowRetryFirst, releaseFaultLock } from './vm-fault.js';
+export {
+  type ClassicVmFault,
+  faultFlagAllowRetryFirst,
+  faultIsSpeculative,
+  pteMapLock,
+  releaseFaultLock,
+  type SpeculativeFaultHooks,
+  vmfLockFailed,
+} from './vm-fault.js';

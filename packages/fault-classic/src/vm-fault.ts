@@ -1,9 +1,15 @@
 import type { Kernel } from '@spf/machine';
 import type { SpinLock } from '@spf/locks';
 import type { Page } from '@spf/pagetable';
-import type { MmStruct, VmArea, VmFault } from '@spf/vma';
+import { type LockedPte, type MmStruct, pteOffsetMapLock, type VmArea, type VmFault } from '@spf/vma';
 import type { FaultEnv } from './fault-env.js';
-import { FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_TRIED, FAULT_FLAG_VMA_LOCK } from './fault-flags.js';
+import {
+  FAULT_FLAG_ALLOW_RETRY,
+  FAULT_FLAG_SPECULATIVE,
+  FAULT_FLAG_TRIED,
+  FAULT_FLAG_VMA_LOCK,
+  VM_FAULT_RETRY,
+} from './fault-flags.js';
 
 /**
  * `struct vm_fault` (include/linux/mm.h) as the classic handler fills it: what @spf/vma's `VmFault`
@@ -28,6 +34,67 @@ export interface ClassicVmFault extends VmFault {
   ptl: SpinLock | null;
   /** The page a COW fault copies into (`vmf->cow_page`). */
   cowPage: Page | null;
+  /**
+   * `vmf->vma_flags` of the SPF series: the VMA's vm_flags as the fault saw them when it started. Every
+   * decision of do_anonymous_page / do_wp_page / wp_page_copy reads this copy, not `vma.vmFlags`, because a
+   * speculative fault holds no lock that keeps the VMA from changing (the classic path copies them under
+   * mmap_lock, where they cannot change, so the two are the same there).
+   */
+  readonly vmaFlags: number;
+  /** `vmf->vma_page_prot` of the SPF series: the VMA's vm_page_prot when the fault started (see vmaFlags). */
+  readonly vmaPageProt: bigint;
+  /**
+   * `vmf->orig_pmd`: the PMD value a speculative fault's page walk read (what its pte_map_lock compares
+   * with `pmd_same()`); 0n on the classic path, which re-reads the PMD under the PTE lock instead.
+   */
+  origPmd: bigint;
+  /**
+   * The speculative design running this fault, present exactly when `flags` has FAULT_FLAG_SPECULATIVE:
+   * its pte_map_lock. Null on the classic path and under a per-VMA lock.
+   */
+  readonly speculative: SpeculativeFaultHooks | null;
+}
+
+/**
+ * What a speculative design (FAULT_FLAG_SPECULATIVE: Dufour's SPF v12, Lespinasse's 2021-22 series) plugs
+ * into the fault handlers of mm/memory.c: the SPF series turned every `pte_offset_map_lock()` of
+ * do_anonymous_page, do_wp_page, wp_page_copy (and the lock of handle_pte_fault) into `pte_map_lock(vmf)` /
+ * `pte_spinlock(vmf)`, which for a speculative fault may fail; the handler then undoes what it did and
+ * returns VM_FAULT_RETRY, and the fault is redone under mmap_lock.
+ */
+export interface SpeculativeFaultHooks {
+  /**
+   * The design's `pte_map_lock()` (also used where the series calls `pte_spinlock()`: the PTE pointer is
+   * the same): lock the PTE table of `vmf.address` below `vmf.pmd` without ever spinning on a lock with
+   * interrupts off, and re-validate whatever the design relies on (Dufour: `vma_has_changed()` and
+   * `pmd_same()`; Lespinasse: mmap_seq and `pmd_same()`). Returns the locked PTE, or null when the fault must
+   * be abandoned (nothing held then).
+   */
+  pteMapLock(vmf: ClassicVmFault): Kernel<LockedPte | null>;
+}
+
+/** Whether the fault runs speculatively (`vmf->flags & FAULT_FLAG_SPECULATIVE`). */
+export function faultIsSpeculative(vmf: ClassicVmFault): boolean {
+  return (vmf.flags & FAULT_FLAG_SPECULATIVE) !== 0;
+}
+
+/**
+ * Models `pte_map_lock()` of the SPF series (mm/memory.c): for a classic fault exactly
+ * `pte_offset_map_lock()` (null when the PMD no longer links a PTE table); for a speculative one the
+ * design's {@link SpeculativeFaultHooks.pteMapLock}. A null result means: give up this attempt and return
+ * {@link vmfLockFailed}.
+ */
+export function pteMapLock(vmf: ClassicVmFault): Kernel<LockedPte | null> {
+  if (vmf.speculative !== null && faultIsSpeculative(vmf)) return vmf.speculative.pteMapLock(vmf);
+  return pteOffsetMapLock(vmf.mm.pgd, vmf.pmd, vmf.address);
+}
+
+/**
+ * What a handler returns when {@link pteMapLock} failed: VM_FAULT_RETRY for a speculative fault (the SPF
+ * series: redo it under mmap_lock), 0 for a classic one (the PTE table went away: the access is retried).
+ */
+export function vmfLockFailed(vmf: ClassicVmFault): number {
+  return faultIsSpeculative(vmf) ? VM_FAULT_RETRY : 0;
 }
 
 /**

@@ -171,6 +171,10 @@ export function makeFixture(opts: FixtureOptions = {}) {
       origPte: 0n,
       ptl: null,
       cowPage: null,
+      vmaFlags: vma.vmFlags,
+      vmaPageProt: vma.vmPageProt,
+      origPmd: 0n,
+      speculative: null,
     };
   }
 
