@@ -37,13 +37,19 @@ export type LespinasseCounters = Record<
   | 'spf_abort'
   | 'spf_pgtable_alloc'
   | 'spf_abort_pgtable_alloc'
-  | LespinasseAbortReason | (typeof LESPINASSE_ATTEMPT_KINDS)[number],
+  | LespinasseAbortReason
+  | (typeof LESPINASSE_ATTEMPT_KINDS)[number],
   number
 >;
 
 /** A fresh set of {@link LespinasseCounters}, all zero. */
 export function newLespinasseCounters(): LespinasseCounters {
-  const c: Record<string, number> = { spf_attempt: 0, spf_abort: 0, spf_pgtable_alloc: 0, spf_abort_pgtable_alloc: 0 };
+  const c: Record<string, number> = {
+    spf_attempt: 0,
+    spf_abort: 0,
+    spf_pgtable_alloc: 0,
+    spf_abort_pgtable_alloc: 0,
+  };
   for (const r of LESPINASSE_ABORT_REASONS) c[r] = 0;
   for (const k of LESPINASSE_ATTEMPT_KINDS) c[k] = 0;
   return c as LespinasseCounters;

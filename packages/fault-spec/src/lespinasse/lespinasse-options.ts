@@ -78,13 +78,20 @@ function bool(value: unknown, name: string, dflt: boolean): boolean {
  * {@link FaultSpecConfigError} naming the options for anything unknown, mistyped, unsafe or contradictory;
  * nothing is built then.
  */
-export function resolveLespinasseOptions(env: FaultEnv, options: LespinasseOptions = {}): ResolvedLespinasseOptions {
+export function resolveLespinasseOptions(
+  env: FaultEnv,
+  options: LespinasseOptions = {},
+): ResolvedLespinasseOptions {
   if (typeof options !== 'object' || options === null) {
     throw new FaultSpecConfigError(HANDLER, ['options'], 'must be an object (or omitted)');
   }
   for (const key of Object.keys(options)) {
     if (!(OPTION_KEYS as readonly string[]).includes(key)) {
-      throw new FaultSpecConfigError(HANDLER, [key], `unknown option; the options are ${OPTION_KEYS.join(', ')}`);
+      throw new FaultSpecConfigError(
+        HANDLER,
+        [key],
+        `unknown option; the options are ${OPTION_KEYS.join(', ')}`,
+      );
     }
   }
   const given = options.checks ?? {};
@@ -94,7 +101,11 @@ export function resolveLespinasseOptions(env: FaultEnv, options: LespinasseOptio
   const names = Object.keys(LESPINASSE_CHECKS) as LespinasseCheck[];
   for (const key of Object.keys(given)) {
     if (!(names as string[]).includes(key)) {
-      throw new FaultSpecConfigError(HANDLER, [`checks.${key}`], `unknown check; the checks are ${names.join(', ')}`);
+      throw new FaultSpecConfigError(
+        HANDLER,
+        [`checks.${key}`],
+        `unknown check; the checks are ${names.join(', ')}`,
+      );
     }
   }
   const checks = Object.fromEntries(
@@ -104,7 +115,11 @@ export function resolveLespinasseOptions(env: FaultEnv, options: LespinasseOptio
   const rcuTables = env.pgtableFreeRcu === true;
   const pageWalk = options.pageWalk ?? (rcuTables ? 'rcu' : 'irqoff');
   if (pageWalk !== 'irqoff' && pageWalk !== 'rcu') {
-    throw new FaultSpecConfigError(HANDLER, ['pageWalk'], `must be 'irqoff' or 'rcu', got ${JSON.stringify(pageWalk)}`);
+    throw new FaultSpecConfigError(
+      HANDLER,
+      ['pageWalk'],
+      `must be 'irqoff' or 'rcu', got ${JSON.stringify(pageWalk)}`,
+    );
   }
   if (pageWalk === 'rcu' && !rcuTables) {
     throw new FaultSpecConfigError(
@@ -119,7 +134,10 @@ export function resolveLespinasseOptions(env: FaultEnv, options: LespinasseOptio
   if (specPgtableAlloc && env.freePgtablesUnderPtl !== true) {
     throw new FaultSpecConfigError(
       HANDLER,
-      ['specPgtableAlloc: true', 'page tables freed without mm->page_table_lock (boot freePgtablesUnderPtl: false)'],
+      [
+        'specPgtableAlloc: true',
+        'page tables freed without mm->page_table_lock (boot freePgtablesUnderPtl: false)',
+      ],
       'a table installed under page_table_lock after the mmap_seq re-check can still be linked into a directory ' +
         'that munmap is freeing outside that lock (a leak or a use-after-free); boot with freePgtablesUnderPtl: true, ' +
         'or leave specPgtableAlloc off (faults that find a level missing then fall back to mmap_lock)',

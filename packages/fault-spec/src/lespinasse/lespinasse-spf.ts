@@ -18,10 +18,30 @@ import {
   VM_FAULT_RETRY,
 } from '@spf/fault-classic';
 import { type Kernel, readEffect } from '@spf/machine';
-import { PAGE_SIZE, p4dNone, pgdNone, pmdNone, pteNone, ptePresent, pteProtnone, pteWrite, pudNone } from '@spf/pagetable';
+import {
+  entryTablePa,
+  PAGE_SIZE,
+  p4dNone,
+  pgdNone,
+  pmdNone,
+  pteNone,
+  ptePresent,
+  pteProtnone,
+  pteWrite,
+  pudNone,
+  tableIndex,
+} from '@spf/pagetable';
 import { speculativePgtableAlloc, type VmArea } from '@spf/vma';
-import { LESPINASSE_ABORT_REASONS, type LespinasseCounters, newLespinasseCounters } from './lespinasse-counters.js';
-import { type LespinasseOptions, type ResolvedLespinasseOptions, resolveLespinasseOptions } from './lespinasse-options.js';
+import {
+  LESPINASSE_ABORT_REASONS,
+  type LespinasseCounters,
+  newLespinasseCounters,
+} from './lespinasse-counters.js';
+import {
+  type LespinasseOptions,
+  type ResolvedLespinasseOptions,
+  resolveLespinasseOptions,
+} from './lespinasse-options.js';
 import type { LespinasseSpfState } from './lespinasse-state.js';
 import { mmapSeqReadCheck, mmapSeqReadStart } from './mmap-seq.js';
 import { lespinassePteMapLock } from './pte-map-lock.js';
@@ -30,7 +50,13 @@ import { vmaCopy } from './vma-copy.js';
 
 /** What the speculative page walk found: the PMD pointer and value, the PTE pointer and value. */
 type WalkResult =
-  | { readonly kind: 'ok'; readonly pmdp: number; readonly pmdval: bigint; readonly ptep: number; readonly pte: bigint }
+  | {
+      readonly kind: 'ok';
+      readonly pmdp: number;
+      readonly pmdval: bigint;
+      readonly ptep: number;
+      readonly pte: bigint;
+    }
   | { readonly kind: 'missing'; readonly level: 'SPF_ABORT_PUD' | 'SPF_ABORT_PMD' };
 
 /**
@@ -53,7 +79,9 @@ function* speculativeWalk(state: LespinasseSpfState, addr: number): Kernel<WalkR
     const pmdp = yield* pt.pmdOffset(pudp, addr);
     const pmdval = yield* pt.pmdpGet(pmdp);
     if (pmdNone(pmdval)) return { kind: 'missing', level: 'SPF_ABORT_PMD' };
-    const ptep = (yield* pt.pteOffsetMap(pmdp, addr)) as number;
+    // pte_offset_map() on the PMD value just read (vmf.orig_pmd), not on a second read of the entry: a
+    // concurrent free_pgtables() may clear the PMD now, but the table itself stays until the walk ends.
+    const ptep = entryTablePa(pmdval) + tableIndex(addr, 1) * 8;
     const pte = yield* pt.ptepGet(ptep);
     return { kind: 'ok', pmdp, pmdval, ptep, pte };
   } finally {
@@ -161,7 +189,11 @@ function* doHandleMmFaultSpeculative(
  * Simplifications: anonymous VMAs only (the series' file and swap cases are not modelled); no signal check
  * after an abort (nothing in the speculative path waits).
  */
-function* lespinasseAttempt(handler: LespinasseSpfHandler, fault: UserFault, flags: number): Kernel<LocklessFaultResult> {
+function* lespinasseAttempt(
+  handler: LespinasseSpfHandler,
+  fault: UserFault,
+  flags: number,
+): Kernel<LocklessFaultResult> {
   const { env, options, counters } = handler;
   const { mm, address } = fault;
   if (options.singleThreadShortcut) {
@@ -251,4 +283,3 @@ export class LespinasseSpfHandler implements FaultHandler {
 export function lespinasseSpf(options: LespinasseOptions = {}): FaultHandlerFactory {
   return (env) => new LespinasseSpfHandler(env, resolveLespinasseOptions(env, options));
 }
-

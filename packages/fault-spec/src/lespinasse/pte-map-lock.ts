@@ -23,7 +23,10 @@ import { speculativePageWalkBegin, speculativePageWalkEnd } from './speculative-
  * Each step is a switch of `state.checks` for experiments (`mmapSeqCheckBeforePtl`, `pmdSame`, `ptlTrylock`:
  * off means `spin_lock()`, `mmapSeqRecheck`).
  */
-export function* lespinassePteMapLock(state: LespinasseSpfState, vmf: ClassicVmFault): Kernel<LockedPte | null> {
+export function* lespinassePteMapLock(
+  state: LespinasseSpfState,
+  vmf: ClassicVmFault,
+): Kernel<LockedPte | null> {
   const { mm, checks, counters } = state;
   const pt = mm.pgd;
   yield* speculativePageWalkBegin(mm, state.walkGuard);

@@ -10,7 +10,10 @@ import type { SpeculativePageWalkGuard } from './lespinasse-options.js';
  * every table free cannot be acknowledged by this CPU until the walk ends. `guard` null: the check is
  * switched off (an experiment) and nothing protects the walk.
  */
-export function* speculativePageWalkBegin(mm: MmStruct, guard: SpeculativePageWalkGuard | null): Kernel<void> {
+export function* speculativePageWalkBegin(
+  mm: MmStruct,
+  guard: SpeculativePageWalkGuard | null,
+): Kernel<void> {
   if (guard === 'rcu') yield* mm.rcu.readLock();
   else if (guard === 'irqoff') yield* localIrqDisable();
 }
