@@ -23,12 +23,12 @@ function handler(off: LespinasseCheck | null, extra: LespinasseOptions = {}) {
  * unmaps the whole region. With every check a fault either commits before munmap zaps the table or aborts;
  * the mm invariants (checked at exit) and the frame accounting hold.
  */
-function munmapRace(off: LespinasseCheck | null, pages = 4): Scenario {
+function munmapRace(off: LespinasseCheck | null, pages = 4, pgtableFreeRcu = false): Scenario {
   return {
-    name: 'lespinasse: faults against munmap',
+    name: `lespinasse: faults against munmap${pgtableFreeRcu ? ' (page tables freed by RCU, RCU walk guard)' : ''}`,
     cpus: 2,
     setup(m) {
-      const sys = boot({ machine: m, memory: MEMORY, faultHandler: handler(off) });
+      const sys = boot({ machine: m, memory: MEMORY, pgtableFreeRcu, faultHandler: handler(off) });
       sys.spawnProcess('spf', function* (u) {
         yield* u.mmap(A, pages * P, RW, ANON);
         yield* u.store8(A, 1); // the anon_vma and the page tables exist from here on
@@ -171,6 +171,17 @@ describe('lespinasseSpf: every safety check, switched off, is caught by the expl
       }
     });
   }
+
+  const rcuName =
+    'with every check on and page tables freed by RCU, faults against munmap explore clean (explored)';
+  it(rcuName, () => {
+    const res = exploreInTest(
+      munmapRace(null, 4, true),
+      { policy: 'pct', depth: 3, runs: 150, seed: 1 },
+      rcuName,
+    );
+    expect(res.failure).toBeNull();
+  });
 
   const dfsName = 'with every check on, one fault against munmap explores clean under bounded DFS (explored)';
   it(dfsName, () => {
