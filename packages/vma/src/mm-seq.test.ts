@@ -8,10 +8,10 @@ import { MADV_DONTFORK, sysMadvise } from './madvise.js';
 import { MmStruct } from './mm-struct.js';
 import { sysMmap } from './mmap.js';
 import { sysMprotect } from './mprotect.js';
-import { MREMAP_MAYMOVE, sysMremap } from './mremap.js';
+import { sysMremap } from './mremap.js';
 import { sysMunmap } from './munmap.js';
 import { PagetableOps } from './pagetable-backed-ops.js';
-import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from './vm-flags.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, MREMAP_MAYMOVE, PROT_READ, PROT_WRITE } from './vm-flags.js';
 
 // mm->mmap_seq of Lespinasse's SPF series (mm.mmSeq): odd exactly while a writer holds mmap_lock, bumped by
 // two by every write-locked section, so a speculative reader that saw an even value and sees it again knows
