@@ -17,6 +17,12 @@ export interface FaultEnv extends MemoryEnv {
   readonly useZeroPage: boolean;
   /** Event counters (pgfault, pgmajfault, ...). */
   readonly vmstat: VmStat;
+  /**
+   * Every mm of the system frees its page tables under `mm->page_table_lock` (@spf/vma's
+   * `MmConfig.freePgtablesUnderPtl`, Lespinasse's question 3), so a fault holding that lock may allocate
+   * page tables without mmap_lock. Default false, as in Linux.
+   */
+  readonly freePgtablesUnderPtl: boolean;
 }
 
 /** Options of {@link makeFaultEnv}. */
@@ -28,9 +34,9 @@ export interface FaultEnvOptions {
   /** Default true, as on x86-64. */
   readonly pteSpecial?: boolean;
   readonly vmstat?: VmStat;
-  /** How the system's mms free page tables (@spf/vma's MemoryEnv); default false. */
-  readonly freePgtablesUnderPtl?: boolean;
   /** Default false. */
+  readonly freePgtablesUnderPtl?: boolean;
+  /** Every mm frees page-table pages by RCU (@spf/vma's `MmConfig.pgtableFreeRcu`); default false. */
   readonly pgtableFreeRcu?: boolean;
 }
 

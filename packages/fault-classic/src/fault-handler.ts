@@ -1,5 +1,5 @@
 import type { Kernel } from '@spf/machine';
-import type { MmStruct } from '@spf/vma';
+import type { MmConfig, MmStruct } from '@spf/vma';
 import type { TaskFaultCounters } from './fault-counters.js';
 import type { FaultEnv } from './fault-env.js';
 
@@ -52,6 +52,13 @@ export interface FaultHandler {
    * `VMA_LOCK_SUCCESS`, ...). Absent for the classic handler.
    */
   readonly counters?: Readonly<Record<string, number>>;
+  /**
+   * What the design needs every address space of the system to do differently, as a kernel built with the
+   * design's config option does (Dufour's SPF v12 asks for `spfV12`: mm_seq around tree updates, VMAs
+   * unlinked through `vm_rcu_put()`). @spf/kernel's `boot()` adds it to the config of every mm it creates.
+   * Absent: nothing changes.
+   */
+  readonly mmConfig?: Readonly<Pick<MmConfig, 'spfV12'>>;
   /** How the lockless attempts went so far (absent for the classic handler, which makes none). */
   speculativeStats?(): SpeculativeStats;
   /** Handles one user-mode #PF on the current CPU. Runs in the faulting task's context. */

@@ -73,16 +73,16 @@ export interface BootConfig {
   /** `CONFIG_ARCH_HAS_PTE_SPECIAL` (default true, as on x86-64). */
   readonly pteSpecial?: boolean;
   /**
-   * Free page tables under `mm->page_table_lock` as well as the mmap lock (@spf/vma's
-   * `MmConfig.freePgtablesUnderPtl`; default false, as Linux). Speculative page-table allocation
-   * (`specPgtableAlloc` of the SPF designs) needs it.
-   */
-  readonly freePgtablesUnderPtl?: boolean;
-  /**
    * Free page-table pages by RCU after the TLB shootdown (`CONFIG_MMU_GATHER_RCU_TABLE_FREE`, @spf/vma's
    * `MmConfig.pgtableFreeRcu`; default false). Lespinasse's SPF then walks page tables under rcu_read_lock.
    */
   readonly pgtableFreeRcu?: boolean;
+  /**
+   * Every mm frees its page tables under `mm->page_table_lock` as well as mmap_lock (@spf/vma's
+   * `MmConfig.freePgtablesUnderPtl`; Lespinasse's question 3). Default false, as in Linux. The fault
+   * handler sees it in its environment (speculative page-table allocation is refused without it).
+   */
+  readonly freePgtablesUnderPtl?: boolean;
   /** The mmap lock of every mm: Linux's rw_semaphore (default) or a range lock. */
   readonly mmapLock?: MmapLockKind;
   /**
@@ -288,6 +288,7 @@ export class System {
       rssCounting: this.rssCounting,
       freePgtablesUnderPtl: this.env.freePgtablesUnderPtl,
       pgtableFreeRcu: this.env.pgtableFreeRcu,
+      ...this.faultHandler.mmConfig,
       name: `mm[${pid}]`,
     });
     const proc = new Process(pid, name, mm, null);
@@ -301,6 +302,9 @@ export class System {
     if (proc.status !== null) throw new SystemError(`cannot add a thread to ${proc}: it has exited`);
     const th = new Thread(this.nextTid++, proc, cpu);
     proc.threads.push(th);
+    // copy_mm() with CLONE_VM: each further thread is a user of the mm (mmget()). Kept without a simulated
+    // access (thread creation is not modelled as kernel code); read by SPF's single-thread shortcut.
+    if (proc.live > 0) proc.mm.mmUsers.value++;
     proc.live++;
     th.task = this.machine.spawn(cpu, `${proc.name}[${proc.pid}.${th.tid}]`, this.threadMain(th, program));
     return th;
@@ -472,7 +476,10 @@ export class System {
     proc.deadMajflt += th.counters.majflt;
     th.done = true;
     proc.live--;
-    if (proc.live > 0) return;
+    if (proc.live > 0) {
+      proc.mm.mmUsers.value--; // the thread's mmput(); the last one is exitMmap's below
+      return;
+    }
     if (proc.exiting === null) proc.exiting = 'exited';
     if (this.checkInvariants) {
       // The address space is quiescent now (no thread of it is left): check it before tearing it down. Page

@@ -84,6 +84,7 @@ export {
   DEFAULT_MMAP_MIN_ADDR,
   DEFAULT_STACK_GUARD_GAP,
   DEFAULT_START_BRK,
+  getVma,
   getVmaNotZero,
   MM_ANONPAGES,
   MM_FILEPAGES,
@@ -94,6 +95,8 @@ export {
   NoPageTablesError,
   NR_MM_COUNTERS,
   putVma,
+  type SpfV12Tree,
+  vmRcuPut,
   TASK_SIZE_4LEVEL,
 } from './mm-struct.js';
 export { doMmap, type MmapArgs, type MmapFile, mmapRegion, type PopulateHook, sysMmap } from './mmap.js';

@@ -36,6 +36,8 @@ export interface Poisonable {
 export interface RcuLike {
   readLock(): Kernel<void>;
   readUnlock(): Kernel<void>;
+  /** call_rcu(): runs `cb` (which may be kernel code) after a grace period. */
+  callRcu(cb: () => void | Kernel<void>): Kernel<void>;
   /** kfree_rcu(): poisons `obj` after a grace period. */
   kfreeRcu(obj: Poisonable, label?: string): Kernel<void>;
   /** call_rcu(): runs `cb` (plain or kernel code) after a grace period that starts after this call. */

@@ -79,6 +79,16 @@ export type MmConfig = {
    */
   readonly pgtableFreeRcu?: boolean;
   /**
+   * Dufour's SPF v12 (CONFIG_SPECULATIVE_PAGE_FAULT as posted in April 2019) changes how the mm keeps its
+   * VMA tree: every tree update is written inside `mm->mm_seq` (here {@link MmStruct.spfTreeSeq}), the seqlock
+   * `find_vma_rcu()` reads, and the tree's reference on a VMA (`vm_ref_count`) is dropped through `call_rcu()`
+   * (`vm_rcu_put()`) when the VMA is unlinked, the last `put_vma()` freeing it at once (`__free_vma()`). A
+   * speculative fault handler that needs this asks for it (@spf/fault-classic's `FaultHandler.mmConfig`).
+   * `rcuPut: false` drops the tree's reference at once instead: unsafe, for showing what the grace period is for.
+   * Default null: Linux without SPF (VMAs freed after a grace period, no mm_seq writes).
+   */
+  readonly spfV12?: SpfV12Tree | null;
+  /**
    * The machine's overcommit policy (`__vm_enough_memory()`), shared by every mm of a system and inherited
    * by fork. Default none: accounted mappings are never refused (an mm outside a booted system has no
    * memory size to compare with).
@@ -86,6 +96,12 @@ export type MmConfig = {
   readonly overcommit?: OvercommitPolicy | null;
   /** A label for reports. */
   readonly name?: string;
+};
+
+/** How an mm keeps its VMA tree for Dufour's SPF v12 (see {@link MmConfig.spfV12}). */
+export type SpfV12Tree = {
+  /** Drop the tree's VMA reference after a grace period (`call_rcu(vm_rcu_put)`, as posted); false: at once. */
+  readonly rcuPut: boolean;
 };
 
 let mmIds = 0;
@@ -157,6 +173,14 @@ export class MmStruct {
   readonly freePgtablesUnderPtl: boolean;
   /** Page-table pages are freed after an RCU grace period (see {@link MmConfig.pgtableFreeRcu}). */
   readonly pgtableFreeRcu: boolean;
+  /** Dufour's SPF v12 tree bookkeeping, or null (see {@link MmConfig.spfV12}). */
+  readonly spfV12: SpfV12Tree | null;
+  /**
+   * SPF v12's `mm->mm_seq`: a seqlock written around each update of the VMA tree (only when
+   * {@link spfV12} is set), read by `find_vma_rcu()`. Not Lespinasse's mmap_seq ({@link mmSeq}), which is
+   * odd for the whole time the mmap lock is held for writing.
+   */
+  readonly spfTreeSeq: SeqCounter;
   readonly pageTables: MmPageTableOps;
   /** Bumped by every change of the tree, for tests that compare snapshots. */
   generation = 0;
@@ -188,6 +212,8 @@ export class MmStruct {
     this.startStack = config.startStack ?? null;
     this.freePgtablesUnderPtl = config.freePgtablesUnderPtl ?? false;
     this.pgtableFreeRcu = config.pgtableFreeRcu ?? false;
+    this.spfV12 = config.spfV12 ?? null;
+    this.spfTreeSeq = createSeqCount(`${this.name}->mm_seq(v12)`);
     this.overcommit = config.overcommit ?? null;
     this.pageTables = (config.pageTables ?? (() => new NoPageTables()))(this);
     for (const [k, v] of [
@@ -219,6 +245,7 @@ export class MmStruct {
       rssCounting: this.rssCounting,
       freePgtablesUnderPtl: this.freePgtablesUnderPtl,
       pgtableFreeRcu: this.pgtableFreeRcu,
+      spfV12: this.spfV12,
       overcommit: this.overcommit,
       name: `${this.name}.child`,
     };
@@ -328,7 +355,10 @@ export class MmStruct {
    * Publishes a tree transaction (one store readers can observe) and hands the replaced nodes to RCU.
    */
   *commitTree(tx: VmaTreeTx<VmArea>): Kernel<void> {
+    // SPF v12: mm_write_seqlock()/mm_write_sequnlock() around the tree update (vma_rb_insert/__vma_rb_erase).
+    if (this.spfV12 !== null) yield* this.spfTreeSeq.writeBegin();
     const retired = yield* tx.commitRcu();
+    if (this.spfV12 !== null) yield* this.spfTreeSeq.writeEnd();
     this.generation++;
     for (const n of retired) yield* this.rcu.kfreeRcu(n, 'maple node replaced by a tree update');
   }
@@ -364,14 +394,14 @@ export class MmStruct {
 
   /**
    * Models `remove_vma()` in mm/vma.c with the SPF lifetime: calls vm_ops->close, drops the file and the
-   * anon_vma links, and puts the tree's reference; the VMA is freed after an RCU grace period once the
-   * last reference is gone (`__free_vma`).
+   * anon_vma links, and drops the tree's reference ({@link vmRcuPut}); the VMA is freed once the last
+   * reference is gone and no RCU reader can still find it (`__free_vma`).
    */
   *removeVma(vma: VmArea): Kernel<void> {
     vma.vmOps?.close?.(vma);
     if (vma.vmFile?.put) yield* vma.vmFile.put();
     unlinkAnonVmas(vma);
-    yield* putVma(vma);
+    yield* vmRcuPut(vma);
   }
 
   /** Names the mm in reports. */
@@ -389,7 +419,44 @@ export function* getVmaNotZero(vma: VmArea): Kernel<boolean> {
   return yield* vma.refCount.incNotZero();
 }
 
-/** Drops a VMA reference; the last one frees it after an RCU grace period (`put_vma` / `__free_vma`). */
+/**
+ * Models `get_vma()` of Dufour's SPF v12 (mm/internal.h): `atomic_inc(&vma->vm_ref_count)` on a VMA found
+ * under RCU, which the tree's reference keeps allocated until a grace period after it is unlinked
+ * ({@link vmRcuPut}). An access to a freed VMA is reported as a use-after-free.
+ */
+export function* getVma(vma: VmArea): Kernel<void> {
+  vma.checkLive('get_vma');
+  yield* vma.refCount.inc();
+}
+
+/**
+ * Drops a VMA reference (`put_vma()`); the last one frees the VMA (`__free_vma()`): at once in an mm with
+ * SPF v12's tree bookkeeping (its RCU readers are covered by {@link vmRcuPut}), otherwise after an RCU grace
+ * period (Linux's RCU-freed VMAs, which Lespinasse's series and per-VMA locks rely on).
+ */
 export function* putVma(vma: VmArea): Kernel<void> {
-  if (yield* vma.refCount.decAndTest()) yield* vma.vmMm.rcu.kfreeRcu(vma, `__free_vma of ${vma}`);
+  if (!(yield* vma.refCount.decAndTest())) return;
+  if (vma.vmMm.spfV12 !== null) {
+    yield writeEffect(vma.line, '__free_vma');
+    vma.poison(`__free_vma of ${vma} (last put_vma)`);
+    return;
+  }
+  yield* vma.vmMm.rcu.kfreeRcu(vma, `__free_vma of ${vma}`);
+}
+
+/**
+ * Drops the tree's reference on a VMA that has been unlinked. With SPF v12's bookkeeping this models
+ * `vm_rcu_put()` in mm/mmap.c of the series: `call_rcu()` whose callback is `put_vma()`, so a
+ * `find_vma_rcu()` that found the VMA before it was unlinked can still take its reference. (Simplified: v12
+ * drops the tree's reference when `__vma_rb_erase()` unlinks the VMA and the creation reference in
+ * `remove_vma()`; here one reference stands for both and is dropped at `remove_vma()`, later than the erase,
+ * so the VMA lives at least as long.) With `spfV12.rcuPut` false the reference is dropped at once.
+ */
+export function* vmRcuPut(vma: VmArea): Kernel<void> {
+  const spf = vma.vmMm.spfV12;
+  if (spf?.rcuPut === true) {
+    yield* vma.vmMm.rcu.callRcu(() => putVma(vma));
+    return;
+  }
+  yield* putVma(vma);
 }

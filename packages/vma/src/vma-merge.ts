@@ -1,7 +1,7 @@
 import { type Kernel, writeEffect } from '@spf/machine';
 import { type AnonVma, anonVmaClone, unlinkAnonVmas, vmaIsForkChild } from './anon-vma.js';
 import { Errno, type ErrnoValue } from './errno.js';
-import { type MmStruct, putVma } from './mm-struct.js';
+import { type MmStruct, vmRcuPut } from './mm-struct.js';
 import { PAGE_SIZE, VM_IGNORE_MERGE, VM_SPECIAL } from './vm-flags.js';
 import { vmaStartWrite } from './vma-lock.js';
 import { type VmFile, type VmOperations, VmArea, vmWriteBegin, vmWriteEnd } from './vm-area.js';
@@ -68,7 +68,7 @@ export function* commitVmaChanges(
   for (const r of removes) {
     if (r.vmFile?.put) yield* r.vmFile.put();
     unlinkAnonVmas(r);
-    yield* putVma(r);
+    yield* vmRcuPut(r);
   }
 }
 

@@ -31,7 +31,7 @@ import {
   pudNone,
   tableIndex,
 } from '@spf/pagetable';
-import { speculativePgtableAlloc, type VmArea } from '@spf/vma';
+import { pgtableAllocUnderPtl, type VmArea } from '@spf/vma';
 import {
   LESPINASSE_ABORT_REASONS,
   type LespinasseCounters,
@@ -102,8 +102,8 @@ function* speculativeWalk(state: LespinasseSpfState, addr: number): Kernel<WalkR
  * a write to a present read-only PTE) on a VMA without anon_vma aborts. A read mapping the zero page goes on,
  * as in the series.
  *
- * With `specPgtableAlloc` (question 3), a missing level is installed by @spf/vma's `speculativePgtableAlloc()`
- * under `mm->page_table_lock` after the mmap_seq re-check, and the walk is done once more.
+ * With `specPgtableAlloc` (question 3), a missing level is installed by @spf/vma's `pgtableAllocUnderPtl()`
+ * under `mm->page_table_lock` after an mmap_seq re-check under that lock, and the walk is done once more.
  */
 function* doHandleMmFaultSpeculative(
   handler: LespinasseSpfHandler,
@@ -116,7 +116,13 @@ function* doHandleMmFaultSpeculative(
   const addr = address - (address % PAGE_SIZE);
   let walk = yield* speculativeWalk(state, addr);
   if (walk.kind === 'missing' && handler.options.specPgtableAlloc) {
-    const r = yield* speculativePgtableAlloc(env, mm, addr, () => mmapSeqReadCheck(mm, state.seq));
+    // Under page_table_lock, which munmap holds while it frees tables (freePgtablesUnderPtl): if mmap_seq is
+    // unchanged no free has happened since the snapshot, and none can start before the lock is dropped.
+    yield* mm.pageTableLock.lock();
+    let r: 'ok' | 'changed' | 'oom' = 'changed';
+    if (yield* mmapSeqReadCheck(mm, state.seq))
+      r = (yield* pgtableAllocUnderPtl(env, mm, addr)) ? 'ok' : 'oom';
+    yield* mm.pageTableLock.unlock();
     if (r !== 'ok') {
       counters.spf_abort_pgtable_alloc++;
       return VM_FAULT_RETRY;

@@ -5,13 +5,12 @@ export { type MemoryEnv, type MemoryEnvOptions, type MemoryEvents, makeMemoryEnv
 export { addMmCounter, addMmRssVec, mmCounter, mmCounterFile, type RssCounting } from './mm-counter.js';
 export {
   p4dAlloc,
+  pgtableAllocUnderPtl,
   pmdAlloc,
   pmdAllocWalk,
   pteAlloc,
   pteAllocMap,
   pudAlloc,
-  type SpeculativePgtableAllocResult,
-  speculativePgtableAlloc,
 } from './page-table-alloc.js';
 export { type LockedPte, pmdLockptr, pteLockptr, pteOffsetMapLock, ptlockPtr } from './pte-lock.js';
 export { folioAddFileRmap, folioAddNewAnonRmap, folioRemoveRmap } from './rmap.js';

@@ -1,8 +1,6 @@
-import { delayEffect, type Kernel, kassert } from '@spf/machine';
+import { delayEffect, type Kernel } from '@spf/machine';
 import {
-  _PAGE_PRESENT,
   _PAGE_TABLE,
-  entryTablePa,
   type Level,
   OutOfMemoryError,
   PAGE_SIZE,
@@ -12,7 +10,6 @@ import {
   pmdNone,
   pudNone,
   pudPresent,
-  tableIndex,
 } from '@spf/pagetable';
 import type { MmStruct } from '../mm-struct.js';
 import type { MemoryEnv } from './memory-env.js';
@@ -143,77 +140,42 @@ function tableOom(addr: number): OutOfMemoryError {
   );
 }
 
-/** What {@link speculativePgtableAlloc} did. */
-export type SpeculativePgtableAllocResult = 'ok' | 'changed' | 'oom';
-
 /**
- * Speculative page-table allocation, the answer to question 3 of Lespinasse's review of SPF: a fault that
- * holds no mmap lock finds a level of the walk to `addr` missing and installs it itself. The frames are
- * allocated first (allocation may sleep); then, under `mm->page_table_lock`, `revalidate` re-checks what the
- * caller's speculation rests on (the mmap_seq snapshot for Lespinasse's SPF, `vma_has_changed()` for
- * Dufour's), and only if it still holds is every missing level from the pgd down to the PTE table installed
- * while the lock is held (the PTE table under the split PMD lock as well, nested inside, so the classic
- * `pmd_install()` is excluded too). Unused frames are freed after the lock is dropped.
- *
- * This is only sound when unmapping frees page tables under the same lock (`mm.freePgtablesUnderPtl`): a
- * writer changes the mmap sequence before it frees, and it cannot free while we hold page_table_lock, so
- * a successful re-check under the lock means every table we walk and extend is live. The function refuses
- * to run otherwise (a kassert): the fault handlers refuse that configuration when they are built.
- *
- * Returns `ok` (every level exists now), `changed` (`revalidate` failed: the caller aborts) or `oom`. No
- * kernel function models this: neither SPF series allocated page tables speculatively.
+ * The allocation Lespinasse's question 3 proposes for a speculative fault (no mmap_lock): with
+ * `mm->page_table_lock` already held by the caller, who has re-validated the VMA under it, install every
+ * missing table on the way to `addr`'s PTE table: p4d (5-level paging), pud and pmd directly (the lock
+ * `__p4d_alloc()`/`__pud_alloc()`/`__pmd_alloc()` take is the one held), and the PTE table as `pmd_install()`
+ * does, under the split PMD lock nested inside. Only safe when unmapping frees page tables under the same
+ * lock (`MmConfig.freePgtablesUnderPtl`). Simplification: the tables are allocated with the lock held (the
+ * allocator never sleeps here). Returns false when out of memory (what was installed stays, as in Linux).
  */
-export function* speculativePgtableAlloc(
-  env: MemoryEnv,
-  mm: MmStruct,
-  addr: number,
-  revalidate: () => Kernel<boolean>,
-): Kernel<SpeculativePgtableAllocResult> {
-  kassert(
-    mm.freePgtablesUnderPtl,
-    () =>
-      `speculative page-table allocation in ${mm.name}, whose page tables are not freed under page_table_lock`,
-  );
+export function* pgtableAllocUnderPtl(env: MemoryEnv, mm: MmStruct, addr: number): Kernel<boolean> {
   const pt = mm.pgd;
-  // One spare frame per level that may be missing (p4d with LA57, pud, pmd, pte).
-  const levels: Level[] = pt.la57 ? [4, 3, 2, 1] : [3, 2, 1];
-  const spare = new Map<Level, number>();
-  for (const level of levels) {
+  const install = function* (parentp: number, level: Level, present: boolean): Kernel<boolean> {
+    if (present) return true;
     const pfn = yield* allocTable(env, pt, level);
-    if (pfn === null) {
-      for (const [l, f] of spare) yield* pt.freeTablePage(f, l);
-      return 'oom';
-    }
-    spare.set(level, pfn);
+    if (pfn === null) return false;
+    yield* pt.writeEntryK(parentp, BigInt(pfn * PAGE_SIZE) | _PAGE_TABLE, 'populate (speculative)');
+    return true;
+  };
+  const pgdp = pt.pgdOffset(addr);
+  let p4dp = pgdp;
+  if (pt.la57) {
+    if (!(yield* install(pgdp, 4, !pgdNone(yield* pt.pgdpGet(pgdp))))) return false;
+    p4dp = yield* pt.p4dOffset(pgdp, addr);
   }
-  yield* mm.pageTableLock.lock();
-  let result: SpeculativePgtableAllocResult = 'changed';
-  if (yield* revalidate()) {
-    result = 'ok';
-    let entryp = pt.pgdOffset(addr);
-    for (const level of levels) {
-      // entryp is the entry (in the table one level up) that should link a table of `level`.
-      const install = function* (): Kernel<void> {
-        const cur = yield* pt.readEntryK(entryp, 'speculative populate check');
-        if ((cur & _PAGE_PRESENT) === 0n) {
-          const pfn = spare.get(level) as number;
-          spare.delete(level);
-          yield* pt.writeEntryK(entryp, BigInt(pfn * PAGE_SIZE) | _PAGE_TABLE, 'speculative populate');
-        }
-      };
-      if (level === 1) {
-        const pmdl = pmdLockptr(pt, entryp);
-        yield* pmdl.lock();
-        yield* install();
-        yield* pmdl.unlock();
-        break;
-      }
-      yield* install();
-      const e = yield* pt.readEntryK(entryp, 'speculative walk');
-      entryp = entryTablePa(e) + tableIndex(addr, level) * 8;
-    }
-  }
-  yield* mm.pageTableLock.unlock();
-  for (const [l, f] of spare) yield* pt.freeTablePage(f, l);
-  return result;
+  if (!(yield* install(p4dp, 3, !pudNone(yield* pt.p4dpGet(p4dp))))) return false;
+  const pudp = yield* pt.pudOffset(p4dp, addr);
+  if (!(yield* install(pudp, 2, !pudNone(yield* pt.pudpGet(pudp))))) return false;
+  const pmdp = yield* pt.pmdOffset(pudp, addr);
+  if (!pmdNone(yield* pt.pmdpGet(pmdp))) return true;
+  const pfn = yield* allocTable(env, pt, 1);
+  if (pfn === null) return false;
+  const ptl = pmdLockptr(pt, pmdp);
+  yield* ptl.lock();
+  const ok = pmdNone(yield* pt.pmdpGet(pmdp));
+  if (ok) yield* pt.writeEntryK(pmdp, BigInt(pfn * PAGE_SIZE) | _PAGE_TABLE, 'pmd_populate (speculative)');
+  yield* ptl.unlock();
+  if (!ok) yield* pt.freeTablePage(pfn, 1);
+  return true;
 }

@@ -1,0 +1,180 @@
+import {
+  doUserAddrFault,
+  FAULT_FLAG_SPECULATIVE,
+  type FaultEnv,
+  type FaultHandler,
+  type FaultHandlerFactory,
+  type FaultOutcome,
+  type LocklessFaultResult,
+  mmAccountFault,
+  type SpeculativeStats,
+  type UserFault,
+  VM_FAULT_RETRY,
+} from '@spf/fault-classic';
+import type { Kernel } from '@spf/machine';
+import { PF_PK } from '@spf/pagetable';
+import type { MmConfig } from '@spf/vma';
+import { FaultSpecConfigError } from '../fault-spec-config-error.js';
+import { DUFOUR_ALL_CHECKS, DUFOUR_CHECKS, type DufourChecks } from './dufour-checks.js';
+import { DUFOUR_ABORT_REASONS, type DufourCounters, makeDufourCounters } from './dufour-counters.js';
+import { handleSpeculativeFault } from './handle-speculative-fault.js';
+
+/** Options of {@link dufourSpf}. */
+export interface DufourSpfOptions {
+  /**
+   * Patch 22's shortcut: a fault of an mm with a single user (`mm_users == 1`: one thread) does not try the
+   * speculative path, which only pays off when other threads may hold mmap_lock. Default true, as posted.
+   */
+  readonly singleThreadShortcut?: boolean;
+  /**
+   * Question 3: allocate a missing upper page-table level speculatively, under `mm->page_table_lock` after
+   * re-validating the VMA under it. Requires `boot({ freePgtablesUnderPtl: true })`. Default false (v12 never
+   * allocates page tables speculatively).
+   */
+  readonly specPgtableAlloc?: boolean;
+  /**
+   * Question 4: run on a system without `pte_special` (`boot({ pteSpecial: false })`), which v12 refuses
+   * (it depends on ARCH_HAS_PTE_SPECIAL). Only for showing why. Default false.
+   */
+  readonly unsafeWithoutPteSpecial?: boolean;
+  /** The safety checks, each on by default ({@link DufourChecks}). */
+  readonly checks?: Partial<DufourChecks>;
+}
+
+/**
+ * Dufour's speculative page fault, v12 as posted in April 2019 ("[PATCH v12 00/31] Speculative page
+ * faults"): the x86 entry (`do_user_addr_fault()` of @spf/fault-classic) first tries
+ * {@link handleSpeculativeFault} without mmap_lock; VM_FAULT_RETRY from it falls through to the classic path
+ * with the original flags. Counters under v12's names ({@link DufourCounters}).
+ */
+export class DufourSpfHandler implements FaultHandler {
+  readonly name = 'dufour';
+  readonly counters: Readonly<DufourCounters>;
+  readonly mmConfig: Readonly<Pick<MmConfig, 'spfV12'>>;
+  readonly checks: DufourChecks;
+  private readonly live: DufourCounters;
+  private attempts = 0;
+  private readonly singleThreadShortcut: boolean;
+  private readonly specPgtableAlloc: boolean;
+
+  constructor(
+    readonly env: FaultEnv,
+    options: DufourSpfOptions = {},
+  ) {
+    this.checks = validateDufourOptions(env, options);
+    this.singleThreadShortcut = options.singleThreadShortcut ?? true;
+    this.specPgtableAlloc = options.specPgtableAlloc ?? false;
+    this.live = makeDufourCounters();
+    this.counters = this.live;
+    this.mmConfig = { spfV12: { rcuPut: this.checks.rcuFreeVma } };
+  }
+
+  handleUserFault(fault: UserFault): Kernel<FaultOutcome> {
+    return doUserAddrFault(this.env, fault, (f, flags) => this.attempt(f, flags));
+  }
+
+  speculativeStats(): SpeculativeStats {
+    const aborts: Record<string, number> = {};
+    for (const r of DUFOUR_ABORT_REASONS) aborts[r] = this.live[r];
+    return { attempts: this.attempts, handled: this.live.speculative_pgfault, aborts };
+  }
+
+  /**
+   * The speculative block of v12's x86 `__do_page_fault()`: skip it for protection-key faults and, with
+   * the shortcut, for single-user mms; otherwise try `handle_speculative_fault()` and account a finished
+   * fault as the classic path would.
+   */
+  private *attempt(fault: UserFault, flags: number): Kernel<LocklessFaultResult> {
+    if ((fault.errorCode & PF_PK) !== 0) return { kind: 'fallback', flags };
+    if (this.singleThreadShortcut && (yield* fault.mm.mmUsers.load()) === 1)
+      return { kind: 'fallback', flags };
+    this.attempts++;
+    const specFlags = flags | FAULT_FLAG_SPECULATIVE;
+    const ret = yield* handleSpeculativeFault(
+      { env: this.env, checks: this.checks, counters: this.live, specPgtableAlloc: this.specPgtableAlloc },
+      fault.mm,
+      fault.address,
+      fault.errorCode,
+      specFlags,
+    );
+    if ((ret & VM_FAULT_RETRY) !== 0) return { kind: 'fallback', flags };
+    this.live.speculative_pgfault++;
+    mmAccountFault(this.env, fault.task, flags, ret);
+    return { kind: 'done', ret };
+  }
+}
+
+/**
+ * Checks the options against the system, as a kernel refusing to boot would, and returns the switches.
+ * Throws {@link FaultSpecConfigError} naming the options and the reason.
+ */
+export function validateDufourOptions(env: FaultEnv, options: DufourSpfOptions): DufourChecks {
+  const known = new Set<string>(DUFOUR_CHECKS.map((c) => c.name));
+  const checks: Record<string, boolean> = { ...DUFOUR_ALL_CHECKS };
+  for (const [k, v] of Object.entries(options.checks ?? {})) {
+    if (!known.has(k)) {
+      throw new FaultSpecConfigError(
+        'dufour',
+        [`checks.${k}`],
+        `there is no such check; the checks are ${[...known].join(', ')}`,
+      );
+    }
+    if (typeof v !== 'boolean') {
+      throw new FaultSpecConfigError(
+        'dufour',
+        [`checks.${k}: ${String(v)}`],
+        'each check is true (on) or false (off)',
+      );
+    }
+    checks[k] = v;
+  }
+  for (const k of ['singleThreadShortcut', 'specPgtableAlloc', 'unsafeWithoutPteSpecial'] as const) {
+    const v = options[k];
+    if (v !== undefined && typeof v !== 'boolean') {
+      throw new FaultSpecConfigError('dufour', [`${k}: ${String(v)}`], `${k} is a boolean`);
+    }
+  }
+  if (!env.pteSpecial && options.unsafeWithoutPteSpecial !== true) {
+    throw new FaultSpecConfigError(
+      'dufour',
+      ['pteSpecial: false'],
+      'SPF v12 requires ARCH_HAS_PTE_SPECIAL: without it vm_normal_page() reads vm_flags, vm_start and vm_pgoff of a VMA the speculative fault does not hold stable; boot with pteSpecial: true, or pass unsafeWithoutPteSpecial: true to study the race',
+    );
+  }
+  if (env.pteSpecial && options.unsafeWithoutPteSpecial === true) {
+    throw new FaultSpecConfigError(
+      'dufour',
+      ['unsafeWithoutPteSpecial: true', 'pteSpecial: true'],
+      'unsafeWithoutPteSpecial only has a meaning on a system booted with pteSpecial: false; drop one of the two',
+    );
+  }
+  if (options.specPgtableAlloc === true && !env.freePgtablesUnderPtl) {
+    throw new FaultSpecConfigError(
+      'dufour',
+      ['specPgtableAlloc: true', 'freePgtablesUnderPtl: false'],
+      'a speculative fault may only allocate page tables under mm->page_table_lock if unmapping frees them under that lock too; boot with freePgtablesUnderPtl: true',
+    );
+  }
+  return Object.freeze(checks) as unknown as DufourChecks;
+}
+
+/**
+ * The factory `boot({ faultHandler })` takes for Dufour's SPF v12: `dufourSpf()` is the series as posted;
+ * options switch its safety checks off one by one, add Lespinasse's question 3 (`specPgtableAlloc`) or allow
+ * a system without pte_special (question 4). Throws {@link FaultSpecConfigError} for unsafe or contradictory
+ * options.
+ */
+export function dufourSpf(options: DufourSpfOptions = {}): FaultHandlerFactory {
+  // Validate what does not depend on the system at once, so a typo fails where it is written.
+  const known = new Set<string>(DUFOUR_CHECKS.map((c) => c.name));
+  for (const k of Object.keys(options.checks ?? {})) {
+    if (!known.has(k)) {
+      throw new FaultSpecConfigError(
+        'dufour',
+        [`checks.${k}`],
+        `there is no such check; the checks are ${[...known].join(', ')}`,
+      );
+    }
+  }
+  return (env: FaultEnv) => new DufourSpfHandler(env, options);
+}

@@ -1,0 +1,197 @@
+import {
+  accessError,
+  type ClassicVmFault,
+  FAULT_FLAG_ORIG_PTE_VALID,
+  type FaultEnv,
+  handlePteFault,
+  VM_FAULT_OOM,
+  VM_FAULT_RETRY,
+} from '@spf/fault-classic';
+import { type Kernel, KernelFault, readEffect } from '@spf/machine';
+import { PAGE_SIZE, pteNone } from '@spf/pagetable';
+import {
+  type MmStruct,
+  pgtableAllocUnderPtl,
+  putVma,
+  VM_GROWSDOWN,
+  VM_HUGETLB,
+  VM_UFFD_MISSING,
+  VM_UFFD_WP,
+} from '@spf/vma';
+import type { DufourChecks } from './dufour-checks.js';
+import type { DufourCounters } from './dufour-counters.js';
+import { findVmaRcu } from './find-vma-rcu.js';
+import { dufourPteMapLock } from './pte-map-lock.js';
+import type { SpeculativeFaultState } from './speculative-fault-state.js';
+import { speculativeWalk } from './speculative-walk.js';
+import { vmaHasChanged } from './vma-has-changed.js';
+
+/** What {@link handleSpeculativeFault} needs from its handler. */
+export interface SpeculativeFaultContext {
+  readonly env: FaultEnv;
+  readonly checks: DufourChecks;
+  readonly counters: DufourCounters;
+  /** Question 3: allocate missing upper page-table levels under mm->page_table_lock. */
+  readonly specPgtableAlloc: boolean;
+}
+
+/**
+ * Models `handle_speculative_fault()` / `__handle_speculative_fault()` of Dufour's SPF v12 (mm/memory.c),
+ * called by the x86 fault entry before it takes mmap_lock, with FAULT_FLAG_SPECULATIVE in `flags`:
+ *
+ * 1. `find_vma_rcu()` finds and references the VMA ({@link findVmaRcu}); none: give up;
+ * 2. snapshot its `vm_sequence` (`vmf->sequence`; odd: a writer is inside, give up);
+ * 3. give up for VMAs with `vm_ops->fault` (file and shared mappings: v12 handles anonymous memory only),
+ *    without an `anon_vma` (allocating one needs mmap_lock), userfaultfd, growing stacks and huge pages; copy
+ *    `vm_flags` and `vm_page_prot` into the vm_fault; check the address is inside and `access_error()`;
+ * 4. the page walk with interrupts off ({@link speculativeWalk}); a missing level ends the attempt, unless
+ *    `specPgtableAlloc` (Lespinasse's question 3): then, with interrupts on, take `mm->page_table_lock`,
+ *    re-check the VMA under it, install the missing tables, and walk again;
+ * 5. re-validate `vm_sequence`, then `handle_pte_fault()` of @spf/fault-classic with the design's
+ *    `pte_map_lock()` ({@link dufourPteMapLock}): speculative `do_anonymous_page()`, `do_wp_page()`,
+ *    `wp_page_copy()`; everything else returns VM_FAULT_RETRY;
+ * 6. `put_vma()`.
+ *
+ * Returns the `handle_mm_fault()`-style result, VM_FAULT_RETRY when the attempt was abandoned (counted under
+ * its reason). Never retries itself and never sleeps.
+ *
+ * Simplification: v12 answers an `access_error()` found here with SIGSEGV itself; we give up (counting
+ * `spf_vma_access`) and let the classic path find the same error and deliver the signal with its si_code.
+ */
+export function* handleSpeculativeFault(
+  ctx: SpeculativeFaultContext,
+  mm: MmStruct,
+  address: number,
+  errorCode: number,
+  flags: number,
+): Kernel<number> {
+  const { checks, counters } = ctx;
+  if (mm.spfV12 === null) {
+    throw new KernelFault(
+      'bug',
+      `dufour fault handler: ${mm} was built without MmConfig.spfV12 (SPF v12's mm_seq and vm_rcu_put); build it with the handler's mmConfig, as boot() does`,
+    );
+  }
+  const vma = yield* findVmaRcu(mm, address, checks);
+  if (vma === null) {
+    counters.spf_no_vma++;
+    return VM_FAULT_RETRY;
+  }
+  try {
+    const s: SpeculativeFaultState = {
+      mm,
+      address,
+      checks,
+      counters,
+      vma,
+      seq: 0,
+      pmdp: 0,
+      origPmd: 0n,
+      ptep: 0,
+      origPte: 0n,
+    };
+    vma.checkLive('handle_speculative_fault');
+    s.seq = yield* vma.vmSequence.rawReadSeqcount();
+    if (checks.vmSequenceOdd && (s.seq & 1) !== 0) {
+      counters.spf_vma_changed++;
+      return VM_FAULT_RETRY;
+    }
+    yield readEffect(vma.line, 'spf: read vma');
+    vma.checkLive('handle_speculative_fault');
+    if (vma.vmOps !== null || vma.vmFile !== null) {
+      counters.spf_vma_notsup++;
+      return VM_FAULT_RETRY;
+    }
+    if (vma.anonVma === null) {
+      counters.spf_vma_noanon++;
+      return VM_FAULT_RETRY;
+    }
+    const vmaFlags = vma.vmFlags;
+    const vmaPageProt = vma.vmPageProt;
+    if ((vmaFlags & (VM_UFFD_MISSING | VM_UFFD_WP | VM_GROWSDOWN | VM_HUGETLB)) !== 0) {
+      counters.spf_vma_notsup++;
+      return VM_FAULT_RETRY;
+    }
+    if (address < vma.vmStart || address >= vma.vmEnd) {
+      counters.spf_vma_changed++;
+      return VM_FAULT_RETRY;
+    }
+    // No yield since vmaFlags was read: access_error() sees the same flags (v12 passes vmf->vma_flags).
+    if (accessError(errorCode, vma)) {
+      counters.spf_vma_access++;
+      return VM_FAULT_RETRY;
+    }
+    let walked = yield* speculativeWalk(s);
+    if (walked === 'missing' && ctx.specPgtableAlloc) {
+      const r = yield* allocMissingTables(ctx, s);
+      if (r !== 0) return r;
+      walked = yield* speculativeWalk(s);
+    }
+    if (walked === 'missing') {
+      counters.spf_pgtable_missing++;
+      return VM_FAULT_RETRY;
+    }
+    if (walked === 'huge') {
+      counters.spf_vma_notsup++;
+      return VM_FAULT_RETRY;
+    }
+    if (checks.vmSequenceAfterWalk && (yield* vma.vmSequence.readRetry(s.seq))) {
+      counters.spf_vma_changed++;
+      return VM_FAULT_RETRY;
+    }
+    const addr = address - (address % PAGE_SIZE);
+    const vmf: ClassicVmFault = {
+      env: ctx.env,
+      mm,
+      vma,
+      address: addr,
+      realAddress: address,
+      pgoff: vma.vmPgoff + (addr - vma.vmStart) / PAGE_SIZE,
+      flags: flags | FAULT_FLAG_ORIG_PTE_VALID,
+      pmd: s.pmdp,
+      pte: pteNone(s.origPte) ? null : s.ptep,
+      origPte: s.origPte,
+      ptl: null,
+      cowPage: null,
+      vmaFlags,
+      vmaPageProt,
+      origPmd: s.origPmd,
+      speculative: { pteMapLock: (f) => dufourPteMapLock(s, f) },
+    };
+    const before = abortCount(counters);
+    const ret = yield* handlePteFault(vmf);
+    // A VM_FAULT_RETRY that pte_map_lock did not explain: something handle_pte_fault does not do speculatively.
+    if (ret === VM_FAULT_RETRY && abortCount(counters) === before) counters.spf_vma_notsup++;
+    return ret;
+  } finally {
+    if (checks.vmaRefcount) yield* putVma(vma);
+  }
+}
+
+function abortCount(c: DufourCounters): number {
+  return c.spf_vma_changed + c.spf_pmd_changed + c.spf_pte_lock;
+}
+
+/**
+ * Question 3 (Lespinasse's review of v12): allocate the missing page tables of a speculative fault. With
+ * interrupts on (a spinning CPU with interrupts off would deadlock with the shootdown of an unmap that holds
+ * the lock), take `mm->page_table_lock`, re-check the VMA under it (unmapping frees page tables under the
+ * same lock, so an unchanged VMA means none of its tables is being freed), and install what is missing.
+ * Returns 0, or VM_FAULT_RETRY when the VMA changed, or VM_FAULT_OOM.
+ */
+function* allocMissingTables(ctx: SpeculativeFaultContext, s: SpeculativeFaultState): Kernel<number> {
+  const mm = s.mm;
+  yield* mm.pageTableLock.lock();
+  try {
+    if (yield* vmaHasChanged(s)) {
+      ctx.counters.spf_vma_changed++;
+      return VM_FAULT_RETRY;
+    }
+    const before = ctx.env.vmstat.pgtableAlloc;
+    if (!(yield* pgtableAllocUnderPtl(ctx.env, mm, s.address - (s.address % PAGE_SIZE)))) return VM_FAULT_OOM;
+    ctx.counters.spf_pgtable_alloc += ctx.env.vmstat.pgtableAlloc - before;
+    return 0;
+  } finally {
+    yield* mm.pageTableLock.unlock();
+  }
+}
