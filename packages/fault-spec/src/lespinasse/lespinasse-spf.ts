@@ -144,14 +144,15 @@ function* doHandleMmFaultSpeculative(
     counters.SPF_ABORT_FAULT++; // do_numa_page(): NUMA hinting is not modelled
     return VM_FAULT_RETRY;
   }
-  if (vma.anonVma === null && (none ? write || !env.useZeroPage : write)) {
-    counters.SPF_ABORT_ANON_VMA++;
-    return VM_FAULT_RETRY;
-  }
   if (none) counters.SPF_ATTEMPT_ANON++;
   else {
     counters.SPF_ATTEMPT_PTE++;
     if (write && !pteWrite(walk.pte)) counters.SPF_ATTEMPT_WP++;
+  }
+  // Counted after the SPF_ATTEMPT_* event, as the series counts it inside do_anonymous_page / wp_page_copy.
+  if (vma.anonVma === null && (none ? write || !env.useZeroPage : write)) {
+    counters.SPF_ABORT_ANON_VMA++;
+    return VM_FAULT_RETRY;
   }
   const vmf: ClassicVmFault = {
     env,
