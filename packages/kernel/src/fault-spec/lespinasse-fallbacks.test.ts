@@ -2,7 +2,7 @@ import { type LespinasseCounters, lespinasseSpf } from '@spf/fault-spec';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '@spf/vma';
 import { describe, expect, it } from 'vitest';
 import { boot } from '../system.js';
-import type { UserContext } from '../user-context.js';
+import type { UserProgram } from '../user-context.js';
 
 // Where lespinasseSpf gives up and the classic path takes over, with the series' abort reasons; and what
 // the user sees is the classic path's answer either way.
@@ -11,17 +11,13 @@ const A = 0x5000_0000;
 const P = 4096;
 const RW = PROT_READ | PROT_WRITE;
 
-function run(
-  program: (u: UserContext) => Generator<unknown, void, unknown>,
-  opts: { pteSpecial?: boolean; singleThreadShortcut?: boolean } = {},
-) {
+function run(program: UserProgram, opts: { pteSpecial?: boolean; singleThreadShortcut?: boolean } = {}) {
   const sys = boot({
     memory: 16 * 1024 * 1024,
     pteSpecial: opts.pteSpecial,
     faultHandler: lespinasseSpf({ singleThreadShortcut: opts.singleThreadShortcut }),
   });
-  // biome-ignore lint/suspicious/noExplicitAny: a user program is a generator of kernel effects
-  const proc = sys.spawnProcess('fb', program as any);
+  const proc = sys.spawnProcess('fb', program);
   sys.run();
   return { counters: sys.faultHandler.counters as LespinasseCounters, proc, log: sys.log };
 }
