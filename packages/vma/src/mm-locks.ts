@@ -40,8 +40,6 @@ export interface RcuLike {
   callRcu(cb: () => void | Kernel<void>): Kernel<void>;
   /** kfree_rcu(): poisons `obj` after a grace period. */
   kfreeRcu(obj: Poisonable, label?: string): Kernel<void>;
-  /** call_rcu(): runs `cb` (plain or kernel code) after a grace period that starts after this call. */
-  callRcu(cb: () => void | Kernel<void>): Kernel<void>;
   /** synchronize_rcu(). */
   synchronize(): Kernel<void>;
 }
