@@ -36,6 +36,8 @@ export interface FaultEnvOptions {
   readonly vmstat?: VmStat;
   /** Default false. */
   readonly freePgtablesUnderPtl?: boolean;
+  /** Every mm frees page-table pages by RCU (@spf/vma's `MmConfig.pgtableFreeRcu`); default false. */
+  readonly pgtableFreeRcu?: boolean;
 }
 
 /** Builds a {@link FaultEnv} with Linux's x86-64 defaults. */
@@ -47,5 +49,6 @@ export function makeFaultEnv(opts: FaultEnvOptions): FaultEnv {
     pteSpecial: opts.pteSpecial ?? true,
     vmstat: opts.vmstat ?? new VmStat(),
     freePgtablesUnderPtl: opts.freePgtablesUnderPtl ?? false,
+    pgtableFreeRcu: opts.pgtableFreeRcu ?? false,
   };
 }

@@ -1,4 +1,5 @@
 import { classicFaultHandler, type FaultHandlerFactory } from '@spf/fault-classic';
+import { dufourSpf, perVmaLock } from '@spf/fault-spec';
 
 /**
  * The options a fault-handler design takes, as a plain object: `{ specPgtableAlloc: true, checks: {
@@ -71,7 +72,11 @@ const classicEntry: FaultHandlerEntry = {
  * here (`designEntry('dufour', ..., dufourSpf)`), and from then on `spf replay|run --fault-handler`, the
  * kernel test matrix (`SPF_FAULT_HANDLER`, `npm run test:handlers`) and the benchmarks in bench/ offer it.
  */
-export const FAULT_HANDLERS: readonly FaultHandlerEntry[] = [classicEntry];
+export const FAULT_HANDLERS: readonly FaultHandlerEntry[] = [
+  classicEntry,
+  designEntry('dufour', "Dufour's speculative page fault, SPF v12 (2019)", dufourSpf),
+  designEntry('pervma', 'per-VMA locks of Linux 6.4, lock_vma_under_rcu()', perVmaLock),
+];
 
 /** The handler names of a registry (default {@link FAULT_HANDLERS}), classic first. */
 export function faultHandlerNames(handlers: readonly FaultHandlerEntry[] = FAULT_HANDLERS): string[] {

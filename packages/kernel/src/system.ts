@@ -76,6 +76,11 @@ export interface BootConfig {
   /** `CONFIG_ARCH_HAS_PTE_SPECIAL` (default true, as on x86-64). */
   readonly pteSpecial?: boolean;
   /**
+   * Free page-table pages by RCU after the TLB shootdown (`CONFIG_MMU_GATHER_RCU_TABLE_FREE`, @spf/vma's
+   * `MmConfig.pgtableFreeRcu`; default false). Lespinasse's SPF then walks page tables under rcu_read_lock.
+   */
+  readonly pgtableFreeRcu?: boolean;
+  /**
    * Every mm frees its page tables under `mm->page_table_lock` as well as mmap_lock (@spf/vma's
    * `MmConfig.freePgtablesUnderPtl`; Lespinasse's question 3). Default false, as in Linux. The fault
    * handler sees it in its environment (speculative page-table allocation is refused without it).
@@ -234,6 +239,7 @@ export class System {
       pteSpecial: config.pteSpecial ?? true,
       vmstat: this.vmstat,
       freePgtablesUnderPtl: config.freePgtablesUnderPtl ?? false,
+      pgtableFreeRcu: config.pgtableFreeRcu ?? false,
     });
     this.faultHandler = (config.faultHandler ?? defaultFaultHandler())(this.env);
     this.mmapLock = config.mmapLock ?? 'rwsem';
@@ -284,6 +290,7 @@ export class System {
       pageTables: this.pageTables(pid),
       rssCounting: this.rssCounting,
       freePgtablesUnderPtl: this.env.freePgtablesUnderPtl,
+      pgtableFreeRcu: this.env.pgtableFreeRcu,
       ...this.faultHandler.mmConfig,
       name: `mm[${pid}]`,
     });

@@ -72,6 +72,13 @@ export type MmConfig = {
    */
   readonly freePgtablesUnderPtl?: boolean;
   /**
+   * Free page-table pages after an RCU grace period (`CONFIG_MMU_GATHER_RCU_TABLE_FREE`,
+   * `tlb_remove_table()`), after the TLB shootdown as always, instead of right after the shootdown. A
+   * lockless walker then only needs rcu_read_lock (Lespinasse's `speculative_page_walk_begin()` in that
+   * configuration) rather than interrupts off. Default false.
+   */
+  readonly pgtableFreeRcu?: boolean;
+  /**
    * Dufour's SPF v12 (CONFIG_SPECULATIVE_PAGE_FAULT as posted in April 2019) changes how the mm keeps its
    * VMA tree: every tree update is written inside `mm->mm_seq` (here {@link MmStruct.spfTreeSeq}), the seqlock
    * `find_vma_rcu()` reads, and the tree's reference on a VMA (`vm_ref_count`) is dropped through `call_rcu()`
@@ -171,6 +178,8 @@ export class MmStruct {
   /** The overcommit policy that accounted mappings are checked against (see {@link MmConfig.overcommit}). */
   readonly overcommit: OvercommitPolicy | null;
   readonly freePgtablesUnderPtl: boolean;
+  /** Page-table pages are freed after an RCU grace period (see {@link MmConfig.pgtableFreeRcu}). */
+  readonly pgtableFreeRcu: boolean;
   /** Dufour's SPF v12 tree bookkeeping, or null (see {@link MmConfig.spfV12}). */
   readonly spfV12: SpfV12Tree | null;
   /**
@@ -211,6 +220,7 @@ export class MmStruct {
     this.brk = this.startBrk;
     this.startStack = config.startStack ?? null;
     this.freePgtablesUnderPtl = config.freePgtablesUnderPtl ?? false;
+    this.pgtableFreeRcu = config.pgtableFreeRcu ?? false;
     this.spfV12 = config.spfV12 ?? null;
     this.spfTreeSeq = createSeqCount(`${this.name}->mm_seq(v12)`);
     this.overcommit = config.overcommit ?? null;
@@ -244,6 +254,7 @@ export class MmStruct {
       pageTables,
       rssCounting: this.rssCounting,
       freePgtablesUnderPtl: this.freePgtablesUnderPtl,
+      pgtableFreeRcu: this.pgtableFreeRcu,
       spfV12: this.spfV12,
       overcommit: this.overcommit,
       vmaLocking: this.vmaLocking,

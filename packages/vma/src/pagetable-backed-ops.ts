@@ -302,7 +302,8 @@ export class PagetableOps implements MmPageTableOps {
   /**
    * Models `free_pgtables()`/`free_pgd_range()` in mm/memory.c: unlinks every page table (and then every
    * page directory and PDPT) that only served [start, end) — its whole span lies inside [floor, ceiling)
-   * (0 as ceiling means the top of the address space). The frames are freed after the next TLB flush.
+   * (0 as ceiling means the top of the address space). The frames are freed after the next TLB flush, or
+   * (with `mm.pgtableFreeRcu`, `MMU_GATHER_RCU_TABLE_FREE`) by an RCU callback queued after that flush.
    */
   *freePgtables(tlb: MmuGather, floor: number, start: number, end: number, ceiling: number): Kernel<void> {
     const ceil = ceiling === 0 ? 2 ** 48 : ceiling;
@@ -356,7 +357,10 @@ export class PagetableOps implements MmPageTableOps {
       else yield* pt.pgdClear(entryPa);
       const childLevel = (level - 1) as Level;
       tlb.needFlush = true; // pte_free_tlb() and friends set freed_tables
-      tlb.defer(() => pt.freeTablePage(child / PAGE_SIZE, childLevel));
+      const free = () => pt.freeTablePage(child / PAGE_SIZE, childLevel);
+      // With MMU_GATHER_RCU_TABLE_FREE the page goes through tlb_remove_table(): freed by an RCU callback
+      // once every rcu_read_lock section that may still walk it has ended.
+      tlb.defer(this.mm.pgtableFreeRcu ? () => this.mm.rcu.callRcu(free) : free);
     }
   }
 

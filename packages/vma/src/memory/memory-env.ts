@@ -30,6 +30,14 @@ export interface MemoryEnv {
   readonly pteSpecial: boolean;
   /** Event counters. */
   readonly vmstat: MemoryEvents;
+  /**
+   * How every mm of the system frees its page tables: under `mm->page_table_lock` as well as the mmap lock
+   * (`MmConfig.freePgtablesUnderPtl`), and after an RCU grace period (`MmConfig.pgtableFreeRcu`). A booted
+   * system gives its mms the same values; lockless fault handlers read them here to refuse designs whose
+   * page-table walk would be unsafe against that free side. Absent means false.
+   */
+  readonly freePgtablesUnderPtl?: boolean;
+  readonly pgtableFreeRcu?: boolean;
 }
 
 /** Options of {@link makeMemoryEnv}. */
@@ -40,6 +48,10 @@ export interface MemoryEnvOptions {
   /** Default true, as on x86-64. */
   readonly pteSpecial?: boolean;
   readonly vmstat?: MemoryEvents;
+  /** Default false. */
+  readonly freePgtablesUnderPtl?: boolean;
+  /** Default false. */
+  readonly pgtableFreeRcu?: boolean;
 }
 
 /** Builds a {@link MemoryEnv} with Linux's x86-64 defaults. */
@@ -49,5 +61,7 @@ export function makeMemoryEnv(opts: MemoryEnvOptions): MemoryEnv {
     cost: opts.cost ?? defaultCostModel,
     pteSpecial: opts.pteSpecial ?? true,
     vmstat: opts.vmstat ?? { pgalloc: 0, pgtableAlloc: 0 },
+    freePgtablesUnderPtl: opts.freePgtablesUnderPtl ?? false,
+    pgtableFreeRcu: opts.pgtableFreeRcu ?? false,
   };
 }

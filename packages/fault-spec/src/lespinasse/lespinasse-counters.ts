@@ -1,0 +1,56 @@
+/**
+ * Why a speculative fault gave up, named as the 2022 series' `CONFIG_SPECULATIVE_PAGE_FAULT_STATS` events
+ * (include/linux/vm_event_item.h), limited to the aborts this model can reach.
+ */
+export const LESPINASSE_ABORT_REASONS = [
+  'SPF_ABORT_ODD',
+  'SPF_ABORT_UNMAPPED',
+  'SPF_ABORT_NO_SPECULATE',
+  'SPF_ABORT_VMA_COPY',
+  'SPF_ABORT_ACCESS_ERROR',
+  'SPF_ABORT_PUD',
+  'SPF_ABORT_PMD',
+  'SPF_ABORT_ANON_VMA',
+  'SPF_ABORT_PTE_MAP_LOCK_SEQ1',
+  'SPF_ABORT_PTE_MAP_LOCK_PMD',
+  'SPF_ABORT_PTE_MAP_LOCK_PTL',
+  'SPF_ABORT_PTE_MAP_LOCK_SEQ2',
+  'SPF_ABORT_FAULT',
+  'SPF_ABORT_SWAP',
+] as const;
+
+/** One abort reason of {@link LESPINASSE_ABORT_REASONS}. */
+export type LespinasseAbortReason = (typeof LESPINASSE_ABORT_REASONS)[number];
+
+/** The speculative paths a fault took (`SPF_ATTEMPT_ANON`, `SPF_ATTEMPT_PTE`, `SPF_ATTEMPT_WP`). */
+export const LESPINASSE_ATTEMPT_KINDS = ['SPF_ATTEMPT_ANON', 'SPF_ATTEMPT_PTE', 'SPF_ATTEMPT_WP'] as const;
+
+/**
+ * The counters of {@link lespinasseSpf}: `spf_attempt` and `spf_abort` (/proc/vmstat with
+ * `CONFIG_SPECULATIVE_PAGE_FAULT`), every per-reason and per-path event of `CONFIG_SPECULATIVE_PAGE_FAULT_STATS`,
+ * and two of ours, not the series' (which never allocated page tables speculatively), for the `specPgtableAlloc`
+ * option: `spf_pgtable_alloc`, faults that installed a missing table, and `spf_abort_pgtable_alloc`, faults
+ * that gave up because mmap_seq had changed under page_table_lock (or no frame was free).
+ */
+export type LespinasseCounters = Record<
+  | 'spf_attempt'
+  | 'spf_abort'
+  | 'spf_pgtable_alloc'
+  | 'spf_abort_pgtable_alloc'
+  | LespinasseAbortReason
+  | (typeof LESPINASSE_ATTEMPT_KINDS)[number],
+  number
+>;
+
+/** A fresh set of {@link LespinasseCounters}, all zero. */
+export function newLespinasseCounters(): LespinasseCounters {
+  const c: Record<string, number> = {
+    spf_attempt: 0,
+    spf_abort: 0,
+    spf_pgtable_alloc: 0,
+    spf_abort_pgtable_alloc: 0,
+  };
+  for (const r of LESPINASSE_ABORT_REASONS) c[r] = 0;
+  for (const k of LESPINASSE_ATTEMPT_KINDS) c[k] = 0;
+  return c as LespinasseCounters;
+}

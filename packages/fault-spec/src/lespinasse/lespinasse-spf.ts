@@ -1,0 +1,292 @@
+import {
+  accessError,
+  type ClassicVmFault,
+  doUserAddrFault,
+  FAULT_FLAG_ORIG_PTE_VALID,
+  FAULT_FLAG_SPECULATIVE,
+  FAULT_FLAG_WRITE,
+  type FaultEnv,
+  type FaultHandler,
+  type FaultHandlerFactory,
+  type FaultOutcome,
+  handlePteFault,
+  type LocklessFaultResult,
+  mmAccountFault,
+  sanitizeFaultFlags,
+  type SpeculativeStats,
+  type UserFault,
+  VM_FAULT_RETRY,
+} from '@spf/fault-classic';
+import { type Kernel, readEffect } from '@spf/machine';
+import {
+  entryTablePa,
+  PAGE_SIZE,
+  p4dNone,
+  pgdNone,
+  pmdNone,
+  pteNone,
+  ptePresent,
+  pteProtnone,
+  pteWrite,
+  pudNone,
+  tableIndex,
+} from '@spf/pagetable';
+import { pgtableAllocUnderPtl, type VmArea } from '@spf/vma';
+import {
+  LESPINASSE_ABORT_REASONS,
+  type LespinasseCounters,
+  newLespinasseCounters,
+} from './lespinasse-counters.js';
+import {
+  type LespinasseOptions,
+  type ResolvedLespinasseOptions,
+  resolveLespinasseOptions,
+} from './lespinasse-options.js';
+import type { LespinasseSpfState } from './lespinasse-state.js';
+import { mmapSeqReadCheck, mmapSeqReadStart } from './mmap-seq.js';
+import { lespinassePteMapLock } from './pte-map-lock.js';
+import { speculativePageWalkBegin, speculativePageWalkEnd } from './speculative-page-walk.js';
+import { vmaCopy } from './vma-copy.js';
+
+/** What the speculative page walk found: the PMD pointer and value, the PTE pointer and value. */
+type WalkResult =
+  | {
+      readonly kind: 'ok';
+      readonly pmdp: number;
+      readonly pmdval: bigint;
+      readonly ptep: number;
+      readonly pte: bigint;
+    }
+  | { readonly kind: 'missing'; readonly level: 'SPF_ABORT_PUD' | 'SPF_ABORT_PMD' };
+
+/**
+ * The lockless walk of `__handle_mm_fault()` with FAULT_FLAG_SPECULATIVE in mm/memory.c of the 2022 series,
+ * inside one {@link speculativePageWalkBegin} section: read pgd, p4d, pud and pmd once each; give up when a
+ * level is missing (a table would have to be allocated: SPF_ABORT_PUD, SPF_ABORT_PMD); then read the PTE
+ * (`vmf->orig_pte`). No huge pages exist in this model, so the series' THP and devmap aborts never fire.
+ */
+function* speculativeWalk(state: LespinasseSpfState, addr: number): Kernel<WalkResult> {
+  const { mm } = state;
+  const pt = mm.pgd;
+  yield* speculativePageWalkBegin(mm, state.walkGuard);
+  try {
+    const pgdp = pt.pgdOffset(addr);
+    if (pgdNone(yield* pt.pgdpGet(pgdp))) return { kind: 'missing', level: 'SPF_ABORT_PUD' };
+    const p4dp = yield* pt.p4dOffset(pgdp, addr);
+    if (pt.la57 && p4dNone(yield* pt.p4dpGet(p4dp))) return { kind: 'missing', level: 'SPF_ABORT_PUD' };
+    const pudp = yield* pt.pudOffset(p4dp, addr);
+    if (pudNone(yield* pt.pudpGet(pudp))) return { kind: 'missing', level: 'SPF_ABORT_PUD' };
+    const pmdp = yield* pt.pmdOffset(pudp, addr);
+    const pmdval = yield* pt.pmdpGet(pmdp);
+    if (pmdNone(pmdval)) return { kind: 'missing', level: 'SPF_ABORT_PMD' };
+    // pte_offset_map() on the PMD value just read (vmf.orig_pmd), not on a second read of the entry: a
+    // concurrent free_pgtables() may clear the PMD now, but the table itself stays until the walk ends.
+    const ptep = entryTablePa(pmdval) + tableIndex(addr, 1) * 8;
+    const pte = yield* pt.ptepGet(ptep);
+    return { kind: 'ok', pmdp, pmdval, ptep, pte };
+  } finally {
+    yield* speculativePageWalkEnd(mm, state.walkGuard);
+  }
+}
+
+/**
+ * Models `do_handle_mm_fault()` / `__handle_mm_fault()` with FAULT_FLAG_SPECULATIVE (mm/memory.c of the 2022
+ * series) on the on-stack VMA copy: the speculative walk ({@link speculativeWalk}), then `handle_pte_fault()`
+ * of @spf/fault-classic with the walk's `pmd`, `orig_pmd`, `pte` and `orig_pte` filled in and this design's
+ * `__pte_map_lock()` as the PTE lock. Returns the handle_mm_fault bits, VM_FAULT_RETRY meaning "abort".
+ *
+ * The series aborts in `do_anonymous_page()` and `wp_page_copy()` when the VMA has no anon_vma yet (it would
+ * have to be allocated, which needs mmap_lock). @spf/fault-classic's speculative handlers expect the design to
+ * have decided that before (SPF_ABORT_ANON_VMA), so the same two cases are checked here from the PTE the walk
+ * read: a fault that will allocate an anonymous page (a write, or a read without the zero page, to a none PTE;
+ * a write to a present read-only PTE) on a VMA without anon_vma aborts. A read mapping the zero page goes on,
+ * as in the series.
+ *
+ * With `specPgtableAlloc` (question 3), a missing level is installed by @spf/vma's `pgtableAllocUnderPtl()`
+ * under `mm->page_table_lock` after an mmap_seq re-check under that lock, and the walk is done once more.
+ */
+function* doHandleMmFaultSpeculative(
+  handler: LespinasseSpfHandler,
+  state: LespinasseSpfState,
+  vma: VmArea,
+  address: number,
+  flags: number,
+): Kernel<number> {
+  const { env, mm, counters } = state;
+  const addr = address - (address % PAGE_SIZE);
+  let walk = yield* speculativeWalk(state, addr);
+  if (walk.kind === 'missing' && handler.options.specPgtableAlloc) {
+    // Under page_table_lock, which munmap holds while it frees tables (freePgtablesUnderPtl): if mmap_seq is
+    // unchanged no free has happened since the snapshot, and none can start before the lock is dropped.
+    yield* mm.pageTableLock.lock();
+    let r: 'ok' | 'changed' | 'oom' = 'changed';
+    if (yield* mmapSeqReadCheck(mm, state.seq))
+      r = (yield* pgtableAllocUnderPtl(env, mm, addr)) ? 'ok' : 'oom';
+    yield* mm.pageTableLock.unlock();
+    if (r !== 'ok') {
+      counters.spf_abort_pgtable_alloc++;
+      return VM_FAULT_RETRY;
+    }
+    counters.spf_pgtable_alloc++;
+    walk = yield* speculativeWalk(state, addr);
+  }
+  if (walk.kind === 'missing') {
+    counters[walk.level]++;
+    return VM_FAULT_RETRY;
+  }
+  const write = (flags & FAULT_FLAG_WRITE) !== 0;
+  const none = pteNone(walk.pte);
+  if (!none && !ptePresent(walk.pte)) {
+    counters.SPF_ABORT_SWAP++; // do_swap_page(): a swap entry (none exist in this model)
+    return VM_FAULT_RETRY;
+  }
+  if (!none && pteProtnone(walk.pte)) {
+    counters.SPF_ABORT_FAULT++; // do_numa_page(): NUMA hinting is not modelled
+    return VM_FAULT_RETRY;
+  }
+  if (none) counters.SPF_ATTEMPT_ANON++;
+  else {
+    counters.SPF_ATTEMPT_PTE++;
+    if (write && !pteWrite(walk.pte)) counters.SPF_ATTEMPT_WP++;
+  }
+  // Counted after the SPF_ATTEMPT_* event, as the series counts it inside do_anonymous_page / wp_page_copy.
+  if (vma.anonVma === null && (none ? write || !env.useZeroPage : write)) {
+    counters.SPF_ABORT_ANON_VMA++;
+    return VM_FAULT_RETRY;
+  }
+  const vmf: ClassicVmFault = {
+    env,
+    mm,
+    vma,
+    address: addr,
+    realAddress: address,
+    pgoff: vma.linearPageIndex(addr),
+    flags: none ? flags : flags | FAULT_FLAG_ORIG_PTE_VALID,
+    pmd: walk.pmdp,
+    pte: none ? null : walk.ptep,
+    origPte: walk.pte,
+    ptl: null,
+    cowPage: null,
+    vmaFlags: vma.vmFlags,
+    vmaPageProt: vma.vmPageProt,
+    origPmd: walk.pmdval,
+    speculative: { pteMapLock: (v: ClassicVmFault) => lespinassePteMapLock(state, v) },
+  };
+  // Every VM_FAULT_RETRY out of here was counted by __pte_map_lock (the only way the speculative handlers
+  // of an anonymous VMA give up once the cases above are excluded).
+  return yield* handlePteFault(vmf);
+}
+
+/**
+ * Models the speculative block of `do_user_addr_fault()` in arch/x86/mm/fault.c of the 2022 series, run
+ * before mmap_lock is taken (@spf/fault-classic's lockless hook):
+ *
+ * 1. count `spf_attempt`; `mmap_seq_read_start()`: an odd sequence (a writer holds mmap_lock) aborts
+ *    (SPF_ABORT_ODD);
+ * 2. under rcu_read_lock, find the VMA (SPF_ABORT_UNMAPPED when none covers the address: stack expansion
+ *    needs mmap_lock) and give up on non-anonymous ones (SPF_ABORT_NO_SPECULATE); copy it to the stack
+ *    ({@link vmaCopy}); leave the RCU section;
+ * 3. `mmap_seq_read_check()`: the copy is consistent with the tree only if no writer came in meanwhile
+ *    (SPF_ABORT_VMA_COPY); `access_error()` on the copy aborts too (SPF_ABORT_ACCESS_ERROR: the classic path
+ *    sends the signal);
+ * 4. `do_handle_mm_fault(&pvma, ..., FAULT_FLAG_SPECULATIVE, seq)` ({@link doHandleMmFaultSpeculative});
+ *    anything but VM_FAULT_RETRY finishes the fault (accounted as `handle_mm_fault()` does); VM_FAULT_RETRY
+ *    counts `spf_abort` and falls back to the classic path under mmap_lock, with the same flags.
+ *
+ * Simplifications: anonymous VMAs only (the series' file and swap cases are not modelled); no signal check
+ * after an abort (nothing in the speculative path waits).
+ */
+function* lespinasseAttempt(
+  handler: LespinasseSpfHandler,
+  fault: UserFault,
+  flags: number,
+): Kernel<LocklessFaultResult> {
+  const { env, options, counters } = handler;
+  const { mm, address } = fault;
+  if (options.singleThreadShortcut) {
+    yield readEffect(mm.mmUsers.line, 'mm_users == 1');
+    if (mm.mmUsers.value === 1) return { kind: 'fallback', flags };
+  }
+  counters.spf_attempt++;
+  const abort = (reason: keyof LespinasseCounters | null): LocklessFaultResult => {
+    if (reason !== null) counters[reason]++;
+    counters.spf_abort++;
+    return { kind: 'fallback', flags };
+  };
+  const { checks } = options;
+  const seq = yield* mmapSeqReadStart(mm);
+  if (checks.mmapSeqCheck && (seq & 1) !== 0) return abort('SPF_ABORT_ODD');
+  if (checks.rcuFreeVma) yield* mm.rcu.readLock();
+  let copy: VmArea | null = null;
+  let reason: keyof LespinasseCounters | null = null;
+  try {
+    const vma = yield* mm.findVmaRcu(address);
+    if (vma === null) reason = 'SPF_ABORT_UNMAPPED';
+    else {
+      yield readEffect(vma.line, 'vma->vm_start, vm_ops');
+      vma.checkLive('speculative fault: find_vma under RCU');
+      if (vma.vmStart > address) reason = 'SPF_ABORT_UNMAPPED';
+      else if (!vma.isAnonymous()) reason = 'SPF_ABORT_NO_SPECULATE';
+      else copy = yield* vmaCopy(vma);
+    }
+  } finally {
+    if (checks.rcuFreeVma) yield* mm.rcu.readUnlock();
+  }
+  if (copy === null) return abort(reason);
+  if (!(yield* mmapSeqReadCheck(mm, seq))) return abort('SPF_ABORT_VMA_COPY');
+  if (accessError(fault.errorCode, copy)) return abort('SPF_ABORT_ACCESS_ERROR');
+  const specFlags = flags | FAULT_FLAG_SPECULATIVE;
+  const state: LespinasseSpfState = {
+    env,
+    mm,
+    seq,
+    walkGuard: checks.speculativePageWalk ? options.pageWalk : null,
+    checks,
+    counters,
+  };
+  let ret = sanitizeFaultFlags(copy, specFlags);
+  if (ret === 0) ret = yield* doHandleMmFaultSpeculative(handler, state, copy, address, specFlags);
+  if ((ret & VM_FAULT_RETRY) !== 0) return abort(null);
+  mmAccountFault(env, fault.task, specFlags, ret);
+  return { kind: 'done', ret };
+}
+
+/**
+ * Lespinasse's speculative page fault (Michel Lespinasse, "[PATCH v2 00/35] Speculative page faults",
+ * January 2022) as a @spf/fault-classic `FaultHandler`: every user fault first tries the speculative path
+ * (no mmap_lock, no VMA reference: a per-mm sequence count, an on-stack VMA copy and RCU-freed VMAs), and
+ * falls back to `do_user_addr_fault()`'s classic path under mmap_lock when it aborts.
+ */
+export class LespinasseSpfHandler implements FaultHandler {
+  readonly name = 'lespinasse';
+  /** The series' events: spf_attempt, spf_abort, the SPF_ABORT_* reasons and SPF_ATTEMPT_* paths. */
+  readonly counters: LespinasseCounters = newLespinasseCounters();
+  private readonly attempt = (fault: UserFault, flags: number): Kernel<LocklessFaultResult> =>
+    lespinasseAttempt(this, fault, flags);
+
+  constructor(
+    readonly env: FaultEnv,
+    readonly options: ResolvedLespinasseOptions,
+  ) {}
+
+  speculativeStats(): SpeculativeStats {
+    const c = this.counters;
+    const aborts: Record<string, number> = {};
+    for (const r of LESPINASSE_ABORT_REASONS) aborts[r] = c[r];
+    aborts.spf_abort_pgtable_alloc = c.spf_abort_pgtable_alloc;
+    return { attempts: c.spf_attempt, handled: c.spf_attempt - c.spf_abort, aborts };
+  }
+
+  handleUserFault(fault: UserFault): Kernel<FaultOutcome> {
+    return doUserAddrFault(this.env, fault, this.attempt);
+  }
+}
+
+/**
+ * The factory `boot({ faultHandler: lespinasseSpf(options) })` of @spf/kernel takes. Options are checked when
+ * the system boots, against how it frees page tables; unsafe or contradictory ones throw
+ * {@link FaultSpecConfigError} (see {@link LespinasseOptions}).
+ */
+export function lespinasseSpf(options: LespinasseOptions = {}): FaultHandlerFactory {
+  return (env) => new LespinasseSpfHandler(env, resolveLespinasseOptions(env, options));
+}
