@@ -109,16 +109,9 @@ export class DufourSpfHandler implements FaultHandler {
  * Throws {@link FaultSpecConfigError} naming the options and the reason.
  */
 export function validateDufourOptions(env: FaultEnv, options: DufourSpfOptions): DufourChecks {
-  const known = new Set<string>(DUFOUR_CHECKS.map((c) => c.name));
+  checkNames(options);
   const checks: Record<string, boolean> = { ...DUFOUR_ALL_CHECKS };
   for (const [k, v] of Object.entries(options.checks ?? {})) {
-    if (!known.has(k)) {
-      throw new FaultSpecConfigError(
-        'dufour',
-        [`checks.${k}`],
-        `there is no such check; the checks are ${[...known].join(', ')}`,
-      );
-    }
     if (typeof v !== 'boolean') {
       throw new FaultSpecConfigError(
         'dufour',
@@ -165,7 +158,12 @@ export function validateDufourOptions(env: FaultEnv, options: DufourSpfOptions):
  * options.
  */
 export function dufourSpf(options: DufourSpfOptions = {}): FaultHandlerFactory {
-  // Validate what does not depend on the system at once, so a typo fails where it is written.
+  checkNames(options); // what does not depend on the system fails at once, where it is written
+  return (env: FaultEnv) => new DufourSpfHandler(env, options);
+}
+
+/** Refuses check names that do not exist (a typo would otherwise leave the check on silently). */
+function checkNames(options: DufourSpfOptions): void {
   const known = new Set<string>(DUFOUR_CHECKS.map((c) => c.name));
   for (const k of Object.keys(options.checks ?? {})) {
     if (!known.has(k)) {
@@ -176,5 +174,4 @@ export function dufourSpf(options: DufourSpfOptions = {}): FaultHandlerFactory {
       );
     }
   }
-  return (env: FaultEnv) => new DufourSpfHandler(env, options);
 }

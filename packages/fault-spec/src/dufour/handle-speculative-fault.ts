@@ -146,7 +146,7 @@ export function* handleSpeculativeFault(
       vma,
       address: addr,
       realAddress: address,
-      pgoff: vma.vmPgoff + (addr - vma.vmStart) / PAGE_SIZE,
+      pgoff: vma.linearPageIndex(addr),
       flags: flags | FAULT_FLAG_ORIG_PTE_VALID,
       pmd: s.pmdp,
       pte: pteNone(s.origPte) ? null : s.ptep,
