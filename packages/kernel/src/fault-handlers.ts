@@ -1,5 +1,5 @@
 import { classicFaultHandler, type FaultHandlerFactory } from '@spf/fault-classic';
-import { dufourSpf, perVmaLock } from '@spf/fault-spec';
+import { dufourSpf, lespinasseSpf, perVmaLock } from '@spf/fault-spec';
 
 /**
  * The options a fault-handler design takes, as a plain object: `{ specPgtableAlloc: true, checks: {
@@ -75,6 +75,7 @@ const classicEntry: FaultHandlerEntry = {
 export const FAULT_HANDLERS: readonly FaultHandlerEntry[] = [
   classicEntry,
   designEntry('dufour', "Dufour's speculative page fault, SPF v12 (2019)", dufourSpf),
+  designEntry('lespinasse', "Lespinasse's mmap_seq speculative page fault (2021-22)", lespinasseSpf),
   designEntry('pervma', 'per-VMA locks of Linux 6.4, lock_vma_under_rcu()', perVmaLock),
 ];
 
