@@ -27,6 +27,14 @@ if (!send) {
   exit(2);
 }
 
+/** A record of strings from an IPC message (anything else is dropped). */
+function stringRecord(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (typeof v === 'object' && v !== null)
+    for (const [k, x] of Object.entries(v)) if (typeof x === 'string') out[k] = x;
+  return out;
+}
+
 process.once('message', (raw: SandboxRequest) => {
   const secret = String(raw.secret);
   const post = (message: WorkerMessage, then?: () => void) =>
@@ -44,6 +52,7 @@ process.once('message', (raw: SandboxRequest) => {
   gradeTranspiled(lab, js, {
     onStart: (t) => post({ type: 'start', test: t.id }),
     onResult: (result) => post({ type: 'result', result }),
+    ...(raw.schedules === undefined ? {} : { schedules: stringRecord(raw.schedules) }),
   }).then(
     (report) => post({ type: 'done', report }, () => exit(0)),
     (err) =>

@@ -8,6 +8,8 @@ export type SandboxRequest = {
   readonly secret: string;
   /** Run only this test (and its ancestors). */
   readonly only?: string;
+  /** Schedules to replay instead of exploring, by test id. */
+  readonly schedules?: Readonly<Record<string, string>>;
 };
 
 /** Sandbox to parent: a worker message with the run's secret. */

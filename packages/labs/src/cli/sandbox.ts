@@ -119,7 +119,14 @@ function sandboxPort(
   let watch: ReturnType<typeof setInterval> | undefined;
   return {
     post(req) {
-      const msg: SandboxRequest = { type: 'grade', lab: req.lab, js: [...js], secret, only: opts.only };
+      const msg: SandboxRequest = {
+        type: 'grade',
+        lab: req.lab,
+        js: [...js],
+        secret,
+        only: opts.only,
+        ...(req.schedules === undefined ? {} : { schedules: req.schedules }),
+      };
       child.send(msg);
     },
     listen(onMessage: (m: WorkerMessage) => void, onError: (message: string) => void) {
