@@ -245,3 +245,43 @@ describe('spf-grade --watch', () => {
     }
   });
 });
+
+describe('spf-grade: the schedule debugger as text', () => {
+  const variant = ['lab2', '--variant', 'non-atomic-reader-count'];
+  const test = 'rwsem-atomic-reader-count';
+
+  it('prints the failing schedule as a text timeline and the command that reopens it', () => {
+    const r = grade(...variant, '--test', test);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('timeline (the last steps before the failure; cells after each step):');
+    expect(r.out).toMatch(/step +\d+ {2}CPU 3 +writer: block sem +\| sem\.count=1/);
+    const cmd = /debug it: spf-grade (.*)$/m.exec(r.out)?.[1] ?? '';
+    const schedule = /schedule: (\S+)/.exec(r.out)?.[1] ?? '';
+    expect(cmd).toBe(
+      `lab2 --variant non-atomic-reader-count --test ${test} --schedule '${schedule}' --debug`,
+    );
+  });
+
+  it('--debug steps back and forth through that schedule, reading commands from standard input', () => {
+    const first = grade(...variant, '--test', test);
+    const schedule = /schedule: (\S+)/.exec(first.out)?.[1] ?? '';
+    const r = spawnSync(
+      process.execPath,
+      [bin, ...variant, '--test', test, '--schedule', schedule, '--debug'],
+      { encoding: 'utf8', timeout: 60_000, input: 'p\np\nn\nq\n' },
+    );
+    expect(r.stdout).toContain(`Schedule debugger: ${test} (4 CPUs,`);
+    const heads = [...r.stdout.matchAll(/^Step (\d+) of (\d+)/gm)].map((m) => Number(m[1]));
+    const n = Number(/^Step \d+ of (\d+)/m.exec(r.stdout)?.[1]);
+    expect(heads).toEqual([n, n - 1, n - 2, n - 1]);
+    expect(r.stdout).toMatch(/CPU 3 {2}writer +blocked +rwsem\.ts:\d+ in your downWrite/);
+    expect(r.stdout).toContain('locks: sem: held by nobody; waiting: writer (write)');
+    expect(r.status).toBe(1);
+  });
+
+  it('--schedule and --debug need --test (exit 2)', () => {
+    const r = grade(...variant, '--debug');
+    expect(r.err).toContain('--schedule and --debug need --test <id>');
+    expect(r.code).toBe(2);
+  });
+});
