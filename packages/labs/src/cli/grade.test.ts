@@ -285,3 +285,32 @@ describe('spf-grade: the schedule debugger as text', () => {
     expect(r.code).toBe(2);
   });
 });
+
+describe('spf-grade practice', () => {
+  it('prints the same exercise for the same seed, and the answers with -c', () => {
+    const a = grade('practice', 'lab1', '-s', '7');
+    const b = grade('practice', 'lab1', '-s', '7');
+    expect(a.code).toBe(0);
+    expect(a.out).toBe(b.out);
+    expect(a.out).toContain('Lab 1 practice: translate an address by hand (lab1, seed 7)');
+    expect(a.out).not.toContain('Answers (computed by the simulator)');
+    const c = grade('practice', 'lab1', '-s', '7', '-c');
+    expect(c.out).toContain(a.out.split('\n\nWork it out')[0]);
+    expect(c.out).toMatch(/Answers \(computed by the simulator\):\n {2}PML4E\[/);
+    const l2 = grade('practice', 'lab2', '-s', '3', '-c');
+    expect(l2.out).toMatch(/Lab 2 practice: predict an? [\w-]+ interleaving \(lab2, seed 3\)/);
+  });
+
+  it('without -s draws a seed and says how to see the answers; bad seeds and labs are usage errors', () => {
+    const r = grade('practice', 'lab2');
+    const seed = /\(seed (\d+): spf-grade practice lab2 -s \1 -c shows the answers\)/.exec(r.out)?.[1];
+    expect(seed).toBeDefined();
+    expect(grade('practice', 'lab2', '-s', String(seed), '-c').out).toContain(
+      r.out.split('\n\nWork it out')[0],
+    );
+    const bad = grade('practice', 'lab1', '-s', 'x');
+    expect(bad.err).toContain('-s needs a whole number');
+    expect(bad.code).toBe(2);
+    expect(grade('practice', 'lab7').err).toContain("no practice for 'lab7'");
+  });
+});

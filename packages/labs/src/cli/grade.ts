@@ -17,6 +17,8 @@ import { stepThrough } from '../format-debug.js';
 import { formatReport, formatResult } from '../format-report.js';
 import { MAX_SOURCE_CHARS, type Sources } from '../grade.js';
 import { gradescopeResults } from '../gradescope.js';
+import { formatExercise, PracticeError } from '../practice/practice.js';
+import { practiceExercise } from '../practice/practice-registry.js';
 import type { TestResult } from '../result.js';
 import type { Lab } from '../lab.js';
 import { getLab, labs } from '../registry.js';
@@ -35,6 +37,8 @@ const USAGE = `usage: spf-grade <lab> [solution-file ...]   grade files (default
        spf-grade <lab> --hint          show the next hint (remembered per lab in ~/.spf-grade/hints.json)
        spf-grade <lab> files... --test <id> [--schedule <s>] --debug
                                        step through a concurrency test's failing schedule (n, p, <step>, q)
+       spf-grade practice <lab> [-s <seed>] [-c]
+                                       a fresh exercise to do by hand (-c: with the answers); no grading
        spf-grade --list
 options: --test <id>  run one test (and the tests it depends on);  --schedule <s>  replay this schedule in
          that test instead of exploring (the schedule a failure printed);  --format text|json|gradescope
@@ -153,6 +157,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  if (args[0] === 'practice') return practice(args.slice(1));
   if (flag('--list')) {
     for (const l of labs)
       console.log(`${l.id}\t${l.title} (v${l.version}): ${l.files.map((f) => f.name).join(', ')}`);
@@ -242,6 +247,39 @@ async function main(argv: string[]): Promise<number> {
   const code = await run(sources);
   if (!watch) return code;
   return watchAndRegrade(lab, files, run);
+}
+
+/**
+ * `spf-grade practice <lab> [-s seed] [-c]`: prints a practice exercise (OSTEP's `-s seed -c` style). Without
+ * `-s` the seed is drawn at random and printed, so the exercise can be shown again with its answers.
+ */
+function practice(argv: string[]): number {
+  const args = [...argv];
+  let seed: number | undefined;
+  let answers = false;
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '-c' || a === '--answers') answers = true;
+    else if (a === '-s' || a === '--seed') {
+      const v = args[++i];
+      if (v === undefined || !/^\d+$/.test(v))
+        fail(`${a} needs a whole number from 0 to 4294967295 (got ${v ?? 'nothing'})`);
+      seed = Number(v);
+    } else if (a.startsWith('-')) fail(`unknown practice option ${a} (use -s <seed> and -c)`);
+    else rest.push(a);
+  }
+  if (rest.length !== 1) fail('practice needs one lab, e.g. spf-grade practice lab1 -s 7');
+  const chosen = seed ?? Math.floor(Math.random() * 2 ** 32);
+  try {
+    console.log(formatExercise(practiceExercise(rest[0], chosen), answers));
+  } catch (err) {
+    if (err instanceof PracticeError) fail(err.message);
+    throw err;
+  }
+  if (seed === undefined && !answers)
+    console.log(`(seed ${chosen}: spf-grade practice ${rest[0]} -s ${chosen} -c shows the answers)`);
+  return 0;
 }
 
 /** Quotes a command-line argument for a POSIX shell when it needs it. */
