@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
-import { gradeSources, lab2, type ScheduleDebug } from '@spf/labs';
+import { formatExercise, gradeSources, lab2, practiceExercise, type ScheduleDebug } from '@spf/labs';
 import { variantSources } from '@spf/labs/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serve } from '../scripts/serve.mjs';
@@ -455,6 +455,29 @@ describe.skipIf(!hasChromium)('course site in Chromium', () => {
       await page.screenshot({ path: join(SHOTS, `lab2-debugger-${scheme}.png`) });
     });
   }
+
+  it('the practice panels show the same exercise as the CLI for a seed, and the answers on request', async () => {
+    for (const [lab, seed] of [
+      ['lab1', 7],
+      ['lab2', 3],
+    ] as const) {
+      const ex = practiceExercise(lab, seed);
+      await page.goto(`${base}/labs/${lab}/`);
+      const panel = page.locator(`[data-practice="${lab}"]`);
+      await panel.locator('[data-practice-seed]').fill(String(seed));
+      await panel.locator('[data-practice-action="show"]').click();
+      await page.waitForSelector(`[data-practice="${lab}"][data-seed="${seed}"]`);
+      expect(await panel.locator('[data-practice-question]').textContent()).toBe(
+        formatExercise(ex, false).split('\n\nWork it out')[0],
+      );
+      expect(await panel.locator('[data-practice-answer]').isVisible()).toBe(false);
+      await panel.locator('[data-practice-action="answers"]').click();
+      expect(await panel.locator('[data-practice-answer]').textContent()).toBe(ex.answer.join('\n'));
+      await panel.locator('[data-practice-action="new"]').click();
+      expect(Number(await panel.getAttribute('data-seed'))).not.toBe(seed);
+    }
+    expect(pageErrors).toEqual([]);
+  });
 
   it('shows the lab status on the lab index', async () => {
     await page.goto(`${base}/labs/`);

@@ -24,6 +24,12 @@ import type { Lab } from '../lab.js';
 import { getLab, labs } from '../registry.js';
 import { referenceSources } from '../reference-solutions.js';
 import { starterSources, variantSources } from '../variants.js';
+import {
+  InstructorTestsError,
+  instructorTestFiles,
+  loadInstructorTests,
+  withInstructorTests,
+} from './instructor-tests.js';
 import { gradeInSandbox } from './sandbox.js';
 
 /** The longest delay a JavaScript timer can wait (a longer one fires at once). */
@@ -40,7 +46,8 @@ const USAGE = `usage: spf-grade <lab> [solution-file ...]   grade files (default
        spf-grade practice <lab> [-s <seed>] [-c]
                                        a fresh exercise to do by hand (-c: with the answers); no grading
        spf-grade --list
-options: --test <id>  run one test (and the tests it depends on);  --schedule <s>  replay this schedule in
+options: --tests <dir>  also run the tests exported (\`tests\`) by the .mjs/.js modules in <dir> (an
+         instructor's hidden tests);  --test <id>  run one test (and the tests it depends on);  --schedule <s>  replay this schedule in
          that test instead of exploring (the schedule a failure printed);  --format text|json|gradescope
          (gradescope: the results.json of Gradescope's autograder);  --json  same as --format json;  --time-limit <ms>  per-test limit (default 3000, at most ${MAX_TIMER_MS})
 paths are relative to the directory you ran the command in`;
@@ -168,6 +175,7 @@ async function main(argv: string[]): Promise<number> {
   const watch = flag('--watch');
   const only = option('--test');
   const schedule = option('--schedule');
+  const testsDir = option('--tests');
   const debug = flag('--debug');
   const format = option('--format') ?? (jsonFlag ? 'json' : 'text');
   if (!['text', 'json', 'gradescope'].includes(format))
@@ -191,6 +199,16 @@ async function main(argv: string[]): Promise<number> {
     lab = getLab(labId);
   } catch (err) {
     fail((err as Error).message);
+  }
+  let testFiles: string[] = [];
+  if (testsDir !== undefined) {
+    try {
+      testFiles = instructorTestFiles(resolve(userDirectory(), testsDir));
+      lab = withInstructorTests(lab, await loadInstructorTests(testFiles));
+    } catch (err) {
+      if (err instanceof InstructorTestsError) fail(err.message);
+      throw err;
+    }
   }
   if (hint) {
     showNextHint(lab);
@@ -220,6 +238,7 @@ async function main(argv: string[]): Promise<number> {
     const report = await gradeInSandbox(lab, src, {
       testTimeLimitMs,
       only,
+      ...(testFiles.length > 0 ? { testFiles } : {}),
       ...(schedule !== undefined && only !== undefined ? { schedules: { [only]: schedule } } : {}),
       onResult: json
         ? undefined

@@ -1,4 +1,5 @@
 import { gradeTranspiled } from '../grade-transpiled.js';
+import { loadInstructorTests, withInstructorTests } from './instructor-tests.js';
 import { getLab } from '../registry.js';
 import { withAncestors } from '../test-chain.js';
 import type { WorkerMessage } from '../worker-protocol.js';
@@ -35,13 +36,18 @@ function stringRecord(v: unknown): Record<string, string> {
   return out;
 }
 
-process.once('message', (raw: SandboxRequest) => {
+process.once('message', (raw: SandboxRequest) => void serve(raw));
+
+async function serve(raw: SandboxRequest): Promise<void> {
   const secret = String(raw.secret);
   const post = (message: WorkerMessage, then?: () => void) =>
     send?.({ secret, message }, undefined, {}, () => then?.());
   let lab: ReturnType<typeof getLab>;
   try {
     lab = getLab(String(raw.lab));
+    // The instructor's tests load before any student code (they are the grader's, not the student's).
+    if (Array.isArray(raw.testFiles) && raw.testFiles.length > 0)
+      lab = withInstructorTests(lab, await loadInstructorTests(raw.testFiles.map(String)));
     if (raw.only !== undefined) lab = withAncestors(lab, String(raw.only));
   } catch (err) {
     post({ type: 'crash', message: (err as Error).message }, () => exit(0));
@@ -61,4 +67,4 @@ process.once('message', (raw: SandboxRequest) => {
         () => exit(0),
       ),
   );
-});
+}
