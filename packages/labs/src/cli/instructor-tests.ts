@@ -59,7 +59,7 @@ export async function loadInstructorTests(files: readonly string[]): Promise<Lab
     }
     if (!Array.isArray(mod.tests))
       throw new InstructorTestsError(`${file} must export \`tests\`, an array of tests`);
-    mod.tests.forEach((t, i) => out.push(checkTest(file, t, i)));
+    for (const [i, t] of mod.tests.entries()) out.push(checkTest(file, t, i));
   }
   return out;
 }
