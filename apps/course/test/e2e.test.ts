@@ -406,6 +406,9 @@ describe.skipIf(!hasChromium)('course site in Chromium', () => {
       return h ? h.right <= b.right + 1 && h.left >= b.left - 1 : false;
     });
     expect(reach).toBe(true);
+    await dbg.locator('[data-dbg-timeline]').evaluate((box) => {
+      box.scrollLeft = 0;
+    });
     await li.scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(SHOTS, 'lab2-timeline.png') });
     // The link reopens the same failure at the same step, in a new tab with the saved code.

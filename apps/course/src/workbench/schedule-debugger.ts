@@ -50,11 +50,11 @@ export class ScheduleDebugger {
       const b = el('button', { type: 'button', 'data-dbg': action, title }, text);
       return b;
     };
-    const first = button('first', '⏮', 'first step shown');
+    const first = button('first', 'First', 'first step shown');
     const back = button('back', '◀ Back', 'previous step (←)');
     this.playBtn = button('play', 'Play', 'play the schedule from here; press again to pause');
     const forward = button('forward', 'Forward ▶', 'next step (→)');
-    const last = button('last', '⏭', 'last step: where it failed');
+    const last = button('last', 'Last', 'last step: where it failed');
     this.slider = el('input', {
       type: 'range',
       min: '0',
