@@ -24,7 +24,7 @@ describe('spf-grade', () => {
   beforeAll(() => {
     const b = spawnSync('npx', ['tsc', '-b'], { cwd: pkg, encoding: 'utf8' });
     if (b.status !== 0) throw new Error(`tsc -b failed:\n${b.stdout}${b.stderr}`);
-  });
+  }, 180_000); // an incremental build, but slow on a loaded machine
 
   it('prints each test and Score: 100/100, exit 0, for the reference', () => {
     const r = grade('lab1', '--reference');
