@@ -5,7 +5,7 @@ describe('debugger links', () => {
   it('round-trip a test, a step and a schedule (with the characters schedules use)', () => {
     const link = { test: 'rwsem-atomic-reader-count', step: 42, schedule: 's1:3*6,2*15,1*14,0*11,1' };
     const hash = debugLinkHash(link);
-    expect(hash).not.toMatch(/[\s#&]/); // nothing that would end or split the fragment
+    expect(hash.split('&')).toHaveLength(3); // the schedule's characters do not split the fragment
     expect(parseDebugLink(`#${hash}`)).toEqual(link);
   });
 

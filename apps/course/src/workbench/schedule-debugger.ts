@@ -113,6 +113,10 @@ export class ScheduleDebugger {
       e.preventDefault();
     });
     this.go(this.index);
+    // Scroll the timeline to the current row once the debugger is on the page (it is built detached).
+    requestAnimationFrame(() => {
+      if (this.element.isConnected) this.go(this.index);
+    });
   }
 
   /** The timeline table: one column per CPU, one row per step. */
