@@ -28,6 +28,7 @@ export default defineConfig({
             { label: 'All labs and your progress', link: '/labs/' },
             { label: 'Lab 1: walk the page tables', link: '/labs/lab1/' },
             { label: 'Lab 2: seqcount and rwsem', link: '/labs/lab2/' },
+            { label: 'For instructors: hidden tests', link: '/labs/instructors/' },
           ],
         },
         {

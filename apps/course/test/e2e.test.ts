@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { formatExercise, gradeSources, lab2, practiceExercise, type ScheduleDebug } from '@spf/labs';
+import { variantSources } from '@spf/labs/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serve } from '../scripts/serve.mjs';
 import { ensureBuilt } from './site.js';
@@ -110,6 +112,62 @@ describe.skipIf(!hasChromium)('course site in Chromium', () => {
         ? (JSON.parse(localStorage.getItem(k) ?? '{}').files?.['walk.ts'] as string | undefined)
         : undefined;
     });
+
+  /**
+   * WCAG contrast of every visible text under `root` against what is painted behind it, and the luminance
+   * of what is painted behind `under` (an element inside it).
+   */
+  function measureContrast(
+    root: string,
+    under: string,
+  ): Promise<{ samples: ContrastSample[]; backdrop: number }> {
+    return page.evaluate(
+      ([rootSel, underSel]) => {
+        const parse = (c: string): number[] => {
+          const m = c.match(/[\d.]+/g)?.map(Number) ?? [0, 0, 0];
+          return [m[0], m[1], m[2], m[3] ?? 1];
+        };
+        const lum = ([r, g, b]: number[]) => {
+          const f = (v: number) => {
+            const s = v / 255;
+            return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+          };
+          return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+        };
+        const over = (top: number[], under: number[]) =>
+          [0, 1, 2].map((i) => top[i] * top[3] + under[i] * (1 - top[3])).concat(1);
+        /** What is painted behind an element: its ancestors' backgrounds composited over the canvas. */
+        const backdrop = (el: Element) => {
+          const chain: Element[] = [];
+          for (let e: Element | null = el; e; e = e.parentElement) chain.unshift(e);
+          let bg = [255, 255, 255, 1];
+          for (const e of chain) bg = over(parse(getComputedStyle(e).backgroundColor), bg);
+          return bg;
+        };
+        const box = document.querySelector(rootSel) as HTMLElement;
+        const out: Array<{ text: string; cls: string; color: string; background: string; ratio: number }> =
+          [];
+        const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
+        for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+          const text = n.textContent?.trim() ?? '';
+          const el = n.parentElement;
+          if (!text || !el || el.getClientRects().length === 0) continue;
+          const bg = backdrop(el);
+          const fg = over(parse(getComputedStyle(el).color), bg);
+          const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+          out.push({
+            text: text.slice(0, 30),
+            cls: el.className,
+            color: getComputedStyle(el).color,
+            background: `rgb(${bg.slice(0, 3).map(Math.round).join(', ')})`,
+            ratio: (a + 0.05) / (b + 0.05),
+          });
+        }
+        return { samples: out, backdrop: lum(backdrop(box.querySelector(underSel) as Element)) };
+      },
+      [root, under] as const,
+    );
+  }
 
   it('grades the starter low, and keeps the reference solution locked', async () => {
     await openLab1();
@@ -274,31 +332,154 @@ describe.skipIf(!hasChromium)('course site in Chromium', () => {
     expect(await page.locator('[data-hints] li').count()).toBe(1);
   });
 
-  it('Lab 2: a buggy rwsem shows the failing schedule as a per-CPU timeline with Replay', async () => {
-    const lab2 = readFileSync(join(REPO, 'packages/labs/lab-files/lab2/reference/rwsem.ts'), 'utf8');
-    const buggy = lab2.replace(
-      'if (sem.count.value === 0 && grantHead(sem) > 0) yield* wake(sem.waitQueue, Number.POSITIVE_INFINITY);',
-      'if (sem.count.value === 0) grantHead(sem);',
-    );
-    expect(buggy).not.toBe(lab2);
+  it('Lab 2: the schedule debugger steps through a 4-CPU failure, and its link reopens it', async () => {
+    // The known-buggy rwsem whose readers update the count with a load and a later store: a 4-CPU test
+    // (three readers and a writer) loses an update and the writer sleeps forever.
+    const sources = variantSources(lab2, 'non-atomic-reader-count');
+    const test = 'rwsem-atomic-reader-count';
+    // What the debugger must show, step by step: the same grading in Node (the runs are deterministic).
+    const node = await gradeSources(lab2, sources);
+    const expected = node.results.find((r) => r.id === test)?.details.debug as ScheduleDebug;
+    expect(expected.cpus).toBe(4);
+    const n = expected.steps.length;
+    const cellAt = (i: number) => expected.steps[i].cells[0];
+    const lockAt = (i: number) => expected.lockStates[expected.steps[i].locks[0]];
+
     await page.goto(`${base}/labs/lab2/`);
     await page.waitForSelector('[data-workbench][data-ready="true"]', { timeout: 20_000 });
     await page.click('[data-file="rwsem.ts"]');
-    await setCode(buggy);
+    await setCode(sources['rwsem.ts']);
     await page.click('[data-file="seqcount.ts"]');
-    await setCode(readFileSync(join(REPO, 'packages/labs/lab-files/lab2/reference/seqcount.ts'), 'utf8'));
+    await setCode(sources['seqcount.ts']);
     await runTests();
-    const li = page.locator('li[data-test="rwsem-up-read-wakes-writer"]');
+    const li = page.locator(`li[data-test="${test}"]`);
     expect(await li.getAttribute('data-status')).toBe('fail');
-    expect(await li.textContent()).toContain('deadlock');
-    expect(await li.locator('.wb-schedule code').textContent()).toMatch(/^s1:/);
-    const rows = await li.locator('svg g.row').count();
-    expect(rows).toBeGreaterThan(3);
-    expect(await li.locator('svg').textContent()).toContain('CPU 1');
-    await li.locator('[data-action="replay"]').click();
-    await page.waitForSelector('li[data-test="rwsem-up-read-wakes-writer"] svg g.row.now');
+    const dbg = li.locator('[data-debugger]');
+    const shown = async () => ({
+      step: Number(await dbg.getAttribute('data-step')),
+      count: await dbg.locator('[data-cell="sem.count"] [data-value]').textContent(),
+      holders: await dbg.locator('[data-lock="sem"] [data-holders]').textContent(),
+      waiters: await dbg.locator('[data-lock="sem"] [data-waiters]').textContent(),
+    });
+    const want = (i: number) => ({
+      step: expected.steps[i].step + 1,
+      count: cellAt(i),
+      holders: lockAt(i).holders.join(', ') || 'nobody',
+      waiters: lockAt(i).waiters.join(', ') || '—',
+    });
+    // It opens at the failing step: the writer is queued and asleep, the count says a reader is inside.
+    expect(await shown()).toEqual(want(n - 1));
+    expect(await shown()).toMatchObject({ count: '1', holders: 'nobody', waiters: 'writer (write)' });
+    expect(await dbg.locator('[data-cpu="3"] [data-state]').textContent()).toBe('blocked');
+    expect(await dbg.locator('[data-cpu="3"] [data-code]').textContent()).toMatch(
+      /^rwsem\.ts:\d+ in downWrite return block\(sem\.waitQueue/,
+    );
+    expect(await dbg.locator('[data-cpu="3"] [data-kernel]').textContent()).toContain(
+      'from RwSemaphore.downWrite (@spf/locks)',
+    );
+    // Back, step by step, to where the count last changed: the page agrees with the simulator at each one.
+    let i = n - 1;
+    while (i > 0 && cellAt(i - 1) === cellAt(n - 1)) {
+      await dbg.locator('[data-dbg="back"]').click();
+      i--;
+      expect(await shown()).toEqual(want(i));
+    }
+    await dbg.locator('[data-dbg="back"]').click();
+    i--;
+    expect(await shown()).toEqual(want(i));
+    expect((await shown()).count).not.toBe('1');
+    // Before the writer queued, nobody waited.
+    const queued = expected.steps.findIndex((_, k) => lockAt(k).waiters.length > 0);
+    await dbg.locator('[data-dbg="slider"]').fill(String(queued - 1));
+    expect(await shown()).toEqual(want(queued - 1));
+    expect((await shown()).waiters).toBe('—');
+    await dbg.locator('[data-dbg="forward"]').click();
+    expect(await shown()).toEqual(want(queued));
+    expect((await shown()).waiters).toBe('writer (write)');
+    // Every CPU has its column, reachable by scrolling the timeline: nothing is cropped.
+    const heads = await dbg.locator('[data-dbg-timeline] thead th').allTextContents();
+    expect(heads).toEqual(['step', 'CPU 0', 'CPU 1', 'CPU 2', 'CPU 3']);
+    const reach = await dbg.locator('[data-dbg-timeline]').evaluate((box) => {
+      box.scrollLeft = box.scrollWidth;
+      const b = box.getBoundingClientRect();
+      const h = [...box.querySelectorAll('thead th')].at(-1)?.getBoundingClientRect();
+      return h ? h.right <= b.right + 1 && h.left >= b.left - 1 : false;
+    });
+    expect(reach).toBe(true);
+    await dbg.locator('[data-dbg-timeline]').evaluate((box) => {
+      box.scrollLeft = 0;
+    });
     await li.scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(SHOTS, 'lab2-timeline.png') });
+    // The link reopens the same failure at the same step, in a new tab with the saved code.
+    const mid = Math.floor(n / 2);
+    await dbg.locator('[data-dbg="slider"]').fill(String(mid));
+    const href = await dbg.locator('[data-dbg-link]').getAttribute('href');
+    expect(href).toMatch(/^\/labs\/lab2\/#debug=/);
+    const tab = await context.newPage();
+    await tab.goto(`${base}${href}`);
+    await tab.waitForSelector(`li[data-test="${test}"] [data-debugger][data-step="${want(mid).step}"]`, {
+      timeout: 30_000,
+    });
+    const d2 = tab.locator(`li[data-test="${test}"] [data-debugger]`);
+    expect(await d2.locator('[data-cell="sem.count"] [data-value]').textContent()).toBe(cellAt(mid));
+    expect(await tab.textContent('[data-status-line]')).toContain(`Reopened the failure of ${test} at step`);
+    expect(await tab.textContent(`li[data-test="${test}"] .wb-message`)).toContain(
+      'replaying the schedule you asked for',
+    );
+    await tab.close();
+  });
+
+  for (const scheme of ['light', 'dark'] as const) {
+    it(`the schedule debugger's text meets WCAG AA contrast in the ${scheme} theme`, async () => {
+      await page.emulateMedia({ colorScheme: scheme });
+      await page.goto(`${base}/labs/lab2/`);
+      await page.evaluate(() => localStorage.removeItem('starlight-theme'));
+      await page.reload();
+      // The last report (with the failing test's debugger) is restored from the saved progress.
+      await page.waitForSelector('[data-debugger]', { timeout: 20_000 });
+      expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe(scheme);
+      const { samples, backdrop } = await measureContrast('[data-debugger]', '[data-dbg-timeline] td');
+      const low = samples.filter((x) => x.ratio < 4.5);
+      console.log(
+        `${scheme}: ${samples.length} text runs in the debugger, lowest ${Math.min(...samples.map((x) => x.ratio)).toFixed(2)}:1`,
+      );
+      expect(samples.length).toBeGreaterThan(50);
+      expect(
+        low.map((x) => `${x.ratio.toFixed(2)}:1 "${x.text}" .${x.cls} ${x.color} on ${x.background}`),
+      ).toEqual([]);
+      // The timeline follows the theme (it was white in the dark theme).
+      if (scheme === 'dark') expect(backdrop).toBeLessThan(0.1);
+      else expect(backdrop).toBeGreaterThan(0.8);
+      await page
+        .locator('[data-debugger]')
+        .first()
+        .evaluate((e) => e.scrollIntoView({ block: 'start' }));
+      await page.screenshot({ path: join(SHOTS, `lab2-debugger-${scheme}.png`) });
+    });
+  }
+
+  it('the practice panels show the same exercise as the CLI for a seed, and the answers on request', async () => {
+    for (const [lab, seed] of [
+      ['lab1', 7],
+      ['lab2', 3],
+    ] as const) {
+      const ex = practiceExercise(lab, seed);
+      await page.goto(`${base}/labs/${lab}/`);
+      const panel = page.locator(`[data-practice="${lab}"]`);
+      await panel.locator('[data-practice-seed]').fill(String(seed));
+      await panel.locator('[data-practice-action="show"]').click();
+      await page.waitForSelector(`[data-practice="${lab}"][data-seed="${seed}"]`);
+      expect(await panel.locator('[data-practice-question]').textContent()).toBe(
+        formatExercise(ex, false).split('\n\nWork it out')[0],
+      );
+      expect(await panel.locator('[data-practice-answer]').isVisible()).toBe(false);
+      await panel.locator('[data-practice-action="answers"]').click();
+      expect(await panel.locator('[data-practice-answer]').textContent()).toBe(ex.answer.join('\n'));
+      await panel.locator('[data-practice-action="new"]').click();
+      expect(Number(await panel.getAttribute('data-seed'))).not.toBe(seed);
+    }
+    expect(pageErrors).toEqual([]);
   });
 
   it('shows the lab status on the lab index', async () => {
@@ -337,52 +518,7 @@ describe.skipIf(!hasChromium)('course site in Chromium', () => {
       await setCode(reference);
       await page.click('h1'); // blur the editor: no selection painted over the text
       expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe(scheme);
-      const { samples, editorLuminance } = await page.evaluate(() => {
-        const parse = (c: string): number[] => {
-          const m = c.match(/[\d.]+/g)?.map(Number) ?? [0, 0, 0];
-          return [m[0], m[1], m[2], m[3] ?? 1];
-        };
-        const lum = ([r, g, b]: number[]) => {
-          const f = (v: number) => {
-            const s = v / 255;
-            return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
-          };
-          return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
-        };
-        const over = (top: number[], under: number[]) =>
-          [0, 1, 2].map((i) => top[i] * top[3] + under[i] * (1 - top[3])).concat(1);
-        /** What is painted behind an element: its ancestors' backgrounds composited over the canvas. */
-        const backdrop = (el: Element) => {
-          const chain: Element[] = [];
-          for (let e: Element | null = el; e; e = e.parentElement) chain.unshift(e);
-          let bg = [255, 255, 255, 1];
-          for (const e of chain) bg = over(parse(getComputedStyle(e).backgroundColor), bg);
-          return bg;
-        };
-        const editor = document.querySelector('.cm-editor') as HTMLElement;
-        const out: Array<{ text: string; cls: string; color: string; background: string; ratio: number }> =
-          [];
-        const walker = document.createTreeWalker(editor, NodeFilter.SHOW_TEXT);
-        for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-          const text = n.textContent?.trim() ?? '';
-          const el = n.parentElement;
-          if (!text || !el || el.getClientRects().length === 0) continue;
-          const bg = backdrop(el);
-          const fg = over(parse(getComputedStyle(el).color), bg);
-          const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
-          out.push({
-            text: text.slice(0, 30),
-            cls: el.className,
-            color: getComputedStyle(el).color,
-            background: `rgb(${bg.slice(0, 3).map(Math.round).join(', ')})`,
-            ratio: (a + 0.05) / (b + 0.05),
-          });
-        }
-        return {
-          samples: out,
-          editorLuminance: lum(backdrop(editor.querySelector('.cm-content') as Element)),
-        };
-      });
+      const { samples, backdrop: editorLuminance } = await measureContrast('.cm-editor', '.cm-content');
       const low = (samples as ContrastSample[]).filter((x) => x.ratio < 4.5);
       const min = Math.min(...samples.map((x) => x.ratio));
       console.log(

@@ -1,3 +1,4 @@
+import { formatDebugTimeline } from './format-debug.js';
 import type { GradeReport, TestResult } from './result.js';
 
 const LABEL: Record<TestResult['status'], string> = {
@@ -16,6 +17,10 @@ export function formatResult(r: TestResult): string {
   if (r.details.expected !== undefined) lines.push(`   expected: ${r.details.expected}`);
   if (r.details.actual !== undefined) lines.push(`   actual:   ${r.details.actual}`);
   if (r.details.schedule !== undefined) lines.push(`   schedule: ${r.details.schedule}`);
+  if (r.details.debug) {
+    lines.push('   timeline (the last steps before the failure; cells after each step):');
+    lines.push(...formatDebugTimeline(r.details.debug, 12).map((l) => `     ${l}`));
+  }
   if (r.details.notes) lines.push(...r.details.notes.map((l) => `   ${l}`));
   if (r.output) lines.push(...r.output.split('\n').map((l) => `   | ${l}`));
   return lines.join('\n');

@@ -26,7 +26,28 @@ export {
 } from './lab-errors.js';
 export { lab1 } from './lab1/lab1.js';
 export { lab2 } from './lab2/lab2.js';
-export { checkSchedules, type SearchMode } from './lab2/explorer-check.js';
+export { type CheckOptions, checkSchedules, type SearchMode } from './lab2/explorer-check.js';
+export { watchRwsem, watchSeqcount } from './lab2/debug-watch.js';
+export {
+  DEBUG_STEPS,
+  type DebugLock,
+  type DebugPlace,
+  type DebugStep,
+  type ScheduleDebug,
+  type WatchedCell,
+  watchCells,
+} from './schedule-debug.js';
+export { formatDebugStep, formatDebugTimeline, stepThrough } from './format-debug.js';
+export { probedNamespace, traceStudent } from './debug-probe.js';
+export {
+  checkPracticeSeed,
+  formatExercise,
+  type PracticeExercise,
+  PracticeError,
+} from './practice/practice.js';
+export { lab1Practice } from './practice/lab1-practice.js';
+export { lab2Practice } from './practice/lab2-practice.js';
+export { practiceExercise, practiceGenerators } from './practice/practice-registry.js';
 export {
   type MapOptions,
   PageTableBuilder,

@@ -1,4 +1,5 @@
 import type { CompactTrace } from '@spf/machine';
+import type { ScheduleDebug } from './schedule-debug.js';
 
 /** Details a failing test reports to the student. */
 export type FailureDetails = {
@@ -8,6 +9,8 @@ export type FailureDetails = {
   readonly schedule?: string;
   /** For concurrency tests: the failing run's trace, for a per-CPU timeline. */
   readonly trace?: CompactTrace;
+  /** For concurrency tests: the schedule debugger's steps (CPUs' lines, cell values, lock holders). */
+  readonly debug?: ScheduleDebug;
   /** 1-based line in the student's file where an exception was thrown, when known. */
   readonly line?: number;
   /** The student file that line refers to. */

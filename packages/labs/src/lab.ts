@@ -32,6 +32,11 @@ export interface TestContext {
   fn<F>(file: string, name: string): F;
   /** Appends a line to the test's output. */
   log(line: string): void;
+  /**
+   * A schedule to replay instead of exploring (concurrency tests pass it to `checkSchedules`): set when the
+   * student reopens a failure (`spf-grade --schedule`, the page's debugger link).
+   */
+  readonly schedule?: string;
 }
 
 /** A graded test. Throw a `TestFailure` (or any error) to fail it; return to pass. */

@@ -10,6 +10,8 @@ export type RunnerHooks = {
   readonly onResult?: (result: TestResult) => void;
   /** Host clock for durations; defaults to `performance.now`. */
   readonly clock?: () => number;
+  /** Schedules to replay instead of exploring, by test id (reopening a failure in the schedule debugger). */
+  readonly schedules?: Readonly<Record<string, string>>;
 };
 
 const CONSOLE_METHODS = ['log', 'info', 'warn', 'error', 'debug'] as const;
@@ -56,9 +58,10 @@ function safeString(v: unknown): string {
   }
 }
 
-function context(student: StudentModules, output: string[]): TestContext {
+function context(student: StudentModules, output: string[], schedule: string | undefined): TestContext {
   return {
     student,
+    ...(schedule === undefined ? {} : { schedule }),
     log: (line) => output.push(line),
     fn<F>(file: string, name: string): F {
       const mod = student[file];
@@ -116,7 +119,9 @@ export async function runTests(
       let details: FailureDetails = {};
       try {
         await withCapturedConsole(output, async () => {
-          await t.run(context(student, output));
+          const schedule =
+            hooks.schedules && Object.hasOwn(hooks.schedules, t.id) ? hooks.schedules[t.id] : undefined;
+          await t.run(context(student, output, schedule));
         });
       } catch (err) {
         if (err instanceof TestFailure) {

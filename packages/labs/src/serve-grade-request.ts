@@ -12,6 +12,7 @@ export async function serveGradeRequest(req: GradeRequest, post: (m: WorkerMessa
     const report = await gradeSources(lab, req.sources, {
       onStart: (t) => post({ type: 'start', test: t.id }),
       onResult: (result) => post({ type: 'result', result }),
+      ...(req.schedules === undefined ? {} : { schedules: req.schedules }),
     });
     post({ type: 'done', report });
   } catch (err) {

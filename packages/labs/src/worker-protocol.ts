@@ -6,7 +6,13 @@ import { stoppedReport, timeoutReport } from './timeout-report.js';
 export type Sources = Readonly<Record<string, string>>;
 
 /** Page (or CLI) to worker: grade these sources for this lab. */
-export type GradeRequest = { readonly type: 'grade'; readonly lab: string; readonly sources: Sources };
+export type GradeRequest = {
+  readonly type: 'grade';
+  readonly lab: string;
+  readonly sources: Sources;
+  /** Schedules to replay instead of exploring, by test id (reopening a failure in the schedule debugger). */
+  readonly schedules?: Readonly<Record<string, string>>;
+};
 
 /** Worker to page (or CLI): progress and the final report. */
 export type WorkerMessage =
@@ -30,6 +36,8 @@ export type WatchdogOptions = {
   readonly loadTimeLimitMs?: number;
   readonly onStart?: (testId: string) => void;
   readonly onResult?: (result: TestResult) => void;
+  /** Schedules to replay instead of exploring, by test id (see {@link GradeRequest}). */
+  readonly schedules?: Readonly<Record<string, string>>;
 };
 
 /**
@@ -83,6 +91,11 @@ export function gradeWithWatchdog(
       (message) => finish(stoppedReport(lab, finished, running, `the grading worker failed: ${message}`)),
     );
     arm(loadLimit);
-    worker.post({ type: 'grade', lab: lab.id, sources });
+    worker.post({
+      type: 'grade',
+      lab: lab.id,
+      sources,
+      ...(opts.schedules === undefined ? {} : { schedules: opts.schedules }),
+    });
   });
 }

@@ -5,6 +5,7 @@ import {
   type TestResult,
   type WorkerPort,
 } from '@spf/labs';
+import { debugLinkHash, parseDebugLink } from './debug-link.js';
 import type { LabEditor } from './editor.js';
 import {
   exportProgress,
@@ -15,6 +16,7 @@ import {
   loadProgress,
   saveProgress,
 } from './progress-store.js';
+import { ScheduleDebugger } from './schedule-debugger.js';
 import { renderTimelineSvg } from './timeline.js';
 import type { TypeStatus } from './type-check.js';
 
@@ -63,6 +65,8 @@ export class Workbench {
   private editor: LabEditor | null = null;
   private readonly q = <T extends Element>(sel: string) => this.root.querySelector<T>(sel) as T;
   private replayTimer: ReturnType<typeof setInterval> | undefined;
+  /** The schedule debugger of each failing concurrency test shown. */
+  private readonly debuggers = new Map<string, ScheduleDebugger>();
 
   constructor(
     private readonly root: HTMLElement,
@@ -125,6 +129,34 @@ export class Workbench {
     this.q<HTMLButtonElement>('[data-action="run"]').disabled = false;
     this.root.dataset.ready = 'true';
     this.setStatus('Edit the code, then press Run tests (or Ctrl-Enter in the editor).');
+    await this.reopenLinkedFailure();
+  }
+
+  /**
+   * A debugger link (`#debug=<test>&step=<n>&schedule=<s>`) grades the saved code again with that schedule
+   * replayed in that test, and opens the test's debugger at step n.
+   */
+  private async reopenLinkedFailure(): Promise<void> {
+    const link = parseDebugLink(location.hash);
+    if (!link) return;
+    if (!this.outline.tests.some((t) => t.id === link.test)) {
+      this.setStatus(`The link names a test this lab does not have (${link.test}).`);
+      return;
+    }
+    await this.run({ [link.test]: link.schedule });
+    const dbg = this.debuggers.get(link.test);
+    const li = this.root.querySelector<HTMLElement>(`li[data-test="${CSS.escape(link.test)}"]`);
+    li?.scrollIntoView({ block: 'start' });
+    if (!dbg) {
+      this.setStatus(`Reopened ${link.test}: with your current code this schedule no longer fails.`);
+      return;
+    }
+    if (!dbg.goToStep(link.step))
+      this.setStatus(
+        `Reopened ${link.test}; step ${link.step} is not among the steps kept, showing the last one.`,
+      );
+    else this.setStatus(`Reopened the failure of ${link.test} at step ${link.step}.`);
+    dbg.element.focus();
   }
 
   private bind(): void {
@@ -177,7 +209,7 @@ export class Workbench {
     this.setStatus(`${file} was reset to the starter code.`);
   }
 
-  private async run(): Promise<void> {
+  private async run(schedules?: Readonly<Record<string, string>>): Promise<void> {
     const runBtn = this.q<HTMLButtonElement>('[data-action="run"]');
     runBtn.disabled = true;
     this.stopReplay();
@@ -191,6 +223,7 @@ export class Workbench {
     const t0 = performance.now();
     const report = await gradeWithWatchdog(this.outline, sources, spawnWorker, {
       testTimeLimitMs: TEST_TIME_LIMIT_MS,
+      ...(schedules ? { schedules } : {}),
       onResult: (r) => list.append(this.renderResult(r)),
     });
     const ms = Math.round(performance.now() - t0);
@@ -275,7 +308,18 @@ export class Workbench {
       if (d.schedule) {
         li.append(el('div', { class: 'wb-schedule' }, 'schedule: ', el('code', {}, d.schedule)));
       }
-      if (d.trace) {
+      if (d.debug) {
+        const debug = d.debug;
+        const dbg = new ScheduleDebugger(debug, {
+          source: (file) => this.editor?.text(file) ?? this.code(file),
+          goToLine: (file, line) => this.editor?.goToLine(file, line),
+          link: (step) =>
+            `${location.pathname}#${debugLinkHash({ test: r.id, step, schedule: debug.schedule })}`,
+        });
+        this.debuggers.get(r.id)?.pause();
+        this.debuggers.set(r.id, dbg);
+        li.append(dbg.element);
+      } else if (d.trace) {
         const box = el('div', { class: 'wb-timeline' });
         box.innerHTML = renderTimelineSvg(d.trace);
         const replay = el('button', { type: 'button', 'data-action': 'replay' }, 'Replay');
@@ -304,6 +348,7 @@ export class Workbench {
   private stopReplay(): void {
     clearInterval(this.replayTimer);
     this.replayTimer = undefined;
+    for (const d of this.debuggers.values()) d.pause();
   }
 
   private renderHints(): void {

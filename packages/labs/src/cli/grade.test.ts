@@ -24,7 +24,7 @@ describe('spf-grade', () => {
   beforeAll(() => {
     const b = spawnSync('npx', ['tsc', '-b'], { cwd: pkg, encoding: 'utf8' });
     if (b.status !== 0) throw new Error(`tsc -b failed:\n${b.stdout}${b.stderr}`);
-  });
+  }, 180_000); // an incremental build, but slow on a loaded machine
 
   it('prints each test and Score: 100/100, exit 0, for the reference', () => {
     const r = grade('lab1', '--reference');
@@ -243,5 +243,74 @@ describe('spf-grade --watch', () => {
     } finally {
       child.kill('SIGKILL');
     }
+  });
+});
+
+describe('spf-grade: the schedule debugger as text', () => {
+  const variant = ['lab2', '--variant', 'non-atomic-reader-count'];
+  const test = 'rwsem-atomic-reader-count';
+
+  it('prints the failing schedule as a text timeline and the command that reopens it', () => {
+    const r = grade(...variant, '--test', test);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('timeline (the last steps before the failure; cells after each step):');
+    expect(r.out).toMatch(/step +\d+ {2}CPU 3 +writer: block sem +\| sem\.count=1/);
+    const cmd = /debug it: spf-grade (.*)$/m.exec(r.out)?.[1] ?? '';
+    const schedule = /schedule: (\S+)/.exec(r.out)?.[1] ?? '';
+    expect(cmd).toBe(
+      `lab2 --variant non-atomic-reader-count --test ${test} --schedule '${schedule}' --debug`,
+    );
+  });
+
+  it('--debug steps back and forth through that schedule, reading commands from standard input', () => {
+    const first = grade(...variant, '--test', test);
+    const schedule = /schedule: (\S+)/.exec(first.out)?.[1] ?? '';
+    const r = spawnSync(
+      process.execPath,
+      [bin, ...variant, '--test', test, '--schedule', schedule, '--debug'],
+      { encoding: 'utf8', timeout: 60_000, input: 'p\np\nn\nq\n' },
+    );
+    expect(r.stdout).toContain(`Schedule debugger: ${test} (4 CPUs,`);
+    const heads = [...r.stdout.matchAll(/^Step (\d+) of (\d+)/gm)].map((m) => Number(m[1]));
+    const n = Number(/^Step \d+ of (\d+)/m.exec(r.stdout)?.[1]);
+    expect(heads).toEqual([n, n - 1, n - 2, n - 1]);
+    expect(r.stdout).toMatch(/CPU 3 {2}writer +blocked +rwsem\.ts:\d+ in your downWrite/);
+    expect(r.stdout).toContain('locks: sem: held by nobody; waiting: writer (write)');
+    expect(r.status).toBe(1);
+  });
+
+  it('--schedule and --debug need --test (exit 2)', () => {
+    const r = grade(...variant, '--debug');
+    expect(r.err).toContain('--schedule and --debug need --test <id>');
+    expect(r.code).toBe(2);
+  });
+});
+
+describe('spf-grade practice', () => {
+  it('prints the same exercise for the same seed, and the answers with -c', () => {
+    const a = grade('practice', 'lab1', '-s', '7');
+    const b = grade('practice', 'lab1', '-s', '7');
+    expect(a.code).toBe(0);
+    expect(a.out).toBe(b.out);
+    expect(a.out).toContain('Lab 1 practice: translate an address by hand (lab1, seed 7)');
+    expect(a.out).not.toContain('Answers (computed by the simulator)');
+    const c = grade('practice', 'lab1', '-s', '7', '-c');
+    expect(c.out).toContain(a.out.split('\n\nWork it out')[0]);
+    expect(c.out).toMatch(/Answers \(computed by the simulator\):\n {2}PML4E\[/);
+    const l2 = grade('practice', 'lab2', '-s', '3', '-c');
+    expect(l2.out).toMatch(/Lab 2 practice: predict an? [\w-]+ interleaving \(lab2, seed 3\)/);
+  });
+
+  it('without -s draws a seed and says how to see the answers; bad seeds and labs are usage errors', () => {
+    const r = grade('practice', 'lab2');
+    const seed = /\(seed (\d+): spf-grade practice lab2 -s \1 -c shows the answers\)/.exec(r.out)?.[1];
+    expect(seed).toBeDefined();
+    expect(grade('practice', 'lab2', '-s', String(seed), '-c').out).toContain(
+      r.out.split('\n\nWork it out')[0],
+    );
+    const bad = grade('practice', 'lab1', '-s', 'x');
+    expect(bad.err).toContain('-s needs a whole number');
+    expect(bad.code).toBe(2);
+    expect(grade('practice', 'lab7').err).toContain("no practice for 'lab7'");
   });
 });

@@ -12,13 +12,24 @@ import {
 } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { stepThrough } from '../format-debug.js';
 import { formatReport, formatResult } from '../format-report.js';
 import { MAX_SOURCE_CHARS, type Sources } from '../grade.js';
 import { gradescopeResults } from '../gradescope.js';
+import { formatExercise, PracticeError } from '../practice/practice.js';
+import { practiceExercise } from '../practice/practice-registry.js';
+import type { TestResult } from '../result.js';
 import type { Lab } from '../lab.js';
 import { getLab, labs } from '../registry.js';
 import { referenceSources } from '../reference-solutions.js';
 import { starterSources, variantSources } from '../variants.js';
+import {
+  InstructorTestsError,
+  instructorTestFiles,
+  loadInstructorTests,
+  withInstructorTests,
+} from './instructor-tests.js';
 import { gradeInSandbox } from './sandbox.js';
 
 /** The longest delay a JavaScript timer can wait (a longer one fires at once). */
@@ -30,8 +41,14 @@ const USAGE = `usage: spf-grade <lab> [solution-file ...]   grade files (default
        spf-grade <lab> --reference | --variant <id>
        spf-grade <lab> files... --watch  grade again on every save
        spf-grade <lab> --hint          show the next hint (remembered per lab in ~/.spf-grade/hints.json)
+       spf-grade <lab> files... --test <id> [--schedule <s>] --debug
+                                       step through a concurrency test's failing schedule (n, p, <step>, q)
+       spf-grade practice <lab> [-s <seed>] [-c]
+                                       a fresh exercise to do by hand (-c: with the answers); no grading
        spf-grade --list
-options: --test <id>  run one test (and the tests it depends on);  --format text|json|gradescope
+options: --tests <dir>  also run the tests exported (\`tests\`) by the .mjs/.js modules in <dir> (an
+         instructor's hidden tests);  --test <id>  run one test (and the tests it depends on);  --schedule <s>  replay this schedule in
+         that test instead of exploring (the schedule a failure printed);  --format text|json|gradescope
          (gradescope: the results.json of Gradescope's autograder);  --json  same as --format json;  --time-limit <ms>  per-test limit (default 3000, at most ${MAX_TIMER_MS})
 paths are relative to the directory you ran the command in`;
 
@@ -147,6 +164,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  if (args[0] === 'practice') return practice(args.slice(1));
   if (flag('--list')) {
     for (const l of labs)
       console.log(`${l.id}\t${l.title} (v${l.version}): ${l.files.map((f) => f.name).join(', ')}`);
@@ -156,6 +174,9 @@ async function main(argv: string[]): Promise<number> {
   const hint = flag('--hint');
   const watch = flag('--watch');
   const only = option('--test');
+  const schedule = option('--schedule');
+  const testsDir = option('--tests');
+  const debug = flag('--debug');
   const format = option('--format') ?? (jsonFlag ? 'json' : 'text');
   if (!['text', 'json', 'gradescope'].includes(format))
     fail(`--format must be text, json or gradescope (got ${format})`);
@@ -179,6 +200,16 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     fail((err as Error).message);
   }
+  let testFiles: string[] = [];
+  if (testsDir !== undefined) {
+    try {
+      testFiles = instructorTestFiles(resolve(userDirectory(), testsDir));
+      lab = withInstructorTests(lab, await loadInstructorTests(testFiles));
+    } catch (err) {
+      if (err instanceof InstructorTestsError) fail(err.message);
+      throw err;
+    }
+  }
   if (hint) {
     showNextHint(lab);
     return 0;
@@ -187,6 +218,9 @@ async function main(argv: string[]): Promise<number> {
     fail(`${lab.id} has no test '${only}'; its tests are ${lab.tests.map((t) => t.id).join(', ')}`);
   }
   if (watch && files.length === 0) fail('--watch needs the solution files to watch');
+  if ((schedule !== undefined || debug) && only === undefined)
+    fail('--schedule and --debug need --test <id>: the concurrency test whose schedule to replay');
+  if (debug && (watch || json)) fail('--debug is interactive text: leave out --watch and --format');
   if ((reference || variant !== undefined) && files.length > 0)
     fail(`--reference and --variant grade the lab's own files; do not name solution files too`);
   if (reference && variant !== undefined) fail('choose --reference or --variant, not both');
@@ -204,22 +238,105 @@ async function main(argv: string[]): Promise<number> {
     const report = await gradeInSandbox(lab, src, {
       testTimeLimitMs,
       only,
+      ...(testFiles.length > 0 ? { testFiles } : {}),
+      ...(schedule !== undefined && only !== undefined ? { schedules: { [only]: schedule } } : {}),
       onResult: json
         ? undefined
         : (r) => {
             printed.add(r.id);
             console.log(formatResult(r));
+            if (r.details.debug && !debug)
+              console.log(`   debug it: ${debugCommand(lab, r, files, reference, variant)}`);
           },
     });
     const shown = format === 'gradescope' ? gradescopeResults(report) : report;
     if (json) console.log(JSON.stringify(shown, (_k, v) => (typeof v === 'bigint' ? String(v) : v), 2));
     // Results already streamed are not repeated; the rest (skipped after a timeout or load error) and the score.
     else console.log(formatReport({ ...report, results: report.results.filter((r) => !printed.has(r.id)) }));
+    const failed = report.results.find((r) => r.id === only && r.details.debug);
+    if (debug) {
+      if (failed?.details.debug) await debugInteractively(failed, src);
+      else
+        console.log(
+          `spf-grade: test ${only} did not fail with a schedule, so there is nothing to step through`,
+        );
+    }
     return report.score === report.maxScore ? 0 : 1;
   };
   const code = await run(sources);
   if (!watch) return code;
   return watchAndRegrade(lab, files, run);
+}
+
+/**
+ * `spf-grade practice <lab> [-s seed] [-c]`: prints a practice exercise (OSTEP's `-s seed -c` style). Without
+ * `-s` the seed is drawn at random and printed, so the exercise can be shown again with its answers.
+ */
+function practice(argv: string[]): number {
+  const args = [...argv];
+  let seed: number | undefined;
+  let answers = false;
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '-c' || a === '--answers') answers = true;
+    else if (a === '-s' || a === '--seed') {
+      const v = args[++i];
+      if (v === undefined || !/^\d+$/.test(v))
+        fail(`${a} needs a whole number from 0 to 4294967295 (got ${v ?? 'nothing'})`);
+      seed = Number(v);
+    } else if (a.startsWith('-')) fail(`unknown practice option ${a} (use -s <seed> and -c)`);
+    else rest.push(a);
+  }
+  if (rest.length !== 1) fail('practice needs one lab, e.g. spf-grade practice lab1 -s 7');
+  const chosen = seed ?? Math.floor(Math.random() * 2 ** 32);
+  try {
+    console.log(formatExercise(practiceExercise(rest[0], chosen), answers));
+  } catch (err) {
+    if (err instanceof PracticeError) fail(err.message);
+    throw err;
+  }
+  if (seed === undefined && !answers)
+    console.log(`(seed ${chosen}: spf-grade practice ${rest[0]} -s ${chosen} -c shows the answers)`);
+  return 0;
+}
+
+/** Quotes a command-line argument for a POSIX shell when it needs it. */
+function shellArg(a: string): string {
+  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The command that reopens a failing test's schedule in the text debugger. */
+function debugCommand(
+  lab: Lab,
+  r: TestResult,
+  files: readonly string[],
+  reference: boolean,
+  variant: string | undefined,
+): string {
+  const what = reference ? ['--reference'] : variant !== undefined ? ['--variant', variant] : files;
+  const args = [lab.id, ...what, '--test', r.id, '--schedule', r.details.schedule ?? '', '--debug'];
+  return `spf-grade ${args.map(shellArg).join(' ')}`;
+}
+
+/** `--debug`: steps through the failing test's schedule, reading commands from standard input. */
+async function debugInteractively(r: TestResult, sources: Sources): Promise<void> {
+  const debug = r.details.debug;
+  if (!debug) return;
+  console.log(`\nSchedule debugger: ${r.id} (${debug.cpus} CPUs, ${debug.totalSteps} steps)`);
+  const rl = createInterface({ input: process.stdin, terminal: false });
+  const lines = rl[Symbol.asyncIterator]();
+  await stepThrough(
+    debug,
+    async () => {
+      if (process.stdin.isTTY) process.stdout.write('debug> ');
+      const n = await lines.next();
+      return n.done ? null : n.value;
+    },
+    (text) => console.log(text),
+    sources,
+  );
+  rl.close();
 }
 
 /**

@@ -1,4 +1,5 @@
 import { gradeTranspiled } from '../grade-transpiled.js';
+import { loadInstructorTests, withInstructorTests } from './instructor-tests.js';
 import { getLab } from '../registry.js';
 import { withAncestors } from '../test-chain.js';
 import type { WorkerMessage } from '../worker-protocol.js';
@@ -27,13 +28,26 @@ if (!send) {
   exit(2);
 }
 
-process.once('message', (raw: SandboxRequest) => {
+/** A record of strings from an IPC message (anything else is dropped). */
+function stringRecord(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (typeof v === 'object' && v !== null)
+    for (const [k, x] of Object.entries(v)) if (typeof x === 'string') out[k] = x;
+  return out;
+}
+
+process.once('message', (raw: SandboxRequest) => void serve(raw));
+
+async function serve(raw: SandboxRequest): Promise<void> {
   const secret = String(raw.secret);
   const post = (message: WorkerMessage, then?: () => void) =>
     send?.({ secret, message }, undefined, {}, () => then?.());
   let lab: ReturnType<typeof getLab>;
   try {
     lab = getLab(String(raw.lab));
+    // The instructor's tests load before any student code (they are the grader's, not the student's).
+    if (Array.isArray(raw.testFiles) && raw.testFiles.length > 0)
+      lab = withInstructorTests(lab, await loadInstructorTests(raw.testFiles.map(String)));
     if (raw.only !== undefined) lab = withAncestors(lab, String(raw.only));
   } catch (err) {
     post({ type: 'crash', message: (err as Error).message }, () => exit(0));
@@ -44,6 +58,7 @@ process.once('message', (raw: SandboxRequest) => {
   gradeTranspiled(lab, js, {
     onStart: (t) => post({ type: 'start', test: t.id }),
     onResult: (result) => post({ type: 'result', result }),
+    ...(raw.schedules === undefined ? {} : { schedules: stringRecord(raw.schedules) }),
   }).then(
     (report) => post({ type: 'done', report }, () => exit(0)),
     (err) =>
@@ -52,4 +67,4 @@ process.once('message', (raw: SandboxRequest) => {
         () => exit(0),
       ),
   );
-});
+}

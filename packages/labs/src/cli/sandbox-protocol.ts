@@ -8,6 +8,10 @@ export type SandboxRequest = {
   readonly secret: string;
   /** Run only this test (and its ancestors). */
   readonly only?: string;
+  /** An instructor's test modules (absolute paths) to run after the lab's own tests. */
+  readonly testFiles?: readonly string[];
+  /** Schedules to replay instead of exploring, by test id. */
+  readonly schedules?: Readonly<Record<string, string>>;
 };
 
 /** Sandbox to parent: a worker message with the run's secret. */

@@ -23,7 +23,7 @@ function child(name: string, body: string): string {
 beforeAll(() => {
   const b = spawnSync('npx', ['tsc', '-b'], { cwd: pkg, encoding: 'utf8' });
   if (b.status !== 0) throw new Error(`tsc -b failed:\n${b.stdout}${b.stderr}`);
-});
+}, 180_000); // an incremental build, but slow on a loaded machine
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('gradeInSandbox', () => {

@@ -14,6 +14,7 @@ import {
   type WorkerMessage,
   type WorkerPort,
 } from '../worker-protocol.js';
+import { testDirectory } from './instructor-tests.js';
 import { isAuthentic, type SandboxRequest } from './sandbox-protocol.js';
 
 /** Limits of a sandboxed grading run. */
@@ -26,6 +27,12 @@ export type SandboxOptions = WatchdogOptions & {
   readonly entry?: string;
   /** Run only this test and its ancestors (`spf-grade --test <id>`). */
   readonly only?: string;
+  /**
+   * An instructor's test modules (absolute paths; `spf-grade --tests <dir>`): the child may read their
+   * directories, loads them before any student code, and runs them after the lab's tests. Pass the lab
+   * extended with the same tests (`withInstructorTests`) as `lab`.
+   */
+  readonly testFiles?: readonly string[];
 };
 
 const DEFAULT_HEAP_MIB = 512;
@@ -103,6 +110,7 @@ function sandboxPort(
     [
       PERMISSION_FLAG,
       ...readablePaths(entry).map((p) => `--allow-fs-read=${p}`),
+      ...[...new Set((opts.testFiles ?? []).map(testDirectory))].map((p) => `--allow-fs-read=${p}`),
       '--disallow-code-generation-from-strings',
       '--frozen-intrinsics',
       `--max-old-space-size=${heapMiB}`,
@@ -119,7 +127,15 @@ function sandboxPort(
   let watch: ReturnType<typeof setInterval> | undefined;
   return {
     post(req) {
-      const msg: SandboxRequest = { type: 'grade', lab: req.lab, js: [...js], secret, only: opts.only };
+      const msg: SandboxRequest = {
+        type: 'grade',
+        lab: req.lab,
+        js: [...js],
+        secret,
+        only: opts.only,
+        ...(opts.testFiles?.length ? { testFiles: opts.testFiles } : {}),
+        ...(req.schedules === undefined ? {} : { schedules: req.schedules }),
+      };
       child.send(msg);
     },
     listen(onMessage: (m: WorkerMessage) => void, onError: (message: string) => void) {

@@ -1,6 +1,7 @@
 import * as locks from '@spf/locks';
 import * as machine from '@spf/machine';
 import { constantsOf } from '../allowed-imports.js';
+import { probedNamespace } from '../debug-probe.js';
 import type { Lab } from '../lab.js';
 import { files } from './files.gen.js';
 import { lab2Tests } from './tests.js';
@@ -119,6 +120,7 @@ export const lab2: Lab = {
     },
   ],
   // @spf/locks holds working locks (RwSemaphore, SeqCount): only its constants may be imported. The machine
-  // has no lock of its own, so all of it is allowed (the effects the paths are written with).
-  modules: () => ({ '@spf/machine': machine, '@spf/locks': constantsOf(locks) }),
+  // has no lock of its own, so all of it is allowed (the effects the paths are written with); its kernel
+  // functions tell the schedule debugger which student line called them (only during a debug replay).
+  modules: () => ({ '@spf/machine': probedNamespace(machine), '@spf/locks': constantsOf(locks) }),
 };

@@ -1,7 +1,10 @@
 import { type RwsemPaths, RwSemaphore, SeqCount, type SeqcountReadSide } from '@spf/locks';
 import { Cell, cpuRelax, delay, kassert, type Machine, runSync } from '@spf/machine';
+import { traceStudent } from '../debug-probe.js';
 import { TestFailure } from '../lab-errors.js';
 import type { LabTest, TestContext } from '../lab.js';
+import { watchCells } from '../schedule-debug.js';
+import { watchRwsem, watchSeqcount } from './debug-watch.js';
 import { checkSchedules } from './explorer-check.js';
 
 /** The student's export `name` of `file`, checked to be an object with the given generator methods. */
@@ -13,7 +16,7 @@ function impl<T>(ctx: TestContext, file: string, name: string, methods: readonly
     if (typeof v[m] !== 'function')
       throw new TestFailure(`${file}: ${name}.${m} must be a generator function`);
   }
-  return v as T;
+  return traceStudent(v, methods) as T;
 }
 
 const reader = (ctx: TestContext) =>
@@ -67,6 +70,8 @@ export const lab2Tests: readonly LabTest[] = [
           setup(m: Machine) {
             const sc = new SeqCount('seq', { reader: r });
             const data = new Cell(0, 'data');
+            watchSeqcount('seq', sc);
+            watchCells({ data });
             m.spawn(1, 'writer', function* () {
               yield* sc.writeBegin();
               yield* data.store(1);
@@ -80,6 +85,7 @@ export const lab2Tests: readonly LabTest[] = [
         },
         { policy: 'pct', runs: 150, seed: 7 },
         'readBegin returns an even sequence',
+        { schedule: ctx.schedule },
       );
     },
   },
@@ -102,6 +108,8 @@ export const lab2Tests: readonly LabTest[] = [
             const sc = new SeqCount('seq', { reader: r });
             const x = new Cell(0, 'data');
             const y = new Cell(0, 'data2');
+            watchSeqcount('seq', sc);
+            watchCells({ x, y });
             m.spawn(1, 'writer', function* () {
               for (let i = 1; i <= 2; i++) {
                 yield* sc.writeBegin();
@@ -127,6 +135,7 @@ export const lab2Tests: readonly LabTest[] = [
         },
         { policy: 'pct', runs: 300, seed: 3 },
         'a reader never accepts x !== y',
+        { schedule: ctx.schedule },
       );
     },
   },
@@ -145,6 +154,7 @@ export const lab2Tests: readonly LabTest[] = [
           maxSteps: 10_000,
           setup(m: Machine) {
             const sem = studentSem(p);
+            watchRwsem('sem', sem);
             const held = (what: string) =>
               kassert(
                 sem.count.value !== 0,
@@ -176,6 +186,7 @@ export const lab2Tests: readonly LabTest[] = [
         },
         { policy: 'timed' },
         'uncontended lock and unlock complete',
+        { schedule: ctx.schedule },
       );
     },
   },
@@ -196,6 +207,7 @@ export const lab2Tests: readonly LabTest[] = [
           maxSteps: 5_000,
           setup(m: Machine) {
             const sem = studentSem(p);
+            watchRwsem('sem', sem);
             const inside = [false, false];
             for (const cpu of [0, 1]) {
               m.spawn(cpu, `reader${cpu}`, function* () {
@@ -209,6 +221,7 @@ export const lab2Tests: readonly LabTest[] = [
         },
         { policy: 'random', runs: 30, seed: 5 },
         'both readers are inside at once',
+        { schedule: ctx.schedule },
       );
     },
   },
@@ -229,7 +242,9 @@ export const lab2Tests: readonly LabTest[] = [
           maxSteps: 50_000,
           setup(m: Machine) {
             const sem = studentSem(p);
+            watchRwsem('sem', sem);
             const counter = new Cell(0, 'counter');
+            watchCells({ counter });
             let writers = 0;
             let readers = 0;
             for (const cpu of [0, 1]) {
@@ -266,6 +281,7 @@ export const lab2Tests: readonly LabTest[] = [
         },
         { policy: 'pct', runs: 250, seed: 11 },
         'mutual exclusion holds',
+        { schedule: ctx.schedule },
       );
     },
   },
@@ -286,6 +302,7 @@ export const lab2Tests: readonly LabTest[] = [
           maxSteps: 20_000,
           setup(m: Machine) {
             const sem = studentSem(p);
+            watchRwsem('sem', sem);
             let readerIn = false;
             let writerDone = false;
             m.spawn(0, 'reader', function* () {
@@ -305,6 +322,7 @@ export const lab2Tests: readonly LabTest[] = [
         },
         { policy: 'random', runs: 40, seed: 2 },
         'the writer gets the lock after the reader leaves',
+        { schedule: ctx.schedule },
       );
     },
   },
@@ -325,6 +343,7 @@ export const lab2Tests: readonly LabTest[] = [
           maxSteps: 20_000,
           setup(m: Machine) {
             const sem = studentSem(p);
+            watchRwsem('sem', sem);
             let writerIn = false;
             const inside = [false, false];
             m.spawn(0, 'writer', function* () {
@@ -347,6 +366,7 @@ export const lab2Tests: readonly LabTest[] = [
         },
         { policy: 'random', runs: 30, seed: 17 },
         'both queued readers are inside at once after up_write',
+        { schedule: ctx.schedule },
       );
     },
   },
@@ -367,6 +387,7 @@ export const lab2Tests: readonly LabTest[] = [
           maxSteps: 50_000,
           setup(m: Machine) {
             const sem = studentSem(p);
+            watchRwsem('sem', sem);
             let readersDone = 0;
             let final = false;
             for (const cpu of [0, 1, 2]) {
@@ -391,6 +412,7 @@ export const lab2Tests: readonly LabTest[] = [
         },
         { policy: 'pct', runs: 250, seed: 13 },
         'the lock is free again after all readers left',
+        { schedule: ctx.schedule },
       );
     },
   },
@@ -411,6 +433,7 @@ export const lab2Tests: readonly LabTest[] = [
           maxSteps: 100_000,
           setup(m: Machine) {
             const sem = studentSem(p);
+            watchRwsem('sem', sem);
             let writerDone = false;
             let entries = 0;
             let entriesWhileWaiting = -1;
@@ -445,6 +468,7 @@ export const lab2Tests: readonly LabTest[] = [
         },
         { policy: 'timed' },
         'a waiting writer is not starved by arriving readers',
+        { schedule: ctx.schedule },
       );
     },
   },
