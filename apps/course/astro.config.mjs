@@ -2,7 +2,7 @@
 import starlight from '@astrojs/starlight';
 import { defineConfig } from 'astro/config';
 
-const packages = ['machine', 'pagetable', 'locks', 'vma', 'fault-classic', 'kernel', 'labs'];
+const packages = ['machine', 'pagetable', 'locks', 'vma', 'fault-classic', 'fault-spec', 'kernel', 'labs'];
 
 export default defineConfig({
   site: 'http://localhost:4321',
@@ -17,7 +17,7 @@ export default defineConfig({
         { label: 'The story', link: '/' },
         {
           label: 'Packages',
-          items: ['machine', 'pagetable', 'locks', 'vma', 'fault-classic', 'kernel'].map((p) => ({
+          items: ['machine', 'pagetable', 'locks', 'vma', 'fault-classic', 'fault-spec', 'kernel'].map((p) => ({
             label: `@spf/${p}`,
             link: `/packages/${p}/`,
           })),

@@ -16,6 +16,7 @@ const AVAILABLE = new Set([
   '@spf/labs',
   '@spf/vma',
   '@spf/fault-classic',
+  '@spf/fault-spec',
   '@spf/kernel',
 ]);
 
