@@ -114,7 +114,8 @@ function expectCaught(s: Scenario, opts: ExploreOptions, name: string, what: Reg
   expect(msg).toMatch(what);
 }
 
-describe('Dufour SPF v12 with every check on explores clean', () => {
+// Explorations take seconds each (tens on a loaded machine): a generous timeout per test.
+describe('Dufour SPF v12 with every check on explores clean', { timeout: 240_000 }, () => {
   it('stores vs munmap of the tail (all checks, pct 300 x depth 3)', () => {
     expect(
       exploreInTest(
@@ -153,7 +154,7 @@ describe('Dufour SPF v12 with every check on explores clean', () => {
   });
 });
 
-describe('Dufour SPF v12: each check removed is caught by the explorer', () => {
+describe('Dufour SPF v12: each check removed is caught by the explorer', { timeout: 240_000 }, () => {
   it('rcuFreeVma off: find_vma_rcu takes its reference on a VMA munmap already freed', () => {
     expectCaught(
       munmapTail({ rcuFreeVma: false }),

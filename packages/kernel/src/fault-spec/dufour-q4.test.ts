@@ -57,7 +57,7 @@ function pgtableScenario(): Scenario {
   };
 }
 
-describe('Dufour SPF v12 with specPgtableAlloc (question 3)', () => {
+describe('Dufour SPF v12 with specPgtableAlloc (question 3)', { timeout: 240_000 }, () => {
   it('faults that allocate page tables speculatively explore clean against munmap (pct 300 x depth 3)', () => {
     const res = exploreInTest(
       pgtableScenario(),
@@ -128,7 +128,7 @@ function q4Scenario(): Scenario {
   };
 }
 
-describe('Dufour SPF v12 without pte_special (question 4)', () => {
+describe('Dufour SPF v12 without pte_special (question 4)', { timeout: 240_000 }, () => {
   it('on this substrate COW of non-special zero-page PTEs explores clean (pct 300 x depth 3)', () => {
     const res = exploreInTest(
       q4Scenario(),
