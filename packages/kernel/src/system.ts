@@ -518,11 +518,15 @@ export class System {
   /** Runs the system until every task has finished (or a failure stops it). A system runs once. */
   run(): SystemRunResult {
     const r = this.machine.run();
-    return {
-      ...r,
-      processes: this.processes.map((p) => ({ pid: p.pid, name: p.name, status: p.status })),
-      log: this.log,
-    };
+    // Copy the descriptors, not the values: a spread would read `schedule`, which the machine encodes only on
+    // first use (one string of every step: hundreds of MB for a long many-CPU run nobody asks about).
+    return Object.defineProperties(
+      {
+        processes: this.processes.map((p) => ({ pid: p.pid, name: p.name, status: p.status })),
+        log: this.log,
+      },
+      Object.getOwnPropertyDescriptors(r),
+    ) as SystemRunResult;
   }
 }
 
