@@ -518,15 +518,24 @@ export class System {
   /** Runs the system until every task has finished (or a failure stops it). A system runs once. */
   run(): SystemRunResult {
     const r = this.machine.run();
-    // Copy the descriptors, not the values: a spread would read `schedule`, which the machine encodes only on
-    // first use (one string of every step: hundreds of MB for a long many-CPU run nobody asks about).
-    return Object.defineProperties(
-      {
-        processes: this.processes.map((p) => ({ pid: p.pid, name: p.name, status: p.status })),
-        log: this.log,
+    // Field by field, not a spread: a spread would read `schedule`, which the machine encodes only on first
+    // use (one string of every step: hundreds of MB for a long many-CPU run nobody asks about).
+    return {
+      ok: r.ok,
+      failure: r.failure,
+      steps: r.steps,
+      time: r.time,
+      clocks: r.clocks,
+      get schedule(): string {
+        return r.schedule;
       },
-      Object.getOwnPropertyDescriptors(r),
-    ) as SystemRunResult;
+      traceHash: r.traceHash,
+      trace: r.trace,
+      effects: r.effects,
+      spinsSkipped: r.spinsSkipped,
+      processes: this.processes.map((p) => ({ pid: p.pid, name: p.name, status: p.status })),
+      log: this.log,
+    };
   }
 }
 
