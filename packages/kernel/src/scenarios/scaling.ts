@@ -1,6 +1,6 @@
 import { PAGE_SIZE } from '@spf/pagetable';
 import type { FaultHandlerFactory } from '@spf/fault-classic';
-import { type Kernel, now, type Policy } from '@spf/machine';
+import { type Kernel, MAX_CPUS, now, type Policy } from '@spf/machine';
 import {
   MAP_ANONYMOUS,
   MAP_FIXED_NOREPLACE,
@@ -14,7 +14,7 @@ import type { UserContext } from '../user-context.js';
 
 /** Options of {@link runScaling}. */
 export interface ScalingOptions {
-  /** Faulting threads, one per CPU (1 to 64 in the README's experiment). */
+  /** Faulting threads, one per CPU: 1 to 1,024 (1,023 with `churn`); 1 to 64 in the README's table. */
   readonly threads: number;
   /** Pages each thread faults in (default 64). */
   readonly pagesPerThread?: number;
@@ -53,10 +53,16 @@ const REGION_BASE = 0x2000_0000_0000;
 const REGION_STRIDE = 2 * 1024 * 1024;
 const CHURN_BASE = 0x3000_0000_0000;
 
-/** Throws a RangeError unless `threads` and `pagesPerThread` are what {@link runScaling} accepts. */
-export function checkScalingOptions(threads: number, pagesPerThread: number): void {
-  if (!Number.isInteger(threads) || threads < 1 || threads > 512) {
-    throw new RangeError(`threads must be an integer from 1 to 512, got ${threads}`);
+/**
+ * Throws a RangeError unless `threads` and `pagesPerThread` are what {@link runScaling} accepts: one CPU per
+ * thread (plus one for the churn thread), so at most the machine's 1,024 CPUs.
+ */
+export function checkScalingOptions(threads: number, pagesPerThread: number, churn = false): void {
+  const most = MAX_CPUS - (churn ? 1 : 0);
+  if (!Number.isInteger(threads) || threads < 1 || threads > most) {
+    throw new RangeError(
+      `threads must be an integer from 1 to ${most}${churn ? ' (the churn thread takes the last CPU)' : ''}, got ${threads}`,
+    );
   }
   if (!Number.isInteger(pagesPerThread) || pagesPerThread < 1 || pagesPerThread > 512) {
     throw new RangeError(
@@ -76,8 +82,8 @@ export function checkScalingOptions(threads: number, pagesPerThread: number): vo
 export function runScaling(opts: ScalingOptions): ScalingResult {
   const n = opts.threads;
   const pages = opts.pagesPerThread ?? 64;
-  checkScalingOptions(n, pages);
   const churn = opts.churn ?? false;
+  checkScalingOptions(n, pages, churn);
   const cpus = n + (churn ? 1 : 0);
   const system = boot({
     cpus,
