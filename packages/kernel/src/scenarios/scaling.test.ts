@@ -1,0 +1,19 @@
+import { describe, expect, it } from 'vitest';
+import { checkScalingOptions, runScaling } from './scaling.js';
+
+describe('the scaling scenario at the size of the machine', () => {
+  it('accepts one faulting thread per CPU up to the 1,024 CPUs a machine has, one fewer with the churn thread', () => {
+    expect(() => checkScalingOptions(1024, 64)).not.toThrow();
+    expect(() => checkScalingOptions(1025, 64)).toThrow(/from 1 to 1024/);
+    expect(() => checkScalingOptions(1023, 64, true)).not.toThrow();
+    expect(() => checkScalingOptions(1024, 64, true)).toThrow(/from 1 to 1023 \(the churn thread/);
+    expect(() => runScaling({ threads: 1024, pagesPerThread: 1, churn: true })).toThrow(RangeError);
+  });
+
+  it('runs more threads than the old limit of 512, each taking its own faults', () => {
+    const r = runScaling({ threads: 513, pagesPerThread: 1 });
+    expect(r.run.ok).toBe(true);
+    expect(r.faults).toBe(513);
+    expect(r.faultsPerSec).toBeGreaterThan(0);
+  });
+});
