@@ -11,7 +11,9 @@
  * Standard error gets each row's host time, and its host CPU time per simulated fault (the mean over the row's
  * three runs of the marginal CPU time per fault, see `timedRun`; the quiet run records a trace for the RMW
  * column) relative to the one-thread row, with the machine effects and the skipped pure spin-wait
- * iterations per fault of each run.
+ * iterations per fault of each run. At 1 and 64 threads it also prints the host bytes per resident simulated
+ * page (heap and array buffers after a GC, with every page faulted in, minus the same before the first fault;
+ * an extra quiet run without a trace), and at the end the whole run's host CPU time and peak resident memory.
  */
 import { runScaling } from '../src/scenarios/scaling.js';
 
@@ -71,8 +73,32 @@ for (const n of counts) {
   rows.push(
     `| ${n} | ${(quiet.faultsPerSec / 1e6).toFixed(2)} M | ${(quiet.faultsPerSec / base).toFixed(2)}× | ${(churn.faultsPerSec / 1e6).toFixed(2)} M | ${churn.churnOps} | ${(rmw / quiet.faults).toFixed(1)} | ${(range.faultsPerSec / 1e6).toFixed(2)} M |`,
   );
+  if (n === 1 || n === 64) {
+    const used = () => {
+      gc();
+      const m = process.memoryUsage();
+      return m.heapUsed + m.arrayBuffers;
+    };
+    let before = 0;
+    let after = 0;
+    const r = runScaling({
+      threads: n,
+      pagesPerThread: pages,
+      probe: (phase) => {
+        if (phase === 'mapped') before = used();
+        else after = used();
+      },
+    });
+    console.error(
+      `N=${n}: host memory ${((after - before) / r.faults).toFixed(0)} bytes per resident simulated page (${r.faults} pages)`,
+    );
+  }
   console.error(
     `N=${n} done in ${((performance.now() - t0) / 1000).toFixed(1)} s host; host µs per simulated fault ${hostPerFault.toFixed(1)} (${(hostPerFault / hostBase).toFixed(2)}× the 1-thread row; quiet/churn/range ${host.map((h) => h.toFixed(1)).join('/')}); effects per fault ${effects.map((e) => e.toFixed(0)).join('/')}; spin iterations skipped per fault ${skipped.map((e) => e.toFixed(0)).join('/')}`,
   );
 }
 console.log(rows.join('\n'));
+const usage = process.resourceUsage();
+console.error(
+  `whole table: host CPU ${((usage.userCPUTime + usage.systemCPUTime) / 1e6).toFixed(1)} s, peak resident memory ${(usage.maxRSS / 1024).toFixed(0)} MiB`,
+);

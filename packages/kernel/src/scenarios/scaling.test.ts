@@ -16,4 +16,11 @@ describe('the scaling scenario at the size of the machine', () => {
     expect(r.faults).toBe(513);
     expect(r.faultsPerSec).toBeGreaterThan(0);
   });
+
+  it('calls the probe once after mapping and once after the last thread faulted, before teardown', () => {
+    const phases: string[] = [];
+    const r = runScaling({ threads: 3, pagesPerThread: 2, probe: (p) => phases.push(p) });
+    expect(r.run.ok).toBe(true);
+    expect(phases).toEqual(['mapped', 'faulted']);
+  });
 });

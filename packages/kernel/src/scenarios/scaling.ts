@@ -29,6 +29,12 @@ export interface ScalingOptions {
   readonly seed?: number;
   /** Scheduling policy (default `timed()`); another policy runs the same scenario as a test would. */
   readonly policy?: Policy;
+  /**
+   * Called (host code, during the run) once the regions are mapped and before any thread faults (`'mapped'`),
+   * and once every faulting thread has finished, with every faulted page still resident (`'faulted'`): for
+   * host-memory figures per resident simulated page.
+   */
+  readonly probe?: (phase: 'mapped' | 'faulted') => void;
 }
 
 /** What {@link runScaling} measured. */
@@ -105,6 +111,7 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
       const t1 = yield* now();
       state.end = Math.max(state.end, t1);
       state.running--;
+      if (state.running === 0) opts.probe?.('faulted');
     };
   system.spawnProcess('scaling', function* (u) {
     // Map every region first (one mmap each, before any thread starts), so the measurement sees faults only.
@@ -118,6 +125,7 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
       if (!r.ok) throw new Error(`scaling: mmap of region ${i} failed with errno ${r.errno}`);
     }
     state.running = n;
+    opts.probe?.('mapped');
     state.start = yield* now();
     for (let i = 1; i < n; i++) yield* u.spawnThread(faulter(i), i);
     if (churn) {
