@@ -23,4 +23,13 @@ describe('the scaling scenario at the size of the machine', () => {
     expect(r.run.ok).toBe(true);
     expect(phases).toEqual(['mapped', 'faulted']);
   });
+
+  it('counts the locked RMWs on the rwsem mmap_lock line as the trace shows them, and none for the range lock', () => {
+    const r = runScaling({ threads: 4, pagesPerThread: 8, trace: true });
+    let traced = 0;
+    for (const e of r.run.trace ?? []) if (e.kind === 'rmw' && e.label.endsWith('->mmap_lock')) traced++;
+    expect(traced).toBeGreaterThan(2 * r.faults - 1);
+    expect(r.mmapLockRmws).toBe(traced);
+    expect(runScaling({ threads: 2, pagesPerThread: 2, mmapLock: 'range' }).mmapLockRmws).toBeNull();
+  });
 });

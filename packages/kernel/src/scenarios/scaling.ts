@@ -1,5 +1,6 @@
 import { PAGE_SIZE } from '@spf/pagetable';
 import type { FaultHandlerFactory } from '@spf/fault-classic';
+import { RwSemaphore } from '@spf/locks';
 import { type Kernel, MAX_CPUS, now, type Policy } from '@spf/machine';
 import {
   MAP_ANONYMOUS,
@@ -49,6 +50,11 @@ export interface ScalingResult {
   readonly faultsPerSec: number;
   /** mmap/munmap pairs the churn thread completed meanwhile. */
   readonly churnOps: number;
+  /**
+   * Locked read-modify-writes on the mmap_lock's cache line over the whole run (the rwsem's count, owner and
+   * wait lock share it), or null with the range lock. Counted without a trace.
+   */
+  readonly mmapLockRmws: number | null;
   /** Host milliseconds spent running the machine (boot excluded), for host-speed figures. */
   readonly runHostMs: number;
   readonly run: SystemRunResult;
@@ -149,6 +155,7 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
   const runHostMs = performance.now() - h0;
   if (!run.ok) throw new Error(`scaling run failed: ${run.failure?.kind}: ${run.failure?.message}`);
   const faults = system.processes[0].rusage().minflt;
+  const lock = system.processes[0].mm.mmapLock;
   const simNs = state.end - state.start;
   return {
     threads: n,
@@ -157,6 +164,7 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
     simNs,
     faultsPerSec: (n * pages) / (simNs / 1e9),
     churnOps: state.churnOps,
+    mmapLockRmws: lock instanceof RwSemaphore ? lock.line.rmws : null,
     runHostMs,
     run,
   };
