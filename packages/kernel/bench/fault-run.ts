@@ -13,6 +13,8 @@ export type FaultRun = {
   readonly hostMs: number;
   /** Host ms of the faulting loop alone (what bench/host-fault-rate.c times on the host kernel). */
   readonly loopMs: number;
+  /** Host CPU ms (user + system) of this process during the faulting loop alone. */
+  readonly loopCpuMs: number;
   readonly faults: number;
   /** Simulated ns of the whole run. */
   readonly simNs: number;
@@ -35,13 +37,17 @@ export function faultRun(pages: number, value: number): FaultRun {
   let before = 0;
   let after = 0;
   let loopMs = 0;
+  let loopCpuMs = 0;
   system.spawnProcess('bench', function* (u) {
     const r = yield* u.mmap(0, pages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
     if (!r.ok) throw new Error(`mmap failed: ${r.errno}`);
     before = usedBytes();
+    const c0 = process.cpuUsage();
     const l0 = performance.now(); // host time of the faulting loop alone (no boot, mmap or exit)
     for (let p = 0; p < pages; p++) yield* u.store8(r.value + p * 4096, value);
     loopMs = performance.now() - l0;
+    const c = process.cpuUsage(c0);
+    loopCpuMs = (c.user + c.system) / 1000;
     faults = u.rusage().minflt;
     after = usedBytes(); // the pages are still resident here (the process has not exited)
   });
@@ -49,5 +55,5 @@ export function faultRun(pages: number, value: number): FaultRun {
   const res = system.run();
   const hostMs = performance.now() - t0;
   if (!res.ok) throw new Error(`run failed: ${res.failure?.message}`);
-  return { hostMs, loopMs, faults, simNs: res.time, bytesPerPage: (after - before) / faults };
+  return { hostMs, loopMs, loopCpuMs, faults, simNs: res.time, bytesPerPage: (after - before) / faults };
 }
