@@ -9,9 +9,11 @@
  *      with a GC before each measured run)
  *
  * Standard error gets each row's host time, and its host CPU time per simulated fault (the mean over the row's
- * three runs of the marginal CPU time per fault, see `timedRun`; the quiet run records a trace for the RMW
- * column) relative to the one-thread row, with the machine effects and the skipped pure spin-wait
- * iterations per fault of each run.
+ * three runs of the marginal CPU time per fault, see `timedRun`; the RMW column counts the locked RMWs on the
+ * mmap_lock's line without a trace) relative to the one-thread row, with the machine effects and the skipped pure spin-wait
+ * iterations per fault of each run. At 1 and 64 threads it also prints the host bytes per resident simulated
+ * page (heap and array buffers after a GC, with every page faulted in, minus the same before the first fault,
+ * in the quiet run), and at the end the whole run's host CPU time and peak resident memory.
  */
 import { runScaling } from '../src/scenarios/scaling.js';
 
@@ -29,11 +31,18 @@ rows.push(
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
 for (let k = 0; k < 3; k++) {
   for (const n of [1, 4]) {
-    runScaling({ threads: n, pagesPerThread: 64, trace: true });
+    runScaling({ threads: n, pagesPerThread: 64 });
     runScaling({ threads: n, pagesPerThread: 64, churn: true });
     runScaling({ threads: n, pagesPerThread: 64, mmapLock: 'range' });
   }
 }
+/** Host bytes in use (heap and array buffers) after a full GC. */
+const usedBytes = () => {
+  gc();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+};
+const cpu = (u: NodeJS.CpuUsage) => u.user + u.system;
 let base = 0;
 let hostBase = 0;
 for (const n of counts) {
@@ -42,37 +51,69 @@ for (const n of counts) {
   // Host time per simulated fault: the CPU time this process spends on the row's configuration minus that
   // of the same configuration with one page per thread, over the extra faults, so that fixed costs (boot,
   // mmap, thread start, the end-of-run checks) do not count. CPU time, not wall time, so that other jobs on
-  // a shared host change the figure less.
+  // a shared host change the figure less. The CPU time of the memory probes (their GCs) does not count.
   const timedRun = (o: Parameters<typeof runScaling>[0]) => {
+    let probeCpu = 0;
+    const probe = o.probe;
+    const counted = probe
+      ? {
+          ...o,
+          probe: (phase: 'mapped' | 'faulted') => {
+            const p0 = process.cpuUsage();
+            probe(phase);
+            probeCpu += cpu(process.cpuUsage(p0));
+          },
+        }
+      : o;
     gc();
     const c0 = process.cpuUsage();
-    const r = runScaling(o);
+    const r = runScaling(counted);
     const c1 = process.cpuUsage(c0);
     gc();
     const c2 = process.cpuUsage();
-    const small = runScaling({ ...o, pagesPerThread: 1, trace: false });
+    const small = runScaling({ ...o, pagesPerThread: 1, probe: undefined });
     const c3 = process.cpuUsage(c2);
-    const cpu = (u: NodeJS.CpuUsage) => u.user + u.system;
-    host.push((cpu(c1) - cpu(c3)) / (r.faults - small.faults));
+    host.push((cpu(c1) - probeCpu - cpu(c3)) / (r.faults - small.faults));
     effects.push(r.run.effects / r.faults);
     skipped.push(r.run.spinsSkipped / r.faults);
     return r;
   };
   const skipped: number[] = [];
   const effects: number[] = [];
-  const quiet = timedRun({ threads: n, pagesPerThread: pages, trace: true });
-  let rmw = 0;
-  for (const e of quiet.run.trace ?? []) if (e.kind === 'rmw' && e.label?.endsWith('->mmap_lock')) rmw++;
+  // Host bytes per resident simulated page, at 1 and 64 threads: in use with every page faulted in, minus in
+  // use before the first fault.
+  let before = 0;
+  let after = 0;
+  const quiet = timedRun({
+    threads: n,
+    pagesPerThread: pages,
+    probe:
+      n === 1 || n === 64
+        ? (phase) => {
+            if (phase === 'mapped') before = usedBytes();
+            else after = usedBytes();
+          }
+        : undefined,
+  });
   const churn = timedRun({ threads: n, pagesPerThread: pages, churn: true });
   const range = timedRun({ threads: n, pagesPerThread: pages, mmapLock: 'range' });
   const hostPerFault = (host[0] + host[1] + host[2]) / 3;
   if (n === 1) hostBase = hostPerFault;
   if (n === 1) base = quiet.faultsPerSec;
   rows.push(
-    `| ${n} | ${(quiet.faultsPerSec / 1e6).toFixed(2)} M | ${(quiet.faultsPerSec / base).toFixed(2)}× | ${(churn.faultsPerSec / 1e6).toFixed(2)} M | ${churn.churnOps} | ${(rmw / quiet.faults).toFixed(1)} | ${(range.faultsPerSec / 1e6).toFixed(2)} M |`,
+    `| ${n} | ${(quiet.faultsPerSec / 1e6).toFixed(2)} M | ${(quiet.faultsPerSec / base).toFixed(2)}× | ${(churn.faultsPerSec / 1e6).toFixed(2)} M | ${churn.churnOps} | ${((quiet.mmapLockRmws ?? 0) / quiet.faults).toFixed(1)} | ${(range.faultsPerSec / 1e6).toFixed(2)} M |`,
   );
+  if (n === 1 || n === 64) {
+    console.error(
+      `N=${n}: host memory ${((after - before) / quiet.faults).toFixed(0)} bytes per resident simulated page (${quiet.faults} pages resident)`,
+    );
+  }
   console.error(
     `N=${n} done in ${((performance.now() - t0) / 1000).toFixed(1)} s host; host µs per simulated fault ${hostPerFault.toFixed(1)} (${(hostPerFault / hostBase).toFixed(2)}× the 1-thread row; quiet/churn/range ${host.map((h) => h.toFixed(1)).join('/')}); effects per fault ${effects.map((e) => e.toFixed(0)).join('/')}; spin iterations skipped per fault ${skipped.map((e) => e.toFixed(0)).join('/')}`,
   );
 }
 console.log(rows.join('\n'));
+const usage = process.resourceUsage();
+console.error(
+  `whole table: host CPU ${((usage.userCPUTime + usage.systemCPUTime) / 1e6).toFixed(1)} s, peak resident memory ${(usage.maxRSS / 1024).toFixed(0)} MiB`,
+);

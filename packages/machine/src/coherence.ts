@@ -69,7 +69,11 @@ export class Coherence {
       return start + this.jittered(cost.dram);
     }
     line.version++;
-    const extra = e.kind === EffectKind.Rmw ? cost.atomicExtra : 0;
+    let extra = 0;
+    if (e.kind === EffectKind.Rmw) {
+      line.rmws++;
+      extra = cost.atomicExtra;
+    }
     let end: number;
     if (line.owner === me) {
       end = start + cost.l1Hit + extra;

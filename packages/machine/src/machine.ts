@@ -108,7 +108,8 @@ export class Machine implements SchedulerView {
   private readonly physCacheLine: MemoryLine[] = new Array<MemoryLine>(PHYS_CACHE_SIZE);
   private readonly checks: Array<() => void> = [];
   private readonly history: History;
-  private choices = new Uint16Array(1024);
+  /** The CPU chosen at each step (one byte each on machines of up to 256 CPUs, else two). */
+  private choices: Uint8Array | Uint16Array;
   private ran = false;
   private live = 0;
   private failure: FailureReport | null = null;
@@ -154,6 +155,7 @@ export class Machine implements SchedulerView {
     this.policy = policy;
     this.cost = makeCostModel(cpus, config.cost, config.sockets ?? 1);
     this.cpus = Array.from({ length: cpus }, (_, i) => new Cpu(i, this.cost.tick));
+    this.choices = cpus <= 256 ? new Uint8Array(1024) : new Uint16Array(1024);
     this.enabledBuf = new Int32Array(cpus);
     this.en = new Uint8Array(cpus);
     this.dirty = new Int32Array(cpus);
@@ -299,7 +301,10 @@ export class Machine implements SchedulerView {
           );
         }
         if (this.step >= this.choices.length) {
-          const grown = new Uint16Array(this.choices.length * 2);
+          const grown =
+            this.cpuCount <= 256
+              ? new Uint8Array(this.choices.length * 2)
+              : new Uint16Array(this.choices.length * 2);
           grown.set(this.choices);
           this.choices = grown;
         }

@@ -27,6 +27,8 @@ export class MemoryLine {
    * needs to run its code again only when this has changed.
    */
   version = 0;
+  /** Locked RMWs performed on this line so far (by any machine): a contention figure for benchmarks. */
+  rmws = 0;
   private readCache: MemoryEffect | null = null;
   private writeCache: MemoryEffect | null = null;
   private rmwCache: MemoryEffect | null = null;

@@ -1,6 +1,7 @@
 import { PAGE_SIZE } from '@spf/pagetable';
 import type { FaultHandlerFactory, SpeculativeStats } from '@spf/fault-classic';
-import { type Kernel, now, type Policy } from '@spf/machine';
+import { RwSemaphore } from '@spf/locks';
+import { type Kernel, MAX_CPUS, now, type Policy } from '@spf/machine';
 import {
   MAP_ANONYMOUS,
   MAP_FIXED_NOREPLACE,
@@ -14,7 +15,7 @@ import type { UserContext } from '../user-context.js';
 
 /** Options of {@link runScaling}. */
 export interface ScalingOptions {
-  /** Faulting threads, one per CPU (1 to 64 in the README's experiment). */
+  /** Faulting threads, one per CPU: 1 to 1,024 (1,023 with `churn`); 1 to 64 in the README's table. */
   readonly threads: number;
   /** Pages each thread faults in (default 64). */
   readonly pagesPerThread?: number;
@@ -29,6 +30,12 @@ export interface ScalingOptions {
   readonly seed?: number;
   /** Scheduling policy (default `timed()`); another policy runs the same scenario as a test would. */
   readonly policy?: Policy;
+  /**
+   * Called (host code, during the run) once the regions are mapped and before any thread faults (`'mapped'`),
+   * and once every faulting thread has finished, with every faulted page still resident (`'faulted'`): for
+   * host-memory figures per resident simulated page.
+   */
+  readonly probe?: (phase: 'mapped' | 'faulted') => void;
 }
 
 /** What {@link runScaling} measured. */
@@ -58,6 +65,11 @@ export interface ScalingResult {
   readonly faultsPerSecFromFirstStart: number;
   /** mmap/munmap pairs the churn thread completed meanwhile. */
   readonly churnOps: number;
+  /**
+   * Locked read-modify-writes on the mmap_lock's cache line over the whole run (the rwsem's count, owner and
+   * wait lock share it), or null with the range lock. Counted without a trace.
+   */
+  readonly mmapLockRmws: number | null;
   /** Host milliseconds spent running the machine (boot excluded), for host-speed figures. */
   readonly runHostMs: number;
   readonly run: SystemRunResult;
@@ -68,10 +80,16 @@ const REGION_BASE = 0x2000_0000_0000;
 const REGION_STRIDE = 2 * 1024 * 1024;
 const CHURN_BASE = 0x3000_0000_0000;
 
-/** Throws a RangeError unless `threads` and `pagesPerThread` are what {@link runScaling} accepts. */
-export function checkScalingOptions(threads: number, pagesPerThread: number): void {
-  if (!Number.isInteger(threads) || threads < 1 || threads > 512) {
-    throw new RangeError(`threads must be an integer from 1 to 512, got ${threads}`);
+/**
+ * Throws a RangeError unless `threads` and `pagesPerThread` are what {@link runScaling} accepts: one CPU per
+ * thread (plus one for the churn thread), so at most the machine's 1,024 CPUs.
+ */
+export function checkScalingOptions(threads: number, pagesPerThread: number, churn = false): void {
+  const most = MAX_CPUS - (churn ? 1 : 0);
+  if (!Number.isInteger(threads) || threads < 1 || threads > most) {
+    throw new RangeError(
+      `threads must be an integer from 1 to ${most}${churn ? ' (the churn thread takes the last CPU)' : ''}, got ${threads}`,
+    );
   }
   if (!Number.isInteger(pagesPerThread) || pagesPerThread < 1 || pagesPerThread > 512) {
     throw new RangeError(
@@ -91,8 +109,8 @@ export function checkScalingOptions(threads: number, pagesPerThread: number): vo
 export function runScaling(opts: ScalingOptions): ScalingResult {
   const n = opts.threads;
   const pages = opts.pagesPerThread ?? 64;
-  checkScalingOptions(n, pages);
   const churn = opts.churn ?? false;
+  checkScalingOptions(n, pages, churn);
   const cpus = n + (churn ? 1 : 0);
   const system = boot({
     cpus,
@@ -122,6 +140,7 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
       const t1 = yield* now();
       state.end = Math.max(state.end, t1);
       state.running--;
+      if (state.running === 0) opts.probe?.('faulted');
     };
   system.spawnProcess('scaling', function* (u) {
     // Map every region first (one mmap each, before any thread starts), so the measurement sees faults only.
@@ -135,6 +154,7 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
       if (!r.ok) throw new Error(`scaling: mmap of region ${i} failed with errno ${r.errno}`);
     }
     state.running = n;
+    opts.probe?.('mapped');
     state.start = yield* now();
     for (let i = 1; i < n; i++) yield* u.spawnThread(faulter(i), i);
     if (churn) {
@@ -158,6 +178,7 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
   const runHostMs = performance.now() - h0;
   if (!run.ok) throw new Error(`scaling run failed: ${run.failure?.kind}: ${run.failure?.message}`);
   const faults = system.processes[0].rusage().minflt;
+  const lock = system.processes[0].mm.mmapLock;
   const simNs = state.end - state.start;
   const simNsFromFirstStart = state.end - state.firstStart;
   return {
@@ -171,6 +192,7 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
     faultsPerSec: (n * pages) / (simNs / 1e9),
     faultsPerSecFromFirstStart: (n * pages) / (simNsFromFirstStart / 1e9),
     churnOps: state.churnOps,
+    mmapLockRmws: lock instanceof RwSemaphore ? lock.line.rmws : null,
     runHostMs,
     run,
   };
