@@ -102,6 +102,14 @@ describe('dufourSpf options (bad input is refused at boot)', () => {
     );
     expect(() => dufourSpf({ singleThreadShortcut: 'no' as never })(world().env)).toThrow(/is a boolean/);
   });
+
+  it('refuses unknown option names (a typo must not leave the default silently), and a non-object', () => {
+    expect(() => dufourSpf({ specPgtableAlloca: true } as never)).toThrow(
+      /specPgtableAlloca is refused: no such option; the options are singleThreadShortcut, specPgtableAlloc/,
+    );
+    expect(() => dufourSpf({ checks: 'none' } as never)).toThrow(/checks is refused: must be an object/);
+    expect(() => dufourSpf(null as never)).toThrow(/options is refused/);
+  });
   it('lists every check with a description, and asks the mm for v12 bookkeeping', () => {
     expect(DUFOUR_CHECKS.map((c) => c.name)).toHaveLength(11);
     for (const c of DUFOUR_CHECKS) expect(c.description.length).toBeGreaterThan(20);

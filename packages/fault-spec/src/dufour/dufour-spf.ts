@@ -162,8 +162,34 @@ export function dufourSpf(options: DufourSpfOptions = {}): FaultHandlerFactory {
   return (env: FaultEnv) => new DufourSpfHandler(env, options);
 }
 
-/** Refuses check names that do not exist (a typo would otherwise leave the check on silently). */
+/** The option names {@link dufourSpf} takes. */
+const DUFOUR_OPTIONS = [
+  'singleThreadShortcut',
+  'specPgtableAlloc',
+  'unsafeWithoutPteSpecial',
+  'checks',
+] as const;
+
+/**
+ * Refuses option and check names that do not exist (a typo would otherwise leave a check on, or an
+ * option at its default, silently).
+ */
 function checkNames(options: DufourSpfOptions): void {
+  if (typeof options !== 'object' || options === null) {
+    throw new FaultSpecConfigError('dufour', ['options'], 'must be an object of option names to values');
+  }
+  for (const k of Object.keys(options)) {
+    if (!(DUFOUR_OPTIONS as readonly string[]).includes(k)) {
+      throw new FaultSpecConfigError(
+        'dufour',
+        [k],
+        `no such option; the options are ${DUFOUR_OPTIONS.join(', ')}`,
+      );
+    }
+  }
+  if (options.checks !== undefined && (typeof options.checks !== 'object' || options.checks === null)) {
+    throw new FaultSpecConfigError('dufour', ['checks'], 'must be an object of check names to booleans');
+  }
   const known = new Set<string>(DUFOUR_CHECKS.map((c) => c.name));
   for (const k of Object.keys(options.checks ?? {})) {
     if (!known.has(k)) {
