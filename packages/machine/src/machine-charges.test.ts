@@ -1,0 +1,404 @@
+import { describe, expect, it } from 'vitest';
+import { Cell } from './cell.js';
+import {
+  block,
+  cpuRelax,
+  delay,
+  type Effect,
+  EffectKind,
+  fence,
+  type Kernel,
+  localIrqDisable,
+  localIrqEnable,
+  localIrqRestore,
+  localIrqSave,
+  now,
+  preemptDisable,
+  preemptEnable,
+  self,
+  sendIpi,
+  wake,
+  wakeTask,
+} from './effects.js';
+import { MachineConfigError } from './errors.js';
+import { replaySchedule } from './explore.js';
+import { Machine } from './machine.js';
+import { random } from './policy/random.js';
+import type { Task } from './task.js';
+import { WaitQueue } from './wait-queue.js';
+
+/** Latencies that differ from each other, so that each charge can only come from one rule. */
+const cost = {
+  pause: 35,
+  fence: 8,
+  irqToggle: 3,
+  ipiSend: 300,
+  ipiLatency: 1000,
+  exceptionEntryExit: 250,
+  lineTransfer: 60,
+  contextSwitch: 1500,
+};
+
+describe('what each effect costs (timed policy)', () => {
+  it('charges pause, fence, interrupt toggles and delays to the CPU clock; now() and self() are free', () => {
+    const m = new Machine({ cpus: 1, cost });
+    const seen: unknown[] = [];
+    m.spawn(0, 't', function* () {
+      seen.push(yield* now());
+      yield* cpuRelax();
+      seen.push(yield* now());
+      yield* fence();
+      seen.push(yield* now());
+      yield* localIrqDisable();
+      seen.push(yield* now(), (yield* self()).irqsEnabled);
+      yield* localIrqEnable();
+      seen.push(yield* now(), (yield* self()).irqsEnabled);
+      seen.push(yield* localIrqSave(), yield* localIrqSave()); // true, then false
+      yield* localIrqRestore(true);
+      seen.push(yield* now(), (yield* self()).irqsEnabled);
+      yield* delay(100);
+      yield* delay(0);
+      seen.push(yield* now());
+    });
+    const r = m.run();
+    expect(r.ok).toBe(true);
+    expect(seen).toEqual([0, 35, 43, 46, false, 49, true, true, false, 58, true, 158]);
+    expect(r.time).toBe(158);
+    expect(r.clocks).toEqual([158]);
+  });
+
+  it('an IPI costs the sender ipiSend per target and the target the exception entry; the ack a line transfer', () => {
+    const m = new Machine({ cpus: 3, cost });
+    const seen: string[] = [];
+    m.spawn(0, 'sender', function* () {
+      yield* sendIpi([1, 2], function* (cpu) {
+        const s = yield* self();
+        seen.push(`handler on ${cpu} at ${yield* now()} inIrq=${s.inIrq} irqs=${s.irqsEnabled}`);
+      });
+      seen.push(`acked at ${yield* now()}`);
+      yield* sendIpi([1], function* () {}, false);
+      seen.push(`no wait: ${yield* now()}`);
+    });
+    const r = m.run();
+    expect(r.ok).toBe(true);
+    // Sent at 300 and 600; each arrives ipiLatency later and enters the handler after exceptionEntryExit.
+    expect(seen).toEqual([
+      'handler on 1 at 1550 inIrq=true irqs=false',
+      'handler on 2 at 1850 inIrq=true irqs=false',
+      'acked at 1910', // the last ack (1850) plus a line transfer
+      'no wait: 2210',
+    ]);
+    expect(r.clocks).toEqual([2210, 3460, 1850]); // CPU 1 takes the second IPI at 2210 + 1000 + 250
+  });
+
+  it('a sleeper lets the next task on its CPU run after a context switch', () => {
+    const m = new Machine({ cpus: 1, cost });
+    const wq = new WaitQueue('wq');
+    const seen: string[] = [];
+    m.spawn(0, 'A', function* () {
+      yield* delay(10);
+      yield* block(wq, () => false);
+    });
+    m.spawn(0, 'B', function* () {
+      seen.push(`B at ${yield* now()}`);
+    });
+    const r = m.run();
+    expect(seen).toEqual(['B at 1510']);
+    expect(r.failure?.kind).toBe('deadlock');
+  });
+
+  it('waking costs the waker a line transfer per task woken; the woken task runs no earlier than that', () => {
+    const m = new Machine({ cpus: 4, cost });
+    const wq = new WaitQueue('wq');
+    const seen: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      m.spawn(i, `s${i}`, function* () {
+        yield* delay(i); // sleep in the order s0, s1, s2
+        yield* block(wq);
+        seen.push(`s${i} at ${yield* now()}`);
+      });
+    }
+    m.spawn(3, 'waker', function* () {
+      yield* delay(1000);
+      const two = yield { kind: EffectKind.Wake, wq, count: 2 } as Effect;
+      seen.push(`woke ${two} at ${yield* now()}`);
+      yield* delay(1000);
+      const rest = yield { kind: EffectKind.Wake, wq, count: Number.POSITIVE_INFINITY } as Effect;
+      const none = yield { kind: EffectKind.Wake, wq, count: 1 } as Effect;
+      seen.push(`woke ${rest} then ${none} at ${yield* now()}`);
+    });
+    const r = m.run();
+    expect(r.ok).toBe(true);
+    // FIFO: the first two sleepers, woken at 1060 and 1120; the last one a transfer after the second wake.
+    expect([...seen].sort()).toEqual(
+      ['s0 at 1060', 's1 at 1120', 's2 at 2180', 'woke 1 then 0 at 2180', 'woke 2 at 1120'].sort(),
+    );
+  });
+
+  it('wakeTask wakes a sleeping task, and a wake-up before the sleep is not lost', () => {
+    const m = new Machine({ cpus: 2, cost });
+    const wq = new WaitQueue('wq');
+    const results: unknown[] = [];
+    const go = new Cell(false, 'go');
+    const sleeper: Task = m.spawn(0, 'sleeper', function* () {
+      while (!(yield* go.load())) yield* cpuRelax();
+      yield* block(wq); // already woken: returns at once
+      yield* block(wq); // sleeps until the second wakeTask
+      results.push(`sleeper done at ${yield* now()}`);
+    });
+    m.spawn(1, 'waker', function* () {
+      results.push(yield { kind: EffectKind.WakeTask, task: sleeper } as Effect); // runnable: false
+      yield* go.store(true);
+      yield* delay(100_000);
+      results.push(yield { kind: EffectKind.WakeTask, task: sleeper } as Effect); // asleep: true
+      yield* wakeTask(sleeper); // done or runnable: nothing
+    });
+    const r = m.run();
+    expect(r.ok).toBe(true);
+    expect(results.slice(0, 2)).toEqual([false, true]);
+    expect(wq.sleepers).toHaveLength(0);
+    const at = Number(/at (\d+)/.exec(String(results[2]))![1]);
+    expect(at).toBeGreaterThanOrEqual(100_000 + 60);
+  });
+
+  it('the tick preempts a task whose clock reached it, unless preemption or interrupts are off', () => {
+    for (const guard of ['none', 'preempt', 'irq'] as const) {
+      const m = new Machine({ cpus: 1, cost: { ...cost, tick: 1000 } });
+      const log: string[] = [];
+      m.spawn(0, 'A', function* () {
+        if (guard === 'preempt') yield* preemptDisable();
+        if (guard === 'irq') yield* localIrqDisable();
+        yield* delay(1000 - (guard === 'irq' ? 3 : 0)); // the clock reaches the tick exactly
+        log.push('A1');
+        yield* delay(1);
+        log.push('A2');
+        if (guard === 'preempt') yield* preemptEnable();
+        if (guard === 'irq') yield* localIrqEnable();
+      });
+      m.spawn(0, 'B', function* () {
+        log.push('B');
+      });
+      expect(m.run().ok).toBe(true);
+      expect(log).toEqual(guard === 'none' ? ['A1', 'B', 'A2'] : ['A1', 'A2', 'B']);
+    }
+  });
+});
+
+describe('bad kernel code is reported as a failure of the run', () => {
+  function fails(body: () => Kernel<void>, cpus = 1) {
+    const m = new Machine({ cpus });
+    m.spawn(0, 'bad', body);
+    return m.run().failure;
+  }
+
+  it('a delay that is not a finite number >= 0', () => {
+    for (const ns of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      const f = fails(function* () {
+        yield* delay(ns);
+      });
+      expect(f?.kind).toBe('exception');
+      expect(f?.message).toBe(`delay of ${ns} ns; a delay must be a finite number >= 0`);
+      expect(f?.task).toBe('bad');
+    }
+  });
+
+  it('a yielded value that is not an effect', () => {
+    const f = fails(function* () {
+      yield 42 as unknown as Effect;
+    });
+    expect(f?.kind).toBe('exception');
+    expect(f?.message).toMatch(/^kernel code yielded 42, which is not a machine effect/);
+    expect(f?.cpu).toBe(0);
+  });
+
+  it('an IPI handler that enables interrupts, sleeps, sends an IPI or throws', () => {
+    const cases: Array<[() => Kernel<void>, string, RegExp]> = [
+      [localIrqEnable, 'irq', /^IPI handler on CPU 1 enabled interrupts$/],
+      [() => localIrqRestore(true), 'irq', /^IPI handler on CPU 1 enabled interrupts$/],
+      [() => block(new WaitQueue('q')), 'might-sleep', /^IPI handler on CPU 1 tried to sleep on 'q'/],
+      [() => sendIpi([0], function* () {}), 'ipi', /^IPI handler on CPU 1 tried to send an IPI/],
+      [
+        function* () {
+          yield* delay(1);
+          throw new RangeError('bad pfn');
+        },
+        'exception',
+        /^RangeError: bad pfn$/,
+      ],
+    ];
+    for (const [handler, kind, message] of cases) {
+      const m = new Machine({ cpus: 2 });
+      m.spawn(0, 'sender', function* () {
+        yield* sendIpi([1], handler);
+      });
+      const f = m.run().failure;
+      expect(f?.kind).toBe(kind);
+      expect(f?.message).toMatch(message);
+      expect(f?.cpu).toBe(1);
+      expect(f?.task).toBe('irq');
+    }
+    // Restoring "disabled" in a handler is allowed, and interrupts come back on after the handler.
+    const m = new Machine({ cpus: 2 });
+    const after: boolean[] = [];
+    m.spawn(0, 'sender', function* () {
+      yield* sendIpi([1], () => localIrqRestore(false));
+    });
+    m.spawn(1, 'target', function* () {
+      yield* delay(10_000);
+      after.push((yield* self()).irqsEnabled);
+    });
+    expect(m.run().ok).toBe(true);
+    expect(after).toEqual([true]);
+  });
+
+  it('an IPI to a CPU that does not exist', () => {
+    for (const target of [2, -1, 0.5]) {
+      const m = new Machine({ cpus: 2 });
+      m.spawn(0, 's', function* () {
+        yield* sendIpi([1, target], function* () {});
+      });
+      const f = m.run().failure;
+      expect(f?.kind).toBe('ipi');
+      expect(f?.message).toBe(
+        `CPU 0 sent an IPI to ${target}; targets must be other CPUs of this machine (0 to 1)`,
+      );
+    }
+    // No targets: nothing to wait for.
+    const m = new Machine({ cpus: 2 });
+    m.spawn(0, 's', function* () {
+      yield* sendIpi([], function* () {});
+    });
+    expect(m.run().ok).toBe(true);
+  });
+});
+
+describe('failure reports', () => {
+  it('a task failure counts its step, takes its CPU clock, and replays to the same failure', () => {
+    const scenario = {
+      cpus: 2,
+      setup(m: Machine) {
+        m.spawn(0, 'a', function* () {
+          yield* delay(700);
+        });
+        m.spawn(1, 'b', function* () {
+          yield* delay(300);
+          throw new Error('boom');
+        });
+      },
+    };
+    const m = new Machine({ cpus: 2, seed: 5 });
+    scenario.setup(m);
+    const r = m.run();
+    const f = r.failure!;
+    expect(f.cpu).toBe(1);
+    expect(f.task).toBe('b');
+    expect(f.seed).toBe(5);
+    expect(f.policy).toBe('timed');
+    expect(f.time).toBe(300);
+    expect(r.steps).toBe(f.step);
+    expect(f.step).toBe(3); // a's start, b's start, b's delay (which ends in the throw)
+    expect(f.schedule).toBe(r.schedule);
+    expect(f.cpus).toHaveLength(2);
+    const again = replaySchedule(scenario, f.schedule);
+    expect(again.failure?.message).toBe('Error: boom');
+    expect(again.steps).toBe(3);
+  });
+
+  it("a deadlock is nobody's step: it reports the latest clock and every step taken", () => {
+    const m = new Machine({ cpus: 2 });
+    const wq = new WaitQueue('never');
+    m.spawn(0, 'a', function* () {
+      yield* delay(500);
+      yield* block(wq);
+    });
+    m.spawn(1, 'b', function* () {
+      yield* delay(200);
+      yield* block(wq);
+    });
+    const r = m.run();
+    expect(r.failure?.kind).toBe('deadlock');
+    expect(r.failure?.cpu).toBe(-1);
+    expect(r.failure?.task).toBe(null);
+    expect(r.failure?.time).toBe(500);
+    expect(r.failure?.step).toBe(6);
+    expect(r.steps).toBe(6);
+  });
+});
+
+describe('machine construction and bookkeeping', () => {
+  it('rejects a missing configuration, a bad step limit and an unknown policy', () => {
+    expect(() => new Machine(null as never)).toThrow(
+      new MachineConfigError('a machine needs a configuration object'),
+    );
+    expect(() => new Machine({ cpus: '2' as unknown as number })).toThrow(MachineConfigError);
+    for (const maxSteps of [0, -5, 1.5]) {
+      expect(() => new Machine({ cpus: 1, maxSteps })).toThrow(
+        new MachineConfigError(`maxSteps must be a positive integer, got ${maxSteps}`),
+      );
+    }
+    expect(new Machine({ cpus: 1, maxSteps: 1 }).maxSteps).toBe(1);
+    expect(new Machine({ cpus: 1 }).maxSteps).toBe(50_000_000);
+    expect(new Machine({ cpus: 1024 }).cpuCount).toBe(1024);
+    for (const policy of [{}, { name: 'x', start() {} }, { name: 'x', choose() {} }]) {
+      expect(() => new Machine({ cpus: 1, policy: policy as never })).toThrow(/^unknown policy/);
+    }
+    const m = new Machine({ cpus: 1 });
+    expect(() => m.spawn(0, 'not a generator', (() => 5) as never)).toThrow(
+      new MachineConfigError(
+        "task 'not a generator' must be a generator (function* ... ) yielding machine effects",
+      ),
+    );
+    expect(() => m.spawn(-1, 'x', function* () {})).toThrow(MachineConfigError);
+    expect(() => m.spawn(0.5, 'x', function* () {})).toThrow(MachineConfigError);
+    expect(m.allTasks()).toHaveLength(0);
+  });
+
+  it('the physical-address cache never confuses two lines that share a slot', () => {
+    const m = new Machine({ cpus: 1 });
+    const a = m.physLine(0);
+    const b = m.physLine(1024 * 64); // same slot of the direct-mapped cache
+    expect(b).not.toBe(a);
+    expect(m.physLine(0)).toBe(a);
+    expect(m.physLine(1024 * 64 + 63)).toBe(b);
+    expect(b.label).toBe('phys:0x10000');
+  });
+
+  it("a task spawned by running code starts no earlier than its creator's clock", () => {
+    const m = new Machine({ cpus: 2, cost });
+    const seen: string[] = [];
+    m.spawn(0, 'parent', function* () {
+      yield* delay(500);
+      m.spawn(1, 'child', function* () {
+        seen.push(`child at ${yield* now()}`);
+      });
+      m.spawn(0, 'queued', function* () {
+        seen.push(`queued at ${yield* now()}`);
+      });
+      yield* delay(100);
+    });
+    expect(m.run().ok).toBe(true);
+    expect(seen).toEqual(['child at 500', 'queued at 2100']); // after the parent ends and a switch
+    expect(m.allTasks().map((t) => t.name)).toEqual(['parent', 'child', 'queued']);
+  });
+
+  it('records schedules longer than its initial buffer exactly', () => {
+    const scenario = {
+      cpus: 3,
+      setup(m: Machine) {
+        const c = new Cell(0, 'c');
+        for (let i = 0; i < 3; i++) {
+          m.spawn(i, `t${i}`, function* () {
+            for (let k = 0; k < 1500; k++) yield* c.store(k);
+          });
+        }
+      },
+    };
+    const m = new Machine({ cpus: 3, policy: random(9) });
+    scenario.setup(m);
+    const r = m.run();
+    expect(r.steps).toBe(3 * 1501);
+    const again = replaySchedule(scenario, r.schedule);
+    expect(again.traceHash).toBe(r.traceHash);
+    expect(again.schedule).toBe(r.schedule);
+  });
+});
