@@ -17,7 +17,6 @@ import {
   preemptEnable,
   self,
   sendIpi,
-  wake,
   wakeTask,
 } from './effects.js';
 import { MachineConfigError } from './errors.js';
