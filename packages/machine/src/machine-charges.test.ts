@@ -15,8 +15,10 @@ import {
   now,
   preemptDisable,
   preemptEnable,
+  readEffect,
   self,
   sendIpi,
+  spinWaitEffect,
   wakeTask,
 } from './effects.js';
 import { MachineConfigError } from './errors.js';
@@ -399,5 +401,103 @@ describe('machine construction and bookkeeping', () => {
     const again = replaySchedule(scenario, r.schedule);
     expect(again.traceHash).toBe(r.traceHash);
     expect(again.schedule).toBe(r.schedule);
+  });
+});
+
+describe('IPI delivery, end checks and stuck spinners', () => {
+  it('a busy CPU takes an IPI at the first step that begins once it has arrived', () => {
+    const m = new Machine({ cpus: 2, cost });
+    const seen: string[] = [];
+    m.spawn(0, 'sender', function* () {
+      yield* sendIpi([1], function* () {
+        seen.push(`handler at ${yield* now()}`);
+      });
+      seen.push(`acked at ${yield* now()}`);
+    });
+    m.spawn(1, 'busy', function* () {
+      for (let i = 0; i < 20; i++) yield* delay(100);
+      seen.push(`busy done at ${yield* now()}`);
+    });
+    expect(m.run().ok).toBe(true);
+    // Sent at 300, arrives at 1300: the busy CPU's clock reaches 1300 after 13 delays; the handler is entered
+    // then (250 ns), and the busy task goes on 250 ns late.
+    expect(seen).toEqual(['handler at 1550', 'acked at 1610', 'busy done at 2250']);
+  });
+
+  it('end checks run after every task finished, report as failures, and do not run after a failure', () => {
+    const calls: string[] = [];
+    const m = new Machine({ cpus: 1 });
+    m.spawn(0, 't', function* () {
+      yield* delay(5);
+      calls.push('task');
+    });
+    m.atEnd(() => calls.push('check 1'));
+    m.atEnd(() => {
+      throw new Error('invariant broken');
+    });
+    const r = m.run();
+    expect(calls).toEqual(['task', 'check 1']);
+    expect(r.failure?.kind).toBe('exception');
+    expect(r.failure?.message).toBe('Error: invariant broken');
+    expect(r.failure?.cpu).toBe(-1);
+    expect(r.failure?.task).toBe(null);
+    expect(r.failure?.step).toBe(2);
+
+    const m2 = new Machine({ cpus: 1 });
+    m2.spawn(0, 't', function* () {
+      throw new Error('task failed');
+    });
+    let checked = false;
+    m2.atEnd(() => {
+      checked = true;
+    });
+    expect(m2.run().failure?.message).toBe('Error: task failed');
+    expect(checked).toBe(false);
+  });
+
+  it('tells the policy how many steps a finished run took', () => {
+    const finished: number[] = [];
+    const policy = { ...random(3), finish: (steps: number) => finished.push(steps) };
+    const m = new Machine({ cpus: 2, policy });
+    for (let i = 0; i < 2; i++) {
+      m.spawn(i, `t${i}`, function* () {
+        yield* delay(1);
+      });
+    }
+    const r = m.run();
+    expect(r.ok).toBe(true);
+    expect(r.steps).toBe(4);
+    expect(finished).toEqual([4]);
+  });
+
+  it('reports a pure spin-wait nobody can end, but not while another CPU can still write the line', () => {
+    const m = new Machine({ cpus: 2 });
+    const flag = new Cell(0, 'flag');
+    const wait = spinWaitEffect(flag.line, 'flag');
+    m.spawn(0, 'spinner', function* () {
+      yield readEffect(flag.line);
+      while (flag.value === 0) yield wait;
+    });
+    m.spawn(1, 'late writer', function* () {
+      yield* delay(200_000); // about 5,700 spin iterations
+      yield* flag.store(1);
+    });
+    const r = m.run();
+    expect(r.ok).toBe(true);
+    expect(r.spinsSkipped).toBeGreaterThan(5000);
+
+    const m2 = new Machine({ cpus: 1 });
+    const never = new Cell(0, 'never');
+    const w2 = spinWaitEffect(never.line, 'never');
+    m2.spawn(0, 'alone', function* () {
+      yield readEffect(never.line);
+      while (never.value === 0) yield w2;
+    });
+    const r2 = m2.run();
+    expect(r2.failure?.kind).toBe('spin-forever');
+    expect(r2.failure?.message).toBe(
+      "no CPU is left to write the lines these pure spin-waits wait for (every other task has finished or sleeps): alone on CPU 0 spins on 'never'",
+    );
+    expect(r2.steps).toBeLessThan(200);
   });
 });

@@ -95,7 +95,7 @@ describe('ReadyHeap: the timed policy orders CPUs by ready time, ties by rank', 
     }
     const h = new ReadyHeap(cpus, rank);
     const keys = new Map<number, number>();
-    for (let op = 0; op < 4000; op++) {
+    for (let op = 0; op < 1500; op++) {
       const id = rng.below(cpus);
       if (rng.below(4) === 0) {
         h.remove(id);
