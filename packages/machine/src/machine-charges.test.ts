@@ -19,12 +19,15 @@ import {
   self,
   sendIpi,
   spinWaitEffect,
+  wake,
   wakeTask,
 } from './effects.js';
 import { MachineConfigError } from './errors.js';
 import { replaySchedule } from './explore.js';
 import { Machine } from './machine.js';
+import type { Policy } from './policy/policy.js';
 import { random } from './policy/random.js';
+import { timed } from './policy/timed.js';
 import type { Task } from './task.js';
 import { WaitQueue } from './wait-queue.js';
 
@@ -499,5 +502,80 @@ describe('IPI delivery, end checks and stuck spinners', () => {
       "no CPU is left to write the lines these pure spin-waits wait for (every other task has finished or sleeps): alone on CPU 0 spins on 'never'",
     );
     expect(r2.steps).toBeLessThan(200);
+  });
+});
+
+describe('what a policy sees of the machine', () => {
+  /** timed()'s rule through choose(), recording the view at every step for the enabled CPUs. */
+  function recording(log: string[]): Policy {
+    const rule = timed();
+    return {
+      name: 'recording',
+      start() {},
+      choose(enabled, count, view) {
+        const parts = [`#${view.step} last=${view.lastCpu}`];
+        for (let i = 0; i < count; i++) {
+          const c = enabled[i];
+          parts.push(
+            `${c}:ready=${view.readyAt(c)},clock=${view.clock(c)}${view.isSpinning(c) ? ',spin' : ''}`,
+          );
+        }
+        log.push(parts.join(' '));
+        return rule.choose(enabled, count, view);
+      },
+    };
+  }
+
+  it('the ready time of a CPU includes a pending delay, and a spinning CPU says so', () => {
+    const log: string[] = [];
+    const m = new Machine({ cpus: 2, policy: recording(log) });
+    m.spawn(0, 'a', function* () {
+      yield* delay(100);
+      yield* cpuRelax();
+    });
+    m.spawn(1, 'b', function* () {
+      yield* delay(50);
+    });
+    expect(m.run().ok).toBe(true);
+    expect(log).toEqual([
+      '#0 last=-1 0:ready=0,clock=0 1:ready=0,clock=0',
+      '#1 last=0 0:ready=100,clock=0 1:ready=0,clock=0',
+      '#2 last=1 0:ready=100,clock=0 1:ready=50,clock=0',
+      '#3 last=1 0:ready=100,clock=0',
+      '#4 last=0 0:ready=100,clock=100,spin',
+    ]);
+  });
+
+  it('an IPI is ready when it arrives, a handler at its clock, and the sender when the ack reaches it', () => {
+    const log: string[] = [];
+    const m = new Machine({ cpus: 2, policy: recording(log), cost });
+    m.spawn(0, 'sender', function* () {
+      yield* sendIpi([1], function* () {
+        yield* delay(10);
+      });
+    });
+    expect(m.run().ok).toBe(true);
+    expect(log).toEqual([
+      '#0 last=-1 0:ready=0,clock=0',
+      '#1 last=0 0:ready=0,clock=0',
+      '#2 last=0 1:ready=1300,clock=0', // sent at 300, ipiLatency 1000
+      '#3 last=1 1:ready=1550,clock=1550', // in the handler: its clock (its delay is not looked ahead)
+      '#4 last=1 0:ready=1620,clock=300', // the ack at 1560, plus a line transfer
+    ]);
+  });
+
+  it('a woken task is ready when the wake-up reaches it', () => {
+    const log: string[] = [];
+    const m = new Machine({ cpus: 2, policy: recording(log), cost });
+    const wq = new WaitQueue('wq');
+    m.spawn(0, 'sleeper', function* () {
+      yield* block(wq);
+    });
+    m.spawn(1, 'waker', function* () {
+      yield* delay(1000);
+      yield* wake(wq);
+    });
+    expect(m.run().ok).toBe(true);
+    expect(log.at(-1)).toBe('#5 last=1 0:ready=1060,clock=0');
   });
 });
