@@ -185,6 +185,24 @@ describe('Coherence: what each access costs and what state it leaves', () => {
     expect(a.owner).toBe(0);
   });
 
+  it('adopting a line clears its state without touching it: nobody holds it yet', () => {
+    const c = coherence();
+    const l = new MemoryLine('x');
+    coherence().access(3, 0, write(l)); // state left by another machine
+    expect([l.owner, l.dirty, l.busyUntil]).toEqual([3, true, 85]);
+    c.adopt(l);
+    expect([l.id, l.owner, l.dirty, l.sharers, l.sharerCount, l.busyUntil]).toEqual([
+      0,
+      -1,
+      false,
+      null,
+      0,
+      0,
+    ]);
+    for (let cpu = 0; cpu < 8; cpu++) expect(c.readHits(cpu, l)).toBe(false);
+    expect(c.access(3, 0, read(l))).toBe(85); // a miss, from DRAM
+  });
+
   it('tracks sharers beyond the first 32 CPUs', () => {
     const big = makeCostModel(70, latencies, 2); // CPUs 0-34 and 35-69
     const c = coherence(big, 70);
