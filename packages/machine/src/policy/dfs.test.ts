@@ -129,6 +129,20 @@ describe('DfsExplorer: every schedule within the preemption bound, each once', (
     expect(counts).toEqual([2, 4, 6, 6, 6]); // C(4,2) = 6 interleavings in all
   });
 
+  it('leaves out exactly the spinning CPUs when some spin and others can run', () => {
+    const toys: Toy[] = [
+      { lengths: [2, 2, 2], spins: (c, done) => c === 2 && done < 2 }, // one spinner, two runnable
+      { lengths: [3, 2, 2], spins: (c, done) => c === 0 && done > 0 && done < 3 }, // CPU 0 spins after a step
+      { lengths: [2, 2, 2], spins: (c, done) => c > 0 && done < 1 }, // two spinners, one runnable
+    ];
+    for (const toy of toys) {
+      for (const bound of [0, 1, 2]) {
+        const r = explored(toy, bound);
+        expect([...r.schedules].sort()).toEqual([...expected(toy, bound)].sort());
+      }
+    }
+  });
+
   it('runs a spin-waiting CPU only when every enabled CPU spins, and switching away from it is free', () => {
     // CPU 1's first two steps spin; CPU 0 has plain steps.
     const toy: Toy = { lengths: [2, 3], spins: (c, done) => c === 1 && done < 2 };
@@ -141,6 +155,8 @@ describe('DfsExplorer: every schedule within the preemption bound, each once', (
     const ra = explored(all, 0);
     expect([...ra.schedules].sort()).toEqual([...expected(all, 0)].sort());
     expect(ra.schedules).toContain('010011'); // switching between spinners costs nothing
+    // When every CPU spins, the default choice moves on to the next CPU after the previous one.
+    expect(ra.schedules[0]).toBe('010011');
     for (const b of [1, 2]) {
       const rb = explored(toy, b);
       expect([...rb.schedules].sort()).toEqual([...expected(toy, b)].sort());
