@@ -579,3 +579,48 @@ describe('what a policy sees of the machine', () => {
     expect(log.at(-1)).toBe('#5 last=1 0:ready=1060,clock=0');
   });
 });
+
+describe('the step limit and deadlocks under a choosing policy', () => {
+  const livelock = (maxSteps: number) => ({
+    cpus: 2,
+    maxSteps,
+    setup(m: Machine) {
+      const flag = new Cell(false, 'flag');
+      for (let i = 0; i < 2; i++) {
+        m.spawn(i, `spinner${i}`, function* () {
+          while (!(yield* flag.load())) yield* cpuRelax('flag');
+        });
+      }
+    },
+  });
+
+  it('stops at the limit without asking the policy for a step beyond it, so the failure replays', () => {
+    const m = new Machine({ cpus: 2, maxSteps: 50, policy: random(4) });
+    livelock(50).setup(m);
+    const r = m.run();
+    expect(r.failure?.kind).toBe('step-limit');
+    expect(r.failure?.message).toMatch(
+      /^no end after 50 steps \(a livelock, or raise maxSteps\): CPU 0 next: /,
+    );
+    expect(r.steps).toBe(50);
+    const again = replaySchedule(livelock(50), r.failure!.schedule);
+    expect(again.failure?.kind).toBe('step-limit');
+    expect(again.traceHash).toBe(r.traceHash);
+  });
+
+  it('reports a deadlock when no CPU can step', () => {
+    const m = new Machine({ cpus: 2, policy: random(1) });
+    const wq = new WaitQueue('never');
+    for (let i = 0; i < 2; i++) {
+      m.spawn(i, `t${i}`, function* () {
+        yield* block(wq);
+      });
+    }
+    const r = m.run();
+    expect(r.failure?.kind).toBe('deadlock');
+    expect(r.failure?.message).toBe(
+      "every task is blocked: t0 on CPU 0 sleeps on 'never'; t1 on CPU 1 sleeps on 'never'",
+    );
+    expect(r.steps).toBe(4);
+  });
+});
