@@ -624,3 +624,157 @@ describe('the step limit and deadlocks under a choosing policy', () => {
     expect(r.steps).toBe(4);
   });
 });
+
+describe('more of what a run reports', () => {
+  it('a task keeps its result and ends done; a thrown non-error is reported as an Error', () => {
+    const m = new Machine({ cpus: 1 });
+    const t = m.spawn(0, 'answer', function* () {
+      yield* delay(1);
+      return 42;
+    });
+    expect(m.run().ok).toBe(true);
+    expect(t.state).toBe('done');
+    expect(t.result).toBe(42);
+    const m2 = new Machine({ cpus: 1 });
+    m2.spawn(0, 'thrower', function* () {
+      yield* delay(1);
+      throw 'a string';
+    });
+    const f = m2.run().failure;
+    expect(f?.kind).toBe('exception');
+    expect(f?.message).toBe('Error: a string');
+  });
+
+  it('labels the trace and the last events of IPIs, blocks and memory accesses', () => {
+    const m = new Machine({ cpus: 2, trace: true, historyLength: 3 });
+    const c = new Cell(0, 'counter');
+    const wq = new WaitQueue('wq');
+    m.spawn(0, 'sender', function* () {
+      yield* c.store(1);
+      yield* sendIpi(
+        [1],
+        function* (cpu) {
+          const s = yield* self();
+          kassertLike(s.task === null && cpu === 1);
+        },
+        true,
+        'flush_tlb',
+      );
+      yield* sendIpi([1], function* () {});
+      yield* block(wq, () => true, 'waiting for nothing');
+      yield* block(wq, () => true);
+    });
+    const r = m.run();
+    expect(r.ok).toBe(true);
+    const what = r.trace!.map((e) => `${e.cpu} ${e.kind} ${e.label} (${e.task})`);
+    expect(what).toEqual([
+      '0 self start (sender)',
+      '0 write counter (sender)',
+      '0 ipi flush_tlb -> 1 (sender)',
+      '1 ipi irq: flush_tlb from CPU 0 (idle)', // the entry is charged to what CPU 1 was running
+      '0 ipi ipi -> 1 (sender)',
+      '1 ipi irq: ipi from CPU 0 (idle)',
+      '0 block waiting for nothing (sender)',
+      '0 block wq (sender)',
+    ]);
+    const m2 = new Machine({ cpus: 1, historyLength: 3 });
+    m2.spawn(0, 't', function* () {
+      for (let i = 0; i < 10; i++) yield* delay(1, `d${i}`);
+      throw new Error('x');
+    });
+    expect(m2.run().failure?.lastEvents.map((e) => e.what)).toEqual(['delay d7', 'delay d8', 'delay d9']);
+    const m3 = new Machine({ cpus: 1 });
+    m3.spawn(0, 't', function* () {
+      for (let i = 0; i < 30; i++) yield* delay(1);
+      throw new Error('x');
+    });
+    expect(m3.run().failure?.lastEvents).toHaveLength(24); // the default
+  });
+
+  it('an IPI handler sees the task it interrupted', () => {
+    const m = new Machine({ cpus: 2 });
+    const seen: Array<string | null> = [];
+    m.spawn(0, 'sender', function* () {
+      yield* sendIpi([1], function* () {
+        seen.push((yield* self()).task?.name ?? null);
+      });
+    });
+    m.spawn(1, 'busy', function* () {
+      for (let i = 0; i < 10; i++) yield* delay(1000);
+    });
+    expect(m.run().ok).toBe(true);
+    expect(seen).toEqual(['busy']);
+  });
+
+  it('a pure spin-wait in an IPI handler runs step by step until the line is written', () => {
+    const m = new Machine({ cpus: 2, trace: true });
+    const flag = new Cell(0, 'flag');
+    const wait = spinWaitEffect(flag.line, 'flag');
+    const seen: number[] = [];
+    m.spawn(0, 'sender', function* () {
+      yield* sendIpi(
+        [1],
+        function* () {
+          yield readEffect(flag.line);
+          while (flag.value === 0) yield wait;
+          seen.push(yield* now());
+        },
+        false,
+      );
+      yield* delay(3000);
+      yield* flag.store(1);
+    });
+    const r = m.run();
+    expect(r.ok).toBe(true);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toBeGreaterThan(3000);
+    const handler = r.trace!.filter((e) => e.task === 'irq');
+    const spins = handler.filter((e) => e.kind === 'spin').length;
+    const reads = handler.filter((e) => e.kind === 'read').length;
+    expect(spins).toBeGreaterThan(10);
+    expect(reads).toBe(spins + 1); // the first read, then a read after every spin
+    expect(r.spinsSkipped).toBe(0); // the handler's code runs after every iteration
+  });
+
+  it('a loop declared pure that does something else with the line unchanged fails with impure-spin', () => {
+    const m = new Machine({ cpus: 2 });
+    const flag = new Cell(0, 'flag');
+    const other = new Cell(0, 'other');
+    const wait = spinWaitEffect(flag.line, 'flag');
+    m.spawn(0, 'impure', function* () {
+      yield readEffect(flag.line);
+      while (flag.value === 0) {
+        yield wait;
+        yield* other.store(1);
+      }
+    });
+    m.spawn(1, 'late', function* () {
+      yield* delay(10_000);
+      yield* flag.store(1);
+    });
+    const f = m.run().failure;
+    expect(f?.kind).toBe('impure-spin');
+    expect(f?.task).toBe('impure');
+    expect(f?.message).toMatch(/^task impure on CPU 0 declared a pure spin-wait on 'flag'/);
+  });
+
+  it('checks its configuration object and defaults to the timed policy', () => {
+    expect(() => new Machine(5 as never)).toThrow(
+      new MachineConfigError('a machine needs a configuration object'),
+    );
+    expect(new Machine({ cpus: 1 }).policy.name).toBe('timed');
+    expect(new Machine({ cpus: 1 }).seed).toBe(0);
+    let starts = 0;
+    const policy = { ...random(1), start: () => starts++ };
+    const m = new Machine({ cpus: 1, policy });
+    m.spawn(0, 't', function* () {
+      yield* delay(1);
+    });
+    m.run();
+    expect(starts).toBe(1);
+  });
+});
+
+function kassertLike(cond: boolean): void {
+  if (!cond) throw new Error('unexpected handler context');
+}
