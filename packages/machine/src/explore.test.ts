@@ -220,6 +220,7 @@ describe('explore(): budgets, defaults and what it reports', () => {
   it('dfs stops at its runs budget without claiming exhaustion, and otherwise explores the whole bounded tree', () => {
     const all = explore(mutexScenario(), { policy: 'dfs', bound: 2 });
     expect(all.exhausted).toBe(true);
+    expect(all.policy).toBe('dfs(bound=2)');
     expect(all.failure).toBeNull();
     const budget = explore(mutexScenario(), { policy: 'dfs', bound: 2, runs: 5 });
     expect(budget).toMatchObject({ runs: 5, exhausted: false, failure: null, policy: 'dfs(bound=2)' });
@@ -364,6 +365,7 @@ describe('parsePolicy', () => {
       ['random:x7', 'the seed', 'x7'],
       ['random:7x', 'the seed', '7x'],
       ['pct:3:two', 'the depth', 'two'],
+      ['pct:x', 'the seed', 'x'],
     ]) {
       expect(() => parsePolicy(spec)).toThrow(
         new MachineConfigError(`${what} in policy '${spec}' must be a non-negative integer, got '${bad}'`),
