@@ -15,6 +15,7 @@ import {
   now,
   preemptDisable,
   preemptEnable,
+  read,
   readEffect,
   self,
   sendIpi,
@@ -25,6 +26,7 @@ import {
 import { MachineConfigError } from './errors.js';
 import { replaySchedule } from './explore.js';
 import { Machine } from './machine.js';
+import { MemoryLine } from './memory-line.js';
 import type { Policy } from './policy/policy.js';
 import { random } from './policy/random.js';
 import { timed } from './policy/timed.js';
@@ -778,3 +780,92 @@ describe('more of what a run reports', () => {
 function kassertLike(cond: boolean): void {
   if (!cond) throw new Error('unexpected handler context');
 }
+
+describe('seeded variation, spawning and spin-forever timing', () => {
+  /** Four CPUs ready at the same time: the order in which they get past a delay. */
+  function tieOrder(seed: number, policy?: Policy): string {
+    const m = new Machine({ cpus: 4, seed, policy });
+    const order: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      m.spawn(i, `t${i}`, function* () {
+        yield* delay(100);
+        order.push(i);
+      });
+    }
+    expect(m.run().ok).toBe(true);
+    return order.join('');
+  }
+
+  it('under timed, seed 0 breaks ties by CPU id and other seeds by a fixed seeded permutation', () => {
+    expect(tieOrder(0)).toBe('0123');
+    // These orders are part of every seeded timed run (and of the recorded fingerprints): they only change
+    // if the permutation changes.
+    expect([1, 4, 5].map((s) => tieOrder(s))).toEqual(['1032', '1302', '0321']);
+    // A policy that chooses by itself is not affected by the permutation.
+    const viaChoose = (): Policy => ({ name: 'timed', start() {}, choose: timed().choose });
+    expect([0, 1, 4, 5].map((s) => tieOrder(s, viaChoose()))).toEqual(['0123', '0123', '0123', '0123']);
+  });
+
+  it('a seed other than 0 jitters memory latencies under every policy; seed 0 charges them exactly', () => {
+    const missTime = (seed: number) => {
+      const m = new Machine({ cpus: 1, seed, policy: random(1) });
+      let t = 0;
+      m.spawn(0, 'reader', function* () {
+        for (let i = 0; i < 10; i++) yield* read(new MemoryLine(`l${i}`));
+        t = yield* now();
+      });
+      expect(m.run().ok).toBe(true);
+      return t;
+    };
+    expect(missTime(0)).toBe(850); // ten DRAM reads of 85 ns
+    const seeded = [1, 2, 3, 4].map(missTime);
+    for (const t of seeded) {
+      expect(t).toBeGreaterThan(850);
+      expect(t).toBeLessThanOrEqual(850 + 10 * 10); // at most 85 >>> 3 = 10 ns each
+    }
+    expect(missTime(3)).toBe(seeded[2]);
+  });
+
+  it('spawns a generator object as well as a generator function, also during the first step', () => {
+    const m = new Machine({ cpus: 2 });
+    const seen: string[] = [];
+    function* child(name: string): Kernel<void> {
+      seen.push(`${name} at ${yield* now()}`);
+    }
+    m.spawn(
+      0,
+      'parent',
+      (function* () {
+        m.spawn(1, 'early', child('early')); // during the run's first step
+        yield* delay(10);
+      })(),
+    );
+    expect(m.run().ok).toBe(true);
+    expect(seen).toEqual(['early at 0']);
+  });
+
+  it('the first physical line looked up is the right one', () => {
+    const m = new Machine({ cpus: 1 });
+    expect(m.physLine(64).label).toBe('phys:0x40');
+    expect(m.physLine(64)).toBe(m.physLine(127));
+  });
+
+  it('checks for a spin nobody can end after 64 + 8 per CPU consecutive steps that ran no kernel code', () => {
+    for (const cpus of [2, 3]) {
+      const m = new Machine({ cpus });
+      const never = new Cell(0, 'never');
+      const w = spinWaitEffect(never.line, 'never');
+      m.spawn(0, 'alone', function* () {
+        yield* delay(5);
+        yield readEffect(never.line);
+        while (never.value === 0) yield w;
+      });
+      const r = m.run();
+      expect(r.failure?.kind).toBe('spin-forever');
+      // Steps 0-4 run the task's code (start, delay, read, spin, and the read after which the code shows
+      // that it only spins again); from step 5 on nothing runs code, and the check fires at the
+      // (64 + 8 * cpus + 1)-th such step.
+      expect(r.failure?.step).toBe(5 + 64 + 8 * cpus + 1);
+    }
+  });
+});
