@@ -22,6 +22,7 @@ import {
   spinWaitEffect,
   wake,
   wakeTask,
+  yieldCpu,
 } from './effects.js';
 import { MachineConfigError } from './errors.js';
 import { replaySchedule } from './explore.js';
@@ -157,7 +158,6 @@ describe('what each effect costs (timed policy)', () => {
       yield* go.store(true);
       yield* delay(100_000);
       results.push(yield { kind: EffectKind.WakeTask, task: sleeper } as Effect); // asleep: true
-      yield* wakeTask(sleeper); // done or runnable: nothing
     });
     const r = m.run();
     expect(r.ok).toBe(true);
@@ -867,5 +867,399 @@ describe('seeded variation, spawning and spin-forever timing', () => {
       // (64 + 8 * cpus + 1)-th such step.
       expect(r.failure?.step).toBe(5 + 64 + 8 * cpus + 1);
     }
+  });
+});
+
+describe('readiness, acknowledgements and yields', () => {
+  /** timed()'s rule through choose(), logging the ready time and clock of every enabled CPU at every step. */
+  function logging(log: string[]): Policy {
+    const rule = timed();
+    return {
+      name: 'logging',
+      start() {},
+      choose(enabled, count, view) {
+        const parts = [`#${view.step}`];
+        for (let i = 0; i < count; i++) {
+          const c = enabled[i];
+          parts.push(`${c}:${view.readyAt(c)}/${view.clock(c)}`);
+        }
+        log.push(parts.join(' '));
+        return rule.choose(enabled, count, view);
+      },
+    };
+  }
+
+  it('a CPU whose IPI arrived while it was busy is ready at its own clock; in the handler, at the handler clock', () => {
+    const log: string[] = [];
+    const m = new Machine({ cpus: 2, policy: logging(log), cost });
+    m.spawn(0, 'sender', function* () {
+      yield* sendIpi([1], function* () {
+        yield* delay(10);
+      });
+    });
+    m.spawn(1, 'busy', function* () {
+      for (let i = 0; i < 3; i++) yield* delay(1000);
+    });
+    expect(m.run().ok).toBe(true);
+    expect(log).toEqual([
+      '#0 0:0/0 1:0/0',
+      '#1 0:0/0 1:0/0',
+      '#2 1:0/0', // the sender waits for the ack
+      '#3 1:1000/0',
+      '#4 1:2000/1000', // the IPI (arrived at 1300) waits for the step boundary
+      '#5 1:2000/2000', // delivered at 2000, not at its arrival
+      '#6 1:2250/2250', // the handler's delay is not looked ahead, nor the task's pending one
+      '#7 0:2320/300 1:3260/2260', // the ack (2260 + 60); the task's delay resumes after the handler
+      '#8 1:3260/2260',
+    ]);
+  });
+
+  it('a woken task is ready at its own clock once it has run past its wake-up', () => {
+    const log: string[] = [];
+    const m = new Machine({ cpus: 2, policy: logging(log), cost });
+    const wq = new WaitQueue('wq');
+    m.spawn(0, 'sleeper', function* () {
+      yield* block(wq);
+      yield* delay(10);
+      yield* delay(10);
+    });
+    m.spawn(1, 'waker', function* () {
+      yield* delay(1000);
+      yield* wake(wq);
+    });
+    expect(m.run().ok).toBe(true);
+    expect(log.slice(-3)).toEqual(['#5 0:1060/0', '#6 0:1070/1060', '#7 0:1080/1070']);
+  });
+
+  it('a policy may ask for the ready time of any CPU, also one with nothing to do', () => {
+    const asked: number[] = [];
+    const rule = timed();
+    const policy: Policy = {
+      name: 'curious',
+      start() {},
+      choose(enabled, count, view) {
+        for (let c = 0; c < view.cpuCount; c++) asked.push(view.readyAt(c));
+        return rule.choose(enabled, count, view);
+      },
+    };
+    const m = new Machine({ cpus: 3, policy });
+    m.spawn(0, 't', function* () {
+      yield* delay(7);
+    });
+    expect(m.run().ok).toBe(true);
+    expect(asked).toEqual([0, 0, 0, 7, 0, 0]);
+  });
+
+  it('the sender resumes when the last acknowledgement arrives, whichever target finishes last', () => {
+    // Highest CPU first: CPU 2 finishes its handler (at 1850) before CPU 1 (at 1550) in step order.
+    const highest: Policy = { name: 'highest', start() {}, choose: (enabled, count) => enabled[count - 1] };
+    const m = new Machine({ cpus: 3, policy: highest, cost });
+    let acked = 0;
+    m.spawn(0, 'sender', function* () {
+      yield* sendIpi([1, 2], function* () {});
+      acked = yield* now();
+    });
+    expect(m.run().ok).toBe(true);
+    expect(acked).toBe(1910);
+  });
+
+  it('a sender that takes an IPI while it waits never goes back in time, nor is ready before its clock', () => {
+    const log: string[] = [];
+    const m = new Machine({ cpus: 3, cost, policy: logging(log) });
+    const seen: number[] = [];
+    m.spawn(0, 'sender', function* () {
+      yield* sendIpi([1], function* () {});
+      seen.push(yield* now());
+    });
+    m.spawn(2, 'other', function* () {
+      yield* sendIpi(
+        [0],
+        function* () {
+          yield* delay(10_000); // CPU 0's handler runs long past CPU 1's ack
+        },
+        false,
+      );
+    });
+    expect(m.run().ok).toBe(true);
+    expect(seen[0]).toBeGreaterThanOrEqual(10_000);
+    // No CPU is ever ready before its own clock.
+    for (const line of log) {
+      for (const [, ready, clock] of line.matchAll(/\d+:(\d+)\/(\d+)/g)) {
+        expect(Number(ready), line).toBeGreaterThanOrEqual(Number(clock));
+      }
+    }
+  });
+
+  it('yielding with nobody else on the CPU costs nothing; the trace shows a yield only when it switches', () => {
+    const m = new Machine({ cpus: 1, cost, trace: true });
+    const seen: number[] = [];
+    m.spawn(0, 'alone', function* () {
+      yield* yieldCpu();
+      seen.push(yield* now());
+    });
+    const r = m.run();
+    expect(seen).toEqual([0]);
+    expect(r.trace!.map((e) => e.kind)).toEqual(['self']);
+    const m2 = new Machine({ cpus: 1, cost, trace: true });
+    for (const n of ['A', 'B']) {
+      m2.spawn(0, n, function* () {
+        yield* yieldCpu();
+      });
+    }
+    const r2 = m2.run();
+    expect(r2.trace!.filter((e) => e.kind === 'yield').map((e) => [e.task, e.label])).toEqual([
+      ['A', ''],
+      ['B', ''],
+    ]);
+  });
+
+  it('counts the spin-wait iterations whose code it skipped', () => {
+    const m = new Machine({ cpus: 2, trace: true });
+    const flag = new Cell(0, 'flag');
+    const wait = spinWaitEffect(flag.line, 'flag');
+    m.spawn(0, 'spinner', function* () {
+      yield readEffect(flag.line);
+      while (flag.value === 0) yield wait;
+    });
+    m.spawn(1, 'writer', function* () {
+      yield* delay(2000);
+      yield* flag.store(1);
+    });
+    const r = m.run();
+    expect(r.ok).toBe(true);
+    const spins = r.trace!.filter((e) => e.kind === 'spin').length;
+    expect(spins).toBeGreaterThan(20);
+    // Every iteration ends with a read; the code runs after the first two (to see that it only spins
+    // again) and after the read that sees the store: the others are skipped.
+    expect(r.spinsSkipped).toBe(spins - 2);
+  });
+
+  it('an error thrown by the policy itself is not swallowed', () => {
+    const broken: Policy = {
+      name: 'broken',
+      start() {},
+      choose() {
+        throw new TypeError('policy bug');
+      },
+    };
+    const m = new Machine({ cpus: 1, policy: broken });
+    m.spawn(0, 't', function* () {});
+    expect(() => m.run()).toThrow(new TypeError('policy bug'));
+  });
+
+  it('reports the latest clock of any CPU as the run time', () => {
+    const m = new Machine({ cpus: 2 });
+    m.spawn(0, 'long', function* () {
+      yield* delay(500);
+    });
+    m.spawn(1, 'short', function* () {
+      yield* delay(100);
+    });
+    const r = m.run();
+    expect(r.clocks).toEqual([500, 100]);
+    expect(r.time).toBe(500);
+  });
+});
+
+describe('labels, wake-ups, preemption and failures on CPU 0', () => {
+  it('a lone task passing the tick is not switched out', () => {
+    const m = new Machine({ cpus: 1, cost: { ...cost, tick: 1000 } });
+    const seen: number[] = [];
+    m.spawn(0, 'alone', function* () {
+      yield* delay(1000);
+      seen.push(yield* now());
+      yield* delay(1000);
+      seen.push(yield* now());
+    });
+    expect(m.run().ok).toBe(true);
+    expect(seen).toEqual([1000, 2000]);
+  });
+
+  it('labels each effect in the trace', () => {
+    const m = new Machine({ cpus: 2, trace: true });
+    const wq = new WaitQueue('wq');
+    m.spawn(0, 't', function* () {
+      yield* cpuRelax('flag');
+      yield* cpuRelax();
+      yield* fence();
+      yield* localIrqDisable();
+      yield* localIrqEnable();
+      yield* localIrqRestore(true);
+      yield* delay(5, 'zero page');
+      yield* delay(5);
+      yield* wake(wq);
+      yield* sendIpi([1], function* () {}, false);
+    });
+    const r = m.run();
+    expect(r.trace!.filter((e) => e.cpu === 0).map((e) => `${e.kind}:${e.label}`)).toEqual([
+      'self:start',
+      'spin:flag',
+      'spin:',
+      'fence:',
+      'irq-disable:',
+      'irq-enable:',
+      'irq-restore:',
+      'delay:zero page',
+      'delay:',
+      'wake:wq (0)',
+      'ipi:ipi -> 1',
+    ]);
+    const m2 = new Machine({ cpus: 3, trace: true });
+    m2.spawn(0, 's', function* () {
+      yield* sendIpi([1, 2], function* () {}, false, 'tlb');
+    });
+    expect(m2.run().trace!.find((e) => e.kind === 'ipi')?.label).toBe('tlb -> 1,2');
+  });
+
+  it('an IPI to CPU 0 is fine; a bad target names the sending task; an IPI to nobody costs nothing', () => {
+    const m = new Machine({ cpus: 2 });
+    m.spawn(1, 's', function* () {
+      yield* sendIpi([0], function* () {});
+    });
+    expect(m.run().ok).toBe(true);
+    const m2 = new Machine({ cpus: 2 });
+    m2.spawn(0, 'sender', function* () {
+      yield* sendIpi([5], function* () {});
+    });
+    expect(m2.run().failure?.task).toBe('sender');
+    const m3 = new Machine({ cpus: 2 });
+    const seen: number[] = [];
+    m3.spawn(0, 's', function* () {
+      yield* sendIpi([], function* () {});
+      seen.push(yield* now());
+    });
+    const r3 = m3.run();
+    expect(seen).toEqual([0]);
+    expect(r3.steps).toBe(3); // start, the IPI, and the now() that ends the task
+  });
+
+  it('says what sleeping in the wrong context was', () => {
+    const wq = new WaitQueue('wq');
+    const m = new Machine({ cpus: 1 });
+    m.spawn(0, 't', function* () {
+      yield* localIrqDisable();
+      yield* block(wq);
+    });
+    expect(m.run().failure?.message).toBe("task t on CPU 0 sleeps on 'wq' with interrupts disabled");
+    const m2 = new Machine({ cpus: 1 });
+    m2.spawn(0, 't', function* () {
+      yield* preemptDisable();
+      yield* block(wq);
+    });
+    expect(m2.run().failure?.kind).toBe('might-sleep');
+  });
+
+  it('names several stuck spinners in a spin-forever report', () => {
+    const m = new Machine({ cpus: 2 });
+    const never = new Cell(0, 'never');
+    const w = spinWaitEffect(never.line, 'never');
+    for (const cpu of [0, 1]) {
+      m.spawn(cpu, `s${cpu}`, function* () {
+        yield readEffect(never.line);
+        while (never.value === 0) yield w;
+      });
+    }
+    expect(m.run().failure?.message).toMatch(/: s0 on CPU 0 spins on 'never'; s1 on CPU 1 spins on 'never'$/);
+  });
+
+  it('a bad delay or a non-effect in an IPI handler is blamed on the handler', () => {
+    for (const handler of [
+      () => delay(-1),
+      function* (): Kernel<void> {
+        yield 7 as unknown as Effect;
+      },
+    ]) {
+      const m = new Machine({ cpus: 2 });
+      m.spawn(0, 's', function* () {
+        yield* sendIpi([1], handler);
+      });
+      const f = m.run().failure;
+      expect(f?.kind).toBe('exception');
+      expect(f?.task).toBe('irq');
+    }
+  });
+
+  it('self() in a task names the task and says it is not in interrupt context', () => {
+    const m = new Machine({ cpus: 2 });
+    const seen: unknown[] = [];
+    const t = m.spawn(1, 'me', function* () {
+      const s = yield* self();
+      seen.push(s.cpu, s.task, s.inIrq);
+    });
+    m.run();
+    expect(seen).toEqual([1, t, false]);
+  });
+
+  it('every yieldCpu hands the CPU over, not only the first', () => {
+    const m = new Machine({ cpus: 1 });
+    const log: string[] = [];
+    for (const n of ['A', 'B']) {
+      m.spawn(0, n, function* () {
+        for (let i = 1; i <= 3; i++) {
+          log.push(`${n}${i}`);
+          yield* yieldCpu();
+        }
+      });
+    }
+    expect(m.run().ok).toBe(true);
+    expect(log).toEqual(['A1', 'B1', 'A2', 'B2', 'A3', 'B3']);
+  });
+
+  it('a task woken onto a busy CPU waits in its runqueue; the running task goes on', () => {
+    const m = new Machine({ cpus: 2 });
+    const wq = new WaitQueue('wq');
+    const s = m.spawn(0, 'sleeper', function* () {
+      yield* block(wq);
+    });
+    const a = m.spawn(0, 'runner', function* () {
+      for (let i = 0; i < 4; i++) yield* delay(5000);
+    });
+    m.spawn(1, 'waker', function* () {
+      yield* delay(1000);
+      yield* wake(wq);
+    });
+    expect(m.run().ok).toBe(true);
+    expect([s.state, a.state]).toEqual(['done', 'done']);
+  });
+
+  it('a memory layer may stop the run from inside kernel code with its own failure kind', () => {
+    const m = new Machine({ cpus: 1 });
+    m.spawn(0, 'walker', function* () {
+      yield* delay(3);
+      m.fail('bad-pte', 'reserved bit set in PTE', 0, 'walker');
+    });
+    const f = m.run().failure;
+    expect(f?.kind).toBe('bad-pte');
+    expect(f?.message).toBe('reserved bit set in PTE');
+  });
+
+  it("a failure on CPU 0 counts its step and takes CPU 0's clock", () => {
+    const m = new Machine({ cpus: 2 });
+    m.spawn(0, 'a', function* () {
+      yield* delay(300);
+      throw new Error('boom');
+    });
+    m.spawn(1, 'b', function* () {
+      yield* delay(700);
+    });
+    const r = m.run();
+    expect(r.failure?.cpu).toBe(0);
+    expect(r.failure?.time).toBe(300);
+    expect(r.failure?.step).toBe(3);
+    expect(r.steps).toBe(3);
+  });
+
+  it('gives a fixed run the same trace hash as always', () => {
+    // A pin: any change to what a run does, when, or the hash itself changes this value.
+    const m = new Machine({ cpus: 2 });
+    const c = new Cell(0, 'c');
+    for (let i = 0; i < 2; i++) {
+      m.spawn(i, `t${i}`, function* () {
+        yield* c.store(i);
+        yield* cpuRelax();
+        yield* c.load();
+      });
+    }
+    expect(m.run().traceHash).toBe('46e65f71');
   });
 });
