@@ -21,7 +21,6 @@ import {
   sendIpi,
   spinWaitEffect,
   wake,
-  wakeTask,
   yieldCpu,
 } from './effects.js';
 import { MachineConfigError } from './errors.js';
@@ -842,6 +841,14 @@ describe('seeded variation, spawning and spin-forever timing', () => {
     );
     expect(m.run().ok).toBe(true);
     expect(seen).toEqual(['early at 0']);
+  });
+
+  it('makes a new memory line per call, with its label', () => {
+    const m = new Machine({ cpus: 1 });
+    const a = m.line('mm->mmap_lock');
+    expect(a).toBeInstanceOf(MemoryLine);
+    expect(a.label).toBe('mm->mmap_lock');
+    expect(m.line('mm->mmap_lock')).not.toBe(a);
   });
 
   it('the first physical line looked up is the right one', () => {
