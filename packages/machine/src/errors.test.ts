@@ -31,7 +31,7 @@ describe('kassert', () => {
     expect(() => kassert(1, 'never')).not.toThrow();
     expect(() => kassert(false, 'counter is 1')).toThrow(new KernelAssertionError('counter is 1'));
     expect(() => kassert(0, 'zero')).toThrow(KernelAssertionError);
-    expect(() => kassert(null, () => 'made lazily')).toThrow('made lazily');
+    expect(() => kassert(null, () => 'made lazily')).toThrow(new KernelAssertionError('made lazily'));
   });
 
   it('builds a lazy message only when the assertion fails', () => {

@@ -104,8 +104,13 @@ describe('describeDeadlock and describeSpinners', () => {
     cpus[0].waitingIpi = req;
     cpus[2].inbox.push({ handler: nothing, arrival: 0, req, from: 0 });
     cpus[1].inbox.push({ handler: nothing, arrival: 0, req: { ...req }, from: 2 });
+    const cpus3 = [...cpus, new Cpu(3, 1)];
+    cpus3[3].inbox.push({ handler: nothing, arrival: 0, req, from: 0 });
     expect(describeDeadlock([a, b, c], cpus)).toBe(
       "every task is blocked: A on CPU 0 sleeps on 'lock B' (held by A); B on CPU 1 sleeps on 'mmap_lock'; CPU 0 waits for IPI acks of 'flush' from CPU 2 (interrupts off there)",
+    );
+    expect(describeDeadlock([], cpus3)).toBe(
+      "every task is blocked: CPU 0 waits for IPI acks of 'flush' from CPU 2, 3 (interrupts off there)",
     );
   });
 

@@ -82,6 +82,12 @@ describe('formatFailure', () => {
     );
   });
 
+  it('names CPU 0 like any other CPU', () => {
+    expect(formatFailure({ ...report, cpu: 0 }).split('\n')[1]).toBe(
+      '  at step 17, t=4200ns, CPU 0, task reader (policy pct(seed=3,depth=2), seed 9)',
+    );
+  });
+
   it('shows at most 11 lines of a long stack', () => {
     const stack = ['Error: x', ...Array.from({ length: 20 }, (_, i) => `   at f${i} (x.ts)`)].join('\n');
     const text = formatFailure({ ...report, stack });
