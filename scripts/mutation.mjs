@@ -36,9 +36,14 @@ const t = args.indexOf('--tests');
 const tests = t >= 0 ? args.splice(t, 2)[1] : undefined;
 const m = args.indexOf('--mutate');
 const target = m >= 0 ? args[m + 1] : undefined;
-const own = target?.match(/^src\/([\w./-]+)\.ts$/);
+// A line range (`--mutate src/machine.ts:1-300`, Stryker's syntax) keeps the file's own tests and gets its own
+// incremental file, so that the ranges of one big file can be run one after another.
+const own = target?.match(/^src\/([\w./-]+)\.ts(?::([\d:-]+))?$/);
 // A file in a folder (src/memory/pte-lock.ts) keeps its tests beside it; its incremental file is flattened.
-const flat = own?.[1].replace(/\//g, '_');
+const flat =
+  own === null || own === undefined
+    ? undefined
+    : own[1].replace(/\//g, '_') + (own[2] === undefined ? '' : `-${own[2].replace(/:/g, '.')}`);
 if (tests !== undefined) {
   // An explicit selection (comma-separated globs), e.g. one new test file against a file's survivors.
   env.SPF_MUTATION_TESTS = tests;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { AtomicCell } from './cell.js';
-import { costModelSources, defaultCostModel } from './cost-model.js';
+import { costModelSources, defaultCostModel, makeCostModel } from './cost-model.js';
 import { read, write } from './effects.js';
+import { MachineConfigError } from './errors.js';
 import { Machine } from './machine.js';
 import { MemoryLine } from './memory-line.js';
 
@@ -80,5 +81,36 @@ describe('cost model', () => {
     const one = incrementTime(4, true, 100, 1);
     const two = incrementTime(4, true, 100, 2);
     expect(two).toBeGreaterThan(one * 1.5);
+  });
+});
+
+describe('makeCostModel', () => {
+  it('fills in the defaults, splits the CPUs over two sockets when asked, and applies overrides last', () => {
+    expect(makeCostModel(8)).toEqual(defaultCostModel);
+    expect(makeCostModel(8, {}, 2).cpusPerSocket).toBe(4);
+    expect(makeCostModel(7, {}, 2).cpusPerSocket).toBe(4);
+    expect(makeCostModel(8, { cpusPerSocket: 2 }, 2).cpusPerSocket).toBe(2);
+    const m = makeCostModel(8, { dram: 100, atomicExtra: 0, cpusPerSocket: 1 });
+    expect(m.dram).toBe(100);
+    expect(m.atomicExtra).toBe(0); // zero is a valid latency
+    expect(m.cpusPerSocket).toBe(1);
+    expect(m.llcHit).toBe(defaultCostModel.llcHit);
+  });
+
+  it('rejects a socket count other than 1 or 2, and latencies that are not finite numbers >= 0', () => {
+    for (const sockets of [0, 3, 1.5]) {
+      expect(() => makeCostModel(8, {}, sockets)).toThrow(
+        new MachineConfigError(`sockets must be 1 or 2, got ${sockets}`),
+      );
+    }
+    for (const bad of [-1, -0.5, Number.NaN, Number.POSITIVE_INFINITY, '5' as unknown as number]) {
+      expect(() => makeCostModel(8, { dram: bad })).toThrow(
+        new MachineConfigError(`cost model entry 'dram' must be a finite number >= 0, got ${String(bad)}`),
+      );
+    }
+    expect(() => makeCostModel(8, { cpusPerSocket: 0 })).toThrow(
+      new MachineConfigError('cpusPerSocket must be at least 1'),
+    );
+    expect(() => new Machine({ cpus: 2, cost: { pause: -35 } })).toThrow(MachineConfigError);
   });
 });

@@ -4,6 +4,7 @@ import { delay, type Kernel } from '../effects.js';
 import { replaySchedule, runScenario, runTimed, type Scenario } from '../explore.js';
 import { Machine } from '../machine.js';
 import { counterScenario } from '../test-support/scenarios.js';
+import type { Policy } from './policy.js';
 import { timed } from './timed.js';
 
 /** Four CPUs that do the same work on one shared counter: who goes first is a tie at every round. */
@@ -82,5 +83,42 @@ describe('timed policy: the machine seed varies the run', () => {
     expect(b.time).toBe(a.time);
     // ...and it is not the unvaried run.
     expect(runScenario({ ...scenario, machineSeed: 0 }, timed()).traceHash).not.toBe(a.traceHash);
+  });
+
+  it('choose() is the unvaried rule: the earliest ready CPU, ties to the lowest id', () => {
+    const ready = [50, 20, 20, 10, 5];
+    const view = {
+      cpuCount: 5,
+      step: 0,
+      lastCpu: -1,
+      clock: () => 0,
+      readyAt: (c: number) => ready[c],
+      isSpinning: () => false,
+    };
+    const p = timed();
+    expect(p.name).toBe('timed');
+    expect(p.discreteEvent).toBe(true);
+    // CPU 4 (ready at 5) lies past `count`: the machine passes a buffer with stale ids at its end.
+    const enabled = Int32Array.from([0, 1, 2, 3, 4]);
+    expect(p.choose(enabled, 4, view)).toBe(3);
+    expect(p.choose(enabled, 3, view)).toBe(1); // 1 and 2 tie: the lower id
+    expect(p.choose(Int32Array.from([2, 1]), 2, view)).toBe(2); // the first listed wins a tie
+    expect(p.choose(Int32Array.from([0, 2]), 2, view)).toBe(2);
+    expect(p.choose(Int32Array.from([0]), 1, view)).toBe(0);
+  });
+
+  it("choose() picks the same CPUs as the machine's ready heap for an unvaried run", () => {
+    // The same policy without the discreteEvent flag makes the machine call choose() at every step.
+    const viaChoose: Policy = { name: 'timed', start() {}, choose: timed().choose };
+    const scenario = counterScenario(true, 4, 5);
+    const heap = runTimed(scenario);
+    const chosen = runScenario(scenario, viaChoose);
+    expect(chosen.ok).toBe(true);
+    expect(chosen.schedule).toBe(heap.schedule);
+    expect(chosen.time).toBe(heap.time);
+    expect(chosen.traceHash).toBe(heap.traceHash);
+    const c = runScenario(contended(), viaChoose);
+    const h = runTimed(contended());
+    expect(c.schedule).toBe(h.schedule);
   });
 });
