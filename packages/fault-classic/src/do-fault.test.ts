@@ -282,7 +282,12 @@ describe('do_fault: the paths a page-cache file rarely takes', () => {
     fx.touch(A, 'r');
     const page = file.pages.get(0) as Page;
     expect(runSync(doFault(fx.vmfAt(A, FAULT_FLAG_WRITE), file.ops()))).toBe(VM_FAULT_NOPAGE);
-    expect([page.refcount, page.mapcount, page.test('locked'), page.test('dirty')]).toEqual([2, 1, false, false]);
+    expect([page.refcount, page.mapcount, page.test('locked'), page.test('dirty')]).toEqual([
+      2,
+      1,
+      false,
+      false,
+    ]);
   });
 
   it('a private write fault with no memory for the copy is VM_FAULT_OOM before ->fault is called', () => {
@@ -349,7 +354,12 @@ describe('do_fault: the paths a page-cache file rarely takes', () => {
     fx.mmapAnon(A + 0x10_0000, 1, PROT_READ | PROT_WRITE, MAP_PRIVATE);
     expect(runSync(doPageMkwrite(fx.vmfAt(A + 0x10_0000, FAULT_FLAG_WRITE), page))).toBe(0);
     const noHook = opsWith(file, { pageMkwrite: undefined });
-    fx.mmapFile(A, 1, PROT_READ | PROT_WRITE, MAP_SHARED, { file, ops: noHook, readable: true, writable: true });
+    fx.mmapFile(A, 1, PROT_READ | PROT_WRITE, MAP_SHARED, {
+      file,
+      ops: noHook,
+      readable: true,
+      writable: true,
+    });
     expect(runSync(doPageMkwrite(fx.vmfAt(A, FAULT_FLAG_WRITE), page))).toBe(0);
     let seen = 0;
     for (const ret of [0, VM_FAULT_SIGBUS, VM_FAULT_NOPAGE, VM_FAULT_OOM]) {
@@ -361,7 +371,12 @@ describe('do_fault: the paths a page-cache file rarely takes', () => {
           return ret;
         },
       });
-      fx.mmapFile(at, 1, PROT_READ | PROT_WRITE, MAP_SHARED, { file: other, ops, readable: true, writable: true });
+      fx.mmapFile(at, 1, PROT_READ | PROT_WRITE, MAP_SHARED, {
+        file: other,
+        ops,
+        readable: true,
+        writable: true,
+      });
       const vmf = fx.vmfAt(at, FAULT_FLAG_WRITE);
       expect(runSync(doPageMkwrite(vmf, page)), `->page_mkwrite returned ${ret}`).toBe(ret);
       expect(seen).toBe(FAULT_FLAG_WRITE | FAULT_FLAG_MKWRITE);
@@ -383,6 +398,11 @@ describe('do_fault: the paths a page-cache file rarely takes', () => {
     expect(file.mkwriteCalls).toBe(1);
     expect(fx.pte(A)).toBe(0n);
     const page = file.pages.get(0) as Page;
-    expect([page.refcount, page.mapcount, page.test('locked'), page.test('dirty')]).toEqual([1, 0, false, false]);
+    expect([page.refcount, page.mapcount, page.test('locked'), page.test('dirty')]).toEqual([
+      1,
+      0,
+      false,
+      false,
+    ]);
   });
 });
