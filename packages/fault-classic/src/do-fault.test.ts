@@ -183,8 +183,15 @@ describe('do_fault: the paths a page-cache file rarely takes', () => {
     const fx = makeFixture();
     const file = new TestFile(fx.mem);
     fx.mmapFile(A, 1, PROT_READ, MAP_PRIVATE, file.mmapFile());
-    expect(runSync(doFault(fx.vmfAt(A, 0), {}))).toBe(VM_FAULT_SIGBUS);
-    expect(runSync(doFault(fx.vmfAt(A, FAULT_FLAG_WRITE), {}))).toBe(VM_FAULT_SIGBUS);
+    const [read, write] = [fx.vmfAt(A, 0), fx.vmfAt(A, FAULT_FLAG_WRITE)];
+    const pgalloc = fx.env.vmstat.pgalloc;
+    const free = fx.mem.freeCount;
+    expect(runSync(doFault(read, {}))).toBe(VM_FAULT_SIGBUS);
+    // A private write is refused before do_cow_fault() would prepare an anon_vma and allocate the copy.
+    expect(runSync(doFault(write, {}))).toBe(VM_FAULT_SIGBUS);
+    expect(fx.env.vmstat.pgalloc).toBe(pgalloc);
+    expect(fx.mem.freeCount).toBe(free);
+    expect(fx.mm.findVma(A)?.anonVma ?? null).toBeNull();
     expect(runSync(doFaultCall(fx.vmfAt(A, 0), {}))).toBe(VM_FAULT_SIGBUS);
   });
 
