@@ -1,4 +1,4 @@
-import { delay, localIrqDisable, localIrqEnable, Machine, runSync } from '@spf/machine';
+import { delay, localIrqDisable, localIrqEnable, Machine, runSync, sendIpi } from '@spf/machine';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { current } from './current.js';
 import { defaultLockdep, Lockdep } from './lockdep.js';
@@ -216,5 +216,61 @@ describe('mutex operations', () => {
       'H again: H w0 h0 p0',
     ]);
     expect(mutex.owner.value).toEqual({ task: null, waiters: false, handoff: false, pickup: false });
+  });
+
+  it('uncontended mutex_lock and mutex_unlock are one atomic on the owner word each (the fast paths)', () => {
+    const m = new Machine({ cpus: 1, trace: true });
+    const mutex = new Mutex('c', { lockdep: false });
+    m.spawn(0, 't', function* () {
+      yield* mutex.lock();
+      yield* mutex.unlock();
+    });
+    const r = m.run();
+    expect(r.failure).toBeNull();
+    const effects = r
+      .trace!.filter((e) => e.task === 't' && e.kind !== 'self')
+      .map((e) => `${e.kind} ${e.label}`);
+    expect(effects).toEqual(['rmw c', 'rmw c']);
+  });
+
+  it('a contended mutex: the wait_lock shares the owner’s line, the waiter sleeps as "<name> (mutex_lock)", and lockdep sees only the mutexes', () => {
+    const ld = new Lockdep();
+    const m = new Machine({ cpus: 2, trace: true });
+    const outer = new Mutex('outer', { lockdep: ld });
+    const inner = new Mutex('inner', { lockdep: ld });
+    m.spawn(0, 'holder', function* () {
+      yield* inner.lock();
+      yield* delay(5_000);
+      yield* inner.unlock();
+    });
+    m.spawn(1, 'waiter', function* () {
+      yield* delay(1_000);
+      yield* outer.lock();
+      yield* inner.lock();
+      yield* inner.unlock();
+      yield* outer.unlock();
+    });
+    const r = m.run();
+    expect(r.failure).toBeNull();
+    const memory = r.trace!.filter((e) => ['read', 'write', 'rmw'].includes(e.kind));
+    expect(new Set(memory.map((e) => e.label))).toEqual(new Set(['outer', 'inner']));
+    expect(
+      r.trace!.some((e) => e.task === 'waiter' && e.kind === 'block' && e.label === 'inner (mutex_lock)'),
+    ).toBe(true);
+    expect(ld.edgeCount).toBe(1);
+    expect(ld.hasDependency('outer', 'inner')).toBe(true);
+  });
+
+  it('mutex_unlock of a free mutex in an interrupt on an idle CPU is reported too', () => {
+    const m = new Machine({ cpus: 2 });
+    const mutex = new Mutex('m', { lockdep: false });
+    m.spawn(0, 't', function* () {
+      yield* sendIpi([1], function* () {
+        yield* mutex.unlock();
+      });
+    });
+    expect(m.run().failure?.message).toBe(
+      "mutex_unlock of 'm' by an interrupt on idle CPU 1, but it is not locked; only the owner may unlock",
+    );
   });
 });
