@@ -128,6 +128,12 @@ describe('mmap: the limits Linux enforces', () => {
     // may end one above the limit (as in Linux, whose do_mmap() check is map_count > max).
     expect(fixed(mm, 0, 2, PROT_READ).ok).toBe(true);
     expect(mm.mapCount).toBe(3);
+    // The same over the end of a mapping.
+    const tail = new MmStruct({ maxMapCount: 2 });
+    expect(fixed(tail, 0, 10).ok).toBe(true);
+    expect(fixed(tail, 20, 1).ok).toBe(true);
+    expect(fixed(tail, 8, 2, PROT_READ).ok).toBe(true);
+    expect(tail.mapCount).toBe(3);
   });
 
   it('a hint is rounded down to a page and used when free; MAP_FIXED is never rounded', () => {
