@@ -88,6 +88,11 @@ describe('IntervalTree', () => {
     expect(t.size).toBe(1000);
     expect(shapeProblems(rootOf(t))).toEqual([]);
     expect(depth(rootOf(t))).toBeLessThanOrEqual(40);
+    // The same in decreasing order (every insert goes left).
+    const d = new IntervalTree<number>();
+    for (let i = 2000; i > 0; i--) d.insert(i, i + 3, i);
+    expect(shapeProblems(rootOf(d))).toEqual([]);
+    expect(depth(rootOf(d))).toBeLessThanOrEqual(40);
   });
 
   it('removes each of several intervals with the same start, in any order', () => {
