@@ -55,4 +55,70 @@ describe('IntervalTree', () => {
     const other = new IntervalTree<string>().insert(1, 2, 'y');
     expect(() => t.remove(other)).toThrow(/not in this tree/);
   });
+
+  /** The tree's root (the treap is private; its shape is what these checks look at). */
+  const rootOf = <T>(t: IntervalTree<T>) => (t as unknown as { root: IntervalNode<T> | null }).root;
+  const depth = <T>(n: IntervalNode<T> | null): number =>
+    n === null ? 0 : 1 + Math.max(depth(n.left), depth(n.right));
+  /** Problems with the treap: start order, heap order of priorities, and each subtree's largest end. */
+  function shapeProblems<T>(n: IntervalNode<T> | null, out: string[] = []): string[] {
+    if (n === null) return out;
+    for (const c of [n.left, n.right]) {
+      if (c !== null && c.priority > n.priority)
+        out.push(`priority of [${c.start}, ${c.end}) above its parent`);
+    }
+    if (n.left !== null && n.left.start > n.start)
+      out.push(`left child of [${n.start}, ${n.end}) starts later`);
+    if (n.right !== null && n.right.start < n.start)
+      out.push(`right child of [${n.start}, ${n.end}) starts earlier`);
+    const maxEnd = Math.max(n.end, n.left?.maxEnd ?? -Infinity, n.right?.maxEnd ?? -Infinity);
+    if (n.maxEnd !== maxEnd) out.push(`maxEnd of [${n.start}, ${n.end}) is ${n.maxEnd}, not ${maxEnd}`);
+    shapeProblems(n.left, out);
+    shapeProblems(n.right, out);
+    return out;
+  }
+
+  it('stays a balanced treap under sorted inserts and removals (depth logarithmic, heap and maxEnd exact)', () => {
+    const t = new IntervalTree<number>();
+    const nodes: IntervalNode<number>[] = [];
+    for (let i = 0; i < 2000; i++) nodes.push(t.insert(i, i + 1 + (i % 7), i));
+    expect(shapeProblems(rootOf(t))).toEqual([]);
+    expect(depth(rootOf(t))).toBeLessThanOrEqual(40); // a sorted insert without rotations would be 2000 deep
+    for (let i = 0; i < 2000; i += 2) t.remove(nodes[i]);
+    expect(t.size).toBe(1000);
+    expect(shapeProblems(rootOf(t))).toEqual([]);
+    expect(depth(rootOf(t))).toBeLessThanOrEqual(40);
+    // The same in decreasing order (every insert goes left).
+    const d = new IntervalTree<number>();
+    for (let i = 2000; i > 0; i--) d.insert(i, i + 3, i);
+    expect(shapeProblems(rootOf(d))).toEqual([]);
+    expect(depth(rootOf(d))).toBeLessThanOrEqual(40);
+  });
+
+  it('removes each of several intervals with the same start, in any order', () => {
+    for (const order of [
+      [0, 1, 2, 3, 4],
+      [4, 3, 2, 1, 0],
+      [2, 0, 4, 1, 3],
+    ]) {
+      const t = new IntervalTree<number>();
+      const nodes = [5, 1, 9, 3, 7].map((len, i) => t.insert(10, 10 + len, i));
+      t.insert(0, 5, -1);
+      t.insert(20, 25, -2);
+      const left = new Set([0, 1, 2, 3, 4]);
+      for (const k of order) {
+        t.remove(nodes[k]);
+        left.delete(k);
+        expect(shapeProblems(rootOf(t))).toEqual([]);
+        expect(
+          t
+            .overlaps(10, 11)
+            .map((n) => n.value)
+            .sort(),
+        ).toEqual([...left].sort());
+      }
+      expect(t.toArray().map((n) => n.value)).toEqual([-1, -2]);
+      expect(() => t.remove(nodes[0])).toThrow(/interval \[10, 15\) is not in this tree/);
+    }
+  });
 });

@@ -1,7 +1,7 @@
 import { runSync } from '@spf/machine';
 import { describe, expect, it } from 'vitest';
 import type { Current } from './current.js';
-import { Lockdep, type LockdepMap } from './lockdep.js';
+import { defaultLockdep, Lockdep, LockdepError, type LockdepMap, resolveLockdep } from './lockdep.js';
 
 /** The validator's API driven directly, one rule at a time (kernel/locking/lockdep.c, simplified). */
 /** One lock instance per name (lockdep releases by instance). */
@@ -246,5 +246,112 @@ describe('lockdep API', () => {
     expect(() => ld.acquire(spin('unsafe'), c, { irqsEnabled: false })).toThrow(
       /irq-safe -> irq-unsafe lock order detected: .* takes class unsafe under mid; irq-safe 'safe' .* irq-unsafe 'unsafe'/,
     );
+  });
+
+  /** The message of the LockdepError `f` throws, or '' if it throws none. */
+  function report(f: () => void): string {
+    try {
+      f();
+    } catch (e) {
+      expect(e).toBeInstanceOf(LockdepError);
+      expect((e as Error).name).toBe('LockdepError');
+      return (e as Error).message;
+    }
+    return '';
+  }
+
+  /** Marks `name` irq-safe by taking it in a hard-irq handler on CPU 3 (no task). */
+  function takeInHardirq(ld: Lockdep, name: string): void {
+    runSync(
+      ld.hardirq(function* () {
+        ld.acquire(spin(name), { cpu: 3, task: null });
+        ld.release(spin(name), { cpu: 3, task: null });
+      })(3),
+    );
+  }
+
+  it('might_sleep outside a task (an interrupt on an idle CPU) has no preempt count to check', () => {
+    const ld = new Lockdep();
+    expect(report(() => ld.mightSleep('m', { cpu: 1, task: null }, true))).toBe('');
+  });
+
+  it('downgrade of a lock the task does not hold is reported even when it holds others', () => {
+    const ld = new Lockdep();
+    const c = task();
+    ld.acquire(sleep('other'), c);
+    expect(report(() => ld.downgrade(sleep('mmap_lock'), c))).toMatch(
+      /downgrade of 'mmap_lock' by task 't\d+' on CPU 0, which does not hold it for writing/,
+    );
+  });
+
+  it('an order recorded twice keeps where it was first seen, and a cycle report shows the first path found', () => {
+    const ld = new Lockdep();
+    const [t1, t2, t3, t4] = [task(), task(), task(), task()];
+    // A -> X -> Z and A -> Y -> Z: two paths from A to Z; A -> X is seen again later, by t3.
+    for (const [t, a, b] of [
+      [t1, 'A', 'X'],
+      [t1, 'X', 'Z'],
+      [t2, 'A', 'Y'],
+      [t2, 'Y', 'Z'],
+      [t3, 'A', 'X'],
+    ] as const) {
+      ld.acquire(spin(a), t);
+      ld.acquire(spin(b), t);
+      ld.release(spin(b), t);
+      ld.release(spin(a), t);
+    }
+    ld.acquire(spin('Z'), t4);
+    const msg = report(() => ld.acquire(spin('A'), t4));
+    const who = (t: Current) => `task '${t.task?.name}' on CPU 0`;
+    expect(msg.split('\n').slice(1, -1)).toEqual([
+      `  'A' -> 'X' ('X' taken under 'A' by ${who(t1)})`,
+      `  'X' -> 'Z' ('Z' taken under 'X' by ${who(t1)})`,
+    ]);
+  });
+
+  it('every class a class was taken under counts when it becomes irq-unsafe, not only the last', () => {
+    const ld = new Lockdep();
+    takeInHardirq(ld, 'safe');
+    const c = task();
+    for (const outer of ['safe', 'other']) {
+      ld.acquire(spin(outer), c, { irqsEnabled: false });
+      ld.acquire(spin('shared'), c, { irqsEnabled: false });
+      ld.release(spin('shared'), c);
+      ld.release(spin(outer), c);
+    }
+    expect(report(() => ld.acquire(spin('shared'), c, { irqsEnabled: true }))).toMatch(
+      /class shared became irq-unsafe .* irq-safe 'safe' .* depends on it/,
+    );
+  });
+
+  it('a usage report names where the class first got each usage', () => {
+    const ld = new Lockdep();
+    const [t1, t2] = [task(1), task(2)];
+    for (const t of [t1, t2]) {
+      ld.acquire(spin('timer'), t, { irqsEnabled: true });
+      ld.release(spin('timer'), t);
+    }
+    const msg = report(() => takeInHardirq(ld, 'timer'));
+    expect(msg).toContain(`acquired with interrupts enabled by task '${t1.task?.name}' on CPU 1`);
+    expect(msg).not.toContain(`task '${t2.task?.name}'`);
+  });
+
+  it('a class that becomes irq-safe over classes that are not irq-unsafe is fine', () => {
+    const ld = new Lockdep();
+    const c = task();
+    ld.acquire(spin('outer'), c, { irqsEnabled: false });
+    ld.acquire(spin('inner'), c, { irqsEnabled: false }); // no usage recorded for inner
+    ld.acquire(sleep('sleeper'), c);
+    ld.release(sleep('sleeper'), c);
+    ld.release(spin('inner'), c);
+    ld.release(spin('outer'), c);
+    expect(report(() => takeInHardirq(ld, 'outer'))).toBe('');
+  });
+
+  it('resolveLockdep: false is none, undefined the default validator, an instance itself', () => {
+    const ld = new Lockdep();
+    expect(resolveLockdep(false)).toBeNull();
+    expect(resolveLockdep(undefined)).toBe(defaultLockdep);
+    expect(resolveLockdep(ld)).toBe(ld);
   });
 });

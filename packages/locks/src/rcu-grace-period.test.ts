@@ -1,4 +1,4 @@
-import { delay, type Kernel, Machine, now, runSync } from '@spf/machine';
+import { delay, type Kernel, Machine, now, runSync, yieldCpu } from '@spf/machine';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { defaultLockdep } from './lockdep.js';
 import { Rcu } from './rcu.js';
@@ -193,5 +193,109 @@ describe('RCU grace-period rules', () => {
     expect(m.run().failure).toBeNull();
     expect(ran).toEqual([1, 2]);
     expect(m.allTasks().filter((t) => t.name === 'rcu_gp')).toHaveLength(2);
+  });
+
+  it('a reader that keeps entering new sections back to back does not hold a grace period open (forward progress)', () => {
+    const m = new Machine({ cpus: 2 });
+    const rcu = new Rcu(m);
+    let done = false;
+    let sections = 0;
+    let sectionsAtEnd = -1;
+    m.spawn(0, 'reader', function* () {
+      // Almost always inside a section: only the exit counter shows that the first one ended.
+      while (!done && sections < 200) {
+        yield* rcu.readLock();
+        yield* delay(1_000);
+        yield* rcu.readUnlock();
+        sections++;
+      }
+    });
+    m.spawn(1, 'sync', function* () {
+      yield* delay(500);
+      yield* rcu.synchronize();
+      sectionsAtEnd = sections;
+      done = true;
+    });
+    // synchronize_rcu() yields its CPU between looks: a busy task there makes the looks rare, so they land
+    // inside the reader's sections, not in the short gaps between them.
+    m.spawn(1, 'busy', function* () {
+      while (!done) {
+        yield* delay(2_300);
+        yield* yieldCpu();
+      }
+    });
+    expect(m.run().failure).toBeNull();
+    expect(sectionsAtEnd).toBeGreaterThanOrEqual(1);
+    expect(sectionsAtEnd).toBeLessThanOrEqual(5);
+  });
+
+  it('the completed count never goes back when a later grace period ends before an earlier one', () => {
+    const m = new Machine({ cpus: 3 });
+    const rcu = new Rcu(m);
+    const order: string[] = [];
+    // Reader holds grace period 1 open until 5 µs; grace period 2 starts at 6 µs with nobody inside and
+    // ends at once, while grace period 1's waiter only looks again after its long relax.
+    m.spawn(0, 'reader', function* () {
+      yield* rcu.readLock();
+      yield* delay(5_000);
+      yield* rcu.readUnlock();
+    });
+    m.spawn(1, 'early sync', function* () {
+      yield* delay(100);
+      yield* rcu.synchronize();
+      order.push(`early ${rcu.completed}`);
+    });
+    m.spawn(2, 'late sync', function* () {
+      yield* delay(5_000);
+      yield* rcu.synchronize();
+      order.push(`late ${rcu.completed}`);
+    });
+    expect(m.run().failure).toBeNull();
+    expect(rcu.completed).toBe(2);
+    expect(order).toEqual(['late 2', 'early 2']);
+  });
+
+  it('at the end of a grace period the callbacks it covers run and the ones queued during it stay queued', () => {
+    // Built with a CPU count: no rcu_gp kthread, so the two synchronize_rcu calls below are the only
+    // grace periods.
+    const m = new Machine({ cpus: 4 });
+    const rcu = new Rcu(4);
+    const ran: string[] = [];
+    m.spawn(0, 'reader', function* () {
+      yield* rcu.readLock();
+      yield* delay(10_000);
+      yield* rcu.readUnlock();
+    });
+    m.spawn(1, 'sync', function* () {
+      yield* rcu.callRcu(() => void ran.push('before'));
+      yield* delay(100);
+      yield* rcu.synchronize(); // grace period 1: waits for the reader until 10 µs
+      ran.push(`gp1 done, ${rcu.pendingCallbacks} pending`);
+      yield* delay(50_000);
+      yield* rcu.synchronize(); // grace period 2
+    });
+    m.spawn(2, 'caller', function* () {
+      yield* delay(2_000);
+      yield* rcu.callRcu(() => void ran.push('during'));
+    });
+    expect(m.run().failure).toBeNull();
+    expect(ran).toEqual(['before', 'gp1 done, 1 pending', 'during']);
+    expect(rcu.pendingCallbacks).toBe(0);
+  });
+
+  it('one rcu_gp kthread serves every callback queued while it runs', () => {
+    const m = new Machine({ cpus: 2 });
+    const rcu = new Rcu(m);
+    const ran: number[] = [];
+    m.spawn(0, 'caller', function* () {
+      for (let i = 0; i < 3; i++) {
+        // Typed as returning nothing, but push returns a number at run time: plain code, not kernel code.
+        const cb: () => void = () => ran.push(i);
+        yield* rcu.callRcu(cb);
+      }
+    });
+    expect(m.run().failure).toBeNull();
+    expect(ran).toEqual([0, 1, 2]);
+    expect(m.allTasks().filter((t) => t.name === 'rcu_gp')).toHaveLength(1);
   });
 });

@@ -8,11 +8,13 @@ import {
   now,
   runSync,
   type Scenario,
+  sendIpi,
   WaitQueue,
 } from '@spf/machine';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { defaultLockdep } from './lockdep.js';
-import { Rcu } from './rcu.js';
+import { current } from './current.js';
+import { Rcu, RcuError } from './rcu.js';
 import { RcuBox } from './rcu-object.js';
 import { expectCaught, exploreAll } from './test-support/expect-caught.js';
 
@@ -207,5 +209,73 @@ describe('Rcu', () => {
     expect(box.isPoisoned).toBe(true);
     expect(() => runSync(box.get())).toThrow(/read of 'obj' after it was freed \(kfree_rcu of obj/);
     expect(() => box.poison('again')).toThrow(/double free of 'obj'/);
+  });
+
+  it('misuse is an RcuError', () => {
+    let caught: unknown;
+    try {
+      runSync(new Rcu(1).readUnlock());
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(RcuError);
+    expect((caught as Error).name).toBe('RcuError');
+  });
+
+  it('rcu_read_lock disables preemption once per level and rcu_read_unlock gives it back; both work in an interrupt on an idle CPU', () => {
+    const m = new Machine({ cpus: 2 });
+    const rcu = new Rcu(m);
+    const counts: number[] = [];
+    const pc = function* (): Kernel<number> {
+      return (yield* current()).task?.preemptCount ?? -1;
+    };
+    m.spawn(0, 't', function* () {
+      counts.push(yield* pc());
+      yield* rcu.readLock();
+      counts.push(yield* pc());
+      yield* rcu.readLock();
+      counts.push(yield* pc());
+      yield* rcu.readUnlock();
+      counts.push(yield* pc());
+      yield* rcu.readUnlock();
+      counts.push(yield* pc());
+      // CPU 1 runs no task: the interrupt has no preempt count to change.
+      yield* sendIpi([1], function* () {
+        yield* rcu.readLock();
+        counts.push(rcu.isReading(1) ? 1 : 0);
+        yield* rcu.readUnlock();
+        counts.push(rcu.isReading(1) ? 1 : 0);
+      });
+    });
+    expect(m.run().failure).toBeNull();
+    expect(counts).toEqual([0, 1, 2, 1, 0, 1, 0]);
+  });
+
+  it('kfree_rcu names what it freed ("object" unless told) and the grace period in the poison record', () => {
+    const rcu = new Rcu(1);
+    const reasons: string[] = [];
+    runSync(rcu.kfreeRcu({ poison: (r) => void reasons.push(r) }));
+    runSync(rcu.synchronize());
+    expect(reasons).toHaveLength(1);
+    expect(reasons[0]).toMatch(/^kfree_rcu of object by .+, after grace period 1$/);
+  });
+
+  it('a grace period is started and ended on the rcu_state line, and its wait spins as synchronize_rcu', () => {
+    const m = new Machine({ cpus: 2, trace: true });
+    const rcu = new Rcu(m);
+    m.spawn(0, 'reader', function* () {
+      yield* rcu.readLock();
+      yield* delay(5_000);
+      yield* rcu.readUnlock();
+    });
+    m.spawn(1, 'sync', function* () {
+      yield* delay(100);
+      yield* rcu.synchronize();
+    });
+    const r = m.run();
+    expect(r.failure).toBeNull();
+    const sync = r.trace!.filter((e) => e.task === 'sync');
+    expect(sync.filter((e) => e.kind === 'rmw').map((e) => e.label)).toEqual(['rcu_state', 'rcu_state']);
+    expect(sync.some((e) => e.kind === 'spin' && e.label === 'synchronize_rcu')).toBe(true);
   });
 });

@@ -1,4 +1,4 @@
-import { MemoryLine, runSync } from '@spf/machine';
+import { delay, Machine, MemoryLine, runSync } from '@spf/machine';
 import { describe, expect, it } from 'vitest';
 import { SeqCount } from './seqcount.js';
 import { noRetrySeqcountReader } from './test-support/broken.js';
@@ -67,5 +67,26 @@ describe('seqcount_t rules', () => {
     const line = new MemoryLine('vma');
     expect(new SeqCount('vm_sequence', { line }).line).toBe(line);
     expect(new SeqCount('alone').line.label).toBe('alone');
+  });
+
+  it('raw_read_seqcount_begin waits for the writer to leave, spinning as "<name> (read_seqcount_begin)", and returns the even sequence', () => {
+    const m = new Machine({ cpus: 2, trace: true });
+    const s = new SeqCount('vm_sequence', { reader: noRetrySeqcountReader });
+    let seen = -1;
+    m.spawn(0, 'writer', function* () {
+      yield* s.writeBegin();
+      yield* delay(2_000);
+      yield* s.writeEnd();
+    });
+    m.spawn(1, 'reader', function* () {
+      yield* delay(100);
+      seen = yield* s.rawReadBegin();
+    });
+    const r = m.run();
+    expect(r.failure).toBeNull();
+    expect(seen).toBe(2);
+    const spins = r.trace!.filter((e) => e.task === 'reader' && e.kind === 'spin');
+    expect(spins.length).toBeGreaterThan(0);
+    expect(new Set(spins.map((e) => e.label))).toEqual(new Set(['vm_sequence (read_seqcount_begin)']));
   });
 });

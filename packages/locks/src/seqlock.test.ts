@@ -1,7 +1,7 @@
 import { Machine, runSync } from '@spf/machine';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { irqsEnabled } from './current.js';
-import { defaultLockdep } from './lockdep.js';
+import { current, irqsEnabled } from './current.js';
+import { defaultLockdep, Lockdep } from './lockdep.js';
 import { SeqLock } from './seqlock.js';
 
 beforeEach(() => defaultLockdep.reset());
@@ -45,5 +45,23 @@ describe('SeqLock', () => {
     });
     expect(m.run().failure).toBeNull();
     expect(seen).toEqual([true, false, true, true, false]);
+  });
+
+  it('the writers’ spinlock is named after the seqlock and reports to the validator given, or to none', () => {
+    const own = new Lockdep();
+    const held: Record<string, readonly string[]> = {};
+    const m = new Machine({ cpus: 1 });
+    const cases = { default: {}, own: { lockdep: own }, none: { lockdep: false } } as const;
+    m.spawn(0, 'w', function* () {
+      for (const [k, opts] of Object.entries(cases)) {
+        const s = new SeqLock('jiffies_lock', opts);
+        yield* s.writeSeqlock();
+        const c = yield* current();
+        held[k] = [...defaultLockdep.heldBy(c), ...own.heldBy(c).map((n) => `own:${n}`)];
+        yield* s.writeSequnlock();
+      }
+    });
+    expect(m.run().failure).toBeNull();
+    expect(held).toEqual({ default: ['jiffies_lock.lock'], own: ['own:jiffies_lock.lock'], none: [] });
   });
 });

@@ -132,15 +132,17 @@ describe('spinlock operations', () => {
   });
 
   it('lock() with interrupts off does not mark the class irq-unsafe; with them on it does', () => {
-    const run = (irqsOff: boolean) => {
+    const run = (irqsOff: boolean, how: 'lock' | 'lockNested' | 'lockIrq' | 'lockIrqsave' = 'lock') => {
       const ld = new Lockdep();
       const m = new Machine({ cpus: 2 });
       const l = new SpinLock('timer_lock', { lockdep: ld });
       m.spawn(0, 'task', function* () {
         if (irqsOff) yield* localIrqDisable();
-        yield* l.lock();
+        if (how === 'lockNested') yield* l.lockNested(0);
+        else if (how === 'lockIrqsave') yield* l.lockIrqsave();
+        else yield* l[how]();
         yield* l.unlock();
-        if (irqsOff) yield* localIrqEnable();
+        yield* localIrqEnable();
         yield* delay(50_000);
       });
       m.spawn(1, 'sender', function* () {
@@ -157,6 +159,47 @@ describe('spinlock operations', () => {
     };
     expect(run(true).failure).toBeNull();
     expect(run(false).failure?.message).toMatch(/inconsistent lock state: class timer_lock/);
+    // spin_lock_nested() reads the interrupt state as spin_lock() does (subclass 0 is the class itself).
+    expect(run(true, 'lockNested').failure).toBeNull();
+    expect(run(false, 'lockNested').failure?.message).toMatch(/inconsistent lock state: class timer_lock/);
+    // spin_lock_irq() and spin_lock_irqsave() hold the lock with interrupts off, whatever the state before:
+    // the class stays irq-safe-only.
+    expect(run(false, 'lockIrq').failure).toBeNull();
+    expect(run(false, 'lockIrqsave').failure).toBeNull();
+  });
+
+  it('every operation works in an interrupt on an idle CPU (no task) and on a lock without lockdep', () => {
+    for (const lockdep of [undefined, false] as const) {
+      const m = new Machine({ cpus: 2 });
+      const l = new SpinLock('l', lockdep === false ? { lockdep } : {});
+      const busy = new SpinLock('busy', lockdep === false ? { lockdep } : {});
+      const seen: unknown[] = [];
+      const ops = function* (inIrq: boolean): Kernel<void> {
+        seen.push(yield* busy.trylock(), busy.isLocked());
+        yield* l.lockNested(1);
+        yield* l.unlock();
+        if (!inIrq) {
+          // spin_unlock_irq() would turn interrupts on inside the handler.
+          yield* l.lockIrq();
+          yield* l.unlockIrq();
+        }
+        const flags = yield* l.lockIrqsave();
+        yield* l.unlockIrqrestore(flags);
+        seen.push(yield* l.trylock());
+        yield* l.unlock();
+        seen.push(l.isLocked());
+      };
+      m.spawn(0, 'holder', function* () {
+        yield* busy.lock();
+        yield* sendIpi([1], () => ops(true));
+        yield* busy.unlock();
+        // The same operations in a task, with lockdep on or off.
+        yield* ops(false);
+        yield* busy.unlock();
+      });
+      expect(m.run().failure, `lockdep ${lockdep}`).toBeNull();
+      expect(seen, `lockdep ${lockdep}`).toEqual([false, true, true, false, true, true, true, false]);
+    }
   });
 
   it('lockIrq turns interrupts off and unlockIrq back on', () => {
