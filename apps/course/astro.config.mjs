@@ -17,10 +17,12 @@ export default defineConfig({
         { label: 'The story', link: '/' },
         {
           label: 'Packages',
-          items: ['machine', 'pagetable', 'locks', 'vma', 'fault-classic', 'fault-spec', 'kernel'].map((p) => ({
-            label: `@spf/${p}`,
-            link: `/packages/${p}/`,
-          })),
+          items: ['machine', 'pagetable', 'locks', 'vma', 'fault-classic', 'fault-spec', 'kernel'].map(
+            (p) => ({
+              label: `@spf/${p}`,
+              link: `/packages/${p}/`,
+            }),
+          ),
         },
         {
           label: 'Labs',
