@@ -1,4 +1,5 @@
 import {
+  doUserAddrFault,
   type FaultEnv,
   type FaultHandler,
   type FaultHandlerFactory,
@@ -459,11 +460,15 @@ export class System {
   /**
    * Models `mm_populate()` (mm/gup.c `populate_vma_page_range()`): faults in every page of [start, start+len)
    * that is not mapped yet, for MAP_POPULATE and VM_LOCKED; a write fault for private writable mappings.
+   * Like `faultin_page()` it always takes the classic path under mmap_lock (fault-classic's
+   * `doUserAddrFault` without a lockless attempt), whatever the system's fault handler: get_user_pages never
+   * faults speculatively in any of the designs, and the thread populating may not have run in user mode yet,
+   * so its CPU may not be in the mm's cpumask that shootdowns reach.
    */
   *populate(th: Thread, mm: MmStruct, start: number, len: number, writeFault: boolean): Kernel<void> {
     for (let a = start; a < start + len; a += PAGE_SIZE) {
       if (mm.pgd.leaf(a) !== null) continue;
-      const out = yield* this.faultHandler.handleUserFault({
+      const out = yield* doUserAddrFault(this.env, {
         mm,
         address: a,
         errorCode: PF_USER | (writeFault ? PF_WRITE : 0),
