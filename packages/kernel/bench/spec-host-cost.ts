@@ -9,11 +9,10 @@
  * not wall time, so that other jobs on a shared host disturb it less; run with node --expose-gc for a GC
  * before each measurement).
  *
- * Designs appear as soon as they are registered in src/fault-handlers.ts; `--self-test` adds the kernel's
- * test-only lockless handler as a plumbing check (not a design).
+ * Designs appear as soon as they are registered in src/fault-handlers.ts.
  *
  * Run (from packages/kernel):
- *   node --expose-gc --conditions=@spf/source --import tsx/esm bench/spec-host-cost.ts [pagesPerThread] [rounds] [--self-test]
+ *   node --expose-gc --conditions=@spf/source --import tsx/esm bench/spec-host-cost.ts [pagesPerThread] [rounds]
  */
 import { runScaling } from '../src/scenarios/scaling.js';
 import { benchHandlers } from './bench-handlers.js';
@@ -22,7 +21,7 @@ const args = process.argv.slice(2);
 const numbers = args.filter((a) => /^[0-9]+$/.test(a)).map(Number);
 const pages = numbers[0] ?? 256;
 const rounds = numbers[1] ?? 7;
-const handlers = benchHandlers(args);
+const handlers = benchHandlers();
 const TARGET = 1.2;
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
 const cpu = (u: NodeJS.CpuUsage) => u.user + u.system;

@@ -5,10 +5,9 @@
  * it prints faults per simulated second, the ratio to classic at the same N, the share of faults the handler
  * finished without mmap_lock and its abort reasons (`FaultHandler.speculativeStats()`).
  *
- * Designs appear as soon as they are registered in src/fault-handlers.ts. With `--self-test` the kernel's
- * test-only lockless handler is added as a plumbing check (it is not one of the designs).
+ * Designs appear as soon as they are registered in src/fault-handlers.ts.
  *
- * Run (from packages/kernel): npx tsx --conditions=@spf/source bench/spec-scaling.ts [pagesPerThread] [--self-test] [--max-threads N]
+ * Run (from packages/kernel): npx tsx --conditions=@spf/source bench/spec-scaling.ts [pagesPerThread] [--max-threads N]
  *
  * The rate is over the window from the first faulting thread's start to the last one's end
  * (`faultsPerSecFromFirstStart`): thread creation is serial, so the README experiment's window (from the
@@ -22,7 +21,7 @@ const args = process.argv.slice(2);
 const maxAt = args.indexOf('--max-threads');
 const maxThreads = maxAt >= 0 ? Number(args[maxAt + 1]) : 256;
 const pages = Number(args.find((a, i) => /^[0-9]+$/.test(a) && args[i - 1] !== '--max-threads') ?? 16);
-const handlers = benchHandlers(args);
+const handlers = benchHandlers();
 const counts = [1, 2, 4, 8, 16, 32, 64, 128, 256].filter((n) => n <= maxThreads);
 
 function share(s: SpeculativeStats | null, faults: number): string {

@@ -1,7 +1,6 @@
 /**
  * The kernel's test matrix (issue 13 item 6): runs this package's whole vitest suite once per fault handler
- * of `matrixHandlerNames()` (every registered handler except classic, which `npm test` already covers;
- * `SPF_MATRIX_HANDLERS` may also name the test-only `test-lockless` handler), each time with SPF_FAULT_HANDLER set
+ * of `matrixHandlerNames()` (every registered handler except classic, which `npm test` already covers), each time with SPF_FAULT_HANDLER set
  * so that every boot() which names no handler uses that one (src/test-support/matrix-setup.ts). Tests that
  * pin classic-only facts are skipped with their reason in the title (`itClassicOnly`).
  *
@@ -12,11 +11,11 @@
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { matrixHandlerNames, TEST_LOCKLESS_NAME } from '../src/test-support/handler-matrix.js';
+import { matrixHandlerNames } from '../src/test-support/handler-matrix.js';
 
 const only = process.env.SPF_MATRIX_HANDLERS?.split(',').filter((s) => s !== '');
 const all = matrixHandlerNames();
-const unknown = (only ?? []).filter((n) => !all.includes(n) && n !== TEST_LOCKLESS_NAME);
+const unknown = (only ?? []).filter((n) => !all.includes(n));
 if (unknown.length > 0) {
   console.error(
     `test:handlers: unknown handler(s) ${unknown.join(', ')} in SPF_MATRIX_HANDLERS; choose from ${all.join(', ')}`,

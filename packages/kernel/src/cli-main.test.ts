@@ -1,9 +1,8 @@
 import type { FaultHandlerFactory } from '@spf/fault-classic';
-import { FaultSpecConfigError } from '@spf/fault-spec';
+import { FaultSpecConfigError, perVmaLock } from '@spf/fault-spec';
 import { describe, expect, it } from 'vitest';
 import { type CliIo, formatSpeculativeStats, MAX_SCRIPT_BYTES, runCli } from './cli-main.js';
 import { designEntry, FAULT_HANDLERS } from './fault-handlers.js';
-import { testLocklessFactory } from './test-support/test-lockless-handler.js';
 import { nodeCliIo } from './node-cli-io.js';
 import { runReplay } from './run-replay.js';
 
@@ -147,7 +146,7 @@ describe('the spf command', () => {
 });
 
 /**
- * A registry with one more, test-only design: the lockless test handler, whose options say to refuse at
+ * A registry with one more, test-only design: per-VMA locks under another name, whose options say to refuse at
  * once (`refuse=true`, like a contradictory combination) or at boot (`refuseWithoutZeroPage=true` with
  * --no-zero-page, like Dufour's SPF without pte_special).
  */
@@ -157,21 +156,21 @@ const booted = { count: 0 };
 const handlers = [
   ...FAULT_HANDLERS,
   designEntry(
-    'test-lockless',
+    'test-design',
     'test only',
     (o?: { refuse?: boolean; refuseWithoutZeroPage?: boolean }): FaultHandlerFactory => {
       seenOptions.push(o);
-      if (o?.refuse === true) throw new FaultSpecConfigError('test-lockless', ['refuse'], 'asked to refuse');
+      if (o?.refuse === true) throw new FaultSpecConfigError('test-design', ['refuse'], 'asked to refuse');
       return (env) => {
         if (o?.refuseWithoutZeroPage === true && !env.useZeroPage) {
           throw new FaultSpecConfigError(
-            'test-lockless',
+            'test-design',
             ['refuseWithoutZeroPage', 'no zero page'],
             'asked to',
           );
         }
         booted.count++;
-        return testLocklessFactory(env);
+        return perVmaLock()(env);
       };
     },
   ),
@@ -192,7 +191,7 @@ describe('spf --fault-handler', () => {
     expect(runCli(['replay', '--fault-handler', 'classic', 's.txt'], a.impl, handlers)).toBe(0);
     const b = io({ 's.txt': script });
     const before = booted.count;
-    expect(runCli(['replay', '--fault-handler', 'test-lockless', 's.txt'], b.impl, handlers)).toBe(0);
+    expect(runCli(['replay', '--fault-handler', 'test-design', 's.txt'], b.impl, handlers)).toBe(0);
     expect(booted.count).toBe(before + 1);
     expect(b.out.stdout).toBe(a.out.stdout);
     expect(b.out.stdout).toBe(runReplay(script).output);
@@ -200,14 +199,13 @@ describe('spf --fault-handler', () => {
 
   it('run scaling names the handler and prints the share handled speculatively and the abort reasons', () => {
     const { out, impl } = io();
-    const argv = ['run', 'scaling', '--threads', '2', '--pages', '8', '--fault-handler', 'test-lockless'];
+    const argv = ['run', 'scaling', '--threads', '2', '--pages', '8', '--fault-handler', 'pervma'];
     expect(runCli(argv, impl, handlers)).toBe(0);
-    expect(out.stdout).toContain(
-      '2 faulting thread(s), 8 pages each, test-lockless handler, mmap_lock rwsem\n',
-    );
+    expect(out.stdout).toContain('2 faulting thread(s), 8 pages each, pervma handler, mmap_lock rwsem\n');
     expect(out.stdout).toContain('  faults: 16\n');
+    // Each region's first write finds no anon_vma (allocating one needs mmap_lock), the other 7 are lockless.
     expect(out.stdout).toContain('  handled speculatively: 14 of 16 faults (87.5%), 16 attempts\n');
-    expect(out.stdout).toContain('  aborts (fell back to mmap_lock): no_anon_vma 2\n');
+    expect(out.stdout).toContain('  aborts (fell back to mmap_lock): VMA_LOCK_ABORT 2\n');
     const classic = io();
     const classicArgv = ['run', 'scaling', '--threads', '2', '--pages', '8', '--fault-handler', 'classic'];
     expect(runCli(classicArgv, classic.impl, handlers)).toBe(0);
@@ -218,7 +216,7 @@ describe('spf --fault-handler', () => {
   it('passes --spec-option values to the design, typed and nested', () => {
     seenOptions.length = 0;
     const { impl } = io({ 's.txt': 'mmap 0 1 rw private anon\n' });
-    const argv = ['replay', '--fault-handler', 'test-lockless', '--spec-option', 'x=true'];
+    const argv = ['replay', '--fault-handler', 'test-design', '--spec-option', 'x=true'];
     expect(runCli([...argv, '--spec-option', 'checks.a.b=false', 's.txt'], impl, handlers)).toBe(0);
     expect(seenOptions).toEqual([{ x: true, checks: { 'a.b': false } }]);
   });
@@ -227,36 +225,36 @@ describe('spf --fault-handler', () => {
     const cases: [string[], string][] = [
       [
         ['replay', '--fault-handler', 'dufuor', 's.txt'],
-        `spf: --fault-handler must be one of ${[...FAULT_HANDLERS.map((h) => h.name), 'test-lockless'].join(', ')}, not dufuor\n`,
+        `spf: --fault-handler must be one of ${[...FAULT_HANDLERS.map((h) => h.name), 'test-design'].join(', ')}, not dufuor\n`,
       ],
       [['run', 'scaling', '--fault-handler'], 'spf: --fault-handler expects a value\n'],
       [
         ['run', 'scaling', '--spec-option', 'x=1'],
-        `spf: --spec-option needs --fault-handler: choose the handler the option is for (${[...FAULT_HANDLERS.map((h) => h.name), 'test-lockless'].join(', ')})\n`,
+        `spf: --spec-option needs --fault-handler: choose the handler the option is for (${[...FAULT_HANDLERS.map((h) => h.name), 'test-design'].join(', ')})\n`,
       ],
       [
         ['replay', '--fault-handler', 'classic', '--spec-option', 'x=1', 's.txt'],
         'spf: the classic fault handler takes no options, got x; drop them or choose a speculative handler\n',
       ],
       [
-        ['run', 'scaling', '--fault-handler', 'test-lockless', '--spec-option', 'x'],
+        ['run', 'scaling', '--fault-handler', 'test-design', '--spec-option', 'x'],
         'spf: --spec-option expects key=value (for example specPgtableAlloc=true or checks.ptlTrylock=false), got "x"\n',
       ],
       [
-        ['replay', '--fault-handler', 'test-lockless', '--spec-option', 'refuse=true', 's.txt'],
-        'spf: test-lockless fault handler: refuse is refused: asked to refuse\n',
+        ['replay', '--fault-handler', 'test-design', '--spec-option', 'refuse=true', 's.txt'],
+        'spf: test-design fault handler: refuse is refused: asked to refuse\n',
       ],
       [
         [
           'replay',
           '--no-zero-page',
           '--fault-handler',
-          'test-lockless',
+          'test-design',
           '--spec-option',
           'refuseWithoutZeroPage=true',
           's.txt',
         ],
-        'spf: test-lockless fault handler: refuseWithoutZeroPage with no zero page is refused: asked to\n',
+        'spf: test-design fault handler: refuseWithoutZeroPage with no zero page is refused: asked to\n',
       ],
       [
         [
@@ -265,11 +263,11 @@ describe('spf --fault-handler', () => {
           '--threads',
           '1',
           '--fault-handler',
-          'test-lockless',
+          'test-design',
           '--spec-option',
           'refuse=true',
         ],
-        'spf: test-lockless fault handler: refuse is refused: asked to refuse\n',
+        'spf: test-design fault handler: refuse is refused: asked to refuse\n',
       ],
     ];
     for (const [argv, message] of cases) {
