@@ -1,4 +1,5 @@
 import type { DebugPlace, ScheduleDebug } from '@spf/labs';
+import { el } from './element.js';
 
 /** What the debugger needs from the page around it. */
 export type DebuggerHost = {
@@ -9,17 +10,6 @@ export type DebuggerHost = {
   /** The address that reopens this failure at a step (1-based schedule step). */
   readonly link: (step: number) => string;
 };
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  attrs: Record<string, string> = {},
-  ...children: Array<Node | string>
-): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  e.append(...children);
-  return e;
-}
 
 /** The effect kind of a step's text (`writer: rmw sem` -> `rmw`), for its colour. */
 const kindOf = (did: string) => /: (\w[\w-]*)/.exec(did)?.[1] ?? 'other';

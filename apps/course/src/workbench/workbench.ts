@@ -19,6 +19,7 @@ import {
 import { ScheduleDebugger } from './schedule-debugger.js';
 import { renderTimelineSvg } from './timeline.js';
 import type { TypeStatus } from './type-check.js';
+import { el } from './element.js';
 
 /** Per-test time limit of a run in the page; an infinite loop is stopped after this. */
 export const TEST_TIME_LIMIT_MS = 2000;
@@ -30,17 +31,6 @@ const STATUS_LABEL: Record<TestResult['status'], string> = {
   skipped: 'skipped',
   timeout: 'timeout',
 };
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  attrs: Record<string, string> = {},
-  ...children: Array<Node | string>
-): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  e.append(...children);
-  return e;
-}
 
 /** Spawns the grading worker: a fresh module worker per run (Vite bundles it from this exact form). */
 function spawnWorker(): WorkerPort {
