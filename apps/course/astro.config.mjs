@@ -15,6 +15,8 @@ export default defineConfig({
       components: { MarkdownContent: './src/components/MarkdownContent.astro' },
       sidebar: [
         { label: 'The story', link: '/' },
+        { label: 'Playground', link: '/playground/' },
+        { label: 'Contributing a patch', link: '/contributing/' },
         {
           label: 'Packages',
           items: ['machine', 'pagetable', 'locks', 'vma', 'fault-classic', 'fault-spec', 'kernel'].map(

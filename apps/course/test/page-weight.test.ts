@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -27,8 +27,36 @@ function initialScripts(html: string): string[] {
   return [...seen];
 }
 
+/** Gzipped bytes of the JavaScript a built page loads up front, and which files. */
+function initialWeight(page: string): { bytes: number; scripts: string[] } {
+  const html = readFileSync(join(DIST, page), 'utf8');
+  const scripts = initialScripts(html);
+  const inline = [...html.matchAll(/<script(?![^>]*src)[^>]*>([\s\S]*?)<\/script>/g)]
+    .map((m) => m[1])
+    .join('');
+  const bytes =
+    scripts.reduce((s, f) => s + gzipSync(readFileSync(join(DIST, f))).length, 0) + gzipSync(inline).length;
+  return { bytes, scripts };
+}
+
 describe('page weight', () => {
   beforeAll(() => ensureBuilt());
+
+  it('loads at most 300 KiB of gzipped JavaScript up front on the playground (editor, worker and kernel are lazy)', () => {
+    const { bytes, scripts } = initialWeight('playground/index.html');
+    // What a run costs on top: the playground worker (the whole simulated kernel and the transpiler).
+    const worker = readdirSync(join(DIST, '_astro')).filter((f) => /^playground-worker.*\.js$/.test(f));
+    const workerBytes = worker.reduce(
+      (s, f) => s + gzipSync(readFileSync(join(DIST, '_astro', f))).length,
+      0,
+    );
+    console.log(
+      `playground page initial JS: ${(bytes / 1024).toFixed(1)} KiB gzipped (${scripts.join(', ')}); its worker: ${(workerBytes / 1024).toFixed(1)} KiB gzipped (${worker.join(', ')})`,
+    );
+    expect(worker).toHaveLength(1);
+    expect(scripts.some((s) => s.includes('playground-ui') || s.includes('editor'))).toBe(false);
+    expect(bytes).toBeLessThanOrEqual(300 * 1024);
+  });
 
   it('loads at most 300 KiB of gzipped JavaScript up front on the Lab 1 page (editor and grader are lazy)', () => {
     const html = readFileSync(join(DIST, 'labs/lab1/index.html'), 'utf8');

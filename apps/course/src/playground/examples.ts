@@ -77,8 +77,8 @@ spawn('scaling', function* (u) {
 const SPF_RACE = `// A per-VMA-lock race with one of Linux 6.4's vma_start_write() calls switched off (the spec option
 // checks.vmaStartWrite.mprotect=false): mprotect(PROT_READ) no longer waits for faults that hold the VMA
 // lock, so a write fault can install a writable PTE in a VMA that is already read-only. The invariant check
-// at the end catches it, and the timeline shows the interleaving. Switch the option off (delete the line in
-// "design options") and the same schedule runs clean.
+// at the end catches it, and the timeline shows the interleaving. Delete the line in "Design options" and
+// the same exploration finds nothing.
 const A = 0x5000_0000;
 spawn('mprotect', function* (u) {
   yield* u.mmap(A, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);

@@ -64,17 +64,23 @@ describe('runPlayground', () => {
   it('runs a replay script and prints what spf replay prints', () => {
     const r = runPlayground(example('replay'));
     expect(r.error).toBeNull();
-    expect(r.replayOutput).toContain('maps\n0-1 rw-p 0 -\n1-2 r--p 0 -\n2-4 rw-p 0 -\nend\ntouch SIGSEGV ACCERR');
+    expect(r.replayOutput).toContain(
+      'maps\n0-1 rw-p 0 -\n1-2 r--p 0 -\n2-4 rw-p 0 -\nend\ntouch SIGSEGV ACCERR',
+    );
   });
 
   it('says what is wrong with a program instead of running it', () => {
     const run = (source: string, more: Partial<PlaygroundSettings> = {}) =>
       runPlayground({ ...DEFAULT_SETTINGS, ...more, source }).error;
-    expect(run('spawn("x", function* (u) { yield* u.store8(0, 1) ')).toMatch(/program\.ts:1:\d+: syntax error/);
+    expect(run('spawn("x", function* (u) { yield* u.store8(0, 1) ')).toMatch(
+      /program\.ts:1:\d+: syntax error/,
+    );
     expect(run('import { boot } from "@spf/kernel";')).toMatch(/cannot import/);
     expect(run('print(1)')).toMatch(/started no process/);
     expect(run('spawn("x", function* (u) {}, 5)')).toMatch(/cpu must be a whole number from 0 to 1/);
-    expect(run('spawn("x", function* (u) {})', { handler: 'nosuch' as 'classic' })).toMatch(/handler must be one of/);
+    expect(run('spawn("x", function* (u) {})', { handler: 'nosuch' as 'classic' })).toMatch(
+      /handler must be one of/,
+    );
     expect(run('spawn("x", function* (u) {})', { handler: 'pervma', specOptions: ['checks'] })).toMatch(
       /key=value/,
     );

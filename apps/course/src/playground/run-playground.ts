@@ -28,7 +28,10 @@ import {
 } from '@spf/machine';
 import { dumpPageTables } from '@spf/pagetable';
 import * as vma from '@spf/vma';
+import { PROGRAM_API } from './program-api.js';
 import { type PlaygroundSettings, validateSettings } from './settings.js';
+
+export { PROGRAM_API };
 
 /** Events the playground records at most (the Chrome trace and the timeline are built from them). */
 export const PLAYGROUND_TRACE_LIMIT = 100_000;
@@ -119,21 +122,10 @@ const messageOf = (e: unknown): string => (e instanceof Error ? `${e.name}: ${e.
 /** The constants of @spf/vma a program may use by name: PROT_*, MAP_*, MREMAP_*, MADV_*. */
 const VMA_CONSTANTS: Readonly<Record<string, number>> = Object.fromEntries(
   Object.entries(vma).filter(
-    (e): e is [string, number] => /^(PROT|MAP|MREMAP|MADV)_[A-Z_0-9]+$/.test(e[0]) && typeof e[1] === 'number',
+    (e): e is [string, number] =>
+      /^(PROT|MAP|MREMAP|MADV)_[A-Z_0-9]+$/.test(e[0]) && typeof e[1] === 'number',
   ),
 );
-
-/** The names a playground program sees, with what each is (for the page's help and for errors). */
-export const PROGRAM_API: Readonly<Record<string, string>> = {
-  spawn: 'spawn(name, function* (u) {...}, cpu = 0): start a process; u is its UserContext',
-  thread: 'yield* thread(u, cpu, function* (t) {...}): start a thread of u\'s process; returns join(), a generator',
-  show: "show(u, label): snapshot u's process: /proc/self/maps, page tables, fault counters",
-  print: 'print(...values): a line of output',
-  check: 'check(ok, message): stop the run with a failure report unless ok',
-  system: 'the booted System (system.vmstat, system.assertInvariants(), ...)',
-  UserSignal: 'the exception a caught SIGSEGV/SIGBUS throws (after u.catchSignal("SIGSEGV"))',
-  PAGE: '4096',
-};
 
 /** Per-task fault counters of a process. */
 function taskCounters(p: Process): TaskCounters[] {
@@ -194,7 +186,9 @@ export function runPlayground(rawSettings: unknown): PlaygroundResult {
   } catch (e) {
     return empty(messageOf(e));
   }
-  return settings.mode === 'replay' ? runReplayMode(settings, faultHandler) : runProgramMode(settings, faultHandler);
+  return settings.mode === 'replay'
+    ? runReplayMode(settings, faultHandler)
+    : runProgramMode(settings, faultHandler);
 }
 
 function runReplayMode(
@@ -210,7 +204,12 @@ function runReplayMode(
       ...empty(''),
       error: null,
       failure: r.failure
-        ? { kind: r.failure.kind, message: r.failure.message, report: formatFailure(r.failure), schedule: r.schedule }
+        ? {
+            kind: r.failure.kind,
+            message: r.failure.message,
+            report: formatFailure(r.failure),
+            schedule: r.schedule,
+          }
         : null,
       log: [...r.log],
       replayOutput: run.output,
@@ -286,17 +285,24 @@ function prepare(
         { cpu: checkCpu(cpu, `spawn("${name}")`) },
       ).pid;
     },
-    *thread(u: UserContext, cpu: unknown, body: (t: UserContext) => Kernel<unknown>): Kernel<() => Kernel<void>> {
+    *thread(
+      u: UserContext,
+      cpu: unknown,
+      body: (t: UserContext) => Kernel<unknown>,
+    ): Kernel<() => Kernel<void>> {
       let done = false;
       const q = new WaitQueue('join');
-      yield* u.spawnThread(function* (t) {
-        try {
-          yield* body(t);
-        } finally {
-          done = true;
-          yield* wake(q);
-        }
-      }, checkCpu(cpu, 'thread()'));
+      yield* u.spawnThread(
+        function* (t) {
+          try {
+            yield* body(t);
+          } finally {
+            done = true;
+            yield* wake(q);
+          }
+        },
+        checkCpu(cpu, 'thread()'),
+      );
       return () => block(q, () => done, 'join');
     },
     show: snapshot,
@@ -390,7 +396,12 @@ function runProgramMode(
     error: null,
     explored,
     failure: r.failure
-      ? { kind: r.failure.kind, message: r.failure.message, report: formatFailure(r.failure), schedule: r.schedule }
+      ? {
+          kind: r.failure.kind,
+          message: r.failure.message,
+          report: formatFailure(r.failure),
+          schedule: r.schedule,
+        }
       : null,
     printed,
     log: [...r.log],

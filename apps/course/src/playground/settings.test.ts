@@ -26,7 +26,8 @@ describe('playground settings and shared links', () => {
   it('refuses a damaged link or impossible settings with a message that says what is wrong', () => {
     expect(() => decodeShareFragment('#pg=%%%')).toThrow(/not base64url/);
     expect(() => decodeShareFragment('#pg=AAAA')).toThrow(/damaged/);
-    const bad = (more: Record<string, unknown>) => () => validateSettings({ ...DEFAULT_SETTINGS, source: '', ...more });
+    const bad = (more: Record<string, unknown>) => () =>
+      validateSettings({ ...DEFAULT_SETTINGS, source: '', ...more });
     expect(bad({ cpus: 0 })).toThrow(PlaygroundSettingsError);
     expect(bad({ cpus: 65 })).toThrow(/cpus must be a whole number from 1 to 64/);
     expect(bad({ policy: 'dfs' })).toThrow(/policy must be timed/);

@@ -82,7 +82,9 @@ export function validateSettings(raw: unknown): PlaygroundSettings {
     );
   }
   if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) {
-    throw new PlaygroundSettingsError(`seed must be a whole number in [0, 2^32), got ${JSON.stringify(seed)}`);
+    throw new PlaygroundSettingsError(
+      `seed must be a whole number in [0, 2^32), got ${JSON.stringify(seed)}`,
+    );
   }
   if (!PLAYGROUND_HANDLERS.includes(handler as PlaygroundHandler)) {
     throw new PlaygroundSettingsError(

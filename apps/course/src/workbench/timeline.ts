@@ -38,7 +38,10 @@ const COLORS: Record<string, string> = {
  * per scheduled step showing what that CPU did; the rest of the row is empty because the other CPUs did
  * not run at that step. Rows carry `data-row` so a Replay button can highlight them one after another.
  */
-export function renderTimelineSvg(trace: CompactTrace, opts: { maxRows?: number } = {}): string {
+export function renderTimelineSvg(
+  trace: CompactTrace,
+  opts: { maxRows?: number; label?: string } = {},
+): string {
   const rows = timelineRows(trace, opts.maxRows ?? 80);
   const colW = 230;
   const rowH = 18;
@@ -47,7 +50,7 @@ export function renderTimelineSvg(trace: CompactTrace, opts: { maxRows?: number 
   const width = left + colW * trace.cpus + 8;
   const height = top + rowH * rows.length + 8;
   const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" class="timeline" role="img" aria-label="per-CPU timeline of the failing schedule" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="ui-monospace, monospace" font-size="11">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" class="timeline" role="img" aria-label="${esc(opts.label ?? 'per-CPU timeline of the failing schedule')}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="ui-monospace, monospace" font-size="11">`,
     `<text x="4" y="15" font-weight="bold">step</text>`,
   ];
   for (let c = 0; c < trace.cpus; c++) {
