@@ -1,6 +1,9 @@
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serve } from '../scripts/serve.mjs';
@@ -8,6 +11,10 @@ import { CHROMIUM, launchChromium } from './browser.js';
 import { ensureBuilt } from './site.js';
 
 const hasChromium = existsSync(CHROMIUM);
+// The README's screenshot is rewritten only on request (SPF_UPDATE_SCREENSHOTS=1), as in e2e.test.ts.
+const SHOTS = process.env.SPF_UPDATE_SCREENSHOTS
+  ? fileURLToPath(new URL('../../../docs/screenshots', import.meta.url))
+  : mkdtempSync(join(tmpdir(), 'spf-screenshots-'));
 if (!hasChromium && process.env.CI) {
   throw new Error(`${CHROMIUM} is missing in CI; .ci/run installs Debian's chromium before the tests`);
 }
@@ -70,6 +77,7 @@ describe.skipIf(!hasChromium)('the playground in Chromium', () => {
     await open(`${base}/playground/`);
     expect(await page.textContent('.cm-content')).toContain("spawn('demo'");
     await run();
+    console.log(`fork example: ${await page.textContent('[data-status]')}`);
     expect(await page.isHidden('[data-error]')).toBe(true);
     const maps = await page.$$eval('[data-maps]', (es) => es.map((e) => e.textContent ?? ''));
     expect(maps.some((m) => m.startsWith('7ffff7ffd000-7ffff7fff000 rw-p 00000000 00:00 0'))).toBe(true);
@@ -94,6 +102,8 @@ describe.skipIf(!hasChromium)('the playground in Chromium', () => {
     };
     expect(trace.traceEvents.filter((e) => e.name === 'thread_name').map((e) => e.tid)).toEqual([0, 1]);
     expect(trace.traceEvents.some((e) => e.ph === 'X' && e.name.includes('mmap_lock'))).toBe(true);
+    await page.locator('[data-processes]').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(SHOTS, 'playground-fork.png') });
     expect(pageErrors).toEqual([]);
   });
 
@@ -126,6 +136,7 @@ describe.skipIf(!hasChromium)('the playground in Chromium', () => {
     await page.selectOption('[data-field="example"]', 'spf-race');
     expect(await page.inputValue('[data-field="specOptions"]')).toBe('checks.vmaStartWrite.mprotect=false');
     await run();
+    console.log(`race example: ${await page.textContent('[data-status]')}`);
     expect(await page.textContent('[data-failure]')).toMatch(/invariants violated/);
     expect(await page.textContent('[data-failure] code')).toMatch(/^s1:/);
     expect(await page.textContent('[data-status]')).toMatch(/this one fails/);

@@ -61,6 +61,14 @@ describe('runPlayground', () => {
     expect(fixed.failure).toBeNull();
   });
 
+  it('runs the small scaling experiment: every thread faults each of its pages once', () => {
+    const r = runPlayground(example('scaling'));
+    expect(r.error).toBeNull();
+    expect(r.failure).toBeNull();
+    expect(r.printed).toEqual(['faults: 64']); // 4 threads x 16 pages
+    expect(r.processes[0]?.tasks.map((t) => t.cpu)).toEqual([0, 0, 1, 2, 3]);
+  });
+
   it('runs a replay script and prints what spf replay prints', () => {
     const r = runPlayground(example('replay'));
     expect(r.error).toBeNull();
