@@ -102,7 +102,7 @@ describe.skipIf(!hasChromium)('the playground in Chromium', () => {
     };
     expect(trace.traceEvents.filter((e) => e.name === 'thread_name').map((e) => e.tid)).toEqual([0, 1]);
     expect(trace.traceEvents.some((e) => e.ph === 'X' && e.name.includes('mmap_lock'))).toBe(true);
-    await page.locator('[data-processes]').scrollIntoViewIfNeeded();
+    await page.evaluate(() => document.querySelector('[data-processes]')?.scrollIntoView({ block: 'start' }));
     await page.screenshot({ path: join(SHOTS, 'playground-fork.png') });
     expect(pageErrors).toEqual([]);
   });
