@@ -1,4 +1,4 @@
-import type { Kernel } from '@spf/machine';
+import { type Kernel, KernelFault } from '@spf/machine';
 import {
   getPage,
   type Page,
@@ -133,10 +133,17 @@ export function* wpPageCopy(vmf: ClassicVmFault, old: Page | null): Kernel<numbe
  * re-check the PTE under its lock (`wp_page_shared()`); otherwise make the PTE writable in place
  * (`wp_pfn_shared()` / `wp_page_reuse()`). Called, like do_wp_page, with the PTE lock held in `vmf.ptl`;
  * `page` is `vm_normal_page()` of `vmf.origPte`. A speculative fault gives up here (VM_FAULT_RETRY): the
- * speculative designs never start on a VMA with vm_ops.
+ * speculative designs never start on a VMA with vm_ops. Called on a private mapping it stops the run (a
+ * kernel bug: that is the half that reuses or copies).
  */
 export function* wpPageShared(vmf: ClassicVmFault, page: Page | null): Kernel<number> {
   const { vma } = vmf;
+  if ((vmf.vmaFlags & (VM_SHARED | VM_MAYSHARE)) === 0) {
+    throw new KernelFault(
+      'bug',
+      `wpPageShared() on a private mapping (${vma}): a write fault there must reuse or copy the page (do_wp_page's private half)`,
+    );
+  }
   const ptep = vmf.pte as number;
   if (faultIsSpeculative(vmf)) {
     yield* unlockPtl(vmf);

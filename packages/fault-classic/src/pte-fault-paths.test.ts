@@ -1,6 +1,7 @@
 import { ptePfn } from '@spf/pagetable';
 import { MM_ANONPAGES, PROT_READ, PROT_WRITE } from '@spf/vma';
 import { describe, expect, it } from 'vitest';
+import { wpPageShared } from './do-wp-page.js';
 import { makeFaultEnv } from './fault-env.js';
 import { VM_FAULT_SIGBUS } from './fault-flags.js';
 import type { FaultEnv } from './fault-env.js';
@@ -65,5 +66,20 @@ describe('the pteFaultPaths injection point', () => {
     expect(env?.vmstat).toBe(fx.env.vmstat);
     expect(fx.env.pteFaultPaths).toBeUndefined();
     expect(makeFaultEnv({ mem: fx.mem, cost: fx.env.cost }).pteFaultPaths).toBeUndefined();
+  });
+});
+
+describe('wpPageShared', () => {
+  it('refuses a private mapping: that half of do_wp_page reuses or copies', () => {
+    const paths: PteFaultPaths = {
+      doAnonymousPage: builtinPteFaultPaths.doAnonymousPage,
+      *doWpPage(vmf) {
+        return yield* wpPageShared(vmf, null);
+      },
+    };
+    const fx = makeFixture({ pteFaultPaths: paths });
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    fx.touch(A, 'r');
+    expect(() => fx.touch(A, 'w')).toThrow(/wpPageShared\(\) on a private mapping/);
   });
 });
