@@ -3,6 +3,7 @@ import { gradeSources } from '../grade.js';
 import { lab1 } from '../lab1/lab1.js';
 import { lab2 } from '../lab2/lab2.js';
 import { lab3 } from '../lab3/lab3.js';
+import { lab4 } from '../lab4/lab4.js';
 import { referenceSources } from '../reference-solutions.js';
 
 // Attacks on the grader by a student file, run in-process (the same pipeline as the browser worker and
@@ -82,6 +83,29 @@ describe('Lab 3: @spf/fault-classic gives helpers, never its own do_anonymous_pa
     const wp = r.results.find((t) => t.id === 'write-after-read');
     expect(wp?.status).toBe('fail');
     expect(wp?.message).toMatch(/wpPageShared\(\) on a private mapping/);
+  });
+});
+
+describe('Lab 4: @spf/fault-spec gives helpers, never its own speculative attempt', () => {
+  it.each([
+    ['handleSpeculativeFault', "export { handleSpeculativeFault } from '@spf/fault-spec';"],
+    [
+      'dufourPteMapLock',
+      "import { dufourPteMapLock } from '@spf/fault-spec';\nexport const handleSpeculativeFault = dufourPteMapLock;",
+    ],
+    [
+      'speculativeWalk',
+      "import { speculativeWalk } from '@spf/fault-spec';\nexport const handleSpeculativeFault = speculativeWalk;",
+    ],
+    [
+      'dufourSpf',
+      "import { dufourSpf } from '@spf/fault-spec';\nexport const handleSpeculativeFault = dufourSpf;",
+    ],
+  ])('importing %s refuses to load', async (name, text) => {
+    const r = await gradeSources(lab4, { 'speculative-fault.ts': text });
+    expect(r.score).toBe(0);
+    expect(r.status).toBe('load-error');
+    expect(r.error?.message).toContain(`'${name}'`);
   });
 });
 

@@ -32,8 +32,12 @@ export function bootWithPaths(paths: PteFaultPaths, config: BootConfig = {}): Sy
  * the process did not exit normally (killed by SIGBUS, SIGSEGV, the OOM killer). Returns the system.
  */
 export function runProgram(paths: PteFaultPaths, program: Program, config: BootConfig = {}): System {
-  const sys = bootWithPaths(paths, { cpus: 2, ...config });
-  sys.spawnProcess('lab3', program);
+  return runOnSystem(bootWithPaths(paths, { cpus: 2, ...config }), program);
+}
+
+/** Runs `program` as a process of the booted `sys` ({@link runProgram}'s checks); returns `sys`. */
+export function runOnSystem(sys: System, program: Program, name = 'lab'): System {
+  sys.spawnProcess(name, program);
   const r = sys.run();
   if (!r.ok) {
     const f = r.failure;
