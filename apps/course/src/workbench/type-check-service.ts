@@ -17,11 +17,14 @@ const LIBS = import.meta.glob(
 ) as Record<string, string>;
 
 /** The packages a lab's code may import (those @spf/labs builds its labs on). */
-const DECLARATIONS = import.meta.glob('../../../../packages/{machine,pagetable,locks,vma,fault-classic,fault-spec}/dist/**/*.d.ts', {
-  query: '?raw',
-  import: 'default',
-  eager: true,
-}) as Record<string, string>;
+const DECLARATIONS = import.meta.glob(
+  '../../../../packages/{machine,pagetable,locks,vma,fault-classic,fault-spec}/dist/**/*.d.ts',
+  {
+    query: '?raw',
+    import: 'default',
+    eager: true,
+  },
+) as Record<string, string>;
 
 const OPTIONS: ts.CompilerOptions = {
   strict: true,
