@@ -62,9 +62,7 @@ function readablePaths(entry: string): string[] {
     '@spf/fault-classic',
     '@spf/fault-spec',
     '@spf/kernel',
-  ].map((p) =>
-    packageRoot(realpathSync(require.resolve(p))),
-  );
+  ].map((p) => packageRoot(realpathSync(require.resolve(p))));
   return [...new Set([realpathSync(self), self, ...deps, dirname(realpathSync(entry))])];
 }
 
