@@ -32,6 +32,8 @@ export default defineConfig({
             { label: 'All labs and your progress', link: '/labs/' },
             { label: 'Lab 1: walk the page tables', link: '/labs/lab1/' },
             { label: 'Lab 2: seqcount and rwsem', link: '/labs/lab2/' },
+            { label: 'Lab 3: the classic fault', link: '/labs/lab3/' },
+            { label: 'Lab 4: the speculative fault', link: '/labs/lab4/' },
             { label: 'For instructors: hidden tests', link: '/labs/instructors/' },
           ],
         },

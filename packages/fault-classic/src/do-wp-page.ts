@@ -1,4 +1,4 @@
-import type { Kernel } from '@spf/machine';
+import { type Kernel, KernelFault } from '@spf/machine';
 import {
   getPage,
   type Page,
@@ -128,6 +128,56 @@ export function* wpPageCopy(vmf: ClassicVmFault, old: Page | null): Kernel<numbe
 }
 
 /**
+ * The shared-mapping half of `do_wp_page()` in mm/memory.c: a write-protect fault on a VM_SHARED (or
+ * VM_MAYSHARE) mapping never copies. With a page and a `vm_ops->page_mkwrite`, tell the file first and
+ * re-check the PTE under its lock (`wp_page_shared()`); otherwise make the PTE writable in place
+ * (`wp_pfn_shared()` / `wp_page_reuse()`). Called, like do_wp_page, with the PTE lock held in `vmf.ptl`;
+ * `page` is `vm_normal_page()` of `vmf.origPte`. A speculative fault gives up here (VM_FAULT_RETRY): the
+ * speculative designs never start on a VMA with vm_ops. Called on a private mapping it stops the run (a
+ * kernel bug: that is the half that reuses or copies).
+ */
+export function* wpPageShared(vmf: ClassicVmFault, page: Page | null): Kernel<number> {
+  const { vma } = vmf;
+  if ((vmf.vmaFlags & (VM_SHARED | VM_MAYSHARE)) === 0) {
+    throw new KernelFault(
+      'bug',
+      `wpPageShared() on a private mapping (${vma}): a write fault there must reuse or copy the page (do_wp_page's private half)`,
+    );
+  }
+  const ptep = vmf.pte as number;
+  if (faultIsSpeculative(vmf)) {
+    yield* unlockPtl(vmf);
+    return vmfLockFailed(vmf);
+  }
+  if (page !== null && vma.vmOps?.pageMkwrite !== undefined) {
+    // wp_page_shared(): tell the file before the page becomes writable.
+    yield* getPage(page);
+    yield* unlockPtl(vmf);
+    const ret = yield* doPageMkwrite(vmf, page);
+    if (ret !== 0) {
+      yield* putPage(page);
+      return ret;
+    }
+    const locked = yield* pteOffsetMapLock(vmf.mm.pgd, vmf.pmd, vmf.address);
+    if (locked === null) {
+      yield* putPage(page);
+      return 0;
+    }
+    vmf.ptl = locked.ptl;
+    const cur = yield* vmf.mm.pgd.ptepGet(locked.ptep);
+    if (cur !== vmf.origPte) {
+      yield* unlockPtl(vmf);
+      yield* putPage(page);
+      return 0;
+    }
+    const r = yield* wpPageReuse(vmf, locked.ptep);
+    yield* putPage(page);
+    return r;
+  }
+  return yield* wpPageReuse(vmf, ptep);
+}
+
+/**
  * Models `do_wp_page()` in mm/memory.c: a write to a present, write-protected PTE. Called with the PTE
  * lock held (`vmf.ptl`) and `vmf.pte` pointing at the entry.
  *
@@ -148,38 +198,7 @@ export function* doWpPage(vmf: ClassicVmFault): Kernel<number> {
   const ptep = vmf.pte as number;
   const page = vmNormalPage(env, vma, vmf.address, vmf.origPte);
   vmf.page = page ?? undefined;
-  if ((vmf.vmaFlags & (VM_SHARED | VM_MAYSHARE)) !== 0) {
-    if (faultIsSpeculative(vmf)) {
-      yield* unlockPtl(vmf);
-      return vmfLockFailed(vmf);
-    }
-    if (page !== null && vma.vmOps?.pageMkwrite !== undefined) {
-      // wp_page_shared(): tell the file before the page becomes writable.
-      yield* getPage(page);
-      yield* unlockPtl(vmf);
-      const ret = yield* doPageMkwrite(vmf, page);
-      if (ret !== 0) {
-        yield* putPage(page);
-        return ret;
-      }
-      const locked = yield* pteOffsetMapLock(vmf.mm.pgd, vmf.pmd, vmf.address);
-      if (locked === null) {
-        yield* putPage(page);
-        return 0;
-      }
-      vmf.ptl = locked.ptl;
-      const cur = yield* vmf.mm.pgd.ptepGet(locked.ptep);
-      if (cur !== vmf.origPte) {
-        yield* unlockPtl(vmf);
-        yield* putPage(page);
-        return 0;
-      }
-      const r = yield* wpPageReuse(vmf, locked.ptep);
-      yield* putPage(page);
-      return r;
-    }
-    return yield* wpPageReuse(vmf, ptep);
-  }
+  if ((vmf.vmaFlags & (VM_SHARED | VM_MAYSHARE)) !== 0) return yield* wpPageShared(vmf, page);
   // The PageAnonExclusive() test of do_wp_page() and wp_can_reuse_anon_folio().
   if (page !== null && pageAnonExclusive(page)) {
     env.vmstat.cowReuses++;

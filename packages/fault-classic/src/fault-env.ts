@@ -2,6 +2,7 @@ import type { CostModel } from '@spf/machine';
 import type { PhysicalMemory } from '@spf/pagetable';
 import type { MemoryEnv } from '@spf/vma';
 import { VmStat } from './fault-counters.js';
+import type { PteFaultPaths } from './pte-fault-paths.js';
 
 /**
  * The system-wide configuration every fault handler runs with: @spf/vma's {@link MemoryEnv} (physical
@@ -23,6 +24,11 @@ export interface FaultEnv extends MemoryEnv {
    * page tables without mmap_lock. Default false, as in Linux.
    */
   readonly freePgtablesUnderPtl: boolean;
+  /**
+   * `do_anonymous_page()` and `do_wp_page()` to run instead of this package's (an injection point, set by
+   * `withPteFaultPaths()`); absent: the package's own.
+   */
+  readonly pteFaultPaths?: PteFaultPaths;
 }
 
 /** Options of {@link makeFaultEnv}. */
@@ -38,6 +44,8 @@ export interface FaultEnvOptions {
   readonly freePgtablesUnderPtl?: boolean;
   /** Every mm frees page-table pages by RCU (@spf/vma's `MmConfig.pgtableFreeRcu`); default false. */
   readonly pgtableFreeRcu?: boolean;
+  /** `do_anonymous_page()` and `do_wp_page()` to run instead of the package's (default: the package's). */
+  readonly pteFaultPaths?: PteFaultPaths;
 }
 
 /** Builds a {@link FaultEnv} with Linux's x86-64 defaults. */
@@ -50,5 +58,6 @@ export function makeFaultEnv(opts: FaultEnvOptions): FaultEnv {
     vmstat: opts.vmstat ?? new VmStat(),
     freePgtablesUnderPtl: opts.freePgtablesUnderPtl ?? false,
     pgtableFreeRcu: opts.pgtableFreeRcu ?? false,
+    ...(opts.pteFaultPaths ? { pteFaultPaths: opts.pteFaultPaths } : {}),
   };
 }

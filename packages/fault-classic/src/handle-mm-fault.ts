@@ -21,9 +21,7 @@ import {
   VM_WRITE,
   type VmArea,
 } from '@spf/vma';
-import { doAnonymousPage } from './do-anonymous-page.js';
 import { doFault, faultOps } from './do-fault.js';
-import { doWpPage } from './do-wp-page.js';
 import type { TaskFaultCounters } from './fault-counters.js';
 import type { FaultEnv } from './fault-env.js';
 import {
@@ -37,6 +35,7 @@ import {
   VM_FAULT_SIGBUS,
   VM_FAULT_SIGSEGV,
 } from './fault-flags.js';
+import { builtinPteFaultPaths } from './pte-fault-paths.js';
 import { type ClassicVmFault, faultIsSpeculative, pteMapLock } from './vm-fault.js';
 
 /**
@@ -54,6 +53,9 @@ import { type ClassicVmFault, faultIsSpeculative, pteMapLock } from './vm-fault.
  * the series handles speculatively (anonymous first touch, write-protect faults, A/D updates); a file
  * VMA, a swap entry or a NUMA hinting PTE returns VM_FAULT_RETRY, and the PTE lock is taken through the
  * design's `pte_spinlock()` ({@link pteMapLock}), which may fail with VM_FAULT_RETRY as well.
+ *
+ * `do_anonymous_page()` and `do_wp_page()` are the environment's `pteFaultPaths` when it has some (an
+ * injection point, see {@link withPteFaultPaths}), else this package's.
  */
 export function* handlePteFault(vmf: ClassicVmFault): Kernel<number> {
   const pt = vmf.mm.pgd;
@@ -77,7 +79,7 @@ export function* handlePteFault(vmf: ClassicVmFault): Kernel<number> {
   if (ptep === null) {
     // do_pte_missing()
     const ops = faultOps(vmf.vma);
-    if (ops === null) return yield* doAnonymousPage(vmf);
+    if (ops === null) return yield* (vmf.env.pteFaultPaths ?? builtinPteFaultPaths).doAnonymousPage(vmf);
     return speculative ? VM_FAULT_RETRY : yield* doFault(vmf, ops);
   }
   if (!ptePresent(vmf.origPte)) return speculative ? VM_FAULT_RETRY : VM_FAULT_SIGBUS; // do_swap_page(): no swap in this model
@@ -104,7 +106,7 @@ export function* handlePteFault(vmf: ClassicVmFault): Kernel<number> {
     return 0;
   }
   if ((vmf.flags & FAULT_FLAG_WRITE) !== 0) {
-    if (!pteWrite(entry)) return yield* doWpPage(vmf);
+    if (!pteWrite(entry)) return yield* (vmf.env.pteFaultPaths ?? builtinPteFaultPaths).doWpPage(vmf);
     entry = pteMkdirty(entry);
   }
   entry = pteMkyoung(entry);

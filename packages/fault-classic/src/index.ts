@@ -21,7 +21,7 @@ export {
   mmFaultOutcome,
   PageTableCorruptionError,
 } from './do-user-addr-fault.js';
-export { doWpPage, maybeMkwrite, wpPageCopy, wpPageReuse } from './do-wp-page.js';
+export { doWpPage, maybeMkwrite, wpPageCopy, wpPageReuse, wpPageShared } from './do-wp-page.js';
 export { TaskFaultCounters, VmStat } from './fault-counters.js';
 export { type FaultEnv, type FaultEnvOptions, makeFaultEnv } from './fault-env.js';
 export * from './fault-flags.js';
@@ -40,6 +40,7 @@ export {
   mmAccountFault,
   sanitizeFaultFlags,
 } from './handle-mm-fault.js';
+export { builtinPteFaultPaths, type PteFaultPaths, withPteFaultPaths } from './pte-fault-paths.js';
 export { shmemFault, shmemVmOps } from './shmem-fault.js';
 export {
   type ClassicVmFault,

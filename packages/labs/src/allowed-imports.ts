@@ -21,3 +21,17 @@ export function constantsOf(ns: Namespace): Namespace {
 export function withheldNames(full: Namespace, allowed: Namespace): string[] {
   return Object.keys(full).filter((k) => !(k in allowed));
 }
+
+/**
+ * The constants of a namespace plus the named functions `names`, frozen: for a package that holds an answer
+ * and also helpers a lab's code is written with (Lab 3's @spf/fault-classic). Throws if a name is missing,
+ * so a renamed helper is noticed where the lab is defined.
+ */
+export function pick(ns: Namespace, names: readonly string[]): Namespace {
+  const out: Record<string, unknown> = { ...constantsOf(ns) };
+  for (const n of names) {
+    if (!(n in ns)) throw new Error(`allowed import '${n}' is not exported by the package`);
+    out[n] = ns[n];
+  }
+  return Object.freeze(out);
+}

@@ -2,9 +2,14 @@ import { describe, expect, it } from 'vitest';
 import * as lab1Walk from '../lab-files/lab1/reference/walk.js';
 import * as lab2Rwsem from '../lab-files/lab2/reference/rwsem.js';
 import * as lab2Seqcount from '../lab-files/lab2/reference/seqcount.js';
+import * as lab3Anon from '../lab-files/lab3/reference/do-anonymous-page.js';
+import * as lab3Wp from '../lab-files/lab3/reference/do-wp-page.js';
+import * as lab4Spf from '../lab-files/lab4/reference/speculative-fault.js';
 import type { Lab, StudentModules } from './lab.js';
 import { lab1 } from './lab1/lab1.js';
 import { lab2 } from './lab2/lab2.js';
+import { lab3 } from './lab3/lab3.js';
+import { lab4 } from './lab4/lab4.js';
 import { runTests } from './runner.js';
 import { withAncestors } from './test-chain.js';
 
@@ -16,6 +21,8 @@ import { withAncestors } from './test-chain.js';
 const cases: ReadonlyArray<readonly [Lab, StudentModules]> = [
   [lab1, { 'walk.ts': lab1Walk }],
   [lab2, { 'seqcount.ts': lab2Seqcount, 'rwsem.ts': lab2Rwsem }],
+  [lab3, { 'do-anonymous-page.ts': lab3Anon, 'do-wp-page.ts': lab3Wp }],
+  [lab4, { 'speculative-fault.ts': lab4Spf }],
 ];
 
 describe.each(cases.map(([lab, modules]) => [lab.id, lab, modules] as const))(

@@ -28,6 +28,18 @@ describe("the editor's TypeScript language service", () => {
     expect(diagnostics(lab2, 'rwsem.ts')).toEqual([]);
   });
 
+  it.each([
+    ['lab3', ['do-anonymous-page.ts', 'do-wp-page.ts']],
+    ['lab4', ['speculative-fault.ts']],
+  ])('finds no error in %s (vma, fault-classic, fault-spec declarations)', (lab, names) => {
+    for (const kind of ['reference', 'starter'] as const) {
+      const files = Object.fromEntries(names.map((n) => [n, labFile(lab, kind, n)]));
+      for (const n of names) expect(diagnostics(files, n), `${lab} ${kind} ${n}`).toEqual([]);
+    }
+    const broken = { [names[0]]: labFile(lab, 'reference', names[0]).replace('yield* ', 'yield* nosuch.') };
+    expect(diagnostics(broken, names[0]).length).toBeGreaterThan(0);
+  });
+
   it('reports a type error against the lab API at its position', () => {
     const bad = walk.replace('mem.readEntry(', 'mem.readEntri(');
     const d = diagnostics({ 'walk.ts': bad }, 'walk.ts');

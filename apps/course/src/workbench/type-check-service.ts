@@ -17,11 +17,14 @@ const LIBS = import.meta.glob(
 ) as Record<string, string>;
 
 /** The packages a lab's code may import (those @spf/labs builds its labs on). */
-const DECLARATIONS = import.meta.glob('../../../../packages/{machine,pagetable,locks}/dist/**/*.d.ts', {
-  query: '?raw',
-  import: 'default',
-  eager: true,
-}) as Record<string, string>;
+const DECLARATIONS = import.meta.glob(
+  '../../../../packages/{machine,pagetable,locks,vma,fault-classic,fault-spec}/dist/**/*.d.ts',
+  {
+    query: '?raw',
+    import: 'default',
+    eager: true,
+  },
+) as Record<string, string>;
 
 const OPTIONS: ts.CompilerOptions = {
   strict: true,
@@ -44,7 +47,7 @@ for (const [path, text] of Object.entries(DECLARATIONS)) {
   const m = /packages\/([\w-]+)\/dist\/(.*)$/.exec(path);
   if (m) files.set(`/node_modules/@spf/${m[1]}/dist/${m[2]}`, text);
 }
-for (const pkg of ['machine', 'pagetable', 'locks']) {
+for (const pkg of ['machine', 'pagetable', 'locks', 'vma', 'fault-classic', 'fault-spec']) {
   files.set(
     `/node_modules/@spf/${pkg}/package.json`,
     JSON.stringify({

@@ -4,6 +4,7 @@ import {
   makeFaultEnv,
   TaskFaultCounters,
   type UserFault,
+  VM_FAULT_RETRY,
 } from '@spf/fault-classic';
 import { defaultCostModel, runSync } from '@spf/machine';
 import { Mmu, PF_USER, PF_WRITE, PhysicalMemory, ptePfn } from '@spf/pagetable';
@@ -26,7 +27,8 @@ import {
 import { describe, expect, it } from 'vitest';
 import { FaultSpecConfigError } from '../fault-spec-config-error.js';
 import { DUFOUR_CHECKS } from './dufour-checks.js';
-import { type DufourSpfHandler, dufourSpf } from './dufour-spf.js';
+import { type DufourSpfHandler, type DufourSpfPaths, dufourSpf } from './dufour-spf.js';
+import { handleSpeculativeFault } from './handle-speculative-fault.js';
 import { findVmaRcu } from './find-vma-rcu.js';
 import { vmaHasChanged } from './vma-has-changed.js';
 import type { SpeculativeFaultState } from './speculative-fault-state.js';
@@ -188,6 +190,33 @@ describe('dufourSpf faults', () => {
     const mm = w.newMm(classicFaultHandler(w.env));
     w.map(mm, 1);
     expect(() => w.fault(h as DufourSpfHandler, mm, A, true)).toThrow(/built without MmConfig.spfV12/);
+  });
+});
+
+describe('dufourSpf paths (the injection point of handle_speculative_fault)', () => {
+  it('runs the injected attempt; VM_FAULT_RETRY from it falls back to the classic path', () => {
+    const w = world();
+    const seen: number[] = [];
+    const paths: DufourSpfPaths = {
+      *handleSpeculativeFault(ctx, mm, address, errorCode, flags) {
+        seen.push(address);
+        if (address === A) return VM_FAULT_RETRY; // this one falls back
+        return yield* handleSpeculativeFault(ctx, mm, address, errorCode, flags);
+      },
+    };
+    const h = dufourSpf({ paths, singleThreadShortcut: false })(w.env) as DufourSpfHandler;
+    const mm = w.newMm(h);
+    w.map(mm, 2);
+    expect(w.fault(h, mm, A, true)).toEqual({ kind: 'handled' }); // classic: allocates anon_vma and tables
+    expect(w.fault(h, mm, A + P, true)).toEqual({ kind: 'handled' });
+    expect(seen).toEqual([A, A + P]);
+    expect(h.speculativeStats()).toMatchObject({ attempts: 2, handled: 1 });
+    expect(mmInvariantProblems([mm])).toEqual([]);
+  });
+  it('refuses paths without a handleSpeculativeFault function', () => {
+    expect(() => dufourSpf({ paths: {} as never })).toThrow(
+      /paths is refused: must be an object with a handleSpeculativeFault generator function/,
+    );
   });
 });
 

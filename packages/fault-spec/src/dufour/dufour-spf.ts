@@ -13,11 +13,11 @@ import {
 } from '@spf/fault-classic';
 import type { Kernel } from '@spf/machine';
 import { PF_PK } from '@spf/pagetable';
-import type { MmConfig } from '@spf/vma';
+import type { MmConfig, MmStruct } from '@spf/vma';
 import { FaultSpecConfigError } from '../fault-spec-config-error.js';
 import { DUFOUR_ALL_CHECKS, DUFOUR_CHECKS, type DufourChecks } from './dufour-checks.js';
 import { DUFOUR_ABORT_REASONS, type DufourCounters, makeDufourCounters } from './dufour-counters.js';
-import { handleSpeculativeFault } from './handle-speculative-fault.js';
+import { handleSpeculativeFault, type SpeculativeFaultContext } from './handle-speculative-fault.js';
 
 /** Options of {@link dufourSpf}. */
 export interface DufourSpfOptions {
@@ -39,6 +39,28 @@ export interface DufourSpfOptions {
   readonly unsafeWithoutPteSpecial?: boolean;
   /** The safety checks, each on by default ({@link DufourChecks}). */
   readonly checks?: Partial<DufourChecks>;
+  /**
+   * The speculative attempt to run instead of this package's {@link handleSpeculativeFault} (an injection
+   * point: Lab 4 of the course plugs the student's in here). Default: the package's.
+   */
+  readonly paths?: DufourSpfPaths;
+}
+
+/**
+ * What {@link DufourSpfHandler} runs before mmap_lock: `handle_speculative_fault()`. It receives the
+ * handler's context (environment, checks, counters), the mm, the faulting address, the #PF error code and
+ * the FAULT_FLAG_* bits with FAULT_FLAG_SPECULATIVE, and returns the `handle_mm_fault()`-style result, or
+ * VM_FAULT_RETRY to fall back to the classic path. It must leave no lock held and interrupts as it found
+ * them.
+ */
+export interface DufourSpfPaths {
+  handleSpeculativeFault(
+    ctx: SpeculativeFaultContext,
+    mm: MmStruct,
+    address: number,
+    errorCode: number,
+    flags: number,
+  ): Kernel<number>;
 }
 
 /**
@@ -56,6 +78,7 @@ export class DufourSpfHandler implements FaultHandler {
   private attempts = 0;
   private readonly singleThreadShortcut: boolean;
   private readonly specPgtableAlloc: boolean;
+  private readonly paths: DufourSpfPaths;
 
   constructor(
     readonly env: FaultEnv,
@@ -64,6 +87,7 @@ export class DufourSpfHandler implements FaultHandler {
     this.checks = validateDufourOptions(env, options);
     this.singleThreadShortcut = options.singleThreadShortcut ?? true;
     this.specPgtableAlloc = options.specPgtableAlloc ?? false;
+    this.paths = options.paths ?? { handleSpeculativeFault };
     this.live = makeDufourCounters();
     this.counters = this.live;
     this.mmConfig = { spfV12: { rcuPut: this.checks.rcuFreeVma } };
@@ -90,7 +114,7 @@ export class DufourSpfHandler implements FaultHandler {
       return { kind: 'fallback', flags };
     this.attempts++;
     const specFlags = flags | FAULT_FLAG_SPECULATIVE;
-    const ret = yield* handleSpeculativeFault(
+    const ret = yield* this.paths.handleSpeculativeFault(
       { env: this.env, checks: this.checks, counters: this.live, specPgtableAlloc: this.specPgtableAlloc },
       fault.mm,
       fault.address,
@@ -168,6 +192,7 @@ const DUFOUR_OPTIONS = [
   'specPgtableAlloc',
   'unsafeWithoutPteSpecial',
   'checks',
+  'paths',
 ] as const;
 
 /**
@@ -186,6 +211,13 @@ function checkNames(options: DufourSpfOptions): void {
         `no such option; the options are ${DUFOUR_OPTIONS.join(', ')}`,
       );
     }
+  }
+  if (options.paths !== undefined && typeof options.paths?.handleSpeculativeFault !== 'function') {
+    throw new FaultSpecConfigError(
+      'dufour',
+      ['paths'],
+      'must be an object with a handleSpeculativeFault generator function',
+    );
   }
   if (options.checks !== undefined && (typeof options.checks !== 'object' || options.checks === null)) {
     throw new FaultSpecConfigError('dufour', ['checks'], 'must be an object of check names to booleans');

@@ -6,10 +6,16 @@ export {
   type DufourCounters,
   makeDufourCounters,
 } from './dufour-counters.js';
-export { DufourSpfHandler, type DufourSpfOptions, dufourSpf, validateDufourOptions } from './dufour-spf.js';
+export {
+  DufourSpfHandler,
+  type DufourSpfOptions,
+  type DufourSpfPaths,
+  dufourSpf,
+  validateDufourOptions,
+} from './dufour-spf.js';
 export { findVmaRcu } from './find-vma-rcu.js';
 export { handleSpeculativeFault, type SpeculativeFaultContext } from './handle-speculative-fault.js';
 export { dufourPteMapLock } from './pte-map-lock.js';
 export type { SpeculativeFaultState } from './speculative-fault-state.js';
-export { type SpeculativeWalkResult, speculativeWalk } from './speculative-walk.js';
+export { readPageTableEntries, type SpeculativeWalkResult, speculativeWalk } from './speculative-walk.js';
 export { vmaHasChanged } from './vma-has-changed.js';

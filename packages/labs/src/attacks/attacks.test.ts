@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { gradeSources } from '../grade.js';
 import { lab1 } from '../lab1/lab1.js';
 import { lab2 } from '../lab2/lab2.js';
+import { lab3 } from '../lab3/lab3.js';
+import { lab4 } from '../lab4/lab4.js';
 import { referenceSources } from '../reference-solutions.js';
 
 // Attacks on the grader by a student file, run in-process (the same pipeline as the browser worker and
@@ -41,6 +43,69 @@ describe('answers are not importable', () => {
     const seq = r.results.filter((t) => t.id.startsWith('seq'));
     expect(seq.length).toBeGreaterThan(0);
     expect(seq.every((t) => t.points === 0)).toBe(true);
+  });
+});
+
+describe('Lab 3: @spf/fault-classic gives helpers, never its own do_anonymous_page or do_wp_page', () => {
+  it.each([
+    ['doAnonymousPage', "export { doAnonymousPage } from '@spf/fault-classic';"],
+    [
+      'builtinPteFaultPaths',
+      "import { builtinPteFaultPaths } from '@spf/fault-classic';\nexport const doAnonymousPage = builtinPteFaultPaths.doAnonymousPage;",
+    ],
+    [
+      'handlePteFault',
+      "import { handlePteFault } from '@spf/fault-classic';\nexport const doAnonymousPage = handlePteFault;",
+    ],
+  ])('importing %s refuses to load', async (name, text) => {
+    const r = await gradeSources(lab3, {
+      'do-anonymous-page.ts': text,
+      'do-wp-page.ts': "export { wpPageReuse as doWpPage } from '@spf/fault-classic';\n",
+    });
+    expect(r.score).toBe(0);
+    expect(r.status).toBe('load-error');
+    expect(r.error?.message).toMatch(/'(doAnonymousPage|builtinPteFaultPaths|handlePteFault|wpPageReuse)'/);
+    void name;
+  });
+
+  it('wpPageShared cannot stand in for the private half (reuse) of do_wp_page', async () => {
+    const ref = referenceSources(lab3);
+    const r = await gradeSources(lab3, {
+      'do-anonymous-page.ts': ref['do-anonymous-page.ts'],
+      'do-wp-page.ts': [
+        "import { type ClassicVmFault, wpPageShared } from '@spf/fault-classic';",
+        "import { vmNormalPage } from '@spf/vma';",
+        'export function* doWpPage(vmf: ClassicVmFault) {',
+        '  return yield* wpPageShared(vmf, vmNormalPage(vmf.env, vmf.vma, vmf.address, vmf.origPte));',
+        '}',
+      ].join('\n'),
+    });
+    const wp = r.results.find((t) => t.id === 'write-after-read');
+    expect(wp?.status).toBe('fail');
+    expect(wp?.message).toMatch(/wpPageShared\(\) on a private mapping/);
+  });
+});
+
+describe('Lab 4: @spf/fault-spec gives helpers, never its own speculative attempt', () => {
+  it.each([
+    ['handleSpeculativeFault', "export { handleSpeculativeFault } from '@spf/fault-spec';"],
+    [
+      'dufourPteMapLock',
+      "import { dufourPteMapLock } from '@spf/fault-spec';\nexport const handleSpeculativeFault = dufourPteMapLock;",
+    ],
+    [
+      'speculativeWalk',
+      "import { speculativeWalk } from '@spf/fault-spec';\nexport const handleSpeculativeFault = speculativeWalk;",
+    ],
+    [
+      'dufourSpf',
+      "import { dufourSpf } from '@spf/fault-spec';\nexport const handleSpeculativeFault = dufourSpf;",
+    ],
+  ])('importing %s refuses to load', async (name, text) => {
+    const r = await gradeSources(lab4, { 'speculative-fault.ts': text });
+    expect(r.score).toBe(0);
+    expect(r.status).toBe('load-error');
+    expect(r.error?.message).toContain(`'${name}'`);
   });
 });
 

@@ -54,9 +54,15 @@ function packageRoot(file: string): string {
 /** What the child may read: this package and the packages its labs load (their real paths). */
 function readablePaths(entry: string): string[] {
   const self = packageRoot(fileURLToPath(import.meta.url));
-  const deps = ['@spf/machine', '@spf/pagetable', '@spf/locks'].map((p) =>
-    packageRoot(realpathSync(require.resolve(p))),
-  );
+  const deps = [
+    '@spf/machine',
+    '@spf/pagetable',
+    '@spf/locks',
+    '@spf/vma',
+    '@spf/fault-classic',
+    '@spf/fault-spec',
+    '@spf/kernel',
+  ].map((p) => packageRoot(realpathSync(require.resolve(p))));
   return [...new Set([realpathSync(self), self, ...deps, dirname(realpathSync(entry))])];
 }
 
