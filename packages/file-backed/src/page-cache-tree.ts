@@ -51,9 +51,15 @@ export class PageCacheTree {
   /** Pages stored. */
   count = 0;
 
+  /**
+   * @param freeNodes how emptied nodes are freed: `'rcu'` (Linux: `kfree_rcu()`, the default) or
+   *   `'immediately'`, which is unsafe (a lockless reader may still walk the node) and exists so that tests
+   *   can show the explorer catching the use-after-free the grace period prevents.
+   */
   constructor(
     label: string,
     private readonly rcu: RcuLike,
+    readonly freeNodes: 'rcu' | 'immediately' = 'rcu',
   ) {
     this.line = new MemoryLine(`${label}.i_pages`);
   }
@@ -192,7 +198,8 @@ export class PageCacheTree {
         parent.count--;
         yield writeEffect(parent.line, 'xa_delete_node');
       }
-      yield* this.rcu.kfreeRcu(n, n.label);
+      if (this.freeNodes === 'rcu') yield* this.rcu.kfreeRcu(n, n.label);
+      else n.poison(`xa_delete_node without a grace period (${n.label})`);
       if (parent === null) break;
       n = parent;
     }
