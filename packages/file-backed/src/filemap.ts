@@ -119,7 +119,7 @@ export function* doAsyncMmapReadahead(vmf: VmFault, file: File, folio: Page): Ke
   if ((vmf.vma.vmFlags & VM_RAND_READ) !== 0 || ra.raPages === 0) return fpin;
   // 6.18 (e338d8353154): a locked folio is likely another fault's in flight; do not count the hit twice.
   if (!folio.test('locked')) {
-    yield* file.touchRa();
+    yield file.line.rmwEffect; // ra->mmap_miss
     if (ra.mmapMiss > 0) ra.mmapMiss--;
   }
   if (folio.test('readahead')) {
@@ -211,7 +211,7 @@ export function* filemapFault(vmf: VmFault): Kernel<number> {
   const mapping = file.mapping;
   const inode = file.inode;
   const index = vmf.pgoff;
-  yield* inode.touch();
+  yield inode.line.readEffect; // i_size_read()
   if (index >= inode.sizePages) return VM_FAULT_SIGBUS;
   const fpin = { value: false };
   let ret = 0;
@@ -258,7 +258,7 @@ export function* filemapFault(vmf: VmFault): Kernel<number> {
     yield* unlockPage(folio);
     return yield* outRetry(file, folio, fpin.value, ret);
   }
-  yield* inode.touch();
+  yield inode.line.readEffect; // i_size_read()
   if (index >= inode.sizePages) {
     yield* unlockPage(folio);
     yield* putPage(folio);

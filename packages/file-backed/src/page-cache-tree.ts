@@ -1,5 +1,5 @@
 import { RcuObject } from '@spf/locks';
-import { type Kernel, MemoryLine, readEffect, writeEffect } from '@spf/machine';
+import { type Kernel, MemoryLine, writeEffect } from '@spf/machine';
 import type { Page } from '@spf/pagetable';
 import type { RcuLike } from '@spf/vma';
 
@@ -75,12 +75,17 @@ export class PageCacheTree {
    * may be freed from the cache right after (take a reference with `folio_try_get()` and re-check).
    */
   *load(index: number): Kernel<Page | null> {
-    yield readEffect(this.line, 'xa_load');
+    yield this.line.readEffect;
     let node = this.head;
     if (node === null || index > this.maxIndex()) return null;
     for (;;) {
-      yield* node.touch('xa_load');
-      const slot = node.slots[Math.floor(index / 2 ** node.shift) & XA_CHUNK_MASK];
+      // RcuObject.touch() inlined (hot path): a load of the node, then the use-after-free check.
+      yield node.line.readEffect;
+      node.checkAlive('xa_load');
+      const slot =
+        node.slots[
+          node.shift === 0 ? index & XA_CHUNK_MASK : Math.floor(index / 2 ** node.shift) & XA_CHUNK_MASK
+        ];
       if (slot === null) return null;
       if (node.shift === 0) return slot as Page;
       node = slot as XaNode;
