@@ -17,8 +17,10 @@ describe('host outputs of the file scripts (Linux 6.18)', () => {
   // readahead after dropping the lock, so the fault returns VM_FAULT_RETRY without VM_FAULT_MAJOR. Under
   // mmap_lock (fault-classic's do_user_addr_fault) the retry always carries FAULT_FLAG_TRIED and counts as
   // major, as Linux before 6.7 counted it; the host (6.18) first tries under the per-VMA lock, which sets
-  // FAULT_FLAG_TRIED only after VM_FAULT_MAJOR, so it counts minor. @spf/fault-spec's perVmaLock needs
-  // Linux 6.7's file-VMA support for @spf/kernel to print the host's line.
+  // FAULT_FLAG_TRIED only after VM_FAULT_MAJOR, so it counts minor. @spf/fault-spec's
+  // `perVmaLock({ fileVmas: true })` (Linux 6.7's file VMAs under the VMA lock) prints the host's line
+  // (`miniReplay(script, 8192, handler)` with that handler; file-backed cannot depend on fault-spec, so the
+  // check belongs to @spf/kernel's conformance run).
   it('readahead-async: PG_readahead starts the next window; a miss at its end reads forward', () => {
     check(
       `file 0 8192

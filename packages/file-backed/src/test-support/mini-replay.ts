@@ -19,8 +19,12 @@ import { makeFileFixture } from './fixture.js';
  * on {@link makeFileFixture}: pages are numbered from a 64 KiB-aligned base, as the harness's window is.
  * Output lines are the harness's. Touch writes store 0x5a, as the harness does.
  */
-export function miniReplay(script: string, readAheadKb = 8192): string[] {
-  const fx = makeFileFixture({ device: { readAheadKb } });
+export function miniReplay(
+  script: string,
+  readAheadKb = 8192,
+  handler?: NonNullable<Parameters<typeof makeFileFixture>[0]>['handler'],
+): string[] {
+  const fx = makeFileFixture({ device: { readAheadKb }, handler });
   const BASE = 0x4000_0000;
   const P = 4096;
   const files = new Map<number, File>();
