@@ -1,8 +1,31 @@
-import { getPageUnlessZero, type Page, putPage } from '@spf/pagetable';
-import type { Kernel } from '@spf/machine';
+import { type Page, putPage } from '@spf/pagetable';
+import { type Kernel, rmwEffect } from '@spf/machine';
 import { createSpinLock, type SpinLockLike, type VmArea } from '@spf/vma';
 import type { Inode } from './inode.js';
 import { PageCacheTree } from './page-cache-tree.js';
+
+/**
+ * Whether a page found by a lockless page-cache lookup is still the allocation it was (its frame was not
+ * freed since). In Linux `struct page` memory is never freed, so a lookup racing the removal and freeing of
+ * a page reads a refcount of 0 (or a reused page, which the re-check after `folio_try_get()` rejects); the
+ * simulator poisons freed frames instead, so a lockless reader asks this before looking at the page.
+ */
+export function pageStillAllocated(page: Page): boolean {
+  return page.mem.isLive(page.pfn, page.gen);
+}
+
+/**
+ * Models `folio_try_get()` (include/linux/page_ref.h) on a page found without a reference: takes one unless
+ * the count is zero, which is also what a freed page reads as (see {@link pageStillAllocated}).
+ */
+export function* folioTryGet(page: Page): Kernel<boolean> {
+  yield rmwEffect(page.line, 'folio_try_get');
+  if (!pageStillAllocated(page)) return false;
+  const head = page.head;
+  if (head.refcount === 0) return false;
+  head.refcount = head.refcount + 1;
+  return true;
+}
 
 /**
  * `struct address_space` (include/linux/fs.h): the page cache of one inode (`i_pages`, an RCU-safe radix
@@ -51,7 +74,7 @@ export class AddressSpace {
     for (;;) {
       page = yield* this.iPages.load(index);
       if (page === null) break;
-      if (!(yield* getPageUnlessZero(page))) continue;
+      if (!(yield* folioTryGet(page))) continue;
       // The page may have been removed (and even reused) between the load and the get: re-check.
       if ((yield* this.iPages.load(index)) === page && page.mapping === this) break;
       yield* putPage(page);

@@ -14,7 +14,6 @@ import {
 } from '@spf/fault-classic';
 import { block, type Kernel } from '@spf/machine';
 import {
-  getPageUnlessZero,
   lockPage,
   mkPte,
   PAGE_SIZE,
@@ -38,7 +37,7 @@ import {
   type VmFault,
   type VmOperations,
 } from '@spf/vma';
-import type { AddressSpace } from './address-space.js';
+import { type AddressSpace, folioTryGet, pageStillAllocated } from './address-space.js';
 import { File } from './file.js';
 import { MMAP_LOTSAMISS } from './file-ra-state.js';
 import { makeRactl, pageCacheAsyncRa, pageCacheRaOrder, pageCacheSyncRa, submitRead } from './readahead.js';
@@ -298,9 +297,9 @@ function* outRetry(file: File, folio: Page | null, fpin: boolean, ret: number): 
  */
 function* nextUptodateFolio(mapping: AddressSpace, index: number, maxIdx: number): Kernel<Page | null> {
   const folio = yield* mapping.iPages.load(index);
-  if (folio === null) return null;
+  if (folio === null || !pageStillAllocated(folio)) return null;
   if (folio.test('locked')) return null;
-  if (!(yield* getPageUnlessZero(folio))) return null;
+  if (!(yield* folioTryGet(folio))) return null;
   if ((yield* mapping.iPages.load(index)) !== folio) {
     yield* putPage(folio);
     return null;
