@@ -11,6 +11,7 @@ import {
   pteDirty,
   entryTablePa,
   putPage,
+  trylockPage,
   unlockPage,
 } from '@spf/pagetable';
 import {
@@ -25,7 +26,7 @@ import {
   VM_SHARED,
   type VmArea,
 } from '@spf/vma';
-import type { AddressSpace } from './address-space.js';
+import { type AddressSpace, folioTryGet, pageStillAllocated } from './address-space.js';
 import { File } from './file.js';
 import { filemapGetFolioCreate, filemapReadFolio, folioWaitWriteback } from './filemap.js';
 import { makeRactl, pageCacheAsyncRa, pageCacheSyncRa } from './readahead.js';
@@ -223,13 +224,15 @@ function* writeOnePage(file: File, page: Page): Kernel<void> {
 export function* filemapFdatawrite(file: File, start: number, end: number): Kernel<Page[]> {
   const out: Page[] = [];
   for (const [index, page] of file.mapping.iPages.entries()) {
-    if (index < start || index > end || !page.test('dirty')) continue;
+    if (index < start || index > end || !pageStillAllocated(page) || !page.test('dirty')) continue;
+    if (!(yield* folioTryGet(page))) continue;
     yield* lockPage(page);
     if (page.mapping === file.mapping && page.test('dirty') && !page.test('writeback')) {
       yield* writeOnePage(file, page);
       out.push(page);
     }
     yield* unlockPage(page);
+    yield* putPage(page);
   }
   return out;
 }
@@ -241,7 +244,7 @@ export function* filemapFdatawrite(file: File, start: number, end: number): Kern
 export function* vfsFsyncRange(file: File, start = 0, end = Number.MAX_SAFE_INTEGER): Kernel<number> {
   yield* filemapFdatawrite(file, start, end);
   for (const [index, page] of file.mapping.iPages.entries()) {
-    if (index < start || index > end) continue;
+    if (index < start || index > end || !pageStillAllocated(page)) continue;
     if (page.test('writeback')) yield* folioWaitWriteback(page);
   }
   return 0;
@@ -274,7 +277,7 @@ export function* fadviseDontneed(file: File, offset: number, len: number): Kerne
   const lastFull = endbyte === Number.MAX_SAFE_INTEGER ? endIndex : Math.floor((endbyte + 1) / PAGE_SIZE) - 1;
   const mapping = file.mapping;
   for (const [index, page] of mapping.iPages.entries()) {
-    if (index < startIndex || index > Math.min(endIndex, lastFull)) continue;
+    if (index < startIndex || index > Math.min(endIndex, lastFull) || !pageStillAllocated(page)) continue;
     yield* mappingEvictFolio(mapping, page);
   }
   return ok(0);
@@ -283,11 +286,21 @@ export function* fadviseDontneed(file: File, offset: number, len: number): Kerne
 /** Models `mapping_evict_folio()` with the trylock of `mapping_try_invalidate()`; true if evicted. */
 function* mappingEvictFolio(mapping: AddressSpace, page: Page): Kernel<boolean> {
   if (page.test('locked') || page.test('dirty') || page.test('writeback') || page.mapcount > 0) return false;
-  // The cache's reference is the only one (no PTE, no reader in flight).
-  if (page.refcount > 1) return false;
-  yield* lockPage(page);
-  if (page.mapping !== mapping || page.test('dirty') || page.mapcount > 0 || page.refcount > 1) {
+  if (!(yield* folioTryGet(page))) return false;
+  // folio_trylock(); then the cache's reference and ours must be the only ones (no PTE, no reader).
+  if (!(yield* trylockPage(page))) {
+    yield* putPage(page);
+    return false;
+  }
+  if (
+    page.mapping !== mapping ||
+    page.test('dirty') ||
+    page.test('writeback') ||
+    page.mapcount > 0 ||
+    page.refcount > 2
+  ) {
     yield* unlockPage(page);
+    yield* putPage(page);
     return false;
   }
   page.clear('readahead');
@@ -295,6 +308,7 @@ function* mappingEvictFolio(mapping: AddressSpace, page: Page): Kernel<boolean> 
   page.clear('locked');
   yield writeEffect(page.line, 'folio_unlock');
   yield* mapping.removeFolio(page);
+  yield* putPage(page);
   return true;
 }
 
@@ -331,7 +345,9 @@ export function* truncateInodePages(mapping: AddressSpace, lstart: number): Kern
   const mem = inode.sb.env.mem;
   const firstWhole = Math.ceil(lstart / PAGE_SIZE);
   for (const [index, page] of mapping.iPages.entries()) {
-    if (index < Math.floor(lstart / PAGE_SIZE)) continue;
+    // The list is a snapshot: a page another task removed and freed meanwhile is skipped.
+    if (index < Math.floor(lstart / PAGE_SIZE) || !pageStillAllocated(page)) continue;
+    if (!(yield* folioTryGet(page))) continue;
     yield* lockPage(page);
     if (page.test('writeback')) {
       yield* unlockPage(page);
@@ -340,6 +356,7 @@ export function* truncateInodePages(mapping: AddressSpace, lstart: number): Kern
     }
     if (page.mapping !== mapping) {
       yield* unlockPage(page);
+      yield* putPage(page);
       continue;
     }
     if (index >= firstWhole) {
@@ -348,12 +365,14 @@ export function* truncateInodePages(mapping: AddressSpace, lstart: number): Kern
       page.clear('locked');
       yield writeEffect(page.line, 'folio_unlock');
       yield* mapping.removeFolio(page);
+      yield* putPage(page);
       continue;
     }
     // The partial page: zero past the new end.
     const off = lstart % PAGE_SIZE;
     mem.writeBytes(page.pa + off, new Uint8Array(PAGE_SIZE - off));
     yield* unlockPage(page);
+    yield* putPage(page);
   }
   for (const index of [...inode.blocks.keys()]) {
     if (index >= firstWhole) inode.blocks.delete(index);
