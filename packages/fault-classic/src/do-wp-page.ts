@@ -1,5 +1,6 @@
 import { type Kernel, KernelFault } from '@spf/machine';
 import {
+  unlockPage,
   getPage,
   type Page,
   ptePfn,
@@ -11,7 +12,6 @@ import {
 } from '@spf/pagetable';
 import {
   addMmCounter,
-  anonVmaPrepare,
   folioAddNewAnonRmap,
   folioRemoveRmap,
   isZeroPfn,
@@ -26,8 +26,14 @@ import {
   vmNormalPage,
 } from '@spf/vma';
 import { allocUserPage, allocZeroedUserPage, copyUserPage } from './alloc-page.js';
-import { VM_FAULT_OOM } from './fault-flags.js';
-import { type ClassicVmFault, faultIsSpeculative, pteMapLock, vmfLockFailed } from './vm-fault.js';
+import { VM_FAULT_ERROR, VM_FAULT_NOPAGE, VM_FAULT_OOM } from './fault-flags.js';
+import {
+  type ClassicVmFault,
+  faultIsSpeculative,
+  pteMapLock,
+  vmfAnonPrepare,
+  vmfLockFailed,
+} from './vm-fault.js';
 import { doPageMkwrite } from './do-fault.js';
 
 /**
@@ -72,7 +78,12 @@ export function* wpPageCopy(vmf: ClassicVmFault, old: Page | null): Kernel<numbe
   const { vma, env, mm } = vmf;
   const pt = mm.pgd;
   const addr = vmf.address;
-  yield* anonVmaPrepare(vma);
+  // vmf_anon_prepare(): under a VMA lock without an anon_vma, retry under mmap_lock.
+  const prep = yield* vmfAnonPrepare(vmf);
+  if (prep !== 0) {
+    if (old !== null) yield* putPage(old);
+    return prep;
+  }
   let fresh: Page | null;
   if (isZeroPfn(env.mem, ptePfn(vmf.origPte)) || old === null) {
     fresh = yield* allocZeroedUserPage(env);
@@ -154,12 +165,14 @@ export function* wpPageShared(vmf: ClassicVmFault, page: Page | null): Kernel<nu
     yield* getPage(page);
     yield* unlockPtl(vmf);
     const ret = yield* doPageMkwrite(vmf, page);
-    if (ret !== 0) {
+    if (ret === 0 || (ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE)) !== 0) {
       yield* putPage(page);
       return ret;
     }
+    // finish_mkwrite_fault(): the page is locked; re-take the PTE lock and check nothing changed.
     const locked = yield* pteOffsetMapLock(vmf.mm.pgd, vmf.pmd, vmf.address);
     if (locked === null) {
+      yield* unlockPage(page);
       yield* putPage(page);
       return 0;
     }
@@ -167,10 +180,14 @@ export function* wpPageShared(vmf: ClassicVmFault, page: Page | null): Kernel<nu
     const cur = yield* vmf.mm.pgd.ptepGet(locked.ptep);
     if (cur !== vmf.origPte) {
       yield* unlockPtl(vmf);
+      yield* unlockPage(page);
       yield* putPage(page);
       return 0;
     }
     const r = yield* wpPageReuse(vmf, locked.ptep);
+    // fault_dirty_shared_page(): the page is dirty (the file's page_mkwrite said so) and unlocked.
+    page.set('dirty');
+    yield* unlockPage(page);
     yield* putPage(page);
     return r;
   }

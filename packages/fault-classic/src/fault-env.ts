@@ -29,7 +29,15 @@ export interface FaultEnv extends MemoryEnv {
    * `withPteFaultPaths()`); absent: the package's own.
    */
   readonly pteFaultPaths?: PteFaultPaths;
+  /**
+   * `fault_around_bytes` (debugfs, default 64 KiB): the window `do_fault_around()` maps around a read
+   * fault of a file page. Absent means the default.
+   */
+  readonly faultAroundBytes?: number;
 }
+
+/** Linux's default `fault_around_bytes`: 64 KiB (16 pages). */
+export const DEFAULT_FAULT_AROUND_BYTES = 65536;
 
 /** Options of {@link makeFaultEnv}. */
 export interface FaultEnvOptions {
@@ -46,6 +54,8 @@ export interface FaultEnvOptions {
   readonly pgtableFreeRcu?: boolean;
   /** `do_anonymous_page()` and `do_wp_page()` to run instead of the package's (default: the package's). */
   readonly pteFaultPaths?: PteFaultPaths;
+  /** `fault_around_bytes`; default 64 KiB. A value below 8 KiB turns fault-around off. */
+  readonly faultAroundBytes?: number;
 }
 
 /** Builds a {@link FaultEnv} with Linux's x86-64 defaults. */
@@ -59,5 +69,6 @@ export function makeFaultEnv(opts: FaultEnvOptions): FaultEnv {
     freePgtablesUnderPtl: opts.freePgtablesUnderPtl ?? false,
     pgtableFreeRcu: opts.pgtableFreeRcu ?? false,
     ...(opts.pteFaultPaths ? { pteFaultPaths: opts.pteFaultPaths } : {}),
+    faultAroundBytes: opts.faultAroundBytes ?? DEFAULT_FAULT_AROUND_BYTES,
   };
 }
