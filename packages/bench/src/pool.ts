@@ -8,15 +8,17 @@ export class ConfigRunError extends Error {
 }
 
 /**
- * The worker file next to this module: `worker.js` in the build; from the sources (tests, tsx) `worker.ts`,
- * run through tsx with the `@spf/source` condition so it sees the same sources as its parent.
+ * Starts one worker thread: `worker.js` next to this module in the build. From the sources (tests, tsx),
+ * `worker.ts` is loaded through tsx's loader, registered inside the worker (Node 20 does not pass the
+ * parent's loader hooks on), with the `@spf/source` condition so it runs the same sources as its parent.
  */
-function workerSpec(): { url: URL; execArgv: string[] } {
+function startWorker(): Worker {
   const here = import.meta.url;
-  if (here.endsWith('.ts')) {
-    return { url: new URL('./worker.ts', here), execArgv: ['--import', 'tsx', '--conditions=@spf/source'] };
-  }
-  return { url: new URL('./worker.js', here), execArgv: [] };
+  if (!here.endsWith('.ts')) return new Worker(new URL('./worker.js', here));
+  const api = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./worker.ts', here).href;
+  const code = `(async () => { const { register } = await import(${JSON.stringify(api)}); register(); await import(${JSON.stringify(entry)}); })().catch((e) => { throw e; });`;
+  return new Worker(code, { eval: true, execArgv: ['--conditions=@spf/source'] });
 }
 
 /**
@@ -44,7 +46,6 @@ export async function runPool(
     }
     return items.map((it) => out.get(it.index) as RunRecord);
   }
-  const spec = workerSpec();
   const queue = [...items];
   const workers: Worker[] = [];
   try {
@@ -60,7 +61,7 @@ export async function runPool(
         w.postMessage(next);
       };
       for (let k = 0; k < Math.min(jobs, items.length); k++) {
-        const w = new Worker(spec.url, { execArgv: spec.execArgv });
+        const w = startWorker();
         workers.push(w);
         active++;
         w.on('message', (m: { ok: true; record: RunRecord } | { ok: false; index: number; error: string }) => {
