@@ -25,7 +25,11 @@ export interface RunOptions {
 }
 
 /** Runs an experiment's configurations (all, or one shard's) and returns the result file. */
-export async function runExperiment(exp: Experiment, profile: Profile, opts: RunOptions = {}): Promise<ResultsFile> {
+export async function runExperiment(
+  exp: Experiment,
+  profile: Profile,
+  opts: RunOptions = {},
+): Promise<ResultsFile> {
   const configs = exp.configs(profile);
   const shard = opts.shard ?? null;
   const items = shardIndices(configs.length, shard).map((index) => ({ index, config: configs[index] }));
@@ -50,7 +54,23 @@ export function toCsv(file: ResultsFile): string {
     const s = String(v ?? '');
     return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };
-  const header = ['index', 'id', 'series', 'variant', 'workload', 'cpus', 'seed', 'handler', 'score', 'unit', 'sim_ns', 'faults', 'speculative_share', ...extras, 'host_ms'];
+  const header = [
+    'index',
+    'id',
+    'series',
+    'variant',
+    'workload',
+    'cpus',
+    'seed',
+    'handler',
+    'score',
+    'unit',
+    'sim_ns',
+    'faults',
+    'speculative_share',
+    ...extras,
+    'host_ms',
+  ];
   const rows = file.records.map((r) => [
     r.index,
     r.config.id,
@@ -77,7 +97,10 @@ export function commandFor(file: ResultsFile): string {
 }
 
 /** The Markdown page of a (whole) result file, with links to its SVG plots. */
-export async function renderReport(file: ResultsFile, exp: Experiment = experimentById(file.experiment)): Promise<{ markdown: string; svgs: { name: string; svg: string }[] }> {
+export async function renderReport(
+  file: ResultsFile,
+  exp: Experiment = experimentById(file.experiment),
+): Promise<{ markdown: string; svgs: { name: string; svg: string }[] }> {
   const rep = exp.report(file.records, file.profile);
   const svgs: { name: string; svg: string }[] = [];
   for (const p of rep.plots) svgs.push({ name: `${exp.id}-${p.name}.svg`, svg: await renderSvg(p.spec) });
@@ -110,7 +133,9 @@ export async function renderReport(file: ResultsFile, exp: Experiment = experime
  * written atomically (temporary file, then rename).
  */
 export async function writeOutputs(file: ResultsFile, dir: string): Promise<string[]> {
-  const base = file.shard ? `${file.experiment}.shard-${file.shard.index}-of-${file.shard.count}` : file.experiment;
+  const base = file.shard
+    ? `${file.experiment}.shard-${file.shard.index}-of-${file.shard.count}`
+    : file.experiment;
   const written: string[] = [];
   const put = (name: string, text: string) => {
     writeFileAtomic(join(dir, name), text);
@@ -131,7 +156,9 @@ export function readResultsFile(path: string): ResultsFile {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new ResultsFileError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new ResultsFileError(
+      `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
   return parseResultsFile(text, path);
 }
@@ -143,13 +170,20 @@ export async function reportDir(dir: string): Promise<string[]> {
     .sort((a, b) => Number(a.slice(1, -5)) - Number(b.slice(1, -5)));
   if (files.length === 0) throw new Error(`no result files (E<n>.json) in ${dir}; run spf bench run first`);
   const written: string[] = [];
-  const index: string[] = ['# spf bench results', '', '| experiment | profile | answer |', '| --- | --- | --- |'];
+  const index: string[] = [
+    '# spf bench results',
+    '',
+    '| experiment | profile | answer |',
+    '| --- | --- | --- |',
+  ];
   for (const f of files) {
     const file = readResultsFile(join(dir, f));
     written.push(...(await writeOutputs(file, dir)));
     const exp = experimentById(file.experiment);
     const answer = exp.report(file.records, file.profile).answer.replace(/\|/g, '\\|');
-    index.push(`| [${exp.id}: ${exp.title}](${exp.id}.md) | ${file.profile.quick ? 'quick' : 'full'}, ${file.profile.seeds} seed(s) | ${answer} |`);
+    index.push(
+      `| [${exp.id}: ${exp.title}](${exp.id}.md) | ${file.profile.quick ? 'quick' : 'full'}, ${file.profile.seeds} seed(s) | ${answer} |`,
+    );
   }
   writeFileAtomic(join(dir, 'README.md'), `${index.join('\n')}\n`);
   written.push(join(dir, 'README.md'));
@@ -160,19 +194,32 @@ export async function reportDir(dir: string): Promise<string[]> {
  * A before/after table of two result files of one experiment (a patch's cover letter): every configuration
  * present in both, with the score in each and their ratio.
  */
-export function compareResults(a: { path: string; file: ResultsFile }, b: { path: string; file: ResultsFile }): string {
+export function compareResults(
+  a: { path: string; file: ResultsFile },
+  b: { path: string; file: ResultsFile },
+): string {
   if (a.file.experiment !== b.file.experiment) {
-    throw new ResultsFileError(`${a.path} holds ${a.file.experiment} and ${b.path} holds ${b.file.experiment}; compare two runs of one experiment`);
+    throw new ResultsFileError(
+      `${a.path} holds ${a.file.experiment} and ${b.path} holds ${b.file.experiment}; compare two runs of one experiment`,
+    );
   }
   const bById = new Map(b.file.records.map((r) => [r.config.id, r]));
-  const rows: string[] = [`| configuration | ${a.path} | ${b.path} | after / before |`, '| --- | ---: | ---: | ---: |'];
+  const rows: string[] = [
+    `| configuration | ${a.path} | ${b.path} | after / before |`,
+    '| --- | ---: | ---: | ---: |',
+  ];
   let common = 0;
   for (const r of a.file.records) {
     const s = bById.get(r.config.id);
     if (!s) continue;
     common++;
-    rows.push(`| ${r.config.id} | ${r.result.score.toPrecision(4)} ${r.result.unit} | ${s.result.score.toPrecision(4)} ${s.result.unit} | ${(s.result.score / r.result.score).toFixed(3)}× |`);
+    rows.push(
+      `| ${r.config.id} | ${r.result.score.toPrecision(4)} ${r.result.unit} | ${s.result.score.toPrecision(4)} ${s.result.unit} | ${(s.result.score / r.result.score).toFixed(3)}× |`,
+    );
   }
-  if (common === 0) throw new ResultsFileError(`${a.path} and ${b.path} have no configuration in common (different profiles or CPU lists?)`);
+  if (common === 0)
+    throw new ResultsFileError(
+      `${a.path} and ${b.path} have no configuration in common (different profiles or CPU lists?)`,
+    );
   return `${rows.join('\n')}\n`;
 }

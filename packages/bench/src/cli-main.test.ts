@@ -28,7 +28,13 @@ const tiny: Experiment = {
   title: 'tiny',
   question: 'q',
   setup: () => 's',
-  configs: (p) => sweep('pft', 'pft', ['classic', 'pervma'], [1, 2], p, (h, n, seed) => ({ cpus: n, handler: h, seed, pagesPerThread: 4 })),
+  configs: (p) =>
+    sweep('pft', 'pft', ['classic', 'pervma'], [1, 2], p, (h, n, seed) => ({
+      cpus: n,
+      handler: h,
+      seed,
+      pagesPerThread: 4,
+    })),
   report: () => ({ tables: [], plots: [], answer: 'a' }),
 };
 
@@ -45,11 +51,17 @@ describe('spf bench', () => {
     const args = ['E4', '--quick', '--cpus', '1', '--seeds', '1', '--jobs', '1'];
     const a = io();
     expect(await runBenchCli(['run', ...args, '--out', join(dir, 'whole')], a)).toBe(0);
-    for (const s of ['0/2', '1/2']) expect(await runBenchCli(['run', ...args, '--shard', s, '--out', join(dir, 'parts')], io())).toBe(0);
+    for (const s of ['0/2', '1/2'])
+      expect(await runBenchCli(['run', ...args, '--shard', s, '--out', join(dir, 'parts')], io())).toBe(0);
     const parts = readdirSync(join(dir, 'parts')).sort();
     expect(parts).toEqual(['E4.shard-0-of-2.json', 'E4.shard-1-of-2.json']);
     const m = io();
-    expect(await runBenchCli(['merge', ...parts.map((p) => join(dir, 'parts', p)), '--out', join(dir, 'merged')], m)).toBe(0);
+    expect(
+      await runBenchCli(
+        ['merge', ...parts.map((p) => join(dir, 'parts', p)), '--out', join(dir, 'merged')],
+        m,
+      ),
+    ).toBe(0);
     const whole = parseResultsFile(readFileSync(join(dir, 'whole', 'E4.json'), 'utf8'), 'whole');
     const merged = parseResultsFile(readFileSync(join(dir, 'merged', 'E4.json'), 'utf8'), 'merged');
     expect(strip(merged.records)).toEqual(strip(whole.records));
@@ -62,7 +74,9 @@ describe('spf bench', () => {
     expect(e.err).toMatch(/configurations are missing .*run shard\(s\) 1\/2/);
     // compare gives a before/after row per configuration.
     const c = io();
-    expect(await runBenchCli(['compare', join(dir, 'whole', 'E4.json'), join(dir, 'merged', 'E4.json')], c)).toBe(0);
+    expect(
+      await runBenchCli(['compare', join(dir, 'whole', 'E4.json'), join(dir, 'merged', 'E4.json')], c),
+    ).toBe(0);
     expect(c.out).toContain('| pft/dufour/cpus=1/seed=1 |');
     expect(c.out).toContain('1.000×');
   });
@@ -97,7 +111,21 @@ describe('spf bench', () => {
   it('lists every experiment and workload', async () => {
     const o = io();
     expect(await runBenchCli(['list'], o)).toBe(0);
-    for (const id of ['E3', 'E4', 'E5', 'E6', 'E7', 'E8', 'ebizzy', 'page_fault1', 'malloc1', 'pft', 'kernbench', 'app_launch', 'gup_reader']) {
+    for (const id of [
+      'E3',
+      'E4',
+      'E5',
+      'E6',
+      'E7',
+      'E8',
+      'ebizzy',
+      'page_fault1',
+      'malloc1',
+      'pft',
+      'kernbench',
+      'app_launch',
+      'gup_reader',
+    ]) {
       expect(o.out).toContain(id);
     }
   });

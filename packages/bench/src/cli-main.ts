@@ -68,9 +68,15 @@ export function parseCpus(text: string): number[] {
   const parts = text.split(',');
   const out: number[] = [];
   for (const p of parts) {
-    if (!/^[0-9]+$/.test(p.trim())) throw new BenchUsageError(`--cpus expects a comma-separated list of whole numbers (for example 1,2,4), got ${JSON.stringify(text)}`);
+    if (!/^[0-9]+$/.test(p.trim()))
+      throw new BenchUsageError(
+        `--cpus expects a comma-separated list of whole numbers (for example 1,2,4), got ${JSON.stringify(text)}`,
+      );
     const n = Number(p.trim());
-    if (n < 1 || n > 1024) throw new BenchUsageError(`--cpus: ${n} is outside 1..1024 (the simulated machine has 1 to 1,024 CPUs)`);
+    if (n < 1 || n > 1024)
+      throw new BenchUsageError(
+        `--cpus: ${n} is outside 1..1024 (the simulated machine has 1 to 1,024 CPUs)`,
+      );
     if (out.includes(n)) throw new BenchUsageError(`--cpus: ${n} is given twice`);
     out.push(n);
   }
@@ -96,13 +102,17 @@ function progress(io: BenchIo, label: string): (done: number, total: number) => 
     if (io.tty) {
       const w = 30;
       const fill = Math.round((w * done) / total);
-      io.stderr(`\r${label} [${'#'.repeat(fill)}${'-'.repeat(w - fill)}] ${done}/${total} configurations, ${fmtS(el)} elapsed, ~${fmtS(left)} left `);
+      io.stderr(
+        `\r${label} [${'#'.repeat(fill)}${'-'.repeat(w - fill)}] ${done}/${total} configurations, ${fmtS(el)} elapsed, ~${fmtS(left)} left `,
+      );
       if (done === total) io.stderr('\n');
     } else {
       const tenth = Math.floor((10 * done) / total);
       if (tenth !== lastLine || done === total) {
         lastLine = tenth;
-        io.stderr(`${label}: ${done}/${total} configurations done, ${el.toFixed(0)} s elapsed, ~${left.toFixed(0)} s left\n`);
+        io.stderr(
+          `${label}: ${done}/${total} configurations done, ${el.toFixed(0)} s elapsed, ~${left.toFixed(0)} s left\n`,
+        );
       }
     }
   };
@@ -110,7 +120,8 @@ function progress(io: BenchIo, label: string): (done: number, total: number) => 
 
 async function run(args: string[], io: BenchIo): Promise<number> {
   const which = args.shift();
-  if (which === undefined || which.startsWith('--')) throw new BenchUsageError('spf bench run needs an experiment (E3..E8) or all');
+  if (which === undefined || which.startsWith('--'))
+    throw new BenchUsageError('spf bench run needs an experiment (E3..E8) or all');
   const quick = flag(args, '--quick');
   const cpusText = take(args, '--cpus');
   const cpus = cpusText === undefined ? undefined : parseCpus(cpusText);
@@ -132,7 +143,9 @@ async function run(args: string[], io: BenchIo): Promise<number> {
     const e0 = performance.now();
     const file = await runExperiment(exp, profile, { jobs, shard, onProgress: progress(io, exp.id) });
     const written = await writeOutputs(file, out);
-    io.stdout(`${exp.id}: ${file.records.length} configurations in ${((performance.now() - e0) / 1000).toFixed(1)} s (${jobs} job${jobs === 1 ? '' : 's'}); wrote ${written.join(', ')}\n`);
+    io.stdout(
+      `${exp.id}: ${file.records.length} configurations in ${((performance.now() - e0) / 1000).toFixed(1)} s (${jobs} job${jobs === 1 ? '' : 's'}); wrote ${written.join(', ')}\n`,
+    );
     if (!shard) {
       const rep = exp.report(file.records, profile);
       io.stdout(`${exp.id} answer: ${rep.answer}\n`);
@@ -148,7 +161,9 @@ async function merge(args: string[], io: BenchIo): Promise<number> {
   const files = args.map((path) => ({ path, file: readResultsFile(path) }));
   const whole = mergeResults(files);
   const written = await writeOutputs(whole, out);
-  io.stdout(`${whole.experiment}: merged ${files.length} shard(s), ${whole.records.length} configurations; wrote ${written.join(', ')}\n`);
+  io.stdout(
+    `${whole.experiment}: merged ${files.length} shard(s), ${whole.records.length} configurations; wrote ${written.join(', ')}\n`,
+  );
   return 0;
 }
 
@@ -188,14 +203,21 @@ export async function runBenchCli(argv: readonly string[], io: BenchIo): Promise
       return 0;
     }
     if (cmd === 'compare') {
-      if (args.length !== 2) throw new BenchUsageError('spf bench compare needs exactly two result files: <before.json> <after.json>');
+      if (args.length !== 2)
+        throw new BenchUsageError(
+          'spf bench compare needs exactly two result files: <before.json> <after.json>',
+        );
       const [a, b] = args.map((path) => ({ path, file: readResultsFile(path) }));
       io.stdout(compareResults(a, b));
       return 0;
     }
     throw new BenchUsageError(`unknown bench command ${cmd}; choose list, run, merge, report or compare`);
   } catch (e) {
-    if (e instanceof BenchUsageError || e instanceof UnknownExperimentError || e instanceof ResultsFileError) {
+    if (
+      e instanceof BenchUsageError ||
+      e instanceof UnknownExperimentError ||
+      e instanceof ResultsFileError
+    ) {
       io.stderr(`spf bench: ${e.message}\nrun spf bench --help for usage\n`);
       return 2;
     }

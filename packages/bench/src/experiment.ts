@@ -93,7 +93,13 @@ export function sweep(
   for (const n of cpus) {
     for (const v of variants) {
       for (const seed of seedsOf(profile)) {
-        out.push({ id: `${series}/${v}/cpus=${n}/seed=${seed}`, workload, series, variant: v, params: params(v, n, seed) });
+        out.push({
+          id: `${series}/${v}/cpus=${n}/seed=${seed}`,
+          workload,
+          series,
+          variant: v,
+          params: params(v, n, seed),
+        });
       }
     }
   }
@@ -157,7 +163,11 @@ export function ratio(x: number): string {
 }
 
 /** A Markdown table from a header and rows. */
-export function markdownTable(header: readonly string[], rows: readonly (readonly string[])[], align?: readonly ('l' | 'r')[]): string {
+export function markdownTable(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+  align?: readonly ('l' | 'r')[],
+): string {
   const sep = header.map((_, i) => ((align?.[i] ?? (i === 0 ? 'l' : 'r')) === 'r' ? '---:' : '---'));
   return [header, sep, ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
 }
@@ -167,7 +177,12 @@ export function markdownTable(header: readonly string[], rows: readonly (readonl
  * min–max over seeds, and (with `baseline`) each variant's median as a ratio to the baseline's; with
  * `share`, the speculative share too.
  */
-export function sweepTable(ps: readonly SeriesPoint[], unit: string, baseline?: string, share = false): string {
+export function sweepTable(
+  ps: readonly SeriesPoint[],
+  unit: string,
+  baseline?: string,
+  share = false,
+): string {
   const variants = [...new Set(ps.map((p) => p.variant))];
   const cpus = [...new Set(ps.map((p) => p.cpus))].sort((a, b) => a - b);
   const header = ['CPUs'];
@@ -196,7 +211,12 @@ export function sweepTable(ps: readonly SeriesPoint[], unit: string, baseline?: 
  * A Vega-Lite line chart of a sweep: x = simulated CPUs (log 2 scale), y = the median, one colour per
  * variant, with a band from min to max over seeds.
  */
-export function sweepPlot(ps: readonly SeriesPoint[], title: string, yTitle: string, opts: { logY?: boolean } = {}): VegaLiteSpec {
+export function sweepPlot(
+  ps: readonly SeriesPoint[],
+  title: string,
+  yTitle: string,
+  opts: { logY?: boolean } = {},
+): VegaLiteSpec {
   const values = ps.map((p) => ({
     variant: p.variant,
     cpus: p.cpus,
@@ -249,17 +269,31 @@ export function barPlot(ps: readonly SeriesPoint[], title: string, yTitle: strin
     height: 260,
     data: { values },
     layer: [
-      { mark: 'bar', encoding: { x: { field: 'label', type: 'nominal', title: null, sort: null }, y: { field: 'median', type: 'quantitative', title: yTitle } } },
+      {
+        mark: 'bar',
+        encoding: {
+          x: { field: 'label', type: 'nominal', title: null, sort: null },
+          y: { field: 'median', type: 'quantitative', title: yTitle },
+        },
+      },
       {
         mark: { type: 'rule', color: 'black' },
-        encoding: { x: { field: 'label', type: 'nominal', sort: null }, y: { field: 'min', type: 'quantitative' }, y2: { field: 'max' } },
+        encoding: {
+          x: { field: 'label', type: 'nominal', sort: null },
+          y: { field: 'min', type: 'quantitative' },
+          y2: { field: 'max' },
+        },
       },
     ],
   };
 }
 
 /** The CPU list of a profile: the user's `--cpus` if given, else the experiment's default for the profile. */
-export function cpusOf(profile: Profile, quick: readonly number[], full: readonly number[]): readonly number[] {
+export function cpusOf(
+  profile: Profile,
+  quick: readonly number[],
+  full: readonly number[],
+): readonly number[] {
   return profile.cpus ?? (profile.quick ? quick : full);
 }
 

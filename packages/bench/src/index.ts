@@ -31,7 +31,17 @@ export {
   sweepTable,
   type VegaLiteSpec,
 } from './experiment.js';
-export { e3, e4, e5, e6, e7, e8, EXPERIMENTS, experimentById, UnknownExperimentError } from './experiments/index.js';
+export {
+  e3,
+  e4,
+  e5,
+  e6,
+  e7,
+  e8,
+  EXPERIMENTS,
+  experimentById,
+  UnknownExperimentError,
+} from './experiments/index.js';
 export { renderSvg } from './plot.js';
 export { ConfigRunError, runPool } from './pool.js';
 export {

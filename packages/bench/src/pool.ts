@@ -64,18 +64,21 @@ export async function runPool(
         const w = startWorker();
         workers.push(w);
         active++;
-        w.on('message', (m: { ok: true; record: RunRecord } | { ok: false; index: number; error: string }) => {
-          if (failed) return;
-          if (!m.ok) {
-            failed = true;
-            const c = items.find((it) => it.index === m.index);
-            reject(new ConfigRunError(`${c?.config.id ?? `configuration ${m.index}`}: ${m.error}`));
-            return;
-          }
-          out.set(m.record.index, m.record);
-          onDone(m.record);
-          feed(w);
-        });
+        w.on(
+          'message',
+          (m: { ok: true; record: RunRecord } | { ok: false; index: number; error: string }) => {
+            if (failed) return;
+            if (!m.ok) {
+              failed = true;
+              const c = items.find((it) => it.index === m.index);
+              reject(new ConfigRunError(`${c?.config.id ?? `configuration ${m.index}`}: ${m.error}`));
+              return;
+            }
+            out.set(m.record.index, m.record);
+            onDone(m.record);
+            feed(w);
+          },
+        );
         w.on('error', (e) => {
           if (!failed) {
             failed = true;

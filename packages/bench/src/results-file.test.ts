@@ -1,16 +1,35 @@
 import { describe, expect, it } from 'vitest';
 import type { RunRecord } from './experiment.js';
-import { mergeResults, parseResultsFile, parseShard, RESULTS_FORMAT, type ResultsFile, ResultsFileError, shardIndices } from './results-file.js';
+import {
+  mergeResults,
+  parseResultsFile,
+  parseShard,
+  RESULTS_FORMAT,
+  type ResultsFile,
+  ResultsFileError,
+  shardIndices,
+} from './results-file.js';
 
 function rec(index: number): RunRecord {
   return {
     index,
     hostMs: 1,
-    config: { id: `s/v/cpus=1/seed=${index}`, workload: 'pft', series: 's', variant: 'v', params: { cpus: 1, handler: 'classic', seed: index } },
+    config: {
+      id: `s/v/cpus=1/seed=${index}`,
+      workload: 'pft',
+      series: 's',
+      variant: 'v',
+      params: { cpus: 1, handler: 'classic', seed: index },
+    },
     result: { score: index, unit: 'x', simNs: 1, faults: 1, speculativeShare: 0, aborts: {}, extra: {} },
   };
 }
-function shardFile(index: number, count: number, total: number, indices = shardIndices(total, { index, count })): ResultsFile {
+function shardFile(
+  index: number,
+  count: number,
+  total: number,
+  indices = shardIndices(total, { index, count }),
+): ResultsFile {
   return {
     format: RESULTS_FORMAT,
     experiment: 'E8',
@@ -52,12 +71,19 @@ describe('result files, shards and merge', () => {
   });
 
   it('refuses missing shards, naming the shard to rerun', () => {
-    expect(() => mergeResults([{ path: 'a.json', file: shardFile(0, 3, 6) }])).toThrow(/4 of 6 configurations are missing .*run shard\(s\) 1\/3, 2\/3/);
+    expect(() => mergeResults([{ path: 'a.json', file: shardFile(0, 3, 6) }])).toThrow(
+      /4 of 6 configurations are missing .*run shard\(s\) 1\/3, 2\/3/,
+    );
   });
 
   it('refuses shards of different runs', () => {
     const other = { ...shardFile(1, 2, 4), plan: 'zzz' };
-    expect(() => mergeResults([{ path: 'a.json', file: shardFile(0, 2, 4) }, { path: 'b.json', file: other }])).toThrow(ResultsFileError);
+    expect(() =>
+      mergeResults([
+        { path: 'a.json', file: shardFile(0, 2, 4) },
+        { path: 'b.json', file: other },
+      ]),
+    ).toThrow(ResultsFileError);
   });
 
   it('refuses malformed files with the path and the problem', () => {
@@ -66,6 +92,8 @@ describe('result files, shards and merge', () => {
     const good = shardFile(0, 1, 2);
     expect(parseResultsFile(JSON.stringify(good), 'ok.json').records).toHaveLength(2);
     const bad = { ...good, records: [{ index: 9, config: { id: 'a' }, result: { score: 1 } }] };
-    expect(() => parseResultsFile(JSON.stringify(bad), 'y.json')).toThrow(/record 0 has index 9 outside 0..1/);
+    expect(() => parseResultsFile(JSON.stringify(bad), 'y.json')).toThrow(
+      /record 0 has index 9 outside 0..1/,
+    );
   });
 });

@@ -50,7 +50,9 @@ export function parseShard(text: string): Shard {
   const index = Number(m[1]);
   const count = Number(m[2]);
   if (count < 1 || index >= count) {
-    throw new RangeError(`--shard ${text}: the index must be from 0 to n-1 and n at least 1 (shards are 0/${Math.max(count, 1)} to ${Math.max(count, 1) - 1}/${Math.max(count, 1)})`);
+    throw new RangeError(
+      `--shard ${text}: the index must be from 0 to n-1 and n at least 1 (shards are 0/${Math.max(count, 1)} to ${Math.max(count, 1) - 1}/${Math.max(count, 1)})`,
+    );
   }
   return { index, count };
 }
@@ -65,22 +67,43 @@ export function parseResultsFile(text: string, path: string): ResultsFile {
   try {
     data = JSON.parse(text);
   } catch (e) {
-    throw new ResultsFileError(`${path} is not JSON (${(e as Error).message}); pass a .json file written by spf bench run`);
+    throw new ResultsFileError(
+      `${path} is not JSON (${(e as Error).message}); pass a .json file written by spf bench run`,
+    );
   }
   const bad = (what: string) => new ResultsFileError(`${path} is not an spf bench result file: ${what}`);
   if (!isObj(data)) throw bad('the top level is not an object');
-  if (data.format !== RESULTS_FORMAT) throw bad(`"format" is ${JSON.stringify(data.format)}, expected ${JSON.stringify(RESULTS_FORMAT)}`);
+  if (data.format !== RESULTS_FORMAT)
+    throw bad(`"format" is ${JSON.stringify(data.format)}, expected ${JSON.stringify(RESULTS_FORMAT)}`);
   if (typeof data.experiment !== 'string') throw bad('"experiment" is missing');
   if (typeof data.plan !== 'string') throw bad('"plan" is missing');
-  if (!Number.isInteger(data.configCount) || (data.configCount as number) < 1) throw bad('"configCount" is not a positive integer');
-  if (!isObj(data.profile) || typeof data.profile.quick !== 'boolean' || !Number.isInteger(data.profile.seeds)) throw bad('"profile" is malformed');
-  if (data.shard !== null && !(isObj(data.shard) && Number.isInteger(data.shard.index) && Number.isInteger(data.shard.count))) throw bad('"shard" is malformed');
+  if (!Number.isInteger(data.configCount) || (data.configCount as number) < 1)
+    throw bad('"configCount" is not a positive integer');
+  if (
+    !isObj(data.profile) ||
+    typeof data.profile.quick !== 'boolean' ||
+    !Number.isInteger(data.profile.seeds)
+  )
+    throw bad('"profile" is malformed');
+  if (
+    data.shard !== null &&
+    !(isObj(data.shard) && Number.isInteger(data.shard.index) && Number.isInteger(data.shard.count))
+  )
+    throw bad('"shard" is malformed');
   if (!Array.isArray(data.records)) throw bad('"records" is not an array');
   data.records.forEach((r, i) => {
-    if (!isObj(r) || !Number.isInteger(r.index) || !isObj(r.config) || typeof r.config.id !== 'string' || !isObj(r.result) || typeof r.result.score !== 'number') {
+    if (
+      !isObj(r) ||
+      !Number.isInteger(r.index) ||
+      !isObj(r.config) ||
+      typeof r.config.id !== 'string' ||
+      !isObj(r.result) ||
+      typeof r.result.score !== 'number'
+    ) {
       throw bad(`record ${i} is malformed (needs index, config.id and result.score)`);
     }
-    if ((r.index as number) < 0 || (r.index as number) >= (data.configCount as number)) throw bad(`record ${i} has index ${r.index} outside 0..${(data.configCount as number) - 1}`);
+    if ((r.index as number) < 0 || (r.index as number) >= (data.configCount as number))
+      throw bad(`record ${i} has index ${r.index} outside 0..${(data.configCount as number) - 1}`);
   });
   return data as unknown as ResultsFile;
 }
@@ -105,7 +128,9 @@ export function mergeResults(files: readonly { path: string; file: ResultsFile }
     for (const rec of f.file.records) {
       const seen = byIndex.get(rec.index);
       if (seen) {
-        throw new ResultsFileError(`configuration ${rec.index} (${rec.config.id}) is in both ${seen.path} and ${f.path}: the shards overlap; merge each shard once`);
+        throw new ResultsFileError(
+          `configuration ${rec.index} (${rec.config.id}) is in both ${seen.path} and ${f.path}: the shards overlap; merge each shard once`,
+        );
       }
       byIndex.set(rec.index, { rec, path: f.path });
     }
@@ -114,7 +139,9 @@ export function mergeResults(files: readonly { path: string; file: ResultsFile }
   for (let i = 0; i < first.file.configCount; i++) if (!byIndex.has(i)) missing.push(i);
   if (missing.length > 0) {
     const count = first.file.shard?.count;
-    const shards = count ? [...new Set(missing.map((i) => i % count))].map((s) => `${s}/${count}`).join(', ') : 'the missing shards';
+    const shards = count
+      ? [...new Set(missing.map((i) => i % count))].map((s) => `${s}/${count}`).join(', ')
+      : 'the missing shards';
     throw new ResultsFileError(
       `${missing.length} of ${first.file.configCount} configurations are missing (indices ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', ...' : ''}); run shard(s) ${shards} and merge again`,
     );

@@ -1,5 +1,6 @@
 import type { SpeculativeStats } from '@spf/fault-classic';
-import { boot, faultHandlerByName, type System } from '@spf/kernel';
+import { boot, faultHandlerByName, type System, type SystemRunResult } from '@spf/kernel';
+import type { CostModel } from '@spf/machine';
 import type { MmapLockKind } from '@spf/vma';
 
 /**
@@ -20,6 +21,11 @@ export interface BaseParams {
   readonly mmapLock?: MmapLockKind;
   readonly freePgtablesUnderPtl?: boolean;
   readonly pteSpecial?: boolean;
+  /**
+   * Overrides of @spf/machine's cost model (latencies in ns). The experiments never set it (one cost model
+   * for all); the scaling investigation of the README varies one cost at a time to see which matter.
+   */
+  readonly cost?: Readonly<Partial<Record<keyof CostModel, number>>>;
 }
 
 /** One number a workload measured, with its unit. */
@@ -80,6 +86,7 @@ export function bootFor(p: BaseParams, memoryBytes: number): System {
     mmapLock: p.mmapLock,
     freePgtablesUnderPtl: p.freePgtablesUnderPtl,
     pteSpecial: p.pteSpecial,
+    cost: p.cost,
     maxSteps: Number.MAX_SAFE_INTEGER,
   });
 }
@@ -88,14 +95,18 @@ export function bootFor(p: BaseParams, memoryBytes: number): System {
  * Runs a booted system to the end and throws if the simulation failed or a process was killed or exited
  * non-zero (a workload result from a broken run would be meaningless).
  */
-export function runToEnd(system: System, workload: string): void {
+export function runToEnd(system: System, workload: string): SystemRunResult {
   const run = system.run();
-  if (!run.ok) throw new Error(`${workload}: the simulation failed: ${run.failure?.kind}: ${run.failure?.message}`);
+  if (!run.ok)
+    throw new Error(`${workload}: the simulation failed: ${run.failure?.kind}: ${run.failure?.message}`);
   for (const p of run.processes) {
-    if (p.status === null || p.status.kind !== "exited" || p.status.code !== 0) {
-      throw new Error(`${workload}: process ${p.pid} (${p.name}) ended ${JSON.stringify(p.status)}; log: ${run.log.join(' | ')}`);
+    if (p.status === null || p.status.kind !== 'exited' || p.status.code !== 0) {
+      throw new Error(
+        `${workload}: process ${p.pid} (${p.name}) ended ${JSON.stringify(p.status)}; log: ${run.log.join(' | ')}`,
+      );
     }
   }
+  return run;
 }
 
 /** Faults of every process of `system` (minor + major). */
@@ -109,7 +120,10 @@ export function totalFaults(system: System): number {
 }
 
 /** The handler's speculative share and aborts, from `speculativeStats()` (zero and none for classic). */
-export function speculativeFigures(system: System, faults: number): { share: number; aborts: Record<string, number> } {
+export function speculativeFigures(
+  system: System,
+  faults: number,
+): { share: number; aborts: Record<string, number> } {
   const s: SpeculativeStats | null = system.faultHandler.speculativeStats?.() ?? null;
   if (s === null || faults === 0) return { share: 0, aborts: {} };
   const aborts: Record<string, number> = {};

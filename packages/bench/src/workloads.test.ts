@@ -1,11 +1,29 @@
 import { describe, expect, it } from 'vitest';
 import { WorkloadConfigError } from './workload.js';
-import { appLaunch, ebizzy, gupReader, kernbench, malloc1, pageFault1, pft, sparseTouch, workloadByName, WORKLOADS } from './workloads/index.js';
+import {
+  appLaunch,
+  ebizzy,
+  gupReader,
+  kernbench,
+  malloc1,
+  pageFault1,
+  pft,
+  sparseTouch,
+  workloadByName,
+  WORKLOADS,
+} from './workloads/index.js';
 
 describe('workloads', () => {
   it('page_fault1 faults once per page per round in both modes, and processes mode never speculates under Dufour (one user per mm)', () => {
     const t = pageFault1.run({ cpus: 2, handler: 'dufour', seed: 1, mode: 'threads', pages: 16, rounds: 2 });
-    const p = pageFault1.run({ cpus: 2, handler: 'dufour', seed: 1, mode: 'processes', pages: 16, rounds: 2 });
+    const p = pageFault1.run({
+      cpus: 2,
+      handler: 'dufour',
+      seed: 1,
+      mode: 'processes',
+      pages: 16,
+      rounds: 2,
+    });
     expect(t.faults).toBe(2 * 2 * 16);
     expect(p.faults).toBe(2 * 2 * 16);
     expect(t.speculativeShare).toBeGreaterThan(0);
@@ -35,8 +53,15 @@ describe('workloads', () => {
   });
 
   it('kernbench charges its user work as user time, the rest of the children as system time', () => {
-    const r = kernbench.run({ cpus: 2, handler: 'classic', seed: 1, jobs: 4, pagesPerJob: 8, userNsPerJob: 80_000 });
-    expect(r.extra.userSeconds).toBeCloseTo(4 * 80_000 / 1e9, 12);
+    const r = kernbench.run({
+      cpus: 2,
+      handler: 'classic',
+      seed: 1,
+      jobs: 4,
+      pagesPerJob: 8,
+      userNsPerJob: 80_000,
+    });
+    expect(r.extra.userSeconds).toBeCloseTo((4 * 80_000) / 1e9, 12);
     expect(r.extra.systemSeconds).toBeGreaterThan(0);
     expect(r.score).toBeGreaterThan(r.extra.userSeconds / 2);
   });
@@ -56,7 +81,13 @@ describe('workloads', () => {
   });
 
   it('sparse_touch: without speculative table allocation Lespinasse falls back on every fault that needs a table', () => {
-    const base = { cpus: 2, handler: 'lespinasse', seed: 1, slotsPerThread: 6, freePgtablesUnderPtl: true } as const;
+    const base = {
+      cpus: 2,
+      handler: 'lespinasse',
+      seed: 1,
+      slotsPerThread: 6,
+      freePgtablesUnderPtl: true,
+    } as const;
     const off = sparseTouch.run(base);
     const on = sparseTouch.run({ ...base, handlerOptions: { specPgtableAlloc: true } });
     expect(off.speculativeShare).toBeLessThan(0.2);
@@ -64,8 +95,12 @@ describe('workloads', () => {
   });
 
   it('refuses bad sizes with a message naming the parameter, and unknown workloads with the known names', () => {
-    expect(() => pft.run({ cpus: 2, handler: 'classic', seed: 1, pagesPerThread: 0 })).toThrow(WorkloadConfigError);
-    expect(() => pft.run({ cpus: 2000, handler: 'classic', seed: 1, pagesPerThread: 1 })).toThrow(/cpus must be an integer from 1 to 1024/);
+    expect(() => pft.run({ cpus: 2, handler: 'classic', seed: 1, pagesPerThread: 0 })).toThrow(
+      WorkloadConfigError,
+    );
+    expect(() => pft.run({ cpus: 2000, handler: 'classic', seed: 1, pagesPerThread: 1 })).toThrow(
+      /cpus must be an integer from 1 to 1024/,
+    );
     expect(() => workloadByName('nope')).toThrow(/unknown workload "nope"; choose one of page_fault1/);
     expect(WORKLOADS.map((w) => w.name)).toContain('ebizzy');
   });

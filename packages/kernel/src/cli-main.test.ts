@@ -324,7 +324,9 @@ describe('spf bench (forwarded to @spf/bench)', () => {
   it('says how to install @spf/bench when it is missing, and exits 2', async () => {
     const { io, out } = bufferIo();
     expect(await runCliAsync(['bench', 'list'], io, { loadBench: async () => null })).toBe(2);
-    expect(out.stderr).toMatch(/@spf\/bench is not installed. Install it beside @spf\/kernel \(npm install @spf\/bench\)/);
+    expect(out.stderr).toMatch(
+      /@spf\/bench is not installed. Install it beside @spf\/kernel \(npm install @spf\/bench\)/,
+    );
   });
 
   it('leaves every other command to runCli', async () => {

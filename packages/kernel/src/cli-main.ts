@@ -370,7 +370,12 @@ export async function loadBenchCli(cwd: string = process.cwd()): Promise<BenchCl
       if (typeof m.runBenchCli === 'function') return m as BenchCliModule;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND' && code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED') throw e;
+      if (
+        code !== 'ERR_MODULE_NOT_FOUND' &&
+        code !== 'MODULE_NOT_FOUND' &&
+        code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED'
+      )
+        throw e;
     }
   }
   return null;

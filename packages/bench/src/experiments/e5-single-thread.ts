@@ -109,12 +109,23 @@ export const e5: Experiment = {
     return {
       tables: [
         { title: 'kernbench-like: elapsed simulated seconds', markdown: table(kb, 's') },
-        { title: 'kernbench-like: system time (simulated seconds, all compiler processes)', markdown: table(sys, 's') },
+        {
+          title: 'kernbench-like: system time (simulated seconds, all compiler processes)',
+          markdown: table(sys, 's'),
+        },
         { title: 'page_fault1, one thread: faults per simulated second', markdown: table(pf, 'faults/s') },
       ],
       plots: [
-        { name: 'kernbench', title: 'kernbench-like elapsed', spec: barPlot(kb, 'kernbench-like: elapsed', 'simulated s') },
-        { name: 'page_fault1', title: 'single-threaded page_fault1', spec: barPlot(pf, 'page_fault1, 1 thread', 'faults / simulated s') },
+        {
+          name: 'kernbench',
+          title: 'kernbench-like elapsed',
+          spec: barPlot(kb, 'kernbench-like: elapsed', 'simulated s'),
+        },
+        {
+          name: 'page_fault1',
+          title: 'single-threaded page_fault1',
+          spec: barPlot(pf, 'page_fault1, 1 thread', 'faults / simulated s'),
+        },
       ],
       answer: lines.join(' '),
     };

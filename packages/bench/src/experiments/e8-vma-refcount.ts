@@ -17,7 +17,8 @@ import {
 const VARIANTS = ['dufour', 'dufour-no-refcount', 'lespinasse', 'classic'] as const;
 
 function paramsOf(v: string): { handler: string; handlerOptions?: Record<string, unknown> } {
-  if (v === 'dufour-no-refcount') return { handler: 'dufour', handlerOptions: { checks: { vmaRefcount: false } } };
+  if (v === 'dufour-no-refcount')
+    return { handler: 'dufour', handlerOptions: { checks: { vmaRefcount: false } } };
   return { handler: v };
 }
 
@@ -54,10 +55,21 @@ export const e8: Experiment = {
         `At ${n} CPU${n === 1 ? '' : 's'}: Dufour ${fmt(d.value.median)}, without the refcount ${fmt(z.value.median)} faults/s (${pct(d.value.median, z.value.median)})${Number.isFinite(lost) ? `, i.e. the refcount costs ${lost.toFixed(0)}% of the gain over classic` : ''}.`,
       );
     }
-    lines.push("(Lespinasse measured 62% of the gain lost at 48 threads.)");
+    lines.push('(Lespinasse measured 62% of the gain lost at 48 threads.)');
     return {
-      tables: [{ title: 'pft in one shared VMA: faults per simulated second', markdown: sweepTable(ps, 'faults/s', 'dufour', true) }],
-      plots: [{ name: 'pft', title: 'pft: the VMA refcount', spec: sweepPlot(ps, "pft: Dufour's VMA refcount", 'faults / simulated s') }],
+      tables: [
+        {
+          title: 'pft in one shared VMA: faults per simulated second',
+          markdown: sweepTable(ps, 'faults/s', 'dufour', true),
+        },
+      ],
+      plots: [
+        {
+          name: 'pft',
+          title: 'pft: the VMA refcount',
+          spec: sweepPlot(ps, "pft: Dufour's VMA refcount", 'faults / simulated s'),
+        },
+      ],
       answer: lines.join(' '),
     };
   },

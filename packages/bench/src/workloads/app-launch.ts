@@ -2,7 +2,15 @@ import type { Kernel } from '@spf/machine';
 import { PAGE_SIZE } from '@spf/pagetable';
 import type { UserContext } from '@spf/kernel';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_NONE, PROT_READ, PROT_WRITE } from '@spf/vma';
-import { type BaseParams, bootFor, checkInt, resultOf, runToEnd, type Workload, type WorkloadResult } from '../workload.js';
+import {
+  type BaseParams,
+  bootFor,
+  checkInt,
+  resultOf,
+  runToEnd,
+  type Workload,
+  type WorkloadResult,
+} from '../workload.js';
 
 /** Options of {@link appLaunch}. */
 export interface AppLaunchParams extends BaseParams {
@@ -28,7 +36,8 @@ export interface AppLaunchParams extends BaseParams {
  */
 export const appLaunch: Workload<AppLaunchParams> = {
   name: 'app_launch',
-  models: 'an application start-up: ~100 pthread_create()s (stack mmap + guard mprotect) while the started threads fault',
+  models:
+    'an application start-up: ~100 pthread_create()s (stack mmap + guard mprotect) while the started threads fault',
   simplifies:
     'no clone() cost beyond the simulator thread start; new threads are placed round-robin on the CPUs after the main thread (CPU 0 runs only the main thread); no TLS set-up, no futexes; the heap is one region mapped before the launch',
   run(p): WorkloadResult {
@@ -39,10 +48,7 @@ export const appLaunch: Workload<AppLaunchParams> = {
     if (p.cpus < 2) throw new RangeError('app_launch needs at least 2 CPUs (the main thread has CPU 0)');
     const workers = p.cpus - 1 - (p.bigMunmapPages > 0 ? 1 : 0);
     if (workers < 1) throw new RangeError('app_launch with bigMunmapPages needs at least 3 CPUs');
-    const system = bootFor(
-      p,
-      (p.threads * (p.touchPages * 2 + 16) + p.bigMunmapPages + 8192) * PAGE_SIZE,
-    );
+    const system = bootFor(p, (p.threads * (p.touchPages * 2 + 16) + p.bigMunmapPages + 8192) * PAGE_SIZE);
     const latencies: number[] = [];
     let start = 0;
     let end = 0;
@@ -56,12 +62,22 @@ export const appLaunch: Workload<AppLaunchParams> = {
         end = Math.max(end, yield* t.clock());
       };
     system.spawnProcess('app', function* (u) {
-      const h = yield* u.mmap(0, p.threads * p.touchPages * PAGE_SIZE + PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+      const h = yield* u.mmap(
+        0,
+        p.threads * p.touchPages * PAGE_SIZE + PAGE_SIZE,
+        PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS,
+      );
       if (!h.ok) throw new Error(`app_launch: heap mmap failed with errno ${h.errno}`);
       heap = h.value;
       let big = 0;
       if (p.bigMunmapPages > 0) {
-        const b = yield* u.mmap(0, p.bigMunmapPages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+        const b = yield* u.mmap(
+          0,
+          p.bigMunmapPages * PAGE_SIZE,
+          PROT_READ | PROT_WRITE,
+          MAP_PRIVATE | MAP_ANONYMOUS,
+        );
         if (!b.ok) throw new Error(`app_launch: mmap failed with errno ${b.errno}`);
         big = b.value;
         for (let k = 0; k < p.bigMunmapPages; k++) yield* u.store8(big + k * PAGE_SIZE, 1);
@@ -75,7 +91,12 @@ export const appLaunch: Workload<AppLaunchParams> = {
       }
       for (let i = 0; i < p.threads; i++) {
         const t0 = yield* u.clock();
-        const s = yield* u.mmap(0, p.stackPages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+        const s = yield* u.mmap(
+          0,
+          p.stackPages * PAGE_SIZE,
+          PROT_READ | PROT_WRITE,
+          MAP_PRIVATE | MAP_ANONYMOUS,
+        );
         if (!s.ok) throw new Error(`app_launch: stack mmap failed with errno ${s.errno}`);
         const g = yield* u.mprotect(s.value, PAGE_SIZE, PROT_NONE);
         if (!g.ok) throw new Error(`app_launch: guard mprotect failed with errno ${g.errno}`);

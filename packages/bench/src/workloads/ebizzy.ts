@@ -2,7 +2,15 @@ import { type Kernel, Prng } from '@spf/machine';
 import { PAGE_SIZE } from '@spf/pagetable';
 import type { UserContext } from '@spf/kernel';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
-import { type BaseParams, bootFor, checkInt, resultOf, runToEnd, type Workload, type WorkloadResult } from '../workload.js';
+import {
+  type BaseParams,
+  bootFor,
+  checkInt,
+  resultOf,
+  runToEnd,
+  type Workload,
+  type WorkloadResult,
+} from '../workload.js';
 
 /** Options of {@link ebizzy}. */
 export interface EbizzyParams extends BaseParams {
@@ -24,7 +32,8 @@ export interface EbizzyParams extends BaseParams {
  */
 export const ebizzy: Workload<EbizzyParams> = {
   name: 'ebizzy',
-  models: 'ebizzy -mTt N: per record, mmap a copy buffer, copy a random shared chunk into it (touching every page), bsearch, munmap; records/s',
+  models:
+    'ebizzy -mTt N: per record, mmap a copy buffer, copy a random shared chunk into it (touching every page), bsearch, munmap; records/s',
   simplifies:
     'the copy reads one byte per source page and writes one byte per destination page (memcpy of 4 KiB per page is not charged beyond the page faults and cache-line accesses); the bsearch is a few loads; a fixed record count per thread instead of a -S seconds timer; threads pinned one per CPU; each thread draws its chunks from its own PRNG seeded from the machine seed and its index',
   run(p): WorkloadResult {

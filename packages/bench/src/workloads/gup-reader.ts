@@ -1,8 +1,16 @@
-import { delay, type Kernel, read } from "@spf/machine";
+import { delay, type Kernel, read } from '@spf/machine';
 import { PAGE_SIZE } from '@spf/pagetable';
 import type { UserContext } from '@spf/kernel';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
-import { type BaseParams, bootFor, checkInt, resultOf, runToEnd, type Workload, type WorkloadResult } from '../workload.js';
+import {
+  type BaseParams,
+  bootFor,
+  checkInt,
+  resultOf,
+  runToEnd,
+  type Workload,
+  type WorkloadResult,
+} from '../workload.js';
 
 /** Options of {@link gupReader}. */
 export interface GupReaderParams extends BaseParams {
@@ -27,9 +35,10 @@ export interface GupReaderParams extends BaseParams {
  */
 export const gupReader: Workload<GupReaderParams> = {
   name: 'gup_reader',
-  models: 'a get_user_pages()-style reader holding mmap_lock for reading across a walk of every VMA, against a thread creating stacks',
+  models:
+    'a get_user_pages()-style reader holding mmap_lock for reading across a walk of every VMA, against a thread creating stacks',
   simplifies:
-    'the walk charges a fixed `nsPerVma` per VMA (the VMA lookup is the tree\'s own find_vma(); no pages are pinned); the writer is one thread; CPU 0 runs the reader, CPU 1 the writer',
+    "the walk charges a fixed `nsPerVma` per VMA (the VMA lookup is the tree's own find_vma(); no pages are pinned); the writer is one thread; CPU 0 runs the reader, CPU 1 the writer",
   run(p): WorkloadResult {
     checkInt('gup_reader vmas', p.vmas, 1, 1 << 16);
     checkInt('gup_reader nsPerVma', p.nsPerVma, 0, 1e9);
@@ -68,8 +77,8 @@ export const gupReader: Workload<GupReaderParams> = {
         yield* mm.mmapLock.downRead();
         let addr = 0;
         for (let vma = mm.findVma(addr); vma !== null; vma = mm.findVma(addr)) {
-          yield* read(vma.line, "gup: read the VMA");
-          if (p.nsPerVma > 0) yield* delay(p.nsPerVma, "gup: follow the VMA");
+          yield* read(vma.line, 'gup: read the VMA');
+          if (p.nsPerVma > 0) yield* delay(p.nsPerVma, 'gup: follow the VMA');
           addr = vma.vmEnd;
         }
         yield* mm.mmapLock.upRead();

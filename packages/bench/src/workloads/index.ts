@@ -41,7 +41,9 @@ export class UnknownWorkloadError extends Error {
 export function workloadByName(name: string): Workload<BaseParams> {
   const w = WORKLOADS.find((x) => x.name === name);
   if (w === undefined) {
-    throw new UnknownWorkloadError(`unknown workload ${JSON.stringify(name)}; choose one of ${WORKLOADS.map((x) => x.name).join(', ')}`);
+    throw new UnknownWorkloadError(
+      `unknown workload ${JSON.stringify(name)}; choose one of ${WORKLOADS.map((x) => x.name).join(', ')}`,
+    );
   }
   return w;
 }

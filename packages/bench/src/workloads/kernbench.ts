@@ -2,7 +2,15 @@ import { delay, type Kernel } from '@spf/machine';
 import { PAGE_SIZE } from '@spf/pagetable';
 import type { UserContext } from '@spf/kernel';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
-import { type BaseParams, bootFor, checkInt, resultOf, runToEnd, type Workload, type WorkloadResult } from '../workload.js';
+import {
+  type BaseParams,
+  bootFor,
+  checkInt,
+  resultOf,
+  runToEnd,
+  type Workload,
+  type WorkloadResult,
+} from '../workload.js';
 
 /** Options of {@link kernbench}. */
 export interface KernbenchParams extends BaseParams {
@@ -25,7 +33,8 @@ export interface KernbenchParams extends BaseParams {
  */
 export const kernbench: Workload<KernbenchParams> = {
   name: 'kernbench',
-  models: 'kernbench (make -j of a kernel tree): many short single-threaded processes that fork, map, fault, exit',
+  models:
+    'kernbench (make -j of a kernel tree): many short single-threaded processes that fork, map, fault, exit',
   simplifies:
     'a compiler is a process that writes `pagesPerJob` fresh pages with a fixed slice of user time between them and touches 4 pages inherited from make (one COW write); no files, exec, page cache or scheduler load balancing; each job runs on the CPU make picked for it round-robin',
   run(p): WorkloadResult {
@@ -41,7 +50,12 @@ export const kernbench: Workload<KernbenchParams> = {
     let shared = 0;
     const compiler = function* (c: UserContext): Kernel<void> {
       const t0 = yield* c.clock();
-      const heap = yield* c.mmap(0, p.pagesPerJob * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+      const heap = yield* c.mmap(
+        0,
+        p.pagesPerJob * PAGE_SIZE,
+        PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS,
+      );
       if (!heap.ok) throw new Error(`kernbench: mmap failed with errno ${heap.errno}`);
       for (let k = 0; k < p.pagesPerJob; k++) {
         if (userSlice > 0) yield* delay(userSlice, 'user work');

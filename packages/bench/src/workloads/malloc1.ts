@@ -2,7 +2,15 @@ import type { Kernel } from '@spf/machine';
 import { PAGE_SIZE } from '@spf/pagetable';
 import type { UserContext } from '@spf/kernel';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
-import { type BaseParams, bootFor, checkInt, resultOf, runToEnd, type Workload, type WorkloadResult } from '../workload.js';
+import {
+  type BaseParams,
+  bootFor,
+  checkInt,
+  resultOf,
+  runToEnd,
+  type Workload,
+  type WorkloadResult,
+} from '../workload.js';
 
 /** Options of {@link malloc1}. */
 export interface Malloc1Params extends BaseParams {
@@ -35,7 +43,8 @@ function* testcase(u: UserContext, p: Malloc1Params, done: (t0: number, t1: numb
  */
 export const malloc1: Workload<Malloc1Params> = {
   name: 'malloc1',
-  models: 'will-it-scale malloc1 (threads mode): malloc(128 MiB) + free in a loop, i.e. mmap + header write + munmap',
+  models:
+    'will-it-scale malloc1 (threads mode): malloc(128 MiB) + free in a loop, i.e. mmap + header write + munmap',
   simplifies:
     "glibc's allocator is reduced to what it does for a request above M_MMAP_THRESHOLD (mmap, write the chunk header, munmap); the allocation is `pages` long (the length changes only the VMA size, nothing is touched beyond the header); fixed iteration count instead of a timer",
   run(p): WorkloadResult {

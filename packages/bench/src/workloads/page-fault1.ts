@@ -2,7 +2,15 @@ import type { Kernel } from '@spf/machine';
 import { PAGE_SIZE } from '@spf/pagetable';
 import type { UserContext } from '@spf/kernel';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
-import { type BaseParams, bootFor, checkInt, resultOf, runToEnd, type Workload, type WorkloadResult } from '../workload.js';
+import {
+  type BaseParams,
+  bootFor,
+  checkInt,
+  resultOf,
+  runToEnd,
+  type Workload,
+  type WorkloadResult,
+} from '../workload.js';
 
 /** Options of {@link pageFault1}. */
 export interface PageFault1Params extends BaseParams {
@@ -15,7 +23,11 @@ export interface PageFault1Params extends BaseParams {
 }
 
 /** One will-it-scale task: `rounds` times mmap, write one byte to every page, munmap. */
-function* testcase(u: UserContext, p: PageFault1Params, done: (t0: number, t1: number) => void): Kernel<void> {
+function* testcase(
+  u: UserContext,
+  p: PageFault1Params,
+  done: (t0: number, t1: number) => void,
+): Kernel<void> {
   const len = p.pages * PAGE_SIZE;
   const t0 = yield* u.clock();
   for (let r = 0; r < p.rounds; r++) {
@@ -37,7 +49,8 @@ function* testcase(u: UserContext, p: PageFault1Params, done: (t0: number, t1: n
  */
 export const pageFault1: Workload<PageFault1Params> = {
   name: 'page_fault1',
-  models: 'will-it-scale page_fault1 (threads and processes modes): mmap 128 MiB private anonymous, write every page, munmap, repeat',
+  models:
+    'will-it-scale page_fault1 (threads and processes modes): mmap 128 MiB private anonymous, write every page, munmap, repeat',
   simplifies:
     'MEMSIZE is `pages` (64-256 in our profiles, not 32,768) and each task runs a fixed number of rounds rather than for a timed interval; one task per simulated CPU, pinned; the write stores 0 so page contents stay lazily zero on the host',
   run(p): WorkloadResult {

@@ -1,8 +1,24 @@
+import { RwSemaphore } from '@spf/locks';
 import type { Kernel } from '@spf/machine';
 import { PAGE_SIZE } from '@spf/pagetable';
-import type { UserContext } from '@spf/kernel';
+import type { System, UserContext } from '@spf/kernel';
 import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
-import { type BaseParams, bootFor, checkInt, resultOf, runToEnd, type Workload, type WorkloadResult } from '../workload.js';
+import {
+  type BaseParams,
+  bootFor,
+  checkInt,
+  resultOf,
+  runToEnd,
+  type Workload,
+  type WorkloadResult,
+} from '../workload.js';
+
+/** Locked RMWs on the per-VMA lock's line of the VMA at `addr` (0 when it has none). */
+function vmaLockRmws(system: System, addr: number): number {
+  const vma = system.processes[0].mm.findVma(addr);
+  const lock = vma?.vmLock;
+  return lock instanceof RwSemaphore ? lock.line.rmws : 0;
+}
 
 /** Options of {@link pft}. */
 export interface PftParams extends BaseParams {
@@ -36,7 +52,9 @@ export const pft: Workload<PftParams> = {
     const n = p.cpus;
     const total = n * p.pagesPerThread;
     const align = p.alignShares ?? true;
-    const stride = align ? Math.ceil((p.pagesPerThread * PAGE_SIZE) / SHARE_ALIGN) * SHARE_ALIGN : p.pagesPerThread * PAGE_SIZE;
+    const stride = align
+      ? Math.ceil((p.pagesPerThread * PAGE_SIZE) / SHARE_ALIGN) * SHARE_ALIGN
+      : p.pagesPerThread * PAGE_SIZE;
     const system = bootFor(p, (total + 24 * n + 8192) * PAGE_SIZE);
     let first = Number.POSITIVE_INFINITY;
     let last = 0;
@@ -50,15 +68,27 @@ export const pft: Workload<PftParams> = {
         last = Math.max(last, yield* u.clock());
       };
     system.spawnProcess('pft', function* (u) {
-      const m = yield* u.mmap(0, n * stride + SHARE_ALIGN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
+      const m = yield* u.mmap(
+        0,
+        n * stride + SHARE_ALIGN,
+        PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+      );
       if (!m.ok) throw new Error(`pft: mmap failed with errno ${m.errno}`);
       // Align the first share to 2 MiB (mmap returns a page-aligned address).
       base = align ? Math.ceil(m.value / SHARE_ALIGN) * SHARE_ALIGN : m.value;
       for (let i = 1; i < n; i++) yield* u.spawnThread(worker(i), i);
       yield* worker(0)(u);
     });
-    runToEnd(system, 'pft');
+    const run = runToEnd(system, 'pft');
     const simNs = last - first;
-    return resultOf(system, total / (simNs / 1e9), 'faults/s', simNs);
+    const lock = system.processes[0].mm.mmapLock;
+    return resultOf(system, total / (simNs / 1e9), 'faults/s', simNs, {
+      // Locked RMWs on the mmap_lock's cache line per fault (the rwsem's count and owner share it), mmap included.
+      mmapLockRmwsPerFault: lock instanceof RwSemaphore ? lock.line.rmws / total : Number.NaN,
+      // Locked RMWs on the cache line of the region's per-VMA lock (used by the per-VMA-lock design only).
+      vmaLockRmwsPerFault: vmaLockRmws(system, base) / total,
+      effectsPerFault: run.effects / total,
+    });
   },
 };

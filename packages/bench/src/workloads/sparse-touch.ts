@@ -1,8 +1,16 @@
 import type { Kernel } from '@spf/machine';
 import { PAGE_SIZE } from '@spf/pagetable';
 import type { UserContext } from '@spf/kernel';
-import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "@spf/vma";
-import { type BaseParams, bootFor, checkInt, resultOf, runToEnd, type Workload, type WorkloadResult } from '../workload.js';
+import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
+import {
+  type BaseParams,
+  bootFor,
+  checkInt,
+  resultOf,
+  runToEnd,
+  type Workload,
+  type WorkloadResult,
+} from '../workload.js';
 
 /** Options of {@link sparseTouch}. */
 export interface SparseTouchParams extends BaseParams {
@@ -20,8 +28,10 @@ const SLOT = 2 * 1024 * 1024;
  */
 export const sparseTouch: Workload<SparseTouchParams> = {
   name: 'sparse_touch',
-  models: 'a sparse first-touch pattern (one page per 2 MiB): a large sparse heap or a hash table of huge stride; no real benchmark of that name, built for question 3',
-  simplifies: 'one write per slot, one pass, threads pinned one per CPU; no THP (slots are exactly one PTE table)',
+  models:
+    'a sparse first-touch pattern (one page per 2 MiB): a large sparse heap or a hash table of huge stride; no real benchmark of that name, built for question 3',
+  simplifies:
+    'one write per slot, one pass, threads pinned one per CPU; no THP (slots are exactly one PTE table)',
   run(p): WorkloadResult {
     checkInt('sparse_touch slotsPerThread', p.slotsPerThread, 1, 1 << 16);
     const n = p.cpus;
@@ -40,7 +50,12 @@ export const sparseTouch: Workload<SparseTouchParams> = {
         last = Math.max(last, yield* u.clock());
       };
     system.spawnProcess('sparse', function* (u) {
-      const m = yield* u.mmap(0, slots * SLOT, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
+      const m = yield* u.mmap(
+        0,
+        slots * SLOT,
+        PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+      );
       if (!m.ok) throw new Error(`sparse_touch: mmap failed with errno ${m.errno}`);
       base = m.value;
       // First touch by the main thread so the VMA has its anon_vma before the measured faults.
