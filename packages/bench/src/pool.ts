@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { RunConfig, RunRecord } from './experiment.js';
 import { runConfig } from './run-config.js';
@@ -15,7 +17,13 @@ export class ConfigRunError extends Error {
 function startWorker(): Worker {
   const here = import.meta.url;
   if (!here.endsWith('.ts')) return new Worker(new URL('./worker.js', here));
-  const api = import.meta.resolve('tsx/esm/api');
+  let api: string;
+  try {
+    api = import.meta.resolve('tsx/esm/api');
+  } catch {
+    // vitest's module runner has no import.meta.resolve.
+    api = pathToFileURL(createRequire(here).resolve('tsx/esm/api')).href;
+  }
   const entry = new URL('./worker.ts', here).href;
   const code = `(async () => { const { register } = await import(${JSON.stringify(api)}); register(); await import(${JSON.stringify(entry)}); })().catch((e) => { throw e; });`;
   return new Worker(code, { eval: true, execArgv: ['--conditions=@spf/source'] });
