@@ -51,13 +51,19 @@ for (const [id, file] of files) {
     ...rep.tables.flatMap((t) => [`## ${t.title}`, '', t.markdown, '']),
     '## Plots',
     '',
-    ...rep.plots.flatMap((p, i) => [`<figure aria-label=${JSON.stringify(p.title)}>`, svgs[i], `<figcaption>${p.title}</figcaption></figure>`, '']),
+    ...rep.plots.flatMap((p, i) => [
+      `<figure aria-label=${JSON.stringify(p.title)}>`,
+      svgs[i],
+      `<figcaption>${p.title}</figcaption></figure>`,
+      '',
+    ]),
   ].join('\n');
   writeFileAtomic(join(out, `${id.toLowerCase()}.md`), page);
 }
 
 const row = (n: number, question: string, id: string | null) => {
-  if (id === null) return `| ${n} | ${question} | not measured yet: needs @spf/file-backed (experiment ${n === 1 ? 'E1' : 'E2'}) |`;
+  if (id === null)
+    return `| ${n} | ${question} | not measured yet: needs @spf/file-backed (experiment ${n === 1 ? 'E1' : 'E2'}) |`;
   const file = files.get(id);
   if (!file) return `| ${n} | ${question} | no committed result for ${id} |`;
   const answer = experimentById(id).report(file.records, file.profile).answer.replace(/\|/g, '\\|');
@@ -74,13 +80,29 @@ const summary = [
   '',
   'Each answer below is generated from the committed quick-profile figures; the experiment pages have the tables and plots. What would change an answer: a calibrated cost model (the default is the documented table of @spf/machine, never tuned to a result), the full profile at higher CPU counts, and (for questions 1 and 2) file-backed memory.',
   '',
-  '| # | the question, in the review\'s words | our answer so far |',
+  "| # | the question, in the review's words | our answer so far |",
   '| --- | --- | --- |',
-  row(1, 'Could SPF eventually replace the mmap_sem retry mechanism (VM_FAULT_RETRY) instead of adding to it?', null),
-  row(2, 'Why only anonymous VMAs — would file-backed mappings work if the vma refcount held the file and vm_file were released in __free_vma()?', null),
-  row(3, 'SPF never allocates page tables — could it, if page tables were also freed under mm->page_table_lock and the VMA re-validated after taking it?', 'E3'),
+  row(
+    1,
+    'Could SPF eventually replace the mmap_sem retry mechanism (VM_FAULT_RETRY) instead of adding to it?',
+    null,
+  ),
+  row(
+    2,
+    'Why only anonymous VMAs — would file-backed mappings work if the vma refcount held the file and vm_file were released in __free_vma()?',
+    null,
+  ),
+  row(
+    3,
+    'SPF never allocates page tables — could it, if page tables were also freed under mm->page_table_lock and the VMA re-validated after taking it?',
+    'E3',
+  ),
   row(4, 'Why does SPF need ARCH_HAS_PTE_SPECIAL (the vm_start/vm_pgoff reads in vm_normal_page())?', 'E4'),
-  row(5, 'Does it regress single-threaded workloads (kernbench) once the "abort when the mm has one user" shortcut is removed?', 'E5'),
+  row(
+    5,
+    'Does it regress single-threaded workloads (kernbench) once the "abort when the mm has one user" shortcut is removed?',
+    'E5',
+  ),
   row(6, 'Would an interval (range) lock for mmap_sem serve the writers and readers SPF cannot?', 'E6'),
   '',
   `Beyond the six: the headline sweep ([E7](/bench/e7/)) and the cost of one shared atomic per VMA ([E8](/bench/e8/)).`,

@@ -1,8 +1,8 @@
 import { RwSemaphore } from '@spf/locks';
 import type { Kernel } from '@spf/machine';
 import { PAGE_SIZE } from '@spf/pagetable';
-import type { System, UserContext } from '@spf/kernel';
-import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
+import type { UserContext } from '@spf/kernel';
+import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, type VmArea } from '@spf/vma';
 import {
   type BaseParams,
   bootFor,
@@ -13,9 +13,8 @@ import {
   type WorkloadResult,
 } from '../workload.js';
 
-/** Locked RMWs on the per-VMA lock's line of the VMA at `addr` (0 when it has none). */
-function vmaLockRmws(system: System, addr: number): number {
-  const vma = system.processes[0].mm.findVma(addr);
+/** Locked RMWs on the per-VMA lock's line of `vma` (0 when it has none). */
+function vmaLockRmws(vma: VmArea | null): number {
   const lock = vma?.vmLock;
   return lock instanceof RwSemaphore ? lock.line.rmws : 0;
 }
@@ -59,6 +58,8 @@ export const pft: Workload<PftParams> = {
     let first = Number.POSITIVE_INFINITY;
     let last = 0;
     let base = 0;
+    // The region's VMA, kept for its lock's counters (exit_mmap removes it from the tree at the end).
+    let region: VmArea | null = null;
     const worker = (i: number) =>
       function* (u: UserContext): Kernel<void> {
         const t0 = yield* u.clock();
@@ -77,6 +78,7 @@ export const pft: Workload<PftParams> = {
       if (!m.ok) throw new Error(`pft: mmap failed with errno ${m.errno}`);
       // Align the first share to 2 MiB (mmap returns a page-aligned address).
       base = align ? Math.ceil(m.value / SHARE_ALIGN) * SHARE_ALIGN : m.value;
+      region = u.process.mm.findVma(base);
       for (let i = 1; i < n; i++) yield* u.spawnThread(worker(i), i);
       yield* worker(0)(u);
     });
@@ -87,7 +89,7 @@ export const pft: Workload<PftParams> = {
       // Locked RMWs on the mmap_lock's cache line per fault (the rwsem's count and owner share it), mmap included.
       mmapLockRmwsPerFault: lock instanceof RwSemaphore ? lock.line.rmws / total : Number.NaN,
       // Locked RMWs on the cache line of the region's per-VMA lock (used by the per-VMA-lock design only).
-      vmaLockRmwsPerFault: vmaLockRmws(system, base) / total,
+      vmaLockRmwsPerFault: vmaLockRmws(region) / total,
       effectsPerFault: run.effects / total,
     });
   },
