@@ -1,7 +1,7 @@
 import type { FaultHandlerFactory } from '@spf/fault-classic';
 import { FaultSpecConfigError, perVmaLock } from '@spf/fault-spec';
 import { describe, expect, it } from 'vitest';
-import { type CliIo, formatSpeculativeStats, MAX_SCRIPT_BYTES, runCli } from './cli-main.js';
+import { type CliIo, formatSpeculativeStats, MAX_SCRIPT_BYTES, runCli, runCliAsync } from './cli-main.js';
 import { designEntry, FAULT_HANDLERS } from './fault-handlers.js';
 import { nodeCliIo } from './node-cli-io.js';
 import { runReplay } from './run-replay.js';
@@ -284,5 +284,54 @@ describe('spf --fault-handler', () => {
       '  handled speculatively: 6 of 10 faults (60.0%), 10 attempts\n  aborts (fell back to mmap_lock): c 2, a 1, b 1\n',
     );
     expect(formatSpeculativeStats({ attempts: 0, handled: 0, aborts: {} }, 0)).toContain('(0.0%)');
+  });
+});
+
+describe('spf bench (forwarded to @spf/bench)', () => {
+  const bufferIo = () => {
+    const out = { stdout: '', stderr: '' };
+    const io = {
+      stdout: (s: string) => {
+        out.stdout += s;
+      },
+      stderr: (s: string) => {
+        out.stderr += s;
+      },
+      readFile: () => '',
+      writeFile: () => {},
+      chromeTrace: () => ({ traceEvents: [] }) as never,
+    };
+    return { io, out };
+  };
+
+  it('hands the arguments after bench to @spf/bench and returns its exit status', async () => {
+    const { io, out } = bufferIo();
+    let seen: readonly string[] = [];
+    const status = await runCliAsync(['bench', 'run', 'E7', '--quick'], io, {
+      loadBench: async () => ({
+        runBenchCli: async (argv, bio) => {
+          seen = argv;
+          bio.stdout('ran\n');
+          return 7;
+        },
+      }),
+    });
+    expect(status).toBe(7);
+    expect(seen).toEqual(['run', 'E7', '--quick']);
+    expect(out.stdout).toBe('ran\n');
+  });
+
+  it('says how to install @spf/bench when it is missing, and exits 2', async () => {
+    const { io, out } = bufferIo();
+    expect(await runCliAsync(['bench', 'list'], io, { loadBench: async () => null })).toBe(2);
+    expect(out.stderr).toMatch(
+      /@spf\/bench is not installed. Install it beside @spf\/kernel \(npm install @spf\/bench\)/,
+    );
+  });
+
+  it('leaves every other command to runCli', async () => {
+    const { io, out } = bufferIo();
+    expect(await runCliAsync(['--help'], io)).toBe(0);
+    expect(out.stdout).toContain('spf bench <command>');
   });
 });

@@ -1,3 +1,6 @@
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { FaultHandlerFactory, SpeculativeStats } from '@spf/fault-classic';
 import { FaultSpecConfigError } from '@spf/fault-spec';
 import type { ChromeTrace, TraceEvent } from '@spf/machine';
@@ -49,6 +52,8 @@ usage:
                   also prints the share of faults handled without mmap_lock and the abort reasons
         cow-fork  a parent fills pages, forks, the child writes one (copy-on-write), the parent
                   writes it again (reused)
+  spf bench <command> [options]
+      The workloads and experiments of @spf/bench (installed separately): spf bench --help.
   spf --help
 
 fault handlers (--fault-handler, default classic): FAULT_HANDLER_LIST
@@ -335,4 +340,68 @@ export function runCli(
     io.stderr(`spf: the simulation failed: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;
   }
+}
+
+/** What `spf bench` is handed to: @spf/bench's CLI entry (`@spf/bench/cli`). */
+export interface BenchCliModule {
+  runBenchCli(
+    argv: readonly string[],
+    io: { stdout(text: string): void; stderr(text: string): void; readonly tty: boolean },
+  ): Promise<number>;
+}
+
+/** The package that implements `spf bench`; @spf/kernel does not depend on it. */
+export const BENCH_MODULE = '@spf/bench/cli';
+
+/**
+ * Loads @spf/bench's CLI by dynamic import: first as a package this module can resolve (installed beside
+ * @spf/kernel), then from the current directory's project (a project that depends on @spf/bench, or the
+ * @spf/bench package itself). Resolves to null when neither has it.
+ */
+export async function loadBenchCli(cwd: string = process.cwd()): Promise<BenchCliModule | null> {
+  const spec: string = BENCH_MODULE;
+  const tries: (() => Promise<unknown>)[] = [
+    () => import(spec),
+    () => import(pathToFileURL(createRequire(join(cwd, 'package.json')).resolve(spec)).href),
+  ];
+  for (const t of tries) {
+    try {
+      const m = (await t()) as Partial<BenchCliModule>;
+      if (typeof m.runBenchCli === 'function') return m as BenchCliModule;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (
+        code !== 'ERR_MODULE_NOT_FOUND' &&
+        code !== 'MODULE_NOT_FOUND' &&
+        code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED'
+      )
+        throw e;
+    }
+  }
+  return null;
+}
+
+/**
+ * Runs the `spf` command: `spf bench ...` is forwarded to @spf/bench's CLI (loaded by `loadBench`, default
+ * {@link loadBenchCli}), with a clear message and exit status 2 when @spf/bench is not installed; every
+ * other command is {@link runCli}'s.
+ */
+export async function runCliAsync(
+  argv: readonly string[],
+  io: CliIo,
+  opts: { readonly tty?: boolean; readonly loadBench?: () => Promise<BenchCliModule | null> } = {},
+): Promise<number> {
+  if (argv[0] !== 'bench') return runCli(argv, io);
+  const bench = await (opts.loadBench ?? loadBenchCli)();
+  if (bench === null) {
+    io.stderr(
+      'spf bench: @spf/bench is not installed. Install it beside @spf/kernel (npm install @spf/bench) and run spf bench again, or run its own command, spf-bench.\n',
+    );
+    return 2;
+  }
+  return bench.runBenchCli(argv.slice(1), {
+    stdout: (t) => io.stdout(t),
+    stderr: (t) => io.stderr(t),
+    tty: opts.tty ?? false,
+  });
 }

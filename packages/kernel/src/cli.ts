@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-import { runCli } from './cli-main.js';
+import { runCliAsync } from './cli-main.js';
 import { nodeCliIo } from './node-cli-io.js';
 
-process.exitCode = runCli(process.argv.slice(2), nodeCliIo);
+process.exitCode = await runCliAsync(process.argv.slice(2), nodeCliIo, {
+  tty: process.stderr.isTTY === true,
+});

@@ -1,0 +1,49 @@
+import type { BaseParams, Workload } from '../workload.js';
+import { appLaunch } from './app-launch.js';
+import { ebizzy } from './ebizzy.js';
+import { gupReader } from './gup-reader.js';
+import { kernbench } from './kernbench.js';
+import { malloc1 } from './malloc1.js';
+import { pageFault1 } from './page-fault1.js';
+import { pft } from './pft.js';
+import { sparseTouch } from './sparse-touch.js';
+
+export { appLaunch, type AppLaunchParams } from './app-launch.js';
+export { ebizzy, type EbizzyParams } from './ebizzy.js';
+export { gupReader, type GupReaderParams } from './gup-reader.js';
+export { kernbench, type KernbenchParams } from './kernbench.js';
+export { malloc1, type Malloc1Params } from './malloc1.js';
+export { pageFault1, type PageFault1Params } from './page-fault1.js';
+export { pft, type PftParams } from './pft.js';
+export { sparseTouch, type SparseTouchParams } from './sparse-touch.js';
+
+/**
+ * Every workload by name. The file-backed workloads (page_fault2/3, the 2010 retry test) join this list
+ * when @spf/file-backed lands: one import and one entry each.
+ */
+export const WORKLOADS: readonly Workload<BaseParams>[] = [
+  pageFault1,
+  malloc1,
+  pft,
+  ebizzy,
+  kernbench,
+  appLaunch,
+  gupReader,
+  sparseTouch,
+] as unknown as readonly Workload<BaseParams>[];
+
+/** A workload name that is not in {@link WORKLOADS}. */
+export class UnknownWorkloadError extends Error {
+  override readonly name = 'UnknownWorkloadError';
+}
+
+/** The workload called `name`. */
+export function workloadByName(name: string): Workload<BaseParams> {
+  const w = WORKLOADS.find((x) => x.name === name);
+  if (w === undefined) {
+    throw new UnknownWorkloadError(
+      `unknown workload ${JSON.stringify(name)}; choose one of ${WORKLOADS.map((x) => x.name).join(', ')}`,
+    );
+  }
+  return w;
+}
