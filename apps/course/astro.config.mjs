@@ -2,7 +2,18 @@
 import starlight from '@astrojs/starlight';
 import { defineConfig } from 'astro/config';
 
-const packages = ['machine', 'pagetable', 'locks', 'vma', 'fault-classic', 'fault-spec', 'kernel', 'labs'];
+const packages = [
+  'machine',
+  'pagetable',
+  'locks',
+  'vma',
+  'fault-classic',
+  'fault-spec',
+  'file-backed',
+  'kernel',
+  'bench',
+  'labs',
+];
 
 export default defineConfig({
   site: 'http://localhost:4321',
@@ -19,12 +30,20 @@ export default defineConfig({
         { label: 'Contributing a patch', link: '/contributing/' },
         {
           label: 'Packages',
-          items: ['machine', 'pagetable', 'locks', 'vma', 'fault-classic', 'fault-spec', 'kernel'].map(
-            (p) => ({
-              label: `@spf/${p}`,
-              link: `/packages/${p}/`,
-            }),
-          ),
+          items: [
+            'machine',
+            'pagetable',
+            'locks',
+            'vma',
+            'fault-classic',
+            'fault-spec',
+            'file-backed',
+            'kernel',
+            'bench',
+          ].map((p) => ({
+            label: `@spf/${p}`,
+            link: `/packages/${p}/`,
+          })),
         },
         {
           label: 'Labs',
@@ -35,6 +54,16 @@ export default defineConfig({
             { label: 'Lab 3: the classic fault', link: '/labs/lab3/' },
             { label: 'Lab 4: the speculative fault', link: '/labs/lab4/' },
             { label: 'For instructors: hidden tests', link: '/labs/instructors/' },
+          ],
+        },
+        {
+          label: 'Benchmarks',
+          items: [
+            { label: 'The six questions, answered', link: '/bench/six-questions/' },
+            ...['e3', 'e4', 'e5', 'e6', 'e7', 'e8'].map((e) => ({
+              label: `${e.toUpperCase()}`,
+              link: `/bench/${e}/`,
+            })),
           ],
         },
         {

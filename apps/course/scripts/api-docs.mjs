@@ -25,7 +25,18 @@ import { fileURLToPath } from 'node:url';
 const app = join(dirname(fileURLToPath(import.meta.url)), '..');
 const root = join(app, '..', '..');
 const typedoc = join(root, 'node_modules', '.bin', 'typedoc');
-const packages = ['machine', 'pagetable', 'locks', 'vma', 'fault-classic', 'fault-spec', 'kernel', 'labs'];
+const packages = [
+  'machine',
+  'pagetable',
+  'locks',
+  'vma',
+  'fault-classic',
+  'fault-spec',
+  'file-backed',
+  'kernel',
+  'bench',
+  'labs',
+];
 const tmp = mkdtempSync(join(tmpdir(), 'spf-typedoc-'));
 
 for (const p of packages) {

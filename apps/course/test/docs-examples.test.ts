@@ -17,7 +17,9 @@ const AVAILABLE = new Set([
   '@spf/vma',
   '@spf/fault-classic',
   '@spf/fault-spec',
+  '@spf/file-backed',
   '@spf/kernel',
+  '@spf/bench',
 ]);
 
 type Example = { page: string; index: number; code: string; imports: string[] };
