@@ -157,6 +157,12 @@ static const char *errno_name(int e) {
   case EMFILE: return "EMFILE";
   case EBUSY: return "EBUSY";
   case ETXTBSY: return "ETXTBSY";
+  case ENOENT: return "ENOENT";
+  case EFBIG: return "EFBIG";
+  case ENOSPC: return "ENOSPC";
+  case EIO: return "EIO";
+  case ESPIPE: return "ESPIPE";
+  case EISDIR: return "EISDIR";
   default: return 0;
   }
 }
@@ -506,20 +512,27 @@ static const char *file_base(void) {
   return base && *base ? base : "/var/tmp";
 }
 
-static void make_dir(void) {
-  if (dir_made) return;
+/* Makes the fresh directory once. Returns 0, or why files cannot be made here. */
+static const char *try_make_dir(void) {
+  if (dir_made) return 0;
   const char *base = file_base();
   struct statfs fs;
-  if (statfs(base, &fs) != 0) die(3, "cannot statfs the file directory (set SPF_HARNESS_DIR to an existing directory)", 0);
+  if (statfs(base, &fs) != 0) return "cannot statfs the file directory (set SPF_HARNESS_DIR to an existing directory)";
   if ((unsigned long)fs.f_type == TMPFS_MAGIC_ || (unsigned long)fs.f_type == RAMFS_MAGIC_)
-    die(3, "the file directory is on tmpfs/ramfs; set SPF_HARNESS_DIR to a directory on a disk-backed filesystem", 0);
+    return "the file directory is on tmpfs/ramfs; set SPF_HARNESS_DIR to a directory on a disk-backed filesystem";
   if ((size_t)snprintf(dir_path, sizeof dir_path, "%s/spf-harness-XXXXXX", base) >= sizeof dir_path)
-    die(3, "SPF_HARNESS_DIR is too long", 0);
-  if (!mkdtemp(dir_path)) die(3, "cannot create a fresh directory under SPF_HARNESS_DIR (or /var/tmp)", 0);
+    return "SPF_HARNESS_DIR is too long";
+  if (!mkdtemp(dir_path)) return "cannot create a fresh directory under SPF_HARNESS_DIR (or /var/tmp)";
   struct stat st;
-  if (stat(dir_path, &st) != 0) die(3, "cannot stat the fresh file directory", 0);
+  if (stat(dir_path, &st) != 0) return "cannot stat the fresh file directory";
   file_dev = st.st_dev;
   dir_made = 1;
+  return 0;
+}
+
+static void make_dir(void) {
+  const char *why = try_make_dir();
+  if (why) die(3, why, 0);
 }
 
 /* Byte b of page p of file id: (p*13 + b*7 + id) & 0xff. */
@@ -866,16 +879,22 @@ int main(int argc, char **argv) {
     out_str("\novercommit-ratio ");
     out_u64(read_sysctl("/proc/sys/vm/overcommit_ratio"));
     /* Files: where the harness puts them, that device's readahead window, and fault-around. */
-    make_dir();
-    out_str("\nfile-dir ");
-    out_str(file_base());
-    out_str("\nread-ahead-kb ");
-    uint64_t ra = probe_read_ahead_kb();
-    if (ra == UNKNOWN) out_str("unknown");
-    else out_u64(ra);
-    out_str("\nfault-around-pages ");
-    out_u64(probe_fault_around_pages());
-    remove_files();
+    const char *why = try_make_dir();
+    if (why) {
+      /* Anonymous memory can still be compared; say why files cannot. */
+      out_str("\nfiles-unusable ");
+      out_str(why);
+    } else {
+      out_str("\nfile-dir ");
+      out_str(file_base());
+      out_str("\nread-ahead-kb ");
+      uint64_t ra = probe_read_ahead_kb();
+      if (ra == UNKNOWN) out_str("unknown");
+      else out_u64(ra);
+      out_str("\nfault-around-pages ");
+      out_u64(probe_fault_around_pages());
+      remove_files();
+    }
     out_str("\n");
     out_flush();
     return 0;

@@ -81,6 +81,11 @@ function* runOp(u: UserContext, op: ParsedOp): Kernel<Observation> {
   const pages = (n: number) => n * REPLAY_PAGE_SIZE;
   switch (op.kind) {
     case 'mmap': {
+      if (op.source.kind === 'file') {
+        throw new ReplaySimulatorError(
+          `line ${op.line}: the simulator cannot map files yet (file support from @spf/file-backed is not wired in)`,
+        );
+      }
       const flags =
         (op.share === 'shared' ? MAP_SHARED : MAP_PRIVATE) |
         MAP_ANONYMOUS |
@@ -140,6 +145,14 @@ function* runOp(u: UserContext, op: ParsedOp): Kernel<Observation> {
         states.push(pageStateAt(u.system, u.process, arenaAddress(op.off + i)));
       return { op: 'pagemap', pages: states };
     }
+    case 'file':
+    case 'evict':
+    case 'truncate':
+    case 'read':
+    case 'write':
+      throw new ReplaySimulatorError(
+        `line ${op.line}: the simulator cannot run the ${op.kind} op yet (file support from @spf/file-backed is not wired in)`,
+      );
   }
 }
 
