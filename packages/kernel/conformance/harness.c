@@ -426,6 +426,33 @@ static void do_mmap(uint64_t off, uint64_t npages, int prot, int shared, int fix
   }
 }
 
+/*
+ * Waits (up to 2 s) until the block device under the file directory has no request in flight
+ * (/sys/dev/block/<major>:<minor>/inflight reads "0 0"). A fault or read can leave readahead I/O running
+ * after it returns (the rest of a synchronous window, or an asynchronous one); a later op touching those
+ * pages would then wait for the I/O and count a major fault, or not, depending on timing. Waiting after each
+ * op makes the outputs depend on what the kernel decided, not on how fast the disk was. Does nothing before
+ * the script has made a file.
+ */
+static void settle_io(void) {
+  if (!dir_made) return;
+  char path[96];
+  char buf[64];
+  snprintf(path, sizeof path, "/sys/dev/block/%u:%u/inflight", major(file_dev), minor(file_dev));
+  for (int i = 0; i < 2000; i++) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return;
+    buf[n] = 0;
+    int busy = 0;
+    for (ssize_t k = 0; k < n; k++) busy |= buf[k] >= '1' && buf[k] <= '9';
+    if (!busy) return;
+    usleep(1000);
+  }
+}
+
 static void __attribute__((noinline)) do_touch(uint64_t page, int write) {
   volatile unsigned char *p = (volatile unsigned char *)(ARENA_BASE + page * PAGE);
   static struct rusage before, after;
@@ -448,6 +475,7 @@ static void __attribute__((noinline)) do_touch(uint64_t page, int write) {
       out_u64(val);
     }
     out_char('\n');
+    settle_io();
     return;
   }
   if (fault_addr != (uintptr_t)p) die(3, "a fault hit an address other than the touched page", 0);
@@ -579,6 +607,7 @@ static void do_file(uint64_t id, uint64_t npages) {
   file_fd[id] = fd;
   file_ino[id] = (uint64_t)st.st_ino;
   out_file_result("file", id, 0);
+  settle_io();
 }
 
 /* Marks in mapped_buf the pages of file id that an arena mapping has present as file pages. */
@@ -633,12 +662,14 @@ static void do_evict(uint64_t id) {
     if (left > 0) die(3, "evict: posix_fadvise(DONTNEED) left unmapped pages in the page cache", 0);
   }
   out_file_result("evict", id, err);
+  settle_io();
 }
 
 /* truncate <id> <npages>: ftruncate to npages pages. */
 static void do_truncate(uint64_t id, uint64_t npages) {
   int err = ftruncate(file_fd[id], (off_t)(npages * PAGE)) == 0 ? 0 : errno;
   out_file_result("truncate", id, err);
+  settle_io();
 }
 
 /* read <id> <page>: pread of the page's first byte. */
@@ -660,6 +691,7 @@ static void do_read(uint64_t id, uint64_t page) {
     out_u64(b);
   }
   out_char('\n');
+  settle_io();
 }
 
 /* write <id> <page>: pwrite of 0x77 at the page's first byte. */
@@ -675,6 +707,7 @@ static void do_write(uint64_t id, uint64_t page) {
   if (n < 0) out_errno(err);
   else out_str("ok");
   out_char('\n');
+  settle_io();
 }
 
 static int parse_id(const char *t, uint64_t *id) { return parse_num(t, id) && *id < MAX_FILES; }
