@@ -1,5 +1,14 @@
 import { type Kernel, runSync } from '@spf/machine';
-import { getPage, lockPage, OutOfMemoryError, type Page, ptePfn, pteWrite, putPage } from '@spf/pagetable';
+import {
+  getPage,
+  lockPage,
+  OutOfMemoryError,
+  type Page,
+  ptePfn,
+  pteWrite,
+  putPage,
+  unlockPage,
+} from '@spf/pagetable';
 import {
   MAP_PRIVATE,
   MAP_SHARED,
@@ -354,7 +363,7 @@ describe('do_fault: the paths a page-cache file rarely takes', () => {
     expect(fx.mm.rss[MM_ANONPAGES]).toBe(1);
   });
 
-  it('do_page_mkwrite: no hook is permission; an error is passed up; FAULT_FLAG_MKWRITE is set only for the call', () => {
+  it('do_page_mkwrite: no hook is permission; success returns the page locked (VM_FAULT_LOCKED); an error is passed up; FAULT_FLAG_MKWRITE is set only for the call', () => {
     const fx = makeFixture();
     const file = new TestFile(fx.mem);
     const page = file.cachePage(0);
@@ -385,7 +394,11 @@ describe('do_fault: the paths a page-cache file rarely takes', () => {
         writable: true,
       });
       const vmf = fx.vmfAt(at, FAULT_FLAG_WRITE);
-      expect(runSync(doPageMkwrite(vmf, page)), `->page_mkwrite returned ${ret}`).toBe(ret);
+      expect(runSync(doPageMkwrite(vmf, page)), `->page_mkwrite returned ${ret}`).toBe(
+        ret === 0 ? VM_FAULT_LOCKED : ret,
+      );
+      expect(page.test('locked')).toBe(ret === 0);
+      if (ret === 0) runSync(unlockPage(page));
       expect(seen).toBe(FAULT_FLAG_WRITE | FAULT_FLAG_MKWRITE);
       expect(vmf.flags).toBe(FAULT_FLAG_WRITE);
     }

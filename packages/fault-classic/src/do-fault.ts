@@ -1,5 +1,14 @@
 import type { Kernel } from '@spf/machine';
-import { lockPage, mkPte, type Page, pteMkdirty, pteMkyoung, putPage, unlockPage } from '@spf/pagetable';
+import {
+  lockPage,
+  mkPte,
+  PAGE_SIZE,
+  type Page,
+  pteMkdirty,
+  pteMkyoung,
+  putPage,
+  unlockPage,
+} from '@spf/pagetable';
 import {
   addMmCounter,
   anonVmaPrepare,
@@ -28,6 +37,8 @@ import {
   VM_FAULT_SIGBUS,
 } from './fault-flags.js';
 import { shmemVmOps } from './shmem-fault.js';
+import type { FaultEnv } from './fault-env.js';
+import { DEFAULT_FAULT_AROUND_BYTES } from './fault-env.js';
 import type { ClassicVmFault } from './vm-fault.js';
 
 /**
@@ -108,14 +119,55 @@ export function* finishFault(vmf: ClassicVmFault): Kernel<number> {
   return ret;
 }
 
+/** PTRS_PER_PTE on x86-64. */
+const PTRS_PER_PTE = 512;
+
 /**
- * Models `do_read_fault()` in mm/memory.c: a read of a file page that is not mapped. Gets the page from
+ * Models `do_fault_around()` in mm/memory.c: asks `->map_pages` to map the cached neighbours of the
+ * faulting page, within the `fault_around_bytes` window (default 64 KiB: 16 pages) aligned down to its
+ * size, clipped to the VMA and to the PTE table of the fault. Runs under RCU, as Linux does. Returns the
+ * hook's result: VM_FAULT_NOPAGE when the faulting page itself got mapped.
+ */
+export function* doFaultAround(vmf: ClassicVmFault, ops: VmOperations): Kernel<number> {
+  if (ops.mapPages === undefined) return 0;
+  const nrPages = faultAroundPages(vmf.env);
+  const pteOff = Math.floor(vmf.address / PAGE_SIZE) % PTRS_PER_PTE;
+  const vmaOff = vmf.pgoff - vmf.vma.vmPgoff;
+  const fromPte = Math.max(pteOff - (pteOff % nrPages), pteOff - Math.min(pteOff, vmaOff));
+  const toPte = Math.min(fromPte + nrPages, PTRS_PER_PTE, pteOff + vmf.vma.pages - vmaOff) - 1;
+  const rcu = vmf.mm.rcu;
+  yield* rcu.readLock();
+  const ret = yield* ops.mapPages(vmf, vmf.pgoff + fromPte - pteOff, vmf.pgoff + toPte - pteOff);
+  yield* rcu.readUnlock();
+  return ret;
+}
+
+/** `fault_around_pages`: `fault_around_bytes` / PAGE_SIZE, rounded down to a power of two (at least 1). */
+export function faultAroundPages(env: FaultEnv): number {
+  const bytes = env.faultAroundBytes ?? DEFAULT_FAULT_AROUND_BYTES;
+  let pages = 1;
+  while (pages * 2 * PAGE_SIZE <= bytes) pages *= 2;
+  return pages;
+}
+
+/**
+ * Models `should_fault_around()` in mm/memory.c: only with a `->map_pages` hook and a window of more
+ * than one page (userfaultfd, which also disables it, is not modelled).
+ */
+export function shouldFaultAround(vmf: ClassicVmFault, ops: VmOperations): boolean {
+  return ops.mapPages !== undefined && faultAroundPages(vmf.env) > 1;
+}
+
+/**
+ * Models `do_read_fault()` in mm/memory.c: a read of a file page that is not mapped. First fault-around
+ * (`do_fault_around()`): if it mapped the faulting page, the fault is done. Otherwise gets the page from
  * `->fault` and maps it. On failure to map, drops the fault's page reference.
- *
- * Simplification: fault-around (`do_fault_around()` through `->map_pages`) is not done here; the
- * page-cache package may add it.
  */
 export function* doReadFault(vmf: ClassicVmFault, ops: VmOperations): Kernel<number> {
+  if (shouldFaultAround(vmf, ops)) {
+    const around = yield* doFaultAround(vmf, ops);
+    if (around !== 0) return around;
+  }
   let ret = yield* doFaultCall(vmf, ops);
   if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY)) !== 0) return ret;
   const page = faultPage(vmf) as Page;
@@ -157,19 +209,29 @@ export function* doCowFault(vmf: ClassicVmFault, ops: VmOperations): Kernel<numb
 
 /**
  * Models `do_page_mkwrite()` in mm/memory.c: tells the file that a page is about to become writable
- * (`vm_ops->page_mkwrite`), with FAULT_FLAG_MKWRITE set for the call. Returns 0 when it may, or the
- * handler's error bits.
+ * (`vm_ops->page_mkwrite`), with FAULT_FLAG_MKWRITE set for the call. On success the page comes back
+ * locked and the result has VM_FAULT_LOCKED (the hook may lock it itself and say so, or it is locked here;
+ * a page truncated meanwhile gives VM_FAULT_NOPAGE). Error or NOPAGE results are returned as they are,
+ * with the page unlocked. Without a hook it returns 0 (Linux's callers test for the hook first).
  */
 export function* doPageMkwrite(vmf: ClassicVmFault, page: Page): Kernel<number> {
   const ops = faultOps(vmf.vma);
-  if (ops?.pageMkwrite === undefined) return 0;
+  if (ops?.pageMkwrite === undefined) return 0; // callers only call it when the hook exists
   const old = vmf.flags;
   vmf.flags = old | FAULT_FLAG_MKWRITE;
   vmf.page = page;
-  const ret = yield* ops.pageMkwrite(vmf);
+  let ret = yield* ops.pageMkwrite(vmf);
   vmf.flags = old;
   if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE)) !== 0) return ret;
-  return 0;
+  if ((ret & VM_FAULT_LOCKED) === 0) {
+    yield* lockPage(page);
+    if (page.mapping === null) {
+      yield* unlockPage(page);
+      return VM_FAULT_NOPAGE;
+    }
+    ret |= VM_FAULT_LOCKED;
+  }
+  return ret;
 }
 
 /**
@@ -184,11 +246,10 @@ export function* doSharedFault(vmf: ClassicVmFault, ops: VmOperations): Kernel<n
   if (ops.pageMkwrite !== undefined) {
     yield* unlockPage(page);
     const tmp = yield* doPageMkwrite(vmf, page);
-    if (tmp !== 0) {
+    if (tmp === 0 || (tmp & (VM_FAULT_ERROR | VM_FAULT_NOPAGE)) !== 0) {
       yield* putPage(page);
       return tmp;
     }
-    yield* lockPage(page);
   }
   ret |= yield* finishFault(vmf);
   if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY)) !== 0) {

@@ -1,5 +1,6 @@
 import type { Kernel } from '@spf/machine';
 import {
+  unlockPage,
   getPage,
   type Page,
   ptePfn,
@@ -26,7 +27,7 @@ import {
   vmNormalPage,
 } from '@spf/vma';
 import { allocUserPage, allocZeroedUserPage, copyUserPage } from './alloc-page.js';
-import { VM_FAULT_OOM } from './fault-flags.js';
+import { VM_FAULT_ERROR, VM_FAULT_NOPAGE, VM_FAULT_OOM } from './fault-flags.js';
 import { type ClassicVmFault, faultIsSpeculative, pteMapLock, vmfLockFailed } from './vm-fault.js';
 import { doPageMkwrite } from './do-fault.js';
 
@@ -158,12 +159,14 @@ export function* doWpPage(vmf: ClassicVmFault): Kernel<number> {
       yield* getPage(page);
       yield* unlockPtl(vmf);
       const ret = yield* doPageMkwrite(vmf, page);
-      if (ret !== 0) {
+      if (ret === 0 || (ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE)) !== 0) {
         yield* putPage(page);
         return ret;
       }
+      // finish_mkwrite_fault(): the page is locked; re-take the PTE lock and check nothing changed.
       const locked = yield* pteOffsetMapLock(vmf.mm.pgd, vmf.pmd, vmf.address);
       if (locked === null) {
+        yield* unlockPage(page);
         yield* putPage(page);
         return 0;
       }
@@ -171,10 +174,14 @@ export function* doWpPage(vmf: ClassicVmFault): Kernel<number> {
       const cur = yield* vmf.mm.pgd.ptepGet(locked.ptep);
       if (cur !== vmf.origPte) {
         yield* unlockPtl(vmf);
+        yield* unlockPage(page);
         yield* putPage(page);
         return 0;
       }
       const r = yield* wpPageReuse(vmf, locked.ptep);
+      // fault_dirty_shared_page(): the page is dirty (the file's page_mkwrite said so) and unlocked.
+      page.set('dirty');
+      yield* unlockPage(page);
       yield* putPage(page);
       return r;
     }

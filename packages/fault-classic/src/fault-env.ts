@@ -23,7 +23,15 @@ export interface FaultEnv extends MemoryEnv {
    * page tables without mmap_lock. Default false, as in Linux.
    */
   readonly freePgtablesUnderPtl: boolean;
+  /**
+   * `fault_around_bytes` (debugfs, default 64 KiB): the window `do_fault_around()` maps around a read
+   * fault of a file page. Absent means the default.
+   */
+  readonly faultAroundBytes?: number;
 }
+
+/** Linux's default `fault_around_bytes`: 64 KiB (16 pages). */
+export const DEFAULT_FAULT_AROUND_BYTES = 65536;
 
 /** Options of {@link makeFaultEnv}. */
 export interface FaultEnvOptions {
@@ -38,6 +46,8 @@ export interface FaultEnvOptions {
   readonly freePgtablesUnderPtl?: boolean;
   /** Every mm frees page-table pages by RCU (@spf/vma's `MmConfig.pgtableFreeRcu`); default false. */
   readonly pgtableFreeRcu?: boolean;
+  /** `fault_around_bytes`; default 64 KiB. A value below 8 KiB turns fault-around off. */
+  readonly faultAroundBytes?: number;
 }
 
 /** Builds a {@link FaultEnv} with Linux's x86-64 defaults. */
@@ -50,5 +60,6 @@ export function makeFaultEnv(opts: FaultEnvOptions): FaultEnv {
     vmstat: opts.vmstat ?? new VmStat(),
     freePgtablesUnderPtl: opts.freePgtablesUnderPtl ?? false,
     pgtableFreeRcu: opts.pgtableFreeRcu ?? false,
+    faultAroundBytes: opts.faultAroundBytes ?? DEFAULT_FAULT_AROUND_BYTES,
   };
 }

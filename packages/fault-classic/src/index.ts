@@ -5,13 +5,16 @@ export { doAnonymousPage, vmfPteChanged } from './do-anonymous-page.js';
 export {
   doCowFault,
   doFault,
+  doFaultAround,
   doFaultCall,
   doPageMkwrite,
   doReadFault,
   doSharedFault,
+  faultAroundPages,
   faultOps,
   finishFault,
   setPteRange,
+  shouldFaultAround,
 } from './do-fault.js';
 export {
   accessError,
@@ -23,7 +26,12 @@ export {
 } from './do-user-addr-fault.js';
 export { doWpPage, maybeMkwrite, wpPageCopy, wpPageReuse } from './do-wp-page.js';
 export { TaskFaultCounters, VmStat } from './fault-counters.js';
-export { type FaultEnv, type FaultEnvOptions, makeFaultEnv } from './fault-env.js';
+export {
+  DEFAULT_FAULT_AROUND_BYTES,
+  type FaultEnv,
+  type FaultEnvOptions,
+  makeFaultEnv,
+} from './fault-env.js';
 export * from './fault-flags.js';
 export type {
   FaultHandler,

@@ -63,6 +63,11 @@ export type IpiEffect = {
   /** Whether the sender waits until every target has run the handler (smp_call_function's `wait`). */
   readonly wait: boolean;
   readonly label?: string;
+  /**
+   * A device interrupt instead of an IPI (see {@link raiseDeviceIrq}): `targets` is empty and the handler
+   * runs on the raising CPU once `afterNs` of simulated time have passed.
+   */
+  readonly deviceAfterNs?: number;
 };
 export type BlockEffect = {
   readonly kind: typeof EffectKind.Block;
@@ -275,6 +280,16 @@ export function* sendIpi(
   label?: string,
 ): Kernel<void> {
   yield { kind: EffectKind.Ipi, targets, handler, wait, label };
+}
+/**
+ * Programs a device whose completion interrupt arrives on this CPU `afterNs` nanoseconds from now (a disk
+ * finishing a request submitted here: blk-mq completes on the submitting CPU). The handler runs in
+ * interrupt context, on top of whatever the CPU runs then, once interrupts are enabled; if the CPU has
+ * nothing else to do it idles until the interrupt arrives. The raiser does not wait. Under `runSync` the
+ * handler runs at once (a single CPU with nothing else to do).
+ */
+export function* raiseDeviceIrq(afterNs: number, handler: IpiHandler, label?: string): Kernel<void> {
+  yield { kind: EffectKind.Ipi, targets: [], handler, wait: false, label, deviceAfterNs: afterNs };
 }
 /**
  * Sleeps on `wq` until woken; with `until`, the check and the sleep are one atomic step (the

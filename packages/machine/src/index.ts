@@ -40,6 +40,7 @@ export {
   type SelfInfo,
   self,
   selfEffect,
+  raiseDeviceIrq,
   sendIpi,
   wake,
   wakeTask,

@@ -651,6 +651,21 @@ export class Machine implements SchedulerView {
   private performIpi(c: Cpu, e: IpiEffect): boolean {
     const req: IpiRequest = { remaining: 0, ackTime: 0, label: e.label ?? 'ipi' };
     const start = c.clock;
+    if (e.deviceAfterNs !== undefined) {
+      if (!(e.deviceAfterNs >= 0) || !Number.isFinite(e.deviceAfterNs)) {
+        this.fail(
+          'exception',
+          `device interrupt in ${e.deviceAfterNs} ns; the delay must be a finite number >= 0`,
+          c.id,
+          c.current?.name ?? null,
+        );
+      }
+      req.remaining = 1;
+      this.markDirty(c.id);
+      c.inbox.push({ handler: e.handler, arrival: c.clock + e.deviceAfterNs, req, from: c.id });
+      this.record(c, EffectKind.Ipi, null, `${req.label} (device irq in ${e.deviceAfterNs} ns)`, start);
+      return false;
+    }
     for (const target of e.targets) {
       if (!Number.isInteger(target) || target < 0 || target >= this.cpuCount || target === c.id) {
         this.fail(

@@ -52,6 +52,11 @@ export function runSync<T>(code: Kernel<T>): T {
         }
         break;
       case EffectKind.Ipi:
+        if (e.deviceAfterNs !== undefined) {
+          clock += e.deviceAfterNs;
+          runSync(e.handler(0));
+          break;
+        }
         if (e.wait && e.targets.length > 0) {
           throw new WouldBlockError(
             'would wait for IPI acknowledgements with no other CPU running (use a Machine)',

@@ -17,6 +17,8 @@ export const PG = {
   table: 1 << 10,
   writeback: 1 << 11,
   zero: 1 << 12,
+  /** PG_readahead (PG_reclaim's bit in Linux): reaching this page should start the next async readahead. */
+  readahead: 1 << 13,
 } as const;
 /** A `struct page` flag name. */
 export type PageFlagName = keyof typeof PG;

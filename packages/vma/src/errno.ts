@@ -4,7 +4,9 @@
  */
 export const Errno = {
   EPERM: 1,
+  ENOENT: 2,
   EINTR: 4,
+  EIO: 5,
   EBADF: 9,
   ECHILD: 10,
   EAGAIN: 11,

@@ -1,0 +1,402 @@
+import {
+  type ClassicVmFault,
+  FAULT_FLAG_RETRY_NOWAIT,
+  FAULT_FLAG_TRIED,
+  faultFlagAllowRetryFirst,
+  releaseFaultLock,
+  VM_FAULT_LOCKED,
+  VM_FAULT_MAJOR,
+  VM_FAULT_NOPAGE,
+  VM_FAULT_OOM,
+  VM_FAULT_RETRY,
+  VM_FAULT_SIGBUS,
+  allocUserPage,
+} from '@spf/fault-classic';
+import { block, type Kernel } from '@spf/machine';
+import {
+  getPageUnlessZero,
+  lockPage,
+  mkPte,
+  PAGE_SIZE,
+  type Page,
+  pteMkyoung,
+  pteNone,
+  putPage,
+  getPage,
+  trylockPage,
+  unlockPage,
+} from '@spf/pagetable';
+import {
+  addMmCounter,
+  folioAddFileRmap,
+  MM_FILEPAGES,
+  pteAlloc,
+  pteOffsetMapLock,
+  VM_RAND_READ,
+  VM_SEQ_READ,
+  type VmFault,
+  type VmOperations,
+} from '@spf/vma';
+import type { AddressSpace } from './address-space.js';
+import { File } from './file.js';
+import { MMAP_LOTSAMISS } from './file-ra-state.js';
+import { makeRactl, pageCacheAsyncRa, pageCacheRaOrder, pageCacheSyncRa, submitRead } from './readahead.js';
+
+/** The `struct file` behind a fault's VMA, or null if the VMA does not map a @spf/file-backed file. */
+function faultFile(vmf: VmFault): File | null {
+  const f = vmf.vma.vmFile;
+  return f instanceof File ? f : null;
+}
+
+/**
+ * Models `maybe_unlock_mmap_for_io()` in mm/filemap.c: before waiting for I/O, a fault that may retry
+ * (first attempt, ALLOW_RETRY, not RETRY_NOWAIT) pins the file (`get_file()`) and drops mmap_lock or the
+ * VMA lock; the caller then returns VM_FAULT_RETRY once the wait is over. Returns whether the file is
+ * pinned (Linux's `fpin`). The file system's `dropMmapLockForIo: false` switches this off.
+ */
+export function* maybeUnlockMmapForIo(vmf: VmFault, file: File, fpin: boolean): Kernel<boolean> {
+  if (fpin) return true;
+  if (!file.inode.sb.dropMmapLockForIo) return false;
+  if (faultFlagAllowRetryFirst(vmf.flags) && (vmf.flags & FAULT_FLAG_RETRY_NOWAIT) === 0) {
+    file.get();
+    yield* releaseFaultLock(vmf);
+    return true;
+  }
+  return false;
+}
+
+/**
+ * Models `do_sync_mmap_readahead()` in mm/filemap.c (Linux 6.18) for a page-cache miss of a fault: none
+ * for MADV_RANDOM or without ra_pages; the whole window from the fault for MADV_SEQUENTIAL; otherwise count
+ * the miss in `mmap_miss` and, unless misses outnumber hits by MMAP_LOTSAMISS, read around the fault:
+ * `ra_pages` pages starting `ra_pages / 2` before it, the last quarter lookahead (PG_readahead on the first
+ * page of that quarter). Drops mmap_lock first when it may (the I/O follows).
+ */
+export function* doSyncMmapReadahead(vmf: VmFault, file: File): Kernel<boolean> {
+  const ra = file.fRa;
+  const flags = vmf.vma.vmFlags;
+  let fpin = false;
+  if ((flags & VM_RAND_READ) !== 0 || ra.raPages === 0) return fpin;
+  const ractl = makeRactl(file, vmf.pgoff);
+  if ((flags & VM_SEQ_READ) !== 0) {
+    fpin = yield* maybeUnlockMmapForIo(vmf, file, fpin);
+    yield* pageCacheSyncRa(ractl, ra.raPages);
+    return fpin;
+  }
+  yield* file.touchRa();
+  if (ra.mmapMiss < MMAP_LOTSAMISS * 10) ra.mmapMiss++;
+  if (ra.mmapMiss > MMAP_LOTSAMISS) return fpin;
+  fpin = yield* maybeUnlockMmapForIo(vmf, file, fpin);
+  ra.start = Math.max(0, vmf.pgoff - Math.floor(ra.raPages / 2));
+  ra.size = ra.raPages;
+  ra.asyncSize = Math.floor(ra.raPages / 4);
+  ra.order = 0;
+  ractl.index = ra.start;
+  yield* pageCacheRaOrder(ractl, ra);
+  return fpin;
+}
+
+/**
+ * Models `do_async_mmap_readahead()` in mm/filemap.c: a fault found its page cached. A hit pays back one
+ * miss of `mmap_miss`; a page marked PG_readahead starts the next window asynchronously (after dropping
+ * mmap_lock when it may: the fault then returns VM_FAULT_RETRY and counts as major, as in Linux).
+ */
+export function* doAsyncMmapReadahead(vmf: VmFault, file: File, folio: Page): Kernel<boolean> {
+  const ra = file.fRa;
+  let fpin = false;
+  if ((vmf.vma.vmFlags & VM_RAND_READ) !== 0 || ra.raPages === 0) return fpin;
+  yield* file.touchRa();
+  if (ra.mmapMiss > 0) ra.mmapMiss--;
+  if (folio.test('readahead')) {
+    fpin = yield* maybeUnlockMmapForIo(vmf, file, fpin);
+    yield* pageCacheAsyncRa(makeRactl(file, vmf.pgoff), folio, ra.raPages);
+  }
+  return fpin;
+}
+
+/** Sleeps until `page` is unlocked (`folio_wait_locked()`). */
+export function* folioWaitLocked(page: Page): Kernel<void> {
+  yield* block(page.mem.pageWaitQueue, () => !page.test('locked'), 'folio_wait_locked');
+}
+
+/** Sleeps until writeback of `page` has finished (`folio_wait_writeback()`). */
+export function* folioWaitWriteback(page: Page): Kernel<void> {
+  yield* block(page.mem.pageWaitQueue, () => !page.test('writeback'), 'folio_wait_writeback');
+}
+
+/**
+ * Models `lock_folio_maybe_drop_mmap()` in mm/filemap.c: take the page lock; if it is held (typically by
+ * the read in flight), drop mmap_lock before sleeping on it when the fault may retry. Returns false only
+ * for FAULT_FLAG_RETRY_NOWAIT (the caller returns VM_FAULT_RETRY with the lock still held).
+ */
+export function* lockFolioMaybeDropMmap(
+  vmf: VmFault,
+  file: File,
+  folio: Page,
+  fpin: { value: boolean },
+): Kernel<boolean> {
+  if (yield* trylockPage(folio)) return true;
+  if ((vmf.flags & FAULT_FLAG_RETRY_NOWAIT) !== 0) return false;
+  fpin.value = yield* maybeUnlockMmapForIo(vmf, file, fpin.value);
+  yield* lockPage(folio);
+  return true;
+}
+
+/**
+ * Models `__filemap_get_folio(mapping, index, FGP_CREAT | FGP_FOR_MMAP)`: the cached page with a
+ * reference, or a new one added (not uptodate, unlocked: FGP_FOR_MMAP) for the caller to read. Null when
+ * memory is exhausted.
+ */
+export function* filemapGetFolioCreate(mapping: AddressSpace, index: number): Kernel<Page | null> {
+  for (;;) {
+    const cached = yield* mapping.getFolio(index);
+    if (cached !== null) return cached;
+    const page = allocUserPage(mapping.host.sb.env);
+    if (page === null) return null;
+    page.set('locked');
+    if (yield* mapping.addFolio(page, index)) {
+      yield* unlockPage(page);
+      return page;
+    }
+    yield* putPage(page);
+  }
+}
+
+/**
+ * Models `filemap_read_folio()` in mm/filemap.c: reads a locked, not uptodate page from the device and
+ * sleeps until the completion unlocks it. Returns 0, or EIO (5) if it is still not uptodate. The page
+ * comes back unlocked.
+ */
+export function* filemapReadFolio(file: File, page: Page): Kernel<number> {
+  yield* submitRead(file, [page]);
+  yield* folioWaitLocked(page);
+  return page.test('uptodate') ? 0 : 5;
+}
+
+/**
+ * Models `filemap_fault()` in mm/filemap.c (Linux 6.18), the `->fault` of a file mapping:
+ *
+ * - past end of file: SIGBUS;
+ * - page cached: `do_async_mmap_readahead()` (not on a retried fault), then lock it;
+ * - not cached: a major fault (VM_FAULT_MAJOR): `do_sync_mmap_readahead()` reads around it, then the page
+ *   is found (or created) and locked, which waits for the read;
+ * - waiting for I/O (`lock_folio_maybe_drop_mmap()`, `maybe_unlock_mmap_for_io()`) drops mmap_lock on the
+ *   first attempt; the fault then returns VM_FAULT_RETRY once the page is uptodate, and is retried with
+ *   FAULT_FLAG_TRIED, finding the page cached;
+ * - a page truncated meanwhile (`folio->mapping` changed) is looked up again; one still not uptodate is
+ *   read synchronously (`filemap_read_folio()`);
+ * - finally the size is checked again and the page is returned locked (VM_FAULT_LOCKED).
+ *
+ * Simplifications: no `filemap_invalidate_lock` (truncation re-checks `mapping` instead), no
+ * `filemap_fault_recheck_pte_none()`, no memcg, no hwpoison; fatal signals do not interrupt the lock wait.
+ */
+export function* filemapFault(vmf: VmFault): Kernel<number> {
+  const file = faultFile(vmf);
+  if (file === null) return VM_FAULT_SIGBUS;
+  const mapping = file.mapping;
+  const inode = file.inode;
+  const index = vmf.pgoff;
+  yield* inode.touch();
+  if (index >= inode.sizePages) return VM_FAULT_SIGBUS;
+  const fpin = { value: false };
+  let ret = 0;
+  let folio = yield* mapping.getFolio(index);
+  if (folio !== null) {
+    if ((vmf.flags & FAULT_FLAG_TRIED) === 0) fpin.value = yield* doAsyncMmapReadahead(vmf, file, folio);
+  } else {
+    ret = VM_FAULT_MAJOR;
+    fpin.value = yield* doSyncMmapReadahead(vmf, file);
+  }
+  for (;;) {
+    if (folio === null) {
+      // retry_find:
+      folio = yield* filemapGetFolioCreate(mapping, index);
+      if (folio === null) {
+        if (fpin.value) return yield* outRetry(file, null, fpin.value, ret);
+        return VM_FAULT_OOM;
+      }
+    }
+    if (!(yield* lockFolioMaybeDropMmap(vmf, file, folio, fpin))) {
+      return yield* outRetry(file, folio, fpin.value, ret);
+    }
+    if (folio.mapping !== mapping) {
+      // Truncated while we slept.
+      yield* unlockPage(folio);
+      yield* putPage(folio);
+      folio = null;
+      continue;
+    }
+    if (!folio.test('uptodate')) {
+      // page_not_uptodate:
+      fpin.value = yield* maybeUnlockMmapForIo(vmf, file, fpin.value);
+      ret |= VM_FAULT_MAJOR;
+      const err = yield* filemapReadFolio(file, folio);
+      if (fpin.value) return yield* outRetry(file, folio, fpin.value, ret);
+      yield* putPage(folio);
+      if (err !== 0) return VM_FAULT_SIGBUS;
+      folio = null;
+      continue;
+    }
+    break;
+  }
+  if (fpin.value) {
+    yield* unlockPage(folio);
+    return yield* outRetry(file, folio, fpin.value, ret);
+  }
+  yield* inode.touch();
+  if (index >= inode.sizePages) {
+    yield* unlockPage(folio);
+    yield* putPage(folio);
+    return VM_FAULT_SIGBUS;
+  }
+  vmf.page = folio;
+  return ret | VM_FAULT_LOCKED;
+}
+
+/** `out_retry:` of filemap_fault(): drop the page and the pinned file; VM_FAULT_RETRY. */
+function* outRetry(file: File, folio: Page | null, fpin: boolean, ret: number): Kernel<number> {
+  if (folio !== null) yield* putPage(folio);
+  if (fpin) yield* file.put();
+  return ret | VM_FAULT_RETRY;
+}
+
+/**
+ * Models `next_uptodate_folio()` in mm/filemap.c for one index: the cached page there if fault-around may
+ * map it, returned locked with a reference; null (skip it) if there is none, it is locked (I/O in flight),
+ * not uptodate, marked PG_readahead (left for a real fault so that async readahead triggers), being
+ * removed, or past end of file.
+ */
+function* nextUptodateFolio(mapping: AddressSpace, index: number, maxIdx: number): Kernel<Page | null> {
+  const folio = yield* mapping.iPages.load(index);
+  if (folio === null) return null;
+  if (folio.test('locked')) return null;
+  if (!(yield* getPageUnlessZero(folio))) return null;
+  if ((yield* mapping.iPages.load(index)) !== folio) {
+    yield* putPage(folio);
+    return null;
+  }
+  if (!folio.test('uptodate') || folio.test('readahead')) {
+    yield* putPage(folio);
+    return null;
+  }
+  if (!(yield* trylockPage(folio))) {
+    yield* putPage(folio);
+    return null;
+  }
+  if (folio.mapping !== mapping || !folio.test('uptodate') || index >= maxIdx) {
+    yield* unlockPage(folio);
+    yield* putPage(folio);
+    return null;
+  }
+  return folio;
+}
+
+/**
+ * Models `filemap_map_pages()` in mm/filemap.c (Linux 6.18), the `->map_pages` fault-around calls: maps
+ * every page of [startPgoff, endPgoff] (clipped to end of file) that is cached, uptodate, unlocked and not
+ * marked PG_readahead into the empty PTEs of the faulting VMA, read-only unless the VMA allows writes
+ * without notification, and young. Returns VM_FAULT_NOPAGE if the faulting address itself was mapped (the
+ * fault is then done, a minor fault). Each page mapped counts as an mmap hit: `mmap_miss` is decreased by
+ * their number. Runs under RCU (taken by `do_fault_around()`).
+ *
+ * Simplifications: order-0 pages only, so no `filemap_map_pmd()` huge mapping; workingset (refault)
+ * pages count as hits too.
+ */
+export function* filemapMapPages(vmf: VmFault, startPgoff: number, endPgoff: number): Kernel<number> {
+  const file = faultFile(vmf);
+  if (file === null) return 0;
+  const cvmf = vmf as ClassicVmFault;
+  const { vma, mm, env } = cvmf;
+  const mapping = file.mapping;
+  const maxIdx = file.inode.sizePages;
+  const fileEnd = maxIdx - 1;
+  if (endPgoff > fileEnd) endPgoff = fileEnd;
+  let ret = 0;
+  let index = startPgoff;
+  let folio: Page | null = null;
+  for (; index <= endPgoff; index++) {
+    folio = yield* nextUptodateFolio(mapping, index, maxIdx);
+    if (folio !== null) break;
+  }
+  if (folio === null) return 0;
+  // filemap_map_pmd(): install the PTE table if the PMD is still empty.
+  if (!(yield* pteAlloc(env, mm, cvmf.pmd))) {
+    yield* unlockPage(folio);
+    yield* putPage(folio);
+    return 0;
+  }
+  const startAddr = vma.vmStart + (startPgoff - vma.vmPgoff) * PAGE_SIZE;
+  const locked = yield* pteOffsetMapLock(mm.pgd, cvmf.pmd, startAddr);
+  if (locked === null) {
+    yield* unlockPage(folio);
+    yield* putPage(folio);
+    return 0;
+  }
+  let mmapMiss = 0;
+  let rss = 0;
+  for (;;) {
+    const addr = vma.vmStart + (index - vma.vmPgoff) * PAGE_SIZE;
+    const ptep = locked.ptep + (index - startPgoff) * 8;
+    // filemap_map_order0_folio()
+    mmapMiss++;
+    if (addr === vmf.address) ret = VM_FAULT_NOPAGE;
+    const cur = yield* mm.pgd.ptepGet(ptep);
+    if (pteNone(cur)) {
+      yield* getPage(folio);
+      yield* folioAddFileRmap(folio);
+      yield* mm.pgd.setPteAt(addr, ptep, pteMkyoung(mkPte(folio, vma.vmPageProt)));
+      rss++;
+    } else if (addr === vmf.address) {
+      // Someone else mapped it meanwhile: the fault is done anyway.
+    }
+    yield* unlockPage(folio);
+    yield* putPage(folio);
+    folio = null;
+    for (index++; index <= endPgoff; index++) {
+      folio = yield* nextUptodateFolio(mapping, index, maxIdx);
+      if (folio !== null) break;
+    }
+    if (folio === null) break;
+  }
+  if (rss > 0) yield* addMmCounter(mm, MM_FILEPAGES, rss);
+  yield* locked.ptl.unlock();
+  yield* file.touchRa();
+  const saved = file.fRa.mmapMiss;
+  file.fRa.mmapMiss = mmapMiss >= saved ? 0 : saved - mmapMiss;
+  return ret;
+}
+
+/**
+ * Models `filemap_page_mkwrite()` in mm/filemap.c (what ext4's `ext4_page_mkwrite()` does for a page with
+ * blocks, through `block_page_mkwrite()`): a shared mapping is about to write `vmf.page`: lock it, give up
+ * (VM_FAULT_NOPAGE: the fault is retried) if it was truncated, mark it dirty, wait for writeback in flight
+ * (`folio_wait_stable()`), and return it locked (VM_FAULT_LOCKED).
+ */
+export function* filemapPageMkwrite(vmf: VmFault): Kernel<number> {
+  const file = faultFile(vmf);
+  const page = vmf.page;
+  if (file === null || page === undefined) return VM_FAULT_SIGBUS;
+  yield* lockPage(page);
+  if (page.mapping !== file.mapping || page.index >= file.inode.sizePages) {
+    yield* unlockPage(page);
+    return VM_FAULT_NOPAGE;
+  }
+  page.set('dirty');
+  if (page.test('writeback')) yield* folioWaitWriteback(page);
+  return VM_FAULT_LOCKED;
+}
+
+/**
+ * `generic_file_vm_ops` (mm/filemap.c), which ext4's `ext4_file_vm_ops` equals for what is modelled: the
+ * vm_ops a file mapping installs. Its `open` records every VMA made from a file VMA in the file's
+ * `i_mmap` (Linux links it there in `vma_link_file()`), for `unmap_mapping_range()` and `folio_mkclean()`.
+ */
+export const filemapVmOps: VmOperations = {
+  open(vma) {
+    const f = vma.vmFile;
+    if (f instanceof File) f.mapping.iMmap.add(vma);
+  },
+  fault: filemapFault,
+  mapPages: filemapMapPages,
+  pageMkwrite: filemapPageMkwrite,
+};
