@@ -15,13 +15,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateScript } from '../src/replay/generate.js';
 import { probeHost, runOnHost } from '../src/replay/host.js';
+import { FILE_CORPUS_OPTIONS } from '../src/test-support/file-known-differences.js';
 
 const RUNS = 5;
 const dir = fileURLToPath(new URL('../conformance/host-file-outputs/', import.meta.url));
 const generatedCount = Number(process.argv[2] ?? 60);
 
-/** The options of the generated scripts: small windows and files, so files, VMAs and touches keep meeting. */
-export const GENERATED_OPTIONS = { files: 3, window: 32, ops: 60, maxFilePages: 24 } as const;
+const GENERATED_OPTIONS = FILE_CORPUS_OPTIONS;
 
 const probe = probeHost();
 if (probe.files === undefined) {

@@ -53,7 +53,12 @@ function isSize(n: number): boolean {
  * O_CLOEXEC or O_DIRECT; Linux silently ignores unknown flag bits, here they are refused so that a program
  * never believes a flag took effect.
  */
-export function* sysOpen(sb: SuperBlock, fds: FdTable, name: string, flags: number): Kernel<SysResult<number>> {
+export function* sysOpen(
+  sb: SuperBlock,
+  fds: FdTable,
+  name: string,
+  flags: number,
+): Kernel<SysResult<number>> {
   if (!Number.isInteger(flags) || (flags & ~KNOWN_OPEN_FLAGS) !== 0) return fail(Errno.EINVAL);
   const acc = flags & O_ACCMODE;
   if (acc === O_ACCMODE) return fail(Errno.EINVAL);
@@ -97,7 +102,12 @@ export function* sysPread(fds: FdTable, fd: number, pos: number, len: number): K
 }
 
 /** Models `ksys_pwrite64()`: EBADF for a bad fd or one not open for writing, EINVAL for a bad pos. */
-export function* sysPwrite(fds: FdTable, fd: number, pos: number, data: Uint8Array): Kernel<SysResult<number>> {
+export function* sysPwrite(
+  fds: FdTable,
+  fd: number,
+  pos: number,
+  data: Uint8Array,
+): Kernel<SysResult<number>> {
   const f = fdget(fds, fd);
   if (!f.ok) return f;
   if (!f.value.writable) return fail(Errno.EBADF);

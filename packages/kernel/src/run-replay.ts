@@ -136,7 +136,10 @@ function* runOp(u: UserContext, op: ParsedOp, files: ScriptFiles): Kernel<Observ
       const r = yield* u.open(`f${op.id}`, O_RDWR | O_CREAT | O_EXCL);
       if (!r.ok) return { op: 'file', id: op.id, errno: errno(r) };
       for (let p = 0; p < op.npages; p++) {
-        mustSucceed(`line ${op.line}: writing page ${p}`, yield* u.pwrite(r.value, pages(p), filePage(op.id, p)));
+        mustSucceed(
+          `line ${op.line}: writing page ${p}`,
+          yield* u.pwrite(r.value, pages(p), filePage(op.id, p)),
+        );
       }
       mustSucceed(`line ${op.line}: fsync`, yield* u.fsync(r.value));
       files.set(op.id, r.value);

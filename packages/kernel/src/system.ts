@@ -556,7 +556,11 @@ export class System {
     const problems = mmInvariantProblems(live, this.pageStateReader());
     // Pages of the page cache stay after the files are closed, as in Linux (until evicted or truncated).
     const cached = this.pageCachePages();
-    if (live.length === 0 && this.processes.length > 0 && this.mem.freeCount + cached !== this.bootFreeFrames) {
+    if (
+      live.length === 0 &&
+      this.processes.length > 0 &&
+      this.mem.freeCount + cached !== this.bootFreeFrames
+    ) {
       problems.push(
         `every process has exited but ${this.bootFreeFrames - this.mem.freeCount - cached} frames allocated since boot are still in use besides ${cached} page-cache pages (a leak)`,
       );
