@@ -11,7 +11,6 @@ import {
 } from '@spf/pagetable';
 import {
   addMmCounter,
-  anonVmaPrepare,
   folioAddFileRmap,
   folioAddNewAnonRmap,
   MM_ANONPAGES,
@@ -39,7 +38,7 @@ import {
 import { shmemVmOps } from './shmem-fault.js';
 import type { FaultEnv } from './fault-env.js';
 import { DEFAULT_FAULT_AROUND_BYTES } from './fault-env.js';
-import type { ClassicVmFault } from './vm-fault.js';
+import { type ClassicVmFault, vmfAnonPrepare } from './vm-fault.js';
 
 /**
  * The vm_ops a fault on `vma` goes through: the VMA's own, or for a shared anonymous mapping (which
@@ -179,11 +178,12 @@ export function* doReadFault(vmf: ClassicVmFault, ops: VmOperations): Kernel<num
 
 /**
  * Models `do_cow_fault()` in mm/memory.c: a write to a private file mapping whose page is not mapped.
- * Allocates the private copy first, gets the file page from `->fault`, copies it (charging
+ * Prepares the anon_vma (`vmf_anon_prepare()`: under a VMA lock without one, VM_FAULT_RETRY). Allocates the private copy first, gets the file page from `->fault`, copies it (charging
  * `cost.copyPage`), and maps the copy as an anonymous page; the file page's reference is dropped.
  */
 export function* doCowFault(vmf: ClassicVmFault, ops: VmOperations): Kernel<number> {
-  yield* anonVmaPrepare(vmf.vma);
+  const prep = yield* vmfAnonPrepare(vmf);
+  if (prep !== 0) return prep;
   const cow = allocUserPage(vmf.env);
   if (cow === null) return VM_FAULT_OOM;
   vmf.cowPage = cow;

@@ -12,7 +12,6 @@ import {
 } from '@spf/pagetable';
 import {
   addMmCounter,
-  anonVmaPrepare,
   folioAddNewAnonRmap,
   folioRemoveRmap,
   isZeroPfn,
@@ -28,7 +27,13 @@ import {
 } from '@spf/vma';
 import { allocUserPage, allocZeroedUserPage, copyUserPage } from './alloc-page.js';
 import { VM_FAULT_ERROR, VM_FAULT_NOPAGE, VM_FAULT_OOM } from './fault-flags.js';
-import { type ClassicVmFault, faultIsSpeculative, pteMapLock, vmfLockFailed } from './vm-fault.js';
+import {
+  type ClassicVmFault,
+  faultIsSpeculative,
+  pteMapLock,
+  vmfAnonPrepare,
+  vmfLockFailed,
+} from './vm-fault.js';
 import { doPageMkwrite } from './do-fault.js';
 
 /**
@@ -73,7 +78,12 @@ export function* wpPageCopy(vmf: ClassicVmFault, old: Page | null): Kernel<numbe
   const { vma, env, mm } = vmf;
   const pt = mm.pgd;
   const addr = vmf.address;
-  yield* anonVmaPrepare(vma);
+  // vmf_anon_prepare(): under a VMA lock without an anon_vma, retry under mmap_lock.
+  const prep = yield* vmfAnonPrepare(vmf);
+  if (prep !== 0) {
+    if (old !== null) yield* putPage(old);
+    return prep;
+  }
   let fresh: Page | null;
   if (isZeroPfn(env.mem, ptePfn(vmf.origPte)) || old === null) {
     fresh = yield* allocZeroedUserPage(env);

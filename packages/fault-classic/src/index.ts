@@ -56,5 +56,6 @@ export {
   pteMapLock,
   releaseFaultLock,
   type SpeculativeFaultHooks,
+  vmfAnonPrepare,
   vmfLockFailed,
 } from './vm-fault.js';

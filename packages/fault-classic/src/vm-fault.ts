@@ -1,7 +1,14 @@
 import type { Kernel } from '@spf/machine';
 import type { SpinLock } from '@spf/locks';
 import type { Page } from '@spf/pagetable';
-import { type LockedPte, type MmStruct, pteOffsetMapLock, type VmArea, type VmFault } from '@spf/vma';
+import {
+  anonVmaPrepare,
+  type LockedPte,
+  type MmStruct,
+  pteOffsetMapLock,
+  type VmArea,
+  type VmFault,
+} from '@spf/vma';
 import type { FaultEnv } from './fault-env.js';
 import {
   FAULT_FLAG_ALLOW_RETRY,
@@ -116,4 +123,21 @@ export function* releaseFaultLock(vmf: VmFault): Kernel<void> {
     return;
   }
   yield* vmf.vma.vmMm.mmapReadUnlock();
+}
+
+/**
+ * Models `vmf_anon_prepare()` in mm/memory.c (Linux 6.7, when file VMAs became allowed under the per-VMA
+ * lock): a COW of a file page needs the VMA's anon_vma. If it has none, `anon_vma_prepare()` may look at
+ * neighbouring VMAs, which a fault holding only its VMA's lock must not do: it drops the VMA lock and
+ * returns VM_FAULT_RETRY, and the fault is redone under mmap_lock. Otherwise (mmap_lock held) it prepares
+ * the anon_vma and returns 0.
+ */
+export function* vmfAnonPrepare(vmf: VmFault): Kernel<number> {
+  if (vmf.vma.anonVma !== null) return 0;
+  if ((vmf.flags & FAULT_FLAG_VMA_LOCK) !== 0) {
+    yield* releaseFaultLock(vmf);
+    return VM_FAULT_RETRY;
+  }
+  yield* anonVmaPrepare(vmf.vma);
+  return 0;
 }

@@ -1,5 +1,5 @@
 import { RcuObject } from '@spf/locks';
-import { type Kernel, MemoryLine, readEffect, writeEffect } from '@spf/machine';
+import { type Kernel, MemoryLine, writeEffect } from '@spf/machine';
 import type { Page } from '@spf/pagetable';
 import type { RcuLike } from '@spf/vma';
 
@@ -51,9 +51,15 @@ export class PageCacheTree {
   /** Pages stored. */
   count = 0;
 
+  /**
+   * @param freeNodes how emptied nodes are freed: `'rcu'` (Linux: `kfree_rcu()`, the default) or
+   *   `'immediately'`, which is unsafe (a lockless reader may still walk the node) and exists so that tests
+   *   can show the explorer catching the use-after-free the grace period prevents.
+   */
   constructor(
     label: string,
     private readonly rcu: RcuLike,
+    readonly freeNodes: 'rcu' | 'immediately' = 'rcu',
   ) {
     this.line = new MemoryLine(`${label}.i_pages`);
   }
@@ -69,12 +75,17 @@ export class PageCacheTree {
    * may be freed from the cache right after (take a reference with `folio_try_get()` and re-check).
    */
   *load(index: number): Kernel<Page | null> {
-    yield readEffect(this.line, 'xa_load');
+    yield this.line.readEffect;
     let node = this.head;
     if (node === null || index > this.maxIndex()) return null;
     for (;;) {
-      yield* node.touch('xa_load');
-      const slot = node.slots[Math.floor(index / 2 ** node.shift) & XA_CHUNK_MASK];
+      // RcuObject.touch() inlined (hot path): a load of the node, then the use-after-free check.
+      yield node.line.readEffect;
+      node.checkAlive('xa_load');
+      const slot =
+        node.slots[
+          node.shift === 0 ? index & XA_CHUNK_MASK : Math.floor(index / 2 ** node.shift) & XA_CHUNK_MASK
+        ];
       if (slot === null) return null;
       if (node.shift === 0) return slot as Page;
       node = slot as XaNode;
@@ -192,7 +203,8 @@ export class PageCacheTree {
         parent.count--;
         yield writeEffect(parent.line, 'xa_delete_node');
       }
-      yield* this.rcu.kfreeRcu(n, n.label);
+      if (this.freeNodes === 'rcu') yield* this.rcu.kfreeRcu(n, n.label);
+      else n.poison(`xa_delete_node without a grace period (${n.label})`);
       if (parent === null) break;
       n = parent;
     }

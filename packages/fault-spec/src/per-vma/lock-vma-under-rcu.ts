@@ -18,6 +18,8 @@ const VM_UFFD_FLAGS = VM_UFFD_MISSING | VM_UFFD_WP;
  * detached meanwhile. A detached VMA means it was replaced: unlock, count VMA_LOCK_MISS and look again.
  * Returns the read-locked VMA, or null (VMA_LOCK_ABORT counted) when the caller must take mmap_lock.
  *
+ * With `fileVmas` (Linux 6.7) a file-backed or shmem VMA is taken too.
+ *
  * `checks` switches the individual checks off for experiments (see PER_VMA_LOCK_CHECKS). Where 6.4 tests
  * the anon_vma before locking (later kernels moved it after `vma_start_read()`), we follow 6.4.
  */
@@ -26,6 +28,7 @@ export function* lockVmaUnderRcu(
   address: number,
   checks: Readonly<Record<PerVmaReaderCheck, boolean>>,
   counters: PerVmaLockCounters,
+  fileVmas = false,
 ): Kernel<VmArea | null> {
   const startRead = {
     earlyOut: checks.mmLockSeqEarlyOut,
@@ -39,8 +42,10 @@ export function* lockVmaUnderRcu(
     let locked = false;
     let usable = vma !== null;
     if (vma !== null) {
-      // Only anonymous VMAs with an anon_vma, and no userfaultfd (6.4's limits).
-      if (checks.anonVmaCheck && (!vma.isAnonymous() || vma.anonVma === null)) usable = false;
+      // Only anonymous VMAs with an anon_vma, and no userfaultfd (6.4's limits); with `fileVmas` (6.7) file
+      // VMAs too, whose COW faults prepare the anon_vma through vmf_anon_prepare() (a retry without one).
+      const anon = vma.isAnonymous();
+      if (checks.anonVmaCheck && (anon ? vma.anonVma === null : !fileVmas)) usable = false;
       if (usable && checks.uffdCheck && (vma.vmFlags & VM_UFFD_FLAGS) !== 0) usable = false;
       if (usable) locked = yield* vmaStartRead(vma, startRead);
       usable &&= locked;

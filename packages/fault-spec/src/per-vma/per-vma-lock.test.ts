@@ -200,6 +200,84 @@ describe('perVmaLock: VM_FAULT_RETRY under the VMA lock', () => {
   }
 });
 
+describe('perVmaLock({ fileVmas: true }): file VMAs under the VMA lock (Linux 6.7)', () => {
+  /** A file whose `->fault` returns a cached page (no I/O), recording whether the VMA lock was held. */
+  function cachedFile(mem: PhysicalMemory) {
+    const file: VmFile = { path: '/cached', devMajor: 8, devMinor: 1, ino: 9 };
+    const pages = new Map<number, Page>();
+    const calls: boolean[] = [];
+    const ops = {
+      *fault(vmf: VmFault) {
+        calls.push(vmf.vma.vmLock.isLocked());
+        let page = pages.get(vmf.pgoff);
+        if (page === undefined) {
+          page = mem.allocPages(0);
+          page.mapping = file;
+          page.index = vmf.pgoff;
+          page.set('uptodate');
+          pages.set(vmf.pgoff, page);
+        }
+        yield* getPage(page);
+        (vmf as ClassicVmFault).page = page;
+        return 0;
+      },
+    };
+    return { file, ops, calls };
+  }
+  const F = 0x2000_0000;
+  function mapFile(w: ReturnType<typeof world>, prot: number) {
+    const f = cachedFile(w.mem);
+    const r = mmapSync(w.mm, {
+      addr: F,
+      len: 2 * PAGE,
+      prot,
+      flags: MAP_PRIVATE | MAP_FIXED_NOREPLACE,
+      file: { file: f.file, ops: f.ops, readable: true, writable: false },
+    });
+    expect(r.ok).toBe(true);
+    return f;
+  }
+
+  for (const fileVmas of [false, true]) {
+    it(`a read fault of a file VMA ${fileVmas ? 'finishes under the VMA lock' : 'aborts to mmap_lock (6.4)'}`, () => {
+      const w = world({ fileVmas });
+      const f = mapFile(w, PROT_READ);
+      expect(w.fault(F, false)).toEqual({ kind: 'handled' });
+      expect(w.handler.counters).toMatchObject(
+        fileVmas ? { VMA_LOCK_SUCCESS: 1, VMA_LOCK_ABORT: 0 } : { VMA_LOCK_SUCCESS: 0, VMA_LOCK_ABORT: 1 },
+      );
+      expect(f.calls).toEqual([fileVmas]);
+      expect(w.mm.mmapLock.isLocked()).toBe(false);
+    });
+  }
+
+  it('a private write without an anon_vma retries under mmap_lock (vmf_anon_prepare), the next one does not', () => {
+    const w = world({ fileVmas: true });
+    mapFile(w, PROT_READ | PROT_WRITE);
+    expect(w.mm.vmaLookup(F)?.anonVma).toBeNull();
+    expect(w.fault(F, true)).toEqual({ kind: 'handled' });
+    expect(w.handler.counters).toMatchObject({ VMA_LOCK_RETRY: 1, VMA_LOCK_SUCCESS: 0 });
+    expect(w.mm.vmaLookup(F)?.anonVma).not.toBeNull();
+    expect(w.fault(F + PAGE, true)).toEqual({ kind: 'handled' });
+    expect(w.handler.counters).toMatchObject({ VMA_LOCK_RETRY: 1, VMA_LOCK_SUCCESS: 1 });
+    expect([w.task.minflt, w.task.majflt]).toEqual([2, 0]);
+    expect(w.mm.vmaLookup(F)?.vmLock.isLocked()).toBe(false);
+    expect(w.mm.mmapLock.isLocked()).toBe(false);
+  });
+
+  it('an anonymous VMA without an anon_vma still aborts to mmap_lock', () => {
+    const w = world({ fileVmas: true });
+    expect(w.fault(A, true)).toEqual({ kind: 'handled' });
+    expect(w.handler.counters).toMatchObject({ VMA_LOCK_ABORT: 1, VMA_LOCK_SUCCESS: 0 });
+  });
+
+  it('fileVmas must be a boolean', () => {
+    expect(() => perVmaLock({ fileVmas: 'yes' } as unknown as PerVmaLockOptions)).toThrow(
+      FaultSpecConfigError,
+    );
+  });
+});
+
 describe('perVmaLock: bad options are refused when the factory is called', () => {
   const refused = (options: unknown, ...fragments: string[]) => {
     let err: unknown;

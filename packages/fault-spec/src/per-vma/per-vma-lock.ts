@@ -45,9 +45,16 @@ export interface PerVmaLockOptions {
    * `checks['vmaStartWrite.dupMmap']`; giving both with different values is refused.
    */
   readonly dupMmapStartWrite?: boolean;
+  /**
+   * Linux 6.7's file support: file-backed (and shmem) VMAs are taken under the VMA lock too, so read,
+   * COW and shared file faults run without mmap_lock; a COW without an anon_vma asks for a retry under
+   * mmap_lock (`vmf_anon_prepare()`), and waiting for I/O drops the VMA lock and returns VM_FAULT_RETRY.
+   * Default false (6.4: anonymous VMAs only). Anonymous VMAs still need their anon_vma either way.
+   */
+  readonly fileVmas?: boolean;
 }
 
-const OPTION_NAMES = new Set(['checks', 'dupMmapStartWrite']);
+const OPTION_NAMES = new Set(['checks', 'dupMmapStartWrite', 'fileVmas']);
 
 /** Every check with its value once the defaults are filled in. */
 export type PerVmaLockChecks = Readonly<Record<PerVmaLockCheck, boolean>>;
@@ -90,6 +97,13 @@ export function resolvePerVmaLockOptions(options: PerVmaLockOptions = {}): PerVm
       throw new FaultSpecConfigError('pervma', [`checks.${k}`], `a check is true or false, got ${String(v)}`);
     }
     checks[k] = v;
+  }
+  if (options.fileVmas !== undefined && typeof options.fileVmas !== 'boolean') {
+    throw new FaultSpecConfigError(
+      'pervma',
+      ['fileVmas'],
+      `must be true or false, got ${String(options.fileVmas)}`,
+    );
   }
   const dup = options.dupMmapStartWrite;
   if (dup !== undefined) {
@@ -137,6 +151,8 @@ export class PerVmaLockHandler implements FaultHandler {
   readonly mmConfig: Readonly<Pick<MmConfig, 'vmaLocking'>>;
   private readonly events: PerVmaLockCounters = newPerVmaLockCounters();
   private readonly readerChecks: Readonly<Record<PerVmaReaderCheck, boolean>>;
+  /** File VMAs are taken under the VMA lock (Linux 6.7, {@link PerVmaLockOptions.fileVmas}). */
+  readonly fileVmas: boolean;
 
   constructor(
     readonly env: FaultEnv,
@@ -145,6 +161,7 @@ export class PerVmaLockHandler implements FaultHandler {
     this.checks = resolvePerVmaLockOptions(options);
     this.mmConfig = { vmaLocking: vmaLockingOf(this.checks) };
     this.readerChecks = this.checks;
+    this.fileVmas = options.fileVmas ?? false;
   }
 
   /** VMA_LOCK_SUCCESS, VMA_LOCK_ABORT, VMA_LOCK_RETRY and VMA_LOCK_MISS so far (a live view). */
@@ -179,7 +196,7 @@ export class PerVmaLockHandler implements FaultHandler {
   private *tryVmaLock(fault: UserFault, flags: number): Kernel<LocklessFaultResult> {
     if ((flags & FAULT_FLAG_USER) === 0) return { kind: 'fallback', flags };
     const { mm, address, errorCode } = fault;
-    const vma = yield* lockVmaUnderRcu(mm, address, this.readerChecks, this.events);
+    const vma = yield* lockVmaUnderRcu(mm, address, this.readerChecks, this.events, this.fileVmas);
     if (vma === null) return { kind: 'fallback', flags };
     if (accessError(errorCode, vma)) {
       yield* vmaEndRead(vma);

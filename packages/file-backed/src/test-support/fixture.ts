@@ -3,6 +3,7 @@ import {
   type FaultEnv,
   type FaultOutcome,
   makeFaultEnv,
+  type UserFault,
   TaskFaultCounters,
 } from '@spf/fault-classic';
 import { defaultCostModel, type Kernel, runSync } from '@spf/machine';
@@ -30,7 +31,14 @@ export type TouchResult =
   | Exclude<FaultOutcome, { kind: 'handled' }>;
 
 /** A single-CPU system (runSync: device interrupts complete at once) with one mounted file system. */
-export function makeFileFixture(opts: { device?: BlockDeviceOptions; faultAroundBytes?: number } = {}) {
+export function makeFileFixture(
+  opts: {
+    device?: BlockDeviceOptions;
+    faultAroundBytes?: number;
+    /** A fault handler to use instead of fault-classic's doUserAddrFault (a FaultHandler's handleUserFault). */
+    handler?: (env: FaultEnv) => (fault: UserFault) => Kernel<FaultOutcome>;
+  } = {},
+) {
   const mem = new PhysicalMemory({ size: 64 * 1024 * 1024, zeroPage: true });
   const env: FaultEnv = makeFaultEnv({
     mem,
@@ -42,6 +50,7 @@ export function makeFileFixture(opts: { device?: BlockDeviceOptions; faultAround
   const mm = new MmStruct({ pageTables: PagetableOps.factory({ env, mmu }), rcu });
   const sb = new SuperBlock({ env, rcu, device: opts.device });
   const task = new TaskFaultCounters();
+  const handle = opts.handler?.(env) ?? ((fault: UserFault) => doUserAddrFault(env, fault));
   const run = <T>(k: Kernel<T>): T => runSync(k);
 
   /** `file <id> <npages>` of the replay format: create, fill with the pattern, fsync. */
@@ -82,7 +91,7 @@ export function makeFileFixture(opts: { device?: BlockDeviceOptions; faultAround
         if (kind === 'w') mem.write8(pa, value);
         return { ok: true, value: kind === 'r' ? mem.read8(pa) : 0 };
       }
-      const out = run(doUserAddrFault(env, { mm, address, errorCode: mmu.fault.errorCode, task }));
+      const out = run(handle({ mm, address, errorCode: mmu.fault.errorCode, task }));
       if (out.kind !== 'handled') return out;
     }
     throw new Error(`fault loop at 0x${address.toString(16)}`);
