@@ -4,14 +4,7 @@
  */
 export const KNOWN_FILE_DIFFERENCES: Record<string, string> = {
   'gen-11.script': 'op 15 pagemap: the simulator has one file page mapped that the host has not',
-  'gen-25.script': 'op 39 touch r: host major, simulator minor',
-  'gen-28.script': 'op 62 pagemap: the simulator has two file pages mapped that the host has not',
-  'gen-34.script': 'op 53 pagemap: different file pages mapped',
-  'gen-45.script': 'op 29 touch w (private): host major, simulator minor',
   'gen-53.script': 'op 42 touch w (private): host minor, simulator major',
-  'gen-56.script': 'op 34 touch r: host major, simulator minor',
-  'gen-58.script': 'op 62 pagemap: the simulator has one file page mapped that the host has not',
-  'gen-6.script': 'op 21 touch r: host major, simulator minor',
   'readahead-async.script': 'op 13 touch 2512 r: host minor (page cached), simulator major',
 };
 
