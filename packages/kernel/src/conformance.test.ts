@@ -88,7 +88,7 @@ describe.skipIf(!available)('conformance with the host Linux kernel', () => {
         if (diff !== null) failures.push(`seed ${seed}:\n${diff}\n--- full script:\n${script}`);
       }
       expect(failures, failures.join('\n\n')).toEqual([]);
-    }, 120_000);
+    }, 300_000); // a guard against a hang, not a timing claim: on a loaded 2-core machine the harness runs take minutes
   }
 
   const mem = probe.memory;
