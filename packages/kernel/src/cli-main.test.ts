@@ -1,5 +1,6 @@
 import type { FaultHandlerFactory } from '@spf/fault-classic';
 import { FaultSpecConfigError, perVmaLock } from '@spf/fault-spec';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { type CliIo, formatSpeculativeStats, MAX_SCRIPT_BYTES, runCli, runCliAsync } from './cli-main.js';
 import { designEntry, FAULT_HANDLERS } from './fault-handlers.js';
@@ -37,9 +38,7 @@ describe('the spf command', () => {
   it('--help prints the usage and exits 0', () => {
     const { out, impl } = io();
     expect(runCli(['--help'], impl)).toBe(0);
-    expect(out.stdout).toContain(
-      'spf replay [--no-zero-page] [--fault-handler NAME [--spec-option KEY=VALUE]...] [file|-]',
-    );
+    expect(out.stdout).toContain('spf replay [--no-zero-page] [--read-ahead-kb KB] [--fault-around-pages N]');
     expect(out.stdout).toContain('spf run <scenario>');
   });
 
@@ -49,6 +48,30 @@ describe('the spf command', () => {
     expect(out.stdout).toBe('mmap ok\ntouch ok min=1 maj=0 val=0\n');
     expect(runCli(['replay', 's.txt'], impl)).toBe(0);
     expect(out.stdout).toContain('touch SIGSEGV MAPERR\n');
+  });
+
+  it('replay of a committed host file script with the host settings prints exactly what the host printed', () => {
+    const dir = new URL('../conformance/host-file-outputs/', import.meta.url);
+    const script = readFileSync(new URL('fault-around.script', dir), 'utf8');
+    const host = readFileSync(new URL('fault-around.out', dir), 'utf8');
+    const { out, impl } = io({ 'fa.script': script });
+    const args = [
+      'replay',
+      '--no-zero-page',
+      '--read-ahead-kb',
+      '8192',
+      '--fault-around-pages',
+      '16',
+      'fa.script',
+    ];
+    expect(runCli(args, impl)).toBe(0);
+    expect(out.stdout).toBe(host);
+    // Fault-around switched off: the first read fault maps one page, not the host's 16.
+    const off = io({ 'fa.script': script });
+    expect(runCli(['replay', '--no-zero-page', '--fault-around-pages', '1', 'fa.script'], off.impl)).toBe(0);
+    expect(off.out.stdout).not.toBe(host);
+    expect(runCli(['replay', '--fault-around-pages', '0', 'fa.script'], off.impl)).toBe(2);
+    expect(off.out.stderr).toContain('--fault-around-pages must be from 1 to 512, got 0');
   });
 
   it('a malformed replay line exits 2 with an error naming the line', () => {

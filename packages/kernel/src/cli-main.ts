@@ -37,10 +37,13 @@ export interface CliIo {
 export const HELP = `spf — the Linux page-fault path on a simulated SMP machine
 
 usage:
-  spf replay [--no-zero-page] [--fault-handler NAME [--spec-option KEY=VALUE]...] [file|-]
+  spf replay [--no-zero-page] [--read-ahead-kb KB] [--fault-around-pages N]
+             [--fault-handler NAME [--spec-option KEY=VALUE]...] [file|-]
       Run a replay script (default: standard input, at most 16 MiB) on a freshly booted simulator and
       print one observation per op as it runs, in the format the real-kernel harness prints. --no-zero-page boots a kernel
       that maps no shared zero page on read faults (like the Linux 6.18 development VM may).
+      --read-ahead-kb (default 128) and --fault-around-pages (default 16) set the disk's read_ahead_kb
+      and fault_around_bytes/4096 for the file ops, as the harness's --probe reports them for a host.
   spf run <scenario> [options] [--trace out.json]
       Run a named scenario and print what it measured; --trace writes a Chrome trace (open it in
       https://ui.perfetto.dev or chrome://tracing).
@@ -219,6 +222,13 @@ function reportAbnormalEnds(io: CliIo, scenario: string, run: SystemRunResult): 
 
 function replay(args: string[], io: CliIo, handlers: readonly FaultHandlerEntry[]): number {
   const noZero = flag(args, '--no-zero-page');
+  const readAheadKb = intOption(args, '--read-ahead-kb', 128);
+  const faultAroundPages = intOption(args, '--fault-around-pages', 16);
+  if (faultAroundPages < 1 || faultAroundPages > 512) {
+    throw new UsageError(`--fault-around-pages must be from 1 to 512, got ${faultAroundPages}`);
+  }
+  if (readAheadKb > 1 << 20)
+    throw new UsageError(`--read-ahead-kb must be at most ${1 << 20}, got ${readAheadKb}`);
   const faultHandler = faultHandlerOption(args, handlers);
   const file = args.shift() ?? '-';
   noMoreArgs(args);
@@ -246,7 +256,7 @@ function replay(args: string[], io: CliIo, handlers: readonly FaultHandlerEntry[
           pending = '';
         }
       },
-      { zeroPage: !noZero, faultHandler },
+      { zeroPage: !noZero, faultHandler, files: { readAheadKb, faultAroundPages } },
     );
     if (pending !== '') io.stdout(pending);
     return 0;

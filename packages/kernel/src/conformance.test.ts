@@ -5,6 +5,7 @@ import { generateScript } from './replay/generate.js';
 import { probeHost, runOnHost } from './replay/host.js';
 import { runReplay } from './run-replay.js';
 import { MAX_MEMORY } from './system.js';
+import { FILE_CORPUS_OPTIONS, KNOWN_FILE_DIFFERENCES } from './test-support/file-known-differences.js';
 import { matrixHandlerName } from './test-support/handler-matrix.js';
 
 /**
@@ -87,7 +88,7 @@ describe.skipIf(!available)('conformance with the host Linux kernel', () => {
         if (diff !== null) failures.push(`seed ${seed}:\n${diff}\n--- full script:\n${script}`);
       }
       expect(failures, failures.join('\n\n')).toEqual([]);
-    }, 120_000);
+    }, 300_000); // a guard against a hang, not a timing claim: on a loaded 2-core machine the harness runs take minutes
   }
 
   const mem = probe.memory;
@@ -121,6 +122,37 @@ describe.skipIf(!available)('conformance with the host Linux kernel', () => {
       }
     },
     120_000,
+  );
+
+  /**
+   * Files mixed with anonymous memory (the corpus's generated scripts, run on this host now): the simulator,
+   * set up with the host's read_ahead_kb and fault-around, must print what the host prints. Right after a
+   * major fault the host's fault-around races its own I/O completion (conformance/host-file-outputs/
+   * README.md), so the host runs a script up to three times and the simulator must match one of those
+   * outputs. Seeds listed in KNOWN_FILE_DIFFERENCES (where @spf/file-backed does not match yet) are left out
+   * here; host-file-outputs.test.ts keeps them visible as expected failures.
+   */
+  const files = probe.files;
+  it.runIf(files !== undefined && handler === 'classic')(
+    'files and anonymous memory: 60 generated scripts give identical output',
+    () => {
+      if (files === undefined) return;
+      const failures: string[] = [];
+      for (let seed = 1; seed <= 60 && failures.length < 3; seed++) {
+        if (KNOWN_FILE_DIFFERENCES[`gen-${seed}.script`] !== undefined) continue;
+        const script = generateScript(seed, FILE_CORPUS_OPTIONS);
+        const sim = runReplay(script, {
+          zeroPage: probe.zeroPage,
+          files: { readAheadKb: files.readAheadKb ?? 128, faultAroundPages: files.faultAroundPages },
+        }).output;
+        let diff: string | null = 'not run';
+        for (let run = 0; run < 3 && diff !== null; run++)
+          diff = diffReplayOutputs(script, runOnHost(script), sim);
+        if (diff !== null) failures.push(`seed ${seed}:\n${diff}\n--- full script:\n${script}`);
+      }
+      expect(failures, failures.join('\n\n')).toEqual([]);
+    },
+    300_000,
   );
 
   it('catches a simulator that disagrees with the host (the zero page switched the wrong way)', () => {

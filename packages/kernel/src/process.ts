@@ -2,6 +2,7 @@ import { TaskFaultCounters } from '@spf/fault-classic';
 import { type Task, WaitQueue } from '@spf/machine';
 import type { PageTables } from '@spf/pagetable';
 import type { MmStruct } from '@spf/vma';
+import { FdTable } from './fd-table.js';
 import type { SignalInfo, SignalName } from './signals.js';
 
 /** How a process ended. */
@@ -59,6 +60,8 @@ export class Process {
     readonly name: string,
     readonly mm: MmStruct,
     readonly parent: Process | null,
+    /** The file descriptors (`files_struct`): a fresh table, or the parent's copy after fork. */
+    readonly files: FdTable = new FdTable(),
   ) {
     this.exitWait = new WaitQueue(`wait4(${pid})`);
     this.exitWait.describe = () => `process ${pid} (${name}) has not exited`;

@@ -1,3 +1,4 @@
+import { File, POSIX_FADV_DONTNEED } from '@spf/file-backed';
 import type { Kernel } from '@spf/machine';
 import {
   errnoName,
@@ -16,15 +17,18 @@ import {
   VM_WRITE,
 } from '@spf/vma';
 import type { FaultHandlerFactory } from '@spf/fault-classic';
+import { O_CREAT, O_EXCL, O_RDWR } from './file-syscalls.js';
 import { pageStateAt } from './pagemap.js';
 import {
   ARENA_BASE,
   ARENA_PAGES,
   arenaAddress,
+  fileByte,
   type ParsedOp,
   type Prot,
   REPLAY_PAGE_SIZE,
   TOUCH_STORE_VALUE,
+  WRITE_STORE_VALUE,
 } from './replay/format.js';
 import {
   type ErrnoName,
@@ -50,6 +54,12 @@ export interface RunReplayOptions {
   readonly memory?: number;
   /** Overcommit accounting (`BootConfig.overcommit`); with `memory`, match the host's (`probeHost().memory`). */
   readonly overcommit?: BootConfig['overcommit'];
+  /**
+   * What the file ops depend on, to match a host (`probeHost().files`): the disk's `read_ahead_kb`
+   * (default 128, Linux's default) and the pages one read fault maps by fault-around (default 16:
+   * fault_around_bytes 64 KiB).
+   */
+  readonly files?: { readonly readAheadKb?: number; readonly faultAroundPages?: number };
 }
 
 /** The outcome of a replay run. */
@@ -77,16 +87,86 @@ function errno(r: SysResult<unknown>): ErrnoName | null {
 
 const ARENA_END = ARENA_BASE + ARENA_PAGES * REPLAY_PAGE_SIZE;
 
-function* runOp(u: UserContext, op: ParsedOp): Kernel<Observation> {
+/** The script's files: the fd of each file id the script created (as the harness keeps them open). */
+type ScriptFiles = Map<number, number>;
+
+/** The fd of a file id, or -1 (which every file syscall answers with EBADF, as on the host). */
+function fdOf(files: ScriptFiles, id: number): number {
+  return files.get(id) ?? -1;
+}
+
+/** The contents of page `p` of file `id` as `file` writes them. */
+function filePage(id: number, p: number): Uint8Array {
+  const data = new Uint8Array(REPLAY_PAGE_SIZE);
+  for (let b = 0; b < REPLAY_PAGE_SIZE; b++) data[b] = fileByte(id, p, b);
+  return data;
+}
+
+/** The script's file id of the file a VMA maps, if it is one of the script's files. */
+function scriptFileId(u: UserContext, files: ScriptFiles, vmFile: unknown): number | undefined {
+  if (!(vmFile instanceof File)) return undefined;
+  for (const [id, fd] of files) {
+    const f = u.process.files.get(fd);
+    if (f !== null && f.inode === vmFile.inode) return id;
+  }
+  return undefined;
+}
+
+/** A failed syscall in the middle of an op that the harness treats as a broken host (exit status 3). */
+function mustSucceed<T>(what: string, r: SysResult<T>): T {
+  if (!r.ok) throw new ReplaySimulatorError(`${what} failed with ${errnoName(r.errno)}`);
+  return r.value;
+}
+
+function* runOp(u: UserContext, op: ParsedOp, files: ScriptFiles): Kernel<Observation> {
   const pages = (n: number) => n * REPLAY_PAGE_SIZE;
   switch (op.kind) {
     case 'mmap': {
+      const anon = op.source.kind === 'anon';
       const flags =
         (op.share === 'shared' ? MAP_SHARED : MAP_PRIVATE) |
-        MAP_ANONYMOUS |
+        (anon ? MAP_ANONYMOUS : 0) |
         (op.fixed ? MAP_FIXED : MAP_FIXED_NOREPLACE);
-      const r = yield* u.mmap(arenaAddress(op.off), pages(op.npages), protBits(op.prot), flags);
+      const fd = op.source.kind === 'file' ? fdOf(files, op.source.id) : -1;
+      const offset = op.source.kind === 'file' ? pages(op.source.pgoff) : 0;
+      const r = yield* u.mmap(arenaAddress(op.off), pages(op.npages), protBits(op.prot), flags, fd, offset);
       return { op: 'mmap', errno: errno(r) };
+    }
+    case 'file': {
+      const r = yield* u.open(`f${op.id}`, O_RDWR | O_CREAT | O_EXCL);
+      if (!r.ok) return { op: 'file', id: op.id, errno: errno(r) };
+      for (let p = 0; p < op.npages; p++) {
+        mustSucceed(
+          `line ${op.line}: writing page ${p}`,
+          yield* u.pwrite(r.value, pages(p), filePage(op.id, p)),
+        );
+      }
+      mustSucceed(`line ${op.line}: fsync`, yield* u.fsync(r.value));
+      files.set(op.id, r.value);
+      return { op: 'file', id: op.id, errno: null };
+    }
+    case 'evict': {
+      const fd = fdOf(files, op.id);
+      let r: SysResult<0> = yield* u.fsync(fd);
+      if (r.ok) r = yield* u.posixFadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+      return { op: 'evict', id: op.id, errno: errno(r) };
+    }
+    case 'truncate': {
+      const r = yield* u.ftruncate(fdOf(files, op.id), pages(op.npages));
+      return { op: 'truncate', id: op.id, errno: errno(r) };
+    }
+    case 'read': {
+      const r = yield* u.pread(fdOf(files, op.id), pages(op.page), 1);
+      const result = !r.ok
+        ? { errno: errnoName(r.errno) as ErrnoName }
+        : r.value.length === 0
+          ? ('eof' as const)
+          : { value: r.value[0] };
+      return { op: 'read', id: op.id, page: op.page, result };
+    }
+    case 'write': {
+      const r = yield* u.pwrite(fdOf(files, op.id), pages(op.page), Uint8Array.of(WRITE_STORE_VALUE));
+      return { op: 'write', id: op.id, page: op.page, errno: errno(r) };
     }
     case 'munmap':
       return { op: 'munmap', errno: errno(yield* u.munmap(arenaAddress(op.off), pages(op.npages))) };
@@ -130,6 +210,7 @@ function* runOp(u: UserContext, op: ParsedOp): Kernel<Observation> {
           shared: (f & VM_MAYSHARE) !== 0,
           // show_map_vma() prints vm_pgoff only for VMAs with a file (shmem for shared anonymous memory).
           pgoff: v.vmFile !== null ? v.vmPgoff : 0,
+          ...fileField(scriptFileId(u, files, v.vmFile)),
         });
       }
       return { op: 'maps', vmas };
@@ -141,6 +222,10 @@ function* runOp(u: UserContext, op: ParsedOp): Kernel<Observation> {
       return { op: 'pagemap', pages: states };
     }
   }
+}
+
+function fileField(id: number | undefined): { file?: number } {
+  return id === undefined ? {} : { file: id };
 }
 
 /**
@@ -180,13 +265,18 @@ export function streamReplay(
     trace: opts.trace,
     memory: opts.memory,
     overcommit: opts.overcommit,
+    files: {
+      device: { readAheadKb: opts.files?.readAheadKb ?? 128 },
+      faultAroundBytes: (opts.files?.faultAroundPages ?? 16) * REPLAY_PAGE_SIZE,
+    },
   });
+  const files: ScriptFiles = new Map();
   let done = 0;
   system.spawnProcess('replay', function* (u) {
     u.catchSignal('SIGSEGV');
     u.catchSignal('SIGBUS');
     for (const op of ops) {
-      emit(yield* runOp(u, op));
+      emit(yield* runOp(u, op, files));
       done++;
     }
   });

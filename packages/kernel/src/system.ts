@@ -6,6 +6,7 @@ import {
   makeFaultEnv,
   VmStat,
 } from '@spf/fault-classic';
+import { type BlockDeviceOptions, SuperBlock } from '@spf/file-backed';
 import { Rcu } from '@spf/locks';
 import {
   block,
@@ -126,6 +127,16 @@ export interface BootConfig {
    * CPU, which is not modelled), so every user access would end in a reserved-bit fault.
    */
   readonly cpuFeatures?: Partial<CpuFeatures>;
+  /**
+   * The one disk file system mounted at `/mnt` (@spf/file-backed's `SuperBlock`): its block device (latency,
+   * queue depth, `readAheadKb`, default 128 as Linux's default read_ahead_kb), `fault_around_bytes` (default
+   * 64 KiB), and whether a fault waiting for I/O drops mmap_lock and retries (default true, as Linux).
+   */
+  readonly files?: {
+    readonly device?: BlockDeviceOptions;
+    readonly faultAroundBytes?: number;
+    readonly dropMmapLockForIo?: boolean;
+  };
 }
 
 /** The result of {@link System.run}: the machine's result plus what happened to the processes. */
@@ -190,6 +201,8 @@ export class System {
   private nextTid = 1;
   /** Free frames right after boot, to find leaks once every process has exited. */
   readonly bootFreeFrames: number;
+  /** The disk file system mounted at `/mnt`: what open(2) opens and umount(2) detaches. */
+  readonly fs: SuperBlock;
 
   constructor(config: BootConfig = {}) {
     if (config.cpuFeatures?.nx === false) {
@@ -241,6 +254,13 @@ export class System {
       vmstat: this.vmstat,
       freePgtablesUnderPtl: config.freePgtablesUnderPtl ?? false,
       pgtableFreeRcu: config.pgtableFreeRcu ?? false,
+      faultAroundBytes: config.files?.faultAroundBytes,
+    });
+    this.fs = new SuperBlock({
+      env: this.env,
+      rcu: this.rcu,
+      device: config.files?.device,
+      dropMmapLockForIo: config.files?.dropMmapLockForIo,
     });
     this.faultHandler = (config.faultHandler ?? defaultFaultHandler())(this.env);
     this.mmapLock = config.mmapLock ?? 'rwsem';
@@ -333,7 +353,8 @@ export class System {
       if (this.nextPid === pid + 1) this.nextPid = pid;
       return fail(Errno.ENOMEM);
     }
-    const child = new Process(pid, `${parent.name}-child`, mm, parent);
+    // copy_files() -> dup_fd(): the child's fds refer to the parent's open files.
+    const child = new Process(pid, `${parent.name}-child`, mm, parent, parent.files.dup());
     this.processes.push(child);
     this.spawnThread(child, program, cpu);
     return ok(child);
@@ -498,6 +519,8 @@ export class System {
       }
     }
     yield* exitMmap(proc.mm);
+    // do_exit(): exit_mm() then exit_files(), which closes every fd (the last fput releases the file).
+    yield* proc.files.closeAll();
     proc.status =
       proc.killedBy !== null
         ? { kind: 'killed', signal: proc.killedBy }
@@ -531,12 +554,34 @@ export class System {
   invariantProblems(): string[] {
     const live = this.processes.filter((p) => p.status === null).map((p) => p.mm);
     const problems = mmInvariantProblems(live, this.pageStateReader());
-    if (live.length === 0 && this.processes.length > 0 && this.mem.freeCount !== this.bootFreeFrames) {
+    // Pages of the page cache stay after the files are closed, as in Linux (until evicted or truncated).
+    const cached = this.pageCachePages();
+    if (
+      live.length === 0 &&
+      this.processes.length > 0 &&
+      this.mem.freeCount + cached !== this.bootFreeFrames
+    ) {
       problems.push(
-        `every process has exited but ${this.bootFreeFrames - this.mem.freeCount} frames allocated since boot are still in use (a leak)`,
+        `every process has exited but ${this.bootFreeFrames - this.mem.freeCount - cached} frames allocated since boot are still in use besides ${cached} page-cache pages (a leak)`,
       );
     }
     return problems;
+  }
+
+  /** Pages in the page cache of every file of the file system (frames that outlive the processes). */
+  pageCachePages(): number {
+    let n = 0;
+    for (const inode of this.fs.inodes.values()) n += inode.mapping.nrpages;
+    return n;
+  }
+
+  /**
+   * Models `umount(2)` of the file system at `/mnt`: EBUSY while any of its files is referenced (an open fd,
+   * or a VMA whose `vm_file` is not released yet); EINVAL if already unmounted.
+   */
+  umount(): SysResult<0> {
+    const r = this.fs.umount();
+    return r === 0 ? ok(0) : fail(r);
   }
 
   /** Throws a SystemError listing every broken invariant (runs at the end of each run by default). */

@@ -1,4 +1,17 @@
+import { sysMsync } from '@spf/file-backed';
 import { type Kernel, now, yieldCpu, delayEffect } from '@spf/machine';
+import {
+  mmapFileOf,
+  sysFadvise,
+  sysFsync,
+  sysFtruncate,
+  sysOpen,
+  sysPread,
+  sysPwrite,
+  O_CREAT,
+  O_TRUNC,
+  O_WRONLY,
+} from './file-syscalls.js';
 import type { ExitStatus, Process, Thread } from './process.js';
 import { ProcessExiting, type SignalName } from './signals.js';
 import type { System } from './system.js';
@@ -15,6 +28,7 @@ import {
   procMaps,
   PAGE_SIZE,
   type MremapArgs,
+  MAP_ANONYMOUS,
 } from '@spf/vma';
 import { type PageState, pageStateAt } from './pagemap.js';
 import { checkLength, InvalidUserAccessError } from './user-access-error.js';
@@ -97,21 +111,34 @@ export class UserContext {
   // ---- system calls ---------------------------------------------------------------------------
 
   /**
-   * mmap(2): anonymous memory with MAP_ANONYMOUS in `flags`, or a file (its `vm_ops` handle the faults)
-   * at byte `offset`.
+   * mmap(2): anonymous memory with MAP_ANONYMOUS in `flags`, or a file at byte `offset`: an fd of this
+   * process (a number; EBADF if it is not open, and -1 without MAP_ANONYMOUS is EBADF), or an `MmapFile`
+   * object (a file with its own `vm_ops`, e.g. a special mapping). A mapping may reach past the end of the
+   * file: mmap succeeds, and touching a page past the end raises SIGBUS.
    */
   *mmap(
     addr: number,
     len: number,
     prot: number,
     flags: number,
-    file: MmapFile | null = null,
+    fd: number | MmapFile | null = null,
     offset = 0,
   ): Kernel<SysResult<number>> {
     yield* this.syscall('sys_mmap');
     const sys = this.system;
     const th = this.thread;
     const mm = this.process.mm;
+    let file: MmapFile | null = null;
+    if (typeof fd === 'number') {
+      // ksys_mmap_pgoff(): the fd is looked up only without MAP_ANONYMOUS.
+      if ((flags & MAP_ANONYMOUS) === 0) {
+        const f = mmapFileOf(this.process.files, fd);
+        if (!f.ok) return f;
+        file = f.value;
+      }
+    } else {
+      file = fd;
+    }
     const r = yield* sysMmap(mm, {
       addr,
       len,
@@ -123,6 +150,66 @@ export class UserContext {
     });
     return r;
   }
+  // ---- files -----------------------------------------------------------------------------------
+
+  /**
+   * open(2) of a file of the file system at `/mnt` (`name` relative to it, or an absolute path under it):
+   * `O_RDONLY`/`O_WRONLY`/`O_RDWR` with `O_CREAT`, `O_EXCL`, `O_TRUNC`. Returns the lowest free fd; ENOENT,
+   * EEXIST, EMFILE, ENODEV (after umount) or EINVAL. A failed open creates nothing.
+   */
+  *open(name: string, flags: number): Kernel<SysResult<number>> {
+    yield* this.syscall('sys_openat');
+    return yield* sysOpen(this.system.fs, this.process.files, name, flags);
+  }
+  /** creat(2): `open(name, O_CREAT | O_WRONLY | O_TRUNC)`. */
+  creat(name: string): Kernel<SysResult<number>> {
+    return this.open(name, O_CREAT | O_WRONLY | O_TRUNC);
+  }
+  /** close(2): EBADF for anything that is not an open fd. A mapping of the file keeps it referenced. */
+  *close(fd: number): Kernel<SysResult<0>> {
+    yield* this.syscall('sys_close');
+    return yield* this.process.files.close(fd);
+  }
+  /** pread(2): up to `len` bytes from byte `pos` (fewer at the end of the file, none past it). */
+  *pread(fd: number, pos: number, len: number): Kernel<SysResult<Uint8Array>> {
+    yield* this.syscall('sys_pread64');
+    return yield* sysPread(this.process.files, fd, pos, len);
+  }
+  /** pwrite(2): writes `data` at byte `pos`, growing the file if it ends past the end. */
+  *pwrite(fd: number, pos: number, data: Uint8Array): Kernel<SysResult<number>> {
+    yield* this.syscall('sys_pwrite64');
+    return yield* sysPwrite(this.process.files, fd, pos, data);
+  }
+  /** ftruncate(2): EINVAL for a negative or non-integer size; shrinking unmaps the cut part everywhere. */
+  *ftruncate(fd: number, size: number): Kernel<SysResult<0>> {
+    yield* this.syscall('sys_ftruncate');
+    return yield* sysFtruncate(this.process.files, fd, size);
+  }
+  /** fsync(2): writes the file's dirty pages back and waits for them. */
+  *fsync(fd: number): Kernel<SysResult<0>> {
+    yield* this.syscall('sys_fsync');
+    return yield* sysFsync(this.process.files, fd);
+  }
+  /**
+   * posix_fadvise(2); only POSIX_FADV_DONTNEED is modelled (drops the clean, unmapped pages of the range
+   * from the page cache; `len` 0 means to the end of the file). Returns the errno rather than setting it,
+   * as posix_fadvise does.
+   */
+  *posixFadvise(fd: number, offset: number, len: number, advice: number): Kernel<SysResult<0>> {
+    yield* this.syscall('sys_fadvise64');
+    return yield* sysFadvise(this.process.files, fd, offset, len, advice);
+  }
+  /** msync(2): MS_SYNC writes the dirty pages of shared file mappings in the range back. */
+  *msync(addr: number, len: number, flags: number): Kernel<SysResult<0>> {
+    yield* this.syscall('sys_msync');
+    return yield* sysMsync(this.process.mm, addr, len, flags);
+  }
+  /** umount(2) of `/mnt`: EBUSY while any of its files is referenced (an open fd or a mapping). */
+  *umount(): Kernel<SysResult<0>> {
+    yield* this.syscall('sys_umount');
+    return this.system.umount();
+  }
+
   /** munmap(2). */
   *munmap(addr: number, len: number): Kernel<SysResult<0>> {
     yield* this.syscall('sys_munmap');

@@ -18,6 +18,7 @@ export const Errno = {
   ENODEV: 19,
   EINVAL: 22,
   ENFILE: 23,
+  EMFILE: 24,
   EOVERFLOW: 75,
   EOPNOTSUPP: 95,
 } as const;

@@ -5,16 +5,26 @@
  * lengths count 4 KiB pages from {@link ARENA_BASE}:
  *
  * ```text
- * mmap <off> <npages> <prot> <share> anon [fixed]
+ * mmap <off> <npages> <prot> <share> anon|<id>:<pgoff> [fixed]
  * munmap <off> <npages>
  * mprotect <off> <npages> <prot>
  * touch <page> r|w
  * maps
  * pagemap <off> <npages>
+ * file <id> <npages>
+ * evict <id>
+ * truncate <id> <npages>
+ * read <id> <page>
+ * write <id> <page>
  * ```
  *
  * `prot` is `-` or any of the letters `r`, `w`, `x` (each at most once); `share` is `private` or `shared`.
- * `mmap` uses MAP_FIXED_NOREPLACE unless `fixed` asks for MAP_FIXED.
+ * `mmap` uses MAP_FIXED_NOREPLACE unless `fixed` asks for MAP_FIXED. File ids are 0 to
+ * {@link MAX_FILE_ID}; `file` creates file `<id>` with {@link fileByte} contents, fsynced and left in the
+ * page cache; `evict` fsyncs it and drops its unmapped pages from the page cache (posix_fadvise
+ * DONTNEED); `truncate` is ftruncate to a number of pages; `read` and `write` are a one-byte pread and a
+ * pwrite of {@link WRITE_STORE_VALUE} at the page's first byte; `<id>:<pgoff>` maps the file from page
+ * `pgoff`.
  */
 
 import { PAGE_SIZE } from '@spf/pagetable';
@@ -30,6 +40,20 @@ export const ARENA_PAGES = 2 ** 32;
 
 /** Largest `pagemap` range, in pages (one output character per page). */
 export const MAX_PAGEMAP_PAGES = 65536;
+
+/** Largest file id of the file ops (the harness keeps a table of 64 files). */
+export const MAX_FILE_ID = 63;
+
+/** Largest size of a file in `file`/`truncate`, and largest page of a `write` (65536 pages, 256 MiB). */
+export const MAX_FILE_PAGES = 65536;
+
+/** The byte a `write <id> <page>` stores at the page's first byte. */
+export const WRITE_STORE_VALUE = 0x77;
+
+/** Byte `b` of page `p` of the file a `file <id> <npages>` op creates: `(p*13 + b*7 + id) & 0xff`. */
+export function fileByte(id: number, page: number, byte: number): number {
+  return (page * 13 + byte * 7 + id) & 0xff;
+}
 
 /** Protection bits of a mapping, as mmap's and mprotect's `prot` argument. */
 export interface Prot {
@@ -47,18 +71,22 @@ export type Access = 'r' | 'w';
 /** The byte a `touch <page> w` stores at the page's first byte. */
 export const TOUCH_STORE_VALUE = 0x5a;
 
-/**
- * Where an mmap's pages come from. Only anonymous memory exists so far; file sources (`<id>:<pgoff>`)
- * arrive with @spf/file-backed and are rejected by the parser until then.
- */
+/** An mmap of anonymous memory (`anon`). */
 export interface AnonSource {
   readonly kind: 'anon';
 }
 
-/** The source of an mmap. */
-export type MmapSource = AnonSource;
+/** An mmap of the script's file `id` from its page `pgoff` (`<id>:<pgoff>`). */
+export interface FileSource {
+  readonly kind: 'file';
+  readonly id: number;
+  readonly pgoff: number;
+}
 
-/** `mmap <off> <npages> <prot> <share> anon [fixed]`. */
+/** Where an mmap's pages come from. */
+export type MmapSource = AnonSource | FileSource;
+
+/** `mmap <off> <npages> <prot> <share> anon|<id>:<pgoff> [fixed]`. */
 export interface MmapOp {
   readonly kind: 'mmap';
   readonly off: number;
@@ -104,8 +132,45 @@ export interface PagemapOp {
   readonly npages: number;
 }
 
+/** `file <id> <npages>`: create the file, write its {@link fileByte} contents, fsync. */
+export interface FileOp {
+  readonly kind: 'file';
+  readonly id: number;
+  readonly npages: number;
+}
+
+/** `evict <id>`: fsync, then posix_fadvise(POSIX_FADV_DONTNEED) over the whole file. */
+export interface EvictOp {
+  readonly kind: 'evict';
+  readonly id: number;
+}
+
+/** `truncate <id> <npages>`: ftruncate to `npages` pages. */
+export interface TruncateOp {
+  readonly kind: 'truncate';
+  readonly id: number;
+  readonly npages: number;
+}
+
+/** `read <id> <page>`: pread of the page's first byte. */
+export interface ReadOp {
+  readonly kind: 'read';
+  readonly id: number;
+  readonly page: number;
+}
+
+/** `write <id> <page>`: pwrite of {@link WRITE_STORE_VALUE} at the page's first byte. */
+export interface WriteOp {
+  readonly kind: 'write';
+  readonly id: number;
+  readonly page: number;
+}
+
+/** The ops on files (everything but the memory ops). */
+export type FileReplayOp = FileOp | EvictOp | TruncateOp | ReadOp | WriteOp;
+
 /** One op of a replay script. */
-export type ReplayOp = MmapOp | MunmapOp | MprotectOp | TouchOp | MapsOp | PagemapOp;
+export type ReplayOp = MmapOp | MunmapOp | MprotectOp | TouchOp | MapsOp | PagemapOp | FileReplayOp;
 
 /** An op as parsed from a script, with the 1-based line it came from. */
 export type ParsedOp = ReplayOp & { readonly line: number };
@@ -127,8 +192,10 @@ export function arenaAddress(page: number): number {
 /** Formats one op as a canonical script line (what `parseScript` reads back to the same op). */
 export function formatOp(op: ReplayOp): string {
   switch (op.kind) {
-    case 'mmap':
-      return `mmap ${op.off} ${op.npages} ${formatProt(op.prot)} ${op.share} anon${op.fixed ? ' fixed' : ''}`;
+    case 'mmap': {
+      const src = op.source.kind === 'anon' ? 'anon' : `${op.source.id}:${op.source.pgoff}`;
+      return `mmap ${op.off} ${op.npages} ${formatProt(op.prot)} ${op.share} ${src}${op.fixed ? ' fixed' : ''}`;
+    }
     case 'munmap':
       return `munmap ${op.off} ${op.npages}`;
     case 'mprotect':
@@ -139,6 +206,16 @@ export function formatOp(op: ReplayOp): string {
       return 'maps';
     case 'pagemap':
       return `pagemap ${op.off} ${op.npages}`;
+    case 'file':
+      return `file ${op.id} ${op.npages}`;
+    case 'evict':
+      return `evict ${op.id}`;
+    case 'truncate':
+      return `truncate ${op.id} ${op.npages}`;
+    case 'read':
+      return `read ${op.id} ${op.page}`;
+    case 'write':
+      return `write ${op.id} ${op.page}`;
   }
 }
 

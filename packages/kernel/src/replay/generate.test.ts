@@ -15,7 +15,8 @@ describe('generateScript', () => {
       expect(ops).toHaveLength(32);
       for (const op of ops) {
         if (op.kind === 'touch') expect(op.page).toBeLessThan(32);
-        if (op.kind !== 'touch' && op.kind !== 'maps') expect(op.off + op.npages).toBeLessThanOrEqual(32);
+        if (op.kind === 'mmap' || op.kind === 'munmap' || op.kind === 'mprotect' || op.kind === 'pagemap')
+          expect(op.off + op.npages).toBeLessThanOrEqual(32);
       }
       expect(ops.at(-2)?.kind).toBe('maps');
       expect(ops.at(-1)).toMatchObject({ kind: 'pagemap', off: 0, npages: 32 });
@@ -60,6 +61,49 @@ describe('generateScript', () => {
       if (op.kind === 'mmap' || op.kind === 'munmap' || op.kind === 'mprotect')
         expect(op.npages).toBeGreaterThan(0);
     }
+  });
+
+  it('mixes files with anonymous memory only when asked, and keeps the anonymous scripts unchanged', () => {
+    const anon = Array.from({ length: 40 }, (_, seed) => parseScript(generateScript(seed))).flat();
+    expect(anon.some((o) => o.kind === 'mmap' && o.source.kind === 'file')).toBe(false);
+    expect(new Set(anon.map((o) => o.kind)).has('file')).toBe(false);
+    // files: 0 is the default: the same text as before the option existed.
+    expect(generateScript(5, { files: 0 })).toBe(generateScript(5));
+
+    const ops = Array.from({ length: 40 }, (_, seed) =>
+      parseScript(generateScript(seed, { files: 3, maxFilePages: 10 })),
+    ).flat();
+    const kinds = new Set(ops.map((o) => o.kind));
+    for (const k of ['file', 'evict', 'truncate', 'read', 'write', 'mmap', 'touch'])
+      expect(kinds).toContain(k);
+    const fileMaps = ops.filter((o) => o.kind === 'mmap' && o.source.kind === 'file');
+    expect(fileMaps.some((o) => o.kind === 'mmap' && o.share === 'shared')).toBe(true);
+    expect(fileMaps.some((o) => o.kind === 'mmap' && o.share === 'private')).toBe(true);
+    expect(ops.some((o) => o.kind === 'mmap' && o.source.kind === 'anon')).toBe(true);
+    for (const o of ops) {
+      if (o.kind === 'file' || o.kind === 'truncate') expect(o.npages).toBeLessThanOrEqual(10);
+      if (o.kind === 'file' || o.kind === 'evict' || o.kind === 'read') expect(o.id).toBeLessThanOrEqual(3);
+    }
+    // Bad ids and existing files are generated too (EBADF, EEXIST).
+    const created = new Set<number>();
+    let badId = false;
+    let again = false;
+    for (let seed = 0; seed < 40; seed++) {
+      created.clear();
+      for (const o of parseScript(generateScript(seed, { files: 3, maxFilePages: 10 }))) {
+        if (o.kind === 'file') {
+          if (created.has(o.id)) again = true;
+          created.add(o.id);
+        } else if ((o.kind === 'read' || o.kind === 'evict') && !created.has(o.id)) badId = true;
+      }
+    }
+    expect(badId).toBe(true);
+    expect(again).toBe(true);
+  });
+
+  it('rejects a bad files count', () => {
+    expect(() => generateScript(1, { files: 64 })).toThrow(/files must be an integer from 0 to 63/);
+    expect(() => generateScript(1, { files: 1.5 })).toThrow(/files must be an integer/);
   });
 
   it('rejects a bad window', () => {

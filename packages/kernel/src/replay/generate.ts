@@ -1,5 +1,5 @@
 import { Prng } from '@spf/machine';
-import { formatOp, type Prot, type ReplayOp, type Share } from './format.js';
+import { formatOp, MAX_FILE_ID, type MmapSource, type Prot, type ReplayOp, type Share } from './format.js';
 
 /** Options of {@link generateScript}. */
 export interface GenerateOptions {
@@ -19,6 +19,15 @@ export interface GenerateOptions {
    * (ENOMEM for mprotect) happen either way.
    */
   readonly badArgs?: boolean;
+  /**
+   * Mix in this many files (ids 0 to files-1; default 0, anonymous memory only): `file`, `evict`,
+   * `truncate`, `read`, `write` and mmaps of `<id>:<pgoff>`, private and shared, some starting or reaching
+   * past the end of the file (SIGBUS when touched). With badArgs, sometimes an id that has no file (EBADF)
+   * or a `file` of an id that exists (EEXIST).
+   */
+  readonly files?: number;
+  /** Largest file size in pages for `file` and `truncate` (default 24). */
+  readonly maxFilePages?: number;
 }
 
 interface PageModel {
@@ -59,6 +68,16 @@ export function generateScript(seed: number, opts: GenerateOptions = {}): string
   const prots = (opts.exec ?? true) ? PROTS_EXEC : PROTS_NO_EXEC;
   if (!Number.isInteger(window) || window < 1 || window > 65536) {
     throw new RangeError(`generateScript: window must be an integer from 1 to 65536 pages, not ${window}`);
+  }
+  const files = opts.files ?? 0;
+  const maxFilePages = opts.maxFilePages ?? 24;
+  if (!Number.isInteger(files) || files < 0 || files > MAX_FILE_ID) {
+    throw new RangeError(`generateScript: files must be an integer from 0 to ${MAX_FILE_ID}, not ${files}`);
+  }
+  if (!Number.isInteger(maxFilePages) || maxFilePages < 1 || maxFilePages > 65536) {
+    throw new RangeError(
+      `generateScript: maxFilePages must be an integer from 1 to 65536, not ${maxFilePages}`,
+    );
   }
   if (!Number.isInteger(count) || count < 0) {
     throw new RangeError(`generateScript: ops must be a non-negative integer, not ${count}`);
@@ -112,9 +131,60 @@ export function generateScript(seed: number, opts: GenerateOptions = {}): string
     return [rng.below(Math.max(0, window - npages) + 1), npages];
   };
 
+  /** Sizes in pages of the files created so far, by id. */
+  const fileSizes = new Map<number, number>();
+  /** A file id: one that exists most of the time; with badArgs sometimes one without a file (EBADF). */
+  const someId = (): number => {
+    const ids = [...fileSizes.keys()];
+    if (ids.length === 0 || (badArgs && chance(0.05))) return rng.below(files + 1) % (MAX_FILE_ID + 1);
+    return pick(ids);
+  };
+  /** A page of a file: inside it mostly, around its end sometimes (EOF, SIGBUS, a write that extends it). */
+  const filePage = (id: number): number => {
+    const size = fileSizes.get(id) ?? 0;
+    return chance(0.8) && size > 0 ? rng.below(size) : size + rng.below(3);
+  };
+  const fileOp = (): void => {
+    const r = rng.below(100);
+    const missing = [...Array(files).keys()].filter((id) => !fileSizes.has(id));
+    if (r < 15 || fileSizes.size === 0) {
+      const id = missing.length > 0 && !(badArgs && chance(0.1)) ? pick(missing) : rng.below(files);
+      const npages = chance(0.05) ? 0 : 1 + rng.below(maxFilePages);
+      ops.push({ kind: 'file', id, npages });
+      if (!fileSizes.has(id)) fileSizes.set(id, npages);
+    } else if (r < 40) {
+      ops.push({ kind: 'evict', id: someId() });
+    } else if (r < 52) {
+      const id = someId();
+      const npages = rng.below(maxFilePages + 1);
+      ops.push({ kind: 'truncate', id, npages });
+      if (fileSizes.has(id)) fileSizes.set(id, npages);
+    } else if (r < 78) {
+      const id = someId();
+      ops.push({ kind: 'read', id, page: filePage(id) });
+    } else {
+      const id = someId();
+      const page = filePage(id);
+      ops.push({ kind: 'write', id, page });
+      const size = fileSizes.get(id);
+      if (size !== undefined && page >= size) fileSizes.set(id, page + 1);
+    }
+  };
+  /** An mmap source: a file (from a page inside it, mostly) when there are files, else anonymous memory. */
+  const mmapSource = (): MmapSource => {
+    if (files === 0 || !chance(0.6)) return { kind: 'anon' };
+    const id = someId();
+    const size = fileSizes.get(id) ?? 0;
+    return { kind: 'file', id, pgoff: chance(0.85) ? rng.below(Math.max(1, size)) : size + rng.below(3) };
+  };
+
   const ops: ReplayOp[] = [];
   let lastTouched = -1;
   for (let i = 0; i < count; i++) {
+    if (files > 0 && chance(0.25)) {
+      fileOp();
+      continue;
+    }
     const r = rng.below(100);
     if (r < 20) {
       const npages = length();
@@ -122,7 +192,7 @@ export function generateScript(seed: number, opts: GenerateOptions = {}): string
       const prot = pick(prots);
       const share: Share = shared && chance(0.2) ? 'shared' : 'private';
       const fixed = chance(0.2);
-      ops.push({ kind: 'mmap', off, npages, prot, share, source: { kind: 'anon' }, fixed });
+      ops.push({ kind: 'mmap', off, npages, prot, share, source: mmapSource(), fixed });
       let free = true;
       for (let p = off; p < off + npages; p++) free &&= !model.has(p);
       if (fixed || free) {
@@ -163,6 +233,7 @@ export function generateScript(seed: number, opts: GenerateOptions = {}): string
 
   const header =
     `# spf replay script from generateScript(${seed}, { ops: ${count}, window: ${window}, ` +
-    `maxPages: ${maxPages}, shared: ${shared}, exec: ${prots === PROTS_EXEC}, badArgs: ${badArgs} })\n`;
+    `maxPages: ${maxPages}, shared: ${shared}, exec: ${prots === PROTS_EXEC}, badArgs: ${badArgs}` +
+    `${files > 0 ? `, files: ${files}, maxFilePages: ${maxFilePages}` : ''} })\n`;
   return header + ops.map((op) => `${formatOp(op)}\n`).join('');
 }

@@ -211,7 +211,9 @@ describe('runOnHost (the C harness on the real kernel)', () => {
   hostIt('the harness itself rejects a malformed line with its line number', () => {
     const r = spawnSync(compileHarness(), [], { input: '# x\nmmap 0 1 rw private\n', encoding: 'utf8' });
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/line 2: mmap expects <off> <npages> <prot> <share> anon \[fixed\]/);
+    expect(r.stderr).toMatch(
+      /line 2: mmap expects <off> <npages> <prot> <share> anon\|<id>:<pgoff> \[fixed\]/,
+    );
   });
 
   hostIt('accepts every generated script, printing one well-formed observation per op, reproducibly', () => {

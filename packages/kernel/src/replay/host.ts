@@ -70,6 +70,20 @@ export interface HostProbe {
     readonly overcommitMode: 'guess' | 'always' | 'never';
     readonly overcommitRatio: number;
   };
+  /**
+   * What the file ops depend on: the directory the harness puts its files in ($SPF_HARNESS_DIR, else
+   * /var/tmp; must be on a disk-backed filesystem), the `read_ahead_kb` of that filesystem's block device
+   * (null when it has none), and how many pages one read fault on a cached file maps (fault_around_bytes /
+   * 4096, measured: the harness maps a cached 512-page file, reads page 0 and counts the present pages).
+   * Absent when the harness could not run or could not create files (then `filesReason` says why).
+   */
+  readonly files?: {
+    readonly dir: string;
+    readonly readAheadKb: number | null;
+    readonly faultAroundPages: number;
+  };
+  /** Why the harness cannot run the file ops here, when `files` is absent but the harness ran. */
+  readonly filesReason?: string;
   /** Why the harness cannot run here, when `linux` or `cc` is false or the harness would not build. */
   readonly reason?: string;
 }
@@ -213,12 +227,22 @@ function probeOnce(): HostProbe {
       overcommitMode: modes[num('overcommit-memory')] ?? 'guess',
       overcommitRatio: num('overcommit-ratio'),
     };
+    const dir = field('file-dir');
+    const ra = field('read-ahead-kb');
+    const files = {
+      dir: dir ?? '',
+      readAheadKb: ra === undefined || ra === 'unknown' ? null : Number(ra),
+      faultAroundPages: num('fault-around-pages'),
+    };
     return {
       linux,
       cc,
       zeroPage: field('zero-page') === 'yes',
       pfnVisible: field('pfn-visible') === '1',
       ...(Number.isSafeInteger(memory.ramPages) && Number.isSafeInteger(memory.swapPages) ? { memory } : {}),
+      ...(dir !== undefined && Number.isSafeInteger(files.faultAroundPages)
+        ? { files }
+        : { filesReason: /^files-unusable (.*)$/m.exec(out)?.[1] ?? 'the harness did not report files' }),
     };
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);

@@ -6,6 +6,22 @@ const R = { read: true, write: false, exec: false };
 const NONE = { read: false, write: false, exec: false };
 
 describe('formatObservation', () => {
+  it('prints the file ops as the harness does', () => {
+    expect(formatObservation({ op: 'file', id: 3, errno: null })).toBe('file 3 ok');
+    expect(formatObservation({ op: 'evict', id: 3, errno: null })).toBe('evict 3 ok');
+    expect(formatObservation({ op: 'truncate', id: 4, errno: 'EBADF' })).toBe('truncate 4 EBADF');
+    expect(formatObservation({ op: 'read', id: 1, page: 2, result: { value: 27 } })).toBe('read 1 2 val=27');
+    expect(formatObservation({ op: 'read', id: 1, page: 9, result: 'eof' })).toBe('read 1 9 eof');
+    expect(formatObservation({ op: 'read', id: 5, page: 0, result: { errno: 'EBADF' } })).toBe(
+      'read 5 0 EBADF',
+    );
+    expect(formatObservation({ op: 'write', id: 1, page: 2, errno: null })).toBe('write 1 2 ok');
+    const file = { start: 4, end: 8, prot: R, shared: true, pgoff: 3, file: 2 };
+    expect(formatObservation({ op: 'maps', vmas: [file, { ...file, file: undefined, pgoff: 0 }] })).toBe(
+      'maps\n4-8 r--s 3 f2\n4-8 r--s 0 -\nend',
+    );
+  });
+
   it('prints syscall results as ok or the errno name', () => {
     expect(formatObservation({ op: 'mmap', errno: null })).toBe('mmap ok');
     expect(formatObservation({ op: 'mmap', errno: 'EEXIST' })).toBe('mmap EEXIST');

@@ -19,11 +19,47 @@ export type ErrnoName =
   | 'EMFILE'
   | 'EBUSY'
   | 'ETXTBSY'
+  | 'ENOENT'
+  | 'EFBIG'
+  | 'ENOSPC'
+  | 'EIO'
+  | 'ESPIPE'
+  | 'EISDIR'
   | `E${number}`;
 
 /** What `mmap`, `munmap` or `mprotect` returned: success, or the errno. Prints `mmap ok` / `mmap EEXIST`. */
 export interface SyscallObservation {
   readonly op: 'mmap' | 'munmap' | 'mprotect';
+  /** null for success. */
+  readonly errno: ErrnoName | null;
+}
+
+/**
+ * What `file`, `evict` or `truncate` returned: prints `file <id> ok` / `truncate <id> EINVAL`.
+ */
+export interface FileSyscallObservation {
+  readonly op: 'file' | 'evict' | 'truncate';
+  readonly id: number;
+  /** null for success. */
+  readonly errno: ErrnoName | null;
+}
+
+/**
+ * What `read <id> <page>` found: `read <id> <page> val=<byte>`, `read <id> <page> eof` when the page starts at
+ * or past the end of the file, or `read <id> <page> <errno>` (EBADF for an id without a file).
+ */
+export interface ReadObservation {
+  readonly op: 'read';
+  readonly id: number;
+  readonly page: number;
+  readonly result: { readonly value: number } | 'eof' | { readonly errno: ErrnoName };
+}
+
+/** What `write <id> <page>` returned: `write <id> <page> ok` or `write <id> <page> <errno>`. */
+export interface WriteObservation {
+  readonly op: 'write';
+  readonly id: number;
+  readonly page: number;
   /** null for success. */
   readonly errno: ErrnoName | null;
 }
@@ -63,6 +99,8 @@ export interface MapsEntry {
    * shmem object, so the middle piece of a split shared mapping shows a non-zero pgoff.
    */
   readonly pgoff: number;
+  /** The script's file id when the VMA maps one of its files (printed `f<id>`); absent (`-`) otherwise. */
+  readonly file?: number;
 }
 
 /** `maps`: the arena's VMAs in address order. Prints `maps`, one line per VMA, then `end`. */
@@ -84,16 +122,23 @@ export interface PagemapObservation {
 }
 
 /** What one op of a replay script observed. `spf replay` and the host harness print the same lines. */
-export type Observation = SyscallObservation | TouchObservation | MapsObservation | PagemapObservation;
+export type Observation =
+  | SyscallObservation
+  | TouchObservation
+  | MapsObservation
+  | PagemapObservation
+  | FileSyscallObservation
+  | ReadObservation
+  | WriteObservation;
 
 /** The perms column of a maps line, e.g. `rw-p`, `r--s`, `---p`. */
 export function formatPerms(prot: Prot, shared: boolean): string {
   return (prot.read ? 'r' : '-') + (prot.write ? 'w' : '-') + (prot.exec ? 'x' : '-') + (shared ? 's' : 'p');
 }
 
-/** One maps line: `<startpage>-<endpage> <perms> <pgoff> -`. */
+/** One maps line: `<startpage>-<endpage> <perms> <pgoff> -`, or `... f<id>` for a file of the script. */
 export function formatMapsEntry(e: MapsEntry): string {
-  return `${e.start}-${e.end} ${formatPerms(e.prot, e.shared)} ${e.pgoff} -`;
+  return `${e.start}-${e.end} ${formatPerms(e.prot, e.shared)} ${e.pgoff} ${e.file === undefined ? '-' : `f${e.file}`}`;
 }
 
 /**
@@ -116,6 +161,17 @@ export function formatObservation(obs: Observation): string {
       return ['maps', ...obs.vmas.map(formatMapsEntry), 'end'].join('\n');
     case 'pagemap':
       return `pagemap ${obs.pages.join('')}`;
+    case 'file':
+    case 'evict':
+    case 'truncate':
+      return `${obs.op} ${obs.id} ${obs.errno ?? 'ok'}`;
+    case 'read': {
+      const r = obs.result;
+      const what = r === 'eof' ? 'eof' : 'value' in r ? `val=${r.value}` : r.errno;
+      return `read ${obs.id} ${obs.page} ${what}`;
+    }
+    case 'write':
+      return `write ${obs.id} ${obs.page} ${obs.errno ?? 'ok'}`;
   }
 }
 

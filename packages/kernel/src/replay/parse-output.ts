@@ -4,7 +4,10 @@ import type { ErrnoName, MapsEntry, Observation, PageState, SegvCode } from './o
 const SYSCALL = /^(mmap|munmap|mprotect) (ok|E[A-Z0-9]+)$/;
 const TOUCH_OK = /^touch ok min=(\d+) maj=(\d+)(?: val=(\d+))?$/;
 const TOUCH_SEGV = /^touch SIGSEGV (MAPERR|ACCERR|PKUERR)$/;
-const MAPS_LINE = /^(\d+)-(\d+) ([r-])([w-])([x-])([ps]) (\d+) -$/;
+const MAPS_LINE = /^(\d+)-(\d+) ([r-])([w-])([x-])([ps]) (\d+) (-|f\d+)$/;
+const FILE_SYSCALL = /^(file|evict|truncate) (\d+) (ok|E[A-Z0-9]+)$/;
+const READ = /^read (\d+) (\d+) (?:val=(\d+)|(eof)|(E[A-Z0-9]+))$/;
+const WRITE = /^write (\d+) (\d+) (ok|E[A-Z0-9]+)$/;
 const PAGEMAP = /^pagemap ([.ZAF]+)$/;
 
 /**
@@ -30,6 +33,24 @@ export function parseObservations(output: string): Observation[] {
       out.push({ op: 'touch', result: 'SIGSEGV', code: m[1] as SegvCode });
     } else if (text === 'touch SIGBUS') {
       out.push({ op: 'touch', result: 'SIGBUS' });
+    } else if ((m = FILE_SYSCALL.exec(text))) {
+      const op = m[1] as 'file' | 'evict' | 'truncate';
+      out.push({ op, id: Number(m[2]), errno: m[3] === 'ok' ? null : (m[3] as ErrnoName) });
+    } else if ((m = READ.exec(text))) {
+      const result =
+        m[3] !== undefined
+          ? { value: Number(m[3]) }
+          : m[4] !== undefined
+            ? 'eof'
+            : { errno: m[5] as ErrnoName };
+      out.push({ op: 'read', id: Number(m[1]), page: Number(m[2]), result } as const);
+    } else if ((m = WRITE.exec(text))) {
+      out.push({
+        op: 'write',
+        id: Number(m[1]),
+        page: Number(m[2]),
+        errno: m[3] === 'ok' ? null : (m[3] as ErrnoName),
+      });
     } else if ((m = PAGEMAP.exec(text))) {
       out.push({ op: 'pagemap', pages: [...m[1]] as PageState[] });
     } else if (text === 'maps') {
@@ -40,7 +61,7 @@ export function parseObservations(output: string): Observation[] {
           throw new ReplayOutputError(
             i + 1,
             lines[i],
-            'a maps line "<start>-<end> <perms> <pgoff> -" or "end"',
+            'a maps line "<start>-<end> <perms> <pgoff> -|f<id>" or "end"',
           );
         }
         vmas.push({
@@ -49,6 +70,7 @@ export function parseObservations(output: string): Observation[] {
           prot: { read: v[3] === 'r', write: v[4] === 'w', exec: v[5] === 'x' },
           shared: v[6] === 's',
           pgoff: Number(v[7]),
+          ...(v[8] === '-' ? {} : { file: Number(v[8].slice(1)) }),
         });
       }
       if (i >= lines.length)
@@ -58,7 +80,7 @@ export function parseObservations(output: string): Observation[] {
       throw new ReplayOutputError(
         i + 1,
         text,
-        'an observation line (mmap, munmap, mprotect, touch, maps, pagemap)',
+        'an observation line (mmap, munmap, mprotect, touch, maps, pagemap, file, evict, truncate, read, write)',
       );
     }
   }

@@ -82,7 +82,7 @@ describe('parseScript', () => {
     const e = parseError('maps\n\nmmap 1 2\n');
     expect(e.line).toBe(3);
     expect(e.message).toBe(
-      'line 3: mmap expects <off> <npages> <prot> <share> anon [fixed]; got "mmap 1 2" (missing <prot>)',
+      'line 3: mmap expects <off> <npages> <prot> <share> anon|<id>:<pgoff> [fixed]; got "mmap 1 2" (missing <prot>)',
     );
     expect(e.name).toBe('ReplayParseError');
     expect(e.unsupported).toBe(false);
@@ -91,7 +91,7 @@ describe('parseScript', () => {
   const bad: [string, RegExp][] = [
     [
       'frobnicate 1 2',
-      /expected an op: mmap, munmap, mprotect, touch, maps or pagemap.*unknown op "frobnicate"/,
+      /expected an op: mmap, munmap, mprotect, touch, maps, pagemap, file, evict, truncate, read or write.*unknown op "frobnicate"/,
     ],
     ['mmap', /mmap expects .*missing <off>/],
     ['mmap x 1 rw private anon', /<off> must be a decimal number of pages, not "x"/],
@@ -105,8 +105,8 @@ describe('parseScript', () => {
     ['mmap 0 1 r- private anon', /<prot> must be "-" or letters/],
     ['mmap 0 1 rw', /missing <share>/],
     ['mmap 0 1 rw public anon', /<share> must be private or shared, not "public"/],
-    ['mmap 0 1 rw private', /missing the source \(anon\)/],
-    ['mmap 0 1 rw private file', /the source must be anon, not "file"/],
+    ['mmap 0 1 rw private', /missing the source \(anon or <id>:<pgoff>\)/],
+    ['mmap 0 1 rw private file', /the source must be anon or <id>:<pgoff>, not "file"/],
     ['mmap 0 1 rw private anon fixd', /the only flag is fixed, not "fixd"/],
     ['mmap 0 1 rw private anon fixed now', /unexpected "now"/],
     ['munmap 1', /munmap expects <off> <npages>.*missing <npages>/],
@@ -133,13 +133,66 @@ describe('parseScript', () => {
     });
   }
 
-  it('rejects the file ops of @spf/file-backed as not supported yet', () => {
-    for (const line of ['file 1 4', 'evict 1 0 4', 'mmap 0 4 r private 1:0']) {
-      const e = parseError(line);
-      expect(e.unsupported).toBe(true);
-      expect(e.message).toMatch(/arrives with @spf\/file-backed and is not supported yet/);
-    }
+  it('parses the file ops and file mmap sources, and formats them back to the same text', () => {
+    const text = [
+      'file 3 16',
+      'evict 3',
+      'truncate 3 0',
+      'read 3 7',
+      'write 63 65536',
+      'mmap 0 4 r private 3:2',
+      'mmap 8 2 rw shared 0:0 fixed',
+    ].join('\n');
+    const ops = parseScript(text);
+    expect(ops.slice(0, 5)).toEqual([
+      { kind: 'file', id: 3, npages: 16, line: 1 },
+      { kind: 'evict', id: 3, line: 2 },
+      { kind: 'truncate', id: 3, npages: 0, line: 3 },
+      { kind: 'read', id: 3, page: 7, line: 4 },
+      { kind: 'write', id: 63, page: 65536, line: 5 },
+    ]);
+    expect(ops[5]).toMatchObject({ kind: 'mmap', source: { kind: 'file', id: 3, pgoff: 2 }, fixed: false });
+    expect(ops[6]).toMatchObject({
+      kind: 'mmap',
+      share: 'shared',
+      source: { kind: 'file', id: 0, pgoff: 0 },
+    });
+    expect(formatScript(ops)).toBe(`${text}\n`);
   });
+
+  const badFile: [string, RegExp][] = [
+    ['file', /file expects <id> <npages>.*missing <id>/],
+    ['file 1', /file expects <id> <npages>.*missing <npages>/],
+    ['file 64 1', /<id> must be a decimal file id from 0 to 63, not "64"/],
+    ['file -1 1', /<id> must be a decimal file id/],
+    ['file 1 -4', /<npages> must be a decimal number of pages, not "-4"/],
+    ['file 1 2.5', /<npages> must be a decimal number of pages, not "2.5"/],
+    ['file 1 65537', /larger than the 65536 pages a file may have/],
+    ['file 1 4 x', /unexpected "x"/],
+    ['evict', /evict expects <id>.*missing <id>/],
+    ['evict 1 0 4', /evict expects <id>.*unexpected "0 4"/],
+    ['evict x', /<id> must be a decimal file id/],
+    ['truncate 1', /truncate expects <id> <npages>.*missing <npages>/],
+    ['truncate 1 -1', /truncate expects <id> <npages>.*must be a decimal number/],
+    ['read 1', /read expects <id> <page>.*missing <page>/],
+    ['read 1 4294967296', /read expects <id> <page>.*<page> must be below 4294967296/],
+    ['write 1 x', /write expects <id> <page>.*not "x"/],
+    ['write 1 65537', /write expects <id> <page>.*larger than the 65536 pages/],
+    ['mmap 0 4 r private 1', /the source must be anon or <id>:<pgoff>, not "1"/],
+    ['mmap 0 4 r private 1:', /missing <pgoff>|<pgoff> must be a decimal/],
+    ['mmap 0 4 r private 99:0', /<id> must be a decimal file id from 0 to 63, not "99"/],
+    ['mmap 0 4 r private 1:-2', /<pgoff> must be a decimal number of pages, not "-2"/],
+    ['mmap 0 4 r private file', /the source must be anon or <id>:<pgoff>/],
+  ];
+  for (const [line, want] of badFile) {
+    it(`rejects the file op line "${line}", naming the line and what was expected`, () => {
+      const e = parseError(`maps\n${line}\n`);
+      expect(e.line).toBe(2);
+      expect(e.unsupported).toBe(false);
+      expect(e.message).toMatch(/^line 2: /);
+      expect(e.message).toMatch(want);
+    });
+  }
 
   it('stops at the first bad line', () => {
     expect(parseError('maps\ntouch 1 x\nbogus\n').line).toBe(2);

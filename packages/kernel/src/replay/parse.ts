@@ -1,21 +1,29 @@
 import { ReplayParseError } from './errors.js';
 import {
   ARENA_PAGES,
+  MAX_FILE_ID,
+  MAX_FILE_PAGES,
   MAX_PAGEMAP_PAGES,
+  type MmapSource,
   type ParsedOp,
   type Prot,
   type ReplayOp,
   type Share,
 } from './format.js';
 
-const MMAP_SYNTAX = 'mmap expects <off> <npages> <prot> <share> anon [fixed]';
+const MMAP_SYNTAX = 'mmap expects <off> <npages> <prot> <share> anon|<id>:<pgoff> [fixed]';
 const MUNMAP_SYNTAX = 'munmap expects <off> <npages>';
 const MPROTECT_SYNTAX = 'mprotect expects <off> <npages> <prot>';
 const TOUCH_SYNTAX = 'touch expects <page> r|w';
 const MAPS_SYNTAX = 'maps expects no arguments';
 const PAGEMAP_SYNTAX = 'pagemap expects <off> <npages>';
-const OPS = 'expected an op: mmap, munmap, mprotect, touch, maps or pagemap';
-const FILE_LATER = 'arrives with @spf/file-backed and is not supported yet';
+const FILE_SYNTAX = 'file expects <id> <npages>';
+const EVICT_SYNTAX = 'evict expects <id>';
+const TRUNCATE_SYNTAX = 'truncate expects <id> <npages>';
+const READ_SYNTAX = 'read expects <id> <page>';
+const WRITE_SYNTAX = 'write expects <id> <page>';
+const OPS =
+  'expected an op: mmap, munmap, mprotect, touch, maps, pagemap, file, evict, truncate, read or write';
 
 /** Thrown inside one line's parse; turned into a ReplayParseError with the line's context. */
 class FieldError {
@@ -50,6 +58,22 @@ function prot(token: string | undefined, syntax: string): Prot {
   return { read: token.includes('r'), write: token.includes('w'), exec: token.includes('x') };
 }
 
+/** A file id: a decimal number from 0 to MAX_FILE_ID. */
+function fileId(token: string | undefined, syntax: string): number {
+  if (token === undefined) fail(syntax, 'missing <id>');
+  if (!/^[0-9]+$/.test(token) || Number(token) > MAX_FILE_ID) {
+    fail(syntax, `<id> must be a decimal file id from 0 to ${MAX_FILE_ID}, not "${token}"`);
+  }
+  return Number(token);
+}
+
+/** A file size or page in pages, at most `max`. */
+function filePages(token: string | undefined, field: string, syntax: string, max: number): number {
+  const n = pages(token, field, syntax);
+  if (n > max) fail(syntax, `${field} ${token} is larger than the ${max} pages a file may have here`);
+  return n;
+}
+
 function inArena(off: number, npages: number, syntax: string): void {
   if (off + npages > ARENA_PAGES) {
     fail(syntax, `pages ${off}..${off + npages} run past the end of the arena (${ARENA_PAGES} pages)`);
@@ -72,12 +96,16 @@ function parseMmap(f: readonly string[]): ReplayOp {
       share === undefined ? 'missing <share>' : `<share> must be private or shared, not "${share}"`,
     );
   }
-  const source = f[5];
-  if (source === undefined) fail(MMAP_SYNTAX, 'missing the source (anon)');
-  if (/^[0-9]+:[0-9]+$/.test(source)) {
-    throw new FieldError(`a file source (<id>:<pgoff>) ${FILE_LATER}`, 'use anon', true);
+  const token = f[5];
+  if (token === undefined) fail(MMAP_SYNTAX, 'missing the source (anon or <id>:<pgoff>)');
+  let source: MmapSource;
+  if (token === 'anon') {
+    source = { kind: 'anon' };
+  } else {
+    const m = /^([^:]*):(.*)$/.exec(token);
+    if (m === null) fail(MMAP_SYNTAX, `the source must be anon or <id>:<pgoff>, not "${token}"`);
+    source = { kind: 'file', id: fileId(m[1], MMAP_SYNTAX), pgoff: pages(m[2], '<pgoff>', MMAP_SYNTAX) };
   }
-  if (source !== 'anon') fail(MMAP_SYNTAX, `the source must be anon, not "${source}"`);
   const flag = f[6];
   if (flag !== undefined && flag !== 'fixed') fail(MMAP_SYNTAX, `the only flag is fixed, not "${flag}"`);
   noMore(f, 7, MMAP_SYNTAX);
@@ -87,7 +115,7 @@ function parseMmap(f: readonly string[]): ReplayOp {
     npages,
     prot: p,
     share: share as Share,
-    source: { kind: 'anon' },
+    source,
     fixed: flag === 'fixed',
   };
 }
@@ -134,9 +162,36 @@ function parseFields(f: readonly string[]): ReplayOp {
       noMore(f, 3, PAGEMAP_SYNTAX);
       return { kind: 'pagemap', off, npages };
     }
-    case 'file':
-    case 'evict':
-      throw new FieldError(`the ${f[0]} op ${FILE_LATER}`, undefined, true);
+    case 'file': {
+      const id = fileId(f[1], FILE_SYNTAX);
+      const npages = filePages(f[2], '<npages>', FILE_SYNTAX, MAX_FILE_PAGES);
+      noMore(f, 3, FILE_SYNTAX);
+      return { kind: 'file', id, npages };
+    }
+    case 'evict': {
+      const id = fileId(f[1], EVICT_SYNTAX);
+      noMore(f, 2, EVICT_SYNTAX);
+      return { kind: 'evict', id };
+    }
+    case 'truncate': {
+      const id = fileId(f[1], TRUNCATE_SYNTAX);
+      const npages = filePages(f[2], '<npages>', TRUNCATE_SYNTAX, MAX_FILE_PAGES);
+      noMore(f, 3, TRUNCATE_SYNTAX);
+      return { kind: 'truncate', id, npages };
+    }
+    case 'read': {
+      const id = fileId(f[1], READ_SYNTAX);
+      const page = pages(f[2], '<page>', READ_SYNTAX);
+      if (page >= ARENA_PAGES) fail(READ_SYNTAX, `<page> must be below ${ARENA_PAGES}`);
+      noMore(f, 3, READ_SYNTAX);
+      return { kind: 'read', id, page };
+    }
+    case 'write': {
+      const id = fileId(f[1], WRITE_SYNTAX);
+      const page = filePages(f[2], '<page>', WRITE_SYNTAX, MAX_FILE_PAGES);
+      noMore(f, 3, WRITE_SYNTAX);
+      return { kind: 'write', id, page };
+    }
     default:
       fail(OPS, `unknown op "${f[0]}"`);
   }
