@@ -303,7 +303,7 @@ describe('bad kernel code is reported as a failure of the run', () => {
 });
 
 describe('failure reports', () => {
-  it('a failure on CPU 0 takes CPU 0\'s clock, even when another CPU has run further', () => {
+  it("a failure on CPU 0 takes CPU 0's clock, even when another CPU has run further", () => {
     const m = new Machine({ cpus: 2, cost: { ...cost, dram: 400 } });
     m.spawn(0, 'a', function* () {
       yield* delay(100);

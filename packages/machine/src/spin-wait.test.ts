@@ -256,7 +256,10 @@ describe('pure spin-wait: bad input is reported, not a hang', () => {
 
 describe('pure spin-wait: when the code runs again, and which spinners are stuck', () => {
   /** Four CPUs take a ticket lock twice each; `counts` records what the waiters' code saw and did. */
-  const counted = (until: boolean, counts: { waits: number; iterations: number; resumes: number }): Scenario => ({
+  const counted = (
+    until: boolean,
+    counts: { waits: number; iterations: number; resumes: number },
+  ): Scenario => ({
     cpus: 4,
     setup(m) {
       const line = new MemoryLine('ticket');
@@ -340,7 +343,9 @@ describe('pure spin-wait: when the code runs again, and which spinners are stuck
       },
     });
     expect(r.failure?.kind).toBe('impure-spin');
-    expect(r.failure?.message).toMatch(/declared a pure spin-wait on 'b', but with the line unchanged its code went on to write other/);
+    expect(r.failure?.message).toMatch(
+      /declared a pure spin-wait on 'b', but with the line unchanged its code went on to write other/,
+    );
   });
 
   it('a loop declared pure that accesses its own line, or spins on another line, between looks is impure', () => {
@@ -356,7 +361,8 @@ describe('pure spin-wait: when the code runs again, and which spinners are stuck
             yield readEffect(flag.line);
             while (flag.value === 0) {
               yield wait;
-              if (then === 'store') yield* flag.store(0); // writes the line it spins on
+              if (then === 'store')
+                yield* flag.store(0); // writes the line it spins on
               else yield waitOther; // one look at another line
             }
           });
@@ -368,10 +374,14 @@ describe('pure spin-wait: when the code runs again, and which spinners are stuck
       });
     const store = run('store');
     expect(store.failure?.kind).toBe('impure-spin');
-    expect(store.failure?.message).toMatch(/on 'flag', but with the line unchanged its code went on to write flag instead/);
+    expect(store.failure?.message).toMatch(
+      /on 'flag', but with the line unchanged its code went on to write flag instead/,
+    );
     const spin = run('other-spin');
     expect(spin.failure?.kind).toBe('impure-spin');
-    expect(spin.failure?.message).toMatch(/on 'flag', but with the line unchanged its code went on to read other instead/);
+    expect(spin.failure?.message).toMatch(
+      /on 'flag', but with the line unchanged its code went on to read other instead/,
+    );
   });
 
   it('a loop with a stated exit condition on a line written once and then never is reported as spin-forever', () => {
@@ -393,6 +403,45 @@ describe('pure spin-wait: when the code runs again, and which spinners are stuck
     expect(r.failure?.kind).toBe('spin-forever');
     expect(r.failure?.message).toMatch(/waiter on CPU 0 spins on 'flag'/);
     expect(r.steps).toBeLessThan(1000);
+  });
+
+  it('a loop with a stated exit condition counts as stuck from its first spin: spin-forever comes one check interval later', () => {
+    // The waiter enters its spin-wait just before a 20 us IPI handler runs on its CPU, so it comes back far ahead
+    // of CPU 2 and takes its first look only when CPU 2 catches up, about 1,100 steps later. Nobody can write
+    // either line, and the report comes 64 + 8 per CPU spin steps after the handler, not after that first look.
+    const r = runTimed({
+      cpus: 3,
+      cost: { ipiSend: 300, ipiLatency: 1000, dram: 85 },
+      setup(m) {
+        const a = new Cell(0, 'a');
+        const b = new Cell(0, 'b');
+        const waitA = spinWaitEffect(a.line, 'a', undefined, () => a.value !== 0);
+        const waitB = spinWaitEffect(b.line, 'b');
+        m.spawn(0, 'waiter', function* () {
+          yield* delay(1250);
+          yield readEffect(a.line); // a DRAM miss that ends after the IPI arrived (at 1300)
+          while (a.value === 0) yield waitA;
+        });
+        m.spawn(2, 'spinner', function* () {
+          yield readEffect(b.line);
+          while (b.value === 0) yield waitB;
+        });
+        m.spawn(1, 'sender', function* () {
+          yield* sendIpi(
+            [0],
+            function* () {
+              yield* delay(20_000);
+            },
+            false,
+          );
+        });
+      },
+    });
+    expect(r.failure?.kind).toBe('spin-forever');
+    expect(r.failure?.message).toMatch(/waiter on CPU 0 spins on 'a'; spinner on CPU 2 spins on 'b'/);
+    expect(r.failure!.cpus[0]!.clock).toBeGreaterThan(21_000);
+    expect(r.failure!.cpus[2]!.clock).toBeLessThan(5000);
+    expect(r.steps).toBeLessThan(400);
   });
 
   it('a spinner whose CPU is in an IPI handler is not stuck: the handler may write the line', () => {
