@@ -52,6 +52,9 @@ describe('IntervalTree', () => {
   it('rejects empty intervals and foreign nodes', () => {
     const t = new IntervalTree<string>();
     expect(() => t.insert(5, 5, 'x')).toThrow(RangeError);
+    expect(() => t.insert(5, 5, 'x')).toThrow('an interval needs start < end, got [5, 5)');
+    expect(() => t.insert(7, 3, 'x')).toThrow('an interval needs start < end, got [7, 3)');
+    expect(t.size).toBe(0);
     const other = new IntervalTree<string>().insert(1, 2, 'y');
     expect(() => t.remove(other)).toThrow(/not in this tree/);
   });
@@ -120,5 +123,20 @@ describe('IntervalTree', () => {
       expect(t.toArray().map((n) => n.value)).toEqual([-1, -2]);
       expect(() => t.remove(nodes[0])).toThrow(/interval \[10, 15\) is not in this tree/);
     }
+  });
+
+  it('reports the overlapping intervals in order of start, without sorting by the caller', () => {
+    const t = new IntervalTree<string>();
+    for (const [start, end] of [
+      [30, 40],
+      [10, 50],
+      [20, 21],
+      [0, 5],
+      [45, 60],
+      [25, 35],
+    ] as const)
+      t.insert(start, end, `${start}`);
+    expect(t.overlaps(20, 46).map((n) => n.value)).toEqual(['10', '20', '25', '30', '45']);
+    expect(t.toArray().map((n) => n.value)).toEqual(['0', '10', '20', '25', '30', '45']);
   });
 });

@@ -166,6 +166,31 @@ describe('what each effect costs (timed policy)', () => {
     expect(at).toBeGreaterThanOrEqual(100_000 + 60);
   });
 
+  it('a wakeTask reaching a task that was woken and has not slept again is kept for its next sleep', () => {
+    // The lost wake-up: the sleeper is woken once (it leaves its first sleep), and a second wake-up arrives
+    // while it is still running. Its next block must return at once instead of sleeping forever.
+    const m = new Machine({ cpus: 2, cost });
+    const first = new WaitQueue('first');
+    const second = new WaitQueue('second');
+    const results: unknown[] = [];
+    const sleeper: Task = m.spawn(0, 'sleeper', function* () {
+      yield* block(first); // sleeps until the waker's wake(first)
+      yield* delay(10_000); // running, not asleep, when the wakeTask arrives
+      yield* block(second); // already woken: returns at once
+      results.push('sleeper done');
+    });
+    m.spawn(1, 'waker', function* () {
+      yield* delay(100);
+      yield* wake(first);
+      yield* delay(200);
+      results.push(yield { kind: EffectKind.WakeTask, task: sleeper } as Effect);
+    });
+    const r = m.run();
+    expect(r.failure).toBeNull();
+    expect(results).toEqual([false, 'sleeper done']);
+    expect(second.sleepers).toHaveLength(0);
+  });
+
   it('the tick preempts a task whose clock reached it, unless preemption or interrupts are off', () => {
     for (const guard of ['none', 'preempt', 'irq'] as const) {
       const m = new Machine({ cpus: 1, cost: { ...cost, tick: 1000 } });
@@ -278,6 +303,24 @@ describe('bad kernel code is reported as a failure of the run', () => {
 });
 
 describe('failure reports', () => {
+  it("a failure on CPU 0 takes CPU 0's clock, even when another CPU has run further", () => {
+    const m = new Machine({ cpus: 2, cost: { ...cost, dram: 400 } });
+    m.spawn(0, 'a', function* () {
+      yield* delay(100);
+      throw new Error('boom');
+    });
+    m.spawn(1, 'b', function* () {
+      yield* delay(50);
+      yield* read(new MemoryLine('cold')); // a miss to DRAM: CPU 1's clock moves to 450
+      yield* delay(1000);
+    });
+    const r = m.run();
+    expect(r.failure?.cpu).toBe(0);
+    expect(r.failure?.message).toBe('Error: boom');
+    expect(r.failure?.time).toBe(100);
+    expect(r.failure?.cpus[1]?.clock).toBe(450);
+  });
+
   it('a task failure counts its step, takes its CPU clock, and replays to the same failure', () => {
     const scenario = {
       cpus: 2,

@@ -85,6 +85,40 @@ describe('ReadyHeap: the timed policy orders CPUs by ready time, ties by rank', 
     expect(h.size).toBe(0);
   });
 
+  it('removing any CPU keeps the others in order, for every placement of 7 CPUs at three ready times', () => {
+    // The entry that fills the hole may have to move up (it came from another subtree) or down.
+    const n = 7;
+    const ranks = [
+      Int32Array.from([0, 1, 2, 3, 4, 5, 6]),
+      Int32Array.from([6, 5, 4, 3, 2, 1, 0]),
+      Int32Array.from([3, 0, 5, 1, 6, 2, 4]),
+    ];
+    const check = (keys: number[], rank: Int32Array) => {
+      for (let rm = 0; rm < n; rm++) {
+        const h = new ReadyHeap(n, rank);
+        for (let id = 0; id < n; id++) h.set(id, keys[id]);
+        h.remove(rm);
+        const want = [...Array(n).keys()]
+          .filter((id) => id !== rm)
+          .sort((a, b) => keys[a] - keys[b] || rank[a] - rank[b]);
+        const got = drain(h);
+        if (got.join() !== want.join())
+          return `keys ${keys} ranks ${rank} remove ${rm}: ${got} instead of ${want}`;
+      }
+      return null;
+    };
+    const problems: string[] = [];
+    // Every assignment of three ready times (many ties, and every strict order), under three rank orders.
+    for (let code = 0; code < 3 ** n; code++) {
+      const keys = Array.from({ length: n }, (_, i) => 10 * (1 + (Math.floor(code / 3 ** i) % 3)));
+      for (const rank of ranks) {
+        const p = check(keys, rank);
+        if (p !== null) problems.push(p);
+      }
+    }
+    expect(problems.slice(0, 3)).toEqual([]);
+  });
+
   it('agrees with a sorted list over a long random sequence of sets and removes', () => {
     const cpus = 13;
     const rng = new Prng(11);

@@ -6,6 +6,7 @@ import {
   type Kernel,
   localIrqDisable,
   localIrqEnable,
+  preemptDisable,
   readEffect,
   sendIpi,
   spinWaitEffect,
@@ -250,5 +251,295 @@ describe('pure spin-wait: bad input is reported, not a hang', () => {
     expect(again.failure?.kind).toBe('spin-forever');
     expect(again.traceHash).toBe(r.traceHash);
     expect(explore(scenario, { policy: 'random', runs: 3 }).failure?.kind).toBe('spin-forever');
+  });
+});
+
+describe('pure spin-wait: when the code runs again, and which spinners are stuck', () => {
+  /** Four CPUs take a ticket lock twice each; `counts` records what the waiters' code saw and did. */
+  const counted = (
+    until: boolean,
+    counts: { waits: number; iterations: number; resumes: number },
+  ): Scenario => ({
+    cpus: 4,
+    setup(m) {
+      const line = new MemoryLine('ticket');
+      const next = new AtomicCell(0, line);
+      const head = new Cell(0, line);
+      const data = new AtomicCell(0, 'data');
+      for (let i = 0; i < 4; i++) {
+        m.spawn(i, `t${i}`, function* () {
+          for (let r = 0; r < 2; r++) {
+            const ticket = yield* next.fetchAdd(1);
+            if (until) {
+              const served = () => head.value === ticket;
+              const waitFor = spinWaitEffect(line, 'ticket', undefined, served);
+              yield readEffect(line);
+              if (!served()) counts.waits++;
+              while (!served()) {
+                counts.resumes++; // the loop's code runs: before the first spin, then only when served
+                yield waitFor;
+              }
+            } else {
+              let first = true;
+              while ((yield* head.load()) !== ticket) {
+                if (first) counts.waits++;
+                first = false;
+                counts.iterations++;
+                yield* cpuRelax('ticket');
+              }
+            }
+            const v = yield* data.load();
+            yield* delay(50 + 10 * i);
+            yield* data.store(v + 1);
+            yield* head.store(ticket + 1);
+          }
+        });
+      }
+      return () => kassert(data.value === 8, `data is ${data.value}`);
+    },
+  });
+
+  it('a loop with a stated exit condition runs its code again only when the condition holds, and every other look is skipped', () => {
+    const plain = { waits: 0, iterations: 0, resumes: 0 };
+    const until = { waits: 0, iterations: 0, resumes: 0 };
+    const a = runTimed(counted(false, plain));
+    const b = runTimed(counted(true, until));
+    expect(a.ok && b.ok).toBe(true);
+    expect(b.traceHash).toBe(a.traceHash);
+    expect(until.waits).toBe(plain.waits);
+    expect(plain.waits).toBeGreaterThan(2);
+    // One run of the loop body before the first spin of each wait, none after: the machine resumed the code
+    // only when the ticket was served, though the head moved several times during most waits.
+    expect(until.resumes).toBe(until.waits);
+    // Each wait iterates as the plain loop does (a spin, then a look at the line); the last look of each wait
+    // runs the code, every other look is skipped.
+    expect(b.spinsSkipped).toBe(plain.iterations - plain.waits);
+    expect(a.spinsSkipped).toBe(0);
+  });
+
+  it('a loop declared pure after an earlier pure loop on another line is checked again', () => {
+    // The first loop shows itself pure and ends; the second, on another line, stores between looks.
+    const r = runTimed({
+      cpus: 2,
+      setup(m) {
+        const a = new Cell(0, 'a');
+        const b = new Cell(0, 'b');
+        const other = new Cell(0, 'other');
+        m.spawn(0, 'spinner', function* () {
+          const waitA = spinWaitEffect(a.line, 'a');
+          yield readEffect(a.line);
+          while (a.value === 0) yield waitA;
+          const waitB = spinWaitEffect(b.line, 'b');
+          yield readEffect(b.line);
+          while (b.value === 0) {
+            yield waitB;
+            yield* other.store(other.value + 1); // not pure
+          }
+        });
+        m.spawn(1, 'setter', function* () {
+          yield* delay(2000);
+          yield* a.store(1);
+        });
+      },
+    });
+    expect(r.failure?.kind).toBe('impure-spin');
+    expect(r.failure?.message).toMatch(
+      /declared a pure spin-wait on 'b', but with the line unchanged its code went on to write other/,
+    );
+  });
+
+  it('a loop declared pure that accesses its own line, or spins on another line, between looks is impure', () => {
+    const run = (then: 'store' | 'other-spin') =>
+      runTimed({
+        cpus: 2,
+        setup(m) {
+          const flag = new Cell(0, 'flag');
+          const other = new Cell(0, 'other');
+          const wait = spinWaitEffect(flag.line, 'flag');
+          const waitOther = spinWaitEffect(other.line, 'other');
+          m.spawn(0, 'impure', function* () {
+            yield readEffect(flag.line);
+            while (flag.value === 0) {
+              yield wait;
+              if (then === 'store')
+                yield* flag.store(0); // writes the line it spins on
+              else yield waitOther; // one look at another line
+            }
+          });
+          m.spawn(1, 'setter', function* () {
+            yield* delay(5000);
+            yield* flag.store(1);
+          });
+        },
+      });
+    const store = run('store');
+    expect(store.failure?.kind).toBe('impure-spin');
+    expect(store.failure?.message).toMatch(
+      /on 'flag', but with the line unchanged its code went on to write flag instead/,
+    );
+    const spin = run('other-spin');
+    expect(spin.failure?.kind).toBe('impure-spin');
+    expect(spin.failure?.message).toMatch(
+      /on 'flag', but with the line unchanged its code went on to read other instead/,
+    );
+  });
+
+  it('a loop with a stated exit condition on a line written once and then never is reported as spin-forever', () => {
+    const r = runTimed({
+      cpus: 2,
+      setup(m) {
+        const flag = new Cell(0, 'flag');
+        const wait = spinWaitEffect(flag.line, 'flag', undefined, () => flag.value === 2);
+        m.spawn(0, 'waiter', function* () {
+          yield readEffect(flag.line);
+          while (flag.value !== 2) yield wait;
+        });
+        m.spawn(1, 'setter', function* () {
+          yield* delay(2000);
+          yield* flag.store(1); // not the value the waiter waits for, and the last store
+        });
+      },
+    });
+    expect(r.failure?.kind).toBe('spin-forever');
+    expect(r.failure?.message).toMatch(/waiter on CPU 0 spins on 'flag'/);
+    expect(r.steps).toBeLessThan(1000);
+  });
+
+  it('a loop with a stated exit condition counts as stuck from its first spin: spin-forever comes one check interval later', () => {
+    // The waiter enters its spin-wait just before a 20 us IPI handler runs on its CPU, so it comes back far ahead
+    // of CPU 2 and takes its first look only when CPU 2 catches up, about 1,100 steps later. Nobody can write
+    // either line, and the report comes 64 + 8 per CPU spin steps after the handler, not after that first look.
+    const r = runTimed({
+      cpus: 3,
+      cost: { ipiSend: 300, ipiLatency: 1000, dram: 85 },
+      setup(m) {
+        const a = new Cell(0, 'a');
+        const b = new Cell(0, 'b');
+        const waitA = spinWaitEffect(a.line, 'a', undefined, () => a.value !== 0);
+        const waitB = spinWaitEffect(b.line, 'b');
+        m.spawn(0, 'waiter', function* () {
+          yield* delay(1250);
+          yield readEffect(a.line); // a DRAM miss that ends after the IPI arrived (at 1300)
+          while (a.value === 0) yield waitA;
+        });
+        m.spawn(2, 'spinner', function* () {
+          yield readEffect(b.line);
+          while (b.value === 0) yield waitB;
+        });
+        m.spawn(1, 'sender', function* () {
+          yield* sendIpi(
+            [0],
+            function* () {
+              yield* delay(20_000);
+            },
+            false,
+          );
+        });
+      },
+    });
+    expect(r.failure?.kind).toBe('spin-forever');
+    expect(r.failure?.message).toMatch(/waiter on CPU 0 spins on 'a'; spinner on CPU 2 spins on 'b'/);
+    expect(r.failure!.cpus[0]!.clock).toBeGreaterThan(21_000);
+    expect(r.failure!.cpus[2]!.clock).toBeLessThan(5000);
+    expect(r.steps).toBeLessThan(400);
+  });
+
+  it('a spinner whose CPU is in an IPI handler is not stuck: the handler may write the line', () => {
+    // CPU 0's handler runs for 20 us and then releases both spinners; CPU 2 spins meanwhile for hundreds of
+    // steps, long enough for the spin-forever check to look at CPU 0 while its handler runs.
+    const r = runTimed({
+      cpus: 3,
+      setup(m) {
+        const flag = new Cell(0, 'flag');
+        const wait = spinWaitEffect(flag.line, 'flag');
+        const spin = function* (): Kernel<void> {
+          yield readEffect(flag.line);
+          while (flag.value === 0) yield wait;
+        };
+        m.spawn(0, 'spinner0', spin);
+        m.spawn(2, 'spinner2', function* () {
+          yield* delay(10);
+          yield* spin();
+        });
+        m.spawn(1, 'sender', function* () {
+          yield* sendIpi(
+            [0],
+            function* () {
+              yield* delay(20_000);
+              yield* flag.store(1);
+            },
+            false,
+          );
+        });
+      },
+    });
+    expect(r.failure).toBeNull();
+    expect(r.spinsSkipped).toBeGreaterThan(500);
+  });
+
+  it('a spinner whose line was written since its code last ran is not stuck: its next look runs the code', () => {
+    // CPU 0 comes back from a 20 us handler far ahead of CPU 2; CPU 1 releases CPU 0's spinner meanwhile,
+    // and CPU 2 spins for hundreds of steps before CPU 0 looks at its line again and then releases CPU 2.
+    const r = runTimed({
+      cpus: 3,
+      setup(m) {
+        const a = new Cell(0, 'a');
+        const b = new Cell(0, 'b');
+        const waitA = spinWaitEffect(a.line, 'a');
+        const waitB = spinWaitEffect(b.line, 'b');
+        m.spawn(0, 'spinner0', function* () {
+          yield readEffect(a.line);
+          while (a.value === 0) yield waitA;
+          yield* b.store(1);
+        });
+        m.spawn(2, 'spinner2', function* () {
+          yield readEffect(b.line);
+          while (b.value === 0) yield waitB;
+        });
+        m.spawn(1, 'writer', function* () {
+          yield* sendIpi(
+            [0],
+            function* () {
+              yield* delay(20_000);
+            },
+            false,
+          );
+          yield* delay(5000);
+          yield* a.store(1);
+        });
+      },
+    });
+    expect(r.failure).toBeNull();
+    expect(r.spinsSkipped).toBeGreaterThan(500);
+  });
+
+  it('a spinner the tick can preempt for a task on its CPU is not stuck; with preemption or interrupts off it is', () => {
+    const run = (guard: 'none' | 'preempt' | 'irq') =>
+      runTimed({
+        cpus: 1,
+        cost: { tick: 20_000 },
+        setup(m) {
+          const flag = new Cell(0, 'flag');
+          const wait = spinWaitEffect(flag.line, 'flag');
+          m.spawn(0, 'spinner', function* () {
+            if (guard === 'preempt') yield* preemptDisable();
+            if (guard === 'irq') yield* localIrqDisable();
+            yield readEffect(flag.line);
+            while (flag.value === 0) yield wait;
+          });
+          m.spawn(0, 'setter', function* () {
+            yield* flag.store(1);
+          });
+        },
+      });
+    const ok = run('none');
+    expect(ok.failure).toBeNull();
+    expect(ok.spinsSkipped).toBeGreaterThan(100); // it spun until the tick let the setter run
+    for (const guard of ['preempt', 'irq'] as const) {
+      const r = run(guard);
+      expect(r.failure?.kind, guard).toBe('spin-forever');
+      expect(r.failure?.message).toMatch(/spinner on CPU 0 spins on 'flag'/);
+      expect(r.steps).toBeLessThan(1000);
+    }
   });
 });
