@@ -222,10 +222,13 @@ describe('spf --fault-handler', () => {
     const expected: Record<string, string> = {
       // The parent fills 4 pages (the first allocates the page tables), the child's write breaks COW and the
       // parent's write reuses its page: 6 faults. Lespinasse's first fault finds no PUD and aborts.
-      lespinasse: '  handled speculatively: 5 of 6 faults (83.3%), 6 attempts\n  aborts (fell back to mmap_lock): SPF_ABORT_PUD 1\n',
-      pervma: '  handled speculatively: 5 of 6 faults (83.3%), 6 attempts\n  aborts (fell back to mmap_lock): VMA_LOCK_ABORT 1\n',
+      lespinasse:
+        '  handled speculatively: 5 of 6 faults (83.3%), 6 attempts\n  aborts (fell back to mmap_lock): SPF_ABORT_PUD 1\n',
+      pervma:
+        '  handled speculatively: 5 of 6 faults (83.3%), 6 attempts\n  aborts (fell back to mmap_lock): VMA_LOCK_ABORT 1\n',
       // Both processes are single-threaded: patch 22's mm_users == 1 shortcut skips the speculative path.
-      dufour: '  handled speculatively: 0 of 6 faults (0.0%), 0 attempts\n  aborts (fell back to mmap_lock): none\n',
+      dufour:
+        '  handled speculatively: 0 of 6 faults (0.0%), 0 attempts\n  aborts (fell back to mmap_lock): none\n',
     };
     for (const [name, stats] of Object.entries(expected)) {
       const r = io();
@@ -235,14 +238,23 @@ describe('spf --fault-handler', () => {
       expect(r.out.stdout, name).toContain(`${name} handler:\n${stats}`);
     }
     const noShortcut = io();
-    const argv = ['run', 'cow-fork', '--fault-handler', 'dufour', '--spec-option', 'singleThreadShortcut=false'];
+    const argv = [
+      'run',
+      'cow-fork',
+      '--fault-handler',
+      'dufour',
+      '--spec-option',
+      'singleThreadShortcut=false',
+    ];
     expect(runCli(argv, noShortcut.impl)).toBe(0);
     expect(demo(noShortcut.out.stdout)).toBe(demo(classic.out.stdout));
     expect(noShortcut.out.stdout).toContain(
       '  handled speculatively: 5 of 6 faults (83.3%), 6 attempts\n  aborts (fell back to mmap_lock): spf_vma_noanon 1\n',
     );
     const bad = io();
-    expect(runCli(['run', 'cow-fork', '--fault-handler', 'dufour', '--spec-option', 'bogus=1'], bad.impl)).toBe(2);
+    expect(
+      runCli(['run', 'cow-fork', '--fault-handler', 'dufour', '--spec-option', 'bogus=1'], bad.impl),
+    ).toBe(2);
     expect(bad.out.stdout).toBe('');
     expect(bad.out.stderr).toContain('spf: dufour fault handler: bogus is refused: no such option');
   });

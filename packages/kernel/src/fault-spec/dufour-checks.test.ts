@@ -115,12 +115,18 @@ const cowFlush = (off: Partial<DufourChecks>) =>
  * preempted walker reads them again, unless its interrupts are off.
  */
 const munmapPreempted = (off: Partial<DufourChecks>): Scenario => {
-  const s = scenario('dufour: preemptible stores vs munmap of everything', off, region, function* (u) {
-    yield* u.spawnThread(function* () {
-      for (let i = 0; i < 40; i++) yield delayEffect(2000, 'user: compute');
-    }, 1);
-    yield* u.munmap(A, N * P);
-  }, storer);
+  const s = scenario(
+    'dufour: preemptible stores vs munmap of everything',
+    off,
+    region,
+    function* (u) {
+      yield* u.spawnThread(function* () {
+        for (let i = 0; i < 40; i++) yield delayEffect(2000, 'user: compute');
+      }, 1);
+      yield* u.munmap(A, N * P);
+    },
+    storer,
+  );
   return { ...s, cost: { tick: 1000 } };
 };
 
