@@ -137,6 +137,9 @@ export class PerVmaLockHandler implements FaultHandler {
   readonly mmConfig: Readonly<Pick<MmConfig, 'vmaLocking'>>;
   private readonly events: PerVmaLockCounters = newPerVmaLockCounters();
   private readonly readerChecks: Readonly<Record<PerVmaReaderCheck, boolean>>;
+  /** {@link tryVmaLock} bound once, the lockless attempt handed to every `doUserAddrFault()`. */
+  private readonly attempt = (fault: UserFault, flags: number): Kernel<LocklessFaultResult> =>
+    this.tryVmaLock(fault, flags);
 
   constructor(
     readonly env: FaultEnv,
@@ -163,7 +166,7 @@ export class PerVmaLockHandler implements FaultHandler {
   }
 
   handleUserFault(fault: UserFault): Kernel<FaultOutcome> {
-    return doUserAddrFault(this.env, fault, (f, flags) => this.tryVmaLock(f, flags));
+    return doUserAddrFault(this.env, fault, this.attempt);
   }
 
   /**
