@@ -213,7 +213,10 @@ function expectFailure(c: SwitchCase, name: string): string {
   return message;
 }
 
-describe('lespinasseSpf: every safety check, switched off, is caught by the explorer (explored)', () => {
+// Explorations of 2,000 schedules take tens of seconds on a loaded machine: a generous timeout per test.
+describe('lespinasseSpf: every safety check, switched off, is caught by the explorer (explored)', {
+  timeout: 300_000,
+}, () => {
   for (const c of CASES) {
     const rcu = c.scenario === munmapPreemptedRcu ? ' (page tables freed by RCU)' : '';
     const name = `without ${c.check}${rcu}, the explorer finds the failure (explored)`;
