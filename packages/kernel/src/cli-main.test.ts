@@ -236,6 +236,52 @@ describe('spf --fault-handler', () => {
     expect(classic.out.stdout).not.toContain('speculatively');
   });
 
+  it('run cow-fork under each handler shows the same demo and, for a speculative one, its statistics', () => {
+    const demo = (stdout: string) => stdout.slice(0, stdout.indexOf('vmstat:'));
+    const classic = io();
+    expect(runCli(['run', 'cow-fork', '--fault-handler', 'classic'], classic.impl)).toBe(0);
+    expect(classic.out.stdout).toContain('child:  wrote 0xcc to page 0: 1 fault (copy-on-write copy)\n');
+    expect(classic.out.stdout).not.toContain('speculatively');
+    const expected: Record<string, string> = {
+      // The parent fills 4 pages (the first allocates the page tables), the child's write breaks COW and the
+      // parent's write reuses its page: 6 faults. Lespinasse's first fault finds no PUD and aborts.
+      lespinasse:
+        '  handled speculatively: 5 of 6 faults (83.3%), 6 attempts\n  aborts (fell back to mmap_lock): SPF_ABORT_PUD 1\n',
+      pervma:
+        '  handled speculatively: 5 of 6 faults (83.3%), 6 attempts\n  aborts (fell back to mmap_lock): VMA_LOCK_ABORT 1\n',
+      // Both processes are single-threaded: patch 22's mm_users == 1 shortcut skips the speculative path.
+      dufour:
+        '  handled speculatively: 0 of 6 faults (0.0%), 0 attempts\n  aborts (fell back to mmap_lock): none\n',
+    };
+    for (const [name, stats] of Object.entries(expected)) {
+      const r = io();
+      expect(runCli(['run', 'cow-fork', '--fault-handler', name], r.impl), name).toBe(0);
+      expect(demo(r.out.stdout), name).toBe(demo(classic.out.stdout));
+      expect(r.out.stdout, name).toContain('vmstat: pgfault=6 cow-copies=1 cow-reuses=1\n');
+      expect(r.out.stdout, name).toContain(`${name} handler:\n${stats}`);
+    }
+    const noShortcut = io();
+    const argv = [
+      'run',
+      'cow-fork',
+      '--fault-handler',
+      'dufour',
+      '--spec-option',
+      'singleThreadShortcut=false',
+    ];
+    expect(runCli(argv, noShortcut.impl)).toBe(0);
+    expect(demo(noShortcut.out.stdout)).toBe(demo(classic.out.stdout));
+    expect(noShortcut.out.stdout).toContain(
+      '  handled speculatively: 5 of 6 faults (83.3%), 6 attempts\n  aborts (fell back to mmap_lock): spf_vma_noanon 1\n',
+    );
+    const bad = io();
+    expect(
+      runCli(['run', 'cow-fork', '--fault-handler', 'dufour', '--spec-option', 'bogus=1'], bad.impl),
+    ).toBe(2);
+    expect(bad.out.stdout).toBe('');
+    expect(bad.out.stderr).toContain('spf: dufour fault handler: bogus is refused: no such option');
+  });
+
   it('passes --spec-option values to the design, typed and nested', () => {
     seenOptions.length = 0;
     const { impl } = io({ 's.txt': 'mmap 0 1 rw private anon\n' });

@@ -54,7 +54,9 @@ usage:
                   --fault-handler NAME [--spec-option KEY=VALUE]...; with a speculative handler it
                   also prints the share of faults handled without mmap_lock and the abort reasons
         cow-fork  a parent fills pages, forks, the child writes one (copy-on-write), the parent
-                  writes it again (reused)
+                  writes it again (reused)  --pages P (default 4)  --fault-handler NAME
+                  [--spec-option KEY=VALUE]...; with a speculative handler it also prints the share
+                  of faults handled without mmap_lock and the abort reasons
   spf bench <command> [options]
       The workloads and experiments of @spf/bench (installed separately): spf bench --help.
   spf --help
@@ -307,11 +309,15 @@ function run(args: string[], io: CliIo, handlers: readonly FaultHandlerEntry[]):
   }
   if (scenario === 'cow-fork') {
     const pages = intOption(args, '--pages', 4);
+    const faultHandler = faultHandlerOption(args, handlers);
     noMoreArgs(args);
     checkCowForkOptions(pages);
     checkTracePath(io, tracePath);
-    const r = runCowFork({ pages, trace: tracePath !== undefined });
+    const r = runCowFork({ pages, faultHandler, trace: tracePath !== undefined });
     if (r.lines.length > 0) io.stdout(`${r.lines.join('\n')}\n`);
+    if (r.speculative !== null) {
+      io.stdout(`${r.handler} handler:\n${formatSpeculativeStats(r.speculative, r.faults)}`);
+    }
     writeTrace(io, tracePath, r.run, 2);
     return reportAbnormalEnds(io, scenario, r.run) ? 0 : 1;
   }

@@ -42,9 +42,8 @@ import {
   type ResolvedLespinasseOptions,
   resolveLespinasseOptions,
 } from './lespinasse-options.js';
-import type { LespinasseSpfState } from './lespinasse-state.js';
+import { LespinasseSpfState } from './lespinasse-state.js';
 import { mmapSeqReadCheck, mmapSeqReadStart } from './mmap-seq.js';
-import { lespinassePteMapLock } from './pte-map-lock.js';
 import { speculativePageWalkBegin, speculativePageWalkEnd } from './speculative-page-walk.js';
 import { vmaCopy } from './vma-copy.js';
 
@@ -170,11 +169,22 @@ function* doHandleMmFaultSpeculative(
     vmaFlags: vma.vmFlags,
     vmaPageProt: vma.vmPageProt,
     origPmd: walk.pmdval,
-    speculative: { pteMapLock: (v: ClassicVmFault) => lespinassePteMapLock(state, v) },
+    speculative: state,
   };
   // Every VM_FAULT_RETRY out of here was counted by __pte_map_lock (the only way the speculative handlers
   // of an anonymous VMA give up once the cases above are excluded).
   return yield* handlePteFault(vmf);
+}
+
+/** Counts an abort (and its reason, unless `__pte_map_lock()` counted it) and falls back to mmap_lock. */
+function abort(
+  counters: LespinasseCounters,
+  reason: keyof LespinasseCounters | null,
+  flags: number,
+): LocklessFaultResult {
+  if (reason !== null) counters[reason]++;
+  counters.spf_abort++;
+  return { kind: 'fallback', flags };
 }
 
 /**
@@ -208,14 +218,9 @@ function* lespinasseAttempt(
     if (mm.mmUsers.value === 1) return { kind: 'fallback', flags };
   }
   counters.spf_attempt++;
-  const abort = (reason: keyof LespinasseCounters | null): LocklessFaultResult => {
-    if (reason !== null) counters[reason]++;
-    counters.spf_abort++;
-    return { kind: 'fallback', flags };
-  };
   const { checks } = options;
   const seq = yield* mmapSeqReadStart(mm);
-  if (checks.mmapSeqCheck && (seq & 1) !== 0) return abort('SPF_ABORT_ODD');
+  if (checks.mmapSeqCheck && (seq & 1) !== 0) return abort(counters, 'SPF_ABORT_ODD', flags);
   if (checks.rcuFreeVma) yield* mm.rcu.readLock();
   let copy: VmArea | null = null;
   let reason: keyof LespinasseCounters | null = null;
@@ -232,21 +237,21 @@ function* lespinasseAttempt(
   } finally {
     if (checks.rcuFreeVma) yield* mm.rcu.readUnlock();
   }
-  if (copy === null) return abort(reason);
-  if (!(yield* mmapSeqReadCheck(mm, seq))) return abort('SPF_ABORT_VMA_COPY');
-  if (accessError(fault.errorCode, copy)) return abort('SPF_ABORT_ACCESS_ERROR');
+  if (copy === null) return abort(counters, reason, flags);
+  if (!(yield* mmapSeqReadCheck(mm, seq))) return abort(counters, 'SPF_ABORT_VMA_COPY', flags);
+  if (accessError(fault.errorCode, copy)) return abort(counters, 'SPF_ABORT_ACCESS_ERROR', flags);
   const specFlags = flags | FAULT_FLAG_SPECULATIVE;
-  const state: LespinasseSpfState = {
+  const state = new LespinasseSpfState(
     env,
     mm,
     seq,
-    walkGuard: checks.speculativePageWalk ? options.pageWalk : null,
+    checks.speculativePageWalk ? options.pageWalk : null,
     checks,
     counters,
-  };
+  );
   let ret = sanitizeFaultFlags(copy, specFlags);
   if (ret === 0) ret = yield* doHandleMmFaultSpeculative(handler, state, copy, address, specFlags);
-  if ((ret & VM_FAULT_RETRY) !== 0) return abort(null);
+  if ((ret & VM_FAULT_RETRY) !== 0) return abort(counters, null, flags);
   mmAccountFault(env, fault.task, specFlags, ret);
   return { kind: 'done', ret };
 }

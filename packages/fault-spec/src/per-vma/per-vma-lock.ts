@@ -153,6 +153,9 @@ export class PerVmaLockHandler implements FaultHandler {
   private readonly readerChecks: Readonly<Record<PerVmaReaderCheck, boolean>>;
   /** File VMAs are taken under the VMA lock (Linux 6.7, {@link PerVmaLockOptions.fileVmas}). */
   readonly fileVmas: boolean;
+  /** {@link tryVmaLock} bound once, the lockless attempt handed to every `doUserAddrFault()`. */
+  private readonly attempt = (fault: UserFault, flags: number): Kernel<LocklessFaultResult> =>
+    this.tryVmaLock(fault, flags);
 
   constructor(
     readonly env: FaultEnv,
@@ -180,7 +183,7 @@ export class PerVmaLockHandler implements FaultHandler {
   }
 
   handleUserFault(fault: UserFault): Kernel<FaultOutcome> {
-    return doUserAddrFault(this.env, fault, (f, flags) => this.tryVmaLock(f, flags));
+    return doUserAddrFault(this.env, fault, this.attempt);
   }
 
   /**

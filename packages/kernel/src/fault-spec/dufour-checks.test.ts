@@ -1,5 +1,11 @@
 import { type DufourChecks, dufourSpf } from '@spf/fault-spec';
-import { ExplorationFailure, type ExploreOptions, exploreInTest, type Scenario } from '@spf/machine';
+import {
+  delayEffect,
+  ExplorationFailure,
+  type ExploreOptions,
+  exploreInTest,
+  type Scenario,
+} from '@spf/machine';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
 import { describe, expect, it } from 'vitest';
 import { boot } from '../system.js';
@@ -98,6 +104,32 @@ const cowFlush = (off: Partial<DufourChecks>) =>
     },
   );
 
+/**
+ * munmap of the whole region (every table level is freed) against the stores, with the storing thread
+ * preemptible anywhere it runs with interrupts and preemption on: a CPU-bound thread shares CPU 1 and the
+ * scheduler tick is 1 us (`cost.tick`, for this scenario only). The explorer orders steps across CPUs, but
+ * preemption and IPI delivery follow each CPU's simulated clock; a walk takes tens of nanoseconds and the
+ * default 1 ms tick would almost never fall inside it, while on real hardware any interrupt (or a vCPU
+ * preempted by its hypervisor) can stop the walker between two reads for as long as munmap needs. While the
+ * CPU-bound thread runs, CPU 1 acknowledges munmap's shootdown at once, so the tables are freed before the
+ * preempted walker reads them again, unless its interrupts are off.
+ */
+const munmapPreempted = (off: Partial<DufourChecks>): Scenario => {
+  const s = scenario(
+    'dufour: preemptible stores vs munmap of everything',
+    off,
+    region,
+    function* (u) {
+      yield* u.spawnThread(function* () {
+        for (let i = 0; i < 40; i++) yield delayEffect(2000, 'user: compute');
+      }, 1);
+      yield* u.munmap(A, N * P);
+    },
+    storer,
+  );
+  return { ...s, cost: { tick: 1000 } };
+};
+
 const pct = (runs: number, depth: number, seed = 1): ExploreOptions => ({ policy: 'pct', runs, seed, depth });
 
 /** Explores `s` and expects a failure matching `what`; prints its first lines and the replay command. */
@@ -143,6 +175,12 @@ describe('Dufour SPF v12 with every check on explores clean', { timeout: 240_000
       ).failure,
     ).toBeNull();
   });
+  it('preemptible stores vs munmap of everything (all checks, pct 2000 x depth 3 and 4)', () => {
+    for (const depth of [3, 4]) {
+      const name = `preemptible stores vs munmap of everything (all checks, pct 2000 x depth ${depth})`;
+      expect(exploreInTest(munmapPreempted({}), pct(2000, depth), name).failure).toBeNull();
+    }
+  });
   it('read fault vs COW flush under the PTL (all checks, bounded DFS)', () => {
     const res = exploreInTest(
       cowFlush({}),
@@ -185,6 +223,22 @@ describe('Dufour SPF v12: each check removed is caught by the explorer', { timeo
       pct(1500, 4),
       'detachedCheck off: a page is mapped into a VMA munmap unlinked',
       /free_pgtables: page table .* still maps pages|RSS counter/,
+    );
+  });
+  it('irqOffWalk off: a preempted walk reads a page-table page munmap freed', () => {
+    expectCaught(
+      munmapPreempted({ irqOffWalk: false }),
+      pct(2000, 3),
+      'irqOffWalk off: a preempted walk reads a page-table page munmap freed',
+      /USE-AFTER-FREE: .*freed by (PD|PDPT|page table) free by task 'spf\[1\.1\]'/,
+    );
+  });
+  it('vmaChangedBeforeLock off: pte_map_lock re-reads the PMD in a page directory munmap freed', () => {
+    expectCaught(
+      munmapPreempted({ vmaChangedBeforeLock: false }),
+      pct(2000, 4),
+      'vmaChangedBeforeLock off: pte_map_lock re-reads the PMD in a page directory munmap freed',
+      /USE-AFTER-FREE: .*freed by PD free by task 'spf\[1\.1\]'/,
     );
   });
   it('ptlTrylock off: spinning on the PTL with interrupts off never lets the COW flush IPI in', () => {

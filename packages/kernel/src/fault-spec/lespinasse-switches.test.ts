@@ -1,5 +1,11 @@
 import { type LespinasseCheck, type LespinasseOptions, lespinasseSpf } from '@spf/fault-spec';
-import { ExplorationFailure, type ExploreOptions, exploreInTest, type Scenario } from '@spf/machine';
+import {
+  delayEffect,
+  ExplorationFailure,
+  type ExploreOptions,
+  exploreInTest,
+  type Scenario,
+} from '@spf/machine';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
 import { describe, expect, it } from 'vitest';
 import { boot } from '../system.js';
@@ -40,6 +46,39 @@ function munmapRace(off: LespinasseCheck | null, pages = 4, pgtableFreeRcu = fal
     },
   };
 }
+
+/**
+ * The munmap race with the faulting thread preemptible wherever it runs with interrupts and preemption on:
+ * a CPU-bound thread shares CPU 1 and the scheduler tick is 1 us (`cost.tick`, for this scenario only). The
+ * explorer orders steps across CPUs, but preemption and IPI delivery follow each CPU's simulated clock; a
+ * walk takes tens of nanoseconds, so the default 1 ms tick would almost never stop it, while on real hardware
+ * any interrupt (or a vCPU preempted by its hypervisor) can stop the faulting CPU between two reads for as
+ * long as munmap needs. While the CPU-bound thread runs, CPU 1 takes munmap's shootdown IPI at once, so
+ * the tables are freed (after the IPI, or after the grace period with `pgtableFreeRcu`) under a preempted
+ * reader that is outside its walk guard.
+ */
+function munmapPreempted(off: LespinasseCheck | null, pgtableFreeRcu = false): Scenario {
+  return {
+    name: `lespinasse: preemptible faults against munmap${pgtableFreeRcu ? ' (page tables freed by RCU, RCU walk guard)' : ''}`,
+    cpus: 2,
+    cost: { tick: 1000 },
+    setup(m) {
+      const sys = boot({ machine: m, memory: MEMORY, pgtableFreeRcu, faultHandler: handler(off) });
+      sys.spawnProcess('spf', function* (u) {
+        yield* u.mmap(A, 8 * P, RW, ANON);
+        yield* u.store8(A, 1);
+        yield* u.spawnThread(function* (w) {
+          for (let p = 1; p < 8; p++) yield* w.store8(A + p * P, p);
+        }, 1);
+        yield* u.spawnThread(function* () {
+          for (let i = 0; i < 40; i++) yield delayEffect(2000, 'user: compute');
+        }, 1);
+        yield* u.munmap(A, 8 * P);
+      });
+    },
+  };
+}
+const munmapPreemptedRcu = (off: LespinasseCheck | null) => munmapPreempted(off, true);
 
 /**
  * Eight one-page VMAs next to a touched page, so their PTEs share its page table: a thread on CPU 1 reads
@@ -128,6 +167,29 @@ const CASES: readonly SwitchCase[] = [
     breaks: 'the lookup reads a VMA that munmap freed meanwhile',
   },
   {
+    check: 'mmapSeqCheckBeforePtl',
+    scenario: munmapPreempted,
+    explore: { policy: 'pct', depth: 3, runs: 2000, seed: 1 },
+    report: /USE-AFTER-FREE: .*freed by (PD|PDPT) free by task 'spf\[1\.1\]'/,
+    breaks:
+      'a fault preempted after its walk re-reads the PMD in a page directory munmap freed meanwhile (the walk guard alone cannot keep tables freed before it began)',
+  },
+  {
+    check: 'speculativePageWalk',
+    scenario: munmapPreempted,
+    explore: { policy: 'pct', depth: 4, runs: 2000, seed: 1 },
+    report: /USE-AFTER-FREE: .*freed by (PD|PDPT|page table) free by task 'spf\[1\.1\]'/,
+    breaks: 'a walk preempted between two reads reads a page-table page munmap freed under it',
+  },
+  {
+    check: 'speculativePageWalk',
+    scenario: munmapPreemptedRcu,
+    explore: { policy: 'pct', depth: 4, runs: 2000, seed: 1 },
+    report: /USE-AFTER-FREE: .*freed by (PD|PDPT|page table) free by task 'rcu_gp'/,
+    breaks:
+      'with page tables freed by RCU, a walk outside rcu_read_lock() does not hold the grace period: it reads a table the RCU callback freed',
+  },
+  {
     check: 'ptlTrylock',
     scenario: cowRace,
     explore: { policy: 'pct', depth: 3, runs: 60, seed: 1 },
@@ -151,15 +213,19 @@ function expectFailure(c: SwitchCase, name: string): string {
   return message;
 }
 
-describe('lespinasseSpf: every safety check, switched off, is caught by the explorer (explored)', () => {
+// Explorations of 2,000 schedules take tens of seconds on a loaded machine: a generous timeout per test.
+describe('lespinasseSpf: every safety check, switched off, is caught by the explorer (explored)', {
+  timeout: 300_000,
+}, () => {
   for (const c of CASES) {
-    const name = `without ${c.check}, the explorer finds the failure (explored)`;
+    const rcu = c.scenario === munmapPreemptedRcu ? ' (page tables freed by RCU)' : '';
+    const name = `without ${c.check}${rcu}, the explorer finds the failure (explored)`;
     it(name, () => {
       expect(expectFailure(c, name)).toMatch(c.report);
     });
   }
 
-  const scenarios = [munmapRace, vmaFreeRace, cowRace];
+  const scenarios = [munmapRace, vmaFreeRace, cowRace, munmapPreempted, munmapPreemptedRcu];
   for (const sc of scenarios) {
     const budgets = CASES.filter((c) => c.scenario === sc).map((c) => c.explore);
     const name = `with every check on, ${sc(null).name} explores clean at the same budget (explored)`;

@@ -1,4 +1,5 @@
 import { PAGE_SIZE } from '@spf/pagetable';
+import type { FaultHandlerFactory, SpeculativeStats } from '@spf/fault-classic';
 import type { Policy } from '@spf/machine';
 import { errnoName, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
 import { boot, type SystemRunResult } from '../system.js';
@@ -11,12 +12,20 @@ export interface CowForkOptions {
   readonly trace?: boolean;
   /** Scheduling policy (default `timed()`). */
   readonly policy?: Policy;
+  /** The fault handler to boot with (default: the classic handler under mmap_lock). */
+  readonly faultHandler?: FaultHandlerFactory;
 }
 
 /** What the COW demo printed and the run it came from. */
 export interface CowForkResult {
   readonly lines: readonly string[];
   readonly run: SystemRunResult;
+  /** The fault handler's name (`classic`, `dufour`, ...). */
+  readonly handler: string;
+  /** User page faults of both processes (`pgfault` of /proc/vmstat). */
+  readonly faults: number;
+  /** The speculative handler's attempts, successes and abort reasons; null for the classic handler. */
+  readonly speculative: SpeculativeStats | null;
 }
 
 /** The most pages {@link runCowFork} fills: 2^20 (4 GiB). */
@@ -40,7 +49,13 @@ export function runCowFork(opts: CowForkOptions = {}): CowForkResult {
   const pages = opts.pages ?? 4;
   checkCowForkOptions(pages);
   const lines: string[] = [];
-  const system = boot({ cpus: 2, zeroPage: opts.zeroPage, trace: opts.trace, policy: opts.policy });
+  const system = boot({
+    cpus: 2,
+    zeroPage: opts.zeroPage,
+    trace: opts.trace,
+    policy: opts.policy,
+    faultHandler: opts.faultHandler,
+  });
   system.spawnProcess('parent', function* (u) {
     const r = yield* u.mmap(0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
     if (!r.ok) {
@@ -85,5 +100,11 @@ export function runCowFork(opts: CowForkOptions = {}): CowForkResult {
   });
   const run = system.run();
   if (!run.ok) throw new Error(`cow-fork run failed: ${run.failure?.kind}: ${run.failure?.message}`);
-  return { lines, run };
+  return {
+    lines,
+    run,
+    handler: system.faultHandler.name,
+    faults: system.vmstat.pgfault,
+    speculative: system.faultHandler.speculativeStats?.() ?? null,
+  };
 }
