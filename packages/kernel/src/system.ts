@@ -38,6 +38,7 @@ import {
   ForkOutOfMemoryError,
   fail,
   type MmapLockKind,
+  MmIds,
   MmStruct,
   mmInvariantProblems,
   ok,
@@ -186,6 +187,11 @@ export class System {
   readonly mem: PhysicalMemory;
   readonly mmu: Mmu;
   readonly rcu: Rcu;
+  /**
+   * The id space every mm of this system (and its VMAs, anon_vmas, shmem inodes) is numbered from, so two
+   * systems booted with the same configuration and seed name their objects alike in one host process.
+   */
+  readonly ids: MmIds;
   readonly env: FaultEnv;
   readonly faultHandler: FaultHandler;
   readonly vmstat: VmStat;
@@ -245,6 +251,7 @@ export class System {
     });
     this.mmu = new Mmu(this.mem, { cpus, cpuFeatures: config.cpuFeatures });
     this.rcu = new Rcu(this.machine);
+    this.ids = new MmIds();
     this.vmstat = new VmStat();
     this.env = makeFaultEnv({
       mem: this.mem,
@@ -313,6 +320,7 @@ export class System {
       freePgtablesUnderPtl: this.env.freePgtablesUnderPtl,
       pgtableFreeRcu: this.env.pgtableFreeRcu,
       ...this.faultHandler.mmConfig,
+      ids: this.ids,
       name: `mm[${pid}]`,
     });
     const proc = new Process(pid, name, mm, null);

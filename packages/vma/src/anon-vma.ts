@@ -1,13 +1,13 @@
 import type { Kernel } from '@spf/machine';
 import { PAGE_SHIFT, VM_ACCESS_FLAGS, VM_SOFTDIRTY } from './vm-flags.js';
+import type { MmIds } from './mm-ids.js';
 import type { VmArea } from './vm-area.js';
-
-let anonVmaIds = 0;
 
 /**
  * struct anon_vma (include/linux/rmap.h): the reverse-map object anonymous pages point to. VMAs that may
  * hold pages of it are linked through {@link AnonVmaChain}s. After fork, the child's anon_vma has the
- * parent's as `parent` and shares its `root`.
+ * parent's as `parent` and shares its `root`. Its `id` (for reports) comes from the id space of the mm it
+ * was made for, so it is the same in every run of the same system.
  */
 export class AnonVma {
   readonly id: number;
@@ -20,8 +20,8 @@ export class AnonVma {
   /** Number of VMAs whose vma->anon_vma is this one. */
   numActiveVmas = 0;
   freed = false;
-  constructor(parent?: AnonVma) {
-    this.id = anonVmaIds++;
+  constructor(ids: MmIds, parent?: AnonVma) {
+    this.id = ids.nextAnonVma();
     this.parent = parent ?? this;
     this.root = parent ? parent.root : this;
     if (parent) parent.numChildren++;
@@ -90,7 +90,7 @@ export function* anonVmaPrepare(vma: VmArea): Kernel<AnonVma> {
   yield* mm.pageTableLock.lock();
   try {
     if (vma.anonVma === null) {
-      const av = reuse ?? new AnonVma();
+      const av = reuse ?? new AnonVma(mm.ids);
       vma.anonVma = av;
       av.numActiveVmas++;
       link(vma, av);
@@ -120,7 +120,7 @@ export function anonVmaFork(vma: VmArea, pvma: VmArea): void {
   vma.anonVmaChain = [];
   if (pvma.anonVma === null) return;
   for (const avc of pvma.anonVmaChain) link(vma, avc.anonVma);
-  const av = new AnonVma(pvma.anonVma);
+  const av = new AnonVma(vma.vmMm.ids, pvma.anonVma);
   vma.anonVma = av;
   av.numActiveVmas++;
   // The kernel links the new anon_vma first (anon_vma_chain_link adds at the head).

@@ -99,6 +99,7 @@ export {
   vmRcuPut,
   TASK_SIZE_4LEVEL,
 } from './mm-struct.js';
+export { MmIds } from './mm-ids.js';
 export { doMmap, type MmapArgs, type MmapFile, mmapRegion, type PopulateHook, sysMmap } from './mmap.js';
 export { doMprotect, mprotectFixup, sysMprotect } from './mprotect.js';
 export { doMremap, type MremapArgs, sysMremap } from './mremap.js';

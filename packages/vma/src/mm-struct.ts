@@ -13,6 +13,7 @@ import {
   type SpinLockLike,
 } from './mm-locks.js';
 import type { RssCounting } from './memory/mm-counter.js';
+import { MmIds } from './mm-ids.js';
 import { type MmPageTableOps, NoPageTables, type PageTableFactory } from './page-table-ops.js';
 import type { OvercommitPolicy } from './overcommit.js';
 import { PAGE_SIZE, VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_SHARED, VM_WRITE } from './vm-flags.js';
@@ -103,6 +104,12 @@ export type MmConfig = {
   readonly vmaLocking?: VmaLockingOptions;
   /** A label for reports. */
   readonly name?: string;
+  /**
+   * The id space this mm, its VMAs, anon_vmas and shmem inodes are numbered from: one per simulated system
+   * (@spf/kernel's boot makes one and gives it to every mm), inherited by fork. Default: a fresh one, so an
+   * mm built alone is `mm#0` and numbers its VMAs from 0 in every run.
+   */
+  readonly ids?: MmIds;
 };
 
 /** How an mm keeps its VMA tree for Dufour's SPF v12 (see {@link MmConfig.spfV12}). */
@@ -110,8 +117,6 @@ export type SpfV12Tree = {
   /** Drop the tree's VMA reference after a grace period (`call_rcu(vm_rcu_put)`, as posted); false: at once. */
   readonly rcuPut: boolean;
 };
-
-let mmIds = 0;
 
 /** Code asked for the page tables (`mm.pgd`) of an mm built without them (with the NoPageTables test double). */
 export class NoPageTablesError extends KernelFault {
@@ -133,6 +138,8 @@ export class NoPageTablesError extends KernelFault {
 export class MmStruct {
   readonly id: number;
   readonly name: string;
+  /** The id space of this mm's system (see {@link MmConfig.ids}). */
+  readonly ids: MmIds;
   /** mm->mm_mt. */
   readonly tree: VmaTree<VmArea>;
   /** mm->map_count. */
@@ -195,7 +202,8 @@ export class MmStruct {
   generation = 0;
 
   constructor(config: MmConfig = {}) {
-    this.id = mmIds++;
+    this.ids = config.ids ?? new MmIds();
+    this.id = this.ids.nextMm();
     this.name = config.name ?? `mm#${this.id}`;
     this.tree = new VmaTree<VmArea>(`${this.name}->mm_mt`);
     this.maxMapCount = config.maxMapCount ?? DEFAULT_MAX_MAP_COUNT;
@@ -237,7 +245,7 @@ export class MmStruct {
     }
   }
 
-  /** The config an mm created by fork should get (same layout and limits, same RCU). */
+  /** The config an mm created by fork should get (same layout and limits, same RCU, same id space). */
   childConfig(pageTables?: PageTableFactory): MmConfig {
     return {
       mmapLock: this.mmapLockKind,
@@ -258,6 +266,7 @@ export class MmStruct {
       spfV12: this.spfV12,
       overcommit: this.overcommit,
       vmaLocking: this.vmaLocking,
+      ids: this.ids,
       name: `${this.name}.child`,
     };
   }

@@ -149,7 +149,7 @@ export function* mmapRegion(
       vmOps?.open?.(vma);
     } else if (vmFlags & VM_SHARED) {
       // shmem_zero_setup(): a shared anonymous mapping is backed by its own shmem file.
-      const shm = new ShmemZeroFile(len);
+      const shm = new ShmemZeroFile(mm.ids, len);
       vma = new VmArea(mm, addr, end, vmFlags, 0, shm, null);
       shm.get();
     } else {

@@ -4,6 +4,7 @@ import { Cell, type Kernel, kassert, MemoryLine, UseAfterFreeError } from '@spf/
 import type { AnonVma, AnonVmaChain } from './anon-vma.js';
 import type { MemoryEnv } from './memory/memory-env.js';
 import { createSeqCount, createVmaLock, type SeqCounter, type SleepingRwLock } from './mm-locks.js';
+import type { MmIds } from './mm-ids.js';
 import type { MmStruct } from './mm-struct.js';
 import { vmGetPageProt } from './page-prot.js';
 import {
@@ -66,14 +67,12 @@ export interface VmOperations {
   pageMkwrite?(vmf: VmFault): Kernel<number>;
 }
 
-let vmaIds = 0;
-let shmemIno = 1;
-
 /**
  * The file behind a shared anonymous mapping: shmem_zero_setup() in mm/shmem.c gives each MAP_SHARED |
  * MAP_ANONYMOUS mapping its own shmem file, which /proc/PID/maps shows as `/dev/zero (deleted)` on device
  * 00:01. Its pages (the page cache of that unlinked file, filled by the shmem fault handler) are owned
- * here: each holds one reference, dropped when the last VMA referencing the file goes ({@link put}).
+ * here: each holds one reference, dropped when the last VMA referencing the file goes ({@link put}). Its inode
+ * number comes from the system's id space (`get_next_ino()`, see {@link MmIds.nextIno}).
  */
 export class ShmemZeroFile implements VmFile {
   readonly path = '/dev/zero (deleted)';
@@ -84,8 +83,11 @@ export class ShmemZeroFile implements VmFile {
   refs = 0;
   /** Page cache: pgoff -> page, each holding one reference of the file's. */
   readonly pages = new Map<number, Page>();
-  constructor(readonly size: number) {
-    this.ino = shmemIno++;
+  constructor(
+    ids: MmIds,
+    readonly size: number,
+  ) {
+    this.ino = ids.nextIno();
   }
   get(): void {
     this.refs++;
@@ -109,7 +111,8 @@ export class ShmemZeroFile implements VmFile {
  * vm_area_struct (include/linux/mm_types.h): one mapping of an address space, with the fields of the
  * speculative-page-fault designs: `vmSequence` (Dufour's vm_sequence seqcount), a reference count whose
  * last put frees the VMA after an RCU grace period (`__free_vma`), and the per-VMA lock (vm_lock and
- * vm_lock_seq, Linux 6.4). Its fields share one memory line, `line`, as fields of one struct do.
+ * vm_lock_seq, Linux 6.4). Its fields share one memory line, `line`, as fields of one struct do. Its `id`
+ * (`vma#N` in traces and reports) comes from its mm's id space ({@link MmStruct.ids}), one per system.
  *
  * Writers change a VMA only between {@link vmWriteBegin} and {@link vmWriteEnd} while holding the mmap lock
  * for writing, so a speculative reader that sampled `vmSequence` can detect the change.
@@ -151,7 +154,7 @@ export class VmArea {
     file: VmFile | null = null,
     ops: VmOperations | null = null,
   ) {
-    this.id = vmaIds++;
+    this.id = vmMm.ids.nextVma();
     this.line = new MemoryLine(`vma#${this.id}`);
     this.vmStart = start;
     this.vmEnd = end;
