@@ -43,7 +43,9 @@ function usedBytes(): number {
  */
 export function faultRun(pages: number, value: number, chunk?: number): FaultRun {
   if (chunk !== undefined && !(Number.isInteger(chunk) && chunk >= 1 && chunk <= pages)) {
-    throw new RangeError(`faultRun: chunk ${chunk} must be a whole number of faults from 1 to pages (${pages})`);
+    throw new RangeError(
+      `faultRun: chunk ${chunk} must be a whole number of faults from 1 to pages (${pages})`,
+    );
   }
   const system = boot({ cpus: 1, memory: (pages + 8192) * 4096, checkInvariants: false });
   let faults = 0;
@@ -78,5 +80,13 @@ export function faultRun(pages: number, value: number, chunk?: number): FaultRun
   const hostMs = performance.now() - t0;
   if (!res.ok) throw new Error(`run failed: ${res.failure?.message}`);
   if (chunk === undefined) bestChunkCpuNs = (loopCpuMs * 1e6) / faults;
-  return { hostMs, loopMs, loopCpuMs, faults, simNs: res.time, bytesPerPage: (after - before) / faults, bestChunkCpuNs };
+  return {
+    hostMs,
+    loopMs,
+    loopCpuMs,
+    faults,
+    simNs: res.time,
+    bytesPerPage: (after - before) / faults,
+    bestChunkCpuNs,
+  };
 }

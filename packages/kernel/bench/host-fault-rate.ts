@@ -92,7 +92,9 @@ console.log(
   `best over ${rounds} rounds (CPU time): host kernel ${rate(kMin)} faults/s, simulator ${rate(sMin)} faults/s; ` +
     `the simulator runs at 1/${ratio.toFixed(1)} of the host kernel's rate (median of the rounds: 1/${median(
       kernelBest.map((k, i) => simBest[i] / k),
-    ).toFixed(1)}; whole loops against the kernel's best: 1/${median(loopRatios).toFixed(1)}); target: 1/10 or better`,
+    ).toFixed(
+      1,
+    )}; whole loops against the kernel's best: 1/${median(loopRatios).toFixed(1)}); target: 1/10 or better`,
 );
 console.log(
   `host probes, median of the rounds: a system call ${median(syscalls).toFixed(0)} ns CPU, a 4 KiB clear of uncached memory ${median(clears).toFixed(0)} ns CPU ` +
