@@ -7,6 +7,7 @@ import {
   kassert,
   MemoryLine,
   now,
+  rmwLoopEffect,
   type Task,
   WaitQueue,
   wakeTask,
@@ -197,23 +198,28 @@ export class RwSemaphore implements RwsemState, SleepingRwLock, LockdepMap {
     else {
       // The Cell operations are inlined here (`count.load()`, `count.cmpxchg()`, `setReaderOwned()`): the
       // same effects in the same order, without a generator per operation on the fault path.
+      // The cmpxchg retry loop is one rmwLoopEffect: the same steps, and after a failed attempt (another
+      // reader moved the count) the machine attempts again without resuming this code.
       ok = false;
       const count = this.count;
       yield count.line.readEffect;
       let tmp = count.value;
-      while (!(tmp & READ_FAILED_MASK)) {
-        const next = tmp + RWSEM_READER_BIAS;
-        yield count.line.rmwEffect;
-        const old = count.value;
-        if (old === tmp) count.value = next;
-        if (old === tmp) {
-          ok = true;
-          const owner: Owner = { task: c.task, readerOwned: true };
-          yield this.owner.line.writeEffect;
-          this.owner.value = owner;
-          break;
-        }
-        tmp = old;
+      if (!(tmp & READ_FAILED_MASK)) {
+        yield rmwLoopEffect(count.line, undefined, () => {
+          const old = count.value;
+          if (old === tmp) {
+            count.value = tmp + RWSEM_READER_BIAS;
+            ok = true;
+            return false;
+          }
+          tmp = old;
+          return !(tmp & READ_FAILED_MASK);
+        });
+      }
+      if (ok) {
+        const owner: Owner = { task: c.task, readerOwned: true };
+        yield this.owner.line.writeEffect;
+        this.owner.value = owner;
       }
     }
     if (ok) {

@@ -1,4 +1,4 @@
-import type { Effect, IpiHandler, Kernel, SpinWaitEffect } from './effects.js';
+import type { Effect, IpiHandler, Kernel, RmwLoopEffect, SpinWaitEffect } from './effects.js';
 import type { Task } from './task.js';
 
 /** An IPI sent to several CPUs: how many have still to run the handler, and when the last one finished. */
@@ -21,6 +21,8 @@ export type IrqFrame = {
   readonly savedIrq: boolean;
   /** A spin-wait iteration in progress in the handler (performed step by step, never skipped). */
   spinWait: SpinWaitEffect | null;
+  /** A compare-and-exchange retry loop in progress in the handler (its `rmw` is `pending`), or null. */
+  rmwLoop: RmwLoopEffect | null;
 };
 
 /** One simulated CPU: its clock, interrupt state, current task, runqueue, IPI inbox and running handler. */

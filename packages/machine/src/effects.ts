@@ -24,6 +24,7 @@ export const EffectKind = {
   Self: 14,
   Yield: 15,
   SpinWait: 16,
+  RmwLoop: 17,
 } as const;
 export type EffectKindValue = (typeof EffectKind)[keyof typeof EffectKind];
 
@@ -46,6 +47,7 @@ export const effectKindNames: readonly string[] = [
   'self',
   'yield',
   'spin-wait',
+  'rmw-loop',
 ];
 
 /** A handler that runs on a CPU that received an IPI, in interrupt context (interrupts off). */
@@ -121,6 +123,19 @@ export type SpinWaitEffect = {
   readonly until?: () => boolean;
 };
 
+/**
+ * A `try_cmpxchg()` retry loop on one line: the machine performs `rmw` and then runs `step`, the loop's
+ * host code up to its next effect, again and again until `step` returns false. Made by
+ * {@link rmwLoopEffect}; see there for the contract.
+ */
+export type RmwLoopEffect = {
+  readonly kind: typeof EffectKind.RmwLoop;
+  /** The locked read-modify-write of each attempt. */
+  readonly rmw: MemoryEffect;
+  /** What the loop's code does after each attempt; true: attempt again, false: the code goes on. */
+  readonly step: () => boolean;
+};
+
 /** Everything kernel code can yield to the machine. */
 export type Effect =
   | MemoryEffect
@@ -131,7 +146,8 @@ export type Effect =
   | DelayEffect
   | IrqRestoreEffect
   | SimpleEffect
-  | SpinWaitEffect;
+  | SpinWaitEffect
+  | RmwLoopEffect;
 
 /**
  * Simulated kernel code: a generator that yields {@link Effect}s and returns `T`. Compose with `yield*`.
@@ -247,6 +263,44 @@ export function spinWaitEffect(
 /** One iteration of a pure spin-wait loop on `line` (see {@link spinWaitEffect}). */
 export function* spinWait(line: MemoryLine, label?: string): Kernel<void> {
   yield spinWaitEffect(line, label);
+}
+/**
+ * The effect of a compare-and-exchange retry loop on `line` (Linux's `do { ... } while
+ * (!atomic_long_try_cmpxchg(...))`): each attempt is one locked read-modify-write step of `line` (labelled
+ * `label`), after which the machine calls `step`, the host code the loop runs between that attempt and its
+ * next effect (compare, store on success, recompute the new value on failure). `step` returns true to make
+ * another attempt and false when the loop is over; the code that yielded the effect then goes on and reads
+ * the loop's outcome from whatever `step` recorded. Instead of
+ *
+ * ```ts
+ * for (;;) {
+ *   yield rmwEffect(line);                         // the cmpxchg
+ *   const old = cell.value;
+ *   if (old === expected) { cell.value = next; break; }
+ *   expected = old;
+ *   if (gaveUp(expected)) break;
+ *   next = f(expected);
+ * }
+ * ```
+ *
+ * write `yield rmwLoopEffect(line, undefined, () => { ...the same body, returning true instead of looping... })`.
+ *
+ * The steps, their costs, the schedule under every policy and the trace are exactly those of the plain loop;
+ * what the machine saves is resuming the loop's code (and every generator frame between it and the
+ * machine) after a failed attempt. `step` must do what the loop's code would do between two attempts and
+ * nothing the machine should see: it cannot yield, so it cannot perform other effects. An exception thrown
+ * by `step` fails the run as one thrown by the code would.
+ */
+export function rmwLoopEffect(
+  line: MemoryLine,
+  label: string | undefined,
+  step: () => boolean,
+): RmwLoopEffect {
+  return {
+    kind: EffectKind.RmwLoop,
+    rmw: label === undefined ? line.rmwEffect : { kind: EffectKind.Rmw, line, label },
+    step,
+  };
 }
 /** A full memory barrier (`smp_mb()`, MFENCE). */
 export function* fence(): Kernel<void> {

@@ -76,6 +76,7 @@ describe('cpuReport', () => {
       msg: { handler: nothing, arrival: 0, req: { remaining: 1, ackTime: 0, label: 'x' }, from: 0 },
       savedIrq: true,
       spinWait: null,
+      rmwLoop: null,
     };
     expect(cpuReport(c)).toMatchObject({ inIrq: true, next: 'fence' });
     c.current = null;

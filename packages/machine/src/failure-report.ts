@@ -26,6 +26,8 @@ export function describeEffect(e: Effect | undefined): string {
       return `irq-restore ${e.enabled ? 'on' : 'off'}`;
     case EffectKind.SpinWait:
       return `${name} ${e.spin.label ?? e.line.label}`;
+    case EffectKind.RmwLoop:
+      return describeEffect(e.rmw);
     default:
       return e.label ? `${name} ${e.label}` : name;
   }

@@ -37,6 +37,8 @@ export {
   readEffect,
   rmw,
   rmwEffect,
+  type RmwLoopEffect,
+  rmwLoopEffect,
   type SelfInfo,
   self,
   selfEffect,

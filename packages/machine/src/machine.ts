@@ -8,6 +8,7 @@ import {
   type IpiEffect,
   type Kernel,
   type MemoryEffect,
+  type RmwLoopEffect,
 } from './effects.js';
 import { KernelFault, MachineConfigError, ScheduleDivergenceError } from './errors.js';
 import type { FailureReport } from './failure.js';
@@ -455,6 +456,7 @@ export class Machine implements SchedulerView {
       msg,
       savedIrq: c.irqEnabled,
       spinWait: null,
+      rmwLoop: null,
     };
     c.irqEnabled = false;
     c.irq = frame;
@@ -476,6 +478,12 @@ export class Machine implements SchedulerView {
       this.fail('ipi', `IPI handler on CPU ${c.id} tried to send an IPI from interrupt context`, c.id, 'irq');
     }
     frame.resume = this.perform(c, null, e);
+    const loop = frame.rmwLoop;
+    if (loop !== null) {
+      // A compare-and-exchange retry loop: the handler's code runs only once the loop is over.
+      if (this.rmwLoopAgain(loop, c, 'irq')) return;
+      frame.rmwLoop = null;
+    }
     const w = frame.spinWait;
     if (w !== null) {
       // A spin-wait in interrupt context is performed step by step; its code runs after every iteration.
@@ -505,7 +513,19 @@ export class Machine implements SchedulerView {
     } else if (r.value.kind === EffectKind.SpinWait) {
       frame.spinWait = r.value;
       frame.pending = r.value.spin;
+    } else if (r.value.kind === EffectKind.RmwLoop) {
+      frame.rmwLoop = r.value;
+      frame.pending = r.value.rmw;
     } else frame.pending = r.value;
+  }
+
+  /** Runs an {@link RmwLoopEffect}'s `step` after an attempt: whether the loop attempts again. */
+  private rmwLoopAgain(loop: RmwLoopEffect, c: Cpu, who: string): boolean {
+    try {
+      return loop.step();
+    } catch (err) {
+      this.failFromError(err, c.id, who);
+    }
   }
 
   private stepTask(c: Cpu, t: Task): void {
@@ -534,6 +554,16 @@ export class Machine implements SchedulerView {
           t.resume = undefined;
         } else {
           t.resume = this.perform(c, t, e);
+          const loop = t.rmwLoop;
+          if (loop !== null) {
+            // A compare-and-exchange retry loop: after a failed attempt the next one is performed without
+            // resuming the task's code (and the generator frames between it and the machine).
+            if (this.rmwLoopAgain(loop, c, t.name)) {
+              this.maybePreempt(c, t);
+              return;
+            }
+            t.rmwLoop = null;
+          }
           const w = t.spinWait;
           if (w !== null) {
             // A pure spin-wait's next step, without running the task's code when it cannot decide anything new.
@@ -570,7 +600,11 @@ export class Machine implements SchedulerView {
       const impure = checkResumed(c, t, t.spinWait, next);
       if (impure !== null) this.fail('impure-spin', impure, c.id, t.name);
     }
-    enterYielded(t, next);
+    if (next.kind === EffectKind.RmwLoop) {
+      t.spinWait = null;
+      t.rmwLoop = next;
+      t.pending = next.rmw;
+    } else enterYielded(t, next);
     this.maybePreempt(c, t);
   }
 

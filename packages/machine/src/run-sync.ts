@@ -66,6 +66,10 @@ export function runSync<T>(code: Kernel<T>): T {
       case EffectKind.Spin:
       case EffectKind.SpinWait:
         throw new WouldBlockError('would spin waiting for another CPU (use a Machine)');
+      case EffectKind.RmwLoop:
+        // Every attempt is one performed effect, as in the loop the effect stands for.
+        while (e.step()) clock++;
+        break;
       case EffectKind.Wake:
         resume = 0;
         break;

@@ -1,4 +1,4 @@
-import type { BlockEffect, Effect, Kernel, SpinWaitEffect } from './effects.js';
+import type { BlockEffect, Effect, Kernel, RmwLoopEffect, SpinWaitEffect } from './effects.js';
 import type { WaitQueue } from './wait-queue.js';
 
 /** Life cycle of a task on the machine. */
@@ -36,6 +36,8 @@ export class Task {
   spinVersion = 0;
   /** Whether the code, run again with the line unchanged, went straight back to the same spin-wait. */
   spinChecked = false;
+  /** The compare-and-exchange retry loop in progress (`pending` is its `rmw`), or null. */
+  rmwLoop: RmwLoopEffect | null = null;
   constructor(
     /** Machine-wide task id, in spawn order. */
     readonly id: number,

@@ -569,7 +569,7 @@ export class Mmu {
       else if (level === 4) idx = (hi >>> 7) & 511;
       else idx = (hi >>> 16) & 511;
       if (pfn >= frames || state[pfn] === FrameState.free) mem.checkFrame(pfn, 'page walk');
-      const w = words[pfn];
+      const w = words[pfn] ?? mem.walkContents(pfn);
       if (w === undefined) return this.pageFault(st, acc, 0);
       elo = w[idx * 2];
       ehi = w[idx * 2 + 1];

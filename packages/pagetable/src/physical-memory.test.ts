@@ -134,6 +134,52 @@ describe('PhysicalMemory: contents', () => {
     mem.write8(pfn * 4096 + 7, 1);
     expect(mem.hasContents(pfn)).toBe(true);
   });
+  it('a frame written with one non-zero word holds no host page, and reads, writes and copies it like any other', () => {
+    const mem = new PhysicalMemory({ size: 16 * MiB });
+    const a = mem.allocFrames(0);
+    const pa = a * 4096;
+    mem.write8(pa + 1001, 0x5a);
+    mem.write8(pa + 1002, 0x7f); // the same 32-bit word (bytes 1000..1003)
+    expect(mem.words[a]).toBeUndefined();
+    expect(mem.hasContents(a)).toBe(true);
+    expect([mem.read8(pa + 1000), mem.read8(pa + 1001), mem.read8(pa + 1002), mem.read8(pa + 4)]).toEqual([
+      0, 0x5a, 0x7f, 0,
+    ]);
+    expect(Array.from(mem.readBytes(pa + 998, 6))).toEqual([0, 0, 0, 0x5a, 0x7f, 0]);
+    expect(mem.read64(pa + 1000)).toBe(0x7f5a00n);
+    // Copy-on-write copies keep the one word; clearing it again leaves an all-zero frame.
+    const b = mem.allocFrames(0);
+    mem.copyFrame(b, a);
+    expect(mem.read8(b * 4096 + 1001)).toBe(0x5a);
+    mem.write8(b * 4096 + 1001, 0);
+    mem.write8(b * 4096 + 1002, 0);
+    expect(mem.hasContents(b)).toBe(false);
+    expect(mem.read8(pa + 1001)).toBe(0x5a);
+    // A write to another word gives the frame full contents, keeping the first word.
+    mem.write8(pa + 8, 3);
+    expect(mem.words[a]).toBeDefined();
+    expect([mem.read8(pa + 8), mem.read8(pa + 1001), mem.read8(pa + 1002)]).toEqual([3, 0x5a, 0x7f]);
+    // An all-zero writeBytes over the word clears it; so do zeroFrame and freeing the frame.
+    const c = mem.allocFrames(0);
+    mem.write8(c * 4096 + 40, 9);
+    mem.writeBytes(c * 4096 + 38, new Uint8Array(4));
+    expect(mem.read8(c * 4096 + 40)).toBe(0);
+    mem.write8(c * 4096 + 40, 9);
+    mem.zeroFrame(c);
+    expect(mem.hasContents(c)).toBe(false);
+    mem.write8(c * 4096 + 40, 9);
+    mem.freeFrames(c, 0);
+    const again = mem.allocFrames(0);
+    expect(again).toBe(c);
+    expect(mem.read8(c * 4096 + 40)).toBe(0);
+    // A 64-bit write over a one-word frame, and a copy of one into the zero page (refused).
+    const d = mem.allocFrames(0);
+    mem.write8(d * 4096 + 16, 1);
+    mem.write64(d * 4096 + 16, 0n);
+    expect(mem.read8(d * 4096 + 16)).toBe(0);
+    mem.write8(d * 4096 + 16, 1);
+    expect(() => mem.copyFrame(mem.zeroPfn, d)).toThrow(ZeroPageWriteError);
+  });
   it('zeroFrame and copyFrame', () => {
     const mem = new PhysicalMemory({ size: 16 * MiB });
     const a = mem.allocFrames(0);

@@ -67,8 +67,20 @@ export class PhysicalMemory {
   readonly zeroPfn: number;
   /** Per-frame state ({@link FrameState}). */
   readonly state: Uint8Array;
-  /** Per-frame contents as 1024 little-endian 32-bit words, or undefined (all zero). */
+  /**
+   * Per-frame contents as 1024 little-endian 32-bit words, or undefined: all zero, or a frame whose only
+   * non-zero data is one 32-bit word (see {@link walkContents}, the way to read a frame's words).
+   */
   readonly words: Array<Uint32Array | undefined>;
+  /**
+   * A frame without `words` whose only non-zero data is one 32-bit word: the word's index (0 to 1023), or -1.
+   * Host bookkeeping: a page written once with a byte (the first store of a page fault, the commonest write
+   * of all) holds no 4 KiB of host memory, so it costs the host neither an allocation nor a page fault of
+   * its own. Any other write to such a frame gives it full contents first.
+   */
+  private readonly oneWordIdx: Int16Array;
+  /** The value of that one word. */
+  private readonly oneWordVal: Uint32Array;
   /** `page_ref_count()` per frame. */
   readonly refcounts: Int32Array;
   /** `page_mapcount()` per frame. */
@@ -139,6 +151,8 @@ export class PhysicalMemory {
     this.prev = new Int32Array(n);
     this.words = [];
     for (let i = 0; i < n; i++) this.words.push(undefined);
+    this.oneWordIdx = new Int16Array(n).fill(-1);
+    this.oneWordVal = new Uint32Array(n);
     this.lineOfFn = opts.lineOf ?? null;
     // Frame 0 reserved; the zero page (if any) is frame 1.
     this.state[0] = FrameState.reserved;
@@ -302,6 +316,7 @@ export class PhysicalMemory {
     const end = pfn + (1 << order);
     this.state.fill(FrameState.free, pfn, end);
     this.freedByIdx.fill(id, pfn, end);
+    this.oneWordIdx.fill(-1, pfn, end);
     for (let p = pfn; p < end; p++) {
       this.words[p] = undefined;
       this.pages.delete(p);
@@ -430,8 +445,24 @@ export class PhysicalMemory {
     if (w === undefined) {
       w = this.newContents();
       this.words[pfn] = w;
+      const i = this.oneWordIdx[pfn];
+      if (i >= 0) {
+        w[i] = this.oneWordVal[pfn];
+        this.oneWordIdx[pfn] = -1;
+      }
     }
     return w;
+  }
+
+  /**
+   * The contents of frame `pfn` as 1024 words for a reader that needs them all (a page walk reading a
+   * table): `words[pfn]`, after giving a frame that holds only one non-zero word full contents; undefined
+   * for an all-zero frame. Host bookkeeping: it models no kernel function.
+   */
+  walkContents(pfn: number): Uint32Array | undefined {
+    const w = this.words[pfn];
+    if (w !== undefined || this.oneWordIdx[pfn] < 0) return w;
+    return this.writable(pfn, 'read');
   }
 
   /**
@@ -451,7 +482,7 @@ export class PhysicalMemory {
 
   /** Whether frame `pfn` holds host memory for contents (it was written with non-zero data). */
   hasContents(pfn: number): boolean {
-    return this.words[pfn] !== undefined;
+    return this.words[pfn] !== undefined || this.oneWordIdx[pfn] >= 0;
   }
 
   /** Reads one byte. */
@@ -460,8 +491,10 @@ export class PhysicalMemory {
     const pfn = Math.floor(pa / PAGE_SIZE);
     this.checkFrame(pfn, 'read');
     const w = this.words[pfn];
-    if (w === undefined) return 0;
     const off = pa % PAGE_SIZE;
+    if (w === undefined) {
+      return this.oneWordIdx[pfn] === off >>> 2 ? (this.oneWordVal[pfn] >>> ((off & 3) * 8)) & 0xff : 0;
+    }
     return (w[off >>> 2] >>> ((off & 3) * 8)) & 0xff;
   }
 
@@ -469,14 +502,29 @@ export class PhysicalMemory {
   write8(pa: number, value: number): void {
     this.checkPa(pa, 1);
     const pfn = Math.floor(pa / PAGE_SIZE);
-    if (this.words[pfn] === undefined && (value & 0xff) === 0) {
-      this.checkFrame(pfn, 'write');
-      if (pfn === this.zeroPfn) throw new ZeroPageWriteError('write to the shared zero page');
-      return;
-    }
-    const w = this.writable(pfn, 'write');
     const off = pa % PAGE_SIZE;
     const sh = (off & 3) * 8;
+    if (this.words[pfn] === undefined) {
+      const i = off >>> 2;
+      const idx = this.oneWordIdx[pfn];
+      if ((value & 0xff) === 0 && idx !== i) {
+        this.checkFrame(pfn, 'write');
+        if (pfn === this.zeroPfn) throw new ZeroPageWriteError('write to the shared zero page');
+        return;
+      }
+      if (idx < 0 || idx === i) {
+        // The frame's only non-zero word: no host memory for the page (see `oneWordIdx`).
+        this.checkFrame(pfn, 'write');
+        if (pfn === this.zeroPfn) {
+          throw new ZeroPageWriteError(`write: write to the shared zero page (frame 0x${pfn.toString(16)})`);
+        }
+        const v = (((idx === i ? this.oneWordVal[pfn] : 0) & ~(0xff << sh)) | ((value & 0xff) << sh)) >>> 0;
+        this.oneWordVal[pfn] = v;
+        this.oneWordIdx[pfn] = v === 0 ? -1 : i;
+        return;
+      }
+    }
+    const w = this.writable(pfn, 'write');
     w[off >>> 2] = (w[off >>> 2] & ~(0xff << sh)) | ((value & 0xff) << sh);
   }
 
@@ -493,6 +541,13 @@ export class PhysicalMemory {
       this.checkFrame(pfn, 'read');
       const w = this.words[pfn];
       if (w !== undefined) out.set(new Uint8Array(w.buffer, w.byteOffset + off, n), done);
+      else if (this.oneWordIdx[pfn] >= 0) {
+        const at = this.oneWordIdx[pfn] * 4;
+        for (let k = 0; k < 4; k++) {
+          if (at + k >= off && at + k < off + n)
+            out[done + at + k - off] = (this.oneWordVal[pfn] >>> (8 * k)) & 0xff;
+        }
+      }
       done += n;
     }
     return out;
@@ -514,7 +569,7 @@ export class PhysicalMemory {
       const off = a % PAGE_SIZE;
       const n = Math.min(data.length - done, PAGE_SIZE - off);
       const chunk = data.subarray(done, done + n);
-      if (this.words[pfn] !== undefined || chunk.some((b) => b !== 0)) {
+      if (this.words[pfn] !== undefined || this.oneWordIdx[pfn] >= 0 || chunk.some((b) => b !== 0)) {
         const w = this.writable(pfn, 'write');
         new Uint8Array(w.buffer, w.byteOffset + off, n).set(chunk);
       }
@@ -532,7 +587,8 @@ export class PhysicalMemory {
   /**
    * The checks of every 64-bit read ({@link read64}, {@link walkReadLow}), in their order: `pa` is an
    * aligned entry inside memory, and its frame may be read. Returns the frame's contents, undefined when
-   * the frame holds only zeroes. Host bookkeeping: it models no kernel function.
+   * the frame holds only zeroes or one non-zero word (`oneWordAt`). Host bookkeeping: it models no kernel
+   * function.
    */
   private entryWords(pa: number): Uint32Array | undefined {
     this.checkEntryPa(pa);
@@ -541,13 +597,19 @@ export class PhysicalMemory {
     return this.words[pfn];
   }
 
+  /** Word `i` of a frame without `words`: its one non-zero word, or 0. */
+  private oneWordAt(pa: number, i: number): number {
+    const pfn = Math.floor(pa / PAGE_SIZE);
+    return this.oneWordIdx[pfn] === i ? this.oneWordVal[pfn] : 0;
+  }
+
   /** Reads the aligned 64-bit value at `pa` (an entry). */
   read64(pa: number): bigint {
     const w = this.entryWords(pa);
-    if (w === undefined) return 0n;
     const i = (pa % PAGE_SIZE) >>> 2;
-    const hi = w[i + 1];
-    return hi === 0 ? BigInt(w[i]) : (BigInt(hi) << 32n) | BigInt(w[i]);
+    const lo = w === undefined ? this.oneWordAt(pa, i) : w[i];
+    const hi = w === undefined ? this.oneWordAt(pa, i + 1) : w[i + 1];
+    return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
   }
 
   /**
@@ -569,11 +631,11 @@ export class PhysicalMemory {
   walkReadLow(pa: number): number {
     this.checkFrame(Math.floor(pa / PAGE_SIZE), 'page walk');
     const w = this.entryWords(pa);
-    if (w === undefined) {
-      this.walkHigh = 0;
-      return 0;
-    }
     const i = (pa % PAGE_SIZE) >>> 2;
+    if (w === undefined) {
+      this.walkHigh = this.oneWordAt(pa, i + 1);
+      return this.oneWordAt(pa, i);
+    }
     this.walkHigh = w[i + 1];
     return w[i];
   }
@@ -585,7 +647,7 @@ export class PhysicalMemory {
       throw new InvalidArgumentError(`value ${value} is not an unsigned 64-bit integer`);
     }
     const pfn = Math.floor(pa / PAGE_SIZE);
-    if (this.words[pfn] === undefined && value === 0n) {
+    if (this.words[pfn] === undefined && this.oneWordIdx[pfn] < 0 && value === 0n) {
       this.checkFrame(pfn, 'write');
       if (pfn === this.zeroPfn) throw new ZeroPageWriteError('write to the shared zero page');
       return;
@@ -601,6 +663,7 @@ export class PhysicalMemory {
     this.checkFrame(pfn, 'clear_page');
     if (pfn === this.zeroPfn) return;
     this.words[pfn] = undefined;
+    this.oneWordIdx[pfn] = -1;
   }
 
   /** `copy_page()`: copies frame `src` to frame `dst`. */
@@ -609,7 +672,13 @@ export class PhysicalMemory {
     this.checkFrame(dst, 'copy_page (destination)');
     const s = this.words[src];
     if (s === undefined) {
-      if (dst !== this.zeroPfn) this.words[dst] = undefined;
+      const i = this.oneWordIdx[src];
+      if (i >= 0 && dst === this.zeroPfn) this.writable(dst, 'copy_page'); // throws ZeroPageWriteError
+      if (dst !== this.zeroPfn) {
+        this.words[dst] = undefined;
+        this.oneWordIdx[dst] = i;
+        this.oneWordVal[dst] = this.oneWordVal[src];
+      }
       return;
     }
     this.writable(dst, 'copy_page').set(s);
