@@ -30,20 +30,13 @@ export default defineConfig({
         { label: 'Contributing a patch', link: '/contributing/' },
         {
           label: 'Packages',
-          items: [
-            'machine',
-            'pagetable',
-            'locks',
-            'vma',
-            'fault-classic',
-            'fault-spec',
-            'file-backed',
-            'kernel',
-            'bench',
-          ].map((p) => ({
-            label: `@spf/${p}`,
-            link: `/packages/${p}/`,
-          })),
+          // Every package but labs, which the Labs section covers.
+          items: packages
+            .filter((p) => p !== 'labs')
+            .map((p) => ({
+              label: `@spf/${p}`,
+              link: `/packages/${p}/`,
+            })),
         },
         {
           label: 'Labs',

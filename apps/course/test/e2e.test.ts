@@ -4,15 +4,15 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { formatExercise, gradeSources, lab2, practiceExercise, type ScheduleDebug } from '@spf/labs';
 import { variantSources } from '@spf/labs/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serve } from '../scripts/serve.mjs';
+import { CHROMIUM, launchChromium } from './browser.js';
 import { ensureBuilt } from './site.js';
 import { DESIGN_PACKAGES, isBuilt } from '../src/project-status.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium && process.env.CI) {
   // In CI the browser tests are part of the proof: a missing browser is a failure, not a skip.
@@ -48,22 +48,8 @@ describe.skipIf(!hasChromium)('course site in Chromium', () => {
     ensureBuilt();
     server = await serve({ port: 0 });
     base = `http://localhost:${(server.address() as AddressInfo).port}`;
-    profile = mkdtempSync(join(tmpdir(), 'spf-chromium-'));
     // A fresh profile per run (launchPersistentContext is how playwright takes --user-data-dir).
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      viewport: { width: 1280, height: 900 },
-      acceptDownloads: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    ({ context, profile } = await launchChromium());
     page = context.pages()[0] ?? (await context.newPage());
     page.on('pageerror', (e) => pageErrors.push(e.message));
   });
