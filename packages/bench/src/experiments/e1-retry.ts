@@ -126,9 +126,12 @@ export const e1: Experiment = {
       const m = at(mean, `${d}/no-retry`);
       const r = at(mean, `${d}/retry`);
       if (!m || !r || !withRetry) continue;
-      const fallback = 1 - m.speculativeShare;
+      const reasons = (v: string) => {
+        const a = abortsOf(v);
+        return a === '–' ? '' : ` (${a})`;
+      };
       lines.push(
-        `${d}: without the retry ${fmt(m.value.median)} µs per call, with it ${fmt(r.value.median)} µs; ${(100 * fallback).toFixed(0)}% of its faults fell back to the classic path (${abortsOf(`${d}/no-retry`)}).`,
+        `${d}: without the retry ${fmt(m.value.median)} µs per call, and ${(100 * (1 - m.speculativeShare)).toFixed(0)}% of its faults fell back to the classic path${reasons(`${d}/no-retry`)}; with it ${fmt(r.value.median)} µs, ${(100 * (1 - r.speculativeShare)).toFixed(0)}% fell back${reasons(`${d}/retry`)}.`,
       );
       if (m.value.median <= 2 * withRetry.value.median) replaces.push(d);
       else doesNot.push(d);
@@ -140,7 +143,7 @@ export const e1: Experiment = {
     }
     if (replaces.length > 0) {
       lines.push(
-        `${replaces.join(', ')} without the retry keep${replaces.length === 1 ? 's' : ''} the mmap/munmap latency within twice the classic handler's with the retry: the fault waits for the disk holding only its VMA's lock, which mmap/munmap of other VMAs do not take. So yes for a design that handles file faults without mmap_lock: it can replace the retry for this conflict (mmap_lock writers against faults waiting on I/O), though a writer to the faulting VMA itself (munmap or mprotect of the file mapping) would still wait for the read.`,
+        `${replaces.join(', ')} without the retry keep${replaces.length === 1 ? 's' : ''} the mmap/munmap latency within twice the classic handler's with the retry: the fault waits for the disk holding only its VMA's lock, which mmap/munmap of other VMAs do not take. So yes for a design that handles file faults without mmap_lock: it can replace the retry for this conflict (mmap_lock writers against faults waiting on I/O), though a writer to the faulting VMA itself (munmap or mprotect of the file mapping) would still wait for the read. With the retry as Linux has it, such a design adds to the retry rather than replacing it: the fault drops its VMA lock for the I/O and redoes the fault under mmap_lock (the "fell back" share with the retry).`,
       );
     }
     if (replaces.length === 0) {
