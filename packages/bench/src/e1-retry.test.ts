@@ -42,9 +42,9 @@ describe('retry2010 (the 2010 VM_FAULT_RETRY test)', () => {
     expect(() => retry2010.run({ ...small, cpus: 4, handler: 'classic', dropMmapLockForIo: true })).toThrow(
       new WorkloadConfigError('retry2010 cpus must be an integer from 2 to 2, got 4'),
     );
-    expect(() => retry2010.run({ ...small, filePages: 0, handler: 'classic', dropMmapLockForIo: true })).toThrow(
-      /retry2010 filePages must be an integer from 1/,
-    );
+    expect(() =>
+      retry2010.run({ ...small, filePages: 0, handler: 'classic', dropMmapLockForIo: true }),
+    ).toThrow(/retry2010 filePages must be an integer from 1/);
     const noMode = { ...small, handler: 'classic' } as unknown as Parameters<typeof retry2010.run>[0];
     expect(() => retry2010.run(noMode)).toThrow(/dropMmapLockForIo must be true .* or false .*got undefined/);
     expect(() => e1.configs({ quick: true, seeds: 1, cpus: [4] })).toThrow(

@@ -90,7 +90,9 @@ export const e1: Experiment = {
     };
     const majors = (v: string) =>
       spread(
-        records.filter((r) => r.config.series === 'retry' && r.config.variant === v).map((r) => r.result.extra.majorFaults),
+        records
+          .filter((r) => r.config.series === 'retry' && r.config.variant === v)
+          .map((r) => r.result.extra.majorFaults),
       ).median;
     const rows = VARIANTS.filter((v) => at(mean, v) !== undefined).map((v) => {
       const m = at(mean, v);
