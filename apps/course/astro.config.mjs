@@ -53,7 +53,7 @@ export default defineConfig({
           label: 'Benchmarks',
           items: [
             { label: 'The six questions, answered', link: '/bench/six-questions/' },
-            ...['e3', 'e4', 'e5', 'e6', 'e7', 'e8'].map((e) => ({
+            ...['e1', 'e3', 'e4', 'e5', 'e6', 'e7', 'e8'].map((e) => ({
               label: `${e.toUpperCase()}`,
               link: `/bench/${e}/`,
             })),

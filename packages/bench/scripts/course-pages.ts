@@ -63,7 +63,7 @@ for (const [id, file] of files) {
 
 const row = (n: number, question: string, id: string | null) => {
   if (id === null)
-    return `| ${n} | ${question} | not measured yet: needs @spf/file-backed (experiment ${n === 1 ? 'E1' : 'E2'}) |`;
+    return `| ${n} | ${question} | not measured yet: needs @spf/file-backed's vm_file release options (experiment E2) |`;
   const file = files.get(id);
   if (!file) return `| ${n} | ${question} | no committed result for ${id} |`;
   const answer = experimentById(id).report(file.records, file.profile).answer.replace(/\|/g, '\\|');
@@ -74,18 +74,18 @@ const summary = [
   "title: 'The six questions, answered'",
   "description: Michel Lespinasse's six review questions on the speculative page fault series, and what the simulator measures for each so far.",
   'status:',
-  "  runs: '`spf bench run all --quick` (@spf/bench) regenerates every answer below; questions 3 to 6 are measured.'",
-  "  planned: 'questions 1 and 2 (the retry mechanism, file VMAs), with @spf/file-backed.'",
+  "  runs: '`spf bench run all --quick` (@spf/bench) regenerates every answer below; questions 1 and 3 to 6 are measured.'",
+  "  planned: 'question 2 (file VMAs and where vm_file is released), with @spf/file-backed.'",
   '---',
   '',
-  'Each answer below is generated from the committed quick-profile figures; the experiment pages have the tables and plots. What would change an answer: a calibrated cost model (the default is the documented table of @spf/machine, never tuned to a result), the full profile at higher CPU counts, and (for questions 1 and 2) file-backed memory.',
+  'Each answer below is generated from the committed quick-profile figures; the experiment pages have the tables and plots. What would change an answer: a calibrated cost model (the default is the documented table of @spf/machine, never tuned to a result), the full profile at higher CPU counts, and (for question 2) the vm_file release options of file-backed memory.',
   '',
   "| # | the question, in the review's words | our answer so far |",
   '| --- | --- | --- |',
   row(
     1,
     'Could SPF eventually replace the mmap_sem retry mechanism (VM_FAULT_RETRY) instead of adding to it?',
-    null,
+    'E1',
   ),
   row(
     2,

@@ -3,6 +3,7 @@ import { compareResults, readResultsFile, reportDir, runExperiment, writeOutputs
 import type { Experiment, Profile } from './experiment.js';
 import { EXPERIMENTS, experimentById, UnknownExperimentError } from './experiments/index.js';
 import { mergeResults, parseShard, ResultsFileError, type Shard } from './results-file.js';
+import { WorkloadConfigError } from './workload.js';
 import { WORKLOADS } from './workloads/index.js';
 
 /** What `spf bench` needs from its host (tests pass their own). */
@@ -216,7 +217,8 @@ export async function runBenchCli(argv: readonly string[], io: BenchIo): Promise
     if (
       e instanceof BenchUsageError ||
       e instanceof UnknownExperimentError ||
-      e instanceof ResultsFileError
+      e instanceof ResultsFileError ||
+      e instanceof WorkloadConfigError
     ) {
       io.stderr(`spf bench: ${e.message}\nrun spf bench --help for usage\n`);
       return 2;

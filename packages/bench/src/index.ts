@@ -32,6 +32,7 @@ export {
   type VegaLiteSpec,
 } from './experiment.js';
 export {
+  e1,
   e3,
   e4,
   e5,

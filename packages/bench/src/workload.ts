@@ -1,5 +1,5 @@
 import type { SpeculativeStats } from '@spf/fault-classic';
-import { boot, faultHandlerByName, type System, type SystemRunResult } from '@spf/kernel';
+import { type BootConfig, boot, faultHandlerByName, type System, type SystemRunResult } from '@spf/kernel';
 import type { CostModel } from '@spf/machine';
 import type { MmapLockKind } from '@spf/vma';
 
@@ -73,9 +73,9 @@ export function checkInt(what: string, v: number, lo: number, hi: number): void 
 
 /**
  * Boots the system a workload runs on, from its {@link BaseParams} and the simulated RAM it needs (rounded
- * up to whole MiB, at least 64 MiB).
+ * up to whole MiB, at least 64 MiB); `files` configures the disk file system at `/mnt` (file workloads).
  */
-export function bootFor(p: BaseParams, memoryBytes: number): System {
+export function bootFor(p: BaseParams, memoryBytes: number, files?: BootConfig['files']): System {
   checkInt('cpus', p.cpus, 1, 1024);
   const mib = Math.max(64, Math.ceil(memoryBytes / 2 ** 20));
   return boot({
@@ -88,6 +88,7 @@ export function bootFor(p: BaseParams, memoryBytes: number): System {
     pteSpecial: p.pteSpecial,
     cost: p.cost,
     maxSteps: Number.MAX_SAFE_INTEGER,
+    files,
   });
 }
 

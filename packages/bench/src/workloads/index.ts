@@ -6,6 +6,7 @@ import { kernbench } from './kernbench.js';
 import { malloc1 } from './malloc1.js';
 import { pageFault1 } from './page-fault1.js';
 import { pft } from './pft.js';
+import { retry2010 } from './retry2010.js';
 import { sparseTouch } from './sparse-touch.js';
 
 export { appLaunch, type AppLaunchParams } from './app-launch.js';
@@ -15,11 +16,12 @@ export { kernbench, type KernbenchParams } from './kernbench.js';
 export { malloc1, type Malloc1Params } from './malloc1.js';
 export { pageFault1, type PageFault1Params } from './page-fault1.js';
 export { pft, type PftParams } from './pft.js';
+export { retry2010, type Retry2010Params } from './retry2010.js';
 export { sparseTouch, type SparseTouchParams } from './sparse-touch.js';
 
 /**
- * Every workload by name. The file-backed workloads (page_fault2/3, the 2010 retry test) join this list
- * when @spf/file-backed lands: one import and one entry each.
+ * Every workload by name. The file-backed workloads join this list with one import and one entry each
+ * (retry2010 is here; page_fault2/3 are still to come).
  */
 export const WORKLOADS: readonly Workload<BaseParams>[] = [
   pageFault1,
@@ -30,6 +32,7 @@ export const WORKLOADS: readonly Workload<BaseParams>[] = [
   appLaunch,
   gupReader,
   sparseTouch,
+  retry2010,
 ] as unknown as readonly Workload<BaseParams>[];
 
 /** A workload name that is not in {@link WORKLOADS}. */
