@@ -120,7 +120,8 @@ describe('the spf command', () => {
   it('run cow-fork larger than the machine fails at mmap (overcommit heuristic) and exits 1', () => {
     const { out, impl } = io();
     expect(runCli(['run', 'cow-fork', '--pages', '100000'], impl)).toBe(1);
-    expect(out.stdout).toBe('parent: mmap of 100000 pages failed with ENOMEM\n');
+    // Under the test matrix's speculative handlers, the handler's (empty) statistics follow this line.
+    expect(out.stdout.startsWith('parent: mmap of 100000 pages failed with ENOMEM\n')).toBe(true);
     expect(out.stderr).toBe('spf run cow-fork: process 1 (parent) exited with 1\n');
   });
 
