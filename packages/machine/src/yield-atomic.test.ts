@@ -86,7 +86,9 @@ describe('yieldCpu() in atomic context is "scheduling while atomic"', () => {
     });
     const f2 = m2.run().failure;
     expect(f2?.kind).toBe('might-sleep');
-    expect(f2?.message).toMatch(/^interrupt handler 'blk-complete' on CPU 0 called yieldCpu\(\) in interrupt context/);
+    expect(f2?.message).toMatch(
+      /^interrupt handler 'blk-complete' on CPU 0 called yieldCpu\(\) in interrupt context/,
+    );
   });
 
   it('with preemption and interrupts back on, the yield hands the CPU over as before', () => {
