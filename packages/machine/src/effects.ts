@@ -373,7 +373,13 @@ export function* now(): Kernel<number> {
 export function* self(): Kernel<SelfInfo> {
   return (yield { kind: EffectKind.Self }) as SelfInfo;
 }
-/** `cond_resched()`/`schedule()`: lets another task on this CPU run if one is waiting. */
+/**
+ * `cond_resched()`/`schedule()`: lets another task on this CPU run if one is waiting. Like a sleep, it is
+ * only allowed in process context with interrupts on and preemption enabled: called with interrupts
+ * disabled, with a preempt count (a spinlock held, `preemptDisable()`, an RCU read-side section) or from an
+ * interrupt handler, it stops the run with a `might-sleep` failure ("scheduling while atomic"), as Linux's
+ * `__might_resched()` / `__schedule_bug()` report it. Under `runSync` it does nothing.
+ */
 export function* yieldCpu(): Kernel<void> {
   yield { kind: EffectKind.Yield };
 }

@@ -477,6 +477,15 @@ export class Machine implements SchedulerView {
     if (e.kind === EffectKind.Ipi) {
       this.fail('ipi', `IPI handler on CPU ${c.id} tried to send an IPI from interrupt context`, c.id, 'irq');
     }
+    if (e.kind === EffectKind.Yield) {
+      // schedule() from a hard interrupt: the hardirq count makes in_atomic() true, so Linux reports it.
+      this.fail(
+        'might-sleep',
+        `interrupt handler '${frame.msg.req.label}' on CPU ${c.id} called yieldCpu() in interrupt context: scheduling while atomic`,
+        c.id,
+        'irq',
+      );
+    }
     frame.resume = this.perform(c, null, e);
     const loop = frame.rmwLoop;
     if (loop !== null) {
@@ -542,12 +551,7 @@ export class Machine implements SchedulerView {
         if (e.kind === EffectKind.Block) {
           if (this.performBlock(c, t, e)) return;
           t.resume = undefined;
-        } else if (e.kind === EffectKind.Yield && !t.yielded && c.runqueue.length > 0) {
-          // cond_resched(): go to the back of the runqueue; the yield completes when the task runs again.
-          this.record(c, e.kind, null, '', c.clock);
-          t.yielded = true;
-          c.runqueue.push(t);
-          this.switchAway(c);
+        } else if (e.kind === EffectKind.Yield && !t.yielded && this.yieldSwitched(c, t)) {
           return;
         } else if (e.kind === EffectKind.Ipi) {
           if (this.performIpi(c, e)) return;
@@ -606,6 +610,36 @@ export class Machine implements SchedulerView {
       t.pending = next.rmw;
     } else enterYielded(t, next);
     this.maybePreempt(c, t);
+  }
+
+  /**
+   * A task's `yieldCpu()`. Models `cond_resched()` / `schedule()` in kernel/sched/core.c: with
+   * CONFIG_DEBUG_ATOMIC_SLEEP, `cond_resched()` first runs `__might_resched()`, which reports "BUG: sleeping
+   * function called from invalid context" when interrupts are off or the preempt count is not zero, and
+   * `schedule_debug()` reports "BUG: scheduling while atomic" (`__schedule_bug()`) for a preempt count. We stop
+   * the run with a `might-sleep` failure in both cases, whether or not another task is waiting (as the kernel's
+   * checks do: a bug that only shows under contention would otherwise hide in most runs). Otherwise the task
+   * goes to the back of a non-empty runqueue (the yield completes when it runs again) and this returns true;
+   * with nobody else to run, the yield costs nothing and this returns false.
+   */
+  private yieldSwitched(c: Cpu, t: Task): boolean {
+    const atomic: string[] = [];
+    if (!c.irqEnabled) atomic.push('interrupts disabled');
+    if (t.preemptCount > 0) atomic.push(`preempt count ${t.preemptCount}, e.g. with a spinlock held`);
+    if (atomic.length > 0) {
+      this.fail(
+        'might-sleep',
+        `task ${t.name} on CPU ${c.id} called yieldCpu() in atomic context (${atomic.join('; ')}): scheduling while atomic`,
+        c.id,
+        t.name,
+      );
+    }
+    if (c.runqueue.length === 0) return false;
+    this.record(c, EffectKind.Yield, null, '', c.clock);
+    t.yielded = true;
+    c.runqueue.push(t);
+    this.switchAway(c);
+    return true;
   }
 
   /** The tick: a task that ran past its slice goes to the back of a non-empty runqueue. */
