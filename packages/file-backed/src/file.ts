@@ -61,7 +61,9 @@ export class File implements VmFile {
    */
   check(what: string): void {
     if (this.released) {
-      throw new UseAfterFreeError(`${what} of file '${this.path}' (file#${this.id}) after its last fput released it`);
+      throw new UseAfterFreeError(
+        `${what} of file '${this.path}' (file#${this.id}) after its last fput released it`,
+      );
     }
   }
 

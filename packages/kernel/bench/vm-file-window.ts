@@ -19,7 +19,15 @@
  * Run: cd packages/kernel && pnpm exec tsx --conditions=@spf/source bench/vm-file-window.ts
  */
 import { block, delay, type Kernel, WaitQueue, wake } from '@spf/machine';
-import { getVma, MAP_FIXED, MAP_SHARED, PROT_READ, putVma, VM_FILE_RELEASE_MODES, type VmFileRelease } from '@spf/vma';
+import {
+  getVma,
+  MAP_FIXED,
+  MAP_SHARED,
+  PROT_READ,
+  putVma,
+  VM_FILE_RELEASE_MODES,
+  type VmFileRelease,
+} from '@spf/vma';
 import { O_CREAT, O_RDWR, O_TRUNC } from '../src/file-syscalls.js';
 import { boot } from '../src/system.js';
 import type { UserContext } from '../src/user-context.js';
@@ -79,7 +87,9 @@ function measure(mode: VmFileRelease, load: Load): { windowNs: number; busyTries
   return { windowNs, busyTries };
 }
 
-console.log('EBUSY window after munmap returns: simulated time until umount(2) succeeds (timed policy, 2 CPUs)');
+console.log(
+  'EBUSY window after munmap returns: simulated time until umount(2) succeeds (timed policy, 2 CPUs)',
+);
 console.log('| vmFileRelease | CPU 1 | window (ns) | umount tries that said EBUSY |');
 console.log('|---|---|---:|---:|');
 for (const load of ['idle', 'spec-major'] as const) {

@@ -45,7 +45,7 @@ function mapped(mode: VmFileRelease, pages = 4): { mm: MmStruct; file: CountedFi
 }
 
 describe('MmConfig.vmFileRelease: where a VMA drops its file reference', () => {
-  it("removeVma (default): munmap drops it even while a speculative VMA reference is held", () => {
+  it('removeVma (default): munmap drops it even while a speculative VMA reference is held', () => {
     const { mm, file } = mapped('removeVma');
     const vma = mm.findVma(A);
     if (vma === null) throw new Error('no VMA');

@@ -9,7 +9,15 @@ import {
   WaitQueue,
   wake,
 } from '@spf/machine';
-import { errnoName, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_READ, type VmFileRelease } from '@spf/vma';
+import {
+  errnoName,
+  MAP_ANONYMOUS,
+  MAP_FIXED,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  PROT_READ,
+  type VmFileRelease,
+} from '@spf/vma';
 import { describe, expect, it } from 'vitest';
 import { O_CREAT, O_RDWR, O_TRUNC } from '../file-syscalls.js';
 import { UserSignal } from '../signals.js';
