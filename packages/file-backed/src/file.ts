@@ -1,5 +1,5 @@
 import type { Kernel } from '@spf/machine';
-import { rmwEffect } from '@spf/machine';
+import { rmwEffect, UseAfterFreeError } from '@spf/machine';
 import { MemoryLine } from '@spf/machine';
 import type { VmFile } from '@spf/vma';
 import { FileRaState } from './file-ra-state.js';
@@ -55,14 +55,21 @@ export class File implements VmFile {
     return this.inode.mapping;
   }
 
-  private check(what: string): void {
+  /**
+   * Reports a use of the file after its last fput released it (a KASAN-like use-after-free: the explorer's
+   * checker for `vm_file` lifetime bugs, Lespinasse's question 2).
+   */
+  check(what: string): void {
     if (this.released) {
-      throw new Error(`${what} of file '${this.path}' (file#${this.id}) after its last fput released it`);
+      throw new UseAfterFreeError(
+        `${what} of file '${this.path}' (file#${this.id}) after its last fput released it`,
+      );
     }
   }
 
   /** One access to `f_ra` (the readahead state shares the file's cache line). */
   *touchRa(): Kernel<void> {
+    this.check('f_ra access');
     yield rmwEffect(this.line, 'f_ra');
   }
 

@@ -45,7 +45,9 @@ import { makeRactl, pageCacheAsyncRa, pageCacheRaOrder, pageCacheSyncRa, submitR
 /** The `struct file` behind a fault's VMA, or null if the VMA does not map a @spf/file-backed file. */
 function faultFile(vmf: VmFault): File | null {
   const f = vmf.vma.vmFile;
-  return f instanceof File ? f : null;
+  if (!(f instanceof File)) return null;
+  f.check('fault on vma->vm_file');
+  return f;
 }
 
 /**

@@ -50,6 +50,9 @@ import {
   pageStates,
   type RssCounting,
   type SysResult,
+  VM_FILE_RELEASE_MODES,
+  type VmFileRelease,
+  VmFileReleaseConfigError,
 } from '@spf/vma';
 import { defaultFaultHandler } from './default-fault-handler.js';
 import { type ExitStatus, Process, Thread } from './process.js';
@@ -89,6 +92,12 @@ export interface BootConfig {
    * handler sees it in its environment (speculative page-table allocation is refused without it).
    */
   readonly freePgtablesUnderPtl?: boolean;
+  /**
+   * Where every mm releases a VMA's file (@spf/vma's `MmConfig.vmFileRelease`; Lespinasse's question 2):
+   * `removeVma` (default, Linux and SPF v12), `freeVma` (when the VMA's refcount reaches zero) or `rcu`
+   * (after a grace period). umount(2) says EBUSY until the file is released.
+   */
+  readonly vmFileRelease?: VmFileRelease;
   /** The mmap lock of every mm: Linux's rw_semaphore (default) or a range lock. */
   readonly mmapLock?: MmapLockKind;
   /**
@@ -200,6 +209,8 @@ export class System {
   readonly log: string[] = [];
   readonly mmapLock: MmapLockKind;
   readonly rssCounting: RssCounting;
+  /** Where a VMA's file is released (see {@link BootConfig.vmFileRelease}). */
+  readonly vmFileRelease: VmFileRelease;
   /** The overcommit policy every address space of this system is charged against. */
   readonly overcommit: OvercommitPolicy;
   private readonly checkInvariants: boolean;
@@ -272,6 +283,11 @@ export class System {
     this.faultHandler = (config.faultHandler ?? defaultFaultHandler())(this.env);
     this.mmapLock = config.mmapLock ?? 'rwsem';
     this.rssCounting = config.rssCounting ?? 'percpu';
+    const release = config.vmFileRelease ?? 'removeVma';
+    if (!VM_FILE_RELEASE_MODES.includes(release)) {
+      throw new BootConfigError(`vmFileRelease: ${new VmFileReleaseConfigError(release).message}`);
+    }
+    this.vmFileRelease = release;
     const oc = config.overcommit ?? {};
     try {
       this.overcommit = new OvercommitPolicy({
@@ -319,6 +335,7 @@ export class System {
       rssCounting: this.rssCounting,
       freePgtablesUnderPtl: this.env.freePgtablesUnderPtl,
       pgtableFreeRcu: this.env.pgtableFreeRcu,
+      vmFileRelease: this.vmFileRelease,
       ...this.faultHandler.mmConfig,
       ids: this.ids,
       name: `mm[${pid}]`,

@@ -96,6 +96,9 @@ export {
   NR_MM_COUNTERS,
   putVma,
   type SpfV12Tree,
+  VM_FILE_RELEASE_MODES,
+  type VmFileRelease,
+  VmFileReleaseConfigError,
   vmRcuPut,
   TASK_SIZE_4LEVEL,
 } from './mm-struct.js';

@@ -90,6 +90,11 @@ export type MmConfig = {
    */
   readonly spfV12?: SpfV12Tree | null;
   /**
+   * Where a VMA drops its file reference (`fput(vma->vm_file)`), Lespinasse's question 2 (see
+   * {@link VmFileRelease}). Default `removeVma`, as Linux and SPF v12 do. Inherited by fork.
+   */
+  readonly vmFileRelease?: VmFileRelease;
+  /**
    * The machine's overcommit policy (`__vm_enough_memory()`), shared by every mm of a system and inherited
    * by fork. Default none: accounted mappings are never refused (an mm outside a booted system has no
    * memory size to compare with).
@@ -111,6 +116,34 @@ export type MmConfig = {
    */
   readonly ids?: MmIds;
 };
+
+/**
+ * Where `vm_file` is released (Lespinasse's question 2 on SPF v12):
+ * - `removeVma`: in `remove_vma()` (mm/vma.c), right after munmap unlinks and unmaps the VMA, as Linux and
+ *   SPF v12 do. A speculative fault that still holds the VMA (v12's `vm_ref_count`) must not touch the
+ *   file, which is why v12 takes only anonymous VMAs.
+ * - `freeVma`: when the VMA's refcount reaches zero in `__free_vma()` (Lespinasse's 2019 proposal): the
+ *   VMA reference keeps the file alive, so a speculative file fault may use it; the file stays referenced
+ *   until the last speculative reference drops.
+ * - `rcu`: after an RCU grace period that follows the last reference (his 2021 RFC, after Zijlstra's
+ *   delayed `fput()`): an RCU reader that found the VMA may still use its file, at the cost of the file
+ *   staying referenced for a grace period after munmap returns.
+ * While the file is referenced, umount(2) says EBUSY (Torvalds' 2010 objection to delaying the fput).
+ */
+export type VmFileRelease = 'removeVma' | 'freeVma' | 'rcu';
+
+/** The values of {@link VmFileRelease}. */
+export const VM_FILE_RELEASE_MODES: readonly VmFileRelease[] = Object.freeze(['removeVma', 'freeVma', 'rcu']);
+
+/** An {@link MmConfig.vmFileRelease} that is not one of {@link VM_FILE_RELEASE_MODES}. */
+export class VmFileReleaseConfigError extends Error {
+  override name = 'VmFileReleaseConfigError';
+  constructor(value: unknown) {
+    super(
+      `MmConfig.vmFileRelease must be one of ${VM_FILE_RELEASE_MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(value) ?? String(value)}; leave it out for Linux's 'removeVma'`,
+    );
+  }
+}
 
 /** How an mm keeps its VMA tree for Dufour's SPF v12 (see {@link MmConfig.spfV12}). */
 export type SpfV12Tree = {
@@ -189,6 +222,8 @@ export class MmStruct {
   readonly pgtableFreeRcu: boolean;
   /** Dufour's SPF v12 tree bookkeeping, or null (see {@link MmConfig.spfV12}). */
   readonly spfV12: SpfV12Tree | null;
+  /** Where a VMA drops its file reference (see {@link MmConfig.vmFileRelease}). */
+  readonly vmFileRelease: VmFileRelease;
   /**
    * SPF v12's `mm->mm_seq`: a seqlock written around each update of the VMA tree (only when
    * {@link spfV12} is set), read by `find_vma_rcu()`. Not Lespinasse's mmap_seq ({@link mmSeq}), which is
@@ -230,6 +265,9 @@ export class MmStruct {
     this.freePgtablesUnderPtl = config.freePgtablesUnderPtl ?? false;
     this.pgtableFreeRcu = config.pgtableFreeRcu ?? false;
     this.spfV12 = config.spfV12 ?? null;
+    const release = config.vmFileRelease ?? 'removeVma';
+    if (!VM_FILE_RELEASE_MODES.includes(release)) throw new VmFileReleaseConfigError(release);
+    this.vmFileRelease = release;
     this.spfTreeSeq = createSeqCount(`${this.name}->mm_seq(v12)`);
     this.overcommit = config.overcommit ?? null;
     this.vmaLocking = resolveVmaLocking(config.vmaLocking);
@@ -264,6 +302,7 @@ export class MmStruct {
       freePgtablesUnderPtl: this.freePgtablesUnderPtl,
       pgtableFreeRcu: this.pgtableFreeRcu,
       spfV12: this.spfV12,
+      vmFileRelease: this.vmFileRelease,
       overcommit: this.overcommit,
       vmaLocking: this.vmaLocking,
       ids: this.ids,
@@ -426,13 +465,14 @@ export class MmStruct {
   }
 
   /**
-   * Models `remove_vma()` in mm/vma.c with the SPF lifetime: calls vm_ops->close, drops the file and the
-   * anon_vma links, and drops the tree's reference ({@link vmRcuPut}); the VMA is freed once the last
-   * reference is gone and no RCU reader can still find it (`__free_vma`).
+   * Models `remove_vma()` in mm/vma.c with the SPF lifetime: calls vm_ops->close, drops the file (with
+   * {@link MmStruct.vmFileRelease} `removeVma`; otherwise {@link putVma} drops it later) and the anon_vma
+   * links, and drops the tree's reference ({@link vmRcuPut}); the VMA is freed once the last reference is
+   * gone and no RCU reader can still find it (`__free_vma`).
    */
   *removeVma(vma: VmArea): Kernel<void> {
     vma.vmOps?.close?.(vma);
-    if (vma.vmFile?.put) yield* vma.vmFile.put();
+    if (this.vmFileRelease === 'removeVma' && vma.vmFile?.put) yield* vma.vmFile.put();
     unlinkAnonVmas(vma);
     yield* vmRcuPut(vma);
   }
@@ -469,12 +509,29 @@ export function* getVma(vma: VmArea): Kernel<void> {
  */
 export function* putVma(vma: VmArea): Kernel<void> {
   if (!(yield* vma.refCount.decAndTest())) return;
+  yield* releaseVmFileOnFree(vma);
   if (vma.vmMm.spfV12 !== null) {
     yield writeEffect(vma.line, '__free_vma');
     vma.poison(`__free_vma of ${vma} (last put_vma)`);
     return;
   }
   yield* vma.vmMm.rcu.kfreeRcu(vma, `__free_vma of ${vma}`);
+}
+
+/**
+ * The file release of `__free_vma()` in the variants of Lespinasse's question 2 ({@link VmFileRelease}):
+ * with `freeVma` the last VMA reference does `fput(vma->vm_file)` at once (his 2019 proposal); with `rcu`
+ * it queues the fput behind an RCU grace period (`call_rcu()`, his 2021 RFC after Zijlstra's delayed
+ * fput). With `removeVma` the file was already dropped by `remove_vma()` and nothing happens here.
+ * (Simplified: Linux's delayed fput runs from task work or a workqueue; here the RCU callback runs it.)
+ */
+function* releaseVmFileOnFree(vma: VmArea): Kernel<void> {
+  const file = vma.vmFile;
+  const put = file?.put;
+  if (file === null || put === undefined) return;
+  const mode = vma.vmMm.vmFileRelease;
+  if (mode === 'freeVma') yield* put.call(file);
+  else if (mode === 'rcu') yield* vma.vmMm.rcu.callRcu(() => put.call(file));
 }
 
 /**

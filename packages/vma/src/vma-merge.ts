@@ -67,7 +67,7 @@ export function* commitVmaChanges(
   for (const r of removes) yield* vmWriteEnd(r);
   for (const c of changes) yield* vmWriteEnd(c.vma);
   for (const r of removes) {
-    if (r.vmFile?.put) yield* r.vmFile.put();
+    if (mm.vmFileRelease === 'removeVma' && r.vmFile?.put) yield* r.vmFile.put();
     unlinkAnonVmas(r);
     yield* vmRcuPut(r);
   }
