@@ -1,3 +1,4 @@
+import { classicFaultHandler } from '@spf/fault-classic';
 import type { Kernel } from '@spf/machine';
 import {
   errnoName,
@@ -43,7 +44,10 @@ function run(
   vmFileRelease: VmFileRelease,
   program: (u: UserContext, sys: System, out: string[]) => Kernel<void>,
 ): string[] {
-  const sys = boot({ vmFileRelease });
+  // The classic handler, whatever the test matrix's default: these windows describe an mm without SPF v12's
+  // tree bookkeeping. Under dufourSpf the tree's own VMA reference is dropped through call_rcu (vm_rcu_put),
+  // which moves the freeVma window past a grace period too; bench/vm-file-window.ts measures that case.
+  const sys = boot({ vmFileRelease, faultHandler: classicFaultHandler });
   const out: string[] = [];
   sys.spawnProcess('vmfile', (u) => program(u, sys, out));
   const r = sys.run();
