@@ -51,10 +51,27 @@ function packageRoot(file: string): string {
   return d;
 }
 
-/** What the child may read: this package and the packages its labs load (their real paths). */
+/**
+ * What the child may read: this package and every @spf package it loads, followed through each package's own
+ * dependencies (so a package that @spf/kernel starts to depend on is readable without a change here), at
+ * their real paths.
+ */
 function readablePaths(entry: string): string[] {
   const self = packageRoot(fileURLToPath(import.meta.url));
-  const deps = [
+  const roots = new Set<string>();
+  const visit = (name: string, from: NodeJS.Require): void => {
+    const root = packageRoot(realpathSync(from.resolve(name)));
+    if (roots.has(root)) return;
+    roots.add(root);
+    const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      dependencies?: Record<string, string>;
+    };
+    const own = createRequire(join(root, 'package.json'));
+    for (const dep of Object.keys(manifest.dependencies ?? {})) {
+      if (dep.startsWith('@spf/')) visit(dep, own);
+    }
+  };
+  for (const p of [
     '@spf/machine',
     '@spf/pagetable',
     '@spf/locks',
@@ -62,8 +79,10 @@ function readablePaths(entry: string): string[] {
     '@spf/fault-classic',
     '@spf/fault-spec',
     '@spf/kernel',
-  ].map((p) => packageRoot(realpathSync(require.resolve(p))));
-  return [...new Set([realpathSync(self), self, ...deps, dirname(realpathSync(entry))])];
+  ]) {
+    visit(p, require);
+  }
+  return [...new Set([realpathSync(self), self, ...roots, dirname(realpathSync(entry))])];
 }
 
 /** Resident set size of a process in KiB, from /proc (undefined where there is no /proc). */
