@@ -122,11 +122,13 @@ describe('policyFingerprints', () => {
   });
 
   it('seed and depth choose the random and pct runs', () => {
-    const got = policyFingerprints(runWith(lostUpdate), { seed: 3, depth: 2 });
+    // pct draws depth - 1 change points over 200 steps; this short program sees some only at a large depth.
+    const got = policyFingerprints(runWith(lostUpdate), { seed: 3, depth: 30 });
     expect(got.random).toBe(runFingerprint(runScenario(lostUpdate, random(3))));
-    expect(got.pct).toBe(runFingerprint(runScenario(lostUpdate, pct(3, 2, 200))));
+    expect(got.pct).toBe(runFingerprint(runScenario(lostUpdate, pct(3, 30, 200))));
     expect(got.replay).toBe(got.pct);
     expect(got.random).not.toBe(policyFingerprints(runWith(lostUpdate)).random);
+    expect(got.pct).not.toBe(policyFingerprints(runWith(lostUpdate), { seed: 3 }).pct);
   });
 
   /** The dfs line computed from its definition: the first `max` schedules at `bound`, digested in order. */
