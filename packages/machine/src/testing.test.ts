@@ -74,6 +74,52 @@ describe('exploreInTest', () => {
     expect(e.message).toContain(`  schedule: ${schedule}`);
   });
 
+  it('a replayed failure lists every step of the run and carries its trace, so it can be stepped through', () => {
+    const schedule = explore(counterScenario(false), { policy: 'dfs' }).failure!.schedule;
+    const traced = replaySchedule(counterScenario(false), schedule, { trace: true });
+    const trace = traced.trace!;
+    expect(trace.length).toBeGreaterThan(4);
+    vi.stubEnv(REPLAY_ENV, schedule);
+    const e = thrown(() => exploreInTest(counterScenario(false), { policy: 'dfs' })) as ExplorationFailure;
+    expect(e.trace).toEqual(trace);
+    const lines = e.message.split('\n');
+    const at = lines.indexOf(`  trace (${trace.length} steps):`);
+    expect(at).toBeGreaterThan(0);
+    // One line per step, in order: the two loads of the counter and then the two stores that lose an update.
+    expect(lines.slice(at + 1)).toEqual(
+      trace.map((t) => `    #${t.step} CPU ${t.cpu} t=${t.time}ns ${t.task}: ${t.kind} ${t.label}`.trimEnd()),
+    );
+    expect(lines.slice(at + 1).filter((l) => / (read|write|rmw) counter$/.test(l))).toHaveLength(4);
+    // An exploration's failure has no trace to carry (its message has the replay command instead).
+    vi.unstubAllEnvs();
+    const explored = thrown(() =>
+      exploreInTest(counterScenario(false), { policy: 'dfs' }),
+    ) as ExplorationFailure;
+    expect(explored.trace).toBeNull();
+    expect(explored.message).not.toMatch(/^ {2}trace/m);
+  });
+
+  it('a long replayed failure lists its last 200 steps and says the error holds them all', () => {
+    const long = counterScenario(false, 2, 100);
+    const schedule = explore(long, { policy: 'random', runs: 20 }).failure!.schedule;
+    vi.stubEnv(REPLAY_ENV, schedule);
+    const e = thrown(() => exploreInTest(long, { policy: 'random' })) as ExplorationFailure;
+    const trace = e.trace!;
+    expect(trace.length).toBeGreaterThan(400);
+    const lines = e.message.split('\n');
+    const at = lines.indexOf(
+      `  trace (the last 200 of ${trace.length} steps; the error's \`trace\` holds them all):`,
+    );
+    expect(at).toBeGreaterThan(0);
+    const shown = lines.slice(at + 1);
+    expect(shown).toHaveLength(200);
+    const last = trace[trace.length - 1];
+    expect(shown[199]).toBe(
+      `    #${last.step} CPU ${last.cpu} t=${last.time}ns ${last.task}: ${last.kind} ${last.label}`,
+    );
+    expect(shown[0]).toMatch(new RegExp(`^    #${trace[trace.length - 200].step} CPU `));
+  });
+
   it('with SPF_REPLAY set to a schedule that passes returns one replayed run', () => {
     const ok = runScenario(counterScenario(true, 2, 3), timed());
     expect(ok.ok).toBe(true);
