@@ -58,9 +58,10 @@ export function exploreInTest(scenario: Scenario, opts: ExploreOptions, testName
   if (env) {
     const res = replaySchedule(scenario, env, { trace: true });
     if (res.failure) {
+      const trace = res.trace!; // recorded: the replay runs with the trace on
       throw new ExplorationFailure(
-        `replayed schedule failed:\n${formatFailure(res.failure)}\n${describeTrace(res.trace ?? [])}`,
-        res.trace,
+        `replayed schedule failed:\n${formatFailure(res.failure)}\n${describeTrace(trace)}`,
+        trace,
       );
     }
     return { policy: 'replay', runs: 1, exhausted: false, failure: null, maxSteps: res.steps };
