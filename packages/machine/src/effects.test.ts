@@ -427,6 +427,17 @@ describe('IPIs and device interrupts', () => {
     expect(seen[0][2]).toBeGreaterThanOrEqual(raisedAt + 80_000);
     expect(events(r)).toContain('ipi disk (device irq in 80000 ns)');
   });
+  it('a failure report names a CPU’s coming device interrupt by its label and delay', () => {
+    // Stopped by the step limit just before the raise: the report shows what each CPU would do next.
+    const m = new Machine({ cpus: 1, maxSteps: 2 });
+    m.spawn(0, 'submit', function* () {
+      yield* delay(5_000);
+      yield* raiseDeviceIrq(80_000, function* () {}, 'disk');
+    });
+    const r = m.run();
+    expect(r.failure?.kind).toBe('step-limit');
+    expect(r.failure?.cpus[0].next).toBe('ipi disk (device irq in 80000 ns)');
+  });
 });
 
 describe('sleeping and waking', () => {

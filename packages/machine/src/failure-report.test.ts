@@ -27,6 +27,21 @@ describe('describeEffect', () => {
         'ipi tlb -> 1,2',
       ],
       [{ kind: EffectKind.Ipi, targets: [3], handler: nothing, wait: true }, 'ipi  -> 3'],
+      [
+        {
+          kind: EffectKind.Ipi,
+          targets: [],
+          handler: nothing,
+          wait: false,
+          label: 'disk',
+          deviceAfterNs: 80000,
+        },
+        'ipi disk (device irq in 80000 ns)',
+      ],
+      [
+        { kind: EffectKind.Ipi, targets: [], handler: nothing, wait: false, deviceAfterNs: 0 },
+        'ipi  (device irq in 0 ns)',
+      ],
       [{ kind: EffectKind.Delay, ns: 400, label: 'zero page' }, 'delay 400ns zero page'],
       [{ kind: EffectKind.Delay, ns: 5 }, 'delay 5ns'],
       [{ kind: EffectKind.IrqRestore, enabled: true }, 'irq-restore on'],
