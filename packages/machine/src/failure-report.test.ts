@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Cpu } from './cpu.js';
-import { type Effect, EffectKind, spinWaitEffect } from './effects.js';
+import { type Effect, EffectKind, rmwLoopEffect, spinWaitEffect } from './effects.js';
 import { cpuReport, describeDeadlock, describeEffect, describeSpinners } from './failure-report.js';
 import { MemoryLine } from './memory-line.js';
 import { Task } from './task.js';
@@ -48,6 +48,9 @@ describe('describeEffect', () => {
       [{ kind: EffectKind.IrqRestore, enabled: false }, 'irq-restore off'],
       [spinWaitEffect(line, 'owner'), 'spin-wait owner'],
       [spinWaitEffect(line), 'spin-wait mm->mmap_lock'],
+      // A cmpxchg retry loop is described by its locked RMW, the step it performs next.
+      [rmwLoopEffect(line, 'try_cmpxchg', () => false), 'rmw try_cmpxchg'],
+      [rmwLoopEffect(line, undefined, () => false), 'rmw mm->mmap_lock'],
       [{ kind: EffectKind.Spin, label: 'ticket' }, 'spin ticket'],
       [{ kind: EffectKind.Fence }, 'fence'],
     ];
