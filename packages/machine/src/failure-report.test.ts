@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Cpu } from './cpu.js';
-import { type Effect, EffectKind, spinWaitEffect } from './effects.js';
+import { type Effect, EffectKind, rmwLoopEffect, spinWaitEffect } from './effects.js';
 import { cpuReport, describeDeadlock, describeEffect, describeSpinners } from './failure-report.js';
 import { MemoryLine } from './memory-line.js';
 import { Task } from './task.js';
@@ -27,12 +27,30 @@ describe('describeEffect', () => {
         'ipi tlb -> 1,2',
       ],
       [{ kind: EffectKind.Ipi, targets: [3], handler: nothing, wait: true }, 'ipi  -> 3'],
+      [
+        {
+          kind: EffectKind.Ipi,
+          targets: [],
+          handler: nothing,
+          wait: false,
+          label: 'disk',
+          deviceAfterNs: 80000,
+        },
+        'ipi disk (device irq in 80000 ns)',
+      ],
+      [
+        { kind: EffectKind.Ipi, targets: [], handler: nothing, wait: false, deviceAfterNs: 0 },
+        'ipi  (device irq in 0 ns)',
+      ],
       [{ kind: EffectKind.Delay, ns: 400, label: 'zero page' }, 'delay 400ns zero page'],
       [{ kind: EffectKind.Delay, ns: 5 }, 'delay 5ns'],
       [{ kind: EffectKind.IrqRestore, enabled: true }, 'irq-restore on'],
       [{ kind: EffectKind.IrqRestore, enabled: false }, 'irq-restore off'],
       [spinWaitEffect(line, 'owner'), 'spin-wait owner'],
       [spinWaitEffect(line), 'spin-wait mm->mmap_lock'],
+      // A cmpxchg retry loop is described by its locked RMW, the step it performs next.
+      [rmwLoopEffect(line, 'try_cmpxchg', () => false), 'rmw try_cmpxchg'],
+      [rmwLoopEffect(line, undefined, () => false), 'rmw mm->mmap_lock'],
       [{ kind: EffectKind.Spin, label: 'ticket' }, 'spin ticket'],
       [{ kind: EffectKind.Fence }, 'fence'],
     ];

@@ -19,7 +19,10 @@ export function describeEffect(e: Effect | undefined): string {
     case EffectKind.WakeTask:
       return `wake task ${e.task.name}`;
     case EffectKind.Ipi:
-      return `ipi ${e.label ?? ''} -> ${e.targets.join(',')}`;
+      // A device interrupt has no targets: it comes back to this CPU after its delay (as the trace says it).
+      return e.deviceAfterNs === undefined
+        ? `ipi ${e.label ?? ''} -> ${e.targets.join(',')}`
+        : `ipi ${e.label ?? ''} (device irq in ${e.deviceAfterNs} ns)`;
     case EffectKind.Delay:
       return `delay ${e.ns}ns ${e.label ?? ''}`.trim();
     case EffectKind.IrqRestore:
