@@ -24,8 +24,9 @@ export interface RssCounter {
    */
   read(): Kernel<number>;
   /**
-   * Models `get_mm_counter_sum()` (`percpu_counter_sum_positive()`): the exact value, as /proc/PID/status and
-   * `check_mm()` at exit read it.
+   * Models `percpu_counter_sum()`: the exact value, which may be negative (updates of one page on two CPUs,
+   * or a lost update). `get_mm_counter_sum()` (/proc/PID/status) clamps it at 0; `check_mm()` at exit wants
+   * it to be exactly 0.
    */
   sum(): Kernel<number>;
 }
@@ -131,7 +132,7 @@ export function* getMmCounter(mm: MmStruct, type: number): Kernel<number> {
  */
 export function* getMmCounterSum(mm: MmStruct, type: number): Kernel<number> {
   const counters = mm.rssStat;
-  if (counters !== null) return yield* counters[type].sum();
+  if (counters !== null) return Math.max(0, yield* counters[type].sum());
   yield readEffect(mm.rssLine, 'get_mm_counter_sum');
   if (mm.rssCounting === 'percpu') {
     for (const line of mm.rssCpuLines) if (line !== undefined) yield readEffect(line, 'get_mm_counter_sum');
