@@ -60,13 +60,17 @@ function* rssAnonPages(u: UserContext): Kernel<number> {
   return (yield* taskMemRss(u.process.mm)).rssAnonKb / 4;
 }
 
-/** Lab 7's graded tests (100 points). */
+/**
+ * Lab 7's graded tests (100 points). Each boots a kernel or explores a machine, which takes a second or two on
+ * a loaded 2-core machine: they carry their own time limits (the page's default is 2 s per test).
+ */
 export const lab7Tests: readonly LabTest[] = [
   {
     id: 'status-exact',
     title: '/proc/self/status reads the exact RSS',
     points: 15,
     category: 'functionality',
+    timeoutMs: 10_000,
     description:
       'A thread faults in 100 pages, then unmaps 30: RssAnon of /proc/self/status (get_mm_counter_sum(), your sum()) says exactly 100, then 70 pages, whatever your CPU still holds back.',
     run(ctx) {
@@ -93,6 +97,7 @@ export const lab7Tests: readonly LabTest[] = [
     points: 15,
     category: 'functionality',
     parent: 'status-exact',
+    timeoutMs: 10_000,
     description:
       "Four threads on four CPUs fault 45 pages each; /proc/self/status then says 180 pages. One thread unmaps everything: 0 pages. At exit the kernel's check_mm() sums every counter and stops the run if one is not 0 (a lost or doubled update).",
     run(ctx) {
@@ -128,6 +133,7 @@ export const lab7Tests: readonly LabTest[] = [
     points: 10,
     category: 'functionality',
     parent: 'status-exact',
+    timeoutMs: 10_000,
     description:
       'Your read() is the cheap get_mm_counter(): it may lag the exact count by what the CPUs hold back (at most nrCpus × max(32, 2·nrCpus) pages), never more, and it is never negative (Linux returns an unsigned long: a negative count would read as 16 EiB).',
     run(ctx) {
@@ -298,6 +304,7 @@ export const lab7Tests: readonly LabTest[] = [
     points: 10,
     category: 'regression',
     parent: 'status-exact',
+    timeoutMs: 10_000,
     description:
       "The rest of the kernel keeps working with your counters: a parent with 50 pages forks (the child's counter is filled by fork on the parent's CPU), the child breaks COW on 20 of them, faults 10 more and exits (check_mm() sums its counters); the parent still reads 50 pages and exits clean.",
     run(ctx) {
