@@ -114,6 +114,12 @@ export {
   runReplay,
   streamReplay,
 } from './run-replay.js';
+export {
+  checkScalingOptions,
+  runScaling,
+  type ScalingOptions,
+  type ScalingResult,
+} from './scenarios/scaling.js';
 export { ProcessExiting, type SignalCode, type SignalInfo, type SignalName, UserSignal } from './signals.js';
 export {
   type BootConfig,

@@ -4,8 +4,11 @@
  * the command-line grader and the CI checks.
  */
 
-/** What a test checks; categories follow Pintos' weighting of functionality, robustness and regressions. */
-export type TestCategory = 'functionality' | 'robustness' | 'concurrency' | 'regression';
+/**
+ * What a test checks; categories follow Pintos' weighting of functionality, robustness and regressions, plus
+ * `performance` (a figure in simulated time against a threshold: Lab 7).
+ */
+export type TestCategory = 'functionality' | 'robustness' | 'concurrency' | 'performance' | 'regression';
 
 /**
  * One file the student edits. Its reference solution is not part of the lab (nor of its outline, which

@@ -1,4 +1,5 @@
 import { type Kernel, kassert } from '@spf/machine';
+import { checkMm } from './memory/mm-counter.js';
 import type { MmStruct } from './mm-struct.js';
 import { doMunmap } from './munmap.js';
 
@@ -6,8 +7,9 @@ import { doMunmap } from './munmap.js';
  * Models `exit_mmap()` in mm/mmap.c (with `mm_free_pgd()`): when the last user of the address space goes
  * away, unmaps every VMA under the mmap write lock (pages zapped and released, RSS back to zero, VMAs and
  * their files released, so a shared anonymous mapping's shmem pages go with its last VMA), then frees every
- * page-table page, the top level included, after each CPU has dropped the address space. Used by the
- * kernel's process exit and by fork's failure path; the mm must not be used afterwards.
+ * page-table page, the top level included, after each CPU has dropped the address space; then, as
+ * `__mmdrop()` does, `check_mm()` ({@link checkMm}: every RSS counter sums to 0). Used by the kernel's process
+ * exit and by fork's failure path; the mm must not be used afterwards.
  */
 export function* exitMmap(mm: MmStruct): Kernel<void> {
   yield* mm.mmapWriteLock();
@@ -20,6 +22,7 @@ export function* exitMmap(mm: MmStruct): Kernel<void> {
     yield* mm.mmapWriteUnlock();
   }
   mm.pageTables.destroy();
+  yield* checkMm(mm);
 }
 
 /**

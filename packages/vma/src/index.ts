@@ -95,6 +95,7 @@ export {
   NoPageTablesError,
   NR_MM_COUNTERS,
   putVma,
+  RSS_TYPE_NAMES,
   type SpfV12Tree,
   VM_FILE_RELEASE_MODES,
   type VmFileRelease,
@@ -127,6 +128,7 @@ export {
   vmaName,
 } from './proc-maps.js';
 export { DEFAULT_STACK_SIZE, setupStack } from './setup-stack.js';
+export { type TaskMemRss, taskMemRss } from './task-mem.js';
 export * from './vm-flags.js';
 export { vmFlagsReset } from './vm-flags-reset.js';
 export {

@@ -12,7 +12,7 @@ import {
   type SleepingRwLock,
   type SpinLockLike,
 } from './mm-locks.js';
-import type { RssCounting } from './memory/mm-counter.js';
+import type { RssCounter, RssCounting } from './memory/mm-counter.js';
 import { MmIds } from './mm-ids.js';
 import { type MmPageTableOps, NoPageTables, type PageTableFactory } from './page-table-ops.js';
 import type { OvercommitPolicy } from './overcommit.js';
@@ -27,6 +27,14 @@ export const MM_ANONPAGES = 1;
 export const MM_SWAPENTS = 2;
 export const MM_SHMEMPAGES = 3;
 export const NR_MM_COUNTERS = 4;
+
+/** The RSS counter types' names, by index (`resident_page_types[]` of kernel/fork.c). */
+export const RSS_TYPE_NAMES: readonly string[] = [
+  'MM_FILEPAGES',
+  'MM_ANONPAGES',
+  'MM_SWAPENTS',
+  'MM_SHMEMPAGES',
+];
 
 /** x86-64 TASK_SIZE with 4-level paging (47-bit user space minus the guard page). */
 export const TASK_SIZE_4LEVEL = 0x7ffffffff000;
@@ -191,6 +199,11 @@ export class MmStruct {
   readonly rssLine: MemoryLine;
   /** Each CPU's line of the per-CPU RSS counters (`rssCounting: 'percpu'`), created on first use. */
   readonly rssCpuLines: (MemoryLine | undefined)[] = [];
+  /**
+   * `mm->rss_stat[NR_MM_COUNTERS]` made by an `rssCounting` factory (one counter per type), which then holds
+   * the value every kernel reader sees; null with the built-in models. `rss` stays the simulator's exact tally.
+   */
+  readonly rssStat: readonly RssCounter[] | null;
   /** mm->mm_seq (Lespinasse's mmap_seq): odd while a writer holds the mmap lock. */
   readonly mmSeq: SeqCounter;
   /** mm->mm_lock_seq (per-VMA locks): bumped when the mmap write lock is released. */
@@ -249,6 +262,11 @@ export class MmStruct {
     this.mmCount = new AtomicCell(1, `${this.name}->mm_count`);
     this.rssCounting = config.rssCounting ?? 'percpu';
     this.rssLine = new MemoryLine(`${this.name}->rss_stat`);
+    const counting = this.rssCounting;
+    this.rssStat =
+      typeof counting === 'function'
+        ? RSS_TYPE_NAMES.map((t, type) => counting({ name: `${this.name}->rss_stat[${t}]`, type }))
+        : null;
     this.mmSeq = createSeqCount(`${this.name}->mm_seq`);
     this.mmLockSeq = new Cell(0, `${this.name}->mm_lock_seq`);
     this.rcu = config.rcu ?? createRcu();

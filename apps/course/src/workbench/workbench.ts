@@ -211,11 +211,44 @@ export class Workbench {
     this.q<HTMLElement>('[data-score]').textContent = '';
     this.setStatus('Running the tests…');
     const t0 = performance.now();
-    const report = await gradeWithWatchdog(this.outline, sources, spawnWorker, {
-      testTimeLimitMs: TEST_TIME_LIMIT_MS,
-      ...(schedules ? { schedules } : {}),
-      onResult: (r) => list.append(this.renderResult(r)),
-    });
+    // Progress while the tests run (a long one, such as Lab 7's performance test, takes seconds): tests done
+    // out of all, the one running, and the time so far, refreshed four times a second.
+    const bar = this.q<HTMLProgressElement>('[data-progress]');
+    const total = this.outline.tests.length;
+    let finished = 0;
+    let current = '';
+    bar.max = total;
+    bar.value = 0;
+    bar.hidden = false;
+    const showProgress = () => {
+      const s = ((performance.now() - t0) / 1000).toFixed(1);
+      this.root.dataset.testsDone = String(finished);
+      this.setStatus(
+        `Running the tests: ${finished} of ${total} done${current ? `, now ${current}` : ''} (${s} s)…`,
+      );
+    };
+    const ticker = setInterval(showProgress, 250);
+    let report: GradeReport;
+    try {
+      report = await gradeWithWatchdog(this.outline, sources, spawnWorker, {
+        testTimeLimitMs: TEST_TIME_LIMIT_MS,
+        ...(schedules ? { schedules } : {}),
+        onStart: (id) => {
+          current = this.outline.tests.find((t) => t.id === id)?.title ?? id;
+          showProgress();
+        },
+        onResult: (r) => {
+          finished++;
+          bar.value = finished;
+          current = '';
+          list.append(this.renderResult(r));
+          showProgress();
+        },
+      });
+    } finally {
+      clearInterval(ticker);
+      bar.hidden = true;
+    }
     const ms = Math.round(performance.now() - t0);
     this.progress.lastReport = report;
     this.progress.bestScore = Math.max(this.progress.bestScore, report.score);

@@ -8,6 +8,7 @@ import {
   MAP_PRIVATE,
   type MmapLockKind,
   PROT_READ,
+  type RssCounting,
   PROT_WRITE,
 } from '@spf/vma';
 import { boot, type SystemRunResult } from '../system.js';
@@ -25,6 +26,8 @@ export interface ScalingOptions {
   readonly faultHandler?: FaultHandlerFactory;
   /** The mmap lock: Linux's rw_semaphore (default) or a range lock taken over the whole space. */
   readonly mmapLock?: MmapLockKind;
+  /** How the RSS counters are kept (boot()'s `rssCounting`; default Linux 6.2's per-CPU counters). */
+  readonly rssCounting?: RssCounting;
   /** Record a machine trace (for `spf run --trace`). */
   readonly trace?: boolean;
   readonly seed?: number;
@@ -118,6 +121,7 @@ export function runScaling(opts: ScalingOptions): ScalingResult {
     policy: opts.policy,
     faultHandler: opts.faultHandler,
     mmapLock: opts.mmapLock,
+    rssCounting: opts.rssCounting,
     trace: opts.trace,
     memory: Math.max(64, Math.ceil(((n * (pages + 8) + 4096) * PAGE_SIZE) / 2 ** 20)) * 2 ** 20,
   });

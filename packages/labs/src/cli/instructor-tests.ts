@@ -9,7 +9,13 @@ export class InstructorTestsError extends Error {
   override name = 'InstructorTestsError';
 }
 
-const CATEGORIES: readonly TestCategory[] = ['functionality', 'robustness', 'concurrency', 'regression'];
+const CATEGORIES: readonly TestCategory[] = [
+  'functionality',
+  'robustness',
+  'concurrency',
+  'performance',
+  'regression',
+];
 
 /** The test modules of a directory: its `.mjs` and `.js` files, in name order (absolute paths). */
 export function instructorTestFiles(dir: string): string[] {

@@ -2,7 +2,20 @@
 // syscalls of this package. Each kernel concept is defined here once; both sides import it.
 export { pageAnonExclusive } from './anon-exclusive.js';
 export { type MemoryEnv, type MemoryEnvOptions, type MemoryEvents, makeMemoryEnv } from './memory-env.js';
-export { addMmCounter, addMmRssVec, mmCounter, mmCounterFile, type RssCounting } from './mm-counter.js';
+export {
+  addMmCounter,
+  addMmRssVec,
+  BadRssCounterStateError,
+  checkMm,
+  getMmCounter,
+  getMmCounterSum,
+  mmCounter,
+  mmCounterFile,
+  type RssCounter,
+  type RssCounterFactory,
+  type RssCounterInfo,
+  type RssCounting,
+} from './mm-counter.js';
 export {
   p4dAlloc,
   pgtableAllocUnderPtl,

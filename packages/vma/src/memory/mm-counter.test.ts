@@ -1,8 +1,18 @@
-import { type Effect, EffectKind, type Kernel, runSync } from '@spf/machine';
+import { Cell, type Effect, EffectKind, type Kernel, runSync } from '@spf/machine';
 import { PhysicalMemory } from '@spf/pagetable';
 import { describe, expect, it } from 'vitest';
 import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MmStruct } from '../mm-struct.js';
-import { addMmCounter, mmCounter, mmCounterFile } from './mm-counter.js';
+import { taskMemRss } from '../task-mem.js';
+import {
+  addMmCounter,
+  BadRssCounterStateError,
+  checkMm,
+  getMmCounter,
+  getMmCounterSum,
+  mmCounter,
+  mmCounterFile,
+  type RssCounterFactory,
+} from './mm-counter.js';
 
 /** Runs `code` as if on CPU `cpu`, returning the effects it performed. */
 function onCpu(code: Kernel<void>, cpu: number): Effect[] {
@@ -81,5 +91,80 @@ describe('add_mm_counter', () => {
     }
     expect(mm.rssCpuLines).toEqual([]);
     expect(mm.rss[MM_FILEPAGES]).toBe(2);
+  });
+});
+
+/** A counter for the tests below: one plain cell, with `lose` updates dropped on purpose. */
+function cellCounter(log: string[], lose = 0): RssCounterFactory {
+  return ({ name }) => {
+    const c = new Cell(0, name);
+    let dropped = 0;
+    return {
+      *add(delta) {
+        log.push(`${name} add ${delta}`);
+        if (dropped < lose) {
+          dropped++;
+          return;
+        }
+        yield* c.store(c.value + delta);
+      },
+      *read() {
+        return Math.max(0, yield* c.load());
+      },
+      *sum() {
+        return yield* c.load();
+      },
+    };
+  };
+}
+
+describe('rssCounting: a factory (the injection point of Lab 7)', () => {
+  it('makes one counter per type, named after the mm, and routes add_mm_counter and both reads to it', () => {
+    const log: string[] = [];
+    const mm = new MmStruct({ rssCounting: cellCounter(log), name: 'mm[7]' });
+    expect(mm.rssStat).toHaveLength(4);
+    runSync(addMmCounter(mm, MM_ANONPAGES, 5));
+    runSync(addMmCounter(mm, MM_ANONPAGES, -2));
+    runSync(addMmCounter(mm, MM_FILEPAGES, 1));
+    expect(log).toEqual([
+      'mm[7]->rss_stat[MM_ANONPAGES] add 5',
+      'mm[7]->rss_stat[MM_ANONPAGES] add -2',
+      'mm[7]->rss_stat[MM_FILEPAGES] add 1',
+    ]);
+    expect(runSync(getMmCounter(mm, MM_ANONPAGES))).toBe(3);
+    expect(runSync(getMmCounterSum(mm, MM_FILEPAGES))).toBe(1);
+    const status = runSync(taskMemRss(mm));
+    expect(status).toEqual({ vmRssKb: 16, rssAnonKb: 12, rssFileKb: 4, rssShmemKb: 0, vmSwapKb: 0 });
+    // The simulator's own tally follows too (for the invariant checker), whatever the counter says.
+    expect(mm.rss[MM_ANONPAGES]).toBe(3);
+    // fork gives the child counters of its own from the same factory.
+    const child = new MmStruct(mm.childConfig());
+    expect(child.rssStat?.[MM_ANONPAGES]).not.toBe(mm.rssStat?.[MM_ANONPAGES]);
+    expect(runSync(getMmCounterSum(child, MM_ANONPAGES))).toBe(0);
+  });
+
+  it('check_mm at exit sums every counter: a counter that lost an update is reported as a bad rss-counter state', () => {
+    const good = new MmStruct({ rssCounting: cellCounter([]) });
+    runSync(addMmCounter(good, MM_ANONPAGES, 2));
+    runSync(addMmCounter(good, MM_ANONPAGES, -2));
+    expect(() => runSync(checkMm(good))).not.toThrow();
+    const lossy = new MmStruct({ rssCounting: cellCounter([], 1), name: 'mm[3]' });
+    runSync(addMmCounter(lossy, MM_ANONPAGES, 2)); // lost
+    runSync(addMmCounter(lossy, MM_ANONPAGES, 1));
+    runSync(addMmCounter(lossy, MM_ANONPAGES, -3));
+    expect(() => runSync(checkMm(lossy))).toThrow(BadRssCounterStateError);
+    expect(() => runSync(checkMm(lossy))).toThrow(
+      'BUG: Bad rss-counter state mm:mm[3] type:MM_ANONPAGES val:-2',
+    );
+  });
+
+  it('the built-in models read their exact value: get_mm_counter never negative, check_mm costs nothing', () => {
+    for (const rssCounting of ['percpu', 'atomic'] as const) {
+      const mm = new MmStruct({ rssCounting });
+      runSync(addMmCounter(mm, MM_ANONPAGES, 4));
+      expect(runSync(getMmCounter(mm, MM_ANONPAGES))).toBe(4);
+      expect(runSync(getMmCounterSum(mm, MM_ANONPAGES))).toBe(4);
+      expect(onCpu(checkMm(mm), 0)).toEqual([]);
+    }
   });
 });
