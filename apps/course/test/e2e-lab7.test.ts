@@ -1,59 +1,25 @@
-import { existsSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { referenceSources, variantSources } from '@spf/labs/reference';
 import { getLab } from '@spf/labs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serve } from '../scripts/serve.mjs';
-import { CHROMIUM, launchChromium } from './browser.js';
-import { ensureBuilt } from './site.js';
+import { openLab, openSite, type Site, setSources, skipWithoutChromium } from './browser.js';
 
 // Lab 7 in Chromium: the reference gets full marks (the time is printed; the course promises 20 s on this
 // machine), the workbench shows its progress while the 32-CPU performance test runs, a correct counter on
 // one shared line fails the performance test with its simulated figure, and a fold without the lock fails
-// the explored test with its schedule and timeline. (test/e2e.test.ts says what happens without Chromium.)
+// the explored test with its schedule and timeline. (test/browser.ts's skipWithoutChromium says what happens without Chromium.)
 
-const hasChromium = existsSync(CHROMIUM);
-
-describe.skipIf(!hasChromium)('Lab 7 in Chromium', () => {
-  let server: Server;
-  let base: string;
-  let context: BrowserContext;
+describe.skipIf(skipWithoutChromium("Lab 7's end-to-end tests"))('Lab 7 in Chromium', () => {
+  let site: Site;
   let page: Page;
-  let profile: string;
-  const pageErrors: string[] = [];
   const lab = getLab('lab7');
 
   beforeAll(async () => {
-    ensureBuilt();
-    server = await serve({ port: 0 });
-    base = `http://localhost:${(server.address() as AddressInfo).port}`;
-    ({ context, profile } = await launchChromium());
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+    site = await openSite();
+    page = site.page;
   }, 600_000);
 
-  afterAll(async () => {
-    await context?.close();
-    await new Promise((r) => server?.close(r));
-    if (profile) rmSync(profile, { recursive: true, force: true });
-  });
-
-  async function openLab(): Promise<void> {
-    await page.goto(`${base}/labs/lab7/`);
-    await page.waitForSelector('[data-workbench][data-ready="true"]', { timeout: 20_000 });
-    await page.waitForSelector('[data-workbench][data-types="checked"]', { timeout: 30_000 });
-  }
-
-  async function setSources(sources: Readonly<Record<string, string>>): Promise<void> {
-    for (const [name, text] of Object.entries(sources)) {
-      await page.click(`[data-file="${name}"]`);
-      await page.click('.cm-content');
-      await page.keyboard.press('Control+A');
-      await page.keyboard.insertText(text);
-    }
-  }
+  afterAll(() => site?.close());
 
   /** Presses Run tests; returns the score and what the progress indicator showed while the tests ran. */
   async function runTests(): Promise<{ score: string; progress: string[] }> {
@@ -82,9 +48,9 @@ describe.skipIf(!hasChromium)('Lab 7 in Chromium', () => {
   }
 
   it('the reference gets full marks, with progress shown while the tests run', async () => {
-    await openLab();
+    await openLab(site, 'lab7');
     expect((await runTests()).score).toBe('Score: 0/100'); // the starter
-    await setSources(referenceSources(lab));
+    await setSources(page, referenceSources(lab));
     const { score, progress } = await runTests();
     expect(score).toBe('Score: 100/100');
     const ms = Number(await page.getAttribute('[data-workbench]', 'data-last-run-ms'));
@@ -99,8 +65,8 @@ describe.skipIf(!hasChromium)('Lab 7 in Chromium', () => {
   });
 
   it('a correct counter on one shared line fails the performance test with its simulated figure', async () => {
-    await openLab();
-    await setSources(variantSources(lab, 'one-shared-line'));
+    await openLab(site, 'lab7');
+    await setSources(page, variantSources(lab, 'one-shared-line'));
     expect((await runTests()).score).toBe('Score: 75/100');
     const li = page.locator('li[data-test="scales-32"]');
     expect(await li.getAttribute('data-status')).toBe('fail');
@@ -110,8 +76,8 @@ describe.skipIf(!hasChromium)('Lab 7 in Chromium', () => {
   });
 
   it('a fold without the lock fails the explored test, with its schedule and timeline', async () => {
-    await openLab();
-    await setSources(variantSources(lab, 'fold-not-atomic'));
+    await openLab(site, 'lab7');
+    await setSources(page, variantSources(lab, 'fold-not-atomic'));
     const { score } = await runTests();
     expect(score).not.toBe('Score: 100/100');
     const li = page.locator('li[data-test="concurrent-folds"]');
@@ -123,6 +89,6 @@ describe.skipIf(!hasChromium)('Lab 7 in Chromium', () => {
   });
 
   it('raised no page errors', () => {
-    expect(pageErrors).toEqual([]);
+    expect(site.pageErrors).toEqual([]);
   });
 });
