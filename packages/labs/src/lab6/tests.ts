@@ -269,7 +269,7 @@ export const lab6Tests: readonly LabTest[] = [
     run(ctx) {
       const paths = studentPaths(ctx);
       const seen: string[] = [];
-      const sys = bootLab6(paths, { maxSteps: 100_000 });
+      const sys = bootLab6(paths, { maxSteps: 20_000 });
       runLivelockChecked(
         sys,
         function* (u) {
