@@ -86,7 +86,9 @@ describe.skipIf(!hasChromium)('Lab 6 in Chromium', () => {
     expect(await runTests()).toBe('Score: 80/100');
     const li = page.locator('li[data-test="lock-dropped-during-io"]');
     expect(await li.getAttribute('data-status')).toBe('fail');
-    expect(await li.textContent()).toMatch(/mmap waited 1008671 ns for mmap_lock during a major fault's disk read/);
+    expect(await li.textContent()).toMatch(
+      /mmap waited 1008671 ns for mmap_lock during a major fault's disk read/,
+    );
   });
 
   it('no file pin fails the munmap race with the use-after-free report, its schedule and timeline', async () => {
