@@ -159,6 +159,7 @@ export const lab6Tests: readonly LabTest[] = [
     title: 'The retry loop handles ordinary faults',
     points: 10,
     category: 'functionality',
+    timeoutMs: 10_000,
     description:
       'Every fault goes through your loop: a store and a read of fresh anonymous memory are handled (two minor faults), a load from an unmapped address gets SIGSEGV MAPERR, a store to a read-only page SIGSEGV ACCERR.',
     run(ctx) {
@@ -196,6 +197,7 @@ export const lab6Tests: readonly LabTest[] = [
     points: 10,
     category: 'functionality',
     parent: 'anon-faults',
+    timeoutMs: 10_000,
     description:
       'A file written, written back and dropped from the page cache is mapped and read: every page reads what was written (the fault read it from the disk, dropping mmap_lock if you did part 1).',
     run(ctx) {
@@ -228,6 +230,7 @@ export const lab6Tests: readonly LabTest[] = [
     points: 15,
     category: 'functionality',
     parent: 'file-contents',
+    timeoutMs: 10_000,
     description:
       'getrusage counts the first read of an evicted page as exactly one major fault (the attempt that read the disk returned VM_FAULT_RETRY and is counted when its retry completes), and a read of a page still cached as one minor fault.',
     run(ctx) {
