@@ -1,6 +1,13 @@
 import { type Kernel, KernelFault } from '@spf/machine';
 import { formatErrorCode, PF_INSTR, PF_PK, PF_P, PF_RSVD, PF_USER, PF_WRITE } from '@spf/pagetable';
-import { expandDownwards, VM_ACCESS_FLAGS, VM_GROWSDOWN, VM_WRITE, type VmArea } from '@spf/vma';
+import {
+  expandDownwards,
+  type MmStruct,
+  VM_ACCESS_FLAGS,
+  VM_GROWSDOWN,
+  VM_WRITE,
+  type VmArea,
+} from '@spf/vma';
 import type { FaultEnv } from './fault-env.js';
 import {
   FAULT_FLAG_DEFAULT,
@@ -61,7 +68,8 @@ export function accessError(errorCode: number, vma: VmArea): boolean {
  * Between steps 1 and 2 a {@link LocklessFaultAttempt} may run: the hook where the speculative designs of
  * @spf/fault-spec try the fault without mmap_lock (`handle_speculative_fault()` of the SPF series,
  * `lock_vma_under_rcu()` of Linux 6.4), falling back to step 2 when they cannot finish it. The classic
- * handler passes none.
+ * handler passes none. Steps 2 to 6 are the environment's `userFaultPaths.retryLoop` when it has one (an
+ * injection point, see `withUserFaultPaths()`), else {@link doUserAddrFaultRetry}.
  *
  * Simplifications: no kprobes/kmmio/SMAP checks (user-mode faults only).
  */
@@ -90,21 +98,56 @@ export function* doUserAddrFault(
     flags = attempt.flags;
   }
 
+  return yield* (env.userFaultPaths?.retryLoop ?? doUserAddrFaultRetry)(env, fault, flags);
+}
+
+/**
+ * `find_vma()` and the stack expansion of the fault path, with mmap_lock held for reading: the VMA that
+ * contains `address`, after growing a VM_GROWSDOWN VMA down to it (`expand_stack()`) if it lies in the gap
+ * below one. Null (mmap_lock released) when there is none: SIGSEGV MAPERR for the caller.
+ */
+function* findVmaOrUnlock(env: FaultEnv, mm: MmStruct, address: number): Kernel<VmArea | null> {
+  let vma = mm.findVma(address);
+  if (vma === null) {
+    yield* mm.mmapReadUnlock();
+    return null;
+  }
+  if (vma.vmStart > address) {
+    if ((vma.vmFlags & VM_GROWSDOWN) === 0 || (yield* expandDownwards(mm, vma, address)) !== 0) {
+      yield* mm.mmapReadUnlock();
+      return null;
+    }
+    env.vmstat.stackExpansions++;
+    vma = mm.findVma(address) as VmArea;
+  }
+  return vma;
+}
+
+/**
+ * Models `lock_mm_and_find_vma()` in mm/memory.c (Linux 6.5+): take mmap_lock for reading (trylock first,
+ * then sleep for it: user faults may always sleep) and find the VMA containing `address`, expanding a
+ * VM_GROWSDOWN stack down to it. Returns the VMA with mmap_lock held, or null with mmap_lock released (no
+ * VMA there: SIGSEGV MAPERR, `bad_area_nosemaphore()`). Simplification: the stack is expanded under the
+ * read lock (@spf/vma's `expandDownwards`), where 6.5 upgrades to the write lock.
+ */
+export function* lockMmAndFindVma(env: FaultEnv, mm: MmStruct, address: number): Kernel<VmArea | null> {
+  if (!(yield* mm.mmapReadTrylock())) yield* mm.mmapReadLock();
+  return yield* findVmaOrUnlock(env, mm, address);
+}
+
+/**
+ * Models `do_user_addr_fault()` in arch/x86/mm/fault.c from its `retry:` label on (steps 2 to 6 of
+ * {@link doUserAddrFault}): take mmap_lock and find the VMA, check the access, `handle_mm_fault()`, and on
+ * VM_FAULT_RETRY set FAULT_FLAG_TRIED, take the lock again (Linux 5.7 to 6.4: `mmap_read_lock()`, no
+ * trylock) and look the VMA up again: while the lock was dropped, munmap or mremap may have removed or
+ * moved it. Returns with mmap_lock released. This package's `UserFaultPaths.retryLoop`.
+ */
+export function* doUserAddrFaultRetry(env: FaultEnv, fault: UserFault, flags: number): Kernel<FaultOutcome> {
+  const { mm, address, errorCode } = fault;
   if (!(yield* mm.mmapReadTrylock())) yield* mm.mmapReadLock();
   for (;;) {
-    let vma = mm.findVma(address);
-    if (vma === null) {
-      yield* mm.mmapReadUnlock();
-      return { kind: 'sigsegv', code: 'MAPERR', address };
-    }
-    if (vma.vmStart > address) {
-      if ((vma.vmFlags & VM_GROWSDOWN) === 0 || (yield* expandDownwards(mm, vma, address)) !== 0) {
-        yield* mm.mmapReadUnlock();
-        return { kind: 'sigsegv', code: 'MAPERR', address };
-      }
-      env.vmstat.stackExpansions++;
-      vma = mm.findVma(address) as VmArea;
-    }
+    const vma = yield* findVmaOrUnlock(env, mm, address);
+    if (vma === null) return { kind: 'sigsegv', code: 'MAPERR', address };
     if (accessError(errorCode, vma)) {
       yield* mm.mmapReadUnlock();
       return { kind: 'sigsegv', code: (errorCode & PF_PK) !== 0 ? 'PKUERR' : 'ACCERR', address };

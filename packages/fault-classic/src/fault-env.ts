@@ -3,6 +3,7 @@ import type { PhysicalMemory } from '@spf/pagetable';
 import type { MemoryEnv } from '@spf/vma';
 import { VmStat } from './fault-counters.js';
 import type { PteFaultPaths } from './pte-fault-paths.js';
+import type { UserFaultPaths } from './user-fault-paths.js';
 
 /**
  * The system-wide configuration every fault handler runs with: @spf/vma's {@link MemoryEnv} (physical
@@ -29,6 +30,11 @@ export interface FaultEnv extends MemoryEnv {
    * `withPteFaultPaths()`); absent: the package's own.
    */
   readonly pteFaultPaths?: PteFaultPaths;
+  /**
+   * The retry loop of `do_user_addr_fault()` and `mm_account_fault()` to run instead of this package's (an
+   * injection point, set by `withUserFaultPaths()`); absent: the package's own.
+   */
+  readonly userFaultPaths?: UserFaultPaths;
   /**
    * `fault_around_bytes` (debugfs, default 64 KiB): the window `do_fault_around()` maps around a read
    * fault of a file page. Absent means the default.

@@ -198,7 +198,7 @@ export function mmAccountFault(
 
 /**
  * Models `handle_mm_fault()` in mm/memory.c: check the flags, handle the fault, and account it
- * ({@link mmAccountFault}). Called with the mmap lock held for reading; returns with it still held unless
+ * ({@link mmAccountFault}, or the environment's `userFaultPaths.mmAccountFault` when injected). Called with the mmap lock held for reading; returns with it still held unless
  * the result has VM_FAULT_RETRY or VM_FAULT_COMPLETED (then the handler released it).
  */
 export function* handleMmFault(
@@ -211,6 +211,6 @@ export function* handleMmFault(
 ): Kernel<number> {
   let ret = sanitizeFaultFlags(vma, flags);
   if (ret === 0) ret = yield* handleMmFaultLocked(env, mm, vma, address, flags);
-  mmAccountFault(env, task, flags, ret);
+  (env.userFaultPaths?.mmAccountFault ?? mmAccountFault)(env, task, flags, ret);
   return ret;
 }

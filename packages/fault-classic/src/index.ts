@@ -19,6 +19,8 @@ export {
 export {
   accessError,
   doUserAddrFault,
+  doUserAddrFaultRetry,
+  lockMmAndFindVma,
   type LocklessFaultAttempt,
   type LocklessFaultResult,
   mmFaultOutcome,
@@ -50,6 +52,7 @@ export {
 } from './handle-mm-fault.js';
 export { builtinPteFaultPaths, type PteFaultPaths, withPteFaultPaths } from './pte-fault-paths.js';
 export { shmemFault, shmemVmOps } from './shmem-fault.js';
+export { type UserFaultPaths, withUserFaultPaths } from './user-fault-paths.js';
 export {
   type ClassicVmFault,
   faultFlagAllowRetryFirst,

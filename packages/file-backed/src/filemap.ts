@@ -39,6 +39,7 @@ import {
 } from '@spf/vma';
 import { type AddressSpace, folioTryGet, pageStillAllocated } from './address-space.js';
 import { File } from './file.js';
+import type { FilemapRetryPaths, FilePin } from './filemap-retry-paths.js';
 import { MMAP_LOTSAMISS } from './file-ra-state.js';
 import { makeRactl, pageCacheAsyncRa, pageCacheRaOrder, pageCacheSyncRa, submitRead } from './readahead.js';
 
@@ -51,20 +52,27 @@ function faultFile(vmf: VmFault): File | null {
 }
 
 /**
- * Models `maybe_unlock_mmap_for_io()` in mm/filemap.c: before waiting for I/O, a fault that may retry
+ * Models `maybe_unlock_mmap_for_io()` in mm/internal.h: before waiting for I/O, a fault that may retry
  * (first attempt, ALLOW_RETRY, not RETRY_NOWAIT) pins the file (`get_file()`) and drops mmap_lock or the
- * VMA lock; the caller then returns VM_FAULT_RETRY once the wait is over. Returns whether the file is
- * pinned (Linux's `fpin`). The file system's `dropMmapLockForIo: false` switches this off.
+ * VMA lock; the caller then returns VM_FAULT_RETRY once the wait is over. Returns the pinned file
+ * (Linux's `fpin`: the one given if already pinned), or null if the fault keeps its lock. The file
+ * system's `dropMmapLockForIo: false` switches this off.
  */
-export function* maybeUnlockMmapForIo(vmf: VmFault, file: File, fpin: boolean): Kernel<boolean> {
-  if (fpin) return true;
-  if (!file.inode.sb.dropMmapLockForIo) return false;
+export function* maybeUnlockMmapForIo(vmf: VmFault, fpin: File | null): Kernel<File | null> {
+  if (fpin !== null) return fpin;
+  const file = vmf.vma.vmFile;
+  if (!(file instanceof File) || !file.inode.sb.dropMmapLockForIo) return null;
   if (faultFlagAllowRetryFirst(vmf.flags) && (vmf.flags & FAULT_FLAG_RETRY_NOWAIT) === 0) {
     file.get();
     yield* releaseFaultLock(vmf);
-    return true;
+    return file;
   }
-  return false;
+  return null;
+}
+
+/** The retry pieces of the file system of `file`: injected ones, or this package's. */
+function retryPaths(file: File): FilemapRetryPaths {
+  return file.inode.sb.retryPaths ?? builtinFilemapRetryPaths;
 }
 
 /**
@@ -81,22 +89,23 @@ export function* maybeUnlockMmapForIo(vmf: VmFault, file: File, fpin: boolean): 
  * of `readahead-async.script` (kernel conformance corpus) need it: after an async window [3024, 5072) a
  * fault at 5072 leaves 7119 cached and 7120 not, which read-around cannot produce.
  */
-export function* doSyncMmapReadahead(vmf: VmFault, file: File): Kernel<boolean> {
+export function* doSyncMmapReadahead(vmf: VmFault, file: File): Kernel<File | null> {
   const ra = file.fRa;
   const flags = vmf.vma.vmFlags;
-  let fpin = false;
+  const paths = retryPaths(file);
+  let fpin: File | null = null;
   // VM_EXEC below is already meant for random access, so MADV_RANDOM alone turns readahead off.
   if ((flags & (VM_RAND_READ | VM_EXEC)) === VM_RAND_READ || ra.raPages === 0) return fpin;
   const ractl = makeRactl(file, vmf.pgoff);
   if ((flags & VM_SEQ_READ) !== 0) {
-    fpin = yield* maybeUnlockMmapForIo(vmf, file, fpin);
+    fpin = yield* paths.maybeUnlockMmapForIo(vmf, fpin);
     yield* pageCacheSyncRa(ractl, ra.raPages);
     return fpin;
   }
   yield* file.touchRa();
   if (ra.mmapMiss < MMAP_LOTSAMISS * 10) ra.mmapMiss++;
   if (ra.mmapMiss > MMAP_LOTSAMISS) return fpin;
-  fpin = yield* maybeUnlockMmapForIo(vmf, file, fpin);
+  fpin = yield* paths.maybeUnlockMmapForIo(vmf, fpin);
   if ((flags & VM_EXEC) !== 0) {
     // Executable mappings (6.16+): from the fault forward, at most ra_pages, never past the VMA, with no
     // lookahead (exec_folio_order() is 0 on x86).
@@ -129,9 +138,10 @@ export function* doSyncMmapReadahead(vmf: VmFault, file: File): Kernel<boolean> 
  * miss of `mmap_miss`; a page marked PG_readahead starts the next window asynchronously (after dropping
  * mmap_lock when it may: the fault then returns VM_FAULT_RETRY and counts as major, as in Linux).
  */
-export function* doAsyncMmapReadahead(vmf: VmFault, file: File, folio: Page): Kernel<boolean> {
+export function* doAsyncMmapReadahead(vmf: VmFault, file: File, folio: Page): Kernel<File | null> {
   const ra = file.fRa;
-  let fpin = false;
+  const paths = retryPaths(file);
+  let fpin: File | null = null;
   if ((vmf.vma.vmFlags & VM_RAND_READ) !== 0 || ra.raPages === 0) return fpin;
   // 6.18 (e338d8353154): a locked folio is likely another fault's in flight; do not count the hit twice.
   if (!folio.test('locked')) {
@@ -139,7 +149,7 @@ export function* doAsyncMmapReadahead(vmf: VmFault, file: File, folio: Page): Ke
     if (ra.mmapMiss > 0) ra.mmapMiss--;
   }
   if (folio.test('readahead')) {
-    fpin = yield* maybeUnlockMmapForIo(vmf, file, fpin);
+    fpin = yield* paths.maybeUnlockMmapForIo(vmf, fpin);
     yield* pageCacheAsyncRa(makeRactl(file, vmf.pgoff), folio, ra.raPages);
   }
   return fpin;
@@ -157,18 +167,16 @@ export function* folioWaitWriteback(page: Page): Kernel<void> {
 
 /**
  * Models `lock_folio_maybe_drop_mmap()` in mm/filemap.c: take the page lock; if it is held (typically by
- * the read in flight), drop mmap_lock before sleeping on it when the fault may retry. Returns false only
- * for FAULT_FLAG_RETRY_NOWAIT (the caller returns VM_FAULT_RETRY with the lock still held).
+ * the read in flight), drop mmap_lock before sleeping on it when the fault may retry (the pin goes to
+ * `fpin.file`). Returns false only for FAULT_FLAG_RETRY_NOWAIT (the caller returns VM_FAULT_RETRY with the
+ * lock still held). Simplification: the machine delivers no signal to a sleeping task, so the wait of a
+ * FAULT_FLAG_KILLABLE fault (`__folio_lock_killable()`) always ends with the lock, as `__folio_lock()`
+ * does; a fatal signal is seen by `do_user_addr_fault()` after the retry (`fault_signal_pending()`).
  */
-export function* lockFolioMaybeDropMmap(
-  vmf: VmFault,
-  file: File,
-  folio: Page,
-  fpin: { value: boolean },
-): Kernel<boolean> {
+export function* lockFolioMaybeDropMmap(vmf: VmFault, folio: Page, fpin: FilePin): Kernel<boolean> {
   if (yield* trylockPage(folio)) return true;
   if ((vmf.flags & FAULT_FLAG_RETRY_NOWAIT) !== 0) return false;
-  fpin.value = yield* maybeUnlockMmapForIo(vmf, file, fpin.value);
+  fpin.file = yield* maybeUnlockMmapForIo(vmf, fpin.file);
   yield* lockPage(folio);
   return true;
 }
@@ -218,6 +226,10 @@ export function* filemapReadFolio(file: File, page: Page): Kernel<number> {
  *   read synchronously (`filemap_read_folio()`);
  * - finally the size is checked again and the page is returned locked (VM_FAULT_LOCKED).
  *
+ * The pieces that drop the fault lock (`maybe_unlock_mmap_for_io()`, `lock_folio_maybe_drop_mmap()`,
+ * `out_retry:`) are the file system's `retryPaths` when it has some ({@link FilemapRetryPaths}, the
+ * injection point of Lab 6), else this package's ({@link builtinFilemapRetryPaths}).
+ *
  * Simplifications: no `filemap_invalidate_lock` (truncation re-checks `mapping` instead), no
  * `filemap_fault_recheck_pte_none()`, no memcg, no hwpoison; fatal signals do not interrupt the lock wait.
  */
@@ -229,26 +241,27 @@ export function* filemapFault(vmf: VmFault): Kernel<number> {
   const index = vmf.pgoff;
   yield inode.line.readEffect; // i_size_read()
   if (index >= inode.sizePages) return VM_FAULT_SIGBUS;
-  const fpin = { value: false };
+  const paths = retryPaths(file);
+  const fpin: FilePin = { file: null };
   let ret = 0;
   let folio = yield* mapping.getFolio(index);
   if (folio !== null) {
-    if ((vmf.flags & FAULT_FLAG_TRIED) === 0) fpin.value = yield* doAsyncMmapReadahead(vmf, file, folio);
+    if ((vmf.flags & FAULT_FLAG_TRIED) === 0) fpin.file = yield* doAsyncMmapReadahead(vmf, file, folio);
   } else {
     ret = VM_FAULT_MAJOR;
-    fpin.value = yield* doSyncMmapReadahead(vmf, file);
+    fpin.file = yield* doSyncMmapReadahead(vmf, file);
   }
   for (;;) {
     if (folio === null) {
       // retry_find:
       folio = yield* filemapGetFolioCreate(mapping, index);
       if (folio === null) {
-        if (fpin.value) return yield* outRetry(file, null, fpin.value, ret);
+        if (fpin.file !== null) return yield* paths.outRetry(null, fpin.file, ret);
         return VM_FAULT_OOM;
       }
     }
-    if (!(yield* lockFolioMaybeDropMmap(vmf, file, folio, fpin))) {
-      return yield* outRetry(file, folio, fpin.value, ret);
+    if (!(yield* paths.lockFolioMaybeDropMmap(vmf, folio, fpin))) {
+      return yield* paths.outRetry(folio, fpin.file, ret);
     }
     if (folio.mapping !== mapping) {
       // Truncated while we slept.
@@ -259,10 +272,10 @@ export function* filemapFault(vmf: VmFault): Kernel<number> {
     }
     if (!folio.test('uptodate')) {
       // page_not_uptodate:
-      fpin.value = yield* maybeUnlockMmapForIo(vmf, file, fpin.value);
+      fpin.file = yield* paths.maybeUnlockMmapForIo(vmf, fpin.file);
       ret |= VM_FAULT_MAJOR;
       const err = yield* filemapReadFolio(file, folio);
-      if (fpin.value) return yield* outRetry(file, folio, fpin.value, ret);
+      if (fpin.file !== null) return yield* paths.outRetry(folio, fpin.file, ret);
       yield* putPage(folio);
       if (err !== 0) return VM_FAULT_SIGBUS;
       folio = null;
@@ -270,9 +283,10 @@ export function* filemapFault(vmf: VmFault): Kernel<number> {
     }
     break;
   }
-  if (fpin.value) {
+  if (fpin.file !== null) {
+    // We had to drop the fault lock: return to do_user_addr_fault(), which finds the VMA again.
     yield* unlockPage(folio);
-    return yield* outRetry(file, folio, fpin.value, ret);
+    return yield* paths.outRetry(folio, fpin.file, ret);
   }
   yield inode.line.readEffect; // i_size_read()
   if (index >= inode.sizePages) {
@@ -284,12 +298,19 @@ export function* filemapFault(vmf: VmFault): Kernel<number> {
   return ret | VM_FAULT_LOCKED;
 }
 
-/** `out_retry:` of filemap_fault(): drop the page and the pinned file; VM_FAULT_RETRY. */
-function* outRetry(file: File, folio: Page | null, fpin: boolean, ret: number): Kernel<number> {
+/** Models the `out_retry:` label of `filemap_fault()`: drop the page and the pinned file; VM_FAULT_RETRY. */
+export function* outRetry(folio: Page | null, fpin: File | null, ret: number): Kernel<number> {
   if (folio !== null) yield* putPage(folio);
-  if (fpin) yield* file.put();
+  if (fpin !== null) yield* fpin.put();
   return ret | VM_FAULT_RETRY;
 }
+
+/** This package's {@link FilemapRetryPaths}: what a file system without injected ones runs. */
+export const builtinFilemapRetryPaths: FilemapRetryPaths = {
+  maybeUnlockMmapForIo,
+  lockFolioMaybeDropMmap,
+  outRetry,
+};
 
 /**
  * Models `next_uptodate_folio()` in mm/filemap.c for one index: the cached page there if fault-around may

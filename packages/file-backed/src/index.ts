@@ -34,7 +34,10 @@ export {
   folioWaitWriteback,
   lockFolioMaybeDropMmap,
   maybeUnlockMmapForIo,
+  builtinFilemapRetryPaths,
+  outRetry,
 } from './filemap.js';
+export type { FilemapRetryPaths, FilePin } from './filemap-retry-paths.js';
 export { Inode } from './inode.js';
 export { PageCacheTree, XA_CHUNK_SHIFT, XA_CHUNK_SIZE, XaNode } from './page-cache-tree.js';
 export {

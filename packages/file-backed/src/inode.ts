@@ -21,6 +21,12 @@ export class Inode {
   openFiles = 0;
   /** Unlinked from its directory (still alive while open). */
   unlinked = false;
+  /**
+   * Page indexes whose blocks the device cannot read (a media error under them): a read request covering
+   * one completes with an error for that page (`folio_end_read(folio, false)`: unlocked, not uptodate), so
+   * read(2) says EIO and a fault on it SIGBUS. Empty by default; tests add to it.
+   */
+  readonly badPages = new Set<number>();
 
   constructor(
     readonly sb: SuperBlock,

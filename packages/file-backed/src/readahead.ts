@@ -23,12 +23,17 @@ export function makeRactl(file: File, index: number): ReadaheadControl {
 
 /**
  * The bio completion of a read (`mpage_end_io()` -> `folio_end_read()`): copies the file's blocks into the
- * pages, marks them uptodate and unlocks them, waking whoever waits on the page lock.
+ * pages, marks them uptodate and unlocks them, waking whoever waits on the page lock. A page over a bad
+ * block (`Inode.badPages`) is only unlocked: it stays not uptodate (the read failed).
  */
 function endRead(file: File, pages: readonly Page[]): () => Kernel<void> {
   return function* () {
     const mem = file.inode.sb.env.mem;
     for (const p of pages) {
+      if (file.inode.badPages.has(p.index)) {
+        yield* unlockPage(p);
+        continue;
+      }
       const data = file.inode.blocks.get(p.index);
       if (data === undefined) mem.zeroFrame(p.pfn);
       else mem.writeBytes(p.pa, data);

@@ -2,6 +2,7 @@ import { Errno, type ErrnoValue, fail, type MemoryEnv, ok, type RcuLike, type Sy
 import { BlockDevice, type BlockDeviceOptions } from './block-device.js';
 import { FileBackedConfigError } from './errors.js';
 import { File } from './file.js';
+import type { FilemapRetryPaths } from './filemap-retry-paths.js';
 import { Inode } from './inode.js';
 
 /** Options of a {@link SuperBlock} (one mounted file system). */
@@ -20,6 +21,11 @@ export interface SuperBlockOptions {
    * I/O: the behaviour before the retry protocol, for measuring what it buys (Question 1).
    */
   readonly dropMmapLockForIo?: boolean;
+  /**
+   * The pieces of `filemap_fault()` that drop the fault lock around I/O, to run instead of this package's
+   * (an injection point: Lab 6 of the course). Absent: the package's own.
+   */
+  readonly retryPaths?: FilemapRetryPaths;
 }
 
 /**
@@ -33,6 +39,8 @@ export class SuperBlock {
   readonly device: BlockDevice;
   readonly mountpoint: string;
   readonly dropMmapLockForIo: boolean;
+  /** `SuperBlockOptions.retryPaths`, or null for the package's own. */
+  readonly retryPaths: FilemapRetryPaths | null;
   readonly devMajor: number;
   readonly devMinor: number;
   /** Inodes by path (the directory). */
@@ -51,6 +59,7 @@ export class SuperBlock {
       throw new FileBackedConfigError(`mountpoint '${this.mountpoint}' must be an absolute path`);
     }
     this.dropMmapLockForIo = opts.dropMmapLockForIo ?? true;
+    this.retryPaths = opts.retryPaths ?? null;
     this.devMajor = this.device.major;
     this.devMinor = this.device.minor;
   }

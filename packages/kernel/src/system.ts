@@ -6,7 +6,7 @@ import {
   makeFaultEnv,
   VmStat,
 } from '@spf/fault-classic';
-import { type BlockDeviceOptions, SuperBlock } from '@spf/file-backed';
+import { type BlockDeviceOptions, type FilemapRetryPaths, SuperBlock } from '@spf/file-backed';
 import { Rcu } from '@spf/locks';
 import {
   block,
@@ -146,6 +146,8 @@ export interface BootConfig {
     readonly device?: BlockDeviceOptions;
     readonly faultAroundBytes?: number;
     readonly dropMmapLockForIo?: boolean;
+    /** The lock-dropping pieces of `filemap_fault()` to run instead of @spf/file-backed's (Lab 6). */
+    readonly retryPaths?: FilemapRetryPaths;
   };
 }
 
@@ -279,6 +281,7 @@ export class System {
       rcu: this.rcu,
       device: config.files?.device,
       dropMmapLockForIo: config.files?.dropMmapLockForIo,
+      retryPaths: config.files?.retryPaths,
     });
     this.faultHandler = (config.faultHandler ?? defaultFaultHandler())(this.env);
     this.mmapLock = config.mmapLock ?? 'rwsem';

@@ -5,12 +5,15 @@ import * as lab2Seqcount from '../lab-files/lab2/reference/seqcount.js';
 import * as lab3Anon from '../lab-files/lab3/reference/do-anonymous-page.js';
 import * as lab3Wp from '../lab-files/lab3/reference/do-wp-page.js';
 import * as lab4Spf from '../lab-files/lab4/reference/speculative-fault.js';
+import * as lab6Fault from '../lab-files/lab6/reference/fault-retry.js';
+import * as lab6Filemap from '../lab-files/lab6/reference/filemap-retry.js';
 import * as lab7Counter from '../lab-files/lab7/reference/percpu-counter.js';
 import type { Lab, StudentModules } from './lab.js';
 import { lab1 } from './lab1/lab1.js';
 import { lab2 } from './lab2/lab2.js';
 import { lab3 } from './lab3/lab3.js';
 import { lab4 } from './lab4/lab4.js';
+import { lab6 } from './lab6/lab6.js';
 import { lab7 } from './lab7/lab7.js';
 import { runTests } from './runner.js';
 import { withAncestors } from './test-chain.js';
@@ -25,6 +28,7 @@ const cases: ReadonlyArray<readonly [Lab, StudentModules]> = [
   [lab2, { 'seqcount.ts': lab2Seqcount, 'rwsem.ts': lab2Rwsem }],
   [lab3, { 'do-anonymous-page.ts': lab3Anon, 'do-wp-page.ts': lab3Wp }],
   [lab4, { 'speculative-fault.ts': lab4Spf }],
+  [lab6, { 'fault-retry.ts': lab6Fault, 'filemap-retry.ts': lab6Filemap }],
   [lab7, { 'percpu-counter.ts': lab7Counter }],
 ];
 

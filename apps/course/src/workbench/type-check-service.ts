@@ -18,7 +18,7 @@ const LIBS = import.meta.glob(
 
 /** The packages a lab's code may import (those @spf/labs builds its labs on). */
 const DECLARATIONS = import.meta.glob(
-  '../../../../packages/{machine,pagetable,locks,vma,fault-classic,fault-spec}/dist/**/*.d.ts',
+  '../../../../packages/{machine,pagetable,locks,vma,fault-classic,fault-spec,file-backed}/dist/**/*.d.ts',
   {
     query: '?raw',
     import: 'default',
@@ -47,7 +47,7 @@ for (const [path, text] of Object.entries(DECLARATIONS)) {
   const m = /packages\/([\w-]+)\/dist\/(.*)$/.exec(path);
   if (m) files.set(`/node_modules/@spf/${m[1]}/dist/${m[2]}`, text);
 }
-for (const pkg of ['machine', 'pagetable', 'locks', 'vma', 'fault-classic', 'fault-spec']) {
+for (const pkg of ['machine', 'pagetable', 'locks', 'vma', 'fault-classic', 'fault-spec', 'file-backed']) {
   files.set(
     `/node_modules/@spf/${pkg}/package.json`,
     JSON.stringify({

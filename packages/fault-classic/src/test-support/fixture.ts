@@ -22,11 +22,14 @@ import { type FaultEnv, makeFaultEnv } from '../fault-env.js';
 import type { FaultOutcome } from '../fault-handler.js';
 import { VM_FAULT_RETRY } from '../fault-flags.js';
 import type { PteFaultPaths } from '../pte-fault-paths.js';
+import type { UserFaultPaths } from '../user-fault-paths.js';
 import { type ClassicVmFault, faultFlagAllowRetryFirst, releaseFaultLock } from '../vm-fault.js';
 
 /** Options of {@link makeFixture}. */
 export interface FixtureOptions {
   readonly pteFaultPaths?: PteFaultPaths;
+  /** The retry loop and fault accounting to inject (`FaultEnv.userFaultPaths`); default the package's. */
+  readonly userFaultPaths?: UserFaultPaths;
   readonly zeroPage?: boolean;
   readonly pteSpecial?: boolean;
   readonly memory?: number;
@@ -94,12 +97,15 @@ export function fixtureProblems(): string[] {
  */
 export function makeFixture(opts: FixtureOptions = {}) {
   const mem = new PhysicalMemory({ size: opts.memory ?? 64 * 1024 * 1024, zeroPage: opts.zeroPage ?? true });
-  const env: FaultEnv = makeFaultEnv({
-    mem,
-    cost: defaultCostModel,
-    pteSpecial: opts.pteSpecial,
-    pteFaultPaths: opts.pteFaultPaths,
-  });
+  const env: FaultEnv = {
+    ...makeFaultEnv({
+      mem,
+      cost: defaultCostModel,
+      pteSpecial: opts.pteSpecial,
+      pteFaultPaths: opts.pteFaultPaths,
+    }),
+    ...(opts.userFaultPaths ? { userFaultPaths: opts.userFaultPaths } : {}),
+  };
   const mmu = new Mmu(mem, { cpus: 1 });
   const newMm = () => new MmStruct({ pageTables: PagetableOps.factory({ env, mmu }) });
   const mm = newMm();

@@ -1,3 +1,4 @@
+import type { FilemapRetryPaths } from '../filemap-retry-paths.js';
 import {
   doUserAddrFault,
   type FaultEnv,
@@ -35,6 +36,8 @@ export function makeFileFixture(
   opts: {
     device?: BlockDeviceOptions;
     faultAroundBytes?: number;
+    /** The file system's `retryPaths` (the filemap_fault pieces to inject); default the package's. */
+    retryPaths?: FilemapRetryPaths;
     /** A fault handler to use instead of fault-classic's doUserAddrFault (a FaultHandler's handleUserFault). */
     handler?: (env: FaultEnv) => (fault: UserFault) => Kernel<FaultOutcome>;
   } = {},
@@ -48,7 +51,7 @@ export function makeFileFixture(
   const rcu: RcuLike = createRcu();
   const mmu = new Mmu(mem, { cpus: 1 });
   const mm = new MmStruct({ pageTables: PagetableOps.factory({ env, mmu }), rcu });
-  const sb = new SuperBlock({ env, rcu, device: opts.device });
+  const sb = new SuperBlock({ env, rcu, device: opts.device, retryPaths: opts.retryPaths });
   const task = new TaskFaultCounters();
   const handle = opts.handler?.(env) ?? ((fault: UserFault) => doUserAddrFault(env, fault));
   const run = <T>(k: Kernel<T>): T => runSync(k);

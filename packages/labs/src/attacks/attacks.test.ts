@@ -4,6 +4,7 @@ import { lab1 } from '../lab1/lab1.js';
 import { lab2 } from '../lab2/lab2.js';
 import { lab3 } from '../lab3/lab3.js';
 import { lab4 } from '../lab4/lab4.js';
+import { lab6 } from '../lab6/lab6.js';
 import { referenceSources } from '../reference-solutions.js';
 
 // Attacks on the grader by a student file, run in-process (the same pipeline as the browser worker and
@@ -106,6 +107,41 @@ describe('Lab 4: @spf/fault-spec gives helpers, never its own speculative attemp
     expect(r.score).toBe(0);
     expect(r.status).toBe('load-error');
     expect(r.error?.message).toContain(`'${name}'`);
+  });
+});
+
+describe('Lab 6: nothing to import the answer from', () => {
+  it.each([
+    ['doUserAddrFaultRetry', '@spf/fault-classic'],
+    ['doUserAddrFault', '@spf/fault-classic'],
+    ['mmAccountFault', '@spf/fault-classic'],
+    ['classicFaultHandler', '@spf/fault-classic'],
+    ['maybeUnlockMmapForIo', '@spf/file-backed'],
+    ['builtinFilemapRetryPaths', '@spf/file-backed'],
+    ['filemapFault', '@spf/file-backed'],
+  ])('importing %s from %s refuses to load', async (name, pkg) => {
+    const r = await gradeSources(lab6, {
+      ...referenceSources(lab6),
+      'fault-retry.ts': `import { ${name} } from '${pkg}';\nexport const doUserAddrFaultRetry = ${name};\nexport function mmAccountFault() {}`,
+    });
+    expect(r.score).toBe(0);
+    expect(r.status).toBe('load-error');
+    expect(r.error?.message).toContain(`'${name}'`);
+  });
+
+  it("handleMmFault refuses an environment without the student's accounting (it would reach the package's)", async () => {
+    const ref = referenceSources(lab6);
+    const text = ref['fault-retry.ts'].replace(
+      'yield* handleMmFault(env, mm,',
+      'yield* handleMmFault({ ...env, userFaultPaths: undefined }, mm,',
+    );
+    expect(text).not.toBe(ref['fault-retry.ts']);
+    const r = await gradeSources(lab6, { ...ref, 'fault-retry.ts': text });
+    const first = r.results.find((x) => x.id === 'anon-faults');
+    expect(first?.status).not.toBe('pass');
+    expect(JSON.stringify(first)).toMatch(
+      /handleMmFault: pass the environment your doUserAddrFaultRetry received/,
+    );
   });
 });
 
