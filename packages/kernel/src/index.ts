@@ -127,3 +127,9 @@ export {
 } from './system.js';
 export { InvalidUserAccessError } from './user-access-error.js';
 export { UserContext, type UserProgram } from './user-context.js';
+export {
+  measureVmFileWindow,
+  VM_FILE_WINDOW_LOADS,
+  type VmFileWindow,
+  type VmFileWindowLoad,
+} from './scenarios/vm-file-window.js';
