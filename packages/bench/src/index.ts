@@ -32,7 +32,9 @@ export {
   type VegaLiteSpec,
 } from './experiment.js';
 export {
+  E2_DESIGNS,
   e1,
+  e2,
   e3,
   e4,
   e5,

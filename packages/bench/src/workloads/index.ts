@@ -11,6 +11,7 @@ import { pageFault4 } from './page-fault4.js';
 import { pft } from './pft.js';
 import { retry2010 } from './retry2010.js';
 import { sparseTouch } from './sparse-touch.js';
+import { vmFileWindow } from './vm-file-window.js';
 
 export { appLaunch, type AppLaunchParams } from './app-launch.js';
 export { ebizzy, type EbizzyParams } from './ebizzy.js';
@@ -25,6 +26,7 @@ export { pageFault4, type PageFault4Params } from './page-fault4.js';
 export { pft, type PftParams } from './pft.js';
 export { retry2010, type Retry2010Params } from './retry2010.js';
 export { sparseTouch, type SparseTouchParams } from './sparse-touch.js';
+export { vmFileWindow, type VmFileWindowParams } from './vm-file-window.js';
 
 /** Every workload by name. A new workload joins this list with one import and one entry. */
 export const WORKLOADS: readonly Workload<BaseParams>[] = [
@@ -40,6 +42,7 @@ export const WORKLOADS: readonly Workload<BaseParams>[] = [
   pageFault2,
   pageFault3,
   pageFault4,
+  vmFileWindow,
 ] as unknown as readonly Workload<BaseParams>[];
 
 /** A workload name that is not in {@link WORKLOADS}. */

@@ -1,5 +1,5 @@
 import type { FaultHandlerFactory } from '@spf/fault-classic';
-import { block, delay, type Kernel, WaitQueue, wake } from '@spf/machine';
+import { block, type CostModel, delay, type Kernel, WaitQueue, wake } from '@spf/machine';
 import { getVma, MAP_FIXED, MAP_SHARED, PROT_READ, putVma, type VmFileRelease } from '@spf/vma';
 import { O_CREAT, O_RDWR, O_TRUNC } from '../file-syscalls.js';
 import { boot } from '../system.js';
@@ -37,7 +37,8 @@ function* must<T>(what: string, r: Kernel<{ ok: true; value: T } | { ok: false; 
 /**
  * The EBUSY window of Lespinasse's question 2 (issue 14 item 4): with `vmFileRelease` = `mode`, how long a
  * file stays referenced after munmap(2) returns, i.e. how long umount(2) keeps saying EBUSY (Torvalds' 2010
- * objection to delaying the fput). Timed policy, 2 CPUs, seed 0, the given fault handler (default classic).
+ * objection to delaying the fput). Timed policy, 2 CPUs, seed 0, the given fault handler (default classic) and
+ * cost-model overrides (default none).
  *
  * A process on CPU 0 maps a 16-page file shared, closes its fd (the VMA holds the file's last reference),
  * touches every page, munmaps it, then calls umount(2) in a loop (one sched_yield between tries) until it
@@ -46,9 +47,15 @@ function* must<T>(what: string, r: Kernel<{ ok: true; value: T } | { ok: false; 
 export function measureVmFileWindow(
   mode: VmFileRelease,
   load: VmFileWindowLoad,
-  opts: { readonly faultHandler?: FaultHandlerFactory } = {},
+  opts: { readonly faultHandler?: FaultHandlerFactory; readonly cost?: Partial<CostModel> } = {},
 ): VmFileWindow {
-  const sys = boot({ cpus: 2, vmFileRelease: mode, checkInvariants: false, faultHandler: opts.faultHandler });
+  const sys = boot({
+    cpus: 2,
+    vmFileRelease: mode,
+    checkInvariants: false,
+    faultHandler: opts.faultHandler,
+    cost: opts.cost,
+  });
   const dev = sys.fs.device;
   const readNs = dev.latencyNs + dev.perPageNs;
   let windowNs = -1;
