@@ -41,6 +41,7 @@ export {
 } from './replay/format.js';
 export { generateScript, type GenerateOptions } from './replay/generate.js';
 export {
+  compileC,
   compileHarness,
   harnessSourcePath,
   probeHost,

@@ -33,23 +33,27 @@ export const E2_DESIGNS: Readonly<
 };
 
 /** The file workloads of E2: series name, workload and its own parameters. */
-const WORKLOADS: readonly { series: string; workload: string; extra: Record<string, unknown>; what: string }[] =
-  [
-    { series: 'page_fault2', workload: 'page_fault2', extra: {}, what: 'private file, write: COW' },
-    { series: 'page_fault3', workload: 'page_fault3', extra: {}, what: 'shared file, write: page_mkwrite' },
-    {
-      series: 'page_fault4-cached',
-      workload: 'page_fault4',
-      extra: { cache: 'cached' },
-      what: 'private file, read, cached',
-    },
-    {
-      series: 'page_fault4-uncached',
-      workload: 'page_fault4',
-      extra: { cache: 'uncached' },
-      what: 'private file, read, evicted every round',
-    },
-  ];
+const WORKLOADS: readonly {
+  series: string;
+  workload: string;
+  extra: Record<string, unknown>;
+  what: string;
+}[] = [
+  { series: 'page_fault2', workload: 'page_fault2', extra: {}, what: 'private file, write: COW' },
+  { series: 'page_fault3', workload: 'page_fault3', extra: {}, what: 'shared file, write: page_mkwrite' },
+  {
+    series: 'page_fault4-cached',
+    workload: 'page_fault4',
+    extra: { cache: 'cached' },
+    what: 'private file, read, cached',
+  },
+  {
+    series: 'page_fault4-uncached',
+    workload: 'page_fault4',
+    extra: { cache: 'uncached' },
+    what: 'private file, read, evicted every round',
+  },
+];
 
 /** `design/release` labels. */
 function variants(): string[] {
@@ -92,12 +96,15 @@ export const e2: Experiment = {
   id: 'E2',
   title: 'Question 2: file-backed VMAs and where vm_file is released',
   question:
-    "Why only anonymous VMAs: would file-backed mappings work if the vma refcount held the file and vm_file were released in __free_vma() instead of remove_vma()?",
+    'Why only anonymous VMAs: would file-backed mappings work if the vma refcount held the file and vm_file were released in __free_vma() instead of remove_vma()?',
   setup(profile: Profile) {
     const s = sizes(profile.quick);
     const cpus = cpusOf(profile, QUICK_CPUS, FULL_CPUS);
     const designs = Object.entries(E2_DESIGNS)
-      .map(([k, d]) => `${k} (\`${d.handler}\`${d.handlerOptions ? ` ${JSON.stringify(d.handlerOptions)}` : ''})`)
+      .map(
+        ([k, d]) =>
+          `${k} (\`${d.handler}\`${d.handlerOptions ? ` ${JSON.stringify(d.handlerOptions)}` : ''})`,
+      )
       .join(', ');
     return `will-it-scale page_fault2 (private file mapping, write faults: COW of the page-cache page), page_fault3 (shared file mapping, write faults: page_mkwrite and dirty tracking) and page_fault4 (private file mapping, read faults; cached as in will-it-scale, and uncached: the file evicted before every round so every fault waits for the device), ${modesOf(profile).join(' and ')} mode, each task with its own ${s.pages}-page file, ${s.rounds} rounds of mmap / touch every page / munmap, at ${cpus.join(', ')} simulated CPUs, ${profile.seeds} seed(s). Designs: ${designs}; each with every vm_file release option of @spf/kernel's \`vmFileRelease\` (removeVma: Linux's remove_vma(), freeVma: when the VMA's refcount drops to zero, the __free_vma() of the question; rcu: after a grace period). The umount-EBUSY window of each option under each design is @spf/kernel's measureVmFileWindow() (the measurement of \`pnpm bench:vm-file-window\`): 2 CPUs, munmap of a 16-page shared file mapping, then umount(2) until it succeeds; CPU 1 idle, or holding a VMA reference across one disk read (80 µs + 1 µs), as a speculative filemap_fault() of the 2019 proposal that went to the disk would.`;
   },
@@ -140,7 +147,9 @@ export const e2: Experiment = {
     const tables: { title: string; markdown: string }[] = [];
     const plots: ExperimentReport['plots'][number][] = [];
     const lines: string[] = [];
-    const top = Math.max(...records.filter((r) => r.config.workload !== 'vm_file_window').map((r) => r.config.params.cpus));
+    const top = Math.max(
+      ...records.filter((r) => r.config.workload !== 'vm_file_window').map((r) => r.config.params.cpus),
+    );
     for (const series of seriesList) {
       const ps = points(records, series);
       const cpus = [...new Set(ps.map((p) => p.cpus))].sort((a, b) => a - b);
@@ -247,9 +256,8 @@ export const e2: Experiment = {
       for (const v of all) {
         const p = pointAt(ps, v, 2);
         if (!p) continue;
-        const tries = records.find(
-          (r) => r.config.series === `window-${load}` && r.config.variant === v,
-        )?.result.extra.busyTries;
+        const tries = records.find((r) => r.config.series === `window-${load}` && r.config.variant === v)
+          ?.result.extra.busyTries;
         winRows.push([v, load, fmt(p.value.median / 1000), String(tries ?? '–')]);
       }
     }
@@ -273,7 +281,11 @@ export const e2: Experiment = {
         return ws.length === 0 ? undefined : { lo: Math.min(...ws), hi: Math.max(...ws) };
       };
       const span = (x: { lo: number; hi: number } | undefined) =>
-        x === undefined ? '–' : x.lo === x.hi ? `${fmt(x.lo / 1000)} µs` : `${fmt(x.lo / 1000)}–${fmt(x.hi / 1000)} µs`;
+        x === undefined
+          ? '–'
+          : x.lo === x.hi
+            ? `${fmt(x.lo / 1000)} µs`
+            : `${fmt(x.lo / 1000)}–${fmt(x.hi / 1000)} µs`;
       lines.push(
         `The cost is the umount-EBUSY window Torvalds objected to in 2010. With vm_file released in remove_vma() (Linux) umount succeeds ${span(win('idle', 'removeVma'))} after munmap returns, and still ${span(win('spec-major', 'removeVma'))} when a speculative fault holds the VMA; released in __free_vma() it is ${span(win('idle', 'freeVma'))} when nothing holds the VMA but ${span(win('spec-major', 'freeVma'))} when a speculative fault holds it across one disk read (the window becomes as long as the slowest speculative fault in flight); after a grace period (rcu) it is ${span(win('idle', 'rcu'))} idle and ${span(win('spec-major', 'rcu'))} with the speculative fault.`,
       );

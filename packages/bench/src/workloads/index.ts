@@ -18,7 +18,7 @@ export { ebizzy, type EbizzyParams } from './ebizzy.js';
 export { gupReader, type GupReaderParams } from './gup-reader.js';
 export { kernbench, type KernbenchParams } from './kernbench.js';
 export { malloc1, type Malloc1Params } from './malloc1.js';
-export { type FileFaultParams } from './file-fault-loop.js';
+export type { FileFaultParams } from './file-fault-loop.js';
 export { pageFault1, type PageFault1Params } from './page-fault1.js';
 export { pageFault2, type PageFault2Params } from './page-fault2.js';
 export { pageFault3, type PageFault3Params } from './page-fault3.js';
