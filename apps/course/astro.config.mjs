@@ -55,10 +55,11 @@ export default defineConfig({
           label: 'Benchmarks',
           items: [
             { label: 'The six questions, answered', link: '/bench/six-questions/' },
-            ...['e1', 'e3', 'e4', 'e5', 'e6', 'e7', 'e8'].map((e) => ({
+            ...['e1', 'e2', 'e3', 'e4', 'e5', 'e6', 'e7', 'e8'].map((e) => ({
               label: `${e.toUpperCase()}`,
               link: `/bench/${e}/`,
             })),
+            { label: 'Calibration and the cost model', link: '/bench/calibrate/' },
           ],
         },
         {

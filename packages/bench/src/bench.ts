@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from './atomic-write.js';
+import { applyCostProfile, costModelLabel, type ProfileUse } from './cost-profile.js';
 import type { Experiment, Profile, RunRecord } from './experiment.js';
 import { experimentById } from './experiments/index.js';
 import { renderSvg } from './plot.js';
@@ -22,6 +23,8 @@ export interface RunOptions {
   readonly shard?: Shard | null;
   /** Called after each configuration with the count done and the count to do. */
   readonly onProgress?: (done: number, total: number, rec: RunRecord) => void;
+  /** A cost profile (`--profile`): its overrides apply to every configuration. Default: the default model. */
+  readonly costProfile?: ProfileUse | null;
 }
 
 /** Runs an experiment's configurations (all, or one shard's) and returns the result file. */
@@ -30,7 +33,7 @@ export async function runExperiment(
   profile: Profile,
   opts: RunOptions = {},
 ): Promise<ResultsFile> {
-  const configs = exp.configs(profile);
+  const configs = applyCostProfile(exp.configs(profile), opts.costProfile);
   const shard = opts.shard ?? null;
   const items = shardIndices(configs.length, shard).map((index) => ({ index, config: configs[index] }));
   let done = 0;
@@ -42,7 +45,8 @@ export async function runExperiment(
     plan: planHash(configs),
     configCount: configs.length,
     shard,
-    costModel: 'default',
+    costModel: costModelLabel(opts.costProfile),
+    ...(opts.costProfile ? { costProfile: opts.costProfile } : {}),
     records,
   };
 }
@@ -93,7 +97,7 @@ export function toCsv(file: ResultsFile): string {
 
 /** The command that regenerates a result file like `file`. */
 export function commandFor(file: ResultsFile): string {
-  return `spf bench run ${file.experiment}${file.profile.quick ? ' --quick' : ''} --seeds ${file.profile.seeds}${file.profile.cpus ? ` --cpus ${file.profile.cpus.join(',')}` : ''}`;
+  return `spf bench run ${file.experiment}${file.profile.quick ? ' --quick' : ''} --seeds ${file.profile.seeds}${file.profile.cpus ? ` --cpus ${file.profile.cpus.join(',')}` : ''}${file.costProfile ? ` --profile ${file.costProfile.path}` : ''}`;
 }
 
 /** The Markdown page of a (whole) result file, with links to its SVG plots. */

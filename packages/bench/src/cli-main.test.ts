@@ -83,7 +83,7 @@ describe('spf bench', () => {
 
   it('refuses bad input with a message that names the problem', async () => {
     const cases: [string[], RegExp][] = [
-      [['run', 'E99'], /unknown experiment "E99"; choose one of E1, E3/],
+      [['run', 'E99'], /unknown experiment "E99"; choose one of E1, E2, E3/],
       [['run', 'E1', '--cpus', '4'], /E1 runs the 2010 retry test on exactly 2 CPUs .*pass --cpus 2/],
       [['run', 'E4', '--cpus', '0'], /--cpus: 0 is outside 1..1024/],
       [['run', 'E4', '--cpus', '2000'], /--cpus: 2000 is outside 1..1024/],

@@ -1,7 +1,11 @@
 import { availableParallelism } from 'node:os';
+import { writeFileAtomic } from './atomic-write.js';
 import { compareResults, readResultsFile, reportDir, runExperiment, writeOutputs } from './bench.js';
+import { CALIBRATED_ENTRIES, CalibrationError, calibrate } from './calibrate.js';
+import { CostProfileError, type ProfileUse, readCostProfile } from './cost-profile.js';
 import type { Experiment, Profile } from './experiment.js';
 import { EXPERIMENTS, experimentById, UnknownExperimentError } from './experiments/index.js';
+import { defaultCostModel } from '@spf/machine';
 import { mergeResults, parseShard, ResultsFileError, type Shard } from './results-file.js';
 import { WorkloadConfigError } from './workload.js';
 import { WORKLOADS } from './workloads/index.js';
@@ -21,11 +25,18 @@ usage:
   spf bench list
       The experiments (with their questions) and the workloads.
   spf bench run <experiment|all> [--quick] [--cpus 1,2,4] [--seeds N] [--jobs N] [--shard i/n] [--out DIR]
-      Run an experiment's sweep (E3..E8, or all of them) and write DIR/<id>.json, .csv, .md and .svg
+                [--profile FILE]
+      Run an experiment's sweep (E1..E8, or all of them) and write DIR/<id>.json, .csv, .md and .svg
       (default DIR: spf-bench-results). --quick: the small profile (minutes on two cores). --cpus: the
       simulated CPU counts to sweep (1 to 1024). --seeds: seeds per configuration (default 3); min, median
       and max are reported. --jobs: worker threads (default: every host core); the results do not depend
       on it. --shard i/n: run only shard i (0-based) of n and write DIR/<id>.shard-i-of-n.json.
+      --profile FILE: run with a cost profile (from spf calibrate, or hand-written) instead of the default
+      cost model; the pages say which.
+  spf bench calibrate [--out FILE]          (also: spf calibrate)
+      Build small C programs with cc and measure on this host what the cost model's main latencies stand
+      for (clearing and copying a 4 KiB page, a cache-line transfer between two cores, a system call, an
+      anonymous fault end to end); write the cost profile (default FILE: spf-cost-profile.json).
   spf bench merge <shard.json>... [--out DIR]
       Join the shards of one run (all of them, each once) and write the whole result and its report.
   spf bench report [--out DIR]
@@ -122,7 +133,7 @@ function progress(io: BenchIo, label: string): (done: number, total: number) => 
 async function run(args: string[], io: BenchIo): Promise<number> {
   const which = args.shift();
   if (which === undefined || which.startsWith('--'))
-    throw new BenchUsageError('spf bench run needs an experiment (E3..E8) or all');
+    throw new BenchUsageError('spf bench run needs an experiment (E1..E8) or all');
   const quick = flag(args, '--quick');
   const cpusText = take(args, '--cpus');
   const cpus = cpusText === undefined ? undefined : parseCpus(cpusText);
@@ -136,13 +147,25 @@ async function run(args: string[], io: BenchIo): Promise<number> {
     throw new BenchUsageError((e as Error).message);
   }
   const out = take(args, '--out') ?? 'spf-bench-results';
+  const profilePath = take(args, '--profile');
   noExtra(args);
+  let costProfile: ProfileUse | null = null;
+  if (profilePath !== undefined) {
+    const p = readCostProfile(profilePath);
+    costProfile = { name: p.name, path: profilePath, cost: p.cost };
+    io.stdout(`cost model: profile ${JSON.stringify(p.name)} (${profilePath}): ${JSON.stringify(p.cost)}\n`);
+  }
   const exps: Experiment[] = which === 'all' ? [...EXPERIMENTS] : [experimentById(which)];
   const profile: Profile = cpus === undefined ? { quick, seeds } : { quick, seeds, cpus };
   const t0 = performance.now();
   for (const exp of exps) {
     const e0 = performance.now();
-    const file = await runExperiment(exp, profile, { jobs, shard, onProgress: progress(io, exp.id) });
+    const file = await runExperiment(exp, profile, {
+      jobs,
+      shard,
+      costProfile,
+      onProgress: progress(io, exp.id),
+    });
     const written = await writeOutputs(file, out);
     io.stdout(
       `${exp.id}: ${file.records.length} configurations in ${((performance.now() - e0) / 1000).toFixed(1)} s (${jobs} job${jobs === 1 ? '' : 's'}); wrote ${written.join(', ')}\n`,
@@ -168,10 +191,37 @@ async function merge(args: string[], io: BenchIo): Promise<number> {
   return 0;
 }
 
+function calibrateCmd(args: string[], io: BenchIo): number {
+  const out = take(args, '--out') ?? 'spf-cost-profile.json';
+  noExtra(args);
+  const profile = calibrate({ onProgress: (l) => io.stderr(`spf calibrate: ${l}\n`) });
+  writeFileAtomic(out, `${JSON.stringify(profile, null, 2)}\n`);
+  const m = profile.measured ?? {};
+  const rows = Object.entries(CALIBRATED_ENTRIES).map(([k, entry]) => {
+    const v = profile.cost[entry];
+    return `| ${entry} | ${defaultCostModel[entry]} | ${v === undefined ? `not measured (${m[k]})` : v} |`;
+  });
+  io.stdout(
+    [
+      `wrote ${out} (${profile.name})`,
+      '',
+      '| cost-model entry | default ns | this host ns |',
+      '| --- | ---: | ---: |',
+      ...rows,
+      '',
+      `anonymous fault end to end: this host ${m.anon_fault_ns?.toFixed(0)} ns (CPU time), the model with this profile ${m.model_anon_fault_ns?.toFixed(0)} ns (1 simulated CPU); the difference is what the model leaves out (memcg, LRU, the page allocator, a VM's exits)`,
+      `load average ${String((profile.host as { loadAverageBefore?: number } | undefined)?.loadAverageBefore)} before, ${String((profile.host as { loadAverageAfter?: number } | undefined)?.loadAverageAfter)} after: a loaded host inflates every figure; calibrate on a quiet machine`,
+      `use it: spf bench run <experiment> --profile ${out}`,
+      '',
+    ].join('\n'),
+  );
+  return 0;
+}
+
 function list(io: BenchIo): number {
   const lines = ['experiments (spf bench run <id> [--quick]):'];
   for (const e of EXPERIMENTS) lines.push(`  ${e.id}  ${e.title}\n      ${e.question}`);
-  lines.push('  (E1 and E2, the file-backed experiments, arrive with @spf/file-backed)', '', 'workloads:');
+  lines.push('', 'workloads:');
   for (const w of WORKLOADS) lines.push(`  ${w.name.padEnd(13)} ${w.models}`);
   io.stdout(`${lines.join('\n')}\n`);
   return 0;
@@ -196,6 +246,7 @@ export async function runBenchCli(argv: readonly string[], io: BenchIo): Promise
     }
     if (cmd === 'run') return await run(args, io);
     if (cmd === 'merge') return await merge(args, io);
+    if (cmd === 'calibrate') return calibrateCmd(args, io);
     if (cmd === 'report') {
       const out = take(args, '--out') ?? 'spf-bench-results';
       noExtra(args);
@@ -212,13 +263,20 @@ export async function runBenchCli(argv: readonly string[], io: BenchIo): Promise
       io.stdout(compareResults(a, b));
       return 0;
     }
-    throw new BenchUsageError(`unknown bench command ${cmd}; choose list, run, merge, report or compare`);
+    throw new BenchUsageError(
+      `unknown bench command ${cmd}; choose list, run, merge, report, compare or calibrate`,
+    );
   } catch (e) {
+    if (e instanceof CalibrationError) {
+      io.stderr(`spf calibrate: ${e.message}\n`);
+      return 1;
+    }
     if (
       e instanceof BenchUsageError ||
       e instanceof UnknownExperimentError ||
       e instanceof ResultsFileError ||
-      e instanceof WorkloadConfigError
+      e instanceof WorkloadConfigError ||
+      e instanceof CostProfileError
     ) {
       io.stderr(`spf bench: ${e.message}\nrun spf bench --help for usage\n`);
       return 2;

@@ -61,7 +61,7 @@ describe('experiment helpers', () => {
     }
     expect(experimentById('e7').id).toBe('E7');
     expect(() => experimentById('E99')).toThrow(
-      /unknown experiment "E99"; choose one of E1, E3, E4, E5, E6, E7, E8 or all/,
+      /unknown experiment "E99"; choose one of E1, E2, E3, E4, E5, E6, E7, E8 or all/,
     );
   });
 });

@@ -44,7 +44,7 @@ export interface ExperimentReport {
 
 /** One experiment: a review question, its setup, the configurations it runs and how it reports them. */
 export interface Experiment {
-  /** `E1`, `E3`..`E8` (E2 joins with the file VMA options of @spf/file-backed). */
+  /** `E1`..`E8`. */
   readonly id: string;
   readonly title: string;
   /** The review's question, in its words. */

@@ -32,7 +32,9 @@ export {
   type VegaLiteSpec,
 } from './experiment.js';
 export {
+  E2_DESIGNS,
   e1,
+  e2,
   e3,
   e4,
   e5,
@@ -43,6 +45,28 @@ export {
   experimentById,
   UnknownExperimentError,
 } from './experiments/index.js';
+export {
+  CALIBRATED_ENTRIES,
+  CALIBRATION_PROGRAMS,
+  type CalibrationHost,
+  CalibrationError,
+  calibrate,
+  calibrationSourceDir,
+  modelAnonFaultNs,
+  parseCalibrationOutput,
+  profileFromMeasurements,
+} from './calibrate.js';
+export {
+  applyCostProfile,
+  COST_PROFILE_FORMAT,
+  type CostOverrides,
+  type CostProfile,
+  CostProfileError,
+  costModelLabel,
+  parseCostProfile,
+  type ProfileUse,
+  readCostProfile,
+} from './cost-profile.js';
 export { renderSvg } from './plot.js';
 export { ConfigRunError, runPool } from './pool.js';
 export {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { COST_PROFILE_FORMAT, parseCostProfile, type ProfileUse } from './cost-profile.js';
 import type { Profile, RunConfig, RunRecord } from './experiment.js';
 
 /** The format tag of a result file. */
@@ -21,8 +22,13 @@ export interface ResultsFile {
   readonly configCount: number;
   /** null for a whole sweep. */
   readonly shard: Shard | null;
-  /** Which cost model the machine used (`default`: @spf/machine's documented table). */
+  /**
+   * Which cost model the machine used: `default` (@spf/machine's documented table) or `profile "<name>"
+   * (<path>)` for a run with `--profile`.
+   */
   readonly costModel: string;
+  /** The cost profile of a `--profile` run (absent for the default model). */
+  readonly costProfile?: ProfileUse;
   readonly records: readonly RunRecord[];
 }
 
@@ -90,6 +96,19 @@ export function parseResultsFile(text: string, path: string): ResultsFile {
     !(isObj(data.shard) && Number.isInteger(data.shard.index) && Number.isInteger(data.shard.count))
   )
     throw bad('"shard" is malformed');
+  if (data.costProfile !== undefined) {
+    const cp = data.costProfile;
+    if (!isObj(cp) || typeof cp.path !== 'string')
+      throw bad('"costProfile" is malformed (needs name, path, cost)');
+    try {
+      parseCostProfile(
+        JSON.stringify({ format: COST_PROFILE_FORMAT, name: cp.name, cost: cp.cost }),
+        cp.path,
+      );
+    } catch (e) {
+      throw bad(`"costProfile": ${(e as Error).message}`);
+    }
+  }
   if (!Array.isArray(data.records)) throw bad('"records" is not an array');
   data.records.forEach((r, i) => {
     if (

@@ -1,7 +1,7 @@
 import type { SpeculativeStats } from '@spf/fault-classic';
 import { type BootConfig, boot, faultHandlerByName, type System, type SystemRunResult } from '@spf/kernel';
 import type { CostModel } from '@spf/machine';
-import type { MmapLockKind } from '@spf/vma';
+import type { MmapLockKind, VmFileRelease } from '@spf/vma';
 
 /**
  * What every workload takes: the simulated machine (one CPU per thread or process unless the workload says
@@ -21,6 +21,8 @@ export interface BaseParams {
   readonly mmapLock?: MmapLockKind;
   readonly freePgtablesUnderPtl?: boolean;
   readonly pteSpecial?: boolean;
+  /** Where every mm releases a VMA's file (@spf/kernel's `BootConfig.vmFileRelease`; default `removeVma`). */
+  readonly vmFileRelease?: VmFileRelease;
   /**
    * Overrides of @spf/machine's cost model (latencies in ns). The experiments never set it (one cost model
    * for all); the scaling investigation of the README varies one cost at a time to see which matter.
@@ -86,6 +88,7 @@ export function bootFor(p: BaseParams, memoryBytes: number, files?: BootConfig['
     mmapLock: p.mmapLock,
     freePgtablesUnderPtl: p.freePgtablesUnderPtl,
     pteSpecial: p.pteSpecial,
+    vmFileRelease: p.vmFileRelease,
     cost: p.cost,
     maxSteps: Number.MAX_SAFE_INTEGER,
     files,

@@ -391,6 +391,21 @@ describe('spf bench (forwarded to @spf/bench)', () => {
     expect(out.stdout).toBe('ran\n');
   });
 
+  it('hands spf calibrate to @spf/bench as its calibrate command', async () => {
+    const { io } = bufferIo();
+    let seen: readonly string[] = [];
+    const status = await runCliAsync(['calibrate', '--out', 'p.json'], io, {
+      loadBench: async () => ({
+        runBenchCli: async (argv) => {
+          seen = argv;
+          return 0;
+        },
+      }),
+    });
+    expect(status).toBe(0);
+    expect(seen).toEqual(['calibrate', '--out', 'p.json']);
+  });
+
   it('says how to install @spf/bench when it is missing, and exits 2', async () => {
     const { io, out } = bufferIo();
     expect(await runCliAsync(['bench', 'list'], io, { loadBench: async () => null })).toBe(2);

@@ -59,6 +59,9 @@ usage:
                   of faults handled without mmap_lock and the abort reasons
   spf bench <command> [options]
       The workloads and experiments of @spf/bench (installed separately): spf bench --help.
+  spf calibrate [--out profile.json]
+      Measure on this host what the cost model's main latencies stand for and write a cost profile for
+      spf bench run --profile (needs @spf/bench and a C compiler): spf bench --help.
   spf --help
 
 fault handlers (--fault-handler, default classic): FAULT_HANDLER_LIST
@@ -407,15 +410,16 @@ export async function runCliAsync(
   io: CliIo,
   opts: { readonly tty?: boolean; readonly loadBench?: () => Promise<BenchCliModule | null> } = {},
 ): Promise<number> {
-  if (argv[0] !== 'bench') return runCli(argv, io);
+  if (argv[0] !== 'bench' && argv[0] !== 'calibrate') return runCli(argv, io);
   const bench = await (opts.loadBench ?? loadBenchCli)();
   if (bench === null) {
     io.stderr(
-      'spf bench: @spf/bench is not installed. Install it beside @spf/kernel (npm install @spf/bench) and run spf bench again, or run its own command, spf-bench.\n',
+      `spf ${argv[0]}: @spf/bench is not installed. Install it beside @spf/kernel (npm install @spf/bench) and run spf ${argv[0]} again, or run its own command, spf-bench.\n`,
     );
     return 2;
   }
-  return bench.runBenchCli(argv.slice(1), {
+  // `spf calibrate ...` is `spf bench calibrate ...`.
+  return bench.runBenchCli(argv[0] === 'calibrate' ? argv : argv.slice(1), {
     stdout: (t) => io.stdout(t),
     stderr: (t) => io.stderr(t),
     tty: opts.tty ?? false,

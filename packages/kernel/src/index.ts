@@ -41,6 +41,7 @@ export {
 } from './replay/format.js';
 export { generateScript, type GenerateOptions } from './replay/generate.js';
 export {
+  compileC,
   compileHarness,
   harnessSourcePath,
   probeHost,
@@ -133,3 +134,9 @@ export {
 } from './system.js';
 export { InvalidUserAccessError } from './user-access-error.js';
 export { UserContext, type UserProgram } from './user-context.js';
+export {
+  measureVmFileWindow,
+  VM_FILE_WINDOW_LOADS,
+  type VmFileWindow,
+  type VmFileWindowLoad,
+} from './scenarios/vm-file-window.js';

@@ -106,6 +106,14 @@ export const e7: Experiment = {
       lines.push(
         `On pft, classic goes from ${fmt(c1.value.median)} faults/s at 1 CPU to ${fmt(cTop.value.median)} at ${top} (${(cTop.value.median / c1.value.median).toFixed(1)}× single-threaded; the base kernel reached about 6.5× at 48 threads).`,
       );
+      const rmws = points(records, 'pft', (r) => r.result.extra.mmapLockRmwsPerFault ?? Number.NaN);
+      const r1 = pointAt(rmws, 'classic', 1);
+      const rTop = pointAt(rmws, 'classic', top);
+      if (r1 && rTop && Number.isFinite(r1.value.median) && Number.isFinite(rTop.value.median)) {
+        lines.push(
+          `Why classic stays flat (the issue's first check): its faults take ${rTop.value.median.toFixed(1)} locked RMWs each on the mmap_lock cache line at ${top} CPUs against ${r1.value.median.toFixed(1)} at 1, because mmap_read_trylock()'s cmpxchg fails and retries whenever another CPU's RMW lands first, and each retry is another line transfer; varying one cost at a time with cost profiles (results/first-check.md, scripts/scaling-investigation.ts) shows the peak follows the ratio of a fault's work outside the lock to one line transfer, and that no single cost of the default model gives the base kernel's 6.5× at 48.`,
+        );
+      }
       for (const v of ['dufour', 'lespinasse', 'pervma']) {
         const t = pointAt(pf, v, top);
         if (t) {
