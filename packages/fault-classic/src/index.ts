@@ -57,6 +57,11 @@ export {
   pteMapLock,
   releaseFaultLock,
   type SpeculativeFaultHooks,
+  type SpeculativeFileAbort,
+  type SpeculativeFileHooks,
+  type SpeculativeFilemapChecks,
+  speculativeFileAbort,
+  speculativeFileHooks,
   vmfAnonPrepare,
   vmfLockFailed,
 } from './vm-fault.js';
