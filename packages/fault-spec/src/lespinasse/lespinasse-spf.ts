@@ -222,7 +222,8 @@ function vmaCanSpeculateFile(
  * 1. count `spf_attempt`; `mmap_seq_read_start()`: an odd sequence (a writer holds mmap_lock) aborts
  *    (SPF_ABORT_ODD);
  * 2. under rcu_read_lock, find the VMA (SPF_ABORT_UNMAPPED when none covers the address: stack expansion
- *    needs mmap_lock) and give up on non-anonymous ones (SPF_ABORT_NO_SPECULATE); copy it to the stack
+ *    needs mmap_lock) and give up on non-anonymous ones (SPF_ABORT_NO_SPECULATE) unless `fileVmas` lets a
+ *    file VMA through; copy it to the stack
  *    ({@link vmaCopy}); leave the RCU section;
  * 3. `mmap_seq_read_check()`: the copy is consistent with the tree only if no writer came in meanwhile
  *    (SPF_ABORT_VMA_COPY); `access_error()` on the copy aborts too (SPF_ABORT_ACCESS_ERROR: the classic path
@@ -231,8 +232,12 @@ function vmaCanSpeculateFile(
  *    anything but VM_FAULT_RETRY finishes the fault (accounted as `handle_mm_fault()` does); VM_FAULT_RETRY
  *    counts `spf_abort` and falls back to the classic path under mmap_lock, with the same flags.
  *
- * Simplifications: anonymous VMAs only (the series' file and swap cases are not modelled); no signal check
- * after an abort (nothing in the speculative path waits).
+ * With `fileVmas` (the 2021 RFC), step 2 also lets through a file VMA `vma_can_speculate()` accepts
+ * ({@link vmaCanSpeculateFile}); the rest of the file fault is @spf/fault-classic's and @spf/file-backed's
+ * speculative paths, with this fault's state as the file hooks (RCU section, mmap_seq check).
+ *
+ * Simplifications: the series' swap cases are not modelled; no signal check after an abort (nothing in the
+ * speculative path waits).
  */
 function* lespinasseAttempt(
   handler: LespinasseSpfHandler,
@@ -295,7 +300,9 @@ function* lespinasseAttempt(
  * Lespinasse's speculative page fault (Michel Lespinasse, "[PATCH v2 00/35] Speculative page faults",
  * January 2022) as a @spf/fault-classic `FaultHandler`: every user fault first tries the speculative path
  * (no mmap_lock, no VMA reference: a per-mm sequence count, an on-stack VMA copy and RCU-freed VMAs), and
- * falls back to `do_user_addr_fault()`'s classic path under mmap_lock when it aborts.
+ * falls back to `do_user_addr_fault()`'s classic path under mmap_lock when it aborts. File VMAs (`fileVmas`,
+ * on by default) follow the April 2021 RFC ("[RFC PATCH 00/37] Speculative page faults", patches 23-32),
+ * which the 2022 series left out.
  */
 export class LespinasseSpfHandler implements FaultHandler {
   readonly name = 'lespinasse';
