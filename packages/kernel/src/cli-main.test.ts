@@ -284,11 +284,21 @@ describe('spf --fault-handler', () => {
   });
 
   it('replays a file script with speculative file faults (fileVmas) and prints what the classic path prints', () => {
-    const script = readFileSync(new URL('../conformance/host-file-outputs/fault-around.script', import.meta.url), 'utf8');
+    const script = readFileSync(
+      new URL('../conformance/host-file-outputs/fault-around.script', import.meta.url),
+      'utf8',
+    );
     const classic = io({ 's.txt': script });
     expect(runCli(['replay', '--fault-handler', 'classic', 's.txt'], classic.impl)).toBe(0);
     const variants = [
-      ['--fault-handler', 'dufour', '--spec-option', 'fileVmas=true', '--spec-option', 'singleThreadShortcut=false'],
+      [
+        '--fault-handler',
+        'dufour',
+        '--spec-option',
+        'fileVmas=true',
+        '--spec-option',
+        'singleThreadShortcut=false',
+      ],
       ['--fault-handler', 'lespinasse', '--spec-option', 'fileVmas=true'],
     ];
     for (const v of variants) {
