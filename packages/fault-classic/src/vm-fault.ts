@@ -183,7 +183,8 @@ export function faultFlagAllowRetryFirst(flags: number): boolean {
 /**
  * Models `release_fault_lock()` in include/linux/mm.h: what a `vm_ops->fault` calls before returning
  * VM_FAULT_RETRY (for example to wait for I/O without holding the lock, as `maybe_unlock_mmap_for_io()`
- * does in mm/filemap.c). Drops mmap_lock, or the per-VMA lock for a fault that holds one.
+ * does in mm/filemap.c). Drops mmap_lock, or the per-VMA lock for a fault that holds one; a speculative
+ * fault (FAULT_FLAG_SPECULATIVE) holds neither and drops nothing.
  */
 export function* releaseFaultLock(vmf: VmFault): Kernel<void> {
   if ((vmf.flags & FAULT_FLAG_SPECULATIVE) !== 0) return; // holds neither: nothing to drop
