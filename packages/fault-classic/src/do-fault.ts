@@ -7,6 +7,7 @@ import {
   pteMkdirty,
   pteMkyoung,
   putPage,
+  trylockPage,
   unlockPage,
 } from '@spf/pagetable';
 import {
@@ -38,7 +39,14 @@ import {
 import { shmemVmOps } from './shmem-fault.js';
 import type { FaultEnv } from './fault-env.js';
 import { DEFAULT_FAULT_AROUND_BYTES } from './fault-env.js';
-import { type ClassicVmFault, vmfAnonPrepare } from './vm-fault.js';
+import {
+  type ClassicVmFault,
+  faultIsSpeculative,
+  pteMapLock,
+  speculativeFileAbort,
+  speculativeFileHooks,
+  vmfAnonPrepare,
+} from './vm-fault.js';
 
 /**
  * The vm_ops a fault on `vma` goes through: the VMA's own, or for a shared anonymous mapping (which
@@ -60,12 +68,28 @@ function faultPage(vmf: ClassicVmFault): Page | null {
  * Models `__do_fault()` in mm/memory.c: calls `vm_ops->fault`, which returns the page in `vmf.page` with a
  * reference; unless it says VM_FAULT_LOCKED, the page is locked here. Error, NOPAGE, RETRY and DONE_COW
  * results are passed up unchanged (on RETRY the handler has already released the mmap lock).
+ *
+ * A speculative fault (Lespinasse's 2021 RFC, "mm: implement speculative handling in __do_fault()"; Dufour's
+ * design with `fileVmas`) calls `->fault` inside the design's file section ({@link SpeculativeFileHooks}:
+ * RCU plus an mmap_seq check for Lespinasse, nothing for Dufour, whose VMA reference holds the file), does
+ * not preallocate a table (it only runs on an existing one), and never sleeps on the page lock: a page not
+ * returned locked is trylocked, and a busy one ends the attempt.
  */
 export function* doFaultCall(vmf: ClassicVmFault, ops: VmOperations): Kernel<number> {
   if (ops.fault === undefined) return VM_FAULT_SIGBUS;
   // Linux preallocates the PTE table here when the PMD is empty, so that finish_fault() does not
   // allocate with the page locked; pteAllocFault in finishFault gives the same result.
-  const ret = yield* ops.fault(vmf);
+  const spec = speculativeFileHooks(vmf);
+  let ret: number;
+  if (spec !== null) {
+    if (!(yield* spec.fileAccessBegin(vmf))) return VM_FAULT_RETRY;
+    ret = yield* ops.fault(vmf);
+    yield* spec.fileAccessEnd(vmf);
+  } else if (faultIsSpeculative(vmf)) {
+    return VM_FAULT_RETRY;
+  } else {
+    ret = yield* ops.fault(vmf);
+  }
   if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY | VM_FAULT_DONE_COW)) !== 0) return ret;
   const page = faultPage(vmf);
   if (page === null) {
@@ -73,7 +97,13 @@ export function* doFaultCall(vmf: ClassicVmFault, ops: VmOperations): Kernel<num
       `vm_ops->fault of ${vmf.vma} returned ${ret} without a page in vmf.page; return VM_FAULT_NOPAGE or set vmf.page to a @spf/pagetable Page`,
     );
   }
-  if ((ret & VM_FAULT_LOCKED) === 0) yield* lockPage(page);
+  if ((ret & VM_FAULT_LOCKED) === 0) {
+    if (spec === null) yield* lockPage(page);
+    else if (!(yield* trylockPage(page))) {
+      yield* putPage(page);
+      return speculativeFileAbort(vmf, 'page-locked');
+    }
+  }
   return ret;
 }
 
@@ -97,14 +127,22 @@ export function* setPteRange(vmf: ClassicVmFault, page: Page, ptep: number): Ker
  * write, else `vmf.page`). Allocates the PTE table if needed, takes the PTE lock, and maps the page only if
  * the PTE is still none; otherwise returns VM_FAULT_NOPAGE (a concurrent fault won). Updates the RSS
  * counter the page belongs to. The page's reference passes to the page table on success.
+ *
+ * A speculative fault ("mm: implement speculative fault handling in finish_fault()", Lespinasse's 2021 RFC)
+ * neither reads the PMD nor allocates a table: it takes the PTE lock through the design's `pte_map_lock()`,
+ * which re-validates the speculation (Dufour: `vma_has_changed()`; Lespinasse: mmap_seq); if that fails the
+ * fault returns VM_FAULT_RETRY and the page stays in the page cache, unmapped.
  */
 export function* finishFault(vmf: ClassicVmFault): Kernel<number> {
-  const cow = (vmf.flags & FAULT_FLAG_WRITE) !== 0 && (vmf.vma.vmFlags & VM_SHARED) === 0;
+  const cow = (vmf.flags & FAULT_FLAG_WRITE) !== 0 && (vmf.vmaFlags & VM_SHARED) === 0;
   const page = cow ? vmf.cowPage : faultPage(vmf);
   if (page === null) return VM_FAULT_SIGBUS;
-  if (!(yield* pteAlloc(vmf.env, vmf.mm, vmf.pmd))) return VM_FAULT_OOM;
-  const locked = yield* pteOffsetMapLock(vmf.mm.pgd, vmf.pmd, vmf.address);
-  if (locked === null) return VM_FAULT_NOPAGE;
+  const speculative = faultIsSpeculative(vmf);
+  if (!speculative && !(yield* pteAlloc(vmf.env, vmf.mm, vmf.pmd))) return VM_FAULT_OOM;
+  const locked = speculative
+    ? yield* pteMapLock(vmf)
+    : yield* pteOffsetMapLock(vmf.mm.pgd, vmf.pmd, vmf.address);
+  if (locked === null) return speculative ? VM_FAULT_RETRY : VM_FAULT_NOPAGE;
   vmf.ptl = locked.ptl;
   let ret = 0;
   if (yield* vmfPteChanged(vmf, locked.ptep)) {
@@ -125,7 +163,9 @@ const PTRS_PER_PTE = 512;
  * Models `do_fault_around()` in mm/memory.c: asks `->map_pages` to map the cached neighbours of the
  * faulting page, within the `fault_around_bytes` window (default 64 KiB: 16 pages) aligned down to its
  * size, clipped to the VMA and to the PTE table of the fault. Runs under RCU, as Linux does. Returns the
- * hook's result: VM_FAULT_NOPAGE when the faulting page itself got mapped.
+ * hook's result: VM_FAULT_NOPAGE when the faulting page itself got mapped. A speculative fault runs the
+ * hook inside the design's file section; its `->map_pages` returns VM_FAULT_RETRY unless it mapped the
+ * faulting page, and {@link doReadFault} then gives up (Lespinasse's 2021 RFC).
  */
 export function* doFaultAround(vmf: ClassicVmFault, ops: VmOperations): Kernel<number> {
   if (ops.mapPages === undefined) return 0;
@@ -135,8 +175,21 @@ export function* doFaultAround(vmf: ClassicVmFault, ops: VmOperations): Kernel<n
   const fromPte = Math.max(pteOff - (pteOff % nrPages), pteOff - Math.min(pteOff, vmaOff));
   const toPte = Math.min(fromPte + nrPages, PTRS_PER_PTE, pteOff + vmf.vma.pages - vmaOff) - 1;
   const rcu = vmf.mm.rcu;
+  const spec = speculativeFileHooks(vmf);
   yield* rcu.readLock();
-  const ret = yield* ops.mapPages(vmf, vmf.pgoff + fromPte - pteOff, vmf.pgoff + toPte - pteOff);
+  let ret: number;
+  if (spec !== null) {
+    // "mm: implement speculative handling in do_fault_around()": the design's file section (Lespinasse:
+    // mmap_seq still unchanged, so vm_file is still the VMA's and RCU keeps it) around ->map_pages.
+    if (!(yield* spec.fileAccessBegin(vmf))) {
+      yield* rcu.readUnlock();
+      return VM_FAULT_RETRY;
+    }
+    ret = yield* ops.mapPages(vmf, vmf.pgoff + fromPte - pteOff, vmf.pgoff + toPte - pteOff);
+    yield* spec.fileAccessEnd(vmf);
+  } else {
+    ret = yield* ops.mapPages(vmf, vmf.pgoff + fromPte - pteOff, vmf.pgoff + toPte - pteOff);
+  }
   yield* rcu.readUnlock();
   return ret;
 }
@@ -266,10 +319,17 @@ export function* doSharedFault(vmf: ClassicVmFault, ops: VmOperations): Kernel<n
  * Models `do_fault()` in mm/memory.c: a fault on a not-present PTE of a VMA with vm_ops. Without a
  * `->fault` hook the access gets SIGBUS; otherwise reads go to {@link doReadFault}, private writes to
  * {@link doCowFault} and shared writes to {@link doSharedFault}.
+ *
+ * Speculatively (FAULT_FLAG_SPECULATIVE, a design with file hooks): reads and private writes go on, with the
+ * changes above; a shared write gives up (`->page_mkwrite` is never called speculatively: neither Lespinasse's
+ * 2021 RFC, whose `vma_can_speculate()` refuses it, nor our model of Dufour's 2019 proposal, whose attempt
+ * never sleeps, does it).
  */
 export function* doFault(vmf: ClassicVmFault, ops: VmOperations): Kernel<number> {
-  if (ops.fault === undefined) return VM_FAULT_SIGBUS;
+  if (ops.fault === undefined) return faultIsSpeculative(vmf) ? VM_FAULT_RETRY : VM_FAULT_SIGBUS;
   if ((vmf.flags & FAULT_FLAG_WRITE) === 0) return yield* doReadFault(vmf, ops);
-  if ((vmf.vma.vmFlags & VM_SHARED) === 0) return yield* doCowFault(vmf, ops);
+  if ((vmf.vmaFlags & VM_SHARED) === 0) return yield* doCowFault(vmf, ops);
+  // A speculative shared write would need ->page_mkwrite, which may sleep: neither design speculates it.
+  if (faultIsSpeculative(vmf)) return speculativeFileAbort(vmf, 'page-mkwrite');
   return yield* doSharedFault(vmf, ops);
 }

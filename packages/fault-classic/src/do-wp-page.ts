@@ -32,6 +32,7 @@ import {
   faultIsSpeculative,
   pteMapLock,
   vmfAnonPrepare,
+  speculativeFileAbort,
   vmfLockFailed,
 } from './vm-fault.js';
 import { doPageMkwrite } from './do-fault.js';
@@ -157,8 +158,9 @@ export function* wpPageShared(vmf: ClassicVmFault, page: Page | null): Kernel<nu
   }
   const ptep = vmf.pte as number;
   if (faultIsSpeculative(vmf)) {
+    // wp_page_shared() would call ->page_mkwrite, which may sleep: never speculatively.
     yield* unlockPtl(vmf);
-    return vmfLockFailed(vmf);
+    return speculativeFileAbort(vmf, 'page-mkwrite');
   }
   if (page !== null && vma.vmOps?.pageMkwrite !== undefined) {
     // wp_page_shared(): tell the file before the page becomes writable.

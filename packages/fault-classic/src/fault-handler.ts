@@ -56,10 +56,11 @@ export interface FaultHandler {
    * What the design needs every address space of the system to do differently, as a kernel built with the
    * design's config option does: Dufour's SPF v12 asks for `spfV12` (mm_seq around tree updates, VMAs
    * unlinked through `vm_rcu_put()`); the per-VMA-lock design passes its writer-side switches as
-   * `vmaLocking` (a `vma_start_write()` site removed for an experiment). @spf/kernel's `boot()` adds it to
+   * `vmaLocking` (a `vma_start_write()` site removed for an experiment); a design that speculates on file VMAs
+   * names the `vmFileRelease` it was posted with (a boot's own `vmFileRelease` wins over it). @spf/kernel's `boot()` adds it to
    * the config of every mm it creates (a fork's child inherits it). Absent: nothing changes.
    */
-  readonly mmConfig?: Readonly<Pick<MmConfig, 'spfV12' | 'vmaLocking'>>;
+  readonly mmConfig?: Readonly<Pick<MmConfig, 'spfV12' | 'vmaLocking' | 'vmFileRelease'>>;
   /** How the lockless attempts went so far (absent for the classic handler, which makes none). */
   speculativeStats?(): SpeculativeStats;
   /** Handles one user-mode #PF on the current CPU. Runs in the faulting task's context. */

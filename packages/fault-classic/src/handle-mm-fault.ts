@@ -50,8 +50,9 @@ import { type ClassicVmFault, faultIsSpeculative, pteMapLock } from './vm-fault.
  * A speculative fault (FAULT_FLAG_SPECULATIVE, the SPF series' version) arrives with `vmf.pte`,
  * `vmf.origPte` and `vmf.origPmd` already read by the design's page walk (with interrupts off or under RCU):
  * re-reading the PMD here, with nothing that keeps the tables alive, would not be safe. It handles only what
- * the series handles speculatively (anonymous first touch, write-protect faults, A/D updates); a file
- * VMA, a swap entry or a NUMA hinting PTE returns VM_FAULT_RETRY, and the PTE lock is taken through the
+ * the series handles speculatively (anonymous first touch, write-protect faults, A/D updates; file faults
+ * only with a design's file hooks, `SpeculativeFaultHooks.file`, on a file type whose `vm_ops` say
+ * `speculative`); a swap entry or a NUMA hinting PTE returns VM_FAULT_RETRY, and the PTE lock is taken through the
  * design's `pte_spinlock()` ({@link pteMapLock}), which may fail with VM_FAULT_RETRY as well.
  *
  * `do_anonymous_page()` and `do_wp_page()` are the environment's `pteFaultPaths` when it has some (an
@@ -80,7 +81,10 @@ export function* handlePteFault(vmf: ClassicVmFault): Kernel<number> {
     // do_pte_missing()
     const ops = faultOps(vmf.vma);
     if (ops === null) return yield* (vmf.env.pteFaultPaths ?? builtinPteFaultPaths).doAnonymousPage(vmf);
-    return speculative ? VM_FAULT_RETRY : yield* doFault(vmf, ops);
+    // A speculative file fault goes on only if the design handles file VMAs (its file hooks) and the
+    // file type allows it (`vm_ops->speculative`, Lespinasse's 2021 RFC).
+    if (speculative && (vmf.speculative?.file == null || ops.speculative !== true)) return VM_FAULT_RETRY;
+    return yield* doFault(vmf, ops);
   }
   if (!ptePresent(vmf.origPte)) return speculative ? VM_FAULT_RETRY : VM_FAULT_SIGBUS; // do_swap_page(): no swap in this model
   if (pteProtnone(vmf.origPte) && (vmf.vmaFlags & VM_ACCESS_FLAGS) !== 0) {

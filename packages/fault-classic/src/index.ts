@@ -60,6 +60,11 @@ export {
   pteMapLock,
   releaseFaultLock,
   type SpeculativeFaultHooks,
+  type SpeculativeFileAbort,
+  type SpeculativeFileHooks,
+  type SpeculativeFilemapChecks,
+  speculativeFileAbort,
+  speculativeFileHooks,
   vmfAnonPrepare,
   vmfLockFailed,
 } from './vm-fault.js';

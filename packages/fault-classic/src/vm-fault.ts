@@ -78,6 +78,74 @@ export interface SpeculativeFaultHooks {
    * be abandoned (nothing held then).
    */
   pteMapLock(vmf: ClassicVmFault): Kernel<LockedPte | null>;
+  /**
+   * Present when the design handles file VMAs speculatively (Dufour's design with `fileVmas`, the 2019
+   * proposal; Lespinasse's 2021 RFC): what keeps `vma->vm_file` valid around `->fault` and `->map_pages`,
+   * the switches of the speculative filemap path, and where its aborts are counted. Absent or null: a file
+   * fault gives up (VM_FAULT_RETRY), as SPF v12 and the 2022 series do.
+   */
+  readonly file?: SpeculativeFileHooks | null;
+}
+
+/**
+ * Why a speculative file fault gave up (each design counts these under its own names): the page was not in
+ * the page cache, or was locked (I/O or truncation in flight), not uptodate, marked PG_readahead (readahead
+ * must start, which may sleep), truncated (its `mapping` changed) or past end of file; fault-around did not
+ * map the faulting page; a shared write needs `->page_mkwrite`; a private write needs an anon_vma that does
+ * not exist yet; the design's file section could not be entered (`fileAccessBegin()` said no).
+ */
+export type SpeculativeFileAbort =
+  | 'pagecache-miss'
+  | 'page-locked'
+  | 'page-not-uptodate'
+  | 'readahead'
+  | 'truncated'
+  | 'fault-around'
+  | 'page-mkwrite'
+  | 'anon-vma'
+  | 'file-section';
+
+/**
+ * The switches of the speculative filemap path (`filemap_fault()` and `filemap_map_pages()` with
+ * FAULT_FLAG_SPECULATIVE in Lespinasse's 2021 RFC), each on in the original: a design copies them from its
+ * own check table.
+ */
+export interface SpeculativeFilemapChecks {
+  /** After `trylock_page()`, the page must still belong to the file (`page->mapping == mapping`): not truncated. */
+  readonly pageMappingRecheck: boolean;
+}
+
+/** What a design that runs file faults speculatively plugs in (see {@link SpeculativeFaultHooks.file}). */
+export interface SpeculativeFileHooks {
+  /**
+   * Enter the section in which `vmf.vma.vmFile` may be dereferenced. Lespinasse's RFC: `rcu_read_lock()`
+   * and `mmap_seq_read_check()` (the file's fput is RCU-deferred, so the file stays valid while the section
+   * lasts if the VMA was still current when it began); Dufour's design with the 2019 proposal: nothing (the
+   * VMA reference the fault holds keeps the file, released in `__free_vma()`). False: give up (nothing held;
+   * the design counted why).
+   */
+  fileAccessBegin(vmf: ClassicVmFault): Kernel<boolean>;
+  /** Leave that section. */
+  fileAccessEnd(vmf: ClassicVmFault): Kernel<void>;
+  /** The switches of the speculative filemap path. */
+  readonly checks: SpeculativeFilemapChecks;
+  /** Counts an abort of the file path under the design's name for it. */
+  aborted(reason: SpeculativeFileAbort): void;
+}
+
+/** The file hooks of a speculative fault, or null (not speculative, or the design does not speculate on files). */
+export function speculativeFileHooks(vmf: VmFault): SpeculativeFileHooks | null {
+  if ((vmf.flags & FAULT_FLAG_SPECULATIVE) === 0) return null;
+  return (vmf as ClassicVmFault).speculative?.file ?? null;
+}
+
+/**
+ * Gives up a speculative file fault: counts `reason` with the design and returns VM_FAULT_RETRY (the fault is
+ * redone under mmap_lock).
+ */
+export function speculativeFileAbort(vmf: VmFault, reason: SpeculativeFileAbort): number {
+  speculativeFileHooks(vmf)?.aborted(reason);
+  return VM_FAULT_RETRY;
 }
 
 /** Whether the fault runs speculatively (`vmf->flags & FAULT_FLAG_SPECULATIVE`). */
@@ -115,9 +183,11 @@ export function faultFlagAllowRetryFirst(flags: number): boolean {
 /**
  * Models `release_fault_lock()` in include/linux/mm.h: what a `vm_ops->fault` calls before returning
  * VM_FAULT_RETRY (for example to wait for I/O without holding the lock, as `maybe_unlock_mmap_for_io()`
- * does in mm/filemap.c). Drops mmap_lock, or the per-VMA lock for a fault that holds one.
+ * does in mm/filemap.c). Drops mmap_lock, or the per-VMA lock for a fault that holds one; a speculative
+ * fault (FAULT_FLAG_SPECULATIVE) holds neither and drops nothing.
  */
 export function* releaseFaultLock(vmf: VmFault): Kernel<void> {
+  if ((vmf.flags & FAULT_FLAG_SPECULATIVE) !== 0) return; // holds neither: nothing to drop
   if ((vmf.flags & FAULT_FLAG_VMA_LOCK) !== 0) {
     yield* vmf.vma.vmLock.upRead();
     return;
@@ -129,11 +199,14 @@ export function* releaseFaultLock(vmf: VmFault): Kernel<void> {
  * Models `vmf_anon_prepare()` in mm/memory.c (Linux 6.7, when file VMAs became allowed under the per-VMA
  * lock): a COW of a file page needs the VMA's anon_vma. If it has none, `anon_vma_prepare()` may look at
  * neighbouring VMAs, which a fault holding only its VMA's lock must not do: it drops the VMA lock and
- * returns VM_FAULT_RETRY, and the fault is redone under mmap_lock. Otherwise (mmap_lock held) it prepares
- * the anon_vma and returns 0.
+ * returns VM_FAULT_RETRY, and the fault is redone under mmap_lock. A speculative fault (FAULT_FLAG_SPECULATIVE)
+ * gives up the same way (holding no lock, it drops none). Otherwise (mmap_lock held) it prepares the anon_vma
+ * and returns 0.
  */
 export function* vmfAnonPrepare(vmf: VmFault): Kernel<number> {
   if (vmf.vma.anonVma !== null) return 0;
+  // A speculative fault cannot allocate an anon_vma either (the SPF series abort here).
+  if ((vmf.flags & FAULT_FLAG_SPECULATIVE) !== 0) return speculativeFileAbort(vmf, 'anon-vma');
   if ((vmf.flags & FAULT_FLAG_VMA_LOCK) !== 0) {
     yield* releaseFaultLock(vmf);
     return VM_FAULT_RETRY;

@@ -305,9 +305,10 @@ function* mappingEvictFolio(mapping: AddressSpace, page: Page): Kernel<boolean> 
   }
   page.clear('readahead');
   page.clear('uptodate');
-  page.clear('locked');
-  yield writeEffect(page.line, 'folio_unlock');
+  // Removed while still locked (as Linux's filemap_remove_folio() under the folio lock), so a fault that
+  // takes the lock afterwards sees page->mapping cleared.
   yield* mapping.removeFolio(page);
+  yield* unlockPage(page);
   yield* putPage(page);
   return true;
 }
@@ -362,9 +363,10 @@ export function* truncateInodePages(mapping: AddressSpace, lstart: number): Kern
     if (index >= firstWhole) {
       page.clear('dirty');
       page.clear('readahead');
-      page.clear('locked');
-      yield writeEffect(page.line, 'folio_unlock');
+      // truncate_inode_folio(): removed while still locked, so a fault that takes the lock afterwards sees
+      // page->mapping cleared (unlocking first would let it map a page that is leaving the cache).
       yield* mapping.removeFolio(page);
+      yield* unlockPage(page);
       yield* putPage(page);
       continue;
     }

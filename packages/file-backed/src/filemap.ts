@@ -1,6 +1,10 @@
 import {
   type ClassicVmFault,
   FAULT_FLAG_RETRY_NOWAIT,
+  FAULT_FLAG_SPECULATIVE,
+  pteMapLock,
+  speculativeFileAbort,
+  speculativeFileHooks,
   FAULT_FLAG_TRIED,
   faultFlagAllowRetryFirst,
   releaseFaultLock,
@@ -213,6 +217,58 @@ export function* filemapReadFolio(file: File, page: Page): Kernel<number> {
 }
 
 /**
+ * The speculative case of `filemap_fault()` (Lespinasse's 2021 RFC, "mm: implement speculative handling in
+ * filemap_fault()"; the same rule serves our model of Dufour's 2019 proposal): runs without mmap_lock inside
+ * the design's file section and must not sleep, so it only fishes an existing page out of the page cache.
+ * The page must be cached, not marked PG_readahead (readahead would have to start), not locked (trylock: a
+ * locked page has I/O or truncation in flight), still the file's (`page->mapping`, switch
+ * `pageMappingRecheck`), uptodate, and below end of file; otherwise the fault gives up (VM_FAULT_RETRY,
+ * counted by the design under the reason) and the classic path does the I/O, readahead or SIGBUS. A hit
+ * pays back one `mmap_miss`, as the non-speculative path does (the RFC notes that a speculation that
+ * fails later makes the classic path count it a second time; so does this model). Returns the page
+ * locked (VM_FAULT_LOCKED) with a reference.
+ *
+ * Differences from the RFC: its early returns keep the page reference taken by `find_get_page()` (a leak
+ * on a rare path); here every abort drops it.
+ */
+function* filemapFaultSpeculative(vmf: VmFault, file: File): Kernel<number> {
+  const mapping = file.mapping;
+  const index = vmf.pgoff;
+  const hooks = speculativeFileHooks(vmf);
+  const page = yield* mapping.getFolio(index);
+  file.check('speculative filemap_fault: find_get_page(mapping)');
+  if (page === null) return speculativeFileAbort(vmf, 'pagecache-miss');
+  if (page.test('readahead')) {
+    yield* putPage(page);
+    return speculativeFileAbort(vmf, 'readahead');
+  }
+  if (!(yield* trylockPage(page))) {
+    yield* putPage(page);
+    return speculativeFileAbort(vmf, 'page-locked');
+  }
+  let reason: 'truncated' | 'page-not-uptodate' | null = null;
+  if ((hooks?.checks.pageMappingRecheck ?? true) && page.mapping !== mapping) reason = 'truncated';
+  else if (!page.test('uptodate')) reason = 'page-not-uptodate';
+  else {
+    file.check('speculative filemap_fault: i_size_read(inode)');
+    yield file.inode.line.readEffect; // i_size_read()
+    if (index >= file.inode.sizePages) reason = 'truncated';
+  }
+  if (reason !== null) {
+    yield* unlockPage(page);
+    yield* putPage(page);
+    return speculativeFileAbort(vmf, reason);
+  }
+  const ra = file.fRa;
+  if ((vmf.vma.vmFlags & VM_RAND_READ) === 0 && ra.raPages > 0) {
+    yield* file.touchRa();
+    if (ra.mmapMiss > 0) ra.mmapMiss--;
+  }
+  vmf.page = page;
+  return VM_FAULT_LOCKED;
+}
+
+/**
  * Models `filemap_fault()` in mm/filemap.c (Linux 6.18), the `->fault` of a file mapping:
  *
  * - past end of file: SIGBUS;
@@ -229,6 +285,7 @@ export function* filemapReadFolio(file: File, page: Page): Kernel<number> {
  * The pieces that drop the fault lock (`maybe_unlock_mmap_for_io()`, `lock_folio_maybe_drop_mmap()`,
  * `out_retry:`) are the file system's `retryPaths` when it has some ({@link FilemapRetryPaths}, the
  * injection point of Lab 6), else this package's ({@link builtinFilemapRetryPaths}).
+ * With FAULT_FLAG_SPECULATIVE it runs {@link filemapFaultSpeculative} instead (no I/O, no sleep).
  *
  * Simplifications: no `filemap_invalidate_lock` (truncation re-checks `mapping` instead), no
  * `filemap_fault_recheck_pte_none()`, no memcg, no hwpoison; fatal signals do not interrupt the lock wait.
@@ -236,6 +293,7 @@ export function* filemapReadFolio(file: File, page: Page): Kernel<number> {
 export function* filemapFault(vmf: VmFault): Kernel<number> {
   const file = faultFile(vmf);
   if (file === null) return VM_FAULT_SIGBUS;
+  if ((vmf.flags & FAULT_FLAG_SPECULATIVE) !== 0) return yield* filemapFaultSpeculative(vmf, file);
   const mapping = file.mapping;
   const inode = file.inode;
   const index = vmf.pgoff;
@@ -318,7 +376,12 @@ export const builtinFilemapRetryPaths: FilemapRetryPaths = {
  * not uptodate, marked PG_readahead (left for a real fault so that async readahead triggers), being
  * removed, or past end of file.
  */
-function* nextUptodateFolio(mapping: AddressSpace, index: number, maxIdx: number): Kernel<Page | null> {
+function* nextUptodateFolio(
+  mapping: AddressSpace,
+  index: number,
+  maxIdx: number,
+  mappingRecheck = true,
+): Kernel<Page | null> {
   const folio = yield* mapping.iPages.load(index);
   if (folio === null || !pageStillAllocated(folio)) return null;
   if (folio.test('locked')) return null;
@@ -335,7 +398,7 @@ function* nextUptodateFolio(mapping: AddressSpace, index: number, maxIdx: number
     yield* putPage(folio);
     return null;
   }
-  if (folio.mapping !== mapping || !folio.test('uptodate') || index >= maxIdx) {
+  if ((mappingRecheck && folio.mapping !== mapping) || !folio.test('uptodate') || index >= maxIdx) {
     yield* unlockPage(folio);
     yield* putPage(folio);
     return null;
@@ -353,12 +416,25 @@ function* nextUptodateFolio(mapping: AddressSpace, index: number, maxIdx: number
  *
  * Simplifications: order-0 pages only, so no `filemap_map_pmd()` huge mapping; workingset (refault)
  * pages count as hits too.
+ *
+ * Speculatively (FAULT_FLAG_SPECULATIVE: Lespinasse's 2021 RFC, "mm: implement speculative handling in
+ * filemap_map_pages()", also our model of Dufour's 2019 proposal) the PTE table already exists (the walk
+ * found it): no table is installed, and the lock is the design's `pte_map_lock()` for the faulting address,
+ * which re-validates the speculation; the addresses are computed from the fault's address and pgoff (what
+ * the fault saw), not re-read from the VMA. The result starts as VM_FAULT_RETRY and becomes VM_FAULT_NOPAGE
+ * only if the faulting page got mapped: otherwise the whole speculative fault gives up (counted
+ * `fault-around`) and the classic path (`->fault`, with I/O if need be) takes over; neighbours mapped
+ * meanwhile stay mapped, as in the RFC. Touching the file after its last fput is reported
+ * (`File.check()`): the design's file section must prevent it.
  */
 export function* filemapMapPages(vmf: VmFault, startPgoff: number, endPgoff: number): Kernel<number> {
   const file = faultFile(vmf);
   if (file === null) return 0;
   const cvmf = vmf as ClassicVmFault;
   const { vma, mm, env } = cvmf;
+  const speculative = (vmf.flags & FAULT_FLAG_SPECULATIVE) !== 0;
+  const hooks = speculativeFileHooks(vmf);
+  const mappingRecheck = hooks?.checks.pageMappingRecheck ?? true;
   const mapping = file.mapping;
   const maxIdx = file.inode.sizePages;
   const fileEnd = maxIdx - 1;
@@ -367,28 +443,32 @@ export function* filemapMapPages(vmf: VmFault, startPgoff: number, endPgoff: num
   let index = startPgoff;
   let folio: Page | null = null;
   for (; index <= endPgoff; index++) {
-    folio = yield* nextUptodateFolio(mapping, index, maxIdx);
+    folio = yield* nextUptodateFolio(mapping, index, maxIdx, mappingRecheck);
+    if (speculative) file.check('speculative filemap_map_pages: mapping->i_pages');
     if (folio !== null) break;
   }
-  if (folio === null) return 0;
-  // filemap_map_pmd(): install the PTE table if the PMD is still empty.
-  if (!(yield* pteAlloc(env, mm, cvmf.pmd))) {
+  if (folio === null) return speculative ? speculativeFileAbort(vmf, 'fault-around') : 0;
+  // filemap_map_pmd(): install the PTE table if the PMD is still empty (never speculatively).
+  if (!speculative && !(yield* pteAlloc(env, mm, cvmf.pmd))) {
     yield* unlockPage(folio);
     yield* putPage(folio);
     return 0;
   }
-  const startAddr = vma.vmStart + (startPgoff - vma.vmPgoff) * PAGE_SIZE;
-  const locked = yield* pteOffsetMapLock(mm.pgd, cvmf.pmd, startAddr);
+  // Speculatively the lock is taken for the faulting address and every index is placed relative to it.
+  const baseAddr = speculative ? cvmf.address : vma.vmStart + (startPgoff - vma.vmPgoff) * PAGE_SIZE;
+  const basePgoff = speculative ? cvmf.pgoff : startPgoff;
+  const locked = speculative ? yield* pteMapLock(cvmf) : yield* pteOffsetMapLock(mm.pgd, cvmf.pmd, baseAddr);
   if (locked === null) {
     yield* unlockPage(folio);
     yield* putPage(folio);
-    return 0;
+    return speculative ? VM_FAULT_RETRY : 0;
   }
+  const prot = speculative ? cvmf.vmaPageProt : vma.vmPageProt;
   let mmapMiss = 0;
   let rss = 0;
   for (;;) {
-    const addr = vma.vmStart + (index - vma.vmPgoff) * PAGE_SIZE;
-    const ptep = locked.ptep + (index - startPgoff) * 8;
+    const addr = baseAddr + (index - basePgoff) * PAGE_SIZE;
+    const ptep = locked.ptep + (index - basePgoff) * 8;
     // filemap_map_order0_folio()
     mmapMiss++;
     if (addr === vmf.address) ret = VM_FAULT_NOPAGE;
@@ -396,7 +476,7 @@ export function* filemapMapPages(vmf: VmFault, startPgoff: number, endPgoff: num
     if (pteNone(cur)) {
       yield* getPage(folio);
       yield* folioAddFileRmap(folio);
-      yield* mm.pgd.setPteAt(addr, ptep, pteMkyoung(mkPte(folio, vma.vmPageProt)));
+      yield* mm.pgd.setPteAt(addr, ptep, pteMkyoung(mkPte(folio, prot)));
       rss++;
     } else if (addr === vmf.address) {
       // Someone else mapped it meanwhile: the fault is done anyway.
@@ -405,7 +485,8 @@ export function* filemapMapPages(vmf: VmFault, startPgoff: number, endPgoff: num
     yield* putPage(folio);
     folio = null;
     for (index++; index <= endPgoff; index++) {
-      folio = yield* nextUptodateFolio(mapping, index, maxIdx);
+      folio = yield* nextUptodateFolio(mapping, index, maxIdx, mappingRecheck);
+      if (speculative) file.check('speculative filemap_map_pages: mapping->i_pages');
       if (folio !== null) break;
     }
     if (folio === null) break;
@@ -415,6 +496,7 @@ export function* filemapMapPages(vmf: VmFault, startPgoff: number, endPgoff: num
   yield* file.touchRa();
   const saved = file.fRa.mmapMiss;
   file.fRa.mmapMiss = mmapMiss >= saved ? 0 : saved - mmapMiss;
+  if (speculative && ret !== VM_FAULT_NOPAGE) return speculativeFileAbort(vmf, 'fault-around');
   return ret;
 }
 
@@ -444,6 +526,8 @@ export function* filemapPageMkwrite(vmf: VmFault): Kernel<number> {
  * `i_mmap` (Linux links it there in `vma_link_file()`), for `unmap_mapping_range()` and `folio_mkclean()`.
  */
 export const filemapVmOps: VmOperations = {
+  // ext4 is on the RFC's list of file types that support speculative faults.
+  speculative: true,
   open(vma) {
     const f = vma.vmFile;
     if (f instanceof File) f.mapping.iMmap.add(vma);

@@ -283,6 +283,31 @@ describe('spf --fault-handler', () => {
     expect(bad.out.stderr).toContain('spf: dufour fault handler: bogus is refused: no such option');
   });
 
+  it('replays a file script with speculative file faults (fileVmas) and prints what the classic path prints', () => {
+    const script = readFileSync(
+      new URL('../conformance/host-file-outputs/fault-around.script', import.meta.url),
+      'utf8',
+    );
+    const classic = io({ 's.txt': script });
+    expect(runCli(['replay', '--fault-handler', 'classic', 's.txt'], classic.impl)).toBe(0);
+    const variants = [
+      [
+        '--fault-handler',
+        'dufour',
+        '--spec-option',
+        'fileVmas=true',
+        '--spec-option',
+        'singleThreadShortcut=false',
+      ],
+      ['--fault-handler', 'lespinasse', '--spec-option', 'fileVmas=true'],
+    ];
+    for (const v of variants) {
+      const r = io({ 's.txt': script });
+      expect(runCli(['replay', ...v, 's.txt'], r.impl), v.join(' ')).toBe(0);
+      expect(r.out.stdout, v.join(' ')).toBe(classic.out.stdout);
+    }
+  });
+
   it('passes --spec-option values to the design, typed and nested', () => {
     seenOptions.length = 0;
     const { impl } = io({ 's.txt': 'mmap 0 1 rw private anon\n' });

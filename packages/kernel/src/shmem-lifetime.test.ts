@@ -58,7 +58,8 @@ describe('shared anonymous memory owns its pages (the last fput frees them)', ()
   }
 
   it('munmap of the last mapping frees the shmem pages at once; a partial munmap keeps them', () => {
-    const sys = boot();
+    // The shmem file is released at remove_vma() (Linux), so its pages go with the munmap itself.
+    const sys = boot({ vmFileRelease: 'removeVma' });
     const free: number[] = [];
     sys.spawnProcess('shm', function* (u) {
       yield* u.mmap(A, LEN, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED);

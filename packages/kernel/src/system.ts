@@ -94,8 +94,11 @@ export interface BootConfig {
   readonly freePgtablesUnderPtl?: boolean;
   /**
    * Where every mm releases a VMA's file (@spf/vma's `MmConfig.vmFileRelease`; Lespinasse's question 2):
-   * `removeVma` (default, Linux and SPF v12), `freeVma` (when the VMA's refcount reaches zero) or `rcu`
-   * (after a grace period). umount(2) says EBUSY until the file is released.
+   * `removeVma` (Linux and SPF v12), `freeVma` (when the VMA's refcount reaches zero) or `rcu` (after a
+   * grace period). umount(2) says EBUSY until the file is released. Default: what the fault handler asks for
+   * (`FaultHandler.mmConfig.vmFileRelease`: Dufour's design with `fileVmas` asks `freeVma`, Lespinasse's
+   * with `fileVmas` `rcu`), else `removeVma`. A design given a mode it cannot speculate safely under does
+   * not speculate on file VMAs.
    */
   readonly vmFileRelease?: VmFileRelease;
   /** The mmap lock of every mm: Linux's rw_semaphore (default) or a range lock. */
@@ -286,7 +289,9 @@ export class System {
     this.faultHandler = (config.faultHandler ?? defaultFaultHandler())(this.env);
     this.mmapLock = config.mmapLock ?? 'rwsem';
     this.rssCounting = config.rssCounting ?? 'percpu';
-    const release = config.vmFileRelease ?? 'removeVma';
+    // The boot's own choice, else what the fault handler was posted with (a design speculating on file VMAs
+    // needs vm_file to outlive its speculation: @spf/fault-spec's fileVmas), else Linux's.
+    const release = config.vmFileRelease ?? this.faultHandler.mmConfig?.vmFileRelease ?? 'removeVma';
     if (!VM_FILE_RELEASE_MODES.includes(release)) {
       throw new BootConfigError(`vmFileRelease: ${new VmFileReleaseConfigError(release).message}`);
     }
@@ -338,8 +343,8 @@ export class System {
       rssCounting: this.rssCounting,
       freePgtablesUnderPtl: this.env.freePgtablesUnderPtl,
       pgtableFreeRcu: this.env.pgtableFreeRcu,
-      vmFileRelease: this.vmFileRelease,
       ...this.faultHandler.mmConfig,
+      vmFileRelease: this.vmFileRelease,
       ids: this.ids,
       name: `mm[${pid}]`,
     });

@@ -65,6 +65,12 @@ export interface VmOperations {
   fault?(vmf: VmFault): Kernel<number>;
   mapPages?(vmf: VmFault, startPgoff: number, endPgoff: number): Kernel<number>;
   pageMkwrite?(vmf: VmFault): Kernel<number>;
+  /**
+   * `vm_ops->speculative` of Lespinasse's 2021 RFC ("fs: list file types that support speculative
+   * faults"): `->fault` and `->map_pages` may be called without mmap_lock, inside a speculative fault
+   * (FAULT_FLAG_SPECULATIVE), where they must not sleep. Absent: never speculatively.
+   */
+  readonly speculative?: boolean;
 }
 
 /**

@@ -26,6 +26,17 @@ export interface DufourChecks {
   readonly vmaRefcount: boolean;
   /** Unlinking drops the tree's VMA reference after a grace period (`call_rcu(vm_rcu_put)`). */
   readonly rcuFreeVma: boolean;
+  /**
+   * With `fileVmas` (the 2019 proposal): speculate on a file VMA only if the mm releases `vm_file` when the
+   * last VMA reference goes (`__free_vma()`, @spf/vma's `vmFileRelease: 'freeVma'`, or later: `'rcu'`), so the
+   * reference the fault holds keeps the file; with `'removeVma'` (Linux, v12) the file VMA is not speculated.
+   */
+  readonly vmFileLifetime: boolean;
+  /**
+   * With `fileVmas`: the speculative `filemap_fault()` / `filemap_map_pages()` re-check, with the page
+   * locked, that it still belongs to the file (`page->mapping == mapping`: not truncated meanwhile).
+   */
+  readonly pageMappingRecheck: boolean;
 }
 
 /** Every check's name with one line on what it guards (for the README table and the course). */
@@ -76,6 +87,16 @@ export const DUFOUR_CHECKS: readonly { readonly name: keyof DufourChecks; readon
   {
     name: 'rcuFreeVma',
     description: "unlinking drops the tree's VMA reference through call_rcu (vm_rcu_put), not at once",
+  },
+  {
+    name: 'vmFileLifetime',
+    description:
+      'fileVmas: speculate on a file VMA only if vm_file is released with the last VMA reference (__free_vma), so get_vma() holds the file',
+  },
+  {
+    name: 'pageMappingRecheck',
+    description:
+      'fileVmas: the speculative filemap_fault()/filemap_map_pages() re-check page->mapping once the page is locked (not truncated)',
   },
 ];
 

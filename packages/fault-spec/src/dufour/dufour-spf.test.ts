@@ -113,10 +113,21 @@ describe('dufourSpf options (bad input is refused at boot)', () => {
     expect(() => dufourSpf(null as never)).toThrow(/options is refused/);
   });
   it('lists every check with a description, and asks the mm for v12 bookkeeping', () => {
-    expect(DUFOUR_CHECKS.map((c) => c.name)).toHaveLength(11);
+    expect(DUFOUR_CHECKS.map((c) => c.name)).toHaveLength(13);
     for (const c of DUFOUR_CHECKS) expect(c.description.length).toBeGreaterThan(20);
     const h = dufourSpf({ checks: { rcuFreeVma: false } })(world().env);
     expect(h.mmConfig).toEqual({ spfV12: { rcuPut: false } });
+  });
+  it('fileVmas (the 2019 proposal) asks every mm to release vm_file in __free_vma(), unless vmFileLifetime is off', () => {
+    expect(dufourSpf({ fileVmas: true })(world().env).mmConfig).toEqual({
+      spfV12: { rcuPut: true },
+      vmFileRelease: 'freeVma',
+    });
+    expect(dufourSpf({ fileVmas: true, checks: { vmFileLifetime: false } })(world().env).mmConfig).toEqual({
+      spfV12: { rcuPut: true },
+    });
+    expect((dufourSpf()(world().env) as DufourSpfHandler).fileVmas).toBe(false);
+    expect(() => dufourSpf({ fileVmas: 'yes' as never })(world().env)).toThrow(/fileVmas is a boolean/);
   });
 });
 

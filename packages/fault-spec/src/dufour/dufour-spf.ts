@@ -37,6 +37,19 @@ export interface DufourSpfOptions {
    * (it depends on ARCH_HAS_PTE_SPECIAL). Only for showing why. Default false.
    */
   readonly unsafeWithoutPteSpecial?: boolean;
+  /**
+   * Question 2, the 2019 proposal (Lespinasse's review of v12: "would file-backed mappings work if the vma
+   * refcount held the file and vm_file were released in __free_vma()?"): file VMAs (of a type whose
+   * `vm_ops` allow speculation: @spf/file-backed's files) are handled speculatively. The reference
+   * `get_vma()` takes keeps `vm_file` alive, so the handler asks every mm to release it in `__free_vma()`
+   * (`mmConfig.vmFileRelease: 'freeVma'`; a boot's own `vmFileRelease` wins, and with `'removeVma'` file VMAs
+   * are not speculated: `spf_file_release`). Read faults run fault-around and `filemap_fault()` on cached
+   * pages only (no I/O, no sleep: a miss, a locked or PG_readahead page falls back to the classic path, which
+   * reads); private writes copy a cached page if the VMA has an anon_vma; shared writes (`->page_mkwrite`)
+   * always fall back. A page is mapped only if `vma_has_changed()` is false under the PTE lock. Default
+   * false: v12 as posted aborts on file VMAs.
+   */
+  readonly fileVmas?: boolean;
   /** The safety checks, each on by default ({@link DufourChecks}). */
   readonly checks?: Partial<DufourChecks>;
   /**
@@ -72,12 +85,14 @@ export interface DufourSpfPaths {
 export class DufourSpfHandler implements FaultHandler {
   readonly name = 'dufour';
   readonly counters: Readonly<DufourCounters>;
-  readonly mmConfig: Readonly<Pick<MmConfig, 'spfV12'>>;
+  readonly mmConfig: Readonly<Pick<MmConfig, 'spfV12' | 'vmFileRelease'>>;
   readonly checks: DufourChecks;
   private readonly live: DufourCounters;
   private attempts = 0;
   private readonly singleThreadShortcut: boolean;
   private readonly specPgtableAlloc: boolean;
+  /** File VMAs are handled speculatively (the 2019 proposal, {@link DufourSpfOptions.fileVmas}). */
+  readonly fileVmas: boolean;
   private readonly paths: DufourSpfPaths;
 
   constructor(
@@ -87,10 +102,14 @@ export class DufourSpfHandler implements FaultHandler {
     this.checks = validateDufourOptions(env, options);
     this.singleThreadShortcut = options.singleThreadShortcut ?? true;
     this.specPgtableAlloc = options.specPgtableAlloc ?? false;
+    this.fileVmas = options.fileVmas ?? false;
     this.paths = options.paths ?? { handleSpeculativeFault };
     this.live = makeDufourCounters();
     this.counters = this.live;
-    this.mmConfig = { spfV12: { rcuPut: this.checks.rcuFreeVma } };
+    this.mmConfig =
+      this.fileVmas && this.checks.vmFileLifetime
+        ? { spfV12: { rcuPut: this.checks.rcuFreeVma }, vmFileRelease: 'freeVma' }
+        : { spfV12: { rcuPut: this.checks.rcuFreeVma } };
   }
 
   handleUserFault(fault: UserFault): Kernel<FaultOutcome> {
@@ -115,7 +134,13 @@ export class DufourSpfHandler implements FaultHandler {
     this.attempts++;
     const specFlags = flags | FAULT_FLAG_SPECULATIVE;
     const ret = yield* this.paths.handleSpeculativeFault(
-      { env: this.env, checks: this.checks, counters: this.live, specPgtableAlloc: this.specPgtableAlloc },
+      {
+        env: this.env,
+        checks: this.checks,
+        counters: this.live,
+        specPgtableAlloc: this.specPgtableAlloc,
+        fileVmas: this.fileVmas,
+      },
       fault.mm,
       fault.address,
       fault.errorCode,
@@ -145,7 +170,12 @@ export function validateDufourOptions(env: FaultEnv, options: DufourSpfOptions):
     }
     checks[k] = v;
   }
-  for (const k of ['singleThreadShortcut', 'specPgtableAlloc', 'unsafeWithoutPteSpecial'] as const) {
+  for (const k of [
+    'singleThreadShortcut',
+    'specPgtableAlloc',
+    'unsafeWithoutPteSpecial',
+    'fileVmas',
+  ] as const) {
     const v = options[k];
     if (v !== undefined && typeof v !== 'boolean') {
       throw new FaultSpecConfigError('dufour', [`${k}: ${String(v)}`], `${k} is a boolean`);
@@ -191,6 +221,7 @@ const DUFOUR_OPTIONS = [
   'singleThreadShortcut',
   'specPgtableAlloc',
   'unsafeWithoutPteSpecial',
+  'fileVmas',
   'checks',
   'paths',
 ] as const;

@@ -4,6 +4,8 @@ import {
   FAULT_FLAG_ORIG_PTE_VALID,
   type FaultEnv,
   handlePteFault,
+  type SpeculativeFileAbort,
+  type SpeculativeFileHooks,
   VM_FAULT_OOM,
   VM_FAULT_RETRY,
 } from '@spf/fault-classic';
@@ -19,7 +21,7 @@ import {
   VM_UFFD_WP,
 } from '@spf/vma';
 import type { DufourChecks } from './dufour-checks.js';
-import type { DufourCounters } from './dufour-counters.js';
+import { DUFOUR_FILE_ABORT_COUNTERS, type DufourCounters } from './dufour-counters.js';
 import { findVmaRcu } from './find-vma-rcu.js';
 import { dufourPteMapLock } from './pte-map-lock.js';
 import type { SpeculativeFaultState } from './speculative-fault-state.js';
@@ -33,6 +35,29 @@ export interface SpeculativeFaultContext {
   readonly counters: DufourCounters;
   /** Question 3: allocate missing upper page-table levels under mm->page_table_lock. */
   readonly specPgtableAlloc: boolean;
+  /**
+   * Question 2, the 2019 proposal: file VMAs are handled speculatively (absent: false, v12 as posted). See
+   * {@link DufourSpfOptions.fileVmas}.
+   */
+  readonly fileVmas?: boolean;
+}
+
+/**
+ * The file hooks of Dufour's design with `fileVmas` (@spf/fault-classic's `SpeculativeFileHooks`): no section
+ * is needed around `->fault` and `->map_pages`, since the reference `get_vma()` took keeps the VMA and, with
+ * `vm_file` released in `__free_vma()`, its file; aborts are counted under the `spf_file_*` counters.
+ */
+function dufourFileHooks(ctx: SpeculativeFaultContext): SpeculativeFileHooks {
+  return {
+    *fileAccessBegin() {
+      return true;
+    },
+    *fileAccessEnd() {},
+    checks: { pageMappingRecheck: ctx.checks.pageMappingRecheck },
+    aborted(reason: SpeculativeFileAbort) {
+      ctx.counters[DUFOUR_FILE_ABORT_COUNTERS[reason]]++;
+    },
+  };
 }
 
 /**
@@ -41,15 +66,20 @@ export interface SpeculativeFaultContext {
  *
  * 1. `find_vma_rcu()` finds and references the VMA ({@link findVmaRcu}); none: give up;
  * 2. snapshot its `vm_sequence` (`vmf->sequence`; odd: a writer is inside, give up);
- * 3. give up for VMAs with `vm_ops->fault` (file and shared mappings: v12 handles anonymous memory only),
- *    without an `anon_vma` (allocating one needs mmap_lock), userfaultfd, growing stacks and huge pages; copy
+ * 3. give up for VMAs with `vm_ops->fault` (file and shared mappings: v12 handles anonymous memory only;
+ *    with `fileVmas`, the 2019 proposal, a file VMA of a type that allows it goes on, if the mm releases
+ *    `vm_file` no earlier than the last VMA reference: switch `vmFileLifetime`), anonymous VMAs without an
+ *    `anon_vma` (allocating one needs mmap_lock), userfaultfd, growing stacks and huge pages; copy
  *    `vm_flags` and `vm_page_prot` into the vm_fault; check the address is inside and `access_error()`;
  * 4. the page walk with interrupts off ({@link speculativeWalk}); a missing level ends the attempt, unless
  *    `specPgtableAlloc` (Lespinasse's question 3): then, with interrupts on, take `mm->page_table_lock`,
  *    re-check the VMA under it, install the missing tables, and walk again;
  * 5. re-validate `vm_sequence`, then `handle_pte_fault()` of @spf/fault-classic with the design's
  *    `pte_map_lock()` ({@link dufourPteMapLock}): speculative `do_anonymous_page()`, `do_wp_page()`,
- *    `wp_page_copy()`; everything else returns VM_FAULT_RETRY;
+ *    `wp_page_copy()`, and with `fileVmas` the read and private-write file faults of @spf/fault-classic's
+ *    `do_fault()` (fault-around, `->fault` on a cached page, `finish_fault()` through `pte_map_lock()`, so a
+ *    page is mapped only if `vma_has_changed()` is false under the PTE lock; otherwise it stays in the page
+ *    cache, unmapped); everything else returns VM_FAULT_RETRY;
  * 6. `put_vma()`.
  *
  * Returns the `handle_mm_fault()`-style result, VM_FAULT_RETRY when the attempt was abandoned (counted under
@@ -98,11 +128,20 @@ export function* handleSpeculativeFault(
     }
     yield readEffect(vma.line, 'spf: read vma');
     vma.checkLive('handle_speculative_fault');
-    if (vma.vmOps !== null || vma.vmFile !== null) {
+    // The 2019 proposal (fileVmas): a file VMA whose file type allows speculation (vm_ops->speculative).
+    const file = ctx.fileVmas === true && vma.vmFile !== null && vma.vmOps?.speculative === true;
+    if (!file && (vma.vmOps !== null || vma.vmFile !== null)) {
       counters.spf_vma_notsup++;
       return VM_FAULT_RETRY;
     }
-    if (vma.anonVma === null) {
+    if (file) {
+      counters.spf_file_attempt++;
+      // vm_file must outlive the reference get_vma() took: released in __free_vma() (or after it).
+      if (checks.vmFileLifetime && mm.vmFileRelease === 'removeVma') {
+        counters.spf_file_release++;
+        return VM_FAULT_RETRY;
+      }
+    } else if (vma.anonVma === null) {
       counters.spf_vma_noanon++;
       return VM_FAULT_RETRY;
     }
@@ -156,12 +195,16 @@ export function* handleSpeculativeFault(
       vmaFlags,
       vmaPageProt,
       origPmd: s.origPmd,
-      speculative: { pteMapLock: (f) => dufourPteMapLock(s, f) },
+      speculative: {
+        pteMapLock: (f) => dufourPteMapLock(s, f),
+        file: file ? dufourFileHooks(ctx) : null,
+      },
     };
     const before = abortCount(counters);
     const ret = yield* handlePteFault(vmf);
     // A VM_FAULT_RETRY that pte_map_lock did not explain: something handle_pte_fault does not do speculatively.
-    if (ret === VM_FAULT_RETRY && abortCount(counters) === before) counters.spf_vma_notsup++;
+    if ((ret & VM_FAULT_RETRY) !== 0 && abortCount(counters) === before) counters.spf_vma_notsup++;
+    if (file && (ret & VM_FAULT_RETRY) === 0) counters.spf_file_handled++;
     return ret;
   } finally {
     if (checks.vmaRefcount) yield* putVma(vma);
@@ -169,7 +212,9 @@ export function* handleSpeculativeFault(
 }
 
 function abortCount(c: DufourCounters): number {
-  return c.spf_vma_changed + c.spf_pmd_changed + c.spf_pte_lock;
+  let n = c.spf_vma_changed + c.spf_pmd_changed + c.spf_pte_lock;
+  for (const k of Object.values(DUFOUR_FILE_ABORT_COUNTERS)) n += c[k];
+  return n;
 }
 
 /**

@@ -65,5 +65,14 @@ describe('lespinasseSpf options', () => {
     expect(refusal({ specPgtableAlloc: 'yes' }).options).toEqual(['specPgtableAlloc']);
     expect(refusal(null).options).toEqual(['options']);
     expect(refusal({ checks: 3 }).options).toEqual(['checks']);
+    expect(refusal({ fileVmas: 1 }).options).toEqual(['fileVmas']);
+  });
+
+  it('fileVmas is on by default, as the 2021 RFC posted it, and asks every mm for an RCU-deferred fput of vm_file', () => {
+    expect(resolveLespinasseOptions(env()).fileVmas).toBe(true);
+    expect(lespinasseSpf()(env()).mmConfig).toEqual({ vmFileRelease: 'rcu' });
+    // The 2022 series (anonymous VMAs only), and the unsafe experiment, ask for nothing.
+    expect(lespinasseSpf({ fileVmas: false })(env()).mmConfig).toEqual({});
+    expect(lespinasseSpf({ checks: { vmFileLifetime: false } })(env()).mmConfig).toEqual({});
   });
 });

@@ -19,6 +19,14 @@ export const LESPINASSE_CHECKS = {
     '__pte_map_lock(): spin_trylock() the PTE lock and abort when it is held, instead of spinning with interrupts off (SPF_ABORT_PTE_MAP_LOCK_PTL)',
   mmapSeqRecheck:
     '__pte_map_lock(): mmap_seq re-check with the PTE lock held, the commit point of the speculation (SPF_ABORT_PTE_MAP_LOCK_SEQ2)',
+  vmFileLifetime:
+    'fileVmas (2021 RFC, "mm: rcu safe vma->vm_file freeing"): speculate on a file VMA only if the mm defers fput(vm_file) past an RCU grace period (vmFileRelease rcu); otherwise abort (SPF_ABORT_FILE_RELEASE)',
+  fileRcu:
+    'fileVmas: ->fault() and ->map_pages() run inside rcu_read_lock() ("speculative handling in __do_fault()/do_fault_around()"), so the RCU-deferred fput of vm_file waits for them',
+  mmapSeqCheckBeforeFile:
+    'fileVmas: mmap_seq_read_check() at the start of that RCU section: the VMA copy (and so vm_file) was still current when the section began (SPF_ABORT_FILE_SEQ)',
+  pageMappingRecheck:
+    'fileVmas: the speculative filemap_fault()/filemap_map_pages() re-check page->mapping once the page is locked (not truncated meanwhile)',
 } as const;
 
 /** The name of one of Lespinasse's safety checks. */
@@ -51,6 +59,17 @@ export interface LespinasseOptions {
    * shortcut (Dufour's v12 did).
    */
   readonly singleThreadShortcut?: boolean;
+  /**
+   * File VMAs, as the 2021 RFC ("[RFC PATCH 00/37] Speculative page faults", April 2021, patches 23-32) posted
+   * them: a file VMA whose `vm_ops` allow speculation (@spf/file-backed's files; the RFC's ext4, xfs, ...) is
+   * handled speculatively, except shared writes (`vma_can_speculate()`: no `->page_mkwrite`). `->fault` and
+   * `->map_pages` run inside `rcu_read_lock()` after an mmap_seq check, and `vm_file`'s fput is deferred past
+   * a grace period (the handler asks every mm for `vmFileRelease: 'rcu'`; a boot's own `vmFileRelease` wins,
+   * and with any other mode file VMAs abort: SPF_ABORT_FILE_RELEASE). Only cached, uptodate, unlocked pages
+   * are mapped (fault-around first; `filemap_fault()` without I/O); everything else falls back. Default true,
+   * as the RFC posted it (the 2022 v2 series dropped file VMAs: `fileVmas: false` is that series).
+   */
+  readonly fileVmas?: boolean;
 }
 
 /** The options after validation, with every default filled in. */
@@ -59,10 +78,11 @@ export interface ResolvedLespinasseOptions {
   readonly pageWalk: SpeculativePageWalkGuard;
   readonly specPgtableAlloc: boolean;
   readonly singleThreadShortcut: boolean;
+  readonly fileVmas: boolean;
 }
 
 const HANDLER = 'lespinasse';
-const OPTION_KEYS = ['checks', 'pageWalk', 'specPgtableAlloc', 'singleThreadShortcut'] as const;
+const OPTION_KEYS = ['checks', 'pageWalk', 'specPgtableAlloc', 'singleThreadShortcut', 'fileVmas'] as const;
 
 function bool(value: unknown, name: string, dflt: boolean): boolean {
   if (value === undefined) return dflt;
@@ -144,5 +164,6 @@ export function resolveLespinasseOptions(
     );
   }
   const singleThreadShortcut = bool(options.singleThreadShortcut, 'singleThreadShortcut', false);
-  return { checks, pageWalk, specPgtableAlloc, singleThreadShortcut };
+  const fileVmas = bool(options.fileVmas, 'fileVmas', true);
+  return { checks, pageWalk, specPgtableAlloc, singleThreadShortcut, fileVmas };
 }

@@ -28,10 +28,11 @@ import {
   ptePresent,
   pteProtnone,
   pteWrite,
+  PF_WRITE,
   pudNone,
   tableIndex,
 } from '@spf/pagetable';
-import { pgtableAllocUnderPtl, type VmArea } from '@spf/vma';
+import { type MmConfig, pgtableAllocUnderPtl, VM_SHARED, type VmArea } from '@spf/vma';
 import {
   LESPINASSE_ABORT_REASONS,
   type LespinasseCounters,
@@ -143,13 +144,15 @@ function* doHandleMmFaultSpeculative(
     counters.SPF_ABORT_FAULT++; // do_numa_page(): NUMA hinting is not modelled
     return VM_FAULT_RETRY;
   }
-  if (none) counters.SPF_ATTEMPT_ANON++;
+  const anon = vma.isAnonymous();
+  if (none) counters[anon ? 'SPF_ATTEMPT_ANON' : 'SPF_ATTEMPT_FILE']++;
   else {
     counters.SPF_ATTEMPT_PTE++;
     if (write && !pteWrite(walk.pte)) counters.SPF_ATTEMPT_WP++;
   }
   // Counted after the SPF_ATTEMPT_* event, as the series counts it inside do_anonymous_page / wp_page_copy.
-  if (vma.anonVma === null && (none ? write || !env.useZeroPage : write)) {
+  // (A file VMA's private write to a none PTE finds it in do_cow_fault(): vmf_anon_prepare() aborts there.)
+  if (vma.anonVma === null && (anon && none ? write || !env.useZeroPage : write && !none)) {
     counters.SPF_ABORT_ANON_VMA++;
     return VM_FAULT_RETRY;
   }
@@ -176,15 +179,40 @@ function* doHandleMmFaultSpeculative(
   return yield* handlePteFault(vmf);
 }
 
-/** Counts an abort (and its reason, unless `__pte_map_lock()` counted it) and falls back to mmap_lock. */
+/**
+ * Counts an abort (and its reason, unless `__pte_map_lock()` or the file path counted it) and falls back to
+ * mmap_lock.
+ */
 function abort(
   counters: LespinasseCounters,
   reason: keyof LespinasseCounters | null,
   flags: number,
+  fileVma = false,
 ): LocklessFaultResult {
   if (reason !== null) counters[reason]++;
   counters.spf_abort++;
+  if (fileVma) counters.spf_file_abort++;
   return { kind: 'fallback', flags };
+}
+
+/**
+ * Models `vma_can_speculate()` of the 2021 RFC (include/linux/mm.h, "mm: enable speculative fault handling
+ * for supported file types") for a VMA that is not anonymous: only with `fileVmas`, on a file whose `vm_ops`
+ * allow speculation, and not for a write to a shared mapping (no speculative `->page_mkwrite`). Ours on top:
+ * the mm must defer `fput(vm_file)` past a grace period (the RFC's "mm: rcu safe vma->vm_file freeing", our
+ * `vmFileRelease: 'rcu'`; switch `vmFileLifetime`). Returns null when the fault may go on, else the abort
+ * reason.
+ */
+function vmaCanSpeculateFile(
+  handler: LespinasseSpfHandler,
+  vma: VmArea,
+  errorCode: number,
+): keyof LespinasseCounters | null {
+  const { fileVmas, checks } = handler.options;
+  if (!fileVmas || vma.vmFile === null || vma.vmOps?.speculative !== true) return 'SPF_ABORT_NO_SPECULATE';
+  if ((errorCode & PF_WRITE) !== 0 && (vma.vmFlags & VM_SHARED) !== 0) return 'SPF_ABORT_FILE_MKWRITE';
+  if (checks.vmFileLifetime && vma.vmMm.vmFileRelease !== 'rcu') return 'SPF_ABORT_FILE_RELEASE';
+  return null;
 }
 
 /**
@@ -194,7 +222,8 @@ function abort(
  * 1. count `spf_attempt`; `mmap_seq_read_start()`: an odd sequence (a writer holds mmap_lock) aborts
  *    (SPF_ABORT_ODD);
  * 2. under rcu_read_lock, find the VMA (SPF_ABORT_UNMAPPED when none covers the address: stack expansion
- *    needs mmap_lock) and give up on non-anonymous ones (SPF_ABORT_NO_SPECULATE); copy it to the stack
+ *    needs mmap_lock) and give up on non-anonymous ones (SPF_ABORT_NO_SPECULATE) unless `fileVmas` lets a
+ *    file VMA through; copy it to the stack
  *    ({@link vmaCopy}); leave the RCU section;
  * 3. `mmap_seq_read_check()`: the copy is consistent with the tree only if no writer came in meanwhile
  *    (SPF_ABORT_VMA_COPY); `access_error()` on the copy aborts too (SPF_ABORT_ACCESS_ERROR: the classic path
@@ -203,8 +232,12 @@ function abort(
  *    anything but VM_FAULT_RETRY finishes the fault (accounted as `handle_mm_fault()` does); VM_FAULT_RETRY
  *    counts `spf_abort` and falls back to the classic path under mmap_lock, with the same flags.
  *
- * Simplifications: anonymous VMAs only (the series' file and swap cases are not modelled); no signal check
- * after an abort (nothing in the speculative path waits).
+ * With `fileVmas` (the 2021 RFC), step 2 also lets through a file VMA `vma_can_speculate()` accepts
+ * ({@link vmaCanSpeculateFile}); the rest of the file fault is @spf/fault-classic's and @spf/file-backed's
+ * speculative paths, with this fault's state as the file hooks (RCU section, mmap_seq check).
+ *
+ * Simplifications: the series' swap cases are not modelled; no signal check after an abort (nothing in the
+ * speculative path waits).
  */
 function* lespinasseAttempt(
   handler: LespinasseSpfHandler,
@@ -224,6 +257,7 @@ function* lespinasseAttempt(
   if (checks.rcuFreeVma) yield* mm.rcu.readLock();
   let copy: VmArea | null = null;
   let reason: keyof LespinasseCounters | null = null;
+  let fileVma = false;
   try {
     const vma = yield* mm.findVmaRcu(address);
     if (vma === null) reason = 'SPF_ABORT_UNMAPPED';
@@ -231,15 +265,20 @@ function* lespinasseAttempt(
       yield readEffect(vma.line, 'vma->vm_start, vm_ops');
       vma.checkLive('speculative fault: find_vma under RCU');
       if (vma.vmStart > address) reason = 'SPF_ABORT_UNMAPPED';
-      else if (!vma.isAnonymous()) reason = 'SPF_ABORT_NO_SPECULATE';
-      else copy = yield* vmaCopy(vma);
+      else if (vma.isAnonymous()) copy = yield* vmaCopy(vma);
+      else {
+        reason = vmaCanSpeculateFile(handler, vma, fault.errorCode);
+        fileVma = reason === null || reason !== 'SPF_ABORT_NO_SPECULATE';
+        if (fileVma) counters.spf_file_attempt++;
+        if (reason === null) copy = yield* vmaCopy(vma);
+      }
     }
   } finally {
     if (checks.rcuFreeVma) yield* mm.rcu.readUnlock();
   }
-  if (copy === null) return abort(counters, reason, flags);
-  if (!(yield* mmapSeqReadCheck(mm, seq))) return abort(counters, 'SPF_ABORT_VMA_COPY', flags);
-  if (accessError(fault.errorCode, copy)) return abort(counters, 'SPF_ABORT_ACCESS_ERROR', flags);
+  if (copy === null) return abort(counters, reason, flags, fileVma);
+  if (!(yield* mmapSeqReadCheck(mm, seq))) return abort(counters, 'SPF_ABORT_VMA_COPY', flags, fileVma);
+  if (accessError(fault.errorCode, copy)) return abort(counters, 'SPF_ABORT_ACCESS_ERROR', flags, fileVma);
   const specFlags = flags | FAULT_FLAG_SPECULATIVE;
   const state = new LespinasseSpfState(
     env,
@@ -248,10 +287,11 @@ function* lespinasseAttempt(
     checks.speculativePageWalk ? options.pageWalk : null,
     checks,
     counters,
+    fileVma,
   );
   let ret = sanitizeFaultFlags(copy, specFlags);
   if (ret === 0) ret = yield* doHandleMmFaultSpeculative(handler, state, copy, address, specFlags);
-  if ((ret & VM_FAULT_RETRY) !== 0) return abort(counters, null, flags);
+  if ((ret & VM_FAULT_RETRY) !== 0) return abort(counters, null, flags, fileVma);
   mmAccountFault(env, fault.task, specFlags, ret);
   return { kind: 'done', ret };
 }
@@ -260,7 +300,9 @@ function* lespinasseAttempt(
  * Lespinasse's speculative page fault (Michel Lespinasse, "[PATCH v2 00/35] Speculative page faults",
  * January 2022) as a @spf/fault-classic `FaultHandler`: every user fault first tries the speculative path
  * (no mmap_lock, no VMA reference: a per-mm sequence count, an on-stack VMA copy and RCU-freed VMAs), and
- * falls back to `do_user_addr_fault()`'s classic path under mmap_lock when it aborts.
+ * falls back to `do_user_addr_fault()`'s classic path under mmap_lock when it aborts. File VMAs (`fileVmas`,
+ * on by default) follow the April 2021 RFC ("[RFC PATCH 00/37] Speculative page faults", patches 23-32),
+ * which the 2022 series left out.
  */
 export class LespinasseSpfHandler implements FaultHandler {
   readonly name = 'lespinasse';
@@ -268,11 +310,18 @@ export class LespinasseSpfHandler implements FaultHandler {
   readonly counters: LespinasseCounters = newLespinasseCounters();
   private readonly attempt = (fault: UserFault, flags: number): Kernel<LocklessFaultResult> =>
     lespinasseAttempt(this, fault, flags);
+  /**
+   * With `fileVmas` (and its `vmFileLifetime` check), every mm defers `fput(vm_file)` past an RCU grace period
+   * (the RFC's "mm: rcu safe vma->vm_file freeing"); `boot()` applies it unless the boot names its own.
+   */
+  readonly mmConfig: Readonly<Pick<MmConfig, 'vmFileRelease'>>;
 
   constructor(
     readonly env: FaultEnv,
     readonly options: ResolvedLespinasseOptions,
-  ) {}
+  ) {
+    this.mmConfig = options.fileVmas && options.checks.vmFileLifetime ? { vmFileRelease: 'rcu' } : {};
+  }
 
   speculativeStats(): SpeculativeStats {
     const c = this.counters;

@@ -2,7 +2,7 @@
 // names no fault handler gets that one, so the whole suite runs under it (the kernel's test matrix).
 import { setDefaultFaultHandler } from '../default-fault-handler.js';
 import { faultHandlerByName } from '../fault-handlers.js';
-import { matrixHandlerName } from './handler-matrix.js';
+import { matrixHandlerName, matrixHandlerOptions } from './handler-matrix.js';
 
 const name = matrixHandlerName();
-setDefaultFaultHandler(name === 'classic' ? null : faultHandlerByName(name));
+setDefaultFaultHandler(name === 'classic' ? null : faultHandlerByName(name, matrixHandlerOptions()));
