@@ -514,7 +514,7 @@ export class Machine implements SchedulerView {
       this.dirtyMark[id] = 0;
       const c = this.cpus[id];
       // Something touched a CPU of the spin ring (an IPI, a wake-up, a new task): it steps from the heap again.
-      if (ring?.has(id)) this.leaveRing(id);
+      if (ring !== null && ring.has(id)) this.leaveRing(id);
       const on = this.isEnabled(c);
       this.en[id] = on ? 1 : 0;
       if (heapMode) {
