@@ -22,7 +22,6 @@ import { timed } from './policy/timed.js';
 import { advanceSpin, checkResumed, describeStuckSpinner, enterYielded } from './pure-spin.js';
 import { ReadyHeap } from './ready-heap.js';
 import { encodeSchedule } from './schedule.js';
-import { SpinRing } from './spin-ring.js';
 import { Task } from './task.js';
 import type { TraceEvent } from './trace.js';
 import type { WaitQueue } from './wait-queue.js';
@@ -129,20 +128,6 @@ export class Machine implements SchedulerView {
   private dirtyCount = 0;
   /** Enabled CPUs by ready time, used by discrete-event policies. */
   private readonly heap: ReadyHeap;
-  /** Tie-break rank of each CPU under a discrete-event policy. */
-  private readonly tieRank: Int32Array;
-  /**
-   * Under a discrete-event policy, the CPUs in a steady pure spin-wait, stepped in rotation without the heap
-   * (see {@link SpinRing}); null under the other policies.
-   */
-  private readonly ring: SpinRing | null;
-  /** The line each CPU of the ring spins on. */
-  private readonly ringLine: (MemoryLine | null)[];
-  /** The lines CPUs of the ring spin on, and their `version` when those CPUs joined. */
-  private readonly watched: MemoryLine[] = [];
-  private readonly watchedVersion: number[] = [];
-  /** Simulated time at which the last step taken from the heap began. */
-  private stepStart = 0;
   step = 0;
   lastCpu = -1;
 
@@ -188,10 +173,6 @@ export class Machine implements SchedulerView {
       }
     }
     this.heap = new ReadyHeap(cpus, tieRank);
-    this.tieRank = tieRank;
-    this.ring =
-      policy.discreteEvent === true ? new SpinRing(cpus, tieRank, this.cost.pause + this.cost.l1Hit) : null;
-    this.ringLine = new Array<MemoryLine | null>(cpus).fill(null);
     // The jitter applies under every policy with a seed other than 0, so that a replayed schedule of a
     // varied run reproduces its timing (explorations run with machine seed 0 and see no jitter).
     const jitter = seed !== 0 ? new Prng(mixSeed(seed, 0x7177e2)) : null;
@@ -296,34 +277,11 @@ export class Machine implements SchedulerView {
         this.flushDirty(heapMode);
         let cpu: number;
         if (heapMode) {
-          const ring = this.ring!;
-          if (
-            ring.size > 0 &&
-            (this.heap.size === 0 ||
-              ring.headTime() < this.heap.topKey() ||
-              (ring.headTime() === this.heap.topKey() && this.tieRank[ring.headCpu()] < this.heap.topRank()))
-          ) {
-            // The earliest step is a steady spinner's: take it from the ring (the same step the heap would give).
-            cpu = ring.headCpu();
-            if (this.step >= this.maxSteps) this.failStepLimit();
-            if (this.step >= this.choices.length) this.growChoices();
-            this.choices[this.step] = cpu;
-            this.ringStep(this.cpus[cpu]);
-            ring.advance();
-            this.step++;
-            this.lastCpu = cpu;
-            if (++this.spinStreak > 64 + 8 * n) {
-              this.spinStreak = 0;
-              this.checkSpinForever();
-            }
-            continue;
-          }
           if (this.heap.size === 0) {
             if (this.live > 0) this.fail('deadlock', describeDeadlock(this.tasks, this.cpus), -1, null);
             break;
           }
           cpu = this.heap.top();
-          this.stepStart = this.heap.topKey();
         } else {
           let count = 0;
           const en = this.en;
@@ -335,15 +293,28 @@ export class Machine implements SchedulerView {
           cpu = -1;
           if (this.step < this.maxSteps) cpu = this.policy.choose(enabled, count, this);
         }
-        if (this.step >= this.maxSteps) this.failStepLimit();
-        if (this.step >= this.choices.length) this.growChoices();
+        if (this.step >= this.maxSteps) {
+          this.fail(
+            'step-limit',
+            `no end after ${this.maxSteps} steps (a livelock, or raise maxSteps): ${describeSpinners(this.cpus)}`,
+            -1,
+            null,
+          );
+        }
+        if (this.step >= this.choices.length) {
+          const grown =
+            this.cpuCount <= 256
+              ? new Uint8Array(this.choices.length * 2)
+              : new Uint16Array(this.choices.length * 2);
+          grown.set(this.choices);
+          this.choices = grown;
+        }
         this.choices[this.step] = cpu;
         this.markDirty(cpu);
         this.spinStep = false;
         this.stepCpu(this.cpus[cpu]);
         this.step++;
         this.lastCpu = cpu;
-        if (this.watched.length > 0) this.checkWatched();
         if (this.spinStep) {
           if (++this.spinStreak > 64 + 8 * n) {
             this.spinStreak = 0;
@@ -366,113 +337,6 @@ export class Machine implements SchedulerView {
       if (!(e instanceof StopRun)) throw e;
     }
     return this.result();
-  }
-
-  private failStepLimit(): never {
-    this.fail(
-      'step-limit',
-      `no end after ${this.maxSteps} steps (a livelock, or raise maxSteps): ${describeSpinners(this.cpus)}`,
-      -1,
-      null,
-    );
-  }
-
-  private growChoices(): void {
-    const grown =
-      this.cpuCount <= 256
-        ? new Uint8Array(this.choices.length * 2)
-        : new Uint16Array(this.choices.length * 2);
-    grown.set(this.choices);
-    this.choices = grown;
-  }
-
-  /**
-   * One step of a CPU in the spin ring: the PAUSE or the re-read (an L1 hit) of its pure spin-wait, recorded
-   * and charged exactly as {@link perform} would, with the iteration's bookkeeping of `advanceSpin` (the line
-   * is unchanged and the code has shown it only spins again, so the code would not run).
-   */
-  private ringStep(c: Cpu): void {
-    const t = c.current!;
-    const w = t.spinWait!;
-    const start = c.clock;
-    if (t.pending === w.spin) {
-      c.clock = start + this.cost.pause;
-      this.history.record(c, EffectKind.Spin, -1, w.spin.label ?? '', start, this.step);
-      t.pending = w.read;
-    } else {
-      c.clock = start + this.cost.l1Hit;
-      const r = w.read;
-      this.history.record(c, EffectKind.Read, r.line.id, r.label ?? r.line.label, start, this.step);
-      t.pending = w.spin;
-      this.spinsSkipped++;
-    }
-  }
-
-  /**
-   * Puts CPU `c` (enabled, its heap key not yet set) into the spin ring if its task is in a steady pure
-   * spin-wait: nothing but the task can run on it (no IPI pending or running, no other task queued), the task
-   * is between two steps of a spin-wait iteration whose code would not run (the code has shown it only spins
-   * again and the line is unchanged since), the re-read will hit in the L1, and its two next steps keep the
-   * ring's rotation. Returns whether it did.
-   */
-  private joinRing(c: Cpu): boolean {
-    const t = c.current;
-    if (t === null || c.irq !== null || c.inbox.length > 0 || c.waitingIpi !== null || c.runqueue.length > 0)
-      return false;
-    const w = t.spinWait;
-    if (w === null || t.rmwLoop !== null || !t.spinChecked || t.wokenAt > c.clock) return false;
-    const line = w.line;
-    if (line.version !== t.spinVersion) return false;
-    let second: number;
-    if (t.pending === w.spin) second = c.clock + this.cost.pause;
-    else if (t.pending === w.read) second = c.clock + this.cost.l1Hit;
-    else return false;
-    // Only a spinner already in step with the present joins: one whose next iteration begins later (after a
-    // re-read that waited for the line) would hold the ring's window far ahead of the others.
-    if (second > this.stepStart + this.ring!.period) return false;
-    if (!this.coherence.readHits(c.id, line)) return false;
-    if (!this.ring!.tryAdd(c.id, c.clock, second)) return false;
-    this.ringLine[c.id] = line;
-    if (!this.watched.includes(line)) {
-      this.watched.push(line);
-      this.watchedVersion.push(line.version);
-    }
-    return true;
-  }
-
-  /** Takes CPU `id` out of the spin ring (the caller sets its heap key). */
-  private leaveRing(id: number): void {
-    this.ring!.remove(id);
-    this.ringLine[id] = null;
-    if (this.ring!.size === 0) {
-      this.watched.length = 0;
-      this.watchedVersion.length = 0;
-    }
-  }
-
-  /**
-   * After a step: if a line that CPUs of the ring spin on was written, those CPUs leave the ring (their next
-   * re-read misses, and their code or exit condition must see the new value) and go back to the heap.
-   */
-  private checkWatched(): void {
-    const lines = this.watched;
-    let changed = false;
-    for (let k = 0; k < lines.length; k++) if (lines[k].version !== this.watchedVersion[k]) changed = true;
-    if (!changed) return;
-    const ring = this.ring!;
-    const left = ring.removeWhere(
-      (cpu) => this.ringLine[cpu]!.version !== this.cpus[cpu].current!.spinVersion,
-    );
-    for (const cpu of left) {
-      this.ringLine[cpu] = null;
-      this.markDirty(cpu);
-    }
-    for (let k = lines.length - 1; k >= 0; k--) {
-      if (lines[k].version !== this.watchedVersion[k] || ring.size === 0) {
-        lines.splice(k, 1);
-        this.watchedVersion.splice(k, 1);
-      }
-    }
   }
 
   private result(): RunResult {
@@ -508,20 +372,15 @@ export class Machine implements SchedulerView {
 
   /** Recomputes whether the CPUs touched by the last step can run, and (timed policy) their heap keys. */
   private flushDirty(heapMode: boolean): void {
-    const ring = this.ring;
     for (let k = 0; k < this.dirtyCount; k++) {
       const id = this.dirty[k];
       this.dirtyMark[id] = 0;
       const c = this.cpus[id];
-      // Something touched a CPU of the spin ring (an IPI, a wake-up, a new task): it steps from the heap again.
-      if (ring !== null && ring.has(id)) this.leaveRing(id);
       const on = this.isEnabled(c);
       this.en[id] = on ? 1 : 0;
       if (heapMode) {
-        if (on) {
-          if (ring !== null && this.joinRing(c)) this.heap.remove(id);
-          else this.heap.set(id, this.readyAt(id));
-        } else this.heap.remove(id);
+        if (on) this.heap.set(id, this.readyAt(id));
+        else this.heap.remove(id);
       }
     }
     this.dirtyCount = 0;

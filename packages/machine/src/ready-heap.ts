@@ -39,16 +39,6 @@ export class ReadyHeap {
     return this.heap[0];
   }
 
-  /** The ready time of {@link top} (call only when `size > 0`). */
-  topKey(): number {
-    return this.hkey[0];
-  }
-
-  /** The tie-break rank of {@link top} (call only when `size > 0`). */
-  topRank(): number {
-    return this.hrank[0];
-  }
-
   /** Inserts `id` with ready time `key`, or moves it to that key. */
   set(id: number, key: number): void {
     const i = this.pos[id];
