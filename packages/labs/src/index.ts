@@ -28,6 +28,7 @@ export { lab1 } from './lab1/lab1.js';
 export { lab2 } from './lab2/lab2.js';
 export { lab3 } from './lab3/lab3.js';
 export { lab4 } from './lab4/lab4.js';
+export { lab5 } from './lab5/lab5.js';
 export { type CheckOptions, checkSchedules, type SearchMode } from './lab2/explorer-check.js';
 export { watchRwsem, watchSeqcount } from './lab2/debug-watch.js';
 export {
