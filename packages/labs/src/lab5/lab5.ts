@@ -36,6 +36,7 @@ export const lab5: Lab = {
       '`PerVmaLockPaths` via `perVmaLock({ paths: { lockVmaUnderRcu, vmaStartWrite, vmaEndWriteAll } })` (src/per-vma/per-vma-lock.ts); the writer paths reach @spf/vma as `MmConfig.vmaLocking.paths`',
   },
   files,
+  buildsOn: ['lab3'],
   hints: [
     'Start with the writer, it is short: vmaEndWriteAll bumps mm.mmLockSeq (yield* mm.mmLockSeq.update((v) => v + 1)). vmaStartWrite returns early if vma.vmLockSeq already equals mm_lock_seq; otherwise it takes vma.vmLock for writing, stores mm_lock_seq into vma.vmLockSeq and releases the lock.',
     'The reader: yield* mm.rcu.readLock(), then mm.findVmaRcu(address). It returns the first VMA that ends above the address: check vmStart <= address too, or you will lock the VMA above a hole. 6.4 also gives up on VMAs that are not anonymous or have no anon_vma yet. Every way out must leave RCU (readUnlock) and count VMA_LOCK_ABORT when it returns null.',

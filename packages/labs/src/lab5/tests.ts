@@ -4,6 +4,7 @@ import {
   type PerVmaLockPaths,
   perVmaLock,
 } from '@spf/fault-spec';
+import { type PteFaultPaths, withPteFaultPaths } from '@spf/fault-classic';
 import { boot, type System, type UserContext, UserSignal } from '@spf/kernel';
 import { block, type ExploreOptions, type Kernel, type Machine, WaitQueue, wake } from '@spf/machine';
 import {
@@ -22,7 +23,13 @@ import { traceStudent } from '../debug-probe.js';
 import { TestFailure } from '../lab-errors.js';
 import type { LabTest, TestContext } from '../lab.js';
 import { checkSchedules } from '../lab2/explorer-check.js';
-import { expectEq, LAB_MEMORY, type Program, runOnSystem } from '../lab3/kernel-harness.js';
+import {
+  expectEq,
+  LAB_MEMORY,
+  type Program,
+  runOnSystem,
+  studentPteFaultPaths,
+} from '../lab3/kernel-harness.js';
 
 const A = 0x5000_0000; // 2 MiB aligned: the region has a page table of its own
 const B = 0x6000_0000;
@@ -51,13 +58,26 @@ export function studentPerVmaPaths(ctx: TestContext): Required<PerVmaLockPaths> 
   ]);
 }
 
+/**
+ * What a test runs on: the student's per-VMA-lock paths, and their Lab 3 `do_anonymous_page()` and
+ * `do_wp_page()` when the grading was handed a full-marks Lab 3 solution (`spf-grade --with lab3=...`, the
+ * workbench's saved one); otherwise the package's.
+ */
+type Student5 = { readonly paths: Required<PerVmaLockPaths>; readonly pte: PteFaultPaths | null };
+
+function student5(ctx: TestContext): Student5 {
+  const lab3 = ctx.earlier?.lab3;
+  return { paths: studentPerVmaPaths(ctx), pte: lab3 === undefined ? null : studentPteFaultPaths(lab3) };
+}
+
 /** Boots @spf/kernel with Linux 6.4's per-VMA locks running the student's reader and writer. */
-function bootPervma(paths: PerVmaLockPaths, cpus: number, machine?: Machine): System {
+function bootPervma(s: Student5, cpus: number, machine?: Machine): System {
+  const handler = perVmaLock({ paths: s.paths });
   return boot({
     memory: LAB_MEMORY,
     cpus,
     ...(machine === undefined ? {} : { machine }),
-    faultHandler: perVmaLock({ paths }),
+    faultHandler: s.pte === null ? handler : withPteFaultPaths(handler, s.pte),
   });
 }
 
@@ -116,12 +136,12 @@ function* thread(u: UserContext, cpu: number, program: (t: UserContext) => Kerne
 }
 
 /** An explored scenario: one process running `main` on a system with the student's paths. */
-function scenario(paths: PerVmaLockPaths, cpus: number, main: (u: UserContext, sys: System) => Kernel<void>) {
+function scenario(s5: Student5, cpus: number, main: (u: UserContext, sys: System) => Kernel<void>) {
   return {
     cpus,
     maxSteps: 300_000,
     setup(m: Machine) {
-      const sys = bootPervma(paths, cpus, m);
+      const sys = bootPervma(s5, cpus, m);
       sys.spawnProcess('pervma', function* (u) {
         yield* main(u, sys);
         sys.assertInvariants();
@@ -156,10 +176,10 @@ export const lab5Tests: readonly LabTest[] = [
     description:
       'Once a VMA has its anon_vma, first touches finish under the VMA lock (VMA_LOCK_SUCCESS) and read back; the first fault of a VMA (no anon_vma yet) and an address in a hole fall back to mmap_lock (VMA_LOCK_ABORT): the hole ends in SIGSEGV MAPERR, a store to a read-only VMA in SIGSEGV ACCERR.',
     run(ctx) {
-      const paths = studentPerVmaPaths(ctx);
+      const s5 = student5(ctx);
       const seen: number[] = [];
       const sigs: string[] = [];
-      const sys = runOnSystem(bootPervma(paths, 2), function* (u) {
+      const sys = runOnSystem(bootPervma(s5, 2), function* (u) {
         yield* mapAnon(u, A, 4);
         yield* mapAnon(u, A + 8 * P, 1, PROT_READ);
         yield* u.store8(A, 10); // no anon_vma yet: falls back, and the classic path creates it
@@ -196,12 +216,13 @@ export const lab5Tests: readonly LabTest[] = [
     description:
       'Inside an mmap write section, once vma_start_write() marked the VMA, lock_vma_under_rcu() must refuse it (counting VMA_LOCK_ABORT) while other VMAs stay available; after mmap_write_unlock() (vma_end_write_all()) it must lock it again, and a fault after an mprotect of the VMA runs under the VMA lock.',
     run(ctx) {
-      const paths = studentPerVmaPaths(ctx);
+      const s5 = student5(ctx);
+      const paths = s5.paths;
       const steps: string[] = [];
       const counters = newPerVmaLockCounters();
       const c: PerVmaLockContext = { counters, fileVmas: false };
       let after = 0;
-      runOnSystem(bootPervma(paths, 2), function* (u) {
+      runOnSystem(bootPervma(s5, 2), function* (u) {
         const mm = u.process.mm;
         yield* mapAnon(u, A, 4);
         yield* mapAnon(u, B, 1);
@@ -248,10 +269,10 @@ export const lab5Tests: readonly LabTest[] = [
     description:
       'After fork, the parent writes a page both share: a COW fault taken under the VMA lock. The child still reads the old byte, the parent the new one.',
     run(ctx) {
-      const paths = studentPerVmaPaths(ctx);
+      const s5 = student5(ctx);
       const seen: string[] = [];
       let success = 0;
-      runOnSystem(bootPervma(paths, 2), function* (u) {
+      runOnSystem(bootPervma(s5, 2), function* (u) {
         yield* mapAnon(u, A, 2);
         yield* u.store8(A, 1);
         yield* u.store8(A + P, 2);
@@ -280,9 +301,9 @@ export const lab5Tests: readonly LabTest[] = [
     description:
       'A thread write-faults the pages of a VMA while the other makes it read-only. Explored: no writable PTE may be left in the read-only VMA.',
     run(ctx) {
-      const paths = studentPerVmaPaths(ctx);
+      const s5 = student5(ctx);
       checkSchedules(
-        scenario(paths, 2, function* (u) {
+        scenario(s5, 2, function* (u) {
           yield* mapAnon(u, A, 4);
           yield* u.store8(A, 1);
           const join = yield* thread(u, 1, function* (t) {
@@ -307,9 +328,9 @@ export const lab5Tests: readonly LabTest[] = [
     description:
       'A thread write-faults a VMA while the other unmaps it (no TLB shootdown is needed: none of its pages is present). Explored: no page may be mapped where no VMA is.',
     run(ctx) {
-      const paths = studentPerVmaPaths(ctx);
+      const s5 = student5(ctx);
       checkSchedules(
-        scenario(paths, 2, function* (u) {
+        scenario(s5, 2, function* (u) {
           yield* mapAnon(u, A, 1, PROT_READ);
           yield* mapAnon(u, A + P, 4);
           yield* u.store8(A + P, 1);
@@ -336,9 +357,9 @@ export const lab5Tests: readonly LabTest[] = [
     description:
       'A thread stores a distinct byte into each page of a VMA while the other moves it with mremap. Explored: every store that completed is found at the new address.',
     run(ctx) {
-      const paths = studentPerVmaPaths(ctx);
+      const s5 = student5(ctx);
       checkSchedules(
-        scenario(paths, 2, function* (u) {
+        scenario(s5, 2, function* (u) {
           u.catchSignal('SIGSEGV');
           yield* mapAnon(u, A, 4);
           yield* u.store8(A, 1);
@@ -375,9 +396,9 @@ export const lab5Tests: readonly LabTest[] = [
     description:
       'mprotect makes the lower half of a VMA read-only (the VMA shrinks, a new one takes the upper half) while a thread stores to the upper half, writable throughout. Explored: the store never gets SIGSEGV.',
     run(ctx) {
-      const paths = studentPerVmaPaths(ctx);
+      const s5 = student5(ctx);
       checkSchedules(
-        scenario(paths, 2, function* (u) {
+        scenario(s5, 2, function* (u) {
           yield* mapAnon(u, A, 4);
           // The anon_vma comes from a page of the upper half: mprotect changes no present PTE (no IPI).
           yield* u.store8(A + 3 * P, 1);
@@ -405,9 +426,9 @@ export const lab5Tests: readonly LabTest[] = [
     description:
       "fork on CPU 0 while one thread of the parent stores byte after byte into a page (its TLB holds the writable translation) and another write-faults the same page: a COW fault once fork write-protected it. Explored: the parent reads back every byte its thread stored (none lost to the child's copy).",
     run(ctx) {
-      const paths = studentPerVmaPaths(ctx);
+      const s5 = student5(ctx);
       checkSchedules(
-        scenario(paths, 3, function* (u) {
+        scenario(s5, 3, function* (u) {
           yield* mapAnon(u, A, 1);
           yield* u.store8(A, 1);
           let forked = false;
