@@ -1,7 +1,13 @@
 // @spf/labs: the course's graded labs and the machinery that grades them in Node and in browsers.
-export { formatReport, formatResult } from './format-report.js';
-export { gradeSources, MAX_SOURCE_CHARS, transpileSources, validateLab } from './grade.js';
-export { gradeTranspiled } from './grade-transpiled.js';
+export { formatEarlierUse, formatReport, formatResult } from './format-report.js';
+export {
+  gradeSources,
+  MAX_SOURCE_CHARS,
+  transpileEarlier,
+  transpileSources,
+  validateLab,
+} from './grade.js';
+export type { EarlierSolution } from './grade-transpiled.js';
 export { maxScore, stoppedReport, timeoutReport } from './timeout-report.js';
 export type {
   BuggyVariant,
@@ -71,6 +77,7 @@ export { type GradescopeResults, type GradescopeTest, gradescopeResults } from '
 export { getLab, labs } from './registry.js';
 export { withAncestors } from './test-chain.js';
 export {
+  type EarlierUse,
   type GradeReport,
   type GradeStatus,
   type TestResult,
