@@ -120,8 +120,11 @@ describe.skipIf(!hasChromium)('Lab 5 in Chromium', () => {
     expect(await page.locator('li[data-test="lab3/cow-after-fork"] .wb-cat').textContent()).toMatch(
       /^regression/,
     );
+  });
 
-    // Unticked, the same grading runs on the package's code and lists no regression results.
+  it('unticked, the same grading runs on the package code and lists no regression results', async () => {
+    await openLab('lab5');
+    expect(await page.isChecked('[data-action="use-earlier"]')).toBe(true);
     await page.uncheck('[data-action="use-earlier"]');
     expect(await runTests()).toBe('Score: 100/100');
     expect(await page.locator('li[data-test^="lab3/"]').count()).toBe(0);
