@@ -46,6 +46,7 @@ export default defineConfig({
             { label: 'Lab 2: seqcount and rwsem', link: '/labs/lab2/' },
             { label: 'Lab 3: the classic fault', link: '/labs/lab3/' },
             { label: 'Lab 4: the speculative fault', link: '/labs/lab4/' },
+            { label: 'Lab 5: per-VMA locks', link: '/labs/lab5/' },
             { label: 'Lab 6: file faults and the retry', link: '/labs/lab6/' },
             { label: 'Lab 7: make it scale', link: '/labs/lab7/' },
             { label: 'For instructors: hidden tests', link: '/labs/instructors/' },

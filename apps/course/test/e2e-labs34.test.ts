@@ -24,6 +24,9 @@ describe.skipIf(skipWithoutChromium("Labs 3 and 4's end-to-end tests"))('Labs 3 
     ['lab4', 8],
   ])('%s: the reference solution gets full marks (and the time it took is printed)', async (id, tests) => {
     await openLab(site, id);
+    // Lab 3's full marks above are saved, and Lab 4 would run on them (with Lab 3's tests): time Lab 4 alone.
+    const earlier = page.locator('[data-action="use-earlier"]');
+    if ((await earlier.count()) > 0 && (await earlier.isChecked())) await earlier.uncheck();
     expect(await runWorkbench(page)).toBe('Score: 0/100'); // the starter
     await setSources(page, referenceSources(getLab(id)));
     expect(await runWorkbench(page)).toBe('Score: 100/100');

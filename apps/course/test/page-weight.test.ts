@@ -58,7 +58,7 @@ describe('page weight', () => {
     expect(bytes).toBeLessThanOrEqual(300 * 1024);
   });
 
-  it.each(['lab1', 'lab3', 'lab4', 'lab6', 'lab7'])(
+  it.each(['lab1', 'lab3', 'lab4', 'lab5', 'lab6', 'lab7'])(
     'loads at most 300 KiB of gzipped JavaScript up front on the %s page (editor and grader are lazy)',
     (lab) => {
       const { bytes, scripts } = initialWeight(`labs/${lab}/index.html`);

@@ -35,3 +35,17 @@ export function pick(ns: Namespace, names: readonly string[]): Namespace {
   }
   return Object.freeze(out);
 }
+
+/**
+ * A namespace without the named exports, frozen: for a package whose other exports cannot reach the answer
+ * (Lab 5's @spf/vma holds `vmaStartRead` and `vmaStartWrite`). Throws if a name is missing, so a renamed
+ * export is noticed where the lab is defined.
+ */
+export function omit(ns: Namespace, names: readonly string[]): Namespace {
+  const out: Record<string, unknown> = { ...ns };
+  for (const n of names) {
+    if (!(n in ns)) throw new Error(`withheld import '${n}' is not exported by the package`);
+    delete out[n];
+  }
+  return Object.freeze(out);
+}

@@ -1,5 +1,5 @@
 import { formatDebugTimeline } from './format-debug.js';
-import type { GradeReport, TestResult } from './result.js';
+import type { EarlierUse, GradeReport, TestResult } from './result.js';
 
 const LABEL: Record<TestResult['status'], string> = {
   pass: 'OK',
@@ -36,6 +36,15 @@ export function formatReport(report: GradeReport): string {
     lines.push(`${report.status}: ${report.error.message}${where}`);
   }
   for (const r of report.results) lines.push(formatResult(r));
+  for (const e of report.earlier ?? []) lines.push(formatEarlierUse(e));
   lines.push(`Score: ${report.score}/${report.maxScore}`);
   return lines.join('\n');
+}
+
+/** One line saying whether a lab ran on the student's earlier solution (`GradeReport.earlier`). */
+export function formatEarlierUse(e: EarlierUse): string {
+  const regression = `its tests ran as the regression tests ${e.lab}/…, worth no points here`;
+  if (e.used) return `Built on your ${e.lab} solution (full marks, ${e.score}/${e.maxScore}; ${regression}).`;
+  const why = e.error === undefined ? `scored ${e.score}/${e.maxScore}` : `did not load (${e.error})`;
+  return `Your ${e.lab} solution ${why}: this lab ran on the package's code instead (${regression}).`;
 }

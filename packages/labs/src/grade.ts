@@ -1,4 +1,4 @@
-import { failedReport, gradeTranspiled } from './grade-transpiled.js';
+import { type EarlierSolution, failedReport, gradeTranspiled } from './grade-transpiled.js';
 import { LabDefinitionError, StudentLoadError, StudentSyntaxError } from './lab-errors.js';
 import type { Lab } from './lab.js';
 import type { GradeReport } from './result.js';
@@ -61,8 +61,22 @@ export async function gradeSources(
   lab: Lab,
   sources: Sources,
   hooks: RunnerHooks = {},
+  earlier: ReadonlyArray<{ readonly lab: Lab; readonly sources: Sources }> = [],
 ): Promise<GradeReport> {
   const t = transpileSources(lab, sources);
   if ('report' in t) return t.report;
-  return gradeTranspiled(lab, t.js, hooks);
+  return gradeTranspiled(lab, t.js, hooks, transpileEarlier(earlier));
+}
+
+/**
+ * Transpiles earlier labs' solutions for {@link gradeTranspiled} (`EarlierSolution`s): a solution that
+ * does not transpile is carried as its error, so the report says why it was not used.
+ */
+export function transpileEarlier(
+  earlier: ReadonlyArray<{ readonly lab: Lab; readonly sources: Sources }>,
+): EarlierSolution[] {
+  return earlier.map(({ lab, sources }) => {
+    const t = transpileSources(lab, sources);
+    return { lab, js: 'report' in t ? { error: t.report.error?.message ?? t.report.status } : t.js };
+  });
 }

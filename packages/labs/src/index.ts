@@ -1,7 +1,13 @@
 // @spf/labs: the course's graded labs and the machinery that grades them in Node and in browsers.
-export { formatReport, formatResult } from './format-report.js';
-export { gradeSources, MAX_SOURCE_CHARS, transpileSources, validateLab } from './grade.js';
-export { gradeTranspiled } from './grade-transpiled.js';
+export { formatEarlierUse, formatReport, formatResult } from './format-report.js';
+export {
+  gradeSources,
+  MAX_SOURCE_CHARS,
+  transpileEarlier,
+  transpileSources,
+  validateLab,
+} from './grade.js';
+export type { EarlierSolution } from './grade-transpiled.js';
 export { maxScore, stoppedReport, timeoutReport } from './timeout-report.js';
 export type {
   BuggyVariant,
@@ -28,6 +34,7 @@ export { lab1 } from './lab1/lab1.js';
 export { lab2 } from './lab2/lab2.js';
 export { lab3 } from './lab3/lab3.js';
 export { lab4 } from './lab4/lab4.js';
+export { lab5 } from './lab5/lab5.js';
 export { lab6 } from './lab6/lab6.js';
 export { lab7 } from './lab7/lab7.js';
 export { type CheckOptions, checkSchedules, type SearchMode } from './lab2/explorer-check.js';
@@ -72,6 +79,7 @@ export { type GradescopeResults, type GradescopeTest, gradescopeResults } from '
 export { getLab, labs } from './registry.js';
 export { withAncestors } from './test-chain.js';
 export {
+  type EarlierUse,
   type GradeReport,
   type GradeStatus,
   type TestResult,

@@ -40,6 +40,13 @@ export interface TestContext {
    * student reopens a failure (`spf-grade --schedule`, the page's debugger link).
    */
   readonly schedule?: string;
+  /**
+   * The student's own solutions of earlier labs this lab builds on ({@link LabHeader.buildsOn}), by lab id:
+   * present only for a solution handed to the grader that scored full marks on its lab's tests. A test
+   * plugs it in where it would otherwise use the package's code (Lab 5 runs the fault under the VMA lock
+   * through the student's Lab 3 `do_anonymous_page()`/`do_wp_page()`).
+   */
+  readonly earlier?: Readonly<Record<string, TestContext>>;
 }
 
 /** A graded test. Throw a `TestFailure` (or any error) to fail it; return to pass. */
@@ -98,6 +105,11 @@ export type LabHeader = {
   readonly files: readonly LabFile[];
   /** Progressive hints, revealed one at a time. */
   readonly hints: readonly string[];
+  /**
+   * Earlier labs whose full-marks solution this lab can run on (their tests then run as this lab's
+   * `regression` category, worth no points of this lab). Default none.
+   */
+  readonly buildsOn?: readonly string[];
 };
 
 /**
@@ -120,6 +132,7 @@ export function labOutline(lab: Lab): LabOutline {
     injection: lab.injection,
     files: lab.files,
     hints: lab.hints,
+    ...(lab.buildsOn === undefined ? {} : { buildsOn: lab.buildsOn }),
     tests: lab.tests.map(({ id, title, points, category, parent, description, timeoutMs }) => ({
       id,
       title,

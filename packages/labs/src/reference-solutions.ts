@@ -3,12 +3,13 @@ import { reference as lab1 } from './lab1/reference.gen.js';
 import { reference as lab2 } from './lab2/reference.gen.js';
 import { reference as lab3 } from './lab3/reference.gen.js';
 import { reference as lab4 } from './lab4/reference.gen.js';
+import { reference as lab5 } from './lab5/reference.gen.js';
 import { reference as lab6 } from './lab6/reference.gen.js';
 import { reference as lab7 } from './lab7/reference.gen.js';
 import type { Sources } from './worker-protocol.js';
 
 /** Every lab's reference solution, file name to text (embedded from lab-files/<lab>/reference). */
-const solutions: Readonly<Record<string, Sources>> = { lab1, lab2, lab3, lab4, lab6, lab7 };
+const solutions: Readonly<Record<string, Sources>> = { lab1, lab2, lab3, lab4, lab5, lab6, lab7 };
 
 /**
  * The reference solution's sources of a lab. Kept out of the lab definitions and the main entry so that a

@@ -36,6 +36,22 @@ export type GradeReport = {
   readonly results: readonly TestResult[];
   /** Set when the code could not be transpiled or loaded. */
   readonly error: { readonly message: string; readonly file?: string; readonly line?: number } | null;
+  /** The earlier labs' solutions handed to this grading ({@link EarlierUse}); absent when none was. */
+  readonly earlier?: readonly EarlierUse[];
+};
+
+/**
+ * What became of an earlier lab's solution handed to a grading: its score on its own lab's tests (run as
+ * this report's `regression` results, `<lab>/<test id>`) and whether this lab ran on it (only with full
+ * marks; otherwise on the package's code).
+ */
+export type EarlierUse = {
+  readonly lab: string;
+  readonly score: number;
+  readonly maxScore: number;
+  readonly used: boolean;
+  /** Set when the earlier solution could not be transpiled or loaded. */
+  readonly error?: string;
 };
 
 /** Sum of points of results. */

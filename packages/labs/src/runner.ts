@@ -12,6 +12,8 @@ export type RunnerHooks = {
   readonly clock?: () => number;
   /** Schedules to replay instead of exploring, by test id (reopening a failure in the schedule debugger). */
   readonly schedules?: Readonly<Record<string, string>>;
+  /** Earlier labs' loaded full-marks solutions, by lab id ({@link TestContext.earlier}). */
+  readonly earlier?: Readonly<Record<string, StudentModules>>;
 };
 
 const CONSOLE_METHODS = ['log', 'info', 'warn', 'error', 'debug'] as const;
@@ -58,10 +60,24 @@ function safeString(v: unknown): string {
   }
 }
 
-function context(student: StudentModules, output: string[], schedule: string | undefined): TestContext {
+function context(
+  student: StudentModules,
+  output: string[],
+  schedule: string | undefined,
+  earlier?: Readonly<Record<string, StudentModules>>,
+): TestContext {
   return {
     student,
     ...(schedule === undefined ? {} : { schedule }),
+    ...(earlier === undefined
+      ? {}
+      : {
+          earlier: Object.freeze(
+            Object.fromEntries(
+              Object.entries(earlier).map(([id, modules]) => [id, context(modules, output, undefined)]),
+            ),
+          ),
+        }),
     log: (line) => output.push(line),
     fn<F>(file: string, name: string): F {
       const mod = student[file];
@@ -121,7 +137,7 @@ export async function runTests(
         await withCapturedConsole(output, async () => {
           const schedule =
             hooks.schedules && Object.hasOwn(hooks.schedules, t.id) ? hooks.schedules[t.id] : undefined;
-          await t.run(context(student, output, schedule));
+          await t.run(context(student, output, schedule, hooks.earlier));
         });
       } catch (err) {
         if (err instanceof TestFailure) {

@@ -12,11 +12,16 @@ export type GradeRequest = {
   readonly sources: Sources;
   /** Schedules to replay instead of exploring, by test id (reopening a failure in the schedule debugger). */
   readonly schedules?: Readonly<Record<string, string>>;
+  /**
+   * The student's solutions of earlier labs the lab builds on, by lab id (`Lab.buildsOn`): each is graded
+   * with its own lab's tests (as `regression` results) and, with full marks, used by this lab's tests.
+   */
+  readonly earlier?: Readonly<Record<string, Sources>>;
 };
 
 /** Worker to page (or CLI): progress and the final report. */
 export type WorkerMessage =
-  | { readonly type: 'start'; readonly test: string }
+  | { readonly type: 'start'; readonly test: string; readonly timeoutMs?: number }
   | { readonly type: 'result'; readonly result: TestResult }
   | { readonly type: 'done'; readonly report: GradeReport }
   | { readonly type: 'crash'; readonly message: string };
@@ -38,6 +43,8 @@ export type WatchdogOptions = {
   readonly onResult?: (result: TestResult) => void;
   /** Schedules to replay instead of exploring, by test id (see {@link GradeRequest}). */
   readonly schedules?: Readonly<Record<string, string>>;
+  /** Earlier labs' solutions (see {@link GradeRequest}). */
+  readonly earlier?: Readonly<Record<string, Sources>>;
 };
 
 /**
@@ -77,7 +84,8 @@ export function gradeWithWatchdog(
         if (m.type === 'start') {
           running = m.test;
           opts.onStart?.(m.test);
-          arm(lab.tests.find((t) => t.id === m.test)?.timeoutMs ?? testLimit);
+          // An earlier lab's test (a regression result) is not in this outline: its own limit comes along.
+          arm(lab.tests.find((t) => t.id === m.test)?.timeoutMs ?? m.timeoutMs ?? testLimit);
         } else if (m.type === 'result') {
           finished.push(m.result);
           running = null;
@@ -96,6 +104,7 @@ export function gradeWithWatchdog(
       lab: lab.id,
       sources,
       ...(opts.schedules === undefined ? {} : { schedules: opts.schedules }),
+      ...(opts.earlier === undefined ? {} : { earlier: opts.earlier }),
     });
   });
 }

@@ -176,6 +176,7 @@ export {
   type VmaStartReadSteps,
   vmaStartWrite,
   type VmaStartWriteSite,
+  type VmaWriteLockPaths,
 } from './vma-lock.js';
 export { DEFAULT_RLIMIT_STACK, expandDownwards } from './expand-stack.js';
 export { exitMmap, mmget, mmput } from './exit-mmap.js';

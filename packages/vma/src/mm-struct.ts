@@ -422,9 +422,12 @@ export class MmStruct {
   }
   /**
    * Models `vma_end_write_all()` in include/linux/mmap_lock.h: bumps mm_lock_seq, which ends the write lock
-   * of every VMA `vma_start_write()` marked since the mmap lock was taken for writing.
+   * of every VMA `vma_start_write()` marked since the mmap lock was taken for writing. With
+   * `vmaLocking.paths.vmaEndWriteAll` set, that code runs instead.
    */
   *vmaEndWriteAll(): Kernel<void> {
+    const replacement = this.vmaLocking.paths?.vmaEndWriteAll;
+    if (replacement !== undefined) return yield* replacement(this);
     yield* this.mmLockSeq.update((v) => v + 1);
   }
   /** mmap_write_downgrade(). */

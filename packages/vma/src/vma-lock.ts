@@ -1,4 +1,5 @@
 import type { Kernel } from '@spf/machine';
+import type { MmStruct } from './mm-struct.js';
 import type { VmArea } from './vm-area.js';
 
 /**
@@ -40,18 +41,37 @@ export type VmaStartWriteSite = keyof typeof VMA_START_WRITE_SITES;
  */
 export type VmaEndWriteAllOrder = 'before-unlock' | 'after-unlock';
 
+/**
+ * The writer side of the per-VMA locks as replaceable code (an injection point: Lab 5 of the course plugs
+ * the student's in here through @spf/fault-spec's `perVmaLock({ paths })`). Each member is optional; a
+ * missing one is this package's.
+ * - `vmaStartWrite(vma, site)` runs where {@link vmaStartWrite} would lock (only at sites the mm's
+ *   {@link VmaLocking.startWrite} leaves on; `site` is undefined for a call that names none). It must leave
+ *   the VMA write-locked for the rest of the current mmap write section.
+ * - `vmaEndWriteAll(mm)` runs where `mmap_write_unlock()` and `mmap_write_downgrade()` end every VMA write
+ *   lock of the section ({@link MmStruct.vmaEndWriteAll}).
+ */
+export interface VmaWriteLockPaths {
+  readonly vmaStartWrite?: (vma: VmArea, site: VmaStartWriteSite | undefined) => Kernel<void>;
+  readonly vmaEndWriteAll?: (mm: MmStruct) => Kernel<void>;
+}
+
 /** How an mm's writers use the per-VMA locks: every field optional, Linux's behaviour by default. */
 export interface VmaLockingOptions {
   /** Per site: call `vma_start_write()` there (default true everywhere). */
   readonly startWrite?: Partial<Readonly<Record<VmaStartWriteSite, boolean>>>;
   /** Default `before-unlock`. */
   readonly endWriteAll?: VmaEndWriteAllOrder;
+  /** Another `vma_start_write()` / `vma_end_write_all()` to run (default: this package's). */
+  readonly paths?: VmaWriteLockPaths | null;
 }
 
 /** {@link VmaLockingOptions} with every default filled in, as an mm holds them. */
 export interface VmaLocking {
   readonly startWrite: Readonly<Record<VmaStartWriteSite, boolean>>;
   readonly endWriteAll: VmaEndWriteAllOrder;
+  /** The replacement writer code, or null for this package's. */
+  readonly paths: VmaWriteLockPaths | null;
 }
 
 /** Linux's per-VMA locking: every site on, vma_end_write_all() before the mmap lock is released. */
@@ -63,6 +83,7 @@ export const LINUX_VMA_LOCKING: VmaLocking = Object.freeze({
     >,
   ),
   endWriteAll: 'before-unlock',
+  paths: null,
 });
 
 /** A {@link VmaLockingOptions} value that names no known site or order. */
@@ -94,17 +115,42 @@ export function resolveVmaLocking(opts: VmaLockingOptions | undefined): VmaLocki
       `vmaLocking.endWriteAll must be 'before-unlock' or 'after-unlock', got ${String(endWriteAll)}`,
     );
   }
-  return Object.freeze({ startWrite: Object.freeze(startWrite), endWriteAll });
+  const paths = opts.paths ?? null;
+  if (paths !== null) {
+    if (typeof paths !== 'object') {
+      throw new VmaLockingConfigError(
+        `vmaLocking.paths must be an object with vmaStartWrite and/or vmaEndWriteAll, got ${String(paths)}`,
+      );
+    }
+    for (const k of Object.keys(paths)) {
+      if (k !== 'vmaStartWrite' && k !== 'vmaEndWriteAll') {
+        throw new VmaLockingConfigError(
+          `vmaLocking.paths.${k}: no such path; the paths are vmaStartWrite and vmaEndWriteAll`,
+        );
+      }
+      const f = (paths as Record<string, unknown>)[k];
+      if (f !== undefined && typeof f !== 'function') {
+        throw new VmaLockingConfigError(
+          `vmaLocking.paths.${k} must be a generator function, got ${typeof f}`,
+        );
+      }
+    }
+  }
+  return Object.freeze({ startWrite: Object.freeze(startWrite), endWriteAll, paths });
 }
 
 /**
  * Models `vma_start_write()` in include/linux/mm.h (6.4): waits for readers of the VMA to leave, then marks
  * it write-locked for the rest of this mmap write-lock section. The caller holds the mmap lock for writing
  * (or, at `expandStack`, for reading, as 6.4 did). `site` names the call site: when the mm's
- * {@link VmaLocking} switches it off, nothing happens; a call without a site always locks.
+ * {@link VmaLocking} switches it off, nothing happens; a call without a site always locks. With
+ * `vmaLocking.paths.vmaStartWrite` set, that code runs instead of ours (after the site's switch).
  */
 export function* vmaStartWrite(vma: VmArea, site?: VmaStartWriteSite): Kernel<void> {
-  if (site !== undefined && !vma.vmMm.vmaLocking.startWrite[site]) return;
+  const locking = vma.vmMm.vmaLocking;
+  if (site !== undefined && !locking.startWrite[site]) return;
+  const replacement = locking.paths?.vmaStartWrite;
+  if (replacement !== undefined) return yield* replacement(vma, site);
   const mmSeq = vma.vmMm.mmLockSeq.value;
   if (vma.vmLockSeq.value === mmSeq) return;
   // Linux takes the lock, stores vm_lock_seq and releases it. We store first and then wait out the

@@ -81,6 +81,40 @@ describe('per-VMA lock switches of an mm (MmConfig.vmaLocking)', () => {
     runSync(mm.mmapWriteUnlock());
   });
 
+  it('runs replacement writer paths (vmaLocking.paths) at the sites left on, and at mmap_write_unlock()', () => {
+    const calls: string[] = [];
+    const { mm, vma } = mmWithVma({
+      startWrite: { mprotect: false },
+      paths: {
+        *vmaStartWrite(v, site) {
+          calls.push(`start ${v.vmStart.toString(16)} ${site ?? '-'}`);
+          yield* v.vmLockSeq.store(v.vmMm.mmLockSeq.value);
+        },
+        *vmaEndWriteAll(m) {
+          calls.push('end');
+          yield* m.mmLockSeq.update((x) => x + 1);
+        },
+      },
+    });
+    calls.length = 0; // mmap's own section
+    runSync(mm.mmapWriteLock());
+    runSync(vmaStartWrite(vma, 'mprotect')); // switched off: the replacement is not called
+    runSync(vmaStartWrite(vma, 'munmap'));
+    expect(vmaIsWriteLocked(vma)).toBe(true);
+    runSync(mm.mmapWriteUnlock());
+    expect(vmaIsWriteLocked(vma)).toBe(false);
+    expect(calls).toEqual(['start 10000000 munmap', 'end']);
+    // Fork's child inherits them.
+    expect(new MmStruct(mm.childConfig()).vmaLocking.paths).toBe(mm.vmaLocking.paths);
+  });
+
+  it('refuses writer paths that are not functions or not known', () => {
+    expect(() => resolveVmaLocking({ paths: { vmaStartWrite: 3 } as never })).toThrow(/generator function/);
+    expect(() => resolveVmaLocking({ paths: { vmaStartRead() {} } as never })).toThrow(
+      /vmaStartWrite and vmaEndWriteAll/,
+    );
+  });
+
   it('refuses unknown sites, non-boolean switches and unknown orders, naming the valid ones', () => {
     expect(() => resolveVmaLocking({ startWrite: { mmap: false } as never })).toThrow(VmaLockingConfigError);
     expect(() => resolveVmaLocking({ startWrite: { mmap: false } as never })).toThrow(/vmaPrepare/);

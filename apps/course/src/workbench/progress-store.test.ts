@@ -6,9 +6,12 @@ import {
   importProgress,
   type KeyValueStore,
   latestProgress,
+  loadFullMarksSolution,
   loadProgress,
   ProgressImportError,
   progressKey,
+  SOLUTION_PREFIX,
+  saveFullMarksSolution,
   saveProgress,
 } from './progress-store.js';
 
@@ -112,5 +115,28 @@ describe('progress store', () => {
     expect(importOverwrites(b, json)).toEqual([{ lab: 'lab1', version: v1.version, files: ['walk.ts'] }]);
     expect(loadProgress(b, v1).files['walk.ts']).toBe('newer work');
     expect(() => importOverwrites(b, 'not json')).toThrow(ProgressImportError);
+  });
+});
+
+describe('full-marks solutions for later labs', () => {
+  it('keeps the latest full-marks solution of a lab, whatever its version', () => {
+    const store = new MemoryStore();
+    expect(loadFullMarksSolution(store, 'lab3')).toBeNull();
+    saveFullMarksSolution(store, { lab: 'lab3', version: 1, files: { 'a.ts': 'one' } });
+    saveFullMarksSolution(store, { lab: 'lab3', version: 2, files: { 'a.ts': 'two' } });
+    expect(loadFullMarksSolution(store, 'lab3')).toEqual({
+      lab: 'lab3',
+      version: 2,
+      files: { 'a.ts': 'two' },
+    });
+    expect(loadFullMarksSolution(store, 'lab4')).toBeNull();
+  });
+
+  it('ignores a record that is not a solution (edited by hand, another lab, damaged)', () => {
+    const store = new MemoryStore();
+    for (const bad of ['{', 'null', '{"lab":"lab4","files":{}}', '{"lab":"lab3","files":{"a.ts":3}}']) {
+      store.setItem(`${SOLUTION_PREFIX}lab3`, bad);
+      expect(loadFullMarksSolution(store, 'lab3')).toBeNull();
+    }
   });
 });

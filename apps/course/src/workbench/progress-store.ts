@@ -210,3 +210,31 @@ export function importProgress(store: KeyValueStore, json: string): number {
   for (const [k, p] of entries) store.setItem(k, JSON.stringify(p));
   return entries.length;
 }
+
+/** Where a lab's latest full-marks solution is kept: `spf-course:solution:<id>` (any version). */
+export const SOLUTION_PREFIX = 'spf-course:solution:';
+
+/** A solution that scored full marks in this browser, which later labs can run on (`LabOutline.buildsOn`). */
+export type SavedSolution = {
+  readonly lab: string;
+  /** The lab version it had full marks in (a later version's tests re-check it as regression tests). */
+  readonly version: number;
+  readonly files: Readonly<Record<string, string>>;
+};
+
+/** Remembers a full-marks solution of `lab` (replacing an older one). */
+export function saveFullMarksSolution(store: KeyValueStore, s: SavedSolution): void {
+  store.setItem(`${SOLUTION_PREFIX}${s.lab}`, JSON.stringify(s));
+}
+
+/** The remembered full-marks solution of `lab`, or null (none, or not a solution record). */
+export function loadFullMarksSolution(store: KeyValueStore, lab: string): SavedSolution | null {
+  try {
+    const s = JSON.parse(store.getItem(`${SOLUTION_PREFIX}${lab}`) ?? 'null') as SavedSolution | null;
+    if (!s || typeof s !== 'object' || s.lab !== lab || typeof s.files !== 'object' || s.files === null)
+      return null;
+    return Object.values(s.files).every((t) => typeof t === 'string') ? s : null;
+  } catch {
+    return null;
+  }
+}

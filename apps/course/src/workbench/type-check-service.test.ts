@@ -31,6 +31,7 @@ describe("the editor's TypeScript language service", () => {
   it.each([
     ['lab3', ['do-anonymous-page.ts', 'do-wp-page.ts']],
     ['lab4', ['speculative-fault.ts']],
+    ['lab5', ['lock-vma-under-rcu.ts', 'vma-start-write.ts']],
     ['lab6', ['fault-retry.ts', 'filemap-retry.ts']],
   ])('finds no error in %s (vma, fault-classic, fault-spec declarations)', (lab, names) => {
     for (const kind of ['reference', 'starter'] as const) {

@@ -1,4 +1,5 @@
 import {
+  formatEarlierUse,
   type GradeReport,
   gradeWithWatchdog,
   type LabOutline,
@@ -13,7 +14,10 @@ import {
   importProgress,
   type KeyValueStore,
   type LabProgress,
+  loadFullMarksSolution,
   loadProgress,
+  type SavedSolution,
+  saveFullMarksSolution,
   saveProgress,
 } from './progress-store.js';
 import { ScheduleDebugger } from './schedule-debugger.js';
@@ -96,6 +100,7 @@ export class Workbench {
       n.hidden = false;
     }
     this.renderHints();
+    this.renderEarlierChoice();
     this.renderReferenceButton();
     if (this.progress.lastReport) this.renderReport(this.progress.lastReport);
     this.bind();
@@ -210,6 +215,7 @@ export class Workbench {
     list.replaceChildren();
     this.q<HTMLElement>('[data-score]').textContent = '';
     this.setStatus('Running the tests…');
+    const earlier = this.earlierToUse();
     const t0 = performance.now();
     // Progress while the tests run (a long one, such as Lab 7's performance test, takes seconds): tests done
     // out of all, the one running, and the time so far, refreshed four times a second.
@@ -224,7 +230,7 @@ export class Workbench {
       const s = ((performance.now() - t0) / 1000).toFixed(1);
       this.root.dataset.testsDone = String(finished);
       this.setStatus(
-        `Running the tests: ${finished} of ${total} done${current ? `, now ${current}` : ''} (${s} s)…`,
+        `Running the tests: ${finished} of ${Math.max(total, finished)} done${current ? `, now ${current}` : ''} (${s} s)…`,
       );
     };
     const ticker = setInterval(showProgress, 250);
@@ -233,12 +239,15 @@ export class Workbench {
       report = await gradeWithWatchdog(this.outline, sources, spawnWorker, {
         testTimeLimitMs: TEST_TIME_LIMIT_MS,
         ...(schedules ? { schedules } : {}),
+        ...(Object.keys(earlier).length > 0 ? { earlier } : {}),
         onStart: (id) => {
           current = this.outline.tests.find((t) => t.id === id)?.title ?? id;
           showProgress();
         },
         onResult: (r) => {
           finished++;
+          // An earlier lab's tests (run on the student's saved solution) come on top of this lab's.
+          bar.max = Math.max(total, finished);
           bar.value = finished;
           current = '';
           list.append(this.renderResult(r));
@@ -254,6 +263,8 @@ export class Workbench {
     this.progress.bestScore = Math.max(this.progress.bestScore, report.score);
     this.progress.maxScore = report.maxScore;
     this.save();
+    if (report.status === 'complete' && report.score === report.maxScore && !schedules)
+      this.rememberSolution(sources);
     this.renderReport(report);
     this.renderReferenceButton();
     this.q<HTMLElement>('[data-notice]').hidden = true;
@@ -268,7 +279,52 @@ export class Workbench {
     runBtn.disabled = false;
   }
 
+  /**
+   * Remembers a full-marks solution in this browser, for the later labs that build on this one
+   * (`LabOutline.buildsOn`): their workbench offers to run on it.
+   */
+  private rememberSolution(files: Record<string, string>): void {
+    try {
+      saveFullMarksSolution(this.store, { lab: this.outline.id, version: this.outline.version, files });
+    } catch {
+      // Storage full or disabled: later labs then run on the package's code, as without a solution.
+    }
+  }
+
+  /** The saved full-marks solutions of the labs this one builds on, by lab id. */
+  private savedEarlier(): Record<string, SavedSolution> {
+    const out: Record<string, SavedSolution> = {};
+    for (const id of this.outline.buildsOn ?? []) {
+      const s = loadFullMarksSolution(this.store, id);
+      if (s) out[id] = s;
+    }
+    return out;
+  }
+
+  /** What this run hands the grader as earlier solutions: the saved ones, unless the student unticked it. */
+  private earlierToUse(): Record<string, Record<string, string>> {
+    const box = this.root.querySelector<HTMLInputElement>('[data-action="use-earlier"]');
+    if (!box || !box.checked) return {};
+    return Object.fromEntries(Object.entries(this.savedEarlier()).map(([id, s]) => [id, { ...s.files }]));
+  }
+
+  /** The choice to run on the student's own earlier solutions, when this lab builds on others. */
+  private renderEarlierChoice(): void {
+    const label = this.root.querySelector<HTMLElement>('[data-earlier]');
+    if (!label) return;
+    const saved = Object.keys(this.savedEarlier());
+    const box = this.q<HTMLInputElement>('[data-action="use-earlier"]');
+    if (saved.length === 0) return;
+    box.disabled = false;
+    box.checked = true;
+    this.q<HTMLElement>('[data-earlier-text]').textContent =
+      `Run on my own full-marks ${saved.join(' and ')} solution${saved.length > 1 ? 's' : ''}, saved in this browser (its tests run as regression tests, worth no points here).`;
+  }
+
   private renderReport(report: GradeReport): void {
+    const earlierReport = this.q<HTMLElement>('[data-earlier-report]');
+    earlierReport.replaceChildren(...(report.earlier ?? []).map((e) => el('p', {}, formatEarlierUse(e))));
+    earlierReport.hidden = (report.earlier ?? []).length === 0;
     const score = this.q<HTMLElement>('[data-score]');
     score.textContent = `Score: ${report.score}/${report.maxScore}`;
     score.dataset.full = String(report.score === report.maxScore);

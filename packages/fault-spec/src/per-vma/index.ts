@@ -10,8 +10,10 @@ export {
 export { newPerVmaLockCounters, type PerVmaLockCounters } from './per-vma-counters.js';
 export {
   type PerVmaLockChecks,
+  type PerVmaLockContext,
   PerVmaLockHandler,
   type PerVmaLockOptions,
+  type PerVmaLockPaths,
   perVmaLock,
   resolvePerVmaLockOptions,
 } from './per-vma-lock.js';

@@ -315,3 +315,44 @@ describe('perVmaLock: bad options are refused when the factory is called', () =>
     ).not.toThrow();
   });
 });
+
+describe('perVmaLock({ paths }): the injection point of Lab 5', () => {
+  it('runs a replacement lock_vma_under_rcu() and hands the writer paths to every mm', () => {
+    const seen: number[] = [];
+    const writer: string[] = [];
+    const w = world({
+      paths: {
+        *lockVmaUnderRcu(ctx, mm, address) {
+          seen.push(address);
+          ctx.counters.VMA_LOCK_ABORT++; // a replacement that always falls back
+          yield* mm.rcu.readLock();
+          yield* mm.rcu.readUnlock();
+          return null;
+        },
+        *vmaStartWrite(vma, site) {
+          writer.push(site ?? '-');
+          yield* vma.vmLockSeq.store(vma.vmMm.mmLockSeq.value);
+        },
+      },
+    });
+    expect(w.fault(A, true)).toEqual({ kind: 'handled' });
+    expect(w.fault(A + PAGE, true)).toEqual({ kind: 'handled' });
+    expect(seen).toEqual([A, A + PAGE]);
+    expect(w.handler.counters).toMatchObject({ VMA_LOCK_ABORT: 2, VMA_LOCK_SUCCESS: 0 });
+    expect(w.mm.vmaLocking.paths?.vmaStartWrite).toBeTypeOf('function');
+    expect(w.mm.vmaLocking.paths?.vmaEndWriteAll).toBeUndefined();
+    expect(mprotectSync(w.mm, A, 8 * PAGE, PROT_READ).ok).toBe(true);
+    expect(writer).toContain('mprotect');
+  });
+
+  it('without paths the mm keeps the package writer (no replacement)', () => {
+    expect(world().mm.vmaLocking.paths).toBeNull();
+  });
+
+  it('refuses paths that are unknown or not functions', () => {
+    expect(() => perVmaLock({ paths: { vmaStartRead() {} } as never })).toThrow(FaultSpecConfigError);
+    expect(() => perVmaLock({ paths: { vmaStartRead() {} } as never })).toThrow(/lockVmaUnderRcu/);
+    expect(() => perVmaLock({ paths: { lockVmaUnderRcu: 1 } as never })).toThrow(/generator function/);
+    expect(() => perVmaLock({ paths: 5 as never })).toThrow(/must be an object/);
+  });
+});

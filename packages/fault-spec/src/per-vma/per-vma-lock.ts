@@ -20,9 +20,12 @@ import type { Kernel } from '@spf/machine';
 import { PF_PK } from '@spf/pagetable';
 import {
   type MmConfig,
+  type MmStruct,
   VMA_START_WRITE_SITES,
+  type VmArea,
   type VmaLockingOptions,
   type VmaStartWriteSite,
+  type VmaWriteLockPaths,
   vmaEndRead,
 } from '@spf/vma';
 import { FaultSpecConfigError } from '../fault-spec-config-error.js';
@@ -52,9 +55,37 @@ export interface PerVmaLockOptions {
    * Default false (6.4: anonymous VMAs only). Anonymous VMAs still need their anon_vma either way.
    */
   readonly fileVmas?: boolean;
+  /**
+   * Code to run instead of this package's (an injection point: Lab 5 of the course plugs the student's in
+   * here). Each member is optional; a missing one is the package's. With a `lockVmaUnderRcu` the reader
+   * checks of `checks` do not apply (the replacement has its own); the writer paths run at the
+   * `vma_start_write()` sites the checks leave on.
+   */
+  readonly paths?: PerVmaLockPaths;
 }
 
-const OPTION_NAMES = new Set(['checks', 'dupMmapStartWrite', 'fileVmas']);
+/** What a replacement `lock_vma_under_rcu()` receives besides the mm and the address. */
+export interface PerVmaLockContext {
+  /** The handler's events: a replacement counts VMA_LOCK_ABORT and VMA_LOCK_MISS itself, as 6.4's does. */
+  readonly counters: PerVmaLockCounters;
+  /** File VMAs may be taken too ({@link PerVmaLockOptions.fileVmas}, Linux 6.7). */
+  readonly fileVmas: boolean;
+}
+
+/**
+ * The per-VMA-lock design's replaceable code ({@link PerVmaLockOptions.paths}):
+ * - `lockVmaUnderRcu(ctx, mm, address)`: `lock_vma_under_rcu()`, returning the VMA containing `address`
+ *   read-locked (the fault then runs under it and the handler calls `vma_end_read()`), or null to take
+ *   mmap_lock. It must leave the RCU read section it enters.
+ * - `vmaStartWrite(vma, site)` and `vmaEndWriteAll(mm)`: the writer side, run by @spf/vma's syscalls (see
+ *   @spf/vma's `VmaWriteLockPaths`); the handler hands them to every mm through `mmConfig.vmaLocking.paths`.
+ */
+export interface PerVmaLockPaths extends VmaWriteLockPaths {
+  readonly lockVmaUnderRcu?: (ctx: PerVmaLockContext, mm: MmStruct, address: number) => Kernel<VmArea | null>;
+}
+
+const OPTION_NAMES = new Set(['checks', 'dupMmapStartWrite', 'fileVmas', 'paths']);
+const PATH_NAMES = ['lockVmaUnderRcu', 'vmaStartWrite', 'vmaEndWriteAll'];
 
 /** Every check with its value once the defaults are filled in. */
 export type PerVmaLockChecks = Readonly<Record<PerVmaLockCheck, boolean>>;
@@ -105,6 +136,32 @@ export function resolvePerVmaLockOptions(options: PerVmaLockOptions = {}): PerVm
       `must be true or false, got ${String(options.fileVmas)}`,
     );
   }
+  const paths: unknown = options.paths;
+  if (paths !== undefined) {
+    if (typeof paths !== 'object' || paths === null) {
+      throw new FaultSpecConfigError(
+        'pervma',
+        ['paths'],
+        `must be an object with any of ${PATH_NAMES.join(', ')}, got ${String(paths)}`,
+      );
+    }
+    for (const [k, f] of Object.entries(paths)) {
+      if (!PATH_NAMES.includes(k)) {
+        throw new FaultSpecConfigError(
+          'pervma',
+          [`paths.${k}`],
+          `no such path; the paths are ${PATH_NAMES.join(', ')}`,
+        );
+      }
+      if (f !== undefined && typeof f !== 'function') {
+        throw new FaultSpecConfigError(
+          'pervma',
+          [`paths.${k}`],
+          `must be a generator function, got ${typeof f}`,
+        );
+      }
+    }
+  }
   const dup = options.dupMmapStartWrite;
   if (dup !== undefined) {
     if (typeof dup !== 'boolean') {
@@ -127,14 +184,22 @@ export function resolvePerVmaLockOptions(options: PerVmaLockOptions = {}): PerVm
   return Object.freeze(checks);
 }
 
-/** The mm settings (@spf/vma's `VmaLockingOptions`) the writer-side checks stand for. */
-function vmaLockingOf(checks: PerVmaLockChecks): VmaLockingOptions {
+/** The mm settings (@spf/vma's `VmaLockingOptions`) the writer-side checks and paths stand for. */
+function vmaLockingOf(checks: PerVmaLockChecks, paths: PerVmaLockPaths | undefined): VmaLockingOptions {
   const startWrite = Object.fromEntries(
     (Object.keys(VMA_START_WRITE_SITES) as VmaStartWriteSite[]).map((s) => [s, checks[`vmaStartWrite.${s}`]]),
   ) as Record<VmaStartWriteSite, boolean>;
   return {
     startWrite,
     endWriteAll: checks.vmaEndWriteAllBeforeUnlock ? 'before-unlock' : 'after-unlock',
+    ...(paths?.vmaStartWrite === undefined && paths?.vmaEndWriteAll === undefined
+      ? {}
+      : {
+          paths: {
+            ...(paths.vmaStartWrite === undefined ? {} : { vmaStartWrite: paths.vmaStartWrite }),
+            ...(paths.vmaEndWriteAll === undefined ? {} : { vmaEndWriteAll: paths.vmaEndWriteAll }),
+          },
+        }),
   };
 }
 
@@ -153,6 +218,9 @@ export class PerVmaLockHandler implements FaultHandler {
   private readonly readerChecks: Readonly<Record<PerVmaReaderCheck, boolean>>;
   /** File VMAs are taken under the VMA lock (Linux 6.7, {@link PerVmaLockOptions.fileVmas}). */
   readonly fileVmas: boolean;
+  /** A replacement `lock_vma_under_rcu()` ({@link PerVmaLockOptions.paths}), or null for the package's. */
+  private readonly lockVma: NonNullable<PerVmaLockPaths['lockVmaUnderRcu']> | null;
+  private readonly context: PerVmaLockContext;
   /** {@link tryVmaLock} bound once, the lockless attempt handed to every `doUserAddrFault()`. */
   private readonly attempt = (fault: UserFault, flags: number): Kernel<LocklessFaultResult> =>
     this.tryVmaLock(fault, flags);
@@ -162,9 +230,11 @@ export class PerVmaLockHandler implements FaultHandler {
     options: PerVmaLockOptions = {},
   ) {
     this.checks = resolvePerVmaLockOptions(options);
-    this.mmConfig = { vmaLocking: vmaLockingOf(this.checks) };
+    this.mmConfig = { vmaLocking: vmaLockingOf(this.checks, options.paths) };
     this.readerChecks = this.checks;
     this.fileVmas = options.fileVmas ?? false;
+    this.lockVma = options.paths?.lockVmaUnderRcu ?? null;
+    this.context = Object.freeze({ counters: this.events, fileVmas: this.fileVmas });
   }
 
   /** VMA_LOCK_SUCCESS, VMA_LOCK_ABORT, VMA_LOCK_RETRY and VMA_LOCK_MISS so far (a live view). */
@@ -199,7 +269,10 @@ export class PerVmaLockHandler implements FaultHandler {
   private *tryVmaLock(fault: UserFault, flags: number): Kernel<LocklessFaultResult> {
     if ((flags & FAULT_FLAG_USER) === 0) return { kind: 'fallback', flags };
     const { mm, address, errorCode } = fault;
-    const vma = yield* lockVmaUnderRcu(mm, address, this.readerChecks, this.events, this.fileVmas);
+    const vma =
+      this.lockVma === null
+        ? yield* lockVmaUnderRcu(mm, address, this.readerChecks, this.events, this.fileVmas)
+        : yield* this.lockVma(this.context, mm, address);
     if (vma === null) return { kind: 'fallback', flags };
     if (accessError(errorCode, vma)) {
       yield* vmaEndRead(vma);

@@ -1,11 +1,13 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lab1 } from '../lab1/lab1.js';
+import { lab3 } from '../lab3/lab3.js';
 import { referenceSources } from '../reference-solutions.js';
+import { variantSources } from '../variants.js';
 
 // The command-line grader as users run it: the built bin in a child process (the worker thread it starts
 // needs compiled JavaScript), so the package is built first (incremental, quick when up to date).
@@ -13,8 +15,15 @@ const pkg = fileURLToPath(new URL('../../', import.meta.url));
 const bin = join(pkg, 'dist/cli/grade.js');
 const dir = mkdtempSync(join(tmpdir(), 'spf-grade-'));
 
+/** Where the grader keeps its state in these tests (hints, remembered solutions), never the user's home. */
+const state = join(dir, 'state', 'hints.json');
+
 function grade(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, SPF_GRADE_STATE: state },
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -312,5 +321,73 @@ describe('spf-grade practice', () => {
     expect(bad.err).toContain('-s needs a whole number');
     expect(bad.code).toBe(2);
     expect(grade('practice', 'lab7').err).toContain("no practice for 'lab7'");
+  });
+});
+
+describe("spf-grade --with: a later lab on the student's earlier solution (issue 18)", () => {
+  it('remembers a full-marks Lab 3 solution; lab5 --with lab3 runs on it, with its tests as regression', () => {
+    const sol = join(dir, 'lab3');
+    mkdirSync(sol, { recursive: true });
+    for (const [name, text] of Object.entries(referenceSources(lab3))) writeFileSync(join(sol, name), text);
+    const files = Object.keys(referenceSources(lab3)).map((f) => join(sol, f));
+    const first = grade('lab3', ...files, '--time-limit', '60000');
+    expect(first.out).toContain('Score: 100/100');
+    const saved = join(dir, 'state', 'solutions', 'lab3.json');
+    expect(first.out).toContain(
+      `Full marks: remembered in ${saved}; lab4 and lab5 can run on it (--with lab3).`,
+    );
+    expect(JSON.parse(readFileSync(saved, 'utf8')).files).toEqual(referenceSources(lab3));
+
+    const r = grade(
+      'lab5',
+      '--reference',
+      '--with',
+      'lab3',
+      '--test',
+      'pervma-faults',
+      '--time-limit',
+      '60000',
+    );
+    expect(r.out).toContain(
+      '== Test pervma-faults: Faults taken under the VMA lock, and the fallbacks == OK (15/15)',
+    );
+    expect(r.out).toContain(
+      '== Test lab3/cow-after-fork: Lab 3: the classic fault: Copy-on-write after fork',
+    );
+    expect(r.out).toContain('Built on your lab3 solution (full marks, 100/100;');
+    expect(r.code).toBe(0);
+
+    // Named files instead of the remembered one; a solution below full marks is not used.
+    const broken = join(sol, 'broken');
+    mkdirSync(broken, { recursive: true });
+    for (const [name, text] of Object.entries(variantSources(lab3, 'rss-miscounted')))
+      writeFileSync(join(broken, name), text);
+    const b = grade(
+      'lab5',
+      '--reference',
+      '--with',
+      `lab3=${Object.keys(referenceSources(lab3))
+        .map((f) => join(broken, f))
+        .join(',')}`,
+      '--test',
+      'pervma-faults',
+      '--time-limit',
+      '60000',
+    );
+    expect(b.out).toMatch(/== Test lab3\/rss-counts: .* == FAIL \(0\/0\)/);
+    expect(b.out).toMatch(/Your lab3 solution scored \d+\/100: this lab ran on the package's code instead/);
+    expect(b.out).toContain('Score: 15/15');
+  });
+
+  it('refuses a lab it does not build on, and a missing remembered solution, with exit 2', () => {
+    const r = grade('lab5', '--reference', '--with', 'lab2');
+    expect(r.err).toContain('--with lab2: lab5 cannot run on a lab2 solution; it builds on lab3');
+    expect(r.code).toBe(2);
+    const none = spawnSync(process.execPath, [bin, 'lab4', '--reference', '--with', 'lab3'], {
+      encoding: 'utf8',
+      env: { ...process.env, SPF_GRADE_STATE: join(dir, 'empty', 'hints.json') },
+    });
+    expect(none.stderr).toContain('--with lab3: no remembered lab3 solution in');
+    expect(none.status).toBe(2);
   });
 });

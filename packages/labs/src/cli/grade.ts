@@ -40,6 +40,10 @@ const MAX_FILE_BYTES = MAX_SOURCE_CHARS * 4;
 const USAGE = `usage: spf-grade <lab> [solution-file ...]   grade files (default: the starter)
        spf-grade <lab> --reference | --variant <id>
        spf-grade <lab> files... --watch  grade again on every save
+       spf-grade <lab> files... --with <earlier-lab>[=<file>,...]
+                                       run on your full-marks solution of an earlier lab (its files, or the
+                                       one remembered in ~/.spf-grade/solutions/ when you got full marks);
+                                       its tests run as the regression category
        spf-grade <lab> --hint          show the next hint (remembered per lab in ~/.spf-grade/hints.json)
        spf-grade <lab> files... --test <id> [--schedule <s>] --debug
                                        step through a concurrency test's failing schedule (n, p, <step>, q)
@@ -116,6 +120,77 @@ function hintStateFile(): string {
   return process.env.SPF_GRADE_STATE ?? join(homedir(), '.spf-grade', 'hints.json');
 }
 
+/**
+ * Where full-marks solutions are remembered, one JSON file per lab (next to the hint state, so
+ * $SPF_GRADE_STATE moves both): what `--with <lab>` without files uses.
+ */
+function solutionFile(labId: string): string {
+  return join(dirname(hintStateFile()), 'solutions', `${labId}.json`);
+}
+
+/** Remembers a full-marks solution of `lab` for later labs (`--with`); says where, or why it could not. */
+function rememberSolution(lab: Lab, sources: Sources): void {
+  const file = solutionFile(lab.id);
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    const saved = { lab: lab.id, version: lab.version, files: sources };
+    writeFileSync(file, `${JSON.stringify(saved, null, 2)}\n`);
+    const later = labs.filter((l) => l.buildsOn?.includes(lab.id)).map((l) => l.id);
+    if (later.length > 0)
+      console.log(
+        `Full marks: remembered in ${file}; ${later.join(' and ')} can run on it (--with ${lab.id}).`,
+      );
+  } catch (err) {
+    console.error(`spf-grade: could not remember the solution in ${file}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * The earlier labs' solutions named by `--with <lab>=<file>,<file>` (files, relative to the user's
+ * directory) or `--with <lab>` (the remembered full-marks solution), checked against `lab.buildsOn`.
+ */
+function earlierSources(lab: Lab, specs: readonly string[]): Record<string, Sources> {
+  const out: Record<string, Sources> = {};
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    const id = eq < 0 ? spec : spec.slice(0, eq);
+    if (!(lab.buildsOn ?? []).includes(id)) {
+      const on = lab.buildsOn?.length
+        ? `it builds on ${lab.buildsOn.join(', ')}`
+        : 'it builds on no earlier lab';
+      fail(`--with ${spec}: ${lab.id} cannot run on a ${id} solution; ${on}`);
+    }
+    const earlier = getLab(id);
+    if (eq >= 0) {
+      const files = spec
+        .slice(eq + 1)
+        .split(',')
+        .filter((f) => f.length > 0);
+      if (files.length === 0) fail(`--with ${spec}: name the files of your ${id} solution after '='`);
+      out[id] = readSources(earlier, files);
+      continue;
+    }
+    const file = solutionFile(id);
+    let saved: unknown;
+    try {
+      saved = JSON.parse(readFileSync(file, 'utf8'));
+    } catch {
+      fail(
+        `--with ${id}: no remembered ${id} solution in ${file}; grade one to full marks first (spf-grade ${id} <files>), or name its files: --with ${id}=<file>,<file>`,
+      );
+    }
+    const files = (saved as { files?: unknown } | null)?.files;
+    if (
+      typeof files !== 'object' ||
+      files === null ||
+      Object.values(files).some((t) => typeof t !== 'string')
+    )
+      fail(`--with ${id}: ${file} is not a remembered solution (no "files" of text); grade ${id} again`);
+    out[id] = files as Sources;
+  }
+  return out;
+}
+
 /** Prints the next hint of `lab` and remembers that it was shown. */
 function showNextHint(lab: Lab): void {
   const file = hintStateFile();
@@ -152,6 +227,16 @@ async function main(argv: string[]): Promise<number> {
     args.splice(i, 1);
     return true;
   };
+  const options = (name: string) => {
+    const found: string[] = [];
+    for (let i = args.indexOf(name); i >= 0; i = args.indexOf(name)) {
+      const v = args[i + 1];
+      if (v === undefined) fail(`${name} needs a value`);
+      found.push(v);
+      args.splice(i, 2);
+    }
+    return found;
+  };
   const option = (name: string) => {
     const i = args.indexOf(name);
     if (i < 0) return undefined;
@@ -176,6 +261,7 @@ async function main(argv: string[]): Promise<number> {
   const only = option('--test');
   const schedule = option('--schedule');
   const testsDir = option('--tests');
+  const withSpecs = options('--with');
   const debug = flag('--debug');
   const format = option('--format') ?? (jsonFlag ? 'json' : 'text');
   if (!['text', 'json', 'gradescope'].includes(format))
@@ -228,6 +314,7 @@ async function main(argv: string[]): Promise<number> {
     const known = lab.buggyVariants.map((v) => v.id).join(', ');
     fail(`${lab.id} has no buggy variant '${variant}'; its variants are ${known}`);
   }
+  const earlier = earlierSources(lab, withSpecs);
   let sources: Sources;
   if (reference) sources = referenceSources(lab);
   else if (variant !== undefined) sources = variantSources(lab, variant);
@@ -240,6 +327,7 @@ async function main(argv: string[]): Promise<number> {
       only,
       ...(testFiles.length > 0 ? { testFiles } : {}),
       ...(schedule !== undefined && only !== undefined ? { schedules: { [only]: schedule } } : {}),
+      ...(Object.keys(earlier).length > 0 ? { earlier } : {}),
       onResult: json
         ? undefined
         : (r) => {
@@ -261,7 +349,11 @@ async function main(argv: string[]): Promise<number> {
           `spf-grade: test ${only} did not fail with a schedule, so there is nothing to step through`,
         );
     }
-    return report.score === report.maxScore ? 0 : 1;
+    const full = report.status === 'complete' && report.score === report.maxScore;
+    // Only the student's own files, graded whole, are remembered for later labs (--with).
+    if (full && !reference && variant === undefined && only === undefined && files.length > 0 && !json)
+      rememberSolution(lab, src);
+    return full ? 0 : 1;
   };
   const code = await run(sources);
   if (!watch) return code;

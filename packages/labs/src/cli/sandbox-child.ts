@@ -55,11 +55,23 @@ async function serve(raw: SandboxRequest): Promise<void> {
   }
   const js = new Map(raw.js.map(([f, code]) => [String(f), String(code)]));
   hideHostGlobals();
-  gradeTranspiled(lab, js, {
-    onStart: (t) => post({ type: 'start', test: t.id }),
-    onResult: (result) => post({ type: 'result', result }),
-    ...(raw.schedules === undefined ? {} : { schedules: stringRecord(raw.schedules) }),
-  }).then(
+  const earlier = (Array.isArray(raw.earlier) ? raw.earlier : []).map(([id, files]) => ({
+    lab: getLab(String(id)),
+    js: Array.isArray(files)
+      ? new Map(files.map(([f, code]) => [String(f), String(code)] as const))
+      : { error: String((files as { error?: unknown }).error) },
+  }));
+  gradeTranspiled(
+    lab,
+    js,
+    {
+      onStart: (t) =>
+        post({ type: 'start', test: t.id, ...(t.timeoutMs === undefined ? {} : { timeoutMs: t.timeoutMs }) }),
+      onResult: (result) => post({ type: 'result', result }),
+      ...(raw.schedules === undefined ? {} : { schedules: stringRecord(raw.schedules) }),
+    },
+    earlier,
+  ).then(
     (report) => post({ type: 'done', report }, () => exit(0)),
     (err) =>
       post(

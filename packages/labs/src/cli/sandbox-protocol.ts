@@ -12,6 +12,13 @@ export type SandboxRequest = {
   readonly testFiles?: readonly string[];
   /** Schedules to replay instead of exploring, by test id. */
   readonly schedules?: Readonly<Record<string, string>>;
+  /** Earlier labs' solutions, transpiled in the parent (or why they did not transpile), by lab id. */
+  readonly earlier?: ReadonlyArray<
+    readonly [
+      lab: string,
+      js: ReadonlyArray<readonly [file: string, code: string]> | { readonly error: string },
+    ]
+  >;
 };
 
 /** Sandbox to parent: a worker message with the run's secret. */

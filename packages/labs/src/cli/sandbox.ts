@@ -4,9 +4,10 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Sources, transpileSources } from '../grade.js';
+import { type Sources, transpileEarlier, transpileSources } from '../grade.js';
 import type { Lab } from '../lab.js';
 import type { GradeReport } from '../result.js';
+import { getLab } from '../registry.js';
 import { withAncestors } from '../test-chain.js';
 import {
   gradeWithWatchdog,
@@ -33,6 +34,8 @@ export type SandboxOptions = WatchdogOptions & {
    * extended with the same tests (`withInstructorTests`) as `lab`.
    */
   readonly testFiles?: readonly string[];
+  /** Earlier labs' solutions the lab builds on (`spf-grade --with`), by lab id. */
+  readonly earlier?: Readonly<Record<string, Sources>>;
 };
 
 const DEFAULT_HEAP_MIB = 512;
@@ -152,6 +155,10 @@ function sandboxPort(
   let watch: ReturnType<typeof setInterval> | undefined;
   return {
     post(req) {
+      // Earlier labs' solutions are transpiled here, like the lab's own files: the child has no transpiler.
+      const earlier: NonNullable<SandboxRequest['earlier']> = transpileEarlier(
+        Object.entries(req.earlier ?? {}).map(([id, sources]) => ({ lab: getLab(id), sources })),
+      ).map(({ lab, js }) => [lab.id, js instanceof Map ? [...js] : (js as { error: string })] as const);
       const msg: SandboxRequest = {
         type: 'grade',
         lab: req.lab,
@@ -160,6 +167,7 @@ function sandboxPort(
         only: opts.only,
         ...(opts.testFiles?.length ? { testFiles: opts.testFiles } : {}),
         ...(req.schedules === undefined ? {} : { schedules: req.schedules }),
+        ...(earlier.length === 0 ? {} : { earlier }),
       };
       child.send(msg);
     },

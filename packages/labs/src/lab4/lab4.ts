@@ -48,6 +48,7 @@ export const lab4: Lab = {
       '`DufourSpfPaths` via `dufourSpf({ paths: { handleSpeculativeFault } })` (src/dufour/dufour-spf.ts), run before mmap_lock is taken',
   },
   files,
+  buildsOn: ['lab3'],
   hints: [
     'Start with the skeleton that can only fall back: findVmaRcu, then a try/finally whose finally does putVma(vma), and VM_FAULT_RETRY everywhere. Then let the cases through one by one.',
     'Before trusting anything you read of the VMA, take the snapshot: s.seq = yield* vma.vmSequence.rawReadSeqcount() (odd: give up). Copy vma.vmFlags and vma.vmPageProt into the vm_fault then: those copies are what the fault acts on.',

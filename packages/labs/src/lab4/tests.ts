@@ -1,3 +1,4 @@
+import { type PteFaultPaths, withPteFaultPaths } from '@spf/fault-classic';
 import { type DufourSpfPaths, dufourSpf } from '@spf/fault-spec';
 import { type BootConfig, boot, type System, type UserContext, UserSignal } from '@spf/kernel';
 import { type ExploreOptions, kassert, type Machine } from '@spf/machine';
@@ -14,7 +15,13 @@ import { traceStudent } from '../debug-probe.js';
 import { TestFailure } from '../lab-errors.js';
 import type { LabTest, TestContext } from '../lab.js';
 import { checkSchedules } from '../lab2/explorer-check.js';
-import { expectEq, LAB_MEMORY, type Program, runOnSystem } from '../lab3/kernel-harness.js';
+import {
+  expectEq,
+  LAB_MEMORY,
+  type Program,
+  runOnSystem,
+  studentPteFaultPaths,
+} from '../lab3/kernel-harness.js';
 
 const A = 0x5000_0000; // 2 MiB aligned: unmapping the whole region frees its page tables
 const B = 0x6000_0000;
@@ -24,25 +31,36 @@ const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
 const hex = (a: number) => `0x${a.toString(16)}`;
 
-/** The student's `handleSpeculativeFault` as fault-spec's `DufourSpfPaths`, traced for the debugger. */
-function studentSpf(ctx: TestContext): DufourSpfPaths {
+/**
+ * What a test runs on: the student's `handleSpeculativeFault` as fault-spec's `DufourSpfPaths` (traced for
+ * the debugger), and their Lab 3 `do_anonymous_page()`/`do_wp_page()` when the grading was handed a
+ * full-marks Lab 3 solution (otherwise the package's).
+ */
+type Student4 = { readonly spf: DufourSpfPaths; readonly pte: PteFaultPaths | null };
+
+function studentSpf(ctx: TestContext): Student4 {
   const handleSpeculativeFault = ctx.fn<DufourSpfPaths['handleSpeculativeFault']>(
     'speculative-fault.ts',
     'handleSpeculativeFault',
   );
-  return traceStudent({ handleSpeculativeFault }, ['handleSpeculativeFault']);
+  const lab3 = ctx.earlier?.lab3;
+  return {
+    spf: traceStudent({ handleSpeculativeFault }, ['handleSpeculativeFault']),
+    pte: lab3 === undefined ? null : studentPteFaultPaths(lab3),
+  };
 }
 
 /**
  * Boots @spf/kernel with Dufour's SPF running the student's attempt. The single-thread shortcut is off, so
  * that every fault tries the speculative path, even in a process with one thread.
  */
-function bootSpf(paths: DufourSpfPaths, config: BootConfig = {}): System {
+function bootSpf(paths: Student4, config: BootConfig = {}): System {
+  const handler = dufourSpf({ paths: paths.spf, singleThreadShortcut: false });
   return boot({
     memory: LAB_MEMORY,
     cpus: 2,
     ...config,
-    faultHandler: dufourSpf({ paths, singleThreadShortcut: false }),
+    faultHandler: paths.pte === null ? handler : withPteFaultPaths(handler, paths.pte),
   });
 }
 
@@ -74,7 +92,7 @@ type Body = (u: UserContext) => Generator<unknown, void, unknown>;
  * then runs `main`; the system checks the mm invariants at exit, and the final check that every frame was
  * freed.
  */
-function raceScenario(paths: DufourSpfPaths, prepare: Body, main: Body, other: Body) {
+function raceScenario(paths: Student4, prepare: Body, main: Body, other: Body) {
   return {
     cpus: 2,
     maxSteps: 300_000,
