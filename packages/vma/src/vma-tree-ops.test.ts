@@ -7,7 +7,7 @@ import { TREE_FANOUT, VmaTree } from './vma-tree.js';
 function treeOf(ranges: readonly [number, number][]): VmaTree<number> {
   const t = new VmaTree<number>();
   const tx = t.begin();
-  ranges.forEach(([s, e], i) => tx.insert(s, e, i));
+  for (const [i, [s, e]] of ranges.entries()) tx.insert(s, e, i);
   tx.commit();
   return t;
 }
