@@ -1,12 +1,14 @@
-import { runSync } from '@spf/machine';
-import type { Page } from '@spf/pagetable';
+import { Rcu } from '@spf/locks';
+import { Machine, runSync } from '@spf/machine';
+import { ACCESS_USER, ACCESS_WRITE, Mmu, type Page, PhysicalMemory } from '@spf/pagetable';
 import { describe, expect, it, vi } from 'vitest';
 import { Errno } from './errno.js';
 import { checkMmInvariants } from './mm-invariants.js';
 import { MM_ANONPAGES, MmStruct, TASK_SIZE_4LEVEL } from './mm-struct.js';
 import type { MmapFile } from './mmap.js';
 import { sysMremap } from './mremap.js';
-import { OvercommitPolicy } from './overcommit.js';
+import { type OvercommitMode, OvercommitPolicy } from './overcommit.js';
+import { PagetableOps } from './pagetable-backed-ops.js';
 import { procMaps } from './proc-maps.js';
 import { mmapSync, mremapSync } from './sync-api.js';
 import { makeSystem, touch } from './test-support/system.js';
@@ -22,6 +24,7 @@ import {
   PROT_WRITE,
   VM_ACCOUNT,
   VM_DONTEXPAND,
+  VM_IO,
   VM_PFNMAP,
 } from './vm-flags.js';
 
@@ -59,6 +62,11 @@ function maps(mm: MmStruct): string[] {
 function present(mm: MmStruct): number[] {
   return [...mm.pageTables.presentPtes(0, 2 ** 47)].map((p) => (p.addr - A) / P);
 }
+function vmaAt(mm: MmStruct, page: number) {
+  const v = mm.vmaLookup(A + page * P);
+  if (v === null) throw new Error(`no VMA at page ${page}`);
+  return v;
+}
 function pagesAt(mm: MmStruct, page: number, n: number): Page[] {
   return [...mm.pageTables.presentPtes(A + page * P, A + (page + n) * P)].map((p) => p.page as Page);
 }
@@ -72,11 +80,11 @@ const state = (mm: MmStruct) => ({
   dataVm: mm.dataVm,
 });
 
-/** An mm whose overcommit heuristic sees a machine of `ram` pages. */
-function mmWithRam(ram: number): MmStruct {
+/** An mm whose overcommit policy (`mode`) sees a machine of `ram` pages. */
+function mmWithRam(ram: number, mode: OvercommitMode = 'guess'): MmStruct {
   const holder: { mm: MmStruct | null } = { mm: null };
   const overcommit = new OvercommitPolicy({
-    mode: 'guess',
+    mode,
     totalRamPages: ram,
     committedPages: () => holder.mm?.committed ?? 0,
   });
@@ -121,6 +129,7 @@ describe('mremap: check_mremap_params and the VMA checks (nothing changes on fai
     ['an unknown flag (8)', A, P, 2 * P, 8, 0, Errno.EINVAL],
     ['flag bit 32', A, P, 2 * P, 2 ** 32, 0, Errno.EINVAL],
     ['negative flags', A, P, 2 * P, -1, 0, Errno.EINVAL],
+    ['flags -2^32 (no bit set in the low 32)', A, P, 2 * P, -(2 ** 32), 0, Errno.EINVAL],
     ['an unaligned address', A + 1, P, 2 * P, 0, 0, Errno.EINVAL],
     ['a zero new_len', A, P, 0, 0, 0, Errno.EINVAL],
     ['a new_len past TASK_SIZE', A, P, TASK_SIZE_4LEVEL + P, MOVE, 0, Errno.EINVAL],
@@ -134,6 +143,15 @@ describe('mremap: check_mremap_params and the VMA checks (nothing changes on fai
       P,
       2 * P,
       FIXED,
+      TASK_SIZE_4LEVEL - P,
+      Errno.EINVAL,
+    ],
+    [
+      'MREMAP_DONTUNMAP with new_addr + new_len past TASK_SIZE',
+      A,
+      2 * P,
+      2 * P,
+      DONTUNMAP,
       TASK_SIZE_4LEVEL - P,
       Errno.EINVAL,
     ],
@@ -520,5 +538,181 @@ describe('sysMremap', () => {
     expect(runSync(sysMremap(mm, A + 8 * P, P, 2 * P, 0))).toEqual(err(Errno.EFAULT));
     expect([write.mock.calls.length, unlock.mock.calls.length]).toEqual([2, 2]);
     expect(mm.mmapLock.isLocked()).toBe(false);
+  });
+});
+
+describe('mremap: more of what a caller relies on', () => {
+  it('the same size is the old address even for a range inside a VMA or across VMAs', () => {
+    const mm = new MmStruct();
+    map(mm, 0, 4);
+    map(mm, 6, 2);
+    const before = state(mm);
+    expect(mremapSync(mm, A + P, P, P, 0)).toEqual(at(A + P));
+    expect(mremapSync(mm, A, 10 * P, 10 * P, 0)).toEqual(at(A));
+    expect(state(mm)).toEqual(before);
+  });
+
+  it('shrinking, in place or while moving, unmaps only the tail: the next VMA stays', () => {
+    const { mm } = makeSystem();
+    map(mm, 0, 4);
+    map(mm, 4, 4, { prot: PROT_READ });
+    map(mm, 8, 4);
+    touch(mm, A, 4 * P);
+    expect(mremapSync(mm, A, 4 * P, 2 * P, 0)).toEqual(at(A));
+    expect(maps(mm)).toEqual(['0-2 rw-p', '4-8 r--p', '8-12 rw-p']);
+    expect(mremapSync(mm, A, 2 * P, P, FIXED, A + 20 * P)).toEqual(at(A + 20 * P));
+    expect(maps(mm)).toEqual(['4-8 r--p', '8-12 rw-p', '20-21 rw-p']);
+    expect(present(mm)).toEqual([20]);
+    checkMmInvariants([mm]);
+  });
+
+  it('a move to grow leaves the pages of the VMA after the old range where they are', () => {
+    const { mm } = makeSystem();
+    map(mm, 0, 2);
+    map(mm, 2, 2, { prot: PROT_READ });
+    touch(mm, A, 2 * P);
+    touch(mm, A + 2 * P, 2 * P);
+    const neighbour = pagesAt(mm, 2, 2);
+    const r = mremapSync(mm, A, 2 * P, 4 * P, MOVE);
+    expect(r.ok).toBe(true);
+    expect(pagesAt(mm, 2, 2)).toEqual(neighbour);
+    expect(maps(mm)).toContain('2-4 r--p');
+    checkMmInvariants([mm]);
+  });
+
+  it('MREMAP_DONTUNMAP without MREMAP_FIXED takes new_addr as a hint only: what is mapped there stays', () => {
+    const mm = new MmStruct();
+    map(mm, 0, 2);
+    map(mm, 20, 2, { prot: PROT_READ });
+    const r = mremapSync(mm, A, 2 * P, 2 * P, DONTUNMAP, A + 20 * P);
+    expect(r.ok).toBe(true);
+    expect(r.ok && r.value).not.toBe(A + 20 * P);
+    expect(maps(mm)).toContain('20-22 r--p');
+    expect(maps(mm)).toContain('0-2 rw-p');
+  });
+
+  it('a move with no room left is ENOMEM and changes nothing', () => {
+    const MiB = 1024 * 1024;
+    const mm = new MmStruct({ taskSize: 64 * MiB });
+    const flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
+    expect(mmapSync(mm, { addr: MiB, len: 20 * MiB, prot: RW, flags }).ok).toBe(true);
+    expect(mmapSync(mm, { addr: 22 * MiB, len: 40 * MiB, prot: PROT_READ, flags }).ok).toBe(true);
+    const before = state(mm);
+    expect(mremapSync(mm, MiB, 20 * MiB, 20 * MiB, DONTUNMAP, 22 * MiB)).toEqual(err(Errno.ENOMEM));
+    expect(mremapSync(mm, MiB, 20 * MiB, 30 * MiB, MOVE)).toEqual(err(Errno.ENOMEM));
+    expect(state(mm)).toEqual(before);
+  });
+
+  it('MREMAP_FIXED below mmap_min_addr is EPERM (security_mmap_addr), not a move elsewhere', () => {
+    const mm = new MmStruct();
+    map(mm, 0, 1);
+    expect(mremapSync(mm, A, P, P, FIXED, 0x1000)).toEqual(err(Errno.EPERM));
+    expect(maps(mm)).toEqual(['0-1 rw-p']);
+  });
+
+  it('growth in place is charged only the growth, and refused (changing nothing) when the policy says no', () => {
+    const mm = mmWithRam(1024, 'never');
+    map(mm, 0, 300);
+    const before = state(mm);
+    expect(mremapSync(mm, A, 300 * P, 600 * P, 0)).toEqual(err(Errno.ENOMEM));
+    expect(state(mm)).toEqual(before);
+    expect(mremapSync(mm, A, 300 * P, 400 * P, 0)).toEqual(at(A));
+    expect(mm.committed).toBe(400);
+  });
+
+  it('a shared mapping is not charged: it grows past RAM', () => {
+    const mm = mmWithRam(64);
+    map(mm, 0, 2, { flags: MAP_SHARED });
+    expect(mremapSync(mm, A, 2 * P, 100 * P, 0)).toEqual(at(A));
+    expect(mm.committed).toBe(0);
+    expect(mm.totalVm).toBe(100);
+  });
+
+  it('a VM_IO VMA cannot be extended in place (no merge): ENOMEM, nothing changes', () => {
+    const mm = new MmStruct();
+    map(mm, 0, 2);
+    vmaAt(mm, 0).vmFlags |= VM_IO;
+    const before = state(mm);
+    expect(mremapSync(mm, A, 2 * P, 4 * P, 0)).toEqual(err(Errno.ENOMEM));
+    expect(state(mm)).toEqual(before);
+  });
+
+  it('grows in place near the top of the address space', () => {
+    const mm = new MmStruct();
+    const at0 = TASK_SIZE_4LEVEL - 16 * P;
+    expect(
+      mmapSync(mm, {
+        addr: at0,
+        len: 2 * P,
+        prot: RW,
+        flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+      }).ok,
+    ).toBe(true);
+    expect(mremapSync(mm, at0, 2 * P, 8 * P, 0)).toEqual(at(at0));
+    expect(mm.vmaLookup(at0)?.vmEnd).toBe(at0 + 8 * P);
+  });
+
+  it('a moved private anonymous 2 MiB mapping is 2 MiB aligned; a shared or file one is not', () => {
+    const MiB = 1024 * 1024;
+    const dest = (flags: number, f?: MmapFile) => {
+      const mm = new MmStruct();
+      // One page right below mmap_base, so the top-down search finds an unaligned 2 MiB gap.
+      expect(
+        mmapSync(mm, {
+          addr: mm.mmapBase - P,
+          len: P,
+          prot: RW,
+          flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+        }).ok,
+      ).toBe(true);
+      const r0 = mmapSync(mm, {
+        addr: A,
+        len: MiB,
+        prot: PROT_READ,
+        flags: flags | MAP_FIXED_NOREPLACE,
+        file: f,
+      });
+      expect(r0.ok).toBe(true);
+      map(mm, 256, 1);
+      const r = mremapSync(mm, A, MiB, 2 * MiB, MOVE);
+      if (!r.ok) throw new Error(`mremap failed: ${r.errno}`);
+      return { addr: r.value, base: mm.mmapBase };
+    };
+    const priv = dest(MAP_PRIVATE | MAP_ANONYMOUS);
+    expect(priv.addr % (2 * MiB)).toBe(0);
+    const shared = dest(MAP_SHARED | MAP_ANONYMOUS);
+    expect(shared.addr).toBe(shared.base - P - 2 * MiB);
+    const { file } = countedFile();
+    const filed = dest(MAP_PRIVATE, file);
+    expect(filed.addr).toBe(filed.base - P - 2 * MiB);
+  });
+
+  it('a file mapping without get/put or open/close hooks moves too', () => {
+    const mm = new MmStruct();
+    map(mm, 0, 2, {
+      prot: PROT_READ,
+      file: { file: { path: '/f', devMajor: 8, devMinor: 1, ino: 3 }, ops: {} },
+    });
+    expect(mremapSync(mm, A, 2 * P, 2 * P, FIXED, A + 20 * P)).toEqual(at(A + 20 * P));
+    expect(maps(mm)).toEqual(['20-22 r--p']);
+  });
+
+  it('MREMAP_DONTUNMAP flushes the moved translations from every CPU that cached them', () => {
+    const m = new Machine({ cpus: 2 });
+    const mem = new PhysicalMemory({ size: 16 * 1024 * 1024, zeroPage: false });
+    const mmu = new Mmu(mem, { cpus: 2 });
+    const mm = new MmStruct({ rcu: new Rcu(m), pageTables: PagetableOps.factory({ mem, mmu }) });
+    map(mm, 0, 2);
+    mmu.switchMm(0, mm.pgd);
+    mmu.switchMm(1, mm.pgd);
+    touch(mm, A, 2 * P);
+    expect(mmu.access(1, A, ACCESS_USER | ACCESS_WRITE)).toBeGreaterThan(0);
+    m.spawn(0, 'mremap', function* () {
+      expect(yield* sysMremap(mm, A, 2 * P, 2 * P, DONTUNMAP, A + 64 * P)).toEqual(at(A + 64 * P));
+    });
+    expect(m.run().failure).toBeNull();
+    // The old range is still mapped, but its PTEs moved: CPU 1 faults instead of using a stale entry.
+    expect(mmu.access(1, A, ACCESS_USER | ACCESS_WRITE)).toBe(-1);
+    expect(mmu.access(1, A + 64 * P, ACCESS_USER | ACCESS_WRITE)).toBeGreaterThan(0);
   });
 });
