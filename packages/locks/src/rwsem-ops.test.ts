@@ -390,7 +390,7 @@ describe('RwSemaphore waiting', () => {
     const writer = (name: string) =>
       function* () {
         yield* sem.downWrite();
-        log.push(`${name} in`);
+        log.push(`${name} in (waiters ${(sem.count.value & RWSEM_FLAG_WAITERS) !== 0})`);
         yield* delay(1000);
         log.push(`${name} out`);
         yield* sem.upWrite();
@@ -409,7 +409,8 @@ describe('RwSemaphore waiting', () => {
       { gap: 500 },
     );
     expect(r.failure).toBeNull();
-    expect(log).toEqual(['r out', 'w1 in', 'w1 out', 'w2 in', 'w2 out']);
+    // The first writer leaves the waiters bit for the second; the last one clears it.
+    expect(log).toEqual(['r out', 'w1 in (waiters true)', 'w1 out', 'w2 in (waiters false)', 'w2 out']);
     expect(sem.count.value).toBe(0);
   });
 
@@ -445,6 +446,69 @@ describe('RwSemaphore waiting', () => {
     );
     expect(r.failure).toBeNull();
     expect(log).toEqual(['downgraded: 2 readers, waiters true', 'r1 in', 'd out', 'w2 in']);
+    expect(sem.count.value).toBe(0);
+  });
+
+  it('downgrade_write wakes no one when a writer is first in the queue', () => {
+    const sem = new RwSemaphore('s', { lockdep: false, optimisticSpin: false });
+    const log: string[] = [];
+    const r = run(
+      [
+        function* () {
+          yield* sem.downWrite();
+          yield* delay(5000);
+          yield* sem.downgradeWrite();
+          yield* delay(5000);
+          log.push(`d out, ${sem.waiters.map((w) => w.kind).join(',')} queued`);
+          yield* sem.upRead();
+        },
+        function* () {
+          yield* sem.downWrite();
+          log.push('w1 in');
+          yield* sem.upWrite();
+        },
+        function* () {
+          yield* sem.downRead();
+          log.push('r2 in');
+          yield* sem.upRead();
+        },
+      ],
+      { gap: 500 },
+    );
+    expect(r.failure).toBeNull();
+    expect(log).toEqual(['d out, write,read queued', 'w1 in', 'r2 in']);
+  });
+
+  it('up_write grants at most 256 queued readers at once (MAX_READERS_WAKEUP); the rest follow', () => {
+    const sem = new RwSemaphore('s', { lockdep: false, optimisticSpin: false });
+    const readers = 260;
+    let mostAtOnce = 0;
+    let entered = 0;
+    let queued = 0;
+    const bodies: Body[] = [
+      function* () {
+        yield* sem.downWrite();
+        // Long enough for every reader to take the wait lock in turn and queue.
+        yield* delay(5_000_000);
+        queued = sem.waiters.length;
+        yield* sem.upWrite();
+      },
+    ];
+    for (let i = 0; i < readers; i++) {
+      bodies.push(function* () {
+        yield* sem.downRead();
+        entered++;
+        // Readers granted together have their biases in the count already.
+        mostAtOnce = Math.max(mostAtOnce, sem.count.value >>> 8);
+        yield* delay(1_000_000);
+        yield* sem.upRead();
+      });
+    }
+    const r = run(bodies, { gap: 10 });
+    expect(r.failure).toBeNull();
+    expect(queued).toBe(readers);
+    expect(mostAtOnce).toBe(256);
+    expect(entered).toBe(readers);
     expect(sem.count.value).toBe(0);
   });
 
