@@ -1,5 +1,5 @@
 import { KernelFault } from '@spf/machine';
-import { _PAGE_NX, _PAGE_RW, mkPte, type Page } from '@spf/pagetable';
+import { _PAGE_NX, _PAGE_RW, mkPte, type Page, pteMkspecial } from '@spf/pagetable';
 import { describe, expect, it } from 'vitest';
 import { checkMmInvariants, MmInvariantError, mmInvariantProblems, pageStates } from './mm-invariants.js';
 import { MM_ANONPAGES, MM_SWAPENTS, MmStruct } from './mm-struct.js';
@@ -105,6 +105,10 @@ describe('mmInvariantProblems: the VMAs and the tree', () => {
     if (av === null) throw new Error('no anon_vma');
     v.anonVmaChain = [];
     expect(mmInvariantProblems([mm])).toEqual([`mm: ${v} has an anon_vma it is not linked to`]);
+    // Linked, but only to another VMA's anon_vma.
+    v.anonVmaChain = vma(A + 2 * P).anonVmaChain;
+    expect(vma(A + 2 * P).anonVma).not.toBe(av);
+    expect(mmInvariantProblems([mm])).toEqual([`mm: ${v} has an anon_vma it is not linked to`]);
     v.anonVmaChain = chain;
     av.freed = true;
     expect(mmInvariantProblems([mm])).toEqual([`mm: ${v} is linked to anon_vma#${av.id}, which was freed`]);
@@ -152,6 +156,16 @@ describe('mmInvariantProblems: the page tables', () => {
       `mm: PTE at 0x${hex(A + 5 * P)} is user-accessible in ${none}`,
       `mm: RSS counter ${MM_ANONPAGES} is 2 but 3 such PTEs are present`,
     ]);
+  });
+
+  it('a special PTE (no struct page behind it, as in a PFN map) is neither counted in RSS nor page-checked', () => {
+    const { mm, pt, mem } = sound();
+    const frame = mem.allocPages(0);
+    pt.map(A + P, frame.pa, { flags: pteMkspecial(mkPte(frame, 0n) | 0x5n | _PAGE_NX) });
+    expect([...mm.pageTables.presentPtes(A + P, A + 2 * P)].map((p) => [p.page, p.rssType])).toEqual([
+      [null, -1],
+    ]);
+    expect(mmInvariantProblems([mm], pageStates)).toEqual([]);
   });
 
   it('reports a present PTE outside every VMA', () => {
