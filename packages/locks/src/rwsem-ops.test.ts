@@ -275,12 +275,16 @@ describe('RwSemaphore waiting', () => {
       },
       function* () {
         yield* sem.downRead();
-        log.push(`r in (${sem.readers()} reader, writer ${sem.isWriteLocked()})`);
+        const o = sem.owner.value;
+        log.push(
+          `r in (${sem.readers()} reader, writer ${sem.isWriteLocked()}, owner ${o.task?.name} ${o.readerOwned})`,
+        );
         yield* sem.upRead();
       },
     ]);
     expect(r.failure).toBeNull();
-    expect(log).toEqual(['w out', 'r in (1 reader, writer false)']);
+    // The waker records the reader it granted the lock to as the (reader) owner.
+    expect(log).toEqual(['w out', 'r in (1 reader, writer false, owner t1 true)']);
     expect(sem.count.value).toBe(0);
     expect(sem.waiters).toEqual([]);
   });
@@ -532,6 +536,36 @@ describe('RwSemaphore waiting', () => {
     expect(blocks({ optimisticSpin: true })).toBe(0);
   });
 
+  it('a writer stops spinning when the owner goes to sleep, and sleeps itself', () => {
+    const sem = new RwSemaphore('s', { lockdep: false });
+    const other = new RwSemaphore('other', { lockdep: false });
+    const r = run(
+      [
+        function* () {
+          yield* other.downWrite();
+          yield* delay(1_000_000);
+          yield* other.upWrite();
+        },
+        function* () {
+          yield* sem.downWrite();
+          // The owner of `sem` sleeps on `other` for about a millisecond.
+          yield* other.downRead();
+          yield* other.upRead();
+          yield* sem.upWrite();
+        },
+        function* () {
+          yield* sem.downWrite();
+          yield* sem.upWrite();
+        },
+      ],
+      { gap: 1000, trace: true },
+    );
+    expect(r.failure).toBeNull();
+    const spinner = (r.trace ?? []).filter((e) => e.cpu === 2);
+    expect(spinner.some((e) => e.kind === 'block')).toBe(true);
+    expect(spinner.filter((e) => e.label.includes('spin')).length).toBeLessThan(20);
+  });
+
   it('a writer does not spin on a reader-owned lock: it sleeps', () => {
     const sem = new RwSemaphore('s', { lockdep: false });
     const r = run(
@@ -639,6 +673,33 @@ describe('RwSemaphore checks', () => {
     );
   });
 
+  it('reports up_write by a task other than the writer, and a failed down_write_trylock leaves the owner alone', () => {
+    const sem = new RwSemaphore('mmap_lock', { lockdep: false });
+    const owners: string[] = [];
+    const r = run([
+      function* () {
+        yield* sem.downRead();
+        yield* delay(10_000);
+        yield* sem.upRead();
+        yield* sem.downWrite();
+        yield* delay(10_000);
+        yield* sem.upWrite();
+      },
+      function* () {
+        expect(yield* sem.downWriteTrylock()).toBe(false);
+        const o = sem.owner.value;
+        owners.push(`${o.task?.name} ${o.readerOwned}`);
+        yield* delay(15_000);
+        yield* sem.upWrite();
+      },
+    ]);
+    expect(owners).toEqual(['t0 true']);
+    expect(r.failure?.kind).toBe('lock');
+    expect(r.failure?.message).toBe(
+      "up_write of 'mmap_lock' by task 't1' on CPU 1, which does not hold it for writing (writer task 't0' on CPU 0)",
+    );
+  });
+
   it('names the holders in a deadlock report', () => {
     const sem = new RwSemaphore('mmap_lock', { lockdep: false, optimisticSpin: false });
     const r = run([
@@ -679,6 +740,16 @@ describe('RwSemaphore checks', () => {
     expect(r2.failure?.message).toContain(
       "rwsem 'lab': writer task 't0' on CPU 0 entered while 1 reader(s) hold(s) it",
     );
+    const sem3 = new RwSemaphore('lab', { lockdep: false, paths: open });
+    const r3 = run([
+      function* () {
+        yield* sem3.downWrite();
+        yield* sem3.downWrite();
+      },
+    ]);
+    expect(r3.failure?.message).toContain(
+      "rwsem 'lab': writer task 't0' on CPU 0 entered while writer task 't0' on CPU 0 hold(s) it",
+    );
   });
 });
 
@@ -713,7 +784,19 @@ describe('RwSemaphore lab paths', () => {
     expect(runSync(sem.downReadTrylock())).toBe(false);
     expect(runSync(sem.downWriteTrylock())).toBe(false);
     expect(sem.isLocked()).toBe(false);
-    expect(calls).toEqual(['downRead lab', 'upRead', 'downWrite', 'upWrite', 'downRead lab', 'upRead']);
+    runSync(sem.downWrite());
+    runSync(sem.upWrite());
+    expect(sem.isLocked()).toBe(false);
+    expect(calls).toEqual([
+      'downRead lab',
+      'upRead',
+      'downWrite',
+      'upWrite',
+      'downRead lab',
+      'upRead',
+      'downWrite',
+      'upWrite',
+    ]);
   });
 
   it("uses the lab's trylocks and downgrade when it has them; the lab sees the state, not the lock", () => {
