@@ -4,6 +4,7 @@ import { current } from './current.js';
 import { LockError } from './lock-error.js';
 import { defaultLockdep, Lockdep } from './lockdep.js';
 import { RangeLock, type RangeLockHandle } from './range-lock.js';
+import { RwSemaphore } from './rwsem.js';
 import { SpinLock } from './spinlock.js';
 
 /*
@@ -101,6 +102,7 @@ describe('RangeLock: who waits for whom', () => {
         const b = yield* lock.readLock(5, 8);
         yield* delay(5000);
         seen.push(
+          lock.isLocked(),
           lock.heldRanges().map((h) => `${h.kind} ${h.start}-${h.end}`),
           lock.waiting(),
           lock.readers(),
@@ -123,6 +125,7 @@ describe('RangeLock: who waits for whom', () => {
       'nobody',
       'nobody',
       false,
+      true,
       ['read 0-10', 'read 5-8', 'write 20-30'],
       1,
       2,
@@ -259,6 +262,23 @@ describe('RangeLock whole-range methods (a drop-in mmap lock)', () => {
     );
   });
 
+  it('up_write while holding only a whole-range read hold is an error, and the read hold stays', () => {
+    const lock = new RangeLock('mmap_lock', { lockdep: false });
+    let held = '';
+    const r = run([
+      function* () {
+        yield* lock.downRead();
+        held = lock.describeHolders();
+        yield* lock.upWrite();
+      },
+    ]);
+    expect(held).toBe('read [0, Infinity)');
+    expect(r.failure?.message).toBe(
+      "up_write of 'mmap_lock' by task 't0' on CPU 0, which holds no whole-range write lock of it (read [0, Infinity))",
+    );
+    expect(lock.describeHolders()).toBe('read [0, Infinity)');
+  });
+
   it('downgrade_write without a whole-range write hold is an error naming the lock', () => {
     const lock = new RangeLock('mmap_lock', { lockdep: false });
     const r = run([
@@ -377,6 +397,32 @@ describe('RangeLock and lockdep', () => {
     expect(r.failure).toBeNull();
     expect(defaultLockdep.hasDependency('mm_class', 'outer')).toBe(true);
     expect(defaultLockdep.hasDependency('outer', 'mm_class')).toBe(false);
+  });
+
+  it('a blocking range lock taken under another lock records that dependency; a trylock does not; the tree lock is not tracked', () => {
+    const outer = new RwSemaphore('outer');
+    const lock = new RangeLock('mm');
+    const r = run([
+      function* () {
+        yield* outer.downWrite();
+        const t = yield* lock.readTrylock(0, 10);
+        if (t) yield* lock.unlock(t);
+        yield* outer.upWrite();
+      },
+    ]);
+    expect(r.failure).toBeNull();
+    expect(defaultLockdep.edgeCount).toBe(0);
+    const r2 = run([
+      function* () {
+        yield* outer.downWrite();
+        const h = yield* lock.writeLock(0, 10);
+        yield* lock.unlock(h);
+        yield* outer.upWrite();
+      },
+    ]);
+    expect(r2.failure).toBeNull();
+    expect(defaultLockdep.hasDependency('outer', 'mm')).toBe(true);
+    expect(defaultLockdep.edgeCount).toBe(1);
   });
 
   it('reports a blocking range lock in atomic context, and reports to the validator it was given', () => {
