@@ -563,6 +563,12 @@ describe('mremap: more of what a caller relies on', () => {
     expect(mremapSync(mm, A, 2 * P, P, FIXED, A + 20 * P)).toEqual(at(A + 20 * P));
     expect(maps(mm)).toEqual(['4-8 r--p', '8-12 rw-p', '20-21 rw-p']);
     expect(present(mm)).toEqual([20]);
+    // A move that shrinks a VMA right below another one.
+    expect(mremapSync(mm, A + 8 * P, 4 * P, 2 * P, FIXED, A + 30 * P)).toEqual(at(A + 30 * P));
+    expect(maps(mm)).toEqual(['4-8 r--p', '20-21 rw-p', '30-32 rw-p']);
+    map(mm, 2, 2);
+    expect(mremapSync(mm, A + 2 * P, 2 * P, P, FIXED, A + 40 * P)).toEqual(at(A + 40 * P));
+    expect(maps(mm)).toEqual(['4-8 r--p', '20-21 rw-p', '30-32 rw-p', '40-41 rw-p']);
     checkMmInvariants([mm]);
   });
 
