@@ -129,9 +129,12 @@ export function* doMremap(mm: MmStruct, ...args: MremapArgs): Kernel<SysResult<n
   }
   if (addr % PAGE_SIZE !== 0) return fail(Errno.EINVAL);
   if (!newLen) return fail(Errno.EINVAL);
-  if (newLen > mm.taskSize || newAddr > mm.taskSize - newLen) return fail(Errno.EINVAL);
+  if (newLen > mm.taskSize) return fail(Errno.EINVAL);
+  // new_addr is looked at only when a flag asks for it: without MREMAP_FIXED or MREMAP_DONTUNMAP any value is
+  // ignored (Linux 6.18 returns the old address for mremap(A, P, P, 0, 2^47)).
   const impliesNewAddr = (flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) !== 0;
   if (impliesNewAddr) {
+    if (newAddr > mm.taskSize - newLen) return fail(Errno.EINVAL);
     if (newAddr % PAGE_SIZE !== 0) return fail(Errno.EINVAL);
     if (!(flags & MREMAP_MAYMOVE)) return fail(Errno.EINVAL);
     if (flags & MREMAP_DONTUNMAP && oldLen !== newLen) return fail(Errno.EINVAL);

@@ -1,0 +1,400 @@
+import { runSync } from '@spf/machine';
+import { describe, expect, it } from 'vitest';
+import { vmaIsForkChild } from './anon-vma.js';
+import { Errno } from './errno.js';
+import { checkMmInvariants } from './mm-invariants.js';
+import { MmStruct } from './mm-struct.js';
+import type { MmapFile } from './mmap.js';
+import { forkSync, mmapSync, mprotectSync, munmapSync } from './sync-api.js';
+import { makeSystem, touch } from './test-support/system.js';
+import {
+  MAP_ANONYMOUS,
+  MAP_FIXED,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  PROT_READ,
+  PROT_WRITE,
+  VM_IO,
+  VM_READ,
+  VM_WRITE,
+} from './vm-flags.js';
+import type { VmArea, VmOperations } from './vm-area.js';
+import {
+  commitVmaChanges,
+  splitVma,
+  splitVmaChecked,
+  vmAreaDup,
+  vmaMergeExistingRange,
+  vmaMergeNewRange,
+  vmgForExisting,
+} from './vma-merge.js';
+
+const P = 4096;
+const A = 0x100000000000;
+const RW = PROT_READ | PROT_WRITE;
+
+function anon(mm: MmStruct, page: number, pages: number, prot = RW) {
+  const r = mmapSync(mm, {
+    addr: A + page * P,
+    len: pages * P,
+    prot,
+    flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+  });
+  expect(r.ok).toBe(true);
+}
+/** A file mapping of `pages` pages at file page `pgoff`. */
+function fmap(mm: MmStruct, file: MmapFile, page: number, pages: number, pgoff: number, prot = PROT_READ) {
+  const r = mmapSync(mm, {
+    addr: A + page * P,
+    len: pages * P,
+    prot,
+    flags: MAP_PRIVATE | MAP_FIXED,
+    file,
+    offset: pgoff * P,
+  });
+  expect(r.ok).toBe(true);
+}
+/** VMAs relative to the arena, in pages, with their page offset relative to the arena's. */
+function maps(mm: MmStruct): string[] {
+  return [...mm.vmas()].map((v) => `${(v.vmStart - A) / P}-${(v.vmEnd - A) / P} ${v.perms()}`);
+}
+function vmaAt(mm: MmStruct, page: number): VmArea {
+  const v = mm.vmaLookup(A + page * P);
+  if (v === null) throw new Error(`no VMA at page ${page}`);
+  return v;
+}
+function file(ops: VmOperations = {}): MmapFile {
+  return { file: { path: '/f', devMajor: 8, devMinor: 1, ino: 9 }, ops };
+}
+
+describe('vma_merge_new_range: a new mapping next to compatible VMAs expands them', () => {
+  it('merges with the VMA before, the VMA after, or both (the one after is removed)', () => {
+    const mm = new MmStruct();
+    anon(mm, 0, 2);
+    anon(mm, 2, 2);
+    expect(maps(mm)).toEqual(['0-4 rw-p']);
+    anon(mm, 6, 2);
+    anon(mm, 5, 1);
+    expect(maps(mm)).toEqual(['0-4 rw-p', '5-8 rw-p']);
+    expect(vmaAt(mm, 5).vmPgoff).toBe((A + 5 * P) / P);
+    const after = vmaAt(mm, 5);
+    anon(mm, 4, 1);
+    expect(maps(mm)).toEqual(['0-8 rw-p']);
+    expect(mm.mapCount).toBe(1);
+    expect(vmaAt(mm, 0).vmPgoff).toBe(A / P);
+    expect(after.detached).toBe(true);
+    checkMmInvariants([mm]);
+  });
+
+  it('does not merge VMAs that differ in flags, file, or page offset', () => {
+    const mm = new MmStruct();
+    anon(mm, 0, 2, PROT_READ);
+    anon(mm, 2, 2);
+    const f = file();
+    fmap(mm, f, 4, 2, 0);
+    fmap(mm, f, 6, 2, 5);
+    fmap(mm, f, 8, 2, 7);
+    fmap(mm, file(), 10, 1, 9);
+    expect(maps(mm)).toEqual(['0-2 r--p', '2-4 rw-p', '4-6 r--p', '6-10 r--p', '10-11 r--p']);
+    expect(vmaAt(mm, 6).vmPgoff).toBe(5);
+  });
+
+  it('a new file range merges in front of the next VMA when the offsets continue, taking its own offset', () => {
+    const mm = new MmStruct();
+    const f = file();
+    fmap(mm, f, 4, 2, 4);
+    fmap(mm, f, 2, 2, 2);
+    expect(maps(mm)).toEqual(['2-6 r--p']);
+    expect(vmaAt(mm, 2).vmPgoff).toBe(2);
+    fmap(mm, f, 0, 2, 1);
+    expect(maps(mm)).toEqual(['0-2 r--p', '2-6 r--p']);
+  });
+
+  it('never merges a VM_SPECIAL range, nor a range with no neighbour', () => {
+    const mm = new MmStruct();
+    anon(mm, 0, 2);
+    const prev = vmaAt(mm, 0);
+    const base = {
+      middle: null,
+      start: A + 2 * P,
+      end: A + 3 * P,
+      pgoff: (A + 2 * P) / P,
+      file: null,
+      ops: null,
+      anonVma: null,
+    };
+    expect(
+      runSync(vmaMergeNewRange(mm, { ...base, prev, next: null, flags: prev.vmFlags | VM_IO })),
+    ).toBeNull();
+    expect(
+      runSync(vmaMergeNewRange(mm, { ...base, prev: null, next: null, flags: prev.vmFlags })),
+    ).toBeNull();
+    expect(maps(mm)).toEqual(['0-2 rw-p']);
+    expect(runSync(vmaMergeNewRange(mm, { ...base, prev, next: null, flags: prev.vmFlags }))).toBe(prev);
+    expect(maps(mm)).toEqual(['0-3 rw-p']);
+  });
+
+  it('with justExpand (brk) only expands the VMA before, never the one after', () => {
+    const mm = new MmStruct();
+    anon(mm, 0, 2);
+    anon(mm, 3, 2);
+    const prev = vmaAt(mm, 0);
+    const next = vmaAt(mm, 3);
+    const vmg = {
+      prev,
+      middle: null,
+      next,
+      start: A + 2 * P,
+      end: A + 3 * P,
+      pgoff: (A + 2 * P) / P,
+      flags: prev.vmFlags,
+      file: null,
+      ops: null,
+      anonVma: null,
+    };
+    expect(runSync(vmaMergeNewRange(mm, { ...vmg, justExpand: true }))).toBe(prev);
+    expect(maps(mm)).toEqual(['0-3 rw-p', '3-5 rw-p']);
+    expect(next.detached).toBe(false);
+  });
+
+  it('between two VMAs with different anon_vmas, merges with the one before only', () => {
+    const { mm } = makeSystem();
+    anon(mm, 0, 2);
+    anon(mm, 3, 2);
+    touch(mm, A);
+    touch(mm, A + 3 * P);
+    expect(vmaAt(mm, 0).anonVma).not.toBe(vmaAt(mm, 3).anonVma);
+    anon(mm, 2, 1);
+    expect(maps(mm)).toEqual(['0-3 rw-p', '3-5 rw-p']);
+    checkMmInvariants([mm]);
+  });
+
+  it('a range merging only in front of a faulted VMA shares its anon_vma', () => {
+    const { mm } = makeSystem();
+    anon(mm, 2, 2);
+    touch(mm, A + 2 * P);
+    const av = vmaAt(mm, 2).anonVma;
+    anon(mm, 0, 2);
+    expect(maps(mm)).toEqual(['0-4 rw-p']);
+    expect(vmaAt(mm, 0).anonVma).toBe(av);
+    checkMmInvariants([mm]);
+  });
+
+  it('keeps the VMA after when it has a close hook (it cannot be removed), merging with the one before', () => {
+    const mm = new MmStruct();
+    const f = file({ close: () => {} });
+    fmap(mm, f, 0, 2, 0);
+    fmap(mm, f, 3, 2, 3);
+    fmap(mm, f, 2, 1, 2);
+    expect(maps(mm)).toEqual(['0-3 r--p', '3-5 r--p']);
+    const g = file();
+    fmap(mm, g, 10, 2, 0);
+    fmap(mm, g, 13, 2, 3);
+    fmap(mm, g, 12, 1, 2);
+    expect(maps(mm)).toContain('10-15 r--p');
+  });
+});
+
+describe('vma_merge_existing_range: changing part of a VMA merges it into a matching neighbour', () => {
+  it('mprotect of a VMA back to its neighbours merges all three; of an end merges with that side', () => {
+    const mm = new MmStruct();
+    anon(mm, 0, 6);
+    expect(mprotectSync(mm, A + 2 * P, 2 * P, PROT_READ).ok).toBe(true);
+    expect(maps(mm)).toEqual(['0-2 rw-p', '2-4 r--p', '4-6 rw-p']);
+    // The left end of the middle joins the VMA before.
+    expect(mprotectSync(mm, A + 2 * P, P, RW).ok).toBe(true);
+    expect(maps(mm)).toEqual(['0-3 rw-p', '3-4 r--p', '4-6 rw-p']);
+    expect(vmaAt(mm, 3).vmPgoff).toBe((A + 3 * P) / P);
+    // The right end joins the VMA after, which takes the lower offset.
+    expect(mprotectSync(mm, A + 3 * P, P, RW).ok).toBe(true);
+    expect(maps(mm)).toEqual(['0-6 rw-p']);
+    expect(mm.mapCount).toBe(1);
+    expect(mprotectSync(mm, A + 4 * P, 2 * P, PROT_READ).ok).toBe(true);
+    expect(mprotectSync(mm, A + 2 * P, 2 * P, PROT_READ).ok).toBe(true);
+    expect(maps(mm)).toEqual(['0-2 rw-p', '2-6 r--p']);
+    expect(vmaAt(mm, 2).vmPgoff).toBe((A + 2 * P) / P);
+    checkMmInvariants([mm]);
+  });
+
+  it('a change inside a VMA (touching neither end) merges with nothing', () => {
+    const mm = new MmStruct();
+    anon(mm, 0, 6);
+    const v = vmaAt(mm, 0);
+    const vmg = vmgForExisting(null, v, A + 2 * P, A + 3 * P, v.vmFlags);
+    expect(runSync(vmaMergeExistingRange(mm, vmg))).toBeNull();
+    expect(maps(mm)).toEqual(['0-6 rw-p']);
+  });
+
+  it('a VMA with a close hook is not removed by a merge: mprotect leaves three VMAs', () => {
+    const mm = new MmStruct();
+    const f = file({ close: () => {} });
+    fmap(mm, f, 0, 6, 0, RW);
+    expect(mprotectSync(mm, A + 2 * P, 2 * P, PROT_READ).ok).toBe(true);
+    expect(mprotectSync(mm, A + 2 * P, 2 * P, RW).ok).toBe(true);
+    expect(maps(mm)).toEqual(['0-2 rw-p', '2-4 rw-p', '4-6 rw-p']);
+    // A part of the middle can still join the VMA before (nothing is removed).
+    expect(mprotectSync(mm, A + 2 * P, 2 * P, PROT_READ).ok).toBe(true);
+    expect(mprotectSync(mm, A + 2 * P, P, RW).ok).toBe(true);
+    expect(maps(mm)).toEqual(['0-3 rw-p', '3-4 r--p', '4-6 rw-p']);
+  });
+
+  it('in a fork child, a faulted VMA does not absorb an unfaulted neighbour; in the parent it does', () => {
+    const { mm } = makeSystem();
+    anon(mm, 0, 2);
+    anon(mm, 2, 2, PROT_READ);
+    touch(mm, A);
+    const child = forkSync(mm);
+    expect(vmaIsForkChild(vmaAt(child, 0))).toBe(true);
+    expect(mprotectSync(child, A + 2 * P, 2 * P, RW).ok).toBe(true);
+    expect(maps(child)).toEqual(['0-2 rw-p', '2-4 rw-p']);
+    expect(mprotectSync(mm, A + 2 * P, 2 * P, RW).ok).toBe(true);
+    expect(maps(mm)).toEqual(['0-4 rw-p']);
+    checkMmInvariants([mm, child]);
+  });
+
+  it('VMAs whose anon_vmas differ stay apart', () => {
+    const { mm } = makeSystem();
+    anon(mm, 0, 2);
+    anon(mm, 3, 2);
+    touch(mm, A);
+    touch(mm, A + 3 * P);
+    anon(mm, 2, 1, PROT_READ);
+    touch(mm, A + 2 * P);
+    expect(mprotectSync(mm, A + 2 * P, P, RW).ok).toBe(true);
+    // The read-only middle (not accounted) could reuse neither neighbour's anon_vma: three different ones.
+    const avs = [0, 2, 3].map((p) => vmaAt(mm, p).anonVma);
+    expect(new Set(avs).size).toBe(3);
+    expect(maps(mm)).toEqual(['0-2 rw-p', '2-3 rw-p', '3-5 rw-p']);
+    checkMmInvariants([mm]);
+  });
+});
+
+describe('splitting VMAs', () => {
+  it('split_vma puts the new VMA below or above the address, with the right offsets, anon_vma and file reference', () => {
+    const { mm } = makeSystem();
+    anon(mm, 0, 4);
+    touch(mm, A);
+    const v = vmaAt(mm, 0);
+    const below = runSync(splitVma(mm, v, A + P, true));
+    if (typeof below === 'number') throw new Error('split failed');
+    expect([below.vmStart, below.vmEnd, below.vmPgoff]).toEqual([A, A + P, A / P]);
+    expect([v.vmStart, v.vmEnd, v.vmPgoff]).toEqual([A + P, A + 4 * P, A / P + 1]);
+    const above = runSync(splitVma(mm, v, A + 3 * P, false));
+    if (typeof above === 'number') throw new Error('split failed');
+    expect([above.vmStart, above.vmEnd, above.vmPgoff]).toEqual([A + 3 * P, A + 4 * P, A / P + 3]);
+    expect([v.vmStart, v.vmEnd, v.vmPgoff]).toEqual([A + P, A + 3 * P, A / P + 1]);
+    expect(below.anonVma).toBe(v.anonVma);
+    expect(above.anonVmaChain.map((c) => c.anonVma)).toEqual(v.anonVmaChain.map((c) => c.anonVma));
+    expect(mm.mapCount).toBe(3);
+    checkMmInvariants([mm]);
+  });
+
+  it('a split file VMA takes a file reference and is opened; vm_ops->may_split can refuse it (EINVAL)', () => {
+    const mm = new MmStruct();
+    let refs = 0;
+    let opens = 0;
+    const f: MmapFile = {
+      file: { path: '/f', devMajor: 8, devMinor: 1, ino: 9, get: () => void refs++ },
+      ops: { open: () => void opens++, maySplit: (_v, addr) => (addr === A + P ? -22 : 0) },
+    };
+    fmap(mm, f, 0, 4, 0);
+    refs = 0;
+    opens = 0;
+    const v = vmaAt(mm, 0);
+    expect(runSync(splitVma(mm, v, A + P, true))).toBe(Errno.EINVAL);
+    expect(maps(mm)).toEqual(['0-4 r--p']);
+    expect(typeof runSync(splitVma(mm, v, A + 2 * P, false))).toBe('object');
+    expect([refs, opens]).toEqual([1, 1]);
+    expect(maps(mm)).toEqual(['0-2 r--p', '2-4 r--p']);
+    expect(vmaAt(mm, 2).vmPgoff).toBe(2);
+  });
+
+  it('split_vma refuses with ENOMEM at max_map_count, and splits one below it', () => {
+    const mm = new MmStruct({ maxMapCount: 2 });
+    anon(mm, 0, 4);
+    anon(mm, 6, 1);
+    expect(runSync(splitVmaChecked(mm, vmaAt(mm, 0), A + P, true))).toBe(Errno.ENOMEM);
+    expect(mm.mapCount).toBe(2);
+    expect(munmapSync(mm, A + 6 * P, P).ok).toBe(true);
+    expect(typeof runSync(splitVmaChecked(mm, vmaAt(mm, 0), A + P, true))).toBe('object');
+    expect(maps(mm)).toEqual(['0-1 rw-p', '1-4 rw-p']);
+  });
+});
+
+describe('vm_area_dup and commitVmaChanges', () => {
+  it('vm_area_dup copies the attributes, not the links, into the same or another mm', () => {
+    const { mm } = makeSystem();
+    anon(mm, 0, 2);
+    touch(mm, A);
+    const v = vmaAt(mm, 0);
+    v.vmPrivateData = { driver: 1 };
+    const d = vmAreaDup(v);
+    expect([d.vmMm, d.vmStart, d.vmEnd, d.vmFlags, d.vmPgoff, d.vmPageProt]).toEqual([
+      mm,
+      v.vmStart,
+      v.vmEnd,
+      v.vmFlags,
+      v.vmPgoff,
+      v.vmPageProt,
+    ]);
+    expect(d.vmPrivateData).toBe(v.vmPrivateData);
+    expect(d.anonVma).toBe(v.anonVma);
+    expect(d.anonVmaChain).toEqual([]);
+    expect(d.vmFlags & (VM_READ | VM_WRITE)).toBe(VM_READ | VM_WRITE);
+    const other = new MmStruct();
+    expect(vmAreaDup(v, other).vmMm).toBe(other);
+  });
+
+  it('applies range changes, removals and insertions at once: map_count, detached, freed after RCU, fput once', () => {
+    let puts = 0;
+    const mm = new MmStruct();
+    const f: MmapFile = {
+      file: {
+        path: '/f',
+        devMajor: 8,
+        devMinor: 1,
+        ino: 9,
+        *put() {
+          puts++;
+        },
+      },
+      ops: {},
+    };
+    fmap(mm, f, 0, 2, 0);
+    fmap(mm, f, 4, 2, 4, RW);
+    const a = vmaAt(mm, 0);
+    const b = vmaAt(mm, 4);
+    const n = vmAreaDup(a);
+    n.vmStart = A + 10 * P;
+    n.vmEnd = A + 11 * P;
+    runSync(commitVmaChanges(mm, [{ vma: a, start: A, end: A + 3 * P, pgoff: 0 }], [b], [n]));
+    expect(maps(mm)).toEqual(['0-3 r--p', '10-11 r--p']);
+    expect(mm.mapCount).toBe(2);
+    expect(b.detached).toBe(true);
+    expect(puts).toBe(1);
+    // Freed once no RCU reader can still find it.
+    runSync(mm.rcu.synchronize());
+    expect(b.poisoned).not.toBeNull();
+    expect(a.poisoned).toBeNull();
+    checkMmInvariants([mm]);
+    // With the file released at __free_vma() instead, commitVmaChanges does not drop it: the free does, once.
+    const late = new MmStruct({ vmFileRelease: 'freeVma' });
+    fmap(late, f, 0, 1, 0);
+    fmap(late, f, 2, 1, 2, RW);
+    puts = 0;
+    runSync(commitVmaChanges(late, [], [vmaAt(late, 2)], []));
+    expect(maps(late)).toEqual(['0-1 r--p']);
+    expect(puts).toBe(1);
+  });
+
+  it('a shared mapping keeps its file across a merge of two of its parts', () => {
+    const mm = new MmStruct();
+    const r = mmapSync(mm, { addr: A, len: 4 * P, prot: RW, flags: MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED });
+    expect(r.ok).toBe(true);
+    const shm = vmaAt(mm, 0).vmFile;
+    expect(mprotectSync(mm, A + P, P, PROT_READ).ok).toBe(true);
+    expect(mprotectSync(mm, A + P, P, RW).ok).toBe(true);
+    expect(maps(mm)).toEqual(['0-4 rw-s']);
+    expect(vmaAt(mm, 0).vmFile).toBe(shm);
+  });
+});
