@@ -90,7 +90,7 @@ const summary = [
   "  planned: 'the answers from the full profile and from a calibrated cost profile (`spf calibrate`).'",
   '---',
   '',
-  'Each answer below is generated from the committed quick-profile figures; the experiment pages have the tables and plots. What would change an answer: a calibrated cost model (the default is the documented table of @spf/machine, never tuned to a result; [Calibration](/bench/calibrate/) shows how one cost at a time moves the curves), the full profile at higher CPU counts, and (for question 2) a refcount-based design that takes file faults speculatively (SPF v12 and Lespinasse do not).',
+  'Each answer below is generated from the committed quick-profile figures; the experiment pages have the tables and plots. What would change an answer: a calibrated cost model (the default is the documented table of @spf/machine, never tuned to a result; [Calibration](/bench/calibrate/) shows how one cost at a time moves the curves), the full profile at higher CPU counts, and (for question 2) a design that also runs ->page_mkwrite and waits for I/O speculatively (our SPF designs with file VMAs give up on both, so a shared write or a page-cache miss still takes mmap_lock).',
   '',
   "| # | the question, in the review's words | our answer so far |",
   '| --- | --- | --- |',

@@ -21,7 +21,10 @@ export interface BaseParams {
   readonly mmapLock?: MmapLockKind;
   readonly freePgtablesUnderPtl?: boolean;
   readonly pteSpecial?: boolean;
-  /** Where every mm releases a VMA's file (@spf/kernel's `BootConfig.vmFileRelease`; default `removeVma`). */
+  /**
+   * Where every mm releases a VMA's file (@spf/kernel's `BootConfig.vmFileRelease`; default: the one the
+   * handler asks for in its `mmConfig`, else `removeVma`). Given, it wins over the handler's.
+   */
   readonly vmFileRelease?: VmFileRelease;
   /**
    * Overrides of @spf/machine's cost model (latencies in ns). The experiments never set it (one cost model

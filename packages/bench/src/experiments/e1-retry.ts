@@ -140,7 +140,7 @@ export const e1: Experiment = {
     }
     if (doesNot.length > 0) {
       lines.push(
-        `Without the retry, ${doesNot.join(', ')} leave${doesNot.length === 1 ? 's' : ''} the mmap/munmap thread waiting for the disk as the classic handler does: ${doesNot.length === 1 ? 'it does' : 'they do'} not handle file faults speculatively, so every major fault falls back to the classic path and holds mmap_lock across the read. For ${doesNot.length === 1 ? 'this design' : 'these designs'} the retry is still needed.`,
+        `Without the retry, ${doesNot.join(', ')} leave${doesNot.length === 1 ? 's' : ''} the mmap/munmap thread waiting for the disk as the classic handler does: none of them waits for the disk without mmap_lock (SPF v12 and per-VMA locks as configured here take no file fault speculatively; Lespinasse's design, whose default takes file faults as the 2021 RFC did, gives up on a page that needs I/O, or earlier, for the reasons listed above), so every major fault falls back to the classic path and holds mmap_lock across the read. For ${doesNot.length === 1 ? 'this design' : 'these designs'} the retry is still needed.`,
       );
     }
     if (replaces.length > 0) {
