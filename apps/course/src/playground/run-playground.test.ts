@@ -48,6 +48,29 @@ describe('runPlayground', () => {
     expect(r.vmstat).toMatch(/cowCopies 1\ncowReuses 1/);
   });
 
+  it('runs the file example: one major fault for the evicted page, none for the pages fault-around mapped', () => {
+    const r = runPlayground(example('file'));
+    expect(r.error).toBeNull();
+    expect(r.failure).toBeNull();
+    expect(r.printed).toEqual([
+      'page 0 reads 7 {"minflt":0,"majflt":1}',
+      'pages 1-15 read {"minflt":0,"majflt":1}',
+    ]);
+    const snap = r.snapshots[0];
+    expect(snap?.maps).toMatch(/ r--s 00000000 .* \/mnt\/data$/m);
+    expect(snap?.pageTables.split('\n').filter((l) => / va 0x.*\[P US A XD\]/.test(l))).toHaveLength(16);
+  });
+
+  it('has the open(2) and posix_fadvise(2) constants in scope', () => {
+    const r = runPlayground({
+      ...DEFAULT_SETTINGS,
+      source:
+        "print(O_RDONLY, O_RDWR, O_CREAT, POSIX_FADV_DONTNEED, MAP_SHARED);\nspawn('x', function* () {});\n",
+    });
+    expect(r.error).toBeNull();
+    expect(r.printed).toEqual(['0 2 64 4 1']);
+  });
+
   it('finds the per-VMA-lock race with vma_start_write() in mprotect switched off, and not with it on', () => {
     const broken = runPlayground(example('spf-race'));
     expect(broken.error).toBeNull();

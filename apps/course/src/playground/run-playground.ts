@@ -8,6 +8,7 @@ import {
   type UserContext,
   UserSignal,
 } from '@spf/kernel';
+import * as kernelApi from '@spf/kernel';
 import { transpileStudent } from '@spf/labs';
 import {
   block,
@@ -119,11 +120,14 @@ const empty = (error: string): PlaygroundResult => ({
 
 const messageOf = (e: unknown): string => (e instanceof Error ? `${e.name}: ${e.message}` : String(e));
 
-/** The constants of @spf/vma a program may use by name: PROT_*, MAP_*, MREMAP_*, MADV_*. */
+/**
+ * The constants a program may use by name: @spf/vma's PROT_*, MAP_*, MREMAP_*, MADV_*, and @spf/kernel's
+ * open(2) flags O_* and posix_fadvise(2) advice POSIX_FADV_* for the file system at /mnt.
+ */
 const VMA_CONSTANTS: Readonly<Record<string, number>> = Object.fromEntries(
-  Object.entries(vma).filter(
+  [...Object.entries(vma), ...Object.entries(kernelApi)].filter(
     (e): e is [string, number] =>
-      /^(PROT|MAP|MREMAP|MADV)_[A-Z_0-9]+$/.test(e[0]) && typeof e[1] === 'number',
+      /^(PROT|MAP|MREMAP|MADV|O|POSIX_FADV)_[A-Z_0-9]+$/.test(e[0]) && typeof e[1] === 'number',
   ),
 );
 
@@ -159,7 +163,7 @@ function compileProgram(source: string): (api: Record<string, unknown>) => void 
   // Checked on the source: sucrase drops imports whose names are unused, which would hide the mistake.
   if (/^\s*(import|export)\b[^(]/m.test(source)) {
     throw new Error(
-      `a playground program cannot import or export: ${Object.keys(PROGRAM_API).join(', ')}, the PROT_*/MAP_*/MREMAP_*/MADV_* constants and the UserContext methods are already in scope`,
+      `a playground program cannot import or export: ${Object.keys(PROGRAM_API).join(', ')}, the PROT_*/MAP_*/MREMAP_*/MADV_*/O_*/POSIX_FADV_* constants and the UserContext methods are already in scope`,
     );
   }
   const names = [...Object.keys(PROGRAM_API), ...Object.keys(VMA_CONSTANTS)];
