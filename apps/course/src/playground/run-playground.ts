@@ -124,7 +124,7 @@ const messageOf = (e: unknown): string => (e instanceof Error ? `${e.name}: ${e.
  * The constants a program may use by name: @spf/vma's PROT_*, MAP_*, MREMAP_*, MADV_*, and @spf/kernel's
  * open(2) flags O_* and posix_fadvise(2) advice POSIX_FADV_* for the file system at /mnt.
  */
-const VMA_CONSTANTS: Readonly<Record<string, number>> = Object.fromEntries(
+const PROGRAM_CONSTANTS: Readonly<Record<string, number>> = Object.fromEntries(
   [...Object.entries(vma), ...Object.entries(kernelApi)].filter(
     (e): e is [string, number] =>
       /^(PROT|MAP|MREMAP|MADV|O|POSIX_FADV)_[A-Z_0-9]+$/.test(e[0]) && typeof e[1] === 'number',
@@ -166,7 +166,7 @@ function compileProgram(source: string): (api: Record<string, unknown>) => void 
       `a playground program cannot import or export: ${Object.keys(PROGRAM_API).join(', ')}, the PROT_*/MAP_*/MREMAP_*/MADV_*/O_*/POSIX_FADV_* constants and the UserContext methods are already in scope`,
     );
   }
-  const names = [...Object.keys(PROGRAM_API), ...Object.keys(VMA_CONSTANTS)];
+  const names = [...Object.keys(PROGRAM_API), ...Object.keys(PROGRAM_CONSTANTS)];
   // biome-ignore lint/security/noGlobalEval: the program runs in the playground's worker, never in the page
   const body = new Function(...names, `"use strict";\n${js}`) as (...args: unknown[]) => void;
   return (api) => body(...names.map((n) => api[n]));
@@ -268,7 +268,7 @@ function prepare(
     return cpu;
   };
   const api: Record<string, unknown> = {
-    ...VMA_CONSTANTS,
+    ...PROGRAM_CONSTANTS,
     PAGE: 4096,
     system,
     UserSignal,

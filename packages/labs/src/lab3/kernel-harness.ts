@@ -1,6 +1,14 @@
 import { classicFaultHandler, type PteFaultPaths, withPteFaultPaths } from '@spf/fault-classic';
-import { type BootConfig, boot, type System, type UserContext } from '@spf/kernel';
-import type { Kernel } from '@spf/machine';
+import {
+  type BootConfig,
+  boot,
+  type SignalInfo,
+  type System,
+  type UserContext,
+  UserSignal,
+} from '@spf/kernel';
+import type { ExploreOptions, Kernel } from '@spf/machine';
+import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
 import { traceStudent } from '../debug-probe.js';
 import { TestFailure } from '../lab-errors.js';
 import type { TestContext } from '../lab.js';
@@ -10,6 +18,45 @@ export type Program = (u: UserContext) => Kernel<void>;
 
 /** The RAM of a lab system: small, so that a leak or a double free shows at once and booting is quick. */
 export const LAB_MEMORY = 4 << 20;
+
+/** What the lab tests' programs share: read-write, and a private anonymous mapping at a fixed address. */
+export const RW = PROT_READ | PROT_WRITE;
+export const ANON_FIXED = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+/** An address as the tests' messages print it. */
+export const hex = (a: number): string => `0x${a.toString(16)}`;
+
+/** mmap(at, pages * 4 KiB, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED), failing the test if it fails. */
+export function* mapAnon(u: UserContext, at: number, pages: number, prot = RW): Kernel<void> {
+  const r = yield* u.mmap(at, pages * 4096, prot, ANON_FIXED);
+  if (!r.ok) throw new TestFailure(`mmap failed with errno ${r.errno}`);
+}
+
+/**
+ * Runs `body` with `signals` caught, returning the signal that stopped it, or null when it ran to the end.
+ * Any other exception (a kernel bug) goes on up.
+ */
+export function* catching(
+  u: UserContext,
+  body: () => Generator<unknown, void, unknown>,
+  signals: readonly ('SIGSEGV' | 'SIGBUS')[] = ['SIGSEGV'],
+): Generator<unknown, SignalInfo | null, unknown> {
+  for (const s of signals) u.catchSignal(s);
+  try {
+    yield* body();
+    return null;
+  } catch (e) {
+    if (e instanceof UserSignal) return e.info;
+    throw e;
+  }
+}
+
+/** An explorer search under PCT: `runs` schedules of `depth` priority changes from `seed`. */
+export const pctSearch = (runs: number, depth: number, seed = 1): ExploreOptions => ({
+  policy: 'pct',
+  runs,
+  seed,
+  depth,
+});
 
 /**
  * The student's `do_anonymous_page()` and `do_wp_page()` as @spf/fault-classic's `PteFaultPaths`, each

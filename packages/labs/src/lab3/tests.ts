@@ -7,25 +7,19 @@ import { checkSchedules } from '../lab2/explorer-check.js';
 import {
   bootWithPaths,
   expectEq,
+  hex,
   LAB_MEMORY,
+  mapAnon,
   type Program,
   runProgram,
+  RW,
   studentPteFaultPaths,
 } from './kernel-harness.js';
 
 const A = 0x5000_0000;
 const P = 4096;
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
-
-/** mmap(A, pages * 4 KiB, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED), failing the test if it fails. */
-function* mapAnon(u: UserContext, pages: number, prot = RW): Generator<unknown, void, unknown> {
-  const r = yield* u.mmap(A, pages * P, prot, ANON);
-  if (!r.ok) throw new TestFailure(`mmap failed with errno ${r.errno}`);
-}
 
 const anonRss = (u: UserContext): number => u.process.mm.rss[MM_ANONPAGES];
-const hex = (a: number) => `0x${a.toString(16)}`;
 
 /** Lab 3's graded tests (100 points). */
 export const lab3Tests: readonly LabTest[] = [
@@ -40,7 +34,7 @@ export const lab3Tests: readonly LabTest[] = [
       const paths = studentPteFaultPaths(ctx);
       const seen: Record<string, number | string> = {};
       runProgram(paths, function* (u) {
-        yield* mapAnon(u, 1);
+        yield* mapAnon(u, A, 1);
         yield* u.store8(A + 5, 42);
         seen.value = yield* u.load8(A + 5);
         seen.other = yield* u.load8(A + 6);
@@ -64,7 +58,7 @@ export const lab3Tests: readonly LabTest[] = [
       const paths = studentPteFaultPaths(ctx);
       const seen: Record<string, number | string> = {};
       runProgram(paths, function* (u) {
-        yield* mapAnon(u, 3);
+        yield* mapAnon(u, A, 3);
         yield* u.store8(A, 1); // the page tables now exist
         const free = u.system.mem.freeCount;
         seen.v1 = yield* u.load8(A + P + 7);
@@ -94,7 +88,7 @@ export const lab3Tests: readonly LabTest[] = [
       const paths = studentPteFaultPaths(ctx);
       const seen: Record<string, number | string> = {};
       runProgram(paths, function* (u) {
-        yield* mapAnon(u, 3);
+        yield* mapAnon(u, A, 3);
         yield* u.load8(A);
         yield* u.load8(A + P);
         yield* u.store8(A + 9, 7);
@@ -130,7 +124,7 @@ export const lab3Tests: readonly LabTest[] = [
       const paths = studentPteFaultPaths(ctx);
       const seen: Record<string, number> = {};
       const sys = runProgram(paths, function* (u) {
-        yield* mapAnon(u, 8);
+        yield* mapAnon(u, A, 8);
         for (let i = 0; i < 3; i++) yield* u.store8(A + i * P, i + 1);
         seen.afterWrites = anonRss(u);
         for (let i = 3; i < 6; i++) yield* u.load8(A + i * P);
@@ -163,7 +157,7 @@ export const lab3Tests: readonly LabTest[] = [
       let childDone = false;
       let parentWrote = false;
       runProgram(paths, function* (u) {
-        yield* mapAnon(u, 1);
+        yield* mapAnon(u, A, 1);
         yield* u.store8(A, 42);
         yield* u.store8(A + 1, 43);
         const pid = yield* u.fork(function* (c) {
@@ -209,7 +203,7 @@ export const lab3Tests: readonly LabTest[] = [
       const paths = studentPteFaultPaths(ctx);
       const seen: Record<string, number | string> = {};
       runProgram(paths, function* (u) {
-        yield* mapAnon(u, 2);
+        yield* mapAnon(u, A, 2);
         yield* u.store8(A, 1);
         yield* u.store8(A + P, 2);
         const pid = yield* u.fork(function* (c) {
@@ -265,7 +259,7 @@ export const lab3Tests: readonly LabTest[] = [
             const seen: number[] = [];
             let rss = -1;
             sys.spawnProcess('race', function* (u) {
-              yield* mapAnon(u, 2);
+              yield* mapAnon(u, A, 2);
               yield* u.store8(A + P, 9); // the anon_vma and the page tables exist now
               let done = false;
               yield* u.spawnThread(
@@ -321,7 +315,7 @@ export const lab3Tests: readonly LabTest[] = [
             const sys = bootWithPaths(paths, { machine: m, memory: LAB_MEMORY });
             let late = -1;
             sys.spawnProcess('mtcow', function* (u) {
-              yield* mapAnon(u, 1);
+              yield* mapAnon(u, A, 1);
               yield* u.store8(A, 1);
               let stop = false;
               let readerDone = false;

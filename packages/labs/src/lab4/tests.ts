@@ -16,10 +16,16 @@ import { TestFailure } from '../lab-errors.js';
 import type { LabTest, TestContext } from '../lab.js';
 import { checkSchedules } from '../lab2/explorer-check.js';
 import {
+  ANON_FIXED,
+  catching,
   expectEq,
+  hex,
   LAB_MEMORY,
+  mapAnon,
+  pctSearch,
   type Program,
   runOnSystem,
+  RW,
   studentPteFaultPaths,
 } from '../lab3/kernel-harness.js';
 
@@ -27,9 +33,6 @@ const A = 0x5000_0000; // 2 MiB aligned: unmapping the whole region frees its pa
 const B = 0x6000_0000;
 const P = 4096;
 const N = 8;
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
-const hex = (a: number) => `0x${a.toString(16)}`;
 
 /**
  * What a test runs on: the student's `handleSpeculativeFault` as fault-spec's `DufourSpfPaths` (traced for
@@ -66,23 +69,6 @@ function bootSpf(paths: Student4, config: BootConfig = {}): System {
 
 /** How many faults the speculative path finished. */
 const specHandled = (sys: System): number => sys.faultHandler.speculativeStats?.().handled ?? 0;
-
-function* mapAnon(u: UserContext, at: number, pages: number, prot = RW): Generator<unknown, void, unknown> {
-  const r = yield* u.mmap(at, pages * P, prot, ANON);
-  if (!r.ok) throw new TestFailure(`mmap failed with errno ${r.errno}`);
-}
-
-/** Runs `body` and returns the signal it was stopped by (after catchSignal('SIGSEGV')), or null. */
-function* catching(u: UserContext, body: () => Generator<unknown, void, unknown>) {
-  u.catchSignal('SIGSEGV');
-  try {
-    yield* body();
-    return null;
-  } catch (e) {
-    if (e instanceof UserSignal) return e.info;
-    throw e;
-  }
-}
 
 /** A user program, typed loosely enough for the scenarios' small generator bodies. */
 type Body = (u: UserContext) => Generator<unknown, void, unknown>;
@@ -125,18 +111,16 @@ function* storer(t: UserContext) {
   });
 }
 
-const pct = (runs: number, depth: number, seed = 1): ExploreOptions => ({ policy: 'pct', runs, seed, depth });
-
 /**
  * How each explored test searches. Each schedule boots a kernel and runs a whole program (tens of ms), so
  * the budgets are small: every known-buggy variant is caught within them (src/labs.test.ts), and the whole
  * lab grades within seconds in the page.
  */
 export const LAB4_SEARCH: Record<string, ExploreOptions> = {
-  'spec-vs-munmap': pct(20, 2, 7),
-  'spec-vs-mprotect': pct(20, 3, 4),
-  'spec-vs-mremap': pct(15, 3, 1),
-  'spec-vs-cow-flush': pct(10, 3, 1),
+  'spec-vs-munmap': pctSearch(20, 2, 7),
+  'spec-vs-mprotect': pctSearch(20, 3, 4),
+  'spec-vs-mremap': pctSearch(15, 3, 1),
+  'spec-vs-cow-flush': pctSearch(10, 3, 1),
 };
 
 /** Lab 4's graded tests (100 points). */

@@ -24,19 +24,21 @@ import { TestFailure } from '../lab-errors.js';
 import type { LabTest, TestContext } from '../lab.js';
 import { checkSchedules } from '../lab2/explorer-check.js';
 import {
+  ANON_FIXED,
   expectEq,
+  hex,
   LAB_MEMORY,
+  mapAnon,
+  pctSearch,
   type Program,
   runOnSystem,
+  RW,
   studentPteFaultPaths,
 } from '../lab3/kernel-harness.js';
 
 const A = 0x5000_0000; // 2 MiB aligned: the region has a page table of its own
 const B = 0x6000_0000;
 const P = 4096;
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
-const hex = (a: number) => `0x${a.toString(16)}`;
 
 type LockVmaUnderRcu = NonNullable<PerVmaLockPaths['lockVmaUnderRcu']>;
 
@@ -84,11 +86,6 @@ function bootPervma(s: Student5, cpus: number, machine?: Machine): System {
 /** The per-VMA-lock events of a booted system (VMA_LOCK_SUCCESS, ...). */
 function events(sys: System): Record<string, number> {
   return { ...(sys.faultHandler.counters as Record<string, number>) };
-}
-
-function* mapAnon(u: UserContext, at: number, pages: number, prot = RW): Kernel<void> {
-  const r = yield* u.mmap(at, pages * P, prot, ANON);
-  if (!r.ok) throw new TestFailure(`mmap failed with errno ${r.errno}`);
 }
 
 /** Runs `body`; returns the SIGSEGV that stopped it ("SIGSEGV MAPERR 0x..."), or 'none'. */
@@ -151,19 +148,17 @@ function scenario(s5: Student5, cpus: number, main: (u: UserContext, sys: System
   };
 }
 
-const pct = (runs: number, depth: number, seed = 1): ExploreOptions => ({ policy: 'pct', runs, seed, depth });
-
 /**
  * How each explored test searches. Each schedule boots a kernel and runs a whole program, so the budgets
  * are small: every known-buggy variant is caught within them (src/labs.test.ts), and the reference
  * explores clean at the same budgets.
  */
 export const LAB5_SEARCH: Record<string, ExploreOptions> = {
-  'pervma-vs-mprotect': pct(10, 3, 1),
-  'pervma-vs-munmap': pct(10, 3, 4),
-  'pervma-vs-mremap': pct(10, 3, 2),
-  'pervma-vs-split': pct(8, 3, 1),
-  'pervma-vs-fork': pct(10, 3, 6),
+  'pervma-vs-mprotect': pctSearch(10, 3, 1),
+  'pervma-vs-munmap': pctSearch(10, 3, 4),
+  'pervma-vs-mremap': pctSearch(10, 3, 2),
+  'pervma-vs-split': pctSearch(8, 3, 1),
+  'pervma-vs-fork': pctSearch(10, 3, 6),
 };
 
 /** Lab 5's graded tests (100 points). */

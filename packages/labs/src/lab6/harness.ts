@@ -15,7 +15,7 @@ import {
 import { traceStudent } from '../debug-probe.js';
 import { TestFailure } from '../lab-errors.js';
 import type { TestContext } from '../lab.js';
-import { LAB_MEMORY } from '../lab3/kernel-harness.js';
+import { catching as catchSignals, LAB_MEMORY } from '../lab3/kernel-harness.js';
 
 /** The student's code at both injection points. */
 export interface Lab6Paths {
@@ -103,20 +103,12 @@ export function* preparedFile(
   return fd.value;
 }
 
-/** Runs `body`, returning the signal it was stopped by (with `catchSignal` for SIGSEGV and SIGBUS), or null. */
+/** Runs `body`, returning the signal it was stopped by (SIGSEGV or SIGBUS), or null. */
 export function* catching(
   u: UserContext,
   body: () => Generator<unknown, void, unknown>,
 ): Generator<unknown, SignalInfo | null, unknown> {
-  u.catchSignal('SIGSEGV');
-  u.catchSignal('SIGBUS');
-  try {
-    yield* body();
-    return null;
-  } catch (e) {
-    if (e instanceof UserSignal) return e.info;
-    throw e;
-  }
+  return yield* catchSignals(u, body, ['SIGSEGV', 'SIGBUS']);
 }
 
 /** Spins (sched_yield) until the disk has a request in flight: another thread's fault is waiting for it. */

@@ -4,7 +4,7 @@ import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRIT
 import { TestFailure } from '../lab-errors.js';
 import type { LabTest } from '../lab.js';
 import { checkSchedules } from '../lab2/explorer-check.js';
-import { expectEq, type Program, runOnSystem } from '../lab3/kernel-harness.js';
+import { ANON_FIXED, expectEq, hex, type Program, runOnSystem, RW } from '../lab3/kernel-harness.js';
 import {
   bootLab6,
   catching,
@@ -20,9 +20,6 @@ import {
 const A = 0x5000_0000; // 2 MiB aligned: unmapping the whole region frees its page tables
 const C = 0x7000_0000;
 const P = 4096;
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
-const hex = (a: number) => `0x${a.toString(16)}`;
 const sig = (info: { signal: string; code: string; address: number } | null) =>
   info === null ? 'none' : `${info.signal} ${info.code} ${hex(info.address)}`;
 
@@ -35,7 +32,7 @@ function* mapFile(u: UserContext, fd: number, pages: number): Generator<unknown,
 /** How long an mmap + munmap of one anonymous page at C waits, in simulated ns. */
 function* timedMmap(u: UserContext): Generator<unknown, number, unknown> {
   const t0 = yield* u.clock();
-  const r = yield* u.mmap(C, P, RW, ANON);
+  const r = yield* u.mmap(C, P, RW, ANON_FIXED);
   const t1 = yield* u.clock();
   if (!r.ok) throw new TestFailure(`mmap failed with errno ${r.errno}`);
   yield* u.munmap(C, P);
@@ -92,7 +89,7 @@ function ioRaceScenario(paths: Lab6Paths, replace: boolean) {
           function* (t) {
             yield* untilDiskBusy(t);
             if (replace) {
-              const r = yield* t.mmap(A, 4 * P, RW, ANON);
+              const r = yield* t.mmap(A, 4 * P, RW, ANON_FIXED);
               seen.other = r.ok ? 'mmap ok' : `mmap errno ${r.errno}`;
               yield* t.store8(A + 5, 0x77);
             } else {
@@ -166,7 +163,7 @@ export const lab6Tests: readonly LabTest[] = [
       const paths = studentPaths(ctx);
       const seen: Record<string, number | string> = {};
       runOnSystem(bootLab6(paths), function* (u) {
-        const r = yield* u.mmap(A, 2 * P, RW, ANON);
+        const r = yield* u.mmap(A, 2 * P, RW, ANON_FIXED);
         if (!r.ok) throw new TestFailure(`mmap failed with errno ${r.errno}`);
         yield* u.store8(A + 1, 5);
         seen.v = yield* u.load8(A + 1);

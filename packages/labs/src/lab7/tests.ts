@@ -14,7 +14,7 @@ import {
 import { TestFailure } from '../lab-errors.js';
 import type { LabTest } from '../lab.js';
 import { checkSchedules } from '../lab2/explorer-check.js';
-import { expectEq } from '../lab3/kernel-harness.js';
+import { expectEq, mapAnon } from '../lab3/kernel-harness.js';
 import {
   bootWithCounter,
   type CreateRssCounter,
@@ -28,8 +28,6 @@ import {
 const P = 4096;
 const A = 0x5000_0000;
 const B = 0x6000_0000;
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
 
 /** The performance test's workload: threads (one per CPU) each write once to every page of their own region. */
 export const LAB7_PERF = { threads: 32, pagesPerThread: 64 } as const;
@@ -43,12 +41,6 @@ export const LAB7_THRESHOLD = 22e6;
 
 /** How far `get_mm_counter()` may lag on a machine of `nrCpus` CPUs: every CPU holding back a batch. */
 export const readSlack = (nrCpus: number): number => nrCpus * Math.max(32, 2 * nrCpus);
-
-/** mmap of `pages` anonymous pages at `addr`, failing the test if it fails. */
-function* mapAnon(u: UserContext, addr: number, pages: number): Kernel<void> {
-  const r = yield* u.mmap(addr, pages * P, RW, ANON);
-  if (!r.ok) throw new TestFailure(`mmap failed with errno ${r.errno}`);
-}
 
 /** Writes once to each of `pages` pages from `addr`: one first-touch fault each. */
 function* touch(u: UserContext, addr: number, pages: number): Kernel<void> {
