@@ -1,22 +1,17 @@
 import { type PteFaultPaths, withPteFaultPaths } from '@spf/fault-classic';
 import { type DufourSpfPaths, dufourSpf } from '@spf/fault-spec';
-import { type BootConfig, boot, type System, type UserContext, UserSignal } from '@spf/kernel';
+import { type BootConfig, boot, type System, type UserContext, } from '@spf/kernel';
 import { type ExploreOptions, kassert, type Machine } from '@spf/machine';
 import {
-  MAP_ANONYMOUS,
-  MAP_FIXED,
-  MAP_PRIVATE,
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
   PROT_READ,
-  PROT_WRITE,
 } from '@spf/vma';
 import { traceStudent } from '../debug-probe.js';
 import { TestFailure } from '../lab-errors.js';
 import type { LabTest, TestContext } from '../lab.js';
 import { checkSchedules } from '../lab2/explorer-check.js';
 import {
-  ANON_FIXED,
   catching,
   expectEq,
   hex,
@@ -25,7 +20,6 @@ import {
   pctSearch,
   type Program,
   runOnSystem,
-  RW,
   studentPteFaultPaths,
 } from '../lab3/kernel-harness.js';
 

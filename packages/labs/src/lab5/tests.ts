@@ -9,13 +9,9 @@ import { boot, type System, type UserContext, UserSignal } from '@spf/kernel';
 import { block, type ExploreOptions, type Kernel, type Machine, WaitQueue, wake } from '@spf/machine';
 import {
   MADV_DONTNEED,
-  MAP_ANONYMOUS,
-  MAP_FIXED,
-  MAP_PRIVATE,
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
   PROT_READ,
-  PROT_WRITE,
   type VmArea,
   vmaStartWrite,
 } from '@spf/vma';
@@ -24,7 +20,6 @@ import { TestFailure } from '../lab-errors.js';
 import type { LabTest, TestContext } from '../lab.js';
 import { checkSchedules } from '../lab2/explorer-check.js';
 import {
-  ANON_FIXED,
   expectEq,
   hex,
   LAB_MEMORY,

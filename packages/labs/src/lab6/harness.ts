@@ -10,7 +10,6 @@ import {
   type SignalInfo,
   type System,
   type UserContext,
-  UserSignal,
 } from '@spf/kernel';
 import { traceStudent } from '../debug-probe.js';
 import { TestFailure } from '../lab-errors.js';

@@ -3,12 +3,7 @@ import { faultHandlerByName, runScaling } from '@spf/kernel';
 import { type Kernel, kassert, type Machine } from '@spf/machine';
 import {
   getMmCounter,
-  MAP_ANONYMOUS,
-  MAP_FIXED,
-  MAP_PRIVATE,
   MM_ANONPAGES,
-  PROT_READ,
-  PROT_WRITE,
   taskMemRss,
 } from '@spf/vma';
 import { TestFailure } from '../lab-errors.js';
