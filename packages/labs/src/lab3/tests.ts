@@ -1,6 +1,6 @@
 import type { UserContext } from '@spf/kernel';
 import { kassert, type Machine } from '@spf/machine';
-import { MM_ANONPAGES, PROT_READ, } from '@spf/vma';
+import { MM_ANONPAGES, PROT_READ } from '@spf/vma';
 import { TestFailure } from '../lab-errors.js';
 import type { LabTest } from '../lab.js';
 import { checkSchedules } from '../lab2/explorer-check.js';

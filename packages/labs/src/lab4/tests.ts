@@ -1,12 +1,8 @@
 import { type PteFaultPaths, withPteFaultPaths } from '@spf/fault-classic';
 import { type DufourSpfPaths, dufourSpf } from '@spf/fault-spec';
-import { type BootConfig, boot, type System, type UserContext, } from '@spf/kernel';
+import { type BootConfig, boot, type System, type UserContext } from '@spf/kernel';
 import { type ExploreOptions, kassert, type Machine } from '@spf/machine';
-import {
-  MREMAP_FIXED,
-  MREMAP_MAYMOVE,
-  PROT_READ,
-} from '@spf/vma';
+import { MREMAP_FIXED, MREMAP_MAYMOVE, PROT_READ } from '@spf/vma';
 import { traceStudent } from '../debug-probe.js';
 import { TestFailure } from '../lab-errors.js';
 import type { LabTest, TestContext } from '../lab.js';

@@ -7,14 +7,7 @@ import {
 import { type PteFaultPaths, withPteFaultPaths } from '@spf/fault-classic';
 import { boot, type System, type UserContext, UserSignal } from '@spf/kernel';
 import { block, type ExploreOptions, type Kernel, type Machine, WaitQueue, wake } from '@spf/machine';
-import {
-  MADV_DONTNEED,
-  MREMAP_FIXED,
-  MREMAP_MAYMOVE,
-  PROT_READ,
-  type VmArea,
-  vmaStartWrite,
-} from '@spf/vma';
+import { MADV_DONTNEED, MREMAP_FIXED, MREMAP_MAYMOVE, PROT_READ, type VmArea, vmaStartWrite } from '@spf/vma';
 import { traceStudent } from '../debug-probe.js';
 import { TestFailure } from '../lab-errors.js';
 import type { LabTest, TestContext } from '../lab.js';

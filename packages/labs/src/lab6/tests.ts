@@ -1,6 +1,6 @@
 import { POSIX_FADV_DONTNEED, type System, type UserContext } from '@spf/kernel';
 import { kassert, type Machine } from '@spf/machine';
-import { MAP_FIXED, MAP_SHARED, PROT_READ, } from '@spf/vma';
+import { MAP_FIXED, MAP_SHARED, PROT_READ } from '@spf/vma';
 import { TestFailure } from '../lab-errors.js';
 import type { LabTest } from '../lab.js';
 import { checkSchedules } from '../lab2/explorer-check.js';

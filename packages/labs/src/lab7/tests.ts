@@ -1,11 +1,7 @@
 import type { UserContext } from '@spf/kernel';
 import { faultHandlerByName, runScaling } from '@spf/kernel';
 import { type Kernel, kassert, type Machine } from '@spf/machine';
-import {
-  getMmCounter,
-  MM_ANONPAGES,
-  taskMemRss,
-} from '@spf/vma';
+import { getMmCounter, MM_ANONPAGES, taskMemRss } from '@spf/vma';
 import { TestFailure } from '../lab-errors.js';
 import type { LabTest } from '../lab.js';
 import { checkSchedules } from '../lab2/explorer-check.js';
