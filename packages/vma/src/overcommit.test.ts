@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { Errno } from './errno.js';
 import { MmStruct } from './mm-struct.js';
-import { type OvercommitMode, OvercommitPolicy } from './overcommit.js';
+import {
+  OvercommitConfigError,
+  type OvercommitMode,
+  type OvercommitOptions,
+  OvercommitPolicy,
+} from './overcommit.js';
 import { procMaps } from './proc-maps.js';
 import { mmapSync, mprotectSync, mremapSync, munmapSync } from './sync-api.js';
 import {
@@ -128,5 +133,110 @@ describe('OVERCOMMIT_NEVER and OVERCOMMIT_ALWAYS', () => {
   it('an mm without a policy (outside a booted system) is never refused', () => {
     const mm = new MmStruct();
     expect(mmapSync(mm, { addr: A, len: 1000 * RAM * P, prot: RW, flags: PRIV }).ok).toBe(true);
+  });
+});
+
+describe('OvercommitPolicy: __vm_enough_memory() and vm_commit_limit() in numbers', () => {
+  it('defaults to guess, with the sysctl defaults of init_admin_reserve() and init_user_reserve()', () => {
+    const small = new OvercommitPolicy({ totalRamPages: RAM });
+    expect(small.mode).toBe('guess');
+    expect(small.totalSwapPages).toBe(0);
+    expect(small.overcommitRatio).toBe(50);
+    expect(small.overcommitKbytes).toBe(0);
+    // 4 MiB of RAM: both reserves are 1/32 of it, 128 KiB.
+    expect(small.adminReserveKbytes).toBe(128);
+    expect(small.userReserveKbytes).toBe(128);
+    expect(small.committed()).toBe(0);
+    // 8 GiB: the admin reserve stops at 8 MiB, the user reserve at 128 MiB (1/32 would be 256 MiB).
+    const big = new OvercommitPolicy({ totalRamPages: 2 * 1024 * 1024 });
+    expect(big.adminReserveKbytes).toBe(8192);
+    expect(big.userReserveKbytes).toBe(131072);
+  });
+
+  it.each([
+    'totalRamPages',
+    'totalSwapPages',
+    'overcommitRatio',
+    'overcommitKbytes',
+    'adminReserveKbytes',
+    'userReserveKbytes',
+  ] as const)('refuses a negative or fractional %s, naming it', (name) => {
+    for (const bad of [-1, 1.5, Number.POSITIVE_INFINITY]) {
+      const build = () => new OvercommitPolicy({ totalRamPages: RAM, [name]: bad });
+      expect(build).toThrow(OvercommitConfigError);
+      expect(build).toThrow(`${name} must be a whole number of at least 0, got ${bad}`);
+    }
+    expect(new OvercommitPolicy({ totalRamPages: RAM, [name]: 0 })[name]).toBe(0);
+  });
+
+  it('refuses an unknown mode, and never without vm_committed_as to compare', () => {
+    const mode = 'sometimes' as OvercommitMode;
+    expect(() => new OvercommitPolicy({ mode, totalRamPages: RAM })).toThrow(
+      'the overcommit mode must be guess, always or never, got sometimes',
+    );
+    let err: unknown = null;
+    try {
+      new OvercommitPolicy({ mode: 'never', totalRamPages: RAM });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(OvercommitConfigError);
+    expect((err as Error).name).toBe('OvercommitConfigError');
+    expect((err as Error).message).toMatch(/never mode needs committedPages/);
+    // guess and always do not look at vm_committed_as.
+    expect(new OvercommitPolicy({ mode: 'always', totalRamPages: RAM }).vmEnoughMemory(null, 10 * RAM)).toBe(
+      true,
+    );
+  });
+
+  it('vm_commit_limit(): swap plus overcommit_ratio% of RAM, or overcommit_kbytes when it is set', () => {
+    const c = () => 0;
+    expect(
+      new OvercommitPolicy({ mode: 'never', totalRamPages: 1000, committedPages: c }).commitLimit(),
+    ).toBe(500);
+    const ratio: OvercommitOptions = {
+      mode: 'never',
+      totalRamPages: 1000,
+      totalSwapPages: 7,
+      overcommitRatio: 33,
+      committedPages: c,
+    };
+    expect(new OvercommitPolicy(ratio).commitLimit()).toBe(330 + 7);
+    // 8 MiB of overcommit_kbytes is 2048 pages, whatever the ratio says.
+    expect(new OvercommitPolicy({ ...ratio, overcommitKbytes: 8192 }).commitLimit()).toBe(2048 + 7);
+  });
+
+  it('guess refuses one request larger than RAM plus swap, whatever is committed', () => {
+    const p = new OvercommitPolicy({
+      totalRamPages: RAM,
+      totalSwapPages: 512,
+      committedPages: () => 10 * RAM,
+    });
+    expect(p.vmEnoughMemory(null, RAM + 512)).toBe(true);
+    expect(p.vmEnoughMemory(null, RAM + 513)).toBe(false);
+  });
+
+  it('never: committed + pages must stay below the limit less the admin reserve and the user reserve share', () => {
+    let committed = 0;
+    const p = new OvercommitPolicy({ mode: 'never', totalRamPages: RAM, committedPages: () => committed });
+    // limit 512 pages, admin reserve 128 KiB = 32 pages: 480 allowed without an mm (strictly below).
+    expect(p.vmEnoughMemory(null, 479)).toBe(true);
+    expect(p.vmEnoughMemory(null, 480)).toBe(false);
+    committed = 100;
+    expect(p.vmEnoughMemory(null, 379)).toBe(true);
+    expect(p.vmEnoughMemory(null, 380)).toBe(false);
+    committed = 0;
+    // A process of 320 pages (read-only, so nothing committed) keeps total_vm / 32 = 10 pages back.
+    const mm = new MmStruct();
+    expect(mmapSync(mm, { addr: A, len: 320 * P, prot: PROT_READ, flags: PRIV }).ok).toBe(true);
+    expect(mm.totalVm).toBe(320);
+    expect(p.vmEnoughMemory(mm, 469)).toBe(true);
+    expect(p.vmEnoughMemory(mm, 470)).toBe(false);
+    // A process of 4096 pages: total_vm / 32 = 128, but the user reserve (128 KiB = 32 pages) caps it.
+    expect(mmapSync(mm, { addr: A + 320 * P, len: (4096 - 320) * P, prot: PROT_READ, flags: PRIV }).ok).toBe(
+      true,
+    );
+    expect(p.vmEnoughMemory(mm, 447)).toBe(true);
+    expect(p.vmEnoughMemory(mm, 448)).toBe(false);
   });
 });

@@ -1,6 +1,6 @@
-import { runSync } from '@spf/machine';
+import { EffectKind, type Kernel, runSync } from '@spf/machine';
 import { describe, expect, it } from 'vitest';
-import { MmStruct } from './mm-struct.js';
+import { type MmConfig, MmStruct } from './mm-struct.js';
 import { vmGetPageProt } from './page-prot.js';
 import { mmapSync } from './sync-api.js';
 import type { VmArea } from './vm-area.js';
@@ -9,8 +9,8 @@ import { vmFlagsReset } from './vm-flags-reset.js';
 import { vmaIsWriteLocked } from './vma-lock.js';
 
 /** Runs `body` on the VMA of a one-page read-only anonymous mapping, holding the mmap lock for writing. */
-function withLockedVma(body: (vma: VmArea) => void): void {
-  const mm = new MmStruct();
+function withLockedVma(body: (vma: VmArea) => void, config: MmConfig = {}): void {
+  const mm = new MmStruct(config);
   const r = mmapSync(mm, { addr: 0, len: 4096, prot: PROT_READ, flags: MAP_PRIVATE | MAP_ANONYMOUS });
   if (!r.ok) throw new Error(`mmap failed: errno ${r.errno}`);
   const vma = mm.findVma(r.value);
@@ -44,6 +44,54 @@ describe('vmFlagsReset (vma_start_write + vm_flags_reset)', () => {
       runSync(vmFlagsReset(vma, vma.vmFlags | VM_EXEC, true));
       expect(vma.vmPageProt).toBe(vmGetPageProt(vma.vmFlags));
       expect(vma.vmPageProt).not.toBe(before);
+    });
+  });
+
+  it('without setPageProt leaves vm_page_prot alone even when the new flags would change it', () => {
+    withLockedVma((vma) => {
+      const before = vma.vmPageProt;
+      runSync(vmFlagsReset(vma, vma.vmFlags | VM_EXEC));
+      expect(vma.vmFlags & VM_EXEC).toBe(VM_EXEC);
+      expect(vma.vmPageProt).toBe(before);
+      expect(vma.vmPageProt).not.toBe(vmGetPageProt(vma.vmFlags));
+    });
+  });
+
+  it('is the vmFlags site of vma_start_write() by default: switched off, the flags change without the VMA lock', () => {
+    withLockedVma(
+      (vma) => {
+        const seq = vma.vmSequence.peek();
+        runSync(vmFlagsReset(vma, vma.vmFlags | VM_RAND_READ));
+        expect(vma.vmFlags & VM_RAND_READ).toBe(VM_RAND_READ);
+        expect(vmaIsWriteLocked(vma)).toBe(false);
+        // The vm_sequence section of the SPF designs stays.
+        expect(vma.vmSequence.peek()).toBe(seq + 2);
+        // mprotect's own site is still on.
+        runSync(vmFlagsReset(vma, vma.vmFlags | VM_EXEC, true, 'mprotect'));
+        expect(vmaIsWriteLocked(vma)).toBe(true);
+      },
+      { vmaLocking: { startWrite: { vmFlags: false } } },
+    );
+  });
+
+  it('the store is one write of the VMA line, named vm_flags_reset in traces, made before the flags change', () => {
+    withLockedVma((vma) => {
+      const old = vma.vmFlags;
+      const seen: { kind: unknown; line: unknown; label: unknown; flags: number }[] = [];
+      function* recording(code: Kernel<void>): Kernel<void> {
+        let r = code.next();
+        while (!r.done) {
+          const e = r.value as { kind: unknown; line: unknown; label?: unknown };
+          seen.push({ kind: e.kind, line: e.line, label: e.label, flags: vma.vmFlags });
+          r = code.next(yield r.value);
+        }
+      }
+      runSync(recording(vmFlagsReset(vma, old | VM_RAND_READ)));
+      const store = seen.filter((e) => e.label === 'vm_flags_reset');
+      expect(store).toEqual([
+        { kind: EffectKind.Write, line: vma.line, label: 'vm_flags_reset', flags: old },
+      ]);
+      expect(vma.vmFlags).toBe(old | VM_RAND_READ);
     });
   });
 });

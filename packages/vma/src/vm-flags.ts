@@ -120,12 +120,17 @@ export function calcVmProtBits(prot: number): number {
   return prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
 }
 
-/** calc_vm_flag_bits() (include/linux/mman.h) for the flags we model: MAP_GROWSDOWN, MAP_LOCKED, MAP_SYNC. */
+/**
+ * calc_vm_flag_bits() (include/linux/mman.h): MAP_GROWSDOWN, MAP_LOCKED and MAP_SYNC give their VM_* flag, and
+ * MAP_STACK gives VM_NOHUGEPAGE, as Linux does since 6.7 when built with CONFIG_TRANSPARENT_HUGEPAGE (the
+ * configuration the rest of this package models: madvise(MADV_HUGEPAGE), the THP alignment of mmap).
+ */
 export function calcVmFlagBits(flags: number): number {
   let f = 0;
   if (flags & MAP_GROWSDOWN) f |= VM_GROWSDOWN;
   if (flags & MAP_LOCKED) f |= VM_LOCKED;
   if (flags & MAP_SYNC) f |= VM_SYNC;
+  if (flags & MAP_STACK) f |= VM_NOHUGEPAGE;
   return f;
 }
 
@@ -139,16 +144,21 @@ const flagNames: readonly [number, string][] = [
   [VM_MAYEXEC, 'me'],
   [VM_MAYSHARE, 'ms'],
   [VM_GROWSDOWN, 'gd'],
+  [VM_UFFD_MISSING, 'um'],
   [VM_PFNMAP, 'pf'],
+  [VM_UFFD_WP, 'uw'],
   [VM_LOCKED, 'lo'],
   [VM_IO, 'io'],
   [VM_SEQ_READ, 'sr'],
   [VM_RAND_READ, 'rr'],
   [VM_DONTCOPY, 'dc'],
   [VM_DONTEXPAND, 'de'],
+  [VM_LOCKONFAULT, 'lf'],
   [VM_ACCOUNT, 'ac'],
   [VM_NORESERVE, 'nr'],
   [VM_HUGETLB, 'ht'],
+  [VM_SYNC, 'sf'],
+  [VM_ARCH_1, 'ar'],
   [VM_WIPEONFORK, 'wf'],
   [VM_DONTDUMP, 'dd'],
   [VM_SOFTDIRTY, 'sd'],
@@ -157,7 +167,11 @@ const flagNames: readonly [number, string][] = [
   [VM_NOHUGEPAGE, 'nh'],
 ];
 
-/** The two-letter mnemonics of /proc/PID/smaps `VmFlags:` (fs/proc/task_mmu.c show_smap_vma_flags). */
+/**
+ * Models `show_smap_vma_flags()` (fs/proc/task_mmu.c): the two-letter mnemonics of the /proc/PID/smaps
+ * `VmFlags:` line, lowest bit first, for every flag this model has (x86-64 with CONFIG_MEM_SOFT_DIRTY;
+ * VM_ARCH_1 is x86's VM_PAT, printed `ar`). Linux ends each mnemonic with a space; here they are joined by one.
+ */
 export function vmFlagsString(flags: number): string {
   return flagNames
     .filter(([bit]) => flags & bit)
