@@ -425,6 +425,41 @@ describe('RangeLock and lockdep', () => {
     expect(defaultLockdep.edgeCount).toBe(1);
   });
 
+  it('down_write_nested takes a second lock of the class under a subclass; a plain down_write is recursive locking', () => {
+    // dup_mmap(): the parent's mmap_lock is held while the child's is write-locked with SINGLE_DEPTH_NESTING.
+    const parent = new RangeLock('parent', { lockClass: 'mm->mmap_lock' });
+    const child = new RangeLock('child', { lockClass: 'mm->mmap_lock' });
+    const held: string[][] = [];
+    let whole = '';
+    const r = run([
+      function* () {
+        const c = yield* current();
+        yield* parent.downWrite();
+        yield* child.downWriteNested(1);
+        held.push([...defaultLockdep.heldBy(c)]);
+        whole = child.describeHolders();
+        yield* child.upWrite();
+        held.push([...defaultLockdep.heldBy(c)]);
+        yield* parent.upWrite();
+      },
+    ]);
+    expect(r.failure).toBeNull();
+    expect(held).toEqual([['parent', 'child'], ['parent']]);
+    expect(whole).toBe('write [0, Infinity)');
+    expect(child.isLocked()).toBe(false);
+    expect(defaultLockdep.hasDependency('mm->mmap_lock', 'mm->mmap_lock/1')).toBe(true);
+    const r2 = run([
+      function* () {
+        yield* parent.downWrite();
+        yield* child.downWrite();
+      },
+    ]);
+    expect(r2.failure?.kind).toBe('lockdep');
+    expect(r2.failure?.message).toMatch(
+      /possible recursive locking detected: .* 'child' \(class mm->mmap_lock\)/,
+    );
+  });
+
   it('reports a blocking range lock in atomic context, and reports to the validator it was given', () => {
     const spin = new SpinLock('ptl');
     const lock = new RangeLock('mm');

@@ -124,6 +124,14 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
     return yield* this.lockRange(start, end, 'write');
   }
 
+  /**
+   * `range_write_lock()` with a lockdep nesting subclass (as `down_write_nested()`): for a second lock of
+   * this class taken while one is held, in an order the caller guarantees.
+   */
+  *writeLockNested(start: number, end: number, subclass: number): Kernel<RangeLockHandle> {
+    return yield* this.lockRange(start, end, 'write', subclass);
+  }
+
   /** `range_read_trylock()`: a read hold only if no conflicting request overlaps; else null. */
   *readTrylock(start: number, end: number): Kernel<RangeLockHandle | null> {
     return yield* this.tryRange(start, end, 'read');
@@ -203,6 +211,12 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
     yield* this.rememberWhole(h);
   }
 
+  /** `down_write_nested()` over the whole range: what `mmap_write_lock_nested()` takes in `dup_mmap()`. */
+  *downWriteNested(subclass: number): Kernel<void> {
+    const h = yield* this.writeLockNested(FULL_START, FULL_END, subclass);
+    yield* this.rememberWhole(h);
+  }
+
   *upWrite(): Kernel<void> {
     yield* this.unlock(yield* this.takeWhole('write', 'up_write'));
   }
@@ -234,12 +248,17 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
 
   // ---- internals -------------------------------------------------------------------------------------
 
-  private *lockRange(start: number, end: number, kind: 'read' | 'write'): Kernel<RangeLockHandle> {
+  private *lockRange(
+    start: number,
+    end: number,
+    kind: 'read' | 'write',
+    subclass?: number,
+  ): Kernel<RangeLockHandle> {
     checkRange(this.name, start, end);
     const c = yield* current();
     const ld = activeLockdep(this.ld);
     if (ld) ld.mightSleep(this.name, c, yield* irqsEnabled());
-    this.lockdepAcquire(c, kind, false);
+    this.lockdepAcquire(c, kind, false, subclass);
     const flags = yield* this.treeLock.lockIrqsave();
     yield writeEffect(this.treeLock.line);
     const r = this.newRequest(start, end, kind, c);
@@ -297,11 +316,11 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
     }
   }
 
-  private lockdepAcquire(c: Current, kind: 'read' | 'write', trylock: boolean): void {
+  private lockdepAcquire(c: Current, kind: 'read' | 'write', trylock: boolean, subclass?: number): void {
     const k = keyOf(c);
     const d = this.depth.get(k) ?? 0;
     this.depth.set(k, d + 1);
-    if (d === 0) activeLockdep(this.ld)?.acquire(this, c, { read: kind === 'read', trylock });
+    if (d === 0) activeLockdep(this.ld)?.acquire(this, c, { read: kind === 'read', trylock, subclass });
   }
 
   private lockdepRelease(c: Current): void {
