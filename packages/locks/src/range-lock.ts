@@ -68,6 +68,8 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
   private readonly ld: Lockdep | null;
   private readonly whole = new Map<object, Request[]>();
   private readonly depth = new Map<object, number>();
+  /** The owner key of an interrupt on an idle CPU (no task), one per CPU so that lock and unlock agree. */
+  private readonly idleKeys = new Map<number, object>();
 
   constructor(
     readonly name: string,
@@ -235,7 +237,7 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
 
   *downgradeWrite(): Kernel<void> {
     const c = yield* current();
-    const list = this.whole.get(keyOf(c)) ?? [];
+    const list = this.whole.get(this.keyOf(c)) ?? [];
     let h: Request | undefined;
     for (const r of list) if (r.kind === 'write') h = r;
     if (!h) {
@@ -317,23 +319,34 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
   }
 
   private lockdepAcquire(c: Current, kind: 'read' | 'write', trylock: boolean, subclass?: number): void {
-    const k = keyOf(c);
+    const k = this.keyOf(c);
     const d = this.depth.get(k) ?? 0;
     this.depth.set(k, d + 1);
     if (d === 0) activeLockdep(this.ld)?.acquire(this, c, { read: kind === 'read', trylock, subclass });
   }
 
   private lockdepRelease(c: Current): void {
-    const k = keyOf(c);
+    const k = this.keyOf(c);
     const d = this.depth.get(k) ?? 0;
     if (d <= 1) this.depth.delete(k);
     else this.depth.set(k, d - 1);
     if (d === 1) activeLockdep(this.ld)?.release(this, c);
   }
 
+  /** Whose holds these are: the task, or for an interrupt on an idle CPU that CPU (the same key every time). */
+  private keyOf(c: Current): object {
+    if (c.task) return c.task;
+    let k = this.idleKeys.get(c.cpu);
+    if (!k) {
+      k = { cpu: c.cpu };
+      this.idleKeys.set(c.cpu, k);
+    }
+    return k;
+  }
+
   private *rememberWhole(h: RangeLockHandle): Kernel<void> {
     const c = yield* current();
-    const k = keyOf(c);
+    const k = this.keyOf(c);
     let list = this.whole.get(k);
     if (!list) {
       list = [];
@@ -344,7 +357,7 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
 
   private *takeWhole(kind: 'read' | 'write', op: string): Kernel<RangeLockHandle> {
     const c = yield* current();
-    const list = this.whole.get(keyOf(c)) ?? [];
+    const list = this.whole.get(this.keyOf(c)) ?? [];
     for (let i = list.length - 1; i >= 0; i--) {
       if (list[i].kind === kind) return list.splice(i, 1)[0];
     }
@@ -356,10 +369,6 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
 
 function conflicts(a: { kind: string }, b: { kind: string }): boolean {
   return a.kind === 'write' || b.kind === 'write';
-}
-
-function keyOf(c: Current): object {
-  return c.task ?? { cpu: c.cpu };
 }
 
 function checkRange(name: string, start: number, end: number): void {
