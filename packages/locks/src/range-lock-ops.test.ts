@@ -179,7 +179,6 @@ describe('RangeLock wake-ups', () => {
   it('unlock wakes exactly the later conflicting requests it was the last obstacle of, in start order', () => {
     const lock = new RangeLock('l', { lockdep: false });
     const log: string[] = [];
-    let woke: ReturnType<typeof wakesBy> | undefined;
     const r = run(
       [
         function* () {
@@ -197,7 +196,7 @@ describe('RangeLock wake-ups', () => {
       true,
     );
     expect(r.failure).toBeNull();
-    woke = wakesBy(r, 0);
+    const woke = wakesBy(r, 0);
     // w3 still waits for r1 after t0 leaves: it is not woken (it would only sleep again).
     expect(woke.woke).toEqual(['t2', 't1']);
     expect(woke.lines).toEqual(['l.tree_lock']);
@@ -513,6 +512,54 @@ describe('RangeLock and lockdep', () => {
     const r = m.run();
     expect(r.failure).toBeNull();
     expect(seen).toEqual(['mm', '', true, '', false]);
+  });
+
+  it('counts holds per task, not per CPU: a second task on the same CPU holds it for lockdep too', () => {
+    const lock = new RangeLock('mm');
+    const other = new RangeLock('other', { lockdep: false });
+    const held: string[] = [];
+    const m = new Machine({ cpus: 2 });
+    m.spawn(1, 'holder', function* () {
+      const h = yield* other.writeLock(0, 1);
+      yield* delay(5000);
+      yield* other.unlock(h);
+    });
+    m.spawn(0, 'a', function* () {
+      yield* delay(1000);
+      const h = yield* lock.readLock(0, 10);
+      const o = yield* other.readLock(0, 1); // sleeps: 'b' runs on this CPU meanwhile
+      yield* other.unlock(o);
+      yield* lock.unlock(h);
+    });
+    m.spawn(0, 'b', function* () {
+      yield* delay(2000);
+      const c = yield* current();
+      const h = yield* lock.writeLock(20, 30);
+      held.push(`b in: ${defaultLockdep.heldBy(c).join(',')}`);
+      yield* lock.unlock(h);
+      held.push(`b out: ${defaultLockdep.heldBy(c).join(',')}`);
+    });
+    const r = m.run();
+    expect(r.failure).toBeNull();
+    expect(held).toEqual(['b in: mm', 'b out: ']);
+  });
+
+  it('interrupts on two idle CPUs holding ranges at once each hold it for lockdep', () => {
+    const lock = new RangeLock('mm');
+    const m = new Machine({ cpus: 3 });
+    const seen: string[] = [];
+    m.spawn(0, 't', function* () {
+      yield* sendIpi([1, 2], function* () {
+        const c = yield* current();
+        const h = yield* lock.readTrylock(c.cpu * 10, c.cpu * 10 + 5);
+        yield* delay(1000);
+        seen.push(`cpu ${c.cpu}: ${defaultLockdep.heldBy(c).join(',')}`);
+        if (h) yield* lock.unlock(h);
+      });
+    });
+    const r = m.run();
+    expect(r.failure).toBeNull();
+    expect(seen.sort()).toEqual(['cpu 1: mm', 'cpu 2: mm']);
   });
 
   it('records dependencies for a blocking range lock, not for a trylock', () => {
