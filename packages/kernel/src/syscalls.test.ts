@@ -80,6 +80,31 @@ describe('syscalls and access kinds from user programs', () => {
     expect(sys.processes[0].mm.mmapLockKind).toBe('range');
   });
 
+  it('forks under the range-lock mmap_lock: dup_mmap nests the child mm lock, lockdep stays quiet', () => {
+    // dup_mmap() write-locks the child's mm while it holds the parent's (mmap_write_lock_nested with
+    // SINGLE_DEPTH_NESTING): both locks are of class mm->mmap_lock, so without the subclass lockdep would
+    // report possible recursive locking.
+    const sys = boot({ cpus: 2, mmapLock: 'range' });
+    const out: number[] = [];
+    sys.spawnProcess('parent', function* (u) {
+      yield* u.mmap(A, 2 * 4096, PROT_READ | PROT_WRITE, ANON);
+      yield* u.store8(A, 5);
+      const f = yield* u.fork(function* (c) {
+        out.push(yield* c.load8(A));
+        yield* c.store8(A, 6);
+        out.push(yield* c.load8(A));
+      }, 1);
+      if (!f.ok) throw new Error(`fork errno ${f.errno}`);
+      yield* u.wait(f.value);
+      out.push(yield* u.load8(A));
+    });
+    const res = sys.run();
+    expect(res.failure?.message).toBeUndefined();
+    expect(res.ok).toBe(true);
+    expect(out).toEqual([5, 6, 5]);
+    expect(sys.processes.map((p) => p.mm.mmapLockKind)).toEqual(['range', 'range']);
+  });
+
   it('a bad syscall argument returns its errno and changes nothing', () => {
     const sys = boot();
     const out: unknown[] = [];

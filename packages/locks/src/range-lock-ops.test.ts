@@ -1,4 +1,4 @@
-import { delay, type Kernel, Machine, runSync } from '@spf/machine';
+import { delay, type Kernel, Machine, runSync, sendIpi } from '@spf/machine';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { current } from './current.js';
 import { LockError } from './lock-error.js';
@@ -20,8 +20,8 @@ beforeEach(() => {
 type Body = () => Kernel<void>;
 
 /** Runs one task per body on CPUs 0, 1, ..., each starting `gap` ns after the previous one. */
-function run(bodies: Body[], gap = 1000) {
-  const m = new Machine({ cpus: bodies.length });
+function run(bodies: Body[], gap = 1000, trace = false) {
+  const m = new Machine({ cpus: bodies.length, trace });
   bodies.forEach((body, i) => {
     m.spawn(i, `t${i}`, function* () {
       if (i > 0) yield* delay(gap * i);
@@ -163,6 +163,100 @@ describe('RangeLock: who waits for whom', () => {
     expect(log.slice(0, 3)).toEqual(['downgraded: read', 'r1 in', 'r1 out']);
     expect(log.indexOf('w2 in')).toBeGreaterThan(log.indexOf('d out'));
     expect(log.indexOf('r3 in')).toBeGreaterThan(log.indexOf('w2 out'));
+  });
+});
+
+describe('RangeLock wake-ups', () => {
+  /** The tasks the task on `cpu` woke, in order, and the lines its memory effects touched. */
+  function wakesBy(r: ReturnType<typeof run>, cpu: number) {
+    const mine = (r.trace ?? []).filter((e) => e.cpu === cpu);
+    return {
+      woke: mine.filter((e) => e.kind === 'wake-task').map((e) => e.label),
+      lines: [...new Set(mine.filter((e) => ['read', 'write', 'rmw'].includes(e.kind)).map((e) => e.label))],
+    };
+  }
+
+  it('unlock wakes exactly the later conflicting requests it was the last obstacle of, in start order', () => {
+    const lock = new RangeLock('l', { lockdep: false });
+    const log: string[] = [];
+    const r = run(
+      [
+        function* () {
+          const h = yield* lock.writeLock(0, 10);
+          yield* delay(5000);
+          log.push(`waiting ${lock.waiting()}`);
+          yield* lock.unlock(h);
+        },
+        holder(lock, log, 'r1', 5, 15, 'read', 3000), // waits for t0 only
+        holder(lock, log, 'r2', 0, 3, 'read', 3000), // waits for t0 only
+        holder(lock, log, 'w3', 8, 20, 'write', 1000), // waits for t0 and r1
+        holder(lock, log, 'r4', 30, 40, 'read', 1000), // disjoint: never waits
+      ],
+      500,
+      true,
+    );
+    expect(r.failure).toBeNull();
+    const woke = wakesBy(r, 0);
+    // w3 still waits for r1 after t0 leaves: it is not woken (it would only sleep again).
+    expect(woke.woke).toEqual(['t2', 't1']);
+    expect(woke.lines).toEqual(['l.tree_lock']);
+    expect(log.slice(0, 3)).toEqual(['r4 in', 'r4 out', 'waiting 3']);
+    expect(log.slice(3, 5).sort()).toEqual(['r1 in', 'r2 in']);
+    expect(log.indexOf('w3 in')).toBeGreaterThan(log.indexOf('r1 out'));
+    // r1's unlock wakes w3; r2's (which w3 does not overlap) wakes no one.
+    expect(wakesBy(r, 1).woke).toEqual(['t3']);
+    expect(wakesBy(r, 2).woke).toEqual([]);
+  });
+
+  it('downgrade wakes exactly the later readers it alone held back; writers and readers behind a writer stay asleep', () => {
+    const lock = new RangeLock('l', { lockdep: false });
+    const log: string[] = [];
+    const r = run(
+      [
+        function* () {
+          const h = yield* lock.writeLock(0, 10);
+          yield* delay(5000);
+          yield* lock.downgrade(h);
+          log.push(`downgraded, waiting ${lock.waiting()}`);
+          yield* delay(5000);
+          log.push('d out');
+          yield* lock.unlock(h);
+        },
+        holder(lock, log, 'r1', 2, 4, 'read', 1000), // held back by t0 only
+        holder(lock, log, 'w2', 5, 6, 'write', 1000), // a writer: still waits for the read range
+        holder(lock, log, 'r3', 5, 8, 'read', 1000), // waits for t0 and w2
+        holder(lock, log, 'r4', 8, 9, 'read', 1000), // held back by t0 only
+      ],
+      500,
+      true,
+    );
+    expect(r.failure).toBeNull();
+    expect(wakesBy(r, 0).woke.slice(0, 2)).toEqual(['t1', 't4']);
+    // Woken but not yet running, r1 and r4 still count as waiting when downgrade returns.
+    expect(log.slice(0, 5)).toEqual(['downgraded, waiting 4', 'r1 in', 'r4 in', 'r1 out', 'r4 out']);
+    expect(log.indexOf('w2 in')).toBeGreaterThan(log.indexOf('d out'));
+    expect(log.indexOf('r3 in')).toBeGreaterThan(log.indexOf('w2 out'));
+  });
+
+  it('sleeps only when it must: an uncontended request records no sleep, a contended one sleeps under its range', () => {
+    const lock = new RangeLock('l', { lockdep: false });
+    const r = run(
+      [
+        function* () {
+          const a = yield* lock.writeLock(0, 10);
+          const b = yield* lock.readLock(20, 30);
+          yield* delay(3000);
+          yield* lock.unlock(a);
+          yield* lock.unlock(b);
+        },
+        holder(lock, [], 'r1', 5, 25, 'read', 100),
+      ],
+      1000,
+      true,
+    );
+    expect(r.failure).toBeNull();
+    const blocks = (r.trace ?? []).filter((e) => e.kind === 'block').map((e) => `${e.task}: ${e.label}`);
+    expect(blocks).toEqual(['t1: l [5, 25) read', 't1: l [5, 25) read']);
   });
 });
 
@@ -377,6 +471,97 @@ describe('RangeLock and lockdep', () => {
     expect(held).toEqual([['mm'], ['mm'], [], ['mm'], []]);
   });
 
+  it('counts holds per task: a second task holding a range of it is held by lockdep too', () => {
+    const lock = new RangeLock('mm');
+    const held: string[] = [];
+    const r = run([
+      function* () {
+        const h = yield* lock.readLock(0, 10);
+        yield* delay(5000);
+        yield* lock.unlock(h);
+      },
+      function* () {
+        const c = yield* current();
+        const h = yield* lock.writeLock(20, 30);
+        held.push(`in: ${defaultLockdep.heldBy(c).join(',')}`);
+        yield* lock.unlock(h);
+        held.push(`out: ${defaultLockdep.heldBy(c).join(',')}`);
+      },
+    ]);
+    expect(r.failure).toBeNull();
+    expect(held).toEqual(['in: mm', 'out: ']);
+  });
+
+  it('a trylock in an interrupt on an idle CPU is released again, for lockdep and for the whole-range methods', () => {
+    // The per-CPU owner of an interrupt's holds must be the same object at lock and at unlock.
+    const lock = new RangeLock('mm');
+    const m = new Machine({ cpus: 2 });
+    const seen: unknown[] = [];
+    m.spawn(0, 't', function* () {
+      yield* sendIpi([1], function* () {
+        const c = yield* current();
+        const h = yield* lock.readTrylock(0, 10);
+        seen.push(defaultLockdep.heldBy(c).join(','));
+        if (h) yield* lock.unlock(h);
+        seen.push(defaultLockdep.heldBy(c).join(','));
+        seen.push(yield* lock.downReadTrylock());
+        yield* lock.upRead();
+        seen.push(defaultLockdep.heldBy(c).join(','), lock.isLocked());
+      });
+    });
+    const r = m.run();
+    expect(r.failure).toBeNull();
+    expect(seen).toEqual(['mm', '', true, '', false]);
+  });
+
+  it('counts holds per task, not per CPU: a second task on the same CPU holds it for lockdep too', () => {
+    const lock = new RangeLock('mm');
+    const other = new RangeLock('other', { lockdep: false });
+    const held: string[] = [];
+    const m = new Machine({ cpus: 2 });
+    m.spawn(1, 'holder', function* () {
+      const h = yield* other.writeLock(0, 1);
+      yield* delay(5000);
+      yield* other.unlock(h);
+    });
+    m.spawn(0, 'a', function* () {
+      yield* delay(1000);
+      const h = yield* lock.readLock(0, 10);
+      const o = yield* other.readLock(0, 1); // sleeps: 'b' runs on this CPU meanwhile
+      yield* other.unlock(o);
+      yield* lock.unlock(h);
+    });
+    m.spawn(0, 'b', function* () {
+      yield* delay(2000);
+      const c = yield* current();
+      const h = yield* lock.writeLock(20, 30);
+      held.push(`b in: ${defaultLockdep.heldBy(c).join(',')}`);
+      yield* lock.unlock(h);
+      held.push(`b out: ${defaultLockdep.heldBy(c).join(',')}`);
+    });
+    const r = m.run();
+    expect(r.failure).toBeNull();
+    expect(held).toEqual(['b in: mm', 'b out: ']);
+  });
+
+  it('interrupts on two idle CPUs holding ranges at once each hold it for lockdep', () => {
+    const lock = new RangeLock('mm');
+    const m = new Machine({ cpus: 3 });
+    const seen: string[] = [];
+    m.spawn(0, 't', function* () {
+      yield* sendIpi([1, 2], function* () {
+        const c = yield* current();
+        const h = yield* lock.readTrylock(c.cpu * 10, c.cpu * 10 + 5);
+        yield* delay(1000);
+        seen.push(`cpu ${c.cpu}: ${defaultLockdep.heldBy(c).join(',')}`);
+        if (h) yield* lock.unlock(h);
+      });
+    });
+    const r = m.run();
+    expect(r.failure).toBeNull();
+    expect(seen.sort()).toEqual(['cpu 1: mm', 'cpu 2: mm']);
+  });
+
   it('records dependencies for a blocking range lock, not for a trylock', () => {
     const outer = new SpinLock('outer');
     const lock = new RangeLock('mm', { lockClass: 'mm_class' });
@@ -423,6 +608,41 @@ describe('RangeLock and lockdep', () => {
     expect(r2.failure).toBeNull();
     expect(defaultLockdep.hasDependency('outer', 'mm')).toBe(true);
     expect(defaultLockdep.edgeCount).toBe(1);
+  });
+
+  it('down_write_nested takes a second lock of the class under a subclass; a plain down_write is recursive locking', () => {
+    // dup_mmap(): the parent's mmap_lock is held while the child's is write-locked with SINGLE_DEPTH_NESTING.
+    const parent = new RangeLock('parent', { lockClass: 'mm->mmap_lock' });
+    const child = new RangeLock('child', { lockClass: 'mm->mmap_lock' });
+    const held: string[][] = [];
+    let whole = '';
+    const r = run([
+      function* () {
+        const c = yield* current();
+        yield* parent.downWrite();
+        yield* child.downWriteNested(1);
+        held.push([...defaultLockdep.heldBy(c)]);
+        whole = child.describeHolders();
+        yield* child.upWrite();
+        held.push([...defaultLockdep.heldBy(c)]);
+        yield* parent.upWrite();
+      },
+    ]);
+    expect(r.failure).toBeNull();
+    expect(held).toEqual([['parent', 'child'], ['parent']]);
+    expect(whole).toBe('write [0, Infinity)');
+    expect(child.isLocked()).toBe(false);
+    expect(defaultLockdep.hasDependency('mm->mmap_lock', 'mm->mmap_lock/1')).toBe(true);
+    const r2 = run([
+      function* () {
+        yield* parent.downWrite();
+        yield* child.downWrite();
+      },
+    ]);
+    expect(r2.failure?.kind).toBe('lockdep');
+    expect(r2.failure?.message).toMatch(
+      /possible recursive locking detected: .* 'child' \(class mm->mmap_lock\)/,
+    );
   });
 
   it('reports a blocking range lock in atomic context, and reports to the validator it was given', () => {

@@ -68,6 +68,8 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
   private readonly ld: Lockdep | null;
   private readonly whole = new Map<object, Request[]>();
   private readonly depth = new Map<object, number>();
+  /** The owner key of an interrupt on an idle CPU (no task), one per CPU so that lock and unlock agree. */
+  private readonly idleKeys = new Map<number, object>();
 
   constructor(
     readonly name: string,
@@ -122,6 +124,14 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
   /** `range_write_lock()`: exclusive hold of [start, end). */
   *writeLock(start: number, end: number): Kernel<RangeLockHandle> {
     return yield* this.lockRange(start, end, 'write');
+  }
+
+  /**
+   * `range_write_lock()` with a lockdep nesting subclass (as `down_write_nested()`): for a second lock of
+   * this class taken while one is held, in an order the caller guarantees.
+   */
+  *writeLockNested(start: number, end: number, subclass: number): Kernel<RangeLockHandle> {
+    return yield* this.lockRange(start, end, 'write', subclass);
   }
 
   /** `range_read_trylock()`: a read hold only if no conflicting request overlaps; else null. */
@@ -203,6 +213,12 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
     yield* this.rememberWhole(h);
   }
 
+  /** `down_write_nested()` over the whole range: what `mmap_write_lock_nested()` takes in `dup_mmap()`. */
+  *downWriteNested(subclass: number): Kernel<void> {
+    const h = yield* this.writeLockNested(FULL_START, FULL_END, subclass);
+    yield* this.rememberWhole(h);
+  }
+
   *upWrite(): Kernel<void> {
     yield* this.unlock(yield* this.takeWhole('write', 'up_write'));
   }
@@ -221,7 +237,7 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
 
   *downgradeWrite(): Kernel<void> {
     const c = yield* current();
-    const list = this.whole.get(keyOf(c)) ?? [];
+    const list = this.whole.get(this.keyOf(c)) ?? [];
     let h: Request | undefined;
     for (const r of list) if (r.kind === 'write') h = r;
     if (!h) {
@@ -234,12 +250,17 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
 
   // ---- internals -------------------------------------------------------------------------------------
 
-  private *lockRange(start: number, end: number, kind: 'read' | 'write'): Kernel<RangeLockHandle> {
+  private *lockRange(
+    start: number,
+    end: number,
+    kind: 'read' | 'write',
+    subclass?: number,
+  ): Kernel<RangeLockHandle> {
     checkRange(this.name, start, end);
     const c = yield* current();
     const ld = activeLockdep(this.ld);
     if (ld) ld.mightSleep(this.name, c, yield* irqsEnabled());
-    this.lockdepAcquire(c, kind, false);
+    this.lockdepAcquire(c, kind, false, subclass);
     const flags = yield* this.treeLock.lockIrqsave();
     yield writeEffect(this.treeLock.line);
     const r = this.newRequest(start, end, kind, c);
@@ -297,24 +318,35 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
     }
   }
 
-  private lockdepAcquire(c: Current, kind: 'read' | 'write', trylock: boolean): void {
-    const k = keyOf(c);
+  private lockdepAcquire(c: Current, kind: 'read' | 'write', trylock: boolean, subclass?: number): void {
+    const k = this.keyOf(c);
     const d = this.depth.get(k) ?? 0;
     this.depth.set(k, d + 1);
-    if (d === 0) activeLockdep(this.ld)?.acquire(this, c, { read: kind === 'read', trylock });
+    if (d === 0) activeLockdep(this.ld)?.acquire(this, c, { read: kind === 'read', trylock, subclass });
   }
 
   private lockdepRelease(c: Current): void {
-    const k = keyOf(c);
+    const k = this.keyOf(c);
     const d = this.depth.get(k) ?? 0;
     if (d <= 1) this.depth.delete(k);
     else this.depth.set(k, d - 1);
     if (d === 1) activeLockdep(this.ld)?.release(this, c);
   }
 
+  /** Whose holds these are: the task, or for an interrupt on an idle CPU that CPU (the same key every time). */
+  private keyOf(c: Current): object {
+    if (c.task) return c.task;
+    let k = this.idleKeys.get(c.cpu);
+    if (!k) {
+      k = { cpu: c.cpu };
+      this.idleKeys.set(c.cpu, k);
+    }
+    return k;
+  }
+
   private *rememberWhole(h: RangeLockHandle): Kernel<void> {
     const c = yield* current();
-    const k = keyOf(c);
+    const k = this.keyOf(c);
     let list = this.whole.get(k);
     if (!list) {
       list = [];
@@ -325,7 +357,7 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
 
   private *takeWhole(kind: 'read' | 'write', op: string): Kernel<RangeLockHandle> {
     const c = yield* current();
-    const list = this.whole.get(keyOf(c)) ?? [];
+    const list = this.whole.get(this.keyOf(c)) ?? [];
     for (let i = list.length - 1; i >= 0; i--) {
       if (list[i].kind === kind) return list.splice(i, 1)[0];
     }
@@ -337,10 +369,6 @@ export class RangeLock implements SleepingRwLock, LockdepMap {
 
 function conflicts(a: { kind: string }, b: { kind: string }): boolean {
   return a.kind === 'write' || b.kind === 'write';
-}
-
-function keyOf(c: Current): object {
-  return c.task ?? { cpu: c.cpu };
 }
 
 function checkRange(name: string, start: number, end: number): void {

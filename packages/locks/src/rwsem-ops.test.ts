@@ -1,4 +1,4 @@
-import { delay, explore, type Kernel, Machine, runSync, type Scenario } from '@spf/machine';
+import { delay, explore, type Kernel, Machine, now, runSync, type Scenario } from '@spf/machine';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { current } from './current.js';
 import { defaultLockdep, Lockdep } from './lockdep.js';
@@ -10,6 +10,7 @@ import {
   RWSEM_WAIT_TIMEOUT_NS,
   RWSEM_WRITER_LOCKED,
   RwSemaphore,
+  type RwSemaphoreOptions,
 } from './rwsem.js';
 import { SpinLock } from './spinlock.js';
 import { fifoRwsemPaths } from './test-support/fifo-rwsem-paths.js';
@@ -629,6 +630,181 @@ describe('RwSemaphore waiting', () => {
     const quick = handoffAt({ handoffTimeoutNs: 1_000_000 });
     expect(quick).toBeGreaterThanOrEqual(1_000_000);
     expect(quick).toBeLessThan(2_500_000);
+  });
+});
+
+describe('RwSemaphore slow-path corners (a late arrival swept over a window of nanoseconds)', () => {
+  /**
+   * Runs the tasks `build(at)` gives for every arrival time `at` in [from, to], each run on its own
+   * semaphore; every run must end cleanly (the built-in checker stops a run with a reader beside a writer)
+   * with the count back at 0 and nobody queued. Returns the set of logs seen.
+   */
+  function sweep(
+    from: number,
+    to: number,
+    build: (sem: RwSemaphore, at: number, log: string[]) => Body[],
+    opts: RwSemaphoreOptions = { optimisticSpin: false },
+  ): Set<string> {
+    const outcomes = new Set<string>();
+    for (let at = from; at <= to; at++) {
+      const sem = new RwSemaphore('s', { lockdep: false, ...opts });
+      const log: string[] = [];
+      const bodies = build(sem, at, log);
+      const m = new Machine({ cpus: bodies.length });
+      bodies.forEach((body, i) => {
+        m.spawn(i, `t${i}`, body);
+      });
+      const r = m.run();
+      expect(r.failure, `arrival at ${at} ns`).toBeNull();
+      expect([sem.count.value, sem.waiters.length], `arrival at ${at} ns`).toEqual([0, 0]);
+      outcomes.add(log.join(', '));
+    }
+    return outcomes;
+  }
+
+  it('a reader arriving as a writer is woken either steals the free lock first (the writer sleeps again) or follows it', () => {
+    const outcomes = sweep(5100, 5420, (sem, at, log) => [
+      function* () {
+        yield* sem.downWrite();
+        yield* delay(5000);
+        yield* sem.upWrite(); // wakes w1, which takes a while to run
+      },
+      function* () {
+        yield* delay(1000);
+        yield* sem.downWrite();
+        log.push('w1 in');
+        yield* delay(100);
+        yield* sem.upWrite();
+      },
+      function* () {
+        yield* delay(at);
+        yield* sem.downRead();
+        // A stealing reader leaves the woken writer queued, with the waiters bit set.
+        const o = sem.owner.value;
+        log.push(`r2 in (queued: ${sem.waiters.map((w) => w.kind)}; owner ${o.task?.name} ${o.readerOwned})`);
+        yield* delay(1000);
+        yield* sem.upRead();
+      },
+    ]);
+    expect([...outcomes].sort()).toEqual([
+      'r2 in (queued: write; owner t2 true), w1 in',
+      'w1 in, r2 in (queued: ; owner t2 true)',
+    ]);
+  });
+
+  it('a reader arriving as the last reader leaves a waiting writer either steals the lock or follows the writer', () => {
+    // Around the release the reader may also find the count changed under a cmpxchg (the writer retries).
+    const outcomes = sweep(5050, 5420, (sem, at, log) => [
+      function* () {
+        yield* sem.downRead();
+        yield* delay(5000);
+        yield* sem.upRead(); // wakes w1
+      },
+      function* () {
+        yield* delay(1000);
+        yield* sem.downWrite();
+        log.push('w1 in');
+        yield* delay(100);
+        yield* sem.upWrite();
+      },
+      function* () {
+        yield* delay(at);
+        yield* sem.downRead();
+        log.push(`r2 in (queued: ${sem.waiters.map((w) => w.kind)})`);
+        yield* delay(1000);
+        yield* sem.upRead();
+      },
+    ]);
+    expect([...outcomes].sort()).toEqual(['r2 in (queued: write), w1 in', 'w1 in, r2 in (queued: )']);
+  });
+});
+
+describe('RwSemaphore handoff', () => {
+  it('a reader starved by writers that keep stealing the lock sets the handoff bit after RWSEM_WAIT_TIMEOUT and then gets in', () => {
+    // Two writers spin on each other's ownership and take the lock the moment it is released, before the
+    // reader's wake-up can grant it (rwsem_mark_wake() finds the writer bit and backs out). Once the reader
+    // has waited 4 ms, that back-out sets the handoff bit: the writers may no longer steal, and the next
+    // release hands the lock to the reader, clearing the bit.
+    const sem = new RwSemaphore('s', { lockdep: false });
+    let readerIn = -1;
+    let handoffHeld = false;
+    const turns = [0, 0];
+    const writer = (k: number) =>
+      function* () {
+        for (let i = 0; i < 400 && readerIn < 0; i++) {
+          yield* sem.downWrite();
+          turns[k]++;
+          if (sem.count.value & RWSEM_FLAG_HANDOFF) handoffHeld = true;
+          yield* delay(20_000);
+          yield* sem.upWrite();
+        }
+      };
+    const r = run(
+      [
+        writer(0),
+        function* () {
+          yield* delay(10);
+          yield* writer(1)();
+        },
+        function* () {
+          yield* sem.downRead();
+          readerIn = yield* now();
+          expect(sem.count.value & RWSEM_FLAG_HANDOFF).toBe(0);
+          yield* sem.upRead();
+        },
+      ],
+      { gap: 0 },
+    );
+    expect(r.failure).toBeNull();
+    // It queued at once and waited out the timeout, while the writers took turns.
+    expect(readerIn).toBeGreaterThan(RWSEM_WAIT_TIMEOUT_NS);
+    expect(readerIn).toBeLessThan(RWSEM_WAIT_TIMEOUT_NS + 60_000);
+    expect(turns[0] + turns[1]).toBeGreaterThan(150);
+    expect(Math.abs(turns[0] - turns[1])).toBeLessThanOrEqual(1);
+    expect(handoffHeld).toBe(false); // no writer got the lock with the bit set
+    expect(sem.count.value).toBe(0);
+  });
+
+  it('once the first waiting writer set the handoff bit, a writer arriving later never gets in before it', () => {
+    // Two readers keep the lock busy; w2 waits, sets the handoff bit after 4 ms, and the readers drain.
+    // Wherever in that moment w3 arrives, it queues behind w2: rwsem_try_write_lock() honours the bit the
+    // first waiter set even when the lock is free.
+    for (let at = 4_604_700; at <= 4_604_800; at++) {
+      const sem = new RwSemaphore('s', { lockdep: false, optimisticSpin: false });
+      let done = false;
+      const log: string[] = [];
+      const reader = function* () {
+        while (!done) {
+          yield* sem.downRead();
+          yield* delay(300_000);
+          yield* sem.upRead();
+        }
+      };
+      const m = new Machine({ cpus: 4 });
+      m.spawn(0, 'r0', reader);
+      m.spawn(1, 'r1', function* () {
+        yield* delay(100_000);
+        yield* reader();
+      });
+      m.spawn(2, 'w2', function* () {
+        yield* delay(200_000);
+        yield* sem.downWrite();
+        log.push('w2');
+        done = true;
+        yield* delay(1000);
+        yield* sem.upWrite();
+      });
+      m.spawn(3, 'w3', function* () {
+        yield* delay(at);
+        yield* sem.downWrite();
+        log.push('w3');
+        yield* sem.upWrite();
+      });
+      const r = m.run();
+      expect(r.failure).toBeNull();
+      expect(log, `w3 arriving at ${at} ns`).toEqual(['w2', 'w3']);
+      expect(sem.count.value).toBe(0);
+    }
   });
 });
 

@@ -10,6 +10,11 @@ export interface SleepingRwLock {
   downRead(): Kernel<void>;
   upRead(): Kernel<void>;
   downWrite(): Kernel<void>;
+  /**
+   * `mmap_write_lock_nested(mm, subclass)`: as {@link downWrite}, but lockdep files the acquisition under a
+   * nesting subclass, for a second lock of the same class taken in a guaranteed order (`dup_mmap()`).
+   */
+  downWriteNested(subclass: number): Kernel<void>;
   upWrite(): Kernel<void>;
   downReadTrylock(): Kernel<boolean>;
   downWriteTrylock(): Kernel<boolean>;

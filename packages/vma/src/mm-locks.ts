@@ -64,8 +64,7 @@ export function createVmaLock(name: string): RwSemaphore {
  * SINGLE_DEPTH_NESTING in dup_mmap), so lockdep does not mistake it for recursive locking.
  */
 export function* downWriteNested(lock: SleepingRwLock): Kernel<void> {
-  if (lock instanceof RwSemaphore) yield* lock.downWriteNested(1);
-  else yield* lock.downWrite();
+  yield* lock.downWriteNested(1);
 }
 
 class VmaSeqCount extends SeqCount implements SeqCounter {
