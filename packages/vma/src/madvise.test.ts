@@ -51,7 +51,9 @@ import {
   PROT_WRITE,
   VM_DONTCOPY,
   VM_DONTDUMP,
+  VM_DONTEXPAND,
   VM_HUGEPAGE,
+  VM_HUGETLB,
   VM_IO,
   VM_NOHUGEPAGE,
   VM_RAND_READ,
@@ -146,6 +148,13 @@ describe('madvise: arguments, in Linux order', () => {
       expect(madviseSync(mm, A, 2 * P, advice), `${madviseBehavior(advice)?.name}`).toEqual(
         err(Errno.EINVAL),
       );
+    }
+    // Refused as an unknown advice is (madvise_behavior_valid() on a kernel without the feature): before
+    // the len == 0 shortcut and before the walk could report a hole as ENOMEM.
+    for (const advice of [MADV_MERGEABLE, MADV_POPULATE_WRITE, MADV_GUARD_INSTALL]) {
+      expect(madviseSync(mm, A, 0, advice), `${advice} len 0`).toEqual(err(Errno.EINVAL));
+      expect(runSync(sysMadvise(mm, A, 0, advice)), `${advice} len 0`).toEqual(err(Errno.EINVAL));
+      expect(madviseSync(mm, A + 100 * P, P, advice), `${advice} unmapped`).toEqual(err(Errno.EINVAL));
     }
     expect(snapshot(mm)).toEqual(before);
   });
@@ -284,6 +293,50 @@ describe('madvise: vm_flags advice splits and merges VMAs like mprotect', () => 
     expect(vmas(mm)).toEqual(['0-4 rand']);
   });
 
+  it('advice a VMA already has changes nothing: no split, even with no map_count left for one', () => {
+    const { mm } = makeSystem({ maxMapCount: 1 });
+    map(mm, 0, 4);
+    expect(madviseSync(mm, A, 4 * P, MADV_RANDOM)).toEqual(OK);
+    const vma = mm.vmaLookup(A);
+    // madvise_update_vma(): new_flags == vm_flags returns at once, so neither a split nor EAGAIN.
+    expect(madviseSync(mm, A + P, 2 * P, MADV_RANDOM)).toEqual(OK);
+    expect(madviseSync(mm, A + P, P, MADV_DONTFORK)).toEqual(err(Errno.EAGAIN));
+    expect(vmas(mm)).toEqual(['0-4 rand']);
+    expect(mm.mapCount).toBe(1);
+    expect(mm.vmaLookup(A + 2 * P)).toBe(vma);
+    checkMmInvariants([mm]);
+  });
+
+  it('a split the file refuses (vm_ops->may_split) fails with that EINVAL, not EAGAIN, and changes nothing', () => {
+    const { mm } = makeSystem();
+    const file: MmapFile = {
+      file: { path: '/dev/x', devMajor: 8, devMinor: 1, ino: 11 },
+      ops: { maySplit: (_v, addr) => (addr === A + 2 * P ? -22 : 0) },
+    };
+    expect(mmapSync(mm, { addr: A, len: 4 * P, prot: PROT_READ, flags: MAP_PRIVATE, file }).ok).toBe(true);
+    const before = snapshot(mm);
+    // madvise_vma_behavior() turns only ENOMEM into EAGAIN; __split_vma() passes may_split's error on.
+    expect(madviseSync(mm, A, 2 * P, MADV_RANDOM)).toEqual(err(Errno.EINVAL));
+    expect(snapshot(mm)).toEqual(before);
+    expect(madviseSync(mm, A + P, 3 * P, MADV_RANDOM)).toEqual(OK);
+    expect(vmas(mm)).toEqual(['0-1', '1-4 rand']);
+  });
+
+  it('a range that ends in a hole stops there: the VMA after the hole is not advised', () => {
+    const { mm } = makeSystem();
+    map(mm, 0, 2);
+    map(mm, 4, 2);
+    map(mm, 8, 2);
+    // [0, 3): the walk reaches the VMA at 4, past the end: ENOMEM, that VMA untouched.
+    expect(madviseSync(mm, A, 3 * P, MADV_DONTFORK)).toEqual(err(Errno.ENOMEM));
+    expect(vmas(mm)).toEqual(['0-2 dontcopy', '4-6', '8-10']);
+    // [4, 8): ends exactly where the next VMA starts, after a hole.
+    expect(madviseSync(mm, A + 4 * P, 4 * P, MADV_DONTDUMP)).toEqual(err(Errno.ENOMEM));
+    expect(vmas(mm)).toEqual(['0-2 dontcopy', '4-6 dontdump', '8-10']);
+    expect(mm.mapCount).toBe(3);
+    checkMmInvariants([mm]);
+  });
+
   it('DOFORK on a VM_IO VMA and DODUMP on a VM_SPECIAL one are EINVAL; earlier VMAs keep their advice', () => {
     const { mm } = makeSystem();
     map(mm, 0, 1);
@@ -385,6 +438,30 @@ describe('madvise: advice that walks the pages', () => {
     expect(present(mm)).toEqual([1]);
     expect(mm.rss[MM_ANONPAGES]).toBe(1);
     checkMmInvariants([mm]);
+  });
+
+  it('VM_LOCKED: MADV_REMOVE is EINVAL even on a shared writable mapping; WILLNEED is allowed', () => {
+    const { mm } = makeSystem();
+    const flags = MAP_SHARED | MAP_ANONYMOUS | MAP_LOCKED;
+    expect(mmapSync(mm, { addr: A, len: 2 * P, prot: RW, flags }).ok).toBe(true);
+    // madvise_remove() refuses VM_LOCKED before it looks at the file (shmem here, which could punch).
+    expect(madviseSync(mm, A, 2 * P, MADV_REMOVE)).toEqual(err(Errno.EINVAL));
+    // madvise_willneed() has no VM_LOCKED check: reading ahead into mlocked memory is fine.
+    expect(madviseSync(mm, A, 2 * P, MADV_WILLNEED)).toEqual(OK);
+    map(mm, 4, 1, { flags: MAP_PRIVATE | MAP_LOCKED });
+    expect(madviseSync(mm, A + 4 * P, P, MADV_WILLNEED)).toEqual(OK);
+  });
+
+  it('hugetlb VMAs: FREE, COLD and PAGEOUT are EINVAL; DODUMP is allowed despite VM_DONTEXPAND', () => {
+    const { mm } = makeSystem();
+    map(mm, 0, 2);
+    const vma = mm.vmaLookup(A);
+    if (vma === null) throw new Error('no VMA');
+    // What hugetlbfs_file_mmap() sets (this model never creates hugetlb VMAs: no huge pages are reserved).
+    vma.vmFlags |= VM_HUGETLB | VM_DONTEXPAND;
+    for (const a of [MADV_FREE, MADV_COLD, MADV_PAGEOUT])
+      expect(madviseSync(mm, A, 2 * P, a), `${madviseBehavior(a)?.name}`).toEqual(err(Errno.EINVAL));
+    expect(madviseSync(mm, A, 2 * P, MADV_DODUMP)).toEqual(OK);
   });
 
   it('MADV_DONTNEED_LOCKED on an ordinary VMA is MADV_DONTNEED', () => {

@@ -12,6 +12,7 @@ import {
   MAP_FIXED,
   MAP_PRIVATE,
   MAP_SHARED,
+  PROT_EXEC,
   PROT_READ,
   PROT_WRITE,
   VM_IO,
@@ -26,6 +27,7 @@ import {
   vmAreaDup,
   vmaMergeExistingRange,
   vmaMergeNewRange,
+  vmaModifyFlags,
   vmgForExisting,
 } from './vma-merge.js';
 
@@ -396,5 +398,205 @@ describe('vm_area_dup and commitVmaChanges', () => {
     expect(mprotectSync(mm, A + P, P, RW).ok).toBe(true);
     expect(maps(mm)).toEqual(['0-4 rw-s']);
     expect(vmaAt(mm, 0).vmFile).toBe(shm);
+  });
+});
+
+describe('what makes two VMAs mergeable (is_mergeable_vma, is_mergeable_anon_vma, adjacency)', () => {
+  it('mappings of two different files do not merge even when they share vm_ops and the offsets continue', () => {
+    const mm = new MmStruct();
+    const ops: VmOperations = {};
+    const f1: MmapFile = { file: { path: '/a', devMajor: 8, devMinor: 1, ino: 1 }, ops };
+    const f2: MmapFile = { file: { path: '/b', devMajor: 8, devMinor: 1, ino: 2 }, ops };
+    fmap(mm, f1, 0, 2, 0);
+    fmap(mm, f2, 2, 2, 2);
+    expect(maps(mm)).toEqual(['0-2 r--p', '2-4 r--p']);
+    fmap(mm, f1, 4, 2, 4);
+    expect(maps(mm)).toEqual(['0-2 r--p', '2-4 r--p', '4-6 r--p']);
+  });
+
+  it('file offsets that continue across a hole do not merge: the VMAs must touch', () => {
+    const mm = new MmStruct();
+    const f = file();
+    fmap(mm, f, 0, 2, 0);
+    // Offset 2 continues the first mapping's 0-1, but at page 4, after a hole.
+    fmap(mm, f, 4, 2, 2);
+    expect(maps(mm)).toEqual(['0-2 r--p', '4-6 r--p']);
+    // In front of a VMA at page 10 whose offset continues this one's, with a hole between.
+    fmap(mm, f, 10, 2, 9);
+    fmap(mm, f, 7, 2, 7);
+    expect(maps(mm)).toEqual(['0-2 r--p', '4-6 r--p', '7-9 r--p', '10-12 r--p']);
+    // An existing VMA whose flags change to its predecessor's, with a hole between: no merge either.
+    fmap(mm, f, 14, 2, 11, RW);
+    expect(mprotectSync(mm, A + 14 * P, 2 * P, PROT_READ).ok).toBe(true);
+    expect(maps(mm).slice(3)).toEqual(['10-12 r--p', '14-16 r--p']);
+    checkMmInvariants([mm]);
+  });
+
+  it('a faulted range joins an unfaulted VMA before it, which takes its anon_vma; not in a fork child', () => {
+    const { mm } = makeSystem();
+    anon(mm, 0, 2);
+    anon(mm, 2, 2, PROT_READ);
+    touch(mm, A + 2 * P);
+    const child = forkSync(mm);
+    expect(vmaAt(child, 0).anonVma).toBeNull();
+    expect(vmaIsForkChild(vmaAt(child, 2))).toBe(true);
+    // is_mergeable_anon_vma() case 1: the target has no anon_vma and will share the range's.
+    expect(mprotectSync(mm, A + 2 * P, 2 * P, RW).ok).toBe(true);
+    expect(maps(mm)).toEqual(['0-4 rw-p']);
+    expect(vmaAt(mm, 0).anonVma).not.toBeNull();
+    // In the child the range's anon_vma chain also links the parent's: it may not spread to another VMA.
+    expect(mprotectSync(child, A + 2 * P, 2 * P, RW).ok).toBe(true);
+    expect(maps(child)).toEqual(['0-2 rw-p', '2-4 rw-p']);
+    expect(vmaAt(child, 0).anonVma).toBeNull();
+    checkMmInvariants([mm, child]);
+  });
+
+  it('a range copied from a fork child (mremap) does not join an unfaulted VMA; one copied from the parent does', () => {
+    const { mm } = makeSystem();
+    anon(mm, 0, 2);
+    anon(mm, 4, 2);
+    touch(mm, A + 4 * P);
+    const child = forkSync(mm);
+    const copied = (m: MmStruct) => {
+      const prev = vmaAt(m, 0);
+      const src = vmaAt(m, 4);
+      return {
+        prev,
+        middle: null,
+        next: null,
+        start: A + 2 * P,
+        end: A + 3 * P,
+        pgoff: prev.vmPgoff + 2,
+        flags: prev.vmFlags,
+        file: null,
+        ops: null,
+        anonVma: src.anonVma,
+        copiedFrom: src,
+      };
+    };
+    expect(runSync(vmaMergeNewRange(child, copied(child)))).toBeNull();
+    expect(maps(child)).toEqual(['0-2 rw-p', '4-6 rw-p']);
+    const prev = vmaAt(mm, 0);
+    expect(runSync(vmaMergeNewRange(mm, copied(mm)))).toBe(prev);
+    expect(maps(mm)).toEqual(['0-3 rw-p', '4-6 rw-p']);
+    expect(prev.anonVma).toBe(vmaAt(mm, 4).anonVma);
+  });
+
+  it('a new range between two VMAs merges with both when at most one has an anon_vma, or both share it', () => {
+    for (const faulted of ['before', 'after', 'both'] as const) {
+      const { mm } = makeSystem();
+      if (faulted === 'both') {
+        // One faulted VMA cut in two: both halves share its anon_vma.
+        anon(mm, 0, 5);
+        touch(mm, A);
+        munmapSync(mm, A + P, 2 * P);
+        expect(vmaAt(mm, 0).anonVma).toBe(vmaAt(mm, 3).anonVma);
+      } else {
+        anon(mm, 0, 1);
+        anon(mm, 3, 2);
+        touch(mm, faulted === 'before' ? A : A + 3 * P);
+      }
+      expect(maps(mm)).toEqual(['0-1 rw-p', '3-5 rw-p']);
+      const av = vmaAt(mm, faulted === 'after' ? 3 : 0).anonVma;
+      expect(av).not.toBeNull();
+      anon(mm, 1, 2);
+      expect(maps(mm), faulted).toEqual(['0-5 rw-p']);
+      expect(vmaAt(mm, 0).anonVma).toBe(av);
+      // dup_anon_vma() only when the target has none: one chain link, so it still merges like a parent's VMA.
+      expect(vmaAt(mm, 0).anonVmaChain.length, faulted).toBe(1);
+      expect(vmaIsForkChild(vmaAt(mm, 0))).toBe(false);
+      checkMmInvariants([mm]);
+    }
+  });
+});
+
+describe('commitVmaChanges write-locks every VMA it touches (vma_start_write)', () => {
+  it('the changed, the removed and the inserted VMAs carry the current mm_lock_seq', () => {
+    const mm = new MmStruct();
+    anon(mm, 0, 2);
+    anon(mm, 4, 2, PROT_READ);
+    const a = vmaAt(mm, 0);
+    const b = vmaAt(mm, 4);
+    const n = vmAreaDup(a);
+    n.vmStart = A + 10 * P;
+    n.vmEnd = A + 11 * P;
+    const seq = mm.mmLockSeq.value;
+    for (const v of [a, b, n]) expect(v.vmLockSeq.value).not.toBe(seq);
+    runSync(commitVmaChanges(mm, [{ vma: a, start: A, end: A + 3 * P, pgoff: A / P }], [b], [n]));
+    expect([a, b, n].map((v) => v.vmLockSeq.value)).toEqual([seq, seq, seq]);
+  });
+});
+
+describe('merges that must not happen, and vma_modify() splits', () => {
+  it('never merges VM_SPECIAL VMAs, even with neighbours that have the very same flags (a driver mapping)', () => {
+    const mm = new MmStruct();
+    anon(mm, 0, 2);
+    anon(mm, 3, 2);
+    anon(mm, 5, 3, PROT_READ);
+    for (const p of [0, 3, 5]) vmaAt(mm, p).vmFlags |= VM_IO; // as remap_pfn_range() sets it
+    const prev = vmaAt(mm, 0);
+    const next = vmaAt(mm, 3);
+    const vmg = {
+      prev,
+      middle: null,
+      next,
+      start: A + 2 * P,
+      end: A + 3 * P,
+      pgoff: (A + 2 * P) / P,
+      flags: prev.vmFlags,
+      file: null,
+      ops: null,
+      anonVma: null,
+    };
+    expect(runSync(vmaMergeNewRange(mm, vmg))).toBeNull();
+    expect(runSync(vmaMergeNewRange(mm, { ...vmg, next: null }))).toBeNull();
+    expect(runSync(vmaMergeNewRange(mm, { ...vmg, prev: null }))).toBeNull();
+    // An existing VM_IO VMA whose flags become its VM_IO neighbour's: vma_merge_existing_range() refuses too.
+    const middle = vmaAt(mm, 5);
+    const flags = prev.vmFlags;
+    expect(maps(mm)).toEqual(['0-2 rw-p', '3-5 rw-p', '5-8 r--p']);
+    expect(
+      runSync(vmaMergeExistingRange(mm, vmgForExisting(next, middle, A + 5 * P, A + 8 * P, flags))),
+    ).toBeNull();
+    expect(
+      runSync(vmaMergeExistingRange(mm, vmgForExisting(next, middle, A + 5 * P, A + 6 * P, flags))),
+    ).toBeNull();
+    expect(maps(mm)).toEqual(['0-2 rw-p', '3-5 rw-p', '5-8 r--p']);
+  });
+
+  it('a whole VMA changed to match only the VMA after it is removed into that one', () => {
+    const mm = new MmStruct();
+    anon(mm, 0, 2, PROT_READ | PROT_EXEC);
+    anon(mm, 2, 2);
+    anon(mm, 4, 2, PROT_READ);
+    const middle = vmaAt(mm, 2);
+    const next = vmaAt(mm, 4);
+    expect(mprotectSync(mm, A + 2 * P, 2 * P, PROT_READ).ok).toBe(true);
+    expect(maps(mm)).toEqual(['0-2 r-xp', '2-6 r--p']);
+    expect(vmaAt(mm, 2)).toBe(next);
+    expect(next.vmPgoff).toBe((A + 2 * P) / P);
+    expect(middle.detached).toBe(true);
+    expect(mm.mapCount).toBe(2);
+    checkMmInvariants([mm]);
+  });
+
+  it('vma_modify_flags() fails with ENOMEM when a split exceeds max_map_count, keeping the split it made', () => {
+    const mm = new MmStruct({ maxMapCount: 2 });
+    anon(mm, 0, 4);
+    anon(mm, 6, 1);
+    const v = vmaAt(mm, 0);
+    // No split possible: the range keeps its flags.
+    expect(runSync(vmaModifyFlags(mm, null, v, A + P, A + 2 * P, v.vmFlags & ~VM_WRITE))).toBe(Errno.ENOMEM);
+    expect(maps(mm)).toEqual(['0-4 rw-p', '6-7 rw-p']);
+    expect(runSync(vmaModifyFlags(mm, null, v, A + 3 * P, A + 4 * P, v.vmFlags & ~VM_WRITE))).toBe(
+      Errno.ENOMEM,
+    );
+    expect(runSync(vmaModifyFlags(mm, null, v, A, A + P, v.vmFlags & ~VM_WRITE))).toBe(Errno.ENOMEM);
+    // One split allowed: the split below `start` is made, the one at `end` fails, as Linux's vma_modify().
+    expect(munmapSync(mm, A + 6 * P, P).ok).toBe(true);
+    expect(runSync(vmaModifyFlags(mm, null, v, A + P, A + 2 * P, v.vmFlags & ~VM_WRITE))).toBe(Errno.ENOMEM);
+    expect(maps(mm)).toEqual(['0-1 rw-p', '1-4 rw-p']);
+    expect(mm.mapCount).toBe(2);
+    checkMmInvariants([mm]);
   });
 });
