@@ -1,4 +1,4 @@
-import { runSync } from '@spf/machine';
+import { cpuRelax, Machine, runSync, UseAfterFreeError } from '@spf/machine';
 import { describe, expect, it } from 'vitest';
 import { MmStruct } from './mm-struct.js';
 import { mmapSync, mprotectSync } from './sync-api.js';
@@ -8,6 +8,7 @@ import {
   resolveVmaLocking,
   VMA_START_WRITE_SITES,
   VmaLockingConfigError,
+  vmaEndRead,
   vmaIsWriteLocked,
   vmaStartRead,
   vmaStartWrite,
@@ -68,6 +69,7 @@ describe('per-VMA lock switches of an mm (MmConfig.vmaLocking)', () => {
     runSync(mm.mmapWriteUnlock());
     expect(mm.mmapLock.isLocked()).toBe(false);
     expect(runSync(vmaStartRead(vma))).toBe(true);
+    runSync(vmaEndRead(vma));
   });
 
   it('vma_start_read() without its re-check takes a VMA write-locked after the early-out looked', () => {
@@ -120,10 +122,139 @@ describe('per-VMA lock switches of an mm (MmConfig.vmaLocking)', () => {
     expect(() => resolveVmaLocking({ startWrite: { mmap: false } as never })).toThrow(/vmaPrepare/);
     expect(() => resolveVmaLocking({ startWrite: { munmap: 'no' as never } })).toThrow(/true or false/);
     expect(() => resolveVmaLocking({ endWriteAll: 'later' as never })).toThrow(/before-unlock/);
+    // The error says which sites exist, each named.
+    expect(() => resolveVmaLocking({ startWrite: { mmap: false } as never })).toThrow(
+      `vmaLocking.startWrite.mmap: no such vma_start_write() site; the sites are ${Object.keys(VMA_START_WRITE_SITES).join(', ')}`,
+    );
+    let err: unknown;
+    try {
+      resolveVmaLocking({ endWriteAll: 'later' as never });
+    } catch (e) {
+      err = e;
+    }
+    expect((err as Error).name).toBe('VmaLockingConfigError');
+  });
+
+  it('refuses writer paths that are not an object, and accepts a path left undefined', () => {
+    expect(() => resolveVmaLocking({ paths: 3 as never })).toThrow(
+      'vmaLocking.paths must be an object with vmaStartWrite and/or vmaEndWriteAll, got 3',
+    );
+    expect(() => resolveVmaLocking({ paths: 3 as never })).toThrow(VmaLockingConfigError);
+    const locking = resolveVmaLocking({ paths: { vmaStartWrite: undefined } });
+    expect(locking.paths).toEqual({ vmaStartWrite: undefined });
   });
 
   it('fork passes the switches on to the child mm', () => {
     const { mm } = mmWithVma({ startWrite: { dupMmap: false } });
     expect(new MmStruct(mm.childConfig()).vmaLocking.startWrite.dupMmap).toBe(false);
+  });
+});
+
+describe('vma_start_write() and vma_start_read() (Linux 6.4)', () => {
+  it('vma_start_write() returns only after a reader that holds the VMA lock has left (vma_end_read())', () => {
+    const { mm, vma } = mmWithVma();
+    const log: string[] = [];
+    let readerIn = false;
+    const m = new Machine({ cpus: 2 });
+    m.spawn(0, 'reader', function* () {
+      expect(yield* vmaStartRead(vma)).toBe(true);
+      readerIn = true;
+      // Stay until the writer got the lock, or long enough for it to be asleep.
+      for (let i = 0; i < 200 && log.length === 0; i++) yield* cpuRelax('read section');
+      log.push('reader out');
+      yield* vmaEndRead(vma);
+    });
+    m.spawn(1, 'writer', function* () {
+      while (!readerIn) yield* cpuRelax('wait for the reader');
+      yield* mm.mmapWriteLock();
+      yield* vmaStartWrite(vma);
+      log.push('writer locked');
+      yield* mm.mmapWriteUnlock();
+    });
+    expect(m.run().failure).toBeNull();
+    expect(log).toEqual(['reader out', 'writer locked']);
+    expect(vma.vmLock.isLocked()).toBe(false);
+  });
+
+  it('vma_end_read() releases the read lock', () => {
+    const { vma } = mmWithVma();
+    expect(runSync(vmaStartRead(vma))).toBe(true);
+    expect(vma.vmLock.readers()).toBe(1);
+    runSync(vmaEndRead(vma));
+    expect(vma.vmLock.isLocked()).toBe(false);
+  });
+
+  it('a VMA already write-locked in this section is not locked again (no wait for readers)', () => {
+    const { mm, vma } = mmWithVma();
+    const log: string[] = [];
+    let marked = false;
+    let readerIn = false;
+    const m = new Machine({ cpus: 2 });
+    m.spawn(0, 'reader', function* () {
+      while (!marked) yield* cpuRelax('wait for the mark');
+      // A reader without the early-out and the re-check takes the marked VMA's lock.
+      expect(yield* vmaStartRead(vma, { earlyOut: false, trylock: true, recheck: false })).toBe(true);
+      readerIn = true;
+      for (let i = 0; i < 20; i++) yield* vma.vmLockSeq.load();
+      log.push('reader out');
+      yield* vmaEndRead(vma);
+    });
+    m.spawn(1, 'writer', function* () {
+      yield* mm.mmapWriteLock();
+      yield* vmaStartWrite(vma);
+      marked = true;
+      while (!readerIn) yield* cpuRelax('wait for the reader');
+      yield* vmaStartWrite(vma);
+      log.push('writer again');
+      yield* mm.mmapWriteUnlock();
+    });
+    expect(m.run().failure).toBeNull();
+    expect(log).toEqual(['writer again', 'reader out']);
+  });
+
+  it("vma_start_read()'s early-out refuses a marked VMA without touching its lock", () => {
+    const { mm, vma } = mmWithVma();
+    // mmap's own marks happened before any lock was made: the VMA has no lock object yet.
+    runSync(mm.mmapWriteLock());
+    runSync(vmaStartWrite(vma));
+    expect(vma.hasVmLock).toBe(false);
+    expect(runSync(vmaStartRead(vma))).toBe(false);
+    expect(vma.hasVmLock).toBe(false);
+    runSync(mm.mmapWriteUnlock());
+    expect(runSync(vmaStartRead(vma))).toBe(true);
+    expect(vma.hasVmLock).toBe(true);
+    runSync(vmaEndRead(vma));
+  });
+
+  it('vma_start_read() fails at once while a writer holds the lock; with down_read() it would sleep', () => {
+    for (const trylock of [true, false]) {
+      const { vma } = mmWithVma();
+      const log: string[] = [];
+      let held = false;
+      const m = new Machine({ cpus: 2 });
+      m.spawn(0, 'lock holder', function* () {
+        yield* vma.vmLock.downWrite();
+        held = true;
+        // Hold the lock until the reader has given up, or long enough for it to be asleep.
+        for (let i = 0; i < 200 && log.length === 0; i++) yield* cpuRelax('hold vm_lock');
+        log.push('writer out');
+        yield* vma.vmLock.upWrite();
+      });
+      m.spawn(1, 'reader', function* () {
+        while (!held) yield* cpuRelax('wait for the writer');
+        const ok = yield* vmaStartRead(vma, { earlyOut: true, trylock, recheck: true });
+        log.push(`reader ${ok}`);
+        if (ok) yield* vmaEndRead(vma);
+      });
+      expect(m.run().failure).toBeNull();
+      expect(log).toEqual(trylock ? ['reader false', 'writer out'] : ['writer out', 'reader true']);
+    }
+  });
+
+  it('vma_start_read() on a freed VMA is a use-after-free naming vma_start_read', () => {
+    const { vma } = mmWithVma();
+    vma.poison('test');
+    expect(() => runSync(vmaStartRead(vma))).toThrow(UseAfterFreeError);
+    expect(() => runSync(vmaStartRead(vma))).toThrow(/vma_start_read accessed freed/);
   });
 });
