@@ -231,7 +231,8 @@ export function* doReadFault(vmf: ClassicVmFault, ops: VmOperations): Kernel<num
 
 /**
  * Models `do_cow_fault()` in mm/memory.c: a write to a private file mapping whose page is not mapped.
- * Prepares the anon_vma (`vmf_anon_prepare()`: under a VMA lock without one, VM_FAULT_RETRY). Allocates the private copy first, gets the file page from `->fault`, copies it (charging
+ * Prepares the anon_vma (`vmf_anon_prepare()`: under a VMA lock, with `mmap_read_trylock()`, or
+ * VM_FAULT_RETRY). Allocates the private copy first, gets the file page from `->fault`, copies it (charging
  * `cost.copyPage`), and maps the copy as an anonymous page; the file page's reference is dropped.
  */
 export function* doCowFault(vmf: ClassicVmFault, ops: VmOperations): Kernel<number> {

@@ -79,7 +79,7 @@ export function* wpPageCopy(vmf: ClassicVmFault, old: Page | null): Kernel<numbe
   const { vma, env, mm } = vmf;
   const pt = mm.pgd;
   const addr = vmf.address;
-  // vmf_anon_prepare(): under a VMA lock without an anon_vma, retry under mmap_lock.
+  // vmf_anon_prepare(): under a VMA lock without an anon_vma, prepare it under mmap_read_trylock() or retry.
   const prep = yield* vmfAnonPrepare(vmf);
   if (prep !== 0) {
     if (old !== null) yield* putPage(old);

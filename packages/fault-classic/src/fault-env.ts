@@ -40,6 +40,13 @@ export interface FaultEnv extends MemoryEnv {
    * fault of a file page. Absent means the default.
    */
   readonly faultAroundBytes?: number;
+  /**
+   * `vmf_anon_prepare()` as Linux 6.7 to 6.9 had it: a fault holding only a per-VMA lock that needs an
+   * anon_vma always drops the lock and returns VM_FAULT_RETRY (the fault is redone under mmap_lock). Absent
+   * or false: Linux 6.10 and later, which first tries `mmap_read_trylock()` and prepares the anon_vma
+   * under it. Set by @spf/fault-spec's `perVmaLock({ vmfAnonPrepareTrylock: false })`.
+   */
+  readonly vmfAnonPrepareAlwaysRetry?: boolean;
 }
 
 /** Linux's default `fault_around_bytes`: 64 KiB (16 pages). */

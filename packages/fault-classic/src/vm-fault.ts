@@ -196,20 +196,28 @@ export function* releaseFaultLock(vmf: VmFault): Kernel<void> {
 }
 
 /**
- * Models `vmf_anon_prepare()` in mm/memory.c (Linux 6.7, when file VMAs became allowed under the per-VMA
- * lock): a COW of a file page needs the VMA's anon_vma. If it has none, `anon_vma_prepare()` may look at
- * neighbouring VMAs, which a fault holding only its VMA's lock must not do: it drops the VMA lock and
- * returns VM_FAULT_RETRY, and the fault is redone under mmap_lock. A speculative fault (FAULT_FLAG_SPECULATIVE)
- * gives up the same way (holding no lock, it drops none). Otherwise (mmap_lock held) it prepares the anon_vma
- * and returns 0.
+ * Models `vmf_anon_prepare()` in mm/memory.c (Linux 6.10 and later): a COW (of a file page, or in
+ * `do_wp_page()`) needs the VMA's anon_vma. If it has none, `anon_vma_prepare()` may look at neighbouring
+ * VMAs, which a fault holding only its VMA's lock must not do without mmap_lock: under a per-VMA lock it
+ * tries `mmap_read_trylock()`, prepares the anon_vma under it and goes on (no retry); only if mmap_lock is
+ * contended does it drop the VMA lock and return VM_FAULT_RETRY, and the fault is redone under mmap_lock.
+ * With `env.vmfAnonPrepareAlwaysRetry` it behaves as Linux 6.7 to 6.9 did, always dropping the VMA lock and
+ * retrying. A speculative fault (FAULT_FLAG_SPECULATIVE) gives up (holding no lock, it drops none).
+ * Otherwise (mmap_lock held) it prepares the anon_vma and returns 0.
  */
 export function* vmfAnonPrepare(vmf: VmFault): Kernel<number> {
   if (vmf.vma.anonVma !== null) return 0;
   // A speculative fault cannot allocate an anon_vma either (the SPF series abort here).
   if ((vmf.flags & FAULT_FLAG_SPECULATIVE) !== 0) return speculativeFileAbort(vmf, 'anon-vma');
   if ((vmf.flags & FAULT_FLAG_VMA_LOCK) !== 0) {
-    yield* releaseFaultLock(vmf);
-    return VM_FAULT_RETRY;
+    const mm = vmf.vma.vmMm;
+    if ((vmf as ClassicVmFault).env.vmfAnonPrepareAlwaysRetry === true || !(yield* mm.mmapReadTrylock())) {
+      yield* releaseFaultLock(vmf);
+      return VM_FAULT_RETRY;
+    }
+    yield* anonVmaPrepare(vmf.vma);
+    yield* mm.mmapReadUnlock();
+    return 0;
   }
   yield* anonVmaPrepare(vmf.vma);
   return 0;

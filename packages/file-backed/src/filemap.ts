@@ -414,6 +414,12 @@ function* nextUptodateFolio(
  * fault is then done, a minor fault). Each page mapped counts as an mmap hit: `mmap_miss` is decreased by
  * their number. Runs under RCU (taken by `do_fault_around()`).
  *
+ * The PTE table is installed (`filemap_map_pmd()`) only if the first page found is not the file's last
+ * (Linux 6.18's `can_map_large` test, meant to keep PMD mappings within i_size): when the only cached page
+ * of the window is the last one and the fault's PMD has no PTE table yet, fault-around maps nothing. A
+ * fault past EOF whose window, clipped to EOF, holds just the last page then leaves it unmapped, where a
+ * fault near an existing table maps it (conformance/host-file-outputs/fault-around-eof.script).
+ *
  * Simplifications: order-0 pages only, so no `filemap_map_pmd()` huge mapping; workingset (refault)
  * pages count as hits too.
  *
@@ -448,8 +454,13 @@ export function* filemapMapPages(vmf: VmFault, startPgoff: number, endPgoff: num
     if (folio !== null) break;
   }
   if (folio === null) return speculative ? speculativeFileAbort(vmf, 'fault-around') : 0;
-  // filemap_map_pmd(): install the PTE table if the PMD is still empty (never speculatively).
-  if (!speculative && !(yield* pteAlloc(env, mm, cvmf.pmd))) {
+  // filemap_map_pmd(): install the PTE table if the PMD is still empty (never speculatively). Since
+  // Linux 6.18 ("mm/memory: do not populate page table entries beyond i_size") it is called only when the
+  // first folio found ends before the file's last page (`file_end >= folio_next_index(folio)`); when that
+  // folio holds the last page, no table is installed, and on an empty PMD pte_offset_map_lock() below
+  // finds none: nothing is mapped (the fault goes on to ->fault).
+  const canMapLarge = fileEnd >= folio.index + 1;
+  if (!speculative && canMapLarge && !(yield* pteAlloc(env, mm, cvmf.pmd))) {
     yield* unlockPage(folio);
     yield* putPage(folio);
     return 0;

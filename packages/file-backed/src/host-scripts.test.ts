@@ -223,6 +223,65 @@ pagemap FFFFFAFFFFFFFFFF`,
     );
   });
 
+  it('fault-around-eof: with no PTE table yet, a window whose first cached page is the last one maps nothing', () => {
+    // Linux 6.18's filemap_map_pages() installs the PTE table (filemap_map_pmd()) only when the first folio
+    // found ends before the file's last page; the same faults beside an existing table map that page.
+    check(
+      `file 1 4
+file 2 6
+file 3 6
+mmap 7 8 r private 1:3
+touch 12 r
+pagemap 0 16
+touch 7 r
+pagemap 0 16
+mmap 512 1 rw private anon
+touch 512 w
+mmap 519 8 r private 1:3
+touch 524 r
+pagemap 512 16
+mmap 1024 16 r private 2:4
+touch 1030 r
+pagemap 1024 16
+mmap 1536 16 r private 3:3
+evict 3
+read 3 5
+touch 1541 r
+pagemap 1536 16
+mmap 2048 1 rw private anon
+touch 2048 w
+mmap 2051 8 r private 3:3
+touch 2056 r
+pagemap 2048 16`,
+      `file 1 ok
+file 2 ok
+file 3 ok
+mmap ok
+touch SIGBUS
+pagemap ................
+touch ok min=1 maj=0 val=40
+pagemap .......F........
+mmap ok
+touch ok min=1 maj=0
+mmap ok
+touch SIGBUS
+pagemap A......F........
+mmap ok
+touch SIGBUS
+pagemap FF..............
+mmap ok
+evict 3 ok
+read 3 5 val=68
+touch SIGBUS
+pagemap ................
+mmap ok
+touch ok min=1 maj=0
+mmap ok
+touch SIGBUS
+pagemap A....F..........`,
+    );
+  });
+
   it('shared-write: page_mkwrite on the first write of a read-mapped page; evict keeps mapped dirty pages', () => {
     check(
       `file 4 8

@@ -251,8 +251,23 @@ describe('perVmaLock({ fileVmas: true }): file VMAs under the VMA lock (Linux 6.
     });
   }
 
-  it('a private write without an anon_vma retries under mmap_lock (vmf_anon_prepare), the next one does not', () => {
+  // Linux 6.10's vmf_anon_prepare() (the default): mmap_read_trylock() succeeds, the anon_vma is prepared
+  // under it and the fault finishes under the VMA lock. This test asserted the retry before the option
+  // existed; the retry is now Linux 6.7-6.9's behaviour, kept below with vmfAnonPrepareTrylock: false.
+  it('a private write without an anon_vma prepares it under mmap_read_trylock() and finishes under the VMA lock (6.10)', () => {
     const w = world({ fileVmas: true });
+    mapFile(w, PROT_READ | PROT_WRITE);
+    expect(w.mm.vmaLookup(F)?.anonVma).toBeNull();
+    expect(w.fault(F, true)).toEqual({ kind: 'handled' });
+    expect(w.handler.counters).toMatchObject({ VMA_LOCK_RETRY: 0, VMA_LOCK_SUCCESS: 1 });
+    expect(w.mm.vmaLookup(F)?.anonVma).not.toBeNull();
+    expect([w.task.minflt, w.task.majflt]).toEqual([1, 0]);
+    expect(w.mm.vmaLookup(F)?.vmLock.isLocked()).toBe(false);
+    expect(w.mm.mmapLock.isLocked()).toBe(false);
+  });
+
+  it('with vmfAnonPrepareTrylock: false (6.7 to 6.9) a private write without an anon_vma retries under mmap_lock, the next one does not', () => {
+    const w = world({ fileVmas: true, vmfAnonPrepareTrylock: false });
     mapFile(w, PROT_READ | PROT_WRITE);
     expect(w.mm.vmaLookup(F)?.anonVma).toBeNull();
     expect(w.fault(F, true)).toEqual({ kind: 'handled' });
@@ -274,6 +289,12 @@ describe('perVmaLock({ fileVmas: true }): file VMAs under the VMA lock (Linux 6.
   it('fileVmas must be a boolean', () => {
     expect(() => perVmaLock({ fileVmas: 'yes' } as unknown as PerVmaLockOptions)).toThrow(
       FaultSpecConfigError,
+    );
+  });
+
+  it('vmfAnonPrepareTrylock must be a boolean', () => {
+    expect(() => perVmaLock({ vmfAnonPrepareTrylock: 1 } as unknown as PerVmaLockOptions)).toThrow(
+      /vmfAnonPrepareTrylock.*must be true or false/,
     );
   });
 });

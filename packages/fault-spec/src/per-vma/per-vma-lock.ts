@@ -50,11 +50,20 @@ export interface PerVmaLockOptions {
   readonly dupMmapStartWrite?: boolean;
   /**
    * Linux 6.7's file support: file-backed (and shmem) VMAs are taken under the VMA lock too, so read,
-   * COW and shared file faults run without mmap_lock; a COW without an anon_vma asks for a retry under
-   * mmap_lock (`vmf_anon_prepare()`), and waiting for I/O drops the VMA lock and returns VM_FAULT_RETRY.
-   * Default false (6.4: anonymous VMAs only). Anonymous VMAs still need their anon_vma either way.
+   * COW and shared file faults run without mmap_lock; a COW without an anon_vma prepares it in
+   * `vmf_anon_prepare()` (see {@link vmfAnonPrepareTrylock}), and waiting for I/O drops the VMA lock and
+   * returns VM_FAULT_RETRY. Default false (6.4: anonymous VMAs only). Anonymous VMAs still need their
+   * anon_vma either way.
    */
   readonly fileVmas?: boolean;
+  /**
+   * `vmf_anon_prepare()` of Linux 6.10 and later (what the reference host runs): a fault under the VMA lock
+   * that needs an anon_vma (a COW of a file page, with `fileVmas`) tries `mmap_read_trylock()` and prepares
+   * it there, retrying under mmap_lock only if mmap_lock is contended. Default true. False models Linux 6.7
+   * to 6.9, where it always dropped the VMA lock and returned VM_FAULT_RETRY. (Under 6.4's limits, without
+   * `fileVmas`, no fault under the VMA lock lacks an anon_vma, so this changes nothing there.)
+   */
+  readonly vmfAnonPrepareTrylock?: boolean;
   /**
    * Code to run instead of this package's (an injection point: Lab 5 of the course plugs the student's in
    * here). Each member is optional; a missing one is the package's. With a `lockVmaUnderRcu` the reader
@@ -84,7 +93,7 @@ export interface PerVmaLockPaths extends VmaWriteLockPaths {
   readonly lockVmaUnderRcu?: (ctx: PerVmaLockContext, mm: MmStruct, address: number) => Kernel<VmArea | null>;
 }
 
-const OPTION_NAMES = new Set(['checks', 'dupMmapStartWrite', 'fileVmas', 'paths']);
+const OPTION_NAMES = new Set(['checks', 'dupMmapStartWrite', 'fileVmas', 'paths', 'vmfAnonPrepareTrylock']);
 const PATH_NAMES = ['lockVmaUnderRcu', 'vmaStartWrite', 'vmaEndWriteAll'];
 
 /** Every check with its value once the defaults are filled in. */
@@ -129,12 +138,10 @@ export function resolvePerVmaLockOptions(options: PerVmaLockOptions = {}): PerVm
     }
     checks[k] = v;
   }
-  if (options.fileVmas !== undefined && typeof options.fileVmas !== 'boolean') {
-    throw new FaultSpecConfigError(
-      'pervma',
-      ['fileVmas'],
-      `must be true or false, got ${String(options.fileVmas)}`,
-    );
+  for (const k of ['fileVmas', 'vmfAnonPrepareTrylock'] as const) {
+    if (options[k] !== undefined && typeof options[k] !== 'boolean') {
+      throw new FaultSpecConfigError('pervma', [k], `must be true or false, got ${String(options[k])}`);
+    }
   }
   const paths: unknown = options.paths;
   if (paths !== undefined) {
@@ -225,10 +232,11 @@ export class PerVmaLockHandler implements FaultHandler {
   private readonly attempt = (fault: UserFault, flags: number): Kernel<LocklessFaultResult> =>
     this.tryVmaLock(fault, flags);
 
-  constructor(
-    readonly env: FaultEnv,
-    options: PerVmaLockOptions = {},
-  ) {
+  /** The system's FaultEnv, with `vmfAnonPrepareAlwaysRetry` set when the options ask for Linux 6.7-6.9. */
+  readonly env: FaultEnv;
+
+  constructor(env: FaultEnv, options: PerVmaLockOptions = {}) {
+    this.env = options.vmfAnonPrepareTrylock === false ? { ...env, vmfAnonPrepareAlwaysRetry: true } : env;
     this.checks = resolvePerVmaLockOptions(options);
     this.mmConfig = { vmaLocking: vmaLockingOf(this.checks, options.paths) };
     this.readerChecks = this.checks;

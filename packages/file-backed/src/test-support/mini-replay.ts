@@ -1,5 +1,6 @@
 import {
   errnoName,
+  MAP_ANONYMOUS,
   MAP_FIXED,
   MAP_PRIVATE,
   MAP_SHARED,
@@ -16,7 +17,9 @@ import { makeFileFixture } from './fixture.js';
 
 /**
  * A small interpreter for the file ops of the replay format (the subset the host-derived tests use), run
- * on {@link makeFileFixture}: pages are numbered from a 64 KiB-aligned base, as the harness's window is.
+ * on {@link makeFileFixture}: pages are numbered from a 2 MiB-aligned base, as the harness's arena is
+ * (page 512 starts a new PTE table). `mmap ... private anon` maps anonymous memory (shared anonymous is
+ * not supported here).
  * Output lines are the harness's. Touch writes store 0x5a, as the harness does.
  */
 export function miniReplay(
@@ -45,15 +48,17 @@ export function miniReplay(
         out.push(`evict ${n[0]} ok`);
         break;
       case 'mmap': {
-        const [id, pgoff] = a[4].split(':').map(Number);
-        const f = files.get(id) as File;
+        const anon = a[4] === 'anon';
+        const [id, pgoff] = anon ? [0, 0] : a[4].split(':').map(Number);
         const r = mmapSync(fx.mm, {
           addr: BASE + n[0] * P,
           len: n[1] * P,
           prot: prot(a[2]),
-          flags: (a[3] === 'shared' ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED,
+          flags: (a[3] === 'shared' ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED | (anon ? MAP_ANONYMOUS : 0),
           offset: pgoff * P,
-          file: { file: f, ops: filemapVmOps, readable: true, writable: true },
+          file: anon
+            ? undefined
+            : { file: files.get(id) as File, ops: filemapVmOps, readable: true, writable: true },
         });
         out.push(r.ok ? 'mmap ok' : `mmap ${errnoName(r.errno)}`);
         break;

@@ -3,7 +3,6 @@
  * that must FAIL (`it.fails`): when the model is fixed, that test goes red and the entry must be removed.
  */
 export const KNOWN_FILE_DIFFERENCES: Record<string, string> = {
-  'gen-11.script': 'op 15 pagemap: the simulator has one file page mapped that the host has not',
   'gen-53.script': 'op 42 touch w (private): host minor, simulator major',
   'readahead-async.script': 'op 13 touch 2512 r: host minor (page cached), simulator major',
 };
