@@ -6,7 +6,7 @@ import { Errno } from './errno.js';
 import { MADV_DONTFORK, MADV_WIPEONFORK } from './madvise.js';
 import { checkMmInvariants } from './mm-invariants.js';
 import { MmIds } from './mm-ids.js';
-import type { MmStruct } from './mm-struct.js';
+import { MmStruct } from './mm-struct.js';
 import { PagetableOps } from './pagetable-backed-ops.js';
 import { procMaps } from './proc-maps.js';
 import { forkSync, madviseSync, mmapSync, munmapSync } from './sync-api.js';
@@ -168,6 +168,27 @@ describe('dup_mmap: what the child gets', () => {
     expect(vmaAt(child, A).vmFile).toBe(pv.vmFile);
     expect(munmapSync(child, A, 2 * P)).toEqual({ ok: true, value: 0 });
     expect(file.refs).toBe(1);
+  });
+});
+
+describe('dup_mmap: optional hooks and page tables', () => {
+  it('copies a file VMA whose file has no get_file hook and whose vm_ops have no open', () => {
+    const { mm } = makeSystem();
+    map(mm, A, 1);
+    const pv = vmaAt(mm, A);
+    pv.vmFile = { path: '/x', devMajor: 8, devMinor: 1, ino: 12 };
+    pv.vmOps = {};
+    const child = forkSync(mm);
+    expect(vmaAt(child, A).vmFile).toBe(pv.vmFile);
+    expect(vmaAt(child, A).vmOps).toBe(pv.vmOps);
+  });
+
+  it('forks an mm without page tables (NoPageTables has no fork factory) into one without', () => {
+    const mm = new MmStruct();
+    map(mm, A, 1);
+    const child = forkSync(mm);
+    expect(child.pageTables.pgd).toBeNull();
+    expect(vmaAt(child, A).vmStart).toBe(A);
   });
 });
 

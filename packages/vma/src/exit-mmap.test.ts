@@ -79,6 +79,13 @@ describe('exit_mmap and mmput', () => {
     expect(mm.mapCount).toBe(0);
   });
 
+  it('skips the unmap when nothing is mapped, even where no unmap could succeed (TASK_SIZE 0)', () => {
+    const mm = new MmStruct({ taskSize: 0 });
+    expect(mm.mapCount).toBe(0);
+    runSync(exitMmap(mm));
+    expect(mm.mapCount).toBe(0);
+  });
+
   it('releases the mmap lock it took', () => {
     const mm = new MmStruct();
     mmapSync(mm, { addr: A, len: P, prot: RW, flags: PRIV });

@@ -90,3 +90,24 @@ describe('the speculative VMA lookup', () => {
     expect(validate(again)).toBe(true);
   });
 });
+
+describe('the speculative VMA lookup racing with a writer', () => {
+  it.each([
+    ['below the address', 2],
+    ['exactly at the address', 3],
+  ])('returns nothing when a writer shrank the VMA to end %s after the tree walk', (_name, endPage) => {
+    const { mm, vma } = setup();
+    const walk = mm.findVmaRcu.bind(mm);
+    // A writer (the split of a munmap of the VMA's upper part, which shrinks it in place) runs after
+    // find_vma_rcu() and completes before vm_sequence is sampled, so the sample is even and validates.
+    mm.findVmaRcu = function* (addr: number) {
+      const found = yield* walk(addr);
+      yield* vmWriteBegin(vma);
+      vma.vmEnd = A + endPage * P;
+      yield* vmWriteEnd(vma);
+      return found;
+    };
+    expect(lookup(mm, A + 3 * P)).toBeNull();
+    expect(vma.detached).toBe(false);
+  });
+});

@@ -3,6 +3,7 @@ import { Machine, runSync } from '@spf/machine';
 import { describe, expect, it } from 'vitest';
 import { MADV_DONTFORK } from './madvise.js';
 import { MmStruct } from './mm-struct.js';
+import { doMunmap } from './munmap.js';
 import {
   brkSync,
   forkSync,
@@ -12,6 +13,7 @@ import {
   mremapSync,
   munmapSync,
 } from './sync-api.js';
+import { withWriteLock } from './test-support/mmap-lock.js';
 import { makeSystem, touch } from './test-support/system.js';
 import type { VmArea } from './vm-area.js';
 import { MADV_DONTNEED, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE } from './vm-flags.js';
@@ -111,5 +113,18 @@ describe('the synchronous syscalls', () => {
     const vma = mm.findVma(A) as VmArea;
     expect(munmapSync(mm, A, 2 * P)).toEqual({ ok: true, value: 0 });
     expect(vma.poisoned).toBeNull();
+    forkSync(mm);
+    expect(vma.poisoned).toBeNull();
+  });
+
+  it('forkSync ends with a grace period too: what earlier code freed under RCU is reclaimed', () => {
+    const mm = new MmStruct();
+    expect(mmapSync(mm, { addr: A, len: 2 * P, prot: RW, flags: FLAGS }).ok).toBe(true);
+    const vma = mm.findVma(A) as VmArea;
+    // An unmap without the wrapper's grace period leaves the VMA waiting for one.
+    expect(withWriteLock(mm, () => doMunmap(mm, A, 2 * P))).toEqual({ ok: true, value: 0 });
+    expect(vma.poisoned).toBeNull();
+    forkSync(mm);
+    expect(vma.poisoned).not.toBeNull();
   });
 });
