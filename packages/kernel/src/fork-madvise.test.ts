@@ -30,7 +30,7 @@ function pageAt(u: UserContext, addr: number): Page {
 
 describe('fork out of memory', () => {
   // 0 free frames: no page directory for the child (mm_alloc_pgd); 2: a pgd and a PUD table, then no
-  // PMD table for copy_page_range. (@spf/vma's fork-enomem test covers a failure after PTEs were copied.)
+  // PMD table for copy_page_range. (@spf/vma's dup-mmap-enomem test covers a failure after PTEs were copied.)
   for (const left of [0, 2]) {
     it(`returns ENOMEM with ${left} free frames; the parent keeps running with its memory intact`, () => {
       // 1 MiB: fewer frames than the 512 pages of the region, so the parent can fill memory exactly (which
