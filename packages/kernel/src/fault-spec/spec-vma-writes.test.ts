@@ -1,4 +1,5 @@
-import { type DufourChecks, dufourSpf } from '@spf/fault-spec';
+import type { FaultHandlerFactory } from '@spf/fault-classic';
+import { type DufourChecks, dufourSpf, type LespinasseCheck, lespinasseSpf } from '@spf/fault-spec';
 import {
   block,
   ExplorationFailure,
@@ -23,10 +24,10 @@ import { UserSignal } from '../signals.js';
 import { boot, type System } from '../system.js';
 import type { UserContext } from '../user-context.js';
 
-// Issue 13 item 5 for Dufour's SPF v12, the checks that guard against a VMA being changed under a speculative
-// fault: a writer under mmap_write_lock stores a VMA's fields one at a time (@spf/vma's vmaWriteOnce), and
-// mprotect_fixup() runs change_protection() inside the VMA's vm_sequence write section, as v12 posted it.
-// 2 CPUs, PCT, at most 2,000 schedules.
+// Issue 13 item 5, the checks that guard against a VMA being changed under a speculative fault (Dufour's SPF
+// v12, and Lespinasse's on-stack VMA copy): a writer under mmap_write_lock stores a VMA's fields one at a time
+// (@spf/vma's vmaWriteOnce), and mprotect_fixup() runs change_protection() inside the VMA's vm_sequence write
+// section, as v12 posted it. 2 CPUs, random or PCT, at most 2,000 schedules.
 
 const A = 0x5000_0000; // 2 MiB aligned: the region has a PTE table of its own
 const B = 0x6000_0000;
@@ -78,15 +79,16 @@ type Totals = Record<string, number>;
  */
 function dufourScenario(
   name: string,
-  off: Partial<DufourChecks>,
+  off: Partial<DufourChecks> | FaultHandlerFactory,
   program: (u: UserContext, sys: System) => Kernel<void>,
   totals?: Totals,
 ): Scenario {
+  const faultHandler = typeof off === 'function' ? off : dufourSpf({ checks: off });
   return {
     name,
     cpus: 2,
     setup(m) {
-      const sys = boot({ machine: m, memory: 4 << 20, faultHandler: dufourSpf({ checks: off }) });
+      const sys = boot({ machine: m, memory: 4 << 20, faultHandler });
       sys.spawnProcess('spf', function* (u) {
         yield* program(u, sys);
       });
@@ -105,7 +107,7 @@ function dufourScenario(
  * with stores (speculatively: the VMA has its anon_vma and its PTE table). Afterwards no PTE may be writable
  * in the read-only VMA (the mm invariants, checked once both are done).
  */
-const mprotectVsStores = (off: Partial<DufourChecks>, totals?: Totals) =>
+const mprotectVsStores = (off: Partial<DufourChecks> | FaultHandlerFactory, totals?: Totals) =>
   dufourScenario(
     'dufour: stores vs mprotect(PROT_READ)',
     off,
@@ -213,6 +215,28 @@ describe('Dufour SPF v12: VMA writers against speculative faults', { timeout: 60
       pct(2000, 3),
       'v12 bug, every check on: a store between move_vma() and do_munmap() is lost (pct 2000 x depth 3)',
       /completed before mremap returned, but the moved page holds 0: the write was lost/,
+    );
+  });
+});
+
+/** Lespinasse's 2022 series (anonymous VMAs only) with `off` switched off. */
+const lespinasse = (off: readonly LespinasseCheck[] = []) =>
+  lespinasseSpf({ fileVmas: false, checks: Object.fromEntries(off.map((c) => [c, false])) });
+
+describe("Lespinasse's on-stack VMA copy against mprotect", { timeout: 600_000 }, () => {
+  it('stores vs mprotect(PROT_READ) (all checks, random 2000)', () => {
+    const name = 'lespinasse: stores vs mprotect(PROT_READ) (all checks, random 2000)';
+    expect(exploreInTest(mprotectVsStores(lespinasse()), random(2000), name).failure).toBeNull();
+  });
+  // mmap_seq is odd from mmap_write_lock() to mmap_write_unlock(), so the window is the whole syscall: a copy
+  // taken before the vm_flags store keeps the writable flags, and every later mmap_seq check compares equal
+  // until mprotect unlocks, after change_protection() passed the table.
+  it('mmapSeqCheck off: a copy taken while mprotect holds mmap_lock maps a writable PTE in the read-only VMA', () => {
+    expectCaught(
+      mprotectVsStores(lespinasse(['mmapSeqCheck'])),
+      random(2000),
+      'mmapSeqCheck off: a copy taken while mprotect holds mmap_lock maps a writable PTE in the read-only VMA',
+      /PTE at 0x5000[123]000 is writable in vma#/,
     );
   });
 });
