@@ -3,7 +3,7 @@ import { vmStartGap } from './get-unmapped-area.js';
 import type { MmStruct } from './mm-struct.js';
 import { doVmiAlignMunmap, validArg } from './munmap.js';
 import { PAGE_SIZE, pageAlign, VM_ACCOUNT, VM_DATA_DEFAULT_FLAGS, VM_SOFTDIRTY } from './vm-flags.js';
-import { VmArea } from './vm-area.js';
+import { VmArea, vmaWriteOnce } from './vm-area.js';
 import { commitVmaChanges, vmaMergeNewRange } from './vma-merge.js';
 
 /**
@@ -36,7 +36,7 @@ function* doBrkFlags(mm: MmStruct, brkVma: VmArea | null, addr: number, len: num
     yield* commitVmaChanges(mm, [], [], [vma]);
   }
   mm.vmStatAccount(flags, pages);
-  vma.vmFlags |= VM_SOFTDIRTY;
+  yield* vmaWriteOnce(vma, 'vmFlags', vma.vmFlags | VM_SOFTDIRTY);
   return true;
 }
 

@@ -2,7 +2,7 @@ import type { Kernel } from '@spf/machine';
 import { anonVmaPrepare } from './anon-vma.js';
 import { Errno, type ErrnoValue } from './errno.js';
 import type { MmStruct } from './mm-struct.js';
-import { type VmArea, vmWriteBegin, vmWriteEnd } from './vm-area.js';
+import { type VmArea, vmaWriteOnce, vmWriteBegin, vmWriteEnd } from './vm-area.js';
 import { vmaStartWrite } from './vma-lock.js';
 import { PAGE_SIZE, VM_ACCESS_FLAGS, VM_GROWSDOWN } from './vm-flags.js';
 
@@ -61,8 +61,8 @@ export function* expandDownwards(
     yield* vmWriteBegin(vma);
     const tx = mm.beginTree();
     tx.remove(vma.vmEnd);
-    vma.vmStart = addr;
-    vma.vmPgoff -= grow;
+    yield* vmaWriteOnce(vma, 'vmStart', addr);
+    yield* vmaWriteOnce(vma, 'vmPgoff', vma.vmPgoff - grow);
     tx.insert(vma.vmStart, vma.vmEnd, vma);
     yield* mm.commitTree(tx);
     mm.vmStatAccount(vma.vmFlags, grow);

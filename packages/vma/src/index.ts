@@ -137,7 +137,10 @@ export {
   VmArea,
   type VmFault,
   type VmFile,
+  type VmaOnceField,
   type VmOperations,
+  vmaSetPageProt,
+  vmaWriteOnce,
   vmWriteBegin,
   vmWriteEnd,
 } from './vm-area.js';

@@ -54,11 +54,14 @@ export function* mprotectFixup(
   const r = yield* vmaModifyFlags(mm, prev, vma, start, end, newFlags);
   if (typeof r === 'number') return r;
   const target = r;
-  // vm_flags_reset_once() + vma_set_page_prot().
-  yield* vmFlagsReset(target, newFlags, true, 'mprotect');
-  const tlb = new MmuGather();
-  yield* mm.pageTables.changeProtection(tlb, target, start, end, target.vmPageProt);
-  yield* mm.pageTables.tlbFinishMmu(tlb, start, end);
+  // vm_flags_reset_once() + vma_set_page_prot(), then change_protection() and its TLB flush, all inside
+  // the VMA's vm_sequence write section as SPF v12 has it: a speculative fault that sampled the sequence
+  // before must not install a PTE with the old protection behind change_protection().
+  yield* vmFlagsReset(target, newFlags, true, 'mprotect', function* () {
+    const tlb = new MmuGather();
+    yield* mm.pageTables.changeProtection(tlb, target, start, end, target.vmPageProt);
+    yield* mm.pageTables.tlbFinishMmu(tlb, start, end);
+  });
   if (oldFlags & VM_ACCOUNT && !(newFlags & VM_ACCOUNT)) mm.committed -= nrpages;
   if (!(oldFlags & VM_ACCOUNT) && newFlags & VM_ACCOUNT) mm.committed += nrpages;
   mm.vmStatAccount(oldFlags & ~VM_ACCOUNT, -nrpages);

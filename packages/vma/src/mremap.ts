@@ -19,7 +19,7 @@ import {
   VM_PFNMAP,
   VM_SHARED,
 } from './vm-flags.js';
-import type { VmArea } from './vm-area.js';
+import { type VmArea, vmWriteBegin, vmWriteEnd } from './vm-area.js';
 import { commitVmaChanges, vmAreaDup, vmaMergeNewRange } from './vma-merge.js';
 import { vmaStartWrite } from './vma-lock.js';
 import { anonVmaClone } from './anon-vma.js';
@@ -35,7 +35,9 @@ export type MremapArgs = [addr: number, oldLen: number, newLen: number, flags: n
 /**
  * Models `copy_vma()` in mm/vma.c: a VMA for [addr, addr+len) with `vma`'s attributes, merged with the
  * neighbours at the destination when possible. An unfaulted anonymous VMA takes the page offset of its new
- * address, which helps it merge.
+ * address, which helps it merge. As in SPF v12, the VMA is returned inside its vm_sequence write section
+ * (entered before it is linked, or kept from the merge), so no speculative fault maps a page at the
+ * destination before the PTEs have moved; move_vma() ends it.
  */
 function* copyVma(mm: MmStruct, vma: VmArea, addr: number, len: number, pgoff: number): Kernel<VmArea> {
   if (vma.isAnonymous() && vma.anonVma === null) pgoff = addr / PAGE_SIZE;
@@ -53,6 +55,7 @@ function* copyVma(mm: MmStruct, vma: VmArea, addr: number, len: number, pgoff: n
     ops: vma.vmOps,
     anonVma: vma.anonVma,
     copiedFrom: vma,
+    keepLocked: true,
   });
   if (merged) return merged;
   const n = vmAreaDup(vma);
@@ -63,7 +66,7 @@ function* copyVma(mm: MmStruct, vma: VmArea, addr: number, len: number, pgoff: n
   anonVmaClone(n, vma);
   n.vmFile?.get?.();
   n.vmOps?.open?.(n);
-  yield* commitVmaChanges(mm, [], [], [n]);
+  yield* commitVmaChanges(mm, [], [], [n], true);
   return n;
 }
 
@@ -90,6 +93,10 @@ function* moveVma(
   // move_page_tables().
   yield* vmaStartWrite(vma, 'mremap');
   const newVma = yield* copyVma(mm, vma, newAddr, newLen, pgoff);
+  // SPF v12 ("mm: protect mremap() against SPF handler"): the source VMA is in a write section while its
+  // PTEs move, as the new one is since copy_vma(); both sections end before do_munmap() below unlinks the
+  // old VMA, as posted (see the fault-spec README on the window this leaves).
+  if (vma !== newVma) yield* vmWriteBegin(vma);
   const len = Math.min(oldLen, newLen);
   const tlb = new MmuGather();
   const moved = yield* mm.pageTables.movePageTables(tlb, vma, oldAddr, newVma, newAddr, len);
@@ -99,10 +106,14 @@ function* moveVma(
     const back = new MmuGather();
     yield* mm.pageTables.movePageTables(back, newVma, newAddr, vma, oldAddr, moved);
     yield* mm.pageTables.tlbFinishMmu(back, newAddr, newAddr + moved);
+    if (vma !== newVma) yield* vmWriteEnd(vma);
+    yield* vmWriteEnd(newVma);
     // do_munmap() of the new range, which also takes back the vm_stat_account() above.
     yield* doMunmap(mm, newAddr, newLen);
     return fail(Errno.ENOMEM);
   }
+  if (vma !== newVma) yield* vmWriteEnd(vma);
+  yield* vmWriteEnd(newVma);
   // The old range is unmapped; as in Linux a failure here is ignored (the move has happened), and a
   // zero old_len (duplicating a shared mapping) unmaps nothing.
   if (!dontUnmap && oldLen > 0) yield* doMunmap(mm, oldAddr, oldLen);

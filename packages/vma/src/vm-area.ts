@@ -1,6 +1,6 @@
 import { Refcount } from '@spf/locks';
 import { type Page, putPage } from '@spf/pagetable';
-import { Cell, type Kernel, kassert, MemoryLine, UseAfterFreeError } from '@spf/machine';
+import { Cell, type Kernel, kassert, MemoryLine, UseAfterFreeError, writeEffect } from '@spf/machine';
 import type { AnonVma, AnonVmaChain } from './anon-vma.js';
 import type { MemoryEnv } from './memory/memory-env.js';
 import { createSeqCount, createVmaLock, type SeqCounter, type SleepingRwLock } from './mm-locks.js';
@@ -236,14 +236,22 @@ export class VmArea {
     }
   }
 
-  /** Recomputes vm_page_prot from vm_flags (models `vma_set_page_prot()` in mm/mmap.c). */
+  /**
+   * Recomputes vm_page_prot from vm_flags (models `vma_set_page_prot()` in mm/mmap.c) in one step, for a
+   * VMA no speculative reader can see yet; a published VMA's writers use {@link vmaSetPageProt}.
+   */
   setPageProt(): void {
+    this.vmPageProt = this.pageProtFromFlags();
+  }
+
+  /** The vm_page_prot `vma_set_page_prot()` computes from the current vm_flags. */
+  pageProtFromFlags(): bigint {
     let flags = this.vmFlags;
     // vma_wants_writenotify(): shared writable mappings whose file wants to hear of the first write
     // (page_mkwrite) get read-only PTEs, so that write faults reach the file system.
     if ((flags & (VM_WRITE | VM_SHARED)) === (VM_WRITE | VM_SHARED) && this.vmOps?.pageMkwrite)
       flags &= ~VM_SHARED;
-    this.vmPageProt = vmGetPageProt(flags);
+    return vmGetPageProt(flags);
   }
 
   toString(): string {
@@ -265,4 +273,34 @@ export function* vmWriteEnd(vma: VmArea): Kernel<void> {
 /** Asserts that `vma` is inside a write section (every writer must be). */
 export function assertVmWriting(vma: VmArea): void {
   kassert((vma.vmSequence.peek() & 1) === 1, () => `${vma} changed outside vm_write_begin/vm_write_end`);
+}
+
+/** The fields of a VMA that a speculative fault reads without mmap_lock, each stored on its own. */
+export type VmaOnceField = 'vmStart' | 'vmEnd' | 'vmPgoff' | 'vmFlags' | 'vmPageProt';
+
+const VMA_FIELD_NAMES: Record<VmaOnceField, string> = {
+  vmStart: 'vm_start',
+  vmEnd: 'vm_end',
+  vmPgoff: 'vm_pgoff',
+  vmFlags: 'vm_flags',
+  vmPageProt: 'vm_page_prot',
+};
+
+/**
+ * `WRITE_ONCE(vma->field, value)`: one plain store to one field of a VMA, its own machine effect. On real
+ * hardware a writer under mmap_write_lock updates a VMA one field at a time (`vma_set_range()` stores
+ * vm_start, vm_end and vm_pgoff in turn, `vm_flags_reset()` then `vma_set_page_prot()`), so a lockless
+ * reader running between two stores sees a half-updated VMA; SPF v12 marked these stores WRITE_ONCE()
+ * (patch "mm: protect VMA modifications using VMA sequence count") and relies on `vm_sequence` to reject
+ * such a snapshot. A store of an unchanged value is skipped: nobody could tell it happened.
+ */
+export function* vmaWriteOnce<K extends VmaOnceField>(vma: VmArea, field: K, value: VmArea[K]): Kernel<void> {
+  if (vma[field] === value) return;
+  yield writeEffect(vma.line, `WRITE_ONCE(${VMA_FIELD_NAMES[field]})`);
+  vma[field] = value;
+}
+
+/** Models `vma_set_page_prot()` in mm/mmap.c on a published VMA: vm_page_prot from vm_flags, one store. */
+export function* vmaSetPageProt(vma: VmArea): Kernel<void> {
+  yield* vmaWriteOnce(vma, 'vmPageProt', vma.pageProtFromFlags());
 }

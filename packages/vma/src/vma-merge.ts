@@ -4,7 +4,7 @@ import { Errno, type ErrnoValue } from './errno.js';
 import { type MmStruct, vmRcuPut } from './mm-struct.js';
 import { PAGE_SIZE, VM_IGNORE_MERGE, VM_SPECIAL } from './vm-flags.js';
 import { vmaStartWrite } from './vma-lock.js';
-import { type VmFile, type VmOperations, VmArea, vmWriteBegin, vmWriteEnd } from './vm-area.js';
+import { type VmFile, type VmOperations, VmArea, vmaWriteOnce, vmWriteBegin, vmWriteEnd } from './vm-area.js';
 
 /**
  * struct vma_merge_struct (mm/vma.h): a proposed range [start, end) with the attributes it would have,
@@ -26,6 +26,11 @@ export type VmaMergeState = {
   copiedFrom?: VmArea | null;
   /** brk: only try to expand prev (vmg->just_expand). */
   justExpand?: boolean;
+  /**
+   * SPF v12's `keep_locked` of `__vma_merge()` (copy_vma for mremap): the VMA returned stays inside its
+   * vm_sequence write section; the caller ends it with vmWriteEnd().
+   */
+  keepLocked?: boolean;
 };
 
 /** One change of a VMA's range inside an atomic tree update. */
@@ -35,26 +40,30 @@ type RangeChange = { vma: VmArea; start: number; end: number; pgoff: number };
  * Applies range changes, removals and insertions as one tree transaction, each changed VMA inside its
  * vm_write_begin/vm_write_end section (vma_prepare + vma_complete in mm/vma.c). Removed VMAs are unlinked
  * from their anon_vmas and files and freed after a grace period; the caller adjusts map_count via the
- * returned delta (it is applied here).
+ * returned delta (it is applied here). With `keepLocked` (SPF v12's copy_vma() for mremap) the changed and
+ * inserted VMAs are left inside their write sections (an inserted one enters it before it is linked), for
+ * the caller to end.
  */
 export function* commitVmaChanges(
   mm: MmStruct,
   changes: readonly RangeChange[],
   removes: readonly VmArea[],
   inserts: readonly VmArea[],
+  keepLocked = false,
 ): Kernel<void> {
   for (const v of [...changes.map((c) => c.vma), ...removes]) yield* vmaStartWrite(v, 'vmaPrepare');
   for (const v of inserts) yield* vmaStartWrite(v, 'newVma');
   for (const c of changes) yield* vmWriteBegin(c.vma);
   for (const r of removes) yield* vmWriteBegin(r);
+  if (keepLocked) for (const v of inserts) yield* vmWriteBegin(v);
   const tx = mm.beginTree();
   for (const r of removes) tx.remove(r.vmEnd);
   for (const c of changes) tx.remove(c.vma.vmEnd);
+  // vma_set_range() (__vma_adjust() in v12): vm_start, vm_end, vm_pgoff, each a store of its own.
   for (const c of changes) {
-    yield writeEffect(c.vma.line, 'vma_set_range');
-    c.vma.vmStart = c.start;
-    c.vma.vmEnd = c.end;
-    c.vma.vmPgoff = c.pgoff;
+    yield* vmaWriteOnce(c.vma, 'vmStart', c.start);
+    yield* vmaWriteOnce(c.vma, 'vmEnd', c.end);
+    yield* vmaWriteOnce(c.vma, 'vmPgoff', c.pgoff);
   }
   for (const c of changes) tx.insert(c.start, c.end, c.vma);
   for (const v of inserts) tx.insert(v.vmStart, v.vmEnd, v);
@@ -65,7 +74,7 @@ export function* commitVmaChanges(
   yield* mm.commitTree(tx);
   mm.mapCount += inserts.length - removes.length;
   for (const r of removes) yield* vmWriteEnd(r);
-  for (const c of changes) yield* vmWriteEnd(c.vma);
+  if (!keepLocked) for (const c of changes) yield* vmWriteEnd(c.vma);
   for (const r of removes) {
     if (mm.vmFileRelease === 'removeVma' && r.vmFile?.put) yield* r.vmFile.put();
     unlinkAnonVmas(r);
@@ -222,6 +231,7 @@ export function* vmaMergeNewRange(mm: MmStruct, vmg: VmaMergeState): Kernel<VmAr
     [{ vma: target, start, end: newEnd, pgoff }],
     removeNext ? [next as VmArea] : [],
     [],
+    vmg.keepLocked === true,
   );
   return target;
 }
