@@ -682,6 +682,24 @@ describe('freePgtables (free_pgd_range) through munmap', () => {
     mm.pgd.writeEntry(pmd.entryPa, 0n);
   });
 
+  it('leaves a huge (1 GiB) PUD alone', () => {
+    const { mm, ops, mem } = sys();
+    map(mm, A, 1);
+    touch(mm, A);
+    const R = A + 7 * PUD;
+    const frame = mem.allocFrames(0); // all zeros: it would look like an empty page directory
+    const pud = mm.pgd.lookup(R)[1];
+    expect(pud.level).toBe(3);
+    const huge = BigInt(frame * P) | _PAGE_PRESENT | _PAGE_PSE | _PAGE_USER;
+    mm.pgd.writeEntry(pud.entryPa, huge);
+    const tlb = new MmuGather();
+    runSync(ops.freePgtables(tlb, R, R, R + P, R + PUD));
+    expect(tlb.needFlush).toBe(false);
+    runSync(ops.tlbFinishMmu(tlb, R, R + P));
+    expect(mm.pgd.readEntry(pud.entryPa)).toBe(huge);
+    mm.pgd.writeEntry(pud.entryPa, 0n);
+  });
+
   it('a PTE table that still maps pages is a bug of the caller', () => {
     const { mm, ops } = sys();
     map(mm, A, 1);
