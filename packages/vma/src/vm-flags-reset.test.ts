@@ -74,7 +74,7 @@ describe('vmFlagsReset (vma_start_write + vm_flags_reset)', () => {
     );
   });
 
-  it('the store is one write of the VMA line, named vm_flags_reset in traces, made before the flags change', () => {
+  it('the store is one write of the VMA line, named WRITE_ONCE(vm_flags) in traces, made before the flags change', () => {
     withLockedVma((vma) => {
       const old = vma.vmFlags;
       const seen: { kind: unknown; line: unknown; label: unknown; flags: number }[] = [];
@@ -87,9 +87,9 @@ describe('vmFlagsReset (vma_start_write + vm_flags_reset)', () => {
         }
       }
       runSync(recording(vmFlagsReset(vma, old | VM_RAND_READ)));
-      const store = seen.filter((e) => e.label === 'vm_flags_reset');
+      const store = seen.filter((e) => e.label === 'WRITE_ONCE(vm_flags)');
       expect(store).toEqual([
-        { kind: EffectKind.Write, line: vma.line, label: 'vm_flags_reset', flags: old },
+        { kind: EffectKind.Write, line: vma.line, label: 'WRITE_ONCE(vm_flags)', flags: old },
       ]);
       expect(vma.vmFlags).toBe(old | VM_RAND_READ);
     });
