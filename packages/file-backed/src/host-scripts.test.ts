@@ -66,6 +66,39 @@ touch ok min=1 maj=0 val=144`,
     );
   });
 
+  it('readahead-large-folio: async windows in order-2, then order-4 folios; PG_readahead marks a whole folio', () => {
+    // The host's output, but for the three faults on PG_readahead folios (2512, 3026, 5073): major under
+    // mmap_lock, as for readahead-async above (the host counts them minor under the per-VMA lock).
+    check(
+      `file 0 8192
+evict 0
+mmap 0 8192 r private 0:0
+touch 2000 r
+touch 2512 r
+touch 3026 r
+pagemap 3024 16
+touch 5100 r
+pagemap 5088 32
+touch 5073 r
+pagemap 5072 16
+touch 8000 r
+touch 8191 r`,
+      `file 0 ok
+evict 0 ok
+mmap ok
+touch ok min=0 maj=1 val=144
+touch ok min=0 maj=1 val=144
+touch ok min=0 maj=1 val=170
+pagemap FFFFFFFFFFFFFFFF
+touch ok min=1 maj=0 val=252
+pagemap FFFFFFFFFFFFFFFF................
+touch ok min=0 maj=1 val=157
+pagemap FFFFFFFFFFFFFFFF
+touch ok min=1 maj=0 val=64
+touch ok min=1 maj=0 val=243`,
+    );
+  });
+
   it('readahead-sync: read-around of ra_pages centred on the fault, clipped at 0; evict keeps mapped pages', () => {
     check(
       `file 0 4096
