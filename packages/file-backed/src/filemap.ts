@@ -45,7 +45,14 @@ import { type AddressSpace, folioTryGet, pageStillAllocated } from './address-sp
 import { File } from './file.js';
 import type { FilemapRetryPaths, FilePin } from './filemap-retry-paths.js';
 import { MMAP_LOTSAMISS } from './file-ra-state.js';
-import { makeRactl, pageCacheAsyncRa, pageCacheRaOrder, pageCacheSyncRa, submitRead } from './readahead.js';
+import {
+  folioPages,
+  makeRactl,
+  pageCacheAsyncRa,
+  pageCacheRaOrder,
+  pageCacheSyncRa,
+  submitRead,
+} from './readahead.js';
 
 /** The `struct file` behind a fault's VMA, or null if the VMA does not map a @spf/file-backed file. */
 function faultFile(vmf: VmFault): File | null {
@@ -400,6 +407,9 @@ function* nextUptodateFolio(
   return folio;
 }
 
+/** PTRS_PER_PTE on x86-64: a PTE table (one PMD entry) maps 512 pages. */
+const PTRS_PER_PTE = 512;
+
 /**
  * Models `filemap_map_pages()` in mm/filemap.c (Linux 6.18), the `->map_pages` fault-around calls: maps
  * every page of [startPgoff, endPgoff] (clipped to end of file) that is cached, uptodate, unlocked and not
@@ -408,14 +418,18 @@ function* nextUptodateFolio(
  * fault is then done, a minor fault). Each page mapped counts as an mmap hit: `mmap_miss` is decreased by
  * their number. Runs under RCU (taken by `do_fault_around()`).
  *
- * The PTE table is installed (`filemap_map_pmd()`) only if the first page found is not the file's last
- * (Linux 6.18's `can_map_large` test, meant to keep PMD mappings within i_size): when the only cached page
- * of the window is the last one and the fault's PMD has no PTE table yet, fault-around maps nothing. A
+ * The PTE table is installed (`filemap_map_pmd()`) only if the first folio found ends before the file's
+ * last page (Linux 6.18's `can_map_large` test, meant to keep PMD mappings within i_size): when the first
+ * cached folio of the window holds the last page and the fault's PMD has no PTE table yet, fault-around
+ * maps nothing. A
  * fault past EOF whose window, clipped to EOF, holds just the last page then leaves it unmapped, where a
  * fault near an existing table maps it (conformance/host-file-outputs/fault-around-eof.script).
  *
- * Simplifications: order-0 pages only, so no `filemap_map_pmd()` huge mapping; workingset (refault)
- * pages count as hits too.
+ * A large folio of readahead (`folioPages()`) found in the window is mapped whole, pages outside the window
+ * included, when it lies within i_size, the VMA and one PMD (`filemap_map_folio_range()`), except
+ * speculatively. Simplifications: no PMD-sized folios, so no `filemap_map_pmd()` huge mapping; the other
+ * pages of a large folio are mapped if uptodate and unlocked (Linux locks the folio once); workingset
+ * (refault) pages count as hits too.
  *
  * Speculatively (FAULT_FLAG_SPECULATIVE: Lespinasse's 2021 RFC, "mm: implement speculative handling in
  * filemap_map_pages()", also our model of Dufour's 2019 proposal) the PTE table already exists (the walk
@@ -453,7 +467,8 @@ export function* filemapMapPages(vmf: VmFault, startPgoff: number, endPgoff: num
   // first folio found ends before the file's last page (`file_end >= folio_next_index(folio)`); when that
   // folio holds the last page, no table is installed, and on an empty PMD pte_offset_map_lock() below
   // finds none: nothing is mapped (the fault goes on to ->fault).
-  const canMapLarge = fileEnd >= folio.index + 1;
+  const folioRun = folioPages(folio);
+  const canMapLarge = fileEnd >= folioRun[0].index + folioRun.length; // file_end >= folio_next_index(folio)
   if (!speculative && canMapLarge && !(yield* pteAlloc(env, mm, cvmf.pmd))) {
     yield* unlockPage(folio);
     yield* putPage(folio);
@@ -486,10 +501,40 @@ export function* filemapMapPages(vmf: VmFault, startPgoff: number, endPgoff: num
     } else if (addr === vmf.address) {
       // Someone else mapped it meanwhile: the fault is done anyway.
     }
+    // filemap_map_folio_range(): a large folio that lies within i_size, the VMA and one PMD is mapped
+    // whole, window or not ("mm/filemap: map entire large folio faultaround", 6.18 with the i_size fix).
+    const run = folioPages(folio);
+    const head = run[0].index;
+    let last = index;
+    if (
+      !speculative &&
+      run.length > 1 &&
+      fileEnd >= head + run.length &&
+      head >= vma.vmPgoff &&
+      head + run.length <= vma.vmPgoff + vma.pages
+    ) {
+      const headAddr = baseAddr + (head - basePgoff) * PAGE_SIZE;
+      const pmdOf = (a: number) => Math.floor(a / (PAGE_SIZE * PTRS_PER_PTE));
+      if (pmdOf(headAddr) === pmdOf(headAddr + run.length * PAGE_SIZE - 1)) {
+        for (const p of run) {
+          if (p === folio || p.mapping !== mapping || !p.test('uptodate') || p.test('locked')) continue;
+          const a = baseAddr + (p.index - basePgoff) * PAGE_SIZE;
+          const pp = locked.ptep + (p.index - basePgoff) * 8;
+          mmapMiss++;
+          if (!pteNone(yield* mm.pgd.ptepGet(pp))) continue;
+          if (a === vmf.address) ret = VM_FAULT_NOPAGE;
+          yield* getPage(p);
+          yield* folioAddFileRmap(p);
+          yield* mm.pgd.setPteAt(a, pp, pteMkyoung(mkPte(p, prot)));
+          rss++;
+        }
+        last = head + run.length - 1;
+      }
+    }
     yield* unlockPage(folio);
     yield* putPage(folio);
     folio = null;
-    for (index++; index <= endPgoff; index++) {
+    for (index = Math.max(index, last) + 1; index <= endPgoff; index++) {
       folio = yield* nextUptodateFolio(mapping, index, maxIdx, mappingRecheck);
       if (speculative) file.check('speculative filemap_map_pages: mapping->i_pages');
       if (folio !== null) break;

@@ -66,7 +66,7 @@ touch ok min=1 maj=0 val=144`,
     );
   });
 
-  it('readahead-large-folio: async windows in order-2, then order-4 folios; PG_readahead marks a whole folio', () => {
+  it('readahead-large-folio: async windows in order-2, 4, 6 folios; PG_readahead marks a whole folio; fault-around maps whole folios', () => {
     // The host's output, but for the three faults on PG_readahead folios (2512, 3026, 5073): major under
     // mmap_lock, as for readahead-async above (the host counts them minor under the per-VMA lock).
     check(
@@ -82,7 +82,9 @@ pagemap 5088 32
 touch 5073 r
 pagemap 5072 16
 touch 8000 r
-touch 8191 r`,
+touch 8191 r
+touch 7200 r
+pagemap 7152 96`,
       `file 0 ok
 evict 0 ok
 mmap ok
@@ -95,7 +97,9 @@ pagemap FFFFFFFFFFFFFFFF................
 touch ok min=0 maj=1 val=157
 pagemap FFFFFFFFFFFFFFFF
 touch ok min=1 maj=0 val=64
-touch ok min=1 maj=0 val=243`,
+touch ok min=1 maj=0 val=243
+touch ok min=1 maj=0 val=160
+pagemap ................FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF................`,
     );
   });
 
