@@ -585,4 +585,17 @@ export const filemapVmOps: VmOperations = {
   fault: filemapFault,
   mapPages: filemapMapPages,
   pageMkwrite: filemapPageMkwrite,
+  // finish_fault() maps a file folio whole (6.18) unless it passes i_size (`file_end <
+  // folio_next_index(folio)`, "mm/memory: do not populate page table entries beyond i_size").
+  faultFolioPages(vmf, page) {
+    const file = vmf.vma.vmFile;
+    if (!(file instanceof File)) return null;
+    const run = folioPages(page);
+    if (run.length <= 1) return null;
+    if (Math.ceil(file.inode.size / PAGE_SIZE) < run[0].index + run.length) return null;
+    for (const p of run) {
+      if (p !== page && (p.mapping !== file.mapping || !p.test('uptodate') || p.test('locked'))) return null;
+    }
+    return run;
+  },
 };

@@ -103,6 +103,31 @@ pagemap ................FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF
     );
   });
 
+  it('readahead-large-folio-eof: finish_fault() maps the last folio whole; fault-around installs no table for it', () => {
+    // The host's output, but for the three faults on PG_readahead folios (2512, 3026, 5073): major under
+    // mmap_lock, as for readahead-async above.
+    check(
+      `file 0 8192
+evict 0
+mmap 0 8192 r private 0:0
+touch 2000 r
+touch 2512 r
+touch 3026 r
+touch 5073 r
+touch 8130 r
+pagemap 8112 80`,
+      `file 0 ok
+evict 0 ok
+mmap ok
+touch ok min=0 maj=1 val=144
+touch ok min=0 maj=1 val=144
+touch ok min=0 maj=1 val=170
+touch ok min=0 maj=1 val=157
+touch ok min=1 maj=0 val=218
+pagemap ................FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF`,
+    );
+  });
+
   it('readahead-sync: read-around of ra_pages centred on the fault, clipped at 0; evict keeps mapped pages', () => {
     check(
       `file 0 4096

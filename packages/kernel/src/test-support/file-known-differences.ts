@@ -73,6 +73,16 @@ export const KNOWN_FILE_DIFFERENCES: Readonly<Record<string, KnownFileDifference
       { handler: 'pervma', options: {} },
     ],
   },
+  'readahead-large-folio-eof.script': {
+    firstDiff: 'op 5 (line 9): `touch 2512 r`',
+    what: 'a read fault on the PG_readahead page of the window: host minor, simulator major',
+    cause: PG_READAHEAD_RETRY,
+    matchesUnder: { handler: 'pervma', options: { fileVmas: true } },
+    differsUnder: [
+      { handler: 'classic', options: {} },
+      { handler: 'pervma', options: {} },
+    ],
+  },
 };
 
 /** `pervma {"fileVmas":true}`: a handler configuration as test names print it. */
