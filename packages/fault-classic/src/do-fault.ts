@@ -1,11 +1,13 @@
 import type { Kernel } from '@spf/machine';
 import {
+  getPage,
   lockPage,
   mkPte,
   PAGE_SIZE,
   type Page,
   pteMkdirty,
   pteMkyoung,
+  pteNone,
   putPage,
   trylockPage,
   unlockPage,
@@ -14,6 +16,7 @@ import {
   addMmCounter,
   folioAddFileRmap,
   folioAddNewAnonRmap,
+  type LockedPte,
   MM_ANONPAGES,
   mmCounterFile,
   pteAlloc,
@@ -126,7 +129,8 @@ export function* setPteRange(vmf: ClassicVmFault, page: Page, ptep: number): Ker
  * Models `finish_fault()` in mm/memory.c: map the page a file fault produced (`vmf.cowPage` for a private
  * write, else `vmf.page`). Allocates the PTE table if needed, takes the PTE lock, and maps the page only if
  * the PTE is still none; otherwise returns VM_FAULT_NOPAGE (a concurrent fault won). Updates the RSS
- * counter the page belongs to. The page's reference passes to the page table on success.
+ * counter the page belongs to. The page's reference passes to the page table on success. A file page of a
+ * large folio (`vm_ops->faultFolioPages`) is mapped with its whole folio when it fits (Linux 6.18).
  *
  * A speculative fault ("mm: implement speculative fault handling in finish_fault()", Lespinasse's 2021 RFC)
  * neither reads the PMD nor allocates a table: it takes the PTE lock through the design's `pte_map_lock()`,
@@ -143,6 +147,10 @@ export function* finishFault(vmf: ClassicVmFault): Kernel<number> {
     ? yield* pteMapLock(vmf)
     : yield* pteOffsetMapLock(vmf.mm.pgd, vmf.pmd, vmf.address);
   if (locked === null) return speculative ? VM_FAULT_RETRY : VM_FAULT_NOPAGE;
+  if (!cow && !speculative) {
+    const whole = yield* finishFaultFolio(vmf, page, locked);
+    if (whole) return 0;
+  }
   vmf.ptl = locked.ptl;
   let ret = 0;
   if (yield* vmfPteChanged(vmf, locked.ptep)) {
@@ -158,6 +166,42 @@ export function* finishFault(vmf: ClassicVmFault): Kernel<number> {
 
 /** PTRS_PER_PTE on x86-64. */
 const PTRS_PER_PTE = 512;
+
+/**
+ * The large-folio branch of `finish_fault()` (Linux 6.18, "mm/fault: try to map the entire file folio in
+ * finish_fault()"): a file page of a large folio (`vm_ops->faultFolioPages`) is mapped with its whole folio
+ * when the folio lies within the VMA and the PTE table of the fault and all its PTEs are none; otherwise
+ * (returns false) the caller maps the one page. Called with the PTE lock of the fault (`locked`) held; on
+ * success it has mapped the folio, counted its pages and dropped the lock.
+ */
+function* finishFaultFolio(vmf: ClassicVmFault, page: Page, locked: LockedPte): Kernel<boolean> {
+  const run = vmf.vma.vmOps?.faultFolioPages?.(vmf, page) ?? null;
+  if (run === null || run.length <= 1) return false;
+  const nr = run.length;
+  const idx = run.indexOf(page);
+  const vmaOff = vmf.pgoff - vmf.vma.vmPgoff;
+  const pteOff = Math.floor(vmf.address / PAGE_SIZE) % PTRS_PER_PTE;
+  if (idx < 0 || vmaOff < idx || vmaOff + (nr - idx) > vmf.vma.pages || pteOff < idx) return false;
+  if (pteOff + (nr - idx) > PTRS_PER_PTE) return false;
+  const pt = vmf.mm.pgd;
+  const ptep0 = locked.ptep - idx * 8;
+  for (let i = 0; i < nr; i++) if (!pteNone(yield* pt.ptepGet(ptep0 + i * 8))) return false;
+  const write = (vmf.flags & FAULT_FLAG_WRITE) !== 0;
+  const addr0 = vmf.address - idx * PAGE_SIZE;
+  for (let i = 0; i < nr; i++) {
+    const p = run[i];
+    // set_pte_range() for the whole folio: every entry as the faulting one (young; dirty and writable
+    // for a write fault, if the VMA allows). The faulting page's reference passes to the table.
+    if (p !== page) yield* getPage(p);
+    let entry = pteMkyoung(mkPte(p, vmf.vma.vmPageProt));
+    if (write) entry = maybeMkwrite(pteMkdirty(entry), vmf.vma);
+    yield* folioAddFileRmap(p);
+    yield* pt.setPteAt(addr0 + i * PAGE_SIZE, ptep0 + i * 8, entry);
+  }
+  yield* addMmCounter(vmf.mm, mmCounterFile(page), nr);
+  yield* locked.ptl.unlock();
+  return true;
+}
 
 /**
  * Models `do_fault_around()` in mm/memory.c: asks `->map_pages` to map the cached neighbours of the

@@ -49,6 +49,7 @@ export class BlockDevice {
   readonly stats = { reads: 0, writes: 0, pagesRead: 0, pagesWritten: 0, tagWaits: 0 };
   readonly line: MemoryLine;
   private readonly tagWait: WaitQueue;
+  private readonly idleWait: WaitQueue;
 
   constructor(opts: BlockDeviceOptions = {}) {
     this.name = opts.name ?? 'vda';
@@ -72,6 +73,7 @@ export class BlockDevice {
     }
     this.line = new MemoryLine(`blkdev:${this.name}`);
     this.tagWait = new WaitQueue(`${this.name}: blk_mq_get_tag`);
+    this.idleWait = new WaitQueue(`${this.name}: idle`);
   }
 
   /** `ra_pages` for files on this device (read_ahead_kb / 4). */
@@ -82,6 +84,16 @@ export class BlockDevice {
   /** Time one request of `pages` pages takes. */
   requestNs(pages: number): number {
     return this.latencyNs + pages * this.perPageNs;
+  }
+
+  /**
+   * Sleeps until no request is in flight. Not a kernel interface: what the conformance harness does after
+   * each op of a replay script (it polls /sys/dev/block/<dev>/inflight until both counts are 0), so that
+   * the next op never races I/O an earlier one started (readahead completing page by page).
+   */
+  *waitIdle(): Kernel<void> {
+    if (this.inflight === 0) return;
+    yield* block(this.idleWait, () => this.inflight === 0, `${this.name}: wait for idle`);
   }
 
   /**
@@ -113,6 +125,7 @@ export class BlockDevice {
         yield rmwEffect(dev.line, 'blk_mq_put_tag');
         dev.inflight--;
         yield* wake(dev.tagWait, 1);
+        if (dev.inflight === 0) yield* wake(dev.idleWait, Number.POSITIVE_INFINITY);
       },
       `${this.name} ${op} completion`,
     );

@@ -8,7 +8,7 @@ export class FileRaState {
   start = 0;
   size = 0;
   asyncSize = 0;
-  /** Folio order of the next readahead (`ra->order`; always 0 here, see README). */
+  /** Folio order of the next readahead (`ra->order`): 0 for mmap read-around, +2 per async window. */
   order = 0;
   mmapMiss = 0;
   /** -1 before the first read (`file_ra_state_init()`). */

@@ -16,12 +16,12 @@ describe('host outputs of the file scripts (Linux 6.18)', () => {
   // One line differs from the host, on purpose: touching the PG_readahead page (2512) starts async
   // readahead after dropping the lock, so the fault returns VM_FAULT_RETRY without VM_FAULT_MAJOR. Under
   // mmap_lock (fault-classic's do_user_addr_fault) the retry always carries FAULT_FLAG_TRIED and counts as
-  // major, as Linux before 6.7 counted it; the host (6.18) first tries under the per-VMA lock, which sets
+  // major, as Linux counts any retry taken under mmap_lock; the host (6.18) first tries under the per-VMA lock, which sets
   // FAULT_FLAG_TRIED only after VM_FAULT_MAJOR, so it counts minor. @spf/fault-spec's
   // `perVmaLock({ fileVmas: true })` (Linux 6.7's file VMAs under the VMA lock) prints the host's line
   // (`miniReplay(script, 8192, handler)` with that handler; file-backed cannot depend on fault-spec, so the
   // check belongs to @spf/kernel's conformance run).
-  it('readahead-async: PG_readahead starts the next window; a miss at its end reads forward', () => {
+  it('readahead-async: PG_readahead starts the next window; a miss at its end reads around the fault', () => {
     check(
       `file 0 8192
 evict 0
@@ -61,8 +61,70 @@ touch ok min=1 maj=0 val=131
 touch ok min=0 maj=1 val=144
 touch ok min=1 maj=0 val=144
 touch ok min=1 maj=0 val=176
-touch ok min=1 maj=0 val=131
-touch ok min=0 maj=1 val=144`,
+touch ok min=0 maj=1 val=131
+touch ok min=1 maj=0 val=144`,
+    );
+  });
+
+  it('readahead-large-folio: async windows in order-2, 4, 6 folios; PG_readahead marks a whole folio; fault-around maps whole folios', () => {
+    // The host's output, but for the three faults on PG_readahead folios (2512, 3026, 5073): major under
+    // mmap_lock, as for readahead-async above (the host counts them minor under the per-VMA lock).
+    check(
+      `file 0 8192
+evict 0
+mmap 0 8192 r private 0:0
+touch 2000 r
+touch 2512 r
+touch 3026 r
+pagemap 3024 16
+touch 5100 r
+pagemap 5088 32
+touch 5073 r
+pagemap 5072 16
+touch 8000 r
+touch 8191 r
+touch 7200 r
+pagemap 7152 96`,
+      `file 0 ok
+evict 0 ok
+mmap ok
+touch ok min=0 maj=1 val=144
+touch ok min=0 maj=1 val=144
+touch ok min=0 maj=1 val=170
+pagemap FFFFFFFFFFFFFFFF
+touch ok min=1 maj=0 val=252
+pagemap FFFFFFFFFFFFFFFF................
+touch ok min=0 maj=1 val=157
+pagemap FFFFFFFFFFFFFFFF
+touch ok min=1 maj=0 val=64
+touch ok min=1 maj=0 val=243
+touch ok min=1 maj=0 val=160
+pagemap ................FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF................`,
+    );
+  });
+
+  it('readahead-large-folio-eof: finish_fault() maps the last folio whole; fault-around installs no table for it', () => {
+    // The host's output, but for the three faults on PG_readahead folios (2512, 3026, 5073): major under
+    // mmap_lock, as for readahead-async above.
+    check(
+      `file 0 8192
+evict 0
+mmap 0 8192 r private 0:0
+touch 2000 r
+touch 2512 r
+touch 3026 r
+touch 5073 r
+touch 8130 r
+pagemap 8112 80`,
+      `file 0 ok
+evict 0 ok
+mmap ok
+touch ok min=0 maj=1 val=144
+touch ok min=0 maj=1 val=144
+touch ok min=0 maj=1 val=170
+touch ok min=0 maj=1 val=157
+touch ok min=1 maj=0 val=218
+pagemap ................FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF`,
     );
   });
 

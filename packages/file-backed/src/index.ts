@@ -42,8 +42,12 @@ export { Inode } from './inode.js';
 export { PageCacheTree, XA_CHUNK_SHIFT, XA_CHUNK_SIZE, XaNode } from './page-cache-tree.js';
 export {
   doPageCacheRa,
+  folioClearReadahead,
+  folioNrPages,
+  folioPages,
   getInitRaSize,
   getNextRaSize,
+  MAX_PAGECACHE_ORDER,
   makeRactl,
   pageCacheAsyncRa,
   pageCacheRaOrder,

@@ -43,6 +43,28 @@ describe('the block device and the time of a fault (timed policy)', () => {
     expect(dev.inflight).toBe(0);
   });
 
+  it('waitIdle() returns once every request in flight has completed (what the replay does after each op)', () => {
+    const m = new Machine({ cpus: 1, policy: timed() });
+    const dev = new BlockDevice({ latencyNs: 30_000, perPageNs: 0 });
+    const completed: number[] = [];
+    let inflightAfterWait = -1;
+    let completedAfterWait = -1;
+    m.spawn(0, 'replay', function* (): Kernel<void> {
+      yield* dev.waitIdle(); // nothing in flight: returns at once
+      for (let i = 0; i < 2; i++) {
+        yield* dev.submit('read', 1, function* () {
+          completed.push(i);
+        });
+      }
+      yield* dev.waitIdle();
+      inflightAfterWait = dev.inflight;
+      completedAfterWait = completed.length;
+    });
+    expect(m.run().failure).toBeNull();
+    expect(inflightAfterWait).toBe(0);
+    expect(completedAfterWait).toBe(2);
+  });
+
   it('with queue depth 1 a second request waits for the first to complete', () => {
     const m = new Machine({ cpus: 2, policy: timed() });
     const dev = new BlockDevice({ latencyNs: 10_000, perPageNs: 0, queueDepth: 1 });

@@ -62,21 +62,69 @@ export function* readPages(ractl: ReadaheadControl): Kernel<void> {
 }
 
 /**
- * Models `ra_alloc_folio()` for an order-0 folio (and the body of `page_cache_ra_unbounded()`'s loop):
- * allocates a page, marks it PG_readahead if it is the marked one, and adds it locked to the cache.
- * Returns false when a page is already cached there (EEXIST) or memory is exhausted.
+ * The pages of each large folio readahead allocated, by page: a folio of order n is modelled as 2^n order-0
+ * pages of consecutive indices that share their PG_readahead mark (set and cleared together). Pages not in
+ * the map are order-0 folios.
  */
-function* raAllocFolio(ractl: ReadaheadControl, index: number, mark: boolean): Kernel<boolean> {
+const largeFolios = new WeakMap<Page, readonly Page[]>();
+
+/** The pages of the folio `page` belongs to (itself alone for an order-0 folio). */
+export function folioPages(page: Page): readonly Page[] {
+  return largeFolios.get(page) ?? [page];
+}
+
+/** `folio_nr_pages()`. */
+export function folioNrPages(page: Page): number {
+  return folioPages(page).length;
+}
+
+/** `folio_clear_readahead()`: clears PG_readahead on every page of the folio. */
+export function folioClearReadahead(page: Page): void {
+  for (const p of folioPages(page)) p.clear('readahead');
+}
+
+/**
+ * Models `ra_alloc_folio()` (and, for order 0, the body of `page_cache_ra_unbounded()`'s loop): allocates a
+ * folio of `2^order` pages at `index`, marks it PG_readahead if it holds `mark` (`index ==
+ * round_down(mark, 1 << order)`), and adds it locked to the cache. Returns false when a page is already
+ * cached in its range (EEXIST) or memory is exhausted; then nothing is added.
+ */
+function* raAllocFolio(ractl: ReadaheadControl, index: number, mark: number, order = 0): Kernel<boolean> {
   const env = ractl.file.inode.sb.env;
-  const page = allocUserPage(env);
-  if (page === null) return false;
-  page.set('locked');
-  if (mark) page.set('readahead');
-  const added = yield* ractl.file.mapping.addFolio(page, index);
+  const mapping = ractl.file.mapping;
+  const nr = 2 ** order;
+  for (let i = 0; i < nr; i++) if (mapping.iPages.peek(index + i) !== null) return false;
+  const pages: Page[] = [];
+  for (let i = 0; i < nr; i++) {
+    const page = allocUserPage(env);
+    if (page === null) {
+      for (const p of pages) yield* putPage(p);
+      return false;
+    }
+    pages.push(page);
+  }
+  const marked = index === mark - (mark % nr);
+  for (const page of pages) {
+    page.set('locked');
+    if (marked) page.set('readahead');
+    if (nr > 1) largeFolios.set(page, pages);
+  }
+  let added = 0;
+  for (let i = 0; i < nr; i++) {
+    if (!(yield* mapping.addFolio(pages[i], index + i))) break;
+    added++;
+  }
   // The allocation's reference: read_pages() drops it once the page is in the cache (readahead_folio()).
-  yield* putPage(page);
-  if (!added) return false;
-  ractl.batch.push(page);
+  for (const p of pages) yield* putPage(p);
+  if (added < nr) {
+    // Another task filled a slot meanwhile: give back what was added (filemap_add_folio() is all or nothing).
+    for (let i = 0; i < added; i++) {
+      pages[i].clear('locked');
+      yield* mapping.removeFolio(pages[i]);
+    }
+    return false;
+  }
+  ractl.batch.push(...pages);
   return true;
 }
 
@@ -94,7 +142,7 @@ export function* pageCacheRaUnbounded(
   const index = ractl.index;
   const mark = lookaheadSize <= nrToRead ? nrToRead - lookaheadSize : -1;
   for (let i = 0; i < nrToRead; i++) {
-    if (mapping.iPages.peek(index + i) !== null || !(yield* raAllocFolio(ractl, index + i, i === mark))) {
+    if (mapping.iPages.peek(index + i) !== null || !(yield* raAllocFolio(ractl, index + i, index + mark))) {
       // Already present: kick off the current batch and continue after this page.
       yield* readPages(ractl);
       ractl.index = index + i + 1;
@@ -120,11 +168,20 @@ export function* doPageCacheRa(
   yield* pageCacheRaUnbounded(ractl, nrToRead, lookaheadSize);
 }
 
+/** MAX_PAGECACHE_ORDER on x86-64 (HPAGE_PMD_ORDER): the largest folio ext4's page cache takes. */
+export const MAX_PAGECACHE_ORDER = 9;
+
 /**
- * Models `page_cache_ra_order()` for a mapping with large-folio support (ext4 since 6.16), with every folio
- * of order 0 (see the README: large folios are not modelled). Reads the window `ra.start`, `ra.size` up to
- * end of file, marking page `start + size - async_size` PG_readahead; it stops at the first page already
- * cached and leaves the rest of the window to {@link doPageCacheRa}, as Linux's fallback does.
+ * Models `page_cache_ra_order()` in mm/readahead.c (Linux 6.18) for a mapping with large-folio support (ext4
+ * since 6.16): reads the window `ra.start`, `ra.size` up to end of file in folios of order `ra.order`
+ * (capped by MAX_PAGECACHE_ORDER and `ilog2(ra.size)`; smaller where the index is not aligned or the folio
+ * would pass the window's end), marking PG_readahead the folio that holds page `start + size - async_size`.
+ * It stops at the first folio whose range is already cached and leaves the rest of the window to
+ * {@link doPageCacheRa} (order 0), as Linux's fallback does.
+ *
+ * Simplification: a large folio is its pages sharing the PG_readahead mark ({@link folioPages}); locking,
+ * uptodate, mapping and eviction stay per page (so `evict` of a folio with one page mapped drops its other
+ * pages, where Linux keeps the whole folio; the host harness refuses such an eviction anyway).
  */
 export function* pageCacheRaOrder(ractl: ReadaheadControl, ra: FileRaState): Kernel<void> {
   const start = ractl.index;
@@ -133,22 +190,34 @@ export function* pageCacheRaOrder(ractl: ReadaheadControl, ra: FileRaState): Ker
   let limit = Math.floor((isize - 1) / PAGE_SIZE);
   const mark = index + ra.size - ra.asyncSize;
   limit = Math.min(limit, index + ra.size - 1);
-  ra.order = 0;
+  const newOrder = Math.min(MAX_PAGECACHE_ORDER, ra.order, ra.size > 0 ? Math.floor(Math.log2(ra.size)) : 0);
+  ra.order = newOrder;
   let err = false;
   while (index <= limit) {
-    if (
-      ractl.file.mapping.iPages.peek(index) !== null ||
-      !(yield* raAllocFolio(ractl, index, index === mark))
-    ) {
+    let order = newOrder;
+    // Align with smaller folios where the index is not aligned (__ffs(index)), and none past the end.
+    if (index % 2 ** order !== 0) order = lowestSetBit(index);
+    while (order > 0 && index + 2 ** order - 1 > limit) order--;
+    if (!(yield* raAllocFolio(ractl, index, mark, order))) {
       err = true;
       break;
     }
-    index++;
+    index += 2 ** order;
   }
   yield* readPages(ractl);
   if (!err) return;
   ractl.index = index;
   if (ra.size > index - start) yield* doPageCacheRa(ractl, ra.size - (index - start), ra.asyncSize);
+}
+
+/** `__ffs(x)`: the index of the lowest set bit of `x` (> 0). */
+function lowestSetBit(x: number): number {
+  let n = 0;
+  while (x % 2 === 0) {
+    x /= 2;
+    n++;
+  }
+  return n;
 }
 
 /** `get_init_ra_size()`: the first window for a read of `size` pages. */
@@ -211,22 +280,25 @@ export function* pageCacheSyncRa(ractl: ReadaheadControl, reqCount: number): Ker
 
 /**
  * Models `page_cache_async_ra()` in mm/readahead.c (Linux 6.18): a reader reached `folio`, which carries
- * PG_readahead. Clears the marker; if it is where the current window expected it (`start + size -
- * async_size`), the next window follows the current one and grows (`get_next_ra_size()`); otherwise the
- * window is rebuilt from the cached run after the folio. The whole new window is lookahead.
+ * PG_readahead. Clears the marker (on the whole folio); if the folio is where the current window expected
+ * it (`start + size - async_size`, rounded down to the folio's size), the next window follows the current
+ * one and grows (`get_next_ra_size()`); otherwise the window is rebuilt from the cached run after the
+ * folio. Either way the folio order grows by 2 (`ra->order += 2`), the window's end is aligned down to that
+ * order (at most `ffs(max_pages) - 1`), and the whole new window is lookahead.
  */
 export function* pageCacheAsyncRa(ractl: ReadaheadControl, folio: Page, reqCount: number): Kernel<void> {
   const ra = ractl.ra;
   if (ra.raPages === 0) return;
   if (folio.test('writeback')) return;
-  folio.clear('readahead');
+  folioClearReadahead(folio);
   const maxPages = ra.raPages;
   const index = ractl.index;
-  const expected = ra.start + ra.size - ra.asyncSize;
+  const nr = folioNrPages(folio);
+  const expectedRaw = ra.start + ra.size - ra.asyncSize;
+  const expected = expectedRaw - (expectedRaw % nr);
   if (index === expected) {
     ra.start += ra.size;
     ra.size = Math.max(ra.size, getNextRaSize(ra, maxPages));
-    ra.asyncSize = ra.size;
   } else {
     const rcu = ractl.file.inode.sb.rcu;
     yield* rcu.readLock();
@@ -237,8 +309,14 @@ export function* pageCacheAsyncRa(ractl: ReadaheadControl, folio: Page, reqCount
     ra.size = start - index;
     ra.size += reqCount;
     ra.size = getNextRaSize(ra, maxPages);
-    ra.asyncSize = ra.size;
   }
+  // readit:
+  ra.order += 2;
+  const align = 2 ** Math.min(ra.order, lowestSetBit(maxPages));
+  const end = ra.start + ra.size;
+  const alignedEnd = end - (end % align);
+  if (alignedEnd > ra.start) ra.size -= end - alignedEnd;
+  ra.asyncSize = ra.size;
   ractl.index = ra.start;
   yield* pageCacheRaOrder(ractl, ra);
 }

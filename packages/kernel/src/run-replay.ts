@@ -277,6 +277,9 @@ export function streamReplay(
     u.catchSignal('SIGBUS');
     for (const op of ops) {
       emit(yield* runOp(u, op, files));
+      // The host harness waits for its disk to go idle after each op (settle_io()): from the script's
+      // view every op is synchronous, I/O it started included (readahead, writeback).
+      yield* system.fs.device.waitIdle();
       done++;
     }
   });

@@ -66,6 +66,13 @@ export interface VmOperations {
   mapPages?(vmf: VmFault, startPgoff: number, endPgoff: number): Kernel<number>;
   pageMkwrite?(vmf: VmFault): Kernel<number>;
   /**
+   * The pages of the large folio `page` (the page a `->fault` returned) belongs to, in index order, when
+   * `finish_fault()` may map the folio whole (Linux 6.18: it ends within i_size; every other page of it is
+   * uptodate and not locked); null for an order-0 page or when only `page` may be mapped. Not a Linux hook:
+   * Linux reads the folio from the page. Absent: always one page.
+   */
+  faultFolioPages?(vmf: VmFault, page: Page): readonly Page[] | null;
+  /**
    * `vm_ops->speculative` of Lespinasse's 2021 RFC ("fs: list file types that support speculative
    * faults"): `->fault` and `->map_pages` may be called without mmap_lock, inside a speculative fault
    * (FAULT_FLAG_SPECULATIVE), where they must not sleep. Absent: never speculatively.
