@@ -481,23 +481,36 @@ export class Machine implements SchedulerView {
   }
 
   /**
-   * The ring's entry `r` (CPU `c`, starting at `time`) is the next step: performs it if the CPU still spins
-   * quietly (another CPU may have written its line, or sent it an IPI, since it joined), else takes it out
-   * of the ring and back to the heap without stepping.
+   * The ring's next entry (CPU `c`, starting at `time`) is the next step. A PAUSE is performed as it is; a
+   * re-read of an unchanged line hits; a re-read of a line written since, by a loop whose stated exit
+   * condition still fails, is performed as `stepTask` performs it (it may miss), after which the CPU joins
+   * the ring again at its new clock, or goes back to the heap. Anything else (the loop's code must run) takes
+   * the CPU out of the ring and back to the heap without stepping. Whatever else could end the quiet spin
+   * (an IPI, a wake-up, a task to switch to) marks the CPU dirty, which has already taken it out of the ring.
    */
   private ringStep(c: Cpu, time: number): void {
     const ring = this.ring!;
     const t = c.current!;
     const w = t.spinWait!;
-    // Whatever else could end the quiet spin (an IPI, a wake-up, a task to switch to) marks the CPU dirty,
-    // which takes it out of the ring; a store to the line is seen by its version.
-    if (c.clock !== time || w.line.version !== t.spinVersion) {
-      ring.leave(c.id);
+    const e = t.pending;
+    if (c.clock === time && (e === w.spin || w.line.version === t.spinVersion)) {
+      ring.fired();
+      this.quietStep(c, t, w);
+      return;
+    }
+    ring.leave(c.id);
+    if (c.clock !== time || e !== w.read || w.until === undefined || w.until()) {
       this.markDirty(c.id);
       return;
     }
-    ring.fired();
-    this.quietStep(c, t, w);
+    this.recordChoice(c.id);
+    t.resume = this.perform(c, t, e);
+    if (advanceSpin(t, w, e) !== 'skipped') throw new Error('unreachable: the spin-wait must go on');
+    this.spinsSkipped++;
+    this.step++;
+    this.lastCpu = c.id;
+    this.countSpinStep();
+    if (!(this.spinsQuietly(c) && this.joinRing(c))) this.heap.set(c.id, c.clock);
   }
 
   /**

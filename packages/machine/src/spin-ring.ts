@@ -90,7 +90,7 @@ export class SpinRing {
     this.memberGen[id] = gen;
     this.live += 2;
     this.due[2 * id] = r1;
-    this.insert(k1, gen);
+    this.insertAt(at, k1, gen);
     const r2 = Math.floor(second / p);
     this.due[2 * id + 1] = r2;
     this.insert(((second - r2 * p) << PHASE_SHIFT) | (rank << 1) | 1, gen);
@@ -168,13 +168,19 @@ export class SpinRing {
   }
 
   private insert(k: number, gen: number): void {
-    const at = this.slot(k);
-    const n = this.len;
-    this.keys.copyWithin(at + 1, at, n);
-    this.gens.copyWithin(at + 1, at, n);
-    this.keys[at] = k;
-    this.gens[at] = gen;
-    this.len = n + 1;
+    this.insertAt(this.slot(k), k, gen);
+  }
+
+  private insertAt(at: number, k: number, gen: number): void {
+    const keys = this.keys;
+    const gens = this.gens;
+    for (let i = this.len; i > at; i--) {
+      keys[i] = keys[i - 1];
+      gens[i] = gens[i - 1];
+    }
+    keys[at] = k;
+    gens[at] = gen;
+    this.len++;
     if (at < this.pos) this.pos++;
   }
 
