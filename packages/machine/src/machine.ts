@@ -184,9 +184,8 @@ export class Machine implements SchedulerView {
       this.cost.l1Hit > 0 &&
       Number.isSafeInteger(this.cost.pause) &&
       Number.isSafeInteger(this.cost.l1Hit) &&
-      period < 2 ** 20 &&
-      cpus <= 1024
-        ? new SpinRing(cpus, period, cpuOfRank(tieRank))
+      period <= 4096
+        ? new SpinRing(cpus, period)
         : null;
     // The jitter applies under every policy with a seed other than 0, so that a replayed schedule of a
     // varied run reproduces its timing (explorations run with machine seed 0 and see no jitter).
@@ -1078,10 +1077,3 @@ export class Machine implements SchedulerView {
 }
 
 export type { WaitQueue };
-
-/** The inverse of a tie-break order: the CPU of each rank. */
-function cpuOfRank(rank: Int32Array): Int32Array {
-  const cpu = new Int32Array(rank.length);
-  for (let i = 0; i < rank.length; i++) cpu[rank[i]] = i;
-  return cpu;
-}

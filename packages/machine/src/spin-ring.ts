@@ -1,61 +1,58 @@
-/** Bits of an entry's key below its phase: rank (10 bits) and stream (1 bit); see {@link SpinRing}. */
-const PHASE_SHIFT = 11;
-
 /**
  * The calendar of quiet spinners for the discrete-event (timed) policy: CPUs whose next steps, until another
  * CPU writes the line they spin on, are only a pure spin-wait's PAUSE and a re-read that hits in the cache
  * (see `Machine.spinsQuietly`). Such a CPU's steps follow one another at a fixed period (`pause + l1Hit`),
- * so it is kept here instead of in the {@link ReadyHeap}: two entries per CPU (the PAUSE and the re-read),
- * each at its phase within the period (an integer number of ns), sorted by phase and then rank. Walking
- * the entries in that order, round after round, visits the spinners' steps in order of start time with ties
- * by rank, which is the order in which the heap would have given them; the machine compares the next one
- * with the heap's top.
+ * so it is kept here instead of in the {@link ReadyHeap}: two entries per CPU (its next step and the one
+ * after), each in the bucket of its phase within the period (an integer number of ns), a list in order of
+ * rank. Walking the buckets in order, round after round, visits the spinners' steps in order of start time
+ * with ties by rank, which is the order in which the heap would have given them; the machine compares the
+ * next one with the heap's top.
  *
- * An entry's key is `phase << 11 | rank << 1 | stream`, so that the order is numeric, with the CPU's
- * generation beside it. An entry fires in one round only (kept per CPU and stream); after it fires it is
- * due one round later. A CPU leaves by a new generation (its entries are dropped when the walk wraps); it
- * can join only at a step that is not earlier than the walk's position, so the walk never goes back.
+ * An entry is due in one round; after it fires it is due one round later. A CPU can join only at a step
+ * that is not earlier than the walk's position, so the walk never goes back; leaving unlinks its entries.
  */
 export class SpinRing {
-  private keys: Int32Array;
-  private gens: Int32Array;
-  private len = 0;
-  /** Next entry the walk looks at, in round {@link now}. */
-  private pos = 0;
-  /** The round being walked. */
+  /** Per entry (2 cpu + stream): the next and previous entry of its bucket, or -1. */
+  private readonly next: Int32Array;
+  private readonly prev: Int32Array;
+  private readonly phaseOf: Int32Array;
+  private readonly rankOf: Int32Array;
+  /** Per entry: the round it is due in. */
+  private readonly due: Float64Array;
+  /** Per phase: the first entry of its bucket, or -1. */
+  private readonly head: Int32Array;
+  /** Per CPU: whether it is a member. */
+  private readonly member: Uint8Array;
+  /** Members' entries. */
+  private live = 0;
+  /** The walk: its round, its bucket and the next entry to look at there (-1: the bucket is done). */
   private now = 0;
+  private phase = 0;
+  private cur = -1;
   /** Whether an entry fired in this round. */
   private firedNow = false;
-  /** Live entries (two per member). */
-  private live = 0;
-  /** Per CPU: its generation while a member, or -1. */
-  private readonly memberGen: Int32Array;
-  /** Per CPU and stream (2 id + stream): the round its entry is due in. */
-  private readonly due: Float64Array;
-  private nextGen = 0;
-  /** The entry {@link peek} returned: its CPU and stream. */
-  private cpu = 0;
-  private stream = 0;
 
   constructor(
     cpus: number,
-    /** The period of a quiet spinner's iteration (`pause + l1Hit`), a positive integer below 2^20. */
+    /** The period of a quiet spinner's iteration (`pause + l1Hit`), a positive integer. */
     readonly period: number,
-    /** The CPU of each tie-break rank (ranks below 1,024). */
-    private readonly cpuOfRank: Int32Array,
   ) {
-    this.keys = new Int32Array(4 * cpus + 8);
-    this.gens = new Int32Array(4 * cpus + 8);
-    this.memberGen = new Int32Array(cpus).fill(-1);
+    this.next = new Int32Array(2 * cpus);
+    this.prev = new Int32Array(2 * cpus);
+    this.phaseOf = new Int32Array(2 * cpus);
+    this.rankOf = new Int32Array(2 * cpus);
     this.due = new Float64Array(2 * cpus);
+    this.head = new Int32Array(period).fill(-1);
+    this.member = new Uint8Array(cpus);
   }
 
   /** Removes CPU `id` if it is a member. */
   leave(id: number): void {
-    if (this.memberGen[id] >= 0) {
-      this.memberGen[id] = -1;
-      this.live -= 2;
-    }
+    if (this.member[id] === 0) return;
+    this.member[id] = 0;
+    this.live -= 2;
+    this.unlink(2 * id);
+    this.unlink(2 * id + 1);
   }
 
   /**
@@ -66,140 +63,109 @@ export class SpinRing {
   join(id: number, rank: number, first: number, second: number): boolean {
     const p = this.period;
     const r1 = Math.floor(first / p);
+    const ph1 = first - r1 * p;
+    const a = 2 * id;
     if (this.live === 0) {
-      this.len = 0;
-      this.pos = 0;
       this.now = r1;
+      this.phase = ph1;
       this.firedNow = false;
+      this.link(a, ph1, rank, r1);
+      this.cur = a;
+    } else {
+      // Whether the entry would sit before the walk's position (then it is looked at next round).
+      let before: boolean;
+      if (ph1 !== this.phase) before = ph1 < this.phase;
+      else {
+        before = true;
+        for (let n = this.head[ph1]; n !== -1 && this.rankOf[n] < rank; n = this.next[n]) {
+          if (n === this.cur) before = false;
+        }
+      }
+      if (r1 < (before ? this.now + 1 : this.now)) return false;
+      this.link(a, ph1, rank, r1);
     }
-    const k1 = ((first - r1 * p) << PHASE_SHIFT) | (rank << 1);
-    const at = this.slot(k1);
-    // Entries before the walk's position are looked at next in the following round.
-    if (r1 < (at < this.pos ? this.now + 1 : this.now)) return false;
-    const gen = this.nextGen;
-    this.nextGen = (gen + 1) & 0x3fffffff;
-    if (this.len + 2 > this.keys.length) this.compact();
-    if (this.len + 2 > this.keys.length) {
-      const k = new Int32Array(this.keys.length * 2);
-      k.set(this.keys);
-      this.keys = k;
-      const g = new Int32Array(this.gens.length * 2);
-      g.set(this.gens);
-      this.gens = g;
-    }
-    this.memberGen[id] = gen;
-    this.live += 2;
-    this.due[2 * id] = r1;
-    this.insertAt(at, k1, gen);
     const r2 = Math.floor(second / p);
-    this.due[2 * id + 1] = r2;
-    this.insert(((second - r2 * p) << PHASE_SHIFT) | (rank << 1) | 1, gen);
+    this.link(a + 1, second - r2 * p, rank, r2);
+    this.member[id] = 1;
+    this.live += 2;
     return true;
   }
 
   /**
    * The CPU whose step is next among the members, or -1 if there is none; the step starts at
-   * {@link nextTime} and the CPU's rank is {@link nextRank}. Skips dead entries and entries due in a later
-   * round, wrapping into the next round.
+   * {@link nextTime} and the CPU's rank is {@link nextRank}. Skips entries due in a later round.
    */
   peek(): number {
+    if (this.live === 0) return -1;
     for (;;) {
-      if (this.live === 0) return -1;
-      if (this.pos >= this.len) this.wrap();
-      const i = this.pos;
-      const key = this.keys[i];
-      const stream = key & 1;
-      const id = this.cpuOfRank[(key >> 1) & 1023];
-      if (this.memberGen[id] === this.gens[i] && this.due[2 * id + stream] === this.now) {
-        this.cpu = id;
-        this.stream = stream;
-        return id;
+      const n = this.cur;
+      if (n === -1) {
+        if (++this.phase >= this.period) this.nextRound();
+        this.cur = this.head[this.phase];
+        continue;
       }
-      this.pos = i + 1;
+      if (this.due[n] === this.now) return n >> 1;
+      this.cur = this.next[n];
     }
   }
 
   /** Start time of the step {@link peek} returned. */
   nextTime(): number {
-    return this.now * this.period + (this.keys[this.pos] >> PHASE_SHIFT);
+    return this.now * this.period + this.phase;
   }
 
   /** Rank of the CPU {@link peek} returned. */
   nextRank(): number {
-    return (this.keys[this.pos] >> 1) & 1023;
+    return this.rankOf[this.cur];
   }
 
   /** The step {@link peek} returned was taken: its entry is due again one round later. */
   fired(): void {
-    this.due[2 * this.cpu + this.stream] = this.now + 1;
-    this.pos++;
+    const n = this.cur;
+    this.due[n] = this.now + 1;
+    this.cur = this.next[n];
     this.firedNow = true;
   }
 
-  /** Next round: drops dead entries; after a round in which nothing fired, skips to the next entry due. */
-  private wrap(): void {
-    this.compact();
+  /** Next round; after a round in which nothing fired, straight to the first round an entry is due in. */
+  private nextRound(): void {
+    this.phase = 0;
     let next = this.now + 1;
     if (!this.firedNow) {
       let min = Number.POSITIVE_INFINITY;
-      for (let i = 0; i < this.len; i++) {
-        const key = this.keys[i];
-        const d = this.due[2 * this.cpuOfRank[(key >> 1) & 1023] + (key & 1)];
-        if (d < min) min = d;
+      for (let ph = 0; ph < this.period; ph++) {
+        for (let n = this.head[ph]; n !== -1; n = this.next[n]) if (this.due[n] < min) min = this.due[n];
       }
       if (min > next) next = min;
     }
     this.now = next;
-    this.pos = 0;
     this.firedNow = false;
   }
 
-  /** Index at which key `k` goes (after equal keys; entries sorted ascending). */
-  private slot(k: number): number {
-    const keys = this.keys;
-    let lo = 0;
-    let hi = this.len;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (keys[mid] <= k) lo = mid + 1;
-      else hi = mid;
+  /** Links entry `n` into bucket `ph` in order of rank. */
+  private link(n: number, ph: number, rank: number, round: number): void {
+    this.phaseOf[n] = ph;
+    this.rankOf[n] = rank;
+    this.due[n] = round;
+    let p = -1;
+    let q = this.head[ph];
+    while (q !== -1 && this.rankOf[q] < rank) {
+      p = q;
+      q = this.next[q];
     }
-    return lo;
+    this.prev[n] = p;
+    this.next[n] = q;
+    if (p === -1) this.head[ph] = n;
+    else this.next[p] = n;
+    if (q !== -1) this.prev[q] = n;
   }
 
-  private insert(k: number, gen: number): void {
-    this.insertAt(this.slot(k), k, gen);
-  }
-
-  private insertAt(at: number, k: number, gen: number): void {
-    const keys = this.keys;
-    const gens = this.gens;
-    for (let i = this.len; i > at; i--) {
-      keys[i] = keys[i - 1];
-      gens[i] = gens[i - 1];
-    }
-    keys[at] = k;
-    gens[at] = gen;
-    this.len++;
-    if (at < this.pos) this.pos++;
-  }
-
-  /** Drops dead entries, keeping the order (and the walk's position on the same live entry). */
-  private compact(): void {
-    const keys = this.keys;
-    const gens = this.gens;
-    let w = 0;
-    let pos = this.pos;
-    for (let i = 0; i < this.len; i++) {
-      const key = keys[i];
-      const gen = gens[i];
-      if (this.memberGen[this.cpuOfRank[(key >> 1) & 1023]] === gen) {
-        keys[w] = key;
-        gens[w] = gen;
-        w++;
-      } else if (i < this.pos) pos--;
-    }
-    this.len = w;
-    this.pos = pos;
+  private unlink(n: number): void {
+    const p = this.prev[n];
+    const q = this.next[n];
+    if (this.cur === n) this.cur = q;
+    if (p === -1) this.head[this.phaseOf[n]] = q;
+    else this.next[p] = q;
+    if (q !== -1) this.prev[q] = p;
   }
 }
