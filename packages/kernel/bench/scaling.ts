@@ -5,15 +5,18 @@
  * the simulated time of a fault goes (the mmap_lock's cache line).
  *
  * Run: npx tsx bench/scaling.ts [pagesPerThread]   (from packages/kernel; for the host figures on stderr,
- *      node --expose-gc --conditions=@spf/source --import tsx/esm bench/scaling.ts 256 runs the sources
- *      with a GC before each measured run)
+ *      node --expose-gc --conditions=@spf/source --import tsx/esm bench/scaling.ts 256 runs the sources;
+ *      --expose-gc is for the memory figures)
  *
  * Standard error gets each row's host time, and its host CPU time per simulated fault (the mean over the row's
  * three runs of the marginal CPU time per fault, see `timedRun`; the RMW column counts the locked RMWs on the
  * mmap_lock's line without a trace) relative to the one-thread row, with the machine effects and the skipped pure spin-wait
  * iterations per fault of each run. At 1 and 64 threads it also prints the host bytes per resident simulated
  * page (heap and array buffers after a GC, with every page faulted in, minus the same before the first fault,
- * in the quiet run), and at the end the whole run's host CPU time and peak resident memory.
+ * in one more quiet run, not timed), and at the end the whole run's host CPU time and peak resident memory.
+ * The timed runs are not preceded by a forced GC: with one before each, the one-thread row (a run of 256
+ * faults) read about eight times higher (570 to 930 instead of 44 to 100 µs per fault in one session), which
+ * understated every ratio to it.
  */
 import { runScaling } from '../src/scenarios/scaling.js';
 
@@ -27,7 +30,7 @@ rows.push(
   '| ------: | -------------------: | -------: | -----------------------------: | ----------------: | -----------------------: | -----------------------------: |',
 );
 // Warm-up: the first runs load modules and compile the fault path, which would be charged to the
-// one-thread row. Each measured run starts after a full GC when node runs with --expose-gc.
+// one-thread row.
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
 for (let k = 0; k < 3; k++) {
   for (const n of [1, 4]) {
@@ -53,27 +56,13 @@ for (const n of counts) {
   // mmap, thread start, the end-of-run checks) do not count. CPU time, not wall time, so that other jobs on
   // a shared host change the figure less. The CPU time of the memory probes (their GCs) does not count.
   const timedRun = (o: Parameters<typeof runScaling>[0]) => {
-    let probeCpu = 0;
-    const probe = o.probe;
-    const counted = probe
-      ? {
-          ...o,
-          probe: (phase: 'mapped' | 'faulted') => {
-            const p0 = process.cpuUsage();
-            probe(phase);
-            probeCpu += cpu(process.cpuUsage(p0));
-          },
-        }
-      : o;
-    gc();
     const c0 = process.cpuUsage();
-    const r = runScaling(counted);
+    const r = runScaling(o);
     const c1 = process.cpuUsage(c0);
-    gc();
     const c2 = process.cpuUsage();
-    const small = runScaling({ ...o, pagesPerThread: 1, probe: undefined });
+    const small = runScaling({ ...o, pagesPerThread: 1 });
     const c3 = process.cpuUsage(c2);
-    host.push((cpu(c1) - probeCpu - cpu(c3)) / (r.faults - small.faults));
+    host.push((cpu(c1) - cpu(c3)) / (r.faults - small.faults));
     effects.push(r.run.effects / r.faults);
     skipped.push(r.run.spinsSkipped / r.faults);
     return r;
@@ -84,17 +73,17 @@ for (const n of counts) {
   // use before the first fault.
   let before = 0;
   let after = 0;
-  const quiet = timedRun({
-    threads: n,
-    pagesPerThread: pages,
-    probe:
-      n === 1 || n === 64
-        ? (phase) => {
-            if (phase === 'mapped') before = usedBytes();
-            else after = usedBytes();
-          }
-        : undefined,
-  });
+  const quiet = timedRun({ threads: n, pagesPerThread: pages });
+  if (n === 1 || n === 64) {
+    runScaling({
+      threads: n,
+      pagesPerThread: pages,
+      probe: (phase) => {
+        if (phase === 'mapped') before = usedBytes();
+        else after = usedBytes();
+      },
+    });
+  }
   const churn = timedRun({ threads: n, pagesPerThread: pages, churn: true });
   const range = timedRun({ threads: n, pagesPerThread: pages, mmapLock: 'range' });
   const hostPerFault = (host[0] + host[1] + host[2]) / 3;

@@ -9,6 +9,7 @@ import {
   type Kernel,
   type MemoryEffect,
   type RmwLoopEffect,
+  type SpinWaitEffect,
 } from './effects.js';
 import { KernelFault, MachineConfigError, ScheduleDivergenceError } from './errors.js';
 import type { FailureReport } from './failure.js';
@@ -21,6 +22,7 @@ import { mixSeed, Prng } from './prng.js';
 import { timed } from './policy/timed.js';
 import { advanceSpin, checkResumed, describeStuckSpinner, enterYielded } from './pure-spin.js';
 import { ReadyHeap } from './ready-heap.js';
+import { SpinRing } from './spin-ring.js';
 import { encodeSchedule } from './schedule.js';
 import { Task } from './task.js';
 import type { TraceEvent } from './trace.js';
@@ -128,6 +130,8 @@ export class Machine implements SchedulerView {
   private dirtyCount = 0;
   /** Enabled CPUs by ready time, used by discrete-event policies. */
   private readonly heap: ReadyHeap;
+  /** Quiet spinners, kept out of {@link heap} (discrete-event policies with integer pause and L1 costs). */
+  private readonly ring: SpinRing | null;
   step = 0;
   lastCpu = -1;
 
@@ -173,6 +177,16 @@ export class Machine implements SchedulerView {
       }
     }
     this.heap = new ReadyHeap(cpus, tieRank);
+    const period = this.cost.pause + this.cost.l1Hit;
+    this.ring =
+      policy.discreteEvent === true &&
+      this.cost.pause > 0 &&
+      this.cost.l1Hit > 0 &&
+      Number.isSafeInteger(this.cost.pause) &&
+      Number.isSafeInteger(this.cost.l1Hit) &&
+      period <= 4096
+        ? new SpinRing(cpus, period)
+        : null;
     // The jitter applies under every policy with a seed other than 0, so that a replayed schedule of a
     // varied run reproduces its timing (explorations run with machine seed 0 and see no jitter).
     const jitter = seed !== 0 ? new Prng(mixSeed(seed, 0x7177e2)) : null;
@@ -277,11 +291,32 @@ export class Machine implements SchedulerView {
         this.flushDirty(heapMode);
         let cpu: number;
         if (heapMode) {
-          if (this.heap.size === 0) {
-            if (this.live > 0) this.fail('deadlock', describeDeadlock(this.tasks, this.cpus), -1, null);
-            break;
+          const ring = this.ring;
+          const heap = this.heap;
+          const r = ring !== null ? ring.peek() : -1;
+          if (r >= 0) {
+            // A quiet spinner steps next if its step starts before the heap's first (ties by rank).
+            const t = ring!.nextTime();
+            if (
+              heap.size === 0 ||
+              t < heap.keyAt(0) ||
+              (t === heap.keyAt(0) && ring!.nextRank() < heap.rankAt(0))
+            ) {
+              cpu = r;
+              if (this.step < this.maxSteps) {
+                this.ringStep(this.cpus[cpu], t);
+                continue;
+              }
+            } else cpu = heap.top();
+          } else {
+            if (heap.size === 0) {
+              if (this.live > 0) this.fail('deadlock', describeDeadlock(this.tasks, this.cpus), -1, null);
+              break;
+            }
+            cpu = heap.top();
           }
-          cpu = this.heap.top();
+          // A pure spin-wait step that runs no kernel code, performed without the general step's checks.
+          if (this.step < this.maxSteps && this.spinStepFast(this.cpus[cpu])) continue;
         } else {
           let count = 0;
           const en = this.en;
@@ -301,26 +336,14 @@ export class Machine implements SchedulerView {
             null,
           );
         }
-        if (this.step >= this.choices.length) {
-          const grown =
-            this.cpuCount <= 256
-              ? new Uint8Array(this.choices.length * 2)
-              : new Uint16Array(this.choices.length * 2);
-          grown.set(this.choices);
-          this.choices = grown;
-        }
-        this.choices[this.step] = cpu;
+        this.recordChoice(cpu);
         this.markDirty(cpu);
         this.spinStep = false;
         this.stepCpu(this.cpus[cpu]);
         this.step++;
         this.lastCpu = cpu;
-        if (this.spinStep) {
-          if (++this.spinStreak > 64 + 8 * n) {
-            this.spinStreak = 0;
-            this.checkSpinForever();
-          }
-        } else this.spinStreak = 0;
+        if (this.spinStep) this.countSpinStep();
+        else this.spinStreak = 0;
       }
       if (!this.failure) {
         for (const check of this.checks) {
@@ -363,6 +386,151 @@ export class Machine implements SchedulerView {
     };
   }
 
+  /** Records that `cpu` takes the step in progress (the schedule). */
+  private recordChoice(cpu: number): void {
+    if (this.step >= this.choices.length) {
+      const grown =
+        this.cpuCount <= 256
+          ? new Uint8Array(this.choices.length * 2)
+          : new Uint16Array(this.choices.length * 2);
+      grown.set(this.choices);
+      this.choices = grown;
+    }
+    this.choices[this.step] = cpu;
+  }
+
+  /** After a step that ran no kernel code: every so often, checks for spinners nobody can release. */
+  private countSpinStep(): void {
+    if (++this.spinStreak > 64 + 8 * this.cpuCount) {
+      this.spinStreak = 0;
+      this.checkSpinForever();
+    }
+  }
+
+  /**
+   * Under a discrete-event policy, performs CPU `c`'s step at once if it is a step of a pure spin-wait that
+   * cannot resume the task's code: the PAUSE, or the re-read of a line unchanged since the code last ran
+   * that hits in the CPU's cache. It is the same step `stepTask` would take (same clock, coherence state,
+   * trace event, schedule entry and spin-step accounting), without the checks a general step needs: nothing
+   * else can happen on the CPU (no interrupt or IPI, no other task to preempt to, no wake-up pending), so it
+   * stays enabled and ready at its new clock. Returns false, having done nothing, for any other step.
+   */
+  private spinStepFast(c: Cpu): boolean {
+    const t = c.current;
+    if (t === null || c.irq !== null || c.inbox.length > 0 || c.waitingIpi !== null) return false;
+    const w = t.spinWait;
+    if (w === null || !t.started || c.runqueue.length > 0 || t.wokenAt > c.clock) return false;
+    const e = t.pending;
+    if (e === w.spin) this.quietStep(c, t, w);
+    else if (e !== w.read) return false;
+    else if (
+      t.spinChecked &&
+      w.line.version === t.spinVersion &&
+      this.coherence.readHits(c.id, w.read.line)
+    ) {
+      this.quietStep(c, t, w);
+    } else {
+      // A re-read that may miss or see a new value, of a loop whose stated exit condition still fails (it
+      // only reads values already on the line): the task's code would spin again, so the step resumes no
+      // code. Performed as stepTask does.
+      if (w.until === undefined || w.until()) return false;
+      this.recordChoice(c.id);
+      t.resume = this.perform(c, t, e);
+      if (advanceSpin(t, w, e) !== 'skipped') throw new Error('unreachable: the spin-wait must go on');
+      this.spinsSkipped++;
+      this.step++;
+      this.lastCpu = c.id;
+      this.countSpinStep();
+    }
+    if (this.ring !== null && this.spinsQuietly(c) && this.joinRing(c)) this.heap.remove(c.id);
+    else this.heap.set(c.id, c.clock);
+    return true;
+  }
+
+  /**
+   * Performs CPU `c`'s next pure spin-wait step that resumes no code (its task `t` spins in `w`, and the
+   * step is the PAUSE or a re-read hit of an unchanged line), exactly as `stepTask` would, and counts it.
+   */
+  private quietStep(c: Cpu, t: Task, w: SpinWaitEffect): void {
+    this.recordChoice(c.id);
+    const start = c.clock;
+    if (t.pending === w.spin) {
+      const e = w.spin;
+      c.clock = start + this.cost.pause;
+      this.history.record(c, e.kind, -1, e.label ?? '', start, this.step);
+      t.pending = w.read;
+    } else {
+      const e = w.read;
+      c.clock = start + this.cost.l1Hit;
+      this.history.record(c, e.kind, e.line.id, e.label ?? e.line.label, start, this.step);
+      t.pending = w.spin;
+      this.spinsSkipped++;
+    }
+    t.resume = undefined;
+    this.step++;
+    this.lastCpu = c.id;
+    this.countSpinStep();
+  }
+
+  /** Puts quiet spinner `c` in the ring of quiet spinners if its next step is not behind the ring's walk. */
+  private joinRing(c: Cpu): boolean {
+    const t = c.current!;
+    const next = c.clock + (t.pending === t.spinWait!.spin ? this.cost.pause : this.cost.l1Hit);
+    return this.ring!.join(c.id, this.heap.rankOf(c.id), c.clock, next);
+  }
+
+  /**
+   * The ring's next entry (CPU `c`, starting at `time`) is the next step. A PAUSE is performed as it is; a
+   * re-read of an unchanged line hits; a re-read of a line written since, by a loop whose stated exit
+   * condition still fails, is performed as `stepTask` performs it (it may miss), after which the CPU joins
+   * the ring again at its new clock, or goes back to the heap. Anything else (the loop's code must run) takes
+   * the CPU out of the ring and back to the heap without stepping. Whatever else could end the quiet spin
+   * (an IPI, a wake-up, a task to switch to) marks the CPU dirty, which has already taken it out of the ring.
+   */
+  private ringStep(c: Cpu, time: number): void {
+    const ring = this.ring!;
+    const t = c.current!;
+    const w = t.spinWait!;
+    const e = t.pending;
+    if (c.clock === time && (e === w.spin || w.line.version === t.spinVersion)) {
+      ring.fired();
+      this.quietStep(c, t, w);
+      return;
+    }
+    ring.leave(c.id);
+    if (c.clock !== time || e !== w.read || w.until === undefined || w.until()) {
+      this.markDirty(c.id);
+      return;
+    }
+    this.recordChoice(c.id);
+    t.resume = this.perform(c, t, e);
+    if (advanceSpin(t, w, e) !== 'skipped') throw new Error('unreachable: the spin-wait must go on');
+    this.spinsSkipped++;
+    this.step++;
+    this.lastCpu = c.id;
+    this.countSpinStep();
+    if (!(this.spinsQuietly(c) && this.joinRing(c))) this.heap.set(c.id, c.clock);
+  }
+
+  /**
+   * Whether CPU `c`'s next steps, until another CPU writes the line it spins on, are those of a pure spin-wait
+   * that resumes no code: PAUSE, then a re-read that hits in its cache, again and again, with nothing else
+   * that could happen on the CPU (see {@link spinStepFast}).
+   */
+  private spinsQuietly(c: Cpu): boolean {
+    const t = c.current;
+    if (t === null || c.irq !== null || c.inbox.length > 0 || c.waitingIpi !== null) return false;
+    const w = t.spinWait;
+    if (w === null || !t.started || c.runqueue.length > 0 || t.wokenAt > c.clock || !t.spinChecked)
+      return false;
+    return (
+      (t.pending === w.spin || t.pending === w.read) &&
+      w.line.version === t.spinVersion &&
+      this.coherence.readHits(c.id, w.read.line) &&
+      Number.isSafeInteger(c.clock)
+    );
+  }
+
   private markDirty(cpu: number): void {
     if (this.dirtyMark[cpu] === 0) {
       this.dirtyMark[cpu] = 1;
@@ -376,11 +544,14 @@ export class Machine implements SchedulerView {
       const id = this.dirty[k];
       this.dirtyMark[id] = 0;
       const c = this.cpus[id];
+      const ring = this.ring;
+      if (ring !== null) ring.leave(id);
       const on = this.isEnabled(c);
       this.en[id] = on ? 1 : 0;
       if (heapMode) {
-        if (on) this.heap.set(id, this.readyAt(id));
-        else this.heap.remove(id);
+        if (!on) this.heap.remove(id);
+        else if (ring !== null && this.spinsQuietly(c) && this.joinRing(c)) this.heap.remove(id);
+        else this.heap.set(id, this.readyAt(id));
       }
     }
     this.dirtyCount = 0;

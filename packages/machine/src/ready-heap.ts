@@ -34,6 +34,21 @@ export class ReadyHeap {
     return this.count;
   }
 
+  /** The ready time of the CPU at heap position `i` (0 is the top; call only when `size > i`). */
+  keyAt(i: number): number {
+    return this.hkey[i];
+  }
+
+  /** The tie-break rank of the CPU at heap position `i`. */
+  rankAt(i: number): number {
+    return this.hrank[i];
+  }
+
+  /** The tie-break rank of CPU `id`. */
+  rankOf(id: number): number {
+    return this.rank[id];
+  }
+
   /** The CPU that steps next (call only when `size > 0`). */
   top(): number {
     return this.heap[0];

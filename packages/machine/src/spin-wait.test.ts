@@ -15,8 +15,9 @@ import {
 import { kassert } from './errors.js';
 import { explore, replaySchedule, runScenario, runTimed, type Scenario } from './explore.js';
 import { MemoryLine } from './memory-line.js';
-import { policyFingerprints } from './policy-fingerprint.js';
+import { policyFingerprints, runFingerprint } from './policy-fingerprint.js';
 import { random } from './policy/random.js';
+import { timed } from './policy/timed.js';
 
 /**
  * A ticket lock taken `rounds` times by each of `cpus` CPUs, its waiters spinning either with the plain
@@ -82,6 +83,34 @@ describe('pure spin-wait (spinning at the price of one event)', () => {
         dfsRuns: 30,
       });
       expect(until).toEqual(plain);
+    }
+  });
+
+  it('many quiet spinners (timed, stepped from the ring of quiet spinners) run exactly as the plain loop: seeds, ties, costs, the tick', () => {
+    // Under timed, CPUs that only PAUSE and re-read an unchanged line they hold are stepped outside the ready
+    // heap; every step must still come in the heap's order (ready time, then rank), with the same clocks.
+    const cases: Array<[number, number, boolean, number, Record<string, number> | undefined]> = [
+      [16, 3, false, 0, undefined],
+      [16, 3, false, 7, undefined], // jitter on misses and a seeded tie-break order
+      [12, 2, true, 3, undefined], // CPU 0 shared: the tick preempts its spinner
+      [12, 2, false, 0, { pause: 1, l1Hit: 1 }], // every step collides with another CPU's: ties by rank
+      [12, 2, false, 0, { pause: 40, l1Hit: 4 }],
+      [8, 2, false, 0, { pause: 2.5 }], // a period that is not a whole number of ns: no ring, same run
+    ];
+    for (const [cpus, rounds, shared, machineSeed, cost] of cases) {
+      const at = (pure: boolean | 'until') => {
+        const sc = ticketScenario(pure, cpus, rounds, shared);
+        return runScenario({ ...sc, machineSeed, cost: { ...(sc.cost ?? {}), ...(cost ?? {}) } }, timed());
+      };
+      const plain = at(false);
+      expect(plain.ok).toBe(true);
+      for (const pure of [true, 'until'] as const) {
+        const r = at(pure);
+        expect(runFingerprint(r)).toBe(runFingerprint(plain));
+        expect(r.clocks).toEqual(plain.clocks);
+        expect(r.effects).toBe(plain.effects);
+        expect(r.spinsSkipped).toBeGreaterThan(cpus * 20);
+      }
     }
   });
 
