@@ -231,15 +231,25 @@ describe('VmaTree node size and deletion merges', () => {
 
   it('merges a leaf into its sibling once it has fewer than TREE_FANOUT / 4 entries and both fit', () => {
     const t = new VmaTree<number>();
-    t.root = internal(t, [leafOf(t, 0, 13), leafOf(t, 1000, 5), leafOf(t, 2000, 8)]);
+    t.root = internal(t, [leafOf(t, 0, 8), leafOf(t, 1000, 5), leafOf(t, 2000, 8)]);
     expect(t.validate()).toEqual([]);
     removeChecked(t, 1005);
-    // Four entries (TREE_FANOUT / 4) is not underfull yet.
-    expect(leafSizes(t)).toEqual([13, 4, 8]);
+    // Four entries (TREE_FANOUT / 4) is not underfull yet, though they would fit next to the leaf before.
+    expect(leafSizes(t)).toEqual([8, 4, 8]);
     removeChecked(t, 1015);
-    // Three entries: merged into the leaf before it, which ends up exactly full.
-    expect(leafSizes(t)).toEqual([16, 8]);
-    expect(t.count()).toBe(24);
+    // Three entries: merged into the leaf before it.
+    expect(leafSizes(t)).toEqual([11, 8]);
+    expect(t.count()).toBe(19);
+    // Two underfull leaves merge when together they fill a node exactly, not when they would overflow it.
+    t.root = internal(t, [leafOf(t, 0, 13), leafOf(t, 1000, 4), leafOf(t, 2000, 14), leafOf(t, 3000, 4)]);
+    removeChecked(t, 1005);
+    expect(leafSizes(t)).toEqual([16, 14, 4]);
+    removeChecked(t, 3005);
+    expect(leafSizes(t)).toEqual([16, 14, 3]);
+    // The first leaf merges with the one after it, which the transaction did not copy: that one is retired.
+    t.root = internal(t, [leafOf(t, 0, 4), leafOf(t, 1000, 8), leafOf(t, 2000, 8)]);
+    removeChecked(t, 5);
+    expect(leafSizes(t)).toEqual([11, 8]);
   });
 
   it('a node left with one child keeps it, and a child that empties is removed from its parent', () => {
