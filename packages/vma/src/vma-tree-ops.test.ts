@@ -1,7 +1,7 @@
 import { Machine, runSync, UseAfterFreeError } from '@spf/machine';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { TREE_FANOUT, VmaTree } from './vma-tree.js';
+import { TREE_FANOUT, type TreeEntry, type TreeNode, VmaTree } from './vma-tree.js';
 
 /** A tree of `[start, end)` ranges, value = index, inserted in one transaction. */
 function treeOf(ranges: readonly [number, number][]): VmaTree<number> {
@@ -57,6 +57,8 @@ describe('VmaTree.gapAreaRev (mas_empty_area_rev)', () => {
         fc.array(fc.tuple(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 30 })), {
           minLength: 1,
           maxLength: 3 * TREE_FANOUT * TREE_FANOUT,
+          // Long arrays too (fast-check keeps them short by default): trees of three levels.
+          size: 'max',
         }),
         fc.array(
           fc.tuple(
@@ -100,6 +102,8 @@ describe('VmaTree walks', () => {
     expect([...t.entriesReverse(52)].slice(0, 3).map((e) => e.value)).toEqual([5, 4, 3]);
     expect([...t.entriesReverse(50)].slice(0, 2).map((e) => e.value)).toEqual([4, 3]);
     expect([...t.entriesReverse(57)].slice(0, 2).map((e) => e.value)).toEqual([5, 4]);
+    // From inside an entry, one byte before its end: that entry first.
+    expect([...t.entriesReverse(54)].slice(0, 2).map((e) => e.value)).toEqual([5, 4]);
     expect([...t.entriesReverse(1000)].length).toBe(3 * TREE_FANOUT);
     expect([...t.entriesReverse(0)]).toEqual([]);
     expect(t.count()).toBe(3 * TREE_FANOUT);
@@ -110,12 +114,14 @@ describe('VmaTree walks', () => {
     expect(new VmaTree().nodes()).toEqual([]);
   });
 
-  it('findPrev finds the last entry ending at or below an address across leaves', () => {
+  it('findPrev finds the last entry ending at or below an address across leaves and internal nodes', () => {
     const ranges: [number, number][] = [];
-    for (let i = 0; i < 3 * TREE_FANOUT; i++) ranges.push([i * 10, i * 10 + 5]);
+    for (let i = 0; i < 40 * TREE_FANOUT; i++) ranges.push([i * 10, i * 10 + 5]);
     const t = treeOf(ranges);
-    for (let a = 0; a < 500; a += 3) {
-      const want = [...ranges.entries()].reverse().find(([, [, e]]) => e <= a)?.[0] ?? null;
+    expect(t.height()).toBe(3);
+    for (let a = 0; a < 6500; a += 3) {
+      // Entry i is [10 i, 10 i + 5): the last one ending at or below a.
+      const want = a < 5 ? null : Math.min(Math.floor((a - 5) / 10), ranges.length - 1);
       expect(t.findPrev(a)?.value ?? null).toBe(want);
     }
   });
@@ -133,6 +139,9 @@ describe('VmaTree walks', () => {
     expect(r.failure).toBeNull();
     const reads = (r.trace ?? []).filter((e) => e.kind === 'read').map((e) => e.label);
     expect(reads.slice(0, 1 + t.height())).toEqual(['mas_root', ...Array(t.height()).fill('mas_walk')]);
+    // What race and use-after-free reports call the root word and the nodes.
+    expect(t.rootLine.label).toBe('mm->mm_mt');
+    expect(t.nodes().every((n) => /^maple_node#\d+$/.test(n.line.label))).toBe(true);
     expect(runSync(new VmaTree<number>().findRcu(0))).toBeNull();
     t.nodes()[1].poison('kfree_rcu');
     expect(() => runSync(t.findRcu(0))).toThrow(UseAfterFreeError);
@@ -240,5 +249,102 @@ describe('VmaTree.validate', () => {
     if (!root || root.leaf) throw new Error('expected an internal root');
     root.pivots[0] += 1;
     expect(t.validate()).toContain(`stale pivot in ${root.line.label}`);
+  });
+});
+
+describe('VmaTree gap summaries across nodes (what mas_empty_area_rev() prunes with)', () => {
+  const first = (n: TreeNode<number>): TreeEntry<number> =>
+    n.leaf ? (n.slots[0] as TreeEntry<number>) : first(n.slots[0] as TreeNode<number>);
+  const last = (n: TreeNode<number>): TreeEntry<number> =>
+    n.leaf
+      ? (n.slots[n.slots.length - 1] as TreeEntry<number>)
+      : last(n.slots[n.slots.length - 1] as TreeNode<number>);
+
+  it("a node's gap counts the gaps between its children, in two- and three-level trees", () => {
+    for (const count of [4 * TREE_FANOUT, 40 * TREE_FANOUT]) {
+      const ranges: [number, number][] = [];
+      for (let i = 0; i < count; i++) ranges.push([i * 10, i * 10 + 5]);
+      const t = treeOf(ranges);
+      const root = t.root;
+      if (root === null || root.leaf || root.slots.length < 3) throw new Error('expected 3+ children');
+      expect(t.height()).toBe(count > 16 * TREE_FANOUT ? 3 : 2);
+      // Cut a 25-byte gap exactly between the first two subtrees of the root: only the root can see it.
+      const below = last(root.slots[0] as TreeNode<number>);
+      const above = first(root.slots[1] as TreeNode<number>);
+      const tx = t.begin();
+      tx.remove(below.end);
+      tx.remove(above.end);
+      tx.commit();
+      expect(t.validate()).toEqual([]);
+      const gapStart = below.start - 5;
+      const gapEnd = above.end + 5;
+      expect(gapEnd - gapStart).toBe(25);
+      expect(t.root?.gap, `${count}`).toBe(25);
+      expect(((t.root as TreeNode<number>).slots[0] as TreeNode<number>).gap).toBe(5);
+      const found = t.gapAreaRev(20, 0, 10 * count);
+      expect(found?.end, `${count}`).toBe(gapEnd);
+      expect(found?.next?.start).toBe(gapEnd);
+    }
+  });
+
+  it('descends into a subtree whose largest gap fits exactly, and goes on below one whose fitting gap is above the limit', () => {
+    const ranges: [number, number][] = [];
+    for (let i = 0; i < 4 * TREE_FANOUT; i++) ranges.push([i * 10, i * 10 + 5]);
+    const t = treeOf(ranges);
+    const root = t.root;
+    if (root === null || root.leaf || root.slots.length < 3) throw new Error('expected 3+ leaves');
+    // A 25-byte gap between leaves 0 and 1, and one inside leaf 2.
+    const l0 = root.slots[0] as TreeNode<number>;
+    const l1 = root.slots[1] as TreeNode<number>;
+    const l2 = root.slots[2] as TreeNode<number>;
+    const between = [l0.slots[l0.slots.length - 1], l1.slots[0]] as TreeEntry<number>[];
+    const inside = [l2.slots[1], l2.slots[2]] as TreeEntry<number>[];
+    const tx = t.begin();
+    for (const e of [...between, ...inside]) tx.remove(e.end);
+    tx.commit();
+    const betweenEnd = between[1].end + 5;
+    const insideStart = inside[0].start - 5;
+    const insideEnd = inside[1].end + 5;
+    // Exactly 25 fits the gap inside leaf 2 (a subtree whose gap equals the length is searched).
+    expect(t.gapAreaRev(25, 0, insideEnd)?.end).toBe(insideEnd);
+    expect(t.gapAreaRev(25, 0, insideEnd)?.next?.start).toBe(insideEnd);
+    // Below the gap inside leaf 2, the search leaves that leaf empty-handed and finds the one between leaves.
+    expect(t.gapAreaRev(20, 0, insideStart)?.end).toBe(betweenEnd);
+    expect(t.gapAreaRev(26, 0, insideEnd)).toBeNull();
+  });
+});
+
+describe('VmaTree.validate: every kind of broken node, with the exact report', () => {
+  const entry = (start: number, end: number, value: number): TreeEntry<number> => ({ start, end, value });
+
+  it('adjacent entries are sound (VMAs often touch); an empty, an overflowing or a deeper leaf is reported', () => {
+    const t = new VmaTree<number>();
+    const leaf = (es: TreeEntry<number>[]) =>
+      t.newNode(
+        true,
+        0,
+        es.map((e) => e.end),
+        es,
+      );
+    const a = leaf([entry(0, 5, 0), entry(5, 10, 1), entry(10, 12, 2)]);
+    t.root = t.newNode(false, 0, [12], [a]);
+    expect(t.validate()).toEqual([]);
+    // A leaf one level deeper than the first one.
+    const b = leaf([entry(20, 25, 3)]);
+    const mid = t.newNode(false, 0, [25], [b]);
+    t.root = t.newNode(false, 0, [12, 25], [a, mid]);
+    expect(t.validate()).toEqual([`${b.line.label} is a leaf at depth 2, not 1`]);
+    // An empty leaf: only that (its parent's pivot for it is not compared).
+    const empty = leaf([]);
+    t.root = t.newNode(false, 0, [12, 12], [a, empty]);
+    expect(t.validate()).toEqual([`${empty.line.label} is empty`]);
+    // More slots than a node holds.
+    const big = leaf(Array.from({ length: TREE_FANOUT + 1 }, (_, i) => entry(i * 2, i * 2 + 1, i)));
+    t.root = big;
+    expect(t.validate()).toEqual([`${big.line.label} overflows`]);
+    // A stale lowest start is as wrong as a stale gap.
+    t.root = a;
+    a.low = 1;
+    expect(t.validate()).toEqual([`${a.line.label} has a stale gap summary`]);
   });
 });

@@ -1,7 +1,42 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { runSync } from '@spf/machine';
-import { VmaTree } from './vma-tree.js';
+import { TREE_FANOUT, type TreeEntry, type TreeNode, VmaTree, type VmaTreeTx } from './vma-tree.js';
+
+/** Every entry under `n`, in order. */
+function entriesUnder<V>(n: TreeNode<V>): TreeEntry<V>[] {
+  return n.leaf ? (n.slots as TreeEntry<V>[]) : n.slots.flatMap((c) => entriesUnder(c as TreeNode<V>));
+}
+
+/**
+ * Each node's `low` and `gap`, recomputed from the entries under it (not with `summarize()`, which
+ * `validate()` uses): the lowest start and the largest hole between two consecutive entries of the subtree.
+ */
+function expectSummaries<V>(t: VmaTree<V>): void {
+  for (const n of t.nodes()) {
+    const es = entriesUnder(n);
+    let gap = 0;
+    for (let i = 1; i < es.length; i++) gap = Math.max(gap, es[i].start - es[i - 1].end);
+    expect([n.low, n.gap], n.line.label).toEqual([es[0].start, gap]);
+  }
+}
+
+/**
+ * Commits `tx` and checks what it retires: only nodes of the tree as it was before (never one the
+ * transaction made itself), each once, and every one of them the new tree no longer uses (none leaks).
+ */
+function commitChecked<V>(t: VmaTree<V>, tx: VmaTreeTx<V>, before: Set<TreeNode<V>>): TreeNode<V>[] {
+  const retired = tx.commit();
+  const after = new Set(t.nodes());
+  const bad = retired.filter((n, i) => !before.has(n) || after.has(n) || retired.indexOf(n) !== i);
+  const leaked = [...before].filter((n) => !after.has(n) && !retired.includes(n));
+  if (bad.length > 0 || leaked.length > 0)
+    expect({ bad: bad.map((n) => n.line.label), leaked: leaked.map((n) => n.line.label) }).toEqual({
+      bad: [],
+      leaked: [],
+    });
+  return retired;
+}
 
 type Op =
   | { kind: 'ins'; slot: number; len: number }
@@ -21,6 +56,8 @@ describe('VmaTree', () => {
     expect(t.lookup(0x3000)).toBeNull();
     expect(t.lookup(0x5000)?.value).toBe('b');
     expect(t.find(0x6000)).toBeNull();
+    expect(t.lookup(0x6000)).toBeNull();
+    expect(new VmaTree<string>().lookup(0)).toBeNull();
     expect(t.findPrev(0x5000)?.value).toBe('a');
     expect(t.findPrev(0x2000)).toBeNull();
   });
@@ -38,13 +75,16 @@ describe('VmaTree', () => {
             fc.record({ kind: fc.constant('rm' as const), pick: fc.nat() }),
             fc.record({ kind: fc.constant('upd' as const), pick: fc.nat() }),
           ),
-          { maxLength: 300 },
+          // size 'max': runs long enough for trees of three levels, where leftmost/rightmost and the gaps
+          // between internal nodes matter.
+          { maxLength: 300, size: 'max' },
         ),
         (ops: Op[]) => {
           const t = new VmaTree<number>();
           const model: { start: number; end: number; value: number }[] = [];
           let id = 0;
           for (const op of ops) {
+            const oldNodes = new Set(t.nodes());
             const tx = t.begin();
             if (op.kind === 'ins') {
               const start = op.slot * 4;
@@ -66,11 +106,12 @@ describe('VmaTree', () => {
               }
             }
             const before = t.root;
-            const retired = tx.commit();
+            const retired = commitChecked(t, tx, oldNodes);
             for (const n of retired) n.poison('test');
             expect(t.validate()).toEqual([]);
             if (before && retired.length === 0 && t.root !== before) expect(before.poisoned).toBeNull();
           }
+          expectSummaries(t);
           expect([...t.entries()].map((e) => [e.start, e.end, e.value])).toEqual(
             model.map((e) => [e.start, e.end, e.value]),
           );
@@ -137,5 +178,119 @@ describe('VmaTree', () => {
     for (const n of tx.commit()) n.poison('freed by test');
     t.root = staleRoot;
     expect(() => runSync(t.findRcu(5))).toThrow(/use-after-free|freed/);
+  });
+});
+
+describe('VmaTree node size and deletion merges', () => {
+  const entry = (start: number, end: number, value: number): TreeEntry<number> => ({ start, end, value });
+  /** A hand-built leaf of `n` entries [b + 10 i, b + 10 i + 5). */
+  function leafOf(t: VmaTree<number>, base: number, n: number): TreeNode<number> {
+    const es = Array.from({ length: n }, (_, i) => entry(base + i * 10, base + i * 10 + 5, base + i));
+    return t.newNode(
+      true,
+      0,
+      es.map((e) => e.end),
+      es,
+    );
+  }
+  function internal(t: VmaTree<number>, children: TreeNode<number>[]): TreeNode<number> {
+    return t.newNode(
+      false,
+      0,
+      children.map((c) => c.max),
+      children,
+    );
+  }
+  function removeChecked(t: VmaTree<number>, end: number): void {
+    const before = new Set(t.nodes());
+    const tx = t.begin();
+    expect(tx.remove(end)).toBe(true);
+    commitChecked(t, tx, before);
+    expect(t.validate()).toEqual([]);
+    expect(t.lookup(end - 1)).toBeNull();
+  }
+  const leafSizes = (t: VmaTree<number>) =>
+    t
+      .nodes()
+      .filter((n) => n.leaf)
+      .map((n) => n.slots.length);
+
+  it('a node holds TREE_FANOUT slots: one more splits it', () => {
+    const ranges = Array.from({ length: TREE_FANOUT + 1 }, (_, i) => i * 10);
+    const t = new VmaTree<number>();
+    let tx = t.begin();
+    for (const s of ranges.slice(0, TREE_FANOUT)) tx.insert(s, s + 5, s);
+    tx.commit();
+    expect([t.height(), t.count()]).toEqual([1, TREE_FANOUT]);
+    tx = t.begin();
+    tx.insert(TREE_FANOUT * 10, TREE_FANOUT * 10 + 5, 0);
+    tx.commit();
+    expect(t.height()).toBe(2);
+    expect(leafSizes(t).reduce((a, b) => a + b)).toBe(TREE_FANOUT + 1);
+  });
+
+  it('merges a leaf into its sibling once it has fewer than TREE_FANOUT / 4 entries and both fit', () => {
+    const t = new VmaTree<number>();
+    t.root = internal(t, [leafOf(t, 0, 8), leafOf(t, 1000, 5), leafOf(t, 2000, 8)]);
+    expect(t.validate()).toEqual([]);
+    removeChecked(t, 1005);
+    // Four entries (TREE_FANOUT / 4) is not underfull yet, though they would fit next to the leaf before.
+    expect(leafSizes(t)).toEqual([8, 4, 8]);
+    removeChecked(t, 1015);
+    // Three entries: merged into the leaf before it.
+    expect(leafSizes(t)).toEqual([11, 8]);
+    expect(t.count()).toBe(19);
+    // Two underfull leaves merge when together they fill a node exactly, not when they would overflow it.
+    t.root = internal(t, [leafOf(t, 0, 13), leafOf(t, 1000, 4), leafOf(t, 2000, 14), leafOf(t, 3000, 4)]);
+    removeChecked(t, 1005);
+    expect(leafSizes(t)).toEqual([16, 14, 4]);
+    removeChecked(t, 3005);
+    expect(leafSizes(t)).toEqual([16, 14, 3]);
+    // The first leaf merges with the one after it, which the transaction did not copy: that one is retired.
+    t.root = internal(t, [leafOf(t, 0, 4), leafOf(t, 1000, 8), leafOf(t, 2000, 8)]);
+    removeChecked(t, 5);
+    expect(leafSizes(t)).toEqual([11, 8]);
+  });
+
+  it('a node left with one child keeps it, and a child that empties is removed from its parent', () => {
+    const t = new VmaTree<number>();
+    const full = () =>
+      internal(
+        t,
+        Array.from({ length: TREE_FANOUT }, (_, i) => leafOf(t, 10_000 + i * 1000, 4)),
+      );
+    // A node with a single leaf of two entries, next to a full node: nothing to merge with.
+    t.root = internal(t, [internal(t, [leafOf(t, 0, 2)]), full()]);
+    expect(t.validate()).toEqual([]);
+    removeChecked(t, 5);
+    expect(t.count()).toBe(1 + TREE_FANOUT * 4);
+    // A node whose only leaf holds one entry: removing it removes the leaf, then the node.
+    t.root = internal(t, [internal(t, [leafOf(t, 0, 1)]), full()]);
+    removeChecked(t, 5);
+    expect(t.count()).toBe(TREE_FANOUT * 4);
+    expect(t.height()).toBe(2);
+  });
+
+  it('a remove that finds nothing keeps what the transaction already retired', () => {
+    const t = new VmaTree<number>();
+    let tx = t.begin();
+    for (let i = 0; i < 2 * TREE_FANOUT; i++) tx.insert(i * 10, i * 10 + 5, i);
+    tx.commit();
+    for (const h of [1, 2]) {
+      const small = new VmaTree<number>();
+      const stx = small.begin();
+      stx.insert(0, 5, 0);
+      stx.insert(10, 15, 1);
+      stx.commit();
+      const tree = h === 1 ? small : t;
+      const before = new Set(tree.nodes());
+      tx = tree.begin();
+      tx.insert(6, 8, 99);
+      // An end that is not stored, in the subtree the insert just copied.
+      expect(tx.remove(7)).toBe(false);
+      const retired = commitChecked(tree, tx, before);
+      expect(retired.length).toBe(h);
+      expect(tree.lookup(7)?.value).toBe(99);
+    }
   });
 });
