@@ -1,4 +1,4 @@
-import { delay, explore, type Kernel, Machine, now, runSync, type Scenario } from '@spf/machine';
+import { delay, explore, type Kernel, Machine, now, runSync, type Scenario, yieldCpu } from '@spf/machine';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { current } from './current.js';
 import { defaultLockdep, Lockdep } from './lockdep.js';
@@ -531,6 +531,20 @@ describe('RwSemaphore waiting', () => {
       expect(r.failure).toBeNull();
       return (r.trace ?? []).filter((e) => e.kind === 'block').length;
     };
+    const sem = new RwSemaphore('s', { lockdep: false });
+    const body = function* () {
+      for (let k = 0; k < 3; k++) {
+        yield* sem.downWrite();
+        yield* delay(200);
+        yield* sem.upWrite();
+      }
+    };
+    const spins = run([body, body], { gap: 50, trace: true }).trace ?? [];
+    // Spinning on the owner word, and between two attempts at the count.
+    expect([...new Set(spins.filter((e) => e.kind === 'spin').map((e) => e.label))].sort()).toEqual([
+      's (optimistic spin)',
+      's (spin on owner)',
+    ]);
     const off = blocks({ optimisticSpin: false });
     expect(off).toBeGreaterThan(0);
     expect(blocks({})).toBe(0);
@@ -650,14 +664,20 @@ describe('RwSemaphore slow-path corners (a late arrival swept over a window of n
       const sem = new RwSemaphore('s', { lockdep: false, ...opts });
       const log: string[] = [];
       const bodies = build(sem, at, log);
-      const m = new Machine({ cpus: bodies.length });
+      const m = new Machine({ cpus: bodies.length, trace: true });
       bodies.forEach((body, i) => {
         m.spawn(i, `t${i}`, body);
       });
       const r = m.run();
       expect(r.failure, `arrival at ${at} ns`).toBeNull();
       expect([sem.count.value, sem.waiters.length], `arrival at ${at} ns`).toEqual([0, 0]);
-      outcomes.add(log.join(', '));
+      // Who slept how often, and who woke whom: a wake-up too many or too few shows here.
+      const trace = r.trace ?? [];
+      const sleeps = bodies.map(
+        (_, i) => trace.filter((e) => e.task === `t${i}` && e.kind === 'block').length,
+      );
+      const wakes = trace.filter((e) => e.kind === 'wake-task').map((e) => `${e.task}>${e.label}`);
+      outcomes.add(`${log.join(', ')}; sleeps ${sleeps.join('/')}; wakes ${wakes.join(' ')}`);
     }
     return outcomes;
   }
@@ -686,9 +706,14 @@ describe('RwSemaphore slow-path corners (a late arrival swept over a window of n
         yield* sem.upRead();
       },
     ]);
+    // A block entry is recorded each time a task checks its wait condition; `t2>t2` is a reader whose own
+    // queueing found the lock free and granted it to itself (rwsem_cond_wake_waiter()).
     expect([...outcomes].sort()).toEqual([
-      'r2 in (queued: write; owner t2 true), w1 in',
-      'w1 in, r2 in (queued: ; owner t2 true)',
+      'r2 in (queued: write; owner t2 true), w1 in; sleeps 0/4/0; wakes t0>t1 t2>t1',
+      'w1 in, r2 in (queued: ; owner t2 true); sleeps 0/2/0; wakes t0>t1',
+      'w1 in, r2 in (queued: ; owner t2 true); sleeps 0/2/1; wakes t0>t1 t2>t2',
+      'w1 in, r2 in (queued: ; owner t2 true); sleeps 0/2/2; wakes t0>t1 t1>t2',
+      'w1 in, r2 in (queued: ; owner t2 true); sleeps 0/2/2; wakes t0>t1 t2>t1 t1>t2',
     ]);
   });
 
@@ -715,7 +740,136 @@ describe('RwSemaphore slow-path corners (a late arrival swept over a window of n
         yield* sem.upRead();
       },
     ]);
-    expect([...outcomes].sort()).toEqual(['r2 in (queued: write), w1 in', 'w1 in, r2 in (queued: )']);
+    expect([...outcomes].sort()).toEqual([
+      'r2 in (queued: write), w1 in; sleeps 0/4/0; wakes t0>t1 t2>t1',
+      'w1 in, r2 in (queued: ); sleeps 0/2/0; wakes t0>t1',
+      'w1 in, r2 in (queued: ); sleeps 0/2/1; wakes t0>t1 t2>t2',
+      'w1 in, r2 in (queued: ); sleeps 0/2/2; wakes t0>t1 t1>t2',
+      'w1 in, r2 in (queued: ); sleeps 0/2/2; wakes t2>t1 t1>t2',
+    ]);
+  });
+});
+
+describe('RwSemaphore traces', () => {
+  it('labels its sleeps and spins, and keeps every slow-path access on its one line', () => {
+    // w0 holds; w1 spins on it (running owner), r2 and w3 queue and sleep; everyone gets in.
+    const sem = new RwSemaphore('s', { lockdep: false });
+    const other = new RwSemaphore('other', { lockdep: false });
+    const r = run(
+      [
+        function* () {
+          yield* sem.downWrite();
+          yield* delay(3000);
+          yield* other.downRead(); // sleeps: w1 stops spinning on a sleeping owner
+          yield* other.upRead();
+          yield* sem.upWrite();
+        },
+        function* () {
+          yield* sem.downWrite();
+          yield* sem.upWrite();
+        },
+        function* () {
+          yield* sem.downRead();
+          yield* sem.upRead();
+        },
+        function* () {
+          yield* other.downWrite();
+          yield* delay(10_000);
+          yield* other.upWrite();
+        },
+      ],
+      { gap: 500, trace: true },
+    );
+    expect(r.failure).toBeNull();
+    const trace = r.trace ?? [];
+    const labels = (task: string, kind: string) =>
+      [...new Set(trace.filter((e) => e.task === task && e.kind === kind).map((e) => e.label))].sort();
+    expect(labels('t1', 'spin')).toEqual(['s (spin on owner)']);
+    expect(labels('t1', 'block')).toEqual(['s (down_write)']);
+    expect(labels('t2', 'block')).toEqual(['s (down_read)']);
+    // The count, the owner and the wait lock share the line 's'; contention on the wait lock is named.
+    for (const t of ['t0', 't1', 't2']) {
+      expect(labels(t, 'read').concat(labels(t, 'write'), labels(t, 'rmw'))).toEqual(
+        expect.arrayContaining(['s']),
+      );
+      for (const kind of ['read', 'write', 'rmw'])
+        expect(labels(t, kind).filter((l) => l !== 's' && l !== 'other')).toEqual([]);
+    }
+  });
+
+  it('downgrade_write keeps the downgrader as the reader owner while it grants the queued readers, and wakes no queued writer', () => {
+    const sem = new RwSemaphore('s', { lockdep: false, optimisticSpin: false });
+    const owners: string[] = [];
+    const r = run(
+      [
+        function* () {
+          yield* sem.downWrite();
+          yield* delay(5000);
+          yield* sem.downgradeWrite();
+          const o = sem.owner.value;
+          owners.push(`${o.task?.name} ${o.readerOwned}`);
+          yield* delay(5000);
+          yield* sem.upRead();
+        },
+        function* () {
+          yield* sem.downRead();
+          yield* sem.upRead();
+        },
+        function* () {
+          yield* sem.downWrite();
+          yield* sem.upWrite();
+        },
+      ],
+      { gap: 500, trace: true },
+    );
+    expect(r.failure).toBeNull();
+    expect(owners).toEqual(['t0 true']);
+    const wakes = (r.trace ?? []).filter((e) => e.kind === 'wake-task').map((e) => `${e.task}>${e.label}`);
+    // The downgrade wakes the reader only; the writer is woken by the last reader out.
+    expect(wakes).toEqual(['t0>t1', 't0>t2']);
+  });
+
+  it('an uncontended downgrade_write is one locked RMW of the count and one owner store', () => {
+    const sem = new RwSemaphore('s', { lockdep: false });
+    const r = run(
+      [
+        function* () {
+          yield* sem.downWrite();
+          yield* sem.downgradeWrite();
+          yield* sem.upRead();
+        },
+      ],
+      { trace: true },
+    );
+    expect(r.failure).toBeNull();
+    // down_write: cmpxchg + owner store; downgrade_write: fetch_add + owner store; up_read: xadd.
+    expect(effects(r.trace)).toEqual(['rmw s', 'write s', 'rmw s', 'write s', 'rmw s']);
+  });
+
+  it('a writer does not spin on an owner that waits for its own CPU: it sleeps at once', () => {
+    // Both tasks on CPU 0: the owner yields the CPU while holding the lock. Spinning on it would only burn
+    // the CPU the owner needs (until the tick), so rwsem_spin_on_owner() gives up at once.
+    const sem = new RwSemaphore('s', { lockdep: false });
+    const m = new Machine({ cpus: 1, trace: true });
+    const log: string[] = [];
+    m.spawn(0, 'a', function* () {
+      yield* sem.downWrite();
+      yield* yieldCpu();
+      yield* delay(1000);
+      log.push('a out');
+      yield* sem.upWrite();
+    });
+    m.spawn(0, 'b', function* () {
+      yield* sem.downWrite();
+      log.push(`b in before 100 us: ${(yield* now()) < 100_000}`);
+      yield* sem.upWrite();
+    });
+    const r = m.run();
+    expect(r.failure).toBeNull();
+    expect(log).toEqual(['a out', 'b in before 100 us: true']);
+    const b = (r.trace ?? []).filter((e) => e.task === 'b');
+    expect(b.filter((e) => e.kind === 'spin')).toEqual([]);
+    expect(b.some((e) => e.kind === 'block')).toBe(true);
   });
 });
 
@@ -753,9 +907,12 @@ describe('RwSemaphore handoff', () => {
           yield* sem.upRead();
         },
       ],
-      { gap: 0 },
+      { gap: 0, trace: true },
     );
     expect(r.failure).toBeNull();
+    // The writers spin on each other; the wait lock, contended at each release, is named after the lock.
+    const spins = new Set((r.trace ?? []).filter((e) => e.kind === 'spin').map((e) => e.label));
+    expect([...spins].sort()).toEqual(['s (optimistic spin)', 's (spin on owner)', 's.wait_lock']);
     // It queued at once and waited out the timeout, while the writers took turns.
     expect(readerIn).toBeGreaterThan(RWSEM_WAIT_TIMEOUT_NS);
     expect(readerIn).toBeLessThan(RWSEM_WAIT_TIMEOUT_NS + 60_000);
