@@ -926,6 +926,7 @@ describe('RwSemaphore handoff', () => {
     // Two readers keep the lock busy; w2 waits, sets the handoff bit after 4 ms, and the readers drain.
     // Wherever in that moment w3 arrives, it queues behind w2: rwsem_try_write_lock() honours the bit the
     // first waiter set even when the lock is free.
+    const outcomes = new Set<string>();
     for (let at = 4_604_700; at <= 4_604_800; at++) {
       const sem = new RwSemaphore('s', { lockdep: false, optimisticSpin: false });
       let done = false;
@@ -937,7 +938,7 @@ describe('RwSemaphore handoff', () => {
           yield* sem.upRead();
         }
       };
-      const m = new Machine({ cpus: 4 });
+      const m = new Machine({ cpus: 4, trace: true });
       m.spawn(0, 'r0', reader);
       m.spawn(1, 'r1', function* () {
         yield* delay(100_000);
@@ -961,7 +962,22 @@ describe('RwSemaphore handoff', () => {
       expect(r.failure).toBeNull();
       expect(log, `w3 arriving at ${at} ns`).toEqual(['w2', 'w3']);
       expect(sem.count.value).toBe(0);
+      // Who woke whom around the hand-over (the readers' own wake-ups left out).
+      const wakes = (r.trace ?? [])
+        .filter((e) => e.kind === 'wake-task' && e.time > 4_500_000)
+        .map((e) => `${e.task}>${e.label}`);
+      const sleeps = ['w2', 'w3'].map(
+        (t) => (r.trace ?? []).filter((e) => e.task === t && e.kind === 'block').length,
+      );
+      outcomes.add(`wakes ${wakes.join(' ')}; sleeps ${sleeps.join('/')}`);
     }
+    // w2 checks its wait condition 32 times (woken by the readers' releases while they kept stealing); as
+    // the readers drain, r1 wakes it twice, and in some runs w3, queueing behind it on a free lock, wakes it
+    // first (rwsem_cond_wake_waiter()); w2's release grants the readers queued meanwhile, r1 then wakes w3.
+    expect([...outcomes].sort()).toEqual([
+      'wakes r1>w2 r1>w2 w2>r0 w2>r1 r1>w3; sleeps 32/2',
+      'wakes w3>w2 r1>w2 r1>w2 w2>r0 w2>r1 r1>w3; sleeps 32/2',
+    ]);
   });
 });
 
