@@ -267,27 +267,43 @@ describe('RwSemaphore waiting', () => {
   it('a reader waits for the writer, then is granted the lock by up_write', () => {
     const sem = new RwSemaphore('s', { lockdep: false, optimisticSpin: false });
     const log: string[] = [];
-    const r = run([
-      function* () {
-        yield* sem.downWrite();
-        yield* delay(5000);
-        log.push('w out');
-        yield* sem.upWrite();
-      },
-      function* () {
-        yield* sem.downRead();
-        const o = sem.owner.value;
-        log.push(
-          `r in (${sem.readers()} reader, writer ${sem.isWriteLocked()}, owner ${o.task?.name} ${o.readerOwned})`,
-        );
-        yield* sem.upRead();
-      },
-    ]);
+    const r = run(
+      [
+        function* () {
+          yield* sem.downWrite();
+          yield* delay(5000);
+          log.push('w out');
+          yield* sem.upWrite();
+        },
+        function* () {
+          yield* sem.downRead();
+          const o = sem.owner.value;
+          log.push(
+            `r in (${sem.readers()} reader, writer ${sem.isWriteLocked()}, owner ${o.task?.name} ${o.readerOwned})`,
+          );
+          yield* sem.upRead();
+        },
+      ],
+      { trace: true },
+    );
     expect(r.failure).toBeNull();
     // The waker records the reader it granted the lock to as the (reader) owner.
     expect(log).toEqual(['w out', 'r in (1 reader, writer false, owner t1 true)']);
     expect(sem.count.value).toBe(0);
     expect(sem.waiters).toEqual([]);
+    // The reader queues behind a held writer without trying to wake anyone (rwsem_cond_wake_waiter() sees
+    // the writer bit) and is granted the lock by the waker: its xadd, the owner, the wait lock, the count, the
+    // adjustment, the wait lock released; then up_read.
+    expect(effects(r.trace, 1)).toEqual([
+      'rmw s',
+      'read s',
+      'rmw s',
+      'read s',
+      'read s',
+      'rmw s',
+      'write s',
+      'rmw s',
+    ]);
   });
 
   it('readers queued behind a writer all get in together when it leaves; a writer after them waits', () => {
@@ -411,12 +427,31 @@ describe('RwSemaphore waiting', () => {
         writer('w1'),
         writer('w2'),
       ],
-      { gap: 500 },
+      { gap: 500, trace: true },
     );
     expect(r.failure).toBeNull();
     // The first writer leaves the waiters bit for the second; the last one clears it.
     expect(log).toEqual(['r out', 'w1 in (waiters true)', 'w1 out', 'w2 in (waiters false)', 'w2 out']);
     expect(sem.count.value).toBe(0);
+    // w2, queued behind w1 on a reader-held lock, wakes no one and keeps the wait lock while it tries: a
+    // failed cmpxchg, the wait lock, one try, sleep; woken, the wait lock, the try that takes it, the owner;
+    // then up_write.
+    expect(effects(r.trace, 2)).toEqual([
+      'rmw s',
+      'rmw s',
+      'read s',
+      'read s',
+      'read s',
+      'write s',
+      'rmw s',
+      'read s',
+      'read s',
+      'rmw s',
+      'write s',
+      'write s',
+      'write s',
+      'rmw s',
+    ]);
   });
 
   it('downgrade_write lets the readers queued at the head in at once, and keeps later writers out', () => {
