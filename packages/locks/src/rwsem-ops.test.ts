@@ -1,4 +1,4 @@
-import { delay, explore, type Kernel, Machine, now, runSync, type Scenario } from '@spf/machine';
+import { delay, explore, type Kernel, Machine, now, runSync, type Scenario, yieldCpu } from '@spf/machine';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { current } from './current.js';
 import { defaultLockdep, Lockdep } from './lockdep.js';
@@ -267,27 +267,43 @@ describe('RwSemaphore waiting', () => {
   it('a reader waits for the writer, then is granted the lock by up_write', () => {
     const sem = new RwSemaphore('s', { lockdep: false, optimisticSpin: false });
     const log: string[] = [];
-    const r = run([
-      function* () {
-        yield* sem.downWrite();
-        yield* delay(5000);
-        log.push('w out');
-        yield* sem.upWrite();
-      },
-      function* () {
-        yield* sem.downRead();
-        const o = sem.owner.value;
-        log.push(
-          `r in (${sem.readers()} reader, writer ${sem.isWriteLocked()}, owner ${o.task?.name} ${o.readerOwned})`,
-        );
-        yield* sem.upRead();
-      },
-    ]);
+    const r = run(
+      [
+        function* () {
+          yield* sem.downWrite();
+          yield* delay(5000);
+          log.push('w out');
+          yield* sem.upWrite();
+        },
+        function* () {
+          yield* sem.downRead();
+          const o = sem.owner.value;
+          log.push(
+            `r in (${sem.readers()} reader, writer ${sem.isWriteLocked()}, owner ${o.task?.name} ${o.readerOwned})`,
+          );
+          yield* sem.upRead();
+        },
+      ],
+      { trace: true },
+    );
     expect(r.failure).toBeNull();
     // The waker records the reader it granted the lock to as the (reader) owner.
     expect(log).toEqual(['w out', 'r in (1 reader, writer false, owner t1 true)']);
     expect(sem.count.value).toBe(0);
     expect(sem.waiters).toEqual([]);
+    // The reader queues behind a held writer without trying to wake anyone (rwsem_cond_wake_waiter() sees
+    // the writer bit) and is granted the lock by the waker: its xadd, the owner, the wait lock, the count, the
+    // adjustment, the wait lock released; then up_read.
+    expect(effects(r.trace, 1)).toEqual([
+      'rmw s',
+      'read s',
+      'rmw s',
+      'read s',
+      'read s',
+      'rmw s',
+      'write s',
+      'rmw s',
+    ]);
   });
 
   it('readers queued behind a writer all get in together when it leaves; a writer after them waits', () => {
@@ -411,12 +427,31 @@ describe('RwSemaphore waiting', () => {
         writer('w1'),
         writer('w2'),
       ],
-      { gap: 500 },
+      { gap: 500, trace: true },
     );
     expect(r.failure).toBeNull();
     // The first writer leaves the waiters bit for the second; the last one clears it.
     expect(log).toEqual(['r out', 'w1 in (waiters true)', 'w1 out', 'w2 in (waiters false)', 'w2 out']);
     expect(sem.count.value).toBe(0);
+    // w2, queued behind w1 on a reader-held lock, wakes no one and keeps the wait lock while it tries: a
+    // failed cmpxchg, the wait lock, one try, sleep; woken, the wait lock, the try that takes it, the owner;
+    // then up_write.
+    expect(effects(r.trace, 2)).toEqual([
+      'rmw s',
+      'rmw s',
+      'read s',
+      'read s',
+      'read s',
+      'write s',
+      'rmw s',
+      'read s',
+      'read s',
+      'rmw s',
+      'write s',
+      'write s',
+      'write s',
+      'rmw s',
+    ]);
   });
 
   it('downgrade_write lets the readers queued at the head in at once, and keeps later writers out', () => {
@@ -531,6 +566,20 @@ describe('RwSemaphore waiting', () => {
       expect(r.failure).toBeNull();
       return (r.trace ?? []).filter((e) => e.kind === 'block').length;
     };
+    const sem = new RwSemaphore('s', { lockdep: false });
+    const body = function* () {
+      for (let k = 0; k < 3; k++) {
+        yield* sem.downWrite();
+        yield* delay(200);
+        yield* sem.upWrite();
+      }
+    };
+    const spins = run([body, body], { gap: 50, trace: true }).trace ?? [];
+    // Spinning on the owner word, and between two attempts at the count.
+    expect([...new Set(spins.filter((e) => e.kind === 'spin').map((e) => e.label))].sort()).toEqual([
+      's (optimistic spin)',
+      's (spin on owner)',
+    ]);
     const off = blocks({ optimisticSpin: false });
     expect(off).toBeGreaterThan(0);
     expect(blocks({})).toBe(0);
@@ -637,27 +686,33 @@ describe('RwSemaphore slow-path corners (a late arrival swept over a window of n
   /**
    * Runs the tasks `build(at)` gives for every arrival time `at` in [from, to], each run on its own
    * semaphore; every run must end cleanly (the built-in checker stops a run with a reader beside a writer)
-   * with the count back at 0 and nobody queued. Returns the set of logs seen.
+   * with the count back at 0 and nobody queued. Returns what each run logged, by arrival time.
    */
   function sweep(
     from: number,
     to: number,
     build: (sem: RwSemaphore, at: number, log: string[]) => Body[],
     opts: RwSemaphoreOptions = { optimisticSpin: false },
-  ): Set<string> {
-    const outcomes = new Set<string>();
+  ): Map<number, string> {
+    const outcomes = new Map<number, string>();
     for (let at = from; at <= to; at++) {
       const sem = new RwSemaphore('s', { lockdep: false, ...opts });
       const log: string[] = [];
       const bodies = build(sem, at, log);
-      const m = new Machine({ cpus: bodies.length });
+      const m = new Machine({ cpus: bodies.length, trace: true });
       bodies.forEach((body, i) => {
         m.spawn(i, `t${i}`, body);
       });
       const r = m.run();
       expect(r.failure, `arrival at ${at} ns`).toBeNull();
       expect([sem.count.value, sem.waiters.length], `arrival at ${at} ns`).toEqual([0, 0]);
-      outcomes.add(log.join(', '));
+      // Who slept how often, and who woke whom: a wake-up too many or too few shows here.
+      const trace = r.trace ?? [];
+      const sleeps = bodies.map(
+        (_, i) => trace.filter((e) => e.task === `t${i}` && e.kind === 'block').length,
+      );
+      const wakes = trace.filter((e) => e.kind === 'wake-task').map((e) => `${e.task}>${e.label}`);
+      outcomes.set(at, `${log.join(', ')}; sleeps ${sleeps.join('/')}; wakes ${wakes.join(' ')}`);
     }
     return outcomes;
   }
@@ -686,10 +741,18 @@ describe('RwSemaphore slow-path corners (a late arrival swept over a window of n
         yield* sem.upRead();
       },
     ]);
-    expect([...outcomes].sort()).toEqual([
-      'r2 in (queued: write; owner t2 true), w1 in',
-      'w1 in, r2 in (queued: ; owner t2 true)',
+    // A block entry is recorded each time a task checks its wait condition; `t2>t2` is a reader whose own
+    // queueing found the lock free and granted it to itself (rwsem_cond_wake_waiter()).
+    expect([...new Set(outcomes.values())].sort()).toEqual([
+      'r2 in (queued: write; owner t2 true), w1 in; sleeps 0/4/0; wakes t0>t1 t2>t1',
+      'w1 in, r2 in (queued: ; owner t2 true); sleeps 0/2/0; wakes t0>t1',
+      'w1 in, r2 in (queued: ; owner t2 true); sleeps 0/2/1; wakes t0>t1 t2>t2',
+      'w1 in, r2 in (queued: ; owner t2 true); sleeps 0/2/2; wakes t0>t1 t1>t2',
+      'w1 in, r2 in (queued: ; owner t2 true); sleeps 0/2/2; wakes t0>t1 t2>t1 t1>t2',
     ]);
+    // Arriving while w1 holds it but leaves before r2 takes the wait lock, r2 finds the queue empty and no
+    // writer: its bias already holds the lock, so it neither queues nor sleeps.
+    expect(outcomes.get(5370)).toBe('w1 in, r2 in (queued: ; owner t2 true); sleeps 0/2/0; wakes t0>t1');
   });
 
   it('a reader arriving as the last reader leaves a waiting writer either steals the lock or follows the writer', () => {
@@ -715,7 +778,136 @@ describe('RwSemaphore slow-path corners (a late arrival swept over a window of n
         yield* sem.upRead();
       },
     ]);
-    expect([...outcomes].sort()).toEqual(['r2 in (queued: write), w1 in', 'w1 in, r2 in (queued: )']);
+    expect([...new Set(outcomes.values())].sort()).toEqual([
+      'r2 in (queued: write), w1 in; sleeps 0/4/0; wakes t0>t1 t2>t1',
+      'w1 in, r2 in (queued: ); sleeps 0/2/0; wakes t0>t1',
+      'w1 in, r2 in (queued: ); sleeps 0/2/1; wakes t0>t1 t2>t2',
+      'w1 in, r2 in (queued: ); sleeps 0/2/2; wakes t0>t1 t1>t2',
+      'w1 in, r2 in (queued: ); sleeps 0/2/2; wakes t2>t1 t1>t2',
+    ]);
+  });
+});
+
+describe('RwSemaphore traces', () => {
+  it('labels its sleeps and spins, and keeps every slow-path access on its one line', () => {
+    // w0 holds; w1 spins on it (running owner), r2 and w3 queue and sleep; everyone gets in.
+    const sem = new RwSemaphore('s', { lockdep: false });
+    const other = new RwSemaphore('other', { lockdep: false });
+    const r = run(
+      [
+        function* () {
+          yield* sem.downWrite();
+          yield* delay(3000);
+          yield* other.downRead(); // sleeps: w1 stops spinning on a sleeping owner
+          yield* other.upRead();
+          yield* sem.upWrite();
+        },
+        function* () {
+          yield* sem.downWrite();
+          yield* sem.upWrite();
+        },
+        function* () {
+          yield* sem.downRead();
+          yield* sem.upRead();
+        },
+        function* () {
+          yield* other.downWrite();
+          yield* delay(10_000);
+          yield* other.upWrite();
+        },
+      ],
+      { gap: 500, trace: true },
+    );
+    expect(r.failure).toBeNull();
+    const trace = r.trace ?? [];
+    const labels = (task: string, kind: string) =>
+      [...new Set(trace.filter((e) => e.task === task && e.kind === kind).map((e) => e.label))].sort();
+    expect(labels('t1', 'spin')).toEqual(['s (spin on owner)']);
+    expect(labels('t1', 'block')).toEqual(['s (down_write)']);
+    expect(labels('t2', 'block')).toEqual(['s (down_read)']);
+    // The count, the owner and the wait lock share the line 's'; contention on the wait lock is named.
+    for (const t of ['t0', 't1', 't2']) {
+      expect(labels(t, 'read').concat(labels(t, 'write'), labels(t, 'rmw'))).toEqual(
+        expect.arrayContaining(['s']),
+      );
+      for (const kind of ['read', 'write', 'rmw'])
+        expect(labels(t, kind).filter((l) => l !== 's' && l !== 'other')).toEqual([]);
+    }
+  });
+
+  it('downgrade_write keeps the downgrader as the reader owner while it grants the queued readers, and wakes no queued writer', () => {
+    const sem = new RwSemaphore('s', { lockdep: false, optimisticSpin: false });
+    const owners: string[] = [];
+    const r = run(
+      [
+        function* () {
+          yield* sem.downWrite();
+          yield* delay(5000);
+          yield* sem.downgradeWrite();
+          const o = sem.owner.value;
+          owners.push(`${o.task?.name} ${o.readerOwned}`);
+          yield* delay(5000);
+          yield* sem.upRead();
+        },
+        function* () {
+          yield* sem.downRead();
+          yield* sem.upRead();
+        },
+        function* () {
+          yield* sem.downWrite();
+          yield* sem.upWrite();
+        },
+      ],
+      { gap: 500, trace: true },
+    );
+    expect(r.failure).toBeNull();
+    expect(owners).toEqual(['t0 true']);
+    const wakes = (r.trace ?? []).filter((e) => e.kind === 'wake-task').map((e) => `${e.task}>${e.label}`);
+    // The downgrade wakes the reader only; the writer is woken by the last reader out.
+    expect(wakes).toEqual(['t0>t1', 't0>t2']);
+  });
+
+  it('an uncontended downgrade_write is one locked RMW of the count and one owner store', () => {
+    const sem = new RwSemaphore('s', { lockdep: false });
+    const r = run(
+      [
+        function* () {
+          yield* sem.downWrite();
+          yield* sem.downgradeWrite();
+          yield* sem.upRead();
+        },
+      ],
+      { trace: true },
+    );
+    expect(r.failure).toBeNull();
+    // down_write: cmpxchg + owner store; downgrade_write: fetch_add + owner store; up_read: xadd.
+    expect(effects(r.trace)).toEqual(['rmw s', 'write s', 'rmw s', 'write s', 'rmw s']);
+  });
+
+  it('a writer does not spin on an owner that waits for its own CPU: it sleeps at once', () => {
+    // Both tasks on CPU 0: the owner yields the CPU while holding the lock. Spinning on it would only burn
+    // the CPU the owner needs (until the tick), so rwsem_spin_on_owner() gives up at once.
+    const sem = new RwSemaphore('s', { lockdep: false });
+    const m = new Machine({ cpus: 1, trace: true });
+    const log: string[] = [];
+    m.spawn(0, 'a', function* () {
+      yield* sem.downWrite();
+      yield* yieldCpu();
+      yield* delay(1000);
+      log.push('a out');
+      yield* sem.upWrite();
+    });
+    m.spawn(0, 'b', function* () {
+      yield* sem.downWrite();
+      log.push(`b in before 100 us: ${(yield* now()) < 100_000}`);
+      yield* sem.upWrite();
+    });
+    const r = m.run();
+    expect(r.failure).toBeNull();
+    expect(log).toEqual(['a out', 'b in before 100 us: true']);
+    const b = (r.trace ?? []).filter((e) => e.task === 'b');
+    expect(b.filter((e) => e.kind === 'spin')).toEqual([]);
+    expect(b.some((e) => e.kind === 'block')).toBe(true);
   });
 });
 
@@ -753,9 +945,12 @@ describe('RwSemaphore handoff', () => {
           yield* sem.upRead();
         },
       ],
-      { gap: 0 },
+      { gap: 0, trace: true },
     );
     expect(r.failure).toBeNull();
+    // The writers spin on each other; the wait lock, contended at each release, is named after the lock.
+    const spins = new Set((r.trace ?? []).filter((e) => e.kind === 'spin').map((e) => e.label));
+    expect([...spins].sort()).toEqual(['s (optimistic spin)', 's (spin on owner)', 's.wait_lock']);
     // It queued at once and waited out the timeout, while the writers took turns.
     expect(readerIn).toBeGreaterThan(RWSEM_WAIT_TIMEOUT_NS);
     expect(readerIn).toBeLessThan(RWSEM_WAIT_TIMEOUT_NS + 60_000);
@@ -769,6 +964,7 @@ describe('RwSemaphore handoff', () => {
     // Two readers keep the lock busy; w2 waits, sets the handoff bit after 4 ms, and the readers drain.
     // Wherever in that moment w3 arrives, it queues behind w2: rwsem_try_write_lock() honours the bit the
     // first waiter set even when the lock is free.
+    const outcomes = new Set<string>();
     for (let at = 4_604_700; at <= 4_604_800; at++) {
       const sem = new RwSemaphore('s', { lockdep: false, optimisticSpin: false });
       let done = false;
@@ -780,7 +976,7 @@ describe('RwSemaphore handoff', () => {
           yield* sem.upRead();
         }
       };
-      const m = new Machine({ cpus: 4 });
+      const m = new Machine({ cpus: 4, trace: true });
       m.spawn(0, 'r0', reader);
       m.spawn(1, 'r1', function* () {
         yield* delay(100_000);
@@ -804,7 +1000,22 @@ describe('RwSemaphore handoff', () => {
       expect(r.failure).toBeNull();
       expect(log, `w3 arriving at ${at} ns`).toEqual(['w2', 'w3']);
       expect(sem.count.value).toBe(0);
+      // Who woke whom around the hand-over (the readers' own wake-ups left out).
+      const wakes = (r.trace ?? [])
+        .filter((e) => e.kind === 'wake-task' && e.time > 4_500_000)
+        .map((e) => `${e.task}>${e.label}`);
+      const sleeps = ['w2', 'w3'].map(
+        (t) => (r.trace ?? []).filter((e) => e.task === t && e.kind === 'block').length,
+      );
+      outcomes.add(`wakes ${wakes.join(' ')}; sleeps ${sleeps.join('/')}`);
     }
+    // w2 checks its wait condition 32 times (woken by the readers' releases while they kept stealing); as
+    // the readers drain, r1 wakes it twice, and in some runs w3, queueing behind it on a free lock, wakes it
+    // first (rwsem_cond_wake_waiter()); w2's release grants the readers queued meanwhile, r1 then wakes w3.
+    expect([...outcomes].sort()).toEqual([
+      'wakes r1>w2 r1>w2 w2>r0 w2>r1 r1>w3; sleeps 32/2',
+      'wakes w3>w2 r1>w2 r1>w2 w2>r0 w2>r1 r1>w3; sleeps 32/2',
+    ]);
   });
 });
 
