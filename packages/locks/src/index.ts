@@ -12,6 +12,7 @@ export {
   type LockdepMap,
   type LockWaitKind,
   resolveLockdep,
+  SINGLE_DEPTH_NESTING,
 } from './lockdep.js';
 export { Mutex, type MutexOptions, type MutexOwner } from './mutex.js';
 export { RangeLock, type RangeLockHandle, type RangeLockOptions } from './range-lock.js';

@@ -27,6 +27,12 @@ export interface LockdepMap {
   readonly waitKind: LockWaitKind;
 }
 
+/**
+ * `SINGLE_DEPTH_NESTING` (include/linux/lockdep.h): the subclass of a second lock of one class taken while the
+ * first is held (fork's second mmap_lock and PTE lock, mremap's second PTE lock).
+ */
+export const SINGLE_DEPTH_NESTING = 1;
+
 /** How an acquisition happens. */
 export type AcquireMode = {
   /** A shared (read) acquisition. */

@@ -1,4 +1,12 @@
-import { RangeLock, Rcu, RwSemaphore, SeqCount, type SleepingRwLock, SpinLock } from '@spf/locks';
+import {
+  RangeLock,
+  Rcu,
+  RwSemaphore,
+  SeqCount,
+  SINGLE_DEPTH_NESTING,
+  type SleepingRwLock,
+  SpinLock,
+} from '@spf/locks';
 import type { Kernel, MemoryLine } from '@spf/machine';
 
 /**
@@ -64,7 +72,7 @@ export function createVmaLock(name: string): RwSemaphore {
  * SINGLE_DEPTH_NESTING in dup_mmap), so lockdep does not mistake it for recursive locking.
  */
 export function* downWriteNested(lock: SleepingRwLock): Kernel<void> {
-  yield* lock.downWriteNested(1);
+  yield* lock.downWriteNested(SINGLE_DEPTH_NESTING);
 }
 
 class VmaSeqCount extends SeqCount implements SeqCounter {

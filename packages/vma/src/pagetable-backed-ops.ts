@@ -1,4 +1,5 @@
 import { type Kernel, kassert } from '@spf/machine';
+import { SINGLE_DEPTH_NESTING } from '@spf/locks';
 import {
   _PAGE_PRESENT,
   _PAGE_PSE,
@@ -50,9 +51,6 @@ export type PagetableOpsOptions = ({ readonly env: MemoryEnv } | { readonly mem:
   /** PCID of the address space. */
   readonly pcid?: number;
 };
-
-/** `SINGLE_DEPTH_NESTING` (include/linux/lockdep.h): the second PTE lock of fork's and mremap's copies. */
-const SINGLE_DEPTH_NESTING = 1;
 
 /**
  * Calls `fn` for every PMD entry of `pt` that links a PTE table overlapping [start, end), with the sub-range
