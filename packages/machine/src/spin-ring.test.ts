@@ -107,8 +107,8 @@ describe('SpinRing (the calendar of quiet spinners) gives steps in the ready hea
   it('matches the heap order through random joins, leaves and steps, and refuses joins behind the walk', () => {
     for (const period of [1, 2, 3, 7, 20]) {
       for (const cpus of [1, 2, 3, 5, 8]) {
-        for (let seed = 1; seed <= 12; seed++)
-          differential(seed * 7919 + period * 31 + cpus, cpus, period, 400);
+        for (let seed = 1; seed <= 3; seed++)
+          differential(seed * 7919 + period * 31 + cpus, cpus, period, 300);
       }
     }
   });
