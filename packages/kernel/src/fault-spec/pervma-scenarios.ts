@@ -32,12 +32,12 @@ const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
 export type PervmaScenario = (name: string, options: PerVmaLockOptions) => Scenario;
 
 /** Throws (failing the run with a report) unless `ok`. */
-function check(ok: boolean, what: () => string): void {
+export function check(ok: boolean, what: () => string): void {
   if (!ok) throw new Error(what());
 }
 
-/** Runs `program` in a thread on `cpu` and returns a join that blocks until it has finished. */
-function* thread(
+/** Runs `program` in a thread on `cpu` (SIGSEGV caught) and returns a join that blocks until it has finished. */
+export function* thread(
   u: UserContext,
   cpu: number,
   program: (t: UserContext) => Kernel<void>,

@@ -1,14 +1,11 @@
 import type { FaultHandlerFactory } from '@spf/fault-classic';
 import { type DufourChecks, dufourSpf, type LespinasseCheck, lespinasseSpf } from '@spf/fault-spec';
 import {
-  block,
   ExplorationFailure,
   type ExploreOptions,
   exploreInTest,
   type Kernel,
   type Scenario,
-  WaitQueue,
-  wake,
 } from '@spf/machine';
 import {
   MAP_ANONYMOUS,
@@ -23,6 +20,7 @@ import { describe, expect, it } from 'vitest';
 import { UserSignal } from '../signals.js';
 import { boot, type System } from '../system.js';
 import type { UserContext } from '../user-context.js';
+import { check, thread } from './pervma-scenarios.js';
 
 // Issue 13 item 5, the checks that guard against a VMA being changed under a speculative fault (Dufour's SPF
 // v12, and Lespinasse's on-stack VMA copy): a writer under mmap_write_lock stores a VMA's fields one at a time
@@ -34,30 +32,6 @@ const B = 0x6000_0000;
 const P = 4096;
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
-
-function check(ok: boolean, what: () => string): void {
-  if (!ok) throw new Error(what());
-}
-
-/** Runs `program` in a thread (SIGSEGV caught) on `cpu`; returns a join that sleeps until it has finished. */
-function* thread(
-  u: UserContext,
-  cpu: number,
-  program: (t: UserContext) => Kernel<void>,
-): Kernel<() => Kernel<void>> {
-  let done = false;
-  const q = new WaitQueue('join');
-  yield* u.spawnThread(function* (t) {
-    t.catchSignal('SIGSEGV');
-    try {
-      yield* program(t);
-    } finally {
-      done = true;
-      yield* wake(q);
-    }
-  }, cpu);
-  return () => block(q, () => done, 'join');
-}
 
 /** Stores `value` at `addr`; false if the access got SIGSEGV. */
 function* tryStore(t: UserContext, addr: number, value: number): Kernel<boolean> {
