@@ -432,19 +432,32 @@ export class Machine implements SchedulerView {
     } else {
       // A re-read that may miss or see a new value, of a loop whose stated exit condition still fails (it
       // only reads values already on the line): the task's code would spin again, so the step resumes no
-      // code. Performed as stepTask does.
+      // code.
       if (w.until === undefined || w.until()) return false;
-      this.recordChoice(c.id);
-      t.resume = this.perform(c, t, e);
-      if (advanceSpin(t, w, e) !== 'skipped') throw new Error('unreachable: the spin-wait must go on');
-      this.spinsSkipped++;
-      this.step++;
-      this.lastCpu = c.id;
-      this.countSpinStep();
+      this.untilStep(c, t, w, e);
     }
+    this.requeueSpinner(c);
+    return true;
+  }
+
+  /**
+   * Performs, as `stepTask` does, the re-read `e` of a pure spin-wait `w` whose stated exit condition still
+   * fails (it may miss or see a new value, but the task's code would only spin again), and counts it.
+   */
+  private untilStep(c: Cpu, t: Task, w: SpinWaitEffect, e: Effect): void {
+    this.recordChoice(c.id);
+    t.resume = this.perform(c, t, e);
+    if (advanceSpin(t, w, e) !== 'skipped') throw new Error('unreachable: the spin-wait must go on');
+    this.spinsSkipped++;
+    this.step++;
+    this.lastCpu = c.id;
+    this.countSpinStep();
+  }
+
+  /** After a spin step of CPU `c`: into the ring of quiet spinners if it spins quietly and may join, else the heap. */
+  private requeueSpinner(c: Cpu): void {
     if (this.ring !== null && this.spinsQuietly(c) && this.joinRing(c)) this.heap.remove(c.id);
     else this.heap.set(c.id, c.clock);
-    return true;
   }
 
   /**
@@ -502,14 +515,8 @@ export class Machine implements SchedulerView {
       this.markDirty(c.id);
       return;
     }
-    this.recordChoice(c.id);
-    t.resume = this.perform(c, t, e);
-    if (advanceSpin(t, w, e) !== 'skipped') throw new Error('unreachable: the spin-wait must go on');
-    this.spinsSkipped++;
-    this.step++;
-    this.lastCpu = c.id;
-    this.countSpinStep();
-    if (!(this.spinsQuietly(c) && this.joinRing(c))) this.heap.set(c.id, c.clock);
+    this.untilStep(c, t, w, e);
+    this.requeueSpinner(c); // not in the heap: removing it there is a no-op
   }
 
   /**
