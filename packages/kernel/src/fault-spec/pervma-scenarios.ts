@@ -70,7 +70,7 @@ function event(what: string): { set(): Kernel<void>; wait(): Kernel<void> } {
 }
 
 /** Stores `value` at `addr`; false if the access got SIGSEGV (the handler is installed). */
-function* tryStore(t: UserContext, addr: number, value: number): Kernel<boolean> {
+export function* tryStore(t: UserContext, addr: number, value: number): Kernel<boolean> {
   try {
     yield* t.store8(addr, value);
     return true;
@@ -269,6 +269,33 @@ export const anonVmaPrepareVsMunmap: PervmaScenario = (name, options) => ({
 });
 
 /**
+ * The user program of the mremap race: mremap moves a 4-page VMA from A to B (MREMAP_FIXED) while a thread on
+ * CPU 1 stores a distinct value into each page; a store that completed (no SIGSEGV) must be found at B.
+ */
+export function* mremapStoresProgram(u: UserContext, sys: System): Kernel<void> {
+  u.catchSignal('SIGSEGV');
+  yield* u.mmap(A, 4 * P, RW, ANON);
+  yield* u.store8(A, 1);
+  const stored: boolean[] = [];
+  const join = yield* thread(u, 1, function* (t) {
+    for (let p = 1; p < 4; p++) stored[p] = yield* tryStore(t, A + p * P, 10 + p);
+  });
+  const r = yield* u.mremap(A, 4 * P, 4 * P, MREMAP_MAYMOVE | MREMAP_FIXED, B);
+  check(r.ok, () => 'mremap failed');
+  yield* join();
+  for (let p = 1; p < 4; p++) {
+    if (!stored[p]) continue;
+    const v = yield* u.load8(B + p * P);
+    check(
+      v === 10 + p,
+      () =>
+        `a store of ${10 + p} to page ${p} completed before mremap returned, but the moved page holds ${v}: the write was lost`,
+    );
+  }
+  sys.assertInvariants();
+}
+
+/**
  * mremap moves a 4-page VMA from A to B while a thread stores a distinct value into each page. A store that
  * completed (no SIGSEGV) must be found at B afterwards: the data moved with the page tables.
  */
@@ -277,28 +304,7 @@ export const mremapVsWriteFault: PervmaScenario = (name, options) => ({
   cpus: 2,
   setup(m) {
     const sys = bootWith(m, options);
-    sys.spawnProcess('mremap', function* (u) {
-      u.catchSignal('SIGSEGV');
-      yield* u.mmap(A, 4 * P, RW, ANON);
-      yield* u.store8(A, 1);
-      const stored: boolean[] = [];
-      const join = yield* thread(u, 1, function* (t) {
-        for (let p = 1; p < 4; p++) stored[p] = yield* tryStore(t, A + p * P, 10 + p);
-      });
-      const r = yield* u.mremap(A, 4 * P, 4 * P, MREMAP_MAYMOVE | MREMAP_FIXED, B);
-      check(r.ok, () => 'mremap failed');
-      yield* join();
-      for (let p = 1; p < 4; p++) {
-        if (!stored[p]) continue;
-        const v = yield* u.load8(B + p * P);
-        check(
-          v === 10 + p,
-          () =>
-            `a store of ${10 + p} to page ${p} completed before mremap returned, but the moved page holds ${v}: the write was lost`,
-        );
-      }
-      sys.assertInvariants();
-    });
+    sys.spawnProcess('mremap', (u) => mremapStoresProgram(u, sys));
     return () => {};
   },
 });

@@ -7,20 +7,11 @@ import {
   type Kernel,
   type Scenario,
 } from '@spf/machine';
-import {
-  MAP_ANONYMOUS,
-  MAP_FIXED,
-  MAP_PRIVATE,
-  MREMAP_FIXED,
-  MREMAP_MAYMOVE,
-  PROT_READ,
-  PROT_WRITE,
-} from '@spf/vma';
+import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@spf/vma';
 import { describe, expect, it } from 'vitest';
-import { UserSignal } from '../signals.js';
 import { boot, type System } from '../system.js';
 import type { UserContext } from '../user-context.js';
-import { check, thread } from './pervma-scenarios.js';
+import { check, mremapStoresProgram, thread, tryStore } from './pervma-scenarios.js';
 
 // Issue 13 item 5, the checks that guard against a VMA being changed under a speculative fault (Dufour's SPF
 // v12, and Lespinasse's on-stack VMA copy): a writer under mmap_write_lock stores a VMA's fields one at a time
@@ -28,22 +19,11 @@ import { check, thread } from './pervma-scenarios.js';
 // section, as v12 posted it. 2 CPUs, random or PCT, at most 2,000 schedules.
 
 const A = 0x5000_0000; // 2 MiB aligned: the region has a PTE table of its own
-const B = 0x6000_0000;
 const P = 4096;
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
 
 /** Stores `value` at `addr`; false if the access got SIGSEGV. */
-function* tryStore(t: UserContext, addr: number, value: number): Kernel<boolean> {
-  try {
-    yield* t.store8(addr, value);
-    return true;
-  } catch (e) {
-    if (!(e instanceof UserSignal)) throw e;
-    return false;
-  }
-}
-
 /** Totals over every schedule explored: pages allocated (`pgalloc`) and the handler's counters. */
 type Totals = Record<string, number>;
 
@@ -99,32 +79,11 @@ const mprotectVsStores = (off: Partial<DufourChecks> | FaultHandlerFactory, tota
   );
 
 /**
- * mremap moves a 4-page VMA from A to B (MREMAP_FIXED) while a thread stores a distinct value into each
- * page. A store that completed (no SIGSEGV) must be found at B afterwards.
+ * mremap moves a 4-page VMA (MREMAP_FIXED) while a thread stores a distinct value into each page; a store that
+ * completed (no SIGSEGV) must be found at the new place afterwards (pervma-scenarios' `mremapStoresProgram`).
  */
 const mremapVsStores = (off: Partial<DufourChecks>) =>
-  dufourScenario('dufour: stores vs mremap', off, function* (u, sys) {
-    u.catchSignal('SIGSEGV');
-    yield* u.mmap(A, 4 * P, RW, ANON);
-    yield* u.store8(A, 1);
-    const stored: boolean[] = [];
-    const join = yield* thread(u, 1, function* (t) {
-      for (let p = 1; p < 4; p++) stored[p] = yield* tryStore(t, A + p * P, 10 + p);
-    });
-    const r = yield* u.mremap(A, 4 * P, 4 * P, MREMAP_MAYMOVE | MREMAP_FIXED, B);
-    check(r.ok, () => 'mremap failed');
-    yield* join();
-    for (let p = 1; p < 4; p++) {
-      if (!stored[p]) continue;
-      const v = yield* u.load8(B + p * P);
-      check(
-        v === 10 + p,
-        () =>
-          `a store of ${10 + p} to page ${p} completed before mremap returned, but the moved page holds ${v}: the write was lost`,
-      );
-    }
-    sys.assertInvariants();
-  });
+  dufourScenario('dufour: stores vs mremap', off, mremapStoresProgram);
 
 const pct = (runs: number, depth: number, seed = 1): ExploreOptions => ({ policy: 'pct', runs, seed, depth });
 
