@@ -11,6 +11,7 @@ import {
   putPage,
   trylockPage,
   unlockPage,
+  PTRS_PER_TABLE,
 } from '@spf/pagetable';
 import {
   addMmCounter,
@@ -164,9 +165,6 @@ export function* finishFault(vmf: ClassicVmFault): Kernel<number> {
   return ret;
 }
 
-/** PTRS_PER_PTE on x86-64. */
-const PTRS_PER_PTE = 512;
-
 /**
  * The large-folio branch of `finish_fault()` (Linux 6.18, "mm/fault: try to map the entire file folio in
  * finish_fault()"): a file page of a large folio (`vm_ops->faultFolioPages`) is mapped with its whole folio
@@ -180,9 +178,9 @@ function* finishFaultFolio(vmf: ClassicVmFault, page: Page, locked: LockedPte): 
   const nr = run.length;
   const idx = run.indexOf(page);
   const vmaOff = vmf.pgoff - vmf.vma.vmPgoff;
-  const pteOff = Math.floor(vmf.address / PAGE_SIZE) % PTRS_PER_PTE;
+  const pteOff = Math.floor(vmf.address / PAGE_SIZE) % PTRS_PER_TABLE;
   if (idx < 0 || vmaOff < idx || vmaOff + (nr - idx) > vmf.vma.pages || pteOff < idx) return false;
-  if (pteOff + (nr - idx) > PTRS_PER_PTE) return false;
+  if (pteOff + (nr - idx) > PTRS_PER_TABLE) return false;
   const pt = vmf.mm.pgd;
   const ptep0 = locked.ptep - idx * 8;
   for (let i = 0; i < nr; i++) if (!pteNone(yield* pt.ptepGet(ptep0 + i * 8))) return false;
@@ -214,10 +212,10 @@ function* finishFaultFolio(vmf: ClassicVmFault, page: Page, locked: LockedPte): 
 export function* doFaultAround(vmf: ClassicVmFault, ops: VmOperations): Kernel<number> {
   if (ops.mapPages === undefined) return 0;
   const nrPages = faultAroundPages(vmf.env);
-  const pteOff = Math.floor(vmf.address / PAGE_SIZE) % PTRS_PER_PTE;
+  const pteOff = Math.floor(vmf.address / PAGE_SIZE) % PTRS_PER_TABLE;
   const vmaOff = vmf.pgoff - vmf.vma.vmPgoff;
   const fromPte = Math.max(pteOff - (pteOff % nrPages), pteOff - Math.min(pteOff, vmaOff));
-  const toPte = Math.min(fromPte + nrPages, PTRS_PER_PTE, pteOff + vmf.vma.pages - vmaOff) - 1;
+  const toPte = Math.min(fromPte + nrPages, PTRS_PER_TABLE, pteOff + vmf.vma.pages - vmaOff) - 1;
   const rcu = vmf.mm.rcu;
   const spec = speculativeFileHooks(vmf);
   yield* rcu.readLock();

@@ -28,6 +28,7 @@ import {
   getPage,
   trylockPage,
   unlockPage,
+  PMD_SIZE,
 } from '@spf/pagetable';
 import {
   addMmCounter,
@@ -407,9 +408,6 @@ function* nextUptodateFolio(
   return folio;
 }
 
-/** PTRS_PER_PTE on x86-64: a PTE table (one PMD entry) maps 512 pages. */
-const PTRS_PER_PTE = 512;
-
 /**
  * Models `filemap_map_pages()` in mm/filemap.c (Linux 6.18), the `->map_pages` fault-around calls: maps
  * every page of [startPgoff, endPgoff] (clipped to end of file) that is cached, uptodate, unlocked and not
@@ -514,7 +512,7 @@ export function* filemapMapPages(vmf: VmFault, startPgoff: number, endPgoff: num
       head + run.length <= vma.vmPgoff + vma.pages
     ) {
       const headAddr = baseAddr + (head - basePgoff) * PAGE_SIZE;
-      const pmdOf = (a: number) => Math.floor(a / (PAGE_SIZE * PTRS_PER_PTE));
+      const pmdOf = (a: number) => Math.floor(a / PMD_SIZE);
       if (pmdOf(headAddr) === pmdOf(headAddr + run.length * PAGE_SIZE - 1)) {
         for (const p of run) {
           if (p === folio || p.mapping !== mapping || !p.test('uptodate') || p.test('locked')) continue;
