@@ -6,11 +6,12 @@ import { Errno } from './errno.js';
 import { checkMmInvariants } from './mm-invariants.js';
 import { MM_ANONPAGES, MmStruct, TASK_SIZE_4LEVEL } from './mm-struct.js';
 import type { MmapFile } from './mmap.js';
-import { sysMremap } from './mremap.js';
+import { doMremap, sysMremap } from './mremap.js';
 import { type OvercommitMode, OvercommitPolicy } from './overcommit.js';
 import { PagetableOps } from './pagetable-backed-ops.js';
 import { procMaps } from './proc-maps.js';
 import { mmapSync, mremapSync } from './sync-api.js';
+import { withWriteLock } from './test-support/mmap-lock.js';
 import { makeSystem, touch } from './test-support/system.js';
 import {
   MAP_ANONYMOUS,
@@ -27,6 +28,7 @@ import {
   VM_IO,
   VM_PFNMAP,
 } from './vm-flags.js';
+import { vmaIsWriteLocked } from './vma-lock.js';
 
 const P = 4096;
 const A = 0x100000000000;
@@ -426,6 +428,23 @@ describe('mremap moves (move_vma, copy_vma)', () => {
     expect(pagesAt(mm, 20, 2)).toEqual(pages);
     expect([mm.totalVm, mm.committed]).toEqual([4, 4]);
     checkMmInvariants([mm]);
+  });
+
+  it("move_vma() write-locks the source VMA before its PTEs move (vma_start_write's mremap site); switched off, MREMAP_DONTUNMAP leaves it unlocked", () => {
+    for (const on of [true, false]) {
+      const { mm } = makeSystem({ vmaLocking: { startWrite: { mremap: on } } });
+      map(mm, 0, 2);
+      touch(mm, A, 2 * P);
+      const src = vmaAt(mm, 0);
+      // Checked before mmap_write_unlock(), whose vma_end_write_all() ends every VMA write lock.
+      const locked = withWriteLock(mm, function* () {
+        expect(yield* doMremap(mm, A, 2 * P, 2 * P, DONTUNMAP, A + 20 * P)).toEqual(at(A + 20 * P));
+        return [vmaIsWriteLocked(src), vmaIsWriteLocked(vmaAt(mm, 20))];
+      });
+      // The new VMA is locked by its own site (newVma) either way; the old one, kept mapped, only by mremap's.
+      expect(locked, `mremap site ${on ? 'on' : 'off'}`).toEqual([on, true]);
+      expect(maps(mm)).toEqual(['0-2 rw-p', '20-22 rw-p']);
+    }
   });
 
   it('MREMAP_DONTUNMAP without MREMAP_FIXED picks a free destination itself', () => {
