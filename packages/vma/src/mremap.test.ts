@@ -10,7 +10,7 @@ import { doMremap, sysMremap } from './mremap.js';
 import { type OvercommitMode, OvercommitPolicy } from './overcommit.js';
 import { PagetableOps } from './pagetable-backed-ops.js';
 import { procMaps } from './proc-maps.js';
-import { mmapSync, mremapSync } from './sync-api.js';
+import { mmapSync, mremapSync, munmapSync } from './sync-api.js';
 import { withWriteLock } from './test-support/mmap-lock.js';
 import { makeSystem, touch } from './test-support/system.js';
 import {
@@ -537,6 +537,35 @@ describe('mremap moves (move_vma, copy_vma)', () => {
     expect(state(dm)).toEqual(dmBefore);
     expect(mremapSync(dm, A, 100 * P, 100 * P, DONTUNMAP, A + 1000 * P)).toEqual(at(A + 1000 * P));
     expect(dm.committed).toBe(400);
+  });
+
+  it('a move that charges nothing still asks the policy (vrm_calc_charge): under `never`, past the commit limit, ENOMEM', () => {
+    // The user reserve is large, so the limit a process sees falls by total_vm / 32 as its mappings grow.
+    const holder: { mm: MmStruct | null } = { mm: null };
+    const overcommit = new OvercommitPolicy({
+      mode: 'never',
+      totalRamPages: 1024,
+      userReserveKbytes: 100_000,
+      committedPages: () => holder.mm?.committed ?? 0,
+    });
+    const mm = new MmStruct({ overcommit });
+    holder.mm = mm;
+    // 400 accounted pages fit (limit 512, less 32 for the admin reserve, less 0 / 32).
+    map(mm, 0, 400);
+    // 3200 read-only pages are not charged, but they bring the limit down by 100 to 380, below the 400.
+    map(mm, 1000, 3200, { prot: PROT_READ });
+    expect(mm.committed).toBe(400);
+    const before = state(mm);
+    // __vm_enough_memory(mm, 0) compares what is committed with the limit like any other request.
+    expect(mremapSync(mm, A, 400 * P, 400 * P, FIXED, A + 5000 * P)).toEqual(err(Errno.ENOMEM));
+    expect(mremapSync(mm, A, 400 * P, 400 * P, DONTUNMAP, A + 5000 * P)).toEqual(err(Errno.ENOMEM));
+    expect(state(mm)).toEqual(before);
+    // Unaccounted memory is not asked about: the read-only mapping moves.
+    expect(mremapSync(mm, A + 1000 * P, 3200 * P, 3200 * P, FIXED, A + 5000 * P)).toEqual(at(A + 5000 * P));
+    // Once total_vm is back down the same move fits (the limit 480 less 400 / 32: 468).
+    expect(munmapSync(mm, A + 5000 * P, 3200 * P).ok).toBe(true);
+    expect(mremapSync(mm, A, 400 * P, 400 * P, FIXED, A + 5000 * P)).toEqual(at(A + 5000 * P));
+    expect(mm.committed).toBe(400);
   });
 
   it('an unaccounted (shared) mapping grows without a charge', () => {
