@@ -26,7 +26,11 @@ import { fileFsync, fileWrite, filemapVmOps, SuperBlock } from '../src/index.js'
 import { BASE, makeMachineFixture, P } from '../src/test-support/machine-fixture.js';
 
 const NPAGES = 4096;
-const ROUNDS = 12;
+/** Timed rounds, after WARMUP rounds that are not counted. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 40);
+const WARMUP = 6;
+/** Faults per kind and round: short rounds, so that each ratio compares faults timed close together. */
+const CHUNK = 512;
 
 function hostSetup(faultAroundBytes: number) {
   const mem = new PhysicalMemory({ size: 256 * 1024 * 1024, zeroPage: true });
@@ -42,78 +46,105 @@ function hostSetup(faultAroundBytes: number) {
   return { env, mm, file: f.value, task: new TaskFaultCounters() };
 }
 
-/** One round: map, fault at every address of `addrs`, unmap; returns host ns per fault. */
-function roundNs(s: ReturnType<typeof hostSetup>, map: () => void, addrs: number[], write: boolean): number {
-  map();
-  const t0 = process.hrtime.bigint();
-  for (const address of addrs) {
-    const out = runSync(
-      doUserAddrFault(s.env, {
-        mm: s.mm,
-        address,
-        errorCode: PF_USER | (write ? PF_WRITE : 0),
-        task: s.task,
-      }),
-    );
-    if (out.kind !== 'handled') throw new Error(`fault at 0x${address.toString(16)}: ${out.kind}`);
-  }
-  const ns = Number(process.hrtime.bigint() - t0) / addrs.length;
-  munmapSync(s.mm, BASE, NPAGES * P);
-  return ns;
+/** CPU time of this process (user + system), in ns: what a round costs, not counting time descheduled. */
+function cpuNs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) * 1000;
 }
 
-function hostFigures(): void {
-  const anon = hostSetup(65536);
-  const mapAnon = () => {
-    const r = mmapSync(anon.mm, {
-      addr: BASE,
-      len: NPAGES * P,
-      prot: PROT_READ | PROT_WRITE,
-      flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-    });
-    if (!r.ok) throw new Error('mmap');
-  };
-  const mapFile = (s: ReturnType<typeof hostSetup>) => () => {
+/**
+ * One kind of fault, faulted `perRound` times a round at every `stride`-th page of a 4096-page mapping;
+ * the mapping is unmapped and made again (untimed) when every page has been used.
+ */
+function faultSeries(kind: 'anon' | 'file', faultAroundBytes: number, stride: number, perRound: number) {
+  const s = hostSetup(faultAroundBytes);
+  const write = kind === 'anon';
+  let next = NPAGES; // page index of the next fault; NPAGES: map first
+  const map = () => {
     const r = mmapSync(s.mm, {
       addr: BASE,
       len: NPAGES * P,
-      prot: PROT_READ,
-      flags: MAP_PRIVATE | MAP_FIXED_NOREPLACE,
-      file: { file: s.file, ops: filemapVmOps, readable: true, writable: true },
+      prot: write ? PROT_READ | PROT_WRITE : PROT_READ,
+      flags: MAP_PRIVATE | MAP_FIXED_NOREPLACE | (write ? MAP_ANONYMOUS : 0),
+      file: write ? undefined : { file: s.file, ops: filemapVmOps, readable: true, writable: true },
     });
     if (!r.ok) throw new Error('mmap');
   };
-  const around = hostSetup(65536);
-  const single = hostSetup(4096);
-  const every = Array.from({ length: NPAGES }, (_, i) => BASE + i * P);
-  const sixteenth = Array.from({ length: NPAGES / 16 }, (_, i) => BASE + i * 16 * P);
-  // Interleaved rounds, so that the load of the machine hits all three alike; the minimum of each.
-  let anonNs = Number.POSITIVE_INFINITY;
-  let singleNs = Number.POSITIVE_INFINITY;
-  let aroundNs = Number.POSITIVE_INFINITY;
-  for (let r = 0; r < ROUNDS; r++) {
-    const a = roundNs(anon, mapAnon, every, true);
-    const s = roundNs(single, mapFile(single), every, false);
-    const f = roundNs(around, mapFile(around), sixteenth, false);
-    if (r < 2) continue; // warm-up
-    anonNs = Math.min(anonNs, a);
-    singleNs = Math.min(singleNs, s);
-    aroundNs = Math.min(aroundNs, f);
+  /** One round; returns host CPU ns per fault. */
+  return (): number => {
+    if (next + perRound * stride > NPAGES) {
+      if (next < NPAGES || s.mm.findVma(BASE) !== null) munmapSync(s.mm, BASE, NPAGES * P);
+      map();
+      next = 0;
+    }
+    const t0 = cpuNs();
+    for (let i = 0; i < perRound; i++, next += stride) {
+      const address = BASE + next * P;
+      const out = runSync(
+        doUserAddrFault(s.env, {
+          mm: s.mm,
+          address,
+          errorCode: PF_USER | (write ? PF_WRITE : 0),
+          task: s.task,
+        }),
+      );
+      if (out.kind !== 'handled') throw new Error(`fault at 0x${address.toString(16)}: ${out.kind}`);
+    }
+    return (cpuNs() - t0) / perRound;
+  };
+}
+
+/** The median of `xs` (the mean of the two middle values for an even count). */
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 === 1 ? s[h] : (s[h - 1] + s[h]) / 2;
+}
+
+/** `median (first quartile-third quartile)` of per-round values. */
+function spread(xs: readonly number[], digits: number): string {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (f: number) => s[Math.min(s.length - 1, Math.round(f * (s.length - 1)))];
+  return `${median(xs).toFixed(digits)} (${q(0.25).toFixed(digits)}-${q(0.75).toFixed(digits)})`;
+}
+
+function hostFigures(): void {
+  const kinds = [
+    faultSeries('anon', 65536, 1, CHUNK),
+    faultSeries('file', 4096, 1, CHUNK),
+    faultSeries('file', 65536, 16, CHUNK / 4),
+  ];
+  // Interleaved rounds (the order rotates each round), so that the drift of a shared machine's speed hits
+  // the three alike; each round gives its own ratios to that round's anonymous fault, and the table shows
+  // their median and quartiles. Times are the process's CPU time, so time spent descheduled is not counted.
+  const ns: number[][] = [[], [], []];
+  for (let r = 0; r < ROUNDS + WARMUP; r++) {
+    const got = [0, 0, 0];
+    for (let k = 0; k < 3; k++) {
+      const i = (r + k) % 3;
+      got[i] = kinds[i]();
+    }
+    if (r < WARMUP) continue;
+    for (let i = 0; i < 3; i++) ns[i].push(got[i]);
   }
+  const ratio = (i: number, per = 1) => ns[i].map((v, r) => v / per / ns[0][r]);
   console.log(
-    `Host time per fault (runSync; ${ROUNDS - 2} interleaved rounds of ${NPAGES} pages, minimum of each)`,
+    `Host CPU time per fault (runSync; ${ROUNDS} interleaved rounds of ${CHUNK} faults (fault-around: ${CHUNK / 4}) after ${WARMUP} warm-up rounds; median (quartiles) over the rounds, each ratio taken within its round)`,
   );
   console.log('| fault | host ns/fault | ratio to anonymous |');
   console.log('| --- | ---: | ---: |');
-  console.log(`| anonymous write (do_anonymous_page) | ${anonNs.toFixed(0)} | 1.00 |`);
+  console.log(`| anonymous write (do_anonymous_page) | ${spread(ns[0], 0)} | 1.00 |`);
   console.log(
-    `| file read, cached, fault-around off (1 page/fault) | ${singleNs.toFixed(0)} | ${(singleNs / anonNs).toFixed(2)} |`,
+    `| file read, cached, fault-around off (1 page/fault) | ${spread(ns[1], 0)} | ${spread(ratio(1), 2)} |`,
   );
   console.log(
-    `| file read, cached, fault-around 64 KiB (16 pages/fault) | ${aroundNs.toFixed(0)} | ${(aroundNs / anonNs).toFixed(2)} |`,
+    `| file read, cached, fault-around 64 KiB (16 pages/fault) | ${spread(ns[2], 0)} | ${spread(ratio(2), 2)} |`,
   );
   console.log(
-    `| same, per page mapped | ${(aroundNs / 16).toFixed(0)} | ${(aroundNs / 16 / anonNs).toFixed(2)} |`,
+    `| same, per page mapped | ${spread(
+      ns[2].map((v) => v / 16),
+      0,
+    )} | ${spread(ratio(2, 16), 2)} |`,
   );
 }
 
