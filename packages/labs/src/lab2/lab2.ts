@@ -16,7 +16,7 @@ const FILE_ORDER = ['seqcount.ts', 'rwsem.ts'];
 export const lab2: Lab = {
   id: 'lab2',
   title: 'Lab 2: seqcount and rwsem',
-  version: 2,
+  version: 3,
   summary:
     'Implement the read side of a seqcount (begin and retry) and the four paths of a reader-writer semaphore (down/up for read and write). Graded under the explorer: mutual exclusion, readers sharing, wake-ups, no lost count updates, no writer starvation, and readers that notice concurrent writers. A failing test shows the schedule that broke it as a per-CPU timeline.',
   injection: {

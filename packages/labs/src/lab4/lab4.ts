@@ -39,7 +39,7 @@ export const LAB4_FAULT_CLASSIC_HELPERS = [
 export const lab4: Lab = {
   id: 'lab4',
   title: 'Lab 4: the speculative fault',
-  version: 1,
+  version: 2,
   summary:
     "Write the speculative attempt of Laurent Dufour's SPF: a vm_sequence snapshot, the page walk with interrupts off, pte_map_lock() with spin_trylock() and the re-check after the PTE lock, and the fallback to mmap_lock. Graded by the explorer against munmap, mprotect and mremap on another CPU: each missing check is a race it finds, shown as a schedule and a per-CPU timeline.",
   injection: {

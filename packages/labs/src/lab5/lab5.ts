@@ -27,7 +27,7 @@ export const LAB5_VMA_WITHHELD = ['vmaStartRead', 'vmaStartWrite', 'vmaIsWriteLo
 export const lab5: Lab = {
   id: 'lab5',
   title: 'Lab 5: per-VMA locks',
-  version: 1,
+  version: 2,
   summary:
     "Write both sides of Linux 6.4's per-VMA locks: the fault's lock_vma_under_rcu() with vma_start_read() (RCU lookup, the vm_lock_seq/mm_lock_seq comparison, down_read_trylock and the re-check after it, the range and detached checks, the fallback to mmap_lock) and the writers' vma_start_write() and vma_end_write_all(). Graded with user programs that count faults under the VMA lock, and by the explorer against mprotect, munmap, mremap and fork, where the 6.4 fork race is waiting.",
   injection: {
