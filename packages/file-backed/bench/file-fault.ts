@@ -4,11 +4,17 @@
 // 1. Host time per minor fault on a cached file against an anonymous fault, measured in the same run
 //    (runSync, no machine): the file fault with fault-around on (64 KiB: one fault maps 16 pages) and off
 //    (fault_around_bytes 4096: one page per fault, the same work as an anonymous fault).
+//    BENCH_ROUNDS=n sets the rounds (default 40); BENCH_HOST_ONLY=1 stops after these figures;
+//    BENCH_BASELINE=baseline/src/index.ts also times a copy of this package's sources in the same rounds,
+//    for before/after figures of a change (make it with `mkdir -p baseline && git archive
+//    REV:packages/file-backed src | tar -x -C baseline`; git ignores that folder).
 // 2. Simulated cost under the timed policy with an 80 us device (the cost model's NVMe diskRead): a minor
 //    fault, a major fault, and how long a major fault holds mmap_lock with the retry (Linux:
 //    maybe_unlock_mmap_for_io) and without it; and how long a concurrent mmap_lock writer waits.
 import { doUserAddrFault, type FaultEnv, makeFaultEnv, TaskFaultCounters } from '@spf/fault-classic';
 import { defaultCostModel, delay, type Kernel, now, runSync } from '@spf/machine';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Mmu, PF_USER, PF_WRITE, PhysicalMemory } from '@spf/pagetable';
 import {
   createRcu,
@@ -22,13 +28,31 @@ import {
   PROT_READ,
   PROT_WRITE,
 } from '@spf/vma';
-import { fileFsync, fileWrite, filemapVmOps, SuperBlock } from '../src/index.js';
+import * as current from '../src/index.js';
 import { BASE, makeMachineFixture, P } from '../src/test-support/machine-fixture.js';
 
 const NPAGES = 4096;
-const ROUNDS = 12;
+/** Timed rounds, after WARMUP rounds that are not counted. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 40);
+const WARMUP = 6;
+/** Faults per kind and round: short rounds, so that each ratio compares faults timed close together. */
+const CHUNK = 512;
 
-function hostSetup(faultAroundBytes: number) {
+/** What the host figures use of this package: the current sources, or a baseline copy of them. */
+type FileBacked = Pick<typeof current, 'fileFsync' | 'fileWrite' | 'filemapVmOps' | 'SuperBlock'>;
+
+/**
+ * BENCH_BASELINE=<path to a copy of this package's src/index.ts, under this package so that it resolves
+ * the same @spf packages>: the one-page file fault of that copy is timed in the same rounds, and the table
+ * gains its rows and the per-round ratio of the current sources to it (a before/after pair measured alike).
+ */
+const baselinePath = process.env.BENCH_BASELINE;
+const baseline: FileBacked | null = baselinePath
+  ? ((await import(pathToFileURL(resolve(baselinePath)).href)) as FileBacked)
+  : null;
+
+function hostSetup(faultAroundBytes: number, mod: FileBacked = current) {
+  const { fileFsync, fileWrite, SuperBlock } = mod;
   const mem = new PhysicalMemory({ size: 256 * 1024 * 1024, zeroPage: true });
   const env: FaultEnv = makeFaultEnv({ mem, cost: defaultCostModel, faultAroundBytes, useZeroPage: false });
   const rcu = createRcu();
@@ -42,78 +66,126 @@ function hostSetup(faultAroundBytes: number) {
   return { env, mm, file: f.value, task: new TaskFaultCounters() };
 }
 
-/** One round: map, fault at every address of `addrs`, unmap; returns host ns per fault. */
-function roundNs(s: ReturnType<typeof hostSetup>, map: () => void, addrs: number[], write: boolean): number {
-  map();
-  const t0 = process.hrtime.bigint();
-  for (const address of addrs) {
-    const out = runSync(
-      doUserAddrFault(s.env, {
-        mm: s.mm,
-        address,
-        errorCode: PF_USER | (write ? PF_WRITE : 0),
-        task: s.task,
-      }),
-    );
-    if (out.kind !== 'handled') throw new Error(`fault at 0x${address.toString(16)}: ${out.kind}`);
-  }
-  const ns = Number(process.hrtime.bigint() - t0) / addrs.length;
-  munmapSync(s.mm, BASE, NPAGES * P);
-  return ns;
+/** CPU time of this process (user + system), in ns: what a round costs, not counting time descheduled. */
+function cpuNs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) * 1000;
 }
 
-function hostFigures(): void {
-  const anon = hostSetup(65536);
-  const mapAnon = () => {
-    const r = mmapSync(anon.mm, {
-      addr: BASE,
-      len: NPAGES * P,
-      prot: PROT_READ | PROT_WRITE,
-      flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-    });
-    if (!r.ok) throw new Error('mmap');
-  };
-  const mapFile = (s: ReturnType<typeof hostSetup>) => () => {
+/**
+ * One kind of fault, faulted `perRound` times a round at every `stride`-th page of a 4096-page mapping;
+ * the mapping is unmapped and made again (untimed) when every page has been used.
+ */
+function faultSeries(
+  kind: 'anon' | 'file',
+  faultAroundBytes: number,
+  stride: number,
+  perRound: number,
+  mod: FileBacked = current,
+) {
+  const s = hostSetup(faultAroundBytes, mod);
+  const write = kind === 'anon';
+  let next = NPAGES; // page index of the next fault; NPAGES: map first
+  const map = () => {
     const r = mmapSync(s.mm, {
       addr: BASE,
       len: NPAGES * P,
-      prot: PROT_READ,
-      flags: MAP_PRIVATE | MAP_FIXED_NOREPLACE,
-      file: { file: s.file, ops: filemapVmOps, readable: true, writable: true },
+      prot: write ? PROT_READ | PROT_WRITE : PROT_READ,
+      flags: MAP_PRIVATE | MAP_FIXED_NOREPLACE | (write ? MAP_ANONYMOUS : 0),
+      file: write ? undefined : { file: s.file, ops: mod.filemapVmOps, readable: true, writable: true },
     });
     if (!r.ok) throw new Error('mmap');
   };
-  const around = hostSetup(65536);
-  const single = hostSetup(4096);
-  const every = Array.from({ length: NPAGES }, (_, i) => BASE + i * P);
-  const sixteenth = Array.from({ length: NPAGES / 16 }, (_, i) => BASE + i * 16 * P);
-  // Interleaved rounds, so that the load of the machine hits all three alike; the minimum of each.
-  let anonNs = Number.POSITIVE_INFINITY;
-  let singleNs = Number.POSITIVE_INFINITY;
-  let aroundNs = Number.POSITIVE_INFINITY;
-  for (let r = 0; r < ROUNDS; r++) {
-    const a = roundNs(anon, mapAnon, every, true);
-    const s = roundNs(single, mapFile(single), every, false);
-    const f = roundNs(around, mapFile(around), sixteenth, false);
-    if (r < 2) continue; // warm-up
-    anonNs = Math.min(anonNs, a);
-    singleNs = Math.min(singleNs, s);
-    aroundNs = Math.min(aroundNs, f);
+  /** One round; returns host CPU ns per fault. */
+  return (): number => {
+    if (next + perRound * stride > NPAGES) {
+      if (next < NPAGES || s.mm.findVma(BASE) !== null) munmapSync(s.mm, BASE, NPAGES * P);
+      map();
+      next = 0;
+    }
+    const t0 = cpuNs();
+    for (let i = 0; i < perRound; i++, next += stride) {
+      const address = BASE + next * P;
+      const out = runSync(
+        doUserAddrFault(s.env, {
+          mm: s.mm,
+          address,
+          errorCode: PF_USER | (write ? PF_WRITE : 0),
+          task: s.task,
+        }),
+      );
+      if (out.kind !== 'handled') throw new Error(`fault at 0x${address.toString(16)}: ${out.kind}`);
+    }
+    return (cpuNs() - t0) / perRound;
+  };
+}
+
+/** The median of `xs` (the mean of the two middle values for an even count). */
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 === 1 ? s[h] : (s[h - 1] + s[h]) / 2;
+}
+
+/** `median (first quartile-third quartile)` of per-round values. */
+function spread(xs: readonly number[], digits: number): string {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (f: number) => s[Math.min(s.length - 1, Math.round(f * (s.length - 1)))];
+  return `${median(xs).toFixed(digits)} (${q(0.25).toFixed(digits)}-${q(0.75).toFixed(digits)})`;
+}
+
+function hostFigures(): void {
+  const kinds = [
+    faultSeries('anon', 65536, 1, CHUNK),
+    faultSeries('file', 4096, 1, CHUNK),
+    faultSeries('file', 65536, 16, CHUNK / 4),
+  ];
+  if (baseline !== null) {
+    kinds.push(
+      faultSeries('file', 4096, 1, CHUNK, baseline),
+      faultSeries('file', 65536, 16, CHUNK / 4, baseline),
+    );
   }
+  // Interleaved rounds (the order rotates each round), so that the drift of a shared machine's speed hits
+  // every kind alike; each round gives its own ratios to that round's anonymous fault, and the table shows
+  // their median and quartiles. Times are the process's CPU time, so time spent descheduled is not counted.
+  const n = kinds.length;
+  const ns: number[][] = kinds.map(() => []);
+  for (let r = 0; r < ROUNDS + WARMUP; r++) {
+    const got = kinds.map(() => 0);
+    for (let k = 0; k < n; k++) {
+      const i = (r + k) % n;
+      got[i] = kinds[i]();
+    }
+    if (r < WARMUP) continue;
+    for (let i = 0; i < n; i++) ns[i].push(got[i]);
+  }
+  const ratio = (i: number, to = 0, per = 1) => ns[i].map((v, r) => v / per / ns[to][r]);
   console.log(
-    `Host time per fault (runSync; ${ROUNDS - 2} interleaved rounds of ${NPAGES} pages, minimum of each)`,
+    `Host CPU time per fault (runSync; ${ROUNDS} interleaved rounds of ${CHUNK} faults (fault-around: ${CHUNK / 4}) after ${WARMUP} warm-up rounds; median (quartiles) over the rounds, each ratio taken within its round)`,
   );
   console.log('| fault | host ns/fault | ratio to anonymous |');
   console.log('| --- | ---: | ---: |');
-  console.log(`| anonymous write (do_anonymous_page) | ${anonNs.toFixed(0)} | 1.00 |`);
+  console.log(`| anonymous write (do_anonymous_page) | ${spread(ns[0], 0)} | 1.00 |`);
+  const fileRows = (first: number, tag: string) => {
+    console.log(
+      `| file read, cached, fault-around off (1 page/fault)${tag} | ${spread(ns[first], 0)} | ${spread(ratio(first), 2)} |`,
+    );
+    console.log(
+      `| file read, cached, fault-around 64 KiB (16 pages/fault)${tag} | ${spread(ns[first + 1], 0)} | ${spread(ratio(first + 1), 2)} |`,
+    );
+    console.log(
+      `| same, per page mapped${tag} | ${spread(
+        ns[first + 1].map((v) => v / 16),
+        0,
+      )} | ${spread(ratio(first + 1, 0, 16), 2)} |`,
+    );
+  };
+  fileRows(1, '');
+  if (baseline === null) return;
+  fileRows(3, ', baseline');
   console.log(
-    `| file read, cached, fault-around off (1 page/fault) | ${singleNs.toFixed(0)} | ${(singleNs / anonNs).toFixed(2)} |`,
-  );
-  console.log(
-    `| file read, cached, fault-around 64 KiB (16 pages/fault) | ${aroundNs.toFixed(0)} | ${(aroundNs / anonNs).toFixed(2)} |`,
-  );
-  console.log(
-    `| same, per page mapped | ${(aroundNs / 16).toFixed(0)} | ${(aroundNs / 16 / anonNs).toFixed(2)} |`,
+    `\nCurrent sources against the baseline (${baselinePath}), per-round ratio: one page/fault ${spread(ratio(1, 3), 3)}, fault-around ${spread(ratio(2, 4), 3)}`,
   );
 }
 

@@ -2,7 +2,7 @@ import { type Page, putPage } from '@spf/pagetable';
 import { type Kernel, rmwEffect } from '@spf/machine';
 import { createSpinLock, type SpinLockLike, type VmArea } from '@spf/vma';
 import type { Inode } from './inode.js';
-import { PageCacheTree } from './page-cache-tree.js';
+import { PageCacheTree, type XaNode } from './page-cache-tree.js';
 
 /**
  * Whether a page found by a lockless page-cache lookup is still the allocation it was (its frame was not
@@ -20,6 +20,11 @@ export function pageStillAllocated(page: Page): boolean {
  */
 export function* folioTryGet(page: Page): Kernel<boolean> {
   yield rmwEffect(page.line, 'folio_try_get');
+  return folioTryGetRef(page);
+}
+
+/** What {@link folioTryGet} does once its atomic on the page's line is performed. */
+function folioTryGetRef(page: Page): boolean {
   if (!pageStillAllocated(page)) return false;
   const head = page.head;
   if (head.refcount === 0) return false;
@@ -66,18 +71,44 @@ export class AddressSpace {
   /**
    * Models `filemap_get_entry()` + `folio_try_get()` + the re-check of `__filemap_get_folio()` without
    * FGP flags: the page at `index` with a reference taken, or null. Lockless under RCU, as in Linux.
+   *
+   * Every minor file fault looks its page up here, so `xa_load()` ({@link PageCacheTree.load}) and
+   * `folio_try_get()` ({@link folioTryGet}) run inlined, with the same machine effects in the same order:
+   * each load of the walk is written once and runs twice, for the lookup and for the re-check after the
+   * reference is taken.
    */
   *getFolio(index: number): Kernel<Page | null> {
     const rcu = this.host.sb.rcu;
+    const tree = this.iPages;
     yield* rcu.readLock();
+    /** The page a reference was taken on, to be re-checked by the next walk. */
     let page: Page | null = null;
     for (;;) {
-      page = yield* this.iPages.load(index);
-      if (page === null) break;
-      if (!(yield* folioTryGet(page))) continue;
-      // The page may have been removed (and even reused) between the load and the get: re-check.
-      if ((yield* this.iPages.load(index)) === page && page.mapping === this) break;
-      yield* putPage(page);
+      // xa_load(index)
+      yield tree.line.readEffect;
+      let found: Page | null = null;
+      for (let node = tree.rootFor(index); node !== null; ) {
+        // RcuObject.touch(): a load of the node, then the use-after-free check.
+        yield node.line.readEffect;
+        node.checkAlive('xa_load');
+        const slot = node.slotFor(index);
+        if (node.shift === 0) {
+          found = slot as Page | null;
+          break;
+        }
+        node = slot as XaNode | null;
+      }
+      if (page !== null) {
+        // The page may have been removed (and even reused) between the load and the get: re-check.
+        if (found === page && page.mapping === this) break;
+        yield* putPage(page);
+        page = null;
+        continue;
+      }
+      if (found === null) break;
+      // folio_try_get(found)
+      yield rmwEffect(found.line, 'folio_try_get');
+      if (folioTryGetRef(found)) page = found;
     }
     yield* rcu.readUnlock();
     return page;

@@ -47,6 +47,7 @@ import { File } from './file.js';
 import type { FilemapRetryPaths, FilePin } from './filemap-retry-paths.js';
 import { MMAP_LOTSAMISS } from './file-ra-state.js';
 import {
+  folioNrPages,
   folioPages,
   makeRactl,
   pageCacheAsyncRa,
@@ -501,12 +502,12 @@ export function* filemapMapPages(vmf: VmFault, startPgoff: number, endPgoff: num
     }
     // filemap_map_folio_range(): a large folio that lies within i_size, the VMA and one PMD is mapped
     // whole, window or not ("mm/filemap: map entire large folio faultaround", 6.18 with the i_size fix).
-    const run = folioPages(folio);
-    const head = run[0].index;
+    const run = folioNrPages(folio) > 1 ? folioPages(folio) : null;
+    const head = run?.[0].index ?? index;
     let last = index;
     if (
       !speculative &&
-      run.length > 1 &&
+      run !== null &&
       fileEnd >= head + run.length &&
       head >= vma.vmPgoff &&
       head + run.length <= vma.vmPgoff + vma.pages
@@ -586,10 +587,11 @@ export const filemapVmOps: VmOperations = {
   // finish_fault() maps a file folio whole (6.18) unless it passes i_size (`file_end <
   // folio_next_index(folio)`, "mm/memory: do not populate page table entries beyond i_size").
   faultFolioPages(vmf, page) {
+    // An order-0 page (every page but those of mmap readahead's large folios) first: no array is made.
+    if (folioNrPages(page) <= 1) return null;
     const file = vmf.vma.vmFile;
     if (!(file instanceof File)) return null;
     const run = folioPages(page);
-    if (run.length <= 1) return null;
     if (Math.ceil(file.inode.size / PAGE_SIZE) < run[0].index + run.length) return null;
     for (const p of run) {
       if (p !== page && (p.mapping !== file.mapping || !p.test('uptodate') || p.test('locked'))) return null;

@@ -16,6 +16,10 @@ const XA_CHUNK_MASK = XA_CHUNK_SIZE - 1;
 export class XaNode extends RcuObject {
   readonly slots: (XaNode | Page | null)[] = new Array(XA_CHUNK_SIZE).fill(null);
   count = 0;
+  /** `2 ** shift`: the indices one slot covers. */
+  private readonly scale: number;
+  /** The largest index a tree with this node on top holds (`2 ** (shift + XA_CHUNK_SHIFT) - 1`). */
+  readonly maxIndex: number;
   constructor(
     /** Shift of the index bits this node decodes (0 at the bottom). */
     readonly shift: number,
@@ -25,6 +29,18 @@ export class XaNode extends RcuObject {
     id: number,
   ) {
     super(`xa_node#${id}`, new MemoryLine(`xa_node#${id}`));
+    this.scale = 2 ** shift;
+    this.maxIndex = 2 ** (shift + XA_CHUNK_SHIFT) - 1;
+  }
+
+  /** The slot `index` goes through in this node (`xas_descend()`'s offset). */
+  slotOffset(index: number): number {
+    return this.shift === 0 ? index & XA_CHUNK_MASK : Math.floor(index / this.scale) & XA_CHUNK_MASK;
+  }
+
+  /** The child node or (at the bottom) page `index` leads to in this node, or null. */
+  slotFor(index: number): XaNode | Page | null {
+    return this.slots[this.slotOffset(index)];
   }
 }
 
@@ -66,26 +82,32 @@ export class PageCacheTree {
 
   /** The largest index the current height can hold. */
   private maxIndex(): number {
-    if (this.head === null) return -1;
-    return 2 ** (this.head.shift + XA_CHUNK_SHIFT) - 1;
+    return this.head === null ? -1 : this.head.maxIndex;
+  }
+
+  /**
+   * The node a walk for `index` starts at: the top node, or null if the tree is empty or too low to hold
+   * `index`. Reads `xa_head`: call it after the load of {@link line}.
+   */
+  rootFor(index: number): XaNode | null {
+    const node = this.head;
+    return node !== null && index <= node.maxIndex ? node : null;
   }
 
   /**
    * Models `xa_load()`: the page at `index`, or null. Lockless: call inside `rcu_read_lock()`; the page
    * may be freed from the cache right after (take a reference with `folio_try_get()` and re-check).
+   * `AddressSpace.getFolio()` runs the same walk inlined.
    */
   *load(index: number): Kernel<Page | null> {
     yield this.line.readEffect;
-    let node = this.head;
-    if (node === null || index > this.maxIndex()) return null;
+    let node = this.rootFor(index);
+    if (node === null) return null;
     for (;;) {
       // RcuObject.touch() inlined (hot path): a load of the node, then the use-after-free check.
       yield node.line.readEffect;
       node.checkAlive('xa_load');
-      const slot =
-        node.slots[
-          node.shift === 0 ? index & XA_CHUNK_MASK : Math.floor(index / 2 ** node.shift) & XA_CHUNK_MASK
-        ];
+      const slot = node.slotFor(index);
       if (slot === null) return null;
       if (node.shift === 0) return slot as Page;
       node = slot as XaNode;
@@ -94,10 +116,10 @@ export class PageCacheTree {
 
   /** The page at `index` without machine effects (for checks, dumps and tests). */
   peek(index: number): Page | null {
-    let node = this.head;
-    if (node === null || index > this.maxIndex()) return null;
+    let node = this.rootFor(index);
+    if (node === null) return null;
     for (;;) {
-      const slot = node.slots[Math.floor(index / 2 ** node.shift) & XA_CHUNK_MASK];
+      const slot = node.slotFor(index);
       if (slot === null) return null;
       if (node.shift === 0) return slot as Page;
       node = slot as XaNode;
@@ -153,7 +175,7 @@ export class PageCacheTree {
     }
     let node = this.head as XaNode;
     while (node.shift > 0) {
-      const off = Math.floor(index / 2 ** node.shift) & XA_CHUNK_MASK;
+      const off = node.slotOffset(index);
       let child = node.slots[off] as XaNode | null;
       if (child === null) {
         child = new XaNode(node.shift - XA_CHUNK_SHIFT, node, off, nodeIds++);
@@ -180,7 +202,7 @@ export class PageCacheTree {
     let node = this.head;
     if (node === null || index > this.maxIndex()) return null;
     while (node.shift > 0) {
-      const next = node.slots[Math.floor(index / 2 ** node.shift) & XA_CHUNK_MASK] as XaNode | null;
+      const next = node.slotFor(index) as XaNode | null;
       if (next === null) return null;
       node = next;
     }

@@ -75,7 +75,7 @@ export function folioPages(page: Page): readonly Page[] {
 
 /** `folio_nr_pages()`. */
 export function folioNrPages(page: Page): number {
-  return folioPages(page).length;
+  return largeFolios.get(page)?.length ?? 1;
 }
 
 /** `folio_clear_readahead()`: clears PG_readahead on every page of the folio. */

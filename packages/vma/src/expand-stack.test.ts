@@ -1,10 +1,11 @@
-import { exploreInTest, type Machine, runSync } from '@spf/machine';
+import { EffectKind, exploreInTest, type Machine, runSync } from '@spf/machine';
 import { describe, expect, it } from 'vitest';
 import { Errno } from './errno.js';
 import { DEFAULT_RLIMIT_STACK, expandDownwards } from './expand-stack.js';
 import { checkMmInvariants } from './mm-invariants.js';
 import { type MmConfig, MmStruct } from './mm-struct.js';
 import { mmapSync } from './sync-api.js';
+import { type RecordedEffect, recordEffects } from './test-support/effects.js';
 import { withReadLock, withWriteLock } from './test-support/mmap-lock.js';
 import type { VmArea } from './vm-area.js';
 import {
@@ -84,6 +85,24 @@ describe('expand_downwards', () => {
     // vma_start_write() marked the VMA for this mm_lock_seq (the mark lasts until the next write unlock).
     expect(stack.vmLockSeq.value).toBe(mm.mmLockSeq.value);
     checkMmInvariants([mm]);
+  });
+
+  it('stores vm_start and then vm_pgoff, one WRITE_ONCE() each, inside the vm_sequence section (torn VMA writes)', () => {
+    const { mm, stack } = stackMm();
+    const [start, pgoff, seq] = [stack.vmStart, stack.vmPgoff, stack.vmSequence.peek()];
+    const seen: RecordedEffect<[number, number, number]>[] = [];
+    const at = (): [number, number, number] => [stack.vmStart, stack.vmPgoff, stack.vmSequence.peek() - seq];
+    expect(withReadLock(mm, () => recordEffects(expandDownwards(mm, stack, A + 18 * P), at, seen))).toBe(0);
+    const stores = seen.filter(
+      (e) => e.line === stack.line && e.kind === EffectKind.Write && e.label !== undefined,
+    );
+    // A lockless reader between the two stores sees the new start with the old offset: only the odd
+    // vm_sequence tells it to retry.
+    expect(stores.map((e) => [e.label, e.at])).toEqual([
+      ['WRITE_ONCE(vm_start)', [start, pgoff, 1]],
+      ['WRITE_ONCE(vm_pgoff)', [A + 18 * P, pgoff, 1]],
+    ]);
+    expect(at()).toEqual([A + 18 * P, pgoff - 2, 2]);
   });
 
   it('counts a VM_LOCKED stack in locked_vm', () => {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { runSync } from '@spf/machine';
 import { _PAGE_NX, _PAGE_RW } from '@spf/pagetable';
 import { Errno } from './errno.js';
@@ -9,6 +9,7 @@ import { doMprotect, sysMprotect } from './mprotect.js';
 import { OvercommitPolicy } from './overcommit.js';
 import { procMaps } from './proc-maps.js';
 import { mmapSync, mprotectSync } from './sync-api.js';
+import { withWriteLock } from './test-support/mmap-lock.js';
 import { makeSystem, touch } from './test-support/system.js';
 import {
   MAP_ANONYMOUS,
@@ -25,6 +26,7 @@ import {
   PROT_WRITE,
   VM_ACCOUNT,
 } from './vm-flags.js';
+import { vmaIsWriteLocked } from './vma-lock.js';
 
 const P = 4096;
 const A = 0x100000000000;
@@ -353,6 +355,48 @@ describe('mprotect: limits and paths the first tests left open', () => {
     expect(mprotectSync(mm, A, 2 * P, PROT_READ | PROT_EXEC)).toEqual(OK);
     expect((mm.pgd.leaf(A)?.entry ?? 0n) & _PAGE_NX).toBe(0n);
     expect((mm.findVma(A)?.vmPageProt ?? _PAGE_NX) & _PAGE_NX).toBe(0n);
+  });
+
+  it("write-locks the VMA at vma_start_write()'s mprotect site; switched off, a whole-VMA change leaves it unlocked", () => {
+    for (const on of [true, false]) {
+      const { mm } = makeSystem({ vmaLocking: { startWrite: { mprotect: on } } });
+      map(mm, A, 2);
+      const vma = mm.findVma(A);
+      // Checked before mmap_write_unlock(), whose vma_end_write_all() ends every VMA write lock. The whole
+      // VMA changes in place: no split or merge (vma_prepare's site) touches it.
+      const locked = withWriteLock(mm, function* () {
+        expect(yield* doMprotect(mm, A, 2 * P, PROT_READ)).toEqual(OK);
+        return vma !== null && vmaIsWriteLocked(vma);
+      });
+      expect(locked, `mprotect site ${on ? 'on' : 'off'}`).toBe(on);
+      expect(mm.findVma(A)).toBe(vma);
+      expect(vma?.perms()).toBe('r--p');
+    }
+  });
+
+  it("change_protection() and its TLB flush run inside the VMA's vm_sequence section, after the new flags and vm_page_prot (SPF v12)", () => {
+    const { mm } = makeSystem();
+    map(mm, A, 2);
+    touch(mm, A, 2 * P);
+    const vma = mm.findVma(A);
+    if (vma === null) throw new Error('no VMA');
+    const seq = vma.vmSequence.peek();
+    const calls: [string, number, string, bigint][] = [];
+    const ops = mm.pageTables;
+    for (const name of ['changeProtection', 'tlbFinishMmu'] as const) {
+      const original = ops[name].bind(ops) as (...a: unknown[]) => ReturnType<typeof ops.tlbFinishMmu>;
+      vi.spyOn(ops, name).mockImplementation((...args: unknown[]) => {
+        calls.push([name, vma.vmSequence.peek() - seq, vma.perms(), vma.vmPageProt & _PAGE_NX]);
+        return original(...args) as never;
+      });
+    }
+    expect(mprotectSync(mm, A, 2 * P, PROT_READ | PROT_EXEC)).toEqual(OK);
+    expect(calls).toEqual([
+      ['changeProtection', 1, 'r-xp', 0n],
+      ['tlbFinishMmu', 1, 'r-xp', 0n],
+    ]);
+    expect(vma.vmSequence.peek()).toBe(seq + 2);
+    expect((mm.pgd.leaf(A)?.entry ?? _PAGE_NX) & _PAGE_NX).toBe(0n);
   });
 
   it('keeps the charge of memory that has pages (anon_vma) or is a file when it turns read-only', () => {

@@ -6,11 +6,12 @@ import { Errno } from './errno.js';
 import { checkMmInvariants } from './mm-invariants.js';
 import { MM_ANONPAGES, MmStruct, TASK_SIZE_4LEVEL } from './mm-struct.js';
 import type { MmapFile } from './mmap.js';
-import { sysMremap } from './mremap.js';
+import { doMremap, sysMremap } from './mremap.js';
 import { type OvercommitMode, OvercommitPolicy } from './overcommit.js';
 import { PagetableOps } from './pagetable-backed-ops.js';
 import { procMaps } from './proc-maps.js';
-import { mmapSync, mremapSync } from './sync-api.js';
+import { mmapSync, mremapSync, munmapSync } from './sync-api.js';
+import { withWriteLock } from './test-support/mmap-lock.js';
 import { makeSystem, touch } from './test-support/system.js';
 import {
   MAP_ANONYMOUS,
@@ -27,6 +28,7 @@ import {
   VM_IO,
   VM_PFNMAP,
 } from './vm-flags.js';
+import { vmaIsWriteLocked } from './vma-lock.js';
 
 const P = 4096;
 const A = 0x100000000000;
@@ -428,6 +430,23 @@ describe('mremap moves (move_vma, copy_vma)', () => {
     checkMmInvariants([mm]);
   });
 
+  it("move_vma() write-locks the source VMA before its PTEs move (vma_start_write's mremap site); switched off, MREMAP_DONTUNMAP leaves it unlocked", () => {
+    for (const on of [true, false]) {
+      const { mm } = makeSystem({ vmaLocking: { startWrite: { mremap: on } } });
+      map(mm, 0, 2);
+      touch(mm, A, 2 * P);
+      const src = vmaAt(mm, 0);
+      // Checked before mmap_write_unlock(), whose vma_end_write_all() ends every VMA write lock.
+      const locked = withWriteLock(mm, function* () {
+        expect(yield* doMremap(mm, A, 2 * P, 2 * P, DONTUNMAP, A + 20 * P)).toEqual(at(A + 20 * P));
+        return [vmaIsWriteLocked(src), vmaIsWriteLocked(vmaAt(mm, 20))];
+      });
+      // The new VMA is locked by its own site (newVma) either way; the old one, kept mapped, only by mremap's.
+      expect(locked, `mremap site ${on ? 'on' : 'off'}`).toEqual([on, true]);
+      expect(maps(mm)).toEqual(['0-2 rw-p', '20-22 rw-p']);
+    }
+  });
+
   it('MREMAP_DONTUNMAP without MREMAP_FIXED picks a free destination itself', () => {
     const { mm } = makeSystem();
     map(mm, 0, 2);
@@ -518,6 +537,35 @@ describe('mremap moves (move_vma, copy_vma)', () => {
     expect(state(dm)).toEqual(dmBefore);
     expect(mremapSync(dm, A, 100 * P, 100 * P, DONTUNMAP, A + 1000 * P)).toEqual(at(A + 1000 * P));
     expect(dm.committed).toBe(400);
+  });
+
+  it('a move that charges nothing still asks the policy (vrm_calc_charge): under `never`, past the commit limit, ENOMEM', () => {
+    // The user reserve is large, so the limit a process sees falls by total_vm / 32 as its mappings grow.
+    const holder: { mm: MmStruct | null } = { mm: null };
+    const overcommit = new OvercommitPolicy({
+      mode: 'never',
+      totalRamPages: 1024,
+      userReserveKbytes: 100_000,
+      committedPages: () => holder.mm?.committed ?? 0,
+    });
+    const mm = new MmStruct({ overcommit });
+    holder.mm = mm;
+    // 400 accounted pages fit (limit 512, less 32 for the admin reserve, less 0 / 32).
+    map(mm, 0, 400);
+    // 3200 read-only pages are not charged, but they bring the limit down by 100 to 380, below the 400.
+    map(mm, 1000, 3200, { prot: PROT_READ });
+    expect(mm.committed).toBe(400);
+    const before = state(mm);
+    // __vm_enough_memory(mm, 0) compares what is committed with the limit like any other request.
+    expect(mremapSync(mm, A, 400 * P, 400 * P, FIXED, A + 5000 * P)).toEqual(err(Errno.ENOMEM));
+    expect(mremapSync(mm, A, 400 * P, 400 * P, DONTUNMAP, A + 5000 * P)).toEqual(err(Errno.ENOMEM));
+    expect(state(mm)).toEqual(before);
+    // Unaccounted memory is not asked about: the read-only mapping moves.
+    expect(mremapSync(mm, A + 1000 * P, 3200 * P, 3200 * P, FIXED, A + 5000 * P)).toEqual(at(A + 5000 * P));
+    // Once total_vm is back down the same move fits (the limit 480 less 400 / 32: 468).
+    expect(munmapSync(mm, A + 5000 * P, 3200 * P).ok).toBe(true);
+    expect(mremapSync(mm, A, 400 * P, 400 * P, FIXED, A + 5000 * P)).toEqual(at(A + 5000 * P));
+    expect(mm.committed).toBe(400);
   });
 
   it('an unaccounted (shared) mapping grows without a charge', () => {

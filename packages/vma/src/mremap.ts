@@ -218,12 +218,14 @@ export function* doMremap(mm: MmStruct, ...args: MremapArgs): Kernel<SysResult<n
 /**
  * Models `vrm_calc_charge()` in mm/mremap.c: an accounted (VM_ACCOUNT) mapping that grows is charged the
  * growth, or the whole new length with MREMAP_DONTUNMAP (the old range stays mapped); whether the overcommit
- * policy allows it (`security_vm_enough_memory_mm()`).
+ * policy allows it (`security_vm_enough_memory_mm()`). Like Linux, an accounted move that charges nothing
+ * still asks: under `never`, a process already past its commit limit (the limit falls as total_vm grows)
+ * gets ENOMEM for it too.
  */
 function vrmCharge(mm: MmStruct, vma: VmArea, oldLen: number, newLen: number, dontUnmap: boolean): boolean {
   if (!(vma.vmFlags & VM_ACCOUNT)) return true;
   const charged = (dontUnmap ? newLen : Math.max(0, newLen - oldLen)) / PAGE_SIZE;
-  return charged === 0 || securityVmEnoughMemoryMm(mm, charged);
+  return securityVmEnoughMemoryMm(mm, charged);
 }
 
 /** Models `vma_expandable()`: the range after the VMA is free and inside the address space. */

@@ -1,4 +1,4 @@
-import { runSync, UseAfterFreeError } from '@spf/machine';
+import { EffectKind, runSync, UseAfterFreeError } from '@spf/machine';
 import { PAGE_COPY, PAGE_READONLY, PAGE_SHARED, PhysicalMemory, putPage } from '@spf/pagetable';
 import { describe, expect, it } from 'vitest';
 import { MmIds } from './mm-ids.js';
@@ -9,9 +9,12 @@ import {
   ShmemZeroFile,
   VmArea,
   type VmOperations,
+  vmaSetPageProt,
+  vmaWriteOnce,
   vmWriteBegin,
   vmWriteEnd,
 } from './vm-area.js';
+import { type RecordedEffect, recordEffects } from './test-support/effects.js';
 import { VM_EXEC, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_WRITE } from './vm-flags.js';
 
 const P = 4096;
@@ -208,5 +211,76 @@ describe("vm_write_begin()/vm_write_end() (Dufour's vm_sequence)", () => {
     runSync(vmWriteEnd(v));
     expect(v.vmSequence.peek()).toBe(2);
     expect(() => assertVmWriting(v)).toThrow(/changed outside/);
+  });
+});
+
+describe('WRITE_ONCE() of one VMA field (vmaWriteOnce, vma_set_page_prot())', () => {
+  /** Runs a store, recording each effect with the VMA's fields as a reader scheduled at that effect sees them. */
+  function stores(v: VmArea, code: ReturnType<typeof vmaWriteOnce>) {
+    const seen: RecordedEffect<[number, number, number, number, bigint]>[] = [];
+    runSync(recordEffects(code, () => [v.vmStart, v.vmEnd, v.vmPgoff, v.vmFlags, v.vmPageProt], seen));
+    return seen;
+  }
+
+  it('is one write of the VMA line named after the kernel field, and the value lands only after that effect', () => {
+    const v = vmaOf(PRIV_RW, { pgoff: 3 });
+    const prot = v.vmPageProt;
+    const fields: [Parameters<typeof vmaWriteOnce>[1], number, string][] = [
+      ['vmStart', A + P, 'vm_start'],
+      ['vmEnd', A + 2 * P, 'vm_end'],
+      ['vmPgoff', 4, 'vm_pgoff'],
+      ['vmFlags', VM_READ, 'vm_flags'],
+    ];
+    let before: [number, number, number, number, bigint] = [A, A + 4 * P, 3, PRIV_RW, prot];
+    for (const [field, value, name] of fields) {
+      const seen = stores(v, vmaWriteOnce(v, field, value));
+      // A reader between this store and the next sees every field as it was before it.
+      expect(seen).toEqual([
+        { kind: EffectKind.Write, line: v.line, label: `WRITE_ONCE(${name})`, at: before },
+      ]);
+      expect(v[field]).toBe(value);
+      before = [v.vmStart, v.vmEnd, v.vmPgoff, v.vmFlags, v.vmPageProt];
+    }
+    expect(before).toEqual([A + P, A + 2 * P, 4, VM_READ, prot]);
+    expect(prot).not.toBe(PAGE_SHARED);
+    const seen = stores(v, vmaWriteOnce(v, 'vmPageProt', PAGE_SHARED));
+    expect(seen.map((e) => e.label)).toEqual(['WRITE_ONCE(vm_page_prot)']);
+    expect(v.vmPageProt).toBe(PAGE_SHARED);
+  });
+
+  it('a store of the value the field already holds is no effect at all', () => {
+    const v = vmaOf(PRIV_RW, { pgoff: 3 });
+    expect(stores(v, vmaWriteOnce(v, 'vmStart', A))).toEqual([]);
+    expect(stores(v, vmaWriteOnce(v, 'vmPgoff', 3))).toEqual([]);
+    expect(stores(v, vmaWriteOnce(v, 'vmPageProt', v.vmPageProt))).toEqual([]);
+    expect([v.vmStart, v.vmPgoff]).toEqual([A, 3]);
+  });
+
+  it('vma_set_page_prot() on a published VMA stores vm_page_prot from the current vm_flags in one write', () => {
+    const notify: VmOperations = {
+      *pageMkwrite() {
+        return 0;
+      },
+    };
+    const v = vmaOf(PRIV_RW);
+    expect(v.vmPageProt).toBe(PAGE_COPY);
+    v.vmFlags = SHARED_RW;
+    const seen = stores(v, vmaSetPageProt(v));
+    expect(seen).toEqual([
+      {
+        kind: EffectKind.Write,
+        line: v.line,
+        label: 'WRITE_ONCE(vm_page_prot)',
+        at: [A, A + 4 * P, 0, SHARED_RW, PAGE_COPY],
+      },
+    ]);
+    expect(v.vmPageProt).toBe(PAGE_SHARED);
+    // The write-notify rule of setPageProt() holds here too: read-only PTEs for page_mkwrite.
+    const shared = vmaOf(SHARED_RW, { ops: notify });
+    shared.vmPageProt = PAGE_SHARED;
+    runSync(vmaSetPageProt(shared));
+    expect(shared.vmPageProt).toBe(vmGetPageProt(VM_READ | VM_WRITE));
+    // Unchanged flags: nothing to store.
+    expect(stores(v, vmaSetPageProt(v))).toEqual([]);
   });
 });

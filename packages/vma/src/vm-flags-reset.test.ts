@@ -1,4 +1,5 @@
 import { EffectKind, type Kernel, runSync } from '@spf/machine';
+import { type RecordedEffect, recordEffects } from './test-support/effects.js';
 import { describe, expect, it } from 'vitest';
 import { type MmConfig, MmStruct } from './mm-struct.js';
 import { vmGetPageProt } from './page-prot.js';
@@ -77,21 +78,27 @@ describe('vmFlagsReset (vma_start_write + vm_flags_reset)', () => {
   it('the store is one write of the VMA line, named WRITE_ONCE(vm_flags) in traces, made before the flags change', () => {
     withLockedVma((vma) => {
       const old = vma.vmFlags;
-      const seen: { kind: unknown; line: unknown; label: unknown; flags: number }[] = [];
-      function* recording(code: Kernel<void>): Kernel<void> {
-        let r = code.next();
-        while (!r.done) {
-          const e = r.value as { kind: unknown; line: unknown; label?: unknown };
-          seen.push({ kind: e.kind, line: e.line, label: e.label, flags: vma.vmFlags });
-          r = code.next(yield r.value);
-        }
-      }
-      runSync(recording(vmFlagsReset(vma, old | VM_RAND_READ)));
+      const seen: RecordedEffect<number>[] = [];
+      runSync(recordEffects(vmFlagsReset(vma, old | VM_RAND_READ), () => vma.vmFlags, seen));
       const store = seen.filter((e) => e.label === 'WRITE_ONCE(vm_flags)');
       expect(store).toEqual([
-        { kind: EffectKind.Write, line: vma.line, label: 'WRITE_ONCE(vm_flags)', flags: old },
+        { kind: EffectKind.Write, line: vma.line, label: 'WRITE_ONCE(vm_flags)', at: old },
       ]);
       expect(vma.vmFlags).toBe(old | VM_RAND_READ);
+    });
+  });
+
+  it('runs inSection inside the write section, after vm_flags and vm_page_prot are stored (SPF v12 mprotect_fixup)', () => {
+    withLockedVma((vma) => {
+      const seq = vma.vmSequence.peek();
+      const seen: [number, number, bigint][] = [];
+      const newFlags = vma.vmFlags | VM_EXEC;
+      function* inSection(): Kernel<void> {
+        seen.push([vma.vmSequence.peek() - seq, vma.vmFlags, vma.vmPageProt]);
+      }
+      runSync(vmFlagsReset(vma, newFlags, true, 'mprotect', inSection));
+      expect(seen).toEqual([[1, newFlags, vmGetPageProt(newFlags)]]);
+      expect(vma.vmSequence.peek()).toBe(seq + 2);
     });
   });
 });

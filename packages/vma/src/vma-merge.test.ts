@@ -1,4 +1,4 @@
-import { runSync } from '@spf/machine';
+import { EffectKind, runSync } from '@spf/machine';
 import { describe, expect, it } from 'vitest';
 import { vmaIsForkChild } from './anon-vma.js';
 import { Errno } from './errno.js';
@@ -6,6 +6,7 @@ import { checkMmInvariants } from './mm-invariants.js';
 import { MmStruct } from './mm-struct.js';
 import type { MmapFile } from './mmap.js';
 import { forkSync, mmapSync, mprotectSync, munmapSync } from './sync-api.js';
+import { type RecordedEffect, recordEffects } from './test-support/effects.js';
 import { makeSystem, touch } from './test-support/system.js';
 import {
   MAP_ANONYMOUS,
@@ -19,7 +20,7 @@ import {
   VM_READ,
   VM_WRITE,
 } from './vm-flags.js';
-import type { VmArea, VmOperations } from './vm-area.js';
+import { type VmArea, type VmOperations, vmWriteEnd } from './vm-area.js';
 import {
   commitVmaChanges,
   splitVma,
@@ -524,6 +525,107 @@ describe('commitVmaChanges write-locks every VMA it touches (vma_start_write)', 
     for (const v of [a, b, n]) expect(v.vmLockSeq.value).not.toBe(seq);
     runSync(commitVmaChanges(mm, [{ vma: a, start: A, end: A + 3 * P, pgoff: A / P }], [b], [n]));
     expect([a, b, n].map((v) => v.vmLockSeq.value)).toEqual([seq, seq, seq]);
+  });
+});
+
+describe("commitVmaChanges' vm_sequence sections (vma_prepare/vma_complete, SPF v12's keep_locked)", () => {
+  /** A VMA at pages 0-2 to grow to 0-3, a VMA at 4-6 to remove, and a new one for 10-11. */
+  function setup() {
+    const mm = new MmStruct();
+    anon(mm, 0, 2);
+    anon(mm, 4, 2, PROT_READ);
+    const a = vmaAt(mm, 0);
+    const b = vmaAt(mm, 4);
+    const n = vmAreaDup(a);
+    n.vmStart = A + 10 * P;
+    n.vmEnd = A + 11 * P;
+    return { mm, a, b, n };
+  }
+
+  it('each range store and the detach mark is one write made inside the sections, which all close after', () => {
+    const { mm, a, b, n } = setup();
+    const [sa, sb] = [a.vmSequence.peek(), b.vmSequence.peek()];
+    const seen: RecordedEffect<[number, number, number]>[] = [];
+    const change = { vma: a, start: A + P, end: A + 3 * P, pgoff: A / P + 1 };
+    runSync(
+      recordEffects(
+        commitVmaChanges(mm, [change], [b], [n]),
+        () => [a.vmSequence.peek(), b.vmSequence.peek(), n.vmSequence.peek()],
+        seen,
+      ),
+    );
+    const stores = seen
+      // (vma_start_write()'s unlabelled store of vm_lock_seq is on the same line, before the sections.)
+      .filter(
+        (e) =>
+          e.kind === EffectKind.Write && e.label !== undefined && (e.line === a.line || e.line === b.line),
+      )
+      .map((e) => [e.line === a.line ? 'a' : 'b', e.label, e.at]);
+    // vma_set_range(): vm_start, vm_end, vm_pgoff in turn, with a and b both inside their sections; then
+    // vma_mark_detached() of b. A new VMA is not in a section: nobody can see it before it is linked.
+    expect(stores).toEqual([
+      ['a', 'WRITE_ONCE(vm_start)', [sa + 1, sb + 1, 0]],
+      ['a', 'WRITE_ONCE(vm_end)', [sa + 1, sb + 1, 0]],
+      ['a', 'WRITE_ONCE(vm_pgoff)', [sa + 1, sb + 1, 0]],
+      ['b', 'vma_mark_detached', [sa + 1, sb + 1, 0]],
+    ]);
+    expect([a.vmSequence.peek(), b.vmSequence.peek(), n.vmSequence.peek()]).toEqual([sa + 2, sb + 2, 0]);
+    expect(maps(mm)).toEqual(['1-3 rw-p', '10-11 rw-p']);
+  });
+
+  it('with keepLocked the changed and the inserted VMAs stay in their sections (the inserted one enters before it is linked); the removed one closes', () => {
+    const { mm, a, b, n } = setup();
+    const [sa, sb] = [a.vmSequence.peek(), b.vmSequence.peek()];
+    const seen: RecordedEffect<number>[] = [];
+    const linked = () => mm.findVma(A + 10 * P) === n;
+    runSync(
+      recordEffects(
+        commitVmaChanges(mm, [{ vma: a, start: A, end: A + 3 * P, pgoff: A / P }], [b], [n], true),
+        () => (linked() ? -1 : n.vmSequence.peek()),
+        seen,
+      ),
+    );
+    expect([a.vmSequence.peek(), b.vmSequence.peek(), n.vmSequence.peek()]).toEqual([sa + 1, sb + 2, 1]);
+    // The new VMA's section was open at the last effect before it was in the tree.
+    const before = seen.filter((e) => e.at !== -1);
+    expect(before.length).toBeLessThan(seen.length);
+    expect(before[before.length - 1]?.at).toBe(1);
+    runSync(vmWriteEnd(a));
+    runSync(vmWriteEnd(n));
+    expect([a.vmSequence.peek(), n.vmSequence.peek()]).toEqual([sa + 2, 2]);
+    checkMmInvariants([mm]);
+  });
+
+  it('vma_merge_new_range() with keepLocked returns the expanded VMA still in its section; without, closed', () => {
+    const mm = new MmStruct();
+    anon(mm, 0, 2);
+    anon(mm, 6, 2);
+    const prev = vmaAt(mm, 0);
+    const next = vmaAt(mm, 6);
+    const vmg = {
+      prev,
+      middle: null,
+      next,
+      start: A + 2 * P,
+      end: A + 3 * P,
+      pgoff: A / P + 2,
+      flags: prev.vmFlags,
+      file: null,
+      ops: null,
+      anonVma: null,
+    };
+    const s0 = prev.vmSequence.peek();
+    expect(runSync(vmaMergeNewRange(mm, { ...vmg, keepLocked: true }))).toBe(prev);
+    expect(prev.vmSequence.peek()).toBe(s0 + 1);
+    runSync(vmWriteEnd(prev));
+    const s1 = next.vmSequence.peek();
+    expect(
+      runSync(
+        vmaMergeNewRange(mm, { ...vmg, prev: null, start: A + 5 * P, end: A + 6 * P, pgoff: A / P + 5 }),
+      ),
+    ).toBe(next);
+    expect(next.vmSequence.peek()).toBe(s1 + 2);
+    expect(maps(mm)).toEqual(['0-3 rw-p', '5-8 rw-p']);
   });
 });
 

@@ -94,6 +94,11 @@ export class DufourSpfHandler implements FaultHandler {
   /** File VMAs are handled speculatively (the 2019 proposal, {@link DufourSpfOptions.fileVmas}). */
   readonly fileVmas: boolean;
   private readonly paths: DufourSpfPaths;
+  /** What every attempt hands to `handle_speculative_fault()`: built once, not per fault. */
+  private readonly context: SpeculativeFaultContext;
+  /** {@link DufourSpfHandler.attempt} bound once, the lockless attempt handed to every `doUserAddrFault()`. */
+  private readonly lockless = (fault: UserFault, flags: number): Kernel<LocklessFaultResult> =>
+    this.attempt(fault, flags);
 
   constructor(
     readonly env: FaultEnv,
@@ -106,6 +111,13 @@ export class DufourSpfHandler implements FaultHandler {
     this.paths = options.paths ?? { handleSpeculativeFault };
     this.live = makeDufourCounters();
     this.counters = this.live;
+    this.context = Object.freeze({
+      env: this.env,
+      checks: this.checks,
+      counters: this.live,
+      specPgtableAlloc: this.specPgtableAlloc,
+      fileVmas: this.fileVmas,
+    });
     this.mmConfig =
       this.fileVmas && this.checks.vmFileLifetime
         ? { spfV12: { rcuPut: this.checks.rcuFreeVma }, vmFileRelease: 'freeVma' }
@@ -113,7 +125,7 @@ export class DufourSpfHandler implements FaultHandler {
   }
 
   handleUserFault(fault: UserFault): Kernel<FaultOutcome> {
-    return doUserAddrFault(this.env, fault, (f, flags) => this.attempt(f, flags));
+    return doUserAddrFault(this.env, fault, this.lockless);
   }
 
   speculativeStats(): SpeculativeStats {
@@ -134,13 +146,7 @@ export class DufourSpfHandler implements FaultHandler {
     this.attempts++;
     const specFlags = flags | FAULT_FLAG_SPECULATIVE;
     const ret = yield* this.paths.handleSpeculativeFault(
-      {
-        env: this.env,
-        checks: this.checks,
-        counters: this.live,
-        specPgtableAlloc: this.specPgtableAlloc,
-        fileVmas: this.fileVmas,
-      },
+      this.context,
       fault.mm,
       fault.address,
       fault.errorCode,

@@ -6,12 +6,14 @@ import {
   handlePteFault,
   type SpeculativeFileAbort,
   type SpeculativeFileHooks,
+  type SpeculativeFaultHooks,
   VM_FAULT_OOM,
   VM_FAULT_RETRY,
 } from '@spf/fault-classic';
 import { type Kernel, KernelFault, readEffect } from '@spf/machine';
 import { PAGE_SIZE, pteNone } from '@spf/pagetable';
 import {
+  type LockedPte,
   type MmStruct,
   pgtableAllocUnderPtl,
   putVma,
@@ -19,6 +21,7 @@ import {
   VM_HUGETLB,
   VM_UFFD_MISSING,
   VM_UFFD_WP,
+  type VmArea,
 } from '@spf/vma';
 import type { DufourChecks } from './dufour-checks.js';
 import { DUFOUR_FILE_ABORT_COUNTERS, type DufourCounters } from './dufour-counters.js';
@@ -61,6 +64,32 @@ function dufourFileHooks(ctx: SpeculativeFaultContext): SpeculativeFileHooks {
 }
 
 /**
+ * One speculative fault of Dufour's design: its {@link SpeculativeFaultState} and, as the `vm_fault`'s
+ * `SpeculativeFaultHooks`, its `pte_map_lock()` ({@link dufourPteMapLock} on this state: a method, so no
+ * closure is built per fault) and its file hooks (with `fileVmas`, on a file VMA).
+ */
+class DufourFault implements SpeculativeFaultState, SpeculativeFaultHooks {
+  seq = 0;
+  pmdp = 0;
+  origPmd = 0n;
+  ptep = 0;
+  origPte = 0n;
+  file: SpeculativeFileHooks | null = null;
+
+  constructor(
+    readonly mm: MmStruct,
+    readonly address: number,
+    readonly checks: DufourChecks,
+    readonly counters: DufourCounters,
+    public vma: VmArea,
+  ) {}
+
+  pteMapLock(vmf: ClassicVmFault): Kernel<LockedPte | null> {
+    return dufourPteMapLock(this, vmf);
+  }
+}
+
+/**
  * Models `handle_speculative_fault()` / `__handle_speculative_fault()` of Dufour's SPF v12 (mm/memory.c),
  * called by the x86 fault entry before it takes mmap_lock, with FAULT_FLAG_SPECULATIVE in `flags`:
  *
@@ -95,125 +124,136 @@ export function* handleSpeculativeFault(
   errorCode: number,
   flags: number,
 ): Kernel<number> {
-  const { checks, counters } = ctx;
   if (mm.spfV12 === null) {
     throw new KernelFault(
       'bug',
       `dufour fault handler: ${mm} was built without MmConfig.spfV12 (SPF v12's mm_seq and vm_rcu_put); build it with the handler's mmConfig, as boot() does`,
     );
   }
-  const vma = yield* findVmaRcu(mm, address, checks);
+  const vma = yield* findVmaRcu(mm, address, ctx.checks);
   if (vma === null) {
-    counters.spf_no_vma++;
+    ctx.counters.spf_no_vma++;
     return VM_FAULT_RETRY;
   }
+  // A small frame: every effect of handle_pte_fault() passes through it (the checks before it, with their
+  // many locals, are a generator of their own).
   try {
-    const s: SpeculativeFaultState = {
-      mm,
-      address,
-      checks,
-      counters,
-      vma,
-      seq: 0,
-      pmdp: 0,
-      origPmd: 0n,
-      ptep: 0,
-      origPte: 0n,
-    };
-    vma.checkLive('handle_speculative_fault');
-    s.seq = yield* vma.vmSequence.rawReadSeqcount();
-    if (checks.vmSequenceOdd && (s.seq & 1) !== 0) {
-      counters.spf_vma_changed++;
-      return VM_FAULT_RETRY;
-    }
-    yield readEffect(vma.line, 'spf: read vma');
-    vma.checkLive('handle_speculative_fault');
-    // The 2019 proposal (fileVmas): a file VMA whose file type allows speculation (vm_ops->speculative).
-    const file = ctx.fileVmas === true && vma.vmFile !== null && vma.vmOps?.speculative === true;
-    if (!file && (vma.vmOps !== null || vma.vmFile !== null)) {
-      counters.spf_vma_notsup++;
-      return VM_FAULT_RETRY;
-    }
-    if (file) {
-      counters.spf_file_attempt++;
-      // vm_file must outlive the reference get_vma() took: released in __free_vma() (or after it).
-      if (checks.vmFileLifetime && mm.vmFileRelease === 'removeVma') {
-        counters.spf_file_release++;
-        return VM_FAULT_RETRY;
-      }
-    } else if (vma.anonVma === null) {
-      counters.spf_vma_noanon++;
-      return VM_FAULT_RETRY;
-    }
-    const vmaFlags = vma.vmFlags;
-    const vmaPageProt = vma.vmPageProt;
-    if ((vmaFlags & (VM_UFFD_MISSING | VM_UFFD_WP | VM_GROWSDOWN | VM_HUGETLB)) !== 0) {
-      counters.spf_vma_notsup++;
-      return VM_FAULT_RETRY;
-    }
-    if (address < vma.vmStart || address >= vma.vmEnd) {
-      counters.spf_vma_changed++;
-      return VM_FAULT_RETRY;
-    }
-    // No yield since vmaFlags was read: access_error() sees the same flags (v12 passes vmf->vma_flags).
-    if (accessError(errorCode, vma)) {
-      counters.spf_vma_access++;
-      return VM_FAULT_RETRY;
-    }
-    let walked = yield* speculativeWalk(s);
-    if (walked === 'missing' && ctx.specPgtableAlloc) {
-      const r = yield* allocMissingTables(ctx, s);
-      if (r !== 0) return r;
-      walked = yield* speculativeWalk(s);
-    }
-    if (walked === 'missing') {
-      counters.spf_pgtable_missing++;
-      return VM_FAULT_RETRY;
-    }
-    if (walked === 'huge') {
-      counters.spf_vma_notsup++;
-      return VM_FAULT_RETRY;
-    }
-    if (checks.vmSequenceAfterWalk && (yield* vma.vmSequence.readRetry(s.seq))) {
-      counters.spf_vma_changed++;
-      return VM_FAULT_RETRY;
-    }
-    const addr = address - (address % PAGE_SIZE);
-    const vmf: ClassicVmFault = {
-      env: ctx.env,
-      mm,
-      vma,
-      address: addr,
-      realAddress: address,
-      pgoff: vma.linearPageIndex(addr),
-      flags: flags | FAULT_FLAG_ORIG_PTE_VALID,
-      pmd: s.pmdp,
-      pte: pteNone(s.origPte) ? null : s.ptep,
-      origPte: s.origPte,
-      ptl: null,
-      cowPage: null,
-      vmaFlags,
-      vmaPageProt,
-      origPmd: s.origPmd,
-      speculative: {
-        pteMapLock: (f) => dufourPteMapLock(s, f),
-        file: file ? dufourFileHooks(ctx) : null,
-      },
-    };
-    const before = abortCount(counters);
+    const vmf = yield* speculativeVmFault(ctx, mm, vma, address, errorCode, flags);
+    if (typeof vmf === 'number') return vmf;
+    const before = abortCount(ctx.counters);
     const ret = yield* handlePteFault(vmf);
     // A VM_FAULT_RETRY that pte_map_lock did not explain: something handle_pte_fault does not do speculatively.
-    if ((ret & VM_FAULT_RETRY) !== 0 && abortCount(counters) === before) counters.spf_vma_notsup++;
-    if (file && (ret & VM_FAULT_RETRY) === 0) counters.spf_file_handled++;
+    if ((ret & VM_FAULT_RETRY) !== 0 && abortCount(ctx.counters) === before) ctx.counters.spf_vma_notsup++;
+    if ((vmf.speculative?.file ?? null) !== null && (ret & VM_FAULT_RETRY) === 0)
+      ctx.counters.spf_file_handled++;
     return ret;
   } finally {
-    if (checks.vmaRefcount) yield* putVma(vma);
+    if (ctx.checks.vmaRefcount) yield* putVma(vma);
   }
 }
 
+/**
+ * Steps 2 to 5 of {@link handleSpeculativeFault} on the VMA `find_vma_rcu()` returned, up to the call of
+ * `handle_pte_fault()`: the `vm_sequence` snapshot, the VMA checks, the walk and the re-validation. Returns
+ * the `vm_fault` to hand to `handle_pte_fault()`, or the result to return instead (VM_FAULT_RETRY, counted
+ * under its reason; VM_FAULT_OOM from the page-table allocation of question 3).
+ */
+function* speculativeVmFault(
+  ctx: SpeculativeFaultContext,
+  mm: MmStruct,
+  vma: VmArea,
+  address: number,
+  errorCode: number,
+  flags: number,
+): Kernel<ClassicVmFault | number> {
+  const { checks, counters } = ctx;
+  const s = new DufourFault(mm, address, checks, counters, vma);
+  vma.checkLive('handle_speculative_fault');
+  s.seq = yield* vma.vmSequence.rawReadSeqcount();
+  if (checks.vmSequenceOdd && (s.seq & 1) !== 0) {
+    counters.spf_vma_changed++;
+    return VM_FAULT_RETRY;
+  }
+  yield readEffect(vma.line, 'spf: read vma');
+  vma.checkLive('handle_speculative_fault');
+  // The 2019 proposal (fileVmas): a file VMA whose file type allows speculation (vm_ops->speculative).
+  const file = ctx.fileVmas === true && vma.vmFile !== null && vma.vmOps?.speculative === true;
+  if (!file && (vma.vmOps !== null || vma.vmFile !== null)) {
+    counters.spf_vma_notsup++;
+    return VM_FAULT_RETRY;
+  }
+  if (file) {
+    counters.spf_file_attempt++;
+    // vm_file must outlive the reference get_vma() took: released in __free_vma() (or after it).
+    if (checks.vmFileLifetime && mm.vmFileRelease === 'removeVma') {
+      counters.spf_file_release++;
+      return VM_FAULT_RETRY;
+    }
+  } else if (vma.anonVma === null) {
+    counters.spf_vma_noanon++;
+    return VM_FAULT_RETRY;
+  }
+  const vmaFlags = vma.vmFlags;
+  const vmaPageProt = vma.vmPageProt;
+  if ((vmaFlags & (VM_UFFD_MISSING | VM_UFFD_WP | VM_GROWSDOWN | VM_HUGETLB)) !== 0) {
+    counters.spf_vma_notsup++;
+    return VM_FAULT_RETRY;
+  }
+  if (address < vma.vmStart || address >= vma.vmEnd) {
+    counters.spf_vma_changed++;
+    return VM_FAULT_RETRY;
+  }
+  // No yield since vmaFlags was read: access_error() sees the same flags (v12 passes vmf->vma_flags).
+  if (accessError(errorCode, vma)) {
+    counters.spf_vma_access++;
+    return VM_FAULT_RETRY;
+  }
+  let walked = yield* speculativeWalk(s);
+  if (walked === 'missing' && ctx.specPgtableAlloc) {
+    const r = yield* allocMissingTables(ctx, s);
+    if (r !== 0) return r;
+    walked = yield* speculativeWalk(s);
+  }
+  if (walked === 'missing') {
+    counters.spf_pgtable_missing++;
+    return VM_FAULT_RETRY;
+  }
+  if (walked === 'huge') {
+    counters.spf_vma_notsup++;
+    return VM_FAULT_RETRY;
+  }
+  if (checks.vmSequenceAfterWalk && (yield* vma.vmSequence.readRetry(s.seq))) {
+    counters.spf_vma_changed++;
+    return VM_FAULT_RETRY;
+  }
+  if (file) s.file = dufourFileHooks(ctx);
+  const addr = address - (address % PAGE_SIZE);
+  return {
+    env: ctx.env,
+    mm,
+    vma,
+    address: addr,
+    realAddress: address,
+    pgoff: vma.linearPageIndex(addr),
+    flags: flags | FAULT_FLAG_ORIG_PTE_VALID,
+    pmd: s.pmdp,
+    pte: pteNone(s.origPte) ? null : s.ptep,
+    origPte: s.origPte,
+    ptl: null,
+    cowPage: null,
+    vmaFlags,
+    vmaPageProt,
+    origPmd: s.origPmd,
+    speculative: s,
+  };
+}
+
+/** The counters of the file path's aborts, listed once (not per fault). */
+const FILE_ABORT_COUNTERS: readonly (keyof DufourCounters)[] = Object.values(DUFOUR_FILE_ABORT_COUNTERS);
+
 function abortCount(c: DufourCounters): number {
   let n = c.spf_vma_changed + c.spf_pmd_changed + c.spf_pte_lock;
-  for (const k of Object.values(DUFOUR_FILE_ABORT_COUNTERS)) n += c[k];
+  for (const k of FILE_ABORT_COUNTERS) n += c[k];
   return n;
 }
 

@@ -20,24 +20,23 @@ export function* dufourPteMapLock(s: SpeculativeFaultState, vmf: ClassicVmFault)
   const { checks, counters } = s;
   const pt = s.mm.pgd;
   const irqs = checks.irqOffWalk ? yield* localIrqSave() : null;
-  const out = function* (): Kernel<null> {
-    if (irqs !== null) yield* localIrqRestore(irqs);
-    return null;
-  };
   if (checks.vmaChangedBeforeLock && (yield* vmaHasChanged(s))) {
     counters.spf_vma_changed++;
-    return yield* out();
+    if (irqs !== null) yield* localIrqRestore(irqs);
+    return null;
   }
   const pmdval = yield* pt.pmdpGet(vmf.pmd);
   if (checks.pmdSame && pmdval !== vmf.origPmd) {
     counters.spf_pmd_changed++;
-    return yield* out();
+    if (irqs !== null) yield* localIrqRestore(irqs);
+    return null;
   }
   const ptl = pteLockptr(pt, pmdval);
   if (checks.ptlTrylock) {
     if (!(yield* ptl.trylock())) {
       counters.spf_pte_lock++;
-      return yield* out();
+      if (irqs !== null) yield* localIrqRestore(irqs);
+      return null;
     }
   } else {
     yield* ptl.lock();
@@ -45,7 +44,8 @@ export function* dufourPteMapLock(s: SpeculativeFaultState, vmf: ClassicVmFault)
   if (checks.ptlRecheck && (yield* vmaHasChanged(s))) {
     yield* ptl.unlock();
     counters.spf_vma_changed++;
-    return yield* out();
+    if (irqs !== null) yield* localIrqRestore(irqs);
+    return null;
   }
   if (irqs !== null) yield* localIrqRestore(irqs);
   return { ptep: s.ptep, ptl };

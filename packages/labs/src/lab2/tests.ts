@@ -1,5 +1,5 @@
 import { type RwsemPaths, RwSemaphore, SeqCount, type SeqcountReadSide } from '@spf/locks';
-import { Cell, cpuRelax, delay, kassert, type Machine, runSync } from '@spf/machine';
+import { Cell, cpuRelax, delay, type ExploreOptions, kassert, type Machine, runSync } from '@spf/machine';
 import { traceStudent } from '../debug-probe.js';
 import { TestFailure } from '../lab-errors.js';
 import type { LabTest, TestContext } from '../lab.js';
@@ -31,6 +31,20 @@ function expectEq<T>(actual: T, expected: T, what: string): void {
   if (actual !== expected)
     throw new TestFailure(what, { expected: String(expected), actual: String(actual) });
 }
+
+/**
+ * How each explored test searches, by test id. Each known-buggy variant must be caught at (nearly) every
+ * seed of its budget, not only at the one fixed here: `bench/budget-robustness.ts` measures it (README).
+ */
+export const LAB2_SEARCH: Record<string, ExploreOptions> = {
+  'seq-begin-waits': { policy: 'pct', runs: 150, seed: 7 },
+  'seq-readers-notice-writers': { policy: 'pct', runs: 300, seed: 3 },
+  'rwsem-readers-share': { policy: 'random', runs: 30, seed: 5 },
+  'rwsem-mutual-exclusion': { policy: 'pct', runs: 250, seed: 11 },
+  'rwsem-up-read-wakes-writer': { policy: 'random', runs: 40, seed: 2 },
+  'rwsem-readers-woken-together': { policy: 'random', runs: 30, seed: 17 },
+  'rwsem-atomic-reader-count': { policy: 'pct', runs: 250, seed: 13 },
+};
 
 /** Lab 2's graded tests (100 points). */
 export const lab2Tests: readonly LabTest[] = [
@@ -83,7 +97,7 @@ export const lab2Tests: readonly LabTest[] = [
             });
           },
         },
-        { policy: 'pct', runs: 150, seed: 7 },
+        LAB2_SEARCH['seq-begin-waits'],
         'readBegin returns an even sequence',
         { schedule: ctx.schedule },
       );
@@ -133,7 +147,7 @@ export const lab2Tests: readonly LabTest[] = [
             });
           },
         },
-        { policy: 'pct', runs: 300, seed: 3 },
+        LAB2_SEARCH['seq-readers-notice-writers'],
         'a reader never accepts x !== y',
         { schedule: ctx.schedule },
       );
@@ -219,7 +233,7 @@ export const lab2Tests: readonly LabTest[] = [
             }
           },
         },
-        { policy: 'random', runs: 30, seed: 5 },
+        LAB2_SEARCH['rwsem-readers-share'],
         'both readers are inside at once',
         { schedule: ctx.schedule },
       );
@@ -279,7 +293,7 @@ export const lab2Tests: readonly LabTest[] = [
               kassert(counter.value === 4, `counter is ${counter.value}, expected 4: increments were lost`);
           },
         },
-        { policy: 'pct', runs: 250, seed: 11 },
+        LAB2_SEARCH['rwsem-mutual-exclusion'],
         'mutual exclusion holds',
         { schedule: ctx.schedule },
       );
@@ -320,7 +334,7 @@ export const lab2Tests: readonly LabTest[] = [
             return () => kassert(writerDone, 'the writer never got the lock');
           },
         },
-        { policy: 'random', runs: 40, seed: 2 },
+        LAB2_SEARCH['rwsem-up-read-wakes-writer'],
         'the writer gets the lock after the reader leaves',
         { schedule: ctx.schedule },
       );
@@ -364,7 +378,7 @@ export const lab2Tests: readonly LabTest[] = [
             return () => kassert(inside[0] && inside[1], 'the readers never held the lock together');
           },
         },
-        { policy: 'random', runs: 30, seed: 17 },
+        LAB2_SEARCH['rwsem-readers-woken-together'],
         'both queued readers are inside at once after up_write',
         { schedule: ctx.schedule },
       );
@@ -410,7 +424,7 @@ export const lab2Tests: readonly LabTest[] = [
             return () => kassert(final, 'the writer could not take the lock after every reader left');
           },
         },
-        { policy: 'pct', runs: 250, seed: 13 },
+        LAB2_SEARCH['rwsem-atomic-reader-count'],
         'the lock is free again after all readers left',
         { schedule: ctx.schedule },
       );
