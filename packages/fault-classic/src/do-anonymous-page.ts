@@ -1,4 +1,4 @@
-import type { Kernel } from '@spf/machine';
+import { call, type Kernel } from '@spf/machine';
 import { putPage } from '@spf/pagetable';
 import { mkPte, pfnPte, pteMkdirty, pteMkspecial, pteMkwrite, pteMkyoung, pteNone } from '@spf/pagetable';
 import {
@@ -67,13 +67,13 @@ export function* doAnonymousPage(vmf: ClassicVmFault): Kernel<number> {
   }
 
   yield* anonVmaPrepare(vma);
-  const page = yield* allocZeroedUserPage(env);
+  const page = yield* call(allocZeroedUserPage(env));
   if (page === null) return VM_FAULT_OOM;
   page.set('uptodate');
   let entry = pteMkyoung(mkPte(page, vmf.vmaPageProt));
   if ((vmf.vmaFlags & VM_WRITE) !== 0) entry = pteMkwrite(pteMkdirty(entry));
 
-  const locked = yield* pteMapLock(vmf);
+  const locked = yield* call(pteMapLock(vmf));
   if (locked === null) {
     yield* putPage(page);
     return vmfLockFailed(vmf);

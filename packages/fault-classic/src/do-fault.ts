@@ -1,4 +1,4 @@
-import type { Kernel } from '@spf/machine';
+import { call, type Kernel } from '@spf/machine';
 import {
   getPage,
   lockPage,
@@ -87,12 +87,12 @@ export function* doFaultCall(vmf: ClassicVmFault, ops: VmOperations): Kernel<num
   let ret: number;
   if (spec !== null) {
     if (!(yield* spec.fileAccessBegin(vmf))) return VM_FAULT_RETRY;
-    ret = yield* ops.fault(vmf);
+    ret = yield* call(ops.fault(vmf));
     yield* spec.fileAccessEnd(vmf);
   } else if (faultIsSpeculative(vmf)) {
     return VM_FAULT_RETRY;
   } else {
-    ret = yield* ops.fault(vmf);
+    ret = yield* call(ops.fault(vmf));
   }
   if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY | VM_FAULT_DONE_COW)) !== 0) return ret;
   const page = faultPage(vmf);
@@ -259,13 +259,13 @@ export function shouldFaultAround(vmf: ClassicVmFault, ops: VmOperations): boole
  */
 export function* doReadFault(vmf: ClassicVmFault, ops: VmOperations): Kernel<number> {
   if (shouldFaultAround(vmf, ops)) {
-    const around = yield* doFaultAround(vmf, ops);
+    const around = yield* call(doFaultAround(vmf, ops));
     if (around !== 0) return around;
   }
-  let ret = yield* doFaultCall(vmf, ops);
+  let ret = yield* call(doFaultCall(vmf, ops));
   if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY)) !== 0) return ret;
   const page = faultPage(vmf) as Page;
-  ret |= yield* finishFault(vmf);
+  ret |= yield* call(finishFault(vmf));
   yield* unlockPage(page);
   if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY)) !== 0) yield* putPage(page);
   return ret;
@@ -283,7 +283,7 @@ export function* doCowFault(vmf: ClassicVmFault, ops: VmOperations): Kernel<numb
   const cow = allocUserPage(vmf.env);
   if (cow === null) return VM_FAULT_OOM;
   vmf.cowPage = cow;
-  let ret = yield* doFaultCall(vmf, ops);
+  let ret = yield* call(doFaultCall(vmf, ops));
   if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY)) !== 0) {
     yield* putPage(cow);
     vmf.cowPage = null;
@@ -293,7 +293,7 @@ export function* doCowFault(vmf: ClassicVmFault, ops: VmOperations): Kernel<numb
   const page = faultPage(vmf) as Page;
   yield* copyUserPage(vmf.env, cow, page);
   cow.set('uptodate');
-  ret |= yield* finishFault(vmf);
+  ret |= yield* call(finishFault(vmf));
   yield* unlockPage(page);
   yield* putPage(page);
   if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY)) !== 0) {
@@ -336,7 +336,7 @@ export function* doPageMkwrite(vmf: ClassicVmFault, page: Page): Kernel<number> 
  * dirty. (Linux also balances dirty pages afterwards, `fault_dirty_shared_page()`; not modelled.)
  */
 export function* doSharedFault(vmf: ClassicVmFault, ops: VmOperations): Kernel<number> {
-  let ret = yield* doFaultCall(vmf, ops);
+  let ret = yield* call(doFaultCall(vmf, ops));
   if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY)) !== 0) return ret;
   const page = faultPage(vmf) as Page;
   if (ops.pageMkwrite !== undefined) {
@@ -347,7 +347,7 @@ export function* doSharedFault(vmf: ClassicVmFault, ops: VmOperations): Kernel<n
       return tmp;
     }
   }
-  ret |= yield* finishFault(vmf);
+  ret |= yield* call(finishFault(vmf));
   if ((ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY)) !== 0) {
     yield* unlockPage(page);
     yield* putPage(page);

@@ -1,4 +1,4 @@
-import { type Kernel, KernelFault } from '@spf/machine';
+import { call, type Kernel, KernelFault } from '@spf/machine';
 import { formatErrorCode, PF_INSTR, PF_PK, PF_P, PF_RSVD, PF_USER, PF_WRITE } from '@spf/pagetable';
 import {
   expandDownwards,
@@ -98,7 +98,7 @@ export function* doUserAddrFault(
     flags = attempt.flags;
   }
 
-  return yield* (env.userFaultPaths?.retryLoop ?? doUserAddrFaultRetry)(env, fault, flags);
+  return yield* call((env.userFaultPaths?.retryLoop ?? doUserAddrFaultRetry)(env, fault, flags));
 }
 
 /**
@@ -152,7 +152,7 @@ export function* doUserAddrFaultRetry(env: FaultEnv, fault: UserFault, flags: nu
       yield* mm.mmapReadUnlock();
       return { kind: 'sigsegv', code: (errorCode & PF_PK) !== 0 ? 'PKUERR' : 'ACCERR', address };
     }
-    const ret = yield* handleMmFault(env, mm, vma, address, flags, fault.task);
+    const ret = yield* call(handleMmFault(env, mm, vma, address, flags, fault.task));
     // fault_signal_pending(): the handler already dropped the lock; leave the signal to user mode.
     if ((ret & VM_FAULT_RETRY) !== 0 && fault.signalPending?.() === true) return { kind: 'signal-pending' };
     if ((ret & VM_FAULT_COMPLETED) !== 0) return { kind: 'handled' };

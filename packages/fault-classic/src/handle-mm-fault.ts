@@ -1,4 +1,4 @@
-import type { Kernel } from '@spf/machine';
+import { call, type Kernel } from '@spf/machine';
 import type { SpinLock } from '@spf/locks';
 import {
   PAGE_SIZE,
@@ -80,11 +80,12 @@ export function* handlePteFault(vmf: ClassicVmFault): Kernel<number> {
   if (ptep === null) {
     // do_pte_missing()
     const ops = faultOps(vmf.vma);
-    if (ops === null) return yield* (vmf.env.pteFaultPaths ?? builtinPteFaultPaths).doAnonymousPage(vmf);
+    if (ops === null)
+      return yield* call((vmf.env.pteFaultPaths ?? builtinPteFaultPaths).doAnonymousPage(vmf));
     // A speculative file fault goes on only if the design handles file VMAs (its file hooks) and the
     // file type allows it (`vm_ops->speculative`, Lespinasse's 2021 RFC).
     if (speculative && (vmf.speculative?.file == null || ops.speculative !== true)) return VM_FAULT_RETRY;
-    return yield* doFault(vmf, ops);
+    return yield* call(doFault(vmf, ops));
   }
   if (!ptePresent(vmf.origPte)) return speculative ? VM_FAULT_RETRY : VM_FAULT_SIGBUS; // do_swap_page(): no swap in this model
   if (pteProtnone(vmf.origPte) && (vmf.vmaFlags & VM_ACCESS_FLAGS) !== 0) {
@@ -160,7 +161,7 @@ export function* handleMmFaultLocked(
     origPmd: 0n,
     speculative: null,
   };
-  return yield* handlePteFault(vmf);
+  return yield* call(handlePteFault(vmf));
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   type Policy,
   type RunResult,
   wake,
+  call,
   readEffect,
   writeEffect,
   delayEffect,
@@ -440,7 +441,7 @@ export class System {
       this.checkAlive(th);
       const st = this.mmu.cpu(th.cpu);
       if (st.mm !== proc.pt) this.mmu.switchMm(th.cpu, proc.pt);
-      const r = yield* this.mmu.translateKernel(th.cpu, addr, { kind, user: true });
+      const r = yield* call(this.mmu.translateKernel(th.cpu, addr, { kind, user: true }));
       if (r.ok) return Number(r.pa);
       if (r.fault === 'GP') this.raise(th, { signal: 'SIGSEGV', code: 'SI_KERNEL', address: addr });
       if (tries >= MAX_FAULTS_PER_ACCESS) {
@@ -449,13 +450,15 @@ export class System {
         );
       }
       yield delayEffect(this.cost.exceptionEntryExit, 'page fault entry/exit');
-      const out = yield* this.faultHandler.handleUserFault({
-        mm: proc.mm,
-        address: addr,
-        errorCode: r.fault === 'PF' ? r.errorCode : 0,
-        task: th.counters,
-        signalPending: proc.fatalSignalPending,
-      });
+      const out = yield* call(
+        this.faultHandler.handleUserFault({
+          mm: proc.mm,
+          address: addr,
+          errorCode: r.fault === 'PF' ? r.errorCode : 0,
+          task: th.counters,
+          signalPending: proc.fatalSignalPending,
+        }),
+      );
       switch (out.kind) {
         case 'handled':
         case 'signal-pending': // back to user mode: checkAlive() above delivers the kill
@@ -479,7 +482,7 @@ export class System {
   *load8(th: Thread, addr: number, kind: 'read' | 'fetch' = 'read'): Kernel<number> {
     const tlb = this.mmu.cpu(th.cpu).tlb;
     for (;;) {
-      const pa = yield* this.translateUser(th, addr, kind);
+      const pa = yield* call(this.translateUser(th, addr, kind));
       const gen = tlb.flushGeneration;
       yield readEffect(this.mem.lineOf(pa), kind === 'fetch' ? 'ifetch' : 'load');
       if (tlb.flushGeneration === gen) return this.mem.read8(pa);
@@ -502,7 +505,7 @@ export class System {
     checkByte(value, `store8(0x${Number.isSafeInteger(addr) ? addr.toString(16) : addr})`);
     const tlb = this.mmu.cpu(th.cpu).tlb;
     for (;;) {
-      const pa = yield* this.translateUser(th, addr, 'write');
+      const pa = yield* call(this.translateUser(th, addr, 'write'));
       const gen = tlb.flushGeneration;
       yield writeEffect(this.mem.lineOf(pa), 'store');
       if (tlb.flushGeneration !== gen) continue;

@@ -1,5 +1,5 @@
 import { sysMsync } from '@spf/file-backed';
-import { type Kernel, now, yieldCpu, delayEffect } from '@spf/machine';
+import { call, type Kernel, now, yieldCpu, delayEffect } from '@spf/machine';
 import {
   mmapFileOf,
   sysFadvise,
@@ -69,15 +69,15 @@ export class UserContext {
 
   /** Loads the byte at `addr` (`movb (addr), %al`). */
   load8(addr: number): Kernel<number> {
-    return this.system.load8(this.thread, addr, 'read');
+    return call(this.system.load8(this.thread, addr, 'read'));
   }
   /** Stores the low 8 bits of `value` (a whole number) at `addr` (`movb %al, (addr)`). */
   store8(addr: number, value: number): Kernel<void> {
-    return this.system.store8(this.thread, addr, value);
+    return call(this.system.store8(this.thread, addr, value));
   }
   /** Fetches the instruction byte at `addr` (an execute access: needs an executable mapping). */
   fetch8(addr: number): Kernel<number> {
-    return this.system.load8(this.thread, addr, 'fetch');
+    return call(this.system.load8(this.thread, addr, 'fetch'));
   }
   /** Loads `len` bytes starting at `addr` (one access per page touched). */
   *loadBytes(addr: number, len: number): Kernel<Uint8Array> {

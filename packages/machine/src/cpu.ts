@@ -1,5 +1,6 @@
-import type { Effect, IpiHandler, Kernel, RmwLoopEffect, SpinWaitEffect } from './effects.js';
+import type { Effect, IpiHandler, RmwLoopEffect, SpinWaitEffect } from './effects.js';
 import type { Task } from './task.js';
+import type { CallStack } from './trampoline.js';
 
 /** An IPI sent to several CPUs: how many have still to run the handler, and when the last one finished. */
 export type IpiRequest = { remaining: number; ackTime: number; readonly label: string };
@@ -13,8 +14,7 @@ export type IpiMessage = {
 };
 
 /** An IPI handler running on top of the interrupted task. */
-export type IrqFrame = {
-  readonly gen: Kernel<void>;
+export type IrqFrame = CallStack & {
   pending: Effect | undefined;
   resume: unknown;
   readonly msg: IpiMessage;

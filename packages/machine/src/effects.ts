@@ -1,5 +1,6 @@
 import type { MemoryLine } from './memory-line.js';
 import type { Task } from './task.js';
+import type { CallEffect } from './trampoline.js';
 import type { WaitQueue } from './wait-queue.js';
 
 /**
@@ -25,6 +26,7 @@ export const EffectKind = {
   Yield: 15,
   SpinWait: 16,
   RmwLoop: 17,
+  Call: 18,
 } as const;
 export type EffectKindValue = (typeof EffectKind)[keyof typeof EffectKind];
 
@@ -48,6 +50,7 @@ export const effectKindNames: readonly string[] = [
   'yield',
   'spin-wait',
   'rmw-loop',
+  'call',
 ];
 
 /** A handler that runs on a CPU that received an IPI, in interrupt context (interrupts off). */
@@ -147,10 +150,12 @@ export type Effect =
   | IrqRestoreEffect
   | SimpleEffect
   | SpinWaitEffect
-  | RmwLoopEffect;
+  | RmwLoopEffect
+  | CallEffect;
 
 /**
- * Simulated kernel code: a generator that yields {@link Effect}s and returns `T`. Compose with `yield*`.
+ * Simulated kernel code: a generator that yields {@link Effect}s and returns `T`. Compose with `yield*`, or
+ * with `yield* call(...)` (the machine's trampoline, see {@link CallEffect}) on deep call chains.
  */
 export type Kernel<T = void> = Generator<Effect, T, unknown>;
 

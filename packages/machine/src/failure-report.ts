@@ -31,6 +31,8 @@ export function describeEffect(e: Effect | undefined): string {
       return `${name} ${e.spin.label ?? e.line.label}`;
     case EffectKind.RmwLoop:
       return describeEffect(e.rmw);
+    case EffectKind.Call:
+      return name; // never pending: the machine enters the callee at once
     default:
       return e.label ? `${name} ${e.label}` : name;
   }

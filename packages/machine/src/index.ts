@@ -1,4 +1,5 @@
 // @spf/machine: a deterministic simulated x86-64 SMP machine.
+export { type CallEffect, type CallStack, call, expandCalls } from './trampoline.js';
 export { AtomicCell, Cell } from './cell.js';
 export { type CostModel, costModelSources, defaultCostModel, makeCostModel } from './cost-model.js';
 export {

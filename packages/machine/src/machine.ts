@@ -15,6 +15,7 @@ import { KernelFault, MachineConfigError, ScheduleDivergenceError } from './erro
 import type { FailureReport } from './failure.js';
 import { cpuReport, describeDeadlock, describeSpinners } from './failure-report.js';
 import { History } from './history.js';
+import { resumeCalls } from './trampoline.js';
 import { MemoryLine } from './memory-line.js';
 import type { Policy, SchedulerView } from './policy/policy.js';
 import { checkSeed } from './policy/random.js';
@@ -628,7 +629,8 @@ export class Machine implements SchedulerView {
     c.clock += this.cost.exceptionEntryExit;
     this.record(c, EffectKind.Ipi, null, `irq: ${msg.req.label} from CPU ${msg.from}`, start);
     const frame: IrqFrame = {
-      gen: msg.handler(c.id),
+      top: msg.handler(c.id),
+      callers: [],
       pending: undefined,
       resume: undefined,
       msg,
@@ -684,9 +686,9 @@ export class Machine implements SchedulerView {
   }
 
   private advanceIrq(c: Cpu, frame: IrqFrame): void {
-    let r: IteratorResult<Effect, void>;
+    let r: IteratorResult<Effect, unknown>;
     try {
-      r = frame.gen.next(frame.resume);
+      r = resumeCalls(frame, frame.resume);
     } catch (err) {
       this.failFromError(err, c.id, 'irq');
     }
@@ -765,7 +767,7 @@ export class Machine implements SchedulerView {
     }
     let r: IteratorResult<Effect, unknown>;
     try {
-      r = t.gen.next(t.resume);
+      r = resumeCalls(t, t.resume);
     } catch (err) {
       this.failFromError(err, c.id, t.name);
     }

@@ -1,5 +1,6 @@
 import { type Effect, EffectKind, type Kernel } from './effects.js';
 import { KernelFault } from './errors.js';
+import { type CallStack, resumeCalls } from './trampoline.js';
 
 /** Raised when kernel code run with {@link runSync} would have to sleep or wait for another CPU. */
 export class WouldBlockError extends KernelFault {
@@ -21,9 +22,10 @@ export function runSync<T>(code: Kernel<T>): T {
   let irqs = true;
   let clock = 0;
   let resume: unknown;
+  const stack: CallStack = { top: code, callers: [] };
   for (;;) {
-    const r = code.next(resume);
-    if (r.done) return r.value;
+    const r = resumeCalls(stack, resume);
+    if (r.done) return r.value as T;
     const e: Effect = r.value;
     resume = undefined;
     clock++;

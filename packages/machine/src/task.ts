@@ -1,4 +1,5 @@
 import type { BlockEffect, Effect, Kernel, RmwLoopEffect, SpinWaitEffect } from './effects.js';
+import type { CallStack } from './trampoline.js';
 import type { WaitQueue } from './wait-queue.js';
 
 /** Life cycle of a task on the machine. */
@@ -8,7 +9,7 @@ export type TaskState = 'runnable' | 'blocked' | 'done';
  * A task (`struct task_struct`): a generator of kernel code bound to one CPU. It runs until it returns,
  * sleeps on a wait queue, or (with several tasks on a CPU) is preempted by the tick.
  */
-export class Task {
+export class Task implements CallStack {
   state: TaskState = 'runnable';
   /** The effect yielded and not yet performed; `undefined` before the first step. */
   pending: Effect | undefined = undefined;
@@ -38,6 +39,10 @@ export class Task {
   spinChecked = false;
   /** The compare-and-exchange retry loop in progress (`pending` is its `rmw`), or null. */
   rmwLoop: RmwLoopEffect | null = null;
+  /** The generator the task runs now: `gen`, or the innermost callee of a `yield* call(...)`. */
+  top: Kernel<unknown>;
+  /** The callers of `top` waiting for it to return (see {@link CallStack}); empty while `gen` runs. */
+  readonly callers: Kernel<unknown>[] = [];
   constructor(
     /** Machine-wide task id, in spawn order. */
     readonly id: number,
@@ -45,5 +50,7 @@ export class Task {
     /** The CPU it is bound to. */
     readonly cpu: number,
     readonly gen: Kernel<unknown>,
-  ) {}
+  ) {
+    this.top = gen;
+  }
 }

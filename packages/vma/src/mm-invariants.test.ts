@@ -1,4 +1,4 @@
-import { KernelFault } from '@spf/machine';
+import { KernelFault, runSync } from '@spf/machine';
 import { _PAGE_NX, _PAGE_RW, mkPte, type Page, pteMkspecial } from '@spf/pagetable';
 import { describe, expect, it } from 'vitest';
 import { checkMmInvariants, MmInvariantError, mmInvariantProblems, pageStates } from './mm-invariants.js';
@@ -95,6 +95,17 @@ describe('mmInvariantProblems: the VMAs and the tree', () => {
     v.detached = false;
     Object.defineProperty(v, 'vmMm', { value: new MmStruct() });
     expect(mmInvariantProblems([mm])).toEqual([`mm: ${v} belongs to another mm`]);
+  });
+
+  it('reports a VMA whose vm_sequence write section was left open, and not one closed again', () => {
+    const { mm, vma } = sound();
+    const v = vma(A + 5 * P);
+    runSync(v.vmSequence.writeBegin());
+    expect(mmInvariantProblems([mm])).toEqual([
+      `mm: ${v}'s vm_sequence is odd (1): a write section was left open`,
+    ]);
+    runSync(v.vmSequence.writeEnd());
+    expect(mmInvariantProblems([mm])).toEqual([]);
   });
 
   it('reports an anon_vma the VMA is not linked to, and a link to a freed anon_vma', () => {

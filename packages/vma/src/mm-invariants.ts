@@ -36,7 +36,8 @@ export const pageStates: PageStateReader = {
  * Checks the invariants of a set of mms that share physical memory (a whole simulated system):
  * - the VMA tree is a sound B-tree, sorted and non-overlapping, and agrees with every VMA's fields;
  * - map_count equals the number of VMAs, each VMA page aligned, non-empty, inside the address space,
- *   live (not freed or detached), and linked only to anon_vmas that have not been freed;
+ *   live (not freed or detached), with no `vm_sequence` write section open, and linked only to anon_vmas
+ *   that have not been freed;
  * - every present PTE lies inside a VMA and never grants more than it (write, user access, execute);
  * - the RSS counters equal the present PTEs of each type;
  * - with `pages`, each page's mapcount equals the PTEs mapping it, and its refcount is at least that.
@@ -63,6 +64,9 @@ export function mmInvariantProblems(mms: readonly MmStruct[], pages?: PageStateR
       if (v.poisoned) p(`${v} is in the tree but was freed (${v.poisoned})`);
       if (v.detached) p(`${v} is in the tree but marked detached`);
       if (v.vmMm !== mm) p(`${v} belongs to another mm`);
+      // vm_write_begin()/vm_write_end() pair up around every change (SPF v12): between syscalls none is open.
+      const seq = v.vmSequence.peek();
+      if ((seq & 1) !== 0) p(`${v}'s vm_sequence is odd (${seq}): a write section was left open`);
       if (v.anonVma !== null && !v.anonVmaChain.some((c) => c.anonVma === v.anonVma)) {
         p(`${v} has an anon_vma it is not linked to`);
       }

@@ -1,4 +1,4 @@
-import { defaultCostModel, type Kernel, runSync } from '@spf/machine';
+import { defaultCostModel, expandCalls, type Kernel, runSync } from '@spf/machine';
 import { defaultLockdep } from '@spf/locks';
 import { ACCESS_USER, ACCESS_WRITE, Mmu, type Page, PhysicalMemory, getPage } from '@spf/pagetable';
 import {
@@ -58,7 +58,9 @@ export class FaultLivelockError extends Error {
  * so that a handler that retries forever fails the test instead of hanging the suite. The abandoned fault
  * may hold locks: lockdep is reset so that they are not reported against the tests that run after it.
  */
-function* stepLimited<T>(code: Kernel<T>, limit: number, what: () => string): Kernel<T> {
+function* stepLimited<T>(kernelCode: Kernel<T>, limit: number, what: () => string): Kernel<T> {
+  // Every effect is counted, those of `yield* call(...)` callees too.
+  const code = expandCalls(kernelCode);
   let resume: unknown;
   for (let steps = 0; ; steps++) {
     const r = code.next(resume);
