@@ -149,6 +149,106 @@ describe('call(): the machine runs the callee directly', () => {
     expect(at('innermostThrower')).toBeGreaterThan(0);
     expect(at('middleCaller')).toBeGreaterThan(at('innermostThrower'));
     expect(at('outerCaller')).toBeGreaterThan(at('middleCaller'));
+    // The machine's own frames come once, after the last kernel caller, and no helper line is left in between.
+    expect(stack.indexOf('resumeCalls')).toBeGreaterThan(at('outerCaller'));
+    expect(stack).not.toMatch(/CallEffect\.throw/);
+    expect(stack.split('\n').filter((l) => l.trim() === 'Error')).toEqual([]);
+  });
+
+  it('keeps every line of a callee stack that was cut short before the machine frames', () => {
+    const limit = Error.stackTraceLimit;
+    function* shortStackThrower(): Kernel<void> {
+      Error.stackTraceLimit = 1;
+      const e = new Error('short');
+      Error.stackTraceLimit = limit;
+      throw e;
+    }
+    function* shortCaller(): Kernel<string> {
+      try {
+        yield* call(shortStackThrower());
+      } catch (e) {
+        return (e as Error).stack ?? '';
+      }
+      return '';
+    }
+    try {
+      const stack = runSync(shortCaller());
+      expect(stack).toMatch(/shortStackThrower/);
+      expect(stack).toMatch(/shortCaller/);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+  });
+
+  it('passes on thrown values that are not errors, and errors without a stack, unchanged', () => {
+    const stackless = new Error('no stack');
+    Object.defineProperty(stackless, 'stack', { value: undefined, writable: true });
+    for (const thrown of ['a string', 42, stackless]) {
+      function* throwsIt(): Kernel<void> {
+        yield* now();
+        throw thrown;
+      }
+      function* catchesIt(): Kernel<unknown> {
+        try {
+          yield* call(throwsIt());
+        } catch (e) {
+          return e;
+        }
+      }
+      expect(runSync(catchesIt())).toBe(thrown);
+    }
+    expect(stackless.stack).toBeUndefined();
+  });
+
+  it('carries an exception thrown by a caller after its callee returned, or while handling a callee exception', () => {
+    function* returnsOne(): Kernel<number> {
+      return 1; // returns on its first resumption, before any effect
+    }
+    function* throwsAtOnce(): Kernel<number> {
+      throw new RangeError('at once');
+    }
+    function* throwsAfterReturn(): Kernel<number> {
+      const v = yield* call(returnsOne());
+      throw new TypeError(`after ${v}`);
+    }
+    function* rethrows(): Kernel<number> {
+      try {
+        return yield* call(throwsAtOnce());
+      } catch (e) {
+        throw new SyntaxError(`wrapped ${(e as Error).message}`);
+      }
+    }
+    function* top(): Kernel<string[]> {
+      const got: string[] = [];
+      for (const g of [throwsAfterReturn, rethrows]) {
+        try {
+          yield* call(g());
+        } catch (e) {
+          got.push(`${(e as Error).name}: ${(e as Error).message}`);
+        }
+      }
+      return got;
+    }
+    expect(runSync(top())).toEqual(['TypeError: after 1', 'SyntaxError: wrapped at once']);
+  });
+
+  it('lets a caller suspended in a call be closed with return(), running its finally block', () => {
+    const log: string[] = [];
+    function* callee(): Kernel<void> {
+      yield* now();
+    }
+    function* caller(): Kernel<void> {
+      try {
+        yield* call(callee());
+        log.push('not reached');
+      } finally {
+        log.push('caller finally');
+      }
+    }
+    const g = caller();
+    expect(g.next().value?.kind).toBe(EffectKind.Call);
+    expect(g.return(undefined)).toEqual({ value: undefined, done: true });
+    expect(log).toEqual(['caller finally']);
   });
 
   it('works inside an interrupt handler, which must still run with interrupts off', () => {
@@ -189,6 +289,9 @@ describe('call() with bad input', () => {
       /call\(\) takes the generator .*call\(f\(x\)\), not call\(f\).*the function work/,
     );
     expect(() => call(undefined as unknown as Kernel<void>)).toThrow(/got undefined/);
+    expect(() => call(null as unknown as Kernel<void>)).toThrow(/got null/);
+    expect(() => call({} as unknown as Kernel<void>)).toThrow(/got \[object Object\]/);
+    expect(() => call(function* () {} as unknown as Kernel<void>)).toThrow(/the function \(anonymous\)/);
   });
 });
 

@@ -60,12 +60,11 @@ export class CallEffect<T = unknown> {
 const RESUME_FRAME = 'resumeCalls';
 
 function appendCallers(err: Error): void {
-  const here = new Error().stack;
-  if (here === undefined) return;
+  const here = new Error().stack ?? '';
   const own = err.stack!.split('\n');
   const cut = own.findIndex((l) => l.includes(RESUME_FRAME));
-  // `here` starts with "Error", then CallEffect.throw: the caller's frames follow.
-  const callers = here.split('\n').slice(2);
+  // `here` starts with "Error", this function and CallEffect.throw: the caller's frames follow.
+  const callers = here.split('\n').slice(3);
   err.stack = [...(cut >= 0 ? own.slice(0, cut) : own), ...callers].join('\n');
 }
 
