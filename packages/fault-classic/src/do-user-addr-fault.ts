@@ -92,7 +92,7 @@ export function* doUserAddrFault(
   if (address >= mm.taskSize) return { kind: 'sigsegv', code: 'MAPERR', address };
 
   if (lockless !== undefined) {
-    const attempt = yield* lockless(fault, flags);
+    const attempt = yield* call(lockless(fault, flags));
     if (attempt.kind === 'outcome') return attempt.outcome;
     if (attempt.kind === 'done') return mmFaultOutcome(attempt.ret, address);
     flags = attempt.flags;
