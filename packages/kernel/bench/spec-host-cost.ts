@@ -10,9 +10,9 @@
  * does not count.
  *
  * A round runs every handler `reps` times (enough runs for `--faults` faults each, default 16,384, and at
- * least 12 runs), the handlers' runs interleaved, the order reversing from one repetition to the next; a handler's
- * figure for the round is the median of its runs, and its ratio is that figure over classic's of the same
- * round. The printed ratio is the median of the per-round ratios, with their spread (min–max and
+ * least 12 runs), the handlers' runs interleaved, the order reversing from one repetition to the next; a
+ * handler's figure for the round is the median of its runs, and its ratio is that figure over classic's of
+ * the same round. The printed ratio is the median of the per-round ratios, with their spread (min–max and
  * interquartile range); the starting handler rotates from round to round.
  *
  * Where the spread of the earlier version (per-round ratios from 0.5 to 2.8 on a quiet host) came from, as
