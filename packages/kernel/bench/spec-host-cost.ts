@@ -9,10 +9,10 @@
  * inside, a fraction of a percent. CPU time of the whole process, not wall time, so that waiting for a core
  * does not count.
  *
- * A round runs every handler `reps` times (enough runs for `--faults` faults each, default 16,384, at least
- * 3 runs), the handlers' runs interleaved, the order reversing from one repetition to the next; a handler's
- * figure for the round is the median of its runs, and its ratio is that figure over classic's of the same
- * round. The printed ratio is the median of the per-round ratios, with their spread (min–max and
+ * A round runs every handler `reps` times (enough runs for `--faults` faults each, default 16,384, and at
+ * least 12 runs), the handlers' runs interleaved, the order reversing from one repetition to the next; a
+ * handler's figure for the round is the median of its runs, and its ratio is that figure over classic's of
+ * the same round. The printed ratio is the median of the per-round ratios, with their spread (min–max and
  * interquartile range); the starting handler rotates from round to round.
  *
  * Where the spread of the earlier version (per-round ratios from 0.5 to 2.8 on a quiet host) came from, as
@@ -70,6 +70,8 @@ const minFaults = Number(args.find((a) => a.startsWith('--faults='))?.slice('--f
 const raw = args.includes('--raw');
 const handlers = benchHandlers();
 const TARGET = 1.2;
+/** Runs of each handler per round at least, whatever `--faults` says (the median needs a few). */
+const MIN_RUNS = 12;
 /** Unmeasured rounds at each thread count first (JIT warm-up). */
 const WARMUP = 1;
 const THREADS = [1, 8];
@@ -123,7 +125,7 @@ const median = (xs: number[]) => quantile(xs, 0.5);
  * major GC (some 80 ms here) or a burst of load does not move it.
  */
 function round(threads: number, first: number): Map<string, number> {
-  const reps = Math.max(3, Math.ceil(minFaults / (threads * pages)));
+  const reps = Math.max(MIN_RUNS, Math.ceil(minFaults / (threads * pages)));
   const forward = [...handlers.slice(first), ...handlers.slice(0, first)];
   const backward = [...forward].reverse();
   const runs = new Map<string, number[]>(handlers.map((h) => [h.name, []]));

@@ -104,6 +104,10 @@ function* speculativeWalk(state: LespinasseSpfState, addr: number): Kernel<WalkR
  *
  * With `specPgtableAlloc` (question 3), a missing level is installed by @spf/vma's `pgtableAllocUnderPtl()`
  * under `mm->page_table_lock` after an mmap_seq re-check under that lock, and the walk is done once more.
+ *
+ * Returns the `vm_fault` to hand to `handle_pte_fault()` (the caller calls it, from a smaller generator
+ * frame than this one: every effect of the rest of the fault passes through that frame), or VM_FAULT_RETRY
+ * when the fault gives up before it.
  */
 function* doHandleMmFaultSpeculative(
   handler: LespinasseSpfHandler,
@@ -111,7 +115,7 @@ function* doHandleMmFaultSpeculative(
   vma: VmArea,
   address: number,
   flags: number,
-): Kernel<number> {
+): Kernel<ClassicVmFault | number> {
   const { env, mm, counters } = state;
   const addr = address - (address % PAGE_SIZE);
   let walk = yield* speculativeWalk(state, addr);
@@ -156,7 +160,7 @@ function* doHandleMmFaultSpeculative(
     counters.SPF_ABORT_ANON_VMA++;
     return VM_FAULT_RETRY;
   }
-  const vmf: ClassicVmFault = {
+  return {
     env,
     mm,
     vma,
@@ -174,9 +178,6 @@ function* doHandleMmFaultSpeculative(
     origPmd: walk.pmdval,
     speculative: state,
   };
-  // Every VM_FAULT_RETRY out of here was counted by __pte_map_lock (the only way the speculative handlers
-  // of an anonymous VMA give up once the cases above are excluded).
-  return yield* handlePteFault(vmf);
 }
 
 /**
@@ -244,6 +245,41 @@ function* lespinasseAttempt(
   fault: UserFault,
   flags: number,
 ): Kernel<LocklessFaultResult> {
+  const vmf = yield* lespinasseVmFault(handler, fault, flags);
+  if ('kind' in vmf) return vmf;
+  // Every VM_FAULT_RETRY out of handle_pte_fault() was counted by __pte_map_lock (the only way the
+  // speculative handlers of an anonymous VMA give up once the cases doHandleMmFaultSpeculative checks are
+  // excluded) or by the file path.
+  const ret = yield* handlePteFault(vmf);
+  return lespinasseFinish(handler, fault, flags, (vmf.speculative?.file ?? null) !== null, ret);
+}
+
+/**
+ * The end of the speculative block: VM_FAULT_RETRY counts `spf_abort` and falls back to mmap_lock with the
+ * same flags; anything else finishes the fault, accounted as `handle_mm_fault()` does.
+ */
+function lespinasseFinish(
+  handler: LespinasseSpfHandler,
+  fault: UserFault,
+  flags: number,
+  fileVma: boolean,
+  ret: number,
+): LocklessFaultResult {
+  if ((ret & VM_FAULT_RETRY) !== 0) return abort(handler.counters, null, flags, fileVma);
+  mmAccountFault(handler.env, fault.task, flags | FAULT_FLAG_SPECULATIVE, ret);
+  return { kind: 'done', ret };
+}
+
+/**
+ * Steps 1 to 3 of {@link lespinasseAttempt} and step 4 up to `handle_pte_fault()`: returns the `vm_fault`
+ * to hand to it, or the attempt's result when it ended before (an abort, counted; or the result of
+ * `sanitize_fault_flags()`).
+ */
+function* lespinasseVmFault(
+  handler: LespinasseSpfHandler,
+  fault: UserFault,
+  flags: number,
+): Kernel<ClassicVmFault | LocklessFaultResult> {
   const { env, options, counters } = handler;
   const { mm, address } = fault;
   if (options.singleThreadShortcut) {
@@ -289,11 +325,11 @@ function* lespinasseAttempt(
     counters,
     fileVma,
   );
-  let ret = sanitizeFaultFlags(copy, specFlags);
-  if (ret === 0) ret = yield* doHandleMmFaultSpeculative(handler, state, copy, address, specFlags);
-  if ((ret & VM_FAULT_RETRY) !== 0) return abort(counters, null, flags, fileVma);
-  mmAccountFault(env, fault.task, specFlags, ret);
-  return { kind: 'done', ret };
+  const ret = sanitizeFaultFlags(copy, specFlags);
+  if (ret !== 0) return lespinasseFinish(handler, fault, flags, fileVma, ret);
+  const vmf = yield* doHandleMmFaultSpeculative(handler, state, copy, address, specFlags);
+  if (typeof vmf !== 'number') return vmf;
+  return lespinasseFinish(handler, fault, flags, fileVma, vmf);
 }
 
 /**
