@@ -11,7 +11,7 @@ import {
   type UserFault,
   VM_FAULT_RETRY,
 } from '@spf/fault-classic';
-import type { Kernel } from '@spf/machine';
+import { call, type Kernel } from '@spf/machine';
 import { PF_PK } from '@spf/pagetable';
 import type { MmConfig, MmStruct } from '@spf/vma';
 import { FaultSpecConfigError } from '../fault-spec-config-error.js';
@@ -145,12 +145,8 @@ export class DufourSpfHandler implements FaultHandler {
       return { kind: 'fallback', flags };
     this.attempts++;
     const specFlags = flags | FAULT_FLAG_SPECULATIVE;
-    const ret = yield* this.paths.handleSpeculativeFault(
-      this.context,
-      fault.mm,
-      fault.address,
-      fault.errorCode,
-      specFlags,
+    const ret = yield* call(
+      this.paths.handleSpeculativeFault(this.context, fault.mm, fault.address, fault.errorCode, specFlags),
     );
     if ((ret & VM_FAULT_RETRY) !== 0) return { kind: 'fallback', flags };
     this.live.speculative_pgfault++;

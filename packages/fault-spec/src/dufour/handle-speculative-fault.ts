@@ -10,7 +10,7 @@ import {
   VM_FAULT_OOM,
   VM_FAULT_RETRY,
 } from '@spf/fault-classic';
-import { type Kernel, KernelFault, readEffect } from '@spf/machine';
+import { call, type Kernel, KernelFault, readEffect } from '@spf/machine';
 import { PAGE_SIZE, pteNone } from '@spf/pagetable';
 import {
   type LockedPte,
@@ -130,7 +130,7 @@ export function* handleSpeculativeFault(
       `dufour fault handler: ${mm} was built without MmConfig.spfV12 (SPF v12's mm_seq and vm_rcu_put); build it with the handler's mmConfig, as boot() does`,
     );
   }
-  const vma = yield* findVmaRcu(mm, address, ctx.checks);
+  const vma = yield* call(findVmaRcu(mm, address, ctx.checks));
   if (vma === null) {
     ctx.counters.spf_no_vma++;
     return VM_FAULT_RETRY;
@@ -138,10 +138,10 @@ export function* handleSpeculativeFault(
   // A small frame: every effect of handle_pte_fault() passes through it (the checks before it, with their
   // many locals, are a generator of their own).
   try {
-    const vmf = yield* speculativeVmFault(ctx, mm, vma, address, errorCode, flags);
+    const vmf = yield* call(speculativeVmFault(ctx, mm, vma, address, errorCode, flags));
     if (typeof vmf === 'number') return vmf;
     const before = abortCount(ctx.counters);
-    const ret = yield* handlePteFault(vmf);
+    const ret = yield* call(handlePteFault(vmf));
     // A VM_FAULT_RETRY that pte_map_lock did not explain: something handle_pte_fault does not do speculatively.
     if ((ret & VM_FAULT_RETRY) !== 0 && abortCount(ctx.counters) === before) ctx.counters.spf_vma_notsup++;
     if ((vmf.speculative?.file ?? null) !== null && (ret & VM_FAULT_RETRY) === 0)

@@ -17,7 +17,7 @@ import {
   type UserFault,
   VM_FAULT_RETRY,
 } from '@spf/fault-classic';
-import { type Kernel, readEffect } from '@spf/machine';
+import { call, type Kernel, readEffect } from '@spf/machine';
 import {
   entryTablePa,
   PAGE_SIZE,
@@ -250,7 +250,7 @@ function* lespinasseAttempt(
   // Every VM_FAULT_RETRY out of handle_pte_fault() was counted by __pte_map_lock (the only way the
   // speculative handlers of an anonymous VMA give up once the cases doHandleMmFaultSpeculative checks are
   // excluded) or by the file path.
-  const ret = yield* handlePteFault(vmf);
+  const ret = yield* call(handlePteFault(vmf));
   return lespinasseFinish(handler, fault, flags, (vmf.speculative?.file ?? null) !== null, ret);
 }
 

@@ -16,7 +16,7 @@ import {
   VM_FAULT_MAJOR,
   VM_FAULT_RETRY,
 } from '@spf/fault-classic';
-import type { Kernel } from '@spf/machine';
+import { call, type Kernel } from '@spf/machine';
 import { PF_PK } from '@spf/pagetable';
 import {
   type MmConfig,
@@ -279,8 +279,8 @@ export class PerVmaLockHandler implements FaultHandler {
     const { mm, address, errorCode } = fault;
     const vma =
       this.lockVma === null
-        ? yield* lockVmaUnderRcu(mm, address, this.readerChecks, this.events, this.fileVmas)
-        : yield* this.lockVma(this.context, mm, address);
+        ? yield* call(lockVmaUnderRcu(mm, address, this.readerChecks, this.events, this.fileVmas))
+        : yield* call(this.lockVma(this.context, mm, address));
     if (vma === null) return { kind: 'fallback', flags };
     if (accessError(errorCode, vma)) {
       yield* vmaEndRead(vma);
@@ -290,7 +290,9 @@ export class PerVmaLockHandler implements FaultHandler {
         outcome: { kind: 'sigsegv', code: (errorCode & PF_PK) !== 0 ? 'PKUERR' : 'ACCERR', address },
       };
     }
-    const ret = yield* handleMmFault(this.env, mm, vma, address, flags | FAULT_FLAG_VMA_LOCK, fault.task);
+    const ret = yield* call(
+      handleMmFault(this.env, mm, vma, address, flags | FAULT_FLAG_VMA_LOCK, fault.task),
+    );
     if ((ret & (VM_FAULT_RETRY | VM_FAULT_COMPLETED)) === 0) yield* vmaEndRead(vma);
     if ((ret & VM_FAULT_RETRY) === 0) {
       this.events.VMA_LOCK_SUCCESS++;
