@@ -1,8 +1,18 @@
 import { doUserAddrFault } from '@spf/fault-classic';
-import { EffectKind, expandCalls, type Kernel, type MemoryLine } from '@spf/machine';
+import { Rcu } from '@spf/locks';
+import {
+  EffectKind,
+  expandCalls,
+  exploreInTest,
+  type Kernel,
+  type Machine,
+  type MemoryLine,
+  runSync,
+} from '@spf/machine';
+import { type Page, PhysicalMemory } from '@spf/pagetable';
 import { MAP_PRIVATE, PROT_READ } from '@spf/vma';
 import { describe, expect, it } from 'vitest';
-import { type XaNode, XAS_BOUNDS, XaState, XA_CHUNK_SIZE } from './page-cache-tree.js';
+import { PageCacheTree, type XaNode, XAS_BOUNDS, XaState, XA_CHUNK_SIZE } from './page-cache-tree.js';
 import { makeFileFixture } from './test-support/fixture.js';
 
 const A = 0x4000_0000;
@@ -102,5 +112,54 @@ describe('XaState: the xa_state cursor of page-cache lookups', () => {
     // A cursor past max is out of bounds for good.
     expect(fx.run(xas.nextEntry(XA_CHUNK_SIZE + 1))).toBeNull();
     expect(xas.node).toBe(XAS_BOUNDS);
+  });
+
+  /**
+   * A cursor walks from page 62 to page 100 (through the rest of the first bottom node, the top node and the
+   * second bottom node) and re-checks what it found, while a writer erases page 100, which empties and
+   * frees the second bottom node.
+   */
+  function cursorVsErase(freeNodes: 'rcu' | 'immediately') {
+    return {
+      name: `xa_state cursor vs erase (${freeNodes})`,
+      cpus: 2,
+      setup(m: Machine) {
+        const rcu = new Rcu(m);
+        const t = new PageCacheTree('race', rcu, freeNodes);
+        const mem = new PhysicalMemory({ size: 4 * 1024 * 1024 });
+        const [a, b] = [mem.allocPages(0), mem.allocPages(0)];
+        runSync(t.store(62, a));
+        runSync(t.store(100, b));
+        const seen: (Page | null)[] = [];
+        m.spawn(0, 'reader', function* (): Kernel<void> {
+          yield* rcu.readLock();
+          const xas = new XaState(t, 62);
+          seen.push(yield* xas.nextEntry(200));
+          seen.push(yield* xas.nextEntry(200));
+          if (seen[1] !== null) seen.push(yield* xas.reload());
+          yield* rcu.readUnlock();
+        });
+        m.spawn(1, 'eraser', function* (): Kernel<void> {
+          yield* t.erase(100);
+          yield* rcu.synchronize();
+        });
+        return () => {
+          if (seen[0] !== a) throw new Error('the cursor missed page 62');
+          // Page 100 is found or not; a re-check after it was erased reads the unlinked node's empty slot.
+          if (seen[1] !== null && seen[1] !== b) throw new Error('the cursor found a stranger at 100');
+          if (seen.length === 3 && seen[2] !== b && seen[2] !== null) throw new Error('bad re-check');
+        };
+      },
+    };
+  }
+
+  it('a cursor may go on reading a node unlinked under it: RCU keeps it alive (explored)', () => {
+    expect(exploreInTest(cursorVsErase('rcu'), { policy: 'random', runs: 200 }).failure).toBeNull();
+  });
+
+  it('without the grace period, the cursor reading the freed node is caught as a use-after-free', () => {
+    expect(() => exploreInTest(cursorVsErase('immediately'), { policy: 'random', runs: 200 })).toThrow(
+      /used|after it was freed|use-after-free/i,
+    );
   });
 });
