@@ -2,7 +2,7 @@ import { type Page, putPage } from '@spf/pagetable';
 import { type Kernel, rmwEffect } from '@spf/machine';
 import { createSpinLock, type SpinLockLike, type VmArea } from '@spf/vma';
 import type { Inode } from './inode.js';
-import { PageCacheTree, type XaNode } from './page-cache-tree.js';
+import { PageCacheTree, XaState } from './page-cache-tree.js';
 
 /**
  * Whether a page found by a lockless page-cache lookup is still the allocation it was (its frame was not
@@ -72,43 +72,26 @@ export class AddressSpace {
    * Models `filemap_get_entry()` + `folio_try_get()` + the re-check of `__filemap_get_folio()` without
    * FGP flags: the page at `index` with a reference taken, or null. Lockless under RCU, as in Linux.
    *
-   * Every minor file fault looks its page up here, so `xa_load()` ({@link PageCacheTree.load}) and
-   * `folio_try_get()` ({@link folioTryGet}) run inlined, with the same machine effects in the same order:
-   * each load of the walk is written once and runs twice, for the lookup and for the re-check after the
-   * reference is taken.
+   * The lookup is an {@link XaState} cursor: `xas_load()` walks from `xa_head` to the bottom node, and once
+   * `folio_try_get()` has taken a reference, `xas_reload()` re-reads the one slot of that node (a cached
+   * page costs the head, one load per level and one more of the bottom node). Only a failed get or a
+   * failed re-check goes back to `repeat:`, which walks from the head again.
    */
   *getFolio(index: number): Kernel<Page | null> {
     const rcu = this.host.sb.rcu;
-    const tree = this.iPages;
     yield* rcu.readLock();
-    /** The page a reference was taken on, to be re-checked by the next walk. */
-    let page: Page | null = null;
+    const xas = new XaState(this.iPages, index);
+    let page: Page | null;
     for (;;) {
-      // xa_load(index)
-      yield tree.line.readEffect;
-      let found: Page | null = null;
-      for (let node = tree.rootFor(index); node !== null; ) {
-        // RcuObject.touch(): a load of the node, then the use-after-free check.
-        yield node.line.readEffect;
-        node.checkAlive('xa_load');
-        const slot = node.slotFor(index);
-        if (node.shift === 0) {
-          found = slot as Page | null;
-          break;
-        }
-        node = slot as XaNode | null;
-      }
-      if (page !== null) {
-        // The page may have been removed (and even reused) between the load and the get: re-check.
-        if (found === page && page.mapping === this) break;
-        yield* putPage(page);
-        page = null;
-        continue;
-      }
-      if (found === null) break;
-      // folio_try_get(found)
-      yield rmwEffect(found.line, 'folio_try_get');
-      if (folioTryGetRef(found)) page = found;
+      // repeat: xas_reset(); xas_load()
+      page = yield* xas.load();
+      if (page === null) break;
+      // folio_try_get(page)
+      yield rmwEffect(page.line, 'folio_try_get');
+      if (!folioTryGetRef(page)) continue;
+      // The page may have been removed (and even reused) between the load and the get: re-check its slot.
+      if ((yield* xas.reload()) === page && page.mapping === this) break;
+      yield* putPage(page);
     }
     yield* rcu.readUnlock();
     return page;

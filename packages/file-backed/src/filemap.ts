@@ -43,6 +43,7 @@ import {
   type VmOperations,
 } from '@spf/vma';
 import { type AddressSpace, folioTryGet, pageStillAllocated } from './address-space.js';
+import { XaState } from './page-cache-tree.js';
 import { File } from './file.js';
 import type { FilemapRetryPaths, FilePin } from './filemap-retry-paths.js';
 import { MMAP_LOTSAMISS } from './file-ra-state.js';
@@ -374,39 +375,53 @@ export const builtinFilemapRetryPaths: FilemapRetryPaths = {
 };
 
 /**
- * Models `next_uptodate_folio()` in mm/filemap.c for one index: the cached page there if fault-around may
- * map it, returned locked with a reference; null (skip it) if there is none, it is locked (I/O in flight),
- * not uptodate, marked PG_readahead (left for a real fault so that async readahead triggers), being
- * removed, or past end of file.
+ * Models `next_uptodate_folio()` in mm/filemap.c: advances the cursor `xas` (`xas_next_entry()`, up to
+ * `endPgoff`) to the next cached page fault-around may map, and returns it locked with a reference (its index
+ * is `xas.index`); null when none is left. A page is passed over if it is locked (I/O in flight), its
+ * reference cannot be taken, its slot no longer holds it (`xas_reload()`: one load of the cursor's node),
+ * it is not uptodate, marked PG_readahead (left for a real fault so that async readahead triggers), being
+ * removed, or past end of file. Entries at indices up to `skipThrough` are passed over unexamined: the other
+ * pages of a large folio already mapped whole, which Linux keeps as sibling entries of one multi-index entry
+ * that `xas_find()` steps over. `onEntry` runs after each read of the tree (the speculative caller checks
+ * there that the file is still alive).
  */
 function* nextUptodateFolio(
+  xas: XaState,
   mapping: AddressSpace,
-  index: number,
+  endPgoff: number,
   maxIdx: number,
-  mappingRecheck = true,
+  mappingRecheck: boolean,
+  skipThrough: number,
+  onEntry: (() => void) | null,
 ): Kernel<Page | null> {
-  const folio = yield* mapping.iPages.load(index);
-  if (folio === null || !pageStillAllocated(folio)) return null;
-  if (folio.test('locked')) return null;
-  if (!(yield* folioTryGet(folio))) return null;
-  if ((yield* mapping.iPages.load(index)) !== folio) {
-    yield* putPage(folio);
-    return null;
+  for (;;) {
+    const folio = yield* xas.nextEntry(endPgoff);
+    onEntry?.();
+    if (folio === null) return null;
+    if (xas.index <= skipThrough) continue;
+    if (!pageStillAllocated(folio)) continue;
+    if (folio.test('locked')) continue;
+    if (!(yield* folioTryGet(folio))) continue;
+    // Has the page moved?
+    if ((yield* xas.reload()) !== folio) {
+      yield* putPage(folio);
+      continue;
+    }
+    if (!folio.test('uptodate') || folio.test('readahead')) {
+      yield* putPage(folio);
+      continue;
+    }
+    if (!(yield* trylockPage(folio))) {
+      yield* putPage(folio);
+      continue;
+    }
+    if ((mappingRecheck && folio.mapping !== mapping) || !folio.test('uptodate') || xas.index >= maxIdx) {
+      yield* unlockPage(folio);
+      yield* putPage(folio);
+      continue;
+    }
+    return folio;
   }
-  if (!folio.test('uptodate') || folio.test('readahead')) {
-    yield* putPage(folio);
-    return null;
-  }
-  if (!(yield* trylockPage(folio))) {
-    yield* putPage(folio);
-    return null;
-  }
-  if ((mappingRecheck && folio.mapping !== mapping) || !folio.test('uptodate') || index >= maxIdx) {
-    yield* unlockPage(folio);
-    yield* putPage(folio);
-    return null;
-  }
-  return folio;
 }
 
 /**
@@ -453,13 +468,10 @@ export function* filemapMapPages(vmf: VmFault, startPgoff: number, endPgoff: num
   const fileEnd = maxIdx - 1;
   if (endPgoff > fileEnd) endPgoff = fileEnd;
   let ret = 0;
-  let index = startPgoff;
-  let folio: Page | null = null;
-  for (; index <= endPgoff; index++) {
-    folio = yield* nextUptodateFolio(mapping, index, maxIdx, mappingRecheck);
-    if (speculative) file.check('speculative filemap_map_pages: mapping->i_pages');
-    if (folio !== null) break;
-  }
+  // XA_STATE(xas, &mapping->i_pages, start_pgoff): one cursor walks the whole window.
+  const xas = new XaState(mapping.iPages, startPgoff);
+  const onEntry = speculative ? () => file.check('speculative filemap_map_pages: mapping->i_pages') : null;
+  let folio = yield* nextUptodateFolio(xas, mapping, endPgoff, maxIdx, mappingRecheck, -1, onEntry);
   if (folio === null) return speculative ? speculativeFileAbort(vmf, 'fault-around') : 0;
   // filemap_map_pmd(): install the PTE table if the PMD is still empty (never speculatively). Since
   // Linux 6.18 ("mm/memory: do not populate page table entries beyond i_size") it is called only when the
@@ -486,6 +498,7 @@ export function* filemapMapPages(vmf: VmFault, startPgoff: number, endPgoff: num
   let mmapMiss = 0;
   let rss = 0;
   for (;;) {
+    const index = xas.index;
     const addr = baseAddr + (index - basePgoff) * PAGE_SIZE;
     const ptep = locked.ptep + (index - basePgoff) * 8;
     // filemap_map_order0_folio()
@@ -532,12 +545,7 @@ export function* filemapMapPages(vmf: VmFault, startPgoff: number, endPgoff: num
     }
     yield* unlockPage(folio);
     yield* putPage(folio);
-    folio = null;
-    for (index = Math.max(index, last) + 1; index <= endPgoff; index++) {
-      folio = yield* nextUptodateFolio(mapping, index, maxIdx, mappingRecheck);
-      if (speculative) file.check('speculative filemap_map_pages: mapping->i_pages');
-      if (folio !== null) break;
-    }
+    folio = yield* nextUptodateFolio(xas, mapping, endPgoff, maxIdx, mappingRecheck, last, onEntry);
     if (folio === null) break;
   }
   if (rss > 0) yield* addMmCounter(mm, MM_FILEPAGES, rss);

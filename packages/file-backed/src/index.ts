@@ -39,7 +39,15 @@ export {
 } from './filemap.js';
 export type { FilemapRetryPaths, FilePin } from './filemap-retry-paths.js';
 export { Inode } from './inode.js';
-export { PageCacheTree, XA_CHUNK_SHIFT, XA_CHUNK_SIZE, XaNode } from './page-cache-tree.js';
+export {
+  PageCacheTree,
+  XA_CHUNK_SHIFT,
+  XA_CHUNK_SIZE,
+  XaNode,
+  XAS_BOUNDS,
+  XAS_RESTART,
+  XaState,
+} from './page-cache-tree.js';
 export {
   doPageCacheRa,
   folioClearReadahead,

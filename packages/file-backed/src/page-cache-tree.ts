@@ -50,7 +50,7 @@ let nodeIds = 0;
  * The page cache of an address_space (`mapping->i_pages`, an xarray in lib/xarray.c, reduced to what the
  * page cache uses): a radix tree of 64-way nodes keyed by page index.
  *
- * Readers ({@link load}, {@link nextMiss}) take no lock: they must be inside an RCU read-side section (or
+ * Readers ({@link load}, {@link nextMiss}, an {@link XaState} cursor) take no lock: they must be inside an RCU read-side section (or
  * hold the tree lock). Writers ({@link store}, {@link erase}) hold the owner's `xa_lock`. A new node is
  * filled in before it is published with one store of its parent's slot (or of the root), so a lockless
  * reader sees the tree before or after the insertion, never half of it; an emptied node is unlinked with one
@@ -96,22 +96,16 @@ export class PageCacheTree {
 
   /**
    * Models `xa_load()`: the page at `index`, or null. Lockless: call inside `rcu_read_lock()`; the page
-   * may be freed from the cache right after (take a reference with `folio_try_get()` and re-check).
-   * `AddressSpace.getFolio()` runs the same walk inlined.
+   * may be freed from the cache right after (take a reference with `folio_try_get()` and re-check). The walk
+   * is {@link XaState.load}'s.
    */
   *load(index: number): Kernel<Page | null> {
-    yield this.line.readEffect;
-    let node = this.rootFor(index);
-    if (node === null) return null;
-    for (;;) {
-      // RcuObject.touch() inlined (hot path): a load of the node, then the use-after-free check.
-      yield node.line.readEffect;
-      node.checkAlive('xa_load');
-      const slot = node.slotFor(index);
-      if (slot === null) return null;
-      if (node.shift === 0) return slot as Page;
-      node = slot as XaNode;
-    }
+    return yield* new XaState(this, index).load();
+  }
+
+  /** `xa_head`, the top node (null when the tree is empty), without a machine effect: for {@link XaState}. */
+  top(): XaNode | null {
+    return this.head;
   }
 
   /** The page at `index` without machine effects (for checks, dumps and tests). */
@@ -254,5 +248,174 @@ export class PageCacheTree {
       if ((yield* this.load(index - i)) === null) return index - i;
     }
     return index - maxScan < 0 ? -1 : index - maxScan;
+  }
+}
+
+/** `XAS_RESTART` (include/linux/xarray.h): a cursor that has not walked the tree yet (or was reset). */
+export const XAS_RESTART = 'restart';
+/** `XAS_BOUNDS`: a cursor that went past the end of the tree or of its range. */
+export const XAS_BOUNDS = 'bounds';
+
+/**
+ * Models `struct xa_state` (include/linux/xarray.h) on a {@link PageCacheTree}: a cursor holding an index and
+ * the node a walk for it ended in (`xa_node`, with the slot `xa_offset`), so that the next operations read
+ * that node again instead of walking from the root. Lockless, like the tree's readers: use it inside
+ * `rcu_read_lock()`.
+ *
+ * Each node is one {@link MemoryLine} in this model (a real `xa_node` spans nine cache lines: the header with
+ * the parent pointer, then 64 slots); so every read of a node, header or slot, is one load of that line,
+ * followed by the use-after-free check a KASAN-like checker would make ({@link XaNode.checkAlive}):
+ *
+ * - {@link load} (`xas_reset()` + `xas_load()`): a walk from `xa_head`, one load of the head and one of each
+ *   node on the way down, recording the last node;
+ * - {@link reload} (`xas_reload()`): one load of the recorded node (of `xa_head` if the walk ended there);
+ * - {@link nextEntry} (`xas_next_entry()`): the next present entry up to `max`; a step to the next index in
+ *   the same bottom node is one load of that node, and the hard cases go to {@link find} (`xas_find()`),
+ *   which climbs to the parent when a node is done (one load of the node for its parent pointer) and
+ *   descends into the next child, one load per slot read.
+ *
+ * Not modelled: retry, value and sibling entries (the tree holds none), marks, `xa_shift`/`xa_sibs`.
+ */
+export class XaState {
+  /** `xa_node`: the node of the last read, null when the entry sits in `xa_head`, or a special state. */
+  node: XaNode | null | typeof XAS_RESTART | typeof XAS_BOUNDS = XAS_RESTART;
+  /** `xa_offset`: the slot of {@link node} the cursor is at. */
+  offset = 0;
+
+  constructor(
+    readonly tree: PageCacheTree,
+    /** `xa_index`. */
+    public index: number,
+  ) {}
+
+  /**
+   * Models `xas_reset()` + `xas_load()` (lib/xarray.c): walks from `xa_head` to the slot of {@link index}
+   * and returns the page there or null; the cursor then records the last node read.
+   */
+  *load(): Kernel<Page | null> {
+    const tree = this.tree;
+    yield tree.line.readEffect; // xa_head
+    let node = tree.rootFor(this.index);
+    if (node === null) {
+      // xas_start(): an index beyond the tree is out of bounds; index 0 of an empty tree sits in the head.
+      this.node = tree.top() === null && this.index === 0 ? null : XAS_BOUNDS;
+      return null;
+    }
+    for (;;) {
+      // xas_descend(), with RcuObject.touch() inlined (hot path): a load of the node, then the check.
+      yield node.line.readEffect;
+      node.checkAlive('xa_load');
+      const offset = node.slotOffset(this.index);
+      const slot = node.slots[offset];
+      this.node = node;
+      this.offset = offset;
+      if (node.shift === 0) return slot as Page | null;
+      if (slot === null) return null;
+      node = slot as XaNode;
+    }
+  }
+
+  /**
+   * Models `xas_reload()` (include/linux/xarray.h): the entry at the cursor again, read from the node the
+   * last walk ended in (one load), not from the root. An entry in `xa_head` is never a page here (a page
+   * always sits in a bottom node), so a cursor at the head reads it and finds none.
+   */
+  *reload(): Kernel<Page | null> {
+    const node = this.node;
+    if (node === null) {
+      yield this.tree.line.readEffect;
+      return null;
+    }
+    if (node === XAS_RESTART || node === XAS_BOUNDS)
+      throw new Error(`xas_reload on a cursor in state ${node}`);
+    yield node.line.readEffect;
+    node.checkAlive('xas_reload');
+    return node.shift === 0 ? (node.slots[this.offset] as Page | null) : null;
+  }
+
+  /**
+   * Models `xas_next_entry()` (include/linux/xarray.h): advances to the next present entry at an index up
+   * to `max` and returns it, or null (the cursor is then past `max`). Within a bottom node each slot read is
+   * one load of the node; the end of the node, `max` and a cursor not in a bottom node go to {@link find}.
+   */
+  *nextEntry(max: number): Kernel<Page | null> {
+    const node = this.node;
+    if (
+      node === null ||
+      node === XAS_RESTART ||
+      node === XAS_BOUNDS ||
+      node.shift !== 0 ||
+      this.offset !== (this.index & XA_CHUNK_MASK)
+    ) {
+      return yield* this.find(max);
+    }
+    for (;;) {
+      if (this.index >= max || this.offset === XA_CHUNK_MASK) return yield* this.find(max);
+      yield node.line.readEffect;
+      node.checkAlive('xas_next_entry');
+      const entry = node.slots[this.offset + 1] as Page | null;
+      this.offset++;
+      this.index++;
+      if (entry !== null) return entry;
+    }
+  }
+
+  /**
+   * Models `xas_find()` (lib/xarray.c): the first present entry after the cursor (at the cursor itself for
+   * a cursor not walked yet) at an index up to `max`, or null. Climbs to the parent when a node is done and
+   * descends into the next child.
+   */
+  *find(max: number): Kernel<Page | null> {
+    if (this.node === XAS_BOUNDS) return null;
+    if (this.index > max) {
+      this.node = XAS_BOUNDS;
+      return null;
+    }
+    if (this.node === null) {
+      this.index = 1;
+      this.node = XAS_BOUNDS;
+      return null;
+    }
+    if (this.node === XAS_RESTART) {
+      const entry = yield* this.load();
+      const walked = this.node as XaState['node']; // xas_load() moved it
+      if (entry !== null || walked === null || walked === XAS_BOUNDS) return entry;
+    } else if (this.node.shift === 0 && this.offset !== (this.index & XA_CHUNK_MASK)) {
+      this.offset = ((this.index - 1) & XA_CHUNK_MASK) + 1;
+    }
+    let node: XaNode | null = this.node as XaNode;
+    this.nextOffset(node);
+    while (node !== null && this.index <= max) {
+      if (this.offset === XA_CHUNK_SIZE) {
+        // xa_parent(): the parent pointer is in the node.
+        yield node.line.readEffect;
+        node.checkAlive('xas_find');
+        this.offset = node.offset + 1;
+        node = node.parent;
+        this.node = node;
+        continue;
+      }
+      yield node.line.readEffect;
+      node.checkAlive('xas_find');
+      const entry = node.slots[this.offset];
+      if (entry !== null && node.shift > 0) {
+        node = entry as XaNode;
+        this.node = node;
+        this.offset = 0;
+        continue;
+      }
+      if (entry !== null) return entry as Page;
+      this.nextOffset(node);
+    }
+    if (node === null) this.node = XAS_BOUNDS;
+    return null;
+  }
+
+  /** `xas_advance()`/`xas_next_offset()`: the next slot of `node`, the index moved to its first index. */
+  private nextOffset(node: XaNode): void {
+    this.offset++;
+    const scale = 2 ** node.shift;
+    const chunk = scale * XA_CHUNK_SIZE;
+    this.index = Math.floor(this.index / chunk) * chunk + this.offset * scale;
   }
 }

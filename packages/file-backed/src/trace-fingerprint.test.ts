@@ -175,25 +175,25 @@ const scenarios: Record<string, Scenario> = {
 
 const expected: Record<string, Record<string, string>> = {
   'major and minor read faults, fault-around 64 KiB': {
-    timed: '337762dd t=123838 steps=3341 sched=08c6ded1 ok',
-    random: '76ddd337 t=168051 steps=3156 sched=6d5ada6c ok',
-    pct: 'fc81a40e t=121687 steps=2671 sched=0411c65b ok',
-    dfs: '6 runs a7a780a9',
-    replay: 'fc81a40e t=121687 steps=2671 sched=0411c65b ok',
+    timed: '8d8b810a t=123884 steps=2914 sched=0cfa5004 ok',
+    random: 'f8f52d18 t=151952 steps=2845 sched=b7a49a9b ok',
+    pct: '28ab57fb t=121583 steps=2487 sched=7153cb02 ok',
+    dfs: '6 runs 7d854115',
+    replay: '28ab57fb t=121583 steps=2487 sched=7153cb02 ok',
   },
   'minor faults one page each, reads, COW and shared writes': {
-    timed: 'b6d2023a t=6994 steps=646 sched=11a45387 ok',
-    random: '7ad02d47 t=8686 steps=649 sched=f001bde6 ok',
-    pct: '61a6f25f t=4712 steps=564 sched=ba37f8aa ok',
-    dfs: '6 runs 7e5f0e1c',
-    replay: '61a6f25f t=4712 steps=564 sched=ba37f8aa ok',
+    timed: '6eb4d0c9 t=6991 steps=635 sched=360aadfd ok',
+    random: 'd959f9b2 t=8695 steps=641 sched=0c6e76b2 ok',
+    pct: '5b24426c t=4901 steps=569 sched=54fd0f60 ok',
+    dfs: '6 runs a7c143f2',
+    replay: '5b24426c t=4901 steps=569 sched=54fd0f60 ok',
   },
   'read faults racing truncate': {
-    timed: '22569439 t=5388 steps=378 sched=95110567 ok',
-    random: 'dbbefebc t=5447 steps=384 sched=0af8b238 ok',
-    pct: '4a2208a1 t=5453 steps=378 sched=25ca5818 ok',
-    dfs: '6 runs 19884de8',
-    replay: '4a2208a1 t=5453 steps=378 sched=25ca5818 ok',
+    timed: 'a09af9fd t=5361 steps=351 sched=a025ec3e ok',
+    random: '444c8a30 t=5420 steps=357 sched=8ddda9f4 ok',
+    pct: 'c761922e t=5426 steps=351 sched=0cb0de09 ok',
+    dfs: '6 runs 89625072',
+    replay: 'c761922e t=5426 steps=351 sched=0cb0de09 ok',
   },
 };
 
