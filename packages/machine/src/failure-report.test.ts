@@ -4,6 +4,7 @@ import { type Effect, EffectKind, rmwLoopEffect, spinWaitEffect } from './effect
 import { cpuReport, describeDeadlock, describeEffect, describeSpinners } from './failure-report.js';
 import { MemoryLine } from './memory-line.js';
 import { Task } from './task.js';
+import { CallEffect } from './trampoline.js';
 import { WaitQueue } from './wait-queue.js';
 
 const line = new MemoryLine('mm->mmap_lock');
@@ -53,6 +54,8 @@ describe('describeEffect', () => {
       [rmwLoopEffect(line, undefined, () => false), 'rmw mm->mmap_lock'],
       [{ kind: EffectKind.Spin, label: 'ticket' }, 'spin ticket'],
       [{ kind: EffectKind.Fence }, 'fence'],
+      // A call is never pending (the machine enters the callee at once); a report names it all the same.
+      [new CallEffect(nothing()), 'call'],
     ];
     for (const [e, text] of cases) expect(describeEffect(e)).toBe(text);
   });
@@ -88,7 +91,8 @@ describe('cpuReport', () => {
     expect(cpuReport(c).next).toBe('sleeping on mmap_lock');
     t.state = 'runnable';
     c.irq = {
-      gen: nothing(),
+      top: nothing(),
+      callers: [],
       pending: { kind: EffectKind.Fence },
       resume: undefined,
       msg: { handler: nothing, arrival: 0, req: { remaining: 1, ackTime: 0, label: 'x' }, from: 0 },
