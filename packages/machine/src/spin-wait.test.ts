@@ -22,9 +22,16 @@ import { timed } from './policy/timed.js';
 /**
  * A ticket lock taken `rounds` times by each of `cpus` CPUs, its waiters spinning either with the plain
  * loop (read, check, `cpuRelax()`) or with the pure spin-wait effect. With `sharedCpu`, CPU 0 also runs a
- * second task, so the tick preempts spinners.
+ * second task, so the tick preempts spinners. `name` labels the waiters' PAUSE (null: no label).
  */
-function ticketScenario(pure: boolean | 'until', cpus = 3, rounds = 3, sharedCpu = false): Scenario {
+function ticketScenario(
+  pure: boolean | 'until',
+  cpus = 3,
+  rounds = 3,
+  sharedCpu = false,
+  name: string | null = 'ticket',
+): Scenario {
+  const label = name ?? undefined;
   return {
     name: `ticket lock (${pure ? 'pure spin-wait' : 'plain loop'})`,
     cpus,
@@ -33,7 +40,7 @@ function ticketScenario(pure: boolean | 'until', cpus = 3, rounds = 3, sharedCpu
       const line = new MemoryLine('ticket');
       const next = new AtomicCell(0, line);
       const head = new Cell(0, line);
-      const wait = spinWaitEffect(line, 'ticket');
+      const wait = spinWaitEffect(line, label);
       const data = new AtomicCell(0, 'data');
       const body = (i: number) =>
         function* (): Kernel<void> {
@@ -42,14 +49,14 @@ function ticketScenario(pure: boolean | 'until', cpus = 3, rounds = 3, sharedCpu
             if (pure === 'until') {
               // The exit condition stated: the machine resumes this code only when the ticket is served.
               const served = () => head.value === ticket;
-              const waitFor = spinWaitEffect(line, 'ticket', undefined, served);
+              const waitFor = spinWaitEffect(line, label, undefined, served);
               yield readEffect(line);
               while (!served()) yield waitFor;
             } else if (pure) {
               yield readEffect(line);
               while (head.value !== ticket) yield wait;
             } else {
-              while ((yield* head.load()) !== ticket) yield* cpuRelax('ticket');
+              while ((yield* head.load()) !== ticket) yield* cpuRelax(label);
             }
             const v = yield* data.load();
             yield* delay(50 + 10 * i);
@@ -96,6 +103,9 @@ describe('pure spin-wait (spinning at the price of one event)', () => {
       [12, 2, false, 0, { pause: 1, l1Hit: 1 }], // every step collides with another CPU's: ties by rank
       [12, 2, false, 0, { pause: 40, l1Hit: 4 }],
       [8, 2, false, 0, { pause: 2.5 }], // a period that is not a whole number of ns: no ring, same run
+      [6, 2, false, 7, { pause: 0 }], // a free PAUSE: no ring (a spinner's two steps would start together)
+      [6, 2, false, 7, { l1Hit: 0 }],
+      [8, 2, false, 0, { pause: 1, l1Hit: 4 }], // a PAUSE cheaper than an L1 hit
     ];
     for (const [cpus, rounds, shared, machineSeed, cost] of cases) {
       const at = (pure: boolean | 'until') => {
@@ -166,6 +176,69 @@ describe('pure spin-wait (spinning at the price of one event)', () => {
         expect(r.clocks).toEqual(plain.clocks);
         expect(r.spinsSkipped).toBeGreaterThan(cpus * 10);
       }
+    }
+  });
+
+  it('a timed run that steps quiet spinners outside the general step replays step for step: same trace, labels, clocks and spinsSkipped', () => {
+    // Under timed, quiet spinners are stepped from the ring of quiet spinners or by the heap's fast path; the
+    // replay policy steps every CPU through the general step. Both must record the same events (the PAUSE's
+    // label, or none, and the re-read's line label) and count the same skipped iterations, whatever the costs
+    // (a PAUSE cheaper than an L1 hit too).
+    const cases: Array<[boolean | 'until', string | null, Record<string, number> | undefined]> = [
+      [true, 'ticket', undefined],
+      ['until', 'ticket', undefined],
+      [true, null, undefined],
+      ['until', null, { pause: 1, l1Hit: 4 }],
+      [true, 'ticket', { pause: 3, l1Hit: 7 }],
+      [true, 'ticket', { pause: 2.5 }], // no ring: the heap's fast path
+    ];
+    for (const [pure, label, cost] of cases) {
+      const sc = ticketScenario(pure, 8, 2, false, label);
+      const scenario = { ...sc, cost: { ...(sc.cost ?? {}), ...(cost ?? {}) } };
+      const r = runScenario(scenario, timed(), { trace: true });
+      expect(r.ok).toBe(true);
+      expect(r.spinsSkipped).toBeGreaterThan(100);
+      const again = replaySchedule(scenario, r.schedule, { trace: true });
+      expect(again.spinsSkipped).toBe(r.spinsSkipped);
+      expect(again.clocks).toEqual(r.clocks);
+      expect(again.trace).toEqual(r.trace);
+      const pauses = r.trace!.filter((e) => e.kind === 'spin');
+      expect(new Set(pauses.map((e) => e.label))).toEqual(new Set([label ?? '']));
+      // And the order is the plain loop's (a ring entry at the wrong time would step a spinner out of order).
+      const plainSc = ticketScenario(false, 8, 2, false, label);
+      const plain = runScenario({ ...plainSc, cost: scenario.cost }, timed(), { trace: true });
+      expect(r.trace).toEqual(plain.trace);
+    }
+  });
+
+  it('the step limit stops quiet spinners at exactly maxSteps, whether they step from the ring or the fast path', () => {
+    // Two CPUs spin (quietly: nothing else can happen on them) while a third waits 1 ms before releasing them.
+    for (const cost of [undefined, { pause: 2.5 }]) {
+      const scenario: Scenario = {
+        cpus: 3,
+        maxSteps: 300,
+        cost,
+        setup(m) {
+          const flag = new Cell(0, 'flag');
+          const wait = spinWaitEffect(flag.line, 'flag');
+          for (const cpu of [0, 1]) {
+            m.spawn(cpu, `spinner${cpu}`, function* () {
+              yield readEffect(flag.line);
+              while (flag.value === 0) yield wait;
+            });
+          }
+          m.spawn(2, 'releaser', function* () {
+            yield* delay(1_000_000);
+            yield* flag.store(1);
+          });
+        },
+      };
+      const r = runTimed(scenario);
+      expect(r.failure?.kind).toBe('step-limit');
+      expect(r.steps).toBe(300);
+      expect(r.failure!.message).toMatch(/^no end after 300 steps/);
+      expect(r.spinsSkipped).toBeGreaterThan(140);
+      expect(r.time).toBeLessThan(10_000);
     }
   });
 
