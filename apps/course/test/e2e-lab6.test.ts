@@ -38,9 +38,14 @@ describe.skipIf(skipWithoutChromium("Lab 6's end-to-end tests"))('Lab 6 in Chrom
     expect(await runWorkbench(page)).toBe('Score: 80/100');
     const li = page.locator('li[data-test="lock-dropped-during-io"]');
     expect(await li.getAttribute('data-status')).toBe('fail');
-    expect(await li.textContent()).toMatch(
-      /mmap waited 1008671 ns for mmap_lock during a major fault's disk read/,
+    // The wait is the simulated time of one disk read (1000 us) and the fault around it; the exact figure
+    // moves whenever a modelled effect of the fault path does, so only its size is checked.
+    const waited = /mmap waited (\d+) ns for mmap_lock during a major fault's disk read/.exec(
+      (await li.textContent()) ?? '',
     );
+    expect(waited).not.toBeNull();
+    expect(Number(waited![1])).toBeGreaterThan(1_000_000);
+    expect(Number(waited![1])).toBeLessThan(1_100_000);
   });
 
   it('no file pin fails the munmap race with the use-after-free report, its schedule and timeline', async () => {
