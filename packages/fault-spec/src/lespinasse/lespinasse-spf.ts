@@ -118,7 +118,7 @@ function* doHandleMmFaultSpeculative(
 ): Kernel<ClassicVmFault | number> {
   const { env, mm, counters } = state;
   const addr = address - (address % PAGE_SIZE);
-  let walk = yield* speculativeWalk(state, addr);
+  let walk = yield* call(speculativeWalk(state, addr));
   if (walk.kind === 'missing' && handler.options.specPgtableAlloc) {
     // Under page_table_lock, which munmap holds while it frees tables (freePgtablesUnderPtl): if mmap_seq is
     // unchanged no free has happened since the snapshot, and none can start before the lock is dropped.
@@ -245,7 +245,7 @@ function* lespinasseAttempt(
   fault: UserFault,
   flags: number,
 ): Kernel<LocklessFaultResult> {
-  const vmf = yield* lespinasseVmFault(handler, fault, flags);
+  const vmf = yield* call(lespinasseVmFault(handler, fault, flags));
   if ('kind' in vmf) return vmf;
   // Every VM_FAULT_RETRY out of handle_pte_fault() was counted by __pte_map_lock (the only way the
   // speculative handlers of an anonymous VMA give up once the cases doHandleMmFaultSpeculative checks are
@@ -327,7 +327,7 @@ function* lespinasseVmFault(
   );
   const ret = sanitizeFaultFlags(copy, specFlags);
   if (ret !== 0) return lespinasseFinish(handler, fault, flags, fileVma, ret);
-  const vmf = yield* doHandleMmFaultSpeculative(handler, state, copy, address, specFlags);
+  const vmf = yield* call(doHandleMmFaultSpeculative(handler, state, copy, address, specFlags));
   if (typeof vmf !== 'number') return vmf;
   return lespinasseFinish(handler, fault, flags, fileVma, vmf);
 }
