@@ -99,56 +99,38 @@ export type CallStack = {
  * Returns that effect's iterator result, or the root's `done` result; throws what the root throws.
  */
 export function resumeCalls(s: CallStack, input: unknown): IteratorResult<Effect, unknown> {
+  const callers = s.callers;
   let g = s.top;
-  let r: IteratorResult<Effect, unknown>;
-  let failed = false;
-  let err: unknown;
-  try {
-    r = g.next(input);
-  } catch (e) {
-    failed = true;
-    err = e;
-    r = undefined as never;
-  }
+  let throwing = false;
+  let arg = input;
   for (;;) {
-    if (failed) {
-      const callers = s.callers;
-      if (callers.length === 0) throw err;
+    let r: IteratorResult<Effect, unknown>;
+    try {
+      r = throwing ? g.throw(arg) : g.next(arg);
+    } catch (e) {
+      // The generator threw: the exception goes on in its caller, at its `yield* call(...)`.
+      if (callers.length === 0) throw e;
       g = callers.pop()!;
       s.top = g;
-      failed = false;
-      try {
-        r = g.throw(err);
-      } catch (e) {
-        failed = true;
-        err = e;
-      }
+      throwing = true;
+      arg = e;
       continue;
     }
+    throwing = false;
     if (r.done) {
-      const callers = s.callers;
+      // The generator returned: its caller goes on with the value.
       if (callers.length === 0) return r;
       g = callers.pop()!;
       s.top = g;
-      try {
-        r = g.next(r.value);
-      } catch (e) {
-        failed = true;
-        err = e;
-      }
+      arg = r.value;
       continue;
     }
     const v = r.value;
     if (v.kind !== EffectKind.Call) return r;
-    s.callers.push(g);
+    callers.push(g);
     g = v.gen;
     s.top = g;
-    try {
-      r = g.next(undefined);
-    } catch (e) {
-      failed = true;
-      err = e;
-    }
+    arg = undefined;
   }
 }
 
