@@ -135,8 +135,8 @@ export function* handleSpeculativeFault(
     ctx.counters.spf_no_vma++;
     return VM_FAULT_RETRY;
   }
-  // A small frame: every effect of handle_pte_fault() passes through it (the checks before it, with their
-  // many locals, are a generator of their own).
+  // The checks before handle_pte_fault() are a generator of their own, and both run as calls (the machine's
+  // trampoline): their effects reach the machine without resuming this frame.
   try {
     const vmf = yield* call(speculativeVmFault(ctx, mm, vma, address, errorCode, flags));
     if (typeof vmf === 'number') return vmf;
