@@ -1,4 +1,4 @@
-import type { Kernel } from '@spf/machine';
+import { expandCalls, type Kernel } from '@spf/machine';
 
 /** One effect a kernel path yielded, with what `snapshot` read at that moment (before the effect ran on). */
 export type RecordedEffect<S> = { kind: unknown; line: unknown; label: unknown; at: S };
@@ -9,10 +9,12 @@ export type RecordedEffect<S> = { kind: unknown; line: unknown; label: unknown; 
  * effect, which is what a reader scheduled at that point would see.
  */
 export function* recordEffects<T, S>(
-  code: Kernel<T>,
+  kernelCode: Kernel<T>,
   snapshot: () => S,
   seen: RecordedEffect<S>[],
 ): Kernel<T> {
+  // Every effect is recorded, those of `yield* call(...)` callees too.
+  const code = expandCalls(kernelCode);
   let r = code.next();
   while (!r.done) {
     const e = r.value as { kind: unknown; line?: unknown; label?: unknown };
