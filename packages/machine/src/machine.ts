@@ -84,8 +84,10 @@ let machineEpoch = 0;
 /** Internal signal that the run must stop (a failure was recorded). */
 class StopRun extends Error {}
 
-/** Entries of {@link Machine.physLine}'s direct-mapped cache (a power of two). */
-const PHYS_CACHE_SIZE = 1024;
+/** Lines per chunk of {@link Machine.physLine}'s table (256 KiB of physical memory). */
+const PHYS_CHUNK_LINES = 4096;
+/** Chunks the table may hold (64 GiB of physical memory); lines above are kept in a map. */
+const PHYS_CHUNKS_MAX = 1 << 18;
 
 /**
  * A simulated x86-64 SMP machine. Build one, {@link Machine.spawn} tasks onto its CPUs, then
@@ -107,9 +109,13 @@ export class Machine implements SchedulerView {
   private readonly cpus: Cpu[];
   private readonly tasks: Task[] = [];
   private readonly coherence: Coherence;
-  private readonly physLines = new Map<number, MemoryLine>();
-  private readonly physCacheKey = new Float64Array(PHYS_CACHE_SIZE).fill(-1);
-  private readonly physCacheLine: MemoryLine[] = new Array<MemoryLine>(PHYS_CACHE_SIZE);
+  /**
+   * The lines of physical memory made so far, in chunks of {@link PHYS_CHUNK_LINES} consecutive lines made on
+   * first use: two array loads instead of a hash lookup in a map that grows with every page touched.
+   */
+  private readonly physChunks: Array<Array<MemoryLine | undefined> | undefined> = [];
+  /** Lines of physical addresses at or above {@link PHYS_CHUNKS_MAX} chunks (64 GiB), by line number. */
+  private readonly physFar = new Map<number, MemoryLine>();
   private readonly checks: Array<() => void> = [];
   private readonly history: History;
   /** The CPU chosen at each step (one byte each on machines of up to 256 CPUs, else two). */
@@ -205,16 +211,31 @@ export class Machine implements SchedulerView {
   /** The memory line that holds physical address `addr` (64-byte granules). */
   physLine(addr: number): MemoryLine {
     const key = Math.floor(addr / 64);
-    // A direct-mapped cache in front of the map (lines are never dropped, so a hit is the map's answer).
-    const slot = key & (PHYS_CACHE_SIZE - 1);
-    if (this.physCacheKey[slot] === key) return this.physCacheLine[slot];
-    let l = this.physLines.get(key);
-    if (!l) {
-      l = new MemoryLine(`phys:0x${(key * 64).toString(16)}`);
-      this.physLines.set(key, l);
+    const hi = Math.floor(key / PHYS_CHUNK_LINES);
+    const lo = key - hi * PHYS_CHUNK_LINES;
+    if (hi >= PHYS_CHUNKS_MAX) return this.farPhysLine(key);
+    let chunk = this.physChunks[hi];
+    if (chunk === undefined) {
+      // Fill any gap below first, so the outer array stays a plain (non-dictionary) array.
+      while (this.physChunks.length < hi) this.physChunks.push(undefined);
+      chunk = new Array<MemoryLine | undefined>(PHYS_CHUNK_LINES).fill(undefined);
+      this.physChunks[hi] = chunk;
     }
-    this.physCacheKey[slot] = key;
-    this.physCacheLine[slot] = l;
+    let l = chunk[lo];
+    if (l === undefined) {
+      l = new MemoryLine(`phys:0x${(key * 64).toString(16)}`);
+      chunk[lo] = l;
+    }
+    return l;
+  }
+
+  /** {@link physLine} for an address beyond the chunked table (a wild pointer, or a very large memory). */
+  private farPhysLine(key: number): MemoryLine {
+    let l = this.physFar.get(key);
+    if (l === undefined) {
+      l = new MemoryLine(`phys:0x${(key * 64).toString(16)}`);
+      this.physFar.set(key, l);
+    }
     return l;
   }
 
@@ -548,6 +569,30 @@ export class Machine implements SchedulerView {
 
   /** Recomputes whether the CPUs touched by the last step can run, and (timed policy) their heap keys. */
   private flushDirty(heapMode: boolean): void {
+    if (heapMode && this.dirtyCount === 1) {
+      // The common case of a timed run: the last step touched only its own CPU, which runs a task that is
+      // not in a spin-wait and has no interrupt to take. Such a CPU is enabled, spins in no ring, and goes to
+      // the heap at the task's ready time: the general loop below would decide the same, through more calls.
+      const id = this.dirty[0];
+      const c = this.cpus[id];
+      const t = c.current;
+      if (
+        t !== null &&
+        t.spinWait === null &&
+        c.irq === null &&
+        c.inbox.length === 0 &&
+        c.waitingIpi === null
+      ) {
+        this.dirtyMark[id] = 0;
+        this.dirtyCount = 0;
+        if (this.ring !== null) this.ring.leave(id);
+        this.en[id] = 1;
+        const base = t.wokenAt > c.clock ? t.wokenAt : c.clock;
+        const e = t.pending;
+        this.heap.set(id, e !== undefined && e.kind === EffectKind.Delay && e.ns > 0 ? base + e.ns : base);
+        return;
+      }
+    }
     for (let k = 0; k < this.dirtyCount; k++) {
       const id = this.dirty[k];
       this.dirtyMark[id] = 0;
