@@ -77,9 +77,8 @@ export function* kernelWalk(
     let user = true;
     let writable = true;
     let xd = false;
-    const usedPa: number[] = [];
-    const usedLo: number[] = [];
-    const usedHi: number[] = [];
+    // The entries used, three numbers each (address, bits 31:0, bits 63:32), top level first.
+    const used: number[] = [];
     let leafLo = 0;
     let leafHi = 0;
     let leafLevel = 1;
@@ -102,9 +101,7 @@ export function* kernelWalk(
       const hi = mem.walkHigh;
       if ((lo & 1) === 0) return walkFault(va, accessBits, 0);
       if (reservedBitsSetHalves(lo, hi, level, regs)) return walkFault(va, accessBits, PF_P | PF_RSVD);
-      usedPa.push(pa);
-      usedLo.push(lo);
-      usedHi.push(hi);
+      used.push(pa, lo, hi);
       user &&= (lo & 4) !== 0;
       writable &&= (lo & 2) !== 0;
       xd ||= hi >>> 31 === 1;
@@ -122,15 +119,15 @@ export function* kernelWalk(
     const pk = pkeyDenies(regs, access, rights);
     if (!allowed || pk) return walkFault(va, accessBits, PF_P | (pk ? PF_PK : 0));
     let leaf: bigint | null = null;
-    const last = usedPa.length - 1;
-    for (let i = 0; i <= last; i++) {
+    const last = used.length - 3;
+    for (let i = 0; i <= last; i += 3) {
       const bits = i === last && isWrite ? 0x60 : 0x20;
-      if ((usedLo[i] & bits) === bits) continue;
-      const upa = usedPa[i];
+      if ((used[i + 1] & bits) === bits) continue;
+      const upa = used[i];
       yield rmwEffect(mem.lineOf(upa), 'page walk A/D');
       if (flushGeneration !== undefined && flushGeneration() !== gen) continue restart;
       const now = mem.read64(upa);
-      if (now !== entryOf(usedHi[i], usedLo[i])) continue restart;
+      if (now !== entryOf(used[i + 2], used[i + 1])) continue restart;
       mem.write64(upa, now | BigInt(bits));
       if (i === last) leaf = now | BigInt(bits);
     }

@@ -152,6 +152,37 @@ export class CpuPaging {
   }
   /** The state as {@link PagingRegs} (what a {@link Walker} receives). */
   regs(): PagingRegs {
+    // The last snapshot serves while no register it holds has changed (the registers are plain fields, so
+    // the check compares them all): a walk per TLB miss then allocates no register object and no BigInt.
+    const c = this.regsCache;
+    if (
+      c !== null &&
+      this.regsCr3 === this.cr3 &&
+      c.wp === this.wp &&
+      c.smep === this.cr4Smep &&
+      c.smap === this.cr4Smap &&
+      c.pke === this.cr4Pke &&
+      c.pks === this.cr4Pks &&
+      c.la57 === this.cr4La57 &&
+      c.nxe === this.eferNxe &&
+      c.ac === this.ac &&
+      c.pkru === this.pkru &&
+      c.pkrs === this.pkrs
+    ) {
+      return c;
+    }
+    this.regsCr3 = this.cr3;
+    this.regsCache = this.makeRegs();
+    return this.regsCache;
+  }
+  private regsCache: PagingRegs | null = null;
+  private regsCr3 = 0;
+  /**
+   * `() => tlb.flushGeneration`, made once: what {@link Mmu.translateKernel} hands each page walk to notice a
+   * TLB flush in the middle of it.
+   */
+  readonly flushGeneration = (): number => this.tlb.flushGeneration;
+  private makeRegs(): PagingRegs {
     return {
       cr3: BigInt(this.cr3),
       wp: this.wp,
@@ -400,10 +431,9 @@ export class Mmu {
       return { ok: false, fault: 'PF', errorCode: this.fault.errorCode, cr2: big };
     }
     st.tlb.misses++;
-    const tlb = st.tlb;
     const cr3 = st.cr3;
     const pcid = st.pcid;
-    const out = yield* kernelWalk(this.mem, st.regs(), big, access, () => tlb.flushGeneration);
+    const out = yield* kernelWalk(this.mem, st.regs(), big, access, st.flushGeneration);
     // A context switch (another task's CR3 load) while the walk was in flight: the result belongs to the
     // instruction that started it, not to the address space now current, so it is returned but not cached.
     if (st.cr3 !== cr3 || st.pcid !== pcid) return out.result;

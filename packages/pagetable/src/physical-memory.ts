@@ -100,7 +100,8 @@ export class PhysicalMemory {
   private readonly next: Int32Array;
   private readonly prev: Int32Array;
   private readonly freeCounts = new Float64Array(MAX_ORDER + 1);
-  private readonly pages = new Map<number, Page>();
+  /** The {@link Page} made for each frame since it was last allocated, by frame number (see {@link page}). */
+  private readonly pages: Array<Page | undefined> = [];
   private readonly lines = new Map<number, MemoryLine>();
   private readonly lineOfFn: ((pa: number) => MemoryLine) | null;
   /** Wait queue for `lock_page()` sleepers (one for all pages: the page_waitqueue hash collapsed to one). */
@@ -267,7 +268,7 @@ export class PhysicalMemory {
     this.order[pfn] = order;
     this.refcounts[pfn] = 1;
     if (order > 0) this.flagWords[pfn] = PG.head;
-    this.pages.delete(pfn);
+    if (pfn < this.pages.length) this.pages[pfn] = undefined;
     return pfn;
   }
 
@@ -319,7 +320,7 @@ export class PhysicalMemory {
     this.oneWordIdx.fill(-1, pfn, end);
     for (let p = pfn; p < end; p++) {
       this.words[p] = undefined;
-      this.pages.delete(p);
+      if (p < this.pages.length) this.pages[p] = undefined;
     }
     this.order[pfn] = NO_ORDER;
     if (this.quarantineLimit > 0) {
@@ -376,11 +377,13 @@ export class PhysicalMemory {
    * freed). Throws `UseAfterFreeError` for a freed frame and {@link WildAccessError} for one never allocated.
    */
   page(pfn: number): Page {
-    let p = this.pages.get(pfn);
+    let p = this.pages[pfn];
     if (p !== undefined) return p;
     this.checkFrame(pfn, 'pfn_to_page');
     p = new Page(this, pfn, this.gens[pfn]);
-    this.pages.set(pfn, p);
+    // Fill any gap below first, so the array stays a plain (non-dictionary) array.
+    while (this.pages.length < pfn) this.pages.push(undefined);
+    this.pages[pfn] = p;
     return p;
   }
 
