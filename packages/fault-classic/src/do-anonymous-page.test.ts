@@ -127,12 +127,12 @@ describe('do_anonymous_page against a changed page table', () => {
       fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
       const vmf = fx.vmfAt(A, flags);
       const pt = fx.mm.pgd;
-      const real = pt.pteOffsetMap.bind(pt);
-      pt.pteOffsetMap = function* () {
+      const real = pt.pteOffsetIn.bind(pt);
+      pt.pteOffsetIn = () => {
         return null; // as if the table had been freed (retract_page_tables) after pte_alloc
       };
       expect(runSync(doAnonymousPage(vmf))).toBe(0);
-      pt.pteOffsetMap = real;
+      pt.pteOffsetIn = real;
       expect(vmf.ptl).toBeNull();
       expect(fx.pte(A)).toBe(0n);
       // Only page tables were allocated: the data page went back.

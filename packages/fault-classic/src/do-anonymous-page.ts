@@ -20,7 +20,9 @@ import { type ClassicVmFault, faultIsSpeculative, pteMapLock, vmfLockFailed } fr
  * checks that the PTE is still none.
  */
 export function* vmfPteChanged(vmf: ClassicVmFault, ptep: number): Kernel<boolean> {
-  const cur = yield* vmf.mm.pgd.ptepGet(ptep);
+  const pt = vmf.mm.pgd;
+  yield pt.ptepGetEffect(ptep); // ptep_get(), inline form
+  const cur = pt.entry(ptep);
   if ((vmf.flags & FAULT_FLAG_ORIG_PTE_VALID) !== 0) return cur !== vmf.origPte;
   return !pteNone(cur);
 }
@@ -87,7 +89,8 @@ export function* doAnonymousPage(vmf: ClassicVmFault): Kernel<number> {
   }
   yield* addMmCounter(vmf.mm, MM_ANONPAGES, 1);
   yield* folioAddNewAnonRmap(page, vma, addr);
-  yield* pt.setPteAt(addr, locked.ptep, entry);
+  yield pt.setPteAtEffect(locked.ptep); // set_pte_at(), inline form
+  pt.mem.write64(locked.ptep, entry);
   yield* locked.ptl.unlock();
   vmf.ptl = null;
   return 0;

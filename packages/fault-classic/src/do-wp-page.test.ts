@@ -248,12 +248,12 @@ describe('wp_page_copy', () => {
     vmf.origPte = fx.pte(A);
     const free = fx.mem.freeCount;
     const pt = fx.mm.pgd;
-    const real = pt.pteOffsetMap.bind(pt);
-    pt.pteOffsetMap = function* () {
+    const real = pt.pteOffsetIn.bind(pt);
+    pt.pteOffsetIn = () => {
       return null;
     };
     expect(runSync(wpPageCopy(vmf, null))).toBe(0);
-    pt.pteOffsetMap = real;
+    pt.pteOffsetIn = real;
     expect(fx.mem.freeCount).toBe(free);
     expect(ptePfn(fx.pte(A))).toBe(fx.mem.zeroPfn);
     expect(vmf.ptl).toBeNull();
@@ -323,9 +323,9 @@ describe('do_wp_page on PFN mappings and at the edges', () => {
     const file = new TestFile(fx.mem);
     const ops = file.ops();
     const pt = fx.mm.pgd;
-    const real = pt.pteOffsetMap.bind(pt);
+    const real = pt.pteOffsetIn.bind(pt);
     ops.pageMkwrite = function* () {
-      pt.pteOffsetMap = function* () {
+      pt.pteOffsetIn = () => {
         return null;
       };
       return 0;
@@ -336,7 +336,7 @@ describe('do_wp_page on PFN mappings and at the edges', () => {
     const refs = page.refcount;
     const before = fx.pte(A);
     expect(fx.fault(A, PF_USER | PF_WRITE | PF_P)).toEqual({ kind: 'handled' });
-    pt.pteOffsetMap = real;
+    pt.pteOffsetIn = real;
     expect(fx.pte(A)).toBe(before);
     expect(page.refcount).toBe(refs);
   });

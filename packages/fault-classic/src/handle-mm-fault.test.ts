@@ -150,12 +150,12 @@ describe('handle_mm_fault', () => {
     fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
     runSync(pteAllocMap(fx.env, fx.mm, A));
     const pt = fx.mm.pgd;
-    const real = pt.pteOffsetMap.bind(pt);
-    pt.pteOffsetMap = function* () {
+    const real = pt.pteOffsetIn.bind(pt);
+    pt.pteOffsetIn = () => {
       return null;
     };
     expect(handle(fx, A, WRITE)).toBe(0);
-    pt.pteOffsetMap = real;
+    pt.pteOffsetIn = real;
     expect(fx.pte(A)).toBe(0n);
     expect(fx.mm.rss[MM_ANONPAGES]).toBe(0);
   });

@@ -64,14 +64,18 @@ export function* handlePteFault(vmf: ClassicVmFault): Kernel<number> {
   let ptep: number | null = vmf.pte;
   let pmdval = vmf.origPmd;
   if (!speculative) {
-    pmdval = yield* pt.pmdpGet(vmf.pmd);
+    // pmdp_get(), pte_offset_map() and ptep_get() in PageTables' inline forms (no generator frame each).
+    yield pt.pmdpGetEffect(vmf.pmd);
+    pmdval = pt.entry(vmf.pmd);
     ptep = null;
     if (pmdNone(pmdval)) {
       vmf.flags &= ~FAULT_FLAG_ORIG_PTE_VALID;
     } else {
-      ptep = yield* pt.pteOffsetMap(vmf.pmd, vmf.address);
+      yield pt.pteOffsetMapEffect(vmf.pmd);
+      ptep = pt.pteOffsetIn(pt.entry(vmf.pmd), vmf.address);
       if (ptep === null) return 0;
-      vmf.origPte = yield* pt.ptepGet(ptep);
+      yield pt.ptepGetEffect(ptep);
+      vmf.origPte = pt.entry(ptep);
       vmf.flags |= FAULT_FLAG_ORIG_PTE_VALID;
       if (pteNone(vmf.origPte)) ptep = null;
     }

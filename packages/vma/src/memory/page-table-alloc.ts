@@ -68,9 +68,11 @@ export function* p4dAlloc(env: MemoryEnv, mm: MmStruct, pgdp: number, addr: numb
 /** Models `pud_alloc()` / `__pud_alloc()`: the PUD pointer for `addr`, or null when out of memory. */
 export function* pudAlloc(env: MemoryEnv, mm: MmStruct, p4dp: number, addr: number): Kernel<number | null> {
   const pt = mm.pgd;
-  const e = yield* pt.p4dpGet(p4dp);
-  if (pudNone(e) && !(yield* allocUnderPageTableLock(env, mm, p4dp, 3, p4dPresent))) return null;
-  return yield* pt.pudOffset(p4dp, addr);
+  // p4dp_get() and pud_offset() in their inline forms (no generator frame each, the same two reads).
+  yield pt.p4dpGetEffect(p4dp);
+  if (pudNone(pt.entry(p4dp)) && !(yield* allocUnderPageTableLock(env, mm, p4dp, 3, p4dPresent))) return null;
+  yield pt.pudOffsetEffect(p4dp);
+  return pt.lowerEntryPointer(pt.entry(p4dp), addr, 3);
 }
 
 /**
@@ -79,9 +81,11 @@ export function* pudAlloc(env: MemoryEnv, mm: MmStruct, p4dp: number, addr: numb
  */
 export function* pmdAlloc(env: MemoryEnv, mm: MmStruct, pudp: number, addr: number): Kernel<number | null> {
   const pt = mm.pgd;
-  const e = yield* pt.pudpGet(pudp);
-  if (pudNone(e) && !(yield* allocUnderPageTableLock(env, mm, pudp, 2, pudPresent))) return null;
-  return yield* pt.pmdOffset(pudp, addr);
+  // pudp_get() and pmd_offset() in their inline forms (no generator frame each, the same two reads).
+  yield pt.pudpGetEffect(pudp);
+  if (pudNone(pt.entry(pudp)) && !(yield* allocUnderPageTableLock(env, mm, pudp, 2, pudPresent))) return null;
+  yield pt.pmdOffsetEffect(pudp);
+  return pt.lowerEntryPointer(pt.entry(pudp), addr, 2);
 }
 
 /**
@@ -91,8 +95,8 @@ export function* pmdAlloc(env: MemoryEnv, mm: MmStruct, pudp: number, addr: numb
  */
 export function* pteAlloc(env: MemoryEnv, mm: MmStruct, pmdp: number): Kernel<boolean> {
   const pt = mm.pgd;
-  const e = yield* pt.pmdpGet(pmdp);
-  if (!pmdNone(e)) return true;
+  yield pt.pmdpGetEffect(pmdp); // pmdp_get(), inline form
+  if (!pmdNone(pt.entry(pmdp))) return true;
   const pfn = yield* allocTable(env, pt, 1);
   if (pfn === null) return false;
   const ptl = pmdLockptr(pt, pmdp);

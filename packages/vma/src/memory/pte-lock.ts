@@ -42,14 +42,17 @@ export interface LockedPte {
  * or replaced meanwhile) it unlocks and tries again. Returns null when the PMD no longer links a PTE table.
  */
 export function* pteOffsetMapLock(pt: PageTables, pmdp: number, addr: number): Kernel<LockedPte | null> {
+  // The entry reads are PageTables' inline forms (pmdp_get(), pte_offset_map()): no generator frame each.
   for (;;) {
-    const pmdval = yield* pt.pmdpGet(pmdp);
-    const ptep = yield* pt.pteOffsetMap(pmdp, addr);
+    yield pt.pmdpGetEffect(pmdp);
+    const pmdval = pt.entry(pmdp);
+    yield pt.pteOffsetMapEffect(pmdp);
+    const ptep = pt.pteOffsetIn(pt.entry(pmdp), addr);
     if (ptep === null) return null;
     const ptl = pteLockptr(pt, pmdval);
     yield* ptl.lock();
-    const again = yield* pt.pmdpGet(pmdp);
-    if (again === pmdval) return { ptep, ptl };
+    yield pt.pmdpGetEffect(pmdp);
+    if (pt.entry(pmdp) === pmdval) return { ptep, ptl };
     yield* ptl.unlock();
   }
 }
