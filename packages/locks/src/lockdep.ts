@@ -140,21 +140,24 @@ export class Lockdep {
     if (!this.enabled) return;
     const key = mode.subclass ? `${map.lockClass}/${mode.subclass}` : map.lockClass;
     const held = this.heldList(c);
-    const who = describeCurrent(c);
     const hardirq = this.inHardirq(c.cpu);
+    // The task's description goes into reports and the graph's notes only: it is built when one is written.
     if (!mode.trylock) {
       const same = held.find((h) => h.key === key);
       if (same) {
         throw new LockdepError(
-          `possible recursive locking detected: ${who} is trying to acquire '${map.name}' (class ${key}) but already holds '${same.map.name}' of the same class; a second acquisition can deadlock (use a nesting subclass if the order is guaranteed)`,
+          `possible recursive locking detected: ${describeCurrent(c)} is trying to acquire '${map.name}' (class ${key}) but already holds '${same.map.name}' of the same class; a second acquisition can deadlock (use a nesting subclass if the order is guaranteed)`,
         );
       }
-      for (const h of held) this.addDependency(h, key, map, who);
+      for (const h of held) this.addDependency(h, key, map, c);
     }
     if (map.waitKind === 'spin') {
-      if (hardirq) this.markUsage(key, 'irqSafe', `acquired in hard-irq context by ${who}`);
-      else if (mode.irqsEnabled === true)
-        this.markUsage(key, 'irqUnsafe', `acquired with interrupts enabled by ${who}`);
+      if (hardirq) {
+        if (!this.usageMarked(key, 'irqSafe'))
+          this.markUsage(key, 'irqSafe', `acquired in hard-irq context by ${describeCurrent(c)}`);
+      } else if (mode.irqsEnabled === true && !this.usageMarked(key, 'irqUnsafe')) {
+        this.markUsage(key, 'irqUnsafe', `acquired with interrupts enabled by ${describeCurrent(c)}`);
+      }
     }
     held.push({ map, key, read: mode.read ?? false, trylock: mode.trylock ?? false });
   }
@@ -165,26 +168,25 @@ export class Lockdep {
    */
   mightSleep(what: string, c: Current, irqsOn: boolean | undefined): void {
     if (!this.enabled) return;
-    const who = describeCurrent(c);
     if (this.inHardirq(c.cpu))
       throw new LockdepError(
-        `sleeping function called from invalid context: ${who} takes '${what}' in hard-irq context`,
+        `sleeping function called from invalid context: ${describeCurrent(c)} takes '${what}' in hard-irq context`,
       );
     const spin = this.heldList(c).find((h) => h.map.waitKind === 'spin');
     if (spin) {
       throw new LockdepError(
-        `sleeping function called from invalid context: ${who} takes sleeping lock '${what}' while holding spinlock '${spin.map.name}'; drop the spinlock first or use a spinning lock`,
+        `sleeping function called from invalid context: ${describeCurrent(c)} takes sleeping lock '${what}' while holding spinlock '${spin.map.name}'; drop the spinlock first or use a spinning lock`,
       );
     }
     if (irqsOn === false) {
       throw new LockdepError(
-        `sleeping function called from invalid context: ${who} takes sleeping lock '${what}' with interrupts disabled`,
+        `sleeping function called from invalid context: ${describeCurrent(c)} takes sleeping lock '${what}' with interrupts disabled`,
       );
     }
     const pc = c.task?.preemptCount ?? 0;
     if (pc > 0) {
       throw new LockdepError(
-        `sleeping function called from invalid context: ${who} takes sleeping lock '${what}' in atomic context (preempt count ${pc}, e.g. inside rcu_read_lock or preempt_disable)`,
+        `sleeping function called from invalid context: ${describeCurrent(c)} takes sleeping lock '${what}' in atomic context (preempt count ${pc}, e.g. inside rcu_read_lock or preempt_disable)`,
       );
     }
   }
@@ -237,10 +239,11 @@ export class Lockdep {
     return l;
   }
 
-  private addDependency(prev: Held, key: string, map: LockdepMap, who: string): void {
+  private addDependency(prev: Held, key: string, map: LockdepMap, c: Current): void {
     if (prev.key === key) return;
     let out = this.forward.get(prev.key);
     if (out?.has(key)) return;
+    const who = describeCurrent(c);
     const path = this.findPath(key, prev.key);
     if (path) {
       const chain = path.map((e) => `  '${e.from}' -> '${e.to}' (${e.where})`).join('\n');
@@ -314,6 +317,11 @@ export class Lockdep {
     throw new LockdepError(
       `irq-safe -> irq-unsafe lock order detected: ${who} takes class ${next} under ${prev}; irq-safe '${safe}' (${this.usage.get(safe)!.irqSafe}) would then wait for irq-unsafe '${unsafe}' (${this.usage.get(unsafe)!.irqUnsafe}); an interrupt on the CPU holding '${unsafe}' can deadlock. Disable interrupts around '${unsafe}'.`,
     );
+  }
+
+  /** Whether class `key` already has usage `bit` (then {@link markUsage} would change nothing). */
+  private usageMarked(key: string, bit: keyof Usage): boolean {
+    return this.usage.get(key)?.[bit] !== undefined;
   }
 
   private markUsage(key: string, bit: keyof Usage, where: string): void {
