@@ -84,10 +84,8 @@ let machineEpoch = 0;
 /** Internal signal that the run must stop (a failure was recorded). */
 class StopRun extends Error {}
 
-/** Lines per chunk of {@link Machine.physLine}'s table (256 KiB of physical memory). */
-const PHYS_CHUNK_LINES = 4096;
-/** Chunks the table may hold (64 GiB of physical memory); lines above are kept in a map. */
-const PHYS_CHUNKS_MAX = 1 << 18;
+/** Entries of {@link Machine.physLine}'s direct-mapped cache (a power of two). */
+const PHYS_CACHE_SIZE = 1024;
 
 /**
  * A simulated x86-64 SMP machine. Build one, {@link Machine.spawn} tasks onto its CPUs, then
@@ -109,13 +107,9 @@ export class Machine implements SchedulerView {
   private readonly cpus: Cpu[];
   private readonly tasks: Task[] = [];
   private readonly coherence: Coherence;
-  /**
-   * The lines of physical memory made so far, in chunks of {@link PHYS_CHUNK_LINES} consecutive lines made on
-   * first use: two array loads instead of a hash lookup in a map that grows with every page touched.
-   */
-  private readonly physChunks: Array<Array<MemoryLine | undefined> | undefined> = [];
-  /** Lines of physical addresses at or above {@link PHYS_CHUNKS_MAX} chunks (64 GiB), by line number. */
-  private readonly physFar = new Map<number, MemoryLine>();
+  private readonly physLines = new Map<number, MemoryLine>();
+  private readonly physCacheKey = new Float64Array(PHYS_CACHE_SIZE).fill(-1);
+  private readonly physCacheLine: MemoryLine[] = new Array<MemoryLine>(PHYS_CACHE_SIZE);
   private readonly checks: Array<() => void> = [];
   private readonly history: History;
   /** The CPU chosen at each step (one byte each on machines of up to 256 CPUs, else two). */
@@ -211,31 +205,16 @@ export class Machine implements SchedulerView {
   /** The memory line that holds physical address `addr` (64-byte granules). */
   physLine(addr: number): MemoryLine {
     const key = Math.floor(addr / 64);
-    const hi = Math.floor(key / PHYS_CHUNK_LINES);
-    const lo = key - hi * PHYS_CHUNK_LINES;
-    if (hi >= PHYS_CHUNKS_MAX) return this.farPhysLine(key);
-    let chunk = this.physChunks[hi];
-    if (chunk === undefined) {
-      // Fill any gap below first, so the outer array stays a plain (non-dictionary) array.
-      while (this.physChunks.length < hi) this.physChunks.push(undefined);
-      chunk = new Array<MemoryLine | undefined>(PHYS_CHUNK_LINES).fill(undefined);
-      this.physChunks[hi] = chunk;
-    }
-    let l = chunk[lo];
-    if (l === undefined) {
+    // A direct-mapped cache in front of the map (lines are never dropped, so a hit is the map's answer).
+    const slot = key & (PHYS_CACHE_SIZE - 1);
+    if (this.physCacheKey[slot] === key) return this.physCacheLine[slot];
+    let l = this.physLines.get(key);
+    if (!l) {
       l = new MemoryLine(`phys:0x${(key * 64).toString(16)}`);
-      chunk[lo] = l;
+      this.physLines.set(key, l);
     }
-    return l;
-  }
-
-  /** {@link physLine} for an address beyond the chunked table (a wild pointer, or a very large memory). */
-  private farPhysLine(key: number): MemoryLine {
-    let l = this.physFar.get(key);
-    if (l === undefined) {
-      l = new MemoryLine(`phys:0x${(key * 64).toString(16)}`);
-      this.physFar.set(key, l);
-    }
+    this.physCacheKey[slot] = key;
+    this.physCacheLine[slot] = l;
     return l;
   }
 
