@@ -1,4 +1,4 @@
-import type { Effect, IpiHandler, RmwLoopEffect, SpinWaitEffect } from './effects.js';
+import type { Effect, IpiHandler, RmwLoopEffect, SelfInfo, SpinWaitEffect } from './effects.js';
 import type { Task } from './task.js';
 import type { CallStack } from './trampoline.js';
 
@@ -29,6 +29,11 @@ export type IrqFrame = CallStack & {
 export class Cpu {
   clock = 0;
   irqEnabled = true;
+  /**
+   * The last answer to a `self()` on this CPU: handed out again while it is still true (same task, context and
+   * interrupt state), so that the frequent `self()` of lock code allocates nothing. Answers are immutable.
+   */
+  selfInfo: SelfInfo | null = null;
   current: Task | null = null;
   readonly runqueue: Task[] = [];
   readonly inbox: IpiMessage[] = [];

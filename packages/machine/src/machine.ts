@@ -1038,8 +1038,14 @@ export class Machine implements SchedulerView {
         return undefined;
       case EffectKind.Now:
         return c.clock;
-      case EffectKind.Self:
-        return { cpu: c.id, task: t ?? c.current, inIrq: t === null, irqsEnabled: c.irqEnabled };
+      case EffectKind.Self: {
+        const task = t ?? c.current;
+        const inIrq = t === null;
+        const s = c.selfInfo;
+        if (s !== null && s.task === task && s.inIrq === inIrq && s.irqsEnabled === c.irqEnabled) return s;
+        c.selfInfo = { cpu: c.id, task: task as Task, inIrq, irqsEnabled: c.irqEnabled };
+        return c.selfInfo;
+      }
       case EffectKind.Yield:
         if (t !== null) t.yielded = false;
         return undefined;
