@@ -24,6 +24,10 @@ const NO_RIGHTS: Rights = { user: false, writable: false, xd: false, pkey: 0 };
 const ADDR_MASK = (1n << 52n) - 1n;
 /** Bits 51:12: the frame address of an entry. */
 const FRAME_MASK = ADDR_MASK & ~0xfffn;
+/** By the level of the leaf (1: 4 KiB, 2: 2 MiB, 3: 1 GiB): the bits of the address within the page. */
+const PAGE_OFFSET_MASK: readonly bigint[] = [0n, 0xfffn, 0x1f_ffffn, 0x3fff_ffffn];
+/** By the level of the leaf: the bits of the leaf entry that hold the page's frame address. */
+const LEAF_FRAME_MASK: readonly bigint[] = PAGE_OFFSET_MASK.map((m) => ADDR_MASK & ~m);
 
 /** The #PF outcome of a walk (a function, not a closure allocated on every walk). */
 function walkFault(va: bigint, accessBits: number, bits: number): KernelWalkOutcome {
@@ -133,7 +137,7 @@ export function* kernelWalk(
     }
     leaf ??= entryOf(leafHi, leafLo);
     const pageSize = (leafLevel === 1 ? 4096 : leafLevel === 2 ? 2097152 : 1073741824) as PageSize;
-    const frame = leaf & ADDR_MASK & ~BigInt(pageSize - 1);
-    return { result: { ok: true, pa: frame | (va & BigInt(pageSize - 1)), pageSize }, leaf, rights };
+    const pa = (leaf & LEAF_FRAME_MASK[leafLevel]) | (va & PAGE_OFFSET_MASK[leafLevel]);
+    return { result: { ok: true, pa, pageSize }, leaf, rights };
   }
 }
