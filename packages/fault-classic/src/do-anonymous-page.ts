@@ -68,7 +68,8 @@ export function* doAnonymousPage(vmf: ClassicVmFault): Kernel<number> {
     return 0;
   }
 
-  yield* anonVmaPrepare(vma);
+  // anon_vma_prepare() is an inline that calls __anon_vma_prepare() only for a VMA without an anon_vma.
+  if (vma.anonVma === null) yield* anonVmaPrepare(vma);
   const page = yield* call(allocZeroedUserPage(env));
   if (page === null) return VM_FAULT_OOM;
   page.set('uptodate');

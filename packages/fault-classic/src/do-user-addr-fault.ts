@@ -107,6 +107,17 @@ export function* doUserAddrFault(
  * below one. Null (mmap_lock released) when there is none: SIGSEGV MAPERR for the caller.
  */
 function* findVmaOrUnlock(env: FaultEnv, mm: MmStruct, address: number): Kernel<VmArea | null> {
+  return vmaCovering(mm, address) ?? (yield* findVmaOrUnlockSlow(env, mm, address));
+}
+
+/** `find_vma()` when it returns a VMA that covers `address` (the common case, no effect), else null. */
+function vmaCovering(mm: MmStruct, address: number): VmArea | null {
+  const vma = mm.findVma(address);
+  return vma !== null && vma.vmStart <= address ? vma : null;
+}
+
+/** {@link findVmaOrUnlock} when no VMA covers `address`: a stack to grow, or the unlock and null. */
+function* findVmaOrUnlockSlow(env: FaultEnv, mm: MmStruct, address: number): Kernel<VmArea | null> {
   let vma = mm.findVma(address);
   if (vma === null) {
     yield* mm.mmapReadUnlock();
@@ -146,7 +157,8 @@ export function* doUserAddrFaultRetry(env: FaultEnv, fault: UserFault, flags: nu
   const { mm, address, errorCode } = fault;
   if (!(yield* mm.mmapReadTrylock())) yield* mm.mmapReadLock();
   for (;;) {
-    const vma = yield* findVmaOrUnlock(env, mm, address);
+    // findVmaOrUnlock() without its generator frame when a VMA covers the address.
+    const vma = vmaCovering(mm, address) ?? (yield* findVmaOrUnlockSlow(env, mm, address));
     if (vma === null) return { kind: 'sigsegv', code: 'MAPERR', address };
     if (accessError(errorCode, vma)) {
       yield* mm.mmapReadUnlock();
