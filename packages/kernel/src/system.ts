@@ -24,6 +24,7 @@ import {
 } from '@spf/machine';
 import {
   type AccessKind,
+  type WalkAccess,
   type CpuFeatures,
   Mmu,
   PAGE_SIZE,
@@ -166,6 +167,13 @@ export interface SystemRunResult extends RunResult {
   /** Kernel log lines (processes killed by signals, OOM). */
   readonly log: readonly string[];
 }
+
+/** The access of a user-mode instruction of each kind, made once (a translation needs no object of its own). */
+const USER_ACCESS: Readonly<Record<AccessKind, WalkAccess>> = {
+  read: { kind: 'read', user: true },
+  write: { kind: 'write', user: true },
+  fetch: { kind: 'fetch', user: true },
+};
 
 /** A bug in how the simulated kernel was used or a broken invariant, found by the kernel itself. */
 export class SystemError extends KernelFault {
@@ -441,7 +449,7 @@ export class System {
       this.checkAlive(th);
       const st = this.mmu.cpu(th.cpu);
       if (st.mm !== proc.pt) this.mmu.switchMm(th.cpu, proc.pt);
-      const r = yield* call(this.mmu.translateKernel(th.cpu, addr, { kind, user: true }));
+      const r = yield* call(this.mmu.translateKernel(th.cpu, addr, USER_ACCESS[kind]));
       if (r.ok) return Number(r.pa);
       if (r.fault === 'GP') this.raise(th, { signal: 'SIGSEGV', code: 'SI_KERNEL', address: addr });
       if (tries >= MAX_FAULTS_PER_ACCESS) {
@@ -502,7 +510,9 @@ export class System {
    * in the same step as the translation's last effect.
    */
   *store8(th: Thread, addr: number, value: number): Kernel<void> {
-    checkByte(value, `store8(0x${Number.isSafeInteger(addr) ? addr.toString(16) : addr})`);
+    // The message is built only for a bad value (a template string per store is a measurable cost).
+    if (!Number.isSafeInteger(value))
+      checkByte(value, `store8(0x${Number.isSafeInteger(addr) ? addr.toString(16) : addr})`);
     const tlb = this.mmu.cpu(th.cpu).tlb;
     for (;;) {
       const pa = yield* call(this.translateUser(th, addr, 'write'));
