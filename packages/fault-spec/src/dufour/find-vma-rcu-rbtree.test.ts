@@ -1,4 +1,4 @@
-import { makeFaultEnv } from '@spf/fault-classic';
+import { makeFaultEnv, TaskFaultCounters } from '@spf/fault-classic';
 import { Rcu } from '@spf/locks';
 import {
   defaultCostModel,
@@ -9,13 +9,15 @@ import {
   KernelFault,
   type Scenario,
 } from '@spf/machine';
-import { PhysicalMemory } from '@spf/pagetable';
+import { Mmu, PF_USER, PF_WRITE, PhysicalMemory, ptePresent } from '@spf/pagetable';
 import {
   MAP_ANONYMOUS,
   MAP_FIXED_NOREPLACE,
   MAP_PRIVATE,
   MmStruct,
+  mmInvariantProblems,
   mmapSync,
+  PagetableOps,
   PROT_READ,
   PROT_WRITE,
   putVma,
@@ -23,6 +25,7 @@ import {
   sysMunmap,
   type VmArea,
 } from '@spf/vma';
+import { runSync } from '@spf/machine';
 import { describe, expect, it } from 'vitest';
 import type { DufourChecks } from './dufour-checks.js';
 import { type DufourSpfHandler, dufourSpf } from './dufour-spf.js';
@@ -45,10 +48,13 @@ const slot = (i: number) => A + i * SLOT * P;
 type WriterOp = { op: 'mmap' | 'munmap'; addr: number };
 
 /**
- * `times` rounds of munmap and mmap again of the VMA in slot `i`. With seven VMAs linked in address order
- * and the stable one in slot 4, linking slot 5 again recolours the right subtree and rotates at slot 4's
- * parent: a walk for slot 4 that passes between the rotation's stores goes down the wrong side (found by
- * running a whole lookup between every two stores of the candidate updates; see the README row).
+ * `times` rounds of munmap and mmap again of the VMA in slot `i`. With seven VMAs linked in address order,
+ * the tree is 1(0, 3(2, 5(4, 6))); after slot 5's erase slot 4 is the red left child of slot 6, and linking
+ * slot 5 again (as slot 4's right child) runs __rb_insert()'s case 2 (left rotation at slot 4) and case 3
+ * (right rotation at slot 6). From the store of slot 6's rb_left (slot 5's old left child: none) to the
+ * store of slot 3's rb_right (slot 5), slot 4 hangs under slot 5, which nothing links yet: a walk for slot
+ * 4 goes 1, 3, 6, finds no left child and returns slot 6. Found by running a whole lookup between every two
+ * stores of the candidate updates.
  */
 const remapRounds = (i: number, times: number): WriterOp[] =>
   Array.from({ length: times }, () => [
@@ -178,10 +184,126 @@ describe('mmSeqRetry on the v12 rbtree (rbtreeLookup)', { timeout: 240_000 }, ()
     expect(exploreInTest(s, pct(2000, 3), 'all checks, pct 2000 x depth 3').failure).toBeNull();
   });
 
-  it('every check on: a small version explores clean under bounded DFS', () => {
-    const small = scenario('all checks, small', {}, SMALL);
-    const res = exploreInTest(small, { policy: 'dfs', bound: 1, runs: 2000 }, 'all checks, small, dfs');
+  it('a small version (one unlink and relink, two lookups) under bounded DFS: clean with every check, caught without the retry', () => {
+    const dfs: ExploreOptions = { policy: 'dfs', bound: 2, runs: 5000 };
+    const res = exploreInTest(
+      scenario('all checks, small', {}, SMALL),
+      dfs,
+      'all checks, small, dfs bound 2',
+    );
+    console.log(`all checks, small, dfs bound 2: ${res.runs} schedules, exhausted: ${res.exhausted}`);
     expect(res.failure).toBeNull();
-    expect(res.runs).toBeGreaterThan(50);
+    expect(res.exhausted).toBe(true);
+    expectWrongLookup(
+      scenario('mmSeqRetry off, small', { mmSeqRetry: false }, SMALL),
+      dfs,
+      'a small version (one unlink and relink, two lookups) under bounded DFS: clean with every check, caught without the retry',
+    );
+  });
+});
+
+/** Pages of the stable VMA in the fault scenario (the others stay one page; slots are 32 pages apart, all in one page table). */
+const STABLE_PAGES = 16;
+const FAULT_SLOT = 32;
+
+/**
+ * The same tree and writer, with whole speculative faults: CPU 1 write-faults pages 1.. of the stable VMA
+ * (page 0 was touched in setup, so the VMA has its anon_vma and page table) through the Dufour handler
+ * while CPU 0 unlinks and relinks its neighbour. Each run ends with the mm invariants checked and every
+ * faulted page mapped; `spurious` adds up the attempts on the stable VMA that gave up because the lookup
+ * found no VMA (`spf_no_vma`) or another one: the read-only neighbour has no anon_vma, which v12 checks
+ * before the bounds (`spf_vma_noanon`), and one with an anon_vma would fail the bounds check
+ * (`spf_vma_changed`). None of the three can come from the stable VMA itself after setup: it has its
+ * anon_vma, covers every faulted address, and its `vm_sequence` never changes.
+ */
+function faultScenario(checks: Partial<DufourChecks>, tally: { spurious: number; runs: number }): Scenario {
+  const at = (i: number) => A + i * FAULT_SLOT * P;
+  const X = at(4);
+  return {
+    name: 'speculative faults on a stable VMA while its neighbour is relinked',
+    cpus: 2,
+    setup(m) {
+      const mem = new PhysicalMemory({ size: 4 << 20, zeroPage: true });
+      const env = makeFaultEnv({ mem, cost: defaultCostModel });
+      const mmu = new Mmu(mem, { cpus: 2 });
+      const handler = dufourSpf({ rbtreeLookup: true, singleThreadShortcut: false, checks })(
+        env,
+      ) as DufourSpfHandler;
+      const mm = new MmStruct({
+        rcu: new Rcu(m),
+        pageTables: PagetableOps.factory({ env, mmu }),
+        ...handler.mmConfig,
+      });
+      for (let i = 0; i < 7; i++) {
+        const stable = at(i) === X;
+        const r = mmapSync(mm, {
+          addr: at(i),
+          len: stable ? STABLE_PAGES * P : P,
+          prot: stable ? PROT_READ | PROT_WRITE : PROT_READ,
+          flags: ANON,
+        });
+        if (!r.ok) throw new Error(`setup mmap of slot ${i}: errno ${r.errno}`);
+      }
+      const task = new TaskFaultCounters();
+      const fault = (address: number) =>
+        handler.handleUserFault({ mm, address, errorCode: PF_USER | PF_WRITE, task });
+      expect(runSync(fault(X))).toEqual({ kind: 'handled' });
+      const spurious = () => {
+        const c = handler.counters;
+        return c.spf_no_vma + c.spf_vma_changed + c.spf_vma_noanon;
+      };
+      const before = spurious();
+      m.spawn(0, 'writer', function* (): Kernel<void> {
+        for (let k = 0; k < 8; k++) {
+          const u = yield* sysMunmap(mm, at(5), P);
+          const r = yield* sysMmap(mm, { addr: at(5), len: P, prot: PROT_READ, flags: ANON });
+          if (!u.ok || !r.ok) throw new Error('writer: munmap/mmap of the neighbour failed');
+        }
+      });
+      m.spawn(1, 'spf', function* (): Kernel<void> {
+        for (let i = 1; i < STABLE_PAGES; i++) {
+          const out = yield* fault(X + i * P);
+          if (out.kind !== 'handled') throw new Error(`fault at page ${i} of the stable VMA: ${out.kind}`);
+        }
+      });
+      return () => {
+        for (let i = 0; i < STABLE_PAGES; i++)
+          expect(ptePresent(mm.pgd.leaf(X + i * P)?.entry ?? 0n), `page ${i} mapped`).toBe(true);
+        expect(mmInvariantProblems([mm])).toEqual([]);
+        tally.spurious += spurious() - before;
+        tally.runs++;
+      };
+    },
+  };
+}
+
+describe('what a wrong v12 lookup costs: a fallback, never corruption (rbtreeLookup)', {
+  timeout: 240_000,
+}, () => {
+  it('mmSeqRetry off: some attempts fall back spuriously, every fault still completes and the mm stays sound (random 1000)', () => {
+    const tally = { spurious: 0, runs: 0 };
+    const res = exploreInTest(
+      faultScenario({ mmSeqRetry: false }, tally),
+      random(1000),
+      'mmSeqRetry off: spurious fallbacks only (random 1000)',
+    );
+    expect(res.failure).toBeNull();
+    expect(tally.runs).toBe(1000);
+    console.log(
+      `mmSeqRetry off: ${tally.spurious} spurious fallbacks on the stable VMA in ${tally.runs} runs`,
+    );
+    expect(tally.spurious).toBeGreaterThan(0);
+  });
+
+  it('every check on: no spurious fallback on the stable VMA (random 1000)', () => {
+    const tally = { spurious: 0, runs: 0 };
+    const res = exploreInTest(
+      faultScenario({}, tally),
+      random(1000),
+      'all checks: no spurious fallback (random 1000)',
+    );
+    expect(res.failure).toBeNull();
+    expect(tally.runs).toBe(1000);
+    expect(tally.spurious).toBe(0);
   });
 });
