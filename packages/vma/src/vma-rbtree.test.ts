@@ -2,7 +2,7 @@ import { type Kernel, runSync } from '@spf/machine';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MmStruct } from './mm-struct.js';
-import { mmapSync, mprotectSync, munmapSync } from './sync-api.js';
+import { forkSync, mmapSync, mprotectSync, munmapSync } from './sync-api.js';
 import { VmArea } from './vm-area.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE, VM_READ } from './vm-flags.js';
 import { RB_BLACK, VmaRbTree } from './vma-rbtree.js';
@@ -74,6 +74,27 @@ describe("SPF v12's rbtree of VMAs (MmConfig.spfV12.rbtree)", () => {
       }),
       { numRuns: 150, seed: 13 },
     );
+  });
+
+  it("fork's child keeps its own rbtree (dup_mmap links each copy), and exit unlinks everything", () => {
+    const mm = v12Rbtree();
+    for (const o of [0, 3, 6, 9, 12])
+      mmapSync(mm, {
+        addr: A + o * P,
+        len: 2 * P,
+        prot: PROT_READ,
+        flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+      });
+    const child = forkSync(mm);
+    const rb = child.rbTree as VmaRbTree;
+    expect(rb).not.toBe(mm.rbTree);
+    expect(rb.size).toBe(5);
+    expect(rb.validate([...child.vmas()])).toEqual([]);
+    expect([...rb.vmas()].every((v) => v.vmMm === child)).toBe(true);
+    munmapSync(child, 0, child.taskSize);
+    expect(rb.size).toBe(0);
+    expect(rb.root).toBeNull();
+    expect(mm.rbTree?.validate([...mm.vmas()])).toEqual([]);
   });
 
   it('validate() reports a broken tree', () => {
