@@ -155,6 +155,7 @@ export {
   vmaModifyFlags,
 } from './vma-merge.js';
 export { TREE_FANOUT, type TreeEntry, TreeNode, VmaTree, VmaTreeTx } from './vma-tree.js';
+export { RB_BLACK, RB_RED, type RbColor, VmaRbNode, VmaRbTree } from './vma-rbtree.js';
 export {
   brkSync,
   forkSync,

@@ -19,6 +19,7 @@ import type { OvercommitPolicy } from './overcommit.js';
 import { PAGE_SIZE, VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_SHARED, VM_WRITE } from './vm-flags.js';
 import { type VmArea, vmWriteBegin, vmWriteEnd } from './vm-area.js';
 import { resolveVmaLocking, type VmaLocking, type VmaLockingOptions, vmaStartWrite } from './vma-lock.js';
+import { VmaRbTree } from './vma-rbtree.js';
 import { VmaTree, type VmaTreeTx } from './vma-tree.js';
 
 /** RSS counter indexes (enum of include/linux/mm_types_task.h). */
@@ -157,6 +158,15 @@ export class VmFileReleaseConfigError extends Error {
 export type SpfV12Tree = {
   /** Drop the tree's VMA reference after a grace period (`call_rcu(vm_rcu_put)`, as posted); false: at once. */
   readonly rcuPut: boolean;
+  /**
+   * Keep, besides the B+tree every other path uses, Linux 5.1's VMA rbtree (`mm->mm_rb`, {@link VmaRbTree}),
+   * updated in place one store at a time inside `mm->mm_seq` write sections, one per insert or erase, as v12
+   * did (`__vma_link_rb()`, `__vma_rb_erase()`), and make the lockless lookup ({@link MmStruct.findVmaRcu})
+   * walk it: what SPF v12 ran on. Default false: the substrate's tree is the maple-like copy-on-write B+tree
+   * for every design, published with one store, so a lockless walk never sees half an update (and the
+   * default costs and fingerprints stay those of that tree).
+   */
+  readonly rbtree?: boolean;
 };
 
 /** Code asked for the page tables (`mm.pgd`) of an mm built without them (with the NoPageTables test double). */
@@ -243,6 +253,11 @@ export class MmStruct {
    * odd for the whole time the mmap lock is held for writing.
    */
   readonly spfTreeSeq: SeqCounter;
+  /**
+   * Linux 5.1's VMA rbtree (`mm->mm_rb`) that SPF v12's lockless lookup walks, kept with `spfV12.rbtree`
+   * (see {@link SpfV12Tree.rbtree}); null otherwise.
+   */
+  readonly rbTree: VmaRbTree | null;
   /** The per-VMA lock switches of this mm (see {@link MmConfig.vmaLocking}). */
   readonly vmaLocking: VmaLocking;
   readonly pageTables: MmPageTableOps;
@@ -287,6 +302,7 @@ export class MmStruct {
     if (!VM_FILE_RELEASE_MODES.includes(release)) throw new VmFileReleaseConfigError(release);
     this.vmFileRelease = release;
     this.spfTreeSeq = createSeqCount(`${this.name}->mm_seq(v12)`);
+    this.rbTree = this.spfV12?.rbtree === true ? new VmaRbTree(`${this.name}->mm_rb`) : null;
     this.overcommit = config.overcommit ?? null;
     this.vmaLocking = resolveVmaLocking(config.vmaLocking);
     this.pageTables = (config.pageTables ?? (() => new NoPageTables()))(this);
@@ -376,9 +392,12 @@ export class MmStruct {
 
   /**
    * The lock-free lookup of the speculative designs (find_vma under rcu_read_lock, then a check of the
-   * VMA's vm_sequence). Each tree node visited is a machine read. The caller holds rcu_read_lock.
+   * VMA's vm_sequence). Each tree node visited is a machine read. The caller holds rcu_read_lock. With
+   * `spfV12.rbtree` it walks Linux 5.1's rbtree ({@link VmaRbTree.findRcu}), which a concurrent update can
+   * make return a wrong VMA or null; otherwise the B+tree, which never does.
    */
   *findVmaRcu(addr: number): Kernel<VmArea | null> {
+    if (this.rbTree !== null) return yield* this.rbTree.findRcu(addr);
     const e = yield* this.tree.findRcu(addr);
     return e === null ? null : e.value;
   }
@@ -445,15 +464,45 @@ export class MmStruct {
   }
 
   /**
-   * Publishes a tree transaction (one store readers can observe) and hands the replaced nodes to RCU.
+   * Publishes a tree transaction (one store readers can observe) and hands the replaced nodes to RCU. With
+   * `spfV12.rbtree` the rbtree is then brought to the same contents as v12 updated it: each VMA the
+   * transaction removed erased, then each VMA it added linked, in address order, each inside its own
+   * `mm->mm_seq` write section (`__vma_rb_erase()` and `__vma_link_rb()` take `mm_write_seqlock()`); a VMA
+   * that stayed keeps its node even if its range changed (`__vma_adjust()` moves no node).
    */
   *commitTree(tx: VmaTreeTx<VmArea>): Kernel<void> {
+    const rb = this.rbTree;
     // SPF v12: mm_write_seqlock()/mm_write_sequnlock() around the tree update (vma_rb_insert/__vma_rb_erase).
-    if (this.spfV12 !== null) yield* this.spfTreeSeq.writeBegin();
+    // With the rbtree, the B+tree store needs none: the lockless lookup does not read the B+tree then.
+    const section = this.spfV12 !== null && rb === null;
+    if (section) yield* this.spfTreeSeq.writeBegin();
     const retired = yield* tx.commitRcu();
-    if (this.spfV12 !== null) yield* this.spfTreeSeq.writeEnd();
+    if (section) yield* this.spfTreeSeq.writeEnd();
+    if (rb !== null) yield* this.syncRbTree(rb);
     this.generation++;
     for (const n of retired) yield* this.rcu.kfreeRcu(n, 'maple node replaced by a tree update');
+  }
+
+  /** Erases from the rbtree the VMAs the B+tree no longer has and links the new ones (see {@link commitTree}). */
+  private *syncRbTree(rb: VmaRbTree): Kernel<void> {
+    const now: VmArea[] = [];
+    const present = new Set<VmArea>();
+    for (const e of this.tree.entries()) {
+      now.push(e.value);
+      present.add(e.value);
+    }
+    const gone = [...rb.vmas()].filter((v) => !present.has(v));
+    for (const v of gone) {
+      yield* this.spfTreeSeq.writeBegin();
+      yield* rb.erase(v);
+      yield* this.spfTreeSeq.writeEnd();
+    }
+    for (const v of now) {
+      if (rb.has(v)) continue;
+      yield* this.spfTreeSeq.writeBegin();
+      yield* rb.insert(v);
+      yield* this.spfTreeSeq.writeEnd();
+    }
   }
 
   /** Models `may_expand_vm()` in mm/mmap.c for RLIMIT_AS (RLIMIT_DATA is not modelled). */

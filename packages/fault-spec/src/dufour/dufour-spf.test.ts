@@ -118,6 +118,12 @@ describe('dufourSpf options (bad input is refused at boot)', () => {
     const h = dufourSpf({ checks: { rcuFreeVma: false } })(world().env);
     expect(h.mmConfig).toEqual({ spfV12: { rcuPut: false } });
   });
+  it('rbtreeLookup asks the mm for the v12 rbtree (default off), and must be a boolean', () => {
+    expect(Object.keys(dufourSpf()(world().env).mmConfig?.spfV12 ?? {})).toEqual(['rcuPut']);
+    const h = dufourSpf({ rbtreeLookup: true })(world().env);
+    expect(h.mmConfig).toEqual({ spfV12: { rcuPut: true, rbtree: true } });
+    expect(() => dufourSpf({ rbtreeLookup: 1 as never })(world().env)).toThrow(/rbtreeLookup is a boolean/);
+  });
   it('fileVmas (the 2019 proposal) asks every mm to release vm_file in __free_vma(), unless vmFileLifetime is off', () => {
     expect(dufourSpf({ fileVmas: true })(world().env).mmConfig).toEqual({
       spfV12: { rcuPut: true },

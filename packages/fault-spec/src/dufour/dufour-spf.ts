@@ -50,6 +50,15 @@ export interface DufourSpfOptions {
    * false: v12 as posted aborts on file VMAs.
    */
   readonly fileVmas?: boolean;
+  /**
+   * Make `find_vma_rcu()` walk Linux 5.1's VMA rbtree, updated in place one store at a time (@spf/vma's
+   * `MmConfig.spfV12.rbtree`): what v12 ran on, where a lockless walk that runs between the stores of a
+   * rotation can miss a VMA that is in the tree all along, so `mm->mm_seq` (check `mmSeqRetry`) is needed
+   * for a right answer. Default false: the substrate's tree is the maple-like copy-on-write B+tree for every
+   * design (published with one store, never seen half-updated), and the default costs and schedules stay
+   * those of that tree.
+   */
+  readonly rbtreeLookup?: boolean;
   /** The safety checks, each on by default ({@link DufourChecks}). */
   readonly checks?: Partial<DufourChecks>;
   /**
@@ -118,10 +127,12 @@ export class DufourSpfHandler implements FaultHandler {
       specPgtableAlloc: this.specPgtableAlloc,
       fileVmas: this.fileVmas,
     });
+    const spfV12 =
+      options.rbtreeLookup === true
+        ? { rcuPut: this.checks.rcuFreeVma, rbtree: true }
+        : { rcuPut: this.checks.rcuFreeVma };
     this.mmConfig =
-      this.fileVmas && this.checks.vmFileLifetime
-        ? { spfV12: { rcuPut: this.checks.rcuFreeVma }, vmFileRelease: 'freeVma' }
-        : { spfV12: { rcuPut: this.checks.rcuFreeVma } };
+      this.fileVmas && this.checks.vmFileLifetime ? { spfV12, vmFileRelease: 'freeVma' } : { spfV12 };
   }
 
   handleUserFault(fault: UserFault): Kernel<FaultOutcome> {
@@ -177,6 +188,7 @@ export function validateDufourOptions(env: FaultEnv, options: DufourSpfOptions):
     'specPgtableAlloc',
     'unsafeWithoutPteSpecial',
     'fileVmas',
+    'rbtreeLookup',
   ] as const) {
     const v = options[k];
     if (v !== undefined && typeof v !== 'boolean') {
@@ -224,6 +236,7 @@ const DUFOUR_OPTIONS = [
   'specPgtableAlloc',
   'unsafeWithoutPteSpecial',
   'fileVmas',
+  'rbtreeLookup',
   'checks',
   'paths',
 ] as const;

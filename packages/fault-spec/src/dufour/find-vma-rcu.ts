@@ -9,10 +9,17 @@ import type { DufourChecks } from './dufour-checks.js';
  * line) before leaving the RCU section; if a tree update ran meanwhile, drop it and look again. Returns the
  * first VMA ending above `addr` (as `find_vma()`), referenced, or null.
  *
+ * The tree walked is `mm.findVmaRcu()`'s: with the handler's `rbtreeLookup` it is Linux 5.1's rbtree, changed
+ * in place one store at a time as v12 ran on it (@spf/vma's `VmaRbTree`), where a walk that passes between the
+ * stores of a rotation can miss a VMA that stays in the tree throughout and return the next VMA or null:
+ * `mm_seq` is what makes the answer right. Without the option it is the substrate's copy-on-write B+tree,
+ * published with one store, which a lockless walk never sees half-updated: the loop is then kept for fidelity
+ * and for its cost.
+ *
  * With `checks.vmaRefcount` off no reference is taken (nothing then keeps the VMA allocated after
- * `rcu_read_unlock()`); with `checks.mmSeqRetry` off the lookup is not repeated. Our tree is a copy-on-write
- * B+tree published with one store, so a lockless walk never sees a half-done rotation as v12's rbtree walk
- * could: the mm_seq loop is kept for fidelity and for its cost.
+ * `rcu_read_unlock()`); with `checks.mmSeqRetry` off the lookup is not repeated, and on the rbtree a wrong
+ * answer goes through: the caller then gives up on a VMA without `anon_vma` or not covering the address (a
+ * spurious fallback to the classic path, never a wrong mapping; `find-vma-rcu-rbtree.test.ts`).
  */
 export function* findVmaRcu(mm: MmStruct, addr: number, checks: DufourChecks): Kernel<VmArea | null> {
   for (;;) {
