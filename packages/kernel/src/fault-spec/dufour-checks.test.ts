@@ -192,6 +192,18 @@ describe('Dufour SPF v12 with every check on explores clean', { timeout: 240_000
   });
 });
 
+// pmd_same() in pte_spinlock()/pte_map_lock() (v12, under CONFIG_TRANSPARENT_HUGEPAGE) is a second line: every
+// change of a PMD that links a PTE table also changes the VMA's vm_sequence or detaches it (free_pgtables runs
+// after munmap's detach; mremap and v12's collapse_huge_page() write inside vm_write_begin()/vm_write_end()),
+// and vma_has_changed() runs just before it. This test holds that claim against the munmap races.
+describe('Dufour SPF v12: pmdSame alone has no failure of its own', { timeout: 240_000 }, () => {
+  it('pmdSame off: the munmap races explore clean (vma_has_changed() catches every PMD change)', () => {
+    const name = 'pmdSame off: the munmap races explore clean (vma_has_changed() catches every PMD change)';
+    expect(exploreInTest(munmapAll({ pmdSame: false }), pct(1500, 4), name).failure).toBeNull();
+    expect(exploreInTest(munmapPreempted({ pmdSame: false }), pct(2000, 3), name).failure).toBeNull();
+  });
+});
+
 describe('Dufour SPF v12: each check removed is caught by the explorer', { timeout: 240_000 }, () => {
   it('rcuFreeVma off: find_vma_rcu takes its reference on a VMA munmap already freed', () => {
     expectCaught(
