@@ -401,14 +401,27 @@ describe('machine construction and bookkeeping', () => {
     expect(m.allTasks()).toHaveLength(0);
   });
 
-  it('the physical-address cache never confuses two lines that share a slot', () => {
+  it('physical lines: one per 64 bytes, the same object every time, in one frame and across frames and far above', () => {
     const m = new Machine({ cpus: 1 });
-    const a = m.physLine(0);
-    const b = m.physLine(1024 * 64); // same slot of the direct-mapped cache
+    const a = m.physLine(0x5000); // the frame's first line made
+    expect(m.physLine(0x503f)).toBe(a);
+    const b = m.physLine(0x5fc0); // a second line of the same frame
     expect(b).not.toBe(a);
-    expect(m.physLine(0)).toBe(a);
-    expect(m.physLine(1024 * 64 + 63)).toBe(b);
-    expect(b.label).toBe('phys:0x10000');
+    expect(m.physLine(0x5000)).toBe(a); // still the same after the frame's table of lines was made
+    expect(m.physLine(0x5fff)).toBe(b);
+    expect([a.label, b.label]).toEqual(['phys:0x5000', 'phys:0x5fc0']);
+    expect(a.physicalAddress).toBe(0x5000);
+    expect(m.line('x').physicalAddress).toBe(-1);
+    // The first lines of consecutive pages are distinct lines.
+    const firsts = Array.from({ length: 64 }, (_, p) => m.physLine(0x100000 + p * 4096));
+    expect(new Set(firsts).size).toBe(64);
+    expect(firsts.every((l, p) => m.physLine(0x100000 + p * 4096 + 8) === l)).toBe(true);
+    // A wild physical address builds no table up to it.
+    const far = 2 ** 51 + 128;
+    const f = m.physLine(far);
+    expect(f.label).toBe('phys:0x8000000000080');
+    expect(m.physLine(far + 63)).toBe(f);
+    expect(m.physLine(far + 64)).not.toBe(f);
   });
 
   it("a task spawned by running code starts no earlier than its creator's clock", () => {

@@ -84,8 +84,8 @@ let machineEpoch = 0;
 /** Internal signal that the run must stop (a failure was recorded). */
 class StopRun extends Error {}
 
-/** Entries of {@link Machine.physLine}'s direct-mapped cache (a power of two). */
-const PHYS_CACHE_SIZE = 1024;
+/** Frames {@link Machine.physLine} keeps in its table by frame number (16 GiB); lines above go to a map. */
+const PHYS_TABLE_FRAMES = 1 << 22;
 
 /**
  * A simulated x86-64 SMP machine. Build one, {@link Machine.spawn} tasks onto its CPUs, then
@@ -107,9 +107,15 @@ export class Machine implements SchedulerView {
   private readonly cpus: Cpu[];
   private readonly tasks: Task[] = [];
   private readonly coherence: Coherence;
-  private readonly physLines = new Map<number, MemoryLine>();
-  private readonly physCacheKey = new Float64Array(PHYS_CACHE_SIZE).fill(-1);
-  private readonly physCacheLine: MemoryLine[] = new Array<MemoryLine>(PHYS_CACHE_SIZE);
+  /**
+   * The lines of physical memory made so far, by 4 KiB frame: the frame's one line while only one was used (a
+   * fault's first store touches one line of a new page), then an array of its 64 lines. A plain array indexed
+   * by frame number, so the lookup is two loads, where a map of every line would grow by one entry per page
+   * touched and make each lookup of a new line a cache miss in a large hash table.
+   */
+  private readonly physFrames: Array<MemoryLine | Array<MemoryLine | undefined> | undefined> = [];
+  /** Lines of frames at or above {@link PHYS_TABLE_FRAMES} (a wild pointer, or a very large memory). */
+  private readonly physFar = new Map<number, MemoryLine>();
   private readonly checks: Array<() => void> = [];
   private readonly history: History;
   /** The CPU chosen at each step (one byte each on machines of up to 256 CPUs, else two). */
@@ -205,16 +211,45 @@ export class Machine implements SchedulerView {
   /** The memory line that holds physical address `addr` (64-byte granules). */
   physLine(addr: number): MemoryLine {
     const key = Math.floor(addr / 64);
-    // A direct-mapped cache in front of the map (lines are never dropped, so a hit is the map's answer).
-    const slot = key & (PHYS_CACHE_SIZE - 1);
-    if (this.physCacheKey[slot] === key) return this.physCacheLine[slot];
-    let l = this.physLines.get(key);
-    if (!l) {
-      l = new MemoryLine(`phys:0x${(key * 64).toString(16)}`);
-      this.physLines.set(key, l);
+    const pfn = Math.floor(key / 64);
+    if (pfn >= PHYS_TABLE_FRAMES) return this.farPhysLine(key);
+    const e = this.physFrames[pfn];
+    if (e === undefined) {
+      // Fill any gap below first, so the array stays a plain (non-dictionary) array.
+      while (this.physFrames.length < pfn) this.physFrames.push(undefined);
+      const l = MemoryLine.physical(key * 64);
+      this.physFrames[pfn] = l;
+      return l;
     }
-    this.physCacheKey[slot] = key;
-    this.physCacheLine[slot] = l;
+    if (!Array.isArray(e)) {
+      if (e.physicalAddress === key * 64) return e;
+      // A second line of this frame: the frame gets an array of its lines.
+      const lines = new Array<MemoryLine | undefined>(64).fill(undefined);
+      lines[(e.physicalAddress / 64) % 64] = e;
+      this.physFrames[pfn] = lines;
+      return this.lineIn(lines, key);
+    }
+    return this.lineIn(e, key);
+  }
+
+  /** The line `key` (a line number) of a frame that has an array of lines. */
+  private lineIn(lines: Array<MemoryLine | undefined>, key: number): MemoryLine {
+    const i = key % 64;
+    let l = lines[i];
+    if (l === undefined) {
+      l = MemoryLine.physical(key * 64);
+      lines[i] = l;
+    }
+    return l;
+  }
+
+  /** {@link physLine} above the table (line number `key`). */
+  private farPhysLine(key: number): MemoryLine {
+    let l = this.physFar.get(key);
+    if (l === undefined) {
+      l = MemoryLine.physical(key * 64);
+      this.physFar.set(key, l);
+    }
     return l;
   }
 

@@ -32,10 +32,38 @@ export class MemoryLine {
   private readCache: MemoryEffect | null = null;
   private writeCache: MemoryEffect | null = null;
   private rmwCache: MemoryEffect | null = null;
+  /** The label, or null for a line of physical memory until someone reads its label. */
+  private labelText: string | null;
+  /** The address of a line of physical memory (see {@link physical}), else -1. */
+  private physAddr = -1;
   constructor(
     /** Human-readable name shown in traces and failure reports, e.g. `mm->mmap_lock.count`. */
-    readonly label: string,
-  ) {}
+    label: string,
+  ) {
+    this.labelText = label;
+  }
+
+  /**
+   * The line of physical memory at `pa` (a multiple of 64), labelled `phys:0x<pa>`. The label is written out
+   * when first read: most of these lines (one or two per page a fault touches) never appear in a report.
+   */
+  static physical(pa: number): MemoryLine {
+    const l = new MemoryLine('');
+    l.labelText = null;
+    l.physAddr = pa;
+    return l;
+  }
+
+  /** The address of a line made by {@link physical}; -1 for any other line. */
+  get physicalAddress(): number {
+    return this.physAddr;
+  }
+
+  /** Human-readable name shown in traces and failure reports, e.g. `mm->mmap_lock.count`. */
+  get label(): string {
+    if (this.labelText === null) this.labelText = `phys:0x${this.physAddr.toString(16)}`;
+    return this.labelText;
+  }
   /**
    * The unlabelled read effect on this line, made on first use and then shared (effects are immutable, so
    * one object serves every access; lines that are only ever accessed with labels never make one).

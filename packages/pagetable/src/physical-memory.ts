@@ -695,7 +695,7 @@ export class PhysicalMemory {
     const key = Math.floor(pa / 64);
     let l = this.lines.get(key);
     if (l === undefined) {
-      l = new MemoryLine(`phys:0x${(key * 64).toString(16)}`);
+      l = MemoryLine.physical(key * 64);
       this.lines.set(key, l);
     }
     return l;
