@@ -412,6 +412,8 @@ describe('machine construction and bookkeeping', () => {
     expect([a.label, b.label]).toEqual(['phys:0x5000', 'phys:0x5fc0']);
     expect(a.physicalAddress).toBe(0x5000);
     expect(m.line('x').physicalAddress).toBe(-1);
+    const n = MemoryLine.numbered('page:0x', 0x1a2);
+    expect([n.label, n.label, n.physicalAddress]).toEqual(['page:0x1a2', 'page:0x1a2', -1]);
     // The first lines of consecutive pages are distinct lines.
     const firsts = Array.from({ length: 64 }, (_, p) => m.physLine(0x100000 + p * 4096));
     expect(new Set(firsts).size).toBe(64);

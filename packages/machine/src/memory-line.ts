@@ -32,9 +32,12 @@ export class MemoryLine {
   private readCache: MemoryEffect | null = null;
   private writeCache: MemoryEffect | null = null;
   private rmwCache: MemoryEffect | null = null;
-  /** The label, or null for a line of physical memory until someone reads its label. */
+  /** The label, or null until someone reads the label of a line made by {@link numbered}. */
   private labelText: string | null;
-  /** The address of a line of physical memory (see {@link physical}), else -1. */
+  /** For a line made by {@link numbered}: the label's fixed part and its number (written in hex). */
+  private labelPrefix = '';
+  private labelNumber = 0;
+  /** The address of a line made by {@link physical}, else -1. */
   private physAddr = -1;
   constructor(
     /** Human-readable name shown in traces and failure reports, e.g. `mm->mmap_lock.count`. */
@@ -44,12 +47,20 @@ export class MemoryLine {
   }
 
   /**
-   * The line of physical memory at `pa` (a multiple of 64), labelled `phys:0x<pa>`. The label is written out
-   * when first read: most of these lines (one or two per page a fault touches) never appear in a report.
+   * A line labelled `prefix` followed by `n` in hex (`page:0x1a2`), the label written out when first read:
+   * most of the lines made per simulated page never appear in a trace or a report.
    */
-  static physical(pa: number): MemoryLine {
+  static numbered(prefix: string, n: number): MemoryLine {
     const l = new MemoryLine('');
     l.labelText = null;
+    l.labelPrefix = prefix;
+    l.labelNumber = n;
+    return l;
+  }
+
+  /** The line of physical memory at `pa` (a multiple of 64), labelled `phys:0x<pa>` (see {@link numbered}). */
+  static physical(pa: number): MemoryLine {
+    const l = MemoryLine.numbered('phys:0x', pa);
     l.physAddr = pa;
     return l;
   }
@@ -61,7 +72,7 @@ export class MemoryLine {
 
   /** Human-readable name shown in traces and failure reports, e.g. `mm->mmap_lock.count`. */
   get label(): string {
-    if (this.labelText === null) this.labelText = `phys:0x${this.physAddr.toString(16)}`;
+    if (this.labelText === null) this.labelText = `${this.labelPrefix}${this.labelNumber.toString(16)}`;
     return this.labelText;
   }
   /**

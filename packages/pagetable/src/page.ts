@@ -62,7 +62,7 @@ export class Page {
 
   /** The 64-byte line holding this `struct page` (refcount, mapcount and flags are fields of one line). */
   get line(): MemoryLine {
-    if (this.lineCache === null) this.lineCache = new MemoryLine(`page:0x${this.pfn.toString(16)}`);
+    if (this.lineCache === null) this.lineCache = MemoryLine.numbered('page:0x', this.pfn);
     return this.lineCache;
   }
   /** Physical address of the frame. */
