@@ -122,7 +122,6 @@ export function* kernelWalk(
     const allowed = rightsAllow(regs, access, rights);
     const pk = pkeyDenies(regs, access, rights);
     if (!allowed || pk) return walkFault(va, accessBits, PF_P | (pk ? PF_PK : 0));
-    let leaf: bigint | null = null;
     const last = used.length - 3;
     for (let i = 0; i <= last; i += 3) {
       const bits = i === last && isWrite ? 0x60 : 0x20;
@@ -130,12 +129,12 @@ export function* kernelWalk(
       const upa = used[i];
       yield rmwEffect(mem.lineOf(upa), 'page walk A/D');
       if (flushGeneration !== undefined && flushGeneration() !== gen) continue restart;
-      const now = mem.read64(upa);
-      if (now !== entryOf(used[i + 2], used[i + 1])) continue restart;
-      mem.write64(upa, now | BigInt(bits));
-      if (i === last) leaf = now | BigInt(bits);
+      const nowLo = mem.read64Low(upa);
+      if (nowLo !== used[i + 1] || mem.walkHigh !== used[i + 2]) continue restart;
+      mem.setLowBits(upa, bits);
+      if (i === last) leafLo = (nowLo | bits) >>> 0;
     }
-    leaf ??= entryOf(leafHi, leafLo);
+    const leaf = entryOf(leafHi, leafLo);
     const pageSize = (leafLevel === 1 ? 4096 : leafLevel === 2 ? 2097152 : 1073741824) as PageSize;
     const pa = (leaf & LEAF_FRAME_MASK[leafLevel]) | (va & PAGE_OFFSET_MASK[leafLevel]);
     return { result: { ok: true, pa, pageSize }, leaf, rights };

@@ -261,6 +261,53 @@ describe('PhysicalMemory: contents', () => {
       /^UseAfterFreeError: page walk: .*freed by the test/,
     );
   });
+  it('read64Low and setLowBits read, write and refuse exactly what read64 and write64 do, with the same errors', () => {
+    const setup = () => {
+      const mem = new PhysicalMemory({ size: 16 * MiB });
+      const written = mem.allocFrames(0);
+      mem.write64(written * 4096 + 8, 0x8000_0001_2345_6007n);
+      const one = mem.allocFrames(0);
+      mem.write8(one * 4096 + 24, 0x11); // a frame that holds one non-zero word
+      const untouched = mem.allocFrames(0);
+      const freed = mem.allocFrames(0);
+      mem.freeFrames(freed, 0, 'the test');
+      const pas = [
+        written * 4096 + 8, // an entry with high bits
+        one * 4096 + 24, // the one non-zero word of a frame without full contents
+        one * 4096 + 32, // another entry of that frame
+        untouched * 4096, // a frame without contents
+        written * 4096 + 4, // misaligned
+        freed * 4096, // use after free
+        (mem.frames - 1) * 4096, // never allocated
+        mem.zeroPfn * 4096, // the shared zero page: readable, not writable
+        16 * MiB, // beyond memory
+      ];
+      return { mem, pas };
+    };
+    const outcome = (f: () => unknown) => {
+      try {
+        return f();
+      } catch (e) {
+        return `${(e as Error).name}: ${(e as Error).message}`;
+      }
+    };
+    const a = setup();
+    const b = setup();
+    for (let k = 0; k < a.pas.length; k++) {
+      const low = outcome(() => {
+        const lo = a.mem.read64Low(a.pas[k]);
+        return (BigInt(a.mem.walkHigh) << 32n) | BigInt(lo);
+      });
+      expect(low, `read at ${a.pas[k]}`).toEqual(outcome(() => b.mem.read64(b.pas[k])));
+      // Setting the accessed and dirty bits, both ways: the same errors, and then the same entry.
+      const set = outcome(() => a.mem.setLowBits(a.pas[k], 0x60));
+      const old = outcome(() => b.mem.read64(b.pas[k]));
+      const put = outcome(() => b.mem.write64(b.pas[k], (typeof old === 'bigint' ? old : 0n) | 0x60n));
+      expect(set, `write at ${a.pas[k]}`).toEqual(put);
+      expect(outcome(() => a.mem.read64(a.pas[k]))).toEqual(outcome(() => b.mem.read64(b.pas[k])));
+    }
+    expect(a.mem.read64(a.pas[0])).toBe(0x8000_0001_2345_6067n);
+  });
 });
 
 describe('PhysicalMemory: poisoning (KASAN-like)', () => {

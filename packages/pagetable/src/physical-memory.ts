@@ -624,7 +624,33 @@ export class PhysicalMemory {
     return this.read64(pa);
   }
 
-  /** High 32 bits of the entry the last {@link walkReadLow} read (set by it; read it right after). */
+  /**
+   * {@link read64} without a BigInt: the same checks and errors; returns bits 31:0 of the entry at `pa` and
+   * leaves bits 63:32 in {@link walkHigh}.
+   */
+  read64Low(pa: number): number {
+    const w = this.entryWords(pa);
+    const i = (pa % PAGE_SIZE) >>> 2;
+    if (w === undefined) {
+      this.walkHigh = this.oneWordAt(pa, i + 1);
+      return this.oneWordAt(pa, i);
+    }
+    this.walkHigh = w[i + 1];
+    return w[i];
+  }
+
+  /**
+   * Sets `bits` (not zero, within bits 31:0) in the entry at `pa`: {@link write64} of the entry with those bits
+   * ORed in, with the same checks and errors, without a BigInt (the hardware's A/D update of a page walk).
+   */
+  setLowBits(pa: number, bits: number): void {
+    this.checkEntryPa(pa);
+    const w = this.writable(Math.floor(pa / PAGE_SIZE), 'write');
+    const i = (pa % PAGE_SIZE) >>> 2;
+    w[i] = (w[i] | bits) >>> 0;
+  }
+
+  /** High 32 bits of the entry the last {@link walkReadLow} or {@link read64Low} read (read it right after). */
   walkHigh = 0;
 
   /**
