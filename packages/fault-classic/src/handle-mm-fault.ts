@@ -141,7 +141,8 @@ export function* handleMmFaultLocked(
 ): Kernel<number> {
   const addr = address - (address % PAGE_SIZE);
   const pgdp = mm.pgd.pgdOffset(addr);
-  const p4dp = yield* p4dAlloc(env, mm, pgdp, addr);
+  // With 4-level paging the p4d level is folded into the pgd (p4d_alloc() returns the pgd pointer): no frame.
+  const p4dp = mm.pgd.la57 ? yield* p4dAlloc(env, mm, pgdp, addr) : pgdp;
   if (p4dp === null) return VM_FAULT_OOM;
   const pudp = yield* pudAlloc(env, mm, p4dp, addr);
   if (pudp === null) return VM_FAULT_OOM;
