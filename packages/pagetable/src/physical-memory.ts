@@ -659,14 +659,7 @@ export class PhysicalMemory {
    */
   walkReadLow(pa: number): number {
     this.checkFrame(Math.floor(pa / PAGE_SIZE), 'page walk');
-    const w = this.entryWords(pa);
-    const i = (pa % PAGE_SIZE) >>> 2;
-    if (w === undefined) {
-      this.walkHigh = this.oneWordAt(pa, i + 1);
-      return this.oneWordAt(pa, i);
-    }
-    this.walkHigh = w[i + 1];
-    return w[i];
+    return this.read64Low(pa);
   }
 
   /** Writes the aligned 64-bit value at `pa`. */
