@@ -419,13 +419,18 @@ export class Mmu {
    */
   *translateKernel(cpu: number, va: VirtAddr, access: WalkAccess): Kernel<WalkResult> {
     const st = this.cpu(cpu);
-    const big = BigInt(va);
-    if (!isCanonical(big, st.la57)) return { ok: false, fault: 'GP' };
+    // A safe-integer address (a user address, as the kernel passes them) is checked and split without a BigInt;
+    // the BigInt is made only for a walk or a fault, which need it. Anything else takes the BigInt path, whose
+    // conversion refuses what is not an integer.
+    const small = typeof va === 'number' && Number.isSafeInteger(va);
+    let big = small ? 0n : BigInt(va);
+    if (!(small ? isCanonical(va, st.la57) : isCanonical(big, st.la57))) return { ok: false, fault: 'GP' };
     if (this.walker !== null) return this.translate(cpu, va, access);
     const acc = accessBits(access);
-    const [hi, lo] = split(big);
+    const [hi, lo] = split(small ? va : big);
     const hit = this.tlbLookup(st, hi, lo, acc);
     if (hit >= 0) return { ok: true, pa: BigInt(hit), pageSize: this.lastPageSize };
+    if (small) big = BigInt(va);
     if (hit === -2) {
       st.cr2 = big;
       return { ok: false, fault: 'PF', errorCode: this.fault.errorCode, cr2: big };
