@@ -1,15 +1,17 @@
 import { Rcu, SpinLock } from '@spf/locks';
-import { EffectKind, exploreInTest, kassert, runSync, type Scenario } from '@spf/machine';
+import { EffectKind, exploreInTest, type Kernel, kassert, runSync, type Scenario } from '@spf/machine';
 import { OutOfMemoryError, PageTables, PhysicalMemory, pgdNone, pmdNone } from '@spf/pagetable';
 import { describe, expect, it } from 'vitest';
 import { MmStruct, NoPageTablesError } from '../mm-struct.js';
 import { PagetableOps } from '../pagetable-backed-ops.js';
 import { makeMemoryEnv } from './memory-env.js';
 import { addMmCounter } from './mm-counter.js';
-import { p4dAlloc, pmdAllocWalk, pteAlloc, pteAllocMap } from './page-table-alloc.js';
+import { p4dAlloc, pgtableAllocUnderPtl, pmdAllocWalk, pteAlloc, pteAllocMap } from './page-table-alloc.js';
+import { pmdLockptr } from './pte-lock.js';
 
 const MiB = 1024 * 1024;
 const VA = 0x7f00_0020_3000;
+const PAGE = 4096;
 
 describe('page-table allocation with Linux locks (__pte_alloc, __pmd_alloc, ...)', () => {
   it('two CPUs racing to allocate the same tables install exactly one of each and leak nothing (explored)', () => {
@@ -152,5 +154,162 @@ describe('page-table allocation: each level on its own', () => {
     const far = VA + 2 ** 48;
     expect(runSync(p4dAlloc(env, mm, pgd.pgdOffset(far), far))).toBeNull();
     expect(mm.pageTableLock.isLocked()).toBe(false);
+  });
+});
+
+/** Runs `code` to the end and returns its result with the labels of its machine writes, in order. */
+function withWrites<T>(code: Kernel<T>): { result: T; writes: string[] } {
+  const writes: string[] = [];
+  const result = runSync(
+    (function* () {
+      let resume: unknown;
+      for (;;) {
+        const r = code.next(resume);
+        if (r.done) return r.value;
+        if (r.value.kind === EffectKind.Write) writes.push(r.value.label ?? '');
+        resume = yield r.value;
+      }
+    })(),
+  );
+  return { result, writes };
+}
+
+describe('pgtableAllocUnderPtl: every missing table installed with page_table_lock held by the caller', () => {
+  it('installs the PUD, page directory and PTE tables once, each linked in its parent; a second call costs nothing', () => {
+    const mem = new PhysicalMemory({ size: 4 * MiB });
+    const env = makeMemoryEnv({ mem });
+    const mm = new MmStruct({ pageTables: PagetableOps.factory({ env }) });
+    const free0 = mem.freeCount;
+    const { result, writes } = withWrites(pgtableAllocUnderPtl(env, mm, VA));
+    expect(result).toBe(true);
+    // __pud_alloc() and __pmd_alloc() store under the held page_table_lock, pmd_install() under the PMD lock.
+    expect(writes.filter((w) => w.includes('populate'))).toEqual([
+      'populate (speculative)',
+      'populate (speculative)',
+      'pmd_populate (speculative)',
+    ]);
+    expect(mm.pgd.tables.slice(1, 4)).toEqual([1, 1, 1]);
+    expect(env.vmstat.pgtableAlloc).toBe(3);
+    expect(mem.freeCount).toBe(free0 - 3);
+    // The walk reaches the new PTE table, the one pte_alloc_map() finds (no new allocation).
+    const steps = mm.pgd.lookup(VA);
+    expect(steps.map((s) => s.level)).toEqual([4, 3, 2, 1]);
+    const ptep = runSync(pteAllocMap(env, mm, VA));
+    expect(mem.freeCount).toBe(free0 - 3);
+    // Every level present: nothing allocated, nothing written, true.
+    const again = withWrites(pgtableAllocUnderPtl(env, mm, VA + PAGE));
+    expect(again).toEqual({ result: true, writes: [] });
+    expect(mem.freeCount).toBe(free0 - 3);
+    expect(env.vmstat.pgtableAlloc).toBe(3);
+    expect(runSync(pteAllocMap(env, mm, VA + PAGE))).toBe(ptep + 8);
+    expect(pmdLockptr(mm.pgd, runSync(pmdAllocWalk(env, mm, VA)) as number).isLocked()).toBe(false);
+  });
+
+  it('installs only the levels missing: a new page directory under a present PUD, a PTE table under a present one', () => {
+    const mem = new PhysicalMemory({ size: 4 * MiB });
+    const env = makeMemoryEnv({ mem });
+    const mm = new MmStruct({ pageTables: PagetableOps.factory({ env }) });
+    expect(runSync(pgtableAllocUnderPtl(env, mm, VA))).toBe(true);
+    const nextGiB = VA + 2 ** 30; // the same PUD table, another entry: a page directory and a PTE table
+    expect(
+      withWrites(pgtableAllocUnderPtl(env, mm, nextGiB)).writes.filter((w) => w.includes('populate')),
+    ).toEqual(['populate (speculative)', 'pmd_populate (speculative)']);
+    expect(mm.pgd.tables.slice(1, 4)).toEqual([2, 2, 1]);
+    const next2MiB = VA + 2 * MiB; // the same page directory, another entry: a PTE table only
+    expect(
+      withWrites(pgtableAllocUnderPtl(env, mm, next2MiB)).writes.filter((w) => w.includes('populate')),
+    ).toEqual(['pmd_populate (speculative)']);
+    expect(mm.pgd.tables.slice(1, 4)).toEqual([3, 2, 1]);
+    expect(env.vmstat.pgtableAlloc).toBe(6);
+    for (const a of [VA, nextGiB, next2MiB])
+      expect(mm.pgd.lookup(a).map((s) => s.level)).toEqual([4, 3, 2, 1]);
+  });
+
+  it('out of memory at each level: false, the levels installed before it stay (as in Linux)', () => {
+    for (const room of [0, 1, 2]) {
+      const mem = new PhysicalMemory({ size: 4 * MiB });
+      const env = makeMemoryEnv({ mem });
+      const mm = new MmStruct({ pageTables: PagetableOps.factory({ env }) });
+      runSync(pmdAllocWalk(env, mm, 0)); // the pgd itself and the low tables, before memory runs out
+      const before = mm.pgd.tables.slice(1, 4);
+      while (mem.freeCount > room) mem.allocPages(0);
+      expect(runSync(pgtableAllocUnderPtl(env, mm, VA))).toBe(false);
+      // room 0: nothing; 1: the PUD table; 2: the PUD table and the page directory.
+      const got = mm.pgd.tables.slice(1, 4).map((n, i) => n - before[i]);
+      expect(got).toEqual([0, room >= 2 ? 1 : 0, room >= 1 ? 1 : 0]);
+      expect(mm.pgd.lookup(VA).length).toBe(1 + room);
+      expect(mem.freeCount).toBe(0);
+    }
+  });
+
+  it('stops at the level that ran out: memory freed by another CPU just after installs nothing below it', () => {
+    for (const failing of [3, 2] as const) {
+      const mem = new PhysicalMemory({ size: 4 * MiB });
+      const env = makeMemoryEnv({ mem });
+      const mm = new MmStruct({ pageTables: PagetableOps.factory({ env }) });
+      const pt = mm.pgd;
+      const alloc = pt.allocTablePage.bind(pt);
+      let failed = false;
+      // The allocation of this level finds no free page; the next one would find the page freed meanwhile.
+      pt.allocTablePage = (level) => {
+        if (level === failing && !failed) {
+          failed = true;
+          return null;
+        }
+        return alloc(level);
+      };
+      expect(runSync(pgtableAllocUnderPtl(env, mm, VA))).toBe(false);
+      expect(pt.tables.slice(1, 4)).toEqual(failing === 3 ? [0, 0, 0] : [0, 0, 1]);
+      expect(pt.lookup(VA).length).toBe(failing === 3 ? 1 : 2);
+    }
+  });
+
+  it('with 5-level paging also installs the P4D table; out of memory there installs nothing', () => {
+    const mem = new PhysicalMemory({ size: 4 * MiB });
+    const env = makeMemoryEnv({ mem });
+    const pgd = new PageTables(mem, { la57: true });
+    const mm = { pgd, pageTableLock: new SpinLock('page_table_lock') } as unknown as MmStruct;
+    expect(runSync(pgtableAllocUnderPtl(env, mm, VA))).toBe(true);
+    expect(pgd.tables.slice(1, 5)).toEqual([1, 1, 1, 1]);
+    expect(pgd.lookup(VA).map((s) => s.level)).toEqual([5, 4, 3, 2, 1]);
+    expect(runSync(pgtableAllocUnderPtl(env, mm, VA))).toBe(true);
+    expect(pgd.tables.slice(1, 5)).toEqual([1, 1, 1, 1]);
+    while (mem.freeCount > 0) mem.allocPages(0);
+    const far = VA + 2 ** 48; // another pgd entry: its P4D table cannot be allocated
+    expect(runSync(pgtableAllocUnderPtl(env, mm, far))).toBe(false);
+    expect(pgdNone(pgd.readEntry(pgd.pgdOffset(far)))).toBe(true);
+    expect(pgd.tables.slice(1, 5)).toEqual([1, 1, 1, 1]);
+  });
+
+  it('racing a classic fault for the PTE table under the split PMD lock: one table installed, the loser freed (explored)', () => {
+    const name = 'pgtableAllocUnderPtl racing pte_alloc_map';
+    const scenario: Scenario = {
+      name,
+      cpus: 2,
+      setup(m) {
+        const mem = new PhysicalMemory({ size: 16 * MiB, lineOf: (pa) => m.physLine(pa) });
+        const env = makeMemoryEnv({ mem });
+        const mm = new MmStruct({ rcu: new Rcu(m), pageTables: PagetableOps.factory({ env }) });
+        runSync(pmdAllocWalk(env, mm, VA)); // the upper levels exist: only the PTE table is raced for
+        const free0 = mem.freeCount;
+        let spec: boolean | undefined;
+        m.spawn(0, 'spf', function* () {
+          yield* mm.pageTableLock.lock();
+          spec = yield* pgtableAllocUnderPtl(env, mm, VA);
+          yield* mm.pageTableLock.unlock();
+        });
+        m.spawn(1, 'classic', function* () {
+          yield* pteAllocMap(env, mm, VA);
+        });
+        return () => {
+          kassert(spec === true, `pgtableAllocUnderPtl returned ${spec}`);
+          kassert(mm.pgd.lookup(VA).length === 4, 'no PTE table installed');
+          kassert(mm.pgd.tables[1] === 1, `${mm.pgd.tables[1]} PTE tables counted`);
+          kassert(mem.freeCount === free0 - 1, `free went ${free0} -> ${mem.freeCount}: a table leaked`);
+        };
+      },
+    };
+    exploreInTest(scenario, { policy: 'random', runs: 100, seed: 3 }, name);
+    exploreInTest(scenario, { policy: 'pct', runs: 100, seed: 4, depth: 3 }, name);
   });
 });
