@@ -109,3 +109,42 @@ describe('the unlabelled effects of a line', () => {
     expect(line.rmwEffect).toBe(effects[2]);
   });
 });
+
+describe('numbered and physical lines (labels written out on first read)', () => {
+  it('a numbered line is labelled by its prefix and its number in hex, the same at every read', () => {
+    const n = MemoryLine.numbered('page:0x', 0x1a2);
+    expect(n.label).toBe('page:0x1a2');
+    expect(n.label).toBe('page:0x1a2');
+    expect(MemoryLine.numbered('pfn ', 255).label).toBe('pfn ff');
+    expect(MemoryLine.numbered('z', 0).label).toBe('z0');
+    // Not a physical line.
+    expect(n.physicalAddress).toBe(-1);
+  });
+
+  it('a line made by name has that label and no physical address', () => {
+    const l = new MemoryLine('mm->mmap_lock.count');
+    expect(l.label).toBe('mm->mmap_lock.count');
+    expect(l.physicalAddress).toBe(-1);
+    // Even an empty name stays empty (it is not a number to write out).
+    expect(new MemoryLine('').label).toBe('');
+  });
+
+  it('a physical line knows its address and is labelled phys:0x<address>', () => {
+    const p = MemoryLine.physical(0x12340);
+    expect(p.physicalAddress).toBe(0x12340);
+    expect(p.label).toBe('phys:0x12340');
+    const zero = MemoryLine.physical(0);
+    expect([zero.physicalAddress, zero.label]).toEqual([0, 'phys:0x0']);
+  });
+
+  it('a trace names a numbered line by its written-out label', () => {
+    const line = MemoryLine.numbered('page:0x', 0x2b);
+    const m = new Machine({ cpus: 1, trace: true });
+    m.spawn(0, 't', function* () {
+      yield* write(line);
+    });
+    const res = m.run();
+    expect(res.ok).toBe(true);
+    expect(res.trace!.filter((e) => e.kind === 'write').map((e) => e.label)).toEqual(['page:0x2b']);
+  });
+});
