@@ -322,15 +322,14 @@ export class VmaRbTree {
     const pcParent = node.parent;
     const pcColor = node.color;
     yield* this.changeChild(node, successor, pcParent);
-    let rebalance: VmaRbNode | null;
+    // The successor takes node's parent and colour first, then child2 (if any) its new parent, black.
+    const successorColor = successor.color;
+    yield* this.setParentColor(successor, pcParent, pcColor);
     if (child2 !== null) {
       yield* this.setParentColor(child2, parent, RB_BLACK);
-      rebalance = null;
-    } else {
-      rebalance = successor.color === RB_BLACK ? parent : null;
+      return null;
     }
-    yield* this.setParentColor(successor, pcParent, pcColor);
-    return rebalance;
+    return successorColor === RB_BLACK ? parent : null;
   }
 
   /**
@@ -451,6 +450,8 @@ export class VmaRbTree {
     if (this.root !== null && this.root.parent !== null) problems.push('the root has a parent');
     if (this.root !== null && this.root.color !== RB_BLACK) problems.push('the root is red');
     let blackHeight = -1;
+    // The in-order walk, gathered by the same visit (which stops at a node seen before: a loop cannot hang it).
+    const order: VmArea[] = [];
     const visit = (n: VmaRbNode | null, parent: VmaRbNode | null, blacks: number, seen: Set<VmaRbNode>) => {
       if (n === null) {
         if (blackHeight === -1) blackHeight = blacks;
@@ -470,10 +471,10 @@ export class VmaRbTree {
       if (this.nodes.get(n.vma) !== n) problems.push(`${n.vma} is linked but not in the node map`);
       const b = blacks + (n.color === RB_BLACK ? 1 : 0);
       visit(n.left, n, b, seen);
+      order.push(n.vma);
       visit(n.right, n, b, seen);
     };
     visit(this.root, null, 0, new Set());
-    const order = [...this.vmas()];
     for (let i = 1; i < order.length; i++) {
       if (order[i - 1].vmEnd > order[i].vmStart) problems.push(`${order[i - 1]} is not below ${order[i]}`);
     }
