@@ -67,6 +67,25 @@ describe('do_anonymous_page', () => {
     expect(fx.pte(A)).toBe(0n);
   });
 
+  it('gives the VMA its anon_vma at its first anonymous page (anon_vma_prepare), and later pages join the same one', () => {
+    fx = makeFixture();
+    fx.mmapAnon(A, 4, PROT_READ | PROT_WRITE);
+    const vma = fx.mm.findVma(A)!;
+    expect(vma.anonVma).toBeNull();
+    // A read maps the zero page: no page of the VMA's own, so no anon_vma yet.
+    expect(fx.touch(A, 'r')).toMatchObject({ ok: true, faults: 1 });
+    expect(vma.anonVma).toBeNull();
+    expect(fx.touch(A + 4096, 'w', 1)).toMatchObject({ ok: true, faults: 1 });
+    const av = vma.anonVma;
+    expect(av).not.toBeNull();
+    const first = fx.mem.page(ptePfn(fx.pte(A + 4096)));
+    // The page's rmap points at the VMA's anon_vma (rmap walks find the page through it).
+    expect(first.mapping).toBe(av);
+    expect(fx.touch(A + 3 * 4096, 'w', 2)).toMatchObject({ ok: true, faults: 1 });
+    expect(vma.anonVma).toBe(av);
+    expect(fx.mem.page(ptePfn(fx.pte(A + 3 * 4096))).mapping).toBe(av);
+  });
+
   it('maps a read-only VMA page read-only, and reports OOM when memory is exhausted', () => {
     fx = makeFixture({ zeroPage: false, memory: 64 * 4096 });
     fx.mmapAnon(A, 128, PROT_READ);

@@ -1,3 +1,4 @@
+import { runSync } from '@spf/machine';
 import { PF_INSTR, PF_P, PF_PK, PF_RSVD, PF_USER, PF_WRITE } from '@spf/pagetable';
 import {
   MAP_GROWSDOWN,
@@ -14,6 +15,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   accessError,
   type LocklessFaultAttempt,
+  lockMmAndFindVma,
   type LocklessFaultResult,
   PageTableCorruptionError,
 } from './do-user-addr-fault.js';
@@ -323,5 +325,51 @@ describe('do_user_addr_fault: the lockless attempt before mmap_lock', () => {
     expect(fx.fault(A, PF_USER | PF_WRITE)).toEqual({ kind: 'sigsegv', code: 'ACCERR', address: A });
     expect(fx.fault(0x8000_0000_0000, PF_USER)).toMatchObject({ kind: 'sigsegv', code: 'MAPERR' });
     expect(a.seen).toHaveLength(1);
+  });
+
+  it('"outcome" is final even where the classic path would have handled the fault', () => {
+    let fx!: ReturnType<typeof makeFixture>;
+    const a = attempt(() => fx, { kind: 'outcome', outcome: { kind: 'sigbus', address: A } });
+    fx = makeFixture({ lockless: a.fn });
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    expect(fx.fault(A, PF_USER)).toEqual({ kind: 'sigbus', address: A });
+    // The classic path never ran: nothing mapped, the lock never taken.
+    expect(fx.pte(A)).toBe(0n);
+    expect(fx.env.vmstat.pgfault).toBe(0);
+    expect(fx.mm.mmapLock.isLocked()).toBe(false);
+  });
+});
+
+describe('lock_mm_and_find_vma', () => {
+  it('returns the VMA with mmap_lock held once for reading, or null with it released', () => {
+    const fx = makeFixture();
+    fx.mmapAnon(A, 2, PROT_READ | PROT_WRITE);
+    const vma = runSync(lockMmAndFindVma(fx.env, fx.mm, A + 4096));
+    expect(vma?.vmStart).toBe(A);
+    expect(fx.mm.mmapLock.isLocked()).toBe(true);
+    expect(() => runSync(fx.mm.mmapWriteLock())).toThrow(); // runSync cannot sleep: the read lock is held
+    runSync(fx.mm.mmapReadUnlock());
+    // One unlock frees it: the lock was taken once (the trylock, not the trylock and then the sleeping lock).
+    expect(fx.mm.mmapLock.isLocked()).toBe(false);
+    // No VMA at or above the address: null, with the lock released.
+    expect(runSync(lockMmAndFindVma(fx.env, fx.mm, A + 0x10_0000))).toBeNull();
+    expect(fx.mm.mmapLock.isLocked()).toBe(false);
+    // A VMA above but not covering the address (no VM_GROWSDOWN): null, released, the VMA unchanged.
+    expect(runSync(lockMmAndFindVma(fx.env, fx.mm, A - 4096))).toBeNull();
+    expect(fx.mm.mmapLock.isLocked()).toBe(false);
+    expect(fx.mm.findVma(A)?.vmStart).toBe(A);
+    runSync(fx.mm.mmapWriteLock());
+    runSync(fx.mm.mmapWriteUnlock());
+  });
+
+  it('grows a VM_GROWSDOWN stack down to the address, and finds the grown VMA with the lock held', () => {
+    const fx = makeFixture();
+    const top = 0x7000_0000;
+    fx.mmapAnon(top - 4 * 4096, 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_GROWSDOWN);
+    const vma = runSync(lockMmAndFindVma(fx.env, fx.mm, top - 6 * 4096)) as VmArea;
+    expect(fx.mm.mmapLock.isLocked()).toBe(true);
+    runSync(fx.mm.mmapReadUnlock());
+    expect(vma.vmStart).toBe(top - 6 * 4096);
+    expect(fx.env.vmstat.stackExpansions).toBe(1);
   });
 });

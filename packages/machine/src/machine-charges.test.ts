@@ -15,17 +15,20 @@ import {
   now,
   preemptDisable,
   preemptEnable,
+  raiseDeviceIrq,
   read,
   readEffect,
   self,
   sendIpi,
   spinWaitEffect,
   wake,
+  wakeTask,
+  write,
   yieldCpu,
 } from './effects.js';
 import { MachineConfigError } from './errors.js';
 import { replaySchedule } from './explore.js';
-import { Machine } from './machine.js';
+import { Machine, type RunResult } from './machine.js';
 import { MemoryLine } from './memory-line.js';
 import type { Policy } from './policy/policy.js';
 import { random } from './policy/random.js';
@@ -414,6 +417,15 @@ describe('machine construction and bookkeeping', () => {
     expect(m.line('x').physicalAddress).toBe(-1);
     const n = MemoryLine.numbered('page:0x', 0x1a2);
     expect([n.label, n.label, n.physicalAddress]).toEqual(['page:0x1a2', 'page:0x1a2', -1]);
+    // A frame whose first line made is not its line 0: its second line is another line, and the first is found
+    // again at its own place once the frame has its table of lines.
+    const c1 = m.physLine(0x9040);
+    const c2 = m.physLine(0x9080);
+    expect(c2).not.toBe(c1);
+    expect([c1.physicalAddress, c2.physicalAddress]).toEqual([0x9040, 0x9080]);
+    expect(m.physLine(0x907f)).toBe(c1);
+    expect(m.physLine(0x90bf)).toBe(c2);
+    expect(m.physLine(0x9000)).not.toBe(c1);
     // The first lines of consecutive pages are distinct lines.
     const firsts = Array.from({ length: 64 }, (_, p) => m.physLine(0x100000 + p * 4096));
     expect(new Set(firsts).size).toBe(64);
@@ -1255,6 +1267,47 @@ describe('labels, wake-ups, preemption and failures on CPU 0', () => {
     expect(seen).toEqual([1, t, false]);
   });
 
+  it('self() answers for the task, context and interrupt state at the time of the call, and the same answer is shared while they hold', () => {
+    const m = new Machine({ cpus: 2 });
+    type Seen = { who: string; task: string | null; inIrq: boolean; irqsEnabled: boolean; cpu: number };
+    const seen: Seen[] = [];
+    const answers: object[] = [];
+    function* look(who: string): Kernel<void> {
+      const s = yield* self();
+      answers.push(s);
+      seen.push({ who, task: s.task?.name ?? null, inIrq: s.inIrq, irqsEnabled: s.irqsEnabled, cpu: s.cpu });
+    }
+    m.spawn(0, 'sender', function* () {
+      yield* delay(500);
+      yield* sendIpi([1], () => look('handler'));
+    });
+    m.spawn(1, 'a', function* () {
+      yield* look('a');
+      yield* look('a again');
+      yield* yieldCpu(); // to b, on the same CPU
+      // The IPI (sent at 500) is taken at a step after this delay; then the handler's answer is cached.
+      yield* delay(3000);
+      yield* localIrqDisable();
+      yield* look('a, irqs off after the handler');
+      yield* localIrqEnable();
+    });
+    m.spawn(1, 'b', function* () {
+      yield* look('b');
+      yield* yieldCpu();
+    });
+    expect(m.run().ok).toBe(true);
+    expect(seen).toEqual([
+      { who: 'a', task: 'a', inIrq: false, irqsEnabled: true, cpu: 1 },
+      { who: 'a again', task: 'a', inIrq: false, irqsEnabled: true, cpu: 1 },
+      { who: 'b', task: 'b', inIrq: false, irqsEnabled: true, cpu: 1 },
+      { who: 'handler', task: 'a', inIrq: true, irqsEnabled: false, cpu: 1 },
+      { who: 'a, irqs off after the handler', task: 'a', inIrq: false, irqsEnabled: false, cpu: 1 },
+    ]);
+    // Unchanged task, context and interrupt state: the same (immutable) answer, nothing allocated per call.
+    expect(answers[1]).toBe(answers[0]);
+    expect(answers[2]).not.toBe(answers[0]);
+  });
+
   it('every yieldCpu hands the CPU over, not only the first', () => {
     const m = new Machine({ cpus: 1 });
     const log: string[] = [];
@@ -1326,5 +1379,231 @@ describe('labels, wake-ups, preemption and failures on CPU 0', () => {
       });
     }
     expect(m.run().traceHash).toBe('46e65f71');
+  });
+});
+
+describe("the timed policy's ready heap steps exactly as its rule through the general loop", () => {
+  /**
+   * The same timed rule (earliest ready CPU, ties to the lowest id) without `discreteEvent`: the machine then
+   * asks `choose()` at every step and recomputes each CPU's state through the general loop, without the heap,
+   * its fast path for a step that touched only its own CPU, or the ring of quiet spinners.
+   */
+  const general: Policy = { ...timed(), name: 'timed-general', discreteEvent: false };
+
+  /** With a free PAUSE the machine builds no ring of quiet spinners: each scenario runs both ways. */
+  const costs = [cost, { ...cost, pause: 0 }];
+
+  function both(cpus: number, setup: (m: Machine) => void) {
+    let heap: RunResult | null = null;
+    for (const c of costs) heap = bothAt(cpus, setup, c);
+    return heap!;
+  }
+
+  function bothAt(cpus: number, setup: (m: Machine) => void, c: typeof cost) {
+    const runs = [timed(), general].map((policy) => {
+      const m = new Machine({ cpus, cost: c, policy, trace: true });
+      setup(m);
+      return m.run();
+    });
+    for (const r of runs) expect(r.failure).toBeNull();
+    const [heap, loop] = runs;
+    expect(heap.schedule).toBe(loop.schedule);
+    expect(heap.trace).toEqual(loop.trace);
+    expect([heap.traceHash, heap.clocks, heap.time, heap.steps]).toEqual([
+      loop.traceHash,
+      loop.clocks,
+      loop.time,
+      loop.steps,
+    ]);
+    return heap;
+  }
+
+  /** A CPU that keeps stepping, every `ns`, so that any step taken out of time order shows in the order. */
+  function* ticker(line: MemoryLine, n: number, ns: number): Kernel<void> {
+    for (let i = 0; i < n; i++) {
+      yield* delay(ns);
+      yield* read(line);
+    }
+  }
+
+  it('an IPI that arrives while interrupts are off is taken when they come back on, not after the next delay', () => {
+    const a = new MemoryLine('a');
+    const b = new MemoryLine('b');
+    const r = both(3, (m) => {
+      m.spawn(0, 'irqs-off', function* () {
+        yield* localIrqDisable();
+        for (let i = 0; i < 6; i++) yield* delay(400);
+        yield* localIrqEnable();
+        yield* delay(3000);
+        yield* write(a);
+      });
+      m.spawn(1, 'sender', function* () {
+        yield* delay(100);
+        yield* sendIpi(
+          [0],
+          function* () {
+            yield* write(b);
+            yield* delay(70);
+            yield* read(a);
+          },
+          false,
+        );
+        yield* ticker(b, 30, 150);
+      });
+      m.spawn(2, 'ticker', () => ticker(a, 60, 70));
+    });
+    expect(r.trace!.some((e) => e.kind === 'ipi')).toBe(true);
+  });
+
+  it('a handler runs at its own clock, not at the ready time of the delay its interrupted task has pending', () => {
+    const a = new MemoryLine('a');
+    both(3, (m) => {
+      m.spawn(0, 'delays', function* () {
+        for (let i = 0; i < 8; i++) yield* delay(900);
+      });
+      m.spawn(1, 'sender', function* () {
+        yield* delay(50);
+        yield* sendIpi(
+          [0],
+          function* () {
+            for (let i = 0; i < 4; i++) {
+              yield* write(a);
+              yield* delay(40);
+            }
+          },
+          false,
+        );
+      });
+      m.spawn(2, 'ticker', () => ticker(a, 80, 45));
+    });
+  });
+
+  it('a device interrupt and a sender waiting for its acknowledgement step in time order', () => {
+    const a = new MemoryLine('a');
+    both(3, (m) => {
+      m.spawn(0, 'device', function* () {
+        yield* raiseDeviceIrq(500, function* () {
+          yield* write(a);
+          yield* delay(60);
+          yield* write(a);
+        });
+        for (let i = 0; i < 10; i++) yield* delay(300);
+      });
+      m.spawn(1, 'waiter', function* () {
+        yield* delay(20);
+        yield* sendIpi([2], function* () {
+          yield* read(a);
+        });
+        yield* ticker(a, 10, 90);
+      });
+      m.spawn(2, 'busy', () => ticker(a, 40, 110));
+    });
+  });
+
+  it('a pure spin-wait, a sleeper woken by another CPU and a second task on a CPU step in time order', () => {
+    both(3, (m) => {
+      // Fresh state for each of the two runs (a line counts its stores over every machine).
+      const flag = new MemoryLine('flag');
+      const a = new MemoryLine('a');
+      const wq = new WaitQueue('wq');
+      let done = false;
+      let sleeper: Task | null = null;
+      m.spawn(0, 'spinner', function* () {
+        const w = spinWaitEffect(flag, 'wait');
+        yield readEffect(flag);
+        while (flag.version === 0) yield w;
+        yield* write(a);
+      });
+      sleeper = m.spawn(1, 'sleeper', function* () {
+        yield* block(wq, () => done);
+        yield* ticker(a, 5, 80);
+      });
+      m.spawn(1, 'second', () => ticker(a, 6, 120));
+      m.spawn(2, 'writer', function* () {
+        yield* ticker(a, 8, 100);
+        yield* write(flag);
+        done = true;
+        yield* wakeTask(sleeper!);
+        yield* ticker(a, 8, 60);
+      });
+    });
+  });
+  it('a sender that takes an IPI or a device interrupt while it waits for its own acknowledgement resumes only when the ack arrives', () => {
+    // CPU 2's IPI reaches the waiting sender at a time swept over its wait (before or after the device's
+    // interrupt); after each handler the sender must still wait for CPU 1, whose interrupts are off.
+    for (let at = 0; at <= 3000; at += 250) {
+      const resumed: number[] = [];
+      const r = both(3, (m) => {
+        const a = new MemoryLine('a');
+        m.spawn(0, 'sender', function* () {
+          // A device interrupt of this CPU's own also comes during the wait (its handler acknowledges to this
+          // CPU alone, so nothing else is touched when it ends).
+          yield* raiseDeviceIrq(500, function* () {
+            yield* read(a);
+            yield* delay(30);
+          });
+          yield* sendIpi([1], function* () {
+            yield* write(a);
+          });
+          resumed.push(yield* now());
+          yield* ticker(a, 4, 50);
+        });
+        m.spawn(1, 'irqs-off', function* () {
+          yield* localIrqDisable();
+          for (let i = 0; i < 8; i++) yield* delay(500);
+          yield* localIrqEnable();
+          yield* delay(100);
+        });
+        m.spawn(2, 'other', function* () {
+          yield* delay(at);
+          yield* sendIpi(
+            [0],
+            function* () {
+              yield* read(a);
+              yield* delay(20);
+            },
+            false,
+          );
+          yield* ticker(a, 20, 80);
+        });
+      });
+      // CPU 1 takes the IPI after 4000 ns of interrupts off: the sender goes on after that and its ack.
+      expect(resumed.length).toBe(4); // two cost models, each run by the heap and by the general loop
+      for (const t of resumed) expect(t).toBeGreaterThan(4000);
+      expect(r.ok).toBe(true);
+    }
+  });
+
+  it('a task woken onto a CPU that is in an interrupt handler starts no earlier than its wake-up reaches it', () => {
+    // The wake-up is swept across the handler, so that it lands before, during and after each of its steps.
+    for (let at = 1000; at <= 1700; at += 10) {
+      both(4, (m) => {
+        const wq = new WaitQueue('wq');
+        const a = new MemoryLine('a');
+        let go = false;
+        let sleeper: Task | null = null;
+        sleeper = m.spawn(1, 'sleeper', function* () {
+          // The device's interrupt comes to this CPU while the task sleeps (its handler acknowledges to this
+          // CPU itself, so the handler's last step touches no other CPU).
+          yield* raiseDeviceIrq(1000, function* () {
+            for (let i = 0; i < 6; i++) yield* delay(40);
+          });
+          yield* block(wq, () => go);
+          yield* write(a);
+          yield* delay(30);
+          yield* write(a);
+        });
+        m.spawn(0, 'ticker', () => ticker(a, 40, 50));
+        // A CPU that steps every few ns on a line of its own, so that a step taken early shows in the order.
+        const b = new MemoryLine('b');
+        m.spawn(3, 'dense', () => ticker(b, 700, 2));
+        m.spawn(2, 'waker', function* () {
+          yield* delay(at);
+          go = true;
+          yield* wakeTask(sleeper!);
+          yield* ticker(a, 30, 15);
+        });
+      });
+    }
   });
 });
