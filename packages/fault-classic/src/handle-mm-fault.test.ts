@@ -1,4 +1,4 @@
-import { runSync } from '@spf/machine';
+import { expandCalls, type Kernel, runSync } from '@spf/machine';
 import {
   PAGE_NONE,
   PF_USER,
@@ -18,8 +18,10 @@ import {
   MM_ANONPAGES,
   PROT_READ,
   PROT_WRITE,
+  type LockedPte,
   pteAllocMap,
   pteLockptr,
+  pteOffsetMapLock,
   VM_ACCESS_FLAGS,
   VM_MAYWRITE,
   type VmArea,
@@ -28,6 +30,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { TaskFaultCounters } from './fault-counters.js';
 import {
   FAULT_FLAG_DEFAULT,
+  FAULT_FLAG_ORIG_PTE_VALID,
+  FAULT_FLAG_SPECULATIVE,
   FAULT_FLAG_TRIED,
   FAULT_FLAG_USER,
   FAULT_FLAG_WRITE,
@@ -37,8 +41,9 @@ import {
   VM_FAULT_SIGBUS,
   VM_FAULT_SIGSEGV,
 } from './fault-flags.js';
-import { handleMmFault, mmAccountFault, sanitizeFaultFlags } from './handle-mm-fault.js';
+import { handleMmFault, handlePteFault, mmAccountFault, sanitizeFaultFlags } from './handle-mm-fault.js';
 import { fixtureProblems, makeFixture, TestFile } from './test-support/fixture.js';
+import type { ClassicVmFault, SpeculativeFaultHooks, SpeculativeFileHooks } from './vm-fault.js';
 
 const A = 0x1000_0000;
 const GiB = 1024 * 1024 * 1024;
@@ -283,5 +288,163 @@ describe('mm_account_fault', () => {
     mmAccountFault(fx.env, null, READ, 0);
     mmAccountFault(fx.env, null, READ, VM_FAULT_MAJOR);
     expect([s.pgfault, s.pgmajfault, task.minflt, task.majflt]).toEqual([7, 3, 1, 2]);
+  });
+});
+
+describe('handle_pte_fault for a present PTE (classic fault)', () => {
+  it('reads the PMD and the PTE once without the lock, then takes pte_lockptr() of that PMD: no second walk', () => {
+    const fx = makeFixture();
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    expect(fx.touch(A, 'w', 5)).toMatchObject({ ok: true });
+    const ptep = runSync(pteAllocMap(fx.env, fx.mm, A));
+    fx.pt.writeEntry(ptep, pteMkold(fx.pte(A)) & ~(1n << 6n)); // old and clean
+    const vmf = fx.vmfAt(A, FAULT_FLAG_WRITE);
+    const labels: string[] = [];
+    const code = expandCalls(handlePteFault(vmf));
+    const ret = runSync(
+      (function* (): Kernel<number> {
+        let r = code.next();
+        while (!r.done) {
+          const e = r.value as { label?: string };
+          if (e.label !== undefined) labels.push(e.label);
+          r = code.next(yield r.value);
+        }
+        return r.value;
+      })(),
+    );
+    expect(ret).toBe(0);
+    expect(pteDirty(fx.pte(A)) && pteYoung(fx.pte(A))).toBe(true);
+    // pmdp_get and pte_offset_map once each (handle_pte_fault's own reads), and no pte_offset_map_lock() re-walk.
+    expect(labels.filter((l) => l === 'pmdp_get')).toHaveLength(1);
+    expect(labels.filter((l) => l === 'pte_offset_map')).toHaveLength(1);
+  });
+});
+
+describe('handle_pte_fault for a speculative fault (FAULT_FLAG_SPECULATIVE)', () => {
+  /** A design's pte_map_lock that succeeds (pte_offset_map_lock) or refuses, counting its calls. */
+  function hooks(succeed: boolean, file: SpeculativeFileHooks | null = null) {
+    const h = {
+      calls: 0,
+      file,
+      *pteMapLock(vmf: ClassicVmFault) {
+        h.calls++;
+        if (!succeed) return null;
+        return (yield* pteOffsetMapLock(vmf.mm.pgd, vmf.pmd, vmf.address)) as LockedPte | null;
+      },
+    };
+    return h;
+  }
+
+  /** File hooks that let a speculative file fault go on, recording the section. */
+  function fileHooks(): SpeculativeFileHooks & { log: string[] } {
+    const log: string[] = [];
+    return {
+      log,
+      *fileAccessBegin() {
+        log.push('begin');
+        return true;
+      },
+      *fileAccessEnd() {
+        log.push('end');
+      },
+      checks: { pageMappingRecheck: true },
+      aborted(reason) {
+        log.push(`aborted ${reason}`);
+      },
+    };
+  }
+
+  /** The fault as the design's page walk hands it over: the PMD and PTE it read (`pte` null for a none PTE). */
+  function speculativeVmf(
+    fx: ReturnType<typeof makeFixture>,
+    flags: number,
+    h: SpeculativeFaultHooks,
+    seen?: { pte: number | null; origPte: bigint },
+  ): ClassicVmFault {
+    const base = fx.vmfAt(A, flags | FAULT_FLAG_SPECULATIVE);
+    runSync(pteAllocMap(fx.env, fx.mm, A));
+    const ptep = runSync(fx.pt.pteOffsetMap(base.pmd, A)) as number;
+    const origPte = runSync(fx.pt.ptepGet(ptep));
+    return {
+      ...base,
+      flags: base.flags | FAULT_FLAG_ORIG_PTE_VALID,
+      pte: seen ? seen.pte : origPte === 0n ? null : ptep,
+      origPte: seen ? seen.origPte : origPte,
+      origPmd: runSync(fx.pt.pmdpGet(base.pmd)),
+      speculative: h,
+    };
+  }
+
+  it('takes the PTE lock through the design, sets A/D, and gives up with VM_FAULT_RETRY when the design refuses', () => {
+    const fx = makeFixture();
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    expect(fx.touch(A, 'w', 5)).toMatchObject({ ok: true });
+    const ptep = runSync(pteAllocMap(fx.env, fx.mm, A));
+    const old = pteMkold(fx.pte(A)) & ~(1n << 6n); // old and clean, still writable
+    fx.pt.writeEntry(ptep, old);
+    const refuse = hooks(false);
+    expect(runSync(handlePteFault(speculativeVmf(fx, FAULT_FLAG_WRITE, refuse)))).toBe(VM_FAULT_RETRY);
+    expect(refuse.calls).toBe(1);
+    expect(fx.pte(A)).toBe(old);
+    const ok = hooks(true);
+    expect(runSync(handlePteFault(speculativeVmf(fx, FAULT_FLAG_WRITE, ok)))).toBe(0);
+    expect(ok.calls).toBe(1);
+    expect([pteYoung(fx.pte(A)), pteDirty(fx.pte(A)), ptePfn(fx.pte(A))]).toEqual([true, true, ptePfn(old)]);
+    expect(pteLockptr(fx.pt, fx.pt.readEntry(fx.vmfAt(A, 0).pmd)).isLocked()).toBe(false);
+  });
+
+  it('works on the PTE the design read, not on a fresh read: a PTE mapped since is left alone', () => {
+    const fx = makeFixture();
+    fx.mmapAnon(A, 1, PROT_READ | PROT_WRITE);
+    // The walk saw no PTE; meanwhile another fault mapped the zero page (read-only).
+    const h = hooks(true);
+    const vmf = speculativeVmf(fx, FAULT_FLAG_WRITE, h, { pte: null, origPte: 0n });
+    expect(fx.touch(A, 'r')).toMatchObject({ ok: true });
+    const zero = fx.pte(A);
+    expect(ptePfn(zero)).toBe(fx.mem.zeroPfn);
+    const free = fx.mem.freeCount;
+    // do_anonymous_page finds the PTE changed under the lock and backs out; the write is retried by the
+    // user access, not turned into a copy-on-write of the zero page here.
+    expect(runSync(handlePteFault(vmf))).toBe(0);
+    expect(fx.pte(A)).toBe(zero);
+    expect(fx.mem.freeCount).toBe(free);
+  });
+
+  it('a file fault goes on only with the design’s file hooks and a file type that allows it (vm_ops->speculative)', () => {
+    for (const [withHooks, speculative, goes] of [
+      [false, undefined, false],
+      [false, true, false],
+      [true, undefined, false],
+      [true, false, false],
+      [true, true, true],
+    ] as const) {
+      const fx = makeFixture();
+      const file = new TestFile(fx.mem);
+      const mf = file.mmapFile();
+      // ->map_pages (fault-around) maps nothing here, but it too may only run inside the design's file section.
+      let mapPagesCalls = 0;
+      const ops = {
+        ...mf.ops,
+        speculative,
+        *mapPages(): Kernel<number> {
+          mapPagesCalls++;
+          return 0;
+        },
+      };
+      fx.mmapFile(A, 1, PROT_READ, MAP_PRIVATE, { ...mf, ops });
+      const fh = fileHooks();
+      const h = hooks(true, withHooks ? fh : null);
+      const ret = runSync(handlePteFault(speculativeVmf(fx, 0, h)));
+      expect({ withHooks, speculative, ret, faultCalls: file.faultCalls, mapPagesCalls }).toEqual({
+        withHooks,
+        speculative,
+        ret: goes ? 0 : VM_FAULT_RETRY,
+        faultCalls: goes ? 1 : 0,
+        mapPagesCalls: goes ? 1 : 0,
+      });
+      expect(fh.log).toEqual(goes ? ['begin', 'end', 'begin', 'end'] : []);
+      if (goes) expect(ptePfn(fx.pte(A))).toBe(file.cachePage(0).pfn);
+      else expect(fx.pte(A)).toBe(0n);
+    }
   });
 });
