@@ -1,5 +1,5 @@
 import { Rcu } from '@spf/locks';
-import { type Kernel, Machine, runSync, UseAfterFreeError } from '@spf/machine';
+import { EffectKind, type Kernel, Machine, runSync, UseAfterFreeError } from '@spf/machine';
 import { PhysicalMemory } from '@spf/pagetable';
 import { describe, expect, it } from 'vitest';
 import { anonVmaPrepare } from './anon-vma.js';
@@ -40,6 +40,7 @@ import {
   VM_WRITE,
 } from './vm-flags.js';
 import { vmaIsWriteLocked, vmaStartWrite } from './vma-lock.js';
+import { VmaRbTree } from './vma-rbtree.js';
 
 const P = 4096;
 const A = 0x1000_0000;
@@ -706,5 +707,77 @@ describe('VMA lifetime: remove_vma(), get_vma()/put_vma(), vm_rcu_put()', () => 
     expect(() => runSync(getVmaNotZero(vma))).toThrow(UseAfterFreeError);
     expect(() => runSync(getVmaNotZero(vma))).toThrow(/^vma refcount accessed freed/);
     expect(() => runSync(getVma(vma))).toThrow(/^get_vma accessed freed/);
+  });
+});
+
+describe("MmStruct: SPF v12's rbtree (spfV12.rbtree)", () => {
+  it('is kept only with spfV12.rbtree, named after the mm', () => {
+    expect(new MmStruct().rbTree).toBeNull();
+    expect(new MmStruct({ spfV12: { rcuPut: true } }).rbTree).toBeNull();
+    expect(new MmStruct({ spfV12: { rcuPut: true, rbtree: false } }).rbTree).toBeNull();
+    const mm = new MmStruct({ spfV12: { rcuPut: true, rbtree: true } });
+    expect(mm.rbTree).toBeInstanceOf(VmaRbTree);
+    expect(mm.rbTree?.rootLine.label).toBe(`${mm.name}->mm_rb`);
+  });
+
+  it('the lockless find_vma walks the rbtree instead of the B+tree', () => {
+    const mm = new MmStruct({ spfV12: { rcuPut: true, rbtree: true } });
+    map(mm, A, 1);
+    map(mm, A + 2 * P, 1);
+    const rb = mm.rbTree as VmaRbTree;
+    expect(runSync(mm.findVmaRcu(A + 2 * P))).toBe(mm.findVma(A + 2 * P));
+    // An rbtree that lost its root: the walk finds nothing, though the B+tree has the VMA.
+    const root = rb.root;
+    rb.root = null;
+    expect(runSync(mm.findVmaRcu(A + 2 * P))).toBeNull();
+    expect(mm.findVma(A + 2 * P)).not.toBeNull();
+    rb.root = root;
+    // Without the rbtree the same lookup walks the B+tree.
+    const plain = new MmStruct({ spfV12: { rcuPut: true } });
+    map(plain, A, 1);
+    expect(runSync(plain.findVmaRcu(A))).toBe(plain.findVma(A));
+  });
+
+  it('commitTree erases what the B+tree lost, then links what it gained in address order, each in its own mm_seq section', () => {
+    const mm = new MmStruct({ spfV12: { rcuPut: true, rbtree: true } });
+    map(mm, A, 1);
+    map(mm, A + 4 * P, 1);
+    const rb = mm.rbTree as VmaRbTree;
+    const [gone, stays] = [...mm.vmas()];
+    const staysNode = rb.nodeOf(stays);
+    expect(mm.spfTreeSeq.peek()).toBe(4);
+    const low = new VmArea(mm, A + 2 * P, A + 3 * P, VM_READ, 0);
+    const high = new VmArea(mm, A + 6 * P, A + 7 * P, VM_READ, 0);
+    const tx = mm.beginTree();
+    tx.remove(gone.vmEnd);
+    tx.insert(high.vmStart, high.vmEnd, high);
+    tx.insert(low.vmStart, low.vmEnd, low);
+    // At each store to the rbtree: mm_seq, and which of the three VMAs are linked.
+    const seen: string[] = [];
+    const nodeLines = new Set([rb.rootLine, ...[gone, stays, low, high].map((v) => v.line)]);
+    runSync(
+      (function* () {
+        const code = mm.commitTree(tx);
+        let resume: unknown;
+        for (;;) {
+          const r = code.next(resume);
+          if (r.done) return;
+          const e = r.value;
+          if (e.kind === EffectKind.Write && nodeLines.has(e.line)) {
+            const linked = [gone, low, high].map((v) => (rb.has(v) ? 1 : 0)).join('');
+            const s = `seq ${mm.spfTreeSeq.peek()}: ${linked}`;
+            if (seen[seen.length - 1] !== s) seen.push(s);
+          }
+          resume = yield r.value;
+        }
+      })(),
+    );
+    // The erase (only its section's stores), then the lower new VMA, then the higher: three sections; the
+    // B+tree's own publication has none.
+    expect(seen).toEqual(['seq 5: 000', 'seq 7: 010', 'seq 9: 011']);
+    expect(mm.spfTreeSeq.peek()).toBe(10);
+    expect(rb.validate([low, stays, high])).toEqual([]);
+    // The VMA that stayed kept its node (nothing re-linked it).
+    expect(rb.nodeOf(stays)).toBe(staysNode);
   });
 });

@@ -273,6 +273,7 @@ function stores(rb: VmaRbTree, v: VmArea[], writer: Kernel<unknown>): string[] {
     const e = r.value;
     r = writer.next();
     if (e.kind !== EffectKind.Write) throw new Error(`the writer made a ${e.kind} effect`);
+    walksEnd(rb, v);
     const label = (e as { label?: string }).label;
     if (e.line === rb.rootLine) {
       // __rb_change_child()'s WRITE_ONCE(root->rb_node), or rb_link_node() linking the first node.
@@ -293,6 +294,21 @@ function stores(rb: VmaRbTree, v: VmArea[], writer: Kernel<unknown>): string[] {
     else throw new Error(`unknown store ${label}`);
   }
   return out;
+}
+
+/**
+ * lib/rbtree.c's lockless guarantee between two stores of an update: a find_vma() walk for any address ends,
+ * after at most one read per node the tree ever held (no store makes the child links loop).
+ */
+function walksEnd(rb: VmaRbTree, v: VmArea[]): void {
+  for (const addr of [0, ...v.flatMap((x) => [x.vmStart, x.vmEnd])]) {
+    const walk = rb.findRcu(addr);
+    let reads = 0;
+    while (walk.next().done !== true) {
+      reads++;
+      if (reads > v.length + 1) throw new Error(`the walk for ${addr.toString(16)} loops`);
+    }
+  }
 }
 
 /** The stores of linking `v[i]` into the tree built by `order`; the tree is then checked. */

@@ -174,6 +174,40 @@ function withWrites<T>(code: Kernel<T>): { result: T; writes: string[] } {
   return { result, writes };
 }
 
+describe('page-table allocation: what the trace shows', () => {
+  it('names each step of __pud_alloc(), __pmd_alloc() and __pte_alloc(): the zeroing, the check under the lock, the populate', () => {
+    const mem = new PhysicalMemory({ size: 4 * MiB });
+    const env = makeMemoryEnv({ mem });
+    const mm = new MmStruct({ pageTables: PagetableOps.factory({ env }) });
+    const labels: string[] = [];
+    runSync(
+      (function* () {
+        const code = pteAllocMap(env, mm, VA);
+        let resume: unknown;
+        for (;;) {
+          const r = code.next(resume);
+          if (r.done) return r.value;
+          const label = (r.value as { label?: string }).label;
+          if (label !== undefined && /populate|clear_page/.test(label)) labels.push(label);
+          resume = yield r.value;
+        }
+      })(),
+    );
+    // PUD and page directory under page_table_lock (re-checked before populating), the PTE table under the
+    // PMD's split lock (pmd_install()).
+    expect(labels).toEqual([
+      'clear_page (page table)',
+      'populate check',
+      'populate',
+      'clear_page (page table)',
+      'populate check',
+      'populate',
+      'clear_page (page table)',
+      'pmd_populate',
+    ]);
+  });
+});
+
 describe('pgtableAllocUnderPtl: every missing table installed with page_table_lock held by the caller', () => {
   it('installs the PUD, page directory and PTE tables once, each linked in its parent; a second call costs nothing', () => {
     const mem = new PhysicalMemory({ size: 4 * MiB });
