@@ -37,6 +37,8 @@ function baseReservedMask(maxPhyAddr: number, nxe: boolean): bigint {
 
 /** Memo of {@link baseReservedMask} split into 32-bit halves: [low, high], by MAXPHYADDR and NXE. */
 const baseMaskHalves = new Map<number, readonly [number, number]>();
+let lastHalvesKey = -1;
+let lastHalves: readonly [number, number] | undefined;
 
 /**
  * Whether a present entry at `level`, given as its 32-bit halves, has a reserved bit set: the same rule as
@@ -44,12 +46,15 @@ const baseMaskHalves = new Map<number, readonly [number, number]>();
  */
 export function reservedBitsSetHalves(lo: number, hi: number, level: number, regs: PagingRegs): boolean {
   const key = regs.maxPhyAddr * 2 + (regs.nxe ? 1 : 0);
-  let halves = baseMaskHalves.get(key);
+  // The last key's halves first: a machine's walks all ask for the same one, several times per walk.
+  let halves = key === lastHalvesKey ? lastHalves : baseMaskHalves.get(key);
   if (halves === undefined) {
     const mask = baseReservedMask(regs.maxPhyAddr, regs.nxe);
     halves = [Number(mask & 0xffff_ffffn), Number(mask >> 32n)];
     baseMaskHalves.set(key, halves);
   }
+  lastHalvesKey = key;
+  lastHalves = halves;
   let maskLo = halves[0];
   const ps = (lo & 0x80) !== 0;
   if (level >= 4 || (level === 3 && regs.features?.pdpe1gb === false)) maskLo |= 0x80;
