@@ -58,8 +58,11 @@ export class Refcount {
 
   /** `refcount_inc()`: one locked add; warns on addition to 0 or overflow. */
   *inc(): Kernel<void> {
-    const old = yield* this.refs.fetchAdd(1);
-    this.refs.value = i32(this.refs.value);
+    // The locked add is AtomicCell.fetchAdd() inlined (its RMW effect, then the update): no frame of its own.
+    const refs = this.refs;
+    yield refs.line.rmwEffect;
+    const old = refs.value;
+    refs.value = i32(old + 1);
     if (old === 0) yield* this.saturate('add-uaf', 'refcount_inc');
     else if (old < 0 || i32(old + 1) < 0) yield* this.saturate('add-ovf', 'refcount_inc');
   }
@@ -80,7 +83,11 @@ export class Refcount {
 
   /** `refcount_dec_and_test()`: drops a reference; true if it was the last one (free the object now). */
   *decAndTest(): Kernel<boolean> {
-    const old = yield* this.refs.fetchAdd(-1);
+    // AtomicCell.fetchAdd(-1) inlined, as in inc().
+    const refs = this.refs;
+    yield refs.line.rmwEffect;
+    const old = refs.value;
+    refs.value = old - 1;
     if (old === 1) return true;
     if (old < 0 || old - 1 < 0) yield* this.saturate('sub-uaf', 'refcount_dec_and_test');
     return false;

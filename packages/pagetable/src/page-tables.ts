@@ -170,6 +170,10 @@ export class PageTables {
   pudpGetEffect(pudp: number): MemoryEffect {
     return readEffect(this.mem.lineOf(pudp), 'pudp_get');
   }
+  /** The read effect of {@link pgdpGet}. */
+  pgdpGetEffect(pgdp: number): MemoryEffect {
+    return readEffect(this.mem.lineOf(pgdp), 'pgdp_get');
+  }
   /** The read effect of {@link p4dpGet}. */
   p4dpGetEffect(p4dp: number): MemoryEffect {
     return readEffect(this.mem.lineOf(p4dp), 'p4dp_get');
@@ -200,8 +204,8 @@ export class PageTables {
   }
   /** `pgdp_get()`. */
   *pgdpGet(pgdp: number): Kernel<bigint> {
-    yield readEffect(this.mem.lineOf(pgdp), 'pgdp_get');
-    return this.mem.read64(pgdp);
+    yield this.pgdpGetEffect(pgdp);
+    return this.entry(pgdp);
   }
 
   // ---- offsets --------------------------------------------------------------------------------

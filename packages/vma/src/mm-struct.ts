@@ -567,9 +567,11 @@ export function* getVmaNotZero(vma: VmArea): Kernel<boolean> {
  * under RCU, which the tree's reference keeps allocated until a grace period after it is unlinked
  * ({@link vmRcuPut}). An access to a freed VMA is reported as a use-after-free.
  */
-export function* getVma(vma: VmArea): Kernel<void> {
+export function getVma(vma: VmArea): Kernel<void> {
+  // The refcount's own kernel code, not wrapped in a generator of ours; `yield* getVma(vma)` checks the VMA
+  // at the same point as a generator would (yield* starts it at once).
   vma.checkLive('get_vma');
-  yield* vma.refCount.inc();
+  return vma.refCount.inc();
 }
 
 /**

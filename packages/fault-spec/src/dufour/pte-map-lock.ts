@@ -25,7 +25,8 @@ export function* dufourPteMapLock(s: SpeculativeFaultState, vmf: ClassicVmFault)
     if (irqs !== null) yield* localIrqRestore(irqs);
     return null;
   }
-  const pmdval = yield* pt.pmdpGet(vmf.pmd);
+  yield pt.pmdpGetEffect(vmf.pmd); // pmdp_get(), inline form
+  const pmdval = pt.entry(vmf.pmd);
   if (checks.pmdSame && pmdval !== vmf.origPmd) {
     counters.spf_pmd_changed++;
     if (irqs !== null) yield* localIrqRestore(irqs);

@@ -31,25 +31,35 @@ export function* readPageTableEntries(s: SpeculativeFaultState): Kernel<Speculat
   const pt = s.mm.pgd;
   const addr = s.address - (s.address % PAGE_SIZE);
   const pgdp = pt.pgdOffset(addr);
+  // Each entry read is PageTables' inline form (`yield pt.xxxEffect(p)`, then `pt.entry(p)`): the same reads,
+  // in the same order, as pgdp_get() ... ptep_get(), without a generator frame each.
   let p4dp = pgdp;
   if (pt.la57) {
-    if (pgdNone(yield* pt.pgdpGet(pgdp))) return 'missing';
+    yield pt.pgdpGetEffect(pgdp);
+    if (pgdNone(pt.entry(pgdp))) return 'missing';
     p4dp = yield* pt.p4dOffset(pgdp, addr);
   }
-  if (pudNone(yield* pt.p4dpGet(p4dp))) return 'missing';
-  const pudp = yield* pt.pudOffset(p4dp, addr);
-  const pud = yield* pt.pudpGet(pudp);
+  yield pt.p4dpGetEffect(p4dp);
+  if (pudNone(pt.entry(p4dp))) return 'missing';
+  yield pt.pudOffsetEffect(p4dp);
+  const pudp = pt.lowerEntryPointer(pt.entry(p4dp), addr, 3);
+  yield pt.pudpGetEffect(pudp);
+  const pud = pt.entry(pudp);
   if (pudNone(pud)) return 'missing';
   if (pudLeaf(pud)) return 'huge';
-  const pmdp = yield* pt.pmdOffset(pudp, addr);
-  const pmd = yield* pt.pmdpGet(pmdp);
+  yield pt.pmdOffsetEffect(pudp);
+  const pmdp = pt.lowerEntryPointer(pt.entry(pudp), addr, 2);
+  yield pt.pmdpGetEffect(pmdp);
+  const pmd = pt.entry(pmdp);
   if (pmdNone(pmd)) return 'missing';
   if (pmdLeaf(pmd)) return 'huge';
-  const ptep = yield* pt.pteOffsetMap(pmdp, addr);
+  yield pt.pteOffsetMapEffect(pmdp);
+  const ptep = pt.pteOffsetIn(pt.entry(pmdp), addr);
   if (ptep === null) return 'huge';
   s.pmdp = pmdp;
   s.origPmd = pmd;
   s.ptep = ptep;
-  s.origPte = yield* pt.ptepGet(ptep);
+  yield pt.ptepGetEffect(ptep);
+  s.origPte = pt.entry(ptep);
   return 'ok';
 }

@@ -19,7 +19,6 @@ import {
 } from '@spf/fault-classic';
 import { call, type Kernel, readEffect } from '@spf/machine';
 import {
-  entryTablePa,
   PAGE_SIZE,
   p4dNone,
   pgdNone,
@@ -30,7 +29,6 @@ import {
   pteWrite,
   PF_WRITE,
   pudNone,
-  tableIndex,
 } from '@spf/pagetable';
 import { type MmConfig, pgtableAllocUnderPtl, VM_SHARED, type VmArea } from '@spf/vma';
 import {
@@ -70,19 +68,30 @@ function* speculativeWalk(state: LespinasseSpfState, addr: number): Kernel<WalkR
   const pt = mm.pgd;
   yield* speculativePageWalkBegin(mm, state.walkGuard);
   try {
+    // Each entry read is PageTables' inline form (`yield pt.xxxEffect(p)`, then `pt.entry(p)`): the same reads,
+    // in the same order, as pgdp_get() ... ptep_get(), without a generator frame each.
     const pgdp = pt.pgdOffset(addr);
-    if (pgdNone(yield* pt.pgdpGet(pgdp))) return { kind: 'missing', level: 'SPF_ABORT_PUD' };
-    const p4dp = yield* pt.p4dOffset(pgdp, addr);
-    if (pt.la57 && p4dNone(yield* pt.p4dpGet(p4dp))) return { kind: 'missing', level: 'SPF_ABORT_PUD' };
-    const pudp = yield* pt.pudOffset(p4dp, addr);
-    if (pudNone(yield* pt.pudpGet(pudp))) return { kind: 'missing', level: 'SPF_ABORT_PUD' };
-    const pmdp = yield* pt.pmdOffset(pudp, addr);
-    const pmdval = yield* pt.pmdpGet(pmdp);
+    yield pt.pgdpGetEffect(pgdp);
+    if (pgdNone(pt.entry(pgdp))) return { kind: 'missing', level: 'SPF_ABORT_PUD' };
+    const p4dp = pt.la57 ? yield* pt.p4dOffset(pgdp, addr) : pgdp; // folded with 4-level paging
+    if (pt.la57) {
+      yield pt.p4dpGetEffect(p4dp);
+      if (p4dNone(pt.entry(p4dp))) return { kind: 'missing', level: 'SPF_ABORT_PUD' };
+    }
+    yield pt.pudOffsetEffect(p4dp);
+    const pudp = pt.lowerEntryPointer(pt.entry(p4dp), addr, 3);
+    yield pt.pudpGetEffect(pudp);
+    if (pudNone(pt.entry(pudp))) return { kind: 'missing', level: 'SPF_ABORT_PUD' };
+    yield pt.pmdOffsetEffect(pudp);
+    const pmdp = pt.lowerEntryPointer(pt.entry(pudp), addr, 2);
+    yield pt.pmdpGetEffect(pmdp);
+    const pmdval = pt.entry(pmdp);
     if (pmdNone(pmdval)) return { kind: 'missing', level: 'SPF_ABORT_PMD' };
     // pte_offset_map() on the PMD value just read (vmf.orig_pmd), not on a second read of the entry: a
     // concurrent free_pgtables() may clear the PMD now, but the table itself stays until the walk ends.
-    const ptep = entryTablePa(pmdval) + tableIndex(addr, 1) * 8;
-    const pte = yield* pt.ptepGet(ptep);
+    const ptep = pt.lowerEntryPointer(pmdval, addr, 1);
+    yield pt.ptepGetEffect(ptep);
+    const pte = pt.entry(ptep);
     return { kind: 'ok', pmdp, pmdval, ptep, pte };
   } finally {
     yield* speculativePageWalkEnd(mm, state.walkGuard);

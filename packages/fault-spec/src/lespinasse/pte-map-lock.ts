@@ -1,6 +1,5 @@
 import type { ClassicVmFault } from '@spf/fault-classic';
 import type { Kernel } from '@spf/machine';
-import { entryTablePa, tableIndex } from '@spf/pagetable';
 import { type LockedPte, pteLockptr } from '@spf/vma';
 import type { LespinasseSpfState } from './lespinasse-state.js';
 import { mmapSeqReadCheck } from './mmap-seq.js';
@@ -35,14 +34,15 @@ export function* lespinassePteMapLock(
     yield* speculativePageWalkEnd(mm, state.walkGuard);
     return null;
   }
-  const pmdval = yield* pt.pmdpGet(vmf.pmd);
+  yield pt.pmdpGetEffect(vmf.pmd); // pmdp_get(), inline form
+  const pmdval = pt.entry(vmf.pmd);
   if (checks.pmdSame && pmdval !== vmf.origPmd) {
     counters.SPF_ABORT_PTE_MAP_LOCK_PMD++;
     yield* speculativePageWalkEnd(mm, state.walkGuard);
     return null;
   }
   const ptl = pteLockptr(pt, pmdval);
-  const ptep = vmf.pte ?? entryTablePa(pmdval) + tableIndex(vmf.address, 1) * 8;
+  const ptep = vmf.pte ?? pt.lowerEntryPointer(pmdval, vmf.address, 1);
   if (checks.ptlTrylock) {
     if (!(yield* ptl.trylock())) {
       counters.SPF_ABORT_PTE_MAP_LOCK_PTL++;
