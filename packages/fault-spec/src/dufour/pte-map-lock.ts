@@ -1,4 +1,4 @@
-import { type Kernel, localIrqRestore, localIrqSave } from '@spf/machine';
+import { type Kernel, irqDisableEffect, irqRestoreEffect } from '@spf/machine';
 import type { ClassicVmFault } from '@spf/fault-classic';
 import { type LockedPte, pteLockptr } from '@spf/vma';
 import type { SpeculativeFaultState } from './speculative-fault-state.js';
@@ -19,24 +19,24 @@ import { vmaHasChanged } from './vma-has-changed.js';
 export function* dufourPteMapLock(s: SpeculativeFaultState, vmf: ClassicVmFault): Kernel<LockedPte | null> {
   const { checks, counters } = s;
   const pt = s.mm.pgd;
-  const irqs = checks.irqOffWalk ? yield* localIrqSave() : null;
+  const irqs = checks.irqOffWalk ? ((yield irqDisableEffect) as boolean) : null;
   if (checks.vmaChangedBeforeLock && (yield* vmaHasChanged(s))) {
     counters.spf_vma_changed++;
-    if (irqs !== null) yield* localIrqRestore(irqs);
+    if (irqs !== null) yield irqRestoreEffect(irqs);
     return null;
   }
   yield pt.pmdpGetEffect(vmf.pmd); // pmdp_get(), inline form
   const pmdval = pt.entry(vmf.pmd);
   if (checks.pmdSame && pmdval !== vmf.origPmd) {
     counters.spf_pmd_changed++;
-    if (irqs !== null) yield* localIrqRestore(irqs);
+    if (irqs !== null) yield irqRestoreEffect(irqs);
     return null;
   }
   const ptl = pteLockptr(pt, pmdval);
   if (checks.ptlTrylock) {
     if (!(yield* ptl.trylock())) {
       counters.spf_pte_lock++;
-      if (irqs !== null) yield* localIrqRestore(irqs);
+      if (irqs !== null) yield irqRestoreEffect(irqs);
       return null;
     }
   } else {
@@ -45,9 +45,9 @@ export function* dufourPteMapLock(s: SpeculativeFaultState, vmf: ClassicVmFault)
   if (checks.ptlRecheck && (yield* vmaHasChanged(s))) {
     yield* ptl.unlock();
     counters.spf_vma_changed++;
-    if (irqs !== null) yield* localIrqRestore(irqs);
+    if (irqs !== null) yield irqRestoreEffect(irqs);
     return null;
   }
-  if (irqs !== null) yield* localIrqRestore(irqs);
+  if (irqs !== null) yield irqRestoreEffect(irqs);
   return { ptep: s.ptep, ptl };
 }

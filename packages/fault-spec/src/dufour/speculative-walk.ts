@@ -1,4 +1,4 @@
-import { type Kernel, localIrqRestore, localIrqSave } from '@spf/machine';
+import { type Kernel, irqDisableEffect, irqRestoreEffect } from '@spf/machine';
 import { PAGE_SIZE, pgdNone, pmdLeaf, pmdNone, pudLeaf, pudNone } from '@spf/pagetable';
 import type { SpeculativeFaultState } from './speculative-fault-state.js';
 
@@ -14,11 +14,11 @@ export type SpeculativeWalkResult = 'ok' | 'missing' | 'huge';
  * Fills `pmdp`, `origPmd`, `ptep` and `origPte` of the state.
  */
 export function* speculativeWalk(s: SpeculativeFaultState): Kernel<SpeculativeWalkResult> {
-  const irqs = s.checks.irqOffWalk ? yield* localIrqSave() : null;
+  const irqs = s.checks.irqOffWalk ? ((yield irqDisableEffect) as boolean) : null;
   try {
     return yield* readPageTableEntries(s);
   } finally {
-    if (irqs !== null) yield* localIrqRestore(irqs);
+    if (irqs !== null) yield irqRestoreEffect(irqs);
   }
 }
 
