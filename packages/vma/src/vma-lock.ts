@@ -214,8 +214,8 @@ export function* vmaStartRead(vma: VmArea, steps: VmaStartReadSteps = LINUX_STAR
 }
 
 /** Models `vma_end_read()`. */
-export function* vmaEndRead(vma: VmArea): Kernel<void> {
-  yield* vma.vmLock.upRead();
+export function vmaEndRead(vma: VmArea): Kernel<void> {
+  return vma.vmLock.upRead(); // the lock's own kernel code, not wrapped in a generator of ours
 }
 
 /** Whether the VMA is write-locked in the current mmap write section (`vma_assert_write_locked`). */
