@@ -88,6 +88,17 @@ class StopRun extends Error {}
 const PHYS_TABLE_FRAMES = 1 << 22;
 
 /**
+ * When the next step of task `t`, current on CPU `c` and running no interrupt, can begin: not before its wake-up.
+ * A delay's effect (the code after it) happens when the delay ends, so the CPU is ordered by that time: code
+ * after `delay(5000)` must see what other CPUs did during those 5 us.
+ */
+function taskReadyAt(c: Cpu, t: Task): number {
+  const base = t.wokenAt > c.clock ? t.wokenAt : c.clock;
+  const e = t.pending;
+  return e !== undefined && e.kind === EffectKind.Delay && e.ns > 0 ? base + e.ns : base;
+}
+
+/**
  * A simulated x86-64 SMP machine. Build one, {@link Machine.spawn} tasks onto its CPUs, then
  * {@link Machine.run} it under a policy. Every run is reproducible from its configuration, seed and
  * policy; a failing run reports a schedule string that {@link replay} turns back into the same run.
@@ -601,9 +612,7 @@ export class Machine implements SchedulerView {
         this.dirtyCount = 0;
         if (this.ring !== null) this.ring.leave(id);
         this.en[id] = 1;
-        const base = t.wokenAt > c.clock ? t.wokenAt : c.clock;
-        const e = t.pending;
-        this.heap.set(id, e !== undefined && e.kind === EffectKind.Delay && e.ns > 0 ? base + e.ns : base);
+        this.heap.set(id, taskReadyAt(c, t));
         return;
       }
     }
@@ -638,11 +647,7 @@ export class Machine implements SchedulerView {
       return ack > c.clock ? ack : c.clock;
     }
     const t = c.current;
-    const base = t !== null && t.wokenAt > c.clock ? t.wokenAt : c.clock;
-    // A delay's effect (the code after it) happens when the delay ends, so order the CPU by that time: code
-    // after `delay(5000)` must see what other CPUs did during those 5 us.
-    const e = t?.pending;
-    return e !== undefined && e.kind === EffectKind.Delay && e.ns > 0 ? base + e.ns : base;
+    return t === null ? c.clock : taskReadyAt(c, t);
   }
 
   /**
