@@ -8,7 +8,7 @@ import {
   reservedBitsSetHalves,
   rightsAllow,
 } from './paging-rules.js';
-import type { PhysicalMemory } from './physical-memory.js';
+import { entryFromHalves, type PhysicalMemory } from './physical-memory.js';
 import type { PageSize, PagingRegs, WalkAccess, WalkResult } from './walker.js';
 import { PF_P, PF_PK, PF_RSVD } from './walker.js';
 
@@ -38,10 +38,6 @@ function walkFault(va: bigint, accessBits: number, bits: number): KernelWalkOutc
   };
 }
 
-/** The 64-bit entry with halves `hi`:`lo` as a bigint. */
-function entryOf(hi: number, lo: number): bigint {
-  return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
-}
 
 /**
  * The hardware page walk as kernel code for a Machine: the same rules as `referenceWalk` (Intel SDM Vol. 3A,
@@ -134,7 +130,7 @@ export function* kernelWalk(
       mem.setLowBits(upa, bits);
       if (i === last) leafLo = (nowLo | bits) >>> 0;
     }
-    const leaf = entryOf(leafHi, leafLo);
+    const leaf = entryFromHalves(leafHi, leafLo);
     const pageSize = (leafLevel === 1 ? 4096 : leafLevel === 2 ? 2097152 : 1073741824) as PageSize;
     const pa = (leaf & LEAF_FRAME_MASK[leafLevel]) | (va & PAGE_OFFSET_MASK[leafLevel]);
     return { result: { ok: true, pa, pageSize }, leaf, rights };

@@ -422,15 +422,14 @@ export class Mmu {
     // A safe-integer address (a user address, as the kernel passes them) is checked and split without a BigInt;
     // the BigInt is made only for a walk or a fault, which need it. Anything else takes the BigInt path, whose
     // conversion refuses what is not an integer.
-    const small = typeof va === 'number' && Number.isSafeInteger(va);
-    let big = small ? 0n : BigInt(va);
-    if (!(small ? isCanonical(va, st.la57) : isCanonical(big, st.la57))) return { ok: false, fault: 'GP' };
+    const addr = typeof va === 'number' && Number.isSafeInteger(va) ? va : BigInt(va);
+    if (!isCanonical(addr, st.la57)) return { ok: false, fault: 'GP' };
     if (this.walker !== null) return this.translate(cpu, va, access);
     const acc = accessBits(access);
-    const [hi, lo] = split(small ? va : big);
+    const [hi, lo] = split(addr);
     const hit = this.tlbLookup(st, hi, lo, acc);
     if (hit >= 0) return { ok: true, pa: BigInt(hit), pageSize: this.lastPageSize };
-    if (small) big = BigInt(va);
+    const big = BigInt(addr);
     if (hit === -2) {
       st.cr2 = big;
       return { ok: false, fault: 'PF', errorCode: this.fault.errorCode, cr2: big };

@@ -14,6 +14,11 @@ import { Page, PG } from './page.js';
 /** Largest buddy order: 2^18 frames = 1 GiB (`MAX_PAGE_ORDER` is 10 in Linux; we allow gigantic blocks). */
 export const MAX_ORDER = 18;
 
+/** The 64-bit entry whose bits 63:32 are `hi` and bits 31:0 are `lo`, as a bigint (one BigInt when `hi` is 0). */
+export function entryFromHalves(hi: number, lo: number): bigint {
+  return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
+}
+
 /** Frame states (one byte per frame). */
 export const FrameState = { free: 0, allocated: 1, reserved: 2 } as const;
 
@@ -608,11 +613,8 @@ export class PhysicalMemory {
 
   /** Reads the aligned 64-bit value at `pa` (an entry). */
   read64(pa: number): bigint {
-    const w = this.entryWords(pa);
-    const i = (pa % PAGE_SIZE) >>> 2;
-    const lo = w === undefined ? this.oneWordAt(pa, i) : w[i];
-    const hi = w === undefined ? this.oneWordAt(pa, i + 1) : w[i + 1];
-    return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
+    const lo = this.read64Low(pa);
+    return entryFromHalves(this.walkHigh, lo);
   }
 
   /**
