@@ -73,8 +73,9 @@ function* speculativeWalk(state: LespinasseSpfState, addr: number): Kernel<WalkR
     const pgdp = pt.pgdOffset(addr);
     yield pt.pgdpGetEffect(pgdp);
     if (pgdNone(pt.entry(pgdp))) return { kind: 'missing', level: 'SPF_ABORT_PUD' };
-    const p4dp = pt.la57 ? yield* pt.p4dOffset(pgdp, addr) : pgdp; // folded with 4-level paging
+    let p4dp = pgdp; // folded into the pgd with 4-level paging
     if (pt.la57) {
+      p4dp = yield* pt.p4dOffset(pgdp, addr);
       yield pt.p4dpGetEffect(p4dp);
       if (p4dNone(pt.entry(p4dp))) return { kind: 'missing', level: 'SPF_ABORT_PUD' };
     }
