@@ -38,7 +38,6 @@ function walkFault(va: bigint, accessBits: number, bits: number): KernelWalkOutc
   };
 }
 
-
 /**
  * The hardware page walk as kernel code for a Machine: the same rules as `referenceWalk` (Intel SDM Vol. 3A,
  * 4.5 to 4.8), but each entry read is a read effect on the entry's memory line and each A/D update is a
